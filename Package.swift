@@ -1,0 +1,87 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// MARK: - Dependencies
+
+let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
+let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
+let nioTLS: Target.Dependency = .product(name: "NIOTLS", package: "swift-nio")
+let nioSSL: Target.Dependency = .product(name: "NIOSSL", package: "swift-nio-ssl")
+let nioHTTP2: Target.Dependency = .product(name: "NIOHTTP2", package: "swift-nio-http2")
+let nioExtras: Target.Dependency = .product(name: "NIOExtras", package: "swift-nio-extras")
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let metrics: Target.Dependency = .product(name: "Metrics", package: "swift-metrics")
+let prometheus: Target.Dependency = .product(name: "Prometheus", package: "swift-prometheus")
+let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
+let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swift-service-lifecycle")
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+
+/// One set of compiler settings for every target: Swift 6 mode and explicit existentials.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "vantage",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "vantage", targets: ["vantage"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // MARK: - C libraries from Debian
+
+        .systemLibrary(name: "CBrotli", pkgConfig: "libbrotlienc", providers: [.apt(["libbrotli-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // MARK: - Modules
+
+        /// YAML configuration reading: positions, key paths, did-you-mean, `${ENV}` substitution.
+        .target(name: "Config", dependencies: [yams], swiftSettings: swiftSettings),
+        /// Compression codecs (brotli, gzip) over ByteBuffer.
+        .target(name: "Compression", dependencies: ["CBrotli", "CZlib", nioCore], swiftSettings: swiftSettings),
+        /// The static file server: path safety, MIME, conditional and range logic, cache.
+        .target(
+            name: "Static",
+            dependencies: ["Config", "Compression", nioCore, nioPosix, nioHTTP1, logging],
+            swiftSettings: swiftSettings
+        ),
+        /// Composition root and data plane.
+        .target(
+            name: "Edge",
+            dependencies: [
+                "Config", "Static", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioExtras, logging, metrics,
+                prometheus, serviceLifecycle, unixSignals,
+            ],
+            swiftSettings: swiftSettings
+        ),
+        /// The thin executable.
+        .executableTarget(name: "vantage", dependencies: ["Edge", argumentParser], swiftSettings: swiftSettings),
+
+        // MARK: - Tests
+
+        .testTarget(name: "ConfigTests", dependencies: ["Config"], swiftSettings: swiftSettings),
+        .testTarget(name: "CompressionTests", dependencies: ["Compression", nioCore], swiftSettings: swiftSettings),
+        .testTarget(name: "StaticTests", dependencies: ["Static", nioCore, nioHTTP1], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "EdgeTests",
+            dependencies: ["Edge", "Config", nioCore, nioHTTP1, nioPosix, .product(name: "NIOEmbedded", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "IntegrationTests", dependencies: ["vantage"], swiftSettings: swiftSettings),
+    ],
+    swiftLanguageModes: [.v6]
+)

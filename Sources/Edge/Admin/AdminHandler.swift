@@ -1,0 +1,116 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// What the admin listener can do, bound to one gateway.
+struct AdminEndpoints: Sendable {
+    let gateway: Gateway
+}
+
+/// The admin API on its own listener (loopback by default):
+/// - `GET /health`: JSON status, open to anyone who can reach the listener;
+/// - `GET /metrics`: Prometheus text;
+/// - `POST /reload`: re-read the config, as SIGHUP does.
+///
+/// When `admin.token_env` names a set variable, everything but `/health` needs `Authorization: Bearer <token>`.
+final class AdminHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let endpoints: AdminEndpoints
+    private var head: HTTPRequestHead?
+
+    init(endpoints: AdminEndpoints) {
+        self.endpoints = endpoints
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): self.head = head
+        case .body: break
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            handle(head, context: context)
+        }
+    }
+
+    private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        if path == "/health" && (head.method == .GET || head.method == .HEAD) {
+            let report = endpoints.gateway.healthReport
+            let json = (try? JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])) ?? Data()
+            send(.ok, contentType: "application/json", body: String(decoding: json, as: UTF8.self) + "\n",
+                 head: head, context: context)
+            return
+        }
+        if let token = endpoints.gateway.adminToken {
+            let presented = head.headers.first(name: "authorization") ?? ""
+            guard Self.constantTimeEquals(presented, "Bearer " + token) else {
+                send(.unauthorized, body: "401 Unauthorized: send Authorization: Bearer <token>\n", head: head,
+                     context: context, extraHeaders: ["WWW-Authenticate": "Bearer"])
+                return
+            }
+        }
+        switch (head.method, path) {
+        case (.GET, "/metrics"), (.HEAD, "/metrics"):
+            send(.ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: endpoints.gateway.metricsText(),
+                 head: head, context: context)
+        case (.POST, "/reload"):
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let gateway = endpoints.gateway
+            let eventLoop = context.eventLoop
+            Task {
+                let outcome: Result<Void, any Error>
+                do {
+                    try await gateway.reloadInBackground()
+                    outcome = .success(())
+                } catch {
+                    outcome = .failure(error)
+                }
+                eventLoop.execute {
+                    let (handler, context) = bound.value
+                    switch outcome {
+                    case .success: handler.send(.ok, body: "reloaded\n", head: head, context: context)
+                    case .failure(let error):
+                        handler.send(.unprocessableEntity, body: "422 Unprocessable Entity: \(error)\n", head: head,
+                                     context: context)
+                    }
+                }
+            }
+        case (_, "/metrics"), (_, "/reload"):
+            send(.methodNotAllowed, body: "405 Method Not Allowed\n", head: head, context: context)
+        default:
+            send(.notFound, body: "404 Not Found: admin paths are /health, /metrics and POST /reload\n", head: head,
+                 context: context)
+        }
+    }
+
+    private func send(
+        _ status: HTTPResponseStatus, contentType: String = "text/plain; charset=utf-8", body: String,
+        head: HTTPRequestHead, context: ChannelHandlerContext, extraHeaders: HTTPHeaders = [:]
+    ) {
+        let buffer = context.channel.allocator.buffer(string: body)
+        var headers: HTTPHeaders = ["Content-Type": contentType, "Content-Length": String(buffer.readableBytes),
+                                    "Cache-Control": "no-store"]
+        headers.add(contentsOf: extraHeaders)
+        if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
+                      promise: nil)
+        if head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
+        let keepAlive = head.isKeepAlive
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            if !keepAlive { bound.value.close(promise: nil) }
+        }
+    }
+
+    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for index in 0..<max(x.count, y.count) {
+            difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)
+        }
+        return difference == 0
+    }
+}

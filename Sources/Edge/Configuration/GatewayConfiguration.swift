@@ -1,0 +1,228 @@
+import Config
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Static
+
+/// The whole `vantage.yaml`: listeners, TLS, sites and their routes, limits, logging and the admin listener.
+///
+/// Every key is documented in `docs/CONFIG.md`. Parsing checks everything that can be checked before listening
+/// (files exist, certificates parse, addresses are valid) and reports the first problem with file, line and key.
+public struct GatewayConfiguration: Sendable {
+    /// Plain HTTP listen addresses (`listen.http`).
+    public var httpListeners: [ListenAddress] = []
+    /// TLS listen addresses (`listen.https`).
+    public var httpsListeners: [ListenAddress] = []
+    /// TLS settings.
+    public var tls = TLSSettings()
+    /// Sites in file order.
+    public var sites: [SiteConfiguration] = []
+    /// Connection and request limits.
+    public var limits = Limits()
+    /// In-memory static file cache.
+    public var staticCache = StaticCacheConfiguration()
+    /// Where the JSON access log goes.
+    public var accessLog = AccessLogSettings()
+    /// The admin listener.
+    public var admin = AdminSettings()
+    /// Peers whose `X-Forwarded-For` is believed.
+    public var trustedProxies: [CIDR] = []
+    /// How long in-flight requests may take to finish on SIGTERM.
+    public var shutdownTimeout: Duration = .seconds(10)
+    /// Event loop threads; defaults to the number of cores.
+    public var threads: Int = System.coreCount
+    /// Minimum level of the process log.
+    public var logLevel: Logger.Level = .info
+    /// Where the config came from, for reload.
+    public var sourcePath: String = ""
+
+    /// The top-level keys.
+    public static let keys = [
+        "listen", "tls", "sites", "limits", "static_cache", "access_log", "admin", "trusted_proxies",
+        "shutdown_timeout", "threads", "log_level",
+    ]
+
+    /// A configuration with nothing in it (tests build on it).
+    public init() {}
+
+    /// Loads and validates a file.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws -> GatewayConfiguration
+    {
+        let document = try ConfigDocument.load(path: path, environment: environment)
+        var configuration = try GatewayConfiguration(from: document.root)
+        configuration.sourcePath = path
+        return configuration
+    }
+
+    /// Reads the root mapping.
+    public init(from root: ConfigNode) throws {
+        let map = try root.mapping(keys: Self.keys)
+        let listen = try map.required("listen", expected: "a mapping with http and/or https addresses")
+        let listenMap = try listen.mapping(keys: ["http", "https"])
+        if let value = listenMap["http"] { httpListeners = try value.listenAddresses() }
+        if let value = listenMap["https"] { httpsListeners = try value.listenAddresses() }
+        if httpListeners.isEmpty && httpsListeners.isEmpty {
+            throw listen.error("expected at least one address in listen.http or listen.https")
+        }
+        if let value = map["tls"] { tls = try TLSSettings(from: value) }
+        if !httpsListeners.isEmpty && tls.certificates.isEmpty {
+            throw (map["tls"] ?? listen).error(
+                "listen.https needs at least one certificate in tls.certificates (cert and key PEM files)")
+        }
+        if let value = map["limits"] { limits = try Limits(from: value) }
+        if let value = map["static_cache"] { staticCache = try StaticCacheConfiguration(from: value) }
+        if let value = map["access_log"] { accessLog = try AccessLogSettings(from: value) }
+        if let value = map["admin"] { admin = try AdminSettings(from: value) }
+        if let value = map["trusted_proxies"] {
+            trustedProxies = try value.list().map { item in
+                let text = try item.string()
+                guard let cidr = CIDR(text) else {
+                    throw item.mismatch(expected: "an address or network such as 10.0.0.0/8 or ::1")
+                }
+                return cidr
+            }
+        }
+        if let value = map["shutdown_timeout"] { shutdownTimeout = try value.duration() }
+        if let value = map["threads"] {
+            threads = try value.string() == "auto" ? System.coreCount : try value.int(in: 1...256)
+        }
+        if let value = map["log_level"] {
+            logLevel = Logger.Level(rawValue: try value.oneOf(Logger.Level.allCases.map(\.rawValue)))!
+        }
+        let sitesNode = try map.required("sites", expected: "a list of sites")
+        let siteNodes = try sitesNode.list()
+        if siteNodes.isEmpty { throw sitesNode.error("expected at least one site") }
+        sites = try siteNodes.map { try SiteConfiguration(from: $0, limits: limits) }
+        var seenHosts: [String: String] = [:]
+        var defaultSites = 0
+        for (index, site) in sites.enumerated() {
+            if site.isDefault { defaultSites += 1 }
+            for host in site.hosts {
+                if let other = seenHosts[host] {
+                    throw siteNodes[index].error("host \"\(host)\" is already served by \(other)")
+                }
+                seenHosts[host] = "sites[\(index)]"
+            }
+        }
+        if defaultSites > 1 { throw sitesNode.error("only one site may be the default (hosts omitted or \"*\")") }
+    }
+}
+
+/// `tls:` settings.
+public struct TLSSettings: Sendable {
+    /// One certificate and its key.
+    public struct CertificateFiles: Sendable, Equatable {
+        public var certificatePath: String
+        public var keyPath: String
+        /// Names to serve it for; empty means the names in the certificate itself.
+        public var hosts: [String]
+    }
+
+    /// Certificates; the first is the default for clients without SNI or with an unknown name.
+    public var certificates: [CertificateFiles] = []
+    /// Lowest TLS version: 1.2 (default) or 1.3.
+    public var minimumVersion = "1.2"
+
+    init() {}
+
+    init(from node: ConfigNode) throws {
+        let map = try node.mapping(keys: ["certificates", "min_version"])
+        if let value = map["certificates"] {
+            certificates = try value.list().map { item in
+                let entry = try item.mapping(keys: ["cert", "key", "hosts"])
+                let certNode = try entry.required("cert", expected: "a PEM certificate file")
+                let keyNode = try entry.required("key", expected: "a PEM private key file")
+                let cert = try certNode.nonEmptyString(), key = try keyNode.nonEmptyString()
+                for (node, path) in [(certNode, cert), (keyNode, key)] where !FileManager.default.isReadableFile(atPath: path) {
+                    throw node.error("expected a readable file, found \"\(path)\" which is missing or unreadable")
+                }
+                let hosts = try entry["hosts"]?.stringList().map { $0.lowercased() } ?? []
+                return CertificateFiles(certificatePath: cert, keyPath: key, hosts: hosts)
+            }
+        }
+        if let value = map["min_version"] { minimumVersion = try value.oneOf(["1.2", "1.3"]) }
+    }
+}
+
+/// `limits:` settings: what a client may ask for before it is cut off.
+public struct Limits: Sendable, Equatable {
+    /// Time to receive a complete request head once its first byte arrived (slowloris), default 10s.
+    public var headerTimeout: Duration = .seconds(10)
+    /// Time a keep-alive connection may sit idle between requests, default 75s.
+    public var idleTimeout: Duration = .seconds(75)
+    /// Largest request head (request line and headers), default 16KB; larger gets 431.
+    public var maxHeaderSize = 16 << 10
+    /// Longest request target, default 8KB; longer gets 414.
+    public var maxURILength = 8 << 10
+    /// Largest request body unless a site or route says otherwise, default 10MB; larger gets 413.
+    public var maxBodySize = 10 << 20
+    /// Concurrent HTTP/2 streams per connection, default 128.
+    public var http2MaxConcurrentStreams = 128
+    /// Largest decoded HTTP/2 header list, default 16KB.
+    public var http2MaxHeaderListSize = 16 << 10
+    /// Open client connections at most (beyond, new ones are closed at once), default 20000.
+    public var maxConnections = 20_000
+
+    static let keys = [
+        "header_timeout", "idle_timeout", "max_header_size", "max_uri_length", "max_body_size",
+        "h2_max_concurrent_streams", "h2_max_header_list_size", "max_connections",
+    ]
+
+    public init() {}
+
+    init(from node: ConfigNode) throws {
+        let map = try node.mapping(keys: Self.keys)
+        if let value = map["header_timeout"] { headerTimeout = try value.duration() }
+        if let value = map["idle_timeout"] { idleTimeout = try value.duration() }
+        if let value = map["max_header_size"] { maxHeaderSize = try value.byteSize() }
+        if let value = map["max_uri_length"] { maxURILength = try value.byteSize() }
+        if let value = map["max_body_size"] { maxBodySize = try value.byteSize() }
+        if let value = map["h2_max_concurrent_streams"] { http2MaxConcurrentStreams = try value.int(in: 1...10_000) }
+        if let value = map["h2_max_header_list_size"] { http2MaxHeaderListSize = try value.byteSize() }
+        if let value = map["max_connections"] { maxConnections = try value.int(in: 1...10_000_000) }
+    }
+}
+
+/// `access_log:` settings.
+public struct AccessLogSettings: Sendable, Equatable {
+    /// `stdout`, `stderr`, `off` or a file path.
+    public var output = "stdout"
+
+    init() {}
+
+    init(from node: ConfigNode) throws {
+        if case .some = try? node.string() {
+            output = try node.nonEmptyString()
+            return
+        }
+        let map = try node.mapping(keys: ["output"])
+        if let value = map["output"] { output = try value.nonEmptyString() }
+    }
+}
+
+/// `admin:` settings.
+public struct AdminSettings: Sendable, Equatable {
+    /// Where `/health` and `/metrics` listen; nil turns the admin listener off. Default `127.0.0.1:9901`.
+    public var listen: ListenAddress? = try? ListenAddress(parsing: "127.0.0.1:9901")
+    /// Environment variable that holds the bearer token; when set, every admin call but `/health` needs it.
+    public var tokenEnvironmentVariable: String?
+    /// The token itself, read from the environment at load.
+    public var token: String?
+
+    init() {}
+
+    init(from node: ConfigNode) throws {
+        let map = try node.mapping(keys: ["listen", "token_env"])
+        if let value = map["listen"] {
+            let text = try value.string()
+            if text == "off" { listen = nil } else { listen = try value.listenAddresses().first }
+        }
+        if let value = map["token_env"] {
+            let name = try value.nonEmptyString()
+            tokenEnvironmentVariable = name
+            token = value.environmentValue(name).flatMap { $0.isEmpty ? nil : $0 }
+        }
+    }
+}

@@ -1,0 +1,197 @@
+import Config
+import NIOHTTP1
+import Static
+
+/// One site: the host names it answers for and its routes.
+///
+/// Keys: `hosts` (exact names, `*.example.com` wildcards, or `*`/omitted for the default site), `routes`,
+/// `redirect_https`, `hsts`, `max_body_size`.
+public struct SiteConfiguration: Sendable {
+    /// Lower-cased host names and `*.suffix` wildcards.
+    public var hosts: [String]
+    /// Whether this site answers hosts no other site claims.
+    public var isDefault: Bool
+    /// Routes in file order; matching picks the longest path prefix.
+    public var routes: [RouteConfiguration]
+    /// Answer plain-HTTP requests with a 308 to the same URL on HTTPS.
+    public var redirectHTTPS = false
+    /// `Strict-Transport-Security` value sent on HTTPS answers, or nil.
+    public var hsts: String?
+
+    static let keys = ["hosts", "routes", "redirect_https", "hsts", "max_body_size"]
+
+    init(from node: ConfigNode, limits: Limits) throws {
+        let map = try node.mapping(keys: Self.keys)
+        let hostList = try map["hosts"]?.stringList().map { $0.lowercased() } ?? []
+        isDefault = hostList.isEmpty || hostList.contains("*")
+        hosts = hostList.filter { $0 != "*" }
+        if let hostsNode = map["hosts"] {
+            for (index, host) in hosts.enumerated() {
+                let name = host.hasPrefix("*.") ? String(host.dropFirst(2)) : host
+                let valid = !name.isEmpty && !name.contains("*")
+                    && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == ":" }
+                if !valid {
+                    let item = (try? hostsNode.list())?[safe: index] ?? hostsNode
+                    throw item.error("expected a host name such as example.com or *.example.com, found \"\(host)\"")
+                }
+            }
+        }
+        var siteBodyLimit = limits.maxBodySize
+        if let value = map["max_body_size"] { siteBodyLimit = try value.byteSize() }
+        if let value = map["redirect_https"] { redirectHTTPS = try value.bool() }
+        if let value = map["hsts"] { hsts = try Self.readHSTS(value) }
+        let routesNode = try map.required("routes", expected: "a list of routes")
+        let routeNodes = try routesNode.list()
+        if routeNodes.isEmpty { throw routesNode.error("expected at least one route") }
+        routes = try routeNodes.map { try RouteConfiguration(from: $0, defaultBodyLimit: siteBodyLimit) }
+        var seen = Set<String>()
+        for (index, route) in routes.enumerated() where !seen.insert(route.pathPrefix).inserted {
+            throw routeNodes[index].error("another route of this site already has path \"\(route.pathPrefix)\"")
+        }
+    }
+
+    /// `hsts: true` (one year), a duration such as `180d`, or a mapping with `max_age`, `include_subdomains`, `preload`.
+    static func readHSTS(_ node: ConfigNode) throws -> String? {
+        var maxAge: Duration = .seconds(31_536_000)
+        var includeSubdomains = false
+        var preload = false
+        if let text = try? node.string() {
+            if let flag = try? node.bool() {
+                if !flag { return nil }
+            } else {
+                _ = text
+                maxAge = try node.duration()
+            }
+        } else {
+            let map = try node.mapping(keys: ["max_age", "include_subdomains", "preload"])
+            if let value = map["max_age"] { maxAge = try value.duration() }
+            if let value = map["include_subdomains"] { includeSubdomains = try value.bool() }
+            if let value = map["preload"] { preload = try value.bool() }
+        }
+        var header = "max-age=\(maxAge.components.seconds)"
+        if includeSubdomains { header += "; includeSubDomains" }
+        if preload { header += "; preload" }
+        return header
+    }
+}
+
+/// One route: a path prefix and what answers it.
+///
+/// Keys: `path` (prefix, default `/`), exactly one of `static`, `respond`, `redirect`, plus `max_body_size` and
+/// `access_log` (false silences the access log for the route, e.g. health checks).
+public struct RouteConfiguration: Sendable {
+    /// What answers the route.
+    public enum Handler: Sendable {
+        case staticFiles(StaticConfiguration)
+        case respond(RespondConfiguration)
+        case redirect(RedirectConfiguration)
+    }
+
+    /// The path prefix; `/api/` matches `/api/` and below, `/api` also matches `/api` itself and `/api-v2`.
+    public var pathPrefix: String
+    public var handler: Handler
+    /// Largest request body for this route.
+    public var maxBodySize: Int
+    /// Whether requests of this route are written to the access log.
+    public var accessLog = true
+
+    static let handlerKeys = ["static", "respond", "redirect"]
+    static let keys = ["path", "max_body_size", "access_log"] + handlerKeys
+
+    init(from node: ConfigNode, defaultBodyLimit: Int) throws {
+        let map = try node.mapping(keys: Self.keys)
+        pathPrefix = "/"
+        if let value = map["path"] {
+            pathPrefix = try value.nonEmptyString()
+            if !pathPrefix.hasPrefix("/") { throw value.error("expected a path starting with /, found \"\(pathPrefix)\"") }
+        }
+        maxBodySize = defaultBodyLimit
+        if let value = map["max_body_size"] { maxBodySize = try value.byteSize() }
+        if let value = map["access_log"] { accessLog = try value.bool() }
+        let present = Self.handlerKeys.filter { map.has($0) }
+        guard present.count == 1 else {
+            if present.isEmpty {
+                throw node.error("expected one handler: \(Self.handlerKeys.joined(separator: ", "))")
+            }
+            throw node.error("expected one handler, found \(present.joined(separator: " and "))")
+        }
+        switch present[0] {
+        case "static": handler = .staticFiles(try StaticConfiguration(from: map["static"]!))
+        case "respond": handler = .respond(try RespondConfiguration(from: map["respond"]!))
+        default: handler = .redirect(try RedirectConfiguration(from: map["redirect"]!))
+        }
+    }
+}
+
+/// A fixed answer: `respond: { status: 200, body: "ok", headers: {...}, content_type: text/plain }`, or just
+/// `respond: "text"` for a 200 with that body.
+public struct RespondConfiguration: Sendable {
+    public var status: HTTPResponseStatus = .ok
+    public var body = ""
+    public var headers: [(String, String)] = []
+
+    init(from node: ConfigNode) throws {
+        if let text = try? node.string() {
+            body = text
+            headers = [("Content-Type", "text/plain; charset=utf-8")]
+            return
+        }
+        let map = try node.mapping(keys: ["status", "body", "headers", "content_type"])
+        if let value = map["status"] { status = HTTPResponseStatus(statusCode: try value.int(in: 100...599)) }
+        if let value = map["body"] { body = try value.string() }
+        var contentType = "text/plain; charset=utf-8"
+        if let value = map["content_type"] { contentType = try value.nonEmptyString() }
+        headers = [("Content-Type", contentType)]
+        if let value = map["headers"] {
+            for (name, child) in try value.entries() {
+                guard name.utf8.allSatisfy(isTokenByte) else { throw child.error("\"\(name)\" is not a valid header name") }
+                let text = try child.string()
+                if text.contains("\r") || text.contains("\n") { throw child.error("header values may not contain line breaks") }
+                if name.lowercased() == "content-length" { throw child.error("Content-Length is computed from the body") }
+                headers.removeAll { $0.0.lowercased() == name.lowercased() }
+                headers.append((name, text))
+            }
+        }
+    }
+}
+
+/// A fixed redirect: `redirect: { to: "https://example.com{uri}", status: 301 }` or `redirect: "https://..."`.
+///
+/// `{uri}` is the request path and query, `{path}` the path alone, `{host}` the request host.
+public struct RedirectConfiguration: Sendable {
+    public var target: String
+    public var status: HTTPResponseStatus = .found
+
+    init(from node: ConfigNode) throws {
+        var targetNode = node
+        if (try? node.string()) == nil {
+            let map = try node.mapping(keys: ["to", "status"])
+            targetNode = try map.required("to", expected: "the redirect target URL")
+            if let value = map["status"] {
+                let code = try value.int(in: 300...308)
+                guard [301, 302, 303, 307, 308].contains(code) else {
+                    throw value.error("expected 301, 302, 303, 307 or 308, found \(code)")
+                }
+                status = HTTPResponseStatus(statusCode: code)
+            }
+        }
+        target = try targetNode.nonEmptyString()
+        if target.contains("\r") || target.contains("\n") { throw targetNode.error("the target may not contain line breaks") }
+        guard target.hasPrefix("https://") || target.hasPrefix("http://") || (target.hasPrefix("/") && !target.hasPrefix("//")) else {
+            throw targetNode.error("expected an absolute http(s) URL or a path starting with a single /, found \"\(target)\"")
+        }
+    }
+}
+
+func isTokenByte(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+        return true
+    default:
+        return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+    }
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}

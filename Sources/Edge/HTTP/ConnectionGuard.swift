@@ -1,0 +1,217 @@
+import NIOCore
+
+/// The pure state machine behind ``ConnectionGuardHandler``: which timer runs and when a client is cut off for a
+/// slow or oversized request head.
+///
+/// It sees raw bytes (before the HTTP parser) and counts the request head up to its blank line, so a large body
+/// sent in the same packet as the head is not mistaken for a large head.
+struct ConnectionGuardStateMachine {
+    enum State: Equatable {
+        /// Between requests (or before the first): the idle timer runs.
+        case idle
+        /// Some bytes of a head arrived; the header timer runs.
+        case readingHead(bytes: Int, matched: Int)
+        /// The head is complete (blank line seen or the parser delivered it); no timer until the response ends.
+        case inRequest
+    }
+
+    enum Action: Equatable {
+        case none
+        case startTimer(Timer)
+        case cancelTimer
+        /// Answer with a bare error and close.
+        case reject(Rejection)
+        case close
+    }
+
+    enum Timer: Equatable {
+        case idle
+        case header
+    }
+
+    enum Rejection: Equatable {
+        case headerTooLarge
+        case headerTimeout
+    }
+
+    private(set) var state: State = .idle
+    let maxHeaderSize: Int
+
+    init(maxHeaderSize: Int) {
+        self.maxHeaderSize = maxHeaderSize
+    }
+
+    mutating func connectionActive() -> Action { .startTimer(.idle) }
+
+    /// Bytes arrived from the client.
+    mutating func bytesReceived(_ bytes: ByteBuffer) -> Action {
+        var count: Int
+        var matched: Int
+        var startedHead = false
+        switch state {
+        case .inRequest:
+            return .none
+        case .idle:
+            count = 0
+            matched = 0
+            startedHead = true
+        case .readingHead(let soFar, let matchedSoFar):
+            count = soFar
+            matched = matchedSoFar
+        }
+        // Look for CR LF CR LF, carrying a partial match across reads.
+        let pattern: [UInt8] = [13, 10, 13, 10]
+        var endOfHead: Int?
+        bytes.withUnsafeReadableBytes { raw in
+            for (offset, byte) in raw.enumerated() {
+                if byte == pattern[matched] {
+                    matched += 1
+                    if matched == 4 {
+                        endOfHead = offset + 1
+                        return
+                    }
+                } else {
+                    matched = byte == 13 ? 1 : 0
+                }
+            }
+        }
+        if let endOfHead {
+            if count + endOfHead > maxHeaderSize { return .reject(.headerTooLarge) }
+            state = .inRequest
+            return .cancelTimer
+        }
+        count += bytes.readableBytes
+        if count > maxHeaderSize { return .reject(.headerTooLarge) }
+        state = .readingHead(bytes: count, matched: matched)
+        return startedHead ? .startTimer(.header) : .none
+    }
+
+    /// The HTTP parser delivered a request head.
+    mutating func requestHeadReceived() -> Action {
+        if state == .inRequest { return .none }
+        state = .inRequest
+        return .cancelTimer
+    }
+
+    /// The response was fully written and the connection stays open.
+    mutating func responseCompleted() -> Action {
+        state = .idle
+        return .startTimer(.idle)
+    }
+
+    /// The running timer fired.
+    mutating func timerFired() -> Action {
+        switch state {
+        case .idle: return .close
+        case .readingHead: return .reject(.headerTimeout)
+        case .inRequest: return .none
+        }
+    }
+}
+
+/// Enforces the header-read timeout (slowloris), the keep-alive idle timeout and the maximum head size on an
+/// HTTP/1.1 connection. Sits in front of the HTTP parser.
+final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var machine: ConnectionGuardStateMachine
+    private let idleTimeout: TimeAmount
+    private let headerTimeout: TimeAmount
+    private var timer: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+
+    init(limits: Limits) {
+        machine = ConnectionGuardStateMachine(maxHeaderSize: limits.maxHeaderSize)
+        idleTimeout = .nanoseconds(Int64(limits.idleTimeout.components.seconds) * 1_000_000_000
+            + Int64(limits.idleTimeout.components.attoseconds / 1_000_000_000))
+        headerTimeout = .nanoseconds(Int64(limits.headerTimeout.components.seconds) * 1_000_000_000
+            + Int64(limits.headerTimeout.components.attoseconds / 1_000_000_000))
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { perform(machine.connectionActive(), context: context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        perform(machine.connectionActive(), context: context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let action = machine.bytesReceived(unwrapInboundIn(data))
+        if case .reject = action {
+            perform(action, context: context)
+            return
+        }
+        perform(action, context: context)
+        context.fireChannelRead(data)
+    }
+
+    /// Called by the request handler when the parser produced a head.
+    func requestHeadReceived() {
+        guard let context else { return }
+        perform(machine.requestHeadReceived(), context: context)
+    }
+
+    /// Called by the request handler when a response finished on a connection that stays open.
+    func responseCompleted() {
+        guard let context else { return }
+        perform(machine.responseCompleted(), context: context)
+    }
+
+    private func perform(_ action: ConnectionGuardStateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .cancelTimer:
+            timer?.cancel()
+            timer = nil
+        case .startTimer(let kind):
+            timer?.cancel()
+            let delay = kind == .idle ? idleTimeout : headerTimeout
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            timer = context.eventLoop.scheduleTask(in: delay) {
+                loopBound.value.timerFired()
+            }
+        case .close:
+            timer?.cancel()
+            timer = nil
+            context.close(promise: nil)
+        case .reject(let rejection):
+            timer?.cancel()
+            timer = nil
+            let (status, reason) = rejection == .headerTooLarge
+                ? ("431 Request Header Fields Too Large", "the request head is too large")
+                : ("408 Request Timeout", "the request head took too long")
+            let body = "\(status): \(reason)\n"
+            let text = "HTTP/1.1 \(status)\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: text))).whenComplete { _ in
+                loopBound.value.close(promise: nil)
+            }
+        }
+    }
+
+    private func timerFired() {
+        timer = nil
+        guard let context else { return }
+        perform(machine.timerFired(), context: context)
+    }
+}

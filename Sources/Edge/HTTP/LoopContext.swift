@@ -1,0 +1,78 @@
+import NIOCore
+import Static
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Per-event-loop state that requests share without locks: the cached `Date` header and access-log timestamp, and
+/// the loop's access log buffer.
+///
+/// Only ever touched on its own event loop; handlers reach it through the loop they run on.
+final class LoopContext: @unchecked Sendable {
+    let eventLoop: any EventLoop
+    let accessLog: AccessLogBuffer?
+    private(set) var dateHeader = ""
+    private(set) var isoSecond = ""
+    private var cachedSecond = -1
+
+    init(eventLoop: any EventLoop, accessLogWriter: AccessLogWriter?) {
+        self.eventLoop = eventLoop
+        accessLog = accessLogWriter.map { AccessLogBuffer(writer: $0) }
+        refreshClock()
+    }
+
+    /// Wall-clock milliseconds now; refreshes the cached strings when the second changed.
+    @discardableResult
+    @inline(__always)
+    func refreshClock() -> Int {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME_COARSE, &spec)
+        let second = Int(spec.tv_sec)
+        if second != cachedSecond {
+            cachedSecond = second
+            dateHeader = HTTPDate.format(epochSeconds: second)
+            isoSecond = Self.iso8601(epochSeconds: second)
+        }
+        return second * 1000 + Int(spec.tv_nsec) / 1_000_000
+    }
+
+    static func iso8601(epochSeconds: Int) -> String {
+        var time = time_t(epochSeconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        func pad(_ value: Int32, _ width: Int = 2) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))T"
+            + "\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec))"
+    }
+}
+
+/// What is known about one client connection, shared by its request handlers (one for HTTP/1.1, one per stream
+/// for HTTP/2).
+final class ConnectionInfo: @unchecked Sendable {
+    /// Peer address text and bytes.
+    let remoteAddress: String
+    let remoteIP: [UInt8]
+    /// Local port, for redirects that must name it.
+    let isTLS: Bool
+    /// Negotiated TLS version (`TLSv1.3`), set when the handshake completes.
+    var tlsVersion: String?
+
+    init(channel: any Channel, isTLS: Bool) {
+        let address = channel.remoteAddress
+        remoteAddress = address?.ipAddress ?? "-"
+        remoteIP = address.flatMap { address -> [UInt8]? in
+            switch address {
+            case .v4(let v4): return withUnsafeBytes(of: v4.address.sin_addr) { Array($0) }
+            case .v6(let v6): return withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+            default: return nil
+            }
+        } ?? []
+        self.isTLS = isTLS
+    }
+}

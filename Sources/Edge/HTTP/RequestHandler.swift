@@ -1,0 +1,438 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Static
+
+/// Answers HTTP requests on one HTTP/1.1 connection or one HTTP/2 stream: routing, handler dispatch, response
+/// writing, access log and metrics. Everything runs on the channel's event loop; disk work goes to the blocking pool
+/// through the static file server.
+final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// The request being answered.
+    private struct Exchange {
+        var head: HTTPRequestHead
+        var startNanoseconds: UInt64
+        var route: Route?
+        var siteName: String
+        var bodyBytes = 0
+        var bodyLimit: Int
+        var keepAlive: Bool
+        var responded = false
+        var requestEnded = false
+        var status: HTTPResponseStatus = .ok
+        var sentBytes = 0
+    }
+
+    private let core: GatewayCore
+    private let loop: LoopContext
+    private let connection: ConnectionInfo
+    private let connectionGuard: ConnectionGuardHandler?
+    private let isHTTP2: Bool
+    private var snapshot: RuntimeSnapshot
+    private var snapshotGeneration: Int
+    private var exchange: Exchange?
+    private var context: ChannelHandlerContext?
+
+    init(core: GatewayCore, loop: LoopContext, connection: ConnectionInfo, connectionGuard: ConnectionGuardHandler?,
+         isHTTP2: Bool)
+    {
+        self.core = core
+        self.loop = loop
+        self.connection = connection
+        self.connectionGuard = connectionGuard
+        self.isHTTP2 = isHTTP2
+        snapshotGeneration = core.snapshotGeneration
+        snapshot = core.snapshot
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            connectionGuard?.requestHeadReceived()
+            begin(head, context: context)
+        case .body(let body):
+            guard var current = exchange else { return }
+            current.bodyBytes += body.readableBytes
+            exchange = current
+            if current.bodyBytes > current.bodyLimit {
+                if !current.responded {
+                    respondError(.payloadTooLarge, "the request body is larger than \(current.bodyLimit) bytes",
+                                 context: context, forceClose: true)
+                } else {
+                    context.close(promise: nil)
+                }
+            }
+        case .end:
+            guard var current = exchange else { return }
+            current.requestEnded = true
+            exchange = current
+            if current.responded { exchange = nil }
+        }
+    }
+
+    // MARK: - Routing
+
+    private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let generation = core.snapshotGeneration
+        if generation != snapshotGeneration {
+            snapshotGeneration = generation
+            snapshot = core.snapshot
+        }
+        let limits = snapshot.limits
+        exchange = Exchange(
+            head: head, startNanoseconds: NIODeadline.now().uptimeNanoseconds, route: nil, siteName: "-",
+            bodyLimit: limits.maxBodySize, keepAlive: isHTTP2 || head.isKeepAlive)
+
+        if let refusal = Self.validate(head, limits: limits, isHTTP2: isHTTP2) {
+            respondError(refusal.status, refusal.reason, context: context, forceClose: refusal.close)
+            return
+        }
+        let host = head.headers.first(name: "host")
+        guard let site = snapshot.table.site(forHost: host) else {
+            respondError(.notFound, "no site is configured for this host", context: context)
+            return
+        }
+        exchange!.siteName = site.name
+        let uri = head.uri
+        let pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
+        let path = uri[..<pathEnd]
+
+        if site.redirectHTTPS && !connection.isTLS, let httpsPort = snapshot.httpsPort,
+            !path.hasPrefix("/.well-known/acme-challenge/")
+        {
+            guard let host, let authority = Self.redirectAuthority(host: host, port: httpsPort) else {
+                respondError(.badRequest, "the Host header is not a valid host name", context: context)
+                return
+            }
+            respondRedirect(to: "https://\(authority)\(uri)", status: .permanentRedirect, context: context)
+            return
+        }
+        guard let route = site.route(for: path) else {
+            respondError(.notFound, "no route matches this path", context: context)
+            return
+        }
+        exchange!.route = route
+        exchange!.bodyLimit = route.maxBodySize
+        if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > route.maxBodySize {
+            respondError(.payloadTooLarge, "the request body is larger than \(route.maxBodySize) bytes",
+                         context: context, forceClose: true)
+            return
+        }
+        dispatch(route, site: site, head: head, path: path, uri: uri, pathEnd: pathEnd, context: context)
+    }
+
+    private func dispatch(
+        _ route: Route, site: Site, head: HTTPRequestHead, path: Substring, uri: String, pathEnd: String.Index,
+        context: ChannelHandlerContext
+    ) {
+        switch route.handler {
+        case .respond(let prepared):
+            let body = head.method == .HEAD ? nil : prepared.body
+            writeResponse(status: prepared.status, headers: prepared.headers, body: body.map { .buffer($0) } ?? .empty,
+                          context: context)
+        case .redirect(let redirect):
+            respondRedirect(to: Self.expand(redirect.target, uri: uri, path: path), status: redirect.status,
+                            context: context)
+        case .staticFiles(let server):
+            var filePath = path
+            if server.configuration.stripPrefix {
+                filePath = path.dropFirst(route.pathPrefix.utf8.count)
+                if !filePath.hasPrefix("/") { filePath = Substring("/" + filePath) }
+            }
+            let query = pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : nil
+            let request = StaticRequest(method: head.method, path: filePath, query: query, headers: head.headers)
+            switch server.respond(to: request, on: context.eventLoop) {
+            case .ready(let response):
+                writeStatic(response, context: context)
+            case .pending(let future):
+                let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                future.whenSuccess { response in
+                    let handler = loopBound.value
+                    guard let context = handler.context, handler.exchange != nil else {
+                        if case .file(let file) = response.body { try? file.handle.close() }
+                        return
+                    }
+                    handler.writeStatic(response, context: context)
+                }
+            }
+        }
+    }
+
+    // MARK: - Validation
+
+    struct Refusal {
+        var status: HTTPResponseStatus
+        var reason: String
+        var close: Bool
+    }
+
+    /// Request-smuggling and size checks the parser does not already make.
+    static func validate(_ head: HTTPRequestHead, limits: Limits, isHTTP2: Bool) -> Refusal? {
+        if head.uri.utf8.count > limits.maxURILength {
+            return Refusal(status: .uriTooLong, reason: "the request target is longer than \(limits.maxURILength) bytes", close: true)
+        }
+        guard head.uri.hasPrefix("/") || head.uri == "*" || head.method == .CONNECT else {
+            return Refusal(status: .badRequest, reason: "the request target must be a path", close: true)
+        }
+        if isHTTP2 { return nil }
+        let contentLengths = head.headers[canonicalForm: "content-length"]
+        if head.headers.contains(name: "transfer-encoding") && !contentLengths.isEmpty {
+            return Refusal(status: .badRequest, reason: "both Content-Length and Transfer-Encoding are present", close: true)
+        }
+        if contentLengths.count > 1 || head.headers[canonicalForm: "content-length"].contains(where: { Int($0) == nil }) {
+            return Refusal(status: .badRequest, reason: "Content-Length is repeated or not a number", close: true)
+        }
+        if head.version.major == 1 && head.version.minor >= 1 {
+            let hosts = head.headers[canonicalForm: "host"]
+            if hosts.count != 1 {
+                return Refusal(status: .badRequest, reason: "HTTP/1.1 requests need exactly one Host header", close: true)
+            }
+        }
+        return nil
+    }
+
+    /// `host[:port]` for an HTTPS redirect, or nil when the Host value has characters no host name has.
+    static func redirectAuthority(host: String, port: Int) -> String? {
+        let bare = RouteTable.normalizeHost(host)
+        guard !bare.isEmpty, bare.utf8.allSatisfy({ byte in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: ":")
+                || byte == UInt8(ascii: "[") || byte == UInt8(ascii: "]")
+        }) else { return nil }
+        return port == 443 ? bare : "\(bare):\(port)"
+    }
+
+    /// Fills `{uri}` and `{path}` into a redirect target, never producing a protocol-relative `//host` location.
+    static func expand(_ target: String, uri: String, path: Substring) -> String {
+        guard target.contains("{") else { return target }
+        var location = target.replacingOccurrences(of: "{uri}", with: uri)
+            .replacingOccurrences(of: "{path}", with: String(path))
+        if location.hasPrefix("/") {
+            while location.hasPrefix("//") || location.hasPrefix("/\\") { location.removeFirst() }
+        }
+        return location
+    }
+
+    // MARK: - Writing
+
+    private enum Body {
+        case empty
+        case buffer(ByteBuffer)
+        case file(FileBody)
+    }
+
+    private func writeStatic(_ response: StaticResponse, context: ChannelHandlerContext) {
+        if let reason = response.errorReason, response.status.code >= 400 {
+            respondError(response.status, reason, context: context, extraHeaders: response.headers)
+            return
+        }
+        if response.status.code >= 300 && response.status.code < 400, let location = response.headers.first(name: "location") {
+            respondRedirect(to: location, status: response.status, context: context)
+            return
+        }
+        let body: Body
+        switch response.body {
+        case .empty: body = .empty
+        case .buffer(let buffer): body = .buffer(buffer)
+        case .file(let file): body = .file(file)
+        }
+        writeResponse(status: response.status, headers: response.headers, body: body, context: context)
+    }
+
+    private func respondRedirect(to location: String, status: HTTPResponseStatus, context: ChannelHandlerContext) {
+        let body = ByteBuffer(string: "\(status.code) \(status.reasonPhrase): \(location)\n")
+        let headers: HTTPHeaders = [
+            "Location": location, "Content-Type": "text/plain; charset=utf-8",
+            "Content-Length": String(body.readableBytes),
+        ]
+        let isHead = exchange?.head.method == .HEAD
+        writeResponse(status: status, headers: headers, body: isHead ? .empty : .buffer(body), context: context)
+    }
+
+    private func respondError(
+        _ status: HTTPResponseStatus, _ reason: String, context: ChannelHandlerContext, forceClose: Bool = false,
+        extraHeaders: HTTPHeaders = [:]
+    ) {
+        var (headers, body) = ErrorPage.make(status, reason: reason)
+        for (name, value) in extraHeaders where name.lowercased() != "content-length" {
+            headers.replaceOrAdd(name: name, value: value)
+        }
+        if forceClose { exchange?.keepAlive = false }
+        let isHead = exchange?.head.method == .HEAD
+        writeResponse(status: status, headers: headers, body: isHead ? .empty : .buffer(body), context: context)
+    }
+
+    private func writeResponse(status: HTTPResponseStatus, headers: HTTPHeaders, body: Body, context: ChannelHandlerContext) {
+        guard var current = exchange, !current.responded else {
+            if case .file(let file) = body { try? file.handle.close() }
+            return
+        }
+        loop.refreshClock()
+        var headers = headers
+        headers.add(name: "Date", value: loop.dateHeader)
+        headers.add(name: "Server", value: "vantage")
+        if connection.isTLS, let hsts = snapshot.table.site(forHost: current.head.headers.first(name: "host"))?.hsts {
+            headers.add(name: "Strict-Transport-Security", value: hsts)
+        }
+        // A request whose body we have not read to the end cannot be followed on the same connection.
+        if !isHTTP2 && !current.requestEnded && current.head.method != .GET && current.head.method != .HEAD
+            && (current.head.headers.contains(name: "transfer-encoding")
+                || (current.head.headers.first(name: "content-length").flatMap(Int.init) ?? 0) > 0)
+            && status.code >= 400
+        {
+            current.keepAlive = false
+        }
+        if !isHTTP2 {
+            if !current.keepAlive {
+                headers.replaceOrAdd(name: "Connection", value: "close")
+            } else if current.head.version.minor == 0 {
+                headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+            }
+        }
+        current.responded = true
+        current.status = status
+        exchange = current
+
+        let version = isHTTP2 ? HTTPVersion(major: 2, minor: 0) : current.head.version
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
+        switch body {
+        case .empty:
+            finish(context: context, sent: 0)
+        case .buffer(let buffer):
+            let size = buffer.readableBytes
+            if size > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
+            finish(context: context, sent: size)
+        case .file(let file):
+            sendFile(file, context: context)
+        }
+    }
+
+    private func sendFile(_ file: FileBody, context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        if !connection.isTLS && !isHTTP2 {
+            // Plain HTTP/1.1: sendfile(2), the bytes never enter user space.
+            let region = FileRegion(fileHandle: file.handle, readerIndex: file.offset, endIndex: file.offset + file.length)
+            context.write(wrapOutboundOut(.body(.fileRegion(region)))).whenComplete { _ in
+                try? file.handle.close()
+            }
+            finish(context: context, sent: file.length)
+            return
+        }
+        context.flush()
+        let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        core.fileIO.readChunked(
+            fileHandle: file.handle, fromOffset: Int64(file.offset), byteCount: file.length, chunkSize: 128 << 10,
+            allocator: context.channel.allocator, eventLoop: context.eventLoop
+        ) { chunk in
+            let handler = loopBound.value
+            guard handler.context != nil else {
+                return contextBound.value.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+            }
+            return contextBound.value.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(chunk))))
+        }.whenComplete { result in
+            try? file.handle.close()
+            let handler = loopBound.value
+            switch result {
+            case .success:
+                if let context = handler.context { handler.finish(context: context, sent: file.length) }
+            case .failure:
+                contextBound.value.close(promise: nil)
+            }
+        }
+    }
+
+    /// Ends the response, logs it, and decides whether the connection stays open.
+    private func finish(context: ChannelHandlerContext, sent: Int) {
+        guard var current = exchange else { return }
+        current.sentBytes = sent
+        let keepAlive = current.keepAlive
+        if keepAlive {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+                contextBound.value.close(promise: nil)
+            }
+        }
+        record(current)
+        if current.requestEnded || isHTTP2 { exchange = nil } else { exchange = current }
+        if keepAlive { connectionGuard?.responseCompleted() }
+    }
+
+    // MARK: - Access log and metrics
+
+    private func record(_ exchange: Exchange) {
+        let elapsed = NIODeadline.now().uptimeNanoseconds &- exchange.startNanoseconds
+        if let route = exchange.route {
+            route.metrics.record(status: exchange.status, nanoseconds: Int64(elapsed), sent: exchange.sentBytes,
+                                 received: exchange.bodyBytes)
+        } else {
+            let classIndex = min(max(Int(exchange.status.code) / 100 - 1, 0), 4)
+            core.metrics.unroutedRequests[classIndex].increment()
+        }
+        guard let accessLog = loop.accessLog, exchange.route?.accessLog ?? true else { return }
+        let milliseconds = loop.refreshClock() % 1000
+        let head = exchange.head
+        let client = clientAddress(head.headers)
+        let tls = connection.tlsVersion
+        let siteName = exchange.siteName
+        let route = exchange.route?.label ?? "-"
+        let status = Int(exchange.status.code)
+        let sent = exchange.sentBytes
+        let received = exchange.bodyBytes
+        let isoSecond = loop.isoSecond
+        let isHTTP2 = self.isHTTP2
+        accessLog.append { buffer in
+            buffer.writeStaticString("{\"time\":\"")
+            buffer.writeString(isoSecond)
+            buffer.writeInteger(UInt8(ascii: "."))
+            if milliseconds < 100 { buffer.writeInteger(UInt8(ascii: "0")) }
+            if milliseconds < 10 { buffer.writeInteger(UInt8(ascii: "0")) }
+            buffer.writeString(String(milliseconds))
+            buffer.writeStaticString("Z\"")
+            buffer.writeJSONField(",\"client\":", client, first: true)
+            buffer.writeJSONField("\"method\":", head.method.rawValue)
+            buffer.writeJSONField("\"host\":", head.headers.first(name: "host") ?? "")
+            buffer.writeJSONField("\"uri\":", head.uri)
+            buffer.writeJSONField("\"proto\":", isHTTP2 ? "HTTP/2.0" : "HTTP/\(head.version.major).\(head.version.minor)")
+            buffer.writeJSONField("\"status\":", status)
+            buffer.writeJSONField("\"bytes_sent\":", sent)
+            buffer.writeJSONField("\"bytes_received\":", received)
+            buffer.writeJSONField("\"duration_ms\":", Int(elapsed / 1_000_000))
+            buffer.writeStaticString(",\"duration_us\":")
+            buffer.writeString(String(elapsed / 1000))
+            buffer.writeJSONField("\"site\":", siteName)
+            buffer.writeJSONField("\"route\":", route)
+            if let tls { buffer.writeJSONField("\"tls\":", tls) }
+            if let agent = head.headers.first(name: "user-agent") { buffer.writeJSONField("\"user_agent\":", agent) }
+            if let referer = head.headers.first(name: "referer") { buffer.writeJSONField("\"referer\":", referer) }
+            buffer.writeInteger(UInt8(ascii: "}"))
+        }
+    }
+
+    /// The client address: the peer, or the right-most untrusted `X-Forwarded-For` hop when the peer is a trusted
+    /// proxy (so a client cannot spoof its address by sending the header itself).
+    private func clientAddress(_ headers: HTTPHeaders) -> String {
+        let trusted = snapshot.trustedProxies
+        guard !trusted.isEmpty, trusted.contains(where: { $0.contains(connection.remoteIP) }),
+            headers.contains(name: "x-forwarded-for")
+        else { return connection.remoteAddress }
+        let hops = headers[canonicalForm: "x-forwarded-for"].map { $0.trimmingCharacters(in: .whitespaces) }
+        for hop in hops.reversed() {
+            guard let bytes = parseIPAddress(hop) else { return connection.remoteAddress }
+            if !trusted.contains(where: { $0.contains(bytes) }) { return hop }
+        }
+        return hops.first ?? connection.remoteAddress
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,177 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes access log lines to stdout, stderr or a file from one background thread, so an event loop never waits on
+/// the disk or a slow terminal.
+///
+/// Event loops fill their own ``AccessLogBuffer`` and hand over whole buffers (at 32 KB or once a second). The
+/// queue of handed-over bytes is bounded: past 8 MB the newest buffers are dropped, counted, and logged once.
+public final class AccessLogWriter: Sendable {
+    struct State {
+        var descriptor: CInt
+        var pendingBytes = 0
+        var warnedDrop = false
+    }
+
+    private let output: String
+    private let state: Mutex<State>
+    private let pool: NIOThreadPool
+    private let logger: Logger
+    static let maxPendingBytes = 8 << 20
+
+    /// Opens the output (`stdout`, `stderr` or a file path, appended to). Returns nil for `off`.
+    public init?(output: String, logger: Logger) throws {
+        if output == "off" { return nil }
+        self.output = output
+        self.logger = logger
+        state = Mutex(State(descriptor: try Self.open(output)))
+        pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+    }
+
+    private static func open(_ output: String) throws -> CInt {
+        switch output {
+        case "stdout": return STDOUT_FILENO
+        case "stderr": return STDERR_FILENO
+        default:
+            let descriptor = Glibc.open(output, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+            if descriptor < 0 { throw IOError(errnoCode: errno, reason: "open access log \(output)") }
+            return descriptor
+        }
+    }
+
+    /// Reopens a file output (after log rotation moved it), on reload.
+    public func reopen() {
+        guard output != "stdout" && output != "stderr" else { return }
+        pool.submit { [self] _ in
+            guard let descriptor = try? Self.open(output) else { return }
+            let old = state.withLock { state in
+                let old = state.descriptor
+                state.descriptor = descriptor
+                return old
+            }
+            close(old)
+        }
+    }
+
+    /// Queues a filled buffer for writing.
+    func submit(_ buffer: ByteBuffer) {
+        let size = buffer.readableBytes
+        let accepted = state.withLock { state -> Bool in
+            if state.pendingBytes + size > Self.maxPendingBytes {
+                return false
+            }
+            state.pendingBytes += size
+            return true
+        }
+        guard accepted else {
+            GatewayMetrics.shared.accessLogDropped.increment(by: size)
+            let first = state.withLock { state in
+                defer { state.warnedDrop = true }
+                return !state.warnedDrop
+            }
+            if first { logger.warning("access log output is too slow; dropping lines (see vantage_access_log_dropped_bytes_total)") }
+            return
+        }
+        pool.submit { [self] _ in
+            let descriptor = state.withLock { $0.descriptor }
+            buffer.withUnsafeReadableBytes { bytes in
+                var offset = 0
+                while offset < bytes.count {
+                    let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                    if written <= 0 {
+                        if written < 0 && errno == EINTR { continue }
+                        break
+                    }
+                    offset += written
+                }
+            }
+            state.withLock { $0.pendingBytes -= size }
+        }
+    }
+
+    /// Waits until everything queued so far is written (shutdown).
+    public func flushAndStop() {
+        try? pool.syncShutdownGracefully()
+    }
+}
+
+/// One event loop's access log buffer. Only touched on its loop.
+final class AccessLogBuffer {
+    private var buffer: ByteBuffer
+    private let writer: AccessLogWriter
+    static let handOverSize = 32 << 10
+
+    init(writer: AccessLogWriter) {
+        self.writer = writer
+        buffer = ByteBufferAllocator().buffer(capacity: Self.handOverSize + 4096)
+    }
+
+    /// Appends one JSON line built by `build`.
+    @inline(__always)
+    func append(_ build: (inout ByteBuffer) -> Void) {
+        build(&buffer)
+        buffer.writeInteger(UInt8(ascii: "\n"))
+        if buffer.readableBytes >= Self.handOverSize { flush() }
+    }
+
+    /// Hands the buffered lines to the writer.
+    func flush() {
+        guard buffer.readableBytes > 0 else { return }
+        writer.submit(buffer)
+        buffer = ByteBufferAllocator().buffer(capacity: Self.handOverSize + 4096)
+    }
+}
+
+extension ByteBuffer {
+    /// Writes `"key":` followed by the JSON string form of `value`.
+    @inline(__always)
+    mutating func writeJSONField(_ key: StaticString, _ value: String, first: Bool = false) {
+        if !first { writeInteger(UInt8(ascii: ",")) }
+        writeStaticString(key)
+        writeJSONString(value)
+    }
+
+    /// Writes `"key":number`.
+    @inline(__always)
+    mutating func writeJSONField(_ key: StaticString, _ value: Int) {
+        writeInteger(UInt8(ascii: ","))
+        writeStaticString(key)
+        writeString(String(value))
+    }
+
+    /// Writes a JSON string literal, escaping quotes, backslashes and control characters.
+    mutating func writeJSONString(_ value: String) {
+        writeInteger(UInt8(ascii: "\""))
+        let needsEscaping = value.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+        if !needsEscaping {
+            writeString(value)
+        } else {
+            for byte in value.utf8 {
+                switch byte {
+                case UInt8(ascii: "\""): writeStaticString("\\\"")
+                case UInt8(ascii: "\\"): writeStaticString("\\\\")
+                case UInt8(ascii: "\n"): writeStaticString("\\n")
+                case UInt8(ascii: "\r"): writeStaticString("\\r")
+                case UInt8(ascii: "\t"): writeStaticString("\\t")
+                case 0..<0x20:
+                    let hex = Array("0123456789abcdef".utf8)
+                    writeStaticString("\\u00")
+                    writeInteger(hex[Int(byte >> 4)])
+                    writeInteger(hex[Int(byte & 0xF)])
+                default:
+                    writeInteger(byte)
+                }
+            }
+        }
+        writeInteger(UInt8(ascii: "\""))
+    }
+}

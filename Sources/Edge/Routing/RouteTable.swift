@@ -1,0 +1,152 @@
+import Metrics
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Static
+
+/// What answers a route, prepared once per configuration load.
+public enum RouteHandler: Sendable {
+    case staticFiles(StaticFileServer)
+    case respond(PreparedResponse)
+    case redirect(RedirectConfiguration)
+}
+
+/// A fixed response with its body already in a buffer.
+public struct PreparedResponse: Sendable {
+    public var status: HTTPResponseStatus
+    public var headers: HTTPHeaders
+    public var body: ByteBuffer
+
+    init(_ configuration: RespondConfiguration) {
+        status = configuration.status
+        body = ByteBuffer(string: configuration.body)
+        headers = HTTPHeaders(configuration.headers)
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+    }
+}
+
+/// One route of a site, ready to serve.
+public final class Route: Sendable {
+    public let pathPrefix: String
+    public let handler: RouteHandler
+    public let maxBodySize: Int
+    public let accessLog: Bool
+    /// `site path` label used in logs and metrics.
+    public let label: String
+    let metrics: RouteMetrics
+
+    init(pathPrefix: String, handler: RouteHandler, maxBodySize: Int, accessLog: Bool, site: String) {
+        self.pathPrefix = pathPrefix
+        self.handler = handler
+        self.maxBodySize = maxBodySize
+        self.accessLog = accessLog
+        self.label = pathPrefix
+        self.metrics = RouteMetrics(site: site, route: pathPrefix)
+    }
+
+    /// Whether the route covers `path` (a plain prefix match on the raw path).
+    @inline(__always)
+    func matches(_ path: Substring) -> Bool {
+        path.utf8.starts(with: pathPrefix.utf8)
+    }
+}
+
+/// One site, ready to serve.
+public final class Site: Sendable {
+    /// First host name, or `default`.
+    public let name: String
+    public let redirectHTTPS: Bool
+    public let hsts: String?
+    /// Routes, longest prefix first.
+    public let routes: [Route]
+
+    init(name: String, redirectHTTPS: Bool, hsts: String?, routes: [Route]) {
+        self.name = name
+        self.redirectHTTPS = redirectHTTPS
+        self.hsts = hsts
+        self.routes = routes.sorted { $0.pathPrefix.utf8.count > $1.pathPrefix.utf8.count }
+    }
+
+    /// The route with the longest prefix covering `path`.
+    func route(for path: Substring) -> Route? {
+        for route in routes where route.matches(path) { return route }
+        return nil
+    }
+}
+
+/// The immutable routing snapshot: host to site, then longest path prefix to route.
+///
+/// A reload builds a new table and swaps it in atomically; a request keeps the table it started with.
+public final class RouteTable: Sendable {
+    let exact: [String: Site]
+    /// Wildcard suffixes (`example.com` for `*.example.com`), longest first.
+    let wildcards: [(suffix: String, site: Site)]
+    let defaultSite: Site?
+
+    init(exact: [String: Site], wildcards: [(suffix: String, site: Site)], defaultSite: Site?) {
+        self.exact = exact
+        self.wildcards = wildcards.sorted { $0.suffix.count > $1.suffix.count }
+        self.defaultSite = defaultSite
+    }
+
+    /// Builds the table from configuration, creating one static file server per static route.
+    public static func build(
+        from configuration: GatewayConfiguration, cache: FileCache, threadPool: NIOThreadPool
+    ) throws -> RouteTable {
+        var exact: [String: Site] = [:]
+        var wildcards: [(String, Site)] = []
+        var defaultSite: Site?
+        for siteConfiguration in configuration.sites {
+            let name = siteConfiguration.hosts.first ?? "default"
+            let routes = try siteConfiguration.routes.map { route -> Route in
+                let handler: RouteHandler
+                switch route.handler {
+                case .staticFiles(let settings):
+                    handler = .staticFiles(try StaticFileServer(
+                        configuration: settings, cache: cache, cacheSettings: configuration.staticCache,
+                        threadPool: threadPool))
+                case .respond(let settings):
+                    handler = .respond(PreparedResponse(settings))
+                case .redirect(let settings):
+                    handler = .redirect(settings)
+                }
+                return Route(
+                    pathPrefix: route.pathPrefix, handler: handler, maxBodySize: route.maxBodySize,
+                    accessLog: route.accessLog, site: name)
+            }
+            let site = Site(
+                name: name, redirectHTTPS: siteConfiguration.redirectHTTPS, hsts: siteConfiguration.hsts, routes: routes)
+            for host in siteConfiguration.hosts {
+                if host.hasPrefix("*.") { wildcards.append((String(host.dropFirst(2)), site)) } else { exact[host] = site }
+            }
+            if siteConfiguration.isDefault { defaultSite = site }
+        }
+        return RouteTable(exact: exact, wildcards: wildcards, defaultSite: defaultSite)
+    }
+
+    /// The site for a `Host` value (port and trailing dot ignored, case-insensitive).
+    public func site(forHost rawHost: String?) -> Site? {
+        guard let rawHost, !rawHost.isEmpty else { return defaultSite }
+        let host = Self.normalizeHost(rawHost)
+        if let site = exact[host] { return site }
+        for (suffix, site) in wildcards where host.count > suffix.count + 1 && host.hasSuffix("." + suffix) {
+            return site
+        }
+        return defaultSite
+    }
+
+    /// Lower-cases and strips the port and a trailing dot: `Example.COM.:443` becomes `example.com`.
+    static func normalizeHost(_ raw: String) -> String {
+        var host = Substring(raw)
+        if host.hasPrefix("[") {
+            if let close = host.firstIndex(of: "]") { host = host[...close] }
+        } else if let colon = host.lastIndex(of: ":") {
+            host = host[..<colon]
+        }
+        if host.hasSuffix(".") { host = host.dropLast() }
+        if host.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) {
+            return host.lowercased()
+        }
+        return String(host)
+    }
+}

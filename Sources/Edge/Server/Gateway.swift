@@ -1,0 +1,393 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOHTTP2
+import NIOPosix
+import NIOSSL
+import NIOTLS
+import Prometheus
+import Static
+import Synchronization
+
+/// The running gateway: event loops, listeners, certificates, the route snapshot, and reload and shutdown.
+///
+/// ```swift
+/// let gateway = try Gateway(configuration: configuration, logger: logger, registry: registry)
+/// try gateway.start()
+/// // ... SIGHUP:
+/// try gateway.reload()
+/// // ... SIGTERM:
+/// gateway.shutdown()
+/// ```
+public final class Gateway: Sendable {
+    enum ListenerKind: String, Sendable {
+        case http, https, admin
+    }
+
+    struct ListenerKey: Hashable, Sendable {
+        var kind: ListenerKind
+        var address: ListenAddress
+    }
+
+    struct State: Sendable {
+        var configuration: GatewayConfiguration
+        var listeners: [ListenerKey: any Channel] = [:]
+        var reloadedAt = Date()
+    }
+
+    private let group: MultiThreadedEventLoopGroup
+    private let threadPool: NIOThreadPool
+    private let cache: FileCache
+    /// Certificates by SNI name; ACME will install into it.
+    public let certificates: CertificateStore
+    private let accessLog: AccessLogWriter?
+    private let core: GatewayCore
+    private let quiesce: ServerQuiescingHelper
+    private let registry: PrometheusCollectorRegistry?
+    private let logger: Logger
+    private let state: Mutex<State>
+    private let startedAt = Date()
+
+    /// Prepares everything that does not listen yet: loops, certificates, routes. Fails on anything a config
+    /// validation could not catch (a key that does not match its certificate, say).
+    public init(configuration: GatewayConfiguration, logger: Logger, registry: PrometheusCollectorRegistry?) throws {
+        self.logger = logger
+        self.registry = registry
+        group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
+        threadPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
+        threadPool.start()
+        cache = FileCache(maxBytes: configuration.staticCache.maxBytes, maxEntries: configuration.staticCache.maxEntries)
+        certificates = CertificateStore(minimumVersion: configuration.tls.minimumVersion == "1.3" ? .tlsv13 : .tlsv12)
+        try certificates.replaceAll(with: try Self.loadCertificates(configuration.tls))
+        accessLog = try AccessLogWriter(output: configuration.accessLog.output, logger: logger)
+        let snapshot = try Self.makeSnapshot(configuration, cache: cache, threadPool: threadPool)
+        core = GatewayCore(snapshot: snapshot, loops: Array(group.makeIterator()), accessLog: accessLog,
+                           threadPool: threadPool, logger: logger)
+        quiesce = ServerQuiescingHelper(group: group)
+        state = Mutex(State(configuration: configuration))
+    }
+
+    static func loadCertificates(_ tls: TLSSettings) throws -> [CertifiedKey] {
+        try tls.certificates.map { files in
+            do {
+                return try CertifiedKey.load(certificatePath: files.certificatePath, keyPath: files.keyPath, names: files.hosts)
+            } catch {
+                throw TLSSetupError(message: "cannot load certificate \(files.certificatePath) with key \(files.keyPath): \(error)")
+            }
+        }
+    }
+
+    static func makeSnapshot(_ configuration: GatewayConfiguration, cache: FileCache, threadPool: NIOThreadPool) throws
+        -> RuntimeSnapshot
+    {
+        let table = try RouteTable.build(from: configuration, cache: cache, threadPool: threadPool)
+        return RuntimeSnapshot(
+            table: table, limits: configuration.limits, trustedProxies: configuration.trustedProxies,
+            httpsPort: configuration.httpsListeners.first?.port)
+    }
+
+    // MARK: - Listening
+
+    /// Binds every configured listener and starts the per-loop housekeeping. Blocking: call it off the event loops.
+    public func start() throws {
+        for loop in group.makeIterator() {
+            let context = core.loopContext(for: loop)
+            loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+                context.refreshClock()
+                context.accessLog?.flush()
+            }
+        }
+        let configuration = state.withLock { $0.configuration }
+        try bindListeners(for: configuration)
+    }
+
+    /// Addresses actually bound (with the real port when 0 was asked for), as `kind://host:port`.
+    public var boundAddresses: [String] {
+        state.withLock { state in
+            state.listeners.compactMap { key, channel in
+                guard let address = channel.localAddress, let port = address.port else { return nil }
+                let host = address.ipAddress ?? key.address.host
+                return "\(key.kind.rawValue)://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+            }.sorted()
+        }
+    }
+
+    private func wantedListeners(_ configuration: GatewayConfiguration) -> [ListenerKey] {
+        var keys = configuration.httpListeners.map { ListenerKey(kind: .http, address: $0) }
+        keys += configuration.httpsListeners.map { ListenerKey(kind: .https, address: $0) }
+        if let admin = configuration.admin.listen { keys.append(ListenerKey(kind: .admin, address: admin)) }
+        return keys
+    }
+
+    private func bindListeners(for configuration: GatewayConfiguration) throws {
+        let wanted = wantedListeners(configuration)
+        let existing = state.withLock { $0.listeners }
+        for key in wanted where existing[key] == nil {
+            let channel: any Channel
+            do {
+                channel = try bootstrap(for: key.kind).bind(to: try key.address.socketAddress()).wait()
+            } catch {
+                throw TLSSetupError(message: "cannot listen on \(key.address) (\(key.kind.rawValue)): \(error)")
+            }
+            state.withLock { $0.listeners[key] = channel }
+            if let port = channel.localAddress?.port {
+                let host = key.address.host.contains(":") ? "[\(key.address.host)]" : key.address.host
+                let scheme = key.kind == .https ? "https" : (key.kind == .admin ? "admin" : "http")
+                logger.info("listening on \(scheme)://\(host):\(port)")
+            }
+        }
+        let stale = state.withLock { state -> [(ListenerKey, any Channel)] in
+            let gone = state.listeners.filter { !wanted.contains($0.key) }
+            for key in gone.keys { state.listeners.removeValue(forKey: key) }
+            return gone.map { ($0.key, $0.value) }
+        }
+        for (key, channel) in stale {
+            logger.info("no longer listening on \(key.address) (\(key.kind.rawValue))")
+            channel.close(promise: nil)
+        }
+    }
+
+    private func bootstrap(for kind: ListenerKind) -> ServerBootstrap {
+        let quiesce = self.quiesce
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 4096)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+        let core = self.core
+        switch kind {
+        case .http:
+            return bootstrap.childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try Self.configureHTTP1(channel: channel, core: core, isTLS: false)
+                }
+            }
+        case .https:
+            let certificates = self.certificates
+            return bootstrap.childChannelInitializer { channel in
+                Self.configureTLS(channel: channel, core: core, certificates: certificates)
+            }
+        case .admin:
+            let admin = AdminEndpoints(gateway: self)
+            return bootstrap.childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(endpoints: admin))
+                }
+            }
+        }
+    }
+
+    static func configureHTTP1(channel: any Channel, core: GatewayCore, isTLS: Bool, connection: ConnectionInfo? = nil)
+        throws
+    {
+        let sync = channel.pipeline.syncOperations
+        let limits = core.snapshot.limits
+        if !isTLS { try sync.addHandler(ConnectionAccountingHandler(core: core, maxConnections: limits.maxConnections)) }
+        let connectionGuard = ConnectionGuardHandler(limits: limits)
+        try sync.addHandler(connectionGuard)
+        try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+        try sync.addHandler(RequestHandler(
+            core: core, loop: core.loopContext(for: channel.eventLoop),
+            connection: connection ?? ConnectionInfo(channel: channel, isTLS: isTLS), connectionGuard: connectionGuard,
+            isHTTP2: false))
+    }
+
+    static func configureTLS(channel: any Channel, core: GatewayCore, certificates: CertificateStore)
+        -> EventLoopFuture<Void>
+    {
+        guard let context = certificates.currentContext else {
+            return channel.close()
+        }
+        let connection = ConnectionInfo(channel: channel, isTLS: true)
+        let limits = core.snapshot.limits
+        do {
+            let sync = channel.pipeline.syncOperations
+            try sync.addHandler(ConnectionAccountingHandler(core: core, maxConnections: limits.maxConnections))
+            try sync.addHandler(NIOSSLServerHandler(context: context))
+            try sync.addHandler(IdleHandshakeTimeoutHandler(timeout: limits.headerTimeout))
+            try sync.addHandler(TLSEventsHandler(connection: connection, core: core))
+        } catch {
+            return channel.eventLoop.makeFailedFuture(error)
+        }
+        return channel.configureHTTP2SecureUpgrade(
+            h2ChannelConfigurator: { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try configureHTTP2(channel: channel, core: core, connection: connection, limits: limits)
+                }
+            },
+            http1ChannelConfigurator: { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try configureHTTP1(channel: channel, core: core, isTLS: true, connection: connection)
+                }
+            })
+    }
+
+    static func configureHTTP2(channel: any Channel, core: GatewayCore, connection: ConnectionInfo, limits: Limits) throws {
+        var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
+        connectionConfiguration.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.http2MaxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: limits.http2MaxHeaderListSize),
+            HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+        ]
+        connectionConfiguration.targetWindowSize = 4 << 20
+        var streamConfiguration = NIOHTTP2Handler.StreamConfiguration()
+        streamConfiguration.targetWindowSize = 1 << 20
+        let idle = TimeAmount.nanoseconds(Int64(limits.idleTimeout.components.seconds) * 1_000_000_000)
+        let manager = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: channel.eventLoop,
+            configuration: .init(maxIdleTime: idle, maxAge: nil, maxGraceTime: .seconds(30), keepalive: nil))
+        let loop = core.loopContext(for: channel.eventLoop)
+        let sync = channel.pipeline.syncOperations
+        _ = try sync.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: streamConfiguration,
+            streamDelegate: manager.http2StreamDelegate
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                let streamSync = stream.pipeline.syncOperations
+                try streamSync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                try streamSync.addHandler(RequestHandler(
+                    core: core, loop: loop, connection: connection, connectionGuard: nil, isHTTP2: true))
+            }
+        }
+        try sync.addHandler(manager)
+        try sync.addHandler(CloseOnErrorHandler())
+    }
+
+    // MARK: - Reload
+
+    /// Re-reads the config file and certificates and swaps them in; on any error the running configuration stays and
+    /// the error is thrown. Blocking: call it off the event loops.
+    public func reload() throws {
+        let path = state.withLock { $0.configuration.sourcePath }
+        do {
+            let configuration = try GatewayConfiguration.load(path: path)
+            let keys = try Self.loadCertificates(configuration.tls)
+            let snapshot = try Self.makeSnapshot(configuration, cache: cache, threadPool: threadPool)
+            try certificates.replaceAll(with: keys)
+            core.replaceSnapshot(snapshot)
+            state.withLock {
+                $0.configuration = configuration
+                $0.reloadedAt = Date()
+            }
+            try bindListeners(for: configuration)
+            accessLog?.reopen()
+            core.metrics.reloads.increment()
+            logger.info("configuration reloaded from \(path)")
+        } catch {
+            core.metrics.failedReloads.increment()
+            logger.error("reload refused, the running configuration stays: \(error)")
+            throw error
+        }
+    }
+
+    /// Runs `reload()` on the blocking pool.
+    public func reloadInBackground() async throws {
+        try await threadPool.runIfActive { try self.reload() }
+    }
+
+    // MARK: - Shutdown
+
+    /// Stops accepting, lets in-flight requests finish up to `timeout`, then closes everything.
+    public func shutdown(timeout: Duration? = nil) async {
+        let limit = timeout ?? state.withLock { $0.configuration.shutdownTimeout }
+        logger.info("shutting down: no new connections, waiting up to \(limit) for requests in flight")
+        let promise = group.next().makePromise(of: Void.self)
+        quiesce.initiateShutdown(promise: promise)
+        let drained = promise.futureResult
+        let timer = group.next().scheduleTask(in: .nanoseconds(Int64(limit.components.seconds) * 1_000_000_000)) {}
+        let finished = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let once = Mutex(false)
+            drained.whenComplete { _ in
+                if once.withLock({ let first = !$0; $0 = true; return first }) { continuation.resume(returning: true) }
+            }
+            timer.futureResult.whenComplete { _ in
+                if once.withLock({ let first = !$0; $0 = true; return first }) { continuation.resume(returning: false) }
+            }
+        }
+        if !finished { logger.warning("shutdown timeout reached; closing the remaining connections") }
+        for loop in group.makeIterator() {
+            let context = core.loopContext(for: loop)
+            try? await loop.submit { context.accessLog?.flush() }.get()
+        }
+        try? await group.shutdownGracefully()
+        try? await threadPool.shutdownGracefully()
+        accessLog?.flushAndStop()
+        logger.info("shutdown complete")
+    }
+
+    // MARK: - Admin data
+
+    var healthReport: [String: String] {
+        let (configuration, reloadedAt) = state.withLock { ($0.configuration, $0.reloadedAt) }
+        let stats = cache.statistics
+        return [
+            "status": "ok",
+            "uptime_seconds": String(Int(Date().timeIntervalSince(startedAt))),
+            "open_connections": String(core.openConnections.load(ordering: .relaxed)),
+            "config": configuration.sourcePath,
+            "reloaded_at": ISO8601DateFormatter().string(from: reloadedAt),
+            "static_cache_entries": String(stats.entries),
+            "static_cache_bytes": String(stats.bytes),
+        ]
+    }
+
+    var adminToken: String? { state.withLock { $0.configuration.admin.token } }
+
+    func metricsText() -> String {
+        var buffer: [UInt8] = []
+        registry?.emit(into: &buffer)
+        let stats = cache.statistics
+        var text = String(decoding: buffer, as: UTF8.self)
+        text += "# TYPE vantage_static_cache_hits_total counter\nvantage_static_cache_hits_total \(stats.hits)\n"
+        text += "# TYPE vantage_static_cache_misses_total counter\nvantage_static_cache_misses_total \(stats.misses)\n"
+        text += "# TYPE vantage_static_cache_evictions_total counter\nvantage_static_cache_evictions_total \(stats.evictions)\n"
+        text += "# TYPE vantage_static_cache_entries gauge\nvantage_static_cache_entries \(stats.entries)\n"
+        text += "# TYPE vantage_static_cache_bytes gauge\nvantage_static_cache_bytes \(stats.bytes)\n"
+        return text
+    }
+}
+
+/// Closes a TLS connection whose handshake does not finish in time (a client that connects and sends nothing).
+final class IdleHandshakeTimeoutHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    private let timeout: TimeAmount
+    private var task: Scheduled<Void>?
+
+    init(timeout: Duration) {
+        self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        task = context.eventLoop.scheduleTask(in: timeout) { bound.value.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        task?.cancel()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is TLSUserEvent {
+            task?.cancel()
+            task = nil
+            context.pipeline.syncOperations.removeHandler(self, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+extension GatewayConfiguration {
+    /// Loads every certificate and key the configuration names, so `vantage validate` catches a key that does not
+    /// parse before a deploy does.
+    public static func checkCertificates(_ configuration: GatewayConfiguration) throws {
+        _ = try Gateway.loadCertificates(configuration.tls)
+    }
+}

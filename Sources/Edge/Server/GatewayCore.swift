@@ -1,0 +1,61 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Static
+import Synchronization
+
+/// Everything a request needs that changes only on reload: routes, limits, trusted proxies, the HTTPS port.
+final class RuntimeSnapshot: Sendable {
+    let table: RouteTable
+    let limits: Limits
+    let trustedProxies: [CIDR]
+    /// Port of the first HTTPS listener, for `redirect_https` (nil when there is none).
+    let httpsPort: Int?
+
+    init(table: RouteTable, limits: Limits, trustedProxies: [CIDR], httpsPort: Int?) {
+        self.table = table
+        self.limits = limits
+        self.trustedProxies = trustedProxies
+        self.httpsPort = httpsPort
+    }
+}
+
+/// The shared core of the data plane: the current snapshot, per-loop contexts, file I/O, metrics and logger.
+final class GatewayCore: Sendable {
+    private let current: Mutex<RuntimeSnapshot>
+    private let generation = Atomic<Int>(0)
+    let loopContexts: [ObjectIdentifier: LoopContext]
+    let fileIO: NonBlockingFileIO
+    let logger: Logger
+    let metrics = GatewayMetrics.shared
+    let openConnections = Atomic<Int>(0)
+
+    init(snapshot: RuntimeSnapshot, loops: [any EventLoop], accessLog: AccessLogWriter?, threadPool: NIOThreadPool,
+         logger: Logger)
+    {
+        current = Mutex(snapshot)
+        var contexts: [ObjectIdentifier: LoopContext] = [:]
+        for loop in loops {
+            contexts[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop, accessLogWriter: accessLog)
+        }
+        loopContexts = contexts
+        fileIO = NonBlockingFileIO(threadPool: threadPool)
+        self.logger = logger
+    }
+
+    /// The snapshot requests start with.
+    var snapshot: RuntimeSnapshot { current.withLock { $0 } }
+
+    /// Changes whenever the snapshot is replaced; handlers compare it to skip the lock.
+    var snapshotGeneration: Int { generation.load(ordering: .acquiring) }
+
+    /// Installs a new snapshot; requests already running keep theirs.
+    func replaceSnapshot(_ snapshot: RuntimeSnapshot) {
+        current.withLock { $0 = snapshot }
+        generation.add(1, ordering: .releasing)
+    }
+
+    func loopContext(for loop: any EventLoop) -> LoopContext {
+        loopContexts[ObjectIdentifier(loop)]!
+    }
+}

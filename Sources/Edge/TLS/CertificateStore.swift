@@ -1,0 +1,151 @@
+import NIOCore
+import NIOSSL
+import Synchronization
+
+/// A certificate chain with its private key and the host names it is served for.
+public struct CertifiedKey: Sendable {
+    /// Leaf first.
+    public var chain: [NIOSSLCertificate]
+    public var privateKey: NIOSSLPrivateKey
+    /// Lower-cased names, exact or `*.suffix`.
+    public var names: [String]
+
+    /// Creates a certified key; when `names` is empty the certificate's DNS subject alternative names are used.
+    public init(chain: [NIOSSLCertificate], privateKey: NIOSSLPrivateKey, names: [String] = []) {
+        self.chain = chain
+        self.privateKey = privateKey
+        self.names = names.isEmpty ? Self.dnsNames(of: chain.first) : names.map { $0.lowercased() }
+    }
+
+    /// Loads PEM files.
+    public static func load(certificatePath: String, keyPath: String, names: [String] = []) throws -> CertifiedKey {
+        let chain = try NIOSSLCertificate.fromPEMFile(certificatePath)
+        guard !chain.isEmpty else { throw TLSSetupError(message: "\(certificatePath) holds no certificate") }
+        let key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+        return CertifiedKey(chain: chain, privateKey: key, names: names)
+    }
+
+    static func dnsNames(of certificate: NIOSSLCertificate?) -> [String] {
+        guard let certificate else { return [] }
+        return certificate._subjectAlternativeNames().compactMap { name in
+            guard name.nameType == .dnsName else { return nil }
+            return String(decoding: name.contents, as: UTF8.self).lowercased()
+        }
+    }
+}
+
+/// A TLS setup problem (unreadable certificate, key that does not match).
+public struct TLSSetupError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// Where TLS listeners get their certificates: anything that can answer "which certificate for this SNI name".
+///
+/// The static store below serves PEM files from the config; ACME installs into the same store, so a renewal swaps
+/// the certificate for new handshakes without a restart while established connections keep theirs.
+public protocol CertificateProvider: Sendable {
+    /// The certificate for a server name (nil when the client sent no SNI); nil falls back to the default.
+    func certificate(forServerName name: String?) -> CertifiedKey?
+}
+
+/// The certificate store: certificates by name, a default, and the TLS context built from them.
+///
+/// Reading the current context is one uncontended lock per connection. The SNI callback is installed only when more
+/// than one certificate is present, so a single-certificate setup pays nothing per handshake for it.
+public final class CertificateStore: CertificateProvider, Sendable {
+    struct State {
+        var keys: [CertifiedKey] = []
+        var exact: [String: Int] = [:]
+        var wildcard: [String: Int] = [:]
+        var context: NIOSSLContext?
+    }
+
+    private let state = Mutex(State())
+    private let minimumVersion: TLSVersion
+
+    /// Creates an empty store; `install` fills it.
+    public init(minimumVersion: TLSVersion = .tlsv12) {
+        self.minimumVersion = minimumVersion
+    }
+
+    /// The modern cipher list for TLS 1.2 (TLS 1.3 suites are fixed by BoringSSL and all AEAD): ECDHE only, AEAD
+    /// only, no CBC and no SHA-1.
+    static let tls12Ciphers = [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    ].joined(separator: ":")
+
+    /// Replaces all certificates (config load and reload). The first becomes the default.
+    public func replaceAll(with keys: [CertifiedKey]) throws {
+        let context = try makeContext(keys)
+        state.withLock { state in
+            state = Self.index(keys)
+            state.context = context
+        }
+    }
+
+    /// Installs or replaces the certificate for its names (what ACME calls after issuance or renewal).
+    public func install(_ key: CertifiedKey) throws {
+        let keys = state.withLock { state -> [CertifiedKey] in
+            var keys = state.keys.filter { Set($0.names).isDisjoint(with: key.names) }
+            keys.append(key)
+            return keys
+        }
+        try replaceAll(with: keys)
+    }
+
+    /// The context new connections use.
+    public var currentContext: NIOSSLContext? {
+        state.withLock { $0.context }
+    }
+
+    public func certificate(forServerName name: String?) -> CertifiedKey? {
+        state.withLock { state in
+            guard !state.keys.isEmpty else { return nil }
+            guard let name = name?.lowercased() else { return state.keys[0] }
+            if let index = state.exact[name] { return state.keys[index] }
+            if let dot = name.firstIndex(of: "."), let index = state.wildcard[String(name[name.index(after: dot)...])] {
+                return state.keys[index]
+            }
+            return state.keys[0]
+        }
+    }
+
+    private static func index(_ keys: [CertifiedKey]) -> State {
+        var state = State()
+        state.keys = keys
+        for (index, key) in keys.enumerated() {
+            for name in key.names {
+                if name.hasPrefix("*.") {
+                    state.wildcard[String(name.dropFirst(2))] = state.wildcard[String(name.dropFirst(2))] ?? index
+                } else {
+                    state.exact[name] = state.exact[name] ?? index
+                }
+            }
+        }
+        return state
+    }
+
+    private func makeContext(_ keys: [CertifiedKey]) throws -> NIOSSLContext? {
+        guard let first = keys.first else { return nil }
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: first.chain.map { .certificate($0) }, privateKey: .privateKey(first.privateKey))
+        configuration.minimumTLSVersion = minimumVersion
+        configuration.cipherSuites = Self.tls12Ciphers
+        configuration.applicationProtocols = ["h2", "http/1.1"]
+        if keys.count > 1 {
+            configuration.sslContextCallback = { [weak self] values, promise in
+                guard let self, let chosen = self.certificate(forServerName: values.serverHostname) else {
+                    promise.succeed(.noChanges)
+                    return
+                }
+                var override = NIOSSLContextConfigurationOverride()
+                override.certificateChain = chosen.chain.map { .certificate($0) }
+                override.privateKey = .privateKey(chosen.privateKey)
+                promise.succeed(override)
+            }
+        }
+        return try NIOSSLContext(configuration: configuration)
+    }
+}

@@ -1,0 +1,210 @@
+import Compression
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// One cached file: its bytes, the compressed forms worth keeping, and the validators and headers that go with
+/// them. Immutable once built, so any event loop may read it without locking.
+public final class CachedFile: Sendable {
+    /// Identity of the file on disk, compared on revalidation.
+    public struct Fingerprint: Equatable, Sendable {
+        var device: UInt64
+        var inode: UInt64
+        var size: Int
+        var modifiedNanoseconds: Int
+    }
+
+    /// A stored representation: identity, or one content coding.
+    public struct Variant: Sendable {
+        /// The coding, nil for identity.
+        public let coding: ContentCoding?
+        /// The body bytes.
+        public let body: ByteBuffer
+        /// Entity tag for this variant.
+        public let etag: String
+        /// Response headers for a full 200 answer, minus Date and Server which the edge adds.
+        public let headers: HTTPHeaders
+    }
+
+    /// The absolute path on disk.
+    public let path: String
+    /// Identity on disk when loaded.
+    public let fingerprint: Fingerprint
+    /// The media type.
+    public let contentType: String
+    /// Validators of the identity representation.
+    public let validators: Validators
+    /// The identity representation.
+    public let identity: Variant
+    /// Compressed representations in server preference order (brotli before gzip).
+    public let encoded: [Variant]
+    /// Bytes this entry holds in memory.
+    public let cost: Int
+
+    init(path: String, fingerprint: Fingerprint, contentType: String, body: ByteBuffer,
+         compressed: [(ContentCoding, ByteBuffer)], cacheControl: String?)
+    {
+        self.path = path
+        self.fingerprint = fingerprint
+        self.contentType = contentType
+        let lastModified = fingerprint.modifiedNanoseconds / 1_000_000_000
+        let baseTag = "\(String(lastModified, radix: 16))-\(String(fingerprint.size, radix: 16))"
+        self.validators = Validators(etag: "\"\(baseTag)\"", lastModified: lastModified)
+        let hasVariants = !compressed.isEmpty
+        func headers(_ coding: ContentCoding?, _ body: ByteBuffer, _ etag: String) -> HTTPHeaders {
+            var headers = HTTPHeaders()
+            headers.reserveCapacity(9)
+            headers.add(name: "Content-Type", value: contentType)
+            headers.add(name: "Content-Length", value: String(body.readableBytes))
+            headers.add(name: "Last-Modified", value: HTTPDate.format(epochSeconds: lastModified))
+            headers.add(name: "ETag", value: etag)
+            if let coding { headers.add(name: "Content-Encoding", value: coding.token) }
+            if coding == nil { headers.add(name: "Accept-Ranges", value: "bytes") }
+            if hasVariants { headers.add(name: "Vary", value: "Accept-Encoding") }
+            if let cacheControl { headers.add(name: "Cache-Control", value: cacheControl) }
+            return headers
+        }
+        self.identity = Variant(
+            coding: nil, body: body, etag: validators.etag, headers: headers(nil, body, validators.etag))
+        self.encoded = compressed.map { coding, bytes in
+            let tag = "\"\(baseTag)-\(coding.token)\""
+            return Variant(coding: coding, body: bytes, etag: tag, headers: headers(coding, bytes, tag))
+        }
+        self.cost = body.readableBytes + compressed.reduce(0) { $0 + $1.1.readableBytes } + path.utf8.count + 512
+    }
+
+    /// The variant for a coding, or identity.
+    public func variant(for coding: ContentCoding?) -> Variant {
+        guard let coding else { return identity }
+        return encoded.first { $0.coding == coding } ?? identity
+    }
+}
+
+/// A process-wide cache of hot files, bounded by total bytes and by entry count, evicting the least recently used.
+///
+/// Lookups take a short uncontended lock; loading, compressing and revalidating happen on the blocking pool, never
+/// on an event loop.
+public final class FileCache: Sendable {
+    /// Counters the edge exports as metrics.
+    public struct Statistics: Sendable, Equatable {
+        /// Lookups answered from memory.
+        public var hits = 0
+        /// Lookups that had to go to disk.
+        public var misses = 0
+        /// Entries removed to stay within bounds.
+        public var evictions = 0
+        /// Entries currently held.
+        public var entries = 0
+        /// Bytes currently held.
+        public var bytes = 0
+    }
+
+    struct Slot {
+        var file: CachedFile
+        var lastUsed: UInt64
+        var checkedAt: UInt64
+        var revalidating: Bool
+    }
+
+    struct State {
+        var slots: [String: Slot] = [:]
+        var tick: UInt64 = 0
+        var statistics = Statistics()
+        var warnedFull = false
+    }
+
+    /// Largest total of cached bytes.
+    public let maxBytes: Int
+    /// Largest number of entries.
+    public let maxEntries: Int
+    private let state = Mutex(State())
+
+    /// Creates an empty cache.
+    public init(maxBytes: Int, maxEntries: Int = 10_000) {
+        self.maxBytes = maxBytes
+        self.maxEntries = maxEntries
+    }
+
+    /// Result of a lookup.
+    public enum Lookup {
+        /// Not cached.
+        case miss
+        /// Cached; `needsRevalidation` says the caller should check the disk in the background.
+        case hit(CachedFile, needsRevalidation: Bool)
+    }
+
+    /// Looks up `key`, marking the entry recently used. `now` and `validity` are monotonic nanoseconds; an entry
+    /// older than `validity` is handed out once with `needsRevalidation` so exactly one check runs at a time.
+    public func lookup(_ key: String, now: UInt64, validity: UInt64) -> Lookup {
+        state.withLock { state in
+            state.tick &+= 1
+            let tick = state.tick
+            guard var slot = state.slots[key] else {
+                state.statistics.misses += 1
+                return .miss
+            }
+            state.statistics.hits += 1
+            slot.lastUsed = tick
+            var revalidate = false
+            if !slot.revalidating, now &- slot.checkedAt > validity {
+                slot.revalidating = true
+                revalidate = true
+            }
+            state.slots[key] = slot
+            return .hit(slot.file, needsRevalidation: revalidate)
+        }
+    }
+
+    /// Stores a file, evicting least recently used entries as needed. Returns false when the file alone exceeds
+    /// the budget (it is then served without caching).
+    @discardableResult
+    public func insert(_ key: String, _ file: CachedFile, now: UInt64) -> Bool {
+        guard file.cost <= maxBytes else { return false }
+        return state.withLock { state in
+            if let old = state.slots.removeValue(forKey: key) {
+                state.statistics.bytes -= old.file.cost
+            }
+            while state.statistics.bytes + file.cost > maxBytes || state.slots.count >= maxEntries {
+                guard let victim = state.slots.min(by: { $0.value.lastUsed < $1.value.lastUsed }) else { break }
+                state.slots.removeValue(forKey: victim.key)
+                state.statistics.bytes -= victim.value.file.cost
+                state.statistics.evictions += 1
+            }
+            state.tick &+= 1
+            state.slots[key] = Slot(file: file, lastUsed: state.tick, checkedAt: now, revalidating: false)
+            state.statistics.bytes += file.cost
+            state.statistics.entries = state.slots.count
+            return true
+        }
+    }
+
+    /// Records the result of a background revalidation: keeps the entry when it is unchanged, drops it otherwise.
+    public func finishRevalidation(_ key: String, file: CachedFile, stillCurrent: Bool, now: UInt64) {
+        state.withLock { state in
+            guard var slot = state.slots[key], slot.file === file else { return }
+            if stillCurrent {
+                slot.checkedAt = now
+                slot.revalidating = false
+                state.slots[key] = slot
+            } else {
+                state.slots.removeValue(forKey: key)
+                state.statistics.bytes -= file.cost
+                state.statistics.entries = state.slots.count
+            }
+        }
+    }
+
+    /// Drops every entry (used when the configuration changes what would be cached).
+    public func removeAll() {
+        state.withLock { state in
+            state.slots.removeAll()
+            state.statistics.bytes = 0
+            state.statistics.entries = 0
+        }
+    }
+
+    /// A snapshot of the counters.
+    public var statistics: Statistics {
+        state.withLock { $0.statistics }
+    }
+}

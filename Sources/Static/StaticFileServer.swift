@@ -1,0 +1,390 @@
+import Compression
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What the static handler needs to know about a request.
+public struct StaticRequest: Sendable {
+    /// GET or HEAD; anything else is answered 405.
+    public var method: HTTPMethod
+    /// The percent-encoded path (no query), already stripped of the route prefix when the route says so.
+    public var path: Substring
+    /// The query string without `?`, kept for redirects.
+    public var query: Substring?
+    /// Request headers (conditionals, Range, Accept-Encoding).
+    public var headers: HTTPHeaders
+
+    /// Creates a request description.
+    public init(method: HTTPMethod, path: Substring, query: Substring?, headers: HTTPHeaders) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+    }
+}
+
+/// An open file region to send; whoever sends it closes the handle.
+public struct FileBody: Sendable {
+    /// The open file.
+    public var handle: NIOFileHandle
+    /// First byte to send.
+    public var offset: Int
+    /// Number of bytes to send.
+    public var length: Int
+}
+
+/// The answer of the static handler.
+public struct StaticResponse: Sendable {
+    /// The body to send.
+    public enum Body: Sendable {
+        case empty
+        case buffer(ByteBuffer)
+        case file(FileBody)
+    }
+
+    public var status: HTTPResponseStatus
+    public var headers: HTTPHeaders
+    public var body: Body
+    /// For error answers, a short reason the edge renders as the body.
+    public var errorReason: String?
+
+    static func error(_ status: HTTPResponseStatus, _ reason: String, headers: HTTPHeaders = [:]) -> StaticResponse {
+        StaticResponse(status: status, headers: headers, body: .empty, errorReason: reason)
+    }
+}
+
+/// Either an answer ready now (a cache hit, the common case: no future is allocated) or one that needs the disk.
+public enum StaticResult {
+    case ready(StaticResponse)
+    case pending(EventLoopFuture<StaticResponse>)
+}
+
+/// Serves one folder with the caching, conditional, range and compression behaviour users expect from nginx and
+/// Caddy. Every disk access runs on the blocking thread pool; cache hits are answered on the event loop.
+public final class StaticFileServer: Sendable {
+    /// The route's settings.
+    public let configuration: StaticConfiguration
+    /// The real path of the root (symlinks resolved), the boundary requests may not leave.
+    public let rootRealPath: String
+    let cache: FileCache
+    let cacheSettings: StaticCacheConfiguration
+    let threadPool: NIOThreadPool
+    let namespace: String
+
+    /// Creates a server for a route. Fails when the root folder cannot be resolved.
+    public init(
+        configuration: StaticConfiguration, cache: FileCache, cacheSettings: StaticCacheConfiguration,
+        threadPool: NIOThreadPool
+    ) throws {
+        guard let real = realpath(configuration.root, nil) else {
+            throw IOError(errnoCode: errno, reason: "realpath(\(configuration.root))")
+        }
+        rootRealPath = String(cString: real)
+        free(real)
+        self.configuration = configuration
+        self.cache = cache
+        self.cacheSettings = cacheSettings
+        self.threadPool = threadPool
+        // Routes with different compression settings must not share entries for the same file.
+        let codings = configuration.compress.map(\.token).joined(separator: ",")
+        namespace = "\(codings)|\(configuration.precompressed)|\(configuration.compressMinSize)|"
+            + "\(configuration.cacheControl ?? "")|"
+    }
+
+    /// Answers a request.
+    public func respond(to request: StaticRequest, on eventLoop: any EventLoop) -> StaticResult {
+        guard request.method == .GET || request.method == .HEAD else {
+            return .ready(.error(.methodNotAllowed, "only GET and HEAD are allowed here", headers: ["Allow": "GET, HEAD"]))
+        }
+        let path: RequestPath
+        switch RequestPath.normalize(request.path) {
+        case .success(let normalized): path = normalized
+        case .failure(let rejection): return .ready(.error(.badRequest, rejection.rawValue))
+        }
+        if !configuration.hiddenFiles && path.hasHiddenSegment {
+            return .ready(.error(.notFound, "not found"))
+        }
+        let key = namespace + rootRealPath + "/" + path.relative + (path.hasTrailingSlash ? "/" : "")
+        let now = NIODeadline.now().uptimeNanoseconds
+        let validity = UInt64(cacheSettings.validity.components.seconds) * 1_000_000_000
+            + UInt64(cacheSettings.validity.components.attoseconds / 1_000_000_000)
+        switch cache.lookup(key, now: now, validity: validity) {
+        case .hit(let file, let needsRevalidation):
+            if needsRevalidation { revalidate(key: key, file: file, on: eventLoop) }
+            return .ready(Self.answer(request, from: file))
+        case .miss:
+            break
+        }
+        let query = request.query.map(String.init)
+        let acceptEncoding = request.headers.first(name: "accept-encoding")
+        let future = threadPool.runIfActive(eventLoop: eventLoop) { [self] in
+            try self.resolve(path, key: key, query: query, acceptEncoding: acceptEncoding)
+        }
+        return .pending(future.map { resolution in
+            switch resolution {
+            case .cached(let file): return Self.answer(request, from: file)
+            case .large(let large): return Self.answer(request, from: large)
+            case .response(let response): return response
+            }
+        }.flatMapErrorThrowing { _ in .error(.internalServerError, "the file could not be read") })
+    }
+
+    // MARK: - Answers from metadata (event loop)
+
+    static func answer(_ request: StaticRequest, from file: CachedFile) -> StaticResponse {
+        let variantTags = file.encoded.map(\.etag)
+        switch Preconditions.evaluate(
+            method: request.method, headers: request.headers, validators: file.validators, variantTags: variantTags)
+        {
+        case .notModified:
+            let coding = AcceptEncoding.choose(
+                request.headers.first(name: "accept-encoding"), available: file.encoded.compactMap(\.coding))
+            return notModified(file.variant(for: coding).headers)
+        case .preconditionFailed:
+            return .error(.preconditionFailed, "precondition failed")
+        case .proceed:
+            break
+        }
+        let size = file.identity.body.readableBytes
+        if request.method == .GET, let rangeHeader = request.headers.first(name: "range"),
+            Preconditions.ifRangeAllowsPartial(headers: request.headers, validators: file.validators)
+        {
+            switch ByteRange.evaluate(rangeHeader, size: size) {
+            case .full:
+                break
+            case .unsatisfiable:
+                return .error(.rangeNotSatisfiable, "range not satisfiable", headers: ["Content-Range": "bytes */\(size)"])
+            case .partial(let range):
+                var headers = file.identity.headers
+                headers.replaceOrAdd(name: "Content-Length", value: String(range.count))
+                headers.add(name: "Content-Range", value: "bytes \(range.lowerBound)-\(range.upperBound)/\(size)")
+                let slice = file.identity.body.getSlice(at: file.identity.body.readerIndex + range.lowerBound, length: range.count)!
+                return StaticResponse(status: .partialContent, headers: headers, body: .buffer(slice))
+            }
+        }
+        let variant: CachedFile.Variant
+        if file.encoded.isEmpty {
+            variant = file.identity
+        } else {
+            let coding = AcceptEncoding.choose(
+                request.headers.first(name: "accept-encoding"), available: file.encoded.compactMap(\.coding))
+            variant = file.variant(for: coding)
+        }
+        return StaticResponse(
+            status: .ok, headers: variant.headers, body: request.method == .HEAD ? .empty : .buffer(variant.body))
+    }
+
+    static func answer(_ request: StaticRequest, from large: LargeFile) -> StaticResponse {
+        var close = true
+        defer { if close { try? large.handle.close() } }
+        switch Preconditions.evaluate(method: request.method, headers: request.headers, validators: large.validators) {
+        case .notModified: return notModified(large.headers)
+        case .preconditionFailed: return .error(.preconditionFailed, "precondition failed")
+        case .proceed: break
+        }
+        var headers = large.headers
+        var status = HTTPResponseStatus.ok
+        var offset = 0, length = large.size
+        if large.coding == nil, request.method == .GET, let rangeHeader = request.headers.first(name: "range"),
+            Preconditions.ifRangeAllowsPartial(headers: request.headers, validators: large.validators)
+        {
+            switch ByteRange.evaluate(rangeHeader, size: large.size) {
+            case .full:
+                break
+            case .unsatisfiable:
+                return .error(
+                    .rangeNotSatisfiable, "range not satisfiable", headers: ["Content-Range": "bytes */\(large.size)"])
+            case .partial(let range):
+                status = .partialContent
+                offset = range.lowerBound
+                length = range.count
+                headers.replaceOrAdd(name: "Content-Length", value: String(length))
+                headers.add(name: "Content-Range", value: "bytes \(range.lowerBound)-\(range.upperBound)/\(large.size)")
+            }
+        }
+        if request.method == .HEAD { return StaticResponse(status: status, headers: headers, body: .empty) }
+        close = false
+        return StaticResponse(
+            status: status, headers: headers, body: .file(FileBody(handle: large.handle, offset: offset, length: length)))
+    }
+
+    static func notModified(_ full: HTTPHeaders) -> StaticResponse {
+        var headers = HTTPHeaders()
+        for name in ["ETag", "Last-Modified", "Cache-Control", "Vary"] {
+            if let value = full.first(name: name) { headers.add(name: name, value: value) }
+        }
+        return StaticResponse(status: .notModified, headers: headers, body: .empty)
+    }
+
+    // MARK: - Disk (blocking pool)
+
+    struct LargeFile: Sendable {
+        var handle: NIOFileHandle
+        var size: Int
+        var coding: ContentCoding?
+        var validators: Validators
+        var headers: HTTPHeaders
+    }
+
+    enum Resolution: Sendable {
+        case cached(CachedFile)
+        case large(LargeFile)
+        case response(StaticResponse)
+    }
+
+    /// Maps a normalized path to a file and loads it. Runs on the blocking pool.
+    func resolve(_ path: RequestPath, key: String, query: String?, acceptEncoding: String?) throws -> Resolution {
+        var full = rootRealPath + (path.segments.isEmpty ? "" : "/" + path.relative)
+        guard var info = statFile(full) else { return .response(.error(.notFound, "not found")) }
+        if info.isDirectory {
+            guard path.hasTrailingSlash else {
+                var location = path.encoded(trailingSlash: true)
+                if let query { location += "?" + query }
+                return .response(
+                    StaticResponse(status: .movedPermanently, headers: ["Location": location], body: .empty,
+                                   errorReason: "moved to \(location)"))
+            }
+            var found: (String, FileInfo)?
+            for name in configuration.index {
+                let candidate = full + "/" + name
+                if let candidateInfo = statFile(candidate), candidateInfo.isRegular {
+                    found = (candidate, candidateInfo)
+                    break
+                }
+            }
+            guard let found else {
+                if configuration.browse, isInsideRoot(full) {
+                    return .response(DirectoryListing.render(directory: full, requestPath: path))
+                }
+                return .response(.error(.notFound, "not found"))
+            }
+            (full, info) = found
+        }
+        guard info.isRegular else { return .response(.error(.notFound, "not found")) }
+        guard isInsideRoot(full) else { return .response(.error(.forbidden, "forbidden")) }
+        let contentType = MediaTypes.type(forPath: full)
+
+        if info.size <= cacheSettings.maxFileSize {
+            let body = try readWholeFile(full)
+            var compressed: [(ContentCoding, ByteBuffer)] = []
+            let compressible = MediaTypes.isCompressible(contentType)
+            for coding in ContentCoding.allCases {
+                if configuration.precompressed, let sibling = statFile(full + coding.fileExtension), sibling.isRegular,
+                    sibling.size <= cacheSettings.maxFileSize, let bytes = try? readWholeFile(full + coding.fileExtension)
+                {
+                    compressed.append((coding, bytes))
+                } else if compressible, configuration.compress.contains(coding),
+                    body.readableBytes >= configuration.compressMinSize,
+                    let bytes = Compressor.compress(body, coding: coding)
+                {
+                    compressed.append((coding, bytes))
+                }
+            }
+            let file = CachedFile(
+                path: full, fingerprint: info.fingerprint, contentType: contentType, body: body,
+                compressed: compressed, cacheControl: configuration.cacheControl)
+            cache.insert(key, file, now: NIODeadline.now().uptimeNanoseconds)
+            return .cached(file)
+        }
+
+        // Too large to cache: stream it, preferring a precompressed sibling the client accepts.
+        var servedPath = full
+        var servedInfo = info
+        var coding: ContentCoding?
+        if configuration.precompressed {
+            let available = ContentCoding.allCases.filter { statFile(full + $0.fileExtension)?.isRegular == true }
+            if let chosen = AcceptEncoding.choose(acceptEncoding, available: available),
+                let siblingInfo = statFile(full + chosen.fileExtension)
+            {
+                coding = chosen
+                servedPath = full + chosen.fileExtension
+                servedInfo = siblingInfo
+            }
+        }
+        let descriptor = open(servedPath, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return .response(.error(.forbidden, "forbidden")) }
+        let lastModified = info.fingerprint.modifiedNanoseconds / 1_000_000_000
+        var tag = "\(String(lastModified, radix: 16))-\(String(info.size, radix: 16))"
+        if let coding { tag += "-\(coding.token)" }
+        let validators = Validators(etag: "\"\(tag)\"", lastModified: lastModified)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: contentType)
+        headers.add(name: "Content-Length", value: String(servedInfo.size))
+        headers.add(name: "Last-Modified", value: HTTPDate.format(epochSeconds: lastModified))
+        headers.add(name: "ETag", value: validators.etag)
+        if let coding { headers.add(name: "Content-Encoding", value: coding.token) } else {
+            headers.add(name: "Accept-Ranges", value: "bytes")
+        }
+        if configuration.precompressed { headers.add(name: "Vary", value: "Accept-Encoding") }
+        if let cacheControl = configuration.cacheControl { headers.add(name: "Cache-Control", value: cacheControl) }
+        return .large(LargeFile(
+            handle: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor), size: servedInfo.size,
+            coding: coding, validators: validators, headers: headers))
+    }
+
+    private func revalidate(key: String, file: CachedFile, on eventLoop: any EventLoop) {
+        let cache = self.cache
+        threadPool.submit { state in
+            guard case .active = state else { return }
+            let current = statFile(file.path)?.fingerprint
+            cache.finishRevalidation(
+                key, file: file, stillCurrent: current == file.fingerprint, now: NIODeadline.now().uptimeNanoseconds)
+        }
+    }
+
+    /// Whether `path` resolves (symlinks followed) to a place inside the root, or symlinks may leave it anyway.
+    func isInsideRoot(_ path: String) -> Bool {
+        if configuration.allowSymlinksOutsideRoot { return true }
+        guard let real = realpath(path, nil) else { return false }
+        defer { free(real) }
+        let resolved = String(cString: real)
+        return resolved == rootRealPath || resolved.hasPrefix(rootRealPath == "/" ? "/" : rootRealPath + "/")
+    }
+}
+
+// MARK: - Small POSIX helpers (blocking; thread pool only)
+
+struct FileInfo {
+    var isDirectory: Bool
+    var isRegular: Bool
+    var size: Int
+    var fingerprint: CachedFile.Fingerprint
+}
+
+func statFile(_ path: String) -> FileInfo? {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return nil }
+    let kind = info.st_mode & S_IFMT
+    let modified = Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec)
+    return FileInfo(
+        isDirectory: kind == S_IFDIR, isRegular: kind == S_IFREG, size: Int(info.st_size),
+        fingerprint: .init(
+            device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int(info.st_size),
+            modifiedNanoseconds: modified))
+}
+
+func readWholeFile(_ path: String) throws -> ByteBuffer {
+    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "open") }
+    defer { close(descriptor) }
+    var info = stat()
+    guard fstat(descriptor, &info) == 0 else { throw IOError(errnoCode: errno, reason: "fstat") }
+    let size = Int(info.st_size)
+    var buffer = ByteBufferAllocator().buffer(capacity: size)
+    while buffer.readableBytes < size {
+        let wanted = size - buffer.readableBytes
+        let count = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { target in
+            let result = read(descriptor, target.baseAddress, min(target.count, wanted))
+            if result < 0 { throw IOError(errnoCode: errno, reason: "read") }
+            return result
+        }
+        if count == 0 { break }
+    }
+    return buffer
+}

@@ -1,0 +1,73 @@
+import ArgumentParser
+import Config
+import Edge
+
+/// `vantage`: the edge gateway. Exit codes: 0 success, 1 runtime failure, 2 invalid configuration, 64 usage.
+@main
+struct VantageCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vantage",
+        abstract: "An edge gateway: TLS, HTTP/1.1 and HTTP/2, static files and routing, with analytics built in.",
+        subcommands: [Run.self, Validate.self, Version.self])
+}
+
+struct ConfigOption: ParsableArguments {
+    @Option(name: .shortAndLong, help: "Path to the YAML configuration.")
+    var config = "conf/vantage.yaml"
+}
+
+extension VantageCommand {
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve with the given configuration until SIGTERM or SIGINT (SIGHUP reloads).")
+        @OptionGroup var options: ConfigOption
+
+        func run() async throws {
+            do {
+                try await VantageRuntime.run(configurationPath: options.config)
+            } catch let error as ConfigError {
+                printError("invalid configuration: \(error)")
+                throw ExitCode(2)
+            } catch {
+                printError("vantage: \(error)")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Validate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a configuration without serving; exit 0 when valid, 2 when not.")
+        @OptionGroup var options: ConfigOption
+
+        func run() throws {
+            do {
+                let gateway = try GatewayConfiguration.load(path: options.config)
+                try GatewayConfiguration.checkCertificates(gateway)
+                print("\(options.config): valid (\(gateway.sites.count) site(s))")
+            } catch let error as ConfigError {
+                printError("invalid configuration: \(error)")
+                throw ExitCode(2)
+            } catch {
+                printError("invalid configuration: \(options.config): \(error)")
+                throw ExitCode(2)
+            }
+        }
+    }
+
+    struct Version: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the version.")
+        func run() { print("vantage \(VantageRuntime.version)") }
+    }
+}
+
+func printError(_ message: String) {
+    var standardError = StandardError()
+    print(message, to: &standardError)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        FileHandleWriter.writeToStandardError(string)
+    }
+}
