@@ -31,7 +31,7 @@ public struct GatewayConfiguration: Sendable {
     /// How long in-flight requests may take to finish on SIGTERM.
     public var shutdownTimeout: Duration = .seconds(10)
     /// Event loop threads; defaults to the number of cores.
-    public var threads: Int = System.coreCount
+    public var threads: Int = availableCores()
     /// Minimum level of the process log.
     public var logLevel: Logger.Level = .info
     /// Where the config came from, for reload.
@@ -86,7 +86,7 @@ public struct GatewayConfiguration: Sendable {
         }
         if let value = map["shutdown_timeout"] { shutdownTimeout = try value.duration() }
         if let value = map["threads"] {
-            threads = try value.string() == "auto" ? System.coreCount : try value.int(in: 1...256)
+            threads = try value.string() == "auto" ? availableCores() : try value.int(in: 1...256)
         }
         if let value = map["log_level"] {
             logLevel = Logger.Level(rawValue: try value.oneOf(Logger.Level.allCases.map(\.rawValue)))!

@@ -375,12 +375,15 @@ final class IdleHandshakeTimeoutHandler: ChannelInboundHandler, RemovableChannel
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is TLSUserEvent {
-            task?.cancel()
-            task = nil
-            context.pipeline.syncOperations.removeHandler(self, promise: nil)
+        guard event is TLSUserEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
         }
+        task?.cancel()
+        task = nil
+        // Pass the event on before leaving: the ALPN handler further down builds the HTTP pipeline from it.
         context.fireUserInboundEventTriggered(event)
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 }
 

@@ -1,0 +1,159 @@
+import Config
+import Foundation
+import Testing
+
+@testable import Edge
+
+func parseConfiguration(_ yaml: String, environment: [String: String] = [:]) throws -> GatewayConfiguration {
+    try GatewayConfiguration(from: ConfigDocument(yaml: yaml, file: "vantage.yaml", environment: environment).root)
+}
+
+@Suite struct GatewayConfigurationTests {
+    let tmp = FileManager.default.temporaryDirectory.path
+
+    @Test func minimalConfiguration() throws {
+        let configuration = try parseConfiguration("""
+            listen: { http: ":8080" }
+            sites:
+              - routes:
+                  - { path: /, respond: "hi" }
+            """)
+        #expect(configuration.httpListeners.map(\.description) == ["0.0.0.0:8080"])
+        #expect(configuration.sites[0].isDefault)
+        #expect(configuration.admin.listen?.description == "127.0.0.1:9901")
+    }
+
+    @Test func unknownRouteKeyIsLocatedAndCorrected() throws {
+        let error = #expect(throws: ConfigError.self) {
+            try parseConfiguration("""
+                listen: { http: ":8080" }
+                sites:
+                  - hosts: [example.com]
+                    routes:
+                      - path: /
+                        statc: { root: /tmp }
+                """)
+        }
+        #expect(error?.line == 6)
+        #expect(error?.keyPath == "sites[0].routes[0].statc")
+        #expect(error?.message.contains("did you mean \"static\"") == true)
+    }
+
+    @Test func everyRouteNeedsExactlyOneHandler() {
+        let error = #expect(throws: ConfigError.self) {
+            try parseConfiguration("""
+                listen: { http: ":8080" }
+                sites:
+                  - routes:
+                      - { path: /, respond: "a", redirect: "https://example.com/" }
+                """)
+        }
+        #expect(error?.message == "expected one handler, found respond and redirect")
+    }
+
+    @Test func listenAddressesAreChecked() {
+        let error = #expect(throws: ConfigError.self) {
+            try parseConfiguration("""
+                listen: { http: "localhost:http" }
+                sites: [{ routes: [{ respond: "x" }] }]
+                """)
+        }
+        #expect(error?.keyPath == "listen.http")
+        #expect(error?.line == 1)
+    }
+
+    @Test func staticRootMustExist() {
+        let error = #expect(throws: ConfigError.self) {
+            try parseConfiguration("""
+                listen: { http: ":8080" }
+                sites: [{ routes: [{ static: { root: /does/not/exist } }] }]
+                """)
+        }
+        #expect(error?.keyPath == "sites[0].routes[0].static.root")
+    }
+
+    @Test func httpsNeedsCertificates() {
+        #expect(throws: ConfigError.self) {
+            try parseConfiguration("""
+                listen: { https: ":8443" }
+                sites: [{ routes: [{ respond: "x" }] }]
+                """)
+        }
+    }
+
+    @Test func duplicateHostsAndDefaults() {
+        #expect(throws: ConfigError.self) {
+            try parseConfiguration("""
+                listen: { http: ":8080" }
+                sites:
+                  - { hosts: [a.example], routes: [{ respond: "1" }] }
+                  - { hosts: [A.example], routes: [{ respond: "2" }] }
+                """)
+        }
+        #expect(throws: ConfigError.self) {
+            try parseConfiguration("""
+                listen: { http: ":8080" }
+                sites:
+                  - { routes: [{ respond: "1" }] }
+                  - { hosts: "*", routes: [{ respond: "2" }] }
+                """)
+        }
+    }
+
+    @Test func redirectTargetsMustBeSafe() {
+        let error = #expect(throws: ConfigError.self) {
+            try parseConfiguration("""
+                listen: { http: ":8080" }
+                sites: [{ routes: [{ redirect: "//evil.example/" }] }]
+                """)
+        }
+        #expect(error?.message.contains("single /") == true)
+    }
+
+    @Test func secretsComeFromTheEnvironment() throws {
+        let configuration = try parseConfiguration("""
+            listen: { http: ":8080" }
+            admin: { listen: "127.0.0.1:0", token_env: ADMIN_TOKEN }
+            sites: [{ routes: [{ respond: "${GREETING:-hello}" }] }]
+            """, environment: ["ADMIN_TOKEN": "t0ken"])
+        #expect(configuration.admin.token == "t0ken")
+        guard case .respond(let respond) = configuration.sites[0].routes[0].handler else { return }
+        #expect(respond.body == "hello")
+    }
+
+    @Test func hstsForms() throws {
+        let configuration = try parseConfiguration("""
+            listen: { http: ":8080" }
+            sites:
+              - { hosts: a.example, hsts: true, routes: [{ respond: "1" }] }
+              - { hosts: b.example, hsts: { max_age: 1d, include_subdomains: true }, routes: [{ respond: "1" }] }
+            """)
+        #expect(configuration.sites[0].hsts == "max-age=31536000")
+        #expect(configuration.sites[1].hsts == "max-age=86400; includeSubDomains")
+    }
+
+    @Test func shippedConfigurationIsValid() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let previous = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(root.path)
+        defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+        let configuration = try GatewayConfiguration.load(path: "conf/vantage.yaml", environment: [:])
+        #expect(configuration.httpListeners.first?.port == 8080)
+    }
+}
+
+@Suite struct CIDRTests {
+    @Test func matching() throws {
+        let network = try #require(CIDR("10.0.0.0/8"))
+        #expect(network.contains(parseIPAddress("10.1.2.3")!))
+        #expect(!network.contains(parseIPAddress("11.1.2.3")!))
+        #expect(network.contains(parseIPAddress("::ffff:10.9.9.9")!))
+        let v6 = try #require(CIDR("2001:db8::/32"))
+        #expect(v6.contains(parseIPAddress("2001:db8:1::1")!))
+        #expect(!v6.contains(parseIPAddress("2001:db9::1")!))
+        #expect(CIDR("127.0.0.1")?.contains(parseIPAddress("127.0.0.1")!) == true)
+        #expect(CIDR("10.0.0.0/33") == nil)
+        #expect(CIDR("nonsense") == nil)
+    }
+}

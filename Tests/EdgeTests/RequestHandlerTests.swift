@@ -1,0 +1,132 @@
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import NIOPosix
+import Static
+import Testing
+
+@testable import Edge
+
+/// Runs the request handler on an embedded channel with a real route table.
+final class HandlerHarness {
+    let channel = EmbeddedChannel()
+    let pool = NIOThreadPool(numberOfThreads: 1)
+
+    init(_ yaml: String, isTLS: Bool = false) throws {
+        let configuration = try parseConfiguration(yaml)
+        let snapshot = try Gateway.makeSnapshot(configuration, cache: FileCache(maxBytes: 1 << 20), threadPool: pool)
+        let core = GatewayCore(snapshot: snapshot, loops: [channel.embeddedEventLoop], accessLog: nil,
+                               threadPool: pool, logger: Logger(label: "test"))
+        let handler = RequestHandler(
+            core: core, loop: core.loopContext(for: channel.embeddedEventLoop),
+            connection: ConnectionInfo(channel: channel, isTLS: isTLS), connectionGuard: nil, isHTTP2: false)
+        try channel.pipeline.syncOperations.addHandler(handler)
+    }
+
+    deinit { _ = try? channel.finish() }
+
+    struct Answer {
+        var status: HTTPResponseStatus
+        var headers: HTTPHeaders
+        var body: String
+    }
+
+    func send(_ method: HTTPMethod = .GET, _ uri: String, headers: HTTPHeaders = ["Host": "example.com"],
+              version: HTTPVersion = .http1_1) throws -> Answer
+    {
+        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(
+            version: version, method: method, uri: uri, headers: headers)))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        guard case .head(let head) = try channel.readOutbound(as: HTTPServerResponsePart.self) else {
+            throw HarnessError.noHead
+        }
+        var body = ""
+        while let part = try channel.readOutbound(as: HTTPServerResponsePart.self) {
+            switch part {
+            case .body(.byteBuffer(let buffer)): body += String(buffer: buffer)
+            case .end: return Answer(status: head.status, headers: head.headers, body: body)
+            default: break
+            }
+        }
+        return Answer(status: head.status, headers: head.headers, body: body)
+    }
+
+    enum HarnessError: Error { case noHead }
+}
+
+@Suite struct RequestHandlerTests {
+    let yaml = """
+        listen: { http: ":8080", }
+        sites:
+          - hosts: [example.com]
+            redirect_https: false
+            hsts: true
+            routes:
+              - { path: /, respond: { status: 200, body: "home", headers: { X-Site: one } } }
+              - { path: /old/, redirect: { to: "https://example.com/new{path}", status: 301 } }
+              - { path: /upload, respond: "ok", max_body_size: 10 }
+        """
+
+    @Test func respondsRedirectsAndAddsStandardHeaders() throws {
+        let harness = try HandlerHarness(yaml)
+        let home = try harness.send("/")
+        #expect(home.status == .ok)
+        #expect(home.body == "home")
+        #expect(home.headers.first(name: "x-site") == "one")
+        #expect(home.headers.first(name: "date") != nil)
+        #expect(home.headers.first(name: "strict-transport-security") == nil)  // plain HTTP: no HSTS
+        let moved = try harness.send("/old/page?q=1")
+        #expect(moved.status == .movedPermanently)
+        #expect(moved.headers.first(name: "location") == "https://example.com/new/old/page")
+    }
+
+    @Test func unknownHostsAndPathsGetClearAnswers() throws {
+        let harness = try HandlerHarness(yaml)
+        let unknown = try harness.send("/", headers: ["Host": "other.example"])
+        #expect(unknown.status == .notFound)
+        #expect(unknown.body.contains("no site is configured for this host"))
+    }
+
+    @Test func smugglingShapesAreRefused() throws {
+        let harness = try HandlerHarness(yaml)
+        let both = try harness.send(.POST, "/", headers: [
+            "Host": "example.com", "Content-Length": "5", "Transfer-Encoding": "chunked",
+        ])
+        #expect(both.status == .badRequest)
+        #expect(both.headers.first(name: "connection") == "close")
+        let harness2 = try HandlerHarness(yaml)
+        let twice = try harness2.send(.POST, "/", headers: ["Host": "example.com", "Content-Length": "1", "content-length": "2"])
+        #expect(twice.status == .badRequest)
+        let harness3 = try HandlerHarness(yaml)
+        let noHost = try harness3.send("/", headers: [:])
+        #expect(noHost.status == .badRequest)
+    }
+
+    @Test func bodyLimitsPerRoute() throws {
+        let harness = try HandlerHarness(yaml)
+        let tooBig = try harness.send(.POST, "/upload", headers: ["Host": "example.com", "Content-Length": "11"])
+        #expect(tooBig.status == .payloadTooLarge)
+    }
+
+    @Test func longTargetsGet414() throws {
+        let harness = try HandlerHarness(yaml)
+        let answer = try harness.send("/" + String(repeating: "a", count: 9000))
+        #expect(answer.status == .uriTooLong)
+    }
+
+    @Test func httpsRedirectAndHSTS() throws {
+        let config = """
+            listen: { http: ":8080" }
+            sites:
+              - { hosts: [example.com], redirect_https: true, hsts: true, routes: [{ respond: "secure" }] }
+            """
+        let plain = try HandlerHarness(config)
+        // No HTTPS listener in this config, so there is nowhere to redirect to: the site answers as usual.
+        #expect(try plain.send("/a?b=c").status == .ok)
+        let tls = try HandlerHarness(config, isTLS: true)
+        let secure = try tls.send("/")
+        #expect(secure.body == "secure")
+        #expect(secure.headers.first(name: "strict-transport-security") == "max-age=31536000")
+    }
+}

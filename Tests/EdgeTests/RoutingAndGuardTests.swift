@@ -1,0 +1,99 @@
+import NIOCore
+import NIOPosix
+import Static
+import Testing
+
+@testable import Edge
+
+@Suite struct RouteTableTests {
+    func table() throws -> RouteTable {
+        let configuration = try parseConfiguration("""
+            listen: { http: ":8080" }
+            sites:
+              - hosts: [example.com, www.example.com]
+                routes:
+                  - { path: /, respond: "root" }
+                  - { path: /api/, respond: "api" }
+                  - { path: /api/v2/, respond: "v2" }
+              - hosts: "*.example.org"
+                routes: [{ respond: "wild" }]
+              - routes: [{ respond: "default" }]
+            """)
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        return try RouteTable.build(from: configuration, cache: FileCache(maxBytes: 1024), threadPool: pool)
+    }
+
+    func body(_ route: Route?) -> String? {
+        guard case .respond(let prepared) = route?.handler else { return nil }
+        return String(buffer: prepared.body)
+    }
+
+    @Test func hostsMatchExactlyThenByWildcardThenDefault() throws {
+        let table = try table()
+        #expect(table.site(forHost: "example.com")?.name == "example.com")
+        #expect(table.site(forHost: "WWW.Example.COM:8080")?.name == "example.com")
+        #expect(table.site(forHost: "example.com.")?.name == "example.com")
+        #expect(table.site(forHost: "a.example.org")?.name == "*.example.org")
+        #expect(table.site(forHost: "example.org")?.name == "default")
+        #expect(table.site(forHost: nil)?.name == "default")
+        #expect(table.site(forHost: "[::1]:8080")?.name == "default")
+    }
+
+    @Test func longestPrefixWins() throws {
+        let site = try #require(try table().site(forHost: "example.com"))
+        #expect(body(site.route(for: "/")) == "root")
+        #expect(body(site.route(for: "/api/users")) == "api")
+        #expect(body(site.route(for: "/api/v2/users")) == "v2")
+        #expect(body(site.route(for: "/apix")) == "root")
+    }
+}
+
+@Suite struct ConnectionGuardStateMachineTests {
+    func bytes(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
+
+    @Test func headTimerStartsWithTheFirstByteAndStopsAtTheBlankLine() {
+        var machine = ConnectionGuardStateMachine(maxHeaderSize: 64)
+        #expect(machine.connectionActive() == .startTimer(.idle))
+        #expect(machine.bytesReceived(bytes("GET / HTTP/1.1\r\n")) == .startTimer(.header))
+        #expect(machine.bytesReceived(bytes("Host: a\r\n\r")) == .none)
+        #expect(machine.bytesReceived(bytes("\n")) == .cancelTimer)
+        #expect(machine.state == .inRequest)
+        #expect(machine.responseCompleted() == .startTimer(.idle))
+        #expect(machine.timerFired() == .close)
+    }
+
+    @Test func aSlowHeadIsAnswered408() {
+        var machine = ConnectionGuardStateMachine(maxHeaderSize: 64)
+        _ = machine.bytesReceived(bytes("GET / HTTP/1.1\r\n"))
+        #expect(machine.timerFired() == .reject(.headerTimeout))
+    }
+
+    @Test func anOversizedHeadIsAnswered431ButALargeBodyIsNot() {
+        var machine = ConnectionGuardStateMachine(maxHeaderSize: 64)
+        #expect(machine.bytesReceived(bytes("GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 80))) == .reject(.headerTooLarge))
+        var upload = ConnectionGuardStateMachine(maxHeaderSize: 64)
+        let request = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 500\r\n\r\n" + String(repeating: "b", count: 500)
+        #expect(upload.bytesReceived(bytes(request)) == .cancelTimer)
+    }
+
+    @Test func theParserCanReportTheHeadFirst() {
+        var machine = ConnectionGuardStateMachine(maxHeaderSize: 64)
+        #expect(machine.requestHeadReceived() == .cancelTimer)
+        #expect(machine.requestHeadReceived() == .none)
+    }
+}
+
+@Suite struct RedirectSafetyTests {
+    @Test func placeholdersNeverMakeAProtocolRelativeLocation() {
+        #expect(RequestHandler.expand("https://example.com{uri}", uri: "//evil.com/x", path: "//evil.com/x")
+            == "https://example.com//evil.com/x")
+        #expect(RequestHandler.expand("{path}", uri: "//evil.com", path: "//evil.com") == "/evil.com")
+        #expect(RequestHandler.expand("/new{path}", uri: "/a?b", path: "/a") == "/new/a")
+    }
+
+    @Test func httpsRedirectAuthorityRefusesOddHosts() {
+        #expect(RequestHandler.redirectAuthority(host: "Example.com:8080", port: 443) == "example.com")
+        #expect(RequestHandler.redirectAuthority(host: "example.com", port: 8443) == "example.com:8443")
+        #expect(RequestHandler.redirectAuthority(host: "evil.com/@x", port: 443) == nil)
+    }
+}
