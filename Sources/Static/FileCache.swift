@@ -38,6 +38,8 @@ public final class CachedFile: Sendable {
     public let identity: Variant
     /// Compressed representations in server preference order (brotli before gzip).
     public let encoded: [Variant]
+    /// The codings of `encoded`, in the same order.
+    public let availableCodings: [ContentCoding]
     /// Bytes this entry holds in memory.
     public let cost: Int
 
@@ -70,6 +72,7 @@ public final class CachedFile: Sendable {
             let tag = "\"\(baseTag)-\(coding.token)\""
             return Variant(coding: coding, body: bytes, etag: tag, headers: headers(coding, bytes, tag))
         }
+        self.availableCodings = compressed.map(\.0)
         self.cost = body.readableBytes + compressed.reduce(0) { $0 + $1.1.readableBytes } + path.utf8.count + 512
     }
 
@@ -106,8 +109,20 @@ public final class FileCache: Sendable {
         var revalidating: Bool
     }
 
+    /// A cache key: which server (root and settings) and which normalized request path.
+    public struct Key: Hashable, Sendable {
+        public var namespace: Int
+        public var path: String
+
+        public init(namespace: Int, path: String) {
+            self.namespace = namespace
+            self.path = path
+        }
+    }
+
     struct State {
-        var slots: [String: Slot] = [:]
+        var slots: [Key: Slot] = [:]
+        var namespaces: [String: Int] = [:]
         var tick: UInt64 = 0
         var statistics = Statistics()
         var warnedFull = false
@@ -135,30 +150,29 @@ public final class FileCache: Sendable {
 
     /// Looks up `key`, marking the entry recently used. `now` and `validity` are monotonic nanoseconds; an entry
     /// older than `validity` is handed out once with `needsRevalidation` so exactly one check runs at a time.
-    public func lookup(_ key: String, now: UInt64, validity: UInt64) -> Lookup {
+    public func lookup(_ key: Key, now: UInt64, validity: UInt64) -> Lookup {
         state.withLock { state in
             state.tick &+= 1
-            let tick = state.tick
-            guard var slot = state.slots[key] else {
+            guard let index = state.slots.index(forKey: key) else {
                 state.statistics.misses += 1
                 return .miss
             }
             state.statistics.hits += 1
-            slot.lastUsed = tick
-            var revalidate = false
+            // Update in place through the index: one hash lookup per hit.
+            state.slots.values[index].lastUsed = state.tick
+            let slot = state.slots.values[index]
             if !slot.revalidating, now &- slot.checkedAt > validity {
-                slot.revalidating = true
-                revalidate = true
+                state.slots.values[index].revalidating = true
+                return .hit(slot.file, needsRevalidation: true)
             }
-            state.slots[key] = slot
-            return .hit(slot.file, needsRevalidation: revalidate)
+            return .hit(slot.file, needsRevalidation: false)
         }
     }
 
     /// Stores a file, evicting least recently used entries as needed. Returns false when the file alone exceeds
     /// the budget (it is then served without caching).
     @discardableResult
-    public func insert(_ key: String, _ file: CachedFile, now: UInt64) -> Bool {
+    public func insert(_ key: Key, _ file: CachedFile, now: UInt64) -> Bool {
         guard file.cost <= maxBytes else { return false }
         return state.withLock { state in
             if let old = state.slots.removeValue(forKey: key) {
@@ -179,7 +193,7 @@ public final class FileCache: Sendable {
     }
 
     /// Records the result of a background revalidation: keeps the entry when it is unchanged, drops it otherwise.
-    public func finishRevalidation(_ key: String, file: CachedFile, stillCurrent: Bool, now: UInt64) {
+    public func finishRevalidation(_ key: Key, file: CachedFile, stillCurrent: Bool, now: UInt64) {
         state.withLock { state in
             guard var slot = state.slots[key], slot.file === file else { return }
             if stillCurrent {
@@ -200,6 +214,16 @@ public final class FileCache: Sendable {
             state.slots.removeAll()
             state.statistics.bytes = 0
             state.statistics.entries = 0
+        }
+    }
+
+    /// A small number standing for a server's root and settings, so keys stay short to hash.
+    public func namespace(for description: String) -> Int {
+        state.withLock { state in
+            if let existing = state.namespaces[description] { return existing }
+            let next = state.namespaces.count + 1
+            state.namespaces[description] = next
+            return next
         }
     }
 

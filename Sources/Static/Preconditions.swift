@@ -31,21 +31,26 @@ public enum Preconditions {
     /// `variantTags` lists the other entity tags the same resource is served under (compressed variants), so a
     /// client that cached the gzip form still gets a 304.
     public static func evaluate(
-        method: HTTPMethod, headers: HTTPHeaders, validators: Validators, variantTags: [String] = []
+        method: HTTPMethod, headers: RequestHeaderSummary, validators: Validators, variantTags: [String] = []
     ) -> PreconditionOutcome {
+        if headers.ifMatch == nil && headers.ifNoneMatch == nil && headers.ifModifiedSince == nil
+            && headers.ifUnmodifiedSince == nil
+        {
+            return .proceed
+        }
         let isGetOrHead = method == .GET || method == .HEAD
-        if let ifMatch = headers.first(name: "if-match") {
+        if let ifMatch = headers.ifMatch {
             if !matches(ifMatch, validators.etag, weak: false) { return .preconditionFailed }
-        } else if let ifUnmodified = headers.first(name: "if-unmodified-since"),
+        } else if let ifUnmodified = headers.ifUnmodifiedSince,
             let date = HTTPDate.parse(Substring(ifUnmodified)), validators.lastModified > date
         {
             return .preconditionFailed
         }
-        if let ifNoneMatch = headers.first(name: "if-none-match") {
+        if let ifNoneMatch = headers.ifNoneMatch {
             let hit = matches(ifNoneMatch, validators.etag, weak: true)
                 || variantTags.contains { matches(ifNoneMatch, $0, weak: true) }
             if hit { return isGetOrHead ? .notModified : .preconditionFailed }
-        } else if isGetOrHead, let ifModified = headers.first(name: "if-modified-since"),
+        } else if isGetOrHead, let ifModified = headers.ifModifiedSince,
             let date = HTTPDate.parse(Substring(ifModified)), validators.lastModified <= date
         {
             return .notModified
@@ -55,8 +60,8 @@ public enum Preconditions {
 
     /// Whether a Range request may be honoured under its If-Range header (absent, or naming the current
     /// representation with a strong validator).
-    public static func ifRangeAllowsPartial(headers: HTTPHeaders, validators: Validators) -> Bool {
-        guard let ifRange = headers.first(name: "if-range") else { return true }
+    public static func ifRangeAllowsPartial(headers: RequestHeaderSummary, validators: Validators) -> Bool {
+        guard let ifRange = headers.ifRange else { return true }
         let trimmed = ifRange.trimmingSpaces
         if trimmed.hasPrefix("\"") { return trimmed == validators.etag }
         if trimmed.hasPrefix("W/") { return false }

@@ -60,6 +60,32 @@ public struct RequestPath: Equatable, Sendable {
         return .success(RequestPath(segments: segments, hasTrailingSlash: trailing))
     }
 
+    /// Whether `raw` is already in normal form: starts with `/`, only unreserved characters, no `//`, and no segment
+    /// starting with a dot (which also rules out `.`, `..` and dotfiles). Such a path maps to itself.
+    public static func isAlreadyNormal(_ raw: Substring) -> Bool {
+        var previous: UInt8 = 0
+        var first = true
+        for byte in raw.utf8 {
+            if first {
+                if byte != UInt8(ascii: "/") { return false }
+                first = false
+                previous = byte
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                break
+            case UInt8(ascii: "."), UInt8(ascii: "/"):
+                if previous == UInt8(ascii: "/") { return false }
+            default:
+                return false
+            }
+            previous = byte
+        }
+        return !first
+    }
+
     /// The path relative to a root, without a leading slash (`css/site.css`).
     public var relative: String { segments.joined(separator: "/") }
 

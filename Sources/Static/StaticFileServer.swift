@@ -18,10 +18,10 @@ public struct StaticRequest: Sendable {
     /// The query string without `?`, kept for redirects.
     public var query: Substring?
     /// Request headers (conditionals, Range, Accept-Encoding).
-    public var headers: HTTPHeaders
+    public var headers: RequestHeaderSummary
 
     /// Creates a request description.
-    public init(method: HTTPMethod, path: Substring, query: Substring?, headers: HTTPHeaders) {
+    public init(method: HTTPMethod, path: Substring, query: Substring?, headers: RequestHeaderSummary) {
         self.method = method
         self.path = path
         self.query = query
@@ -53,6 +53,9 @@ public struct StaticResponse: Sendable {
     public var body: Body
     /// For error answers, a short reason the edge renders as the body.
     public var errorReason: String?
+    /// For full answers from the cache: which cached file and variant (index 0 is identity), so the edge can reuse
+    /// headers it already completed with Date and Server within the same second.
+    public var cachedVariant: (file: CachedFile, variant: Int)?
 
     static func error(_ status: HTTPResponseStatus, _ reason: String, headers: HTTPHeaders = [:]) -> StaticResponse {
         StaticResponse(status: status, headers: headers, body: .empty, errorReason: reason)
@@ -75,7 +78,8 @@ public final class StaticFileServer: Sendable {
     let cache: FileCache
     let cacheSettings: StaticCacheConfiguration
     let threadPool: NIOThreadPool
-    let namespace: String
+    let namespace: Int
+    let validityNanoseconds: UInt64
 
     /// Creates a server for a route. Fails when the root folder cannot be resolved.
     public init(
@@ -93,8 +97,10 @@ public final class StaticFileServer: Sendable {
         self.threadPool = threadPool
         // Routes with different compression settings must not share entries for the same file.
         let codings = configuration.compress.map(\.token).joined(separator: ",")
-        namespace = "\(codings)|\(configuration.precompressed)|\(configuration.compressMinSize)|"
-            + "\(configuration.cacheControl ?? "")|"
+        namespace = cache.namespace(for: "\(codings)|\(configuration.precompressed)|\(configuration.compressMinSize)|"
+            + "\(configuration.cacheControl ?? "")|\(configuration.index)|\(configuration.browse)|\(rootRealPath)")
+        validityNanoseconds = UInt64(cacheSettings.validity.components.seconds) * 1_000_000_000
+            + UInt64(cacheSettings.validity.components.attoseconds / 1_000_000_000)
     }
 
     /// Answers a request.
@@ -102,27 +108,39 @@ public final class StaticFileServer: Sendable {
         guard request.method == .GET || request.method == .HEAD else {
             return .ready(.error(.methodNotAllowed, "only GET and HEAD are allowed here", headers: ["Allow": "GET, HEAD"]))
         }
-        let path: RequestPath
-        switch RequestPath.normalize(request.path) {
-        case .success(let normalized): path = normalized
-        case .failure(let rejection): return .ready(.error(.badRequest, rejection.rawValue))
+        // Most paths are already normal (no dot segments, escapes or double slashes): use them as the key as they
+        // are and only normalize on a miss.
+        var normalized: RequestPath?
+        let keyPath: String
+        if RequestPath.isAlreadyNormal(request.path) {
+            keyPath = String(request.path)
+        } else {
+            switch RequestPath.normalize(request.path) {
+            case .success(let path):
+                if !configuration.hiddenFiles && path.hasHiddenSegment {
+                    return .ready(.error(.notFound, "not found"))
+                }
+                normalized = path
+                keyPath = path.encoded(trailingSlash: path.hasTrailingSlash)
+            case .failure(let rejection):
+                return .ready(.error(.badRequest, rejection.rawValue))
+            }
         }
-        if !configuration.hiddenFiles && path.hasHiddenSegment {
-            return .ready(.error(.notFound, "not found"))
-        }
-        let key = namespace + rootRealPath + "/" + path.relative + (path.hasTrailingSlash ? "/" : "")
-        let now = NIODeadline.now().uptimeNanoseconds
-        let validity = UInt64(cacheSettings.validity.components.seconds) * 1_000_000_000
-            + UInt64(cacheSettings.validity.components.attoseconds / 1_000_000_000)
-        switch cache.lookup(key, now: now, validity: validity) {
+        let key = FileCache.Key(namespace: namespace, path: keyPath)
+        switch cache.lookup(key, now: NIODeadline.now().uptimeNanoseconds, validity: validityNanoseconds) {
         case .hit(let file, let needsRevalidation):
             if needsRevalidation { revalidate(key: key, file: file, on: eventLoop) }
             return .ready(Self.answer(request, from: file))
         case .miss:
             break
         }
+        let path: RequestPath
+        switch normalized.map(Result.success) ?? RequestPath.normalize(request.path) {
+        case .success(let value): path = value
+        case .failure(let rejection): return .ready(.error(.badRequest, rejection.rawValue))
+        }
         let query = request.query.map(String.init)
-        let acceptEncoding = request.headers.first(name: "accept-encoding")
+        let acceptEncoding = request.headers.acceptEncoding
         let future = threadPool.runIfActive(eventLoop: eventLoop) { [self] in
             try self.resolve(path, key: key, query: query, acceptEncoding: acceptEncoding)
         }
@@ -143,8 +161,7 @@ public final class StaticFileServer: Sendable {
             method: request.method, headers: request.headers, validators: file.validators, variantTags: variantTags)
         {
         case .notModified:
-            let coding = AcceptEncoding.choose(
-                request.headers.first(name: "accept-encoding"), available: file.encoded.compactMap(\.coding))
+            let coding = AcceptEncoding.choose(request.headers.acceptEncoding, available: file.availableCodings)
             return notModified(file.variant(for: coding).headers)
         case .preconditionFailed:
             return .error(.preconditionFailed, "precondition failed")
@@ -152,7 +169,7 @@ public final class StaticFileServer: Sendable {
             break
         }
         let size = file.identity.body.readableBytes
-        if request.method == .GET, let rangeHeader = request.headers.first(name: "range"),
+        if request.method == .GET, let rangeHeader = request.headers.range,
             Preconditions.ifRangeAllowsPartial(headers: request.headers, validators: file.validators)
         {
             switch ByteRange.evaluate(rangeHeader, size: size) {
@@ -168,16 +185,17 @@ public final class StaticFileServer: Sendable {
                 return StaticResponse(status: .partialContent, headers: headers, body: .buffer(slice))
             }
         }
-        let variant: CachedFile.Variant
-        if file.encoded.isEmpty {
-            variant = file.identity
-        } else {
-            let coding = AcceptEncoding.choose(
-                request.headers.first(name: "accept-encoding"), available: file.encoded.compactMap(\.coding))
-            variant = file.variant(for: coding)
+        var variantIndex = 0
+        if !file.encoded.isEmpty, let coding = AcceptEncoding.choose(request.headers.acceptEncoding, available: file.availableCodings),
+            let position = file.availableCodings.firstIndex(of: coding)
+        {
+            variantIndex = position + 1
         }
-        return StaticResponse(
+        let variant = variantIndex == 0 ? file.identity : file.encoded[variantIndex - 1]
+        var response = StaticResponse(
             status: .ok, headers: variant.headers, body: request.method == .HEAD ? .empty : .buffer(variant.body))
+        response.cachedVariant = (file, variantIndex)
+        return response
     }
 
     static func answer(_ request: StaticRequest, from large: LargeFile) -> StaticResponse {
@@ -191,7 +209,7 @@ public final class StaticFileServer: Sendable {
         var headers = large.headers
         var status = HTTPResponseStatus.ok
         var offset = 0, length = large.size
-        if large.coding == nil, request.method == .GET, let rangeHeader = request.headers.first(name: "range"),
+        if large.coding == nil, request.method == .GET, let rangeHeader = request.headers.range,
             Preconditions.ifRangeAllowsPartial(headers: request.headers, validators: large.validators)
         {
             switch ByteRange.evaluate(rangeHeader, size: large.size) {
@@ -239,7 +257,7 @@ public final class StaticFileServer: Sendable {
     }
 
     /// Maps a normalized path to a file and loads it. Runs on the blocking pool.
-    func resolve(_ path: RequestPath, key: String, query: String?, acceptEncoding: String?) throws -> Resolution {
+    func resolve(_ path: RequestPath, key: FileCache.Key, query: String?, acceptEncoding: String?) throws -> Resolution {
         var full = rootRealPath + (path.segments.isEmpty ? "" : "/" + path.relative)
         guard var info = statFile(full) else { return .response(.error(.notFound, "not found")) }
         if info.isDirectory {
@@ -328,7 +346,7 @@ public final class StaticFileServer: Sendable {
             coding: coding, validators: validators, headers: headers))
     }
 
-    private func revalidate(key: String, file: CachedFile, on eventLoop: any EventLoop) {
+    private func revalidate(key: FileCache.Key, file: CachedFile, on eventLoop: any EventLoop) {
         let cache = self.cache
         threadPool.submit { state in
             guard case .active = state else { return }

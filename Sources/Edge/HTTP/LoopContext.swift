@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 import Static
 
 #if canImport(Glibc)
@@ -17,6 +18,15 @@ final class LoopContext: @unchecked Sendable {
     private(set) var dateHeader = ""
     private(set) var isoSecond = ""
     private var cachedSecond = -1
+
+    /// Response headers of cached files already completed with Date and Server for the current second.
+    private var stamped: [ObjectIdentifier: StampedHeaders] = [:]
+    private var stampedSecond = -1
+    private struct StampedHeaders {
+        /// Held so the identifier cannot be reused by another file while the entry lives.
+        var file: CachedFile
+        var variants: [HTTPHeaders?]
+    }
 
     init(eventLoop: any EventLoop, accessLogWriter: AccessLogWriter?) {
         self.eventLoop = eventLoop
@@ -37,6 +47,29 @@ final class LoopContext: @unchecked Sendable {
             isoSecond = Self.iso8601(epochSeconds: second)
         }
         return second * 1000 + Int(spec.tv_nsec) / 1_000_000
+    }
+
+    /// The headers of a cached file's variant with Date and Server added, built once per second per loop instead of
+    /// copying and extending the header list for every response.
+    func stampedHeaders(file: CachedFile, variant: Int, base: HTTPHeaders) -> HTTPHeaders {
+        if stampedSecond != cachedSecond {
+            stamped.removeAll(keepingCapacity: true)
+            stampedSecond = cachedSecond
+        }
+        let id = ObjectIdentifier(file)
+        if let entry = stamped[id], entry.file === file, let headers = entry.variants[variant] {
+            return headers
+        }
+        var headers = base
+        headers.add(name: "Date", value: dateHeader)
+        headers.add(name: "Server", value: "vantage")
+        if stamped.count < 1024 || stamped[id] != nil {
+            var entry = stamped[id].flatMap { $0.file === file ? $0 : nil }
+                ?? StampedHeaders(file: file, variants: Array(repeating: nil, count: file.encoded.count + 1))
+            entry.variants[variant] = headers
+            stamped[id] = entry
+        }
+        return headers
     }
 
     static func iso8601(epochSeconds: Int) -> String {

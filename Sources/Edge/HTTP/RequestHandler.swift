@@ -15,6 +15,7 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The request being answered.
     private struct Exchange {
         var head: HTTPRequestHead
+        var headers: RequestHeaderSummary
         var startNanoseconds: UInt64
         var route: Route?
         var siteName: String
@@ -25,6 +26,7 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         var requestEnded = false
         var status: HTTPResponseStatus = .ok
         var sentBytes = 0
+        var hsts: String?
     }
 
     private let core: GatewayCore
@@ -86,20 +88,22 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             snapshot = core.snapshot
         }
         let limits = snapshot.limits
+        let headers = RequestHeaderSummary(head.headers)
         exchange = Exchange(
-            head: head, startNanoseconds: NIODeadline.now().uptimeNanoseconds, route: nil, siteName: "-",
+            head: head, headers: headers, startNanoseconds: NIODeadline.now().uptimeNanoseconds, route: nil, siteName: "-",
             bodyLimit: limits.maxBodySize, keepAlive: isHTTP2 || head.isKeepAlive)
 
-        if let refusal = Self.validate(head, limits: limits, isHTTP2: isHTTP2) {
+        if let refusal = Self.validate(head, headers: headers, limits: limits, isHTTP2: isHTTP2) {
             respondError(refusal.status, refusal.reason, context: context, forceClose: refusal.close)
             return
         }
-        let host = head.headers.first(name: "host")
+        let host = headers.host
         guard let site = snapshot.table.site(forHost: host) else {
             respondError(.notFound, "no site is configured for this host", context: context)
             return
         }
         exchange!.siteName = site.name
+        exchange!.hsts = site.hsts
         let uri = head.uri
         let pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
         let path = uri[..<pathEnd]
@@ -120,16 +124,17 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         exchange!.route = route
         exchange!.bodyLimit = route.maxBodySize
-        if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > route.maxBodySize {
+        if let length = headers.contentLength.flatMap(Int.init), length > route.maxBodySize {
             respondError(.payloadTooLarge, "the request body is larger than \(route.maxBodySize) bytes",
                          context: context, forceClose: true)
             return
         }
-        dispatch(route, site: site, head: head, path: path, uri: uri, pathEnd: pathEnd, context: context)
+        dispatch(route, site: site, head: head, headers: headers, path: path, uri: uri, pathEnd: pathEnd, context: context)
     }
 
     private func dispatch(
-        _ route: Route, site: Site, head: HTTPRequestHead, path: Substring, uri: String, pathEnd: String.Index,
+        _ route: Route, site: Site, head: HTTPRequestHead, headers: RequestHeaderSummary, path: Substring, uri: String,
+        pathEnd: String.Index,
         context: ChannelHandlerContext
     ) {
         switch route.handler {
@@ -147,7 +152,7 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 if !filePath.hasPrefix("/") { filePath = Substring("/" + filePath) }
             }
             let query = pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : nil
-            let request = StaticRequest(method: head.method, path: filePath, query: query, headers: head.headers)
+            let request = StaticRequest(method: head.method, path: filePath, query: query, headers: headers)
             switch server.respond(to: request, on: context.eventLoop) {
             case .ready(let response):
                 writeStatic(response, context: context)
@@ -174,26 +179,24 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Request-smuggling and size checks the parser does not already make.
-    static func validate(_ head: HTTPRequestHead, limits: Limits, isHTTP2: Bool) -> Refusal? {
+    static func validate(_ head: HTTPRequestHead, headers: RequestHeaderSummary, limits: Limits, isHTTP2: Bool)
+        -> Refusal?
+    {
         if head.uri.utf8.count > limits.maxURILength {
             return Refusal(status: .uriTooLong, reason: "the request target is longer than \(limits.maxURILength) bytes", close: true)
         }
-        guard head.uri.hasPrefix("/") || head.uri == "*" || head.method == .CONNECT else {
+        guard head.uri.utf8.first == UInt8(ascii: "/") || head.uri == "*" || head.method == .CONNECT else {
             return Refusal(status: .badRequest, reason: "the request target must be a path", close: true)
         }
         if isHTTP2 { return nil }
-        let contentLengths = head.headers[canonicalForm: "content-length"]
-        if head.headers.contains(name: "transfer-encoding") && !contentLengths.isEmpty {
+        if headers.hasTransferEncoding && headers.contentLengthCount > 0 {
             return Refusal(status: .badRequest, reason: "both Content-Length and Transfer-Encoding are present", close: true)
         }
-        if contentLengths.count > 1 || head.headers[canonicalForm: "content-length"].contains(where: { Int($0) == nil }) {
+        if headers.contentLengthCount > 1 || (headers.contentLength.map { Int($0) == nil } ?? false) {
             return Refusal(status: .badRequest, reason: "Content-Length is repeated or not a number", close: true)
         }
-        if head.version.major == 1 && head.version.minor >= 1 {
-            let hosts = head.headers[canonicalForm: "host"]
-            if hosts.count != 1 {
-                return Refusal(status: .badRequest, reason: "HTTP/1.1 requests need exactly one Host header", close: true)
-            }
+        if head.version.major == 1 && head.version.minor >= 1 && headers.hostCount != 1 {
+            return Refusal(status: .badRequest, reason: "HTTP/1.1 requests need exactly one Host header", close: true)
         }
         return nil
     }
@@ -243,7 +246,13 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .buffer(let buffer): body = .buffer(buffer)
         case .file(let file): body = .file(file)
         }
-        writeResponse(status: response.status, headers: response.headers, body: body, context: context)
+        if let (file, variant) = response.cachedVariant {
+            loop.refreshClock()
+            let headers = loop.stampedHeaders(file: file, variant: variant, base: response.headers)
+            writeResponse(status: response.status, headers: headers, body: body, context: context, stamped: true)
+        } else {
+            writeResponse(status: response.status, headers: response.headers, body: body, context: context)
+        }
     }
 
     private func respondRedirect(to location: String, status: HTTPResponseStatus, context: ChannelHandlerContext) {
@@ -269,22 +278,27 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         writeResponse(status: status, headers: headers, body: isHead ? .empty : .buffer(body), context: context)
     }
 
-    private func writeResponse(status: HTTPResponseStatus, headers: HTTPHeaders, body: Body, context: ChannelHandlerContext) {
+    /// Writes a response. `stamped` says the headers already carry Date and Server.
+    private func writeResponse(
+        status: HTTPResponseStatus, headers: HTTPHeaders, body: Body, context: ChannelHandlerContext,
+        stamped: Bool = false
+    ) {
         guard var current = exchange, !current.responded else {
             if case .file(let file) = body { try? file.handle.close() }
             return
         }
-        loop.refreshClock()
         var headers = headers
-        headers.add(name: "Date", value: loop.dateHeader)
-        headers.add(name: "Server", value: "vantage")
-        if connection.isTLS, let hsts = snapshot.table.site(forHost: current.head.headers.first(name: "host"))?.hsts {
+        if !stamped {
+            loop.refreshClock()
+            headers.add(name: "Date", value: loop.dateHeader)
+            headers.add(name: "Server", value: "vantage")
+        }
+        if connection.isTLS, let hsts = current.hsts {
             headers.add(name: "Strict-Transport-Security", value: hsts)
         }
         // A request whose body we have not read to the end cannot be followed on the same connection.
         if !isHTTP2 && !current.requestEnded && current.head.method != .GET && current.head.method != .HEAD
-            && (current.head.headers.contains(name: "transfer-encoding")
-                || (current.head.headers.first(name: "content-length").flatMap(Int.init) ?? 0) > 0)
+            && (current.headers.hasTransferEncoding || (current.headers.contentLength.flatMap(Int.init) ?? 0) > 0)
             && status.code >= 400
         {
             current.keepAlive = false
@@ -380,6 +394,7 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let accessLog = loop.accessLog, exchange.route?.accessLog ?? true else { return }
         let milliseconds = loop.refreshClock() % 1000
         let head = exchange.head
+        let headers = exchange.headers
         let client = clientAddress(head.headers)
         let tls = connection.tlsVersion
         let siteName = exchange.siteName
@@ -399,7 +414,7 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             buffer.writeStaticString("Z\"")
             buffer.writeJSONField(",\"client\":", client, first: true)
             buffer.writeJSONField("\"method\":", head.method.rawValue)
-            buffer.writeJSONField("\"host\":", head.headers.first(name: "host") ?? "")
+            buffer.writeJSONField("\"host\":", headers.host ?? "")
             buffer.writeJSONField("\"uri\":", head.uri)
             buffer.writeJSONField("\"proto\":", isHTTP2 ? "HTTP/2.0" : "HTTP/\(head.version.major).\(head.version.minor)")
             buffer.writeJSONField("\"status\":", status)
@@ -411,8 +426,8 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             buffer.writeJSONField("\"site\":", siteName)
             buffer.writeJSONField("\"route\":", route)
             if let tls { buffer.writeJSONField("\"tls\":", tls) }
-            if let agent = head.headers.first(name: "user-agent") { buffer.writeJSONField("\"user_agent\":", agent) }
-            if let referer = head.headers.first(name: "referer") { buffer.writeJSONField("\"referer\":", referer) }
+            if let agent = headers.userAgent { buffer.writeJSONField("\"user_agent\":", agent) }
+            if let referer = headers.referer { buffer.writeJSONField("\"referer\":", referer) }
             buffer.writeInteger(UInt8(ascii: "}"))
         }
     }

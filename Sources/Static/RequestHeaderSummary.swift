@@ -1,0 +1,87 @@
+import NIOHTTP1
+
+/// The request headers the edge and the file server look at, gathered in one pass over the header list.
+///
+/// `HTTPHeaders.first(name:)` scans every header for each lookup; a static file answer needs about ten lookups, so a
+/// single pass that compares lengths first is several times cheaper on the request path.
+public struct RequestHeaderSummary: Sendable {
+    public var host: String?
+    public var hostCount = 0
+    public var contentLength: String?
+    public var contentLengthCount = 0
+    public var hasTransferEncoding = false
+    public var ifMatch: String?
+    public var ifNoneMatch: String?
+    public var ifModifiedSince: String?
+    public var ifUnmodifiedSince: String?
+    public var range: String?
+    public var ifRange: String?
+    public var acceptEncoding: String?
+    public var userAgent: String?
+    public var referer: String?
+
+    /// An empty summary (no headers).
+    public init() {}
+
+    /// Reads the interesting headers. Repeated headers keep their first value, except that counts are kept for
+    /// Host and Content-Length, whose repetition is a request-smuggling signal.
+    public init(_ headers: HTTPHeaders) {
+        for (name, value) in headers {
+            let utf8 = name.utf8
+            switch utf8.count {
+            case 4:
+                if utf8.equalsLowercase("host") {
+                    hostCount += 1
+                    if host == nil { host = value }
+                }
+            case 5:
+                if range == nil && utf8.equalsLowercase("range") { range = value }
+            case 7:
+                if referer == nil && utf8.equalsLowercase("referer") { referer = value }
+            case 8:
+                if ifMatch == nil && utf8.equalsLowercase("if-match") {
+                    ifMatch = value
+                } else if ifRange == nil && utf8.equalsLowercase("if-range") {
+                    ifRange = value
+                }
+            case 10:
+                if userAgent == nil && utf8.equalsLowercase("user-agent") { userAgent = value }
+            case 13:
+                if ifNoneMatch == nil && utf8.equalsLowercase("if-none-match") { ifNoneMatch = value }
+            case 14:
+                if utf8.equalsLowercase("content-length") {
+                    contentLengthCount += 1
+                    if contentLength == nil { contentLength = value }
+                }
+            case 15:
+                if acceptEncoding == nil && utf8.equalsLowercase("accept-encoding") { acceptEncoding = value }
+            case 17:
+                if utf8.equalsLowercase("transfer-encoding") {
+                    hasTransferEncoding = true
+                } else if ifModifiedSince == nil && utf8.equalsLowercase("if-modified-since") {
+                    ifModifiedSince = value
+                }
+            case 19:
+                if ifUnmodifiedSince == nil && utf8.equalsLowercase("if-unmodified-since") { ifUnmodifiedSince = value }
+            default:
+                break
+            }
+        }
+    }
+}
+
+extension String.UTF8View {
+    /// ASCII case-insensitive equality with a lower-case literal made of letters, digits and `-`.
+    @inline(__always)
+    func equalsLowercase(_ literal: StaticString) -> Bool {
+        guard count == literal.utf8CodeUnitCount else { return false }
+        return literal.withUTF8Buffer { expected in
+            var index = 0
+            for byte in self {
+                if byte | 0x20 != expected[index] { return false }
+                index += 1
+            }
+            return true
+        }
+    }
+}
