@@ -136,8 +136,8 @@ func parseConfiguration(_ yaml: String, environment: [String: String] = [:]) thr
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         let previous = FileManager.default.currentDirectoryPath
-        FileManager.default.changeCurrentDirectoryPath(root.path)
-        defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+        _ = FileManager.default.changeCurrentDirectoryPath(root.path)
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
         let configuration = try GatewayConfiguration.load(path: "conf/vantage.yaml", environment: [:])
         #expect(configuration.httpListeners.first?.port == 8080)
     }

@@ -3,6 +3,8 @@ import Testing
 
 @testable import Static
 
+func key(_ path: String) -> FileCache.Key { FileCache.Key(namespace: 1, path: path) }
+
 @Suite struct FileCacheTests {
     func file(_ name: String, size: Int) -> CachedFile {
         CachedFile(
@@ -14,16 +16,16 @@ import Testing
 
     @Test func evictsLeastRecentlyUsedByBytes() {
         let cache = FileCache(maxBytes: 3 * (1000 + 512 + 20))
-        cache.insert("a", file("a", size: 1000), now: 0)
-        cache.insert("b", file("b", size: 1000), now: 0)
-        cache.insert("c", file("c", size: 1000), now: 0)
-        _ = cache.lookup("a", now: 0, validity: 1_000_000_000)  // a is now more recent than b
-        cache.insert("d", file("d", size: 1000), now: 0)
-        guard case .miss = cache.lookup("b", now: 0, validity: 1_000_000_000) else {
+        cache.insert(key("a"), file("a", size: 1000), now: 0)
+        cache.insert(key("b"), file("b", size: 1000), now: 0)
+        cache.insert(key("c"), file("c", size: 1000), now: 0)
+        _ = cache.lookup(key("a"), now: 0, validity: 1_000_000_000)  // a is now more recent than b
+        cache.insert(key("d"), file("d", size: 1000), now: 0)
+        guard case .miss = cache.lookup(key("b"), now: 0, validity: 1_000_000_000) else {
             Issue.record("b should have been evicted")
             return
         }
-        guard case .hit = cache.lookup("a", now: 0, validity: 1_000_000_000) else {
+        guard case .hit = cache.lookup(key("a"), now: 0, validity: 1_000_000_000) else {
             Issue.record("a should have stayed")
             return
         }
@@ -33,22 +35,22 @@ import Testing
 
     @Test func boundedByEntryCountAndRefusesHugeFiles() {
         let cache = FileCache(maxBytes: 1 << 20, maxEntries: 2)
-        cache.insert("a", file("a", size: 10), now: 0)
-        cache.insert("b", file("b", size: 10), now: 0)
-        cache.insert("c", file("c", size: 10), now: 0)
+        cache.insert(key("a"), file("a", size: 10), now: 0)
+        cache.insert(key("b"), file("b", size: 10), now: 0)
+        cache.insert(key("c"), file("c", size: 10), now: 0)
         #expect(cache.statistics.entries == 2)
-        #expect(!cache.insert("huge", file("huge", size: 2 << 20), now: 0))
+        #expect(!cache.insert(key("huge"), file("huge", size: 2 << 20), now: 0))
     }
 
     @Test func revalidationIsHandedOutOnceAndDropsChangedFiles() {
         let cache = FileCache(maxBytes: 1 << 20)
         let entry = file("a", size: 10)
-        cache.insert("a", entry, now: 0)
-        guard case .hit(_, let first) = cache.lookup("a", now: 2_000, validity: 1_000) else { return }
-        guard case .hit(_, let second) = cache.lookup("a", now: 2_001, validity: 1_000) else { return }
+        cache.insert(key("a"), entry, now: 0)
+        guard case .hit(_, let first) = cache.lookup(key("a"), now: 2_000, validity: 1_000) else { return }
+        guard case .hit(_, let second) = cache.lookup(key("a"), now: 2_001, validity: 1_000) else { return }
         #expect(first && !second)
-        cache.finishRevalidation("a", file: entry, stillCurrent: false, now: 2_002)
-        guard case .miss = cache.lookup("a", now: 2_003, validity: 1_000) else {
+        cache.finishRevalidation(key("a"), file: entry, stillCurrent: false, now: 2_002)
+        guard case .miss = cache.lookup(key("a"), now: 2_003, validity: 1_000) else {
             Issue.record("a changed on disk and should be gone")
             return
         }

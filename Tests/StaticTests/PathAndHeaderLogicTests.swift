@@ -61,7 +61,9 @@ import Testing
     let validators = Validators(etag: "\"abc-10\"", lastModified: 1_700_000_000)
 
     func evaluate(_ headers: HTTPHeaders, method: HTTPMethod = .GET) -> PreconditionOutcome {
-        Preconditions.evaluate(method: method, headers: headers, validators: validators, variantTags: ["\"abc-10-br\""])
+        Preconditions.evaluate(
+            method: method, headers: RequestHeaderSummary(headers), validators: validators,
+            variantTags: ["\"abc-10-br\""])
     }
 
     @Test func ifNoneMatch() {
@@ -90,12 +92,12 @@ import Testing
     }
 
     @Test func ifRange() {
-        #expect(Preconditions.ifRangeAllowsPartial(headers: [:], validators: validators))
-        #expect(Preconditions.ifRangeAllowsPartial(headers: ["If-Range": "\"abc-10\""], validators: validators))
-        #expect(!Preconditions.ifRangeAllowsPartial(headers: ["If-Range": "\"old\""], validators: validators))
-        #expect(!Preconditions.ifRangeAllowsPartial(headers: ["If-Range": "W/\"abc-10\""], validators: validators))
+        #expect(Preconditions.ifRangeAllowsPartial(headers: RequestHeaderSummary(), validators: validators))
+        #expect(Preconditions.ifRangeAllowsPartial(headers: RequestHeaderSummary(["If-Range": "\"abc-10\""]), validators: validators))
+        #expect(!Preconditions.ifRangeAllowsPartial(headers: RequestHeaderSummary(["If-Range": "\"old\""]), validators: validators))
+        #expect(!Preconditions.ifRangeAllowsPartial(headers: RequestHeaderSummary(["If-Range": "W/\"abc-10\""]), validators: validators))
         let date = HTTPDate.format(epochSeconds: validators.lastModified)
-        #expect(Preconditions.ifRangeAllowsPartial(headers: ["If-Range": date], validators: validators))
+        #expect(Preconditions.ifRangeAllowsPartial(headers: RequestHeaderSummary(["If-Range": date]), validators: validators))
     }
 
     @Test func httpDateRoundTrip() {

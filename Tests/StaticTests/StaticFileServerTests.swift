@@ -47,7 +47,8 @@ final class StaticFixture {
     func get(_ path: String, method: HTTPMethod = .GET, headers: HTTPHeaders = [:]) throws -> StaticResponse {
         let pathPart = path.split(separator: "?", maxSplits: 1)
         let request = StaticRequest(
-            method: method, path: Substring(pathPart[0]), query: pathPart.count > 1 ? pathPart[1] : nil, headers: headers)
+            method: method, path: Substring(pathPart[0]), query: pathPart.count > 1 ? pathPart[1] : nil,
+            headers: RequestHeaderSummary(headers))
         let response: StaticResponse
         switch server.respond(to: request, on: group.next()) {
         case .ready(let ready): response = ready
@@ -72,7 +73,7 @@ extension StaticResponse {
         #expect(first.status == .ok)
         #expect(first.headers.first(name: "content-type") == "text/html; charset=utf-8")
         #expect(first.bodyString?.hasPrefix("<p>hello</p>") == true)
-        let request = StaticRequest(method: .GET, path: "/", query: nil, headers: [:])
+        let request = StaticRequest(method: .GET, path: "/", query: nil, headers: RequestHeaderSummary())
         guard case .ready = fixture.server.respond(to: request, on: fixture.group.next()) else {
             Issue.record("the second request should be a cache hit")
             return

@@ -19,13 +19,13 @@ final class LoopContext: @unchecked Sendable {
     private(set) var isoSecond = ""
     private var cachedSecond = -1
 
-    /// Response headers of cached files already completed with Date and Server for the current second.
-    private var stamped: [ObjectIdentifier: StampedHeaders] = [:]
-    private var stampedSecond = -1
-    private struct StampedHeaders {
+    /// Serialized `200 OK` heads of cached files for the current second, Date and Server included.
+    private var heads: [ObjectIdentifier: CachedHeads] = [:]
+    private var headsSecond = -1
+    private struct CachedHeads {
         /// Held so the identifier cannot be reused by another file while the entry lives.
         var file: CachedFile
-        var variants: [HTTPHeaders?]
+        var variants: [ByteBuffer?]
     }
 
     init(eventLoop: any EventLoop, accessLogWriter: AccessLogWriter?) {
@@ -49,27 +49,30 @@ final class LoopContext: @unchecked Sendable {
         return second * 1000 + Int(spec.tv_nsec) / 1_000_000
     }
 
-    /// The headers of a cached file's variant with Date and Server added, built once per second per loop instead of
-    /// copying and extending the header list for every response.
-    func stampedHeaders(file: CachedFile, variant: Int, base: HTTPHeaders) -> HTTPHeaders {
-        if stampedSecond != cachedSecond {
-            stamped.removeAll(keepingCapacity: true)
-            stampedSecond = cachedSecond
+    /// The status line and headers (without the closing blank line) of a cached file's `200 OK` answer, with Date
+    /// and Server, serialized once per second per loop instead of once per response.
+    func serializedHead(file: CachedFile, variant: Int, base: HTTPHeaders) -> ByteBuffer {
+        if headsSecond != cachedSecond {
+            heads.removeAll(keepingCapacity: true)
+            headsSecond = cachedSecond
         }
         let id = ObjectIdentifier(file)
-        if let entry = stamped[id], entry.file === file, let headers = entry.variants[variant] {
-            return headers
+        if let entry = heads[id], entry.file === file, let head = entry.variants[variant] {
+            return head
         }
-        var headers = base
-        headers.add(name: "Date", value: dateHeader)
-        headers.add(name: "Server", value: "vantage")
-        if stamped.count < 1024 || stamped[id] != nil {
-            var entry = stamped[id].flatMap { $0.file === file ? $0 : nil }
-                ?? StampedHeaders(file: file, variants: Array(repeating: nil, count: file.encoded.count + 1))
-            entry.variants[variant] = headers
-            stamped[id] = entry
+        var head = ByteBufferAllocator().buffer(capacity: 320)
+        HTTPHead.writeStatusLine(.ok, into: &head)
+        HTTPHead.write(base, into: &head)
+        head.writeStaticString("Date: ")
+        head.writeString(dateHeader)
+        head.writeStaticString("\r\nServer: vantage\r\n")
+        if heads.count < 1024 || heads[id] != nil {
+            var entry = heads[id].flatMap { $0.file === file ? $0 : nil }
+                ?? CachedHeads(file: file, variants: Array(repeating: nil, count: file.encoded.count + 1))
+            entry.variants[variant] = head
+            heads[id] = entry
         }
-        return headers
+        return head
     }
 
     static func iso8601(epochSeconds: Int) -> String {

@@ -8,8 +8,14 @@ import Static
 /// Answers HTTP requests on one HTTP/1.1 connection or one HTTP/2 stream: routing, handler dispatch, response
 /// writing, access log and metrics. Everything runs on the channel's event loop; disk work goes to the blocking pool
 /// through the static file server.
-final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+///
+/// On HTTP/1.1 the handler sits right after NIO's request decoder and writes response bytes itself: the status line
+/// and headers are serialized here (for cached files, once per second per loop), which skips three outbound handlers
+/// per write. It also keeps pipelined requests in order, holding reads while a response is outstanding. On HTTP/2 it
+/// sits behind `HTTP2FramePayloadToHTTP1ServerCodec` and writes `HTTPServerResponsePart`s.
+final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = NIOAny
     typealias OutboundOut = HTTPServerResponsePart
 
     /// The request being answered.
@@ -23,6 +29,7 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         var bodyLimit: Int
         var keepAlive: Bool
         var responded = false
+        var responseFinished = false
         var requestEnded = false
         var status: HTTPResponseStatus = .ok
         var sentBytes = 0
@@ -38,6 +45,11 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var snapshotGeneration: Int
     private var exchange: Exchange?
     private var context: ChannelHandlerContext?
+    /// HTTP/1.1 parts that arrived while an earlier response was still being produced (pipelining).
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var readHeld = false
+    private var quiescing = false
+    private var closed = false
 
     init(core: GatewayCore, loop: LoopContext, connection: ConnectionInfo, connectionGuard: ConnectionGuardHandler?,
          isHTTP2: Bool)
@@ -54,8 +66,23 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        context.fireChannelInactive()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if !isHTTP2, let current = exchange, current.requestEnded {
+            // A pipelined request: answer it after the current response.
+            queued.append(part)
+            return
+        }
+        process(part, context: context)
+    }
+
+    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             connectionGuard?.requestHeadReceived()
             begin(head, context: context)
@@ -75,8 +102,43 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard var current = exchange else { return }
             current.requestEnded = true
             exchange = current
-            if current.responded { exchange = nil }
+            if current.responseFinished { completeExchange(context: context) }
         }
+    }
+
+    /// Both directions of the exchange are done: forget it and move on to pipelined requests, if any.
+    private func completeExchange(context: ChannelHandlerContext) {
+        exchange = nil
+        while exchange == nil || exchange?.requestEnded == false, let next = queued.popFirst() {
+            process(next, context: context)
+            if let current = exchange, current.requestEnded, !current.responseFinished { break }
+        }
+        if quiescing && exchange == nil && queued.isEmpty {
+            context.close(promise: nil)
+            return
+        }
+        if readHeld && (exchange == nil || exchange?.requestEnded == false) {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    /// Holds reads while a complete request waits for its response, so a client cannot pile up pipelined requests.
+    func read(context: ChannelHandlerContext) {
+        if !isHTTP2, let current = exchange, current.requestEnded, !current.responseFinished {
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent && !isHTTP2 {
+            quiescing = true
+            if exchange == nil && queued.isEmpty { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     // MARK: - Routing
@@ -246,10 +308,9 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .buffer(let buffer): body = .buffer(buffer)
         case .file(let file): body = .file(file)
         }
-        if let (file, variant) = response.cachedVariant {
-            loop.refreshClock()
-            let headers = loop.stampedHeaders(file: file, variant: variant, base: response.headers)
-            writeResponse(status: response.status, headers: headers, body: body, context: context, stamped: true)
+        if let (file, variant) = response.cachedVariant, response.status == .ok {
+            writeResponse(status: response.status, headers: response.headers, body: body, context: context,
+                          cached: (file, variant))
         } else {
             writeResponse(status: response.status, headers: response.headers, body: body, context: context)
         }
@@ -278,50 +339,69 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         writeResponse(status: status, headers: headers, body: isHead ? .empty : .buffer(body), context: context)
     }
 
-    /// Writes a response. `stamped` says the headers already carry Date and Server.
+    /// Writes a response. `cached` names a cached file variant whose serialized head the loop can reuse.
     private func writeResponse(
         status: HTTPResponseStatus, headers: HTTPHeaders, body: Body, context: ChannelHandlerContext,
-        stamped: Bool = false
+        cached: (CachedFile, Int)? = nil
     ) {
-        guard var current = exchange, !current.responded else {
+        guard var current = exchange, !current.responded, !closed else {
             if case .file(let file) = body { try? file.handle.close() }
             return
         }
-        var headers = headers
-        if !stamped {
-            loop.refreshClock()
-            headers.add(name: "Date", value: loop.dateHeader)
-            headers.add(name: "Server", value: "vantage")
-        }
-        if connection.isTLS, let hsts = current.hsts {
-            headers.add(name: "Strict-Transport-Security", value: hsts)
-        }
         // A request whose body we have not read to the end cannot be followed on the same connection.
-        if !isHTTP2 && !current.requestEnded && current.head.method != .GET && current.head.method != .HEAD
+        if !isHTTP2 && !current.requestEnded && status.code >= 400
             && (current.headers.hasTransferEncoding || (current.headers.contentLength.flatMap(Int.init) ?? 0) > 0)
-            && status.code >= 400
         {
             current.keepAlive = false
         }
-        if !isHTTP2 {
-            if !current.keepAlive {
-                headers.replaceOrAdd(name: "Connection", value: "close")
-            } else if current.head.version.minor == 0 {
-                headers.replaceOrAdd(name: "Connection", value: "keep-alive")
-            }
-        }
+        if quiescing { current.keepAlive = false }
         current.responded = true
         current.status = status
         exchange = current
-
-        let version = isHTTP2 ? HTTPVersion(major: 2, minor: 0) : current.head.version
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
+        loop.refreshClock()
+        let hsts = connection.isTLS ? current.hsts : nil
+        if isHTTP2 {
+            var headers = headers
+            headers.add(name: "Date", value: loop.dateHeader)
+            headers.add(name: "Server", value: "vantage")
+            if let hsts { headers.add(name: "Strict-Transport-Security", value: hsts) }
+            let head = HTTPResponseHead(version: .http2, status: status, headers: headers)
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+        } else {
+            // The head goes out as bytes: a per-second cached block for cached files, serialized here otherwise.
+            if let (file, variant) = cached {
+                context.write(NIOAny(loop.serializedHead(file: file, variant: variant, base: headers)), promise: nil)
+            } else {
+                var buffer = context.channel.allocator.buffer(capacity: 256)
+                HTTPHead.writeStatusLine(status, into: &buffer)
+                HTTPHead.write(headers, into: &buffer)
+                buffer.writeStaticString("Date: ")
+                buffer.writeString(loop.dateHeader)
+                buffer.writeStaticString("\r\nServer: vantage\r\n")
+                context.write(NIOAny(buffer), promise: nil)
+            }
+            var tail = context.channel.allocator.buffer(capacity: 64)
+            if let hsts {
+                tail.writeStaticString("Strict-Transport-Security: ")
+                tail.writeString(hsts)
+                tail.writeStaticString("\r\n")
+            }
+            if !current.keepAlive {
+                tail.writeStaticString("Connection: close\r\n")
+            } else if current.head.version.minor == 0 {
+                tail.writeStaticString("Connection: keep-alive\r\n")
+            }
+            tail.writeStaticString("\r\n")
+            context.write(NIOAny(tail), promise: nil)
+        }
         switch body {
         case .empty:
             finish(context: context, sent: 0)
         case .buffer(let buffer):
             let size = buffer.readableBytes
-            if size > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
+            if size > 0 {
+                context.write(isHTTP2 ? wrapOutboundOut(.body(.byteBuffer(buffer))) : NIOAny(buffer), promise: nil)
+            }
             finish(context: context, sent: size)
         case .file(let file):
             sendFile(file, context: context)
@@ -333,7 +413,7 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         if !connection.isTLS && !isHTTP2 {
             // Plain HTTP/1.1: sendfile(2), the bytes never enter user space.
             let region = FileRegion(fileHandle: file.handle, readerIndex: file.offset, endIndex: file.offset + file.length)
-            context.write(wrapOutboundOut(.body(.fileRegion(region)))).whenComplete { _ in
+            context.write(NIOAny(IOData.fileRegion(region))).whenComplete { _ in
                 try? file.handle.close()
             }
             finish(context: context, sent: file.length)
@@ -341,15 +421,17 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         context.flush()
         let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let isHTTP2 = self.isHTTP2
         core.fileIO.readChunked(
             fileHandle: file.handle, fromOffset: Int64(file.offset), byteCount: file.length, chunkSize: 128 << 10,
             allocator: context.channel.allocator, eventLoop: context.eventLoop
         ) { chunk in
             let handler = loopBound.value
-            guard handler.context != nil else {
+            guard handler.context != nil, !handler.closed else {
                 return contextBound.value.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
             }
-            return contextBound.value.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(chunk))))
+            let part = isHTTP2 ? handler.wrapOutboundOut(.body(.byteBuffer(chunk))) : NIOAny(chunk)
+            return contextBound.value.writeAndFlush(part)
         }.whenComplete { result in
             try? file.handle.close()
             let handler = loopBound.value
@@ -366,18 +448,22 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func finish(context: ChannelHandlerContext, sent: Int) {
         guard var current = exchange else { return }
         current.sentBytes = sent
+        current.responseFinished = true
+        exchange = current
         let keepAlive = current.keepAlive
-        if keepAlive {
+        if isHTTP2 {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        } else if keepAlive {
+            context.flush()
         } else {
             let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            context.writeAndFlush(NIOAny(ByteBuffer())).whenComplete { _ in
                 contextBound.value.close(promise: nil)
             }
         }
         record(current)
-        if current.requestEnded || isHTTP2 { exchange = nil } else { exchange = current }
         if keepAlive { connectionGuard?.responseCompleted() }
+        if current.requestEnded || isHTTP2 { completeExchange(context: context) }
     }
 
     // MARK: - Access log and metrics
@@ -448,6 +534,18 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // The decoder refuses malformed requests (bad framing, obs-fold, invalid characters): answer 400 when no
+        // response is under way, then close, since the byte stream can no longer be trusted.
+        if !isHTTP2, error is HTTPParserError, exchange == nil || exchange?.responded == false, !closed {
+            let body = "400 Bad Request: the request is malformed\n"
+            var buffer = context.channel.allocator.buffer(capacity: 160)
+            buffer.writeString("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n")
+            buffer.writeString("Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+            let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in contextBound.value.close(promise: nil) }
+            core.metrics.unroutedRequests[3].increment()
+            return
+        }
         context.close(promise: nil)
     }
 }

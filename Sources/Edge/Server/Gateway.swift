@@ -193,7 +193,9 @@ public final class Gateway: Sendable {
         if !isTLS { try sync.addHandler(ConnectionAccountingHandler(core: core, maxConnections: limits.maxConnections)) }
         let connectionGuard = ConnectionGuardHandler(limits: limits)
         try sync.addHandler(connectionGuard)
-        try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+        // Only the request decoder: the request handler writes response bytes itself and keeps pipelined
+        // requests in order (see RequestHandler).
+        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
         try sync.addHandler(RequestHandler(
             core: core, loop: core.loopContext(for: channel.eventLoop),
             connection: connection ?? ConnectionInfo(channel: channel, isTLS: isTLS), connectionGuard: connectionGuard,

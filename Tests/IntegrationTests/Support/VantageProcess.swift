@@ -39,7 +39,7 @@ final class VantageProcess: @unchecked Sendable {
         try yaml.replacingOccurrences(of: "{{DIR}}", with: directory.path).write(
             toFile: configPath, atomically: true, encoding: .utf8)
         outputPath = directory.appendingPathComponent("vantage.out").path
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["run", "--config", configPath]
@@ -53,7 +53,7 @@ final class VantageProcess: @unchecked Sendable {
 
     private func waitForListeners(_ kinds: [String]) throws {
         let deadline = Date().addingTimeInterval(30)
-        let pattern = try NSRegularExpression(pattern: "listening on (http|https|admin)://[^ ]*:(\\d+)")
+        let pattern = try NSRegularExpression(pattern: "listening on (http|https|admin)://(?:\\[[^\\]]*\\]|[0-9.]+):(\\d+)")
         while Date() < deadline {
             let text = log
             for match in pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
