@@ -48,7 +48,7 @@ import Testing
         let entries = try accessLog.split(separator: "\n").map {
             try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
         }
-        #expect(entries.count == 6)
+        #expect(entries.count == 5)
         let home = try #require(entries.first { $0["uri"] as? String == "/" })
         #expect(home["status"] as? Int == 200)
         #expect(home["method"] as? String == "GET")

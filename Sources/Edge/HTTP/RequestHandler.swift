@@ -34,6 +34,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var status: HTTPResponseStatus = .ok
         var sentBytes = 0
         var hsts: String?
+        /// The route chosen at the head, answered once the request (and any body) has arrived.
+        var pending: (route: Route, site: Site)?
     }
 
     private let core: GatewayCore
@@ -90,19 +92,26 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard var current = exchange else { return }
             current.bodyBytes += body.readableBytes
             exchange = current
-            if current.bodyBytes > current.bodyLimit {
-                if !current.responded {
-                    respondError(.payloadTooLarge, "the request body is larger than \(current.bodyLimit) bytes",
-                                 context: context, forceClose: true)
-                } else {
-                    context.close(promise: nil)
-                }
+            if current.bodyBytes > current.bodyLimit && !current.responded {
+                // Answer once; the connection closes after the answer is written, since the rest of the body
+                // will not be read.
+                exchange?.pending = nil
+                respondError(.payloadTooLarge, "the request body is larger than \(current.bodyLimit) bytes",
+                             context: context, forceClose: true)
             }
         case .end:
             guard var current = exchange else { return }
             current.requestEnded = true
+            let pending = current.pending
+            current.pending = nil
             exchange = current
-            if current.responseFinished { completeExchange(context: context) }
+            if let (route, site) = pending {
+                // Handlers in this module answer without reading the body, so they run once it has been
+                // received (and counted against the limit): a client never gets an answer it is still uploading to.
+                dispatch(route, site: site, head: current.head, headers: current.headers, context: context)
+            } else if current.responseFinished {
+                completeExchange(context: context)
+            }
         }
     }
 
@@ -114,13 +123,19 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let current = exchange, current.requestEnded, !current.responseFinished { break }
         }
         if quiescing && exchange == nil && queued.isEmpty {
-            context.close(promise: nil)
+            closeAfterPendingWrites(context: context)
             return
         }
         if readHeld && (exchange == nil || exchange?.requestEnded == false) {
             readHeld = false
             context.read()
         }
+    }
+
+    /// Closes once everything written so far (a file still being sent, say) has left.
+    private func closeAfterPendingWrites(context: ChannelHandlerContext) {
+        let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(NIOAny(ByteBuffer())).whenComplete { _ in contextBound.value.close(promise: nil) }
     }
 
     /// Holds reads while a complete request waits for its response, so a client cannot pile up pipelined requests.
@@ -135,7 +150,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent && !isHTTP2 {
             quiescing = true
-            if exchange == nil && queued.isEmpty { context.close(promise: nil) }
+            if exchange == nil && queued.isEmpty { closeAfterPendingWrites(context: context) }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -191,14 +206,15 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                          context: context, forceClose: true)
             return
         }
-        dispatch(route, site: site, head: head, headers: headers, path: path, uri: uri, pathEnd: pathEnd, context: context)
+        exchange!.pending = (route, site)
     }
 
     private func dispatch(
-        _ route: Route, site: Site, head: HTTPRequestHead, headers: RequestHeaderSummary, path: Substring, uri: String,
-        pathEnd: String.Index,
-        context: ChannelHandlerContext
+        _ route: Route, site: Site, head: HTTPRequestHead, headers: RequestHeaderSummary, context: ChannelHandlerContext
     ) {
+        let uri = head.uri
+        let pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
+        let path = uri[..<pathEnd]
         switch route.handler {
         case .respond(let prepared):
             let body = head.method == .HEAD ? nil : prepared.body
@@ -456,10 +472,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else if keepAlive {
             context.flush()
         } else {
-            let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(NIOAny(ByteBuffer())).whenComplete { _ in
-                contextBound.value.close(promise: nil)
-            }
+            closeAfterPendingWrites(context: context)
         }
         record(current)
         if keepAlive { connectionGuard?.responseCompleted() }

@@ -34,7 +34,10 @@ public final class Gateway: Sendable {
     struct State: Sendable {
         var configuration: GatewayConfiguration
         var listeners: [ListenerKey: any Channel] = [:]
+        /// One quiescing helper per listener (a helper follows a single server channel).
+        var quiescers: [ListenerKey: ServerQuiescingHelper] = [:]
         var reloadedAt = Date()
+        var housekeeping: [RepeatedTask] = []
     }
 
     private let group: MultiThreadedEventLoopGroup
@@ -44,7 +47,6 @@ public final class Gateway: Sendable {
     public let certificates: CertificateStore
     private let accessLog: AccessLogWriter?
     private let core: GatewayCore
-    private let quiesce: ServerQuiescingHelper
     private let registry: PrometheusCollectorRegistry?
     private let logger: Logger
     private let state: Mutex<State>
@@ -65,7 +67,6 @@ public final class Gateway: Sendable {
         let snapshot = try Self.makeSnapshot(configuration, cache: cache, threadPool: threadPool)
         core = GatewayCore(snapshot: snapshot, loops: Array(group.makeIterator()), accessLog: accessLog,
                            threadPool: threadPool, logger: logger)
-        quiesce = ServerQuiescingHelper(group: group)
         state = Mutex(State(configuration: configuration))
     }
 
@@ -92,15 +93,28 @@ public final class Gateway: Sendable {
 
     /// Binds every configured listener and starts the per-loop housekeeping. Blocking: call it off the event loops.
     public func start() throws {
-        for loop in group.makeIterator() {
+        let tasks = group.makeIterator().map { loop in
             let context = core.loopContext(for: loop)
-            loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            return loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
                 context.refreshClock()
                 context.accessLog?.flush()
             }
         }
+        state.withLock { $0.housekeeping = tasks }
         let configuration = state.withLock { $0.configuration }
         try bindListeners(for: configuration)
+        publishHTTPSPort()
+    }
+
+    /// When the HTTPS listener asked for port 0, redirects must name the port the kernel picked.
+    private func publishHTTPSPort() {
+        let bound = state.withLock { state in
+            state.listeners.first { $0.key.kind == .https }?.value.localAddress?.port
+        }
+        let current = core.snapshot
+        guard let bound, current.httpsPort != bound else { return }
+        core.replaceSnapshot(RuntimeSnapshot(
+            table: current.table, limits: current.limits, trustedProxies: current.trustedProxies, httpsPort: bound))
     }
 
     /// Addresses actually bound (with the real port when 0 was asked for), as `kind://host:port`.
@@ -126,12 +140,16 @@ public final class Gateway: Sendable {
         let existing = state.withLock { $0.listeners }
         for key in wanted where existing[key] == nil {
             let channel: any Channel
+            let quiesce = ServerQuiescingHelper(group: group)
             do {
-                channel = try bootstrap(for: key.kind).bind(to: try key.address.socketAddress()).wait()
+                channel = try bootstrap(for: key.kind, quiesce: quiesce).bind(to: try key.address.socketAddress()).wait()
             } catch {
                 throw TLSSetupError(message: "cannot listen on \(key.address) (\(key.kind.rawValue)): \(error)")
             }
-            state.withLock { $0.listeners[key] = channel }
+            state.withLock {
+                $0.listeners[key] = channel
+                $0.quiescers[key] = quiesce
+            }
             if let port = channel.localAddress?.port {
                 let host = key.address.host.contains(":") ? "[\(key.address.host)]" : key.address.host
                 let scheme = key.kind == .https ? "https" : (key.kind == .admin ? "admin" : "http")
@@ -140,7 +158,10 @@ public final class Gateway: Sendable {
         }
         let stale = state.withLock { state -> [(ListenerKey, any Channel)] in
             let gone = state.listeners.filter { !wanted.contains($0.key) }
-            for key in gone.keys { state.listeners.removeValue(forKey: key) }
+            for key in gone.keys {
+                state.listeners.removeValue(forKey: key)
+                state.quiescers.removeValue(forKey: key)
+            }
             return gone.map { ($0.key, $0.value) }
         }
         for (key, channel) in stale {
@@ -149,8 +170,7 @@ public final class Gateway: Sendable {
         }
     }
 
-    private func bootstrap(for kind: ListenerKind) -> ServerBootstrap {
-        let quiesce = self.quiesce
+    private func bootstrap(for kind: ListenerKind, quiesce: ServerQuiescingHelper) -> ServerBootstrap {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 4096)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -280,6 +300,7 @@ public final class Gateway: Sendable {
                 $0.reloadedAt = Date()
             }
             try bindListeners(for: configuration)
+            publishHTTPSPort()
             accessLog?.reopen()
             core.metrics.reloads.increment()
             logger.info("configuration reloaded from \(path)")
@@ -301,9 +322,12 @@ public final class Gateway: Sendable {
     public func shutdown(timeout: Duration? = nil) async {
         let limit = timeout ?? state.withLock { $0.configuration.shutdownTimeout }
         logger.info("shutting down: no new connections, waiting up to \(limit) for requests in flight")
-        let promise = group.next().makePromise(of: Void.self)
-        quiesce.initiateShutdown(promise: promise)
-        let drained = promise.futureResult
+        let quiescers = state.withLock { $0.quiescers.values }
+        let drained = EventLoopFuture.andAllComplete(quiescers.map { quiesce in
+            let promise = group.next().makePromise(of: Void.self)
+            quiesce.initiateShutdown(promise: promise)
+            return promise.futureResult
+        }, on: group.next())
         let timer = group.next().scheduleTask(in: .nanoseconds(Int64(limit.components.seconds) * 1_000_000_000)) {}
         let finished = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let once = Mutex(false)
@@ -314,7 +338,9 @@ public final class Gateway: Sendable {
                 if once.withLock({ let first = !$0; $0 = true; return first }) { continuation.resume(returning: false) }
             }
         }
+        timer.cancel()
         if !finished { logger.warning("shutdown timeout reached; closing the remaining connections") }
+        for task in state.withLock({ $0.housekeeping }) { task.cancel() }
         for loop in group.makeIterator() {
             let context = core.loopContext(for: loop)
             try? await loop.submit { context.accessLog?.flush() }.get()

@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+
+/// TLS with SNI, HTTP/2 by ALPN, HTTPS redirect and HSTS through the real binary, checked with curl and nghttp.
+@Suite(.serialized) struct TLSAndHTTP2Tests {
+    static let config = """
+        listen: { http: "127.0.0.1:0", https: "127.0.0.1:0" }
+        admin: { listen: off }
+        access_log: off
+        tls:
+          certificates:
+            - { cert: "{{DIR}}/a.pem", key: "{{DIR}}/a.key" }
+            - { cert: "{{DIR}}/b.pem", key: "{{DIR}}/b.key" }
+        sites:
+          - hosts: [a.test]
+            redirect_https: true
+            hsts: { max_age: 1d }
+            routes: [{ respond: "site a" }]
+          - hosts: [b.test, "*.b.test"]
+            routes: [{ respond: "site b" }]
+          - hosts: "*"
+            routes: [{ respond: "default site" }]
+        """
+
+    static func start() throws -> VantageProcess {
+        try VantageProcess(config: config, expect: ["http", "https"]) { directory in
+            _ = try makeCertificate(in: directory, name: "a", names: ["a.test"])
+            _ = try makeCertificate(in: directory, name: "b", names: ["b.test", "*.b.test"])
+        }
+    }
+
+    func resolve(_ vantage: VantageProcess, _ host: String) -> [String] {
+        ["--resolve", "\(host):\(vantage.ports["https"]!):127.0.0.1"]
+    }
+
+    @Test func sniPicksTheCertificateAndALPNPicksHTTP2() throws {
+        let vantage = try Self.start()
+        let port = vantage.ports["https"]!
+        let a = try curl(["-k", "--http2"] + resolve(vantage, "a.test") + ["https://a.test:\(port)/"])
+        #expect(a.status == 200)
+        #expect(a.version == "2")
+        #expect(a.body == "site a")
+        #expect(a.headers["strict-transport-security"] == "max-age=86400")
+        let verbose = try run(["curl", "-skv", "--http1.1"] + resolve(vantage, "b.test") + ["https://b.test:\(port)/"])
+        #expect(verbose.stdout == "site b")
+        #expect(verbose.stderr.contains("subject: CN=b.test"))
+        #expect(verbose.stderr.contains("HTTP/1.1 200"))
+        let aCert = try run(["curl", "-skv"] + resolve(vantage, "a.test") + ["https://a.test:\(port)/"])
+        #expect(aCert.stderr.contains("subject: CN=a.test"))
+        // Verified against the certificate itself: the chain and the name check out.
+        let verified = try run(["curl", "-s", "--cacert", vantage.directory.appendingPathComponent("b.pem").path]
+            + resolve(vantage, "x.b.test") + ["https://x.b.test:\(port)/"])
+        #expect(verified.status == 0)
+        #expect(verified.stdout == "site b")
+    }
+
+    @Test func nghttpSpeaksHTTP2() throws {
+        let vantage = try Self.start()
+        let result = try run(["nghttp", "-nv", "https://127.0.0.1:\(vantage.ports["https"]!)/"])
+        #expect(result.stdout.contains("The negotiated protocol: h2"))
+        #expect(result.stdout.contains(":status: 200"))
+    }
+
+    @Test func oldTLSVersionsAreRefused() throws {
+        let vantage = try Self.start()
+        let port = vantage.ports["https"]!
+        let tls11 = try run(["curl", "-sk", "--tlsv1.1", "--tls-max", "1.1", "https://127.0.0.1:\(port)/"])
+        #expect(tls11.status != 0)
+        let tls12 = try run(["curl", "-sk", "--tlsv1.2", "--tls-max", "1.2", "-o", "/dev/null", "-w", "%{http_code}",
+                             "https://127.0.0.1:\(port)/"])
+        #expect(tls12.stdout == "200")
+        let cbc = try run(["openssl", "s_client", "-connect", "127.0.0.1:\(port)", "-tls1_2", "-cipher",
+                           "ECDHE-ECDSA-AES128-SHA"])
+        #expect(cbc.stdout.contains("Cipher is (NONE)") || cbc.status != 0)
+    }
+
+    @Test func plainHTTPRedirectsToHTTPS() throws {
+        let vantage = try Self.start()
+        let answer = try curl(["-H", "Host: a.test", vantage.url("/path?x=1")])
+        #expect(answer.status == 308)
+        #expect(answer.headers["location"] == "https://a.test:\(vantage.ports["https"]!)/path?x=1")
+        let other = try curl(["-H", "Host: b.test", vantage.url("/")])
+        #expect(other.status == 200)
+    }
+}
