@@ -1,0 +1,28 @@
+# Multi-stage build: compile a release binary with the Swift runtime linked in statically, then run it as a
+# non-root user on a slim Debian with only the shared C libraries it needs.
+FROM swift:6.3-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libbrotli-dev zlib1g-dev pkg-config \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Package.swift ./
+COPY Sources ./Sources
+RUN swift build -c release --static-swift-stdlib --product vantage \
+ && install -D "$(swift build -c release --show-bin-path)/vantage" /out/vantage
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libbrotli1 zlib1g ca-certificates tzdata \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/vantage --create-home vantage
+COPY --from=build /out/vantage /usr/local/bin/vantage
+COPY conf /etc/vantage
+COPY public /srv/www
+# The shipped config serves public/ relative to the working directory; point it at the image's copy.
+RUN sed -i "s#root: public#root: /srv/www#" /etc/vantage/vantage.yaml
+USER vantage
+WORKDIR /var/lib/vantage
+EXPOSE 8080 8443
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/vantage"]
+CMD ["run", "--config", "/etc/vantage/vantage.yaml"]

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Vantage builds against and the peers its tests drive (curl, nghttp, openssl).
+# Idempotent; needs root (or sudo) on Debian/Ubuntu. The Swift toolchain itself is expected on PATH.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+packages=(libbrotli-dev zlib1g-dev pkg-config curl openssl nghttp2-client ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
