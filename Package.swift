@@ -9,6 +9,7 @@ let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio
 let nioTLS: Target.Dependency = .product(name: "NIOTLS", package: "swift-nio")
 let nioSSL: Target.Dependency = .product(name: "NIOSSL", package: "swift-nio-ssl")
 let nioHTTP2: Target.Dependency = .product(name: "NIOHTTP2", package: "swift-nio-http2")
+let nioHPACK: Target.Dependency = .product(name: "NIOHPACK", package: "swift-nio-http2")
 let nioExtras: Target.Dependency = .product(name: "NIOExtras", package: "swift-nio-extras")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let metrics: Target.Dependency = .product(name: "Metrics", package: "swift-metrics")
@@ -21,6 +22,12 @@ let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package
 /// One set of compiler settings for every target: Swift 6 mode and explicit existentials.
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+]
+
+/// The data-plane modules also skip run-time exclusivity checks in release builds: the handlers are confined to
+/// one event loop by construction, and the checks cost about 4% of a small request in profiles.
+let dataPlaneSettings: [SwiftSetting] = swiftSettings + [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 
 let package = Package(
@@ -57,16 +64,16 @@ let package = Package(
         .target(
             name: "Static",
             dependencies: ["Config", "Compression", nioCore, nioPosix, nioHTTP1, logging],
-            swiftSettings: swiftSettings
+            swiftSettings: dataPlaneSettings
         ),
         /// Composition root and data plane.
         .target(
             name: "Edge",
             dependencies: [
-                "Config", "Static", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioExtras, logging, metrics,
+                "Config", "Static", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
                 prometheus, serviceLifecycle, unixSignals,
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: dataPlaneSettings
         ),
         /// The thin executable.
         .executableTarget(name: "vantage", dependencies: ["Edge", argumentParser], swiftSettings: swiftSettings),

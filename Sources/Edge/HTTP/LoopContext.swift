@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHPACK
 import NIOHTTP1
 import Static
 
@@ -26,6 +27,7 @@ final class LoopContext: @unchecked Sendable {
         /// Held so the identifier cannot be reused by another file while the entry lives.
         var file: CachedFile
         var variants: [ByteBuffer?]
+        var http2: [HPACKHeaders?]
     }
 
     init(eventLoop: any EventLoop, accessLogWriter: AccessLogWriter?) {
@@ -66,13 +68,38 @@ final class LoopContext: @unchecked Sendable {
         head.writeStaticString("Date: ")
         head.writeString(dateHeader)
         head.writeStaticString("\r\nServer: vantage\r\n")
-        if heads.count < 1024 || heads[id] != nil {
-            var entry = heads[id].flatMap { $0.file === file ? $0 : nil }
-                ?? CachedHeads(file: file, variants: Array(repeating: nil, count: file.encoded.count + 1))
-            entry.variants[variant] = head
-            heads[id] = entry
-        }
+        updateEntry(for: file) { $0.variants[variant] = head }
         return head
+    }
+
+    /// The HTTP/2 header block (`:status 200`, lower-cased names, Date and Server) of a cached file's answer, built
+    /// once per second per loop.
+    func http2Headers(file: CachedFile, variant: Int, base: HTTPHeaders) -> HPACKHeaders {
+        if headsSecond != cachedSecond {
+            heads.removeAll(keepingCapacity: true)
+            headsSecond = cachedSecond
+        }
+        if let entry = heads[ObjectIdentifier(file)], entry.file === file, let block = entry.http2[variant] {
+            return block
+        }
+        var block = HPACKHeaders()
+        block.reserveCapacity(base.count + 3)
+        block.add(name: ":status", value: "200")
+        for (name, value) in base { block.add(name: name.lowercased(), value: value) }
+        block.add(name: "date", value: dateHeader)
+        block.add(name: "server", value: "vantage")
+        updateEntry(for: file) { $0.http2[variant] = block }
+        return block
+    }
+
+    private func updateEntry(for file: CachedFile, _ update: (inout CachedHeads) -> Void) {
+        let id = ObjectIdentifier(file)
+        guard heads.count < 1024 || heads[id] != nil else { return }
+        let slots = file.encoded.count + 1
+        var entry = heads[id].flatMap { $0.file === file ? $0 : nil }
+            ?? CachedHeads(file: file, variants: Array(repeating: nil, count: slots), http2: Array(repeating: nil, count: slots))
+        update(&entry)
+        heads[id] = entry
     }
 
     static func iso8601(epochSeconds: Int) -> String {

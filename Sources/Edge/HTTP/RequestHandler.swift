@@ -1,7 +1,9 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOHPACK
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 import Static
 
@@ -52,6 +54,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readHeld = false
     private var quiescing = false
     private var closed = false
+    /// The last Host value and its site: a keep-alive connection nearly always repeats its Host.
+    private var lastHost: String?
+    private var lastSite: Site?
 
     init(core: GatewayCore, loop: LoopContext, connection: ConnectionInfo, connectionGuard: ConnectionGuardHandler?,
          isHTTP2: Bool)
@@ -163,6 +168,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if generation != snapshotGeneration {
             snapshotGeneration = generation
             snapshot = core.snapshot
+            lastHost = nil
+            lastSite = nil
         }
         let limits = snapshot.limits
         let headers = RequestHeaderSummary(head.headers)
@@ -175,7 +182,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         let host = headers.host
-        guard let site = snapshot.table.site(forHost: host) else {
+        guard let site = site(forHost: host) else {
             respondError(.notFound, "no site is configured for this host", context: context)
             return
         }
@@ -207,6 +214,15 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         exchange!.pending = (route, site)
+    }
+
+    /// The site for a Host value, remembering the last answer for this connection and snapshot.
+    private func site(forHost host: String?) -> Site? {
+        if let host, let lastHost, host == lastHost, let lastSite { return lastSite }
+        let site = snapshot.table.site(forHost: host)
+        lastHost = host
+        lastSite = site
+        return site
     }
 
     private func dispatch(
@@ -377,24 +393,33 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         loop.refreshClock()
         let hsts = connection.isTLS ? current.hsts : nil
         if isHTTP2 {
-            var headers = headers
-            headers.add(name: "Date", value: loop.dateHeader)
-            headers.add(name: "Server", value: "vantage")
-            if let hsts { headers.add(name: "Strict-Transport-Security", value: hsts) }
-            let head = HTTPResponseHead(version: .http2, status: status, headers: headers)
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            var block: HPACKHeaders
+            if let (file, variant) = cached {
+                block = loop.http2Headers(file: file, variant: variant, base: headers)
+            } else {
+                block = HPACKHeaders()
+                block.reserveCapacity(headers.count + 4)
+                block.add(name: ":status", value: String(status.code))
+                for (name, value) in headers { block.add(name: name.lowercased(), value: value) }
+                block.add(name: "date", value: loop.dateHeader)
+                block.add(name: "server", value: "vantage")
+            }
+            if let hsts { block.add(name: "strict-transport-security", value: hsts) }
+            var endStream = false
+            if case .empty = body { endStream = true }
+            context.write(NIOAny(HTTP2Frame.FramePayload.headers(.init(headers: block, endStream: endStream))), promise: nil)
         } else {
             // The head goes out as bytes: a per-second cached block for cached files, serialized here otherwise.
+            var head: ByteBuffer
             if let (file, variant) = cached {
-                context.write(NIOAny(loop.serializedHead(file: file, variant: variant, base: headers)), promise: nil)
+                head = loop.serializedHead(file: file, variant: variant, base: headers)
             } else {
-                var buffer = context.channel.allocator.buffer(capacity: 256)
-                HTTPHead.writeStatusLine(status, into: &buffer)
-                HTTPHead.write(headers, into: &buffer)
-                buffer.writeStaticString("Date: ")
-                buffer.writeString(loop.dateHeader)
-                buffer.writeStaticString("\r\nServer: vantage\r\n")
-                context.write(NIOAny(buffer), promise: nil)
+                head = context.channel.allocator.buffer(capacity: 256)
+                HTTPHead.writeStatusLine(status, into: &head)
+                HTTPHead.write(headers, into: &head)
+                head.writeStaticString("Date: ")
+                head.writeString(loop.dateHeader)
+                head.writeStaticString("\r\nServer: vantage\r\n")
             }
             var tail = context.channel.allocator.buffer(capacity: 64)
             if let hsts {
@@ -408,6 +433,18 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 tail.writeStaticString("Connection: keep-alive\r\n")
             }
             tail.writeStaticString("\r\n")
+            if connection.isTLS, case .buffer(let payload) = body, payload.readableBytes <= 16 << 10 {
+                // Under TLS every write becomes its own record: send head and a small body as one.
+                var combined = context.channel.allocator.buffer(
+                    capacity: head.readableBytes + tail.readableBytes + payload.readableBytes)
+                combined.writeImmutableBuffer(head)
+                combined.writeImmutableBuffer(tail)
+                combined.writeImmutableBuffer(payload)
+                context.write(NIOAny(combined), promise: nil)
+                finish(context: context, sent: payload.readableBytes)
+                return
+            }
+            context.write(NIOAny(head), promise: nil)
             context.write(NIOAny(tail), promise: nil)
         }
         switch body {
@@ -416,7 +453,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .buffer(let buffer):
             let size = buffer.readableBytes
             if size > 0 {
-                context.write(isHTTP2 ? wrapOutboundOut(.body(.byteBuffer(buffer))) : NIOAny(buffer), promise: nil)
+                context.write(
+                    isHTTP2 ? NIOAny(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(buffer), endStream: true)))
+                        : NIOAny(buffer), promise: nil)
+            } else if isHTTP2 {
+                context.write(NIOAny(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))),
+                              promise: nil)
             }
             finish(context: context, sent: size)
         case .file(let file):
@@ -446,14 +488,19 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard handler.context != nil, !handler.closed else {
                 return contextBound.value.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
             }
-            let part = isHTTP2 ? handler.wrapOutboundOut(.body(.byteBuffer(chunk))) : NIOAny(chunk)
+            let part = isHTTP2 ? NIOAny(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(chunk)))) : NIOAny(chunk)
             return contextBound.value.writeAndFlush(part)
         }.whenComplete { result in
             try? file.handle.close()
             let handler = loopBound.value
             switch result {
             case .success:
-                if let context = handler.context { handler.finish(context: context, sent: file.length) }
+                guard let context = handler.context else { return }
+                if isHTTP2 {
+                    let end = HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))
+                    context.write(NIOAny(end), promise: nil)
+                }
+                handler.finish(context: context, sent: file.length)
             case .failure:
                 contextBound.value.close(promise: nil)
             }
@@ -467,9 +514,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         current.responseFinished = true
         exchange = current
         let keepAlive = current.keepAlive
-        if isHTTP2 {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        } else if keepAlive {
+        if isHTTP2 || keepAlive {
             context.flush()
         } else {
             closeAfterPendingWrites(context: context)
@@ -515,7 +560,13 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             buffer.writeJSONField("\"method\":", head.method.rawValue)
             buffer.writeJSONField("\"host\":", headers.host ?? "")
             buffer.writeJSONField("\"uri\":", head.uri)
-            buffer.writeJSONField("\"proto\":", isHTTP2 ? "HTTP/2.0" : "HTTP/\(head.version.major).\(head.version.minor)")
+            if isHTTP2 {
+                buffer.writeStaticString(",\"proto\":\"HTTP/2.0\"")
+            } else if head.version.minor == 1 {
+                buffer.writeStaticString(",\"proto\":\"HTTP/1.1\"")
+            } else {
+                buffer.writeStaticString(",\"proto\":\"HTTP/1.0\"")
+            }
             buffer.writeJSONField("\"status\":", status)
             buffer.writeJSONField("\"bytes_sent\":", sent)
             buffer.writeJSONField("\"bytes_received\":", received)

@@ -137,14 +137,15 @@ public final class RouteTable: Sendable {
 
     /// Lower-cases and strips the port and a trailing dot: `Example.COM.:443` becomes `example.com`.
     static func normalizeHost(_ raw: String) -> String {
-        var host = Substring(raw)
-        if host.hasPrefix("[") {
-            if let close = host.firstIndex(of: "]") { host = host[...close] }
-        } else if let colon = host.lastIndex(of: ":") {
-            host = host[..<colon]
+        var utf8 = Substring(raw).utf8
+        if utf8.first == UInt8(ascii: "[") {
+            if let close = utf8.firstIndex(of: UInt8(ascii: "]")) { utf8 = utf8[...close] }
+        } else if let colon = utf8.lastIndex(of: UInt8(ascii: ":")) {
+            utf8 = utf8[..<colon]
         }
-        if host.hasSuffix(".") { host = host.dropLast() }
-        if host.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) {
+        if utf8.last == UInt8(ascii: ".") { utf8 = utf8.dropLast() }
+        let host = Substring(utf8)
+        if utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) {
             return host.lowercased()
         }
         return String(host)

@@ -272,11 +272,14 @@ public final class Gateway: Sendable {
             mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: streamConfiguration,
             streamDelegate: manager.http2StreamDelegate
         ) { stream in
-            stream.eventLoop.makeCompletedFuture {
+            do {
                 let streamSync = stream.pipeline.syncOperations
-                try streamSync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                try streamSync.addHandler(HTTP2StreamAdapter())
                 try streamSync.addHandler(RequestHandler(
                     core: core, loop: loop, connection: connection, connectionGuard: nil, isHTTP2: true))
+                return stream.eventLoop.makeSucceededVoidFuture()
+            } catch {
+                return stream.eventLoop.makeFailedFuture(error)
             }
         }
         try sync.addHandler(manager)
