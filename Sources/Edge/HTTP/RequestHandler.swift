@@ -50,7 +50,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var exchange: Exchange?
     private var context: ChannelHandlerContext?
     /// HTTP/1.1 parts that arrived while an earlier response was still being produced (pipelining).
-    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    /// An array rather than a ring buffer: empty, it costs no allocation, and HTTP/2 streams never use it.
+    private var queued: [HTTPServerRequestPart] = []
     private var readHeld = false
     private var quiescing = false
     private var closed = false
@@ -123,7 +124,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Both directions of the exchange are done: forget it and move on to pipelined requests, if any.
     private func completeExchange(context: ChannelHandlerContext) {
         exchange = nil
-        while exchange == nil || exchange?.requestEnded == false, let next = queued.popFirst() {
+        while exchange == nil || exchange?.requestEnded == false, !queued.isEmpty {
+            let next = queued.removeFirst()
             process(next, context: context)
             if let current = exchange, current.requestEnded, !current.responseFinished { break }
         }
