@@ -99,8 +99,7 @@ public final class StaticFileServer: Sendable {
         let codings = configuration.compress.map(\.token).joined(separator: ",")
         namespace = cache.namespace(for: "\(codings)|\(configuration.precompressed)|\(configuration.compressMinSize)|"
             + "\(configuration.cacheControl ?? "")|\(configuration.index)|\(configuration.browse)|\(rootRealPath)")
-        validityNanoseconds = UInt64(cacheSettings.validity.components.seconds) * 1_000_000_000
-            + UInt64(cacheSettings.validity.components.attoseconds / 1_000_000_000)
+        validityNanoseconds = UInt64(max(0, TimeAmount(cacheSettings.validity).nanoseconds))
     }
 
     /// Answers a request.

@@ -51,6 +51,47 @@ import Testing
         #expect(vantage.stop() == 0)
     }
 
+    @Test func noRequestFailsWhileReloading() throws {
+        let vantage = try VantageProcess(config: Self.config(body: "steady"), expect: ["http", "admin"])
+        // Two curl processes, each sending 400 requests over one keep-alive connection, while SIGHUP arrives
+        // every 50 ms: every answer must be a 200.
+        // `-o` applies to one URL at a time, so each URL gets its own.
+        let urls = (0..<400).flatMap { _ in ["-o", "/dev/null", vantage.url("/")] }
+        let clients = (0..<2).map { _ in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            process.arguments = ["-s", "-w", "%{http_code}\n"] + urls
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            return (process, pipe)
+        }
+        for (process, _) in clients { try process.run() }
+        for _ in 0..<20 {
+            vantage.signal(SIGHUP)
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        var codes: [Substring] = []
+        for (process, pipe) in clients {
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            codes += output.split(separator: "\n")
+        }
+        #expect(codes.count == 800)
+        #expect(codes.allSatisfy { $0 == "200" })
+        try waitUntil { vantage.log.components(separatedBy: "configuration reloaded").count > 10 }
+    }
+
+    @Test func listensOnIPv6() throws {
+        let vantage = try VantageProcess(config: """
+            listen: { http: "[::1]:0" }
+            admin: { listen: off }
+            access_log: off
+            sites: [{ routes: [{ respond: "over IPv6" }] }]
+            """)
+        let answer = try curl(["-g", "http://[::1]:\(vantage.ports["http"]!)/"])
+        #expect(answer.body == "over IPv6")
+    }
+
     @Test func adminNeedsTheTokenAndReloadsOverHTTP() throws {
         let vantage = try VantageProcess(
             config: Self.config(body: "one"), expect: ["http", "admin"], environment: ["TEST_ADMIN_TOKEN": "s3cret"])

@@ -132,10 +132,8 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     init(limits: Limits) {
         machine = ConnectionGuardStateMachine(maxHeaderSize: limits.maxHeaderSize)
-        idleTimeout = .nanoseconds(Int64(limits.idleTimeout.components.seconds) * 1_000_000_000
-            + Int64(limits.idleTimeout.components.attoseconds / 1_000_000_000))
-        headerTimeout = .nanoseconds(Int64(limits.headerTimeout.components.seconds) * 1_000_000_000
-            + Int64(limits.headerTimeout.components.attoseconds / 1_000_000_000))
+        idleTimeout = TimeAmount(limits.idleTimeout)
+        headerTimeout = TimeAmount(limits.headerTimeout)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {

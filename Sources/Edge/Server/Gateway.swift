@@ -262,7 +262,7 @@ public final class Gateway: Sendable {
         connectionConfiguration.targetWindowSize = 4 << 20
         var streamConfiguration = NIOHTTP2Handler.StreamConfiguration()
         streamConfiguration.targetWindowSize = 1 << 20
-        let idle = TimeAmount.nanoseconds(Int64(limits.idleTimeout.components.seconds) * 1_000_000_000)
+        let idle = TimeAmount(limits.idleTimeout)
         let manager = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop,
             configuration: .init(maxIdleTime: idle, maxAge: nil, maxGraceTime: .seconds(30), keepalive: nil))
@@ -331,7 +331,7 @@ public final class Gateway: Sendable {
             quiesce.initiateShutdown(promise: promise)
             return promise.futureResult
         }, on: group.next())
-        let timer = group.next().scheduleTask(in: .nanoseconds(Int64(limit.components.seconds) * 1_000_000_000)) {}
+        let timer = group.next().scheduleTask(in: TimeAmount(limit)) {}
         let finished = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let once = Mutex(false)
             drained.whenComplete { _ in
@@ -393,7 +393,7 @@ final class IdleHandshakeTimeoutHandler: ChannelInboundHandler, RemovableChannel
     private var task: Scheduled<Void>?
 
     init(timeout: Duration) {
-        self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
+        self.timeout = TimeAmount(timeout)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
