@@ -556,7 +556,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             buffer.writeInteger(UInt8(ascii: "."))
             if milliseconds < 100 { buffer.writeInteger(UInt8(ascii: "0")) }
             if milliseconds < 10 { buffer.writeInteger(UInt8(ascii: "0")) }
-            buffer.writeString(String(milliseconds))
+            buffer.writeDecimal(milliseconds)
             buffer.writeStaticString("Z\"")
             buffer.writeJSONField(",\"client\":", client, first: true)
             buffer.writeJSONField("\"method\":", head.method.rawValue)
@@ -574,7 +574,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             buffer.writeJSONField("\"bytes_received\":", received)
             buffer.writeJSONField("\"duration_ms\":", Int(elapsed / 1_000_000))
             buffer.writeStaticString(",\"duration_us\":")
-            buffer.writeString(String(elapsed / 1000))
+            buffer.writeDecimal(Int(elapsed / 1000))
             buffer.writeJSONField("\"site\":", siteName)
             buffer.writeJSONField("\"route\":", route)
             if let tls { buffer.writeJSONField("\"tls\":", tls) }

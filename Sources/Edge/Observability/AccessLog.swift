@@ -145,16 +145,46 @@ extension ByteBuffer {
     mutating func writeJSONField(_ key: StaticString, _ value: Int) {
         writeInteger(UInt8(ascii: ","))
         writeStaticString(key)
-        writeString(String(value))
+        writeDecimal(value)
     }
 
-    /// Writes a JSON string literal, escaping quotes, backslashes and control characters.
+    /// Writes an integer in decimal without building a String.
+    mutating func writeDecimal(_ value: Int) {
+        if value < 0 {
+            writeInteger(UInt8(ascii: "-"))
+            writeDecimal(-value)
+            return
+        }
+        if value < 10 {
+            writeInteger(UInt8(ascii: "0") + UInt8(value))
+            return
+        }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 24 digits
+        var count = 0
+        var rest = value
+        withUnsafeMutableBytes(of: &digits) { raw in
+            while rest > 0 {
+                raw[23 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+                count += 1
+            }
+            writeBytes(UnsafeRawBufferPointer(rebasing: raw[(24 - count)...]))
+        }
+    }
+
+    /// Writes a JSON string literal. The common case (nothing to escape) is one copy and one scan of the copied
+    /// bytes; only strings with quotes, backslashes or control characters take the byte-by-byte path.
     mutating func writeJSONString(_ value: String) {
         writeInteger(UInt8(ascii: "\""))
-        let needsEscaping = value.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
-        if !needsEscaping {
-            writeString(value)
-        } else {
+        let start = writerIndex
+        let written = writeString(value)
+        let clean = withUnsafeReadableBytes { bytes in
+            !bytes[(start - readerIndex)..<(start - readerIndex + written)].contains {
+                $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\")
+            }
+        }
+        if !clean {
+            moveWriterIndex(to: start)
             for byte in value.utf8 {
                 switch byte {
                 case UInt8(ascii: "\""): writeStaticString("\\\"")
