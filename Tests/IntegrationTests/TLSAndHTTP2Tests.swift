@@ -74,6 +74,21 @@ import Testing
         #expect(cbc.stdout.contains("Cipher is (NONE)") || cbc.status != 0)
     }
 
+    @Test func aReloadSwapsTheCertificateWithoutARestart() throws {
+        let vantage = try Self.start()
+        let port = vantage.ports["https"]!
+        func subject() throws -> String {
+            let result = try run(["curl", "-skv"] + resolve(vantage, "b.test") + ["https://b.test:\(port)/"])
+            return result.stderr.split(separator: "\n").first { $0.contains("subject:") }.map(String.init) ?? ""
+        }
+        #expect(try subject().contains("CN=b.test"))
+        // Replace b's certificate with one whose first name differs, then reload: new handshakes see it.
+        _ = try makeCertificate(in: vantage.directory, name: "b", names: ["renewed.b.test", "b.test"])
+        vantage.signal(SIGHUP)
+        try waitUntil { try subject().contains("CN=renewed.b.test") }
+        #expect(vantage.log.contains("configuration reloaded"))
+    }
+
     @Test func plainHTTPRedirectsToHTTPS() throws {
         let vantage = try Self.start()
         let answer = try curl(["-H", "Host: a.test", vantage.url("/path?x=1")])
