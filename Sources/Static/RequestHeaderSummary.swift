@@ -19,6 +19,7 @@ public struct RequestHeaderSummary: Sendable {
     public var acceptEncoding: String?
     public var userAgent: String?
     public var referer: String?
+    public var expect: String?
 
     /// An empty summary (no headers).
     public init() {}
@@ -36,6 +37,8 @@ public struct RequestHeaderSummary: Sendable {
                 }
             case 5:
                 if range == nil && utf8.equalsLowercase("range") { range = value }
+            case 6:
+                if expect == nil && utf8.equalsLowercase("expect") { expect = value }
             case 7:
                 if referer == nil && utf8.equalsLowercase("referer") { referer = value }
             case 8:

@@ -61,6 +61,20 @@ import Testing
         #expect(status(answer) == 413 || answer.isEmpty)
     }
 
+    @Test func expectContinueGetsAGoAhead() throws {
+        let vantage = try VantageProcess(config: Self.config)
+        let port = vantage.ports["http"]!
+        // curl sends Expect: 100-continue for large bodies by default; force it for a small one.
+        let answer = try run(["curl", "-sv", "-H", "Expect: 100-continue", "--data-binary",
+                              String(repeating: "x", count: 500), "http://127.0.0.1:\(port)/"])
+        #expect(answer.stderr.contains("< HTTP/1.1 100 Continue"))
+        #expect(answer.stderr.contains("< HTTP/1.1 200 OK"))
+        #expect(answer.stdout == "ok")
+        let refused = try rawExchange(
+            port: port, send: ["POST / HTTP/1.1\r\nHost: a\r\nExpect: something-else\r\nContent-Length: 1\r\n\r\n"])
+        #expect(status(refused) == 417)
+    }
+
     @Test func pipelinedRequestsAreAnsweredInOrder() throws {
         let vantage = try VantageProcess(config: Self.config)
         let request = "GET / HTTP/1.1\r\nHost: a\r\n\r\n"

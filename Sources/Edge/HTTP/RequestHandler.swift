@@ -216,6 +216,20 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         exchange!.pending = (route, site)
+        if let expectation = headers.expect, !isHTTP2 {
+            // The client waits for a go-ahead before sending its body: give it, now that the request fits.
+            guard expectation.lowercased() == "100-continue" else {
+                exchange!.pending = nil
+                respondError(.expectationFailed, "only Expect: 100-continue is supported", context: context,
+                             forceClose: true)
+                return
+            }
+            if head.version.minor >= 1 {
+                var interim = context.channel.allocator.buffer(capacity: 32)
+                interim.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
+                context.writeAndFlush(NIOAny(interim), promise: nil)
+            }
+        }
     }
 
     /// The site for a Host value, remembering the last answer for this connection and snapshot.

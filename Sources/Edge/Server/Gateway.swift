@@ -19,7 +19,7 @@ import Synchronization
 /// // ... SIGHUP:
 /// try gateway.reload()
 /// // ... SIGTERM:
-/// gateway.shutdown()
+/// await gateway.shutdown()
 /// ```
 public final class Gateway: Sendable {
     enum ListenerKind: String, Sendable {
@@ -75,7 +75,7 @@ public final class Gateway: Sendable {
             do {
                 return try CertifiedKey.load(certificatePath: files.certificatePath, keyPath: files.keyPath, names: files.hosts)
             } catch {
-                throw TLSSetupError(message: "cannot load certificate \(files.certificatePath) with key \(files.keyPath): \(error)")
+                throw GatewayError(message: "cannot load certificate \(files.certificatePath) with key \(files.keyPath): \(error)")
             }
         }
     }
@@ -144,7 +144,7 @@ public final class Gateway: Sendable {
             do {
                 channel = try bootstrap(for: key.kind, quiesce: quiesce).bind(to: try key.address.socketAddress()).wait()
             } catch {
-                throw TLSSetupError(message: "cannot listen on \(key.address) (\(key.kind.rawValue)): \(error)")
+                throw GatewayError(message: "cannot listen on \(key.address) (\(key.kind.rawValue)): \(error)")
             }
             state.withLock {
                 $0.listeners[key] = channel
@@ -288,6 +288,18 @@ public final class Gateway: Sendable {
 
     // MARK: - Reload
 
+    /// Settings a reload cannot change in a running process; a change is logged so nobody waits for it in vain.
+    private func warnAboutRestartOnlyChanges(from old: GatewayConfiguration, to new: GatewayConfiguration) {
+        var changed: [String] = []
+        if old.threads != new.threads { changed.append("threads") }
+        if old.staticCache != new.staticCache { changed.append("static_cache") }
+        if old.accessLog != new.accessLog { changed.append("access_log") }
+        if old.tls.minimumVersion != new.tls.minimumVersion { changed.append("tls.min_version") }
+        if !changed.isEmpty {
+            logger.warning("\(changed.joined(separator: ", ")) changed: these take effect at the next restart")
+        }
+    }
+
     /// Re-reads the config file and certificates and swaps them in; on any error the running configuration stays and
     /// the error is thrown. Blocking: call it off the event loops.
     public func reload() throws {
@@ -298,6 +310,7 @@ public final class Gateway: Sendable {
             let snapshot = try Self.makeSnapshot(configuration, cache: cache, threadPool: threadPool)
             try certificates.replaceAll(with: keys)
             core.replaceSnapshot(snapshot)
+            warnAboutRestartOnlyChanges(from: state.withLock { $0.configuration }, to: configuration)
             state.withLock {
                 $0.configuration = configuration
                 $0.reloadedAt = Date()

@@ -20,7 +20,7 @@ public struct CertifiedKey: Sendable {
     /// Loads PEM files.
     public static func load(certificatePath: String, keyPath: String, names: [String] = []) throws -> CertifiedKey {
         let chain = try NIOSSLCertificate.fromPEMFile(certificatePath)
-        guard !chain.isEmpty else { throw TLSSetupError(message: "\(certificatePath) holds no certificate") }
+        guard !chain.isEmpty else { throw GatewayError(message: "\(certificatePath) holds no certificate") }
         let key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
         return CertifiedKey(chain: chain, privateKey: key, names: names)
     }
@@ -34,11 +34,6 @@ public struct CertifiedKey: Sendable {
     }
 }
 
-/// A TLS setup problem (unreadable certificate, key that does not match).
-public struct TLSSetupError: Error, CustomStringConvertible {
-    public var message: String
-    public var description: String { message }
-}
 
 /// Where TLS listeners get their certificates: anything that can answer "which certificate for this SNI name".
 ///
