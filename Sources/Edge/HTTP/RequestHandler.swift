@@ -20,13 +20,14 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = NIOAny
     typealias OutboundOut = HTTPServerResponsePart
 
-    /// The request being answered.
-    private struct Exchange {
-        var head: HTTPRequestHead
-        var headers: RequestHeaderSummary
-        var startNanoseconds: UInt64
+    /// The request being answered. A class so the many small updates along the way mutate one object instead of
+    /// copying a large struct (with a retain per field) in and out of the optional.
+    private final class Exchange {
+        let head: HTTPRequestHead
+        let headers: RequestHeaderSummary
+        let startNanoseconds: UInt64
         var route: Route?
-        var siteName: String
+        var siteName = "-"
         var bodyBytes = 0
         var bodyLimit: Int
         var keepAlive: Bool
@@ -38,6 +39,16 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var hsts: String?
         /// The route chosen at the head, answered once the request (and any body) has arrived.
         var pending: (route: Route, site: Site)?
+
+        init(head: HTTPRequestHead, headers: RequestHeaderSummary, startNanoseconds: UInt64, bodyLimit: Int,
+             keepAlive: Bool)
+        {
+            self.head = head
+            self.headers = headers
+            self.startNanoseconds = startNanoseconds
+            self.bodyLimit = bodyLimit
+            self.keepAlive = keepAlive
+        }
     }
 
     private let core: GatewayCore
@@ -95,22 +106,20 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             connectionGuard?.requestHeadReceived()
             begin(head, context: context)
         case .body(let body):
-            guard var current = exchange else { return }
+            guard let current = exchange else { return }
             current.bodyBytes += body.readableBytes
-            exchange = current
             if current.bodyBytes > current.bodyLimit && !current.responded {
                 // Answer once; the connection closes after the answer is written, since the rest of the body
                 // will not be read.
-                exchange?.pending = nil
+                current.pending = nil
                 respondError(.payloadTooLarge, "the request body is larger than \(current.bodyLimit) bytes",
                              context: context, forceClose: true)
             }
         case .end:
-            guard var current = exchange else { return }
+            guard let current = exchange else { return }
             current.requestEnded = true
             let pending = current.pending
             current.pending = nil
-            exchange = current
             if let (route, site) = pending {
                 // Handlers in this module answer without reading the body, so they run once it has been
                 // received (and counted against the limit): a client never gets an answer it is still uploading to.
@@ -175,9 +184,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let limits = snapshot.limits
         let headers = RequestHeaderSummary(head.headers)
-        exchange = Exchange(
-            head: head, headers: headers, startNanoseconds: NIODeadline.now().uptimeNanoseconds, route: nil, siteName: "-",
+        let current = Exchange(
+            head: head, headers: headers, startNanoseconds: NIODeadline.now().uptimeNanoseconds,
             bodyLimit: limits.maxBodySize, keepAlive: isHTTP2 || head.isKeepAlive)
+        exchange = current
 
         if let refusal = Self.validate(head, headers: headers, limits: limits, isHTTP2: isHTTP2) {
             respondError(refusal.status, refusal.reason, context: context, forceClose: refusal.close)
@@ -188,8 +198,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             respondError(.notFound, "no site is configured for this host", context: context)
             return
         }
-        exchange!.siteName = site.name
-        exchange!.hsts = site.hsts
+        current.siteName = site.name
+        current.hsts = site.hsts
         let uri = head.uri
         let pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
         let path = uri[..<pathEnd]
@@ -208,18 +218,18 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             respondError(.notFound, "no route matches this path", context: context)
             return
         }
-        exchange!.route = route
-        exchange!.bodyLimit = route.maxBodySize
+        current.route = route
+        current.bodyLimit = route.maxBodySize
         if let length = headers.contentLength.flatMap(Int.init), length > route.maxBodySize {
             respondError(.payloadTooLarge, "the request body is larger than \(route.maxBodySize) bytes",
                          context: context, forceClose: true)
             return
         }
-        exchange!.pending = (route, site)
+        current.pending = (route, site)
         if let expectation = headers.expect, !isHTTP2 {
             // The client waits for a go-ahead before sending its body: give it, now that the request fits.
             guard expectation.lowercased() == "100-continue" else {
-                exchange!.pending = nil
+                current.pending = nil
                 respondError(.expectationFailed, "only Expect: 100-continue is supported", context: context,
                              forceClose: true)
                 return
@@ -392,7 +402,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         status: HTTPResponseStatus, headers: HTTPHeaders, body: Body, context: ChannelHandlerContext,
         cached: (CachedFile, Int)? = nil
     ) {
-        guard var current = exchange, !current.responded, !closed else {
+        guard let current = exchange, !current.responded, !closed else {
             if case .file(let file) = body { try? file.handle.close() }
             return
         }
@@ -405,7 +415,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if quiescing { current.keepAlive = false }
         current.responded = true
         current.status = status
-        exchange = current
         loop.refreshClock()
         let hsts = connection.isTLS ? current.hsts : nil
         if isHTTP2 {
@@ -525,10 +534,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Ends the response, logs it, and decides whether the connection stays open.
     private func finish(context: ChannelHandlerContext, sent: Int) {
-        guard var current = exchange else { return }
+        guard let current = exchange else { return }
         current.sentBytes = sent
         current.responseFinished = true
-        exchange = current
         let keepAlive = current.keepAlive
         if isHTTP2 || keepAlive {
             context.flush()
