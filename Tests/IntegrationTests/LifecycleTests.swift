@@ -49,6 +49,7 @@ import Testing
         try waitUntil { vantage.log.contains("reload refused") }
         #expect(try curl([vantage.url("/")]).body == "second")
         #expect(vantage.stop() == 0)
+        #expect(!vantage.log.contains("ERROR"))
     }
 
     @Test func noRequestFailsWhileReloading() throws {

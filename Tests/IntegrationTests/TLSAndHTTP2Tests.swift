@@ -74,6 +74,49 @@ import Testing
         #expect(cbc.stdout.contains("Cipher is (NONE)") || cbc.status != 0)
     }
 
+    static let streamingConfig = """
+        listen: { https: "127.0.0.1:0" }
+        admin: { listen: off }
+        access_log: off
+        tls: { certificates: [{ cert: "{{DIR}}/a.pem", key: "{{DIR}}/a.key" }] }
+        sites:
+          - routes:
+              - { path: /upload, respond: "got it", max_body_size: 5MB }
+              - { path: /, static: { root: "{{DIR}}/www" } }
+        """
+
+    @Test func http2BodiesStreamBothWays() throws {
+        let vantage = try VantageProcess(config: Self.streamingConfig, expect: ["https"]) { directory in
+            _ = try makeCertificate(in: directory, name: "a", names: ["127.0.0.1"])
+            let www = directory.appendingPathComponent("www")
+            try FileManager.default.createDirectory(at: www, withIntermediateDirectories: true)
+            try Data((0..<(6 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }).write(to: www.appendingPathComponent("big.bin"))
+            try Data(repeating: 7, count: 3 << 20).write(to: directory.appendingPathComponent("upload.bin"))
+            try Data(repeating: 7, count: 6 << 20).write(to: directory.appendingPathComponent("too-big.bin"))
+        }
+        let base = "https://127.0.0.1:\(vantage.ports["https"]!)"
+        // 3 MB up: more than the initial flow-control windows, so the server must hand back credit.
+        let upload = try run(["curl", "-sk", "--http2", "-w", " %{http_code} %{http_version}", "--data-binary",
+                              "@\(vantage.directory.path)/upload.bin", "\(base)/upload"])
+        #expect(upload.stdout == "got it 200 2")
+        let tooBig = try run(["curl", "-sk", "--http2", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary",
+                              "@\(vantage.directory.path)/too-big.bin", "\(base)/upload"])
+        #expect(tooBig.stdout == "413")
+        // 6 MB down, larger than the memory cache limit: streamed from disk in chunks.
+        let download = try run(["curl", "-sk", "--http2", "-o", "\(vantage.directory.path)/got.bin", "-w",
+                                "%{http_code} %{size_download}", "\(base)/big.bin"])
+        #expect(download.stdout == "200 \(6 << 20)")
+        let original = try Data(contentsOf: vantage.directory.appendingPathComponent("www/big.bin"))
+        let received = try Data(contentsOf: vantage.directory.appendingPathComponent("got.bin"))
+        #expect(original == received)
+        // Many streams at once on one connection.
+        let many = try run(["nghttp", "-n", "-s", "-m", "50", "\(base)/upload"])
+        #expect(many.status == 0)
+        let answered = many.stdout.split(separator: "\n").filter { $0.contains(" 200 ") && $0.contains("/upload") }
+        #expect(answered.count == 50)
+        #expect(vantage.stop() == 0)
+    }
+
     @Test func aReloadSwapsTheCertificateWithoutARestart() throws {
         let vantage = try Self.start()
         let port = vantage.ports["https"]!

@@ -59,7 +59,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var snapshot: RuntimeSnapshot
     private var snapshotGeneration: Int
     private var exchange: Exchange?
-    private var context: ChannelHandlerContext?
+    /// Where responses go; set when the handler joins a pipeline, or at creation for an HTTP/2 stream.
+    private var transport: (any ExchangeTransport)?
     /// HTTP/1.1 parts that arrived while an earlier response was still being produced (pipelining).
     /// An array rather than a ring buffer: empty, it costs no allocation, and HTTP/2 streams never use it.
     private var queued: [HTTPServerRequestPart] = []
@@ -82,8 +83,23 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         snapshot = core.snapshot
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerAdded(context: ChannelHandlerContext) { transport = context }
+    func handlerRemoved(context: ChannelHandlerContext) { transport = nil }
+
+    /// Serves one HTTP/2 stream driven by ``HTTP2ConnectionHandler``, outside any pipeline.
+    func attach(_ transport: any ExchangeTransport) { self.transport = transport }
+
+    /// Feeds a request part of the attached HTTP/2 stream.
+    func receive(_ part: HTTPServerRequestPart) {
+        guard let transport else { return }
+        process(part, context: transport)
+    }
+
+    /// The stream was reset or its connection closed: nothing more may be written.
+    func streamClosed() {
+        closed = true
+        transport = nil
+    }
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
@@ -100,7 +116,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         process(part, context: context)
     }
 
-    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    private func process(_ part: HTTPServerRequestPart, context: any ExchangeTransport) {
         switch part {
         case .head(let head):
             connectionGuard?.requestHeadReceived()
@@ -131,8 +147,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Both directions of the exchange are done: forget it and move on to pipelined requests, if any.
-    private func completeExchange(context: ChannelHandlerContext) {
+    private func completeExchange(context: any ExchangeTransport) {
         exchange = nil
+        if isHTTP2 {
+            context.exchangeFinished()
+            return
+        }
         while exchange == nil || exchange?.requestEnded == false, !queued.isEmpty {
             let next = queued.removeFirst()
             process(next, context: context)
@@ -149,9 +169,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Closes once everything written so far (a file still being sent, say) has left.
-    private func closeAfterPendingWrites(context: ChannelHandlerContext) {
+    private func closeAfterPendingWrites(context: any ExchangeTransport) {
         let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(NIOAny(ByteBuffer())).whenComplete { _ in contextBound.value.close(promise: nil) }
+        context.writeAndFlushWithFuture(NIOAny(ByteBuffer())).whenComplete { _ in contextBound.value.closeExchange() }
     }
 
     /// Holds reads while a complete request waits for its response, so a client cannot pile up pipelined requests.
@@ -174,7 +194,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: - Routing
 
-    private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func begin(_ head: HTTPRequestHead, context: any ExchangeTransport) {
         let generation = core.snapshotGeneration
         if generation != snapshotGeneration {
             snapshotGeneration = generation
@@ -237,7 +257,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if head.version.minor >= 1 {
                 var interim = context.channel.allocator.buffer(capacity: 32)
                 interim.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
-                context.writeAndFlush(NIOAny(interim), promise: nil)
+                context.write(NIOAny(interim), promise: nil)
+                context.flush()
             }
         }
     }
@@ -252,7 +273,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func dispatch(
-        _ route: Route, site: Site, head: HTTPRequestHead, headers: RequestHeaderSummary, context: ChannelHandlerContext
+        _ route: Route, site: Site, head: HTTPRequestHead, headers: RequestHeaderSummary, context: any ExchangeTransport
     ) {
         let uri = head.uri
         let pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
@@ -280,7 +301,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
                 future.whenSuccess { response in
                     let handler = loopBound.value
-                    guard let context = handler.context, handler.exchange != nil else {
+                    guard let context = handler.transport, handler.exchange != nil else {
                         if case .file(let file) = response.body { try? file.handle.close() }
                         return
                     }
@@ -351,7 +372,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case file(FileBody)
     }
 
-    private func writeStatic(_ response: StaticResponse, context: ChannelHandlerContext) {
+    private func writeStatic(_ response: StaticResponse, context: any ExchangeTransport) {
         if let reason = response.errorReason, response.status.code >= 400 {
             respondError(response.status, reason, context: context, extraHeaders: response.headers)
             return
@@ -374,7 +395,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func respondRedirect(to location: String, status: HTTPResponseStatus, context: ChannelHandlerContext) {
+    private func respondRedirect(to location: String, status: HTTPResponseStatus, context: any ExchangeTransport) {
         let body = ByteBuffer(string: "\(status.code) \(status.reasonPhrase): \(location)\n")
         let headers: HTTPHeaders = [
             "Location": location, "Content-Type": "text/plain; charset=utf-8",
@@ -385,7 +406,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func respondError(
-        _ status: HTTPResponseStatus, _ reason: String, context: ChannelHandlerContext, forceClose: Bool = false,
+        _ status: HTTPResponseStatus, _ reason: String, context: any ExchangeTransport, forceClose: Bool = false,
         extraHeaders: HTTPHeaders = [:]
     ) {
         var (headers, body) = ErrorPage.make(status, reason: reason)
@@ -399,7 +420,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Writes a response. `cached` names a cached file variant whose serialized head the loop can reuse.
     private func writeResponse(
-        status: HTTPResponseStatus, headers: HTTPHeaders, body: Body, context: ChannelHandlerContext,
+        status: HTTPResponseStatus, headers: HTTPHeaders, body: Body, context: any ExchangeTransport,
         cached: (CachedFile, Int)? = nil
     ) {
         guard let current = exchange, !current.responded, !closed else {
@@ -432,7 +453,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let hsts { block.add(name: "strict-transport-security", value: hsts) }
             var endStream = false
             if case .empty = body { endStream = true }
-            context.write(NIOAny(HTTP2Frame.FramePayload.headers(.init(headers: block, endStream: endStream))), promise: nil)
+            context.writeFrame(.headers(.init(headers: block, endStream: endStream)), promise: nil)
         } else {
             // The head goes out as bytes: a per-second cached block for cached files, serialized here otherwise.
             var head: ByteBuffer
@@ -478,12 +499,13 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .buffer(let buffer):
             let size = buffer.readableBytes
             if size > 0 {
-                context.write(
-                    isHTTP2 ? NIOAny(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(buffer), endStream: true)))
-                        : NIOAny(buffer), promise: nil)
+                if isHTTP2 {
+                    context.writeFrame(.data(.init(data: .byteBuffer(buffer), endStream: true)), promise: nil)
+                } else {
+                    context.write(NIOAny(buffer), promise: nil)
+                }
             } else if isHTTP2 {
-                context.write(NIOAny(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))),
-                              promise: nil)
+                context.writeFrame(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), promise: nil)
             }
             finish(context: context, sent: size)
         case .file(let file):
@@ -491,12 +513,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func sendFile(_ file: FileBody, context: ChannelHandlerContext) {
+    private func sendFile(_ file: FileBody, context: any ExchangeTransport) {
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         if !connection.isTLS && !isHTTP2 {
             // Plain HTTP/1.1: sendfile(2), the bytes never enter user space.
             let region = FileRegion(fileHandle: file.handle, readerIndex: file.offset, endIndex: file.offset + file.length)
-            context.write(NIOAny(IOData.fileRegion(region))).whenComplete { _ in
+            context.writeWithFuture(NIOAny(IOData.fileRegion(region))).whenComplete { _ in
                 try? file.handle.close()
             }
             finish(context: context, sent: file.length)
@@ -510,35 +532,42 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             allocator: context.channel.allocator, eventLoop: context.eventLoop
         ) { chunk in
             let handler = loopBound.value
-            guard handler.context != nil, !handler.closed else {
+            guard handler.transport != nil, !handler.closed else {
                 return contextBound.value.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
             }
-            let part = isHTTP2 ? NIOAny(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(chunk)))) : NIOAny(chunk)
-            return contextBound.value.writeAndFlush(part)
+            if isHTTP2 { return contextBound.value.writeAndFlushFrame(.data(.init(data: .byteBuffer(chunk)))) }
+            return contextBound.value.writeAndFlushWithFuture(NIOAny(chunk))
         }.whenComplete { result in
             try? file.handle.close()
             let handler = loopBound.value
             switch result {
             case .success:
-                guard let context = handler.context else { return }
+                guard let context = handler.transport else { return }
                 if isHTTP2 {
-                    let end = HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))
-                    context.write(NIOAny(end), promise: nil)
+                    context.writeFrame(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), promise: nil)
                 }
                 handler.finish(context: context, sent: file.length)
             case .failure:
-                contextBound.value.close(promise: nil)
+                contextBound.value.closeExchange()
             }
         }
     }
 
     /// Ends the response, logs it, and decides whether the connection stays open.
-    private func finish(context: ChannelHandlerContext, sent: Int) {
+    private func finish(context: any ExchangeTransport, sent: Int) {
         guard let current = exchange else { return }
         current.sentBytes = sent
         current.responseFinished = true
         let keepAlive = current.keepAlive
-        if isHTTP2 || keepAlive {
+        if isHTTP2 {
+            context.flush()
+            if !current.requestEnded {
+                // The answer is complete but the client is still sending (an error before the body was read):
+                // RST_STREAM with NO_ERROR tells it to stop without failing the response (RFC 9113 §8.1).
+                context.writeFrame(.rstStream(.noError), promise: nil)
+                current.requestEnded = true
+            }
+        } else if keepAlive {
             context.flush()
         } else {
             closeAfterPendingWrites(context: context)
@@ -630,7 +659,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             buffer.writeString("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n")
             buffer.writeString("Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
             let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in contextBound.value.close(promise: nil) }
+            context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in contextBound.value.closeExchange() }
             core.metrics.unroutedRequests[3].increment()
             return
         }

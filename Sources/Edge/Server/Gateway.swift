@@ -262,28 +262,14 @@ public final class Gateway: Sendable {
         connectionConfiguration.targetWindowSize = 4 << 20
         var streamConfiguration = NIOHTTP2Handler.StreamConfiguration()
         streamConfiguration.targetWindowSize = 1 << 20
-        let idle = TimeAmount(limits.idleTimeout)
-        let manager = NIOHTTP2ServerConnectionManagementHandler(
-            eventLoop: channel.eventLoop,
-            configuration: .init(maxIdleTime: idle, maxAge: nil, maxGraceTime: .seconds(30), keepalive: nil))
         let loop = core.loopContext(for: channel.eventLoop)
         let sync = channel.pipeline.syncOperations
-        _ = try sync.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: streamConfiguration,
-            streamDelegate: manager.http2StreamDelegate
-        ) { stream in
-            do {
-                let streamSync = stream.pipeline.syncOperations
-                try streamSync.addHandler(HTTP2StreamAdapter())
-                try streamSync.addHandler(RequestHandler(
-                    core: core, loop: loop, connection: connection, connectionGuard: nil, isHTTP2: true))
-                return stream.eventLoop.makeSucceededVoidFuture()
-            } catch {
-                return stream.eventLoop.makeFailedFuture(error)
-            }
-        }
-        try sync.addHandler(manager)
-        try sync.addHandler(CloseOnErrorHandler())
+        // No per-stream child channels: HTTP2ConnectionHandler serves all streams on this pipeline.
+        try sync.addHandler(NIOHTTP2Handler(
+            mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: streamConfiguration))
+        try sync.addHandler(HTTP2ConnectionHandler(idleTimeout: TimeAmount(limits.idleTimeout)) {
+            RequestHandler(core: core, loop: loop, connection: connection, connectionGuard: nil, isHTTP2: true)
+        })
     }
 
     // MARK: - Reload
@@ -338,12 +324,7 @@ public final class Gateway: Sendable {
     public func shutdown(timeout: Duration? = nil) async {
         let limit = timeout ?? state.withLock { $0.configuration.shutdownTimeout }
         logger.info("shutting down: no new connections, waiting up to \(limit) for requests in flight")
-        let quiescers = state.withLock { $0.quiescers.values }
-        let drained = EventLoopFuture.andAllComplete(quiescers.map { quiesce in
-            let promise = group.next().makePromise(of: Void.self)
-            quiesce.initiateShutdown(promise: promise)
-            return promise.futureResult
-        }, on: group.next())
+        let drained = initiateQuiescing()
         let timer = group.next().scheduleTask(in: TimeAmount(limit)) {}
         let finished = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let once = Mutex(false)
@@ -357,6 +338,16 @@ public final class Gateway: Sendable {
         timer.cancel()
         if !finished { logger.warning("shutdown timeout reached; closing the remaining connections") }
         for task in state.withLock({ $0.housekeeping }) { task.cancel() }
+        // Let the listeners finish closing and the quiescing helpers go (each completes a promise when released)
+        // while the loops still run.
+        let listeners = state.withLock { state in
+            defer {
+                state.quiescers.removeAll()
+                state.listeners.removeAll()
+            }
+            return Array(state.listeners.values)
+        }
+        for channel in listeners { try? await channel.closeFuture.get() }
         for loop in group.makeIterator() {
             let context = core.loopContext(for: loop)
             try? await loop.submit { context.accessLog?.flush() }.get()
@@ -365,6 +356,18 @@ public final class Gateway: Sendable {
         try? await threadPool.shutdownGracefully()
         accessLog?.flushAndStop()
         logger.info("shutdown complete")
+    }
+
+    /// Asks every listener's quiescing helper to stop accepting and drain; the future completes when all are done.
+    private func initiateQuiescing() -> EventLoopFuture<Void> {
+        let futures = state.withLock { state in
+            state.quiescers.values.map { quiesce in
+                let promise = group.next().makePromise(of: Void.self)
+                quiesce.initiateShutdown(promise: promise)
+                return promise.futureResult
+            }
+        }
+        return EventLoopFuture.andAllComplete(futures, on: group.next())
     }
 
     // MARK: - Admin data

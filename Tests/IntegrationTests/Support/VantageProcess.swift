@@ -46,7 +46,9 @@ final class VantageProcess: @unchecked Sendable {
         process.currentDirectoryURL = directory
         process.standardOutput = output
         process.standardError = output
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // SWIFTNIO_STRICT turns NIO misuse (scheduling on a stopped loop, say) from a log line into a crash.
+        process.environment = ProcessInfo.processInfo.environment.merging(["SWIFTNIO_STRICT": "1"]) { $1 }
+            .merging(environment) { $1 }
         try process.run()
         try waitForListeners(kinds)
     }

@@ -1,0 +1,275 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP1
+import NIOHTTP2
+
+/// Serves every stream of an HTTP/2 connection from the connection's own pipeline, right after `NIOHTTP2Handler`.
+///
+/// swift-nio-http2 can give each stream a child channel with its own pipeline; creating, activating and tearing
+/// those down cost about half of a small request in profiles. Here a stream is a ``RequestHandler`` object and a
+/// tiny transport that stamps the stream ID on outgoing frames. This handler also does what the stream channels
+/// would: it returns flow-control credit for request bodies, flushes once per read burst, closes an idle connection,
+/// and on shutdown sends GOAWAY and closes when the last stream is done.
+final class HTTP2ConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    private struct Stream {
+        var handler: RequestHandler
+        var transport: HTTP2StreamTransport
+        var requestEnded = false
+    }
+
+    private let makeHandler: () -> RequestHandler
+    private let idleTimeout: TimeAmount
+    private var streams: [HTTP2StreamID: Stream] = [:]
+    private var context: ChannelHandlerContext?
+    private var inReadBurst = false
+    private var flushPending = false
+    private var highestStreamID = HTTP2StreamID(0)
+    private var quiescing = false
+    private var idleSince: NIODeadline?
+    private var idleCheck: Scheduled<Void>?
+
+    init(idleTimeout: TimeAmount, makeHandler: @escaping () -> RequestHandler) {
+        self.idleTimeout = idleTimeout
+        self.makeHandler = makeHandler
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        becameIdle(context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        for stream in streams.values { stream.handler.streamClosed() }
+        streams.removeAll()
+        idleCheck?.cancel()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        inReadBurst = true
+        let frame = unwrapInboundIn(data)
+        let id = frame.streamID
+        switch frame.payload {
+        case .headers(let headers):
+            if var stream = streams[id] {
+                // Trailers: only their END_STREAM matters here.
+                if headers.endStream && !stream.requestEnded {
+                    stream.requestEnded = true
+                    streams[id] = stream
+                    stream.handler.receive(.end(nil))
+                }
+                return
+            }
+            guard !quiescing, let head = HTTP2ConnectionHandler.requestHead(headers.headers) else {
+                context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.refusedStream))), promise: nil)
+                flushPending = true
+                return
+            }
+            if id > highestStreamID { highestStreamID = id }
+            idleSince = nil
+            let handler = makeHandler()
+            let transport = HTTP2StreamTransport(streamID: id, connection: self, context: context)
+            handler.attach(transport)
+            streams[id] = Stream(handler: handler, transport: transport, requestEnded: headers.endStream)
+            handler.receive(.head(head))
+            if headers.endStream { handler.receive(.end(nil)) }
+        case .data(let payload):
+            let credit = payload.data.readableBytes + (payload.paddingBytes.map { $0 + 1 } ?? 0)
+            if credit > 0 {
+                // Bodies are consumed as they arrive, so the credit goes straight back to the client.
+                context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: credit))), promise: nil)
+                if !payload.endStream, streams[id] != nil {
+                    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: credit))), promise: nil)
+                }
+                flushPending = true
+            }
+            guard var stream = streams[id] else { return }
+            if case .byteBuffer(let buffer) = payload.data, buffer.readableBytes > 0 {
+                stream.handler.receive(.body(buffer))
+            }
+            if payload.endStream && !stream.requestEnded {
+                stream.requestEnded = true
+                streams[id] = stream
+                stream.handler.receive(.end(nil))
+            }
+        case .rstStream:
+            if let stream = streams.removeValue(forKey: id) {
+                stream.handler.streamClosed()
+                streamRemoved(context: context)
+            }
+        default:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inReadBurst = false
+        if flushPending {
+            flushPending = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            quiescing = true
+            let goAway = HTTP2Frame.FramePayload.goAway(lastStreamID: highestStreamID, errorCode: .noError, opaqueData: nil)
+            context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: goAway)), promise: nil)
+            if streams.isEmpty { closeAfterFlush(context: context) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Stream-level errors (a malformed header block, say) arrive here; NIOHTTP2Handler has already reset the
+        // stream or the connection as the protocol requires.
+        if let streamError = error as? NIOHTTP2Errors.StreamError, let stream = streams.removeValue(forKey: streamError.streamID) {
+            stream.handler.streamClosed()
+            streamRemoved(context: context)
+            return
+        }
+        context.close(promise: nil)
+    }
+
+    // MARK: - Called by stream transports
+
+    /// Flushes now, or at the end of the current read burst when one is under way (so a burst of requests is
+    /// answered with one write).
+    func flushSoon() {
+        guard let context else { return }
+        if inReadBurst { flushPending = true } else { context.flush() }
+    }
+
+    func streamFinished(_ id: HTTP2StreamID) {
+        guard let context, streams.removeValue(forKey: id) != nil else { return }
+        streamRemoved(context: context)
+    }
+
+    private func streamRemoved(context: ChannelHandlerContext) {
+        guard streams.isEmpty else { return }
+        if quiescing {
+            closeAfterFlush(context: context)
+        } else {
+            becameIdle(context: context)
+        }
+    }
+
+    private func closeAfterFlush(context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(NIOAny(HTTP2Frame(streamID: .rootStream, payload: .ping(HTTP2PingData(), ack: false))))
+            .whenComplete { _ in bound.value.close(promise: nil) }
+    }
+
+    /// Starts (lazily) the idle timer: a connection without streams for `idleTimeout` is closed with GOAWAY.
+    private func becameIdle(context: ChannelHandlerContext) {
+        idleSince = .now()
+        guard idleCheck == nil else { return }
+        scheduleIdleCheck(after: idleTimeout, context: context)
+    }
+
+    private func scheduleIdleCheck(after delay: TimeAmount, context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleCheck = context.eventLoop.scheduleTask(in: delay) { bound.value.idleCheckFired() }
+    }
+
+    private func idleCheckFired() {
+        idleCheck = nil
+        guard let context else { return }
+        guard let idleSince, streams.isEmpty else { return }
+        let due = idleSince + idleTimeout
+        let now = NIODeadline.now()
+        if due > now {
+            scheduleIdleCheck(after: due - now, context: context)
+            return
+        }
+        let goAway = HTTP2Frame.FramePayload.goAway(lastStreamID: highestStreamID, errorCode: .noError, opaqueData: nil)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: goAway)))
+            .whenComplete { _ in bound.value.close(promise: nil) }
+    }
+
+    /// The HTTP/1-style head of a request header block; nil when a required pseudo-header is missing.
+    static func requestHead(_ block: HPACKHeaders) -> HTTPRequestHead? {
+        var method: String?
+        var path: String?
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(block.count)
+        for (name, value, _) in block {
+            if name.utf8.first == UInt8(ascii: ":") {
+                switch name {
+                case ":method": method = value
+                case ":path": path = value
+                case ":authority": headers.add(name: "host", value: value)
+                default: break
+                }
+            } else {
+                headers.add(name: name, value: value)
+            }
+        }
+        guard let method, let path else { return nil }
+        return HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: method), uri: path, headers: headers)
+    }
+}
+
+/// One stream's view of its connection: frames go out with the stream's ID.
+final class HTTP2StreamTransport: ExchangeTransport {
+    let streamID: HTTP2StreamID
+    private unowned let connection: HTTP2ConnectionHandler
+    private let context: ChannelHandlerContext
+
+    init(streamID: HTTP2StreamID, connection: HTTP2ConnectionHandler, context: ChannelHandlerContext) {
+        self.streamID = streamID
+        self.connection = connection
+        self.context = context
+    }
+
+    var eventLoop: any EventLoop { context.eventLoop }
+    var channel: any Channel { context.channel }
+
+    func write(_ data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // HTTP/1.1 bytes have no place on an HTTP/2 connection; only the empty flush-marker write reaches here.
+        promise?.succeed(())
+    }
+
+    func writeAndFlushWithFuture(_ data: NIOAny) -> EventLoopFuture<Void> {
+        connection.flushSoon()
+        return context.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func writeFrame(_ payload: HTTP2Frame.FramePayload, promise: EventLoopPromise<Void>?) {
+        context.write(NIOAny(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
+    }
+
+    func writeAndFlushFrame(_ payload: HTTP2Frame.FramePayload) -> EventLoopFuture<Void> {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.write(NIOAny(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
+        connection.flushSoon()
+        return promise.futureResult
+    }
+
+    func flush() { connection.flushSoon() }
+
+    func writeWithFuture(_ data: NIOAny) -> EventLoopFuture<Void> {
+        context.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func closeExchange() {
+        context.write(NIOAny(HTTP2Frame(streamID: streamID, payload: .rstStream(.cancel))), promise: nil)
+        connection.flushSoon()
+        connection.streamFinished(streamID)
+    }
+
+    func read() {}
+
+    func exchangeFinished() { connection.streamFinished(streamID) }
+}
