@@ -36,8 +36,15 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         self.makeHandler = makeHandler
     }
 
+    /// Connection-level receive window opened at the start, so uploads are not held to the protocol's 64 KB default.
+    static let connectionWindow = 4 << 20
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        let increment = Self.connectionWindow - 65_535
+        context.writeAndFlush(
+            wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))),
+            promise: nil)
         becameIdle(context: context)
     }
 
