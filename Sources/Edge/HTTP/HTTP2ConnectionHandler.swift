@@ -231,7 +231,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
 /// One stream's view of its connection: frames go out with the stream's ID.
 final class HTTP2StreamTransport: ExchangeTransport {
     let streamID: HTTP2StreamID
-    private unowned let connection: HTTP2ConnectionHandler
+    /// Weak: a file still streaming when the connection goes away must not keep it, or crash on it.
+    private weak var connection: HTTP2ConnectionHandler?
     private let context: ChannelHandlerContext
 
     init(streamID: HTTP2StreamID, connection: HTTP2ConnectionHandler, context: ChannelHandlerContext) {
@@ -249,7 +250,7 @@ final class HTTP2StreamTransport: ExchangeTransport {
     }
 
     func writeAndFlushWithFuture(_ data: NIOAny) -> EventLoopFuture<Void> {
-        connection.flushSoon()
+        connection?.flushSoon()
         return context.eventLoop.makeSucceededVoidFuture()
     }
 
@@ -260,11 +261,11 @@ final class HTTP2StreamTransport: ExchangeTransport {
     func writeAndFlushFrame(_ payload: HTTP2Frame.FramePayload) -> EventLoopFuture<Void> {
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.write(NIOAny(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
-        connection.flushSoon()
+        connection?.flushSoon()
         return promise.futureResult
     }
 
-    func flush() { connection.flushSoon() }
+    func flush() { connection?.flushSoon() }
 
     func writeWithFuture(_ data: NIOAny) -> EventLoopFuture<Void> {
         context.eventLoop.makeSucceededVoidFuture()
@@ -272,11 +273,11 @@ final class HTTP2StreamTransport: ExchangeTransport {
 
     func closeExchange() {
         context.write(NIOAny(HTTP2Frame(streamID: streamID, payload: .rstStream(.cancel))), promise: nil)
-        connection.flushSoon()
-        connection.streamFinished(streamID)
+        connection?.flushSoon()
+        connection?.streamFinished(streamID)
     }
 
     func read() {}
 
-    func exchangeFinished() { connection.streamFinished(streamID) }
+    func exchangeFinished() { connection?.streamFinished(streamID) }
 }
