@@ -13,12 +13,13 @@ import Static
 ///
 /// On HTTP/1.1 the handler sits right after NIO's request decoder and writes response bytes itself: the status line
 /// and headers are serialized here (for cached files, once per second per loop), which skips three outbound handlers
-/// per write. It also keeps pipelined requests in order, holding reads while a response is outstanding. On HTTP/2 it
-/// sits behind `HTTP2FramePayloadToHTTP1ServerCodec` and writes `HTTPServerResponsePart`s.
+/// per write. It also keeps pipelined requests in order, holding reads while a response is outstanding. On HTTP/2 one
+/// handler serves one stream outside any pipeline, driven by ``HTTP2ConnectionHandler``, and writes frames through its
+/// ``ExchangeTransport``.
 final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = NIOAny
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundOut = ByteBuffer
 
     /// The request being answered. A class so the many small updates along the way mutate one object instead of
     /// copying a large struct (with a retain per field) in and out of the optional.
