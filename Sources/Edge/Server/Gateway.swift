@@ -372,17 +372,18 @@ public final class Gateway: Sendable {
 
     // MARK: - Admin data
 
-    var healthReport: [String: String] {
+    var healthReport: [String: any Sendable] {
         let (configuration, reloadedAt) = state.withLock { ($0.configuration, $0.reloadedAt) }
         let stats = cache.statistics
         return [
             "status": "ok",
-            "uptime_seconds": String(Int(Date().timeIntervalSince(startedAt))),
-            "open_connections": String(core.openConnections.load(ordering: .relaxed)),
+            "version": VantageRuntime.version,
+            "uptime_seconds": Int(Date().timeIntervalSince(startedAt)),
+            "open_connections": core.openConnections.load(ordering: .relaxed),
             "config": configuration.sourcePath,
             "reloaded_at": ISO8601DateFormatter().string(from: reloadedAt),
-            "static_cache_entries": String(stats.entries),
-            "static_cache_bytes": String(stats.bytes),
+            "static_cache_entries": stats.entries,
+            "static_cache_bytes": stats.bytes,
         ]
     }
 
