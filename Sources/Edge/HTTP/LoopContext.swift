@@ -117,11 +117,14 @@ final class LoopContext: @unchecked Sendable {
 
 /// What is known about one client connection, shared by its request handlers (one for HTTP/1.1, one per stream
 /// for HTTP/2).
+///
+/// `@unchecked Sendable` because channel initializers are `@Sendable` closures; the one mutable field is written by
+/// the TLS handler and read by request handlers, all on the connection's event loop.
 final class ConnectionInfo: @unchecked Sendable {
     /// Peer address text and bytes.
     let remoteAddress: String
     let remoteIP: [UInt8]
-    /// Local port, for redirects that must name it.
+    /// Whether the connection came in on a TLS listener (HSTS, redirects to HTTPS, zero-copy only without TLS).
     let isTLS: Bool
     /// Negotiated TLS version (`TLSv1.3`), set when the handshake completes.
     var tlsVersion: String?
