@@ -480,8 +480,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 tail.writeStaticString("Connection: keep-alive\r\n")
             }
             tail.writeStaticString("\r\n")
-            if connection.isTLS, case .buffer(let payload) = body, payload.readableBytes <= 16 << 10 {
-                // Under TLS every write becomes its own record: send head and a small body as one.
+            if case .buffer(let payload) = body, connection.isTLS, payload.readableBytes <= 16 << 10 {
+                // Under TLS every write becomes its own record: send head and a small body as one. (On plain
+                // connections writev takes the three buffers as they are; copying measured slower there.)
                 var combined = context.channel.allocator.buffer(
                     capacity: head.readableBytes + tail.readableBytes + payload.readableBytes)
                 combined.writeImmutableBuffer(head)
