@@ -16,9 +16,11 @@ final class HandlerHarness {
 
     init(_ yaml: String, isTLS: Bool = false) throws {
         let configuration = try parseConfiguration(yaml)
-        let snapshot = try Gateway.makeSnapshot(configuration, cache: FileCache(maxBytes: 1 << 20), threadPool: pool)
+        let metrics = RouteMetricsRegistry(loops: 1)
+        let snapshot = try Gateway.makeSnapshot(
+            configuration, cache: FileCache(maxBytes: 1 << 20), threadPool: pool, metrics: metrics)
         let core = GatewayCore(snapshot: snapshot, loops: [channel.embeddedEventLoop], accessLog: nil,
-                               threadPool: pool, logger: Logger(label: "test"))
+                               threadPool: pool, routeMetrics: metrics, logger: Logger(label: "test"))
         let handler = RequestHandler(
             core: core, loop: core.loopContext(for: channel.embeddedEventLoop),
             connection: ConnectionInfo(channel: channel, isTLS: isTLS), connectionGuard: nil, isHTTP2: false)

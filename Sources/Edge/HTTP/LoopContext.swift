@@ -15,6 +15,8 @@ import Darwin
 /// Only ever touched on its own event loop; handlers reach it through the loop they run on.
 final class LoopContext: @unchecked Sendable {
     let eventLoop: any EventLoop
+    /// Position of the loop in the group: its slot in per-loop metrics.
+    let index: Int
     let accessLog: AccessLogBuffer?
     private(set) var dateHeader = ""
     private(set) var isoSecond = ""
@@ -30,8 +32,9 @@ final class LoopContext: @unchecked Sendable {
         var http2: [HPACKHeaders?]
     }
 
-    init(eventLoop: any EventLoop, accessLogWriter: AccessLogWriter?) {
+    init(eventLoop: any EventLoop, index: Int, accessLogWriter: AccessLogWriter?) {
         self.eventLoop = eventLoop
+        self.index = index
         accessLog = accessLogWriter.map { AccessLogBuffer(writer: $0) }
         refreshClock()
     }

@@ -583,13 +583,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func record(_ exchange: Exchange) {
         let elapsed = NIODeadline.now().uptimeNanoseconds &- exchange.startNanoseconds
-        if let route = exchange.route {
-            route.metrics.record(status: exchange.status, nanoseconds: Int64(elapsed), sent: exchange.sentBytes,
-                                 received: exchange.bodyBytes)
-        } else {
-            let classIndex = min(max(Int(exchange.status.code) / 100 - 1, 0), 4)
-            core.metrics.unroutedRequests[classIndex].increment()
-        }
+        (exchange.route?.metrics ?? core.unroutedMetrics).record(
+            loop: loop.index, status: exchange.status, nanoseconds: Int(elapsed), sent: exchange.sentBytes,
+            received: exchange.bodyBytes)
         guard let accessLog = loop.accessLog, exchange.route?.accessLog ?? true else { return }
         let milliseconds = loop.refreshClock() % 1000
         let head = exchange.head
@@ -662,7 +658,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             buffer.writeString("Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
             let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in contextBound.value.closeExchange() }
-            core.metrics.unroutedRequests[3].increment()
+            core.unroutedMetrics.record(
+                loop: loop.index, status: .badRequest, nanoseconds: 0, sent: buffer.readableBytes, received: 0)
             return
         }
         context.close(promise: nil)

@@ -35,13 +35,13 @@ public final class Route: Sendable {
     public let label: String
     let metrics: RouteMetrics
 
-    init(pathPrefix: String, handler: RouteHandler, maxBodySize: Int, accessLog: Bool, site: String) {
+    init(pathPrefix: String, handler: RouteHandler, maxBodySize: Int, accessLog: Bool, metrics: RouteMetrics) {
         self.pathPrefix = pathPrefix
         self.handler = handler
         self.maxBodySize = maxBodySize
         self.accessLog = accessLog
         self.label = pathPrefix
-        self.metrics = RouteMetrics(site: site, route: pathPrefix)
+        self.metrics = metrics
     }
 
     /// Whether the route covers `path` (a plain prefix match on the raw path).
@@ -90,8 +90,9 @@ public final class RouteTable: Sendable {
     }
 
     /// Builds the table from configuration, creating one static file server per static route.
-    public static func build(
-        from configuration: GatewayConfiguration, cache: FileCache, threadPool: NIOThreadPool
+    static func build(
+        from configuration: GatewayConfiguration, cache: FileCache, threadPool: NIOThreadPool,
+        metrics: RouteMetricsRegistry = RouteMetricsRegistry(loops: 1)
     ) throws -> RouteTable {
         var exact: [String: Site] = [:]
         var wildcards: [(String, Site)] = []
@@ -112,7 +113,7 @@ public final class RouteTable: Sendable {
                 }
                 return Route(
                     pathPrefix: route.pathPrefix, handler: handler, maxBodySize: route.maxBodySize,
-                    accessLog: route.accessLog, site: name)
+                    accessLog: route.accessLog, metrics: metrics.metrics(site: name, route: route.pathPrefix))
             }
             let site = Site(
                 name: name, redirectHTTPS: siteConfiguration.redirectHTTPS, hsts: siteConfiguration.hsts, routes: routes)

@@ -48,6 +48,7 @@ public final class Gateway: Sendable {
     private let accessLog: AccessLogWriter?
     private let core: GatewayCore
     private let registry: PrometheusCollectorRegistry?
+    private let routeMetrics: RouteMetricsRegistry
     private let logger: Logger
     private let state: Mutex<State>
     private let startedAt = Date()
@@ -64,9 +65,10 @@ public final class Gateway: Sendable {
         certificates = CertificateStore(minimumVersion: configuration.tls.minimumVersion == "1.3" ? .tlsv13 : .tlsv12)
         try certificates.replaceAll(with: try Self.loadCertificates(configuration.tls))
         accessLog = try AccessLogWriter(output: configuration.accessLog.output, logger: logger)
-        let snapshot = try Self.makeSnapshot(configuration, cache: cache, threadPool: threadPool)
+        routeMetrics = RouteMetricsRegistry(loops: configuration.threads)
+        let snapshot = try Self.makeSnapshot(configuration, cache: cache, threadPool: threadPool, metrics: routeMetrics)
         core = GatewayCore(snapshot: snapshot, loops: Array(group.makeIterator()), accessLog: accessLog,
-                           threadPool: threadPool, logger: logger)
+                           threadPool: threadPool, routeMetrics: routeMetrics, logger: logger)
         state = Mutex(State(configuration: configuration))
     }
 
@@ -80,10 +82,11 @@ public final class Gateway: Sendable {
         }
     }
 
-    static func makeSnapshot(_ configuration: GatewayConfiguration, cache: FileCache, threadPool: NIOThreadPool) throws
-        -> RuntimeSnapshot
-    {
-        let table = try RouteTable.build(from: configuration, cache: cache, threadPool: threadPool)
+    static func makeSnapshot(
+        _ configuration: GatewayConfiguration, cache: FileCache, threadPool: NIOThreadPool,
+        metrics: RouteMetricsRegistry
+    ) throws -> RuntimeSnapshot {
+        let table = try RouteTable.build(from: configuration, cache: cache, threadPool: threadPool, metrics: metrics)
         return RuntimeSnapshot(
             table: table, limits: configuration.limits, trustedProxies: configuration.trustedProxies,
             httpsPort: configuration.httpsListeners.first?.port)
@@ -293,7 +296,7 @@ public final class Gateway: Sendable {
         do {
             let configuration = try GatewayConfiguration.load(path: path)
             let keys = try Self.loadCertificates(configuration.tls)
-            let snapshot = try Self.makeSnapshot(configuration, cache: cache, threadPool: threadPool)
+            let snapshot = try Self.makeSnapshot(configuration, cache: cache, threadPool: threadPool, metrics: routeMetrics)
             try certificates.replaceAll(with: keys)
             core.replaceSnapshot(snapshot)
             warnAboutRestartOnlyChanges(from: state.withLock { $0.configuration }, to: configuration)
@@ -394,6 +397,7 @@ public final class Gateway: Sendable {
         registry?.emit(into: &buffer)
         let stats = cache.statistics
         var text = String(decoding: buffer, as: UTF8.self)
+        routeMetrics.render(into: &text)
         text += "# TYPE vantage_static_cache_hits_total counter\nvantage_static_cache_hits_total \(stats.hits)\n"
         text += "# TYPE vantage_static_cache_misses_total counter\nvantage_static_cache_misses_total \(stats.misses)\n"
         text += "# TYPE vantage_static_cache_evictions_total counter\nvantage_static_cache_evictions_total \(stats.evictions)\n"

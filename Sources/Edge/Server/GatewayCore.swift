@@ -30,14 +30,18 @@ final class GatewayCore: Sendable {
     let metrics = GatewayMetrics.shared
     let openConnections = Atomic<Int>(0)
 
+    /// Metrics of requests that matched no site or route, or were refused before routing.
+    let unroutedMetrics: RouteMetrics
+
     init(snapshot: RuntimeSnapshot, loops: [any EventLoop], accessLog: AccessLogWriter?, threadPool: NIOThreadPool,
-         logger: Logger)
+         routeMetrics: RouteMetricsRegistry, logger: Logger)
     {
         current = Mutex(snapshot)
         var contexts: [ObjectIdentifier: LoopContext] = [:]
-        for loop in loops {
-            contexts[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop, accessLogWriter: accessLog)
+        for (index, loop) in loops.enumerated() {
+            contexts[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop, index: index, accessLogWriter: accessLog)
         }
+        unroutedMetrics = routeMetrics.metrics(site: "-", route: "-")
         loopContexts = contexts
         fileIO = NonBlockingFileIO(threadPool: threadPool)
         self.logger = logger
