@@ -79,7 +79,8 @@ import Testing
         }
         #expect(codes.count == 800)
         #expect(codes.allSatisfy { $0 == "200" })
-        try waitUntil { vantage.log.components(separatedBy: "configuration reloaded").count > 10 }
+        // Signals that arrive while a reload runs may coalesce; several reloads must have happened.
+        try waitUntil { vantage.log.components(separatedBy: "configuration reloaded").count > 3 }
     }
 
     @Test func listensOnIPv6() throws {
