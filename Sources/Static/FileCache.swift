@@ -104,7 +104,8 @@ public final class FileCache: Sendable {
 
     struct Slot {
         var file: CachedFile
-        var lastUsed: UInt64
+        /// Set on every hit, cleared when the eviction hand passes (second-chance "clock" eviction).
+        var referenced: Bool
         var checkedAt: UInt64
         var revalidating: Bool
     }
@@ -122,10 +123,11 @@ public final class FileCache: Sendable {
 
     struct State {
         var slots: [Key: Slot] = [:]
+        /// Keys in insertion order for the eviction hand; may hold keys already removed (skipped and dropped).
+        var ring: [Key] = []
+        var hand = 0
         var namespaces: [String: Int] = [:]
-        var tick: UInt64 = 0
         var statistics = Statistics()
-        var warnedFull = false
     }
 
     /// Largest total of cached bytes.
@@ -152,14 +154,13 @@ public final class FileCache: Sendable {
     /// older than `validity` is handed out once with `needsRevalidation` so exactly one check runs at a time.
     public func lookup(_ key: Key, now: UInt64, validity: UInt64) -> Lookup {
         state.withLock { state in
-            state.tick &+= 1
             guard let index = state.slots.index(forKey: key) else {
                 state.statistics.misses += 1
                 return .miss
             }
             state.statistics.hits += 1
             // Update in place through the index: one hash lookup per hit.
-            state.slots.values[index].lastUsed = state.tick
+            state.slots.values[index].referenced = true
             let slot = state.slots.values[index]
             if !slot.revalidating, now &- slot.checkedAt > validity {
                 state.slots.values[index].revalidating = true
@@ -169,8 +170,9 @@ public final class FileCache: Sendable {
         }
     }
 
-    /// Stores a file, evicting least recently used entries as needed. Returns false when the file alone exceeds
-    /// the budget (it is then served without caching).
+    /// Stores a file, evicting entries not used since the eviction hand last passed them (a second-chance clock, which
+    /// approximates least-recently-used in amortized constant time). Returns false when the file alone exceeds the
+    /// budget (it is then served without caching).
     @discardableResult
     public func insert(_ key: Key, _ file: CachedFile, now: UInt64) -> Bool {
         guard file.cost <= maxBytes else { return false }
@@ -179,13 +181,33 @@ public final class FileCache: Sendable {
                 state.statistics.bytes -= old.file.cost
             }
             while state.statistics.bytes + file.cost > maxBytes || state.slots.count >= maxEntries {
-                guard let victim = state.slots.min(by: { $0.value.lastUsed < $1.value.lastUsed }) else { break }
-                state.slots.removeValue(forKey: victim.key)
-                state.statistics.bytes -= victim.value.file.cost
+                guard !state.ring.isEmpty else { break }
+                if state.hand >= state.ring.count { state.hand = 0 }
+                let candidate = state.ring[state.hand]
+                guard let index = state.slots.index(forKey: candidate) else {
+                    // Removed by revalidation or replaced: drop the stale ring entry.
+                    state.ring.swapAt(state.hand, state.ring.count - 1)
+                    state.ring.removeLast()
+                    continue
+                }
+                if state.slots.values[index].referenced {
+                    state.slots.values[index].referenced = false
+                    state.hand += 1
+                    continue
+                }
+                state.statistics.bytes -= state.slots.values[index].file.cost
+                state.slots.remove(at: index)
+                state.ring.swapAt(state.hand, state.ring.count - 1)
+                state.ring.removeLast()
                 state.statistics.evictions += 1
             }
-            state.tick &+= 1
-            state.slots[key] = Slot(file: file, lastUsed: state.tick, checkedAt: now, revalidating: false)
+            if state.ring.count > 2 * max(state.slots.count, 16) {
+                // Keep the ring bounded when entries keep being dropped outside eviction.
+                state.ring.removeAll { state.slots[$0] == nil }
+                state.hand = 0
+            }
+            state.slots[key] = Slot(file: file, referenced: false, checkedAt: now, revalidating: false)
+            state.ring.append(key)
             state.statistics.bytes += file.cost
             state.statistics.entries = state.slots.count
             return true
@@ -212,6 +234,8 @@ public final class FileCache: Sendable {
     public func removeAll() {
         state.withLock { state in
             state.slots.removeAll()
+            state.ring.removeAll()
+            state.hand = 0
             state.statistics.bytes = 0
             state.statistics.entries = 0
         }

@@ -55,4 +55,20 @@ func key(_ path: String) -> FileCache.Key { FileCache.Key(namespace: 1, path: pa
             return
         }
     }
+
+    @Test func churnStaysBoundedAndKeepsHotEntries() {
+        let cache = FileCache(maxBytes: 1 << 30, maxEntries: 100)
+        let hot = file("hot", size: 10)
+        cache.insert(key("hot"), hot, now: 0)
+        for index in 0..<10_000 {
+            _ = cache.lookup(key("hot"), now: 0, validity: .max)
+            cache.insert(key("cold-\(index)"), file("cold-\(index)", size: 10), now: 0)
+        }
+        #expect(cache.statistics.entries == 100)
+        #expect(cache.statistics.evictions == 10_001 - 100)
+        guard case .hit = cache.lookup(key("hot"), now: 0, validity: .max) else {
+            Issue.record("an entry used between every insert should survive the churn")
+            return
+        }
+    }
 }
