@@ -230,17 +230,6 @@ public final class FileCache: Sendable {
         }
     }
 
-    /// Drops every entry (used when the configuration changes what would be cached).
-    public func removeAll() {
-        state.withLock { state in
-            state.slots.removeAll()
-            state.ring.removeAll()
-            state.hand = 0
-            state.statistics.bytes = 0
-            state.statistics.entries = 0
-        }
-    }
-
     /// A small number standing for a server's root and settings, so keys stay short to hash.
     public func namespace(for description: String) -> Int {
         state.withLock { state in
