@@ -40,6 +40,8 @@ public final class CachedFile: Sendable {
     public let encoded: [Variant]
     /// The codings of `encoded`, in the same order.
     public let availableCodings: [ContentCoding]
+    /// The entity tags of `encoded`, for If-None-Match (kept so a request does not build the list).
+    public let variantTags: [String]
     /// Bytes this entry holds in memory.
     public let cost: Int
 
@@ -73,6 +75,7 @@ public final class CachedFile: Sendable {
             return Variant(coding: coding, body: bytes, etag: tag, headers: headers(coding, bytes, tag))
         }
         self.availableCodings = compressed.map(\.0)
+        self.variantTags = encoded.map(\.etag)
         self.cost = body.readableBytes + compressed.reduce(0) { $0 + $1.1.readableBytes } + path.utf8.count + 512
     }
 

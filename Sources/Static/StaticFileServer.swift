@@ -155,9 +155,8 @@ public final class StaticFileServer: Sendable {
     // MARK: - Answers from metadata (event loop)
 
     static func answer(_ request: StaticRequest, from file: CachedFile) -> StaticResponse {
-        let variantTags = file.encoded.map(\.etag)
         switch Preconditions.evaluate(
-            method: request.method, headers: request.headers, validators: file.validators, variantTags: variantTags)
+            method: request.method, headers: request.headers, validators: file.validators, variantTags: file.variantTags)
         {
         case .notModified:
             let coding = AcceptEncoding.choose(request.headers.acceptEncoding, available: file.availableCodings)
@@ -167,22 +166,17 @@ public final class StaticFileServer: Sendable {
         case .proceed:
             break
         }
-        let size = file.identity.body.readableBytes
-        if request.method == .GET, let rangeHeader = request.headers.range,
-            Preconditions.ifRangeAllowsPartial(headers: request.headers, validators: file.validators)
-        {
-            switch ByteRange.evaluate(rangeHeader, size: size) {
-            case .full:
-                break
-            case .unsatisfiable:
-                return .error(.rangeNotSatisfiable, "range not satisfiable", headers: ["Content-Range": "bytes */\(size)"])
-            case .partial(let range):
-                var headers = file.identity.headers
-                headers.replaceOrAdd(name: "Content-Length", value: String(range.count))
-                headers.add(name: "Content-Range", value: "bytes \(range.lowerBound)-\(range.upperBound)/\(size)")
-                let slice = file.identity.body.getSlice(at: file.identity.body.readerIndex + range.lowerBound, length: range.count)!
-                return StaticResponse(status: .partialContent, headers: headers, body: .buffer(slice))
-            }
+        switch rangeDecision(request, validators: file.validators, size: file.identity.body.readableBytes) {
+        case .full:
+            break
+        case .refused(let response):
+            return response
+        case .partial(let range, let size):
+            let body = file.identity.body
+            let slice = body.getSlice(at: body.readerIndex + range.lowerBound, length: range.count)!
+            return StaticResponse(
+                status: .partialContent, headers: partialHeaders(file.identity.headers, range: range, size: size),
+                body: .buffer(slice))
         }
         var variantIndex = 0
         if !file.encoded.isEmpty, let coding = AcceptEncoding.choose(request.headers.acceptEncoding, available: file.availableCodings),
@@ -208,27 +202,52 @@ public final class StaticFileServer: Sendable {
         var headers = large.headers
         var status = HTTPResponseStatus.ok
         var offset = 0, length = large.size
-        if large.coding == nil, request.method == .GET, let rangeHeader = request.headers.range,
-            Preconditions.ifRangeAllowsPartial(headers: request.headers, validators: large.validators)
-        {
-            switch ByteRange.evaluate(rangeHeader, size: large.size) {
+        // A precompressed sibling is a different representation: ranges apply to the identity only.
+        if large.coding == nil {
+            switch rangeDecision(request, validators: large.validators, size: large.size) {
             case .full:
                 break
-            case .unsatisfiable:
-                return .error(
-                    .rangeNotSatisfiable, "range not satisfiable", headers: ["Content-Range": "bytes */\(large.size)"])
-            case .partial(let range):
+            case .refused(let response):
+                return response
+            case .partial(let range, let size):
                 status = .partialContent
                 offset = range.lowerBound
                 length = range.count
-                headers.replaceOrAdd(name: "Content-Length", value: String(length))
-                headers.add(name: "Content-Range", value: "bytes \(range.lowerBound)-\(range.upperBound)/\(large.size)")
+                headers = partialHeaders(headers, range: range, size: size)
             }
         }
         if request.method == .HEAD { return StaticResponse(status: status, headers: headers, body: .empty) }
         close = false
         return StaticResponse(
             status: status, headers: headers, body: .file(FileBody(handle: large.handle, offset: offset, length: length)))
+    }
+
+    enum RangeDecision {
+        case full
+        case partial(ClosedRange<Int>, size: Int)
+        case refused(StaticResponse)
+    }
+
+    /// Which part of a representation of `size` bytes a request gets: all of it, one range (GET with a Range header
+    /// that If-Range allows), or a 416.
+    static func rangeDecision(_ request: StaticRequest, validators: Validators, size: Int) -> RangeDecision {
+        guard request.method == .GET, let header = request.headers.range,
+            Preconditions.ifRangeAllowsPartial(headers: request.headers, validators: validators)
+        else { return .full }
+        switch ByteRange.evaluate(header, size: size) {
+        case .full: return .full
+        case .partial(let range): return .partial(range, size: size)
+        case .unsatisfiable:
+            return .refused(.error(.rangeNotSatisfiable, "range not satisfiable", headers: ["Content-Range": "bytes */\(size)"]))
+        }
+    }
+
+    /// The full answer's headers adjusted for a 206.
+    static func partialHeaders(_ full: HTTPHeaders, range: ClosedRange<Int>, size: Int) -> HTTPHeaders {
+        var headers = full
+        headers.replaceOrAdd(name: "Content-Length", value: String(range.count))
+        headers.add(name: "Content-Range", value: "bytes \(range.lowerBound)-\(range.upperBound)/\(size)")
+        return headers
     }
 
     static func notModified(_ full: HTTPHeaders) -> StaticResponse {
