@@ -219,15 +219,10 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
             context.close(promise: nil)
         case .reject(let rejection):
             stopTimers()
-            let (status, reason) = rejection == .headerTooLarge
-                ? ("431 Request Header Fields Too Large", "the request head is too large")
-                : ("408 Request Timeout", "the request head took too long")
-            let body = "\(status): \(reason)\n"
-            let text = "HTTP/1.1 \(status)\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
-            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(NIOAny(ByteBuffer(string: text))).whenComplete { _ in
-                loopBound.value.close(promise: nil)
+            if rejection == .headerTooLarge {
+                ErrorPage.sendAndClose(.requestHeaderFieldsTooLarge, reason: "the request head is too large", context: context)
+            } else {
+                ErrorPage.sendAndClose(.requestTimeout, reason: "the request head took too long", context: context)
             }
         }
     }

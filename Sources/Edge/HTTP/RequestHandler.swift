@@ -652,14 +652,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // The decoder refuses malformed requests (bad framing, obs-fold, invalid characters): answer 400 when no
         // response is under way, then close, since the byte stream can no longer be trusted.
         if !isHTTP2, error is HTTPParserError, exchange == nil || exchange?.responded == false, !closed {
-            let body = "400 Bad Request: the request is malformed\n"
-            var buffer = context.channel.allocator.buffer(capacity: 160)
-            buffer.writeString("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n")
-            buffer.writeString("Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
-            let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in contextBound.value.closeExchange() }
-            core.unroutedMetrics.record(
-                loop: loop.index, status: .badRequest, nanoseconds: 0, sent: buffer.readableBytes, received: 0)
+            let sent = ErrorPage.sendAndClose(.badRequest, reason: "the request is malformed", context: context)
+            core.unroutedMetrics.record(loop: loop.index, status: .badRequest, nanoseconds: 0, sent: sent, received: 0)
             return
         }
         context.close(promise: nil)
