@@ -129,9 +129,13 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
             quiescing = true
-            let goAway = HTTP2Frame.FramePayload.goAway(lastStreamID: highestStreamID, errorCode: .noError, opaqueData: nil)
-            context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: goAway)), promise: nil)
-            if streams.isEmpty { closeAfterFlush(context: context) }
+            if streams.isEmpty {
+                goAwayAndClose(context: context)
+            } else {
+                // Stop new streams now; the last stream to finish sends the final GOAWAY and closes.
+                let goAway = HTTP2Frame.FramePayload.goAway(lastStreamID: highestStreamID, errorCode: .noError, opaqueData: nil)
+                context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: goAway)), promise: nil)
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -165,15 +169,18 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     private func streamRemoved(context: ChannelHandlerContext) {
         guard streams.isEmpty else { return }
         if quiescing {
-            closeAfterFlush(context: context)
+            goAwayAndClose(context: context)
         } else {
             becameIdle(context: context)
         }
     }
 
-    private func closeAfterFlush(context: ChannelHandlerContext) {
+    /// Sends GOAWAY naming the last stream that was served and closes once it (and everything before it) has left.
+    /// On shutdown this is the second GOAWAY, after the one that stopped new streams, as RFC 9113 §6.8 suggests.
+    private func goAwayAndClose(context: ChannelHandlerContext) {
+        let goAway = HTTP2Frame.FramePayload.goAway(lastStreamID: highestStreamID, errorCode: .noError, opaqueData: nil)
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(NIOAny(HTTP2Frame(streamID: .rootStream, payload: .ping(HTTP2PingData(), ack: false))))
+        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: goAway)))
             .whenComplete { _ in bound.value.close(promise: nil) }
     }
 
@@ -199,10 +206,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
             scheduleIdleCheck(after: due - now, context: context)
             return
         }
-        let goAway = HTTP2Frame.FramePayload.goAway(lastStreamID: highestStreamID, errorCode: .noError, opaqueData: nil)
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: goAway)))
-            .whenComplete { _ in bound.value.close(promise: nil) }
+        goAwayAndClose(context: context)
     }
 
     /// The HTTP/1-style head of a request header block; nil when a required pseudo-header is missing.
