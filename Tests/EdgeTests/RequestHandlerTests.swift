@@ -23,7 +23,7 @@ final class HandlerHarness {
                                threadPool: pool, routeMetrics: metrics, logger: Logger(label: "test"))
         let handler = RequestHandler(
             core: core, loop: core.loopContext(for: channel.embeddedEventLoop),
-            connection: ConnectionInfo(channel: channel, isTLS: isTLS), connectionGuard: nil, isHTTP2: false)
+            connection: ConnectionInfo(channel: channel, isTLS: isTLS, core: core), connectionGuard: nil, isHTTP2: false)
         try channel.pipeline.syncOperations.addHandler(handler)
     }
 

@@ -131,8 +131,11 @@ final class ConnectionInfo: @unchecked Sendable {
     let isTLS: Bool
     /// Negotiated TLS version (`TLSv1.3`), set when the handshake completes.
     var tlsVersion: String?
+    /// The configuration snapshot as this connection sees it.
+    let snapshots: SnapshotView
 
-    init(channel: any Channel, isTLS: Bool) {
+    init(channel: any Channel, isTLS: Bool, core: GatewayCore) {
+        snapshots = SnapshotView(core: core)
         let address = channel.remoteAddress
         remoteAddress = address?.ipAddress ?? "-"
         remoteIP = address.flatMap { address -> [UInt8]? in

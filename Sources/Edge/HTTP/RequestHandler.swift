@@ -26,6 +26,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private final class Exchange {
         let head: HTTPRequestHead
         let headers: RequestHeaderSummary
+        /// The configuration the request started with, kept to its end.
+        let snapshot: RuntimeSnapshot
         let startNanoseconds: UInt64
         var route: Route?
         var siteName = "-"
@@ -41,11 +43,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         /// The route chosen at the head, answered once the request (and any body) has arrived.
         var pending: (route: Route, site: Site)?
 
-        init(head: HTTPRequestHead, headers: RequestHeaderSummary, startNanoseconds: UInt64, bodyLimit: Int,
-             keepAlive: Bool)
+        init(head: HTTPRequestHead, headers: RequestHeaderSummary, snapshot: RuntimeSnapshot, startNanoseconds: UInt64,
+             bodyLimit: Int, keepAlive: Bool)
         {
             self.head = head
             self.headers = headers
+            self.snapshot = snapshot
             self.startNanoseconds = startNanoseconds
             self.bodyLimit = bodyLimit
             self.keepAlive = keepAlive
@@ -57,8 +60,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let connection: ConnectionInfo
     private let connectionGuard: ConnectionGuardHandler?
     private let isHTTP2: Bool
-    private var snapshot: RuntimeSnapshot
-    private var snapshotGeneration: Int
     private var exchange: Exchange?
     /// Where responses go; set when the handler joins a pipeline, or at creation for an HTTP/2 stream.
     private var transport: (any ExchangeTransport)?
@@ -68,9 +69,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readHeld = false
     private var quiescing = false
     private var closed = false
-    /// The last Host value and its site: a keep-alive connection nearly always repeats its Host.
-    private var lastHost: String?
-    private var lastSite: Site?
 
     init(core: GatewayCore, loop: LoopContext, connection: ConnectionInfo, connectionGuard: ConnectionGuardHandler?,
          isHTTP2: Bool)
@@ -80,8 +78,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.connection = connection
         self.connectionGuard = connectionGuard
         self.isHTTP2 = isHTTP2
-        snapshotGeneration = core.snapshotGeneration
-        snapshot = core.snapshot
     }
 
     func handlerAdded(context: ChannelHandlerContext) { transport = context }
@@ -196,17 +192,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: - Routing
 
     private func begin(_ head: HTTPRequestHead, context: any ExchangeTransport) {
-        let generation = core.snapshotGeneration
-        if generation != snapshotGeneration {
-            snapshotGeneration = generation
-            snapshot = core.snapshot
-            lastHost = nil
-            lastSite = nil
-        }
+        let snapshot = connection.snapshots.current
         let limits = snapshot.limits
         let headers = RequestHeaderSummary(head.headers)
         let current = Exchange(
-            head: head, headers: headers, startNanoseconds: NIODeadline.now().uptimeNanoseconds,
+            head: head, headers: headers, snapshot: snapshot, startNanoseconds: NIODeadline.now().uptimeNanoseconds,
             bodyLimit: limits.maxBodySize, keepAlive: isHTTP2 || head.isKeepAlive)
         exchange = current
 
@@ -215,7 +205,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         let host = headers.host
-        guard let site = site(forHost: host) else {
+        guard let site = connection.snapshots.site(forHost: host) else {
             respondError(.notFound, "no site is configured for this host", context: context)
             return
         }
@@ -262,15 +252,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.flush()
             }
         }
-    }
-
-    /// The site for a Host value, remembering the last answer for this connection and snapshot.
-    private func site(forHost host: String?) -> Site? {
-        if let host, let lastHost, host == lastHost, let lastSite { return lastSite }
-        let site = snapshot.table.site(forHost: host)
-        lastHost = host
-        lastSite = site
-        return site
     }
 
     private func dispatch(
@@ -590,7 +571,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let milliseconds = loop.refreshClock() % 1000
         let head = exchange.head
         let headers = exchange.headers
-        let client = clientAddress(head.headers)
+        let client = clientAddress(head.headers, trusted: exchange.snapshot.trustedProxies)
         let tls = connection.tlsVersion
         let siteName = exchange.siteName
         let route = exchange.route?.label ?? "-"
@@ -635,8 +616,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The client address: the peer, or the right-most untrusted `X-Forwarded-For` hop when the peer is a trusted
     /// proxy (so a client cannot spoof its address by sending the header itself).
-    private func clientAddress(_ headers: HTTPHeaders) -> String {
-        let trusted = snapshot.trustedProxies
+    private func clientAddress(_ headers: HTTPHeaders, trusted: [CIDR]) -> String {
         guard !trusted.isEmpty, trusted.contains(where: { $0.contains(connection.remoteIP) }),
             headers.contains(name: "x-forwarded-for")
         else { return connection.remoteAddress }

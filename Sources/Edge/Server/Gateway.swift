@@ -212,7 +212,8 @@ public final class Gateway: Sendable {
         throws
     {
         let sync = channel.pipeline.syncOperations
-        let limits = core.snapshot.limits
+        let connection = connection ?? ConnectionInfo(channel: channel, isTLS: isTLS, core: core)
+        let limits = connection.snapshots.current.limits
         if !isTLS { try sync.addHandler(ConnectionAccountingHandler(core: core, maxConnections: limits.maxConnections)) }
         let connectionGuard = ConnectionGuardHandler(limits: limits)
         try sync.addHandler(connectionGuard)
@@ -221,8 +222,7 @@ public final class Gateway: Sendable {
         try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
         try sync.addHandler(RequestHandler(
             core: core, loop: core.loopContext(for: channel.eventLoop),
-            connection: connection ?? ConnectionInfo(channel: channel, isTLS: isTLS), connectionGuard: connectionGuard,
-            isHTTP2: false))
+            connection: connection, connectionGuard: connectionGuard, isHTTP2: false))
     }
 
     static func configureTLS(channel: any Channel, core: GatewayCore, certificates: CertificateStore)
@@ -231,8 +231,8 @@ public final class Gateway: Sendable {
         guard let context = certificates.currentContext else {
             return channel.close()
         }
-        let connection = ConnectionInfo(channel: channel, isTLS: true)
-        let limits = core.snapshot.limits
+        let connection = ConnectionInfo(channel: channel, isTLS: true, core: core)
+        let limits = connection.snapshots.current.limits
         do {
             let sync = channel.pipeline.syncOperations
             try sync.addHandler(ConnectionAccountingHandler(core: core, maxConnections: limits.maxConnections))

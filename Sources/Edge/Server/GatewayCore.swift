@@ -63,3 +63,43 @@ final class GatewayCore: Sendable {
         loopContexts[ObjectIdentifier(loop)]!
     }
 }
+
+/// One connection's view of the current snapshot, shared by all its requests (and all streams of an HTTP/2
+/// connection): the snapshot is fetched under the lock only when the generation counter moved, and the last Host
+/// and its site are remembered, since a connection nearly always repeats its Host.
+///
+/// Loop-confined: only touched on the connection's event loop.
+final class SnapshotView {
+    private let core: GatewayCore
+    private var snapshot: RuntimeSnapshot
+    private var generation: Int
+    private var lastHost: String?
+    private var lastSite: Site?
+
+    init(core: GatewayCore) {
+        self.core = core
+        generation = core.snapshotGeneration
+        snapshot = core.snapshot
+    }
+
+    /// The snapshot a request starting now uses.
+    var current: RuntimeSnapshot {
+        let latest = core.snapshotGeneration
+        if latest != generation {
+            generation = latest
+            snapshot = core.snapshot
+            lastHost = nil
+            lastSite = nil
+        }
+        return snapshot
+    }
+
+    /// The site for a Host value in the current snapshot (call `current` first).
+    func site(forHost host: String?) -> Site? {
+        if let host, let lastHost, host == lastHost, let lastSite { return lastSite }
+        let site = snapshot.table.site(forHost: host)
+        lastHost = host
+        lastSite = site
+        return site
+    }
+}
