@@ -334,13 +334,16 @@ public final class StaticFileServer: Sendable {
         var servedInfo = info
         var coding: ContentCoding?
         if configuration.precompressed {
-            let available = ContentCoding.allCases.filter { statFile(full + $0.fileExtension)?.isRegular == true }
-            if let chosen = AcceptEncoding.choose(acceptEncoding, available: available),
-                let siblingInfo = statFile(full + chosen.fileExtension)
+            let siblings = ContentCoding.allCases.compactMap { coding -> (ContentCoding, FileInfo)? in
+                guard let sibling = statFile(full + coding.fileExtension), sibling.isRegular else { return nil }
+                return (coding, sibling)
+            }
+            if let chosen = AcceptEncoding.choose(acceptEncoding, available: siblings.map(\.0)),
+                let sibling = siblings.first(where: { $0.0 == chosen })
             {
                 coding = chosen
                 servedPath = full + chosen.fileExtension
-                servedInfo = siblingInfo
+                servedInfo = sibling.1
             }
         }
         let descriptor = open(servedPath, O_RDONLY | O_CLOEXEC)

@@ -57,14 +57,7 @@ final class LoopContext: @unchecked Sendable {
     /// The status line and headers (without the closing blank line) of a cached file's `200 OK` answer, with Date
     /// and Server, serialized once per second per loop instead of once per response.
     func serializedHead(file: CachedFile, variant: Int, base: HTTPHeaders) -> ByteBuffer {
-        if headsSecond != cachedSecond {
-            heads.removeAll(keepingCapacity: true)
-            headsSecond = cachedSecond
-        }
-        let id = ObjectIdentifier(file)
-        if let entry = heads[id], entry.file === file, let head = entry.variants[variant] {
-            return head
-        }
+        if let head = currentEntry(for: file)?.variants[variant] { return head }
         var head = ByteBufferAllocator().buffer(capacity: 320)
         HTTPHead.writeStatusLine(.ok, into: &head)
         HTTPHead.write(base, into: &head)
@@ -78,13 +71,7 @@ final class LoopContext: @unchecked Sendable {
     /// The HTTP/2 header block (`:status 200`, lower-cased names, Date and Server) of a cached file's answer, built
     /// once per second per loop.
     func http2Headers(file: CachedFile, variant: Int, base: HTTPHeaders) -> HPACKHeaders {
-        if headsSecond != cachedSecond {
-            heads.removeAll(keepingCapacity: true)
-            headsSecond = cachedSecond
-        }
-        if let entry = heads[ObjectIdentifier(file)], entry.file === file, let block = entry.http2[variant] {
-            return block
-        }
+        if let block = currentEntry(for: file)?.http2[variant] { return block }
         var block = HPACKHeaders()
         block.reserveCapacity(base.count + 3)
         block.add(name: ":status", value: "200")
@@ -95,11 +82,20 @@ final class LoopContext: @unchecked Sendable {
         return block
     }
 
+    /// This second's entry for a file (heads carry the Date, so they are all dropped when the second changes).
+    private func currentEntry(for file: CachedFile) -> CachedHeads? {
+        if headsSecond != cachedSecond {
+            heads.removeAll(keepingCapacity: true)
+            headsSecond = cachedSecond
+        }
+        return heads[ObjectIdentifier(file)].flatMap { $0.file === file ? $0 : nil }
+    }
+
     private func updateEntry(for file: CachedFile, _ update: (inout CachedHeads) -> Void) {
         let id = ObjectIdentifier(file)
         guard heads.count < 1024 || heads[id] != nil else { return }
         let slots = file.encoded.count + 1
-        var entry = heads[id].flatMap { $0.file === file ? $0 : nil }
+        var entry = currentEntry(for: file)
             ?? CachedHeads(file: file, variants: Array(repeating: nil, count: slots), http2: Array(repeating: nil, count: slots))
         update(&entry)
         heads[id] = entry
