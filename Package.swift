@@ -66,11 +66,17 @@ let package = Package(
             dependencies: ["Config", "Compression", nioCore, nioPosix, nioHTTP1, logging],
             swiftSettings: dataPlaneSettings
         ),
+        /// The reverse proxy: upstream pools, balancing, health checks, forwarding headers, WebSocket tunnels.
+        .target(
+            name: "Proxy",
+            dependencies: ["Config", nioCore, nioPosix, nioHTTP1, logging],
+            swiftSettings: dataPlaneSettings
+        ),
         /// Composition root and data plane.
         .target(
             name: "Edge",
             dependencies: [
-                "Config", "Static", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
+                "Config", "Static", "Proxy", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
                 prometheus, serviceLifecycle, unixSignals,
             ],
             swiftSettings: dataPlaneSettings

@@ -1,0 +1,496 @@
+import NIOCore
+import NIOHTTP1
+
+/// The client side of a proxied request, implemented by the edge's request handler. Every call comes on the
+/// client connection's event loop.
+public protocol ProxyDownstream: AnyObject {
+    /// The upstream answered; hop-by-hop headers are already gone.
+    func proxyResponseHead(_ head: HTTPResponseHead)
+    /// A piece of the response body. Returns false when the client is not keeping up: the exchange stops reading
+    /// the upstream until ``ProxyExchange/downstreamWritable()``.
+    func proxyResponseBody(_ buffer: ByteBuffer) -> Bool
+    func proxyResponseEnd(trailers: HTTPHeaders?)
+    /// The exchange failed. Before the response head: answer `failure.status`; after: abort the response.
+    func proxyFailed(_ failure: ProxyFailure)
+    /// Stop (true) or resume (false) reading the request body from the client.
+    func proxyRequestBody(paused: Bool)
+    /// The upstream switched to WebSocket: send the 101 head, then hand the connection to the tunnel.
+    func proxyUpgraded(_ head: HTTPResponseHead, tunnel: ProxyTunnel)
+}
+
+/// Why a proxied request got no (complete) answer.
+public struct ProxyFailure: Sendable, Error {
+    public var status: HTTPResponseStatus
+    public var reason: String
+    /// For 503: when to try again.
+    public var retryAfterSeconds: Int?
+    /// Whether part of the response already went to the client (the edge can then only abort).
+    public var responseStarted: Bool
+}
+
+/// What went wrong on one attempt, for the retry decision.
+enum AttemptFailure: Equatable {
+    /// The connection could not be made (refused, unreachable, connect timeout): nothing was sent.
+    case connect(timedOut: Bool)
+    /// The connection closed or reset before any response byte.
+    case reset
+    /// No response head (or no more body) in time.
+    case timeout
+}
+
+/// Whether a failed attempt may be tried again, as a pure function of what happened so far.
+enum RetryPolicy {
+    struct Progress: Equatable {
+        var attempts: Int
+        var maxTries: Int
+        var elapsed: TimeAmount
+        var window: TimeAmount
+        var responseStarted: Bool
+        /// Some request body left for the upstream without a copy kept.
+        var bodyPartlySentUnbuffered: Bool
+        var idempotent: Bool
+    }
+
+    static func mayRetry(after failure: AttemptFailure, _ progress: Progress) -> Bool {
+        guard progress.attempts < progress.maxTries, progress.elapsed < progress.window, !progress.responseStarted,
+            !progress.bodyPartlySentUnbuffered
+        else { return false }
+        switch failure {
+        case .connect: return true
+        case .reset: return progress.idempotent
+        case .timeout: return false
+        }
+    }
+
+    static func isIdempotent(_ method: HTTPMethod) -> Bool {
+        switch method {
+        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: return true
+        default: return false
+        }
+    }
+}
+
+/// One proxied request: picks an upstream, takes a pooled connection, streams the body both ways with
+/// backpressure, retries what may be retried, and reports to its ``ProxyDownstream``.
+///
+/// Confined to the client connection's event loop; upstream connections are made on the same loop.
+public final class ProxyExchange {
+    private let route: ProxyRoute
+    private let loop: ProxyLoop
+    private var upstreamHead: HTTPRequestHead
+    private let clientHost: String?
+    private let hashKey: String?
+    private let idempotent: Bool
+    private let isWebSocket: Bool
+    private weak var downstream: (any ProxyDownstream)?
+    private let startedAt = NIODeadline.now()
+
+    private var target: UpstreamTarget?
+    private var connection: UpstreamConnection?
+    private var tried = Balancer.IndexSet()
+    private var attempts = 0
+    /// Body parts not yet written to the current connection.
+    private var pendingBody: [ByteBuffer] = []
+    private var pendingBytes = 0
+    /// Copies of the body parts sent, kept while they fit `retries.buffer`, to replay on a retry.
+    private var retained: [ByteBuffer] = []
+    private var retainedBytes = 0
+    private var retainable: Bool
+    private var bodySentUnretained = false
+    private var requestEnded = false
+    private var requestTrailers: HTTPHeaders?
+    private var requestFullySent = false
+    private var responseStarted = false
+    private var upstreamKeepAlive = true
+    private var upgradeHead: HTTPResponseHead?
+    private var finished = false
+    private var clientPaused = false
+    private var waitTimer: Scheduled<Void>?
+    /// Whether the current attempt counts in its target's in-flight requests.
+    private var attemptActive = false
+
+    /// `host:port` of the upstream that answered (or was tried last).
+    public private(set) var upstreamAddress: String?
+    /// Nanoseconds from the start of the exchange to the upstream's response head.
+    public private(set) var upstreamHeaderNanoseconds: UInt64?
+    /// The upstream's status code, when it answered.
+    public private(set) var upstreamStatus: Int?
+
+    /// Pending body above this asks the client to pause until a connection takes it.
+    static let pendingBodyLimit = 256 << 10
+
+    init(route: ProxyRoute, loop: ProxyLoop, head: HTTPRequestHead, client: ClientInfo, requestID: String,
+         downstream: any ProxyDownstream)
+    {
+        self.route = route
+        self.loop = loop
+        self.downstream = downstream
+        let clientHost = head.headers.first(name: "host")
+        self.clientHost = clientHost
+        isWebSocket = HeaderRewriter.isWebSocketUpgrade(head) && head.version.minor >= 1 && head.version.major == 1
+        idempotent = RetryPolicy.isIdempotent(head.method)
+        retainable = route.configuration.retries.tries > 1
+        let length = head.headers.first(name: "content-length")
+        let chunked = length == nil && head.headers.contains(name: "transfer-encoding")
+        upstreamHead = HeaderRewriter.upstreamRequest(
+            head, path: route.upstreamTarget(for: head.uri), hostValue: clientHost ?? "", client: client,
+            requestID: requestID, webSocket: isWebSocket, chunked: chunked)
+        switch route.configuration.balance {
+        case .clientAddressHash: hashKey = client.address
+        case .headerHash(let name): hashKey = head.headers.first(name: name)
+        default: hashKey = nil
+        }
+    }
+
+    // MARK: - Driven by the edge
+
+    /// Starts the first attempt.
+    public func start() {
+        attempt()
+    }
+
+    /// A piece of the request body arrived from the client.
+    public func requestBodyPart(_ buffer: ByteBuffer) {
+        guard !finished, !requestEnded else { return }
+        if let connection {
+            // Once the upstream answered (early, before the whole body), the rest of the body is dropped.
+            guard !responseStarted else { return }
+            send(buffer, on: connection)
+            connection.flush()
+            if !connection.isWritable {
+                pauseClient()
+                connection.setDeadline(.now() + route.writeTimeout)
+            }
+            return
+        }
+        pendingBody.append(buffer)
+        pendingBytes += buffer.readableBytes
+        if pendingBytes > Self.pendingBodyLimit { pauseClient() }
+    }
+
+    /// The client finished the request (with trailers, if any).
+    public func requestEnd(trailers: HTTPHeaders?) {
+        guard !finished, !requestEnded else { return }
+        requestEnded = true
+        requestTrailers = trailers
+        if let connection, !responseStarted {
+            connection.write(.end(trailers))
+            connection.flush()
+            requestFullySent = true
+            connection.setDeadline(.now() + route.responseHeaderTimeout)
+        }
+    }
+
+    /// The client caught up with the response: read from the upstream again.
+    public func downstreamWritable() {
+        guard let connection, !finished else { return }
+        connection.setReadsPaused(false)
+        connection.setDeadline(.now() + route.readTimeout)
+    }
+
+    /// The client went away or the edge gave up: drop the upstream side.
+    public func cancel() {
+        guard !finished else { return }
+        finished = true
+        waitTimer?.cancel()
+        if let target { loop.removeWaiter(self, target: target) }
+        if let connection {
+            self.connection = nil
+            connection.exchange = nil
+            connection.close()
+        }
+        endAttempt()
+    }
+
+    // MARK: - Attempts
+
+    private func attempt() {
+        let now = NIODeadline.now()
+        let nowNanoseconds = now.uptimeNanoseconds
+        let targets = route.targets
+        let tried = self.tried
+        let chosen = loop.withBalancerState(for: ObjectIdentifier(route), count: targets.count) { state -> Int? in
+            let untried = Balancer.pick(
+                route.configuration.balance, weights: route.weights, state: &state, key: hashKey,
+                eligible: { !tried.contains($0) && targets[$0].isAvailable(now: nowNanoseconds) },
+                active: { targets[$0].activeRequests.load(ordering: .relaxed) })
+            if let untried { return untried }
+            // Every healthy upstream was tried: a retry may go to one of them again (a stale pooled connection
+            // on the only upstream, say); a fresh connection is taken below.
+            guard !tried.isEmpty else { return nil }
+            return Balancer.pick(
+                route.configuration.balance, weights: route.weights, state: &state, key: hashKey,
+                eligible: { targets[$0].isAvailable(now: nowNanoseconds) },
+                active: { targets[$0].activeRequests.load(ordering: .relaxed) })
+        }
+        guard let index = chosen else {
+            fail(ProxyFailure(
+                status: .serviceUnavailable, reason: "no healthy upstream is available",
+                retryAfterSeconds: route.retryAfterSeconds(now: nowNanoseconds), responseStarted: false))
+            return
+        }
+        let target = targets[index]
+        self.tried.insert(index)
+        attempts += 1
+        self.target = target
+        upstreamAddress = target.address.description
+        target.requests.add(1, ordering: .relaxed)
+        target.activeRequests.add(1, ordering: .relaxed)
+        attemptActive = true
+        acquire(target)
+    }
+
+    private func acquire(_ target: UpstreamTarget) {
+        // After a reset on a reused connection, retry on a fresh one: the pool may hold more stale ones.
+        switch loop.acquire(target, settings: route.poolSettings, connectTimeout: route.connectTimeout, for: self) {
+        case .reused(let connection):
+            bind(connection)
+        case .connecting(let future):
+            let bound = NIOLoopBound(self, eventLoop: loop.eventLoop)
+            future.whenComplete { result in bound.value.connected(result, target: target) }
+        case .queued:
+            let bound = NIOLoopBound(self, eventLoop: loop.eventLoop)
+            waitTimer = loop.eventLoop.scheduleTask(in: route.connectTimeout) { bound.value.waitTimedOut(target) }
+        case .refused:
+            endAttempt()
+            fail(ProxyFailure(
+                status: .serviceUnavailable, reason: "the upstream is at its connection limit", retryAfterSeconds: 1,
+                responseStarted: false))
+        }
+    }
+
+    /// Called by the pool when a queued exchange gets a connection.
+    func connectionAvailable(_ connection: UpstreamConnection) {
+        waitTimer?.cancel()
+        waitTimer = nil
+        guard !finished else {
+            loop.release(connection)
+            return
+        }
+        bind(connection)
+    }
+
+    /// Called by the pool when a connection closed while this exchange waited: try to open one now.
+    func retryAcquire() {
+        waitTimer?.cancel()
+        waitTimer = nil
+        guard !finished, let target else { return }
+        acquire(target)
+    }
+
+    private func waitTimedOut(_ target: UpstreamTarget) {
+        waitTimer = nil
+        guard !finished else { return }
+        loop.removeWaiter(self, target: target)
+        target.poolRejections.add(1, ordering: .relaxed)
+        endAttempt()
+        fail(ProxyFailure(
+            status: .serviceUnavailable, reason: "no connection to the upstream became free in time",
+            retryAfterSeconds: 1, responseStarted: false))
+    }
+
+    private func connected(_ result: Result<UpstreamConnection, any Error>, target: UpstreamTarget) {
+        switch result {
+        case .success(let connection):
+            guard !finished else {
+                loop.release(connection)
+                return
+            }
+            bind(connection)
+        case .failure(let error):
+            guard !finished else { return }
+            target.connectFailures.add(1, ordering: .relaxed)
+            target.recordFailure(settings: route.configuration.passiveHealth, now: NIODeadline.now().uptimeNanoseconds)
+            endAttempt()
+            let timedOut = (error as? ChannelError).map { if case .connectTimeout = $0 { return true } else { return false } } ?? false
+            retryOrFail(.connect(timedOut: timedOut), failure: ProxyFailure(
+                status: timedOut ? .gatewayTimeout : .badGateway,
+                reason: timedOut ? "the upstream did not accept the connection in time" : "the upstream refused the connection",
+                retryAfterSeconds: nil, responseStarted: false))
+        }
+    }
+
+    private func bind(_ connection: UpstreamConnection) {
+        self.connection = connection
+        connection.exchange = self
+        var head = upstreamHead
+        if case .pass = route.configuration.host, clientHost != nil {
+            // The Host built at creation is the client's.
+        } else if let target {
+            head.headers.replaceOrAdd(name: "Host", value: route.hostValue(clientHost: clientHost, target: target))
+        }
+        connection.write(.head(head))
+        if !retained.isEmpty {
+            // A retry: the body sent on the failed attempt goes first.
+            pendingBody.insert(contentsOf: retained, at: 0)
+            pendingBytes += retainedBytes
+            retained.removeAll()
+            retainedBytes = 0
+        }
+        let body = pendingBody
+        pendingBody.removeAll()
+        pendingBytes = 0
+        for part in body { send(part, on: connection) }
+        if requestEnded {
+            connection.write(.end(requestTrailers))
+            requestFullySent = true
+        }
+        connection.flush()
+        connection.setDeadline(.now() + route.responseHeaderTimeout)
+        if clientPaused && connection.isWritable { resumeClient() }
+    }
+
+    private func send(_ part: ByteBuffer, on connection: UpstreamConnection) {
+        if retainable {
+            if retainedBytes + part.readableBytes <= route.configuration.retries.buffer {
+                retained.append(part)
+                retainedBytes += part.readableBytes
+            } else {
+                retainable = false
+                retained.removeAll()
+                retainedBytes = 0
+                bodySentUnretained = true
+            }
+        } else {
+            bodySentUnretained = true
+        }
+        connection.write(.body(.byteBuffer(part)))
+    }
+
+    private func retryOrFail(_ kind: AttemptFailure, failure: ProxyFailure) {
+        let progress = RetryPolicy.Progress(
+            attempts: attempts, maxTries: route.configuration.retries.tries, elapsed: .now() - startedAt,
+            window: route.retryWindow, responseStarted: responseStarted, bodyPartlySentUnbuffered: bodySentUnretained,
+            idempotent: idempotent)
+        if RetryPolicy.mayRetry(after: kind, progress) {
+            target?.retries.add(1, ordering: .relaxed)
+            attempt()
+        } else {
+            fail(failure)
+        }
+    }
+
+    /// The attempt on `target` is over (its in-flight count drops).
+    private func endAttempt() {
+        if let target, attemptActive {
+            target.activeRequests.subtract(1, ordering: .relaxed)
+        }
+        attemptActive = false
+    }
+
+    private func fail(_ failure: ProxyFailure) {
+        guard !finished else { return }
+        finished = true
+        if let connection {
+            self.connection = nil
+            connection.exchange = nil
+            connection.close()
+        }
+        downstream?.proxyFailed(failure)
+    }
+
+    private func pauseClient() {
+        guard !clientPaused else { return }
+        clientPaused = true
+        downstream?.proxyRequestBody(paused: true)
+    }
+
+    private func resumeClient() {
+        guard clientPaused else { return }
+        clientPaused = false
+        downstream?.proxyRequestBody(paused: false)
+    }
+
+    // MARK: - Driven by the upstream connection
+
+    func upstreamRead(_ part: HTTPClientResponsePart, from connection: UpstreamConnection) {
+        guard !finished, connection === self.connection else { return }
+        switch part {
+        case .head(let head):
+            responseStarted = true
+            upstreamStatus = Int(head.status.code)
+            upstreamHeaderNanoseconds = UInt64(max(0, (NIODeadline.now() - startedAt).nanoseconds))
+            target?.recordSuccess()
+            retained.removeAll()
+            retainedBytes = 0
+            upstreamKeepAlive = head.isKeepAlive
+            let headers = HeaderRewriter.downstreamResponse(head.headers, status: Int(head.status.code))
+            let rewritten = HTTPResponseHead(version: head.version, status: head.status, headers: headers)
+            if head.status == .switchingProtocols && isWebSocket {
+                upgradeHead = rewritten
+                connection.setDeadline(nil)
+                return
+            }
+            connection.setDeadline(.now() + route.readTimeout)
+            downstream?.proxyResponseHead(rewritten)
+        case .body(let buffer):
+            connection.deadline = .now() + route.readTimeout
+            if downstream?.proxyResponseBody(buffer) == false {
+                connection.setReadsPaused(true)
+                connection.deadline = nil
+            }
+        case .end(let trailers):
+            finished = true
+            endAttempt()
+            self.connection = nil
+            if let upgradeHead {
+                connection.exchange = nil
+                connection.setReadsPaused(true)
+                let tunnel = ProxyTunnel(upstream: connection, idleTimeout: TimeAmount(route.configuration.webSocketIdleTimeout))
+                downstream?.proxyUpgraded(upgradeHead, tunnel: tunnel)
+                return
+            }
+            if upstreamKeepAlive && requestFullySent {
+                loop.release(connection)
+            } else {
+                // The upstream answered before taking the whole body, or asked to close: the connection cannot
+                // carry another request.
+                connection.exchange = nil
+                connection.close()
+            }
+            if !requestEnded { resumeClient() }
+            downstream?.proxyResponseEnd(trailers: trailers)
+        }
+    }
+
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        guard !finished, let connection else { return }
+        if writable {
+            if !responseStarted { connection.setDeadline(.now() + route.responseHeaderTimeout) }
+            resumeClient()
+        } else if !requestFullySent {
+            pauseClient()
+            connection.setDeadline(.now() + route.writeTimeout)
+        }
+    }
+
+    func upstreamClosed(_ connection: UpstreamConnection, error: (any Error)?) {
+        guard !finished, connection === self.connection else { return }
+        self.connection = nil
+        endAttempt()
+        if responseStarted {
+            finished = true
+            downstream?.proxyFailed(ProxyFailure(
+                status: .badGateway, reason: "the upstream closed the connection in the middle of the response",
+                retryAfterSeconds: nil, responseStarted: true))
+            return
+        }
+        target?.resets.add(1, ordering: .relaxed)
+        target?.recordFailure(settings: route.configuration.passiveHealth, now: NIODeadline.now().uptimeNanoseconds)
+        retryOrFail(.reset, failure: ProxyFailure(
+            status: .badGateway, reason: "the upstream closed the connection without answering",
+            retryAfterSeconds: nil, responseStarted: false))
+    }
+
+    func upstreamTimedOut(_ connection: UpstreamConnection) {
+        guard !finished, connection === self.connection else { return }
+        target?.timeouts.add(1, ordering: .relaxed)
+        target?.recordFailure(settings: route.configuration.passiveHealth, now: NIODeadline.now().uptimeNanoseconds)
+        endAttempt()
+        let started = responseStarted
+        fail(ProxyFailure(
+            status: .gatewayTimeout,
+            reason: started ? "the upstream stopped sending the response" : "the upstream did not answer in time",
+            retryAfterSeconds: nil, responseStarted: started))
+    }
+}

@@ -1,0 +1,171 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The proxy's state on one event loop: idle connections per upstream, balancer positions, and requests waiting
+/// for a connection when an upstream is at its connection limit.
+///
+/// Pools are per loop, as nginx keeps them per worker: a client connection and its upstream connections share a
+/// loop, so handing a connection from one exchange to the next needs no lock and no thread hop. The connection limit
+/// is global (an atomic count per upstream).
+///
+/// `@unchecked Sendable` so the service can hold one per loop; every member is used on its own loop only.
+public final class ProxyLoop: @unchecked Sendable {
+    public let eventLoop: any EventLoop
+    private var idle: [ObjectIdentifier: [UpstreamConnection]] = [:]
+    private var balancerStates: [ObjectIdentifier: Balancer.State] = [:]
+    private var waiters: [ObjectIdentifier: [ProxyExchange]] = [:]
+    let logger: Logger
+    private var warnedWaitersFull = false
+
+    /// Requests that may wait for a connection per upstream on one loop; more get 503 at once.
+    static let maxWaiters = 1024
+
+    init(eventLoop: any EventLoop, logger: Logger) {
+        self.eventLoop = eventLoop
+        self.logger = logger
+    }
+
+    // MARK: Balancing
+
+    func withBalancerState<Result>(for group: ObjectIdentifier, count: Int, _ body: (inout Balancer.State) -> Result)
+        -> Result
+    {
+        var state = balancerStates.removeValue(forKey: group) ?? Balancer.State(count: count)
+        defer { balancerStates[group] = state }
+        return body(&state)
+    }
+
+    // MARK: Connections
+
+    enum Acquisition {
+        case reused(UpstreamConnection)
+        case connecting(EventLoopFuture<UpstreamConnection>)
+        /// At the connection limit: the exchange was queued and will be called back.
+        case queued
+        /// At the limit with a full queue.
+        case refused
+    }
+
+    /// An idle connection to `target`, or a new one, or a place in the queue.
+    func acquire(_ target: UpstreamTarget, settings: PoolSettingsKey, connectTimeout: TimeAmount, for exchange: ProxyExchange)
+        -> Acquisition
+    {
+        let key = ObjectIdentifier(target)
+        while var stack = idle[key], let connection = stack.popLast() {
+            idle[key] = stack
+            if connection.isClosed { continue }
+            target.reusedConnections.add(1, ordering: .relaxed)
+            return .reused(connection)
+        }
+        let open = target.openConnections.add(1, ordering: .relaxed).newValue
+        if open > settings.maxConnections {
+            target.openConnections.subtract(1, ordering: .relaxed)
+            var queue = waiters[key] ?? []
+            guard queue.count < Self.maxWaiters else {
+                target.poolRejections.add(1, ordering: .relaxed)
+                if !warnedWaitersFull {
+                    warnedWaitersFull = true
+                    logger.warning("upstream \(target.address) is at max_connections and its wait queue is full: answering 503 (logged once)")
+                }
+                return .refused
+            }
+            queue.append(exchange)
+            waiters[key] = queue
+            return .queued
+        }
+        target.newConnections.add(1, ordering: .relaxed)
+        return .connecting(connect(target, settings: settings, timeout: connectTimeout))
+    }
+
+    private func connect(_ target: UpstreamTarget, settings: PoolSettingsKey, timeout: TimeAmount)
+        -> EventLoopFuture<UpstreamConnection>
+    {
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        var bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(HTTPRequestEncoder())
+                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
+                    try sync.addHandler(UpstreamConnection(target: target, pool: settings, home: bound.value))
+                }
+            }
+        if target.address.socketAddress.protocol != .unix {
+            bootstrap = bootstrap.channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+        }
+        return bootstrap.connect(to: target.address.socketAddress).flatMapThrowing { channel in
+            try channel.pipeline.syncOperations.handler(type: UpstreamConnection.self)
+        }.flatMapErrorThrowing { error in
+            target.openConnections.subtract(1, ordering: .relaxed)
+            throw error
+        }
+    }
+
+    /// The exchange is done with the connection and it may serve another.
+    func release(_ connection: UpstreamConnection) {
+        connection.exchange = nil
+        connection.setDeadline(nil)
+        connection.setReadsPaused(false)
+        guard !connection.isClosed else { return }
+        let key = ObjectIdentifier(connection.target)
+        if var queue = waiters[key], !queue.isEmpty {
+            let next = queue.removeFirst()
+            waiters[key] = queue
+            connection.target.reusedConnections.add(1, ordering: .relaxed)
+            next.connectionAvailable(connection)
+            return
+        }
+        var stack = idle[key] ?? []
+        guard stack.count < connection.pool.maxIdle else {
+            connection.close()
+            return
+        }
+        connection.idleSince = .now()
+        stack.append(connection)
+        idle[key] = stack
+    }
+
+    /// A connection closed (by either side); a waiting exchange may now open one.
+    func connectionClosed(_ connection: UpstreamConnection) {
+        let key = ObjectIdentifier(connection.target)
+        if var stack = idle[key], let index = stack.firstIndex(where: { $0 === connection }) {
+            stack.remove(at: index)
+            idle[key] = stack
+        }
+        if var queue = waiters[key], !queue.isEmpty {
+            let next = queue.removeFirst()
+            waiters[key] = queue
+            next.retryAcquire()
+        }
+    }
+
+    /// A queued exchange gave up (timed out or its client left).
+    func removeWaiter(_ exchange: ProxyExchange, target: UpstreamTarget) {
+        let key = ObjectIdentifier(target)
+        waiters[key]?.removeAll { $0 === exchange }
+    }
+
+    /// Closes connections idle for longer than their pool's idle timeout. Run once a second.
+    func sweepIdle(now: NIODeadline = .now()) {
+        for (key, stack) in idle {
+            let keep = stack.filter { connection in
+                if connection.isClosed { return false }
+                if now - connection.idleSince >= connection.pool.idleTimeout {
+                    connection.close()
+                    return false
+                }
+                return true
+            }
+            if keep.count != stack.count { idle[key] = keep }
+        }
+    }
+
+    /// Closes every idle connection (shutdown).
+    func closeIdle() {
+        for stack in idle.values { for connection in stack { connection.close() } }
+        idle.removeAll()
+    }
+}

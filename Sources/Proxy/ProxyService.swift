@@ -1,0 +1,151 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// The reverse proxy as the edge uses it: upstream targets that survive reloads, per-loop connection pools,
+/// active health checks, metrics and the health report.
+///
+/// ```swift
+/// let proxy = ProxyService(loops: loops, logger: logger)
+/// let route = try proxy.makeRoute(configuration, pathPrefix: "/api/")   // while building a snapshot
+/// proxy.activate([route])                                               // once the snapshot is live
+/// let exchange = proxy.makeExchange(route: route, on: loop, head: head, client: client, requestID: id, downstream: handler)
+/// exchange.start()
+/// ```
+public final class ProxyService: Sendable {
+    private struct State {
+        var targets: [UpstreamAddress: UpstreamTarget] = [:]
+        var checkers: [UpstreamAddress: HealthChecker] = [:]
+    }
+
+    private let loops: [ObjectIdentifier: ProxyLoop]
+    private let loopList: [any EventLoop]
+    private let state = Mutex(State())
+    private let logger: Logger
+
+    public init(loops: [any EventLoop], logger: Logger) {
+        var map: [ObjectIdentifier: ProxyLoop] = [:]
+        for loop in loops { map[ObjectIdentifier(loop)] = ProxyLoop(eventLoop: loop, logger: logger) }
+        self.loops = map
+        loopList = loops
+        self.logger = logger
+    }
+
+    /// Prepares a route: its targets are the running ones for addresses already in use (keeping their health,
+    /// counters and pooled connections), new ones otherwise.
+    public func makeRoute(_ configuration: ProxyConfiguration, pathPrefix: String) -> ProxyRoute {
+        let targets = state.withLock { state in
+            configuration.servers.map { server in
+                if let existing = state.targets[server.address] { return existing }
+                let target = UpstreamTarget(address: server.address)
+                state.targets[server.address] = target
+                return target
+            }
+        }
+        return ProxyRoute(configuration: configuration, pathPrefix: pathPrefix, targets: targets)
+    }
+
+    /// Makes `routes` the live set: forgets targets no route names any more and runs the health checks the routes
+    /// ask for (the first route naming an upstream decides its check).
+    public func activate(_ routes: [ProxyRoute]) {
+        var wanted: [UpstreamAddress: (UpstreamTarget, ProxyConfiguration.HealthCheckSettings?)] = [:]
+        for route in routes {
+            for target in route.targets where wanted[target.address]?.1 == nil {
+                wanted[target.address] = (target, route.configuration.healthCheck ?? wanted[target.address]?.1)
+            }
+        }
+        let (stopped, started) = state.withLock { state -> ([HealthChecker], [HealthChecker]) in
+            state.targets = state.targets.filter { wanted[$0.key] != nil }
+            var stopped: [HealthChecker] = []
+            var started: [HealthChecker] = []
+            for (address, checker) in state.checkers where wanted[address]?.1 != checker.settings {
+                stopped.append(checker)
+                state.checkers.removeValue(forKey: address)
+            }
+            for (address, (target, settings)) in wanted {
+                guard let settings, state.checkers[address] == nil else { continue }
+                let loop = loopList[abs(address.hashValue) % loopList.count]
+                let checker = HealthChecker(target: target, settings: settings, eventLoop: loop, logger: logger)
+                state.checkers[address] = checker
+                started.append(checker)
+            }
+            return (stopped, started)
+        }
+        for checker in stopped {
+            checker.stop()
+            // Without a check the upstream is judged by requests alone again.
+            if wanted[checker.target.address]?.1 == nil { _ = checker.target.setChecked(healthy: true) }
+        }
+        for checker in started { checker.start() }
+    }
+
+    /// Starts a proxied exchange on the client connection's loop.
+    public func makeExchange(
+        route: ProxyRoute, on eventLoop: any EventLoop, head: HTTPRequestHead, client: ClientInfo, requestID: String,
+        downstream: any ProxyDownstream
+    ) -> ProxyExchange {
+        ProxyExchange(
+            route: route, loop: loops[ObjectIdentifier(eventLoop)]!, head: head, client: client, requestID: requestID,
+            downstream: downstream)
+    }
+
+    /// Once a second on every loop: close connections idle for too long.
+    public func housekeeping(on eventLoop: any EventLoop) {
+        loops[ObjectIdentifier(eventLoop)]?.sweepIdle()
+    }
+
+    /// Stops health checks and closes idle connections (shutdown).
+    public func shutdown() {
+        let checkers = state.withLock { state in
+            defer { state.checkers.removeAll() }
+            return Array(state.checkers.values)
+        }
+        for checker in checkers { checker.stop() }
+        for loop in loops.values {
+            loop.eventLoop.execute { loop.closeIdle() }
+        }
+    }
+
+    /// Upstreams by address with their statistics, sorted by address.
+    public var upstreams: [(address: String, statistics: UpstreamTarget.Statistics)] {
+        state.withLock { state in
+            state.targets.map { ($0.key.description, $0.value.statistics) }
+        }.sorted { $0.address < $1.address }
+    }
+
+    /// Appends the upstream metrics in Prometheus text format.
+    public func renderMetrics(into text: inout String) {
+        let upstreams = self.upstreams
+        guard !upstreams.isEmpty else { return }
+        func family(_ name: String, _ type: String, _ help: String, _ value: (UpstreamTarget.Statistics) -> String) {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for (address, statistics) in upstreams {
+                text += "\(name){upstream=\"\(address)\"} \(value(statistics))\n"
+            }
+        }
+        family("vantage_upstream_healthy", "gauge", "1 while the upstream takes requests.") { $0.healthy ? "1" : "0" }
+        family("vantage_upstream_requests_total", "counter", "Attempts sent to the upstream.") { "\($0.requests)" }
+        family("vantage_upstream_active_requests", "gauge", "Requests in flight.") { "\($0.activeRequests)" }
+        family("vantage_upstream_open_connections", "gauge", "Connections open, idle or busy.") { "\($0.openConnections)" }
+        text += "# HELP vantage_upstream_connections_total Connections used per request: new or reused from the pool.\n"
+        text += "# TYPE vantage_upstream_connections_total counter\n"
+        for (address, statistics) in upstreams {
+            text += "vantage_upstream_connections_total{upstream=\"\(address)\",kind=\"new\"} \(statistics.newConnections)\n"
+            text += "vantage_upstream_connections_total{upstream=\"\(address)\",kind=\"reused\"} \(statistics.reusedConnections)\n"
+        }
+        family("vantage_upstream_connection_reuse_ratio", "gauge", "Reused / all connections taken for requests.") {
+            String(format: "%.4f", $0.reuseRate)
+        }
+        text += "# HELP vantage_upstream_failures_total Failed attempts by kind.\n# TYPE vantage_upstream_failures_total counter\n"
+        for (address, statistics) in upstreams {
+            text += "vantage_upstream_failures_total{upstream=\"\(address)\",kind=\"connect\"} \(statistics.connectFailures)\n"
+            text += "vantage_upstream_failures_total{upstream=\"\(address)\",kind=\"reset\"} \(statistics.resets)\n"
+            text += "vantage_upstream_failures_total{upstream=\"\(address)\",kind=\"timeout\"} \(statistics.timeouts)\n"
+            text += "vantage_upstream_failures_total{upstream=\"\(address)\",kind=\"health_check\"} \(statistics.healthCheckFailures)\n"
+            text += "vantage_upstream_failures_total{upstream=\"\(address)\",kind=\"pool_full\"} \(statistics.poolRejections)\n"
+        }
+        family("vantage_upstream_retries_total", "counter", "Attempts that were retried after failing here.") { "\($0.retries)" }
+    }
+}
