@@ -91,10 +91,11 @@ let package = Package(
         .testTarget(name: "StaticTests", dependencies: ["Static", nioCore, nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeTests",
-            dependencies: ["Edge", "Config", nioCore, nioHTTP1, nioPosix, .product(name: "NIOEmbedded", package: "swift-nio")],
+            dependencies: ["Edge", "Config", "Proxy", nioCore, nioHTTP1, nioPosix, .product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["vantage"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IntegrationTests", dependencies: ["vantage"], exclude: ["Backends"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -10,6 +10,8 @@ public protocol ProxyDownstream: AnyObject {
     /// the upstream until ``ProxyExchange/downstreamWritable()``.
     func proxyResponseBody(_ buffer: ByteBuffer) -> Bool
     func proxyResponseEnd(trailers: HTTPHeaders?)
+    /// The upstream read burst is over: send what was written.
+    func proxyResponseFlush()
     /// The exchange failed. Before the response head: answer `failure.status`; after: abort the response.
     func proxyFailed(_ failure: ProxyFailure)
     /// Stop (true) or resume (false) reading the request body from the client.
@@ -451,6 +453,10 @@ public final class ProxyExchange {
             if !requestEnded { resumeClient() }
             downstream?.proxyResponseEnd(trailers: trailers)
         }
+    }
+
+    func upstreamReadComplete() {
+        if responseStarted && !finished { downstream?.proxyResponseFlush() }
     }
 
     func upstreamWritabilityChanged(_ writable: Bool) {

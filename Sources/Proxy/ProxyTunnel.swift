@@ -13,8 +13,11 @@ public final class ProxyTunnel {
     private var idleTimer: Scheduled<Void>?
     private var closed = false
 
+    private let upstreamChannel: (any Channel)?
+
     init(upstream: UpstreamConnection, idleTimeout: TimeAmount) {
         self.upstream = upstream
+        upstreamChannel = upstream.channel
         self.idleTimeout = idleTimeout
     }
 
@@ -32,12 +35,13 @@ public final class ProxyTunnel {
             clientSide?.close()
             return
         }
+        // Created now so client bytes have somewhere to go; it holds them until it joins the pipeline.
+        upstreamSide = TunnelHandler(tunnel: self, isClient: false)
         let bound = NIOLoopBound(self, eventLoop: channel.eventLoop)
         // Rebuilt on the next tick: this may run inside the decoder's own read callback.
         channel.eventLoop.execute {
             let tunnel = bound.value
-            let handler = TunnelHandler(tunnel: tunnel, isClient: false)
-            tunnel.upstreamSide = handler
+            guard let handler = tunnel.upstreamSide else { return }
             do {
                 let sync = channel.pipeline.syncOperations
                 let decoder = try sync.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self)
@@ -68,13 +72,16 @@ public final class ProxyTunnel {
     }
 
     /// Closes both sides once what was written has left.
-    func close() {
+    public func close() {
         guard !closed else { return }
         closed = true
         idleTimer?.cancel()
         clientSide?.close()
-        upstreamSide?.close()
-        if upstreamSide == nil { upstream.close() }
+        if let upstreamSide, upstreamSide.isAttached {
+            upstreamSide.close()
+        } else {
+            upstreamChannel?.close(promise: nil)
+        }
     }
 
     private func armIdleTimer(on eventLoop: any EventLoop) {
@@ -102,13 +109,24 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private var readPending = false
     private var pendingFlush = false
+    /// Bytes for this side that came before it joined its pipeline.
+    private var early: [NIOAny] = []
 
     init(tunnel: ProxyTunnel, isClient: Bool) {
         self.tunnel = tunnel
         self.isClient = isClient
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if !early.isEmpty {
+            for data in early { context.write(data, promise: nil) }
+            early.removeAll()
+            context.flush()
+        }
+        // The HTTP handlers this one replaces may have been holding reads back.
+        context.read()
+    }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     private var peer: TunnelHandler? { tunnel.peer(of: self) }
@@ -125,7 +143,11 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     fileprivate func send(_ data: NIOAny) {
-        context?.write(data, promise: nil)
+        guard let context else {
+            early.append(data)
+            return
+        }
+        context.write(data, promise: nil)
         pendingFlush = true
     }
 
@@ -143,6 +165,8 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         context.read()
     }
+
+    var isAttached: Bool { context != nil }
 
     fileprivate var isWritable: Bool { context?.channel.isWritable ?? true }
 

@@ -4,6 +4,7 @@ import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 import NIOPosix
+import Proxy
 import Static
 import Testing
 
@@ -17,10 +18,11 @@ final class HandlerHarness {
     init(_ yaml: String, isTLS: Bool = false) throws {
         let configuration = try parseConfiguration(yaml)
         let metrics = RouteMetricsRegistry(loops: 1)
+        let proxy = ProxyService(loops: [channel.embeddedEventLoop], logger: Logger(label: "test"))
         let snapshot = try Gateway.makeSnapshot(
-            configuration, cache: FileCache(maxBytes: 1 << 20), threadPool: pool, metrics: metrics)
+            configuration, cache: FileCache(maxBytes: 1 << 20), threadPool: pool, proxy: proxy, metrics: metrics)
         let core = GatewayCore(snapshot: snapshot, loops: [channel.embeddedEventLoop], accessLog: nil,
-                               threadPool: pool, routeMetrics: metrics, logger: Logger(label: "test"))
+                               threadPool: pool, routeMetrics: metrics, proxy: proxy, logger: Logger(label: "test"))
         let handler = RequestHandler(
             core: core, loop: core.loopContext(for: channel.embeddedEventLoop),
             connection: ConnectionInfo(channel: channel, isTLS: isTLS, core: core), connectionGuard: nil, isHTTP2: false)

@@ -1,5 +1,6 @@
 import Config
 import NIOHTTP1
+import Proxy
 import Static
 
 /// One site: the host names it answers for and its routes.
@@ -77,12 +78,13 @@ public struct SiteConfiguration: Sendable {
 
 /// One route: a path prefix and what answers it.
 ///
-/// Keys: `path` (prefix, default `/`), exactly one of `static`, `respond`, `redirect`, plus `max_body_size` and
+/// Keys: `path` (prefix, default `/`), exactly one of `static`, `proxy`, `respond`, `redirect`, plus `max_body_size` and
 /// `access_log` (false silences the access log for the route, e.g. health checks).
 public struct RouteConfiguration: Sendable {
     /// What answers the route.
     public enum Handler: Sendable {
         case staticFiles(StaticConfiguration)
+        case proxy(ProxyConfiguration)
         case respond(RespondConfiguration)
         case redirect(RedirectConfiguration)
     }
@@ -95,7 +97,7 @@ public struct RouteConfiguration: Sendable {
     /// Whether requests of this route are written to the access log.
     public var accessLog = true
 
-    static let handlerKeys = ["static", "respond", "redirect"]
+    static let handlerKeys = ["static", "proxy", "respond", "redirect"]
     static let keys = ["path", "max_body_size", "access_log"] + handlerKeys
 
     init(from node: ConfigNode, defaultBodyLimit: Int) throws {
@@ -117,6 +119,7 @@ public struct RouteConfiguration: Sendable {
         }
         switch present[0] {
         case "static": handler = .staticFiles(try StaticConfiguration(from: map["static"]!))
+        case "proxy": handler = .proxy(try ProxyConfiguration(from: map["proxy"]!))
         case "respond": handler = .respond(try RespondConfiguration(from: map["respond"]!))
         default: handler = .redirect(try RedirectConfiguration(from: map["redirect"]!))
         }

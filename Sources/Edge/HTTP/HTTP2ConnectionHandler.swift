@@ -18,6 +18,9 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         var handler: RequestHandler
         var transport: HTTP2StreamTransport
         var requestEnded = false
+        /// Stream flow-control credit held back while the handler cannot take more body (a proxied upload whose
+        /// upstream is slower than the client).
+        var withheldCredit = 0
     }
 
     private let makeHandler: () -> RequestHandler
@@ -67,18 +70,26 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         switch frame.payload {
         case .headers(let headers):
             if var stream = streams[id] {
-                // Trailers: only their END_STREAM matters here.
+                // Trailers.
                 if headers.endStream && !stream.requestEnded {
                     stream.requestEnded = true
                     streams[id] = stream
-                    stream.handler.receive(.end(nil))
+                    var trailers = HTTPHeaders()
+                    for (name, value, _) in headers.headers where !name.hasPrefix(":") {
+                        trailers.add(name: name, value: value)
+                    }
+                    stream.handler.receive(.end(trailers.isEmpty ? nil : trailers))
                 }
                 return
             }
-            guard !quiescing, let head = HTTP2ConnectionHandler.requestHead(headers.headers) else {
+            guard !quiescing, var head = HTTP2ConnectionHandler.requestHead(headers.headers) else {
                 context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.refusedStream))), promise: nil)
                 flushPending = true
                 return
+            }
+            if !headers.endStream && !head.headers.contains(name: "content-length") {
+                // The HTTP/1.1 view of a body without a declared length (what a proxy sends upstream).
+                head.headers.add(name: "transfer-encoding", value: "chunked")
             }
             if id > highestStreamID { highestStreamID = id }
             idleSince = nil
@@ -91,10 +102,16 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         case .data(let payload):
             let credit = payload.data.readableBytes + (payload.paddingBytes.map { $0 + 1 } ?? 0)
             if credit > 0 {
-                // Bodies are consumed as they arrive, so the credit goes straight back to the client.
+                // Connection credit goes straight back (one slow stream must not stall the others); stream credit
+                // too, unless the stream's handler asked to pause, in which case it waits for `releaseCredit`.
                 context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: credit))), promise: nil)
-                if !payload.endStream, streams[id] != nil {
-                    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: credit))), promise: nil)
+                if !payload.endStream, var stream = streams[id] {
+                    if stream.handler.requestBodyPaused {
+                        stream.withheldCredit += credit
+                        streams[id] = stream
+                    } else {
+                        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: credit))), promise: nil)
+                    }
                 }
                 flushPending = true
             }
@@ -159,6 +176,16 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     func flushSoon() {
         guard let context else { return }
         if inReadBurst { flushPending = true } else { context.flush() }
+    }
+
+    /// The stream's handler takes body again: return the credit held back.
+    func releaseCredit(_ id: HTTP2StreamID) {
+        guard let context, var stream = streams[id], stream.withheldCredit > 0, !stream.requestEnded else { return }
+        let credit = stream.withheldCredit
+        stream.withheldCredit = 0
+        streams[id] = stream
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: credit))), promise: nil)
+        flushSoon()
     }
 
     func streamFinished(_ id: HTTP2StreamID) {
@@ -281,7 +308,8 @@ final class HTTP2StreamTransport: ExchangeTransport {
         connection?.streamFinished(streamID)
     }
 
-    func read() {}
+    /// Resumes the request body: returns withheld flow-control credit.
+    func read() { connection?.releaseCredit(streamID) }
 
     func exchangeFinished() { connection?.streamFinished(streamID) }
 }

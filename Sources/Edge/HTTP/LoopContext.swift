@@ -21,6 +21,9 @@ final class LoopContext: @unchecked Sendable {
     private(set) var dateHeader = ""
     private(set) var isoSecond = ""
     private var cachedSecond = -1
+    /// Request IDs: 16 random hex digits per loop and run, then a 16-digit counter; unique without a syscall each.
+    private let requestIDPrefix: [UInt8]
+    private var requestSerial: UInt64 = 0
 
     /// Serialized `200 OK` heads of cached files for the current second, Date and Server included.
     private var heads: [ObjectIdentifier: CachedHeads] = [:]
@@ -36,7 +39,32 @@ final class LoopContext: @unchecked Sendable {
         self.eventLoop = eventLoop
         self.index = index
         accessLog = accessLogWriter.map { AccessLogBuffer(writer: $0) }
+        var random = SystemRandomNumberGenerator()
+        requestIDPrefix = Self.hexDigits(random.next())
         refreshClock()
+    }
+
+    /// A new request ID: 32 hex digits.
+    func nextRequestID() -> String {
+        requestSerial &+= 1
+        var serial = requestSerial
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            for index in 0..<16 { buffer[index] = requestIDPrefix[index] }
+            for index in stride(from: 31, through: 16, by: -1) {
+                buffer[index] = Self.hexDigit(serial & 0xf)
+                serial >>= 4
+            }
+            return 32
+        }
+    }
+
+    @inline(__always)
+    private static func hexDigit(_ nibble: UInt64) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + UInt8(nibble) : UInt8(ascii: "a") + UInt8(nibble - 10)
+    }
+
+    private static func hexDigits(_ value: UInt64) -> [UInt8] {
+        (0..<16).map { index in hexDigit((value >> UInt64(60 - 4 * index)) & 0xf) }
     }
 
     /// Wall-clock milliseconds now; refreshes the cached strings when the second changed.

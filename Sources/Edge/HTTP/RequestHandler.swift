@@ -5,6 +5,7 @@ import NIOHPACK
 import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
+import Proxy
 import Static
 
 /// Answers HTTP requests on one HTTP/1.1 connection or one HTTP/2 stream: routing, handler dispatch, response
@@ -42,6 +43,15 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var hsts: String?
         /// The route chosen at the head, answered once the request (and any body) has arrived.
         var pending: (route: Route, site: Site)?
+        /// The upstream side of a proxied request.
+        var proxy: ProxyExchange?
+        var requestID: String?
+        /// How a proxied response body is framed towards the client.
+        var framing = ProxyFraming.none
+        /// The proxy was told to stop reading the upstream until the client catches up.
+        var proxyResponsePaused = false
+        /// HTTP/2 response bytes handed to the connection but not yet written out.
+        var unsentFrameBytes = 0
 
         init(head: HTTPRequestHead, headers: RequestHeaderSummary, snapshot: RuntimeSnapshot, startNanoseconds: UInt64,
              bodyLimit: Int, keepAlive: Bool)
@@ -67,6 +77,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// An array rather than a ring buffer: empty, it costs no allocation, and HTTP/2 streams never use it.
     private var queued: [HTTPServerRequestPart] = []
     private var readHeld = false
+    /// A proxied request body is read no further until the upstream takes what it has.
+    private(set) var requestBodyPaused = false
     private var quiescing = false
     private var closed = false
 
@@ -96,11 +108,21 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func streamClosed() {
         closed = true
         transport = nil
+        exchange?.proxy?.cancel()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
+        exchange?.proxy?.cancel()
         context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let current = exchange, current.proxyResponsePaused {
+            current.proxyResponsePaused = false
+            current.proxy?.downstreamWritable()
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -121,16 +143,25 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .body(let body):
             guard let current = exchange else { return }
             current.bodyBytes += body.readableBytes
-            if current.bodyBytes > current.bodyLimit && !current.responded {
+            if current.bodyBytes > current.bodyLimit {
+                current.proxy?.cancel()
+                if current.responded {
+                    // A proxied response is under way: it cannot be replaced by the error any more.
+                    if !current.responseFinished { context.closeExchange() }
+                    return
+                }
                 // Answer once; the connection closes after the answer is written, since the rest of the body
                 // will not be read.
                 current.pending = nil
                 respondError(.payloadTooLarge, "the request body is larger than \(current.bodyLimit) bytes",
                              context: context, forceClose: true)
+                return
             }
-        case .end:
+            current.proxy?.requestBodyPart(body)
+        case .end(let trailers):
             guard let current = exchange else { return }
             current.requestEnded = true
+            current.proxy?.requestEnd(trailers: trailers)
             let pending = current.pending
             current.pending = nil
             if let (route, site) = pending {
@@ -173,7 +204,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Holds reads while a complete request waits for its response, so a client cannot pile up pipelined requests.
     func read(context: ChannelHandlerContext) {
-        if !isHTTP2, let current = exchange, current.requestEnded, !current.responseFinished {
+        if requestBodyPaused || (!isHTTP2 && exchange.map { $0.requestEnded && !$0.responseFinished } ?? false) {
             readHeld = true
             return
         }
@@ -200,6 +231,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             bodyLimit: limits.maxBodySize, keepAlive: isHTTP2 || head.isKeepAlive)
         exchange = current
 
+        if !isHTTP2 && head.headers.contains(name: "upgrade") {
+            // NIO's decoder stops at an upgrade request: unless a WebSocket tunnel takes the connection over, it
+            // closes after the answer.
+            current.keepAlive = false
+        }
         if let refusal = Self.validate(head, headers: headers, limits: limits, isHTTP2: isHTTP2) {
             respondError(refusal.status, refusal.reason, context: context, forceClose: refusal.close)
             return
@@ -252,6 +288,31 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.flush()
             }
         }
+        if case .proxy(let proxyRoute) = route.handler {
+            // Proxied requests start at once: the body streams to the upstream as it arrives.
+            current.pending = nil
+            startProxy(proxyRoute, exchange: current, context: context)
+        }
+    }
+
+    private func startProxy(_ route: ProxyRoute, exchange current: Exchange, context: any ExchangeTransport) {
+        let requestID: String
+        if let presented = current.head.headers.first(name: "x-request-id"), HeaderRewriter.acceptableRequestID(presented) {
+            requestID = presented
+        } else {
+            requestID = loop.nextRequestID()
+        }
+        current.requestID = requestID
+        let trusted = current.snapshot.trustedProxies
+        let client = ClientInfo(
+            address: connection.remoteAddress,
+            peerIsTrusted: !trusted.isEmpty && trusted.contains { $0.contains(connection.remoteIP) },
+            scheme: connection.isTLS ? "https" : "http")
+        let proxy = core.proxy.makeExchange(
+            route: route, on: context.eventLoop, head: current.head, client: client, requestID: requestID,
+            downstream: self)
+        current.proxy = proxy
+        proxy.start()
     }
 
     private func dispatch(
@@ -265,6 +326,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let body = head.method == .HEAD ? nil : prepared.body
             writeResponse(status: prepared.status, headers: prepared.headers, body: body.map { .buffer($0) } ?? .empty,
                           context: context)
+        case .proxy:
+            break  // started at the head
         case .redirect(let redirect):
             respondRedirect(to: Self.expand(redirect.target, uri: uri, path: path), status: redirect.status,
                             context: context)
@@ -580,6 +643,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let received = exchange.bodyBytes
         let isoSecond = loop.isoSecond
         let isHTTP2 = self.isHTTP2
+        let requestID = exchange.requestID
+        let upstream = exchange.proxy?.upstreamAddress
+        let upstreamMicroseconds = exchange.proxy?.upstreamHeaderNanoseconds.map { Int($0 / 1000) }
         accessLog.append { buffer in
             buffer.writeStaticString("{\"time\":\"")
             buffer.writeString(isoSecond)
@@ -608,6 +674,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             buffer.writeJSONField("\"site\":", siteName)
             buffer.writeJSONField("\"route\":", route)
             if let tls { buffer.writeJSONField("\"tls\":", tls) }
+            if let requestID { buffer.writeJSONField("\"request_id\":", requestID) }
+            if let upstream { buffer.writeJSONField("\"upstream\":", upstream) }
+            if let upstreamMicroseconds {
+                buffer.writeStaticString(",\"upstream_us\":")
+                buffer.writeDecimal(upstreamMicroseconds)
+            }
             if let agent = headers.userAgent { buffer.writeJSONField("\"user_agent\":", agent) }
             if let referer = headers.referer { buffer.writeJSONField("\"referer\":", referer) }
             buffer.writeInteger(UInt8(ascii: "}"))
@@ -637,5 +709,226 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         context.close(promise: nil)
+    }
+}
+
+/// How a proxied response body goes to the client.
+enum ProxyFraming {
+    /// No body (HEAD, 204, 304) or nothing written yet.
+    case none
+    /// As received: the upstream's Content-Length holds, or the body ends when the connection closes (HTTP/1.0).
+    case raw
+    /// HTTP/1.1 chunked, for bodies of unknown length.
+    case chunked
+    /// DATA frames.
+    case http2
+}
+
+// MARK: - Proxied responses
+
+extension RequestHandler: ProxyDownstream {
+    /// HTTP/2 response bytes allowed in flight before the upstream is paused.
+    private static let http2ResponseWindow = 256 << 10
+
+    func proxyResponseHead(_ head: HTTPResponseHead) {
+        guard let current = exchange, !current.responded, !closed, let context = transport else { return }
+        current.responded = true
+        current.status = head.status
+        if quiescing { current.keepAlive = false }
+        let code = head.status.code
+        let bodiless = current.head.method == .HEAD || code == 204 || code == 304 || code < 200
+        let headers = head.headers
+        loop.refreshClock()
+        let hsts = connection.isTLS ? current.hsts : nil
+        let requestID = current.requestID ?? ""
+        if isHTTP2 {
+            var block = HPACKHeaders()
+            block.reserveCapacity(headers.count + 4)
+            block.add(name: ":status", value: String(code))
+            for (name, value) in headers { block.add(name: name.lowercased(), value: value) }
+            if !headers.contains(name: "date") { block.add(name: "date", value: loop.dateHeader) }
+            block.add(name: "x-request-id", value: requestID)
+            if let hsts { block.add(name: "strict-transport-security", value: hsts) }
+            current.framing = bodiless ? .none : .http2
+            context.writeFrame(.headers(.init(headers: block, endStream: false)), promise: nil)
+            return
+        }
+        var buffer = context.channel.allocator.buffer(capacity: 384)
+        HTTPHead.writeStatusLine(head.status, into: &buffer)
+        HTTPHead.write(headers, into: &buffer)
+        if !headers.contains(name: "date") {
+            buffer.writeStaticString("Date: ")
+            buffer.writeString(loop.dateHeader)
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("X-Request-Id: ")
+        buffer.writeString(requestID)
+        buffer.writeStaticString("\r\n")
+        if let hsts {
+            buffer.writeStaticString("Strict-Transport-Security: ")
+            buffer.writeString(hsts)
+            buffer.writeStaticString("\r\n")
+        }
+        if bodiless {
+            current.framing = .none
+        } else if headers.contains(name: "content-length") {
+            current.framing = .raw
+        } else if current.head.version.minor >= 1 {
+            buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
+            current.framing = .chunked
+        } else {
+            // An HTTP/1.0 client learns the end of the body from the connection closing.
+            current.framing = .raw
+            current.keepAlive = false
+        }
+        if !current.keepAlive {
+            buffer.writeStaticString("Connection: close\r\n")
+        } else if current.head.version.minor == 0 {
+            buffer.writeStaticString("Connection: keep-alive\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        context.write(NIOAny(buffer), promise: nil)
+    }
+
+    func proxyResponseBody(_ buffer: ByteBuffer) -> Bool {
+        guard let current = exchange, !closed, let context = transport else { return true }
+        let size = buffer.readableBytes
+        guard size > 0 else { return true }
+        current.sentBytes += size
+        switch current.framing {
+        case .none:
+            return true
+        case .raw:
+            context.write(NIOAny(buffer), promise: nil)
+        case .chunked:
+            var prefix = context.channel.allocator.buffer(capacity: 12)
+            prefix.writeString(String(size, radix: 16))
+            prefix.writeStaticString("\r\n")
+            context.write(NIOAny(prefix), promise: nil)
+            context.write(NIOAny(buffer), promise: nil)
+            context.write(NIOAny(ByteBuffer(staticString: "\r\n")), promise: nil)
+        case .http2:
+            // Flow control holds frames inside NIOHTTP2Handler, so channel writability says nothing about this
+            // stream: count the bytes until their writes complete.
+            current.unsentFrameBytes += size
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            context.writeFrame(.data(.init(data: .byteBuffer(buffer))), promise: promise)
+            let bound = NIOLoopBound(current, eventLoop: context.eventLoop)
+            promise.futureResult.whenComplete { _ in
+                let exchange = bound.value
+                exchange.unsentFrameBytes -= size
+                if exchange.proxyResponsePaused && exchange.unsentFrameBytes <= Self.http2ResponseWindow / 2 {
+                    exchange.proxyResponsePaused = false
+                    exchange.proxy?.downstreamWritable()
+                }
+            }
+            if current.unsentFrameBytes > Self.http2ResponseWindow {
+                current.proxyResponsePaused = true
+                return false
+            }
+            return true
+        }
+        if !context.channel.isWritable {
+            current.proxyResponsePaused = true
+            return false
+        }
+        return true
+    }
+
+    func proxyResponseFlush() {
+        transport?.flush()
+    }
+
+    func proxyResponseEnd(trailers: HTTPHeaders?) {
+        guard let current = exchange, !closed, let context = transport else { return }
+        if isHTTP2 {
+            if let trailers, !trailers.isEmpty, current.framing == .http2 {
+                var block = HPACKHeaders()
+                for (name, value) in trailers { block.add(name: name.lowercased(), value: value) }
+                context.writeFrame(.headers(.init(headers: block, endStream: true)), promise: nil)
+            } else {
+                context.writeFrame(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), promise: nil)
+            }
+        } else {
+            if current.framing == .chunked {
+                var last = context.channel.allocator.buffer(capacity: 64)
+                last.writeStaticString("0\r\n")
+                if let trailers { HTTPHead.write(trailers, into: &last) }
+                last.writeStaticString("\r\n")
+                context.write(NIOAny(last), promise: nil)
+            }
+            // The upstream answered before the whole request body came: the rest cannot be told apart from a
+            // next request.
+            if !current.requestEnded { current.keepAlive = false }
+        }
+        finish(context: context, sent: current.sentBytes)
+    }
+
+    func proxyFailed(_ failure: ProxyFailure) {
+        guard let current = exchange, !closed, let context = transport else { return }
+        let requestID = current.requestID ?? "-"
+        if !current.responded {
+            var extra: HTTPHeaders = ["X-Request-Id": requestID]
+            if let seconds = failure.retryAfterSeconds { extra.add(name: "Retry-After", value: String(seconds)) }
+            respondError(failure.status, "\(failure.reason) (request \(requestID))", context: context, extraHeaders: extra)
+            return
+        }
+        // Part of the response is out: the client can only be told by an abort (a truncated body on HTTP/1.1,
+        // RST_STREAM on HTTP/2).
+        current.keepAlive = false
+        current.responseFinished = true
+        record(current)
+        exchange = nil
+        if isHTTP2 {
+            context.writeFrame(.rstStream(.internalError), promise: nil)
+            context.flush()
+            context.exchangeFinished()
+        } else {
+            closeAfterPendingWrites(context: context)
+        }
+    }
+
+    func proxyRequestBody(paused: Bool) {
+        requestBodyPaused = paused
+        guard !paused, let context = transport else { return }
+        if isHTTP2 {
+            context.read()  // returns the stream's withheld flow-control credit
+        } else if readHeld, !(exchange.map { $0.requestEnded && !$0.responseFinished } ?? false) {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    func proxyUpgraded(_ head: HTTPResponseHead, tunnel: ProxyTunnel) {
+        guard let current = exchange, !closed, !isHTTP2, let context = transport as? ChannelHandlerContext else {
+            tunnel.close()
+            return
+        }
+        var buffer = context.channel.allocator.buffer(capacity: 256)
+        HTTPHead.writeStatusLine(.switchingProtocols, into: &buffer)
+        HTTPHead.write(head.headers, into: &buffer)
+        buffer.writeStaticString("Connection: Upgrade\r\nX-Request-Id: ")
+        buffer.writeString(current.requestID ?? "")
+        buffer.writeStaticString("\r\n\r\n")
+        context.writeAndFlush(NIOAny(buffer), promise: nil)
+        current.responded = true
+        current.responseFinished = true
+        current.status = .switchingProtocols
+        record(current)
+        exchange = nil
+        // From here on the connection is a byte tunnel: the HTTP handlers leave, and bytes the decoder still holds
+        // go to the tunnel.
+        do {
+            let sync = context.channel.pipeline.syncOperations
+            let decoder = try sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try sync.addHandler(tunnel.makeClientHandler(), position: .after(decoder))
+            if let connectionGuard { sync.removeHandler(connectionGuard, promise: nil) }
+            sync.removeHandler(context: context, promise: nil)
+            sync.removeHandler(decoder, promise: nil)
+            tunnel.start()
+        } catch {
+            tunnel.close()
+            context.close(promise: nil)
+        }
     }
 }

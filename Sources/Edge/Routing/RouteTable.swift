@@ -2,11 +2,13 @@ import Metrics
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Proxy
 import Static
 
 /// What answers a route, prepared once per configuration load.
 public enum RouteHandler: Sendable {
     case staticFiles(StaticFileServer)
+    case proxy(ProxyRoute)
     case respond(PreparedResponse)
     case redirect(RedirectConfiguration)
 }
@@ -82,18 +84,23 @@ public final class RouteTable: Sendable {
     /// Wildcard suffixes (`example.com` for `*.example.com`), longest first.
     let wildcards: [(suffix: String, site: Site)]
     let defaultSite: Site?
+    /// Every proxy route of the table, for the proxy service to activate.
+    let proxyRoutes: [ProxyRoute]
 
-    init(exact: [String: Site], wildcards: [(suffix: String, site: Site)], defaultSite: Site?) {
+    init(exact: [String: Site], wildcards: [(suffix: String, site: Site)], defaultSite: Site?, proxyRoutes: [ProxyRoute] = []) {
         self.exact = exact
+        self.proxyRoutes = proxyRoutes
         self.wildcards = wildcards.sorted { $0.suffix.count > $1.suffix.count }
         self.defaultSite = defaultSite
     }
 
-    /// Builds the table from configuration, creating one static file server per static route.
+    /// Builds the table from configuration, creating one static file server per static route and one proxy route
+    /// per proxy route.
     static func build(
         from configuration: GatewayConfiguration, cache: FileCache, threadPool: NIOThreadPool,
-        metrics: RouteMetricsRegistry = RouteMetricsRegistry(loops: 1)
+        proxy: ProxyService? = nil, metrics: RouteMetricsRegistry = RouteMetricsRegistry(loops: 1)
     ) throws -> RouteTable {
+        var proxyRoutes: [ProxyRoute] = []
         var exact: [String: Site] = [:]
         var wildcards: [(String, Site)] = []
         var defaultSite: Site?
@@ -106,6 +113,11 @@ public final class RouteTable: Sendable {
                     handler = .staticFiles(try StaticFileServer(
                         configuration: settings, cache: cache, cacheSettings: configuration.staticCache,
                         threadPool: threadPool))
+                case .proxy(let settings):
+                    guard let proxy else { throw GatewayError(message: "proxy routes need the proxy service") }
+                    let proxyRoute = proxy.makeRoute(settings, pathPrefix: route.pathPrefix)
+                    proxyRoutes.append(proxyRoute)
+                    handler = .proxy(proxyRoute)
                 case .respond(let settings):
                     handler = .respond(PreparedResponse(settings))
                 case .redirect(let settings):
@@ -122,7 +134,7 @@ public final class RouteTable: Sendable {
             }
             if siteConfiguration.isDefault { defaultSite = site }
         }
-        return RouteTable(exact: exact, wildcards: wildcards, defaultSite: defaultSite)
+        return RouteTable(exact: exact, wildcards: wildcards, defaultSite: defaultSite, proxyRoutes: proxyRoutes)
     }
 
     /// The site for a `Host` value (port and trailing dot ignored, case-insensitive).

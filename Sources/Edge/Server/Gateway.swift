@@ -8,6 +8,7 @@ import NIOPosix
 import NIOSSL
 import NIOTLS
 import Prometheus
+import Proxy
 import Static
 import Synchronization
 
@@ -49,6 +50,7 @@ public final class Gateway: Sendable {
     private let core: GatewayCore
     private let registry: PrometheusCollectorRegistry?
     private let routeMetrics: RouteMetricsRegistry
+    private let proxy: ProxyService
     private let logger: Logger
     private let state: Mutex<State>
     private let startedAt = Date()
@@ -66,9 +68,11 @@ public final class Gateway: Sendable {
         try certificates.replaceAll(with: try Self.loadCertificates(configuration.tls))
         accessLog = try AccessLogWriter(output: configuration.accessLog.output, logger: logger)
         routeMetrics = RouteMetricsRegistry(loops: configuration.threads)
-        let snapshot = try Self.makeSnapshot(configuration, cache: cache, threadPool: threadPool, metrics: routeMetrics)
+        proxy = ProxyService(loops: Array(group.makeIterator()), logger: logger)
+        let snapshot = try Self.makeSnapshot(
+            configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: routeMetrics)
         core = GatewayCore(snapshot: snapshot, loops: Array(group.makeIterator()), accessLog: accessLog,
-                           threadPool: threadPool, routeMetrics: routeMetrics, logger: logger)
+                           threadPool: threadPool, routeMetrics: routeMetrics, proxy: proxy, logger: logger)
         state = Mutex(State(configuration: configuration))
     }
 
@@ -83,10 +87,11 @@ public final class Gateway: Sendable {
     }
 
     static func makeSnapshot(
-        _ configuration: GatewayConfiguration, cache: FileCache, threadPool: NIOThreadPool,
+        _ configuration: GatewayConfiguration, cache: FileCache, threadPool: NIOThreadPool, proxy: ProxyService,
         metrics: RouteMetricsRegistry
     ) throws -> RuntimeSnapshot {
-        let table = try RouteTable.build(from: configuration, cache: cache, threadPool: threadPool, metrics: metrics)
+        let table = try RouteTable.build(
+            from: configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: metrics)
         return RuntimeSnapshot(
             table: table, limits: configuration.limits, trustedProxies: configuration.trustedProxies,
             httpsPort: configuration.httpsListeners.first?.port)
@@ -96,13 +101,16 @@ public final class Gateway: Sendable {
 
     /// Binds every configured listener and starts the per-loop housekeeping. Blocking: call it off the event loops.
     public func start() throws {
+        let proxy = self.proxy
         let tasks = group.makeIterator().map { loop in
             let context = core.loopContext(for: loop)
             return loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
                 context.refreshClock()
                 context.accessLog?.flush()
+                proxy.housekeeping(on: loop)
             }
         }
+        proxy.activate(core.snapshot.table.proxyRoutes)
         state.withLock { $0.housekeeping = tasks }
         let configuration = state.withLock { $0.configuration }
         try bindListeners(for: configuration)
@@ -219,7 +227,8 @@ public final class Gateway: Sendable {
         try sync.addHandler(connectionGuard)
         // Only the request decoder: the request handler writes response bytes itself and keeps pipelined
         // requests in order (see RequestHandler).
-        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        // Bytes after an upgrade request stay in the decoder and go to the WebSocket tunnel when it is removed.
+        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
         try sync.addHandler(RequestHandler(
             core: core, loop: core.loopContext(for: channel.eventLoop),
             connection: connection, connectionGuard: connectionGuard, isHTTP2: false))
@@ -296,9 +305,11 @@ public final class Gateway: Sendable {
         do {
             let configuration = try GatewayConfiguration.load(path: path)
             let keys = try Self.loadCertificates(configuration.tls)
-            let snapshot = try Self.makeSnapshot(configuration, cache: cache, threadPool: threadPool, metrics: routeMetrics)
+            let snapshot = try Self.makeSnapshot(
+                configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: routeMetrics)
             try certificates.replaceAll(with: keys)
             core.replaceSnapshot(snapshot)
+            proxy.activate(snapshot.table.proxyRoutes)
             warnAboutRestartOnlyChanges(from: state.withLock { $0.configuration }, to: configuration)
             state.withLock {
                 $0.configuration = configuration
@@ -341,6 +352,7 @@ public final class Gateway: Sendable {
         timer.cancel()
         if !finished { logger.warning("shutdown timeout reached; closing the remaining connections") }
         for task in state.withLock({ $0.housekeeping }) { task.cancel() }
+        proxy.shutdown()
         // Let the listeners finish closing and the quiescing helpers go (each completes a promise when released)
         // while the loops still run.
         let listeners = state.withLock { state in
@@ -387,6 +399,14 @@ public final class Gateway: Sendable {
             "reloaded_at": ISO8601DateFormatter().string(from: reloadedAt),
             "static_cache_entries": stats.entries,
             "static_cache_bytes": stats.bytes,
+            "upstreams": proxy.upstreams.map { upstream -> [String: any Sendable] in
+                let statistics = upstream.statistics
+                return [
+                    "address": upstream.address, "healthy": statistics.healthy,
+                    "active_requests": statistics.activeRequests, "open_connections": statistics.openConnections,
+                    "requests": statistics.requests, "connection_reuse_rate": statistics.reuseRate,
+                ]
+            },
         ]
     }
 
@@ -398,6 +418,7 @@ public final class Gateway: Sendable {
         let stats = cache.statistics
         var text = String(decoding: buffer, as: UTF8.self)
         routeMetrics.render(into: &text)
+        proxy.renderMetrics(into: &text)
         text += "# TYPE vantage_static_cache_hits_total counter\nvantage_static_cache_hits_total \(stats.hits)\n"
         text += "# TYPE vantage_static_cache_misses_total counter\nvantage_static_cache_misses_total \(stats.misses)\n"
         text += "# TYPE vantage_static_cache_evictions_total counter\nvantage_static_cache_evictions_total \(stats.evictions)\n"

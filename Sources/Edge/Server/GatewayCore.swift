@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import Proxy
 import Static
 import Synchronization
 
@@ -29,13 +30,15 @@ final class GatewayCore: Sendable {
     let logger: Logger
     let metrics = GatewayMetrics.shared
     let openConnections = Atomic<Int>(0)
+    let proxy: ProxyService
 
     /// Metrics of requests that matched no site or route, or were refused before routing.
     let unroutedMetrics: RouteMetrics
 
     init(snapshot: RuntimeSnapshot, loops: [any EventLoop], accessLog: AccessLogWriter?, threadPool: NIOThreadPool,
-         routeMetrics: RouteMetricsRegistry, logger: Logger)
+         routeMetrics: RouteMetricsRegistry, proxy: ProxyService, logger: Logger)
     {
+        self.proxy = proxy
         current = Mutex(snapshot)
         var contexts: [ObjectIdentifier: LoopContext] = [:]
         for (index, loop) in loops.enumerated() {
