@@ -108,6 +108,8 @@ public final class ProxyExchange {
     private var finished = false
     private var clientPaused = false
     private var waitTimer: Scheduled<Void>?
+    /// How the last attempt failed, the answer when no upstream is left to retry on.
+    private var lastFailure: ProxyFailure?
     /// Whether the current attempt counts in its target's in-flight requests.
     private var attemptActive = false
 
@@ -226,6 +228,11 @@ public final class ProxyExchange {
                 active: { targets[$0].activeRequests.load(ordering: .relaxed) })
         }
         guard let index = chosen else {
+            if let lastFailure {
+                // Attempts were made and failed: their failure is the answer (502/504), not "nothing available".
+                fail(lastFailure)
+                return
+            }
             fail(ProxyFailure(
                 status: .serviceUnavailable, reason: "no healthy upstream is available",
                 retryAfterSeconds: route.retryAfterSeconds(now: nowNanoseconds), responseStarted: false))
@@ -360,6 +367,7 @@ public final class ProxyExchange {
     }
 
     private func retryOrFail(_ kind: AttemptFailure, failure: ProxyFailure) {
+        lastFailure = failure
         let progress = RetryPolicy.Progress(
             attempts: attempts, maxTries: route.configuration.retries.tries, elapsed: .now() - startedAt,
             window: route.retryWindow, responseStarted: responseStarted, bodyPartlySentUnbuffered: bodySentUnretained,

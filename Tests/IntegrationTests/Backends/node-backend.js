@@ -17,7 +17,8 @@ function reply(res, status, object, extraHeaders) {
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://backend');
-  const path = url.pathname.replace(/^\/proxy/, '');
+  // Routes may be mounted under any one-segment prefix (/api/echo, /rr/echo): the prefix is ignored.
+  const path = url.pathname.replace(/^\/[a-z0-9]+(?=\/(echo|upload|slow|stream|trailers|break|health|status|hello)\b)/, '');
   const hash = crypto.createHash('sha256');
   let bytes = 0;
   req.on('data', (chunk) => { bytes += chunk.length; hash.update(chunk); });

@@ -1,0 +1,117 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real backend process for the proxy tests: Node's http module or an ASGI app under uvicorn.
+final class BackendProcess: @unchecked Sendable {
+    let process = Process()
+    let name: String
+    /// `127.0.0.1:port` or `unix:/path`.
+    private(set) var address = ""
+    private(set) var port = 0
+    private let outputPath: String
+
+    static var backendsFolder: URL {
+        VantageProcess.packageRoot.appendingPathComponent("Tests/IntegrationTests/Backends")
+    }
+
+    /// The Python with uvicorn and websockets installed (`scripts/test.sh` makes `.build/test-venv`).
+    static var python: String {
+        ProcessInfo.processInfo.environment["VANTAGE_TEST_PYTHON"]
+            ?? VantageProcess.packageRoot.appendingPathComponent(".build/test-venv/bin/python").path
+    }
+
+    private init(name: String) {
+        self.name = name
+        outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("backend-\(name)-\(UUID().uuidString).out").path
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+    }
+
+    /// `node node-backend.js NAME` on a free port.
+    static func node(_ name: String) throws -> BackendProcess {
+        let backend = BackendProcess(name: name)
+        try backend.launch("/usr/bin/env", ["node", backendsFolder.appendingPathComponent("node-backend.js").path, name])
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            if let line = backend.output.split(separator: "\n").first(where: { $0.hasPrefix("listening ") }),
+                let port = Int(line.dropFirst("listening ".count))
+            {
+                backend.port = port
+                backend.address = "127.0.0.1:\(port)"
+                return backend
+            }
+            if !backend.process.isRunning { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw Failure("node backend did not start:\n\(backend.output)")
+    }
+
+    /// `uvicorn asgi_app:app` on a unix socket.
+    static func uvicorn(_ name: String, socketPath: String) throws -> BackendProcess {
+        let backend = BackendProcess(name: name)
+        unlink(socketPath)
+        try backend.launch(python, [
+            "-m", "uvicorn", "asgi_app:app", "--app-dir", backendsFolder.path, "--uds", socketPath, "--log-level", "warning",
+        ], environment: ["BACKEND_NAME": name])
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if FileManager.default.fileExists(atPath: socketPath) {
+                backend.address = "unix:\(socketPath)"
+                return backend
+            }
+            if !backend.process.isRunning { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw Failure("uvicorn did not start (is \(python) set up? scripts/test.sh makes it):\n\(backend.output)")
+    }
+
+    private func launch(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = output
+        process.standardError = output
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        try process.run()
+    }
+
+    var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+
+    /// Kills the backend at once (SIGKILL), as a crash would.
+    func kill() {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    deinit {
+        kill()
+        try? FileManager.default.removeItem(atPath: outputPath)
+    }
+}
+
+/// Peak resident memory of a process in KiB (`VmHWM`).
+func peakResidentKiB(of pid: Int32) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    }
+    return nil
+}
+
+/// A value of a Prometheus series in the metrics text, e.g. `vantage_upstream_healthy{upstream="127.0.0.1:1"}`.
+func metric(_ text: String, _ series: String) -> Double? {
+    for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
+        return Double(line.dropFirst(series.count + 1))
+    }
+    return nil
+}
+
+/// The JSON object of a response body.
+func json(_ body: String) throws -> [String: Any] {
+    guard let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else {
+        throw Failure("not a JSON object: \(body.prefix(300))")
+    }
+    return object
+}
