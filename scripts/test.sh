@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests and integration tests that start the real vantage binary on 127.0.0.1
-# ephemeral ports and drive it with curl, nghttp and openssl.
+# ephemeral ports and drive it with curl, nghttp and openssl, against real Node and uvicorn backends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# uvicorn (the ASGI backend of the proxy tests) and websockets (its WebSocket support and the test client) from PyPI.
+if ! .build/test-venv/bin/python -c 'import uvicorn, websockets' 2>/dev/null; then
+  rm -rf .build/test-venv
+  python3 -m venv .build/test-venv
+  .build/test-venv/bin/pip install -q --disable-pip-version-check 'uvicorn==0.*' 'websockets>=12'
+fi
 swift build --build-tests
 swift test
