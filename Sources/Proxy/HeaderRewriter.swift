@@ -32,7 +32,7 @@ public enum HeaderRewriter {
         webSocket: Bool, chunked: Bool
     ) -> HTTPRequestHead {
         let incoming = head.headers
-        let named = connectionTokens(incoming)
+        let named = incoming.contains(name: "connection") ? connectionTokens(incoming) : nil
         var headers = HTTPHeaders()
         headers.reserveCapacity(incoming.count + 6)
         var forwardedFor: String?
@@ -98,21 +98,42 @@ public enum HeaderRewriter {
     /// The response headers passed to the client: hop-by-hop headers and Transfer-Encoding out (the edge frames the
     /// body itself; Content-Length stays), `Upgrade` kept for a 101.
     public static func downstreamResponse(_ headers: HTTPHeaders, status: Int) -> HTTPHeaders {
-        let named = connectionTokens(headers)
         var result = HTTPHeaders()
-        result.reserveCapacity(headers.count + 3)
+        result.reserveCapacity(headers.count)
+        _ = forEachDownstreamHeader(headers, status: status) { result.add(name: $0, value: $1) }
+        return result
+    }
+
+    /// What the edge needs to know about the passed headers to frame the response.
+    public struct PassedHeaders: Sendable {
+        public var hasContentLength = false
+        public var hasDate = false
+    }
+
+    /// Calls `body` for each response header that may go to the client (see ``downstreamResponse(_:status:)``),
+    /// without building a new header list.
+    @inline(__always)
+    public static func forEachDownstreamHeader(
+        _ headers: HTTPHeaders, status: Int, _ body: (String, String) -> Void
+    ) -> PassedHeaders {
+        var passed = PassedHeaders()
+        let named = headers.contains(name: "connection") ? connectionTokens(headers) : nil
         for (name, value) in headers {
             switch classify(name) {
             case .hopByHop, .framing:
                 continue
             case .upgrade:
-                if status == 101 { result.add(name: name, value: value) }
-            case .other, .contentLength, .host, .requestID, .expect, .xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded:
+                if status == 101 { body(name, value) }
+                continue
+            case .contentLength:
+                passed.hasContentLength = true
+            case .other, .host, .requestID, .expect, .xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded:
                 if let named, named.contains(where: { $0.equalsCaseInsensitive(name) }) { continue }
-                result.add(name: name, value: value)
+                if !passed.hasDate && name.utf8.count == 4 && name.equalsCaseInsensitive("date") { passed.hasDate = true }
             }
+            body(name, value)
         }
-        return result
+        return passed
     }
 
     /// `X-Request-Id` from the client when it looks like an ID (1–128 characters of letters, digits and `-_.:/+=@`),
@@ -141,8 +162,10 @@ public enum HeaderRewriter {
 
     /// An RFC 7239 element: `for=203.0.113.7;proto=https;host="example.com"`.
     static func forwardedElement(client: ClientInfo, host: String) -> String {
-        let node = client.address.contains(":") ? "\"[\(client.address)]\"" : client.address
-        let quotedHost = host.replacingOccurrences(of: "\\", with: "").replacingOccurrences(of: "\"", with: "")
+        let node = client.address.utf8.contains(UInt8(ascii: ":")) ? "\"[\(client.address)]\"" : client.address
+        // Inside a quoted-string, a quote or backslash from the Host header could end it early: drop them.
+        let quotedHost = host.utf8.contains { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+            ? String(host.filter { $0 != "\"" && $0 != "\\" }) : host
         return "for=\(node);proto=\(client.scheme);host=\"\(quotedHost)\""
     }
 

@@ -4,8 +4,9 @@ import NIOHTTP1
 /// The client side of a proxied request, implemented by the edge's request handler. Every call comes on the
 /// client connection's event loop.
 public protocol ProxyDownstream: AnyObject {
-    /// The upstream answered; hop-by-hop headers are already gone.
-    func proxyResponseHead(_ head: HTTPResponseHead)
+    /// The upstream answered; its headers go to the client through ``ProxyResponseHead/forEachHeader(_:)``, which
+    /// leaves out the hop-by-hop ones.
+    func proxyResponseHead(_ head: ProxyResponseHead)
     /// A piece of the response body. Returns false when the client is not keeping up: the exchange stops reading
     /// the upstream until ``ProxyExchange/downstreamWritable()``.
     func proxyResponseBody(_ buffer: ByteBuffer) -> Bool
@@ -17,7 +18,24 @@ public protocol ProxyDownstream: AnyObject {
     /// Stop (true) or resume (false) reading the request body from the client.
     func proxyRequestBody(paused: Bool)
     /// The upstream switched to WebSocket: send the 101 head, then hand the connection to the tunnel.
-    func proxyUpgraded(_ head: HTTPResponseHead, tunnel: ProxyTunnel)
+    func proxyUpgraded(_ head: ProxyResponseHead, tunnel: ProxyTunnel)
+}
+
+/// An upstream response head as the client may see it.
+public struct ProxyResponseHead {
+    public let status: HTTPResponseStatus
+    private let upstreamHeaders: HTTPHeaders
+
+    init(_ head: HTTPResponseHead) {
+        status = head.status
+        upstreamHeaders = head.headers
+    }
+
+    /// Calls `body` with every header that goes to the client (hop-by-hop and framing headers left out).
+    @inline(__always)
+    public func forEachHeader(_ body: (String, String) -> Void) -> HeaderRewriter.PassedHeaders {
+        HeaderRewriter.forEachDownstreamHeader(upstreamHeaders, status: Int(status.code), body)
+    }
 }
 
 /// Why a proxied request got no (complete) answer.
@@ -104,7 +122,7 @@ public final class ProxyExchange {
     private var requestFullySent = false
     private var responseStarted = false
     private var upstreamKeepAlive = true
-    private var upgradeHead: HTTPResponseHead?
+    private var upgradeHead: ProxyResponseHead?
     private var finished = false
     private var clientPaused = false
     private var waitTimer: Scheduled<Void>?
@@ -424,8 +442,7 @@ public final class ProxyExchange {
             retained.removeAll()
             retainedBytes = 0
             upstreamKeepAlive = head.isKeepAlive
-            let headers = HeaderRewriter.downstreamResponse(head.headers, status: Int(head.status.code))
-            let rewritten = HTTPResponseHead(version: head.version, status: head.status, headers: headers)
+            let rewritten = ProxyResponseHead(head)
             if head.status == .switchingProtocols && isWebSocket {
                 upgradeHead = rewritten
                 connection.setDeadline(nil)

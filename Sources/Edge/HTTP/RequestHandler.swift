@@ -190,7 +190,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             closeAfterPendingWrites(context: context)
             return
         }
-        if readHeld && (exchange == nil || exchange?.requestEnded == false) {
+        if readHeld && queued.isEmpty && !requestBodyPaused {
             readHeld = false
             context.read()
         }
@@ -202,9 +202,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.writeAndFlushWithFuture(NIOAny(ByteBuffer())).whenComplete { _ in contextBound.value.closeExchange() }
     }
 
-    /// Holds reads while a complete request waits for its response, so a client cannot pile up pipelined requests.
+    /// Holds reads while pipelined requests wait their turn (so a client cannot pile them up: at most one read's
+    /// worth is queued), and while a proxied upload waits for its upstream. Reads are not held merely because a
+    /// response is pending: toggling read interest costs two `epoll_ctl` calls per request.
     func read(context: ChannelHandlerContext) {
-        if requestBodyPaused || (!isHTTP2 && exchange.map { $0.requestEnded && !$0.responseFinished } ?? false) {
+        if requestBodyPaused || (!isHTTP2 && !queued.isEmpty) {
             readHeld = true
             return
         }
@@ -288,8 +290,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.flush()
             }
         }
-        if case .proxy(let proxyRoute) = route.handler {
-            // Proxied requests start at once: the body streams to the upstream as it arrives.
+        if case .proxy(let proxyRoute) = route.handler, headers.hasTransferEncoding
+            || (headers.contentLength.flatMap(Int.init) ?? 0) > 0
+        {
+            // A proxied request with a body starts at once: the body streams to the upstream as it arrives.
+            // Without one it starts at its end (dispatch), so the head goes upstream in one write.
             current.pending = nil
             startProxy(proxyRoute, exchange: current, context: context)
         }
@@ -312,6 +317,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             route: route, on: context.eventLoop, head: current.head, client: client, requestID: requestID,
             downstream: self)
         current.proxy = proxy
+        if current.requestEnded { proxy.requestEnd(trailers: nil) }
         proxy.start()
     }
 
@@ -326,8 +332,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let body = head.method == .HEAD ? nil : prepared.body
             writeResponse(status: prepared.status, headers: prepared.headers, body: body.map { .buffer($0) } ?? .empty,
                           context: context)
-        case .proxy:
-            break  // started at the head
+        case .proxy(let proxyRoute):
+            if let current = exchange { startProxy(proxyRoute, exchange: current, context: context) }
         case .redirect(let redirect):
             respondRedirect(to: Self.expand(redirect.target, uri: uri, path: path), status: redirect.status,
                             context: context)
@@ -730,23 +736,22 @@ extension RequestHandler: ProxyDownstream {
     /// HTTP/2 response bytes allowed in flight before the upstream is paused.
     private static let http2ResponseWindow = 256 << 10
 
-    func proxyResponseHead(_ head: HTTPResponseHead) {
+    func proxyResponseHead(_ head: ProxyResponseHead) {
         guard let current = exchange, !current.responded, !closed, let context = transport else { return }
         current.responded = true
         current.status = head.status
         if quiescing { current.keepAlive = false }
         let code = head.status.code
         let bodiless = current.head.method == .HEAD || code == 204 || code == 304 || code < 200
-        let headers = head.headers
         loop.refreshClock()
         let hsts = connection.isTLS ? current.hsts : nil
         let requestID = current.requestID ?? ""
         if isHTTP2 {
             var block = HPACKHeaders()
-            block.reserveCapacity(headers.count + 4)
+            block.reserveCapacity(16)
             block.add(name: ":status", value: String(code))
-            for (name, value) in headers { block.add(name: name.lowercased(), value: value) }
-            if !headers.contains(name: "date") { block.add(name: "date", value: loop.dateHeader) }
+            let passed = head.forEachHeader { name, value in block.add(name: name.lowercased(), value: value) }
+            if !passed.hasDate { block.add(name: "date", value: loop.dateHeader) }
             block.add(name: "x-request-id", value: requestID)
             if let hsts { block.add(name: "strict-transport-security", value: hsts) }
             current.framing = bodiless ? .none : .http2
@@ -755,8 +760,13 @@ extension RequestHandler: ProxyDownstream {
         }
         var buffer = context.channel.allocator.buffer(capacity: 384)
         HTTPHead.writeStatusLine(head.status, into: &buffer)
-        HTTPHead.write(headers, into: &buffer)
-        if !headers.contains(name: "date") {
+        let passed = head.forEachHeader { name, value in
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        if !passed.hasDate {
             buffer.writeStaticString("Date: ")
             buffer.writeString(loop.dateHeader)
             buffer.writeStaticString("\r\n")
@@ -771,7 +781,7 @@ extension RequestHandler: ProxyDownstream {
         }
         if bodiless {
             current.framing = .none
-        } else if headers.contains(name: "content-length") {
+        } else if passed.hasContentLength {
             current.framing = .raw
         } else if current.head.version.minor >= 1 {
             buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
@@ -893,20 +903,25 @@ extension RequestHandler: ProxyDownstream {
         guard !paused, let context = transport else { return }
         if isHTTP2 {
             context.read()  // returns the stream's withheld flow-control credit
-        } else if readHeld, !(exchange.map { $0.requestEnded && !$0.responseFinished } ?? false) {
+        } else if readHeld, queued.isEmpty {
             readHeld = false
             context.read()
         }
     }
 
-    func proxyUpgraded(_ head: HTTPResponseHead, tunnel: ProxyTunnel) {
+    func proxyUpgraded(_ head: ProxyResponseHead, tunnel: ProxyTunnel) {
         guard let current = exchange, !closed, !isHTTP2, let context = transport as? ChannelHandlerContext else {
             tunnel.close()
             return
         }
         var buffer = context.channel.allocator.buffer(capacity: 256)
         HTTPHead.writeStatusLine(.switchingProtocols, into: &buffer)
-        HTTPHead.write(head.headers, into: &buffer)
+        _ = head.forEachHeader { name, value in
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
         buffer.writeStaticString("Connection: Upgrade\r\nX-Request-Id: ")
         buffer.writeString(current.requestID ?? "")
         buffer.writeStaticString("\r\n\r\n")
