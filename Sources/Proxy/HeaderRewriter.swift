@@ -157,7 +157,7 @@ public enum HeaderRewriter {
         guard head.method == .GET, let upgrade = head.headers.first(name: "upgrade"),
             upgrade.lowercased().contains("websocket")
         else { return false }
-        return connectionTokens(head.headers)?.contains { $0.equalsCaseInsensitive("upgrade") } ?? false
+        return head.headers[canonicalForm: "connection"].contains { $0.equalsCaseInsensitive("upgrade") }
     }
 
     /// An RFC 7239 element: `for=203.0.113.7;proto=https;host="example.com"`.
@@ -169,13 +169,20 @@ public enum HeaderRewriter {
         return "for=\(node);proto=\(client.scheme);host=\"\(quotedHost)\""
     }
 
-    /// The header names a `Connection` header lists (they are hop-by-hop too), or nil when there is none.
+    /// The header names a `Connection` header lists (they are hop-by-hop too), or nil when it lists none beyond
+    /// `keep-alive`, `close` and `upgrade` (the common case, answered without allocating).
     static func connectionTokens(_ headers: HTTPHeaders) -> [Substring]? {
         var tokens: [Substring]?
         for (name, value) in headers where name.equalsCaseInsensitive("connection") {
+            if value.equalsCaseInsensitive("keep-alive") || value.equalsCaseInsensitive("close") { continue }
             for token in value.split(separator: ",") {
                 let trimmed = token.trimmingSpaces()
-                if !trimmed.isEmpty { tokens = (tokens ?? []) + [trimmed] }
+                if trimmed.isEmpty || trimmed.equalsCaseInsensitive("keep-alive") || trimmed.equalsCaseInsensitive("close")
+                    || trimmed.equalsCaseInsensitive("upgrade")
+                {
+                    continue
+                }
+                tokens = (tokens ?? []) + [trimmed]
             }
         }
         return tokens

@@ -12,7 +12,7 @@ import NIOCore
 ///   rewrite_prefix: /v2/           # or: replace the route prefix with this one
 ///   host: pass                     # pass (default) | upstream | any fixed host name
 ///   timeouts: { connect: 5s, response_header: 60s, read: 60s, write: 60s }
-///   pool: { max_connections: 256, max_idle: 32, idle_timeout: 4s }
+///   pool: { max_connections: 512, max_idle: 256, idle_timeout: 4s }
 ///   retries: { tries: 3, timeout: 10s, buffer: 64KB }
 ///   passive_health: { max_fails: 3, cooldown: 10s }
 ///   health_check: { path: /health, interval: 5s, timeout: 2s, expect_status: 200 }
@@ -74,8 +74,9 @@ public struct ProxyConfiguration: Sendable, Equatable {
         /// Connections open to one upstream at once (all event loops together); requests over it wait up to the
         /// connect timeout for one to free up, then get 503.
         public var maxConnections = 512
-        /// Idle connections kept per upstream and event loop.
-        public var maxIdle = 32
+        /// Idle connections kept per upstream and event loop. Generous: a loop needs about as many as it has client
+        /// connections with a request in flight, and closing the surplus after every burst churns connections.
+        public var maxIdle = 256
         /// An idle connection is closed after this long. Below Node's and uvicorn's 5 s keep-alive default, so the
         /// gateway, not the backend, closes idle connections and a request never races a closing socket.
         public var idleTimeout: Duration = .seconds(4)
