@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 
 /// Who sent the request, as the edge saw it: what the forwarding headers are built from.
@@ -19,7 +20,8 @@ public struct ClientInfo: Sendable {
 /// The header work of a proxy, both ways, as pure functions: hop-by-hop headers out, forwarding headers in,
 /// request ID kept or made, path rewritten.
 public enum HeaderRewriter {
-    /// The request head sent upstream (always HTTP/1.1, keep-alive).
+    /// The request head sent upstream (always HTTP/1.1, keep-alive), as NIO's type (for tests and tools; the data
+    /// path writes bytes with ``writeUpstreamRequest(_:path:hostValue:client:requestID:webSocket:chunked:into:)``).
     ///
     /// - Parameters:
     ///   - path: the request target after prefix stripping or rewriting.
@@ -31,77 +33,97 @@ public enum HeaderRewriter {
         _ head: HTTPRequestHead, path: String, hostValue: String, client: ClientInfo, requestID: String,
         webSocket: Bool, chunked: Bool
     ) -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(head.headers.count + 6)
+        forEachUpstreamHeader(
+            head, hostValue: hostValue, client: client, requestID: requestID, webSocket: webSocket, chunked: chunked
+        ) { headers.add(name: $0, value: $1) }
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: path, headers: headers)
+    }
+
+    /// Writes the request head sent upstream: request line, rewritten headers, blank line.
+    static func writeUpstreamRequest(
+        _ head: HTTPRequestHead, path: String, hostValue: String, client: ClientInfo, requestID: String,
+        webSocket: Bool, chunked: Bool, into buffer: inout ByteBuffer
+    ) {
+        buffer.writeString(head.method.rawValue)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(path)
+        buffer.writeStaticString(" HTTP/1.1\r\n")
+        forEachUpstreamHeader(
+            head, hostValue: hostValue, client: client, requestID: requestID, webSocket: webSocket, chunked: chunked
+        ) { name, value in
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// Calls `emit` with every header of the upstream request: the client's minus hop-by-hop and forwarding headers,
+    /// then Host, the forwarding headers, X-Request-Id and the framing.
+    @inline(__always)
+    static func forEachUpstreamHeader(
+        _ head: HTTPRequestHead, hostValue: String, client: ClientInfo, requestID: String, webSocket: Bool,
+        chunked: Bool, _ emit: (String, String) -> Void
+    ) {
         let incoming = head.headers
         let named = incoming.contains(name: "connection") ? connectionTokens(incoming) : nil
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(incoming.count + 6)
         var forwardedFor: String?
         var forwardedProto: String?
         var forwardedHost: String?
         var forwarded: String?
         var originalHost: String?
+        var contentLength: String?
         for (name, value) in incoming {
-            switch classify(name) {
-            case .hopByHop, .requestID, .framing, .contentLength, .expect:
-                // Content-Length is re-added below from the framing decision.
+            switch classify(name.utf8) {
+            case .hopByHop, .requestID, .framing, .expect:
                 continue
+            case .contentLength:
+                // Re-added below from the framing decision.
+                if contentLength == nil { contentLength = value }
             case .host:
                 if originalHost == nil { originalHost = value }
-                continue
             case .upgrade:
-                if webSocket { headers.add(name: name, value: value) }
-                continue
+                if webSocket { emit(name, value) }
             case .xForwardedFor:
                 forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
-                continue
             case .xForwardedProto:
                 forwardedProto = value
-                continue
             case .xForwardedHost:
                 forwardedHost = value
-                continue
             case .forwarded:
                 forwarded = forwarded.map { $0 + ", " + value } ?? value
-                continue
             case .other:
                 if let named, named.contains(where: { $0.equalsCaseInsensitive(name) }) { continue }
-                headers.add(name: name, value: value)
+                emit(name, value)
             }
         }
-        headers.add(name: "Host", value: hostValue)
+        emit("Host", hostValue)
         let host = originalHost ?? hostValue
         let trusted = client.peerIsTrusted
         if trusted, let forwardedFor {
-            headers.add(name: "X-Forwarded-For", value: forwardedFor + ", " + client.address)
+            emit("X-Forwarded-For", forwardedFor + ", " + client.address)
         } else {
-            headers.add(name: "X-Forwarded-For", value: client.address)
+            emit("X-Forwarded-For", client.address)
         }
-        headers.add(name: "X-Forwarded-Proto", value: trusted ? (forwardedProto ?? client.scheme) : client.scheme)
-        headers.add(name: "X-Forwarded-Host", value: trusted ? (forwardedHost ?? host) : host)
+        emit("X-Forwarded-Proto", trusted ? (forwardedProto ?? client.scheme) : client.scheme)
+        emit("X-Forwarded-Host", trusted ? (forwardedHost ?? host) : host)
         let element = forwardedElement(client: client, host: host)
         if trusted, let forwarded {
-            headers.add(name: "Forwarded", value: forwarded + ", " + element)
+            emit("Forwarded", forwarded + ", " + element)
         } else {
-            headers.add(name: "Forwarded", value: element)
+            emit("Forwarded", element)
         }
-        headers.add(name: "X-Request-Id", value: requestID)
+        emit("X-Request-Id", requestID)
         if webSocket {
-            headers.add(name: "Connection", value: "upgrade")
+            emit("Connection", "upgrade")
         } else if chunked {
-            headers.add(name: "Transfer-Encoding", value: "chunked")
-        } else if let length = incoming.first(name: "content-length") {
-            headers.add(name: "Content-Length", value: length)
+            emit("Transfer-Encoding", "chunked")
+        } else if let contentLength {
+            emit("Content-Length", contentLength)
         }
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: path, headers: headers)
-    }
-
-    /// The response headers passed to the client: hop-by-hop headers and Transfer-Encoding out (the edge frames the
-    /// body itself; Content-Length stays), `Upgrade` kept for a 101.
-    public static func downstreamResponse(_ headers: HTTPHeaders, status: Int) -> HTTPHeaders {
-        var result = HTTPHeaders()
-        result.reserveCapacity(headers.count)
-        _ = forEachDownstreamHeader(headers, status: status) { result.add(name: $0, value: $1) }
-        return result
     }
 
     /// What the edge needs to know about the passed headers to frame the response.
@@ -110,26 +132,40 @@ public enum HeaderRewriter {
         public var hasDate = false
     }
 
-    /// Calls `body` for each response header that may go to the client (see ``downstreamResponse(_:status:)``),
-    /// without building a new header list.
+    /// Calls `body` for each response header that may go to the client: hop-by-hop headers and Transfer-Encoding
+    /// out (the edge frames the body itself; Content-Length stays), `Upgrade` kept for a 101.
     @inline(__always)
-    public static func forEachDownstreamHeader(
-        _ headers: HTTPHeaders, status: Int, _ body: (String, String) -> Void
+    static func forEachDownstreamHeader(
+        _ head: ProxyResponseHead, _ body: (ByteBufferView, ByteBufferView) -> Void
     ) -> PassedHeaders {
         var passed = PassedHeaders()
-        let named = headers.contains(name: "connection") ? connectionTokens(headers) : nil
-        for (name, value) in headers {
+        let status = head.status.code
+        // Headers the Connection header names are hop-by-hop too; the common values name none.
+        var named: [ByteBufferView] = []
+        head.forEachField { name, value in
+            guard name.count == 10, name.equalsCaseInsensitive("connection".utf8) else { return }
+            for token in value.split(separator: UInt8(ascii: ",")) {
+                let trimmed = UpstreamResponseParser.trim(token)
+                if trimmed.isEmpty || trimmed.equalsCaseInsensitive("keep-alive".utf8)
+                    || trimmed.equalsCaseInsensitive("close".utf8) || trimmed.equalsCaseInsensitive("upgrade".utf8)
+                {
+                    continue
+                }
+                named.append(trimmed)
+            }
+        }
+        head.forEachField { name, value in
             switch classify(name) {
             case .hopByHop, .framing:
-                continue
+                return
             case .upgrade:
                 if status == 101 { body(name, value) }
-                continue
+                return
             case .contentLength:
                 passed.hasContentLength = true
             case .other, .host, .requestID, .expect, .xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded:
-                if let named, named.contains(where: { $0.equalsCaseInsensitive(name) }) { continue }
-                if !passed.hasDate && name.utf8.count == 4 && name.equalsCaseInsensitive("date") { passed.hasDate = true }
+                if !named.isEmpty, named.contains(where: { $0.equalsCaseInsensitive(name) }) { return }
+                if !passed.hasDate && name.count == 4 && name.equalsCaseInsensitive("date".utf8) { passed.hasDate = true }
             }
             body(name, value)
         }
@@ -193,35 +229,34 @@ public enum HeaderRewriter {
         case other
     }
 
-    /// Sorts a header name by its first byte and length before comparing, since nearly every header is `.other`.
+    /// Sorts a header name by its first byte before comparing, since nearly every header is `.other`.
     @inline(__always)
-    static func classify(_ name: String) -> HeaderClass {
-        let utf8 = name.utf8
-        guard let first = utf8.first else { return .other }
+    static func classify<Name: Collection<UInt8>>(_ name: Name) -> HeaderClass {
+        guard let first = name.first else { return .other }
         switch first | 0x20 {
         case UInt8(ascii: "c"):
-            if name.equalsCaseInsensitive("connection") { return .hopByHop }
-            return name.equalsCaseInsensitive("content-length") ? .contentLength : .other
+            if name.equalsCaseInsensitive("connection".utf8) { return .hopByHop }
+            return name.equalsCaseInsensitive("content-length".utf8) ? .contentLength : .other
         case UInt8(ascii: "k"):
-            return name.equalsCaseInsensitive("keep-alive") ? .hopByHop : .other
+            return name.equalsCaseInsensitive("keep-alive".utf8) ? .hopByHop : .other
         case UInt8(ascii: "t"):
-            if name.equalsCaseInsensitive("transfer-encoding") { return .framing }
-            return name.equalsCaseInsensitive("te") ? .hopByHop : .other
+            if name.equalsCaseInsensitive("transfer-encoding".utf8) { return .framing }
+            return name.equalsCaseInsensitive("te".utf8) ? .hopByHop : .other
         case UInt8(ascii: "u"):
-            return name.equalsCaseInsensitive("upgrade") ? .upgrade : .other
+            return name.equalsCaseInsensitive("upgrade".utf8) ? .upgrade : .other
         case UInt8(ascii: "p"):
-            return utf8.count > 6 && Substring(name).prefix(6).equalsCaseInsensitive("proxy-") ? .hopByHop : .other
+            return name.count > 6 && name.prefix(6).equalsCaseInsensitive("proxy-".utf8) ? .hopByHop : .other
         case UInt8(ascii: "h"):
-            return name.equalsCaseInsensitive("host") ? .host : .other
+            return name.equalsCaseInsensitive("host".utf8) ? .host : .other
         case UInt8(ascii: "e"):
-            return name.equalsCaseInsensitive("expect") ? .expect : .other
+            return name.equalsCaseInsensitive("expect".utf8) ? .expect : .other
         case UInt8(ascii: "f"):
-            return name.equalsCaseInsensitive("forwarded") ? .forwarded : .other
+            return name.equalsCaseInsensitive("forwarded".utf8) ? .forwarded : .other
         case UInt8(ascii: "x"):
-            if name.equalsCaseInsensitive("x-forwarded-for") { return .xForwardedFor }
-            if name.equalsCaseInsensitive("x-forwarded-proto") { return .xForwardedProto }
-            if name.equalsCaseInsensitive("x-forwarded-host") { return .xForwardedHost }
-            if name.equalsCaseInsensitive("x-request-id") { return .requestID }
+            if name.equalsCaseInsensitive("x-forwarded-for".utf8) { return .xForwardedFor }
+            if name.equalsCaseInsensitive("x-forwarded-proto".utf8) { return .xForwardedProto }
+            if name.equalsCaseInsensitive("x-forwarded-host".utf8) { return .xForwardedHost }
+            if name.equalsCaseInsensitive("x-request-id".utf8) { return .requestID }
             return .other
         default:
             return .other

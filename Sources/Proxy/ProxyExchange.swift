@@ -21,23 +21,6 @@ public protocol ProxyDownstream: AnyObject {
     func proxyUpgraded(_ head: ProxyResponseHead, tunnel: ProxyTunnel)
 }
 
-/// An upstream response head as the client may see it.
-public struct ProxyResponseHead {
-    public let status: HTTPResponseStatus
-    private let upstreamHeaders: HTTPHeaders
-
-    init(_ head: HTTPResponseHead) {
-        status = head.status
-        upstreamHeaders = head.headers
-    }
-
-    /// Calls `body` with every header that goes to the client (hop-by-hop and framing headers left out).
-    @inline(__always)
-    public func forEachHeader(_ body: (String, String) -> Void) -> HeaderRewriter.PassedHeaders {
-        HeaderRewriter.forEachDownstreamHeader(upstreamHeaders, status: Int(status.code), body)
-    }
-}
-
 /// Why a proxied request got no (complete) answer.
 public struct ProxyFailure: Sendable, Error {
     public var status: HTTPResponseStatus
@@ -97,7 +80,12 @@ enum RetryPolicy {
 public final class ProxyExchange {
     private let route: ProxyRoute
     private let loop: ProxyLoop
-    private var upstreamHead: HTTPRequestHead
+    private let clientHead: HTTPRequestHead
+    private let client: ClientInfo
+    private let requestID: String
+    private let upstreamPath: String
+    /// The body goes upstream chunked (its length is unknown).
+    private let chunked: Bool
     private let clientHost: String?
     private let hashKey: String?
     private let idempotent: Bool
@@ -152,11 +140,11 @@ public final class ProxyExchange {
         isWebSocket = HeaderRewriter.isWebSocketUpgrade(head) && head.version.minor >= 1 && head.version.major == 1
         idempotent = RetryPolicy.isIdempotent(head.method)
         retainable = route.configuration.retries.tries > 1
-        let length = head.headers.first(name: "content-length")
-        let chunked = length == nil && head.headers.contains(name: "transfer-encoding")
-        upstreamHead = HeaderRewriter.upstreamRequest(
-            head, path: route.upstreamTarget(for: head.uri), hostValue: clientHost ?? "", client: client,
-            requestID: requestID, webSocket: isWebSocket, chunked: chunked)
+        clientHead = head
+        self.client = client
+        self.requestID = requestID
+        upstreamPath = route.upstreamTarget(for: head.uri)
+        chunked = !head.headers.contains(name: "content-length") && head.headers.contains(name: "transfer-encoding")
         switch route.configuration.balance {
         case .clientAddressHash: hashKey = client.address
         case .headerHash(let name): hashKey = head.headers.first(name: name)
@@ -196,7 +184,7 @@ public final class ProxyExchange {
         requestEnded = true
         requestTrailers = trailers
         if let connection, !responseStarted {
-            connection.write(.end(trailers))
+            writeEnd(on: connection)
             connection.flush()
             requestFullySent = true
             connection.setDeadline(.now() + route.responseHeaderTimeout)
@@ -340,13 +328,12 @@ public final class ProxyExchange {
     private func bind(_ connection: UpstreamConnection) {
         self.connection = connection
         connection.exchange = self
-        var head = upstreamHead
-        if case .pass = route.configuration.host, clientHost != nil {
-            // The Host built at creation is the client's.
-        } else if let target {
-            head.headers.replaceOrAdd(name: "Host", value: route.hostValue(clientHost: clientHost, target: target))
-        }
-        connection.write(.head(head))
+        var head = connection.allocator.buffer(capacity: 512)
+        let hostValue = target.map { route.hostValue(clientHost: clientHost, target: $0) } ?? clientHost ?? ""
+        HeaderRewriter.writeUpstreamRequest(
+            clientHead, path: upstreamPath, hostValue: hostValue, client: client, requestID: requestID,
+            webSocket: isWebSocket, chunked: chunked, into: &head)
+        connection.writeHead(head, isHeadRequest: clientHead.method == .HEAD)
         if !retained.isEmpty {
             // A retry: the body sent on the failed attempt goes first.
             pendingBody.insert(contentsOf: retained, at: 0)
@@ -359,7 +346,7 @@ public final class ProxyExchange {
         pendingBytes = 0
         for part in body { send(part, on: connection) }
         if requestEnded {
-            connection.write(.end(requestTrailers))
+            writeEnd(on: connection)
             requestFullySent = true
         }
         connection.flush()
@@ -381,7 +368,31 @@ public final class ProxyExchange {
         } else {
             bodySentUnretained = true
         }
-        connection.write(.body(.byteBuffer(part)))
+        guard chunked else {
+            connection.write(part)
+            return
+        }
+        var prefix = connection.allocator.buffer(capacity: 12)
+        prefix.writeString(String(part.readableBytes, radix: 16))
+        prefix.writeStaticString("\r\n")
+        connection.write(prefix)
+        connection.write(part)
+        connection.write(ByteBuffer(staticString: "\r\n"))
+    }
+
+    /// Ends the request body: the last chunk and trailers when chunked, nothing otherwise.
+    private func writeEnd(on connection: UpstreamConnection) {
+        guard chunked else { return }
+        var last = connection.allocator.buffer(capacity: 64)
+        last.writeStaticString("0\r\n")
+        for (name, value) in requestTrailers ?? [:] {
+            last.writeString(name)
+            last.writeStaticString(": ")
+            last.writeString(value)
+            last.writeStaticString("\r\n")
+        }
+        last.writeStaticString("\r\n")
+        connection.write(last)
     }
 
     private func retryOrFail(_ kind: AttemptFailure, failure: ProxyFailure) {
@@ -431,9 +442,9 @@ public final class ProxyExchange {
 
     // MARK: - Driven by the upstream connection
 
-    func upstreamRead(_ part: HTTPClientResponsePart, from connection: UpstreamConnection) {
+    func upstreamEvent(_ event: UpstreamResponseParser.Event, from connection: UpstreamConnection) {
         guard !finished, connection === self.connection else { return }
-        switch part {
+        switch event {
         case .head(let head):
             responseStarted = true
             upstreamStatus = Int(head.status.code)
@@ -441,15 +452,27 @@ public final class ProxyExchange {
             target?.recordSuccess()
             retained.removeAll()
             retainedBytes = 0
-            upstreamKeepAlive = head.isKeepAlive
-            let rewritten = ProxyResponseHead(head)
+            upstreamKeepAlive = head.keepAlive
             if head.status == .switchingProtocols && isWebSocket {
-                upgradeHead = rewritten
+                upgradeHead = head
                 connection.setDeadline(nil)
                 return
             }
             connection.setDeadline(.now() + route.readTimeout)
-            downstream?.proxyResponseHead(rewritten)
+            downstream?.proxyResponseHead(head)
+        case .upgraded:
+            finished = true
+            endAttempt()
+            self.connection = nil
+            connection.exchange = nil
+            connection.markUpgraded()
+            connection.setReadsPaused(true)
+            guard let upgradeHead else {
+                connection.close()
+                return
+            }
+            let tunnel = ProxyTunnel(upstream: connection, idleTimeout: TimeAmount(route.configuration.webSocketIdleTimeout))
+            downstream?.proxyUpgraded(upgradeHead, tunnel: tunnel)
         case .body(let buffer):
             connection.deadline = .now() + route.readTimeout
             if downstream?.proxyResponseBody(buffer) == false {
@@ -460,18 +483,11 @@ public final class ProxyExchange {
             finished = true
             endAttempt()
             self.connection = nil
-            if let upgradeHead {
-                connection.exchange = nil
-                connection.setReadsPaused(true)
-                let tunnel = ProxyTunnel(upstream: connection, idleTimeout: TimeAmount(route.configuration.webSocketIdleTimeout))
-                downstream?.proxyUpgraded(upgradeHead, tunnel: tunnel)
-                return
-            }
-            if upstreamKeepAlive && requestFullySent {
+            if upstreamKeepAlive && requestFullySent && connection.isReusable {
                 loop.release(connection)
             } else {
-                // The upstream answered before taking the whole body, or asked to close: the connection cannot
-                // carry another request.
+                // The upstream answered before taking the whole body, asked to close, or sent more than it framed:
+                // the connection cannot carry another request.
                 connection.exchange = nil
                 connection.close()
             }

@@ -87,10 +87,8 @@ public final class ProxyLoop: @unchecked Sendable {
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(HTTPRequestEncoder())
-                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
-                    try sync.addHandler(UpstreamConnection(target: target, pool: settings, home: bound.value))
+                    try channel.pipeline.syncOperations.addHandler(
+                        UpstreamConnection(target: target, pool: settings, home: bound.value))
                 }
             }
         if target.address.socketAddress.protocol != .unix {

@@ -44,13 +44,15 @@ public final class ProxyTunnel {
             guard let handler = tunnel.upstreamSide else { return }
             do {
                 let sync = channel.pipeline.syncOperations
-                let decoder = try sync.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self)
-                try sync.addHandler(handler, position: .after(decoder))
+                let early = tunnel.upstream.takeUnparsed()
+                // Out first: it holds reads back, and would swallow the read the tunnel handler asks for.
                 sync.removeHandler(tunnel.upstream, promise: nil)
-                sync.removeHandler(decoder, promise: nil)
-                let encoder = try sync.handler(type: HTTPRequestEncoder.self)
-                sync.removeHandler(encoder, promise: nil)
-                channel.read()
+                try sync.addHandler(handler)
+                if let early, early.readableBytes > 0 {
+                    // What the upstream sent right after its 101 goes to the client first.
+                    tunnel.clientSide?.send(NIOAny(early))
+                    tunnel.clientSide?.flushIfNeeded()
+                }
             } catch {
                 tunnel.close()
             }

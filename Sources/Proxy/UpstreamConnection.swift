@@ -1,15 +1,16 @@
 import NIOCore
 import NIOHTTP1
 
-/// One keep-alive HTTP/1.1 connection to an upstream, last handler of its pipeline (after NIO's request encoder and
-/// response decoder). It serves one ``ProxyExchange`` at a time and sits in its loop's pool between exchanges.
+/// One keep-alive HTTP/1.1 connection to an upstream, the only handler of its pipeline: it writes request bytes the
+/// exchange serialized and parses responses with ``UpstreamResponseParser`` (no codec handlers, no boxed parts).
+/// It serves one ``ProxyExchange`` at a time and sits in its loop's pool between exchanges.
 ///
 /// It also owns the exchange's timer: one scheduled task per connection, re-armed only when it fires early, so
 /// moving a deadline on every read or write costs a store instead of a timer.
 final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     let target: UpstreamTarget
     let pool: PoolSettingsKey
@@ -20,9 +21,12 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     var exchange: ProxyExchange?
     /// When the connection went idle (for the pool's idle sweep).
     var idleSince = NIODeadline.now()
-    /// Exchanges served so far; the first one ran on a fresh connection.
-    var served = 0
     private(set) var isClosed = false
+    /// False once the upstream sent bytes past the end of a response: the connection cannot be trusted again.
+    private(set) var isReusable = true
+    private var parser = UpstreamResponseParser()
+    /// Bytes received but not parsed yet (a partial head or chunk line); after an upgrade, the tunnel's first bytes.
+    private var unparsed: ByteBuffer?
     /// Reads held while the client does not keep up with the response.
     private var readsPaused = false
     private var readPending = false
@@ -40,6 +44,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     var channel: (any Channel)? { context?.channel }
     var isWritable: Bool { context?.channel.isWritable ?? false }
+    var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -53,8 +58,14 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Writing
 
-    func write(_ part: HTTPClientRequestPart) {
-        context?.write(wrapOutboundOut(part), promise: nil)
+    /// Writes a serialized request head; its response is parsed next.
+    func writeHead(_ bytes: ByteBuffer, isHeadRequest: Bool) {
+        parser.expectResponse(toHead: isHeadRequest)
+        context?.write(wrapOutboundOut(bytes), promise: nil)
+    }
+
+    func write(_ bytes: ByteBuffer) {
+        context?.write(wrapOutboundOut(bytes), promise: nil)
     }
 
     func flush() {
@@ -69,10 +80,48 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Reading and backpressure
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        if let exchange {
-            exchange.upstreamRead(part, from: self)
+        var incoming = unwrapInboundIn(data)
+        if var buffered = unparsed {
+            unparsed = nil
+            buffered.writeBuffer(&incoming)
+            parse(&buffered)
+        } else {
+            parse(&incoming)
         }
+    }
+
+    private func parse(_ buffer: inout ByteBuffer) {
+        do {
+            while let exchange, let event = try parser.next(&buffer) {
+                if case .end = event, buffer.readableBytes > 0 {
+                    // More bytes than the response framed: never reuse this connection.
+                    isReusable = false
+                }
+                exchange.upstreamEvent(event, from: self)
+                if case .upgraded = event { break }
+            }
+            if buffer.readableBytes > 0 {
+                if exchange == nil && !parser.isBusy && !isUpgraded {
+                    throw UpstreamResponseParser.ParseError(description: "bytes from the upstream with no request outstanding")
+                }
+                unparsed = buffer
+            }
+        } catch {
+            failed(error)
+        }
+    }
+
+    /// Set once a 101 went to the exchange: the connection is about to become a tunnel.
+    private(set) var isUpgraded = false
+
+    func markUpgraded() {
+        isUpgraded = true
+    }
+
+    /// Bytes that came after the 101 head (the tunnel's first), handed over once.
+    func takeUnparsed() -> ByteBuffer? {
+        defer { unparsed = nil }
+        return unparsed
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -107,20 +156,27 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         timer?.cancel()
         timer = nil
         target.openConnections.subtract(1, ordering: .relaxed)
+        if let exchange, let end = parser.connectionClosed() {
+            // A body that runs until the connection closes has ended.
+            exchange.upstreamEvent(end, from: self)
+        }
         let exchange = self.exchange
         self.exchange = nil
-        if let exchange {
-            exchange.upstreamClosed(self, error: nil)
-        }
+        exchange?.upstreamClosed(self, error: nil)
         home.connectionClosed(self)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failed(error)
+    }
+
+    private func failed(_ error: any Error) {
+        isReusable = false
         let exchange = self.exchange
         self.exchange = nil
         exchange?.upstreamClosed(self, error: error)
-        context.close(promise: nil)
+        context?.close(promise: nil)
     }
 
     // MARK: Timer
@@ -140,8 +196,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         timer = nil
         timerDue = nil
         guard let deadline, context != nil else { return }
-        let now = NIODeadline.now()
-        if deadline > now {
+        if deadline > NIODeadline.now() {
             setDeadline(deadline)
             return
         }
@@ -150,7 +205,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-/// Identifies the pool settings a connection was opened under (idle limits differ per route).
+/// The pool settings a connection was opened under (idle limits differ per route).
 struct PoolSettingsKey: Sendable {
     var maxIdle: Int
     var idleTimeout: TimeAmount

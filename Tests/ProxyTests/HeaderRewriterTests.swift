@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 import Testing
 
@@ -67,14 +68,38 @@ import Testing
         #expect(!HeaderRewriter.isWebSocketUpgrade(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Upgrade": "websocket"])))
     }
 
-    @Test func responseHeadersLoseHopByHopButKeepLength() {
-        let out = HeaderRewriter.downstreamResponse(
-            ["Content-Length": "3", "Connection": "close, X-Hop", "X-Hop": "1", "Keep-Alive": "timeout=5",
-             "Transfer-Encoding": "chunked", "Set-Cookie": "a=1", "Upgrade": "websocket"], status: 200)
-        #expect(out["content-length"] == ["3"])
-        #expect(out["set-cookie"] == ["a=1"])
-        for name in ["connection", "x-hop", "keep-alive", "transfer-encoding", "upgrade"] { #expect(!out.contains(name: name)) }
-        #expect(HeaderRewriter.downstreamResponse(["Upgrade": "websocket"], status: 101)["upgrade"] == ["websocket"])
+    func passed(_ response: String, status: inout Int) throws -> [(String, String)] {
+        var parser = UpstreamResponseParser()
+        parser.expectResponse(toHead: false)
+        var buffer = ByteBuffer(string: response)
+        guard case .head(let head) = try parser.next(&buffer) else { throw ParserTests.Unexpected() }
+        status = Int(head.status.code)
+        var headers: [(String, String)] = []
+        _ = head.forEachHeader { headers.append((String(decoding: $0, as: UTF8.self), String(decoding: $1, as: UTF8.self))) }
+        return headers
+    }
+
+    @Test func responseHeadersLoseHopByHopButKeepLength() throws {
+        var status = 0
+        let out = try passed(
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\n"
+                + "Set-Cookie: a=1\r\nUpgrade: websocket\r\nProxy-Thing: 1\r\n\r\nabc", status: &status)
+        #expect(out.map(\.0) == ["Content-Length", "Set-Cookie"])
+        #expect(out.first?.1 == "3")
+        let upgraded = try passed("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", status: &status)
+        #expect(status == 101)
+        #expect(upgraded.map(\.0) == ["Upgrade"])
+    }
+
+    @Test func requestHeadIsSerializedOnce() {
+        var buffer = ByteBuffer()
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/a?b", headers: ["Host": "example.com", "Accept": "*/*"])
+        HeaderRewriter.writeUpstreamRequest(
+            head, path: "/a?b", hostValue: "example.com", client: client, requestID: "r1", webSocket: false, chunked: false,
+            into: &buffer)
+        let text = String(buffer: buffer)
+        #expect(text.hasPrefix("GET /a?b HTTP/1.1\r\nAccept: */*\r\nHost: example.com\r\nX-Forwarded-For: 198.51.100.7\r\n"))
+        #expect(text.hasSuffix("X-Request-Id: r1\r\n\r\n"))
     }
 
     @Test func requestIDsAreValidatedBeforeTheyAreLogged() {

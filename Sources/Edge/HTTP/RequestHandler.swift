@@ -750,7 +750,9 @@ extension RequestHandler: ProxyDownstream {
             var block = HPACKHeaders()
             block.reserveCapacity(16)
             block.add(name: ":status", value: String(code))
-            let passed = head.forEachHeader { name, value in block.add(name: name.lowercased(), value: value) }
+            let passed = head.forEachHeader { name, value in
+                block.add(name: String(decoding: name, as: UTF8.self).lowercased(), value: String(decoding: value, as: UTF8.self))
+            }
             if !passed.hasDate { block.add(name: "date", value: loop.dateHeader) }
             block.add(name: "x-request-id", value: requestID)
             if let hsts { block.add(name: "strict-transport-security", value: hsts) }
@@ -761,9 +763,9 @@ extension RequestHandler: ProxyDownstream {
         var buffer = context.channel.allocator.buffer(capacity: 384)
         HTTPHead.writeStatusLine(head.status, into: &buffer)
         let passed = head.forEachHeader { name, value in
-            buffer.writeString(name)
+            buffer.writeBytes(name)
             buffer.writeStaticString(": ")
-            buffer.writeString(value)
+            buffer.writeBytes(value)
             buffer.writeStaticString("\r\n")
         }
         if !passed.hasDate {
@@ -917,9 +919,9 @@ extension RequestHandler: ProxyDownstream {
         var buffer = context.channel.allocator.buffer(capacity: 256)
         HTTPHead.writeStatusLine(.switchingProtocols, into: &buffer)
         _ = head.forEachHeader { name, value in
-            buffer.writeString(name)
+            buffer.writeBytes(name)
             buffer.writeStaticString(": ")
-            buffer.writeString(value)
+            buffer.writeBytes(value)
             buffer.writeStaticString("\r\n")
         }
         buffer.writeStaticString("Connection: Upgrade\r\nX-Request-Id: ")

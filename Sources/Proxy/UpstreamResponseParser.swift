@@ -1,0 +1,381 @@
+import NIOCore
+import NIOHTTP1
+
+/// An upstream response head as parsed: the raw bytes and where each header sits in them, so headers can be
+/// filtered and copied to the client without becoming strings.
+public struct ProxyResponseHead {
+    public let status: HTTPResponseStatus
+    /// `HTTP/1.x` minor version.
+    let minorVersion: Int
+    /// The head's bytes, from the status line through the last header line.
+    let bytes: ByteBuffer
+    /// Offsets into `bytes` of each header's name and value (value trimmed).
+    let fields: [Field]
+    struct Field {
+        var nameStart: Int32, nameLength: Int32, valueStart: Int32, valueLength: Int32
+    }
+    /// Whether the upstream lets the connection carry another request.
+    let keepAlive: Bool
+
+    /// Calls `body` with every header that may go to the client: hop-by-hop headers and Transfer-Encoding left out
+    /// (the edge frames the body itself; Content-Length stays), `Upgrade` kept for a 101.
+    @inline(__always)
+    public func forEachHeader(_ body: (ByteBufferView, ByteBufferView) -> Void) -> HeaderRewriter.PassedHeaders {
+        HeaderRewriter.forEachDownstreamHeader(self, body)
+    }
+
+    /// Calls `body` with each header's name and value bytes.
+    @inline(__always)
+    func forEachField(_ body: (ByteBufferView, ByteBufferView) -> Void) {
+        let view = bytes.readableBytesView
+        let base = view.startIndex
+        for field in fields {
+            let nameStart = base + Int(field.nameStart)
+            let valueStart = base + Int(field.valueStart)
+            body(view[nameStart..<nameStart + Int(field.nameLength)], view[valueStart..<valueStart + Int(field.valueLength)])
+        }
+    }
+
+    /// The first value of a header, as a string (for the few the proxy itself reads).
+    func value(of name: String) -> String? {
+        var found: String?
+        forEachField { fieldName, value in
+            if found == nil && fieldName.equalsCaseInsensitive(name.utf8) { found = String(decoding: value, as: UTF8.self) }
+        }
+        return found
+    }
+}
+
+/// A strict, incremental HTTP/1.1 response parser for upstream connections, as a value that is fed bytes and hands
+/// back one event at a time: no channel handlers, no boxing of parts, no header strings.
+///
+/// It follows RFC 9112 §6.3 for the body length: none for HEAD requests, 1xx, 204 and 304; chunked when
+/// Transfer-Encoding ends in chunked; Content-Length (one value, digits only) otherwise; else until the connection
+/// closes. Interim 1xx heads other than 101 are skipped. Anything else is an error and the connection is closed:
+/// an upstream that frames badly must not desynchronize a pooled connection.
+struct UpstreamResponseParser {
+    enum Event {
+        case head(ProxyResponseHead)
+        case body(ByteBuffer)
+        case end(trailers: HTTPHeaders?)
+        /// A 101 head was delivered: the bytes that follow belong to the new protocol.
+        case upgraded
+    }
+
+    struct ParseError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    private enum State {
+        case idle
+        case head
+        case fixed(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers(HTTPHeaders)
+        case untilClose
+        /// A 101 head went out; `.upgraded` comes next.
+        case upgrading
+        case upgraded
+    }
+
+    private var state = State.idle
+    private var requestWasHead = false
+
+    /// Largest response head accepted.
+    static let maxHeadSize = 64 << 10
+
+    /// A request went out: its response comes next.
+    mutating func expectResponse(toHead isHead: Bool) {
+        state = .head
+        requestWasHead = isHead
+    }
+
+    /// Whether a response is being read.
+    var isBusy: Bool {
+        if case .idle = state { return false }
+        return true
+    }
+
+    /// Whether the body runs until the connection closes (the end comes from ``connectionClosed()``).
+    var readsUntilClose: Bool {
+        if case .untilClose = state { return true }
+        return false
+    }
+
+    /// The next event from `buffer`, consuming what it used; nil when more bytes are needed.
+    mutating func next(_ buffer: inout ByteBuffer) throws -> Event? {
+        if pendingEnd {
+            pendingEnd = false
+            return .end(trailers: nil)
+        }
+        switch state {
+        case .idle:
+            if buffer.readableBytes > 0 { throw ParseError(description: "bytes from the upstream with no request outstanding") }
+            return nil
+        case .upgrading:
+            state = .upgraded
+            return .upgraded
+        case .upgraded:
+            return nil
+        case .head:
+            return try parseHead(&buffer)
+        case .fixed(let remaining):
+            guard buffer.readableBytes > 0 else { return nil }
+            let take = min(remaining, buffer.readableBytes)
+            let slice = buffer.readSlice(length: take)!
+            if take == remaining {
+                state = .idle
+                pendingEnd = true  // the next call reports the end
+            } else {
+                state = .fixed(remaining: remaining - take)
+            }
+            return .body(slice)
+        case .chunkSize:
+            guard let line = try readLine(&buffer, limit: 1024) else { return nil }
+            let sizeText = line.split(separator: UInt8(ascii: ";"), maxSplits: 1, omittingEmptySubsequences: false).first ?? []
+            let trimmed = sizeText.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+                .reversed().drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }.reversed()
+            guard !trimmed.isEmpty, trimmed.count <= 15, let size = Int(String(decoding: trimmed, as: UTF8.self), radix: 16) else {
+                throw ParseError(description: "bad chunk size line")
+            }
+            state = size == 0 ? .trailers(HTTPHeaders()) : .chunkData(remaining: size)
+            return try next(&buffer)
+        case .chunkData(let remaining):
+            guard buffer.readableBytes > 0 else { return nil }
+            let take = min(remaining, buffer.readableBytes)
+            let slice = buffer.readSlice(length: take)!
+            state = take == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - take)
+            return .body(slice)
+        case .chunkDataEnd:
+            guard let line = try readLine(&buffer, limit: 2) else { return nil }
+            guard line.isEmpty else { throw ParseError(description: "chunk data longer than its size") }
+            state = .chunkSize
+            return try next(&buffer)
+        case .trailers(var trailers):
+            while let line = try readLine(&buffer, limit: Self.maxHeadSize) {
+                if line.isEmpty {
+                    state = .idle
+                    return .end(trailers: trailers.isEmpty ? nil : trailers)
+                }
+                guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex else {
+                    throw ParseError(description: "bad trailer line")
+                }
+                let name = String(decoding: line[..<colon], as: UTF8.self)
+                let value = String(decoding: Self.trim(line[(colon + 1)...]), as: UTF8.self)
+                guard name.utf8.allSatisfy(Self.isTokenByte) else { throw ParseError(description: "bad trailer name") }
+                trailers.add(name: name, value: value)
+                if trailers.count > 100 { throw ParseError(description: "too many trailers") }
+            }
+            state = .trailers(trailers)
+            return nil
+        case .untilClose:
+            guard buffer.readableBytes > 0 else { return nil }
+            return .body(buffer.readSlice(length: buffer.readableBytes)!)
+        }
+    }
+
+    /// Set after a bodiless head or the last piece of a fixed-length body: the next call reports the end.
+    private var pendingEnd = false
+
+    /// The connection closed: the end of a body that runs until close, or an error for anything else in progress.
+    mutating func connectionClosed() -> Event? {
+        if case .untilClose = state {
+            state = .idle
+            return .end(trailers: nil)
+        }
+        return nil
+    }
+
+    private mutating func parseHead(_ buffer: inout ByteBuffer) throws -> Event? {
+        while true {
+            let view = buffer.readableBytesView
+            // Find the blank line that ends the head (CRLFCRLF, or bare LFs).
+            guard let headLength = Self.headLength(view) else {
+                if view.count > Self.maxHeadSize { throw ParseError(description: "response head larger than 64 KB") }
+                return nil
+            }
+            guard headLength.total <= Self.maxHeadSize else { throw ParseError(description: "response head larger than 64 KB") }
+            let bytes = buffer.readSlice(length: headLength.total)!
+            let head = try Self.parse(bytes, contentLength: headLength.content)
+            let code = Int(head.head.status.code)
+            if code >= 100 && code < 200 && code != 101 {
+                continue  // interim answer (100 Continue, 103 Early Hints): the real one follows
+            }
+            if code == 101 {
+                state = .upgrading
+                return .head(head.head)
+            }
+            if requestWasHead || code == 204 || code == 304 {
+                state = .idle
+                pendingEnd = true
+            } else if let framing = head.chunked, framing {
+                state = .chunkSize
+            } else if head.chunked == false {
+                // Transfer-Encoding without chunked last: the body runs until the connection closes.
+                state = .untilClose
+            } else if let length = head.contentLength {
+                if length == 0 {
+                    state = .idle
+                    pendingEnd = true
+                } else {
+                    state = .fixed(remaining: length)
+                }
+            } else {
+                state = .untilClose
+            }
+            return .head(head.head)
+        }
+    }
+
+    /// Reads one line without its line ending; nil when the line is not complete yet.
+    private func readLine(_ buffer: inout ByteBuffer, limit: Int) throws -> ArraySlice<UInt8>? {
+        let view = buffer.readableBytesView
+        guard let newline = view.firstIndex(of: UInt8(ascii: "\n")) else {
+            if view.count > limit + 2 { throw ParseError(description: "line too long") }
+            return nil
+        }
+        let length = newline - view.startIndex
+        var line = ArraySlice(buffer.readBytes(length: length + 1)!.dropLast())
+        if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+        if line.count > limit { throw ParseError(description: "line too long") }
+        return line
+    }
+
+    /// Where the head ends: the index after the blank line (total) and the length without it (content).
+    private static func headLength(_ view: ByteBufferView) -> (total: Int, content: Int)? {
+        var index = view.startIndex
+        let end = view.endIndex
+        while let newline = view[index..<end].firstIndex(of: UInt8(ascii: "\n")) {
+            let next = newline + 1
+            if next < end && view[next] == UInt8(ascii: "\n") {
+                return (next + 1 - view.startIndex, newline - view.startIndex)
+            }
+            if next + 1 < end && view[next] == UInt8(ascii: "\r") && view[next + 1] == UInt8(ascii: "\n") {
+                return (next + 2 - view.startIndex, newline - view.startIndex)
+            }
+            index = next
+        }
+        return nil
+    }
+
+    private struct ParsedHead {
+        var head: ProxyResponseHead
+        var contentLength: Int?
+        /// nil: no Transfer-Encoding; true: chunked last; false: some other coding last.
+        var chunked: Bool?
+    }
+
+    /// Parses a complete head (status line and header lines).
+    private static func parse(_ bytes: ByteBuffer, contentLength headEnd: Int) throws -> ParsedHead {
+        let view = bytes.readableBytesView
+        let base = view.startIndex
+        var lineStart = base
+        var fields: [ProxyResponseHead.Field] = []
+        fields.reserveCapacity(16)
+        var status: HTTPResponseStatus?
+        var minor = 1
+        var contentLength: Int?
+        var chunked: Bool?
+        var connectionClose = false
+        var connectionKeepAlive = false
+        let limit = base + headEnd
+        while lineStart < limit {
+            var lineEnd = view[lineStart..<limit].firstIndex(of: UInt8(ascii: "\n")) ?? limit
+            let next = lineEnd + 1
+            if lineEnd > lineStart && view[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
+            let line = view[lineStart..<lineEnd]
+            if status == nil {
+                // HTTP/1.x SP 3DIGIT [SP reason]
+                guard line.count >= 12, line.starts(with: "HTTP/1.".utf8),
+                    let minorDigit = line.dropFirst(7).first, minorDigit == UInt8(ascii: "0") || minorDigit == UInt8(ascii: "1"),
+                    line[line.startIndex + 8] == UInt8(ascii: " ")
+                else { throw ParseError(description: "bad status line") }
+                minor = Int(minorDigit - UInt8(ascii: "0"))
+                let digits = line[(line.startIndex + 9)..<(line.startIndex + 12)]
+                guard digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                    line.count == 12 || line[line.startIndex + 12] == UInt8(ascii: " ")
+                else { throw ParseError(description: "bad status code") }
+                let code = digits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+                guard code >= 100 else { throw ParseError(description: "bad status code") }
+                status = HTTPResponseStatus(statusCode: code)
+            } else {
+                guard let first = line.first, first != UInt8(ascii: " ") && first != UInt8(ascii: "\t") else {
+                    throw ParseError(description: "folded or empty header line")
+                }
+                guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex,
+                    line[line.startIndex..<colon].allSatisfy(isTokenByte)
+                else { throw ParseError(description: "bad header line") }
+                let name = line[line.startIndex..<colon]
+                var valueStart = colon + 1
+                var valueEnd = line.endIndex
+                while valueStart < valueEnd && (view[valueStart] == UInt8(ascii: " ") || view[valueStart] == UInt8(ascii: "\t")) { valueStart += 1 }
+                while valueEnd > valueStart && (view[valueEnd - 1] == UInt8(ascii: " ") || view[valueEnd - 1] == UInt8(ascii: "\t")) { valueEnd -= 1 }
+                let value = view[valueStart..<valueEnd]
+                if value.contains(where: { $0 == 0 || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") }) {
+                    throw ParseError(description: "bad header value")
+                }
+                switch name.count {
+                case 14 where name.equalsCaseInsensitive("content-length".utf8):
+                    guard !value.isEmpty, value.count <= 18, value.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+                        throw ParseError(description: "bad Content-Length")
+                    }
+                    let length = value.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+                    if let contentLength, contentLength != length { throw ParseError(description: "conflicting Content-Length") }
+                    contentLength = length
+                case 17 where name.equalsCaseInsensitive("transfer-encoding".utf8):
+                    let last = value.split(separator: UInt8(ascii: ",")).last.map { trim($0) }
+                    chunked = last.map { $0.equalsCaseInsensitive("chunked".utf8) } ?? false
+                case 10 where name.equalsCaseInsensitive("connection".utf8):
+                    for token in value.split(separator: UInt8(ascii: ",")) {
+                        let trimmed = trim(token)
+                        if trimmed.equalsCaseInsensitive("close".utf8) { connectionClose = true }
+                        if trimmed.equalsCaseInsensitive("keep-alive".utf8) { connectionKeepAlive = true }
+                    }
+                default:
+                    break
+                }
+                fields.append(ProxyResponseHead.Field(
+                    nameStart: Int32(name.startIndex - base), nameLength: Int32(name.count),
+                    valueStart: Int32(valueStart - base), valueLength: Int32(valueEnd - valueStart)))
+                if fields.count > 256 { throw ParseError(description: "too many headers") }
+            }
+            lineStart = next
+        }
+        guard let status else { throw ParseError(description: "empty response head") }
+        if chunked != nil { contentLength = nil }  // Transfer-Encoding wins (RFC 9112 §6.3)
+        let keepAlive = !connectionClose && (minor == 1 || connectionKeepAlive) && !(chunked == false)
+        let head = ProxyResponseHead(status: status, minorVersion: minor, bytes: bytes, fields: fields, keepAlive: keepAlive)
+        return ParsedHead(head: head, contentLength: contentLength, chunked: chunked)
+    }
+
+    static func trim<C: BidirectionalCollection>(_ bytes: C) -> C.SubSequence where C.Element == UInt8 {
+        var slice = bytes[...]
+        while let first = slice.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { slice = slice.dropFirst() }
+        while let last = slice.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { slice = slice.dropLast() }
+        return slice
+    }
+
+    @inline(__always)
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return byte > 32 && byte < 127 && "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+}
+
+extension Collection where Element == UInt8 {
+    /// ASCII case-insensitive comparison with another byte sequence.
+    @inline(__always)
+    func equalsCaseInsensitive(_ other: some Collection<UInt8>) -> Bool {
+        guard count == other.count else { return false }
+        for (x, y) in zip(self, other) where x != y {
+            guard x | 0x20 == y | 0x20, (x | 0x20) >= UInt8(ascii: "a"), (x | 0x20) <= UInt8(ascii: "z") else { return false }
+        }
+        return true
+    }
+}
