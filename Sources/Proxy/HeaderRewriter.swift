@@ -140,22 +140,9 @@ public enum HeaderRewriter {
     ) -> PassedHeaders {
         var passed = PassedHeaders()
         let status = head.status.code
-        // Headers the Connection header names are hop-by-hop too; the common values name none.
-        var named: [ByteBufferView] = []
-        head.forEachField { name, value in
-            guard name.count == 10, name.equalsCaseInsensitive("connection".utf8) else { return }
-            for token in value.split(separator: UInt8(ascii: ",")) {
-                let trimmed = UpstreamResponseParser.trim(token)
-                if trimmed.isEmpty || trimmed.equalsCaseInsensitive("keep-alive".utf8)
-                    || trimmed.equalsCaseInsensitive("close".utf8) || trimmed.equalsCaseInsensitive("upgrade".utf8)
-                {
-                    continue
-                }
-                named.append(trimmed)
-            }
-        }
-        head.forEachField { name, value in
-            switch classify(name) {
+        let named = head.connectionNamed
+        head.forEachField { name, value, kind in
+            switch kind {
             case .hopByHop, .framing:
                 return
             case .upgrade:
@@ -224,7 +211,7 @@ public enum HeaderRewriter {
         return tokens
     }
 
-    enum HeaderClass {
+    enum HeaderClass: UInt8 {
         case hopByHop, framing, contentLength, upgrade, host, requestID, expect, xForwardedFor, xForwardedProto, xForwardedHost, forwarded
         case other
     }

@@ -13,7 +13,11 @@ public struct ProxyResponseHead {
     let fields: [Field]
     struct Field {
         var nameStart: Int32, nameLength: Int32, valueStart: Int32, valueLength: Int32
+        /// What the proxy makes of the header, decided once while parsing.
+        var kind: HeaderRewriter.HeaderClass
     }
+    /// Header names the Connection header lists besides keep-alive, close and upgrade (hop-by-hop too); usually empty.
+    let connectionNamed: [ByteBufferView]
     /// Whether the upstream lets the connection carry another request.
     let keepAlive: Bool
 
@@ -24,22 +28,23 @@ public struct ProxyResponseHead {
         HeaderRewriter.forEachDownstreamHeader(self, body)
     }
 
-    /// Calls `body` with each header's name and value bytes.
+    /// Calls `body` with each header's name, value and kind.
     @inline(__always)
-    func forEachField(_ body: (ByteBufferView, ByteBufferView) -> Void) {
+    func forEachField(_ body: (ByteBufferView, ByteBufferView, HeaderRewriter.HeaderClass) -> Void) {
         let view = bytes.readableBytesView
         let base = view.startIndex
         for field in fields {
             let nameStart = base + Int(field.nameStart)
             let valueStart = base + Int(field.valueStart)
-            body(view[nameStart..<nameStart + Int(field.nameLength)], view[valueStart..<valueStart + Int(field.valueLength)])
+            body(view[nameStart..<nameStart + Int(field.nameLength)], view[valueStart..<valueStart + Int(field.valueLength)],
+                 field.kind)
         }
     }
 
     /// The first value of a header, as a string (for the few the proxy itself reads).
     func value(of name: String) -> String? {
         var found: String?
-        forEachField { fieldName, value in
+        forEachField { fieldName, value, _ in
             if found == nil && fieldName.equalsCaseInsensitive(name.utf8) { found = String(decoding: value, as: UTF8.self) }
         }
         return found
@@ -280,6 +285,7 @@ struct UpstreamResponseParser {
         var chunked: Bool?
         var connectionClose = false
         var connectionKeepAlive = false
+        var connectionNamed: [ByteBufferView] = []
         let limit = base + headEnd
         while lineStart < limit {
             var lineEnd = view[lineStart..<limit].firstIndex(of: UInt8(ascii: "\n")) ?? limit
@@ -316,29 +322,35 @@ struct UpstreamResponseParser {
                 if value.contains(where: { $0 == 0 || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") }) {
                     throw ParseError(description: "bad header value")
                 }
-                switch name.count {
-                case 14 where name.equalsCaseInsensitive("content-length".utf8):
+                let kind = HeaderRewriter.classify(name)
+                switch kind {
+                case .contentLength:
                     guard !value.isEmpty, value.count <= 18, value.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
                         throw ParseError(description: "bad Content-Length")
                     }
                     let length = value.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
                     if let contentLength, contentLength != length { throw ParseError(description: "conflicting Content-Length") }
                     contentLength = length
-                case 17 where name.equalsCaseInsensitive("transfer-encoding".utf8):
+                case .framing:
                     let last = value.split(separator: UInt8(ascii: ",")).last.map { trim($0) }
                     chunked = last.map { $0.equalsCaseInsensitive("chunked".utf8) } ?? false
-                case 10 where name.equalsCaseInsensitive("connection".utf8):
+                case .hopByHop where name.count == 10 && name.equalsCaseInsensitive("connection".utf8):
                     for token in value.split(separator: UInt8(ascii: ",")) {
                         let trimmed = trim(token)
-                        if trimmed.equalsCaseInsensitive("close".utf8) { connectionClose = true }
-                        if trimmed.equalsCaseInsensitive("keep-alive".utf8) { connectionKeepAlive = true }
+                        if trimmed.equalsCaseInsensitive("close".utf8) {
+                            connectionClose = true
+                        } else if trimmed.equalsCaseInsensitive("keep-alive".utf8) {
+                            connectionKeepAlive = true
+                        } else if !trimmed.isEmpty && !trimmed.equalsCaseInsensitive("upgrade".utf8) {
+                            connectionNamed.append(trimmed)
+                        }
                     }
                 default:
                     break
                 }
                 fields.append(ProxyResponseHead.Field(
                     nameStart: Int32(name.startIndex - base), nameLength: Int32(name.count),
-                    valueStart: Int32(valueStart - base), valueLength: Int32(valueEnd - valueStart)))
+                    valueStart: Int32(valueStart - base), valueLength: Int32(valueEnd - valueStart), kind: kind))
                 if fields.count > 256 { throw ParseError(description: "too many headers") }
             }
             lineStart = next
@@ -346,7 +358,9 @@ struct UpstreamResponseParser {
         guard let status else { throw ParseError(description: "empty response head") }
         if chunked != nil { contentLength = nil }  // Transfer-Encoding wins (RFC 9112 §6.3)
         let keepAlive = !connectionClose && (minor == 1 || connectionKeepAlive) && !(chunked == false)
-        let head = ProxyResponseHead(status: status, minorVersion: minor, bytes: bytes, fields: fields, keepAlive: keepAlive)
+        let head = ProxyResponseHead(
+            status: status, minorVersion: minor, bytes: bytes, fields: fields, connectionNamed: connectionNamed,
+            keepAlive: keepAlive)
         return ParsedHead(head: head, contentLength: contentLength, chunked: chunked)
     }
 
@@ -373,6 +387,17 @@ extension Collection where Element == UInt8 {
     @inline(__always)
     func equalsCaseInsensitive(_ other: some Collection<UInt8>) -> Bool {
         guard count == other.count else { return false }
+        // Both sides are usually contiguous (buffer views, native strings): compare the raw bytes.
+        let fast = withContiguousStorageIfAvailable { left in
+            other.withContiguousStorageIfAvailable { right in
+                for index in 0..<left.count where left[index] != right[index] {
+                    let x = left[index] | 0x20
+                    guard x == right[index] | 0x20, x >= UInt8(ascii: "a"), x <= UInt8(ascii: "z") else { return false }
+                }
+                return true
+            }
+        }
+        if let fast, let result = fast { return result }
         for (x, y) in zip(self, other) where x != y {
             guard x | 0x20 == y | 0x20, (x | 0x20) >= UInt8(ascii: "a"), (x | 0x20) <= UInt8(ascii: "z") else { return false }
         }

@@ -52,6 +52,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var proxyResponsePaused = false
         /// HTTP/2 response bytes handed to the connection but not yet written out.
         var unsentFrameBytes = 0
+        /// Under TLS, a proxied response head waits for the first body piece so that both leave in one TLS record.
+        var heldHead: ByteBuffer?
 
         init(head: HTTPRequestHead, headers: RequestHeaderSummary, snapshot: RuntimeSnapshot, startNanoseconds: UInt64,
              bodyLimit: Int, keepAlive: Bool)
@@ -799,7 +801,18 @@ extension RequestHandler: ProxyDownstream {
             buffer.writeStaticString("Connection: keep-alive\r\n")
         }
         buffer.writeStaticString("\r\n")
-        context.write(NIOAny(buffer), promise: nil)
+        if connection.isTLS {
+            current.heldHead = buffer
+        } else {
+            context.write(NIOAny(buffer), promise: nil)
+        }
+    }
+
+    /// Writes a held response head now (a flush, a large body piece or the end came first).
+    private func writeHeldHead(_ current: Exchange, context: any ExchangeTransport) {
+        guard let held = current.heldHead else { return }
+        current.heldHead = nil
+        context.write(NIOAny(held), promise: nil)
     }
 
     func proxyResponseBody(_ buffer: ByteBuffer) -> Bool {
@@ -811,14 +824,28 @@ extension RequestHandler: ProxyDownstream {
         case .none:
             return true
         case .raw:
-            context.write(NIOAny(buffer), promise: nil)
+            if var held = current.heldHead, size <= 16 << 10 {
+                current.heldHead = nil
+                held.writeImmutableBuffer(buffer)
+                context.write(NIOAny(held), promise: nil)
+            } else {
+                writeHeldHead(current, context: context)
+                context.write(NIOAny(buffer), promise: nil)
+            }
         case .chunked:
-            var prefix = context.channel.allocator.buffer(capacity: 12)
+            var prefix = current.heldHead ?? context.channel.allocator.buffer(capacity: 12)
+            current.heldHead = nil
             prefix.writeString(String(size, radix: 16))
             prefix.writeStaticString("\r\n")
-            context.write(NIOAny(prefix), promise: nil)
-            context.write(NIOAny(buffer), promise: nil)
-            context.write(NIOAny(ByteBuffer(staticString: "\r\n")), promise: nil)
+            if size <= 16 << 10 && connection.isTLS {
+                prefix.writeImmutableBuffer(buffer)
+                prefix.writeStaticString("\r\n")
+                context.write(NIOAny(prefix), promise: nil)
+            } else {
+                context.write(NIOAny(prefix), promise: nil)
+                context.write(NIOAny(buffer), promise: nil)
+                context.write(NIOAny(ByteBuffer(staticString: "\r\n")), promise: nil)
+            }
         case .http2:
             // Flow control holds frames inside NIOHTTP2Handler, so channel writability says nothing about this
             // stream: count the bytes until their writes complete.
@@ -848,7 +875,9 @@ extension RequestHandler: ProxyDownstream {
     }
 
     func proxyResponseFlush() {
-        transport?.flush()
+        guard let context = transport else { return }
+        if let current = exchange { writeHeldHead(current, context: context) }
+        context.flush()
     }
 
     func proxyResponseEnd(trailers: HTTPHeaders?) {
@@ -863,11 +892,14 @@ extension RequestHandler: ProxyDownstream {
             }
         } else {
             if current.framing == .chunked {
-                var last = context.channel.allocator.buffer(capacity: 64)
+                var last = current.heldHead ?? context.channel.allocator.buffer(capacity: 64)
+                current.heldHead = nil
                 last.writeStaticString("0\r\n")
                 if let trailers { HTTPHead.write(trailers, into: &last) }
                 last.writeStaticString("\r\n")
                 context.write(NIOAny(last), promise: nil)
+            } else {
+                writeHeldHead(current, context: context)
             }
             // The upstream answered before the whole request body came: the rest cannot be told apart from a
             // next request.
