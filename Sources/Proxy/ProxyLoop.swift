@@ -53,8 +53,8 @@ public final class ProxyLoop: @unchecked Sendable {
         -> Acquisition
     {
         let key = ObjectIdentifier(target)
-        while var stack = idle[key], let connection = stack.popLast() {
-            idle[key] = stack
+        // Popped in place: copying the stack out of the dictionary would copy it (and retain every entry) per request.
+        while let connection = idle[key]?.popLast() {
             if connection.isClosed { continue }
             target.reusedConnections.add(1, ordering: .relaxed)
             return .reused(connection)
@@ -62,8 +62,7 @@ public final class ProxyLoop: @unchecked Sendable {
         let open = target.openConnections.add(1, ordering: .relaxed).newValue
         if open > settings.maxConnections {
             target.openConnections.subtract(1, ordering: .relaxed)
-            var queue = waiters[key] ?? []
-            guard queue.count < Self.maxWaiters else {
+            guard (waiters[key]?.count ?? 0) < Self.maxWaiters else {
                 target.poolRejections.add(1, ordering: .relaxed)
                 if !warnedWaitersFull {
                     warnedWaitersFull = true
@@ -71,8 +70,7 @@ public final class ProxyLoop: @unchecked Sendable {
                 }
                 return .refused
             }
-            queue.append(exchange)
-            waiters[key] = queue
+            waiters[key, default: []].append(exchange)
             return .queued
         }
         target.newConnections.add(1, ordering: .relaxed)
@@ -109,33 +107,28 @@ public final class ProxyLoop: @unchecked Sendable {
         connection.setReadsPaused(false)
         guard !connection.isClosed else { return }
         let key = ObjectIdentifier(connection.target)
-        if var queue = waiters[key], !queue.isEmpty {
-            let next = queue.removeFirst()
-            waiters[key] = queue
+        if waiters[key]?.isEmpty == false {
+            let next = waiters[key]!.removeFirst()
             connection.target.reusedConnections.add(1, ordering: .relaxed)
             next.connectionAvailable(connection)
             return
         }
-        var stack = idle[key] ?? []
-        guard stack.count < connection.pool.maxIdle else {
+        guard (idle[key]?.count ?? 0) < connection.pool.maxIdle else {
             connection.close()
             return
         }
         connection.idleSince = .now()
-        stack.append(connection)
-        idle[key] = stack
+        idle[key, default: []].append(connection)
     }
 
     /// A connection closed (by either side); a waiting exchange may now open one.
     func connectionClosed(_ connection: UpstreamConnection) {
         let key = ObjectIdentifier(connection.target)
-        if var stack = idle[key], let index = stack.firstIndex(where: { $0 === connection }) {
-            stack.remove(at: index)
-            idle[key] = stack
+        if let index = idle[key]?.firstIndex(where: { $0 === connection }) {
+            idle[key]!.remove(at: index)
         }
-        if var queue = waiters[key], !queue.isEmpty {
-            let next = queue.removeFirst()
-            waiters[key] = queue
+        if waiters[key]?.isEmpty == false {
+            let next = waiters[key]!.removeFirst()
             next.retryAcquire()
         }
     }

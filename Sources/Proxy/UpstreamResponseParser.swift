@@ -1,6 +1,12 @@
 import NIOCore
 import NIOHTTP1
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// An upstream response head as parsed: the raw bytes and where each header sits in them, so headers can be
 /// filtered and copied to the client without becoming strings.
 public struct ProxyResponseHead {
@@ -195,15 +201,15 @@ struct UpstreamResponseParser {
 
     private mutating func parseHead(_ buffer: inout ByteBuffer) throws -> Event? {
         while true {
-            let view = buffer.readableBytesView
             // Find the blank line that ends the head (CRLFCRLF, or bare LFs).
-            guard let headLength = Self.headLength(view) else {
-                if view.count > Self.maxHeadSize { throw ParseError(description: "response head larger than 64 KB") }
+            let found = buffer.withUnsafeReadableBytes { Self.headLength($0) }
+            guard let headLength = found else {
+                if buffer.readableBytes > Self.maxHeadSize { throw ParseError(description: "response head larger than 64 KB") }
                 return nil
             }
             guard headLength.total <= Self.maxHeadSize else { throw ParseError(description: "response head larger than 64 KB") }
             let bytes = buffer.readSlice(length: headLength.total)!
-            let head = try Self.parse(bytes, contentLength: headLength.content)
+            let head = try bytes.withUnsafeReadableBytes { try Self.parse($0, bytes: bytes, contentLength: headLength.content) }
             let code = Int(head.head.status.code)
             if code >= 100 && code < 200 && code != 101 {
                 continue  // interim answer (100 Continue, 103 Early Hints): the real one follows
@@ -249,16 +255,18 @@ struct UpstreamResponseParser {
     }
 
     /// Where the head ends: the index after the blank line (total) and the length without it (content).
-    private static func headLength(_ view: ByteBufferView) -> (total: Int, content: Int)? {
-        var index = view.startIndex
-        let end = view.endIndex
-        while let newline = view[index..<end].firstIndex(of: UInt8(ascii: "\n")) {
+    private static func headLength(_ bytes: UnsafeRawBufferPointer) -> (total: Int, content: Int)? {
+        let count = bytes.count
+        var index = 0
+        while index < count {
+            guard let base = bytes.baseAddress,
+                let found = memchr(base + index, Int32(UInt8(ascii: "\n")), count - index)
+            else { return nil }
+            let newline = base.distance(to: UnsafeRawPointer(found))
             let next = newline + 1
-            if next < end && view[next] == UInt8(ascii: "\n") {
-                return (next + 1 - view.startIndex, newline - view.startIndex)
-            }
-            if next + 1 < end && view[next] == UInt8(ascii: "\r") && view[next + 1] == UInt8(ascii: "\n") {
-                return (next + 2 - view.startIndex, newline - view.startIndex)
+            if next < count && bytes[next] == UInt8(ascii: "\n") { return (next + 1, newline) }
+            if next + 1 < count && bytes[next] == UInt8(ascii: "\r") && bytes[next + 1] == UInt8(ascii: "\n") {
+                return (next + 2, newline)
             }
             index = next
         }
@@ -272,11 +280,9 @@ struct UpstreamResponseParser {
         var chunked: Bool?
     }
 
-    /// Parses a complete head (status line and header lines).
-    private static func parse(_ bytes: ByteBuffer, contentLength headEnd: Int) throws -> ParsedHead {
-        let view = bytes.readableBytesView
-        let base = view.startIndex
-        var lineStart = base
+    /// Parses a complete head (status line and header lines) held in `raw`, the readable bytes of `bytes`.
+    private static func parse(_ raw: UnsafeRawBufferPointer, bytes: ByteBuffer, contentLength headEnd: Int) throws -> ParsedHead {
+        var lineStart = 0
         var fields: [ProxyResponseHead.Field] = []
         fields.reserveCapacity(16)
         var status: HTTPResponseStatus?
@@ -285,40 +291,44 @@ struct UpstreamResponseParser {
         var chunked: Bool?
         var connectionClose = false
         var connectionKeepAlive = false
-        var connectionNamed: [ByteBufferView] = []
-        let limit = base + headEnd
-        while lineStart < limit {
-            var lineEnd = view[lineStart..<limit].firstIndex(of: UInt8(ascii: "\n")) ?? limit
+        var connectionNamed: [Range<Int>] = []
+        let space = UInt8(ascii: " "), tab = UInt8(ascii: "\t")
+        while lineStart < headEnd {
+            var lineEnd = lineStart
+            while lineEnd < headEnd && raw[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
             let next = lineEnd + 1
-            if lineEnd > lineStart && view[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
-            let line = view[lineStart..<lineEnd]
+            if lineEnd > lineStart && raw[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
+            let line = UnsafeRawBufferPointer(rebasing: raw[lineStart..<lineEnd])
             if status == nil {
                 // HTTP/1.x SP 3DIGIT [SP reason]
                 guard line.count >= 12, line.starts(with: "HTTP/1.".utf8),
-                    let minorDigit = line.dropFirst(7).first, minorDigit == UInt8(ascii: "0") || minorDigit == UInt8(ascii: "1"),
-                    line[line.startIndex + 8] == UInt8(ascii: " ")
+                    line[7] == UInt8(ascii: "0") || line[7] == UInt8(ascii: "1"), line[8] == space
                 else { throw ParseError(description: "bad status line") }
-                minor = Int(minorDigit - UInt8(ascii: "0"))
-                let digits = line[(line.startIndex + 9)..<(line.startIndex + 12)]
-                guard digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-                    line.count == 12 || line[line.startIndex + 12] == UInt8(ascii: " ")
-                else { throw ParseError(description: "bad status code") }
-                let code = digits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
-                guard code >= 100 else { throw ParseError(description: "bad status code") }
+                minor = Int(line[7] - UInt8(ascii: "0"))
+                var code = 0
+                for index in 9..<12 {
+                    let digit = line[index]
+                    guard digit >= UInt8(ascii: "0") && digit <= UInt8(ascii: "9") else { throw ParseError(description: "bad status code") }
+                    code = code * 10 + Int(digit - UInt8(ascii: "0"))
+                }
+                guard code >= 100, line.count == 12 || line[12] == space else { throw ParseError(description: "bad status code") }
                 status = HTTPResponseStatus(statusCode: code)
             } else {
-                guard let first = line.first, first != UInt8(ascii: " ") && first != UInt8(ascii: "\t") else {
+                guard let first = line.first, first != space && first != tab else {
                     throw ParseError(description: "folded or empty header line")
                 }
-                guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex,
-                    line[line.startIndex..<colon].allSatisfy(isTokenByte)
-                else { throw ParseError(description: "bad header line") }
-                let name = line[line.startIndex..<colon]
+                var colon = 0
+                while colon < line.count && line[colon] != UInt8(ascii: ":") {
+                    guard isTokenByte(line[colon]) else { throw ParseError(description: "bad header line") }
+                    colon += 1
+                }
+                guard colon > 0, colon < line.count else { throw ParseError(description: "bad header line") }
+                let name = UnsafeRawBufferPointer(rebasing: line[0..<colon])
                 var valueStart = colon + 1
-                var valueEnd = line.endIndex
-                while valueStart < valueEnd && (view[valueStart] == UInt8(ascii: " ") || view[valueStart] == UInt8(ascii: "\t")) { valueStart += 1 }
-                while valueEnd > valueStart && (view[valueEnd - 1] == UInt8(ascii: " ") || view[valueEnd - 1] == UInt8(ascii: "\t")) { valueEnd -= 1 }
-                let value = view[valueStart..<valueEnd]
+                var valueEnd = line.count
+                while valueStart < valueEnd && (line[valueStart] == space || line[valueStart] == tab) { valueStart += 1 }
+                while valueEnd > valueStart && (line[valueEnd - 1] == space || line[valueEnd - 1] == tab) { valueEnd -= 1 }
+                let value = UnsafeRawBufferPointer(rebasing: line[valueStart..<valueEnd])
                 if value.contains(where: { $0 == 0 || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") }) {
                     throw ParseError(description: "bad header value")
                 }
@@ -335,22 +345,27 @@ struct UpstreamResponseParser {
                     let last = value.split(separator: UInt8(ascii: ",")).last.map { trim($0) }
                     chunked = last.map { $0.equalsCaseInsensitive("chunked".utf8) } ?? false
                 case .hopByHop where name.count == 10 && name.equalsCaseInsensitive("connection".utf8):
-                    for token in value.split(separator: UInt8(ascii: ",")) {
-                        let trimmed = trim(token)
-                        if trimmed.equalsCaseInsensitive("close".utf8) {
+                    var tokenStart = valueStart
+                    for position in valueStart...valueEnd where position == valueEnd || line[position] == UInt8(ascii: ",") {
+                        var start = tokenStart, end = position
+                        while start < end && (line[start] == space || line[start] == tab) { start += 1 }
+                        while end > start && (line[end - 1] == space || line[end - 1] == tab) { end -= 1 }
+                        tokenStart = position + 1
+                        let token = UnsafeRawBufferPointer(rebasing: line[start..<end])
+                        if token.equalsCaseInsensitive("close".utf8) {
                             connectionClose = true
-                        } else if trimmed.equalsCaseInsensitive("keep-alive".utf8) {
+                        } else if token.equalsCaseInsensitive("keep-alive".utf8) {
                             connectionKeepAlive = true
-                        } else if !trimmed.isEmpty && !trimmed.equalsCaseInsensitive("upgrade".utf8) {
-                            connectionNamed.append(trimmed)
+                        } else if !token.isEmpty && !token.equalsCaseInsensitive("upgrade".utf8) {
+                            connectionNamed.append((lineStart + start)..<(lineStart + end))
                         }
                     }
                 default:
                     break
                 }
                 fields.append(ProxyResponseHead.Field(
-                    nameStart: Int32(name.startIndex - base), nameLength: Int32(name.count),
-                    valueStart: Int32(valueStart - base), valueLength: Int32(valueEnd - valueStart), kind: kind))
+                    nameStart: Int32(lineStart), nameLength: Int32(colon), valueStart: Int32(lineStart + valueStart),
+                    valueLength: Int32(valueEnd - valueStart), kind: kind))
                 if fields.count > 256 { throw ParseError(description: "too many headers") }
             }
             lineStart = next
@@ -358,8 +373,10 @@ struct UpstreamResponseParser {
         guard let status else { throw ParseError(description: "empty response head") }
         if chunked != nil { contentLength = nil }  // Transfer-Encoding wins (RFC 9112 §6.3)
         let keepAlive = !connectionClose && (minor == 1 || connectionKeepAlive) && !(chunked == false)
+        let view = bytes.readableBytesView
         let head = ProxyResponseHead(
-            status: status, minorVersion: minor, bytes: bytes, fields: fields, connectionNamed: connectionNamed,
+            status: status, minorVersion: minor, bytes: bytes, fields: fields,
+            connectionNamed: connectionNamed.map { view[(view.startIndex + $0.lowerBound)..<(view.startIndex + $0.upperBound)] },
             keepAlive: keepAlive)
         return ParsedHead(head: head, contentLength: contentLength, chunked: chunked)
     }

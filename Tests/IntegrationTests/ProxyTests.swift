@@ -189,6 +189,9 @@ import Glibc
         let result = try json(upload.stdout)
         #expect(result["bytes"] as? Int == size)
         #expect(result["sha256"] as? String == String(expected))
+        // The same upload over HTTP/2: the stream's flow-control credit is what holds the client back.
+        let h2Upload = try run(["curl", "-sk", "--http2", "-T", file, vantage.url("/api/upload", kind: "https")])
+        #expect(try json(h2Upload.stdout)["sha256"] as? String == String(expected))
         let download = try run(["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}", vantage.url("/api/stream?bytes=\(size)")])
         #expect(Int(download.stdout) == size)
         let h2Download = try run(["curl", "-sk", "--http2", "-o", "/dev/null", "-w", "%{size_download}",
@@ -196,7 +199,7 @@ import Glibc
         #expect(Int(h2Download.stdout) == size)
         let peak = try #require(peakResidentKiB(of: vantage.process.processIdentifier))
         #expect(peak < 150_000, "peak RSS \(peak) KiB while streaming \(size) bytes each way")
-        print("proxy streaming: peak RSS \(peak) KiB after 200 MB up and 2 × 200 MB down")
+        print("proxy streaming: peak RSS \(peak) KiB after 2 × 200 MB up and 2 × 200 MB down (HTTP/1.1 and HTTP/2)")
     }
 
     @Test func webSocketEchoesAndOutlivesAReload() throws {
