@@ -46,6 +46,9 @@ public enum HeaderRewriter {
         _ head: HTTPRequestHead, path: String, hostValue: String, client: ClientInfo, requestID: String,
         webSocket: Bool, chunked: Bool, into buffer: inout ByteBuffer
     ) {
+        var estimate = path.utf8.count + 320 + client.address.utf8.count * 2 + hostValue.utf8.count * 3
+        for (name, value) in head.headers { estimate += name.utf8.count + value.utf8.count + 4 }
+        buffer.reserveCapacity(minimumWritableBytes: estimate)
         buffer.writeString(head.method.rawValue)
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(path)
@@ -155,6 +158,59 @@ public enum HeaderRewriter {
                 if !passed.hasDate && name.count == 4 && name.equalsCaseInsensitive("date".utf8) { passed.hasDate = true }
             }
             body(name, value)
+        }
+        return passed
+    }
+
+    /// Writes the response header lines that may go to the client (as ``forEachDownstreamHeader(_:_:)`` passes
+    /// them) in HTTP/1.1 form. Lines are copied as the upstream sent them, and runs of kept lines in one copy.
+    static func writeDownstreamHeaderLines(_ head: ProxyResponseHead, into buffer: inout ByteBuffer) -> PassedHeaders {
+        var passed = PassedHeaders()
+        let status = head.status.code
+        let named = head.connectionNamed
+        head.bytes.withUnsafeReadableBytes { raw in
+            buffer.reserveCapacity(minimumWritableBytes: raw.count + 256)
+            var runStart = -1
+            var runEnd = -1
+            func flushRun() {
+                if runStart >= 0 { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[runStart..<runEnd])) }
+                runStart = -1
+            }
+            for field in head.fields {
+                let nameStart = Int(field.nameStart), valueStart = Int(field.valueStart)
+                let valueEnd = valueStart + Int(field.valueLength)
+                let name = UnsafeRawBufferPointer(rebasing: raw[nameStart..<(nameStart + Int(field.nameLength))])
+                switch field.kind {
+                case .hopByHop, .framing:
+                    flushRun()
+                    continue
+                case .upgrade:
+                    if status != 101 {
+                        flushRun()
+                        continue
+                    }
+                case .contentLength:
+                    passed.hasContentLength = true
+                case .other, .host, .requestID, .expect, .xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded:
+                    if !named.isEmpty, named.contains(where: { $0.equalsCaseInsensitive(name) }) {
+                        flushRun()
+                        continue
+                    }
+                    if !passed.hasDate && name.count == 4 && name.equalsCaseInsensitive("date".utf8) { passed.hasDate = true }
+                }
+                if valueEnd + 1 < raw.count && raw[valueEnd] == UInt8(ascii: "\r") && raw[valueEnd + 1] == UInt8(ascii: "\n") {
+                    // The line as sent, CRLF included: extend the run.
+                    if runStart < 0 || runEnd != nameStart { flushRun(); runStart = nameStart }
+                    runEnd = valueEnd + 2
+                } else {
+                    flushRun()
+                    buffer.writeBytes(name)
+                    buffer.writeStaticString(": ")
+                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[valueStart..<valueEnd]))
+                    buffer.writeStaticString("\r\n")
+                }
+            }
+            flushRun()
         }
         return passed
     }

@@ -34,6 +34,13 @@ public struct ProxyResponseHead {
         HeaderRewriter.forEachDownstreamHeader(self, body)
     }
 
+    /// Writes the header lines that may go to the client in HTTP/1.1 form (the same ones ``forEachHeader(_:)``
+    /// passes), copying the upstream's bytes.
+    @inline(__always)
+    public func writeHTTP1Headers(into buffer: inout ByteBuffer) -> HeaderRewriter.PassedHeaders {
+        HeaderRewriter.writeDownstreamHeaderLines(self, into: &buffer)
+    }
+
     /// Calls `body` with each header's name, value and kind.
     @inline(__always)
     func forEachField(_ body: (ByteBufferView, ByteBufferView, HeaderRewriter.HeaderClass) -> Void) {

@@ -86,6 +86,14 @@ import Testing
                 + "Set-Cookie: a=1\r\nUpgrade: websocket\r\nProxy-Thing: 1\r\n\r\nabc", status: &status)
         #expect(out.map(\.0) == ["Content-Length", "Set-Cookie"])
         #expect(out.first?.1 == "3")
+        // The HTTP/1.1 form copies the kept lines as they came.
+        var parser = UpstreamResponseParser()
+        parser.expectResponse(toHead: false)
+        var raw = ByteBuffer(string: "HTTP/1.1 200 OK\r\nA: 1\r\nB:  2 \r\nConnection: keep-alive\r\nC: 3\r\nD: 4\r\n\r\n")
+        guard case .head(let head) = try parser.next(&raw) else { throw ParserTests.Unexpected() }
+        var lines = ByteBuffer()
+        _ = head.writeHTTP1Headers(into: &lines)
+        #expect(String(buffer: lines) == "A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n")
         let upgraded = try passed("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", status: &status)
         #expect(status == 101)
         #expect(upgraded.map(\.0) == ["Upgrade"])

@@ -764,12 +764,7 @@ extension RequestHandler: ProxyDownstream {
         }
         var buffer = context.channel.allocator.buffer(capacity: 384)
         HTTPHead.writeStatusLine(head.status, into: &buffer)
-        let passed = head.forEachHeader { name, value in
-            buffer.writeBytes(name)
-            buffer.writeStaticString(": ")
-            buffer.writeBytes(value)
-            buffer.writeStaticString("\r\n")
-        }
+        let passed = head.writeHTTP1Headers(into: &buffer)
         if !passed.hasDate {
             buffer.writeStaticString("Date: ")
             buffer.writeString(loop.dateHeader)
@@ -950,12 +945,7 @@ extension RequestHandler: ProxyDownstream {
         }
         var buffer = context.channel.allocator.buffer(capacity: 256)
         HTTPHead.writeStatusLine(.switchingProtocols, into: &buffer)
-        _ = head.forEachHeader { name, value in
-            buffer.writeBytes(name)
-            buffer.writeStaticString(": ")
-            buffer.writeBytes(value)
-            buffer.writeStaticString("\r\n")
-        }
+        _ = head.writeHTTP1Headers(into: &buffer)
         buffer.writeStaticString("Connection: Upgrade\r\nX-Request-Id: ")
         buffer.writeString(current.requestID ?? "")
         buffer.writeStaticString("\r\n\r\n")
