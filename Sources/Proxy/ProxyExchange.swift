@@ -114,6 +114,8 @@ public final class ProxyExchange {
     private var finished = false
     private var clientPaused = false
     private var waitTimer: Scheduled<Void>?
+    /// After a pooled connection died without answering, the retry opens a new one.
+    private var freshConnectionNext = false
     /// How the last attempt failed, the answer when no upstream is left to retry on.
     private var lastFailure: ProxyFailure?
     /// Whether the current attempt counts in its target's in-flight requests.
@@ -256,8 +258,11 @@ public final class ProxyExchange {
     }
 
     private func acquire(_ target: UpstreamTarget) {
-        // After a reset on a reused connection, retry on a fresh one: the pool may hold more stale ones.
-        switch loop.acquire(target, settings: route.poolSettings, connectTimeout: route.connectTimeout, for: self) {
+        let fresh = freshConnectionNext
+        freshConnectionNext = false
+        switch loop.acquire(
+            target, settings: route.poolSettings, connectTimeout: route.connectTimeout, fresh: fresh, for: self)
+        {
         case .reused(let connection):
             bind(connection)
         case .connecting(let future):
@@ -523,7 +528,14 @@ public final class ProxyExchange {
             return
         }
         target?.resets.add(1, ordering: .relaxed)
-        target?.recordFailure(settings: route.configuration.passiveHealth, now: NIODeadline.now().uptimeNanoseconds)
+        if connection.requestsServed > 1 {
+            // A pooled connection that died before answering is most likely one the upstream closed while idle
+            // (or a restarted upstream's): not a sign of a sick upstream, and its pool siblings are suspect too.
+            // The retry takes a fresh connection, which tells the truth.
+            freshConnectionNext = true
+        } else {
+            target?.recordFailure(settings: route.configuration.passiveHealth, now: NIODeadline.now().uptimeNanoseconds)
+        }
         retryOrFail(.reset, failure: ProxyFailure(
             status: .badGateway, reason: "the upstream closed the connection without answering",
             retryAfterSeconds: nil, responseStarted: false))

@@ -48,11 +48,16 @@ public final class ProxyLoop: @unchecked Sendable {
         case refused
     }
 
-    /// An idle connection to `target`, or a new one, or a place in the queue.
-    func acquire(_ target: UpstreamTarget, settings: PoolSettingsKey, connectTimeout: TimeAmount, for exchange: ProxyExchange)
-        -> Acquisition
-    {
+    /// An idle connection to `target`, or a new one, or a place in the queue. `fresh` skips the idle ones (and
+    /// closes them: they are as old as one that just failed).
+    func acquire(
+        _ target: UpstreamTarget, settings: PoolSettingsKey, connectTimeout: TimeAmount, fresh: Bool = false,
+        for exchange: ProxyExchange
+    ) -> Acquisition {
         let key = ObjectIdentifier(target)
+        if fresh, let stale = idle.removeValue(forKey: key) {
+            for connection in stale { connection.close() }
+        }
         // Popped in place: copying the stack out of the dictionary would copy it (and retain every entry) per request.
         while let connection = idle[key]?.popLast() {
             if connection.isClosed { continue }

@@ -58,8 +58,12 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Writing
 
+    /// Requests written on this connection so far; above 1 it came from the pool.
+    private(set) var requestsServed = 0
+
     /// Writes a serialized request head; its response is parsed next.
     func writeHead(_ bytes: ByteBuffer, isHeadRequest: Bool) {
+        requestsServed += 1
         parser.expectResponse(toHead: isHeadRequest)
         context?.write(wrapOutboundOut(bytes), promise: nil)
     }
