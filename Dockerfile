@@ -7,8 +7,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY Package.swift ./
 COPY Sources ./Sources
-RUN swift build -c release --static-swift-stdlib --product vantage \
- && install -D "$(swift build -c release --show-bin-path)/vantage" /out/vantage
+COPY scripts/build-release.sh ./scripts/
+RUN install -D "$(scripts/build-release.sh --static-swift-stdlib)" /out/vantage
 
 FROM debian:bookworm-slim
 RUN apt-get update \

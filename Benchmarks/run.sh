@@ -7,7 +7,7 @@ HARNESS=${HARNESS:-../shared/bench/compare.py}
 if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null || ! command -v h2load >/dev/null; then
   apt-get update -qq && apt-get install -y -qq nginx wrk nghttp2-client curl openssl util-linux >/dev/null
 fi
-swift build -c release --product vantage
+binary=$(scripts/build-release.sh)
 mkdir -p .bench
-python3 "$HARNESS" --vantage .build/release/vantage --config Benchmarks/compare.yaml.template \
+python3 "$HARNESS" --vantage "$binary" --config Benchmarks/compare.yaml.template \
   --json .bench/compare.json "$@"

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-swift build -c release --product vantage
-exec .build/release/vantage run --config conf/vantage.yaml "$@"
+binary=$(scripts/build-release.sh)
+exec "$binary" run --config conf/vantage.yaml "$@"
