@@ -47,7 +47,7 @@ import Glibc
             "-H", "Connection: keep-alive, X-Secret", "-H", "X-Secret: 1", "-H", "Proxy-Authorization: Basic eA==",
             "-H", "Keep-Alive: timeout=5", "-H", "X-Custom: kept",
         ])
-        #expect(h1.status == 200)
+        #expect(h1.status == 200, "\(h1.body)\n\(vantage.log.suffix(2000))")
         let echo = try json(h1.body)
         let headers = echo["headers"] as? [String: String] ?? [:]
         #expect(echo["method"] as? String == "POST")
@@ -68,7 +68,7 @@ import Glibc
         let h2 = try curl(["-k", "--http2", vantage.url("/api/echo", kind: "https"), "--data-binary", "@-", "-H",
                            "Content-Type: text/plain"])
         #expect(h2.version == "2")
-        #expect(h2.status == 200)
+        #expect(h2.status == 200, "\(h2.body)\n\(vantage.log.suffix(2000))")
         let h2Echo = try json(h2.body)
         let h2Headers = h2Echo["headers"] as? [String: String] ?? [:]
         #expect(h2Headers["x-forwarded-proto"] == "https")
