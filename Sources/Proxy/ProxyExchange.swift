@@ -29,6 +29,15 @@ public struct ProxyFailure: Sendable, Error {
     public var retryAfterSeconds: Int?
     /// Whether part of the response already went to the client (the edge can then only abort).
     public var responseStarted: Bool
+    /// The underlying error, for the log only (clients get `reason`).
+    public var detail: String?
+
+    public init(status: HTTPResponseStatus, reason: String, retryAfterSeconds: Int?, responseStarted: Bool) {
+        self.status = status
+        self.reason = reason
+        self.retryAfterSeconds = retryAfterSeconds
+        self.responseStarted = responseStarted
+    }
 }
 
 /// What went wrong on one attempt, for the retry decision.
@@ -323,10 +332,12 @@ public final class ProxyExchange {
             target.recordFailure(settings: route.configuration.passiveHealth, now: NIODeadline.now().uptimeNanoseconds)
             endAttempt()
             let timedOut = (error as? ChannelError).map { if case .connectTimeout = $0 { return true } else { return false } } ?? false
-            retryOrFail(.connect(timedOut: timedOut), failure: ProxyFailure(
+            var failure = ProxyFailure(
                 status: timedOut ? .gatewayTimeout : .badGateway,
                 reason: timedOut ? "the upstream did not accept the connection in time" : "the upstream refused the connection",
-                retryAfterSeconds: nil, responseStarted: false))
+                retryAfterSeconds: nil, responseStarted: false)
+            failure.detail = "\(error)"
+            retryOrFail(.connect(timedOut: timedOut), failure: failure)
         }
     }
 
@@ -430,7 +441,18 @@ public final class ProxyExchange {
             connection.exchange = nil
             connection.close()
         }
+        report(failure)
         downstream?.proxyFailed(failure)
+    }
+
+    /// One error-log line per failed exchange, as nginx writes to its error log: enough to find the request.
+    private func report(_ failure: ProxyFailure) {
+        loop.logger.warning(
+            "proxy: \(failure.status.code) \(failure.reason)",
+            metadata: [
+                "request_id": "\(requestID)", "upstream": "\(upstreamAddress ?? "-")", "attempts": "\(attempts)",
+                "method": "\(clientHead.method.rawValue)", "uri": "\(clientHead.uri)", "error": "\(failure.detail ?? "-")",
+            ])
     }
 
     private func pauseClient() {
@@ -522,9 +544,11 @@ public final class ProxyExchange {
         endAttempt()
         if responseStarted {
             finished = true
-            downstream?.proxyFailed(ProxyFailure(
+            let failure = ProxyFailure(
                 status: .badGateway, reason: "the upstream closed the connection in the middle of the response",
-                retryAfterSeconds: nil, responseStarted: true))
+                retryAfterSeconds: nil, responseStarted: true)
+            report(failure)
+            downstream?.proxyFailed(failure)
             return
         }
         target?.resets.add(1, ordering: .relaxed)
@@ -536,9 +560,11 @@ public final class ProxyExchange {
         } else {
             target?.recordFailure(settings: route.configuration.passiveHealth, now: NIODeadline.now().uptimeNanoseconds)
         }
-        retryOrFail(.reset, failure: ProxyFailure(
+        var failure = ProxyFailure(
             status: .badGateway, reason: "the upstream closed the connection without answering",
-            retryAfterSeconds: nil, responseStarted: false))
+            retryAfterSeconds: nil, responseStarted: false)
+        failure.detail = error.map { "\($0)" }
+        retryOrFail(.reset, failure: failure)
     }
 
     func upstreamTimedOut(_ connection: UpstreamConnection) {

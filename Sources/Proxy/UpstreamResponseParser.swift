@@ -11,8 +11,6 @@ import Darwin
 /// filtered and copied to the client without becoming strings.
 public struct ProxyResponseHead {
     public let status: HTTPResponseStatus
-    /// `HTTP/1.x` minor version.
-    let minorVersion: Int
     /// The head's bytes, from the status line through the last header line.
     let bytes: ByteBuffer
     /// Offsets into `bytes` of each header's name and value (value trimmed).
@@ -52,15 +50,6 @@ public struct ProxyResponseHead {
             body(view[nameStart..<nameStart + Int(field.nameLength)], view[valueStart..<valueStart + Int(field.valueLength)],
                  field.kind)
         }
-    }
-
-    /// The first value of a header, as a string (for the few the proxy itself reads).
-    func value(of name: String) -> String? {
-        var found: String?
-        forEachField { fieldName, value, _ in
-            if found == nil && fieldName.equalsCaseInsensitive(name.utf8) { found = String(decoding: value, as: UTF8.self) }
-        }
-        return found
     }
 }
 
@@ -114,12 +103,6 @@ struct UpstreamResponseParser {
     var isBusy: Bool {
         if case .idle = state { return false }
         return true
-    }
-
-    /// Whether the body runs until the connection closes (the end comes from ``connectionClosed()``).
-    var readsUntilClose: Bool {
-        if case .untilClose = state { return true }
-        return false
     }
 
     /// The next event from `buffer`, consuming what it used; nil when more bytes are needed.
@@ -382,7 +365,7 @@ struct UpstreamResponseParser {
         let keepAlive = !connectionClose && (minor == 1 || connectionKeepAlive) && !(chunked == false)
         let view = bytes.readableBytesView
         let head = ProxyResponseHead(
-            status: status, minorVersion: minor, bytes: bytes, fields: fields,
+            status: status, bytes: bytes, fields: fields,
             connectionNamed: connectionNamed.map { view[(view.startIndex + $0.lowerBound)..<(view.startIndex + $0.upperBound)] },
             keepAlive: keepAlive)
         return ParsedHead(head: head, contentLength: contentLength, chunked: chunked)
