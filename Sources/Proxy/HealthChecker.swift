@@ -25,7 +25,7 @@ final class HealthChecker: Sendable {
         let repeated = eventLoop.scheduleRepeatedAsyncTask(
             initialDelay: .zero, delay: TimeAmount(settings.interval)
         ) { [self] _ in
-            check().map { healthy in self.record(healthy) }
+            check().map { outcome in self.record(outcome) }
         }
         task.withLock { $0 = repeated }
     }

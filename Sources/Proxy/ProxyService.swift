@@ -52,8 +52,8 @@ public final class ProxyService: Sendable {
     public func activate(_ routes: [ProxyRoute]) {
         var wanted: [UpstreamAddress: (UpstreamTarget, ProxyConfiguration.HealthCheckSettings?)] = [:]
         for route in routes {
-            for target in route.targets where wanted[target.address]?.1 == nil {
-                wanted[target.address] = (target, route.configuration.healthCheck ?? wanted[target.address]?.1)
+            for target in route.targets {
+                wanted[target.address] = (target, wanted[target.address]?.1 ?? route.configuration.healthCheck)
             }
         }
         let (stopped, started) = state.withLock { state -> ([HealthChecker], [HealthChecker]) in
@@ -66,7 +66,7 @@ public final class ProxyService: Sendable {
             }
             for (address, (target, settings)) in wanted {
                 guard let settings, state.checkers[address] == nil else { continue }
-                let loop = loopList[abs(address.hashValue) % loopList.count]
+                let loop = loopList[Int(UInt(bitPattern: address.hashValue) % UInt(loopList.count))]
                 let checker = HealthChecker(target: target, settings: settings, eventLoop: loop, logger: logger)
                 state.checkers[address] = checker
                 started.append(checker)

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 
 /// A WebSocket connection after the upgrade: bytes copied both ways between the client and upstream channels
 /// (both on one event loop), with backpressure each way and an idle timeout. A tunnel keeps no reference to the
@@ -38,10 +37,15 @@ public final class ProxyTunnel {
         // Created now so client bytes have somewhere to go; it holds them until it joins the pipeline.
         upstreamSide = TunnelHandler(tunnel: self, isClient: false)
         let bound = NIOLoopBound(self, eventLoop: channel.eventLoop)
-        // Rebuilt on the next tick: this may run inside the decoder's own read callback.
+        // Rebuilt on the next tick: this runs inside the upstream connection's own read callback.
         channel.eventLoop.execute {
             let tunnel = bound.value
             guard let handler = tunnel.upstreamSide else { return }
+            guard channel.isActive else {
+                // The upstream hung up right after its 101.
+                tunnel.close()
+                return
+            }
             do {
                 let sync = channel.pipeline.syncOperations
                 let early = tunnel.upstream.takeUnparsed()
