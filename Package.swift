@@ -72,6 +72,8 @@ let package = Package(
             dependencies: ["Config", nioCore, nioPosix, nioHTTP1, logging],
             swiftSettings: dataPlaneSettings
         ),
+        /// Tracking: the event pipeline (so far the durable spool between the request path and ClickHouse).
+        .target(name: "Tracking", dependencies: ["CZlib", nioCore, logging], swiftSettings: dataPlaneSettings),
         /// Composition root and data plane.
         .target(
             name: "Edge",
@@ -89,6 +91,7 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config"], swiftSettings: swiftSettings),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Config", nioHTTP1], swiftSettings: swiftSettings),
+        .testTarget(name: "TrackingTests", dependencies: ["Tracking", nioCore, logging], swiftSettings: swiftSettings),
         .testTarget(name: "StaticTests", dependencies: ["Static", nioCore, nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeTests",
