@@ -7,6 +7,7 @@ import NIOHTTP2
 import NIOPosix
 import Proxy
 import Static
+import Tracking
 
 /// Answers HTTP requests on one HTTP/1.1 connection or one HTTP/2 stream: routing, handler dispatch, response
 /// writing, access log and metrics. Everything runs on the channel's event loop; disk work goes to the blocking pool
