@@ -133,6 +133,28 @@ public enum HeaderRewriter {
     public struct PassedHeaders: Sendable {
         public var hasContentLength = false
         public var hasDate = false
+
+        /// The one rule for response headers: hop-by-hop ones and Transfer-Encoding stay behind (the edge frames the
+        /// body itself), `Upgrade` only passes on a 101, and so do the headers `Connection` names. Notes what
+        /// framing needs on the way.
+        @inline(__always)
+        mutating func admit<Name: Collection<UInt8>>(
+            _ name: Name, kind: HeaderClass, status: UInt, connectionNamed named: [ByteBufferView]
+        ) -> Bool {
+            switch kind {
+            case .hopByHop, .framing:
+                return false
+            case .upgrade:
+                return status == 101
+            case .contentLength:
+                hasContentLength = true
+                return true
+            case .other, .host, .requestID, .expect, .xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded:
+                if !named.isEmpty, named.contains(where: { $0.equalsCaseInsensitive(name) }) { return false }
+                if !hasDate && name.count == 4 && name.equalsCaseInsensitive("date".utf8) { hasDate = true }
+                return true
+            }
+        }
     }
 
     /// Calls `body` for each response header that may go to the client: hop-by-hop headers and Transfer-Encoding
@@ -143,21 +165,8 @@ public enum HeaderRewriter {
     ) -> PassedHeaders {
         var passed = PassedHeaders()
         let status = head.status.code
-        let named = head.connectionNamed
         head.forEachField { name, value, kind in
-            switch kind {
-            case .hopByHop, .framing:
-                return
-            case .upgrade:
-                if status == 101 { body(name, value) }
-                return
-            case .contentLength:
-                passed.hasContentLength = true
-            case .other, .host, .requestID, .expect, .xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded:
-                if !named.isEmpty, named.contains(where: { $0.equalsCaseInsensitive(name) }) { return }
-                if !passed.hasDate && name.count == 4 && name.equalsCaseInsensitive("date".utf8) { passed.hasDate = true }
-            }
-            body(name, value)
+            if passed.admit(name, kind: kind, status: status, connectionNamed: head.connectionNamed) { body(name, value) }
         }
         return passed
     }
@@ -180,23 +189,9 @@ public enum HeaderRewriter {
                 let nameStart = Int(field.nameStart), valueStart = Int(field.valueStart)
                 let valueEnd = valueStart + Int(field.valueLength)
                 let name = UnsafeRawBufferPointer(rebasing: raw[nameStart..<(nameStart + Int(field.nameLength))])
-                switch field.kind {
-                case .hopByHop, .framing:
+                guard passed.admit(name, kind: field.kind, status: status, connectionNamed: named) else {
                     flushRun()
                     continue
-                case .upgrade:
-                    if status != 101 {
-                        flushRun()
-                        continue
-                    }
-                case .contentLength:
-                    passed.hasContentLength = true
-                case .other, .host, .requestID, .expect, .xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded:
-                    if !named.isEmpty, named.contains(where: { $0.equalsCaseInsensitive(name) }) {
-                        flushRun()
-                        continue
-                    }
-                    if !passed.hasDate && name.count == 4 && name.equalsCaseInsensitive("date".utf8) { passed.hasDate = true }
                 }
                 if valueEnd + 1 < raw.count && raw[valueEnd] == UInt8(ascii: "\r") && raw[valueEnd + 1] == UInt8(ascii: "\n") {
                     // The line as sent, CRLF included: extend the run.
@@ -311,20 +306,10 @@ extension StringProtocol {
     /// ASCII case-insensitive equality without allocating.
     @inline(__always)
     func equalsCaseInsensitive(_ other: some StringProtocol) -> Bool {
-        let a = utf8, b = other.utf8
-        guard a.count == b.count else { return false }
-        for (x, y) in zip(a, b) where x != y {
-            guard x | 0x20 == y | 0x20, (x | 0x20) >= UInt8(ascii: "a"), (x | 0x20) <= UInt8(ascii: "z") else {
-                return false
-            }
-        }
-        return true
+        utf8.equalsCaseInsensitive(other.utf8)
     }
 
     func trimmingSpaces() -> Substring {
-        var slice = Substring(self)
-        while let first = slice.first, first == " " || first == "\t" { slice.removeFirst() }
-        while let last = slice.last, last == " " || last == "\t" { slice.removeLast() }
-        return slice
+        Substring(UpstreamResponseParser.trim(Substring(self).utf8))
     }
 }

@@ -134,20 +134,18 @@ public final class ProxyExchange {
     public private(set) var upstreamAddress: String?
     /// Nanoseconds from the start of the exchange to the upstream's response head.
     public private(set) var upstreamHeaderNanoseconds: UInt64?
-    /// The upstream's status code, when it answered.
-    public private(set) var upstreamStatus: Int?
 
     /// Pending body above this asks the client to pause until a connection takes it.
     static let pendingBodyLimit = 256 << 10
 
-    init(route: ProxyRoute, loop: ProxyLoop, head: HTTPRequestHead, client: ClientInfo, requestID: String,
-         downstream: any ProxyDownstream)
+    init(route: ProxyRoute, loop: ProxyLoop, head: HTTPRequestHead, host: String?, chunked: Bool, client: ClientInfo,
+         requestID: String, downstream: any ProxyDownstream)
     {
         self.route = route
         self.loop = loop
         self.downstream = downstream
-        let clientHost = head.headers.first(name: "host")
-        self.clientHost = clientHost
+        clientHost = host
+        self.chunked = chunked
         isWebSocket = HeaderRewriter.isWebSocketUpgrade(head) && head.version.minor >= 1 && head.version.major == 1
         idempotent = RetryPolicy.isIdempotent(head.method)
         retainable = route.configuration.retries.tries > 1
@@ -155,7 +153,6 @@ public final class ProxyExchange {
         self.client = client
         self.requestID = requestID
         upstreamPath = route.upstreamTarget(for: head.uri)
-        chunked = !head.headers.contains(name: "content-length") && head.headers.contains(name: "transfer-encoding")
         switch route.configuration.balance {
         case .clientAddressHash: hashKey = client.address
         case .headerHash(let name): hashKey = head.headers.first(name: name)
@@ -474,7 +471,6 @@ public final class ProxyExchange {
         switch event {
         case .head(let head):
             responseStarted = true
-            upstreamStatus = Int(head.status.code)
             upstreamHeaderNanoseconds = UInt64(max(0, (NIODeadline.now() - startedAt).nanoseconds))
             target?.recordSuccess()
             retained.removeAll()

@@ -81,14 +81,16 @@ public final class ProxyService: Sendable {
         for checker in started { checker.start() }
     }
 
-    /// Starts a proxied exchange on the client connection's loop.
+    /// Starts a proxied exchange on the client connection's loop. `host` and `chunked` come from the edge's one
+    /// pass over the request headers (the Host value, and a body of unannounced length), so the proxy does not
+    /// search the headers for them again.
     public func makeExchange(
-        route: ProxyRoute, on eventLoop: any EventLoop, head: HTTPRequestHead, client: ClientInfo, requestID: String,
-        downstream: any ProxyDownstream
+        route: ProxyRoute, on eventLoop: any EventLoop, head: HTTPRequestHead, host: String?, chunked: Bool,
+        client: ClientInfo, requestID: String, downstream: any ProxyDownstream
     ) -> ProxyExchange {
         ProxyExchange(
-            route: route, loop: loops[ObjectIdentifier(eventLoop)]!, head: head, client: client, requestID: requestID,
-            downstream: downstream)
+            route: route, loop: loops[ObjectIdentifier(eventLoop)]!, head: head, host: host, chunked: chunked,
+            client: client, requestID: requestID, downstream: downstream)
     }
 
     /// Once a second on every loop: close connections idle for too long.

@@ -20,6 +20,10 @@ public struct RequestHeaderSummary: Sendable {
     public var userAgent: String?
     public var referer: String?
     public var expect: String?
+    /// An `Upgrade` header is present (the HTTP/1.1 parser stops at such a request).
+    public var hasUpgrade = false
+    /// `X-Request-Id` as the client sent it.
+    public var requestID: String?
 
     /// An empty summary (no headers).
     public init() {}
@@ -40,7 +44,11 @@ public struct RequestHeaderSummary: Sendable {
             case 6:
                 if expect == nil && utf8.equalsLowercase("expect") { expect = value }
             case 7:
-                if referer == nil && utf8.equalsLowercase("referer") { referer = value }
+                if referer == nil && utf8.equalsLowercase("referer") {
+                    referer = value
+                } else if utf8.equalsLowercase("upgrade") {
+                    hasUpgrade = true
+                }
             case 8:
                 if ifMatch == nil && utf8.equalsLowercase("if-match") {
                     ifMatch = value
@@ -49,6 +57,8 @@ public struct RequestHeaderSummary: Sendable {
                 }
             case 10:
                 if userAgent == nil && utf8.equalsLowercase("user-agent") { userAgent = value }
+            case 12:
+                if requestID == nil && utf8.equalsLowercase("x-request-id") { requestID = value }
             case 13:
                 if ifNoneMatch == nil && utf8.equalsLowercase("if-none-match") { ifNoneMatch = value }
             case 14:

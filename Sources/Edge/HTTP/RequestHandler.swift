@@ -236,7 +236,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             bodyLimit: limits.maxBodySize, keepAlive: isHTTP2 || head.isKeepAlive)
         exchange = current
 
-        if !isHTTP2 && head.headers.contains(name: "upgrade") {
+        if !isHTTP2 && headers.hasUpgrade {
             // NIO's decoder stops at an upgrade request: unless a WebSocket tunnel takes the connection over, it
             // closes after the answer.
             current.keepAlive = false
@@ -305,7 +305,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func startProxy(_ route: ProxyRoute, exchange current: Exchange, context: any ExchangeTransport) {
         let requestID: String
-        if let presented = current.head.headers.first(name: "x-request-id"), HeaderRewriter.acceptableRequestID(presented) {
+        if let presented = current.headers.requestID, HeaderRewriter.acceptableRequestID(presented) {
             requestID = presented
         } else {
             requestID = loop.nextRequestID()
@@ -316,8 +316,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             address: connection.remoteAddress,
             peerIsTrusted: !trusted.isEmpty && trusted.contains { $0.contains(connection.remoteIP) },
             scheme: connection.isTLS ? "https" : "http")
+        let headers = current.headers
         let proxy = core.proxy.makeExchange(
-            route: route, on: context.eventLoop, head: current.head, client: client, requestID: requestID,
+            route: route, on: context.eventLoop, head: current.head, host: headers.host,
+            chunked: headers.hasTransferEncoding && headers.contentLength == nil, client: client, requestID: requestID,
             downstream: self)
         current.proxy = proxy
         if current.requestEnded { proxy.requestEnd(trailers: nil) }

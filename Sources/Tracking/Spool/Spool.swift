@@ -75,6 +75,8 @@ public final class Spool: Sendable {
     private struct State {
         var sealed: [Segment] = []
         var sizes: [UInt64: Int] = [:]
+        /// The sum of `sizes`, kept as segments come and go.
+        var sealedBytes = 0
         var activeSequence: UInt64 = 0
         var activeDescriptor: Int32 = -1
         var activeSize = 0
@@ -123,6 +125,7 @@ public final class Spool: Sendable {
             recovery.records += scan.records.count
             state.sealed.append(Segment(sequence: sequence, path: path))
             state.sizes[sequence] = scan.validEnd
+            state.sealedBytes += scan.validEnd
         }
         // Appends after a restart go to a new segment; every recovered one is sealed and waits for the shipper.
         state.activeSequence = (sequences.last ?? 0) + 1
@@ -138,7 +141,7 @@ public final class Spool: Sendable {
 
     /// Bytes on disk, all segments together.
     public var usedBytes: Int {
-        state.withLock { state in state.sizes.values.reduce(0, +) + state.activeSize }
+        state.withLock { state in state.sealedBytes + state.activeSize }
     }
 
     /// Sealed segments, oldest first.
@@ -148,10 +151,11 @@ public final class Spool: Sendable {
     /// would pass the quota are refused. A failed write leaves the segment as it was before the batch.
     public func append(_ payloads: [ByteBuffer]) throws -> AppendResult {
         try state.withLock { state in
-            var used = state.sizes.values.reduce(0, +) + state.activeSize
+            var used = state.sealedBytes + state.activeSize
             var batch = ByteBufferAllocator().buffer(capacity: payloads.reduce(0) { $0 + SpoolRecordFormat.framedSize($1.readableBytes) })
             var written = 0
             var refused = 0
+            var inBatch = 0
             // A segment about to be created costs its magic too.
             var segmentOpen = state.activeDescriptor >= 0
             for payload in payloads {
@@ -167,15 +171,17 @@ public final class Spool: Sendable {
                 }
                 if rolls {
                     // The batch so far goes into the current segment, the rest into a new one.
-                    try flush(&batch, state: &state)
+                    try flush(&batch, records: inBatch, state: &state)
+                    inBatch = 0
                     try seal(&state)
                 }
                 SpoolRecordFormat.append(payload, to: &batch)
                 used += size + opening
                 segmentOpen = true
                 written += 1
+                inBatch += 1
             }
-            try flush(&batch, state: &state)
+            try flush(&batch, records: inBatch, state: &state)
             return AppendResult(written: written, refused: refused)
         }
     }
@@ -204,13 +210,13 @@ public final class Spool: Sendable {
                 throw SpoolError(description: "cannot delete \(segment.path): \(String(cString: strerror(errno)))")
             }
             state.sealed.removeAll { $0 == segment }
-            state.sizes.removeValue(forKey: segment.sequence)
+            state.sealedBytes -= state.sizes.removeValue(forKey: segment.sequence) ?? 0
         }
     }
 
     // MARK: - Files
 
-    private func flush(_ batch: inout ByteBuffer, state: inout State) throws {
+    private func flush(_ batch: inout ByteBuffer, records: Int, state: inout State) throws {
         guard batch.readableBytes > 0 else { return }
         if state.activeDescriptor < 0 { try openActive(&state) }
         let descriptor = state.activeDescriptor
@@ -233,7 +239,7 @@ public final class Spool: Sendable {
             throw SpoolError(description: "cannot fsync spool segment: \(String(cString: strerror(errno)))")
         }
         state.activeSize += batch.readableBytes
-        state.activeRecords += Self.countRecords(batch)
+        state.activeRecords += records
         batch.clear()
     }
 
@@ -261,20 +267,11 @@ public final class Spool: Sendable {
         let sequence = state.activeSequence
         state.sealed.append(Segment(sequence: sequence, path: Self.path(configuration.directory, sequence)))
         state.sizes[sequence] = state.activeSize
+        state.sealedBytes += state.activeSize
         state.activeDescriptor = -1
         state.activeSize = 0
         state.activeRecords = 0
         state.activeSequence += 1
-    }
-
-    private static func countRecords(_ batch: ByteBuffer) -> Int {
-        var count = 0
-        var offset = batch.readerIndex
-        while offset < batch.writerIndex, let length = batch.getInteger(at: offset, endianness: .little, as: UInt32.self) {
-            offset += SpoolRecordFormat.recordHeaderSize + Int(length)
-            count += 1
-        }
-        return count
     }
 
     static func path(_ directory: String, _ sequence: UInt64) -> String {
