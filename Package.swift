@@ -17,6 +17,7 @@ let prometheus: Target.Dependency = .product(name: "Prometheus", package: "swift
 let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
 let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swift-service-lifecycle")
+let httpClient: Target.Dependency = .product(name: "AsyncHTTPClient", package: "async-http-client")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 
 /// One set of compiler settings for every target: Swift 6 mode and explicit existentials.
@@ -47,6 +48,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // MARK: - C libraries from Debian
@@ -72,8 +74,10 @@ let package = Package(
             dependencies: ["Config", nioCore, nioPosix, nioHTTP1, logging],
             swiftSettings: dataPlaneSettings
         ),
-        /// Tracking: the event pipeline (so far the durable spool between the request path and ClickHouse).
-        .target(name: "Tracking", dependencies: ["CZlib", nioCore, logging], swiftSettings: dataPlaneSettings),
+        /// Tracking: events, the durable spool between the request path and ClickHouse, and the ClickHouse shipper.
+        .target(
+            name: "Tracking", dependencies: ["CZlib", nioCore, nioPosix, nioHTTP1, logging, httpClient],
+            swiftSettings: dataPlaneSettings),
         /// Composition root and data plane.
         .target(
             name: "Edge",

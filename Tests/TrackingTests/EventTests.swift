@@ -7,8 +7,8 @@ import Testing
 @Suite struct EventTests {
     @Test func idsAreVersion7SortedByTimeAndUnique() {
         var generator = EventIDGenerator(seed: 42)
-        let first = EventIDGenerator.format(generator.next(unixMilliseconds: 1_700_000_000_000))
-        let second = EventIDGenerator.format(generator.next(unixMilliseconds: 1_700_000_000_001))
+        let first = generator.next(unixMilliseconds: 1_700_000_000_000).description
+        let second = generator.next(unixMilliseconds: 1_700_000_000_001).description
         #expect(first.count == 36)
         #expect(UUID(uuidString: first) != nil)
         let versionIndex = first.index(first.startIndex, offsetBy: 14)
@@ -22,23 +22,56 @@ import Testing
         #expect(ids.count == 10_000)
     }
 
+    static let event = TrackingEvent(
+        id: EventID(high: 0x018b_cfe5_6800_7000, low: 0x8000_0000_0000_0001), timeMilliseconds: 1_700_000_000_123,
+        site: "example.com", host: "www.example.com", kind: .pageview, method: "GET", scheme: "https",
+        target: "/a \"quoted\" path?utm_source=x&q=1", status: 200, bytesIn: 0, bytesOut: 1234,
+        durationMicroseconds: 567, upstream: "127.0.0.1:3000", upstreamMicroseconds: 400,
+        referrer: "https://ref.example/", userAgent: "curl/8", httpVersion: "HTTP/2.0", tlsVersion: "TLSv1.3",
+        requestID: "abc", clientAddress: "203.0.113.7")
+
     @Test func anEventIsOneJSONObjectWithEveryField() throws {
-        let event = TrackingEvent(
-            id: "018bcfe5-6800-7000-8000-000000000000", timeMilliseconds: 1_700_000_000_123, site: "example.com",
-            host: "www.example.com", kind: .request, method: "GET", scheme: "https", path: "/a \"quoted\" path",
-            query: "utm_source=x", status: 200, bytesIn: 0, bytesOut: 1234, durationMicroseconds: 567,
-            upstream: "127.0.0.1:3000", upstreamMicroseconds: 400, referrer: "https://ref.example/", userAgent: "curl/8",
-            httpVersion: "HTTP/2.0", tlsVersion: "TLSv1.3", requestID: "abc", clientAddress: "203.0.113.7")
+        let event = Self.event
         var buffer = ByteBuffer()
         event.writeJSON(into: &buffer)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any])
-        #expect(object["id"] as? String == event.id)
+        #expect(object["id"] as? String == "018bcfe5-6800-7000-8000-000000000001")
         #expect(object["ts"] as? Int == 1_700_000_000_123)
         #expect(object["path"] as? String == "/a \"quoted\" path")
+        #expect(object["query"] as? String == "utm_source=x&q=1")
         #expect(object["url"] as? String == "https://www.example.com/a \"quoted\" path")
-        #expect(object["kind"] as? String == "request")
+        #expect(object["kind"] as? String == "pageview")
         #expect(object["status"] as? Int == 200)
         #expect(object["upstream_us"] as? Int == 400)
+        #expect(object["client_ip"] as? String == "203.0.113.0")
         #expect(object.count == 22)
+    }
+
+    @Test func theBinaryRecordRoundTrips() throws {
+        var buffer = ByteBuffer()
+        EventRecord.encode(Self.event, into: &buffer)
+        #expect(try EventRecord.decode(buffer) == Self.event)
+        let fields = try EventRecord.fields(of: buffer)
+        #expect(String(buffer: fields.pathAndQuery.path) == "/a \"quoted\" path")
+        #expect(String(buffer: fields.pathAndQuery.query) == "utm_source=x&q=1")
+        #expect(throws: EventRecord.DecodingError.self) { try EventRecord.decode(ByteBuffer(bytes: [9, 0])) }
+        #expect(throws: EventRecord.DecodingError.self) { try EventRecord.decode(buffer.getSlice(at: 0, length: 40)!) }
+    }
+
+    @Test func longStringsAreCutAtACharacterBoundary() throws {
+        var event = Self.event
+        event.userAgent = String(repeating: "é", count: 3000)  // two bytes each
+        var buffer = ByteBuffer()
+        EventRecord.encode(event, into: &buffer)
+        let decoded = try EventRecord.decode(buffer)
+        #expect(decoded.userAgent.utf8.count == EventRecord.maxStringBytes)
+        #expect(decoded.userAgent.allSatisfy { $0 == "é" })
+    }
+
+    @Test func addressesAreTruncatedBeforeTheyAreStored() {
+        #expect(IPAnonymizer.anonymize("203.0.113.77") == "203.0.113.0")
+        #expect(IPAnonymizer.anonymize("2001:db8:abcd:12:1:2:3:4") == "2001:db8:abcd::")
+        #expect(IPAnonymizer.anonymize("2001:db8::1") == "2001:db8:0::")
+        #expect(IPAnonymizer.anonymize("::1") == "0:0:0::")
     }
 }

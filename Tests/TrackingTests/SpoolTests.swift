@@ -14,47 +14,92 @@ import Testing
     }
 
     /// Records of one size (numbers padded to five digits), so quota arithmetic is exact.
-    func payloads(_ range: Range<Int>) -> [ByteBuffer] {
-        range.map { number in
-            let digits = String(number)
-            let padded = String(repeating: "0", count: 5 - digits.count) + digits
-            return ByteBuffer(string: "{\"event\":\"\(padded)\",\"path\":\"/p/\(padded)\"}")
-        }
+    func payload(_ number: Int) -> String {
+        let digits = String(number)
+        return "{\"event\":\"\(String(repeating: "0", count: 5 - digits.count) + digits)\"}"
+    }
+
+    /// Appends records `range` and returns how many were written.
+    @discardableResult
+    func append(_ range: Range<Int>, to appender: SpoolAppender) -> Int {
+        range.filter { number in appender.append(nowMilliseconds: 0) { $0.writeString(payload(number)) } == .written }.count
+    }
+
+    /// Closes the appender and the spool (pending seals done, folder lock released).
+    func finish(_ appender: SpoolAppender, _ spool: Spool) {
+        appender.close()
+        spool.close()
     }
 
     func strings(_ spool: Spool) throws -> [String] {
         try spool.sealedSegments.flatMap { try spool.records(of: $0) }.map { String(buffer: $0) }
     }
 
+    func segmentFiles() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".vspool") }.sorted()
+            .map { directory + "/" + $0 }
+    }
+
     @Test func appendedRecordsSurviveAReopenAndLeaveOnlyWhenRemoved() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         do {
             let spool = try open()
-            #expect(try spool.append(payloads(0..<100)) == Spool.AppendResult(written: 100, refused: 0))
-            #expect(try spool.append(payloads(100..<150)).written == 50)
+            let appender = SpoolAppender(spool: spool)
+            #expect(append(0..<100, to: appender) == 100)
+            appender.sealIfPending()
+            #expect(append(100..<150, to: appender) == 50)
+            finish(appender, spool)
+            #expect(spool.sealedSegments.count == 2)
+            #expect(spool.sealedRecords == 150)
         }
         let reopened = try open()
         #expect(reopened.recovery.records == 150)
         #expect(reopened.recovery.truncatedBytes == 0)
-        #expect(try strings(reopened) == payloads(0..<150).map { String(buffer: $0) })
+        #expect(try strings(reopened) == (0..<150).map(payload))
         for segment in reopened.sealedSegments { try reopened.remove(segment) }
-        #expect(try open().recovery.records == 0)
+        #expect(reopened.usedBytes == 0)
+        #expect(try segmentFiles().isEmpty)
     }
 
-    @Test func fullSegmentsAreSealedInOrder() throws {
+    @Test func recordsInAnUnsealedSegmentSurviveACrash() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        do {
+            let spool = try open()
+            let appender = SpoolAppender(spool: spool)
+            append(0..<42, to: appender)
+            // No seal: the process "dies" with a preallocated segment mapped and half empty.
+            spool.close()
+            _ = appender
+        }
+        let reopened = try open()
+        #expect(reopened.recovery.records == 42)
+        #expect(reopened.recovery.problems.isEmpty, "the zero rest of a preallocated segment is not damage")
+        #expect(try strings(reopened) == (0..<42).map(payload))
+        let sizes = try segmentFiles().map { try FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int }
+        #expect(sizes == [reopened.sealedSegments[0].bytes], "recovery trims the zero rest")
+    }
+
+    @Test func fullSegmentsRollOverInOrder() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let spool = try open(segmentSize: 512)
-        for start in stride(from: 0, to: 200, by: 20) { _ = try spool.append(payloads(start..<start + 20)) }
-        try spool.sealActive()
+        let appender = SpoolAppender(spool: spool)
+        #expect(append(0..<200, to: appender) == 200)
+        finish(appender, spool)
         #expect(spool.sealedSegments.count > 5)
-        #expect(spool.sealedSegments == spool.sealedSegments.sorted())
-        #expect(try strings(spool) == payloads(0..<200).map { String(buffer: $0) })
+        #expect(spool.sealedSegments.allSatisfy { $0.bytes <= 512 })
+        #expect(try strings(spool) == (0..<200).map(payload))
     }
+
 
     @Test func aTornTailIsCutAtTheLastGoodRecord() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        do { _ = try open().append(payloads(0..<10)) }
-        let path = try #require(try FileManager.default.contentsOfDirectory(atPath: directory).first).withDirectory(directory)
+        do {
+            let spool = try open()
+            let appender = SpoolAppender(spool: spool)
+            append(0..<10, to: appender)
+            finish(appender, spool)
+        }
+        let path = try #require(try segmentFiles().first)
         // A crash in the middle of a record: its header promises more bytes than follow.
         let handle = try #require(FileHandle(forWritingAtPath: path))
         handle.seekToEndOfFile()
@@ -65,13 +110,17 @@ import Testing
         #expect(recovered.recovery.truncatedBytes == 17)
         #expect(recovered.recovery.problems.first?.contains("torn record") == true)
         #expect(try strings(recovered).count == 10)
-        #expect(try open().recovery.truncatedBytes == 0, "the cut is permanent")
     }
 
     @Test func aCorruptRecordEndsTheGoodPart() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        do { _ = try open().append(payloads(0..<10)) }
-        let path = try #require(try FileManager.default.contentsOfDirectory(atPath: directory).first).withDirectory(directory)
+        do {
+            let spool = try open()
+            let appender = SpoolAppender(spool: spool)
+            append(0..<10, to: appender)
+            finish(appender, spool)
+        }
+        let path = try #require(try segmentFiles().first)
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         bytes[bytes.count - 3] ^= 0xFF  // flip a byte inside the last record's payload
         try bytes.write(to: URL(fileURLWithPath: path))
@@ -82,25 +131,40 @@ import Testing
 
     @Test func theQuotaRefusesExactlyWhatDoesNotFit() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let record = SpoolRecordFormat.framedSize(payloads(0..<1)[0].readableBytes)
+        let record = SpoolRecordFormat.framedSize(payload(0).utf8.count)
         let spool = try open(quota: SpoolRecordFormat.magic.count + record * 25 + 5)
-        let first = try spool.append(payloads(0..<20))
-        let second = try spool.append(payloads(20..<40))
-        #expect(first == Spool.AppendResult(written: 20, refused: 0))
-        #expect(second.written + second.refused == 20)
-        #expect(second.written == 5)
+        let appender = SpoolAppender(spool: spool)
+        #expect(append(0..<20, to: appender) == 20)
+        #expect(append(20..<40, to: appender) == 5)
         #expect(spool.usedBytes <= spool.configuration.quota)
+        finish(appender, spool)
+        #expect(spool.sealedRecords == 25)
+        // Shipping frees the quota again.
+        for segment in spool.sealedSegments { try spool.remove(segment) }
+        #expect(spool.usedBytes == 0)
+        let again = SpoolAppender(spool: spool)
+        #expect(append(40..<50, to: again) == 10)
     }
 
-    @Test func scanningRejectsForeignFiles() {
+    @Test func oneProcessPerSpoolFolder() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try open()
+        #expect(throws: Spool.SpoolError.self) { try open() }
+        first.close()
+        try open().close()
+    }
+
+    @Test func scanningRejectsForeignFilesAndAcceptsAZeroRest() {
         #expect(SpoolRecordFormat.scan(ByteBuffer(string: "not a segment at all")).problem?.contains("bad magic") == true)
         var buffer = ByteBuffer(bytes: SpoolRecordFormat.magic)
         SpoolRecordFormat.append(ByteBuffer(string: "x"), to: &buffer)
+        let end = buffer.readableBytes
         let scan = SpoolRecordFormat.scan(buffer)
-        #expect(scan.problem == nil && scan.records.count == 1 && scan.validEnd == buffer.readableBytes)
+        #expect(scan.problem == nil && scan.records.count == 1 && scan.validEnd == end)
+        buffer.writeRepeatingByte(0, count: 100)
+        let zeroRest = SpoolRecordFormat.scan(buffer)
+        #expect(zeroRest.problem == nil && zeroRest.zeroTail && zeroRest.validEnd == end)
+        buffer.writeString("junk")
+        #expect(SpoolRecordFormat.scan(buffer).problem?.contains("zero record header followed by data") == true)
     }
-}
-
-extension String {
-    func withDirectory(_ directory: String) -> String { directory + "/" + self }
 }

@@ -16,41 +16,16 @@ public struct EventIDGenerator {
         state = (mix.next(), mix.next(), mix.next(), mix.next())
     }
 
-    /// The 16 bytes of a new id for the given Unix time in milliseconds.
-    public mutating func next(unixMilliseconds: UInt64) -> (UInt64, UInt64) {
+    /// A new id for the given Unix time in milliseconds.
+    public mutating func next(unixMilliseconds: UInt64) -> EventID {
         let random = nextRandom()
         let high = (unixMilliseconds << 16) | 0x7000 | (random & 0x0FFF)
         let low = (nextRandom() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
-        return (high, low)
+        return EventID(high: high, low: low)
     }
 
     /// The canonical text form, `xxxxxxxx-xxxx-7xxx-yxxx-xxxxxxxxxxxx`.
-    public static func format(_ id: (UInt64, UInt64)) -> String {
-        String(unsafeUninitializedCapacity: 36) { buffer in
-            var index = 0
-            func put(_ value: UInt64, nibbles: Int) {
-                for shift in stride(from: (nibbles - 1) * 4, through: 0, by: -4) {
-                    let nibble = UInt8((value >> UInt64(shift)) & 0xF)
-                    buffer[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
-                    index += 1
-                }
-            }
-            func dash() {
-                buffer[index] = UInt8(ascii: "-")
-                index += 1
-            }
-            put(id.0 >> 32, nibbles: 8)
-            dash()
-            put((id.0 >> 16) & 0xFFFF, nibbles: 4)
-            dash()
-            put(id.0 & 0xFFFF, nibbles: 4)
-            dash()
-            put(id.1 >> 48, nibbles: 4)
-            dash()
-            put(id.1 & 0xFFFF_FFFF_FFFF, nibbles: 12)
-            return 36
-        }
-    }
+    public static func format(_ id: EventID) -> String { id.description }
 
     private mutating func nextRandom() -> UInt64 {
         // xoshiro256** (Blackman and Vigna).
@@ -80,3 +55,59 @@ struct SplitMix64 {
         return z ^ (z >> 31)
     }
 }
+
+/// A UUID as two big-endian halves: `high` holds bytes 0–7, `low` bytes 8–15.
+public struct EventID: Sendable, Hashable, CustomStringConvertible {
+    public var high: UInt64
+    public var low: UInt64
+
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    /// Unix milliseconds of a version 7 id.
+    public var unixMilliseconds: UInt64 { high >> 16 }
+
+    /// Parses the canonical text form (tests, tools).
+    public init?(_ text: String) {
+        let digits = text.utf8.filter { $0 != UInt8(ascii: "-") }
+        guard digits.count == 32, text.utf8.count == 36 else { return nil }
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        for (index, digit) in digits.enumerated() {
+            guard let value = UInt8(String(UnicodeScalar(digit)), radix: 16) else { return nil }
+            if index < 16 { high = high << 4 | UInt64(value) } else { low = low << 4 | UInt64(value) }
+        }
+        self.init(high: high, low: low)
+    }
+
+    /// The canonical text form, `xxxxxxxx-xxxx-7xxx-yxxx-xxxxxxxxxxxx`.
+    public var description: String {
+        String(unsafeUninitializedCapacity: 36) { buffer in
+            var index = 0
+            func put(_ value: UInt64, nibbles: Int) {
+                for shift in stride(from: (nibbles - 1) * 4, through: 0, by: -4) {
+                    let nibble = UInt8((value >> UInt64(shift)) & 0xF)
+                    buffer[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+                    index += 1
+                }
+            }
+            func dash() {
+                buffer[index] = UInt8(ascii: "-")
+                index += 1
+            }
+            put(high >> 32, nibbles: 8)
+            dash()
+            put((high >> 16) & 0xFFFF, nibbles: 4)
+            dash()
+            put(high & 0xFFFF, nibbles: 4)
+            dash()
+            put(low >> 48, nibbles: 4)
+            dash()
+            put(low & 0xFFFF_FFFF_FFFF, nibbles: 12)
+            return 36
+        }
+    }
+}
+

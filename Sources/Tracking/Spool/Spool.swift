@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import Synchronization
 
 #if canImport(Glibc)
@@ -11,18 +12,20 @@ import Darwin
 
 /// The durable queue between the request path and ClickHouse: append-only segment files in one folder.
 ///
-/// A writer appends batches of records to the active segment (one `write` per batch, `fsync` as the policy says);
-/// a full segment is sealed and a new one started. A shipper reads sealed segments and removes each one only after
-/// every record in it was acknowledged. Opening the spool recovers it: a torn or corrupt tail is cut off at the last
-/// good record (and logged), and every segment still on disk is there to be shipped again, since nothing removes a
-/// segment before its acknowledgement.
+/// Each event loop appends through its own ``SpoolAppender`` into a preallocated, memory-mapped segment: a record is
+/// in the kernel's page cache the moment it is written, before the response it describes is flushed, so killing
+/// Vantage loses nothing that was answered; `fdatasync` at each batch interval and at sealing covers power loss as
+/// the policy says. Full or old segments are sealed (trimmed to their records) and wait for the shipper, which
+/// removes each only after every record in it was acknowledged. Opening the spool recovers it: a torn or corrupt
+/// tail is cut at the last good record (and logged), and everything still on disk is shipped again.
 ///
-/// Blocking file I/O: use it from a writer or shipper thread, never from an event loop. Thread-safe.
+/// The spool's file work (sealing, syncing, preparing the next segment) runs on its own thread; an event loop only
+/// copies bytes into a mapping and, once per segment, swaps in a segment prepared ahead.
 public final class Spool: Sendable {
-    /// When appended records are forced to disk.
-    public enum SyncPolicy: Sendable, Equatable {
-        /// `fsync` after every appended batch: an acknowledged append survives a power cut.
-        case everyBatch
+    /// When written records are forced to disk.
+    public enum SyncPolicy: String, Sendable, Equatable {
+        /// `fdatasync` every batch interval and when a segment is sealed: a power cut loses at most one interval.
+        case batch
         /// Leave it to the kernel (survives a crash of Vantage, not of the machine).
         case never
     }
@@ -30,17 +33,23 @@ public final class Spool: Sendable {
     /// Spool settings.
     public struct Configuration: Sendable, Equatable {
         public var directory: String
-        /// A segment is sealed once it holds this many bytes.
+        /// A segment is sealed once it would pass this size.
         public var segmentSize: Int
-        /// All segments together stay under this; records beyond it are refused (and counted by the caller).
+        /// All segments together stay under this; records beyond it are refused and counted.
         public var quota: Int
         public var sync: SyncPolicy
+        /// How often active segments are synced (policy `batch`) and sealed once they hold records.
+        public var batchInterval: TimeAmount
 
-        public init(directory: String, segmentSize: Int = 16 << 20, quota: Int = 1 << 30, sync: SyncPolicy = .everyBatch) {
+        public init(
+            directory: String, segmentSize: Int = 16 << 20, quota: Int = 1 << 30, sync: SyncPolicy = .batch,
+            batchInterval: TimeAmount = .milliseconds(200)
+        ) {
             self.directory = directory
             self.segmentSize = segmentSize
             self.quota = quota
             self.sync = sync
+            self.batchInterval = batchInterval
         }
     }
 
@@ -53,17 +62,14 @@ public final class Spool: Sendable {
         public var problems: [String] = []
     }
 
-    /// The outcome of one append.
-    public struct AppendResult: Sendable, Equatable {
-        public var written: Int
-        /// Records refused because the quota was reached.
-        public var refused: Int
-    }
-
     /// A sealed segment, ready to ship.
     public struct Segment: Sendable, Hashable, Comparable {
         public let sequence: UInt64
         public let path: String
+        public let bytes: Int
+        public let records: Int
+        /// Wall-clock milliseconds of the segment's first record (for recovered segments: of the file's last change).
+        public let firstRecordMilliseconds: Int64
 
         public static func < (lhs: Segment, rhs: Segment) -> Bool { lhs.sequence < rhs.sequence }
     }
@@ -74,212 +80,271 @@ public final class Spool: Sendable {
 
     private struct State {
         var sealed: [Segment] = []
-        var sizes: [UInt64: Int] = [:]
-        /// The sum of `sizes`, kept as segments come and go.
+        var nextSequence: UInt64 = 1
+        /// Segments prepared ahead for appenders.
+        var spares: [MappedSegment] = []
+        /// Segments appenders are writing, for the periodic sync.
+        var active: [ObjectIdentifier: MappedSegment] = [:]
         var sealedBytes = 0
-        var activeSequence: UInt64 = 0
-        var activeDescriptor: Int32 = -1
-        var activeSize = 0
-        var activeRecords = 0
+        var sealedRecords = 0
+        var closed = false
     }
 
     public let configuration: Configuration
     public let recovery: Recovery
     private let state: Mutex<State>
-    private let logger: Logger
+    /// Bytes of every segment plus what appenders reserved and have not used yet. Appenders reserve in chunks, so
+    /// the hot path touches this shared counter once per chunk, not per record.
+    private let reservedBytes = Atomic<Int>(0)
+    private let lockDescriptor: Int32
+    private let worker: NIOThreadPool
+    let logger: Logger
+    /// Spares kept ready: one per appender is enough when sealing keeps up.
+    private let spareTarget: Int
 
-    /// Opens (creating if needed) the spool folder and recovers every segment in it.
-    public init(configuration: Configuration, logger: Logger) throws {
+    /// Opens (creating if needed) the spool folder, takes its lock, and recovers every segment in it.
+    public init(configuration: Configuration, appenders: Int = 1, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
+        spareTarget = max(1, appenders)
         try FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true)
+        lockDescriptor = try Self.lock(directory: configuration.directory)
         var recovery = Recovery()
         var state = State()
-        let names = try FileManager.default.contentsOfDirectory(atPath: configuration.directory)
-        let sequences = names.compactMap(Self.sequence(ofFileNamed:)).sorted()
-        for sequence in sequences {
-            let path = Self.path(configuration.directory, sequence)
-            let data = try Self.readFile(path)
-            if data.readableBytes == 0 {
-                // Created, then a crash before its first byte.
-                unlink(path)
-                continue
-            }
-            let scan = SpoolRecordFormat.scan(data)
-            if let problem = scan.problem {
-                let cut = data.readableBytes - scan.validEnd
-                recovery.truncatedBytes += cut
-                recovery.problems.append("\(path): \(problem); \(cut) bytes cut")
-                logger.warning("spool: \(path): \(problem); cutting \(cut) bytes after the last good record")
-            }
-            if scan.records.isEmpty {
-                unlink(path)
-                continue
-            }
-            if scan.validEnd < data.readableBytes {
-                guard truncate(path, off_t(scan.validEnd)) == 0 else {
-                    throw SpoolError(description: "cannot truncate \(path): \(String(cString: strerror(errno)))")
+        do {
+            let names = try FileManager.default.contentsOfDirectory(atPath: configuration.directory)
+            let sequences = names.compactMap(Self.sequence(ofFileNamed:)).sorted()
+            for sequence in sequences {
+                let path = Self.path(configuration.directory, sequence)
+                guard let segment = try Self.recover(path: path, sequence: sequence, into: &recovery, logger: logger) else {
+                    unlink(path)
+                    continue
                 }
+                state.sealed.append(segment)
+                state.sealedBytes += segment.bytes
+                state.sealedRecords += segment.records
             }
-            recovery.segments += 1
-            recovery.records += scan.records.count
-            state.sealed.append(Segment(sequence: sequence, path: path))
-            state.sizes[sequence] = scan.validEnd
-            state.sealedBytes += scan.validEnd
+            state.nextSequence = (sequences.last ?? 0) + 1
+        } catch {
+            Glibc.close(lockDescriptor)
+            throw error
         }
-        // Appends after a restart go to a new segment; every recovered one is sealed and waits for the shipper.
-        state.activeSequence = (sequences.last ?? 0) + 1
         self.recovery = recovery
+        reservedBytes.store(state.sealedBytes, ordering: .relaxed)
         self.state = Mutex(state)
+        worker = NIOThreadPool(numberOfThreads: 1)
+        worker.start()
     }
 
     deinit {
-        state.withLock { state in
-            if state.activeDescriptor >= 0 { close(state.activeDescriptor) }
+        if !isClosed.load(ordering: .relaxed) { Glibc.close(lockDescriptor) }
+    }
+
+    private let isClosed = Atomic<Bool>(false)
+
+    /// Finishes pending seals, stops the spool's thread and releases the folder lock. Appenders must be closed
+    /// first; call once, from outside the spool's thread.
+    public func close() {
+        drain()
+        try? worker.syncShutdownGracefully()
+        if !isClosed.exchange(true, ordering: .relaxed) { Glibc.close(lockDescriptor) }
+    }
+
+    /// One Vantage per spool folder: a second one would recover (and cut) segments the first is writing.
+    private static func lock(directory: String) throws -> Int32 {
+        let path = directory + "/spool.lock"
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
+        guard descriptor >= 0 else {
+            throw SpoolError(description: "cannot open \(path): \(String(cString: strerror(errno)))")
         }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            Glibc.close(descriptor)
+            throw SpoolError(description: "the spool folder \(directory) is in use by another Vantage process")
+        }
+        return descriptor
     }
 
-    /// Bytes on disk, all segments together.
-    public var usedBytes: Int {
-        state.withLock { state in state.sealedBytes + state.activeSize }
+    /// Scans one segment left by an earlier run: cuts a damaged tail, trims the unwritten rest of a preallocated
+    /// segment, and returns it sealed (nil when nothing in it is worth keeping).
+    private static func recover(path: String, sequence: UInt64, into recovery: inout Recovery, logger: Logger) throws -> Segment? {
+        let data = try readFile(path)
+        if data.readableBytes == 0 { return nil }  // created, then a crash before its magic
+        let scan = SpoolRecordFormat.scan(data)
+        if let problem = scan.problem {
+            let cut = data.readableBytes - scan.validEnd
+            recovery.truncatedBytes += cut
+            recovery.problems.append("\(path): \(problem); \(cut) bytes cut")
+            logger.warning("spool: \(path): \(problem); cutting \(cut) bytes after the last good record")
+        }
+        if scan.records.isEmpty { return nil }
+        if scan.validEnd < data.readableBytes {
+            guard truncate(path, off_t(scan.validEnd)) == 0 else {
+                throw SpoolError(description: "cannot truncate \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+        recovery.segments += 1
+        recovery.records += scan.records.count
+        var info = stat()
+        stat(path, &info)
+        return Segment(
+            sequence: sequence, path: path, bytes: scan.validEnd, records: scan.records.count,
+            firstRecordMilliseconds: Int64(info.st_mtim.tv_sec) * 1000 + Int64(info.st_mtim.tv_nsec / 1_000_000))
     }
 
-    /// Sealed segments, oldest first.
+    // MARK: - Figures
+
+    /// Bytes on disk and reserved by appenders, all segments together.
+    public var usedBytes: Int { reservedBytes.load(ordering: .relaxed) }
+
+    /// Sealed segments in the order they were sealed (recovered ones first).
     public var sealedSegments: [Segment] { state.withLock { $0.sealed } }
 
-    /// Appends a batch of records to the active segment: one write, then `fsync` per the policy. Records that
-    /// would pass the quota are refused. A failed write leaves the segment as it was before the batch.
-    public func append(_ payloads: [ByteBuffer]) throws -> AppendResult {
-        try state.withLock { state in
-            var used = state.sealedBytes + state.activeSize
-            var batch = ByteBufferAllocator().buffer(capacity: payloads.reduce(0) { $0 + SpoolRecordFormat.framedSize($1.readableBytes) })
-            var written = 0
-            var refused = 0
-            var inBatch = 0
-            // A segment about to be created costs its magic too.
-            var segmentOpen = state.activeDescriptor >= 0
-            for payload in payloads {
-                let size = SpoolRecordFormat.framedSize(payload.readableBytes)
-                var rolls = false
-                if state.activeRecords > 0 && state.activeSize + batch.readableBytes + size > configuration.segmentSize {
-                    rolls = true
-                }
-                let opening = (!segmentOpen || rolls) ? SpoolRecordFormat.magic.count : 0
-                if used + size + opening > configuration.quota {
-                    refused += 1
-                    continue
-                }
-                if rolls {
-                    // The batch so far goes into the current segment, the rest into a new one.
-                    try flush(&batch, records: inBatch, state: &state)
-                    inBatch = 0
-                    try seal(&state)
-                }
-                SpoolRecordFormat.append(payload, to: &batch)
-                used += size + opening
-                segmentOpen = true
-                written += 1
-                inBatch += 1
-            }
-            try flush(&batch, records: inBatch, state: &state)
-            return AppendResult(written: written, refused: refused)
+    /// Records in sealed segments.
+    public var sealedRecords: Int { state.withLock { $0.sealedRecords } }
+
+    /// Wall-clock milliseconds of the oldest record not yet shipped (sealed segments only), if any.
+    public var oldestSealedMilliseconds: Int64? { state.withLock { $0.sealed.map(\.firstRecordMilliseconds).min() } }
+
+    // MARK: - Appender support
+
+    /// Takes up to `amount` bytes of quota, all or nothing.
+    func reserve(_ amount: Int) -> Bool {
+        var current = reservedBytes.load(ordering: .relaxed)
+        while true {
+            if current + amount > configuration.quota { return false }
+            let (exchanged, original) = reservedBytes.compareExchange(
+                expected: current, desired: current + amount, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
         }
     }
 
-    /// Seals the active segment (if it has records) so the shipper can take it.
-    public func sealActive() throws {
-        try state.withLock { state in
-            if state.activeRecords > 0 { try seal(&state) }
+    /// Gives back quota (an appender's unused reservation, a removed segment).
+    func release(_ amount: Int) {
+        reservedBytes.subtract(amount, ordering: .relaxed)
+    }
+
+    /// A fresh mapped segment: a spare prepared on the spool's thread when there is one, else made right here.
+    func takeSegment() throws -> MappedSegment {
+        let spare = state.withLock { state -> MappedSegment? in state.spares.popLast() }
+        let segment = try spare ?? makeSegment()
+        state.withLock { $0.active[ObjectIdentifier(segment)] = segment }
+        worker.submit { [self] _ in refillSpares() }
+        return segment
+    }
+
+    /// Hands a segment an appender filled (or aged) to the spool's thread, which trims, syncs and lists it.
+    func seal(_ segment: MappedSegment, firstRecordMilliseconds: Int64) {
+        worker.submit { [self] _ in
+            state.withLock { _ = $0.active.removeValue(forKey: ObjectIdentifier(segment)) }
+            let sealed = segment.seal(sync: configuration.sync == .batch, logger: logger)
+            guard sealed.records > 0 else {
+                unlink(segment.path)
+                release(segment.length)
+                return
+            }
+            let entry = Segment(
+                sequence: segment.sequence, path: segment.path, bytes: segment.length, records: sealed.records,
+                firstRecordMilliseconds: firstRecordMilliseconds)
+            state.withLock { state in
+                // Listed in sealing order: one appender's segments stay in the order they were written.
+                state.sealed.append(entry)
+                state.sealedBytes += entry.bytes
+                state.sealedRecords += entry.records
+            }
         }
     }
+
+    private func makeSegment() throws -> MappedSegment {
+        let sequence = state.withLock { state -> UInt64 in
+            defer { state.nextSequence += 1 }
+            return state.nextSequence
+        }
+        return try MappedSegment(path: Self.path(configuration.directory, sequence), sequence: sequence, capacity: configuration.segmentSize)
+    }
+
+    private func refillSpares() {
+        while state.withLock({ !$0.closed && $0.spares.count < spareTarget }) {
+            do {
+                let segment = try makeSegment()
+                let kept = state.withLock { state -> Bool in
+                    guard !state.closed else { return false }
+                    state.spares.append(segment)
+                    return true
+                }
+                if !kept { segment.discard() }
+            } catch {
+                logger.error("spool: cannot prepare a segment: \(error)")
+                return
+            }
+        }
+    }
+
+    /// Syncs what appenders wrote since the last sync (policy `batch`); the owner calls it every batch interval.
+    public func syncActive() {
+        guard configuration.sync == .batch else { return }
+        worker.submit { [self] _ in
+            let active = state.withLock { Array($0.active.values) }
+            for segment in active { segment.sync() }
+        }
+    }
+
+    /// Waits until every seal handed over so far is done, then drops the spares (shutdown, after appenders closed).
+    public func drain() {
+        let done = DispatchSemaphore(value: 0)
+        worker.submit { [self] _ in
+            let spares = state.withLock { state -> [MappedSegment] in
+                state.closed = true
+                defer { state.spares = [] }
+                return state.spares
+            }
+            for spare in spares { spare.discard() }
+            done.signal()
+        }
+        done.wait()
+    }
+
+    // MARK: - Shipping
 
     /// The records of a sealed segment, validated again on the way out.
     public func records(of segment: Segment) throws -> [ByteBuffer] {
-        let data = try Self.readFile(segment.path)
+        try Self.records(inFile: segment.path, logger: logger)
+    }
+
+    /// The records of any segment file, sealed or still being written (tools read a live spool this way).
+    public static func records(inFile path: String, logger: Logger?) throws -> [ByteBuffer] {
+        let data = try readFile(path)
         let scan = SpoolRecordFormat.scan(data)
         if let problem = scan.problem {
-            logger.warning("spool: \(segment.path): \(problem) while reading; shipping the \(scan.records.count) good records")
+            logger?.warning("spool: \(path): \(problem) while reading; using the \(scan.records.count) good records")
         }
         return scan.records.map { data.getSlice(at: data.readerIndex + $0.offset, length: $0.length)! }
     }
 
     /// Deletes a segment whose every record was acknowledged.
     public func remove(_ segment: Segment) throws {
-        try state.withLock { state in
-            guard unlink(segment.path) == 0 || errno == ENOENT else {
-                throw SpoolError(description: "cannot delete \(segment.path): \(String(cString: strerror(errno)))")
-            }
-            state.sealed.removeAll { $0 == segment }
-            state.sealedBytes -= state.sizes.removeValue(forKey: segment.sequence) ?? 0
+        guard unlink(segment.path) == 0 || errno == ENOENT else {
+            throw SpoolError(description: "cannot delete \(segment.path): \(String(cString: strerror(errno)))")
         }
+        let removed = state.withLock { state -> Bool in
+            guard let index = state.sealed.firstIndex(of: segment) else { return false }
+            state.sealed.remove(at: index)
+            state.sealedBytes -= segment.bytes
+            state.sealedRecords -= segment.records
+            return true
+        }
+        if removed { release(segment.bytes) }
     }
 
     // MARK: - Files
-
-    private func flush(_ batch: inout ByteBuffer, records: Int, state: inout State) throws {
-        guard batch.readableBytes > 0 else { return }
-        if state.activeDescriptor < 0 { try openActive(&state) }
-        let descriptor = state.activeDescriptor
-        let before = state.activeSize
-        try batch.withUnsafeReadableBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let count = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    let reason = String(cString: strerror(errno))
-                    // Never leave half a batch behind: back to the size before it.
-                    _ = ftruncate(descriptor, off_t(before))
-                    throw SpoolError(description: "cannot write spool segment: \(reason)")
-                }
-                offset += count
-            }
-        }
-        if configuration.sync == .everyBatch && fsync(descriptor) != 0 {
-            throw SpoolError(description: "cannot fsync spool segment: \(String(cString: strerror(errno)))")
-        }
-        state.activeSize += batch.readableBytes
-        state.activeRecords += records
-        batch.clear()
-    }
-
-    private func openActive(_ state: inout State) throws {
-        let path = Self.path(configuration.directory, state.activeSequence)
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o640)
-        guard descriptor >= 0 else {
-            throw SpoolError(description: "cannot create \(path): \(String(cString: strerror(errno)))")
-        }
-        let written = SpoolRecordFormat.magic.withUnsafeBytes { write(descriptor, $0.baseAddress!, $0.count) }
-        guard written == SpoolRecordFormat.magic.count else {
-            close(descriptor)
-            unlink(path)
-            throw SpoolError(description: "cannot write \(path): \(String(cString: strerror(errno)))")
-        }
-        state.activeDescriptor = descriptor
-        state.activeSize = SpoolRecordFormat.magic.count
-        state.activeRecords = 0
-    }
-
-    private func seal(_ state: inout State) throws {
-        guard state.activeDescriptor >= 0 else { return }
-        if configuration.sync != .never { _ = fsync(state.activeDescriptor) }
-        close(state.activeDescriptor)
-        let sequence = state.activeSequence
-        state.sealed.append(Segment(sequence: sequence, path: Self.path(configuration.directory, sequence)))
-        state.sizes[sequence] = state.activeSize
-        state.sealedBytes += state.activeSize
-        state.activeDescriptor = -1
-        state.activeSize = 0
-        state.activeRecords = 0
-        state.activeSequence += 1
-    }
 
     static func path(_ directory: String, _ sequence: UInt64) -> String {
         let digits = String(sequence)
         return directory + "/segment-" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".vspool"
     }
 
-    static func sequence(ofFileNamed name: String) -> UInt64? {
+    /// The sequence number in a segment's file name.
+    public static func sequence(ofFileNamed name: String) -> UInt64? {
         guard name.hasPrefix("segment-"), name.hasSuffix(".vspool") else { return nil }
         return UInt64(name.dropFirst("segment-".count).dropLast(".vspool".count))
     }
@@ -289,5 +354,85 @@ public final class Spool: Sendable {
             throw SpoolError(description: "cannot read \(path)")
         }
         return ByteBuffer(bytes: data)
+    }
+}
+
+/// One segment file, preallocated to its capacity and mapped shared, so stores into it land in the page cache.
+///
+/// Written by one appender on one event loop; synced by the spool's thread, which only reads the descriptor. The
+/// mapping and descriptor live as long as the object.
+final class MappedSegment: @unchecked Sendable {
+    let path: String
+    let sequence: UInt64
+    let capacity: Int
+    private let descriptor: Int32
+    private var base: UnsafeMutableRawPointer?
+    /// Bytes written so far (the magic included). Written on the appender's loop; read by the spool's thread only
+    /// after the hand-off in ``Spool/seal(_:firstRecordMilliseconds:)``.
+    var length: Int
+    var records = 0
+
+    init(path: String, sequence: UInt64, capacity: Int) throws {
+        self.path = path
+        self.sequence = sequence
+        self.capacity = capacity
+        let descriptor = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+        guard descriptor >= 0 else {
+            throw Spool.SpoolError(description: "cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        // Blocks are allocated now (not on a page fault on the event loop), so a full disk shows up here.
+        let allocated = posix_fallocate(descriptor, 0, off_t(capacity))
+        if allocated != 0 && ftruncate(descriptor, off_t(capacity)) != 0 {
+            Glibc.close(descriptor)
+            unlink(path)
+            throw Spool.SpoolError(description: "cannot size \(path): \(String(cString: strerror(allocated)))")
+        }
+        let mapped = mmap(nil, capacity, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor, 0)
+        guard let mapped, mapped != MAP_FAILED else {
+            Glibc.close(descriptor)
+            unlink(path)
+            throw Spool.SpoolError(description: "cannot map \(path): \(String(cString: strerror(errno)))")
+        }
+        self.descriptor = descriptor
+        base = mapped
+        SpoolRecordFormat.magic.withUnsafeBytes { mapped.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        length = SpoolRecordFormat.magic.count
+    }
+
+    deinit {
+        if let base { munmap(base, capacity) }
+        close(descriptor)
+    }
+
+    /// Room left for framed records.
+    var available: Int { capacity - length }
+
+    /// Copies one framed record in. The caller checked ``available``.
+    @inline(__always)
+    func append(_ payload: ByteBuffer) {
+        SpoolRecordFormat.write(payload, to: base! + length)
+        length += SpoolRecordFormat.framedSize(payload.readableBytes)
+        records += 1
+    }
+
+    func sync() {
+        _ = fdatasync(descriptor)
+    }
+
+    /// Unmaps, trims the file to what was written and syncs it (per the policy).
+    func seal(sync: Bool, logger: Logger) -> (records: Int, bytes: Int) {
+        if let base { munmap(base, capacity) }
+        base = nil
+        if ftruncate(descriptor, off_t(length)) != 0 {
+            // The zero tail stays; a reader treats it as the end of the records, so nothing is lost.
+            logger.warning("spool: cannot trim \(path): \(String(cString: strerror(errno)))")
+        }
+        if sync { _ = fdatasync(descriptor) }
+        return (records, length)
+    }
+
+    /// Deletes a spare that was never used.
+    func discard() {
+        unlink(path)
     }
 }

@@ -5,12 +5,23 @@ import NIOCore
 ///
 /// A segment starts with an 8-byte magic (`VSPOOL1\n`); each record is a little-endian `UInt32` payload length, a
 /// little-endian `UInt32` CRC-32 (zlib's) of the payload, then the payload. A record is only ever appended whole, so
-/// a crash can leave at most a torn tail, which ``scan(_:)`` finds.
+/// a crash can leave at most a torn tail, which ``scan(_:)`` finds. Segments are preallocated and written through a
+/// memory map, so an unsealed segment ends in zeros: an all-zero record header with nothing but zeros after it is
+/// the clean end of the written part, not damage.
 public enum SpoolRecordFormat {
     public static let magic: [UInt8] = Array("VSPOOL1\n".utf8)
     public static let recordHeaderSize = 8
     /// Larger payloads are refused (an event is a few hundred bytes; a length this large means corruption).
     public static let maxPayloadSize = 4 << 20
+
+    /// Writes one framed record into raw memory (a mapped segment): the header, then the payload.
+    public static func write(_ payload: ByteBuffer, to destination: UnsafeMutableRawPointer) {
+        payload.withUnsafeReadableBytes { bytes in
+            destination.storeBytes(of: UInt32(bytes.count).littleEndian, as: UInt32.self)
+            destination.storeBytes(of: checksum(bytes).littleEndian, toByteOffset: 4, as: UInt32.self)
+            if let base = bytes.baseAddress { (destination + recordHeaderSize).copyMemory(from: base, byteCount: bytes.count) }
+        }
+    }
 
     /// Appends one framed record to `buffer`.
     public static func append(_ payload: ByteBuffer, to buffer: inout ByteBuffer) {
@@ -24,10 +35,12 @@ public enum SpoolRecordFormat {
 
     /// CRC-32 of a payload.
     public static func checksum(_ payload: ByteBuffer) -> UInt32 {
-        payload.withUnsafeReadableBytes { bytes -> UInt32 in
-            guard let base = bytes.baseAddress, bytes.count > 0 else { return UInt32(crc32(0, nil, 0)) }
-            return UInt32(crc32(0, base.assumingMemoryBound(to: Bytef.self), uInt(bytes.count)))
-        }
+        payload.withUnsafeReadableBytes { checksum($0) }
+    }
+
+    static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return UInt32(crc32(0, nil, 0)) }
+        return UInt32(crc32(0, base.assumingMemoryBound(to: Bytef.self), uInt(bytes.count)))
     }
 
     /// What a scan of a segment's bytes found.
@@ -38,9 +51,11 @@ public enum SpoolRecordFormat {
         public var validEnd: Int
         /// Why the scan stopped before the end of the bytes, if it did.
         public var problem: String?
+        /// The bytes after `validEnd` are the unwritten (zero) rest of a preallocated segment.
+        public var zeroTail = false
 
         public static func == (lhs: Scan, rhs: Scan) -> Bool {
-            lhs.validEnd == rhs.validEnd && lhs.problem == rhs.problem
+            lhs.validEnd == rhs.validEnd && lhs.problem == rhs.problem && lhs.zeroTail == rhs.zeroTail
                 && lhs.records.map(\.offset) == rhs.records.map(\.offset)
                 && lhs.records.map(\.length) == rhs.records.map(\.length)
         }
@@ -63,6 +78,13 @@ public enum SpoolRecordFormat {
                 let stored = segment.getInteger(at: segment.readerIndex + offset + 4, endianness: .little, as: UInt32.self)
             else {
                 return Scan(records: records, validEnd: offset, problem: "torn record header at byte \(offset)")
+            }
+            if length == 0 && stored == 0 {
+                let rest = segment.readableBytesView.dropFirst(offset)
+                if rest.allSatisfy({ $0 == 0 }) {
+                    return Scan(records: records, validEnd: offset, problem: nil, zeroTail: true)
+                }
+                return Scan(records: records, validEnd: offset, problem: "zero record header followed by data at byte \(offset)")
             }
             let payloadLength = Int(length)
             guard payloadLength <= maxPayloadSize else {
