@@ -76,7 +76,7 @@ let package = Package(
         ),
         /// Tracking: events, the durable spool between the request path and ClickHouse, and the ClickHouse shipper.
         .target(
-            name: "Tracking", dependencies: ["CZlib", nioCore, nioPosix, nioHTTP1, logging, httpClient],
+            name: "Tracking", dependencies: ["Config", "Compression", "CZlib", nioCore, nioPosix, nioHTTP1, logging, httpClient],
             swiftSettings: dataPlaneSettings),
         /// Composition root and data plane.
         .target(
@@ -88,7 +88,7 @@ let package = Package(
             swiftSettings: dataPlaneSettings
         ),
         /// The thin executable.
-        .executableTarget(name: "vantage", dependencies: ["Edge", argumentParser], swiftSettings: swiftSettings),
+        .executableTarget(name: "vantage", dependencies: ["Edge", "Tracking", "Config", nioCore, argumentParser], swiftSettings: swiftSettings),
 
         // MARK: - Tests
 

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import Static
+import Tracking
 
 /// The whole `vantage.yaml`: listeners, TLS, sites and their routes, limits, logging and the admin listener.
 ///
@@ -26,6 +27,8 @@ public struct GatewayConfiguration: Sendable {
     public var accessLog = AccessLogSettings()
     /// The admin listener.
     public var admin = AdminSettings()
+    /// Events per request, the spool and the ClickHouse sink.
+    public var tracking = TrackingConfiguration()
     /// Peers whose `X-Forwarded-For` is believed.
     public var trustedProxies: [CIDR] = []
     /// How long in-flight requests may take to finish on SIGTERM.
@@ -39,7 +42,7 @@ public struct GatewayConfiguration: Sendable {
 
     /// The top-level keys.
     public static let keys = [
-        "listen", "tls", "sites", "limits", "static_cache", "access_log", "admin", "trusted_proxies",
+        "listen", "tls", "sites", "limits", "static_cache", "access_log", "admin", "tracking", "trusted_proxies",
         "shutdown_timeout", "threads", "log_level",
     ]
 
@@ -75,6 +78,7 @@ public struct GatewayConfiguration: Sendable {
         if let value = map["static_cache"] { staticCache = try StaticCacheConfiguration(from: value) }
         if let value = map["access_log"] { accessLog = try AccessLogSettings(from: value) }
         if let value = map["admin"] { admin = try AdminSettings(from: value) }
+        if let value = map["tracking"] { tracking = try TrackingConfiguration(from: value) }
         if let value = map["trusted_proxies"] {
             trustedProxies = try value.list().map { item in
                 let text = try item.string()

@@ -96,9 +96,11 @@ public struct RouteConfiguration: Sendable {
     public var maxBodySize: Int
     /// Whether requests of this route are written to the access log.
     public var accessLog = true
+    /// Whether requests of this route become tracking events.
+    public var track = true
 
     static let handlerKeys = ["static", "proxy", "respond", "redirect"]
-    static let keys = ["path", "max_body_size", "access_log"] + handlerKeys
+    static let keys = ["path", "max_body_size", "access_log", "track"] + handlerKeys
 
     init(from node: ConfigNode, defaultBodyLimit: Int) throws {
         let map = try node.mapping(keys: Self.keys)
@@ -110,6 +112,7 @@ public struct RouteConfiguration: Sendable {
         maxBodySize = defaultBodyLimit
         if let value = map["max_body_size"] { maxBodySize = try value.byteSize() }
         if let value = map["access_log"] { accessLog = try value.bool() }
+        if let value = map["track"] { track = try value.bool() }
         let present = Self.handlerKeys.filter { map.has($0) }
         guard present.count == 1 else {
             if present.isEmpty {

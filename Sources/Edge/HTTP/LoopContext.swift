@@ -2,6 +2,7 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP1
 import Static
+import Tracking
 
 #if canImport(Glibc)
 import Glibc
@@ -18,6 +19,8 @@ final class LoopContext: @unchecked Sendable {
     /// Position of the loop in the group: its slot in per-loop metrics.
     let index: Int
     let accessLog: AccessLogBuffer?
+    /// Where this loop's requests become events (nil with tracking off).
+    let events: EventRecorder?
     private(set) var dateHeader = ""
     private(set) var isoSecond = ""
     private var cachedSecond = -1
@@ -35,9 +38,10 @@ final class LoopContext: @unchecked Sendable {
         var http2: [HPACKHeaders?]
     }
 
-    init(eventLoop: any EventLoop, index: Int, accessLogWriter: AccessLogWriter?) {
+    init(eventLoop: any EventLoop, index: Int, accessLogWriter: AccessLogWriter?, events: EventRecorder? = nil) {
         self.eventLoop = eventLoop
         self.index = index
+        self.events = events
         accessLog = accessLogWriter.map { AccessLogBuffer(writer: $0) }
         var random = SystemRandomNumberGenerator()
         requestIDPrefix = Self.hexDigits(random.next())

@@ -616,6 +616,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         current.sentBytes = sent
         current.responseFinished = true
         let keepAlive = current.keepAlive
+        // The event is in the spool before the last bytes of the answer leave: whoever got an answer has an event,
+        // even if the process is killed right after.
+        record(current)
         if isHTTP2 {
             context.flush()
             if !current.requestEnded {
@@ -629,7 +632,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             closeAfterPendingWrites(context: context)
         }
-        record(current)
         if keepAlive { connectionGuard?.responseCompleted() }
         if current.requestEnded || isHTTP2 { completeExchange(context: context) }
     }
@@ -641,22 +643,39 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         (exchange.route?.metrics ?? core.unroutedMetrics).record(
             loop: loop.index, status: exchange.status, nanoseconds: Int(elapsed), sent: exchange.sentBytes,
             received: exchange.bodyBytes)
-        guard let accessLog = loop.accessLog, exchange.route?.accessLog ?? true else { return }
-        let milliseconds = loop.refreshClock() % 1000
+        let events = exchange.route?.track ?? true ? loop.events : nil
+        let accessLog = exchange.route?.accessLog ?? true ? loop.accessLog : nil
+        guard events != nil || accessLog != nil else { return }
+        let now = loop.refreshClock()
         let head = exchange.head
         let headers = exchange.headers
         let client = clientAddress(head.headers, trusted: exchange.snapshot.trustedProxies)
         let tls = connection.tlsVersion
+        let status = Int(exchange.status.code)
+        let upstreamMicroseconds = exchange.proxy?.upstreamHeaderNanoseconds.map { Int($0 / 1000) }
+        if let events {
+            let started = Int64(now) - Int64(elapsed / 1_000_000)
+            let version: String = isHTTP2 ? "HTTP/2.0" : (head.version.minor == 1 ? "HTTP/1.1" : "HTTP/1.0")
+            let event = TrackingEvent(
+                id: events.nextID(unixMilliseconds: started), timeMilliseconds: started, site: exchange.siteName,
+                host: headers.host ?? "", kind: .request, method: head.method.rawValue,
+                scheme: connection.isTLS ? "https" : "http", target: head.uri, status: status,
+                bytesIn: exchange.bodyBytes, bytesOut: exchange.sentBytes, durationMicroseconds: Int(elapsed / 1000),
+                upstream: exchange.proxy?.upstreamAddress ?? "", upstreamMicroseconds: upstreamMicroseconds ?? 0,
+                referrer: headers.referer ?? "", userAgent: headers.userAgent ?? "", httpVersion: version,
+                tlsVersion: tls ?? "", requestID: exchange.requestID ?? "", clientAddress: client)
+            events.record(event, nowMilliseconds: Int64(now))
+        }
+        guard let accessLog else { return }
+        let milliseconds = now % 1000
         let siteName = exchange.siteName
         let route = exchange.route?.label ?? "-"
-        let status = Int(exchange.status.code)
         let sent = exchange.sentBytes
         let received = exchange.bodyBytes
         let isoSecond = loop.isoSecond
         let isHTTP2 = self.isHTTP2
         let requestID = exchange.requestID
         let upstream = exchange.proxy?.upstreamAddress
-        let upstreamMicroseconds = exchange.proxy?.upstreamHeaderNanoseconds.map { Int($0 / 1000) }
         accessLog.append { buffer in
             buffer.writeStaticString("{\"time\":\"")
             buffer.writeString(isoSecond)

@@ -3,21 +3,7 @@ import Foundation
 import Metrics
 import NIOHTTP1
 import Synchronization
-
-/// A counter with one writer (an event loop) and any number of readers (the scraper).
-///
-/// With a single writer, load-then-store is exact and costs two plain moves, where a shared counter would need a
-/// locked read-modify-write contended by every loop.
-final class SingleWriterCounter: Sendable {
-    private let storage = Atomic<Int>(0)
-
-    @inline(__always)
-    func add(_ amount: Int) {
-        storage.store(storage.load(ordering: .relaxed) &+ amount, ordering: .relaxed)
-    }
-
-    var value: Int { storage.load(ordering: .relaxed) }
-}
+import Tracking
 
 /// Request metrics of one route: requests by status class, a latency histogram, bytes in and out.
 ///

@@ -33,15 +33,20 @@ public final class Route: Sendable {
     public let handler: RouteHandler
     public let maxBodySize: Int
     public let accessLog: Bool
+    /// Whether requests of this route become tracking events.
+    public let track: Bool
     /// `site path` label used in logs and metrics.
     public let label: String
     let metrics: RouteMetrics
 
-    init(pathPrefix: String, handler: RouteHandler, maxBodySize: Int, accessLog: Bool, metrics: RouteMetrics) {
+    init(pathPrefix: String, handler: RouteHandler, maxBodySize: Int, accessLog: Bool, track: Bool = true,
+         metrics: RouteMetrics)
+    {
         self.pathPrefix = pathPrefix
         self.handler = handler
         self.maxBodySize = maxBodySize
         self.accessLog = accessLog
+        self.track = track
         self.label = pathPrefix
         self.metrics = metrics
     }
@@ -125,7 +130,7 @@ public final class RouteTable: Sendable {
                 }
                 return Route(
                     pathPrefix: route.pathPrefix, handler: handler, maxBodySize: route.maxBodySize,
-                    accessLog: route.accessLog, metrics: metrics.metrics(site: name, route: route.pathPrefix))
+                    accessLog: route.accessLog, track: route.track, metrics: metrics.metrics(site: name, route: route.pathPrefix))
             }
             let site = Site(
                 name: name, redirectHTTPS: siteConfiguration.redirectHTTPS, hsts: siteConfiguration.hsts, routes: routes)

@@ -11,6 +11,7 @@ import Prometheus
 import Proxy
 import Static
 import Synchronization
+import Tracking
 
 /// The running gateway: event loops, listeners, certificates, the route snapshot, and reload and shutdown.
 ///
@@ -51,6 +52,8 @@ public final class Gateway: Sendable {
     private let registry: PrometheusCollectorRegistry?
     private let routeMetrics: RouteMetricsRegistry
     private let proxy: ProxyService
+    /// Events: nil when `tracking.enabled` is false.
+    public let tracking: TrackingPipeline?
     private let logger: Logger
     private let state: Mutex<State>
     private let startedAt = Date()
@@ -69,10 +72,20 @@ public final class Gateway: Sendable {
         accessLog = try AccessLogWriter(output: configuration.accessLog.output, logger: logger)
         routeMetrics = RouteMetricsRegistry(loops: configuration.threads)
         proxy = ProxyService(loops: Array(group.makeIterator()), logger: logger)
+        do {
+            tracking = configuration.tracking.enabled
+                ? try TrackingPipeline(
+                    configuration: configuration.tracking, loops: Array(group.makeIterator()), blockingPool: threadPool,
+                    logger: logger)
+                : nil
+        } catch {
+            throw GatewayError(message: "tracking: \(error)")
+        }
         let snapshot = try Self.makeSnapshot(
             configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: routeMetrics)
         core = GatewayCore(snapshot: snapshot, loops: Array(group.makeIterator()), accessLog: accessLog,
-                           threadPool: threadPool, routeMetrics: routeMetrics, proxy: proxy, logger: logger)
+                           threadPool: threadPool, routeMetrics: routeMetrics, proxy: proxy, tracking: tracking,
+                           logger: logger)
         state = Mutex(State(configuration: configuration))
     }
 
@@ -111,6 +124,7 @@ public final class Gateway: Sendable {
             }
         }
         proxy.activate(core.snapshot.table.proxyRoutes)
+        tracking?.start()
         state.withLock { $0.housekeeping = tasks }
         let configuration = state.withLock { $0.configuration }
         try bindListeners(for: configuration)
@@ -293,6 +307,7 @@ public final class Gateway: Sendable {
         if old.staticCache != new.staticCache { changed.append("static_cache") }
         if old.accessLog != new.accessLog { changed.append("access_log") }
         if old.tls.minimumVersion != new.tls.minimumVersion { changed.append("tls.min_version") }
+        if old.tracking != new.tracking { changed.append("tracking") }
         if !changed.isEmpty {
             logger.warning("\(changed.joined(separator: ", ")) changed: these take effect at the next restart")
         }
@@ -367,6 +382,7 @@ public final class Gateway: Sendable {
             let context = core.loopContext(for: loop)
             try? await loop.submit { context.accessLog?.flush() }.get()
         }
+        await tracking?.shutdown()
         try? await group.shutdownGracefully()
         try? await threadPool.shutdownGracefully()
         accessLog?.flushAndStop()
@@ -399,6 +415,7 @@ public final class Gateway: Sendable {
             "reloaded_at": ISO8601DateFormatter().string(from: reloadedAt),
             "static_cache_entries": stats.entries,
             "static_cache_bytes": stats.bytes,
+            "tracking": tracking?.healthReport ?? ["enabled": false],
             "upstreams": proxy.upstreams.map { upstream -> [String: any Sendable] in
                 let statistics = upstream.statistics
                 return [
@@ -419,6 +436,7 @@ public final class Gateway: Sendable {
         var text = String(decoding: buffer, as: UTF8.self)
         routeMetrics.render(into: &text)
         proxy.renderMetrics(into: &text)
+        tracking?.renderMetrics(into: &text)
         text += "# TYPE vantage_static_cache_hits_total counter\nvantage_static_cache_hits_total \(stats.hits)\n"
         text += "# TYPE vantage_static_cache_misses_total counter\nvantage_static_cache_misses_total \(stats.misses)\n"
         text += "# TYPE vantage_static_cache_evictions_total counter\nvantage_static_cache_evictions_total \(stats.evictions)\n"

@@ -4,6 +4,7 @@ import NIOPosix
 import Proxy
 import Static
 import Synchronization
+import Tracking
 
 /// Everything a request needs that changes only on reload: routes, limits, trusted proxies, the HTTPS port.
 final class RuntimeSnapshot: Sendable {
@@ -36,13 +37,14 @@ final class GatewayCore: Sendable {
     let unroutedMetrics: RouteMetrics
 
     init(snapshot: RuntimeSnapshot, loops: [any EventLoop], accessLog: AccessLogWriter?, threadPool: NIOThreadPool,
-         routeMetrics: RouteMetricsRegistry, proxy: ProxyService, logger: Logger)
+         routeMetrics: RouteMetricsRegistry, proxy: ProxyService, tracking: TrackingPipeline? = nil, logger: Logger)
     {
         self.proxy = proxy
         current = Mutex(snapshot)
         var contexts: [ObjectIdentifier: LoopContext] = [:]
         for (index, loop) in loops.enumerated() {
-            contexts[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop, index: index, accessLogWriter: accessLog)
+            contexts[ObjectIdentifier(loop)] = LoopContext(
+                eventLoop: loop, index: index, accessLogWriter: accessLog, events: tracking?.recorder(forLoop: index))
         }
         unroutedMetrics = routeMetrics.metrics(site: "-", route: "-")
         loopContexts = contexts

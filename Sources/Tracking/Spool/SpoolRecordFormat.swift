@@ -1,6 +1,12 @@
 import CZlib
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// How records sit in a spool segment, as pure functions over bytes.
 ///
 /// A segment starts with an 8-byte magic (`VSPOOL1\n`); each record is a little-endian `UInt32` payload length, a
@@ -63,7 +69,6 @@ public enum SpoolRecordFormat {
 
     /// Walks a whole segment and stops at the first record that is incomplete or fails its checksum.
     public static func scan(_ segment: ByteBuffer) -> Scan {
-        var records: [(offset: Int, length: Int)] = []
         let total = segment.readableBytes
         guard total >= magic.count else {
             return Scan(records: [], validEnd: 0, problem: total == 0 ? "empty segment" : "segment shorter than its magic")
@@ -71,7 +76,31 @@ public enum SpoolRecordFormat {
         guard segment.getBytes(at: segment.readerIndex, length: magic.count) == magic else {
             return Scan(records: [], validEnd: 0, problem: "not a spool segment (bad magic)")
         }
-        var offset = magic.count
+        return scanRecords(segment, from: magic.count)
+    }
+
+    /// Whether every byte from `offset` on is zero (the unwritten rest of a preallocated segment, often megabytes,
+    /// so compared in blocks by `memcmp`).
+    static func isAllZero(_ buffer: ByteBuffer, from offset: Int) -> Bool {
+        let zeros = [UInt8](repeating: 0, count: 64 << 10)
+        return buffer.withUnsafeReadableBytes { bytes in
+            zeros.withUnsafeBytes { zero in
+                var position = offset
+                while position < bytes.count {
+                    let count = min(zero.count, bytes.count - position)
+                    if memcmp(bytes.baseAddress! + position, zero.baseAddress!, count) != 0 { return false }
+                    position += count
+                }
+                return true
+            }
+        }
+    }
+
+    /// Walks records from `offset` (a record boundary past the magic) to the first incomplete or damaged one.
+    public static func scanRecords(_ segment: ByteBuffer, from start: Int) -> Scan {
+        var records: [(offset: Int, length: Int)] = []
+        let total = segment.readableBytes
+        var offset = start
         while offset < total {
             guard total - offset >= recordHeaderSize,
                 let length = segment.getInteger(at: segment.readerIndex + offset, endianness: .little, as: UInt32.self),
@@ -80,8 +109,7 @@ public enum SpoolRecordFormat {
                 return Scan(records: records, validEnd: offset, problem: "torn record header at byte \(offset)")
             }
             if length == 0 && stored == 0 {
-                let rest = segment.readableBytesView.dropFirst(offset)
-                if rest.allSatisfy({ $0 == 0 }) {
+                if isAllZero(segment, from: offset) {
                     return Scan(records: records, validEnd: offset, problem: nil, zeroTail: true)
                 }
                 return Scan(records: records, validEnd: offset, problem: "zero record header followed by data at byte \(offset)")

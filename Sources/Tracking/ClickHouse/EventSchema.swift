@@ -1,0 +1,127 @@
+/// The events table and its migrations, in the dialect of the server at hand.
+///
+/// ClickHouse 18.16 (Debian's package) has no `DateTime64`, `LowCardinality` or `TTL`; current releases have all
+/// three. The schema is one list of columns whose types depend on ``Dialect``; the time is `DateTime64(3)` where it
+/// exists and `DateTime` plus a millisecond column where it does not. Rows are shipped as `RowBinary` in exactly
+/// ``columns``' order.
+public struct EventSchema: Sendable, Equatable {
+    /// What the server supports.
+    public enum Dialect: Sendable, Equatable {
+        /// ClickHouse before 20.1: plain types only.
+        case legacy
+        /// ClickHouse 20.1 and later: DateTime64, LowCardinality, TTL.
+        case modern
+
+        /// The dialect for a `SELECT version()` answer such as `18.16.1` or `24.8.4.13`.
+        public init(version: String) {
+            let major = Int(version.split(separator: ".").first ?? "") ?? 0
+            self = major >= 20 ? .modern : .legacy
+        }
+    }
+
+    /// One column: its name and type.
+    public struct Column: Sendable, Equatable {
+        public var name: String
+        public var type: String
+    }
+
+    public let dialect: Dialect
+    public let database: String
+    public let table: String
+    public let cluster: String?
+    public let retentionDays: Int?
+
+    public init(dialect: Dialect, database: String, table: String, cluster: String? = nil, retentionDays: Int? = nil) {
+        self.dialect = dialect
+        self.database = database
+        self.table = table
+        self.cluster = cluster
+        self.retentionDays = retentionDays
+    }
+
+    /// The newest schema version this build knows.
+    public static let latestVersion = 1
+
+    public var columns: [Column] {
+        let modern = dialect == .modern
+        let short = modern ? "LowCardinality(String)" : "String"
+        var columns = [Column(name: "id", type: "UUID")]
+        if modern {
+            columns.append(Column(name: "ts", type: "DateTime64(3, 'UTC')"))
+        } else {
+            columns.append(Column(name: "ts", type: "DateTime('UTC')"))
+            columns.append(Column(name: "ts_ms", type: "UInt16"))
+        }
+        columns += [
+            Column(name: "site", type: short), Column(name: "host", type: short), Column(name: "kind", type: short),
+            Column(name: "method", type: short), Column(name: "scheme", type: short), Column(name: "path", type: "String"),
+            Column(name: "url", type: "String"), Column(name: "query", type: "String"),
+            Column(name: "status", type: "UInt16"), Column(name: "bytes_in", type: "UInt64"),
+            Column(name: "bytes_out", type: "UInt64"), Column(name: "duration_us", type: "UInt64"),
+            Column(name: "upstream", type: short), Column(name: "upstream_us", type: "UInt64"),
+            Column(name: "referrer", type: "String"), Column(name: "user_agent", type: "String"),
+            Column(name: "http_version", type: short), Column(name: "tls_version", type: short),
+            Column(name: "request_id", type: "String"), Column(name: "client_ip", type: "String"),
+        ]
+        return columns
+    }
+
+    /// `db.table` where rows are inserted (the Distributed table in cluster mode).
+    public var qualifiedTable: String { "\(database).\(table)" }
+
+    private var onCluster: String { cluster.map { " ON CLUSTER \($0)" } ?? "" }
+
+    /// The table that holds the data: the events table itself, or its `_local` replicas in cluster mode.
+    private var storageTable: String { cluster == nil ? table : table + "_local" }
+
+    /// Statements that bring an empty server to version 1 (all idempotent).
+    public func createStatements() -> [String] {
+        let columnList = columns.map { "    \($0.name) \($0.type)" }.joined(separator: ",\n")
+        let engine: String
+        if cluster != nil {
+            engine = "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/\(database)/\(storageTable)', '{replica}')"
+        } else {
+            engine = "ReplacingMergeTree()"
+        }
+        var storage = """
+            CREATE TABLE IF NOT EXISTS \(database).\(storageTable)\(onCluster)
+            (
+            \(columnList)
+            )
+            ENGINE = \(engine)
+            PARTITION BY toYYYYMM(ts)
+            ORDER BY (site, kind, ts, id)
+            """
+        if let retentionDays, dialect == .modern {
+            storage += "\nTTL toDateTime(ts) + INTERVAL \(retentionDays) DAY"
+        }
+        var statements = ["CREATE DATABASE IF NOT EXISTS \(database)\(onCluster)", storage]
+        if let cluster {
+            // Sharded by event id, so a duplicate lands on the shard holding the original and merges away with it.
+            statements.append(
+                "CREATE TABLE IF NOT EXISTS \(database).\(table)\(onCluster) AS \(database).\(storageTable) "
+                    + "ENGINE = Distributed(\(cluster), \(database), \(storageTable), cityHash64(id))")
+        }
+        return statements
+    }
+
+    /// The table that records applied schema versions.
+    public var migrationsTable: String { "\(database).vantage_schema_migrations" }
+
+    public func createMigrationsTable() -> String {
+        "CREATE TABLE IF NOT EXISTS \(migrationsTable)\(onCluster) (version UInt32, applied_at DateTime, "
+            + "description String) ENGINE = MergeTree() ORDER BY version"
+    }
+
+    /// Statements for each version after the first, in order; each must be safe to run twice.
+    public func migrations(after version: Int) -> [(version: Int, description: String, statements: [String])] {
+        var all: [(version: Int, description: String, statements: [String])] = []
+        if version < 1 { all.append((1, "events table", createStatements())) }
+        return all
+    }
+
+    /// The INSERT that `RowBinary` batches go to.
+    public var insertQuery: String {
+        "INSERT INTO \(qualifiedTable) (\(columns.map(\.name).joined(separator: ", "))) FORMAT RowBinary"
+    }
+}

@@ -1,0 +1,86 @@
+import Logging
+import NIOCore
+import Synchronization
+
+/// One event loop's entry to the pipeline: makes event ids and writes events into the spool through the loop's
+/// appender. Only used on its loop (`@unchecked Sendable` so it can be handed to the loop once).
+public final class EventRecorder: @unchecked Sendable {
+    private let appender: SpoolAppender
+    private var ids = EventIDGenerator()
+    private let sealAfterMilliseconds: Int64
+    private let dropLog: DropLog
+    /// When the pending segment got its first record (0: nothing pending).
+    private var pendingSince: Int64 = 0
+
+    let recorded = SingleWriterCounter()
+    /// Records in the loop's open segment.
+    let pending = SingleWriterCounter()
+    let droppedFull = SingleWriterCounter()
+    let droppedError = SingleWriterCounter()
+
+    init(spool: Spool, sealAfter: TimeAmount, dropLog: DropLog) {
+        appender = SpoolAppender(spool: spool)
+        sealAfterMilliseconds = max(1, sealAfter.nanoseconds / 1_000_000)
+        self.dropLog = dropLog
+    }
+
+    /// A new event id for an event happening at `unixMilliseconds`.
+    @inline(__always)
+    public func nextID(unixMilliseconds: Int64) -> EventID {
+        ids.next(unixMilliseconds: UInt64(max(0, unixMilliseconds)))
+    }
+
+    /// Writes the event to the spool (or counts it dropped when the spool is full). When this returns, the event
+    /// survives a crash of the process.
+    @inline(__always)
+    public func record(_ event: TrackingEvent, nowMilliseconds: Int64) {
+        let outcome = appender.append(nowMilliseconds: nowMilliseconds) { EventRecord.encode(event, into: &$0) }
+        switch outcome {
+        case .written:
+            recorded.add(1)
+            pending.add(1)
+            if pendingSince == 0 { pendingSince = nowMilliseconds }
+        case .droppedQuotaFull:
+            droppedFull.add(1)
+            dropLog.note(reason: "the spool is full (tracking.spool.max_size); ClickHouse is behind or absent", nowMilliseconds: nowMilliseconds)
+        case .droppedNoSegment:
+            droppedError.add(1)
+            dropLog.note(reason: "no spool segment could be created", nowMilliseconds: nowMilliseconds)
+        }
+    }
+
+    /// Seals the loop's segment once its first record is old enough (called every sync interval on the loop).
+    func tick(nowMilliseconds: Int64) {
+        guard pendingSince != 0, nowMilliseconds - pendingSince >= sealAfterMilliseconds else { return }
+        appender.sealIfPending()
+        pending.add(-pending.value)
+        pendingSince = 0
+    }
+
+    /// Seals what is pending and gives back unused quota (shutdown, on the loop).
+    func close() {
+        appender.close()
+        pending.add(-pending.value)
+        pendingSince = 0
+    }
+}
+
+/// Logs dropped events at most once a minute for the whole process, with the running total.
+final class DropLog: Sendable {
+    private let lastMinute = Atomic<Int64>(-1)
+    private let logger: Logger
+    private let total: @Sendable () -> Int
+
+    init(logger: Logger, total: @escaping @Sendable () -> Int) {
+        self.logger = logger
+        self.total = total
+    }
+
+    func note(reason: String, nowMilliseconds: Int64) {
+        let minute = nowMilliseconds / 60_000
+        let last = lastMinute.load(ordering: .relaxed)
+        guard last != minute, lastMinute.compareExchange(expected: last, desired: minute, ordering: .relaxed).exchanged
+        else { return }
+        logger.warning("dropping events: \(reason); \(total() + 1) dropped so far (vantage_events_dropped_total)")
+    }
+}

@@ -1,0 +1,208 @@
+import Config
+import NIOCore
+
+/// `tracking:` settings: whether requests become events, the spool, and the ClickHouse sink.
+///
+/// Applied at start; a reload that changes them logs that a restart is needed (route-level `track:` flags do reload).
+public struct TrackingConfiguration: Sendable, Equatable {
+    /// Record an event per request (routes may still opt out with `track: false`).
+    public var enabled = true
+    public var spool = Spool.Configuration(directory: "data/spool")
+    /// Where events go; nil keeps them in the spool (the embedded default), readable with `vantage events`.
+    public var clickHouse: ClickHouseConfiguration?
+    /// A loop's segment is sealed (handed to the shipper) once its first record is this old.
+    public var sealAfter: TimeAmount = .seconds(1)
+
+    public static let keys = ["enabled", "spool", "clickhouse"]
+
+    public init() {}
+
+    public init(from node: ConfigNode) throws {
+        let map = try node.mapping(keys: Self.keys)
+        if let value = map["enabled"] { enabled = try value.bool() }
+        if let value = map["spool"] {
+            let spoolMap = try value.mapping(keys: ["dir", "max_size", "segment_size", "fsync", "sync_interval"])
+            if let dir = spoolMap["dir"] { spool.directory = try dir.nonEmptyString() }
+            if let size = spoolMap["max_size"] { spool.quota = try size.byteSize() }
+            if let size = spoolMap["segment_size"] {
+                spool.segmentSize = try size.byteSize()
+                guard (64 << 10)...(1 << 30) ~= spool.segmentSize else {
+                    throw size.error("expected a segment size between 64KB and 1GB")
+                }
+            }
+            if let policy = spoolMap["fsync"] { spool.sync = Spool.SyncPolicy(rawValue: try policy.oneOf(["batch", "never"]))! }
+            if let interval = spoolMap["sync_interval"] { spool.batchInterval = try interval.positiveTimeAmount() }
+            if spool.quota < spool.segmentSize {
+                throw (spoolMap["max_size"] ?? value).error(
+                    "expected max_size (\(spool.quota) bytes) to be at least segment_size (\(spool.segmentSize) bytes)")
+            }
+        }
+        if let value = map["clickhouse"] { clickHouse = try ClickHouseConfiguration(from: value) }
+    }
+}
+
+/// `tracking.clickhouse:` the ClickHouse HTTP interface events are shipped to.
+public struct ClickHouseConfiguration: Sendable, Equatable {
+    /// `http(s)://host:port` base URLs, tried in order; the next one takes over when one fails.
+    public var endpoints: [String] = []
+    public var database = "vantage"
+    public var table = "events"
+    public var user: String?
+    public var password: String?
+    /// Cluster name: DDL runs `ON CLUSTER`, rows go to a Distributed table over Replicated tables.
+    public var cluster: String?
+    /// Request body compression: `gzip`, `none`, or `auto` (gzip unless the endpoint is on this machine).
+    public var compression = "auto"
+    /// A batch is sent once it holds this many rows or bytes, or its oldest record waited `flushInterval`.
+    public var batchRows = 200_000
+    public var batchBytes = 32 << 20
+    public var flushInterval: TimeAmount = .seconds(1)
+    /// Per-request timeout.
+    public var timeout: TimeAmount = .seconds(30)
+    /// Backoff between failed attempts: from `retryMin`, doubling up to `retryMax`, with jitter.
+    public var retryMin: TimeAmount = .milliseconds(500)
+    public var retryMax: TimeAmount = .seconds(30)
+    /// Keep the whole client address instead of the anonymized /24 or /48.
+    public var storeFullIP = false
+    /// Rows older than this many days are deleted by ClickHouse (TTL; servers without TTL ignore it with a warning).
+    public var retentionDays: Int?
+
+    static let keys = [
+        "endpoints", "database", "table", "user", "password", "user_env", "password_env", "cluster", "compression",
+        "batch_rows", "batch_size", "flush_interval", "timeout", "retry", "store_full_ip", "retention",
+    ]
+
+    public init(endpoints: [String]) {
+        self.endpoints = endpoints
+    }
+
+    init(from node: ConfigNode) throws {
+        if let single = try? node.string() {
+            endpoints = [single]
+            try Self.checkEndpoint(single, node: node)
+            return
+        }
+        let map = try node.mapping(keys: Self.keys)
+        let endpointsNode = try map.required("endpoints", expected: "one or more http(s)://host:port URLs")
+        endpoints = try endpointsNode.stringList()
+        if endpoints.isEmpty { throw endpointsNode.error("expected at least one http(s)://host:port URL") }
+        for (index, endpoint) in endpoints.enumerated() {
+            try Self.checkEndpoint(endpoint, node: (try? endpointsNode.list())?[index] ?? endpointsNode)
+        }
+        if let value = map["database"] { database = try Self.identifier(value) }
+        if let value = map["table"] { table = try Self.identifier(value) }
+        if let value = map["user"] { user = try value.nonEmptyString() }
+        if let value = map["password"] { password = try value.string() }
+        if let value = map["user_env"] {
+            let name = try value.nonEmptyString()
+            guard let found = value.environmentValue(name), !found.isEmpty else {
+                throw value.error("expected the environment variable \(name) to hold the ClickHouse user; it is unset")
+            }
+            user = found
+        }
+        if let value = map["password_env"] {
+            let name = try value.nonEmptyString()
+            guard let found = value.environmentValue(name) else {
+                throw value.error("expected the environment variable \(name) to hold the ClickHouse password; it is unset")
+            }
+            password = found
+        }
+        if let value = map["cluster"] { cluster = try Self.identifier(value) }
+        if let value = map["compression"] { compression = try value.oneOf(["auto", "gzip", "none"]) }
+        if let value = map["batch_rows"] { batchRows = try value.int(in: 1...10_000_000) }
+        if let value = map["batch_size"] { batchBytes = try value.byteSize() }
+        if let value = map["flush_interval"] { flushInterval = try value.positiveTimeAmount() }
+        if let value = map["timeout"] { timeout = try value.positiveTimeAmount() }
+        if let value = map["retry"] {
+            let retry = try value.mapping(keys: ["min", "max"])
+            if let min = retry["min"] { retryMin = try min.positiveTimeAmount() }
+            if let max = retry["max"] { retryMax = try max.positiveTimeAmount() }
+            if retryMax < retryMin { throw value.error("expected retry.max to be at least retry.min") }
+        }
+        if let value = map["store_full_ip"] { storeFullIP = try value.bool() }
+        if let value = map["retention"] {
+            let seconds = try value.duration().components.seconds
+            guard seconds >= 86_400 else { throw value.error("expected a retention of at least 1d") }
+            retentionDays = Int(seconds / 86_400)
+        }
+    }
+
+    static func checkEndpoint(_ endpoint: String, node: ConfigNode) throws {
+        guard let url = ClickHouseEndpoint(endpoint) else {
+            throw node.error("expected an http:// or https:// URL with a host (and optional port), found \"\(endpoint)\"")
+        }
+        _ = url
+    }
+
+    /// Database, table and cluster names go into DDL unquoted, so only plain identifiers are allowed.
+    static func identifier(_ node: ConfigNode) throws -> String {
+        let text = try node.nonEmptyString()
+        let valid = text.utf8.first.map { !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) } ?? false
+            && text.utf8.allSatisfy { byte in
+                byte == UInt8(ascii: "_") || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                    || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            }
+        guard valid else { throw node.error("expected a name of letters, digits and _ (not starting with a digit), found \"\(text)\"") }
+        return text
+    }
+}
+
+/// A parsed ClickHouse endpoint.
+public struct ClickHouseEndpoint: Sendable, Equatable, CustomStringConvertible {
+    public var isTLS: Bool
+    public var host: String
+    public var port: Int
+
+    public init?(_ text: String) {
+        let rest: Substring
+        if text.hasPrefix("http://") {
+            isTLS = false
+            rest = text.dropFirst(7)
+        } else if text.hasPrefix("https://") {
+            isTLS = true
+            rest = text.dropFirst(8)
+        } else {
+            return nil
+        }
+        let authority = rest.hasSuffix("/") ? rest.dropLast() : rest
+        guard !authority.isEmpty, !authority.contains("/"), !authority.contains("@") else { return nil }
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = String(authority[authority.index(after: authority.startIndex)..<close])
+            let after = authority[authority.index(after: close)...]
+            if after.isEmpty {
+                port = isTLS ? 8443 : 8123
+            } else {
+                guard after.hasPrefix(":"), let value = Int(after.dropFirst()), (1...65535) ~= value else { return nil }
+                port = value
+            }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = String(authority[..<colon])
+            guard let value = Int(authority[authority.index(after: colon)...]), (1...65535) ~= value else { return nil }
+            port = value
+        } else {
+            host = String(authority)
+            port = isTLS ? 8443 : 8123
+        }
+        if host.isEmpty { return nil }
+    }
+
+    /// The base URL without a trailing slash.
+    public var description: String {
+        "\(isTLS ? "https" : "http")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+    }
+
+    /// Whether the endpoint is this machine (compression would only cost CPU).
+    public var isLoopback: Bool {
+        host == "localhost" || host.hasPrefix("127.") || host == "::1"
+    }
+}
+
+extension ConfigNode {
+    func positiveTimeAmount() throws -> TimeAmount {
+        let value = try duration()
+        guard value > .zero else { throw error("expected a duration above zero") }
+        return TimeAmount(value)
+    }
+}

@@ -1,0 +1,131 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// The tracking pipeline of a running gateway: the spool, one ``EventRecorder`` per event loop, the per-loop
+/// timers that seal aged segments and sync written ones, and the ClickHouse shipper when one is configured.
+///
+/// ```swift
+/// let pipeline = try TrackingPipeline(configuration: tracking, loops: loops, blockingPool: pool, logger: logger)
+/// pipeline.start()                       // timers and shipper
+/// pipeline.recorder(forLoop: 0)?.record(event, nowMilliseconds: now)
+/// await pipeline.shutdown()              // after the loops stopped serving
+/// ```
+public final class TrackingPipeline: Sendable {
+    public let configuration: TrackingConfiguration
+    public let spool: Spool
+    private let loops: [any EventLoop]
+    private let recorders: [EventRecorder]
+    private let shipper: Shipper?
+    private let client: ClickHouseClient?
+    private let logger: Logger
+    private let running = Mutex<(timers: [RepeatedTask], shipping: Task<Void, Never>?)>(([], nil))
+
+    /// Opens the spool (recovering what an earlier run left) and prepares a recorder per loop. Throws when the
+    /// spool folder cannot be used, before anything listens.
+    public init(configuration: TrackingConfiguration, loops: [any EventLoop], blockingPool: NIOThreadPool, logger: Logger) throws {
+        self.configuration = configuration
+        self.loops = loops
+        self.logger = logger
+        let spool = try Spool(configuration: configuration.spool, appenders: loops.count, logger: logger)
+        self.spool = spool
+        if spool.recovery.segments > 0 {
+            logger.info(
+                "spool: \(spool.recovery.records) event(s) in \(spool.recovery.segments) segment(s) from an earlier run will be shipped")
+        }
+        let counters = Mutex<[EventRecorder]>([])
+        let dropLog = DropLog(logger: logger) {
+            counters.withLock { $0.reduce(0) { $0 + $1.droppedFull.value + $1.droppedError.value } }
+        }
+        let recorders = loops.map { _ in EventRecorder(spool: spool, sealAfter: configuration.sealAfter, dropLog: dropLog) }
+        self.recorders = recorders
+        counters.withLock { $0 = recorders }
+        if let clickHouse = configuration.clickHouse {
+            let client = ClickHouseClient(configuration: clickHouse, group: loops[0])
+            self.client = client
+            shipper = Shipper(spool: spool, client: client, configuration: clickHouse, blockingPool: blockingPool, logger: logger)
+        } else {
+            client = nil
+            shipper = nil
+        }
+    }
+
+    /// The recorder of the loop at `index`; use it only on that loop.
+    public func recorder(forLoop index: Int) -> EventRecorder { recorders[index] }
+
+    /// Starts the per-loop timers and the shipper.
+    public func start() {
+        let interval = configuration.spool.batchInterval
+        var timers: [RepeatedTask] = []
+        for (index, loop) in loops.enumerated() {
+            let recorder = recorders[index]
+            let spool = self.spool
+            timers.append(loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                recorder.tick(nowMilliseconds: wallClockMilliseconds())
+                if index == 0 { spool.syncActive() }
+            })
+        }
+        let shipping = shipper.map { shipper in Task { await shipper.run() } }
+        running.withLock { $0 = (timers, shipping) }
+        if configuration.clickHouse == nil {
+            logger.info("tracking: no ClickHouse configured; events stay in \(configuration.spool.directory) (see `vantage events`)")
+        }
+    }
+
+    /// Seals every loop's segment and closes the spool. Call once requests stopped, while the loops still run.
+    public func shutdown() async {
+        let (timers, shipping) = running.withLock { $0 }
+        for timer in timers { timer.cancel() }
+        for (index, loop) in loops.enumerated() {
+            let recorder = recorders[index]
+            try? await loop.submit { recorder.close() }.get()
+        }
+        shipping?.cancel()
+        await shipping?.value
+        await client?.shutdown()
+        spool.close()
+    }
+
+    // MARK: - Figures
+
+    /// Events recorded since start, over all loops.
+    public var recordedEvents: Int { recorders.reduce(0) { $0 + $1.recorded.value } }
+
+    /// Events dropped since start because the spool was full or failed.
+    public var droppedEvents: Int { recorders.reduce(0) { $0 + $1.droppedFull.value + $1.droppedError.value } }
+
+    /// Appends the pipeline's metrics in Prometheus text format.
+    public func renderMetrics(into text: inout String) {
+        let full = recorders.reduce(0) { $0 + $1.droppedFull.value }
+        let failed = recorders.reduce(0) { $0 + $1.droppedError.value }
+        let pending = recorders.reduce(0) { $0 + $1.pending.value }
+        text += "# HELP vantage_events_recorded_total Events written to the spool.\n"
+        text += "# TYPE vantage_events_recorded_total counter\nvantage_events_recorded_total \(recordedEvents)\n"
+        text += "# HELP vantage_events_dropped_total Events lost because the spool was full or could not be written.\n"
+        text += "# TYPE vantage_events_dropped_total counter\n"
+        text += "vantage_events_dropped_total{reason=\"spool_full\"} \(full)\n"
+        text += "vantage_events_dropped_total{reason=\"spool_error\"} \(failed)\n"
+        text += "# HELP vantage_events_queued Events in the spool not yet shipped (open and sealed segments).\n"
+        text += "# TYPE vantage_events_queued gauge\nvantage_events_queued \(pending + spool.sealedRecords)\n"
+        text += "# TYPE vantage_spool_bytes gauge\nvantage_spool_bytes \(spool.usedBytes)\n"
+        text += "# TYPE vantage_spool_quota_bytes gauge\nvantage_spool_quota_bytes \(spool.configuration.quota)\n"
+        text += "# TYPE vantage_spool_segments gauge\nvantage_spool_segments \(spool.sealedSegments.count)\n"
+        let oldest = spool.oldestSealedMilliseconds.map { Double(max(0, wallClockMilliseconds() - $0)) / 1000 } ?? 0
+        text += "# HELP vantage_events_oldest_unshipped_seconds Age of the oldest sealed, unshipped segment.\n"
+        text += "# TYPE vantage_events_oldest_unshipped_seconds gauge\nvantage_events_oldest_unshipped_seconds \(oldest)\n"
+        if let shipper {
+            shipper.render(into: &text)
+        } else {
+            text += "# TYPE vantage_events_shipped_total counter\nvantage_events_shipped_total 0\n"
+        }
+    }
+
+    /// A summary for `/health`.
+    public var healthReport: [String: any Sendable] {
+        [
+            "recorded": recordedEvents, "dropped": droppedEvents, "spool_bytes": spool.usedBytes,
+            "queued_segments": spool.sealedSegments.count, "clickhouse": configuration.clickHouse?.endpoints ?? [],
+        ]
+    }
+}

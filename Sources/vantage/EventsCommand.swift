@@ -1,0 +1,119 @@
+import ArgumentParser
+import Config
+import Edge
+import Foundation
+import NIOCore
+import Tracking
+
+/// `vantage events`: read the local spool (what the embedded default keeps, or what waits for ClickHouse).
+struct EventsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events", abstract: "Read tracked events from the local spool.",
+        subcommands: [Tail.self, Export.self])
+
+    struct Source: ParsableArguments {
+        @Option(name: .shortAndLong, help: "Path to the YAML configuration (its tracking.spool.dir is read).")
+        var config = "conf/vantage.yaml"
+        @Option(help: "The spool folder (instead of reading it from the configuration).")
+        var spool: String?
+        @Flag(help: "Show whole client addresses instead of the anonymized /24 or /48.")
+        var fullIP = false
+
+        func directory() throws -> String {
+            if let spool { return spool }
+            do {
+                return try GatewayConfiguration.load(path: config).tracking.spool.directory
+            } catch {
+                printError("invalid configuration: \(error)")
+                throw ExitCode(2)
+            }
+        }
+    }
+
+    struct Tail: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the last events as NDJSON, then follow new ones (Ctrl-C stops).")
+        @OptionGroup var source: Source
+        @Option(name: .shortAndLong, help: "How many earlier events to print first.")
+        var lines = 10
+        @Flag(help: "Print the last events and exit instead of following.")
+        var noFollow = false
+
+        func run() throws {
+            var reader = SpoolReader(directory: try source.directory())
+            var last: [TrackingEvent] = []
+            try reader.readNew { record in
+                guard let event = try? EventRecord.decode(record) else { return }
+                last.append(event)
+                if last.count > lines { last.removeFirst(last.count - lines) }
+            }
+            for event in last { printEvent(event) }
+            guard !noFollow else { return }
+            while true {
+                usleep(250_000)
+                try reader.readNew { record in
+                    if let event = try? EventRecord.decode(record) { printEvent(event) }
+                }
+            }
+        }
+
+        func printEvent(_ event: TrackingEvent) {
+            var buffer = ByteBuffer()
+            event.writeJSON(into: &buffer, fullClientAddress: source.fullIP)
+            buffer.writeInteger(UInt8(ascii: "\n"))
+            FileHandle.standardOutput.write(Data(buffer.readableBytesView))
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write every event in the spool to standard output, oldest segment first.")
+        @OptionGroup var source: Source
+        @Option(help: "Output format (ndjson: one JSON object per line).")
+        var format = "ndjson"
+        @Option(help: "Only events at or after this time: ISO 8601 (2026-11-25T10:00:00Z, 2026-11-25) or an age (90m, 2h, 7d).")
+        var since: String?
+
+        func run() throws {
+            guard format == "ndjson" else {
+                printError("unknown format \(format); expected ndjson")
+                throw ExitCode(64)
+            }
+            let threshold = try since.map { text -> Int64 in
+                guard let value = Self.parseSince(text, now: Date()) else {
+                    printError("cannot read --since \(text): expected 2026-11-25T10:00:00Z, 2026-11-25 or an age such as 2h")
+                    throw ExitCode(64)
+                }
+                return value
+            }
+            var reader = SpoolReader(directory: try source.directory())
+            var output = ByteBuffer()
+            try reader.readNew { record in
+                guard let event = try? EventRecord.decode(record) else { return }
+                if let threshold, event.timeMilliseconds < threshold { return }
+                event.writeJSON(into: &output, fullClientAddress: source.fullIP)
+                output.writeInteger(UInt8(ascii: "\n"))
+                if output.readableBytes > 1 << 16 { flush(&output) }
+            }
+            flush(&output)
+        }
+
+        func flush(_ output: inout ByteBuffer) {
+            FileHandle.standardOutput.write(Data(output.readableBytesView))
+            output.clear()
+        }
+
+        /// Unix milliseconds for an ISO 8601 time or date, or an age before `now`.
+        static func parseSince(_ text: String, now: Date) -> Int64? {
+            let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+            if let unit = text.last, let scale = units[unit], let amount = Double(text.dropLast()) {
+                return Int64((now.timeIntervalSince1970 - amount * scale) * 1000)
+            }
+            let formatter = ISO8601DateFormatter()
+            if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970 * 1000) }
+            formatter.formatOptions = [.withFullDate]
+            if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970 * 1000) }
+            return nil
+        }
+    }
+}
