@@ -663,7 +663,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 bytesIn: exchange.bodyBytes, bytesOut: exchange.sentBytes, durationMicroseconds: Int(elapsed / 1000),
                 upstream: exchange.proxy?.upstreamAddress ?? "", upstreamMicroseconds: upstreamMicroseconds ?? 0,
                 referrer: headers.referer ?? "", userAgent: headers.userAgent ?? "", httpVersion: version,
-                tlsVersion: tls ?? "", requestID: exchange.requestID ?? "", clientAddress: client)
+                tlsVersion: tls ?? "", requestID: exchange.requestID ?? presentedRequestID(headers), clientAddress: client)
             events.record(event, nowMilliseconds: Int64(now))
         }
         guard let accessLog else { return }
@@ -714,6 +714,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let referer = headers.referer { buffer.writeJSONField("\"referer\":", referer) }
             buffer.writeInteger(UInt8(ascii: "}"))
         }
+    }
+
+    /// The client's own `X-Request-Id` when it is acceptable (proxied requests already settled theirs).
+    private func presentedRequestID(_ headers: RequestHeaderSummary) -> String {
+        guard let presented = headers.requestID, HeaderRewriter.acceptableRequestID(presented) else { return "" }
+        return presented
     }
 
     /// The client address: the peer, or the right-most untrusted `X-Forwarded-For` hop when the peer is a trusted

@@ -12,6 +12,8 @@ final class VantageProcess: @unchecked Sendable {
     let process = Process()
     let outputPath: String
     private(set) var ports: [String: Int] = [:]
+    /// Set for restarts and by tests that restart in the same folder: the folder outlives this process.
+    var keepsDirectory: Bool
 
     /// The binary SwiftPM built next to the test bundle.
     static var binary: String {
@@ -29,16 +31,18 @@ final class VantageProcess: @unchecked Sendable {
 
     /// Writes `yaml` (with `{{DIR}}` replaced by the test folder) and starts the binary; waits for the `expect`
     /// listeners (`http`, `https`, `admin`) to be bound.
+    /// `reusing` starts in an earlier process's folder (a restart); that folder is then left for the caller.
     init(config yaml: String, expect kinds: [String] = ["http"], environment: [String: String] = [:],
-         prepare: (URL) throws -> Void = { _ in }) throws
+         reusing earlier: URL? = nil, prepare: (URL) throws -> Void = { _ in }) throws
     {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("vantage-it-\(UUID().uuidString)")
+        directory = earlier ?? FileManager.default.temporaryDirectory.appendingPathComponent("vantage-it-\(UUID().uuidString)")
+        keepsDirectory = earlier != nil
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try prepare(directory)
         configPath = directory.appendingPathComponent("vantage.yaml").path
         try yaml.replacingOccurrences(of: "{{DIR}}", with: directory.path).write(
             toFile: configPath, atomically: true, encoding: .utf8)
-        outputPath = directory.appendingPathComponent("vantage.out").path
+        outputPath = directory.appendingPathComponent("vantage-\(UUID().uuidString.prefix(8)).out").path
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
         process.executableURL = URL(fileURLWithPath: Self.binary)
@@ -94,7 +98,7 @@ final class VantageProcess: @unchecked Sendable {
 
     deinit {
         if process.isRunning { stop() }
-        try? FileManager.default.removeItem(at: directory)
+        if !keepsDirectory { try? FileManager.default.removeItem(at: directory) }
     }
 }
 

@@ -1,0 +1,188 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Events delivered into a real ClickHouse server (Debian's 18.16), counted exactly against requests answered.
+@Suite(.serialized)
+struct ClickHouseDeliveryTests {
+    static func config(clickHouse: String, spool: String = "segment_size: 1MB", clickHouseExtra: String = "") -> String {
+        """
+        listen: { http: "127.0.0.1:0" }
+        sites:
+          - routes:
+              - path: /
+                respond: "ok"
+              - path: /healthz
+                respond: "ok"
+                track: false
+        access_log: off
+        admin: { listen: "127.0.0.1:0" }
+        tracking:
+          spool: { dir: "{{DIR}}/spool", sync_interval: 50ms, \(spool) }
+          clickhouse:
+            endpoints: ["\(clickHouse)"]
+            flush_interval: 200ms
+            retry: { min: 50ms, max: 1s }\(clickHouseExtra)
+        """
+    }
+
+    func metrics(_ vantage: VantageProcess) throws -> String {
+        try curl(["-s", vantage.url("/metrics", kind: "admin")]).body
+    }
+
+    /// Waits until nothing is left in the spool (twice in a row, so a segment between loop and spool thread
+    /// cannot slip through).
+    func waitUntilShipped(_ vantage: VantageProcess, timeout: TimeInterval = 120) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        var zeros = 0
+        while Date() < deadline {
+            let text = try metrics(vantage)
+            if metric(text, "vantage_events_queued") == 0 {
+                zeros += 1
+                if zeros == 3 { return }
+            } else {
+                zeros = 0
+            }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        throw Failure("events still queued after \(timeout) s:\n\(try metrics(vantage))\n\(vantage.log.suffix(3000))")
+    }
+
+    /// `h2load` over HTTP/1.1; returns the number of 2xx answers.
+    func load(_ url: String, requests: Int, clients: Int = 16) throws -> Int {
+        let result = try run(["h2load", "--h1", "-n", String(requests), "-c", String(clients), "-t", "1", url])
+        let pattern = try NSRegularExpression(pattern: "status codes: (\\d+) 2xx")
+        let text = result.stdout
+        guard let match = pattern.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)),
+            let count = Int(text[Range(match.range(at: 1), in: text)!])
+        else { throw Failure("cannot read h2load's output:\n\(text)\(result.stderr)") }
+        return count
+    }
+
+    @Test func everyRequestOf200kIsARowInClickHouse() throws {
+        let clickHouse = try ClickHouseServer()
+        let vantage = try VantageProcess(config: Self.config(clickHouse: clickHouse.endpoint), expect: ["http", "admin"])
+        let answered = try load(vantage.url("/a?utm_source=load"), requests: 200_000)
+        #expect(answered == 200_000)
+        _ = try load(vantage.url("/healthz"), requests: 100, clients: 1)  // opted out: no rows
+        try waitUntilShipped(vantage)
+        let rows = try clickHouse.count("SELECT count() FROM vantage.events")
+        let distinct = try clickHouse.count("SELECT uniqExact(id) FROM vantage.events")
+        #expect(rows == answered, "rows in ClickHouse vs requests answered")
+        #expect(distinct == rows, "no duplicates")
+        #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE path = '/a' AND query = 'utm_source=load' AND status = 200") == answered)
+        let text = try metrics(vantage)
+        #expect(metric(text, "vantage_events_shipped_total") == Double(answered))
+        #expect(metric(text, "vantage_events_recorded_total") == Double(answered))
+        #expect(vantage.stop() == 0)
+    }
+
+    @Test func rowsSurviveClickHouseBeingDownForThirtySeconds() throws {
+        let clickHouse = try ClickHouseServer()
+        let vantage = try VantageProcess(config: Self.config(clickHouse: clickHouse.endpoint), expect: ["http", "admin"])
+        let url = vantage.url("/during-outage")
+        // Load before, during and after the outage, in rounds, so the outage falls in the middle of it.
+        var answered = try load(url, requests: 20_000)
+        let outage = Date()
+        clickHouse.stop()
+        while Date().timeIntervalSince(outage) < 30 {
+            answered += try load(url, requests: 5_000, clients: 4)
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        let during = try metrics(vantage)
+        #expect((metric(during, "vantage_clickhouse_failures_total") ?? 0) > 0, "the outage was noticed")
+        #expect((metric(during, "vantage_events_queued") ?? 0) > 0, "events waited in the spool")
+        try clickHouse.start()
+        answered += try load(url, requests: 20_000)
+        try waitUntilShipped(vantage)
+        let rows = try clickHouse.count("SELECT count() FROM vantage.events")
+        let distinct = try clickHouse.count("SELECT uniqExact(id) FROM vantage.events")
+        #expect(distinct == answered, "every answered request has its row")
+        print("outage test: \(answered) requests, \(rows - distinct) duplicate row(s)")
+        #expect(vantage.stop() == 0)
+    }
+
+    @Test func everyAnsweredRequestSurvivesKill9() throws {
+        let clickHouse = try ClickHouseServer()
+        let config = Self.config(clickHouse: clickHouse.endpoint)
+        let first = try VantageProcess(config: config, expect: ["http", "admin"])
+        first.keepsDirectory = true
+        defer { try? FileManager.default.removeItem(at: first.directory) }
+        let answeredFile = first.directory.appendingPathComponent("answered.txt").path
+        let loader = Process()
+        loader.executableURL = URL(fileURLWithPath: BackendProcess.python)
+        loader.arguments = [
+            BackendProcess.backendsFolder.appendingPathComponent("idload.py").path, "127.0.0.1", String(first.ports["http"]!),
+            "/killed", "k", "8", "60", answeredFile,
+        ]
+        loader.standardOutput = FileHandle.nullDevice
+        try loader.run()
+        Thread.sleep(forTimeInterval: 3)
+        first.signal(SIGKILL)
+        first.process.waitUntilExit()
+        loader.waitUntilExit()
+        let answered = Set(try String(contentsOfFile: answeredFile, encoding: .utf8).split(separator: "\n").map(String.init))
+        #expect(answered.count > 1000, "the load ran before the kill")
+
+        let second = try VantageProcess(config: config, expect: ["http", "admin"], reusing: first.directory)
+        try waitUntilShipped(second)
+        let stored = Set(try clickHouse.query("SELECT request_id FROM vantage.events WHERE path = '/killed'")
+            .split(separator: "\n").map(String.init))
+        let missing = answered.subtracting(stored)
+        #expect(missing.isEmpty, "answered but not stored: \(missing.prefix(5))")
+        let rows = try clickHouse.count("SELECT count() FROM vantage.events")
+        let distinct = try clickHouse.count("SELECT uniqExact(id) FROM vantage.events")
+        print("kill -9 test: \(answered.count) answered, \(distinct) events stored, \(rows - distinct) duplicate row(s)")
+        #expect(second.log.contains("from an earlier run will be shipped"))
+        #expect(second.stop() == 0)
+    }
+
+    @Test func aFullSpoolDropsExactlyWhatIsMissing() throws {
+        let clickHouse = try ClickHouseServer()
+        clickHouse.stop()  // absent at first: everything waits in the spool until it is full
+        let vantage = try VantageProcess(
+            config: Self.config(clickHouse: clickHouse.endpoint, spool: "max_size: 256KB, segment_size: 64KB"),
+            expect: ["http", "admin"])
+        let answered = try load(vantage.url("/quota"), requests: 5_000, clients: 4)
+        let text = try metrics(vantage)
+        let dropped = Int(metric(text, "vantage_events_dropped_total{reason=\"spool_full\"}") ?? -1)
+        #expect(dropped > 0, "the quota was reached")
+        #expect((metric(text, "vantage_spool_bytes") ?? .infinity) <= 256 * 1024)
+        #expect(vantage.log.contains("dropping events: the spool is full"))
+        try clickHouse.start()
+        try waitUntilShipped(vantage)
+        let rows = try clickHouse.count("SELECT uniqExact(id) FROM vantage.events")
+        #expect(rows + dropped == answered, "rows \(rows) + dropped \(dropped) vs answered \(answered)")
+        print("quota test: \(answered) answered, \(rows) stored, \(dropped) dropped and counted")
+        #expect(vantage.stop() == 0)
+    }
+
+    @Test func aCorruptSegmentTailIsCutAndTheRestDelivered() throws {
+        let clickHouse = try ClickHouseServer()
+        clickHouse.stop()
+        let config = Self.config(clickHouse: clickHouse.endpoint)
+        let first = try VantageProcess(config: config, expect: ["http", "admin"])
+        first.keepsDirectory = true
+        defer { try? FileManager.default.removeItem(at: first.directory) }
+        let answered = try load(first.url("/torn"), requests: 500, clients: 2)
+        #expect(first.stop() == 0)
+        let spool = first.directory.appendingPathComponent("spool")
+        let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: spool.path)
+            .filter { $0.hasSuffix(".vspool") }.sorted().last)
+        // A record whose header promises more than follows, as a crash mid-write would leave.
+        let handle = try #require(FileHandle(forWritingAtPath: spool.appendingPathComponent(segment).path))
+        handle.seekToEndOfFile()
+        handle.write(Data([200, 0, 0, 0, 9, 9, 9, 9]) + Data("torn".utf8))
+        try handle.close()
+        try clickHouse.start()
+        let second = try VantageProcess(config: config, expect: ["http", "admin"], reusing: first.directory)
+        try waitUntilShipped(second)
+        #expect(second.log.contains("torn record"))
+        #expect(second.log.contains("cutting 12 bytes"))
+        #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE path = '/torn'") == answered)
+        #expect(second.stop() == 0)
+    }
+}
