@@ -12,74 +12,163 @@ public struct RowBinaryWriter: Sendable {
         self.storeFullIP = storeFullIP
     }
 
-    /// Appends the row of one record.
-    public func writeRow(record: ByteBuffer, into out: inout ByteBuffer) throws {
-        let fields = try EventRecord.fields(of: record)
-        // UUID: ClickHouse stores it as two UInt64, high half first, each little-endian.
-        out.writeInteger(fields.id.high, endianness: .little)
-        out.writeInteger(fields.id.low, endianness: .little)
-        switch dialect {
-        case .modern:
-            out.writeInteger(fields.timeMilliseconds, endianness: .little)
-        case .legacy:
-            let milliseconds = max(0, fields.timeMilliseconds)
-            out.writeInteger(UInt32(truncatingIfNeeded: milliseconds / 1000), endianness: .little)
-            out.writeInteger(UInt16(milliseconds % 1000), endianness: .little)
+    /// Appends the row of one record (``EventRecord`` version 1), working on raw bytes: one bounds-checked pass
+    /// over the record, one reservation in the output, no intermediate buffers or reference counting.
+    public func writeRow(record: UnsafeRawBufferPointer, into out: inout ByteBuffer) throws {
+        var reader = RecordReader(bytes: record)
+        guard try reader.byte() == EventRecord.version else {
+            throw EventRecord.DecodingError(description: "unknown record version \(record.first ?? 0)")
         }
-        out.writeRowBinaryString(fields.site)
-        out.writeRowBinaryString(fields.host)
-        let kind = fields.kind.name
-        out.writeVarint(UInt64(kind.utf8.count))
-        out.writeString(kind)
-        out.writeRowBinaryString(fields.method)
-        out.writeRowBinaryString(fields.scheme)
-        let (path, query) = fields.pathAndQuery
-        out.writeRowBinaryString(path)
-        // url = scheme "://" host path
-        out.writeVarint(UInt64(fields.scheme.readableBytes + 3 + fields.host.readableBytes + path.readableBytes))
-        out.writeImmutableBuffer(fields.scheme)
-        out.writeStaticString("://")
-        out.writeImmutableBuffer(fields.host)
-        out.writeImmutableBuffer(path)
-        out.writeRowBinaryString(query)
-        out.writeInteger(UInt16(clamping: fields.status), endianness: .little)
-        out.writeInteger(fields.bytesIn, endianness: .little)
-        out.writeInteger(fields.bytesOut, endianness: .little)
-        out.writeInteger(fields.durationMicroseconds, endianness: .little)
-        out.writeRowBinaryString(fields.upstream)
-        out.writeInteger(fields.upstreamMicroseconds, endianness: .little)
-        out.writeRowBinaryString(fields.referrer)
-        out.writeRowBinaryString(fields.userAgent)
-        out.writeRowBinaryString(fields.httpVersion)
-        out.writeRowBinaryString(fields.tlsVersion)
-        out.writeRowBinaryString(fields.requestID)
-        if storeFullIP {
-            out.writeRowBinaryString(fields.clientAddress)
-        } else {
-            writeAnonymized(fields.clientAddress, into: &out)
+        guard let kind = TrackingEvent.Kind(rawValue: try reader.byte()) else {
+            throw EventRecord.DecodingError(description: "unknown event kind")
+        }
+        let high = try reader.fixed(UInt64.self), low = try reader.fixed(UInt64.self)
+        let time = Int64(bitPattern: try reader.fixed(UInt64.self))
+        let status = try reader.varint(), bytesIn = try reader.varint(), bytesOut = try reader.varint()
+        let duration = try reader.varint(), upstreamTime = try reader.varint()
+        let site = try reader.string(), host = try reader.string(), method = try reader.string()
+        let scheme = try reader.string(), target = try reader.string(), upstream = try reader.string()
+        let referrer = try reader.string(), agent = try reader.string(), httpVersion = try reader.string()
+        let tlsVersion = try reader.string(), requestID = try reader.string(), client = try reader.string()
+        let question = target.firstIndex(of: UInt8(ascii: "?"))
+        let path = question.map { UnsafeRawBufferPointer(rebasing: target[..<$0]) } ?? target
+        let query = question.map { UnsafeRawBufferPointer(rebasing: target[($0 + 1)...]) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        let kindName = kind.name
+        let storeFullIP = self.storeFullIP
+        let dialect = self.dialect
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: 2 * record.count + 128) { output in
+            var writer = RowWriter(base: output.baseAddress!)
+            writer.fixed(high)
+            writer.fixed(low)
+            switch dialect {
+            case .modern:
+                writer.fixed(UInt64(bitPattern: time))
+            case .legacy:
+                let milliseconds = max(0, time)
+                writer.fixed(UInt32(truncatingIfNeeded: milliseconds / 1000))
+                writer.fixed(UInt16(milliseconds % 1000))
+            }
+            writer.string(site)
+            writer.string(host)
+            var name = kindName
+            name.withUTF8 { writer.string(UnsafeRawBufferPointer($0)) }
+            writer.string(method)
+            writer.string(scheme)
+            writer.string(path)
+            writer.varint(UInt64(scheme.count + 3 + host.count + path.count))  // url = scheme "://" host path
+            writer.bytes(scheme)
+            writer.byte(UInt8(ascii: ":"))
+            writer.byte(UInt8(ascii: "/"))
+            writer.byte(UInt8(ascii: "/"))
+            writer.bytes(host)
+            writer.bytes(path)
+            writer.string(query)
+            writer.fixed(UInt16(clamping: status))
+            writer.fixed(bytesIn)
+            writer.fixed(bytesOut)
+            writer.fixed(duration)
+            writer.string(upstream)
+            writer.fixed(upstreamTime)
+            writer.string(referrer)
+            writer.string(agent)
+            writer.string(httpVersion)
+            writer.string(tlsVersion)
+            writer.string(requestID)
+            if storeFullIP || client.contains(UInt8(ascii: ":")) {
+                if storeFullIP {
+                    writer.string(client)
+                } else {
+                    var anonymized = IPAnonymizer.anonymize(String(decoding: client, as: UTF8.self))
+                    anonymized.withUTF8 { writer.string(UnsafeRawBufferPointer($0)) }
+                }
+            } else if let lastDot = client.lastIndex(of: UInt8(ascii: ".")) {
+                // IPv4 a.b.c.d becomes a.b.c.0.
+                writer.varint(UInt64(lastDot + 2))
+                writer.bytes(UnsafeRawBufferPointer(rebasing: client[..<lastDot]))
+                writer.byte(UInt8(ascii: "."))
+                writer.byte(UInt8(ascii: "0"))
+            } else {
+                writer.string(client)
+            }
+            return writer.count
         }
     }
 
-    /// IPv4 `a.b.c.d` becomes `a.b.c.0` without leaving bytes; IPv6 goes through ``IPAnonymizer``.
-    private func writeAnonymized(_ address: ByteBuffer, into out: inout ByteBuffer) {
-        let view = address.readableBytesView
-        if !view.contains(UInt8(ascii: ":")), let lastDot = view.lastIndex(of: UInt8(ascii: ".")) {
-            let prefix = address.getSlice(at: address.readerIndex, length: lastDot - address.readerIndex)!
-            out.writeVarint(UInt64(prefix.readableBytes + 2))
-            out.writeImmutableBuffer(prefix)
-            out.writeStaticString(".0")
-            return
-        }
-        let anonymized = IPAnonymizer.anonymize(String(buffer: address))
-        out.writeVarint(UInt64(anonymized.utf8.count))
-        out.writeString(anonymized)
+    /// Appends the row of one record held in a buffer.
+    public func writeRow(record: ByteBuffer, into out: inout ByteBuffer) throws {
+        try record.withUnsafeReadableBytes { try writeRow(record: $0, into: &out) }
     }
 }
 
-extension ByteBuffer {
-    @inlinable
-    mutating func writeRowBinaryString(_ bytes: ByteBuffer) {
-        writeVarint(UInt64(bytes.readableBytes))
-        writeImmutableBuffer(bytes)
+/// Reads an ``EventRecord`` front to back, checking every length against the record's end.
+private struct RecordReader {
+    let bytes: UnsafeRawBufferPointer
+    var offset = 0
+
+    mutating func byte() throws -> UInt8 {
+        guard offset < bytes.count else { throw EventRecord.DecodingError(description: "truncated record") }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    mutating func fixed(_ type: UInt64.Type) throws -> UInt64 {
+        guard offset + 8 <= bytes.count else { throw EventRecord.DecodingError(description: "truncated record") }
+        defer { offset += 8 }
+        return UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+
+    mutating func varint() throws -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while shift < 64 {
+            let next = try byte()
+            result |= UInt64(next & 0x7F) << shift
+            if next < 0x80 { return result }
+            shift += 7
+        }
+        throw EventRecord.DecodingError(description: "bad varint")
+    }
+
+    mutating func string() throws -> UnsafeRawBufferPointer {
+        let length = try varint()
+        guard length <= UInt64(bytes.count - offset) else { throw EventRecord.DecodingError(description: "bad string") }
+        defer { offset += Int(length) }
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + Int(length)])
+    }
+}
+
+/// Writes a RowBinary row into memory the caller reserved (at least twice the record plus 128 bytes).
+private struct RowWriter {
+    let base: UnsafeMutableRawPointer
+    var count = 0
+
+    mutating func byte(_ value: UInt8) {
+        base.storeBytes(of: value, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    mutating func fixed<Value: FixedWidthInteger>(_ value: Value) {
+        (base + count).storeBytes(of: value.littleEndian, as: Value.self)
+        count += MemoryLayout<Value>.size
+    }
+
+    mutating func varint(_ value: UInt64) {
+        var value = value
+        while value >= 0x80 {
+            byte(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        byte(UInt8(value))
+    }
+
+    mutating func bytes(_ value: UnsafeRawBufferPointer) {
+        guard let source = value.baseAddress, value.count > 0 else { return }
+        (base + count).copyMemory(from: source, byteCount: value.count)
+        count += value.count
+    }
+
+    mutating func string(_ value: UnsafeRawBufferPointer) {
+        varint(UInt64(value.count))
+        bytes(value)
     }
 }

@@ -158,7 +158,7 @@ public final class Shipper: Sendable {
             var rows = 0
             var invalid: [String] = []
             for segment in segments {
-                for record in try spool.records(of: segment) {
+                try spool.forEachRecord(of: segment) { record in
                     let mark = body.writerIndex
                     do {
                         try writer.writeRow(record: record, into: &body)

@@ -306,9 +306,25 @@ public final class Spool: Sendable {
 
     // MARK: - Shipping
 
-    /// The records of a sealed segment, validated again on the way out.
+    /// The records of a sealed segment.
     public func records(of segment: Segment) throws -> [ByteBuffer] {
         try Self.records(inFile: segment.path, logger: logger)
+    }
+
+    /// Calls `body` with each record of a sealed segment, in place. Checksums are not computed again: a sealed
+    /// segment was either written by this process or verified record by record when the spool was opened.
+    public func forEachRecord(of segment: Segment, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let data = try Self.readFile(segment.path)
+        try data.withUnsafeReadableBytes { bytes in
+            var offset = SpoolRecordFormat.magic.count
+            while offset + SpoolRecordFormat.recordHeaderSize <= bytes.count {
+                let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                let start = offset + SpoolRecordFormat.recordHeaderSize
+                guard length > 0, start + length <= bytes.count else { break }  // the zero rest, or a short file
+                try body(UnsafeRawBufferPointer(rebasing: bytes[start..<start + length]))
+                offset = start + length
+            }
+        }
     }
 
     /// The records of any segment file, sealed or still being written (tools read a live spool this way).
@@ -349,11 +365,32 @@ public final class Spool: Sendable {
         return UInt64(name.dropFirst("segment-".count).dropLast(".vspool".count))
     }
 
+    /// A whole file in one buffer, read with one `pread` loop (no intermediate `Data`).
     static func readFile(_ path: String) throws -> ByteBuffer {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw SpoolError(description: "cannot read \(path)")
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw SpoolError(description: "cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { Glibc.close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else {
+            throw SpoolError(description: "cannot stat \(path): \(String(cString: strerror(errno)))")
         }
-        return ByteBuffer(bytes: data)
+        let size = Int(info.st_size)
+        var buffer = ByteBufferAllocator().buffer(capacity: size)
+        var failure: Int32 = 0
+        while buffer.readableBytes < size {
+            let done = buffer.readableBytes
+            let count = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { bytes -> Int in
+                let count = pread(descriptor, bytes.baseAddress, min(bytes.count, size - done), off_t(done))
+                if count < 0 { failure = errno }
+                return max(0, count)
+            }
+            if count == 0 {
+                if failure == EINTR { continue }
+                if failure != 0 { throw SpoolError(description: "cannot read \(path): \(String(cString: strerror(failure)))") }
+                break  // the file got shorter (trimmed at sealing)
+            }
+        }
+        return buffer
     }
 }
 

@@ -1,0 +1,85 @@
+import NIOCore
+import Testing
+
+@testable import Tracking
+
+@Suite struct ClickHouseTests {
+    /// The expected RowBinary bytes, built field by field the slow way.
+    func expectedRow(_ event: TrackingEvent, dialect: EventSchema.Dialect) -> [UInt8] {
+        var out = ByteBuffer()
+        func string(_ text: String) {
+            out.writeVarint(UInt64(text.utf8.count))
+            out.writeString(text)
+        }
+        out.writeInteger(event.id.high, endianness: .little)
+        out.writeInteger(event.id.low, endianness: .little)
+        if dialect == .modern {
+            out.writeInteger(event.timeMilliseconds, endianness: .little)
+        } else {
+            out.writeInteger(UInt32(event.timeMilliseconds / 1000), endianness: .little)
+            out.writeInteger(UInt16(event.timeMilliseconds % 1000), endianness: .little)
+        }
+        for text in [event.site, event.host, event.kind.name, event.method, event.scheme, String(event.path), event.url,
+                     String(event.query)] { string(text) }
+        out.writeInteger(UInt16(event.status), endianness: .little)
+        for value in [event.bytesIn, event.bytesOut, event.durationMicroseconds] {
+            out.writeInteger(UInt64(value), endianness: .little)
+        }
+        string(event.upstream)
+        out.writeInteger(UInt64(event.upstreamMicroseconds), endianness: .little)
+        for text in [event.referrer, event.userAgent, event.httpVersion, event.tlsVersion, event.requestID,
+                     event.anonymizedClientAddress] { string(text) }
+        return Array(out.readableBytesView)
+    }
+
+    @Test(arguments: [EventSchema.Dialect.legacy, .modern])
+    func recordsBecomeRowsInTheTablesColumnOrder(dialect: EventSchema.Dialect) throws {
+        for event in [EventTests.event, { var e = EventTests.event; e.target = "/no-query"; e.clientAddress = "2001:db8::7"; return e }()] {
+            var record = ByteBuffer()
+            EventRecord.encode(event, into: &record)
+            var row = ByteBuffer()
+            try RowBinaryWriter(dialect: dialect).writeRow(record: record, into: &row)
+            #expect(Array(row.readableBytesView) == expectedRow(event, dialect: dialect))
+        }
+        var truncated = ByteBuffer()
+        EventRecord.encode(EventTests.event, into: &truncated)
+        var row = ByteBuffer()
+        #expect(throws: EventRecord.DecodingError.self) {
+            try RowBinaryWriter(dialect: dialect).writeRow(record: truncated.getSlice(at: 0, length: 50)!, into: &row)
+        }
+    }
+
+    @Test func theSchemaFollowsTheServer() {
+        #expect(EventSchema.Dialect(version: "18.16.1") == .legacy)
+        #expect(EventSchema.Dialect(version: "24.8.4.13") == .modern)
+        let legacy = EventSchema(dialect: .legacy, database: "vantage", table: "events", retentionDays: 30)
+        let modern = EventSchema(dialect: .modern, database: "vantage", table: "events", retentionDays: 30)
+        #expect(legacy.columns.map(\.name).contains("ts_ms"))
+        #expect(!modern.columns.map(\.name).contains("ts_ms"))
+        #expect(!legacy.createStatements()[1].contains("LowCardinality") && !legacy.createStatements()[1].contains("TTL"))
+        #expect(modern.createStatements()[1].contains("DateTime64(3, 'UTC')"))
+        #expect(modern.createStatements()[1].contains("TTL toDateTime(ts) + INTERVAL 30 DAY"))
+        #expect(modern.insertQuery.hasPrefix("INSERT INTO vantage.events (id, ts, site,"))
+        let cluster = EventSchema(dialect: .modern, database: "a", table: "e", cluster: "main")
+        let statements = cluster.createStatements()
+        #expect(statements.count == 3)
+        #expect(statements[0] == "CREATE DATABASE IF NOT EXISTS a ON CLUSTER main")
+        #expect(statements[1].contains("CREATE TABLE IF NOT EXISTS a.e_local ON CLUSTER main"))
+        #expect(statements[1].contains("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/a/e_local', '{replica}')"))
+        #expect(statements[2].contains("ENGINE = Distributed(main, a, e_local, cityHash64(id))"))
+    }
+
+    @Test func endpointsAndBackoff() {
+        #expect(ClickHouseEndpoint("http://127.0.0.1:8123")?.description == "http://127.0.0.1:8123")
+        #expect(ClickHouseEndpoint("https://ch.example.com")?.port == 8443)
+        #expect(ClickHouseEndpoint("http://[::1]:9000/")?.isLoopback == true)
+        #expect(ClickHouseEndpoint("ftp://x") == nil && ClickHouseEndpoint("http://") == nil && ClickHouseEndpoint("http://h:0") == nil)
+        var backoff = Backoff(minimum: .milliseconds(100), maximum: .seconds(1))
+        let waits = (0..<8).map { _ in backoff.next().nanoseconds }
+        #expect(waits[0] >= 50_000_000 && waits[0] <= 100_000_000)
+        #expect(waits.allSatisfy { $0 <= 1_000_000_000 })
+        #expect(waits[7] >= 500_000_000, "the window doubled up to the maximum")
+        backoff.reset()
+        #expect(backoff.next().nanoseconds <= 100_000_000)
+    }
+}
