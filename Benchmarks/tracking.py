@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """What tracking costs and how fast events reach ClickHouse, measured on this machine.
 
-1. compare.py static-1k three times, with tracking off, into the local spool only, and into a local ClickHouse
-   (Debian's clickhouse-server, started here on a free port). Each run carries its own nginx anchor, so the
-   verdict is (Vantage/nginx with tracking) / (Vantage/nginx without): the price of tracking, noise cancelled.
+1. compare.py static-1k with tracking off, into the local spool only, and into a local ClickHouse (Debian's
+   clickhouse-server, started here on a free port), one round each, the three modes interleaved for --rounds
+   rounds. Each round carries its own nginx anchor, so the verdict is median(Vantage/nginx with tracking) /
+   median(Vantage/nginx without): the price of tracking, with the machine's drift cancelled as far as it goes.
 2. Shipping throughput: one million requests recorded into the spool with no ClickHouse configured, then Vantage
    restarted with ClickHouse configured; events/s = rows shipped / time from start to an empty spool.
 
@@ -17,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -165,7 +167,7 @@ admin: {{ listen: "127.0.0.1:0" }}
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vantage", default=None, help="release binary (default: scripts/build-release.sh)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=1_000_000)
     parser.add_argument("--skip-compare", action="store_true")
     args = parser.parse_args()
@@ -181,16 +183,19 @@ def main():
                 "clickhouse": 'tracking:\n  spool: { dir: "{{WORKDIR}}/spool" }\n'
                               f'  clickhouse: {{ endpoints: ["{clickhouse.url}"] }}\n',
             }
-            figures = {}
-            for label, block in modes.items():
-                config = template_with(block, os.path.join(scratch, f"{label}.yaml.template"))
-                figures[label] = compare(binary, config, args.rounds, label, scratch)
-                print(f"static-1k tracking {label:>10}: vantage {figures[label][0]:>9.0f} req/s, "
-                      f"nginx {figures[label][1]:>9.0f} req/s, ratio {figures[label][0] / figures[label][1]:.3f}", flush=True)
-            off = figures["off"][0] / figures["off"][1]
+            # Modes interleaved round by round (one compare.py round each), so drift on the machine hits all alike.
+            ratios = {label: [] for label in modes}
+            for round_number in range(args.rounds):
+                for label, block in modes.items():
+                    config = template_with(block, os.path.join(scratch, f"{label}.yaml.template"))
+                    vantage_rps, nginx_rps = compare(binary, config, 1, f"{label}-{round_number}", scratch)
+                    ratios[label].append(vantage_rps / nginx_rps)
+                    print(f"round {round_number + 1} static-1k tracking {label:>10}: vantage {vantage_rps:>9.0f} req/s, "
+                          f"nginx {nginx_rps:>9.0f} req/s, ratio {vantage_rps / nginx_rps:.3f}", flush=True)
+            off = statistics.median(ratios["off"])
             for label in ("spool", "clickhouse"):
-                on = figures[label][0] / figures[label][1]
-                print(f"tracking {label} vs off (each against its own nginx run): {on / off:.3f}")
+                on = statistics.median(ratios[label])
+                print(f"tracking {label} vs off (median vantage/nginx ratios, {args.rounds} interleaved rounds): {on / off:.3f}")
             stored = clickhouse.query("SELECT count() FROM vantage.events")
             print(f"rows stored by the ClickHouse run: {stored}")
         recorded, rows, elapsed = shipping(binary, clickhouse, args.requests, scratch)

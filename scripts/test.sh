@@ -3,12 +3,13 @@
 # ephemeral ports and drive it with curl, nghttp and openssl, against real Node and uvicorn backends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
-# uvicorn (the ASGI backend of the proxy tests) and websockets (its WebSocket support and the test client) from PyPI.
-if ! .build/test-venv/bin/python -c 'import uvicorn, websockets' 2>/dev/null; then
+scripts/install-deps.sh --tests
+# From PyPI: uvicorn (the ASGI backend of the proxy tests), websockets (its WebSocket support and the test
+# client), and chdb (a current ClickHouse, embedded, for the modern schema dialect; Debian packages only 18.16).
+if ! .build/test-venv/bin/python -c 'import uvicorn, websockets, chdb' 2>/dev/null; then
   rm -rf .build/test-venv
   python3 -m venv .build/test-venv
-  .build/test-venv/bin/pip install -q --disable-pip-version-check 'uvicorn==0.*' 'websockets>=12'
+  .build/test-venv/bin/pip install -q --disable-pip-version-check 'uvicorn==0.*' 'websockets>=12' 'chdb>=3'
 fi
 swift build --build-tests
 swift test
