@@ -37,7 +37,7 @@ public struct RowBinaryWriter: Sendable {
         let storeFullIP = self.storeFullIP
         let dialect = self.dialect
         out.writeWithUnsafeMutableBytes(minimumWritableBytes: 2 * record.count + 128) { output in
-            var writer = RowWriter(base: output.baseAddress!)
+            var writer = RawWriter(base: output.baseAddress!)
             writer.fixed(high)
             writer.fixed(low)
             switch dialect {
@@ -134,41 +134,5 @@ private struct RecordReader {
         guard length <= UInt64(bytes.count - offset) else { throw EventRecord.DecodingError(description: "bad string") }
         defer { offset += Int(length) }
         return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + Int(length)])
-    }
-}
-
-/// Writes a RowBinary row into memory the caller reserved (at least twice the record plus 128 bytes).
-private struct RowWriter {
-    let base: UnsafeMutableRawPointer
-    var count = 0
-
-    mutating func byte(_ value: UInt8) {
-        base.storeBytes(of: value, toByteOffset: count, as: UInt8.self)
-        count += 1
-    }
-
-    mutating func fixed<Value: FixedWidthInteger>(_ value: Value) {
-        (base + count).storeBytes(of: value.littleEndian, as: Value.self)
-        count += MemoryLayout<Value>.size
-    }
-
-    mutating func varint(_ value: UInt64) {
-        var value = value
-        while value >= 0x80 {
-            byte(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
-        }
-        byte(UInt8(value))
-    }
-
-    mutating func bytes(_ value: UnsafeRawBufferPointer) {
-        guard let source = value.baseAddress, value.count > 0 else { return }
-        (base + count).copyMemory(from: source, byteCount: value.count)
-        count += value.count
-    }
-
-    mutating func string(_ value: UnsafeRawBufferPointer) {
-        varint(UInt64(value.count))
-        bytes(value)
     }
 }

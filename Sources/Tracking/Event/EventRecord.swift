@@ -19,30 +19,49 @@ public enum EventRecord {
         public var description: String
     }
 
-    /// Appends the record of `event` to `buffer`.
+    /// Appends the record of `event` to `buffer`: one capacity reservation, then raw stores (this runs for every
+    /// request, on the event loop).
     public static func encode(_ event: TrackingEvent, into buffer: inout ByteBuffer) {
-        buffer.writeInteger(version)
-        buffer.writeInteger(event.kind.rawValue)
-        buffer.writeInteger(event.id.high, endianness: .little)
-        buffer.writeInteger(event.id.low, endianness: .little)
-        buffer.writeInteger(event.timeMilliseconds, endianness: .little)
-        buffer.writeVarint(UInt64(clamping: event.status))
-        buffer.writeVarint(UInt64(clamping: event.bytesIn))
-        buffer.writeVarint(UInt64(clamping: event.bytesOut))
-        buffer.writeVarint(UInt64(clamping: event.durationMicroseconds))
-        buffer.writeVarint(UInt64(clamping: event.upstreamMicroseconds))
-        buffer.writeLengthPrefixed(event.site, limit: maxStringBytes)
-        buffer.writeLengthPrefixed(event.host, limit: maxStringBytes)
-        buffer.writeLengthPrefixed(event.method, limit: maxStringBytes)
-        buffer.writeLengthPrefixed(event.scheme, limit: maxStringBytes)
-        buffer.writeLengthPrefixed(event.target, limit: maxTargetBytes)
-        buffer.writeLengthPrefixed(event.upstream, limit: maxStringBytes)
-        buffer.writeLengthPrefixed(event.referrer, limit: maxStringBytes)
-        buffer.writeLengthPrefixed(event.userAgent, limit: maxStringBytes)
-        buffer.writeLengthPrefixed(event.httpVersion, limit: maxStringBytes)
-        buffer.writeLengthPrefixed(event.tlsVersion, limit: maxStringBytes)
-        buffer.writeLengthPrefixed(event.requestID, limit: maxStringBytes)
-        buffer.writeLengthPrefixed(event.clientAddress, limit: maxStringBytes)
+        var bound = 2 + 24 + 5 * 10
+        func room(_ text: String, _ limit: Int) { bound += 3 + min(text.utf8.count, limit) }
+        room(event.site, maxStringBytes)
+        room(event.host, maxStringBytes)
+        room(event.method, maxStringBytes)
+        room(event.scheme, maxStringBytes)
+        room(event.target, maxTargetBytes)
+        room(event.upstream, maxStringBytes)
+        room(event.referrer, maxStringBytes)
+        room(event.userAgent, maxStringBytes)
+        room(event.httpVersion, maxStringBytes)
+        room(event.tlsVersion, maxStringBytes)
+        room(event.requestID, maxStringBytes)
+        room(event.clientAddress, maxStringBytes)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { raw in
+            var writer = RawWriter(base: raw.baseAddress!)
+            writer.byte(version)
+            writer.byte(event.kind.rawValue)
+            writer.fixed(event.id.high)
+            writer.fixed(event.id.low)
+            writer.fixed(event.timeMilliseconds)
+            writer.varint(UInt64(clamping: event.status))
+            writer.varint(UInt64(clamping: event.bytesIn))
+            writer.varint(UInt64(clamping: event.bytesOut))
+            writer.varint(UInt64(clamping: event.durationMicroseconds))
+            writer.varint(UInt64(clamping: event.upstreamMicroseconds))
+            writer.text(event.site, limit: maxStringBytes)
+            writer.text(event.host, limit: maxStringBytes)
+            writer.text(event.method, limit: maxStringBytes)
+            writer.text(event.scheme, limit: maxStringBytes)
+            writer.text(event.target, limit: maxTargetBytes)
+            writer.text(event.upstream, limit: maxStringBytes)
+            writer.text(event.referrer, limit: maxStringBytes)
+            writer.text(event.userAgent, limit: maxStringBytes)
+            writer.text(event.httpVersion, limit: maxStringBytes)
+            writer.text(event.tlsVersion, limit: maxStringBytes)
+            writer.text(event.requestID, limit: maxStringBytes)
+            writer.text(event.clientAddress, limit: maxStringBytes)
+            return writer.count
+        }
     }
 
     /// The fields of a record, read in order without copying: strings are slices of the record.
@@ -149,23 +168,55 @@ extension ByteBuffer {
         }
         return nil
     }
+}
 
-    /// Writes `value` as a LEB128 length and its UTF-8 bytes, cut to at most `limit` bytes at a character boundary.
-    @inlinable
-    public mutating func writeLengthPrefixed(_ value: String, limit: Int) {
+/// Writes fixed-width little-endian integers, LEB128 varints and length-prefixed bytes into memory the caller
+/// reserved: event records on the request path, RowBinary rows in the shipper.
+struct RawWriter {
+    let base: UnsafeMutableRawPointer
+    var count = 0
+
+    mutating func byte(_ value: UInt8) {
+        base.storeBytes(of: value, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    mutating func fixed<Value: FixedWidthInteger>(_ value: Value) {
+        (base + count).storeBytes(of: value.littleEndian, as: Value.self)
+        count += MemoryLayout<Value>.size
+    }
+
+    mutating func varint(_ value: UInt64) {
         var value = value
-        let count = value.utf8.count
-        if count <= limit {
-            writeVarint(UInt64(count))
-            writeString(value)
-            return
+        while value >= 0x80 {
+            byte(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
         }
-        value.withUTF8 { bytes in
-            var end = limit
-            // Back up over continuation bytes (10xxxxxx) so the cut never splits a character.
-            while end > 0 && bytes[end] & 0xC0 == 0x80 { end -= 1 }
-            writeVarint(UInt64(end))
-            writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[0..<end]))
+        byte(UInt8(value))
+    }
+
+    mutating func bytes(_ value: UnsafeRawBufferPointer) {
+        guard let source = value.baseAddress, value.count > 0 else { return }
+        (base + count).copyMemory(from: source, byteCount: value.count)
+        count += value.count
+    }
+
+    mutating func string(_ value: UnsafeRawBufferPointer) {
+        varint(UInt64(value.count))
+        bytes(value)
+    }
+
+    /// A string's UTF-8 bytes, length-prefixed, cut to at most `limit` bytes at a character boundary.
+    mutating func text(_ value: String, limit: Int) {
+        var value = value
+        value.withUTF8 { utf8 in
+            var end = utf8.count
+            if end > limit {
+                end = limit
+                // Back up over continuation bytes (10xxxxxx) so the cut never splits a character.
+                while end > 0 && utf8[end] & 0xC0 == 0x80 { end -= 1 }
+            }
+            string(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8)[0..<end]))
         }
     }
 }
