@@ -74,6 +74,7 @@ struct ClickHouseDeliveryTests {
         #expect(rows == answered, "rows in ClickHouse vs requests answered")
         #expect(distinct == rows, "no duplicates")
         #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE path = '/a' AND query = 'utm_source=load' AND status = 200") == answered)
+        #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE url = '\(vantage.url("/a"))'") == answered)
         let text = try metrics(vantage)
         #expect(metric(text, "vantage_events_shipped_total") == Double(answered))
         #expect(metric(text, "vantage_events_recorded_total") == Double(answered))

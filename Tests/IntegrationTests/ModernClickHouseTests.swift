@@ -57,8 +57,8 @@ import Testing
         let times = try query("SELECT min(toUnixTimestamp64Milli(ts)), max(toUnixTimestamp64Milli(ts)) FROM modern.events")
             .split(separator: "\t").compactMap { Int64($0) }
         #expect(times.count == 2 && times[0] >= before - 1000 && times[1] <= after + 1000, "times \(times) within [\(before), \(after)]")
-        #expect(try query("SELECT path, query, status, user_agent, client_ip, kind FROM modern.events WHERE request_id = 'modern-7'")
-            == "/page\tn=7\t200\tTestAgent/1\t127.0.0.0\trequest")
+        #expect(try query("SELECT path, query, url, status, user_agent, client_ip, kind FROM modern.events WHERE request_id = 'modern-7'")
+            == "/page\tn=7\thttp://\(vantage.url("").dropFirst(7))/page\t200\tTestAgent/1\t127.0.0.0\trequest")
         #expect(try query("SELECT countIf(substring(toString(id), 15, 1) = '7') FROM modern.events") == "50", "UUIDv7 ids")
         #expect(try query("SELECT max(version) FROM modern.vantage_schema_migrations") == "1")
         #expect(vantage.log.contains("DateTime64 layout"))

@@ -19,7 +19,7 @@ import Testing
             out.writeInteger(UInt32(event.timeMilliseconds / 1000), endianness: .little)
             out.writeInteger(UInt16(event.timeMilliseconds % 1000), endianness: .little)
         }
-        for text in [event.site, event.host, event.kind.name, event.method, event.scheme, String(event.path), event.url,
+        for text in [event.site, event.host, event.kind.name, event.method, event.scheme, String(event.path),
                      String(event.query)] { string(text) }
         out.writeInteger(UInt16(event.status), endianness: .little)
         for value in [event.bytesIn, event.bytesOut, event.durationMicroseconds] {
@@ -60,6 +60,8 @@ import Testing
         #expect(modern.createStatements()[1].contains("DateTime64(3, 'UTC')"))
         #expect(modern.createStatements()[1].contains("TTL toDateTime(ts) + INTERVAL 30 DAY"))
         #expect(modern.insertQuery.hasPrefix("INSERT INTO vantage.events (id, ts, site,"))
+        #expect(!modern.insertQuery.contains("url"), "the URL is an ALIAS, computed on read")
+        #expect(legacy.createStatements()[1].contains("url String ALIAS concat(scheme, '://', host, path)"))
         let cluster = EventSchema(dialect: .modern, database: "a", table: "e", cluster: "main")
         let statements = cluster.createStatements()
         #expect(statements.count == 3)

@@ -25,7 +25,7 @@ public final class ClickHouseClient: Sendable {
     private let client: HTTPClient
     private let authorization: String?
     private let timeout: TimeAmount
-    private let current = ManagedIndex()
+    private let current = EndpointCursor()
 
     public init(configuration: ClickHouseConfiguration, group: any EventLoopGroup) {
         endpoints = configuration.endpoints.compactMap(ClickHouseEndpoint.init)
@@ -92,8 +92,8 @@ public final class ClickHouseClient: Sendable {
     }
 }
 
-/// The index of the endpoint in use, shared by concurrent calls.
-final class ManagedIndex: Sendable {
+/// Which endpoint calls go to: advanced past one that failed, shared by concurrent calls.
+final class EndpointCursor: Sendable {
     private let storage = Synchronization.Atomic<Int>(0)
     var value: Int { storage.load(ordering: .relaxed) }
     func advance() { storage.add(1, ordering: .relaxed) }

@@ -3,7 +3,7 @@
 /// ClickHouse 18.16 (Debian's package) has no `DateTime64`, `LowCardinality` or `TTL`; current releases have all
 /// three. The schema is one list of columns whose types depend on ``Dialect``; the time is `DateTime64(3)` where it
 /// exists and `DateTime` plus a millisecond column where it does not. Rows are shipped as `RowBinary` in exactly
-/// ``columns``' order.
+/// ``columns``' order; ``derivedColumns`` (the URL) are computed by ClickHouse when read.
 public struct EventSchema: Sendable, Equatable {
     /// What the server supports.
     public enum Dialect: Sendable, Equatable {
@@ -55,7 +55,7 @@ public struct EventSchema: Sendable, Equatable {
         columns += [
             Column(name: "site", type: short), Column(name: "host", type: short), Column(name: "kind", type: short),
             Column(name: "method", type: short), Column(name: "scheme", type: short), Column(name: "path", type: "String"),
-            Column(name: "url", type: "String"), Column(name: "query", type: "String"),
+            Column(name: "query", type: "String"),
             Column(name: "status", type: "UInt16"), Column(name: "bytes_in", type: "UInt64"),
             Column(name: "bytes_out", type: "UInt64"), Column(name: "duration_us", type: "UInt64"),
             Column(name: "upstream", type: short), Column(name: "upstream_us", type: "UInt64"),
@@ -65,6 +65,9 @@ public struct EventSchema: Sendable, Equatable {
         ]
         return columns
     }
+
+    /// Columns ClickHouse computes on read, so they cost nothing to ship or store.
+    public var derivedColumns: [String] { ["url String ALIAS concat(scheme, '://', host, path)"] }
 
     /// `db.table` where rows are inserted (the Distributed table in cluster mode).
     public var qualifiedTable: String { "\(database).\(table)" }
@@ -76,7 +79,8 @@ public struct EventSchema: Sendable, Equatable {
 
     /// Statements that bring an empty server to version 1 (all idempotent).
     public func createStatements() -> [String] {
-        let columnList = columns.map { "    \($0.name) \($0.type)" }.joined(separator: ",\n")
+        let columnList = (columns.map { "    \($0.name) \($0.type)" } + derivedColumns.map { "    " + $0 })
+            .joined(separator: ",\n")
         let engine: String
         if cluster != nil {
             engine = "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/\(database)/\(storageTable)', '{replica}')"

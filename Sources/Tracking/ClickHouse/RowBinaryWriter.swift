@@ -55,13 +55,6 @@ public struct RowBinaryWriter: Sendable {
             writer.string(method)
             writer.string(scheme)
             writer.string(path)
-            writer.varint(UInt64(scheme.count + 3 + host.count + path.count))  // url = scheme "://" host path
-            writer.bytes(scheme)
-            writer.byte(UInt8(ascii: ":"))
-            writer.byte(UInt8(ascii: "/"))
-            writer.byte(UInt8(ascii: "/"))
-            writer.bytes(host)
-            writer.bytes(path)
             writer.string(query)
             writer.fixed(UInt16(clamping: status))
             writer.fixed(bytesIn)

@@ -196,8 +196,6 @@ public final class Shipper: Sendable {
         text += "# TYPE vantage_clickhouse_last_batch_rows gauge\nvantage_clickhouse_last_batch_rows \(figures.lastBatchRows)\n"
         text += "# TYPE vantage_clickhouse_up gauge\nvantage_clickhouse_up \(figures.connected ? 1 : 0)\n"
     }
-
-    var shippedRows: Int { figures.withLock { $0.shippedRows } }
 }
 
 /// Exponential backoff with jitter: each wait is drawn from the upper half of a window that doubles per failure,

@@ -18,6 +18,9 @@ public final class EventRecorder: @unchecked Sendable {
     let droppedFull = SingleWriterCounter()
     let droppedError = SingleWriterCounter()
 
+    /// Sealed segments waiting beyond which age no longer seals a segment.
+    static let maxSealedBacklog = 64
+
     init(spool: Spool, sealAfter: TimeAmount, dropLog: DropLog) {
         appender = SpoolAppender(spool: spool)
         sealAfterMilliseconds = max(1, sealAfter.nanoseconds / 1_000_000)
@@ -49,9 +52,14 @@ public final class EventRecorder: @unchecked Sendable {
         }
     }
 
-    /// Seals the loop's segment once its first record is old enough (called every sync interval on the loop).
-    func tick(nowMilliseconds: Int64) {
-        guard pendingSince != 0, nowMilliseconds - pendingSince >= sealAfterMilliseconds else { return }
+    /// Seals the loop's segment once its first record is old enough (called every sync interval on the loop), so
+    /// the shipper gets events within about a second. Only while the shipper keeps up: when sealed segments pile
+    /// up (ClickHouse down) or nobody ships (no ClickHouse), segments fill to their size instead, so a long outage
+    /// at low traffic does not leave a folder of tiny files.
+    func tick(nowMilliseconds: Int64, shipping: Bool) {
+        guard shipping, pendingSince != 0, nowMilliseconds - pendingSince >= sealAfterMilliseconds,
+            appender.spool.sealedSegmentCount < Self.maxSealedBacklog
+        else { return }
         appender.sealIfPending()
         pending.add(-pending.value)
         pendingSince = 0

@@ -57,17 +57,18 @@ public final class TrackingPipeline: Sendable {
     /// Starts the per-loop timers and the shipper.
     public func start() {
         let interval = configuration.spool.batchInterval
+        let shipping = shipper != nil
         var timers: [RepeatedTask] = []
         for (index, loop) in loops.enumerated() {
             let recorder = recorders[index]
             let spool = self.spool
             timers.append(loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-                recorder.tick(nowMilliseconds: wallClockMilliseconds())
+                recorder.tick(nowMilliseconds: wallClockMilliseconds(), shipping: shipping)
                 if index == 0 { spool.syncActive() }
             })
         }
-        let shipping = shipper.map { shipper in Task { await shipper.run() } }
-        running.withLock { $0 = (timers, shipping) }
+        let task = shipper.map { shipper in Task { await shipper.run() } }
+        running.withLock { $0 = (timers, task) }
         if configuration.clickHouse == nil {
             logger.info("tracking: no ClickHouse configured; events stay in \(configuration.spool.directory) (see `vantage events`)")
         }

@@ -199,6 +199,9 @@ public final class Spool: Sendable {
     /// Sealed segments in the order they were sealed (recovered ones first).
     public var sealedSegments: [Segment] { state.withLock { $0.sealed } }
 
+    /// How many sealed segments wait for the shipper.
+    public var sealedSegmentCount: Int { state.withLock { $0.sealed.count } }
+
     /// Records in sealed segments.
     public var sealedRecords: Int { state.withLock { $0.sealedRecords } }
 

@@ -14,7 +14,7 @@ public final class SpoolAppender {
         case droppedNoSegment
     }
 
-    private let spool: Spool
+    let spool: Spool
     private var segment: MappedSegment?
     private var scratch: ByteBuffer
     /// Quota taken from the spool and not yet used.
@@ -29,9 +29,6 @@ public final class SpoolAppender {
         // Small quotas (tests, tiny disks) get small chunks, so the quota is met closely.
         chunk = max(4096, min(256 << 10, spool.configuration.quota / 64))
     }
-
-    /// Records in the segment being written (not yet handed to the shipper).
-    public var pendingRecords: Int { segment?.records ?? 0 }
 
     /// Appends one record built by `encode` (which must write at least one byte). `nowMilliseconds` dates the
     /// segment for the oldest-unshipped figure.
