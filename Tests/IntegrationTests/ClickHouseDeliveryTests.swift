@@ -186,4 +186,21 @@ struct ClickHouseDeliveryTests {
         #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE path = '/torn'") == answered)
         #expect(second.stop() == 0)
     }
+
+    @Test func aDeadEndpointFailsOverAndThePasswordComesFromTheEnvironment() throws {
+        let clickHouse = try ClickHouseServer(password: "s3cret pass")
+        let dead = "http://127.0.0.1:\(try freePort())"
+        let vantage = try VantageProcess(
+            config: Self.config(
+                clickHouse: dead,
+                clickHouseExtra: "\n    password_env: TEST_CLICKHOUSE_PASSWORD"
+            ).replacingOccurrences(of: "endpoints: [\"\(dead)\"]", with: "endpoints: [\"\(dead)\", \"\(clickHouse.endpoint)\"]"),
+            expect: ["http", "admin"], environment: ["TEST_CLICKHOUSE_PASSWORD": "s3cret pass"])
+        let answered = try load(vantage.url("/failover"), requests: 2_000, clients: 4)
+        try waitUntilShipped(vantage)
+        #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE path = '/failover'") == answered)
+        #expect((metric(try metrics(vantage), "vantage_clickhouse_failures_total") ?? 0) >= 1, "the dead endpoint was tried")
+        #expect(vantage.log.contains("unreachable"))
+        #expect(vantage.stop() == 0)
+    }
 }

@@ -13,12 +13,14 @@ final class ClickHouseServer: @unchecked Sendable {
 
     static var isInstalled: Bool { FileManager.default.isExecutableFile(atPath: "/usr/sbin/clickhouse-server") }
 
-    init() throws {
+    /// `password` protects the `default` user (HTTP basic authentication).
+    init(password: String = "") throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("clickhouse-\(UUID().uuidString)")
         for sub in ["data", "tmp", "user_files", "format_schemas", "log"] {
             try FileManager.default.createDirectory(at: directory.appendingPathComponent(sub), withIntermediateDirectories: true)
         }
         port = try freePort()
+        self.password = password
         let root = directory.path
         // No tcp_port: only the HTTP interface listens, so parallel servers cannot collide on 9000.
         try """
@@ -43,7 +45,7 @@ final class ClickHouseServer: @unchecked Sendable {
             <?xml version="1.0"?>
             <yandex>
                 <profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
-                <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+                <users><default><password>\(password)</password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
                     <profile>default</profile><quota>default</quota></default></users>
                 <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
                     <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
@@ -112,10 +114,16 @@ final class ClickHouseServer: @unchecked Sendable {
 
     var errorLog: String { (try? String(contentsOfFile: directory.path + "/log/error.log", encoding: .utf8)) ?? "" }
 
+    /// Credentials for queries the test itself makes.
+    var password = ""
+
     /// Runs a query and returns its text answer; throws on an error answer.
     @discardableResult
     func query(_ sql: String) throws -> String {
-        let result = try run(["curl", "-sS", "--fail-with-body", "--max-time", "60", "\(endpoint)/", "--data-binary", sql])
+        let result = try run([
+            "curl", "-sS", "--fail-with-body", "--max-time", "60", "-u", "default:\(password)", "\(endpoint)/",
+            "--data-binary", sql,
+        ])
         guard result.status == 0 else { throw Failure("query failed: \(sql)\n\(result.stdout)\(result.stderr)") }
         return result.stdout
     }
