@@ -1,0 +1,118 @@
+/// Where a visit came from: the referrer's host and category, the campaign tags of the landing URL (`utm_*`,
+/// Plausible-style `ref`/`source`) and ad click ids.
+public struct TrafficSource: Sendable, Equatable {
+    public enum Category: String, Sendable {
+        case direct, `internal`, search, social, email, other
+    }
+
+    /// The referrer's host, lower-cased, without `www.` (empty without a referrer).
+    public var referrerHost = ""
+    public var category = Category.direct
+    public var utmSource = ""
+    public var utmMedium = ""
+    public var utmCampaign = ""
+    public var utmTerm = ""
+    public var utmContent = ""
+    /// The first ad click id found, as `name=value` (gclid, fbclid, msclkid, ...).
+    public var clickID = ""
+
+    /// Campaign values are cut to this many bytes.
+    public static let maxValueBytes = 256
+
+    public init() {}
+
+    /// Reads the referrer header and the request's query string; `ownHosts` are the site's names (their referrals
+    /// are internal).
+    public init(referrer: String?, query: Substring, ownHosts: [String]) {
+        referrerHost = referrer.flatMap(Self.host(ofURL:)) ?? ""
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = parts[0].lowercased()
+            guard parts.count == 2, !parts[1].isEmpty else { continue }
+            let value = { Self.decode(parts[1]) }
+            switch name {
+            case "utm_source": utmSource = value()
+            case "utm_medium": utmMedium = value()
+            case "utm_campaign": utmCampaign = value()
+            case "utm_term": utmTerm = value()
+            case "utm_content": utmContent = value()
+            case "ref", "source": if utmSource.isEmpty { utmSource = value() }
+            default:
+                if clickID.isEmpty, Self.clickIDNames.contains(name) { clickID = name + "=" + value() }
+            }
+        }
+        category = Self.categorize(host: referrerHost, medium: utmMedium.lowercased(), ownHosts: ownHosts)
+    }
+
+    static let clickIDNames: Set<String> = [
+        "gclid", "gbraid", "wbraid", "dclid", "fbclid", "msclkid", "ttclid", "twclid", "li_fat_id", "yclid",
+        "igshid", "mc_cid", "epik", "rdt_cid", "sccid",
+    ]
+
+    /// Host suffixes by category (a host matches a suffix when equal to it or ending in `.` + it).
+    static let searchHosts = [
+        "google.com", "bing.com", "duckduckgo.com", "search.yahoo.com", "yandex.ru", "yandex.com", "baidu.com",
+        "ecosia.org", "startpage.com", "qwant.com", "search.brave.com", "naver.com", "seznam.cz", "sogou.com",
+        "kagi.com", "perplexity.ai",
+    ]
+    static let socialHosts = [
+        "facebook.com", "fb.com", "t.co", "twitter.com", "x.com", "linkedin.com", "lnkd.in", "instagram.com",
+        "reddit.com", "youtube.com", "pinterest.com", "tiktok.com", "news.ycombinator.com", "threads.net",
+        "bsky.app", "vk.com", "mastodon.social", "telegram.org", "t.me", "discord.com", "quora.com",
+    ]
+    static let emailHosts = [
+        "mail.google.com", "outlook.live.com", "outlook.office.com", "outlook.office365.com", "mail.yahoo.com",
+        "mail.proton.me", "mail.aol.com", "webmail", "mail.ru", "gmx.net", "web.de", "fastmail.com",
+    ]
+
+    static func categorize(host: String, medium: String, ownHosts: [String]) -> Category {
+        if medium == "email" || medium == "newsletter" { return .email }
+        if medium == "social" { return .social }
+        if host.isEmpty { return .direct }
+        if ownHosts.contains(where: { $0 == host || $0 == "www." + host || host.hasSuffix("." + $0) }) { return .internal }
+        func matches(_ suffixes: [String]) -> Bool {
+            suffixes.contains { host == $0 || host.hasSuffix("." + $0) || host.hasPrefix($0 + ".") }
+        }
+        // Google's search lives on many country domains (google.de, google.co.uk).
+        if host.hasPrefix("google.") || host.contains(".google.") && !host.hasPrefix("mail.") { return .search }
+        if matches(emailHosts) { return .email }
+        if matches(searchHosts) { return .search }
+        if matches(socialHosts) || host.hasPrefix("l.facebook.") || host.hasPrefix("m.facebook.") { return .social }
+        return .other
+    }
+
+    /// The host of an absolute URL, lower-cased, without port, user info or a leading `www.`.
+    static func host(ofURL url: String) -> String? {
+        guard let schemeEnd = url.range(of: "://") else { return nil }
+        var authority = url[schemeEnd.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        if authority.hasPrefix("[") {
+            return authority.firstIndex(of: "]").map { String(authority[...$0]).lowercased() }
+        }
+        var host = (authority.firstIndex(of: ":").map { authority[..<$0] } ?? authority).lowercased()
+        if host.hasPrefix("www.") { host.removeFirst(4) }
+        return host.isEmpty ? nil : host
+    }
+
+    /// Percent-decoding with `+` as a space; invalid escapes stay as they are; cut to ``maxValueBytes``.
+    static func decode(_ text: Substring) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next(), bytes.count < maxValueBytes {
+            switch byte {
+            case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
+            case UInt8(ascii: "%"):
+                guard let high = iterator.next() else { bytes.append(byte); continue }
+                guard let low = iterator.next() else { bytes += [byte, high]; continue }
+                if let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
+                    bytes.append(value)
+                } else {
+                    bytes += [byte, high, low]
+                }
+            default: bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
