@@ -31,6 +31,15 @@ import Testing
         spool.close()
     }
 
+    /// Writes records 0..<10 through a spool that is then closed; returns the one segment's path.
+    func sealedSegmentOfTenRecords() throws -> String {
+        let spool = try open()
+        let appender = SpoolAppender(spool: spool)
+        append(0..<10, to: appender)
+        finish(appender, spool)
+        return try #require(try segmentFiles().first)
+    }
+
     func strings(_ spool: Spool) throws -> [String] {
         try spool.sealedSegments.flatMap { try spool.records(of: $0) }.map { String(buffer: $0) }
     }
@@ -90,16 +99,9 @@ import Testing
         #expect(try strings(spool) == (0..<200).map(payload))
     }
 
-
     @Test func aTornTailIsCutAtTheLastGoodRecord() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        do {
-            let spool = try open()
-            let appender = SpoolAppender(spool: spool)
-            append(0..<10, to: appender)
-            finish(appender, spool)
-        }
-        let path = try #require(try segmentFiles().first)
+        let path = try sealedSegmentOfTenRecords()
         // A crash in the middle of a record: its header promises more bytes than follow.
         let handle = try #require(FileHandle(forWritingAtPath: path))
         handle.seekToEndOfFile()
@@ -114,13 +116,7 @@ import Testing
 
     @Test func aCorruptRecordEndsTheGoodPart() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        do {
-            let spool = try open()
-            let appender = SpoolAppender(spool: spool)
-            append(0..<10, to: appender)
-            finish(appender, spool)
-        }
-        let path = try #require(try segmentFiles().first)
+        let path = try sealedSegmentOfTenRecords()
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         bytes[bytes.count - 3] ^= 0xFF  // flip a byte inside the last record's payload
         try bytes.write(to: URL(fileURLWithPath: path))
