@@ -85,3 +85,15 @@ import Testing
         #expect(backoff.next().nanoseconds <= 100_000_000)
     }
 }
+
+extension ByteBuffer {
+    /// Unsigned LEB128, written the slow way for expected rows.
+    mutating func writeVarint(_ value: UInt64) {
+        var value = value
+        while value >= 0x80 {
+            writeInteger(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        writeInteger(UInt8(value))
+    }
+}

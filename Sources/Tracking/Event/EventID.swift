@@ -24,9 +24,6 @@ public struct EventIDGenerator {
         return EventID(high: high, low: low)
     }
 
-    /// The canonical text form, `xxxxxxxx-xxxx-7xxx-yxxx-xxxxxxxxxxxx`.
-    public static func format(_ id: EventID) -> String { id.description }
-
     private mutating func nextRandom() -> UInt64 {
         // xoshiro256** (Blackman and Vigna).
         let result = rotate(state.1 &* 5, 7) &* 9

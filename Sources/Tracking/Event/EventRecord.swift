@@ -19,24 +19,13 @@ public enum EventRecord {
         public var description: String
     }
 
-    /// Appends the record of `event` to `buffer`: one capacity reservation, then raw stores (this runs for every
-    /// request, on the event loop).
+    /// The most a record can take: fixed fields, five varints, and twelve length-prefixed strings at their limits.
+    static let maxRecordBytes = 2 + 24 + 5 * 10 + 12 * 3 + 11 * maxStringBytes + maxTargetBytes
+
+    /// Appends the record of `event` to `buffer`: one capacity reservation for the worst case (free on the
+    /// appender's reused scratch buffer), then raw stores. This runs for every request, on the event loop.
     public static func encode(_ event: TrackingEvent, into buffer: inout ByteBuffer) {
-        var bound = 2 + 24 + 5 * 10
-        func room(_ text: String, _ limit: Int) { bound += 3 + min(text.utf8.count, limit) }
-        room(event.site, maxStringBytes)
-        room(event.host, maxStringBytes)
-        room(event.method, maxStringBytes)
-        room(event.scheme, maxStringBytes)
-        room(event.target, maxTargetBytes)
-        room(event.upstream, maxStringBytes)
-        room(event.referrer, maxStringBytes)
-        room(event.userAgent, maxStringBytes)
-        room(event.httpVersion, maxStringBytes)
-        room(event.tlsVersion, maxStringBytes)
-        room(event.requestID, maxStringBytes)
-        room(event.clientAddress, maxStringBytes)
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { raw in
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: maxRecordBytes) { raw in
             var writer = RawWriter(base: raw.baseAddress!)
             writer.byte(version)
             writer.byte(event.kind.rawValue)
@@ -64,109 +53,109 @@ public enum EventRecord {
         }
     }
 
-    /// The fields of a record, read in order without copying: strings are slices of the record.
-    public struct Fields {
-        public var kind: TrackingEvent.Kind
-        public var id: EventID
-        public var timeMilliseconds: Int64
-        public var status: UInt64
-        public var bytesIn: UInt64
-        public var bytesOut: UInt64
-        public var durationMicroseconds: UInt64
-        public var upstreamMicroseconds: UInt64
-        public var site: ByteBuffer
-        public var host: ByteBuffer
-        public var method: ByteBuffer
-        public var scheme: ByteBuffer
-        public var target: ByteBuffer
-        public var upstream: ByteBuffer
-        public var referrer: ByteBuffer
-        public var userAgent: ByteBuffer
-        public var httpVersion: ByteBuffer
-        public var tlsVersion: ByteBuffer
-        public var requestID: ByteBuffer
-        public var clientAddress: ByteBuffer
-
-        /// The target up to `?`, and the query after it.
-        public var pathAndQuery: (path: ByteBuffer, query: ByteBuffer) {
-            let question = target.readableBytesView.firstIndex(of: UInt8(ascii: "?"))
-            guard let question else { return (target, ByteBuffer()) }
-            let pathLength = question - target.readerIndex
-            return (
-                target.getSlice(at: target.readerIndex, length: pathLength)!,
-                target.getSlice(at: question + 1, length: target.readableBytes - pathLength - 1)!
-            )
-        }
-    }
-
-    /// Reads a record's fields.
-    public static func fields(of record: ByteBuffer) throws -> Fields {
-        var record = record
-        guard let version = record.readInteger(as: UInt8.self) else { throw DecodingError(description: "empty record") }
-        guard version == 1 else { throw DecodingError(description: "unknown record version \(version)") }
-        guard let kindByte = record.readInteger(as: UInt8.self), let kind = TrackingEvent.Kind(rawValue: kindByte),
-            let high = record.readInteger(endianness: .little, as: UInt64.self),
-            let low = record.readInteger(endianness: .little, as: UInt64.self),
-            let time = record.readInteger(endianness: .little, as: Int64.self)
-        else { throw DecodingError(description: "truncated record header") }
-        func varint() throws -> UInt64 {
-            guard let value = record.readVarint() else { throw DecodingError(description: "bad varint") }
-            return value
-        }
-        func string() throws -> ByteBuffer {
-            guard let length = record.readVarint(), length <= UInt64(record.readableBytes),
-                let slice = record.readSlice(length: Int(length))
-            else { throw DecodingError(description: "bad string") }
-            return slice
-        }
-        return Fields(
-            kind: kind, id: EventID(high: high, low: low), timeMilliseconds: time, status: try varint(),
-            bytesIn: try varint(), bytesOut: try varint(), durationMicroseconds: try varint(),
-            upstreamMicroseconds: try varint(), site: try string(), host: try string(), method: try string(),
-            scheme: try string(), target: try string(), upstream: try string(), referrer: try string(),
-            userAgent: try string(), httpVersion: try string(), tlsVersion: try string(), requestID: try string(),
-            clientAddress: try string())
-    }
-
     /// Decodes a record into an event (export, tools, tests).
     public static func decode(_ record: ByteBuffer) throws -> TrackingEvent {
-        let fields = try fields(of: record)
-        func text(_ buffer: ByteBuffer) -> String { String(buffer: buffer) }
-        return TrackingEvent(
-            id: fields.id, timeMilliseconds: fields.timeMilliseconds, site: text(fields.site), host: text(fields.host),
-            kind: fields.kind, method: text(fields.method), scheme: text(fields.scheme), target: text(fields.target),
-            status: Int(clamping: fields.status), bytesIn: Int(clamping: fields.bytesIn),
-            bytesOut: Int(clamping: fields.bytesOut), durationMicroseconds: Int(clamping: fields.durationMicroseconds),
-            upstream: text(fields.upstream), upstreamMicroseconds: Int(clamping: fields.upstreamMicroseconds),
-            referrer: text(fields.referrer), userAgent: text(fields.userAgent), httpVersion: text(fields.httpVersion),
-            tlsVersion: text(fields.tlsVersion), requestID: text(fields.requestID),
-            clientAddress: text(fields.clientAddress))
-    }
-}
-
-extension ByteBuffer {
-    /// Unsigned LEB128, as ClickHouse's RowBinary uses for lengths.
-    @inlinable
-    public mutating func writeVarint(_ value: UInt64) {
-        var value = value
-        while value >= 0x80 {
-            writeInteger(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
+        try record.withUnsafeReadableBytes { bytes in
+            let fields = try Fields(record: bytes)
+            func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
+            return TrackingEvent(
+                id: fields.id, timeMilliseconds: fields.timeMilliseconds, site: text(fields.site),
+                host: text(fields.host), kind: fields.kind, method: text(fields.method), scheme: text(fields.scheme),
+                target: text(fields.target), status: Int(clamping: fields.status), bytesIn: Int(clamping: fields.bytesIn),
+                bytesOut: Int(clamping: fields.bytesOut), durationMicroseconds: Int(clamping: fields.durationMicroseconds),
+                upstream: text(fields.upstream), upstreamMicroseconds: Int(clamping: fields.upstreamMicroseconds),
+                referrer: text(fields.referrer), userAgent: text(fields.userAgent),
+                httpVersion: text(fields.httpVersion), tlsVersion: text(fields.tlsVersion),
+                requestID: text(fields.requestID), clientAddress: text(fields.clientAddress))
         }
-        writeInteger(UInt8(value))
     }
 
-    @inlinable
-    public mutating func readVarint() -> UInt64? {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while shift < 64 {
-            guard let byte = readInteger(as: UInt8.self) else { return nil }
-            result |= UInt64(byte & 0x7F) << shift
-            if byte < 0x80 { return result }
-            shift += 7
+    /// A record's fields read in place, in one bounds-checked pass: the strings point into the record's bytes and
+    /// are valid as long as they are. The one reader of the format (decoding and RowBinary shipping both use it).
+    struct Fields {
+        var kind: TrackingEvent.Kind
+        var id: EventID
+        var timeMilliseconds: Int64
+        var status, bytesIn, bytesOut, durationMicroseconds, upstreamMicroseconds: UInt64
+        var site, host, method, scheme, target, upstream, referrer, userAgent: UnsafeRawBufferPointer
+        var httpVersion, tlsVersion, requestID, clientAddress: UnsafeRawBufferPointer
+
+        init(record: UnsafeRawBufferPointer) throws {
+            var reader = Reader(bytes: record)
+            let recordVersion = try reader.byte()
+            guard recordVersion == EventRecord.version else {
+                throw DecodingError(description: "unknown record version \(recordVersion)")
+            }
+            guard let kind = TrackingEvent.Kind(rawValue: try reader.byte()) else {
+                throw DecodingError(description: "unknown event kind")
+            }
+            self.kind = kind
+            id = EventID(high: try reader.fixed(), low: try reader.fixed())
+            timeMilliseconds = Int64(bitPattern: try reader.fixed())
+            status = try reader.varint()
+            bytesIn = try reader.varint()
+            bytesOut = try reader.varint()
+            durationMicroseconds = try reader.varint()
+            upstreamMicroseconds = try reader.varint()
+            site = try reader.string()
+            host = try reader.string()
+            method = try reader.string()
+            scheme = try reader.string()
+            target = try reader.string()
+            upstream = try reader.string()
+            referrer = try reader.string()
+            userAgent = try reader.string()
+            httpVersion = try reader.string()
+            tlsVersion = try reader.string()
+            requestID = try reader.string()
+            clientAddress = try reader.string()
         }
-        return nil
+
+        /// The target up to `?`, and the query after it.
+        var pathAndQuery: (path: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer) {
+            guard let question = target.firstIndex(of: UInt8(ascii: "?")) else {
+                return (target, UnsafeRawBufferPointer(start: nil, count: 0))
+            }
+            return (UnsafeRawBufferPointer(rebasing: target[..<question]),
+                    UnsafeRawBufferPointer(rebasing: target[(question + 1)...]))
+        }
+    }
+
+    /// Reads a record front to back, checking every length against the record's end.
+    private struct Reader {
+        let bytes: UnsafeRawBufferPointer
+        var offset = 0
+
+        mutating func byte() throws -> UInt8 {
+            guard offset < bytes.count else { throw DecodingError(description: "truncated record") }
+            defer { offset += 1 }
+            return bytes[offset]
+        }
+
+        mutating func fixed() throws -> UInt64 {
+            guard offset + 8 <= bytes.count else { throw DecodingError(description: "truncated record") }
+            defer { offset += 8 }
+            return UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        }
+
+        mutating func varint() throws -> UInt64 {
+            var result: UInt64 = 0
+            var shift: UInt64 = 0
+            while shift < 64 {
+                let next = try byte()
+                result |= UInt64(next & 0x7F) << shift
+                if next < 0x80 { return result }
+                shift += 7
+            }
+            throw DecodingError(description: "bad varint")
+        }
+
+        mutating func string() throws -> UnsafeRawBufferPointer {
+            let length = try varint()
+            guard length <= UInt64(bytes.count - offset) else { throw DecodingError(description: "bad string") }
+            defer { offset += Int(length) }
+            return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + Int(length)])
+        }
     }
 }
 
