@@ -41,7 +41,11 @@ import Testing
     }
 
     func strings(_ spool: Spool) throws -> [String] {
-        try spool.sealedSegments.flatMap { try spool.records(of: $0) }.map { String(buffer: $0) }
+        var strings: [String] = []
+        for segment in spool.sealedSegments {
+            try spool.forEachRecord(of: segment) { strings.append(String(decoding: $0, as: UTF8.self)) }
+        }
+        return strings
     }
 
     func segmentFiles() throws -> [String] {

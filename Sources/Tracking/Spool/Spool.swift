@@ -85,7 +85,6 @@ public final class Spool: Sendable {
         var spares: [MappedSegment] = []
         /// Segments appenders are writing, for the periodic sync.
         var active: [ObjectIdentifier: MappedSegment] = [:]
-        var sealedBytes = 0
         var sealedRecords = 0
         var closed = false
     }
@@ -110,6 +109,7 @@ public final class Spool: Sendable {
         try FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true)
         lockDescriptor = try Self.lock(directory: configuration.directory)
         var recovery = Recovery()
+        var recoveredBytes = 0
         var state = State()
         do {
             let names = try FileManager.default.contentsOfDirectory(atPath: configuration.directory)
@@ -121,7 +121,7 @@ public final class Spool: Sendable {
                     continue
                 }
                 state.sealed.append(segment)
-                state.sealedBytes += segment.bytes
+                recoveredBytes += segment.bytes
                 state.sealedRecords += segment.records
             }
             state.nextSequence = (sequences.last ?? 0) + 1
@@ -130,7 +130,7 @@ public final class Spool: Sendable {
             throw error
         }
         self.recovery = recovery
-        reservedBytes.store(state.sealedBytes, ordering: .relaxed)
+        reservedBytes.store(recoveredBytes, ordering: .relaxed)
         self.state = Mutex(state)
         worker = NIOThreadPool(numberOfThreads: 1)
         worker.start()
@@ -240,19 +240,18 @@ public final class Spool: Sendable {
     func seal(_ segment: MappedSegment, firstRecordMilliseconds: Int64) {
         worker.submit { [self] _ in
             state.withLock { _ = $0.active.removeValue(forKey: ObjectIdentifier(segment)) }
-            let sealed = segment.seal(sync: configuration.sync == .batch, logger: logger)
-            guard sealed.records > 0 else {
+            segment.seal(sync: configuration.sync == .batch, logger: logger)
+            guard segment.records > 0 else {
                 unlink(segment.path)
                 release(segment.length)
                 return
             }
             let entry = Segment(
-                sequence: segment.sequence, path: segment.path, bytes: segment.length, records: sealed.records,
+                sequence: segment.sequence, path: segment.path, bytes: segment.length, records: segment.records,
                 firstRecordMilliseconds: firstRecordMilliseconds)
             state.withLock { state in
                 // Listed in sealing order: one appender's segments stay in the order they were written.
                 state.sealed.append(entry)
-                state.sealedBytes += entry.bytes
                 state.sealedRecords += entry.records
             }
         }
@@ -309,11 +308,6 @@ public final class Spool: Sendable {
 
     // MARK: - Shipping
 
-    /// The records of a sealed segment.
-    public func records(of segment: Segment) throws -> [ByteBuffer] {
-        try Self.records(inFile: segment.path, logger: logger)
-    }
-
     /// Calls `body` with each record of a sealed segment, in place. Checksums are not computed again: a sealed
     /// segment was either written by this process or verified record by record when the spool was opened.
     public func forEachRecord(of segment: Segment, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
@@ -330,16 +324,6 @@ public final class Spool: Sendable {
         }
     }
 
-    /// The records of any segment file, sealed or still being written (tools read a live spool this way).
-    public static func records(inFile path: String, logger: Logger?) throws -> [ByteBuffer] {
-        let data = try readFile(path)
-        let scan = SpoolRecordFormat.scan(data)
-        if let problem = scan.problem {
-            logger?.warning("spool: \(path): \(problem) while reading; using the \(scan.records.count) good records")
-        }
-        return scan.records.map { data.getSlice(at: data.readerIndex + $0.offset, length: $0.length)! }
-    }
-
     /// Deletes a segment whose every record was acknowledged.
     public func remove(_ segment: Segment) throws {
         guard unlink(segment.path) == 0 || errno == ENOENT else {
@@ -348,7 +332,6 @@ public final class Spool: Sendable {
         let removed = state.withLock { state -> Bool in
             guard let index = state.sealed.firstIndex(of: segment) else { return false }
             state.sealed.remove(at: index)
-            state.sealedBytes -= segment.bytes
             state.sealedRecords -= segment.records
             return true
         }
@@ -460,7 +443,7 @@ final class MappedSegment: @unchecked Sendable {
     }
 
     /// Unmaps, trims the file to what was written and syncs it (per the policy).
-    func seal(sync: Bool, logger: Logger) -> (records: Int, bytes: Int) {
+    func seal(sync: Bool, logger: Logger) {
         if let base { munmap(base, capacity) }
         base = nil
         if ftruncate(descriptor, off_t(length)) != 0 {
@@ -468,7 +451,6 @@ final class MappedSegment: @unchecked Sendable {
             logger.warning("spool: cannot trim \(path): \(String(cString: strerror(errno)))")
         }
         if sync { _ = fdatasync(descriptor) }
-        return (records, length)
     }
 
     /// Deletes a spare that was never used.
