@@ -77,6 +77,9 @@ public struct EventSchema: Sendable, Equatable {
     /// The table that holds the data: the events table itself, or its `_local` replicas in cluster mode.
     private var storageTable: String { cluster == nil ? table : table + "_local" }
 
+    /// The database the tables live in (the migrations table too, so it is made first).
+    public var createDatabase: String { "CREATE DATABASE IF NOT EXISTS \(database)\(onCluster)" }
+
     /// Statements that bring an empty server to version 1 (all idempotent).
     public func createStatements() -> [String] {
         let columnList = (columns.map { "    \($0.name) \($0.type)" } + derivedColumns.map { "    " + $0 })
@@ -99,7 +102,7 @@ public struct EventSchema: Sendable, Equatable {
         if let retentionDays, dialect == .modern {
             storage += "\nTTL toDateTime(ts) + INTERVAL \(retentionDays) DAY"
         }
-        var statements = ["CREATE DATABASE IF NOT EXISTS \(database)\(onCluster)", storage]
+        var statements = [createDatabase, storage]
         if let cluster {
             // Sharded by event id, so a duplicate lands on the shard holding the original and merges away with it.
             statements.append(

@@ -22,7 +22,7 @@ public struct SchemaManager: Sendable {
         if configuration.retentionDays != nil && serverDialect == .legacy {
             logger.warning("clickhouse \(version) has no TTL: tracking.clickhouse.retention is ignored")
         }
-        try await client.query(schema.createStatements()[0], logger: logger)  // the database
+        try await client.query(schema.createDatabase, logger: logger)
         try await client.query(schema.createMigrationsTable(), logger: logger)
         let applied = Int(
             try await client.query("SELECT max(version) FROM \(schema.migrationsTable)", logger: logger)

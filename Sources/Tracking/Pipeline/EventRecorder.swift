@@ -76,19 +76,20 @@ public final class EventRecorder: @unchecked Sendable {
 /// Logs dropped events at most once a minute for the whole process, with the running total.
 final class DropLog: Sendable {
     private let lastMinute = Atomic<Int64>(-1)
+    /// Drops so far, all loops (only touched when an event is dropped).
+    private let total = Atomic<Int>(0)
     private let logger: Logger
-    private let total: @Sendable () -> Int
 
-    init(logger: Logger, total: @escaping @Sendable () -> Int) {
+    init(logger: Logger) {
         self.logger = logger
-        self.total = total
     }
 
     func note(reason: String, nowMilliseconds: Int64) {
+        let dropped = total.add(1, ordering: .relaxed).newValue
         let minute = nowMilliseconds / 60_000
         let last = lastMinute.load(ordering: .relaxed)
         guard last != minute, lastMinute.compareExchange(expected: last, desired: minute, ordering: .relaxed).exchanged
         else { return }
-        logger.warning("dropping events: \(reason); \(total() + 1) dropped so far (vantage_events_dropped_total)")
+        logger.warning("dropping events: \(reason); \(dropped) dropped so far (vantage_events_dropped_total)")
     }
 }

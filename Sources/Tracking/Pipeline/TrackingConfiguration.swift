@@ -128,10 +128,9 @@ public struct ClickHouseConfiguration: Sendable, Equatable {
     }
 
     static func checkEndpoint(_ endpoint: String, node: ConfigNode) throws {
-        guard let url = ClickHouseEndpoint(endpoint) else {
+        guard ClickHouseEndpoint(endpoint) != nil else {
             throw node.error("expected an http:// or https:// URL with a host (and optional port), found \"\(endpoint)\"")
         }
-        _ = url
     }
 
     /// Database, table and cluster names go into DDL unquoted, so only plain identifiers are allowed.

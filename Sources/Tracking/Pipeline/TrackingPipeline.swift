@@ -34,13 +34,8 @@ public final class TrackingPipeline: Sendable {
             logger.info(
                 "spool: \(spool.recovery.records) event(s) in \(spool.recovery.segments) segment(s) from an earlier run will be shipped")
         }
-        let counters = Mutex<[EventRecorder]>([])
-        let dropLog = DropLog(logger: logger) {
-            counters.withLock { $0.reduce(0) { $0 + $1.droppedFull.value + $1.droppedError.value } }
-        }
-        let recorders = loops.map { _ in EventRecorder(spool: spool, sealAfter: configuration.sealAfter, dropLog: dropLog) }
-        self.recorders = recorders
-        counters.withLock { $0 = recorders }
+        let dropLog = DropLog(logger: logger)
+        recorders = loops.map { _ in EventRecorder(spool: spool, sealAfter: configuration.sealAfter, dropLog: dropLog) }
         if let clickHouse = configuration.clickHouse {
             let client = ClickHouseClient(configuration: clickHouse, group: loops[0])
             self.client = client
