@@ -12,8 +12,8 @@ struct EventsCommand: ParsableCommand {
         subcommands: [Tail.self, Export.self])
 
     struct Source: ParsableArguments {
-        @Option(name: .shortAndLong, help: "Path to the YAML configuration (its tracking.spool.dir is read).")
-        var config = "conf/vantage.yaml"
+        /// The configuration whose `tracking.spool.dir` is read.
+        @OptionGroup var options: ConfigOption
         @Option(help: "The spool folder (instead of reading it from the configuration).")
         var spool: String?
         @Flag(help: "Show whole client addresses instead of the anonymized /24 or /48.")
@@ -21,12 +21,7 @@ struct EventsCommand: ParsableCommand {
 
         func directory() throws -> String {
             if let spool { return spool }
-            do {
-                return try GatewayConfiguration.load(path: config).tracking.spool.directory
-            } catch {
-                printError("invalid configuration: \(error)")
-                throw ExitCode(2)
-            }
+            return try loadConfiguration(options.config).tracking.spool.directory
         }
     }
 
@@ -34,7 +29,7 @@ struct EventsCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the last events as NDJSON, then follow new ones (Ctrl-C stops).")
         @OptionGroup var source: Source
-        @Option(name: .shortAndLong, help: "How many earlier events to print first.")
+        @Option(name: [.customShort("n"), .long], help: "How many earlier events to print first.")
         var lines = 10
         @Flag(help: "Print the last events and exit instead of following.")
         var noFollow = false

@@ -41,17 +41,8 @@ extension VantageCommand {
         @OptionGroup var options: ConfigOption
 
         func run() throws {
-            do {
-                let gateway = try GatewayConfiguration.load(path: options.config)
-                try GatewayConfiguration.checkCertificates(gateway)
-                print("\(options.config): valid (\(gateway.sites.count) site(s))")
-            } catch let error as ConfigError {
-                printError("invalid configuration: \(error)")
-                throw ExitCode(2)
-            } catch {
-                printError("invalid configuration: \(options.config): \(error)")
-                throw ExitCode(2)
-            }
+            let gateway = try loadConfiguration(options.config, checkingCertificates: true)
+            print("\(options.config): valid (\(gateway.sites.count) site(s))")
         }
     }
 
@@ -59,6 +50,20 @@ extension VantageCommand {
         static let configuration = CommandConfiguration(abstract: "Print the version.")
         func run() { print("vantage \(VantageRuntime.version)") }
     }
+}
+
+/// Loads (and validates) a configuration, or prints why it is invalid and exits with status 2.
+func loadConfiguration(_ path: String, checkingCertificates: Bool = false) throws -> GatewayConfiguration {
+    do {
+        let configuration = try GatewayConfiguration.load(path: path)
+        if checkingCertificates { try GatewayConfiguration.checkCertificates(configuration) }
+        return configuration
+    } catch let error as ConfigError {
+        printError("invalid configuration: \(error)")
+    } catch {
+        printError("invalid configuration: \(path): \(error)")
+    }
+    throw ExitCode(2)
 }
 
 func printError(_ message: String) {

@@ -204,3 +204,39 @@ struct ClickHouseDeliveryTests {
         #expect(vantage.stop() == 0)
     }
 }
+
+/// The embedded default: no ClickHouse, events stay in the spool and `vantage events` reads them.
+@Suite struct EventsCommandTests {
+    @Test func exportAndTailReadTheSpool() throws {
+        let vantage = try VantageProcess(config: """
+            listen: { http: "127.0.0.1:0" }
+            sites:
+              - routes:
+                  - { path: /, respond: "ok" }
+            access_log: off
+            admin: { listen: "off" }
+            tracking: { spool: { dir: "{{DIR}}/spool" } }
+            """)
+        for index in 0..<3 { _ = try curl(["-s", vantage.url("/page-\(index)?utm_source=cli"), "-A", "Agent/\(index)"]) }
+        // Read while Vantage runs (the open segment), then after it sealed everything on the way out.
+        let live = try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath])
+        #expect(live.stdout.split(separator: "\n").count == 3, "\(live.stdout)\(live.stderr)")
+        #expect(vantage.stop() == 0)
+        let export = try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath, "--format", "ndjson"])
+        let lines = export.stdout.split(separator: "\n")
+        #expect(lines.count == 3)
+        let first = try json(String(lines[0]))
+        #expect(first["path"] as? String == "/page-0")
+        #expect(first["query"] as? String == "utm_source=cli")
+        #expect(first["user_agent"] as? String == "Agent/0")
+        #expect(first["client_ip"] as? String == "127.0.0.0")
+        let future = try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath, "--since", "2100-01-01"])
+        #expect(future.status == 0 && future.stdout.isEmpty)
+        let recent = try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath, "--since", "1h", "--full-ip"])
+        #expect(recent.stdout.contains("\"client_ip\":\"127.0.0.1\""))
+        let tail = try run([VantageProcess.binary, "events", "tail", "--config", vantage.configPath, "-n", "2", "--no-follow"])
+        #expect(tail.stdout.split(separator: "\n").count == 2)
+        let broken = try run([VantageProcess.binary, "events", "export", "--config", "/nonexistent.yaml"])
+        #expect(broken.status == 2 && broken.stderr.contains("invalid configuration"))
+    }
+}
