@@ -55,6 +55,7 @@ let package = Package(
 
         .systemLibrary(name: "CBrotli", pkgConfig: "libbrotlienc", providers: [.apt(["libbrotli-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb", providers: [.apt(["libmaxminddb-dev"])]),
 
         // MARK: - Modules
 
@@ -74,9 +75,10 @@ let package = Package(
             dependencies: ["Config", nioCore, nioPosix, nioHTTP1, logging],
             swiftSettings: dataPlaneSettings
         ),
-        /// Tracking: events, the durable spool between the request path and ClickHouse, and the ClickHouse shipper.
+        /// Tracking: events and their enrichment (GeoIP, user agent, source, visitors and sessions), the tracking API,
+        /// the durable spool between the request path and ClickHouse, and the ClickHouse shipper.
         .target(
-            name: "Tracking", dependencies: ["Config", "Compression", "CZlib", nioCore, nioPosix, nioHTTP1, logging, httpClient],
+            name: "Tracking", dependencies: ["Config", "Compression", "CZlib", "CMaxMindDB", nioCore, nioPosix, nioHTTP1, logging, httpClient],
             swiftSettings: dataPlaneSettings),
         /// Composition root and data plane.
         .target(

@@ -133,13 +133,15 @@ public enum HeaderRewriter {
     public struct PassedHeaders: Sendable {
         public var hasContentLength = false
         public var hasDate = false
+        /// `Content-Type: text/html` (a page view when the request was a GET answered 2xx/304).
+        public var isHTML = false
 
         /// The one rule for response headers: hop-by-hop ones and Transfer-Encoding stay behind (the edge frames the
         /// body itself), `Upgrade` only passes on a 101, and so do the headers `Connection` names. Notes what
         /// framing needs on the way.
         @inline(__always)
-        mutating func admit<Name: Collection<UInt8>>(
-            _ name: Name, kind: HeaderClass, status: UInt, connectionNamed named: [ByteBufferView]
+        mutating func admit<Name: Collection<UInt8>, Value: Collection<UInt8>>(
+            _ name: Name, value: Value, kind: HeaderClass, status: UInt, connectionNamed named: [ByteBufferView]
         ) -> Bool {
             switch kind {
             case .hopByHop, .framing:
@@ -152,6 +154,9 @@ public enum HeaderRewriter {
             case .other, .host, .requestID, .expect, .xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded:
                 if !named.isEmpty, named.contains(where: { $0.equalsCaseInsensitive(name) }) { return false }
                 if !hasDate && name.count == 4 && name.equalsCaseInsensitive("date".utf8) { hasDate = true }
+                if name.count == 12 && value.count >= 9 && name.equalsCaseInsensitive("content-type".utf8) {
+                    isHTML = value.prefix(9).equalsCaseInsensitive("text/html".utf8)
+                }
                 return true
             }
         }
@@ -166,7 +171,9 @@ public enum HeaderRewriter {
         var passed = PassedHeaders()
         let status = head.status.code
         head.forEachField { name, value, kind in
-            if passed.admit(name, kind: kind, status: status, connectionNamed: head.connectionNamed) { body(name, value) }
+            if passed.admit(name, value: value, kind: kind, status: status, connectionNamed: head.connectionNamed) {
+                body(name, value)
+            }
         }
         return passed
     }
@@ -189,7 +196,8 @@ public enum HeaderRewriter {
                 let nameStart = Int(field.nameStart), valueStart = Int(field.valueStart)
                 let valueEnd = valueStart + Int(field.valueLength)
                 let name = UnsafeRawBufferPointer(rebasing: raw[nameStart..<(nameStart + Int(field.nameLength))])
-                guard passed.admit(name, kind: field.kind, status: status, connectionNamed: named) else {
+                let value = UnsafeRawBufferPointer(rebasing: raw[valueStart..<valueEnd])
+                guard passed.admit(name, value: value, kind: field.kind, status: status, connectionNamed: named) else {
                     flushRun()
                     continue
                 }
@@ -201,7 +209,7 @@ public enum HeaderRewriter {
                     flushRun()
                     buffer.writeBytes(name)
                     buffer.writeStaticString(": ")
-                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[valueStart..<valueEnd]))
+                    buffer.writeBytes(value)
                     buffer.writeStaticString("\r\n")
                 }
             }

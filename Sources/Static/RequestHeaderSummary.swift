@@ -24,6 +24,15 @@ public struct RequestHeaderSummary: Sendable {
     public var hasUpgrade = false
     /// `X-Request-Id` as the client sent it.
     public var requestID: String?
+    /// `Cookie` (HTTP/2 may split it over several fields: they are joined with `; `).
+    public var cookie: String?
+    /// `DNT: 1`.
+    public var doNotTrack = false
+    /// `Sec-GPC: 1`.
+    public var globalPrivacyControl = false
+    /// A speculative load: `Sec-Purpose: prefetch/prerender`, `Purpose: prefetch`, `X-Purpose: preview`,
+    /// `X-Moz: prefetch` (not a page view).
+    public var isPrefetch = false
 
     /// An empty summary (no headers).
     public init() {}
@@ -34,21 +43,39 @@ public struct RequestHeaderSummary: Sendable {
         for (name, value) in headers {
             let utf8 = name.utf8
             switch utf8.count {
+            case 3:
+                if utf8.equalsLowercase("dnt") { doNotTrack = value == "1" }
             case 4:
                 if utf8.equalsLowercase("host") {
                     hostCount += 1
                     if host == nil { host = value }
                 }
             case 5:
-                if range == nil && utf8.equalsLowercase("range") { range = value }
+                if range == nil && utf8.equalsLowercase("range") {
+                    range = value
+                } else if utf8.equalsLowercase("x-moz") {
+                    isPrefetch = isPrefetch || value.lowercased().contains("prefetch")
+                }
             case 6:
-                if expect == nil && utf8.equalsLowercase("expect") { expect = value }
+                if expect == nil && utf8.equalsLowercase("expect") {
+                    expect = value
+                } else if utf8.equalsLowercase("cookie") {
+                    cookie = cookie.map { $0 + "; " + value } ?? value
+                }
             case 7:
                 if referer == nil && utf8.equalsLowercase("referer") {
                     referer = value
                 } else if utf8.equalsLowercase("upgrade") {
                     hasUpgrade = true
+                } else if utf8.equalsLowercase("sec-gpc") {
+                    globalPrivacyControl = value == "1"
+                } else if utf8.equalsLowercase("purpose") {
+                    isPrefetch = isPrefetch || Self.isSpeculative(value)
                 }
+            case 9:
+                if utf8.equalsLowercase("x-purpose") { isPrefetch = isPrefetch || Self.isSpeculative(value) }
+            case 11:
+                if utf8.equalsLowercase("sec-purpose") { isPrefetch = isPrefetch || Self.isSpeculative(value) }
             case 8:
                 if ifMatch == nil && utf8.equalsLowercase("if-match") {
                     ifMatch = value
@@ -80,6 +107,14 @@ public struct RequestHeaderSummary: Sendable {
                 break
             }
         }
+    }
+}
+
+extension RequestHeaderSummary {
+    /// `prefetch`, `prerender` or `preview` in a purpose header.
+    static func isSpeculative(_ value: String) -> Bool {
+        let lowered = value.lowercased()
+        return lowered.contains("prefetch") || lowered.contains("prerender") || lowered.contains("preview")
     }
 }
 

@@ -16,8 +16,6 @@ struct EventsCommand: ParsableCommand {
         @OptionGroup var options: ConfigOption
         @Option(help: "The spool folder (instead of reading it from the configuration).")
         var spool: String?
-        @Flag(help: "Show whole client addresses instead of the anonymized /24 or /48.")
-        var fullIP = false
 
         func directory() throws -> String {
             if let spool { return spool }
@@ -54,7 +52,7 @@ struct EventsCommand: ParsableCommand {
 
         func printEvent(_ event: TrackingEvent) {
             var buffer = ByteBuffer()
-            event.writeJSON(into: &buffer, fullClientAddress: source.fullIP)
+            event.writeJSON(into: &buffer)
             buffer.writeInteger(UInt8(ascii: "\n"))
             FileHandle.standardOutput.write(Data(buffer.readableBytesView))
         }
@@ -86,7 +84,7 @@ struct EventsCommand: ParsableCommand {
             try reader.readNew { record in
                 guard let event = try? EventRecord.decode(record) else { return }
                 if let threshold, event.timeMilliseconds < threshold { return }
-                event.writeJSON(into: &output, fullClientAddress: source.fullIP)
+                event.writeJSON(into: &output)
                 output.writeInteger(UInt8(ascii: "\n"))
                 if output.readableBytes > 1 << 16 { flush(&output) }
             }

@@ -28,13 +28,45 @@ import Testing
         string(event.upstream)
         out.writeInteger(UInt64(event.upstreamMicroseconds), endianness: .little)
         for text in [event.referrer, event.userAgent, event.httpVersion, event.tlsVersion, event.requestID,
-                     event.anonymizedClientAddress] { string(text) }
+                     event.clientAddress, event.eventName, event.eventType, event.visitorID, event.sessionID] { string(text) }
+        out.writeInteger(UInt8(event.sessionStart ? 1 : 0))
+        for text in [event.userID, event.browser, event.browserVersion, event.os, event.osVersion, event.device,
+                     event.botReason, event.country, event.region, event.city] { string(text) }
+        for value in [event.latitude, event.longitude] {
+            if let value {
+                out.writeInteger(UInt8(0))
+                out.writeInteger(value.bitPattern, endianness: .little)
+            } else {
+                out.writeInteger(UInt8(1))
+            }
+        }
+        for text in [event.referrerHost, event.sourceCategory, event.utmSource, event.utmMedium, event.utmCampaign,
+                     event.utmTerm, event.utmContent, event.clickID] { string(text) }
+        out.writeInteger(event.consentFlags, endianness: .little)
+        out.writeInteger(event.revenue.bitPattern, endianness: .little)
+        string(event.currency)
+        string(event.properties)
         return Array(out.readableBytesView)
+    }
+
+    /// A version 1 record (before enrichment) still ships, with its whole address truncated on the way.
+    @Test(arguments: [EventSchema.Dialect.legacy, .modern])
+    func versionOneRecordsStillShip(dialect: EventSchema.Dialect) throws {
+        var v1 = EventTests.versionOneRecord(EventTests.plainEvent)
+        var row = ByteBuffer()
+        try RowBinaryWriter(dialect: dialect).writeRow(record: v1, into: &row)
+        var expected = EventTests.plainEvent
+        expected.clientAddress = "203.0.113.0"
+        #expect(Array(row.readableBytesView) == expectedRow(expected, dialect: dialect))
+        let decoded = try EventRecord.decode(v1)
+        #expect(decoded == expected)
+        v1.setInteger(UInt8(3), at: v1.readerIndex)
+        #expect(throws: EventRecord.DecodingError.self) { try EventRecord.decode(v1) }
     }
 
     @Test(arguments: [EventSchema.Dialect.legacy, .modern])
     func recordsBecomeRowsInTheTablesColumnOrder(dialect: EventSchema.Dialect) throws {
-        for event in [EventTests.event, { var e = EventTests.event; e.target = "/no-query"; e.clientAddress = "2001:db8::7"; return e }()] {
+        for event in [EventTests.event, { var e = EventTests.event; e.target = "/no-query"; e.clientAddress = "2001:db8:1::"; e.latitude = nil; e.longitude = nil; return e }()] {
             var record = ByteBuffer()
             EventRecord.encode(event, into: &record)
             var row = ByteBuffer()

@@ -97,7 +97,7 @@ import Testing
         let chrome = UserAgentTests.corpus[0].header
         #expect(cache.classify(chrome).browser == "Chrome")
         #expect(cache.classify(chrome).browser == "Chrome")
-        #expect(cache.hits == 1 && cache.misses == 1)
+        #expect(cache.hits.value == 1 && cache.misses.value == 1)
         for index in 0..<20 { _ = cache.classify("agent-\(index)/1.0") }
         #expect(cache.count <= 8)
         #expect(cache.rotations > 0)
@@ -107,6 +107,6 @@ import Testing
         _ = cache2.classify("b/1")
         _ = cache2.classify("c/1")  // rotates: {a, b} become the previous generation
         _ = cache2.classify("a/1")  // found in previous, promoted
-        #expect(cache2.hits == 1)
+        #expect(cache2.hits.value == 1)
     }
 }

@@ -21,6 +21,8 @@ final class LoopContext: @unchecked Sendable {
     let accessLog: AccessLogBuffer?
     /// Where this loop's requests become events (nil with tracking off).
     let events: EventRecorder?
+    /// Fills in visitor, session, device, source and location before an event is recorded (with `events`).
+    let enricher: Enricher?
     private(set) var dateHeader = ""
     private(set) var isoSecond = ""
     private var cachedSecond = -1
@@ -38,7 +40,11 @@ final class LoopContext: @unchecked Sendable {
         var http2: [HPACKHeaders?]
     }
 
-    init(eventLoop: any EventLoop, index: Int, accessLogWriter: AccessLogWriter?, events: EventRecorder? = nil) {
+    init(
+        eventLoop: any EventLoop, index: Int, accessLogWriter: AccessLogWriter?, events: EventRecorder? = nil,
+        enricher: Enricher? = nil
+    ) {
+        self.enricher = enricher
         self.eventLoop = eventLoop
         self.index = index
         self.events = events

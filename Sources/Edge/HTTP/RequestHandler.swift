@@ -33,6 +33,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let startNanoseconds: UInt64
         var route: Route?
         var siteName = "-"
+        var siteHosts: [String] = []
+        /// The answer is `text/html` (with a GET and a 2xx/304 status: a page view).
+        var isHTML = false
+        /// A visitor id this answer issued in a cookie.
+        var issuedVisitorID: String?
         var bodyBytes = 0
         var bodyLimit: Int
         var keepAlive: Bool
@@ -251,6 +256,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         current.siteName = site.name
+        current.siteHosts = site.hosts
         current.hsts = site.hsts
         let uri = head.uri
         let pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
@@ -494,6 +500,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         current.status = status
         loop.refreshClock()
         let hsts = connection.isTLS ? current.hsts : nil
+        var visitorCookie: String?
+        if loop.events != nil {
+            current.isHTML = headers.first(name: "content-type")?.utf8.starts(with: "text/html".utf8) ?? false
+            visitorCookie = issueVisitorCookie(current)
+        }
         if isHTTP2 {
             var block: HPACKHeaders
             if let (file, variant) = cached {
@@ -507,6 +518,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 block.add(name: "server", value: "vantage")
             }
             if let hsts { block.add(name: "strict-transport-security", value: hsts) }
+            if let visitorCookie { block.add(name: "set-cookie", value: visitorCookie) }
             var endStream = false
             if case .empty = body { endStream = true }
             context.writeFrame(.headers(.init(headers: block, endStream: endStream)), promise: nil)
@@ -527,6 +539,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let hsts {
                 tail.writeStaticString("Strict-Transport-Security: ")
                 tail.writeString(hsts)
+                tail.writeStaticString("\r\n")
+            }
+            if let visitorCookie {
+                tail.writeStaticString("Set-Cookie: ")
+                tail.writeString(visitorCookie)
                 tail.writeStaticString("\r\n")
             }
             if !current.keepAlive {
@@ -638,6 +655,34 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: - Access log and metrics
 
+    /// A GET answered 2xx or 304 with `text/html` that is not a prefetch, prerender or preview (DESIGN.md §4).
+    private static func isPageview(_ exchange: Exchange) -> Bool {
+        let code = exchange.status.code
+        return exchange.isHTML && exchange.head.method == .GET && ((200..<300).contains(code) || code == 304)
+            && !exchange.headers.isPrefetch
+    }
+
+    /// With visitor cookies on: a new visitor id in a `Set-Cookie` for a page view of a visitor without one (and
+    /// without a DNT/GPC signal the configuration honours).
+    private func issueVisitorCookie(_ exchange: Exchange) -> String? {
+        guard let enricher = loop.enricher, enricher.context.visitors.cookies, exchange.route?.track ?? true,
+            Self.isPageview(exchange)
+        else { return nil }
+        let visitors = enricher.context.visitors
+        let headers = exchange.headers
+        if (visitors.honorDoNotTrack && headers.doNotTrack) || (visitors.honorGlobalPrivacyControl && headers.globalPrivacyControl) {
+            return nil
+        }
+        if let cookie = headers.cookie, let present = Enricher.cookieValue(cookie, name: visitors.cookieName),
+            Enricher.acceptableVisitorID(present)
+        {
+            return nil
+        }
+        let visitorID = enricher.newVisitorID()
+        exchange.issuedVisitorID = visitorID
+        return enricher.visitorCookie(visitorID, secureTransport: connection.isTLS)
+    }
+
     private func record(_ exchange: Exchange) {
         let elapsed = NIODeadline.now().uptimeNanoseconds &- exchange.startNanoseconds
         (exchange.route?.metrics ?? core.unroutedMetrics).record(
@@ -656,14 +701,23 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let events {
             let started = Int64(now) - Int64(elapsed / 1_000_000)
             let version: String = isHTTP2 ? "HTTP/2.0" : (head.version.minor == 1 ? "HTTP/1.1" : "HTTP/1.0")
-            let event = TrackingEvent(
+            var event = TrackingEvent(
                 id: events.nextID(unixMilliseconds: started), timeMilliseconds: started, site: exchange.siteName,
-                host: headers.host ?? "", kind: .request, method: head.method.rawValue,
+                host: headers.host ?? "", kind: Self.isPageview(exchange) ? .pageview : .request, method: head.method.rawValue,
                 scheme: connection.isTLS ? "https" : "http", target: head.uri, status: status,
                 bytesIn: exchange.bodyBytes, bytesOut: exchange.sentBytes, durationMicroseconds: Int(elapsed / 1000),
                 upstream: exchange.proxy?.upstreamAddress ?? "", upstreamMicroseconds: upstreamMicroseconds ?? 0,
                 referrer: headers.referer ?? "", userAgent: headers.userAgent ?? "", httpVersion: version,
                 tlsVersion: tls ?? "", requestID: exchange.requestID ?? presentedRequestID(headers), clientAddress: client)
+            if let enricher = loop.enricher {
+                var facts = RequestFacts(
+                    clientAddress: client, userAgent: headers.userAgent, referrer: headers.referer, cookie: headers.cookie)
+                facts.doNotTrack = headers.doNotTrack
+                facts.globalPrivacyControl = headers.globalPrivacyControl
+                facts.siteHosts = exchange.siteHosts
+                facts.issuedVisitorID = exchange.issuedVisitorID
+                enricher.enrich(&event, facts: facts)
+            }
             events.record(event, nowMilliseconds: Int64(now))
         }
         guard let accessLog else { return }
@@ -786,6 +840,8 @@ extension RequestHandler: ProxyDownstream {
             if !passed.hasDate { block.add(name: "date", value: loop.dateHeader) }
             block.add(name: "x-request-id", value: requestID)
             if let hsts { block.add(name: "strict-transport-security", value: hsts) }
+            current.isHTML = passed.isHTML
+            if loop.events != nil, let cookie = issueVisitorCookie(current) { block.add(name: "set-cookie", value: cookie) }
             current.framing = bodiless ? .none : .http2
             context.writeFrame(.headers(.init(headers: block, endStream: false)), promise: nil)
             return
@@ -804,6 +860,12 @@ extension RequestHandler: ProxyDownstream {
         if let hsts {
             buffer.writeStaticString("Strict-Transport-Security: ")
             buffer.writeString(hsts)
+            buffer.writeStaticString("\r\n")
+        }
+        current.isHTML = passed.isHTML
+        if loop.events != nil, let cookie = issueVisitorCookie(current) {
+            buffer.writeStaticString("Set-Cookie: ")
+            buffer.writeString(cookie)
             buffer.writeStaticString("\r\n")
         }
         if bodiless {

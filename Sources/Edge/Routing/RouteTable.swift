@@ -62,13 +62,16 @@ public final class Route: Sendable {
 public final class Site: Sendable {
     /// First host name, or `default`.
     public let name: String
+    /// Every host name of the site (referrals from them count as internal).
+    public let hosts: [String]
     public let redirectHTTPS: Bool
     public let hsts: String?
     /// Routes, longest prefix first.
     public let routes: [Route]
 
-    init(name: String, redirectHTTPS: Bool, hsts: String?, routes: [Route]) {
+    init(name: String, hosts: [String] = [], redirectHTTPS: Bool, hsts: String?, routes: [Route]) {
         self.name = name
+        self.hosts = hosts.map { $0.hasPrefix("*.") ? String($0.dropFirst(2)) : $0 }
         self.redirectHTTPS = redirectHTTPS
         self.hsts = hsts
         self.routes = routes.sorted { $0.pathPrefix.utf8.count > $1.pathPrefix.utf8.count }
@@ -133,7 +136,7 @@ public final class RouteTable: Sendable {
                     accessLog: route.accessLog, track: route.track, metrics: metrics.metrics(site: name, route: route.pathPrefix))
             }
             let site = Site(
-                name: name, redirectHTTPS: siteConfiguration.redirectHTTPS, hsts: siteConfiguration.hsts, routes: routes)
+                name: name, hosts: siteConfiguration.hosts, redirectHTTPS: siteConfiguration.redirectHTTPS, hsts: siteConfiguration.hsts, routes: routes)
             for host in siteConfiguration.hosts {
                 if host.hasPrefix("*.") { wildcards.append((String(host.dropFirst(2)), site)) } else { exact[host] = site }
             }

@@ -44,7 +44,8 @@ final class GatewayCore: Sendable {
         var contexts: [ObjectIdentifier: LoopContext] = [:]
         for (index, loop) in loops.enumerated() {
             contexts[ObjectIdentifier(loop)] = LoopContext(
-                eventLoop: loop, index: index, accessLogWriter: accessLog, events: tracking?.recorder(forLoop: index))
+                eventLoop: loop, index: index, accessLogWriter: accessLog, events: tracking?.recorder(forLoop: index),
+                enricher: tracking?.enricher(forLoop: index))
         }
         unroutedMetrics = routeMetrics.metrics(site: "-", route: "-")
         loopContexts = contexts

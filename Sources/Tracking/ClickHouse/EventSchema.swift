@@ -40,7 +40,7 @@ public struct EventSchema: Sendable, Equatable {
     }
 
     /// The newest schema version this build knows.
-    public static let latestVersion = 1
+    public static let latestVersion = 2
 
     public var columns: [Column] {
         let modern = dialect == .modern
@@ -63,11 +63,35 @@ public struct EventSchema: Sendable, Equatable {
             Column(name: "http_version", type: short), Column(name: "tls_version", type: short),
             Column(name: "request_id", type: "String"), Column(name: "client_ip", type: "String"),
         ]
-        return columns
+        return columns + enrichmentColumns
+    }
+
+    /// Version 2: enrichment, visitors and sessions, and the tracking API's fields.
+    public var enrichmentColumns: [Column] {
+        let short = dialect == .modern ? "LowCardinality(String)" : "String"
+        return [
+            Column(name: "ename", type: "String"), Column(name: "etyp", type: short),
+            Column(name: "vid", type: "String"), Column(name: "sid", type: "String"),
+            Column(name: "session_start", type: "UInt8"), Column(name: "uid", type: "String"),
+            Column(name: "browser", type: short), Column(name: "browser_version", type: short),
+            Column(name: "os", type: short), Column(name: "os_version", type: short),
+            Column(name: "device", type: short), Column(name: "bot_reason", type: short),
+            Column(name: "country", type: short), Column(name: "region", type: short),
+            Column(name: "city", type: short),
+            Column(name: "lat", type: "Nullable(Float64)"), Column(name: "lon", type: "Nullable(Float64)"),
+            Column(name: "referrer_host", type: short), Column(name: "source", type: short),
+            Column(name: "utm_source", type: short), Column(name: "utm_medium", type: short),
+            Column(name: "utm_campaign", type: short), Column(name: "utm_term", type: "String"),
+            Column(name: "utm_content", type: "String"), Column(name: "click_id", type: "String"),
+            Column(name: "cflags", type: "Int64"), Column(name: "revenue", type: "Float64"),
+            Column(name: "currency", type: short), Column(name: "props", type: "String"),
+        ]
     }
 
     /// Columns ClickHouse computes on read, so they cost nothing to ship or store.
-    public var derivedColumns: [String] { ["url String ALIAS concat(scheme, '://', host, path)"] }
+    public var derivedColumns: [String] {
+        ["url String ALIAS concat(scheme, '://', host, path)", "bot UInt8 ALIAS bot_reason != ''"]
+    }
 
     /// `db.table` where rows are inserted (the Distributed table in cluster mode).
     public var qualifiedTable: String { "\(database).\(table)" }
@@ -124,6 +148,26 @@ public struct EventSchema: Sendable, Equatable {
     public func migrations(after version: Int) -> [(version: Int, description: String, statements: [String])] {
         var all: [(version: Int, description: String, statements: [String])] = []
         if version < 1 { all.append((1, "events table", createStatements())) }
+        if version < 2 {
+            // A table made by version 1 gets the new columns after `client_ip`, in row order; on a table made just
+            // now they exist already and IF NOT EXISTS makes this a no-op.
+            var statements: [String] = []
+            var previous = "client_ip"
+            let tables = cluster == nil ? [storageTable] : [storageTable, table]
+            for column in enrichmentColumns {
+                for name in tables {
+                    statements.append(
+                        "ALTER TABLE \(database).\(name)\(onCluster) ADD COLUMN IF NOT EXISTS \(column.name) \(column.type) "
+                            + "AFTER \(previous)")
+                }
+                previous = column.name
+            }
+            for name in tables {
+                statements.append(
+                    "ALTER TABLE \(database).\(name)\(onCluster) ADD COLUMN IF NOT EXISTS bot UInt8 ALIAS bot_reason != ''")
+            }
+            all.append((2, "enrichment, visitors, sessions, tracking API", statements))
+        }
         return all
     }
 

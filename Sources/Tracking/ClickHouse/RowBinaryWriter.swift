@@ -4,21 +4,17 @@ import NIOCore
 /// strings as LEB128 length and bytes (copied straight from the record), UUIDs as two little-endian halves.
 public struct RowBinaryWriter: Sendable {
     public let dialect: EventSchema.Dialect
-    /// Keep whole client addresses instead of the anonymized /24 or /48.
-    public let storeFullIP: Bool
 
-    public init(dialect: EventSchema.Dialect, storeFullIP: Bool = false) {
+    public init(dialect: EventSchema.Dialect) {
         self.dialect = dialect
-        self.storeFullIP = storeFullIP
     }
 
-    /// Appends the row of one record (``EventRecord`` version 1), working on raw bytes: one bounds-checked pass
+    /// Appends the row of one record (``EventRecord`` version 1 or 2), working on raw bytes: one bounds-checked pass
     /// over the record, one reservation in the output, no intermediate buffers or reference counting.
     public func writeRow(record: UnsafeRawBufferPointer, into out: inout ByteBuffer) throws {
         let fields = try EventRecord.Fields(record: record)
         let (path, query) = fields.pathAndQuery
         let kindName = fields.kind.name
-        let storeFullIP = self.storeFullIP
         let dialect = self.dialect
         out.writeWithUnsafeMutableBytes(minimumWritableBytes: 2 * record.count + 128) { output in
             var writer = RawWriter(base: output.baseAddress!)
@@ -53,7 +49,9 @@ public struct RowBinaryWriter: Sendable {
             writer.string(fields.requestID)
             let client = fields.clientAddress
             let isIPv6 = client.contains(UInt8(ascii: ":"))
-            if storeFullIP {
+            if fields.version >= 2 {
+                // Version 2 records hold the address in its stored form already (enrichment applied the policy);
+                // version 1 records, from before, hold it whole and get the default truncation here.
                 writer.string(client)
             } else if !isIPv6, let lastDot = client.lastIndex(of: UInt8(ascii: ".")) {
                 // IPv4 a.b.c.d becomes a.b.c.0 without leaving the bytes (the rule of ``IPAnonymizer``).
@@ -67,6 +65,35 @@ public struct RowBinaryWriter: Sendable {
             } else {
                 writer.string(client)
             }
+            writer.string(fields.eventName)
+            writer.string(fields.eventType)
+            writer.string(fields.visitorID)
+            writer.string(fields.sessionID)
+            writer.byte(fields.sessionStart ? 1 : 0)
+            writer.string(fields.userID)
+            writer.string(fields.browser)
+            writer.string(fields.browserVersion)
+            writer.string(fields.os)
+            writer.string(fields.osVersion)
+            writer.string(fields.device)
+            writer.string(fields.botReason)
+            writer.string(fields.country)
+            writer.string(fields.region)
+            writer.string(fields.city)
+            writer.nullableDouble(fields.latitude)
+            writer.nullableDouble(fields.longitude)
+            writer.string(fields.referrerHost)
+            writer.string(fields.sourceCategory)
+            writer.string(fields.utmSource)
+            writer.string(fields.utmMedium)
+            writer.string(fields.utmCampaign)
+            writer.string(fields.utmTerm)
+            writer.string(fields.utmContent)
+            writer.string(fields.clickID)
+            writer.fixed(fields.consentFlags)
+            writer.fixed(fields.revenue.bitPattern)
+            writer.string(fields.currency)
+            writer.string(fields.properties)
             return writer.count
         }
     }
@@ -74,5 +101,17 @@ public struct RowBinaryWriter: Sendable {
     /// Appends the row of one record held in a buffer.
     public func writeRow(record: ByteBuffer, into out: inout ByteBuffer) throws {
         try record.withUnsafeReadableBytes { try writeRow(record: $0, into: &out) }
+    }
+}
+
+extension RawWriter {
+    /// `Nullable(Float64)`: a null marker byte, then the value unless it is null (NaN stands for null).
+    mutating func nullableDouble(_ value: Double) {
+        if value.isNaN {
+            byte(1)
+        } else {
+            byte(0)
+            fixed(value.bitPattern)
+        }
     }
 }

@@ -151,7 +151,7 @@ public final class Shipper: Sendable {
     /// Reads and encodes the segments on the blocking pool (files, transcoding and compression stay off the
     /// cooperative threads).
     private func build(_ segments: [Spool.Segment], schema: EventSchema) async throws -> Batch {
-        let writer = RowBinaryWriter(dialect: schema.dialect, storeFullIP: configuration.storeFullIP)
+        let writer = RowBinaryWriter(dialect: schema.dialect)
         let gzip = self.gzip
         let (body, rows, invalid) = try await blockingPool.runIfActive { [spool, logger] in
             var body = ByteBufferAllocator().buffer(capacity: segments.reduce(0) { $0 + $1.bytes } + segments.count * 64)

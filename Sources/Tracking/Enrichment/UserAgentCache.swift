@@ -1,51 +1,77 @@
-/// Remembers classified user agents, since a site's traffic repeats a few thousand of them. One per event loop, so
-/// lookups take no lock.
-///
-/// Bounded as two generations: lookups that miss the current one look in the previous one and promote what they
-/// find; when the current generation is full it becomes the previous one and the old previous one is dropped. So at
-/// most `2 × capacity` entries live, recently used ones survive a rotation, and every operation is O(1).
-public final class UserAgentCache {
+/// A bounded map for one event loop (no lock), kept as two generations: lookups that miss the current one look in
+/// the previous one and promote what they find; when the current generation is full it becomes the previous one
+/// and the old previous one is dropped. So at most `2 × capacity` entries live, recently used ones survive a
+/// rotation, and every operation is O(1).
+public final class TwoGenerationCache<Key: Hashable, Value> {
     public let capacity: Int
-    private var current: [String: UserAgent] = [:]
-    private var previous: [String: UserAgent] = [:]
-    public private(set) var hits = 0
-    public private(set) var misses = 0
+    private var current: [Key: Value] = [:]
+    private var previous: [Key: Value] = [:]
     /// Times a full generation was dropped (the bound at work).
     public private(set) var rotations = 0
 
-    public init(capacity: Int = 4096) {
+    public init(capacity: Int) {
         self.capacity = max(1, capacity)
         current.reserveCapacity(self.capacity)
     }
 
-    /// The classification of `header`, from the cache or computed and remembered.
-    public func classify(_ header: String?) -> UserAgent {
-        guard let header, !header.isEmpty else { return UserAgent(parsing: nil) }
-        if let known = current[header] {
-            hits += 1
+    public subscript(key: Key) -> Value? {
+        get {
+            if let known = current[key] { return known }
+            guard let known = previous[key] else { return nil }
+            insert(key, known)
             return known
         }
-        if let known = previous[header] {
-            hits += 1
-            insert(header, known)
-            return known
+        set {
+            if let newValue { insert(key, newValue) }
         }
-        misses += 1
-        let parsed = UserAgent(parsing: header)
-        insert(header, parsed)
-        return parsed
     }
 
     /// Entries held now (both generations).
     public var count: Int { current.count + previous.count }
 
-    private func insert(_ header: String, _ agent: UserAgent) {
+    public func removeAll() {
+        current.removeAll(keepingCapacity: true)
+        previous = [:]
+    }
+
+    private func insert(_ key: Key, _ value: Value) {
         if current.count >= capacity {
             previous = current
             current = [:]
             current.reserveCapacity(capacity)
             rotations += 1
         }
-        current[header] = agent
+        current[key] = value
+    }
+}
+
+/// Remembers classified user agents, since a site's traffic repeats a few thousand of them. One per event loop, so
+/// lookups take no lock; hits and misses are counted for `/metrics`.
+public final class UserAgentCache {
+    private let entries: TwoGenerationCache<String, UserAgent>
+    public let hits = SingleWriterCounter()
+    public let misses = SingleWriterCounter()
+
+    public init(capacity: Int = 4096) {
+        entries = TwoGenerationCache(capacity: capacity)
+    }
+
+    public var capacity: Int { entries.capacity }
+    /// Entries held now (both generations).
+    public var count: Int { entries.count }
+    /// Times a full generation was dropped.
+    public var rotations: Int { entries.rotations }
+
+    /// The classification of `header`, from the cache or computed and remembered.
+    public func classify(_ header: String?) -> UserAgent {
+        guard let header, !header.isEmpty else { return UserAgent(parsing: nil) }
+        if let known = entries[header] {
+            hits.add(1)
+            return known
+        }
+        misses.add(1)
+        let parsed = UserAgent(parsing: header)
+        entries[header] = parsed
+        return parsed
     }
 }

@@ -24,7 +24,7 @@ public struct EventIDGenerator {
         return EventID(high: high, low: low)
     }
 
-    private mutating func nextRandom() -> UInt64 {
+    mutating func nextRandom() -> UInt64 {
         // xoshiro256** (Blackman and Vigna).
         let result = rotate(state.1 &* 5, 7) &* 9
         let t = state.1 << 17

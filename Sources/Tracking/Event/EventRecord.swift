@@ -6,21 +6,30 @@ import NIOCore
 /// Version 1: `u8 version`, `u8 kind`, id as two little-endian `UInt64` halves (high, low), `Int64` LE Unix
 /// milliseconds, then LEB128 varints status, bytes in, bytes out, duration µs, upstream µs, then strings (LEB128
 /// length + UTF-8): site, host, method, scheme, target, upstream, referrer, user agent, HTTP version, TLS version,
-/// request id, client address. A later version appends fields; readers keep every version they ever wrote.
+/// request id, client address.
+///
+/// Version 2 (written since enrichment moved before the spool) appends: a flags byte (bit 0: session start,
+/// bit 1: coordinates present), then the coordinates as two `Float64` LE when present, varints consent flags and
+/// revenue (`Float64` bits), then strings event name, event type, visitor, session, user, browser, browser version,
+/// OS, OS version, device, bot reason, country, region, city, referrer host, source category, the five utm values,
+/// click id, currency, properties. In version 2 the client address is already in its stored form; in version 1 it
+/// is whole and anonymized when read. Readers keep every version they ever wrote.
 public enum EventRecord {
-    public static let version: UInt8 = 1
+    public static let version: UInt8 = 2
     /// Longer strings are cut (at a UTF-8 boundary): analytics has no use for a 64 KB user agent, and the spool
     /// must stay bounded per record.
     public static let maxStringBytes = 2048
-    /// The request target may be longer (long query strings are common).
+    /// The request target may be longer (long query strings are common), and so may the tracking API's properties.
     public static let maxTargetBytes = 8192
+    public static let maxPropertiesBytes = 8192
 
     public struct DecodingError: Error, CustomStringConvertible {
         public var description: String
     }
 
-    /// The most a record can take: fixed fields, five varints, and twelve length-prefixed strings at their limits.
-    static let maxRecordBytes = 2 + 24 + 5 * 10 + 12 * 3 + 11 * maxStringBytes + maxTargetBytes
+    /// The most a record can take: fixed fields, seven varints, coordinates, and 34 length-prefixed strings at their
+    /// limits.
+    static let maxRecordBytes = 3 + 24 + 16 + 7 * 10 + 34 * 3 + 32 * maxStringBytes + maxTargetBytes + maxPropertiesBytes
 
     /// Appends the record of `event` to `buffer`: one capacity reservation for the worst case (free on the
     /// appender's reused scratch buffer), then raw stores. This runs for every request, on the event loop.
@@ -49,6 +58,39 @@ public enum EventRecord {
             writer.text(event.tlsVersion, limit: maxStringBytes)
             writer.text(event.requestID, limit: maxStringBytes)
             writer.text(event.clientAddress, limit: maxStringBytes)
+            if let latitude = event.latitude, let longitude = event.longitude {
+                writer.byte((event.sessionStart ? 1 : 0) | 2)
+                writer.fixed(latitude.bitPattern)
+                writer.fixed(longitude.bitPattern)
+            } else {
+                writer.byte(event.sessionStart ? 1 : 0)
+            }
+            writer.varint(UInt64(bitPattern: event.consentFlags))
+            writer.varint(event.revenue.bitPattern)
+            writer.text(event.eventName, limit: maxStringBytes)
+            writer.text(event.eventType, limit: maxStringBytes)
+            writer.text(event.visitorID, limit: maxStringBytes)
+            writer.text(event.sessionID, limit: maxStringBytes)
+            writer.text(event.userID, limit: maxStringBytes)
+            writer.text(event.browser, limit: maxStringBytes)
+            writer.text(event.browserVersion, limit: maxStringBytes)
+            writer.text(event.os, limit: maxStringBytes)
+            writer.text(event.osVersion, limit: maxStringBytes)
+            writer.text(event.device, limit: maxStringBytes)
+            writer.text(event.botReason, limit: maxStringBytes)
+            writer.text(event.country, limit: maxStringBytes)
+            writer.text(event.region, limit: maxStringBytes)
+            writer.text(event.city, limit: maxStringBytes)
+            writer.text(event.referrerHost, limit: maxStringBytes)
+            writer.text(event.sourceCategory, limit: maxStringBytes)
+            writer.text(event.utmSource, limit: maxStringBytes)
+            writer.text(event.utmMedium, limit: maxStringBytes)
+            writer.text(event.utmCampaign, limit: maxStringBytes)
+            writer.text(event.utmTerm, limit: maxStringBytes)
+            writer.text(event.utmContent, limit: maxStringBytes)
+            writer.text(event.clickID, limit: maxStringBytes)
+            writer.text(event.currency, limit: maxStringBytes)
+            writer.text(event.properties, limit: maxPropertiesBytes)
             return writer.count
         }
     }
@@ -58,7 +100,7 @@ public enum EventRecord {
         try record.withUnsafeReadableBytes { bytes in
             let fields = try Fields(record: bytes)
             func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
-            return TrackingEvent(
+            var event = TrackingEvent(
                 id: fields.id, timeMilliseconds: fields.timeMilliseconds, site: text(fields.site),
                 host: text(fields.host), kind: fields.kind, method: text(fields.method), scheme: text(fields.scheme),
                 target: text(fields.target), status: Int(clamping: fields.status), bytesIn: Int(clamping: fields.bytesIn),
@@ -66,25 +108,69 @@ public enum EventRecord {
                 upstream: text(fields.upstream), upstreamMicroseconds: Int(clamping: fields.upstreamMicroseconds),
                 referrer: text(fields.referrer), userAgent: text(fields.userAgent),
                 httpVersion: text(fields.httpVersion), tlsVersion: text(fields.tlsVersion),
-                requestID: text(fields.requestID), clientAddress: text(fields.clientAddress))
+                requestID: text(fields.requestID),
+                clientAddress: fields.version == 1
+                    ? IPAnonymizer.anonymize(text(fields.clientAddress)) : text(fields.clientAddress))
+            event.eventName = text(fields.eventName)
+            event.eventType = text(fields.eventType)
+            event.visitorID = text(fields.visitorID)
+            event.sessionID = text(fields.sessionID)
+            event.userID = text(fields.userID)
+            event.browser = text(fields.browser)
+            event.browserVersion = text(fields.browserVersion)
+            event.os = text(fields.os)
+            event.osVersion = text(fields.osVersion)
+            event.device = text(fields.device)
+            event.botReason = text(fields.botReason)
+            event.country = text(fields.country)
+            event.region = text(fields.region)
+            event.city = text(fields.city)
+            event.referrerHost = text(fields.referrerHost)
+            event.sourceCategory = text(fields.sourceCategory)
+            event.utmSource = text(fields.utmSource)
+            event.utmMedium = text(fields.utmMedium)
+            event.utmCampaign = text(fields.utmCampaign)
+            event.utmTerm = text(fields.utmTerm)
+            event.utmContent = text(fields.utmContent)
+            event.clickID = text(fields.clickID)
+            event.currency = text(fields.currency)
+            event.properties = text(fields.properties)
+            event.sessionStart = fields.sessionStart
+            event.latitude = fields.latitude.isNaN ? nil : fields.latitude
+            event.longitude = fields.longitude.isNaN ? nil : fields.longitude
+            event.consentFlags = fields.consentFlags
+            event.revenue = fields.revenue
+            return event
         }
     }
 
     /// A record's fields read in place, in one bounds-checked pass: the strings point into the record's bytes and
     /// are valid as long as they are. The one reader of the format (decoding and RowBinary shipping both use it).
     struct Fields {
+        var version: UInt8
         var kind: TrackingEvent.Kind
         var id: EventID
         var timeMilliseconds: Int64
         var status, bytesIn, bytesOut, durationMicroseconds, upstreamMicroseconds: UInt64
         var site, host, method, scheme, target, upstream, referrer, userAgent: UnsafeRawBufferPointer
         var httpVersion, tlsVersion, requestID, clientAddress: UnsafeRawBufferPointer
+        // Version 2; version 1 records read as empty and zero.
+        var sessionStart = false
+        var latitude = Double.nan
+        var longitude = Double.nan
+        var consentFlags: Int64 = 0
+        var revenue = 0.0
+        var eventName = empty, eventType = empty, visitorID = empty, sessionID = empty, userID = empty
+        var browser = empty, browserVersion = empty, os = empty, osVersion = empty, device = empty, botReason = empty
+        var country = empty, region = empty, city = empty, referrerHost = empty, sourceCategory = empty
+        var utmSource = empty, utmMedium = empty, utmCampaign = empty, utmTerm = empty, utmContent = empty
+        var clickID = empty, currency = empty, properties = empty
 
         init(record: UnsafeRawBufferPointer) throws {
             var reader = Reader(bytes: record)
-            let recordVersion = try reader.byte()
-            guard recordVersion == EventRecord.version else {
-                throw DecodingError(description: "unknown record version \(recordVersion)")
+            version = try reader.byte()
+            guard version == 1 || version == 2 else {
+                throw DecodingError(description: "unknown record version \(version)")
             }
             guard let kind = TrackingEvent.Kind(rawValue: try reader.byte()) else {
                 throw DecodingError(description: "unknown event kind")
@@ -109,6 +195,39 @@ public enum EventRecord {
             tlsVersion = try reader.string()
             requestID = try reader.string()
             clientAddress = try reader.string()
+            guard version >= 2 else { return }
+            let flags = try reader.byte()
+            sessionStart = flags & 1 != 0
+            if flags & 2 != 0 {
+                latitude = Double(bitPattern: try reader.fixed())
+                longitude = Double(bitPattern: try reader.fixed())
+            }
+            consentFlags = Int64(bitPattern: try reader.varint())
+            revenue = Double(bitPattern: try reader.varint())
+            eventName = try reader.string()
+            eventType = try reader.string()
+            visitorID = try reader.string()
+            sessionID = try reader.string()
+            userID = try reader.string()
+            browser = try reader.string()
+            browserVersion = try reader.string()
+            os = try reader.string()
+            osVersion = try reader.string()
+            device = try reader.string()
+            botReason = try reader.string()
+            country = try reader.string()
+            region = try reader.string()
+            city = try reader.string()
+            referrerHost = try reader.string()
+            sourceCategory = try reader.string()
+            utmSource = try reader.string()
+            utmMedium = try reader.string()
+            utmCampaign = try reader.string()
+            utmTerm = try reader.string()
+            utmContent = try reader.string()
+            clickID = try reader.string()
+            currency = try reader.string()
+            properties = try reader.string()
         }
 
         /// The target up to `?`, and the query after it.
@@ -120,6 +239,8 @@ public enum EventRecord {
                     UnsafeRawBufferPointer(rebasing: target[(question + 1)...]))
         }
     }
+
+    private nonisolated(unsafe) static let empty = UnsafeRawBufferPointer(start: nil, count: 0)
 
     /// Reads a record front to back, checking every length against the record's end.
     private struct Reader {

@@ -1,14 +1,15 @@
 import NIOCore
 
-/// One event row: what the request path knows about a request without enrichment (DESIGN.md §4). Enrichment
-/// (GeoIP, device, bot, campaign, visitor and session ids) adds its fields later in the pipeline.
+/// One event row (DESIGN.md §4): what the request path knows about a request, plus what enrichment adds on the
+/// same loop before the event is spooled (visitor and session, GeoIP, device and bot, source and campaign).
 ///
-/// Building one on the request path costs no allocation: every field is a value the request already holds (path
-/// and query are read out of the request target when the event is encoded, the URL only when it is shown).
+/// Building one on the request path costs no allocation: every field is a value the request already holds or a
+/// string shared with a cache (path and query are read out of the request target when the event is encoded, the URL
+/// only when it is shown).
 public struct TrackingEvent: Sendable, Equatable {
     /// What produced the event.
     public enum Kind: UInt8, Sendable, CaseIterable {
-        case request = 0, pageview, pixelOpen, linkClick, track, serverTrack
+        case request = 0, pageview, pixelOpen, linkClick, track, serverTrack, ltv, consent
 
         /// The name stored in ClickHouse and shown in exports.
         public var name: String {
@@ -19,6 +20,8 @@ public struct TrackingEvent: Sendable, Equatable {
             case .linkClick: "link_click"
             case .track: "track"
             case .serverTrack: "server_track"
+            case .ltv: "ltv"
+            case .consent: "consent"
             }
         }
     }
@@ -47,9 +50,54 @@ public struct TrackingEvent: Sendable, Equatable {
     /// `TLSv1.3`, or empty for plain HTTP.
     public var tlsVersion: String
     public var requestID: String
-    /// The client address as resolved through trusted proxies. The spool keeps it whole (enrichment needs it); what
-    /// leaves the gateway is anonymized (see ``anonymizedClientAddress``).
+    /// The client address as resolved through trusted proxies. Enrichment replaces it with its stored form (see
+    /// ``anonymizedClientAddress``) before the event reaches the spool, unless the configuration keeps it whole.
     public var clientAddress: String
+
+    // MARK: Enrichment and the tracking API (record version 2)
+
+    /// `ename` / `etyp` of the tracking API (empty for plain requests).
+    public var eventName = ""
+    public var eventType = ""
+    /// The `vid` cookie or API value, or the cookieless id (16 hex digits of a keyed hash).
+    public var visitorID = ""
+    public var sessionID = ""
+    /// The first event of a session (entry page; bounce rates).
+    public var sessionStart = false
+    /// The application's user id (tracking API `uid`).
+    public var userID = ""
+    public var browser = ""
+    public var browserVersion = ""
+    public var os = ""
+    public var osVersion = ""
+    /// desktop, mobile, tablet, bot, other.
+    public var device = ""
+    /// Empty for people; why the client counts as a machine otherwise (see ``UserAgent/BotReason``, plus `head`).
+    public var botReason = ""
+    /// ISO 3166-1 alpha-2 country, region (subdivision) name, city name, from GeoIP.
+    public var country = ""
+    public var region = ""
+    public var city = ""
+    /// Coordinates, when GeoIP is configured to keep them.
+    public var latitude: Double?
+    public var longitude: Double?
+    public var referrerHost = ""
+    /// direct, internal, search, social, email, other.
+    public var sourceCategory = ""
+    public var utmSource = ""
+    public var utmMedium = ""
+    public var utmCampaign = ""
+    public var utmTerm = ""
+    public var utmContent = ""
+    /// The first ad click id of the landing URL as `name=value` (gclid, fbclid, msclkid, ...).
+    public var clickID = ""
+    /// The visitor's consent bit field (`cflags` of the tracking API, the `CookieConsent` cookie).
+    public var consentFlags: Int64 = 0
+    /// Payment amount of an `ltv` event, and its ISO 4217 currency.
+    public var revenue = 0.0
+    public var currency = ""
+    /// Everything else the tracking API was sent, as one JSON object (empty when there is nothing).
+    public var properties = ""
 
     public init(
         id: EventID, timeMilliseconds: Int64, site: String, host: String, kind: Kind, method: String, scheme: String,
@@ -91,7 +139,7 @@ public struct TrackingEvent: Sendable, Equatable {
     public var anonymizedClientAddress: String { IPAnonymizer.anonymize(clientAddress) }
 
     /// Writes the event as one JSON object (no newline): the NDJSON export line.
-    public func writeJSON(into buffer: inout ByteBuffer, fullClientAddress: Bool = false) {
+    public func writeJSON(into buffer: inout ByteBuffer) {
         buffer.writeJSONField("{\"id\":", id.description, first: true)
         buffer.writeStaticString(",\"ts\":")
         buffer.writeDecimal(Int(timeMilliseconds))
@@ -114,7 +162,43 @@ public struct TrackingEvent: Sendable, Equatable {
         buffer.writeJSONField("\"http_version\":", httpVersion)
         buffer.writeJSONField("\"tls_version\":", tlsVersion)
         buffer.writeJSONField("\"request_id\":", requestID)
-        buffer.writeJSONField("\"client_ip\":", fullClientAddress ? clientAddress : anonymizedClientAddress)
+        buffer.writeJSONField("\"client_ip\":", clientAddress)
+        buffer.writeJSONField("\"ename\":", eventName)
+        buffer.writeJSONField("\"etyp\":", eventType)
+        buffer.writeJSONField("\"vid\":", visitorID)
+        buffer.writeJSONField("\"sid\":", sessionID)
+        buffer.writeStaticString(sessionStart ? ",\"session_start\":true" : ",\"session_start\":false")
+        buffer.writeJSONField("\"uid\":", userID)
+        buffer.writeJSONField("\"browser\":", browser)
+        buffer.writeJSONField("\"browser_version\":", browserVersion)
+        buffer.writeJSONField("\"os\":", os)
+        buffer.writeJSONField("\"os_version\":", osVersion)
+        buffer.writeJSONField("\"device\":", device)
+        buffer.writeStaticString(botReason.isEmpty ? ",\"bot\":false" : ",\"bot\":true")
+        buffer.writeJSONField("\"bot_reason\":", botReason)
+        buffer.writeJSONField("\"country\":", country)
+        buffer.writeJSONField("\"region\":", region)
+        buffer.writeJSONField("\"city\":", city)
+        if let latitude, let longitude {
+            buffer.writeString(",\"lat\":\(latitude),\"lon\":\(longitude)")
+        }
+        buffer.writeJSONField("\"referrer_host\":", referrerHost)
+        buffer.writeJSONField("\"source\":", sourceCategory)
+        buffer.writeJSONField("\"utm_source\":", utmSource)
+        buffer.writeJSONField("\"utm_medium\":", utmMedium)
+        buffer.writeJSONField("\"utm_campaign\":", utmCampaign)
+        buffer.writeJSONField("\"utm_term\":", utmTerm)
+        buffer.writeJSONField("\"utm_content\":", utmContent)
+        buffer.writeJSONField("\"click_id\":", clickID)
+        buffer.writeJSONField("\"cflags\":", Int(consentFlags))
+        if kind == .ltv {
+            buffer.writeString(",\"revenue\":\(revenue)")
+            buffer.writeJSONField("\"currency\":", currency)
+        }
+        if !properties.isEmpty {
+            buffer.writeStaticString(",\"props\":")
+            buffer.writeString(properties)
+        }
         buffer.writeInteger(UInt8(ascii: "}"))
     }
 }

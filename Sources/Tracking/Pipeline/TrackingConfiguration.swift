@@ -12,8 +12,15 @@ public struct TrackingConfiguration: Sendable, Equatable {
     public var clickHouse: ClickHouseConfiguration?
     /// A loop's segment is sealed (handed to the shipper) once its first record is this old.
     public var sealAfter: TimeAmount = .seconds(1)
+    /// How the client address is stored (`client_ip: truncated | full | none`).
+    public var clientAddressPolicy = ClientAddressPolicy.truncated
+    /// `geoip: path` or `geoip: { database: path, coordinates: true }`.
+    public var geoIPPath: String?
+    public var geoIPCoordinates = false
+    /// `visitors:` and `privacy:`.
+    public var visitors = VisitorConfiguration()
 
-    public static let keys = ["enabled", "spool", "clickhouse"]
+    public static let keys = ["enabled", "spool", "clickhouse", "client_ip", "geoip", "visitors", "privacy"]
 
     public init() {}
 
@@ -38,6 +45,61 @@ public struct TrackingConfiguration: Sendable, Equatable {
             }
         }
         if let value = map["clickhouse"] { clickHouse = try ClickHouseConfiguration(from: value) }
+        if let value = map["client_ip"] {
+            clientAddressPolicy = ClientAddressPolicy(rawValue: try value.oneOf(["truncated", "full", "none"]))!
+        }
+        if let value = map["geoip"] {
+            if let path = try? value.string() {
+                geoIPPath = path
+            } else {
+                let geo = try value.mapping(keys: ["database", "coordinates"])
+                geoIPPath = try geo.required("database", expected: "the path of a .mmdb file").nonEmptyString()
+                if let coordinates = geo["coordinates"] { geoIPCoordinates = try coordinates.bool() }
+            }
+        }
+        if let value = map["visitors"] { try readVisitors(value) }
+        if let value = map["privacy"] {
+            let privacy = try value.mapping(keys: ["dnt", "gpc"])
+            if let dnt = privacy["dnt"] { visitors.honorDoNotTrack = try dnt.bool() }
+            if let gpc = privacy["gpc"] { visitors.honorGlobalPrivacyControl = try gpc.bool() }
+        }
+    }
+
+    private mutating func readVisitors(_ node: ConfigNode) throws {
+        let map = try node.mapping(keys: ["cookies", "cookie", "session_timeout", "max_sessions"])
+        if let value = map["cookies"] { visitors.cookies = try value.bool() }
+        if let value = map["cookie"] {
+            let cookie = try value.mapping(keys: ["name", "max_age", "secure", "http_only", "same_site", "domain"])
+            if let name = cookie["name"] {
+                visitors.cookieName = try name.nonEmptyString()
+                guard visitors.cookieName.utf8.allSatisfy({ $0 > 32 && $0 < 127 && !"()<>@,;:\\\"/[]?={}".utf8.contains($0) })
+                else { throw name.error("expected a cookie name (letters, digits, -, _ and other token characters)") }
+            }
+            if let age = cookie["max_age"] {
+                let seconds = try age.duration().components.seconds
+                guard seconds > 0 else { throw age.error("expected a cookie lifetime above zero") }
+                visitors.cookieMaxAgeSeconds = Int(seconds)
+            }
+            if let secure = cookie["secure"] {
+                let text = try secure.oneOf(["auto", "true", "false"])
+                visitors.cookieSecure = text == "auto" ? nil : text == "true"
+            }
+            if let httpOnly = cookie["http_only"] { visitors.cookieHTTPOnly = try httpOnly.bool() }
+            if let sameSite = cookie["same_site"] {
+                let text = try sameSite.oneOf(["strict", "lax", "none", "Strict", "Lax", "None"])
+                visitors.cookieSameSite = text.prefix(1).uppercased() + text.dropFirst().lowercased()
+                if visitors.cookieSameSite == "None" && visitors.cookieSecure == false {
+                    throw sameSite.error("expected secure: true or auto with same_site: none (browsers reject the cookie otherwise)")
+                }
+            }
+            if let domain = cookie["domain"] { visitors.cookieDomain = try domain.nonEmptyString() }
+        }
+        if let value = map["session_timeout"] {
+            let seconds = try value.duration().components.seconds
+            guard (60...86_400) ~= seconds else { throw value.error("expected a session timeout between 1m and 24h") }
+            visitors.sessionTimeoutSeconds = Int(seconds)
+        }
+        if let value = map["max_sessions"] { visitors.maxSessions = try value.int(in: 1024...100_000_000) }
     }
 }
 
@@ -62,14 +124,12 @@ public struct ClickHouseConfiguration: Sendable, Equatable {
     /// Backoff between failed attempts: from `retryMin`, doubling up to `retryMax`, with jitter.
     public var retryMin: TimeAmount = .milliseconds(500)
     public var retryMax: TimeAmount = .seconds(30)
-    /// Keep the whole client address instead of the anonymized /24 or /48.
-    public var storeFullIP = false
     /// Rows older than this many days are deleted by ClickHouse (TTL; servers without TTL ignore it with a warning).
     public var retentionDays: Int?
 
     static let keys = [
         "endpoints", "database", "table", "user", "password", "user_env", "password_env", "cluster", "compression",
-        "batch_rows", "batch_size", "flush_interval", "timeout", "retry", "store_full_ip", "retention",
+        "batch_rows", "batch_size", "flush_interval", "timeout", "retry", "retention",
     ]
 
     public init(endpoints: [String]) {
@@ -119,7 +179,6 @@ public struct ClickHouseConfiguration: Sendable, Equatable {
             if let max = retry["max"] { retryMax = try max.positiveTimeAmount() }
             if retryMax < retryMin { throw value.error("expected retry.max to be at least retry.min") }
         }
-        if let value = map["store_full_ip"] { storeFullIP = try value.bool() }
         if let value = map["retention"] {
             let seconds = try value.duration().components.seconds
             guard seconds >= 86_400 else { throw value.error("expected a retention of at least 1d") }

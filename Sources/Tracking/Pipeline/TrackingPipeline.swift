@@ -17,6 +17,9 @@ public final class TrackingPipeline: Sendable {
     public let spool: Spool
     private let loops: [any EventLoop]
     private let recorders: [EventRecorder]
+    private let enrichers: [Enricher]
+    public let enrichment: EnrichmentContext
+    private let blockingPool: NIOThreadPool
     private let shipper: Shipper?
     private let client: ClickHouseClient?
     private let logger: Logger
@@ -28,6 +31,15 @@ public final class TrackingPipeline: Sendable {
         self.configuration = configuration
         self.loops = loops
         self.logger = logger
+        self.blockingPool = blockingPool
+        let geoIP = try configuration.geoIPPath.map {
+            try GeoIPSource(path: $0, keepCoordinates: configuration.geoIPCoordinates, logger: logger)
+        }
+        let enrichment = EnrichmentContext(
+            visitors: configuration.visitors, clientAddressPolicy: configuration.clientAddressPolicy, geoIP: geoIP,
+            logger: logger)
+        self.enrichment = enrichment
+        enrichers = loops.map { _ in Enricher(context: enrichment) }
         let spool = try Spool(configuration: configuration.spool, appenders: loops.count, logger: logger)
         self.spool = spool
         if spool.recovery.segments > 0 {
@@ -49,6 +61,9 @@ public final class TrackingPipeline: Sendable {
     /// The recorder of the loop at `index`; use it only on that loop.
     public func recorder(forLoop index: Int) -> EventRecorder { recorders[index] }
 
+    /// The enricher of the loop at `index`; use it only on that loop.
+    public func enricher(forLoop index: Int) -> Enricher { enrichers[index] }
+
     /// Starts the per-loop timers and the shipper.
     public func start() {
         let interval = configuration.spool.batchInterval
@@ -60,6 +75,13 @@ public final class TrackingPipeline: Sendable {
             timers.append(loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
                 recorder.tick(nowMilliseconds: wallClockMilliseconds(), shipping: shipping)
                 if index == 0 { spool.syncActive() }
+            })
+        }
+        if let geoIP = enrichment.geoIP {
+            // Checking the file's modification time is a syscall: off the loop, on the blocking pool.
+            let pool = blockingPool
+            timers.append(loops[0].scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
+                pool.submit { _ in geoIP.reloadIfChanged() }
             })
         }
         let task = shipper.map { shipper in Task { await shipper.run() } }
@@ -110,6 +132,16 @@ public final class TrackingPipeline: Sendable {
         let oldest = spool.oldestSealedMilliseconds.map { Double(max(0, wallClockMilliseconds() - $0)) / 1000 } ?? 0
         text += "# HELP vantage_events_oldest_unshipped_seconds Age of the oldest sealed, unshipped segment.\n"
         text += "# TYPE vantage_events_oldest_unshipped_seconds gauge\nvantage_events_oldest_unshipped_seconds \(oldest)\n"
+        let hits = enrichers.reduce(0) { $0 + $1.userAgentCacheHits }
+        let misses = enrichers.reduce(0) { $0 + $1.userAgentCacheMisses }
+        text += "# HELP vantage_useragent_cache_lookups_total User-agent classifications by cache outcome.\n"
+        text += "# TYPE vantage_useragent_cache_lookups_total counter\n"
+        text += "vantage_useragent_cache_lookups_total{result=\"hit\"} \(hits)\n"
+        text += "vantage_useragent_cache_lookups_total{result=\"miss\"} \(misses)\n"
+        text += "# HELP vantage_sessions_capacity Visitors the session table holds at most (tracking.visitors.max_sessions).\n"
+        text += "# TYPE vantage_sessions_capacity gauge\nvantage_sessions_capacity \(enrichment.sessions.capacity)\n"
+        text += "# HELP vantage_sessions_evicted_total Visitors evicted from a full session table before their session ended.\n"
+        text += "# TYPE vantage_sessions_evicted_total counter\nvantage_sessions_evicted_total \(enrichment.sessions.evictions)\n"
         if let shipper {
             shipper.render(into: &text)
         } else {

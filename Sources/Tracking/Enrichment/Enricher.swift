@@ -1,0 +1,254 @@
+import Logging
+import NIOCore
+
+/// `tracking.visitors` and `tracking.privacy`: how visitors are told apart and what is kept about them.
+public struct VisitorConfiguration: Sendable, Equatable {
+    /// Issue and read a visitor cookie; off: cookieless ids only (no consent banner needed for them).
+    public var cookies = false
+    public var cookieName = "vid"
+    public var cookieMaxAgeSeconds = 365 * 86_400
+    /// `Secure` on the cookie: always, never, or only over TLS (nil).
+    public var cookieSecure: Bool?
+    public var cookieHTTPOnly = true
+    /// `Strict`, `Lax` or `None`.
+    public var cookieSameSite = "Lax"
+    public var cookieDomain: String?
+    /// A session ends after this much inactivity.
+    public var sessionTimeoutSeconds = 30 * 60
+    /// Visitors whose sessions are remembered at once (the session table's bound).
+    public var maxSessions = 1_000_000
+    /// Honour `DNT: 1` / `Sec-GPC: 1`: such requests still count, without visitor, session, address or city.
+    public var honorDoNotTrack = false
+    public var honorGlobalPrivacyControl = false
+
+    public init() {}
+}
+
+/// How the client address is stored: truncated to /24 or /48 (the default), whole, or not at all.
+public enum ClientAddressPolicy: String, Sendable, Equatable {
+    case truncated, full, none
+}
+
+/// What the data plane tells enrichment about a request and its answer; values it already holds.
+public struct RequestFacts {
+    public var clientAddress: String
+    public var userAgent: String?
+    public var referrer: String?
+    public var cookie: String?
+    public var doNotTrack = false
+    public var globalPrivacyControl = false
+    /// The site's host names (referrals from them are internal).
+    public var siteHosts: [String] = []
+    /// A visitor id the answer just issued in a cookie.
+    public var issuedVisitorID: String?
+
+    public init(clientAddress: String, userAgent: String?, referrer: String?, cookie: String?) {
+        self.clientAddress = clientAddress
+        self.userAgent = userAgent
+        self.referrer = referrer
+        self.cookie = cookie
+    }
+}
+
+/// The pieces of enrichment every loop shares: session table, visitor keys, GeoIP database.
+public final class EnrichmentContext: Sendable {
+    public let visitors: VisitorConfiguration
+    public let clientAddressPolicy: ClientAddressPolicy
+    public let keyring = VisitorKeyring()
+    public let sessions: SessionTable
+    public let geoIP: GeoIPSource?
+
+    public init(visitors: VisitorConfiguration, clientAddressPolicy: ClientAddressPolicy, geoIP: GeoIPSource?, logger: Logger) {
+        self.visitors = visitors
+        self.clientAddressPolicy = clientAddressPolicy
+        self.geoIP = geoIP
+        sessions = SessionTable(capacity: visitors.maxSessions, timeoutSeconds: visitors.sessionTimeoutSeconds, logger: logger)
+    }
+}
+
+/// One loop's enrichment: fills an event's visitor, session, device, bot, source and location fields and puts the
+/// client address in its stored form, on the loop, before the event is spooled (so the raw address never reaches
+/// the disk unless configured). Caches are per loop and take no lock; the session table is shared.
+public final class Enricher: @unchecked Sendable {
+    public let context: EnrichmentContext
+    private let userAgents: UserAgentCache
+    private let locations: TwoGenerationCache<String, GeoLocation>
+    private var locationGeneration = -1
+    private var geoDatabase: GeoIPDatabase?
+    private var keys: VisitorKeyring.Keys?
+    private var random = EventIDGenerator()
+
+    public init(context: EnrichmentContext, userAgentCacheSize: Int = 4096) {
+        self.context = context
+        userAgents = UserAgentCache(capacity: userAgentCacheSize)
+        locations = TwoGenerationCache(capacity: 8192)
+    }
+
+    public var userAgentCacheHits: Int { userAgents.hits.value }
+    public var userAgentCacheMisses: Int { userAgents.misses.value }
+
+    /// Fills in `event` (whose kind, method and status the data plane set) from `facts`.
+    public func enrich(_ event: inout TrackingEvent, facts: RequestFacts) {
+        let agent = userAgents.classify(facts.userAgent)
+        event.browser = agent.browser
+        event.browserVersion = agent.browserVersion
+        event.os = agent.os
+        event.osVersion = agent.osVersion
+        event.device = agent.device.rawValue
+        if let reason = agent.botReason {
+            event.botReason = reason.rawValue
+        } else if event.method == "HEAD" {
+            // Browsers do not send HEAD for pages; link checkers and monitors do.
+            event.botReason = "head"
+            event.device = UserAgent.Device.bot.rawValue
+        }
+        if event.kind != .request {
+            let source = TrafficSource(referrer: facts.referrer, query: event.query, ownHosts: facts.siteHosts)
+            event.referrerHost = source.referrerHost
+            event.sourceCategory = source.category.rawValue
+            if event.utmSource.isEmpty { event.utmSource = source.utmSource }
+            if event.utmMedium.isEmpty { event.utmMedium = source.utmMedium }
+            if event.utmCampaign.isEmpty { event.utmCampaign = source.utmCampaign }
+            if event.utmTerm.isEmpty { event.utmTerm = source.utmTerm }
+            if event.utmContent.isEmpty { event.utmContent = source.utmContent }
+            if event.clickID.isEmpty { event.clickID = source.clickID }
+        }
+        let visitors = context.visitors
+        let optedOut = (visitors.honorDoNotTrack && facts.doNotTrack)
+            || (visitors.honorGlobalPrivacyControl && facts.globalPrivacyControl)
+        let stored = storedAddress(facts.clientAddress)
+        let location = locate(stored)
+        event.country = location.country
+        if optedOut {
+            event.clientAddress = ""
+            return
+        }
+        event.region = location.region
+        event.city = location.city
+        if !location.latitude.isNaN, !location.longitude.isNaN {
+            event.latitude = location.latitude
+            event.longitude = location.longitude
+        }
+        if let consent = facts.cookie.flatMap({ Self.cookieValue($0, name: "CookieConsent") }).flatMap({ Int64($0) }) {
+            if event.consentFlags == 0 { event.consentFlags = consent }
+        }
+        identify(&event, facts: facts)
+        event.clientAddress = context.clientAddressPolicy == .full ? facts.clientAddress : (context.clientAddressPolicy == .none ? "" : stored)
+    }
+
+    /// Visitor and session: the API's or cookie's id when there is one, else the cookieless id; the session table
+    /// says whether this request continues a session.
+    private func identify(_ event: inout TrackingEvent, facts: RequestFacts) {
+        let nowSeconds = UInt32(clamping: max(0, event.timeMilliseconds / 1000))
+        let keys = currentKeys(day: event.timeMilliseconds / 86_400_000)
+        var visitorKey: UInt64
+        var previousKey: UInt64?
+        if event.visitorID.isEmpty, context.visitors.cookies {
+            if let issued = facts.issuedVisitorID {
+                event.visitorID = issued
+            } else if let header = facts.cookie, let cookie = Self.cookieValue(header, name: context.visitors.cookieName),
+                Self.acceptableVisitorID(cookie)
+            {
+                event.visitorID = String(cookie)
+            }
+        }
+        if event.visitorID.isEmpty {
+            visitorKey = VisitorKeyring.visitorHash(
+                key: keys.today, site: event.site, clientAddress: facts.clientAddress, userAgent: facts.userAgent ?? "")
+            // Within one session timeout after midnight, yesterday's id may hold a session that goes on.
+            let sinceMidnight = event.timeMilliseconds / 1000 - keys.day * 86_400
+            if sinceMidnight < Int64(context.visitors.sessionTimeoutSeconds) {
+                previousKey = VisitorKeyring.visitorHash(
+                    key: keys.yesterday, site: event.site, clientAddress: facts.clientAddress, userAgent: facts.userAgent ?? "")
+            }
+            event.visitorID = ShortID.string(visitorKey)
+        } else {
+            var hasher = SipHash24(key0: 0x7661_6e74_6167_6531, key1: 0)
+            hasher.combineField(event.site)
+            hasher.combineField(event.visitorID)
+            visitorKey = hasher.finalize()
+        }
+        // Machines get a visitor id (so they can be counted) but no session: sessions are about people.
+        guard event.botReason.isEmpty, event.sessionID.isEmpty else { return }
+        let visit = context.sessions.visit(
+            visitor: visitorKey, now: nowSeconds, newSession: random.nextRandom(), carriedFrom: previousKey)
+        event.sessionID = ShortID.string(visit.session)
+        event.sessionStart = visit.isNew
+    }
+
+    private func currentKeys(day: Int64) -> VisitorKeyring.Keys {
+        if let keys, keys.day == day { return keys }
+        let fresh = context.keyring.keys(day: day)
+        keys = fresh
+        return fresh
+    }
+
+    /// The address as stored: /24 or /48 unless the configuration keeps it whole.
+    private func storedAddress(_ address: String) -> String {
+        IPAnonymizer.anonymize(address)
+    }
+
+    /// GeoIP for the stored (truncated) address, so the precision never exceeds what is kept; cached per loop.
+    private func locate(_ address: String) -> GeoLocation {
+        guard let source = context.geoIP, !address.isEmpty else { return .unknown }
+        let generation = source.generation
+        if generation != locationGeneration {
+            locationGeneration = generation
+            geoDatabase = source.current
+            locations.removeAll()
+        }
+        if let known = locations[address] { return known }
+        guard let database = geoDatabase else { return .unknown }
+        var location = database.lookup(address)
+        if !source.keepCoordinates {
+            location.latitude = .nan
+            location.longitude = .nan
+        }
+        locations[address] = location
+        return location
+    }
+
+    /// A new visitor id for a cookie: 128 random bits as a UUID (version 4).
+    public func newVisitorID() -> String {
+        EventID(high: (random.nextRandom() & ~0xF000) | 0x4000, low: (random.nextRandom() & ~(3 << 62)) | (2 << 62)).description
+    }
+
+    /// The `Set-Cookie` value issuing `visitorID`.
+    public func visitorCookie(_ visitorID: String, secureTransport: Bool) -> String {
+        let visitors = context.visitors
+        var cookie = "\(visitors.cookieName)=\(visitorID); Max-Age=\(visitors.cookieMaxAgeSeconds); Path=/"
+        if let domain = visitors.cookieDomain { cookie += "; Domain=\(domain)" }
+        if visitors.cookieSecure ?? secureTransport { cookie += "; Secure" }
+        if visitors.cookieHTTPOnly { cookie += "; HttpOnly" }
+        cookie += "; SameSite=\(visitors.cookieSameSite)"
+        return cookie
+    }
+
+    /// The value of cookie `name` in a `Cookie` header (`a=1; b=2`).
+    public static func cookieValue(_ header: String, name: String) -> Substring? {
+        var rest = header[...]
+        while !rest.isEmpty {
+            let end = rest.firstIndex(of: ";") ?? rest.endIndex
+            let pair = rest[..<end].drop { $0 == " " }
+            if let equals = pair.firstIndex(of: "="), pair[..<equals] == name {
+                return pair[pair.index(after: equals)...]
+            }
+            rest = end < rest.endIndex ? rest[rest.index(after: end)...] : ""
+        }
+        return nil
+    }
+
+    /// Visitor ids from cookies and the API: 1 to 64 letters, digits, `-` and `_` (a UUID, a hash, an app's id).
+    public static func acceptableVisitorID(_ value: Substring) -> Bool {
+        let bytes = value.utf8
+        guard !bytes.isEmpty, bytes.count <= 64 else { return false }
+        return bytes.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
+                true
+            default: false
+            }
+        }
+    }
+}
