@@ -18,6 +18,7 @@ let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
 let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swift-service-lifecycle")
 let httpClient: Target.Dependency = .product(name: "AsyncHTTPClient", package: "async-http-client")
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 
 /// One set of compiler settings for every target: Swift 6 mode and explicit existentials.
@@ -49,6 +50,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // MARK: - C libraries from Debian
@@ -78,7 +80,7 @@ let package = Package(
         /// Tracking: events and their enrichment (GeoIP, user agent, source, visitors and sessions), the tracking API,
         /// the durable spool between the request path and ClickHouse, and the ClickHouse shipper.
         .target(
-            name: "Tracking", dependencies: ["Config", "Compression", "CZlib", "CMaxMindDB", nioCore, nioPosix, nioHTTP1, logging, httpClient],
+            name: "Tracking", dependencies: ["Config", "Compression", "CZlib", "CMaxMindDB", nioCore, nioPosix, nioHTTP1, logging, httpClient, crypto],
             swiftSettings: dataPlaneSettings),
         /// Composition root and data plane.
         .target(

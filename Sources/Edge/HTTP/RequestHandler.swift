@@ -38,6 +38,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var isHTML = false
         /// A visitor id this answer issued in a cookie.
         var issuedVisitorID: String?
+        /// The request body, collected for handlers that read it (the tracking API).
+        var collectedBody: ByteBuffer?
+        /// Events a tracking API call produced (recorded instead of the plain request event).
+        var apiEvents: [TrackingEvent] = []
         var bodyBytes = 0
         var bodyLimit: Int
         var keepAlive: Bool
@@ -166,6 +170,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             current.proxy?.requestBodyPart(body)
+            if current.collectedBody != nil {
+                var part = body
+                current.collectedBody!.writeBuffer(&part)
+            }
         case .end(let trailers):
             guard let current = exchange else { return }
             current.requestEnded = true
@@ -284,6 +292,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         current.pending = (route, site)
+        if case .trackingAPI = route.handler, head.method == .POST {
+            current.collectedBody = context.channel.allocator.buffer(
+                capacity: min(route.maxBodySize, headers.contentLength.flatMap(Int.init) ?? 1024))
+        }
         if let expectation = headers.expect, !isHTTP2 {
             // The client waits for a go-ahead before sending its body: give it, now that the request fits.
             guard expectation.lowercased() == "100-continue" else {
@@ -348,6 +360,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .redirect(let redirect):
             respondRedirect(to: Self.expand(redirect.target, uri: uri, path: path), status: redirect.status,
                             context: context)
+        case .trackingAPI(let api):
+            answerTrackingAPI(api, head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, context: context)
         case .staticFiles(let server):
             var filePath = path
             if server.configuration.stripPrefix {
@@ -371,6 +385,38 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
             }
         }
+    }
+
+    /// A tracking API call: answered now (the events it made wait for `record`), or when a lookup completes.
+    private func answerTrackingAPI(
+        _ api: TrackingAPI, head: HTTPRequestHead, path: Substring, uri: String, pathEnd: String.Index,
+        headers: RequestHeaderSummary, context: any ExchangeTransport
+    ) {
+        guard let current = exchange, let events = loop.events else { return }
+        let request = APIRequest(
+            method: head.method, path: path, query: pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : "",
+            body: current.collectedBody, cookie: headers.cookie, origin: head.headers.first(name: "origin"),
+            clientAddress: clientAddress(head.headers, trusted: current.snapshot.trustedProxies),
+            siteHosts: current.siteHosts, isTLS: connection.isTLS, eventLoop: context.eventLoop)
+        current.collectedBody = nil
+        let now = Int64(loop.refreshClock())
+        switch api.handle(request, now: now, makeID: { events.nextID(unixMilliseconds: now) }) {
+        case .respond(let response, let made):
+            current.apiEvents = made
+            writeAPIResponse(response, context: context)
+        case .deferred(let future):
+            let loopBound = NIOLoopBound((self, current), eventLoop: context.eventLoop)
+            future.whenSuccess { response in
+                let (handler, exchange) = loopBound.value
+                guard let context = handler.transport, handler.exchange === exchange else { return }
+                handler.writeAPIResponse(response, context: context)
+            }
+        }
+    }
+
+    private func writeAPIResponse(_ response: APIResponse, context: any ExchangeTransport) {
+        let body: Body = response.body.readableBytes > 0 ? .buffer(response.body) : .empty
+        writeResponse(status: response.status, headers: response.headers, body: body, context: context)
     }
 
     // MARK: - Validation
@@ -710,15 +756,25 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 referrer: headers.referer ?? "", userAgent: headers.userAgent ?? "", httpVersion: version,
                 tlsVersion: tls ?? "", requestID: exchange.requestID ?? presentedRequestID(headers), clientAddress: client)
             if let enricher = loop.enricher {
-                var facts = RequestFacts(
-                    clientAddress: client, userAgent: headers.userAgent, referrer: headers.referer, cookie: headers.cookie)
+                var facts = RequestFacts(clientAddress: client, userAgent: headers.userAgent, cookie: headers.cookie)
                 facts.doNotTrack = headers.doNotTrack
                 facts.globalPrivacyControl = headers.globalPrivacyControl
                 facts.siteHosts = exchange.siteHosts
                 facts.issuedVisitorID = exchange.issuedVisitorID
-                enricher.enrich(&event, facts: facts)
+                if exchange.apiEvents.isEmpty {
+                    enricher.enrich(&event, facts: facts)
+                    events.record(event, nowMilliseconds: Int64(now))
+                } else {
+                    // A tracking API call records what it was sent instead of the plain request.
+                    for apiEvent in exchange.apiEvents {
+                        var completed = apiEvent.completed(byRequest: event)
+                        enricher.enrich(&completed, facts: facts)
+                        events.record(completed, nowMilliseconds: Int64(now))
+                    }
+                }
+            } else {
+                events.record(event, nowMilliseconds: Int64(now))
             }
-            events.record(event, nowMilliseconds: Int64(now))
         }
         guard let accessLog else { return }
         let milliseconds = now % 1000

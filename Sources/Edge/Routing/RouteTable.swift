@@ -4,6 +4,7 @@ import NIOHTTP1
 import NIOPosix
 import Proxy
 import Static
+import Tracking
 
 /// What answers a route, prepared once per configuration load.
 public enum RouteHandler: Sendable {
@@ -11,6 +12,8 @@ public enum RouteHandler: Sendable {
     case proxy(ProxyRoute)
     case respond(PreparedResponse)
     case redirect(RedirectConfiguration)
+    /// The tracking API (`/tr/v1/...` and the legacy paths), mounted on every site by `tracking.api`.
+    case trackingAPI(TrackingAPI)
 }
 
 /// A fixed response with its body already in a buffer.
@@ -106,7 +109,8 @@ public final class RouteTable: Sendable {
     /// per proxy route.
     static func build(
         from configuration: GatewayConfiguration, cache: FileCache, threadPool: NIOThreadPool,
-        proxy: ProxyService? = nil, metrics: RouteMetricsRegistry = RouteMetricsRegistry(loops: 1)
+        proxy: ProxyService? = nil, metrics: RouteMetricsRegistry = RouteMetricsRegistry(loops: 1),
+        trackingAPI: TrackingAPI? = nil
     ) throws -> RouteTable {
         var proxyRoutes: [ProxyRoute] = []
         var exact: [String: Site] = [:]
@@ -135,8 +139,18 @@ public final class RouteTable: Sendable {
                     pathPrefix: route.pathPrefix, handler: handler, maxBodySize: route.maxBodySize,
                     accessLog: route.accessLog, track: route.track, metrics: metrics.metrics(site: name, route: route.pathPrefix))
             }
+            var apiRoutes: [Route] = []
+            if let trackingAPI {
+                // Longer than a `/` route, so the API wins over a site's catch-all; a route the site configures
+                // with the same prefix keeps it.
+                for prefix in TrackingAPIPaths.prefixes where !routes.contains(where: { $0.pathPrefix == prefix }) {
+                    apiRoutes.append(Route(
+                        pathPrefix: prefix, handler: .trackingAPI(trackingAPI), maxBodySize: trackingAPI.configuration.maxBodyBytes,
+                        accessLog: true, track: true, metrics: metrics.metrics(site: name, route: prefix)))
+                }
+            }
             let site = Site(
-                name: name, hosts: siteConfiguration.hosts, redirectHTTPS: siteConfiguration.redirectHTTPS, hsts: siteConfiguration.hsts, routes: routes)
+                name: name, hosts: siteConfiguration.hosts, redirectHTTPS: siteConfiguration.redirectHTTPS, hsts: siteConfiguration.hsts, routes: routes + apiRoutes)
             for host in siteConfiguration.hosts {
                 if host.hasPrefix("*.") { wildcards.append((String(host.dropFirst(2)), site)) } else { exact[host] = site }
             }

@@ -82,7 +82,8 @@ public final class Gateway: Sendable {
             throw GatewayError(message: "tracking: \(error)")
         }
         let snapshot = try Self.makeSnapshot(
-            configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: routeMetrics)
+            configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: routeMetrics,
+            trackingAPI: tracking?.api)
         core = GatewayCore(snapshot: snapshot, loops: Array(group.makeIterator()), accessLog: accessLog,
                            threadPool: threadPool, routeMetrics: routeMetrics, proxy: proxy, tracking: tracking,
                            logger: logger)
@@ -101,10 +102,11 @@ public final class Gateway: Sendable {
 
     static func makeSnapshot(
         _ configuration: GatewayConfiguration, cache: FileCache, threadPool: NIOThreadPool, proxy: ProxyService,
-        metrics: RouteMetricsRegistry
+        metrics: RouteMetricsRegistry, trackingAPI: TrackingAPI? = nil
     ) throws -> RuntimeSnapshot {
         let table = try RouteTable.build(
-            from: configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: metrics)
+            from: configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: metrics,
+            trackingAPI: trackingAPI)
         return RuntimeSnapshot(
             table: table, limits: configuration.limits, trustedProxies: configuration.trustedProxies,
             httpsPort: configuration.httpsListeners.first?.port)
@@ -321,7 +323,8 @@ public final class Gateway: Sendable {
             let configuration = try GatewayConfiguration.load(path: path)
             let keys = try Self.loadCertificates(configuration.tls)
             let snapshot = try Self.makeSnapshot(
-                configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: routeMetrics)
+                configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: routeMetrics,
+                trackingAPI: tracking?.api)
             try certificates.replaceAll(with: keys)
             core.replaceSnapshot(snapshot)
             proxy.activate(snapshot.table.proxyRoutes)

@@ -33,7 +33,6 @@ public enum ClientAddressPolicy: String, Sendable, Equatable {
 public struct RequestFacts {
     public var clientAddress: String
     public var userAgent: String?
-    public var referrer: String?
     public var cookie: String?
     public var doNotTrack = false
     public var globalPrivacyControl = false
@@ -42,10 +41,9 @@ public struct RequestFacts {
     /// A visitor id the answer just issued in a cookie.
     public var issuedVisitorID: String?
 
-    public init(clientAddress: String, userAgent: String?, referrer: String?, cookie: String?) {
+    public init(clientAddress: String, userAgent: String?, cookie: String?) {
         self.clientAddress = clientAddress
         self.userAgent = userAgent
-        self.referrer = referrer
         self.cookie = cookie
     }
 }
@@ -87,8 +85,14 @@ public final class Enricher: @unchecked Sendable {
     public var userAgentCacheHits: Int { userAgents.hits.value }
     public var userAgentCacheMisses: Int { userAgents.misses.value }
 
-    /// Fills in `event` (whose kind, method and status the data plane set) from `facts`.
+    /// Fills in `event` (whose kind, method, status and referrer the data plane set) from `facts`.
     public func enrich(_ event: inout TrackingEvent, facts: RequestFacts) {
+        if event.kind != .request { addSource(&event, siteHosts: facts.siteHosts) }
+        if event.isServerSide {
+            event.clientAddress = ""
+            if !event.visitorID.isEmpty { identify(&event, facts: facts) }
+            return
+        }
         let agent = userAgents.classify(facts.userAgent)
         event.browser = agent.browser
         event.browserVersion = agent.browserVersion
@@ -101,17 +105,6 @@ public final class Enricher: @unchecked Sendable {
             // Browsers do not send HEAD for pages; link checkers and monitors do.
             event.botReason = "head"
             event.device = UserAgent.Device.bot.rawValue
-        }
-        if event.kind != .request {
-            let source = TrafficSource(referrer: facts.referrer, query: event.query, ownHosts: facts.siteHosts)
-            event.referrerHost = source.referrerHost
-            event.sourceCategory = source.category.rawValue
-            if event.utmSource.isEmpty { event.utmSource = source.utmSource }
-            if event.utmMedium.isEmpty { event.utmMedium = source.utmMedium }
-            if event.utmCampaign.isEmpty { event.utmCampaign = source.utmCampaign }
-            if event.utmTerm.isEmpty { event.utmTerm = source.utmTerm }
-            if event.utmContent.isEmpty { event.utmContent = source.utmContent }
-            if event.clickID.isEmpty { event.clickID = source.clickID }
         }
         let visitors = context.visitors
         let optedOut = (visitors.honorDoNotTrack && facts.doNotTrack)
@@ -134,6 +127,21 @@ public final class Enricher: @unchecked Sendable {
         }
         identify(&event, facts: facts)
         event.clientAddress = context.clientAddressPolicy == .full ? facts.clientAddress : (context.clientAddressPolicy == .none ? "" : stored)
+    }
+
+    /// Referrer host and category, campaign and click id from the landing URL (page views and API events: for
+    /// assets the referrer is the page itself). Values the API sent explicitly stay.
+    private func addSource(_ event: inout TrackingEvent, siteHosts: [String]) {
+        let source = TrafficSource(
+            referrer: event.referrer.isEmpty ? nil : event.referrer, query: event.query, ownHosts: siteHosts)
+        event.referrerHost = source.referrerHost
+        event.sourceCategory = source.category.rawValue
+        if event.utmSource.isEmpty { event.utmSource = source.utmSource }
+        if event.utmMedium.isEmpty { event.utmMedium = source.utmMedium }
+        if event.utmCampaign.isEmpty { event.utmCampaign = source.utmCampaign }
+        if event.utmTerm.isEmpty { event.utmTerm = source.utmTerm }
+        if event.utmContent.isEmpty { event.utmContent = source.utmContent }
+        if event.clickID.isEmpty { event.clickID = source.clickID }
     }
 
     /// Visitor and session: the API's or cookie's id when there is one, else the cookieless id; the session table
@@ -215,7 +223,10 @@ public final class Enricher: @unchecked Sendable {
 
     /// The `Set-Cookie` value issuing `visitorID`.
     public func visitorCookie(_ visitorID: String, secureTransport: Bool) -> String {
-        let visitors = context.visitors
+        Self.cookie(visitorID, visitors: context.visitors, secureTransport: secureTransport)
+    }
+
+    static func cookie(_ visitorID: String, visitors: VisitorConfiguration, secureTransport: Bool) -> String {
         var cookie = "\(visitors.cookieName)=\(visitorID); Max-Age=\(visitors.cookieMaxAgeSeconds); Path=/"
         if let domain = visitors.cookieDomain { cookie += "; Domain=\(domain)" }
         if visitors.cookieSecure ?? secureTransport { cookie += "; Secure" }

@@ -127,6 +127,45 @@ public struct TrackingEvent: Sendable, Equatable {
         self.clientAddress = clientAddress
     }
 
+    /// A tracking API event (`self`, whose API fields the API filled in) completed with the fields of the request
+    /// that carried it: method, status, sizes, versions, agent, address. A page URL or `last` sent to the API
+    /// replaces the request's own target and referrer.
+    public func completed(byRequest request: TrackingEvent) -> TrackingEvent {
+        var event = request
+        event.id = id
+        event.timeMilliseconds = timeMilliseconds
+        event.kind = kind
+        if !host.isEmpty { event.host = host }
+        if !target.isEmpty {
+            event.target = target
+            event.referrer = referrer  // the Referer of an API call from a page is that page
+        } else if !referrer.isEmpty {
+            event.referrer = referrer
+        }
+        event.eventName = eventName
+        event.eventType = eventType
+        event.visitorID = visitorID
+        event.sessionID = sessionID
+        event.userID = userID
+        event.latitude = latitude
+        event.longitude = longitude
+        event.utmSource = utmSource
+        event.utmMedium = utmMedium
+        event.utmCampaign = utmCampaign
+        event.utmTerm = utmTerm
+        event.utmContent = utmContent
+        event.clickID = clickID
+        event.consentFlags = consentFlags
+        event.revenue = revenue
+        event.currency = currency
+        event.properties = properties
+        return event
+    }
+
+    /// Events a backend sends for a visitor (`str`, `ltv`): the caller's address and agent are the backend's, so
+    /// they say nothing about the visitor and enrichment leaves them out.
+    public var isServerSide: Bool { kind == .serverTrack || kind == .ltv }
+
     /// The path, without the query.
     public var path: Substring { target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[..<$0] } ?? target[...] }
     /// The query string without `?` (empty when there is none).

@@ -19,8 +19,10 @@ public struct TrackingConfiguration: Sendable, Equatable {
     public var geoIPCoordinates = false
     /// `visitors:` and `privacy:`.
     public var visitors = VisitorConfiguration()
+    /// `api: true` or `api: { ... }`: the tracking API on every site.
+    public var api = TrackingAPIConfiguration()
 
-    public static let keys = ["enabled", "spool", "clickhouse", "client_ip", "geoip", "visitors", "privacy"]
+    public static let keys = ["enabled", "spool", "clickhouse", "client_ip", "geoip", "visitors", "privacy", "api"]
 
     public init() {}
 
@@ -58,10 +60,49 @@ public struct TrackingConfiguration: Sendable, Equatable {
             }
         }
         if let value = map["visitors"] { try readVisitors(value) }
+        if let value = map["api"] { try readAPI(value) }
         if let value = map["privacy"] {
             let privacy = try value.mapping(keys: ["dnt", "gpc"])
             if let dnt = privacy["dnt"] { visitors.honorDoNotTrack = try dnt.bool() }
             if let gpc = privacy["gpc"] { visitors.honorGlobalPrivacyControl = try gpc.bool() }
+        }
+    }
+
+    private mutating func readAPI(_ node: ConfigNode) throws {
+        if let enabled = try? node.bool() {
+            api.enabled = enabled
+            return
+        }
+        let map = try node.mapping(keys: [
+            "enabled", "cors_origins", "redirect_hosts", "redirect_key_env", "max_body", "max_fields", "max_value",
+        ])
+        api.enabled = try map["enabled"]?.bool() ?? true
+        if let value = map["cors_origins"] {
+            api.corsOrigins = try value.stringList()
+            for origin in api.corsOrigins where origin != "*" {
+                guard (origin.hasPrefix("https://") || origin.hasPrefix("http://")), !origin.dropFirst(8).contains("/") else {
+                    throw value.error("expected origins such as https://app.example.com (scheme and host, no path) or *, found \"\(origin)\"")
+                }
+            }
+        }
+        if let value = map["redirect_hosts"] { api.redirectHosts = try value.stringList().map { $0.lowercased() } }
+        if let value = map["redirect_key_env"] {
+            let name = try value.nonEmptyString()
+            guard let key = value.environmentValue(name), key.utf8.count >= 16 else {
+                throw value.error("expected the environment variable \(name) to hold a redirect signing key of at least 16 bytes")
+            }
+            api.redirectKey = Array(key.utf8)
+        }
+        if let value = map["max_body"] {
+            api.maxBodyBytes = try value.byteSize()
+            guard (1 << 10)...(16 << 20) ~= api.maxBodyBytes else { throw value.error("expected a body limit between 1KB and 16MB") }
+        }
+        if let value = map["max_fields"] { api.limits.maxFields = try value.int(in: 1...10_000) }
+        if let value = map["max_value"] {
+            api.limits.maxValueBytes = try value.byteSize()
+            guard 16...EventRecord.maxPropertiesBytes ~= api.limits.maxValueBytes else {
+                throw value.error("expected a value limit between 16 bytes and 8KB")
+            }
         }
     }
 

@@ -20,6 +20,8 @@ public final class TrackingPipeline: Sendable {
     private let enrichers: [Enricher]
     public let enrichment: EnrichmentContext
     private let blockingPool: NIOThreadPool
+    /// The tracking API, when `tracking.api` enables it.
+    public let api: TrackingAPI?
     private let shipper: Shipper?
     private let client: ClickHouseClient?
     private let logger: Logger
@@ -55,6 +57,15 @@ public final class TrackingPipeline: Sendable {
         } else {
             client = nil
             shipper = nil
+        }
+        if configuration.api.enabled {
+            let table = configuration.clickHouse.map { "\($0.database).\($0.table)" } ?? ""
+            let history = SpoolConsentHistory(
+                spoolDirectory: configuration.spool.directory, client: client, table: table, pool: blockingPool,
+                logger: logger)
+            api = TrackingAPI(configuration: configuration.api, enrichment: enrichment, consentHistory: history)
+        } else {
+            api = nil
         }
     }
 
