@@ -144,29 +144,40 @@ public struct EventSchema: Sendable, Equatable {
             + "description String) ENGINE = MergeTree() ORDER BY version"
     }
 
-    /// Statements for each version after the first, in order; each must be safe to run twice.
-    public func migrations(after version: Int) -> [(version: Int, description: String, statements: [String])] {
-        var all: [(version: Int, description: String, statements: [String])] = []
-        if version < 1 { all.append((1, "events table", createStatements())) }
+    /// One schema version: its statements, given the columns the events table has when it runs (ClickHouse 18.16
+    /// has no `ADD COLUMN IF NOT EXISTS`, so a rerun after a crash between a statement and the version's record
+    /// must skip what exists).
+    public struct Migration: Sendable {
+        public var version: Int
+        public var description: String
+        public var statements: @Sendable (_ existingColumns: Set<String>) -> [String]
+    }
+
+    /// The versions after `version`, in order.
+    public func migrations(after version: Int) -> [Migration] {
+        var all: [Migration] = []
+        let create = createStatements()
+        if version < 1 { all.append(Migration(version: 1, description: "events table") { _ in create }) }
         if version < 2 {
-            // A table made by version 1 gets the new columns after `client_ip`, in row order; on a table made just
-            // now they exist already and IF NOT EXISTS makes this a no-op.
-            var statements: [String] = []
-            var previous = "client_ip"
+            // A table made by version 1 gets the new columns after `client_ip`, in row order (on a table made just
+            // now they exist already).
             let tables = cluster == nil ? [storageTable] : [storageTable, table]
-            for column in enrichmentColumns {
-                for name in tables {
-                    statements.append(
-                        "ALTER TABLE \(database).\(name)\(onCluster) ADD COLUMN IF NOT EXISTS \(column.name) \(column.type) "
-                            + "AFTER \(previous)")
+            let columns = enrichmentColumns + [Column(name: "bot", type: "UInt8 ALIAS bot_reason != ''")]
+            let database = database, onCluster = onCluster
+            all.append(Migration(version: 2, description: "enrichment, visitors, sessions, tracking API") { existing in
+                var statements: [String] = []
+                var previous = "client_ip"
+                for column in columns {
+                    if !existing.contains(column.name) {
+                        for name in tables {
+                            statements.append(
+                                "ALTER TABLE \(database).\(name)\(onCluster) ADD COLUMN \(column.name) \(column.type) AFTER \(previous)")
+                        }
+                    }
+                    previous = column.name
                 }
-                previous = column.name
-            }
-            for name in tables {
-                statements.append(
-                    "ALTER TABLE \(database).\(name)\(onCluster) ADD COLUMN IF NOT EXISTS bot UInt8 ALIAS bot_reason != ''")
-            }
-            all.append((2, "enrichment, visitors, sessions, tracking API", statements))
+                return statements
+            })
         }
         return all
     }

@@ -28,7 +28,11 @@ public struct SchemaManager: Sendable {
             try await client.query("SELECT max(version) FROM \(schema.migrationsTable)", logger: logger)
                 .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         for migration in schema.migrations(after: applied) {
-            for statement in migration.statements { _ = try await client.query(statement, logger: logger) }
+            let existing = try await client.query(
+                "SELECT name FROM system.columns WHERE database = '\(schema.database)' AND table = '\(schema.table)'",
+                logger: logger)
+            let columns = Set(existing.split(separator: "\n").map(String.init))
+            for statement in migration.statements(columns) { _ = try await client.query(statement, logger: logger) }
             _ = try await client.query(
                 "INSERT INTO \(schema.migrationsTable) (version, applied_at, description) VALUES "
                     + "(\(migration.version), now(), '\(migration.description)')", logger: logger)

@@ -118,7 +118,7 @@ public final class Enricher: @unchecked Sendable {
         }
         event.region = location.region
         event.city = location.city
-        if !location.latitude.isNaN, !location.longitude.isNaN {
+        if event.latitude == nil, !location.latitude.isNaN, !location.longitude.isNaN {
             event.latitude = location.latitude
             event.longitude = location.longitude
         }

@@ -116,10 +116,13 @@ struct CommandResult {
 
 /// Runs a command to completion (curl, nghttp, openssl) and captures its output.
 @discardableResult
-func run(_ arguments: [String]) throws -> CommandResult {
+func run(_ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
