@@ -162,7 +162,7 @@ public struct EventSchema: Sendable, Equatable {
             // A table made by version 1 gets the new columns after `client_ip`, in row order (on a table made just
             // now they exist already).
             let tables = cluster == nil ? [storageTable] : [storageTable, table]
-            let columns = enrichmentColumns + [Column(name: "bot", type: "UInt8 ALIAS bot_reason != ''")]
+            let columns = enrichmentColumns
             let database = database, onCluster = onCluster
             all.append(Migration(version: 2, description: "enrichment, visitors, sessions, tracking API") { existing in
                 var statements: [String] = []
@@ -175,6 +175,12 @@ public struct EventSchema: Sendable, Equatable {
                         }
                     }
                     previous = column.name
+                }
+                // ClickHouse 18.16 cannot place an ALIAS column AFTER an ordinary one: it goes last.
+                if !existing.contains("bot") {
+                    for name in tables {
+                        statements.append("ALTER TABLE \(database).\(name)\(onCluster) ADD COLUMN bot UInt8 ALIAS bot_reason != ''")
+                    }
                 }
                 return statements
             })
