@@ -92,7 +92,7 @@ let package = Package(
             swiftSettings: dataPlaneSettings
         ),
         /// The thin executable.
-        .executableTarget(name: "vantage", dependencies: ["Edge", "Tracking", "Config", nioCore, argumentParser], swiftSettings: swiftSettings),
+        .executableTarget(name: "vantage", dependencies: ["Edge", "Tracking", "Config", nioCore, nioPosix, logging, httpClient, argumentParser], swiftSettings: swiftSettings),
 
         // MARK: - Tests
 

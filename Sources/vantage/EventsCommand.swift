@@ -18,8 +18,12 @@ struct EventsCommand: ParsableCommand {
         var spool: String?
 
         func directory() throws -> String {
-            if let spool { return spool }
-            return try loadConfiguration(options.config).tracking.spool.directory
+            let directory = try spool ?? loadConfiguration(options.config).tracking.spool.directory
+            guard FileManager.default.fileExists(atPath: directory) else {
+                printError("no spool folder at \(directory) (tracking.spool.dir): Vantage has not run with this configuration yet")
+                throw ExitCode(1)
+            }
+            return directory
         }
     }
 

@@ -57,7 +57,7 @@ struct TrackingAPITests {
         let deadline = Date().addingTimeInterval(60)
         var zeros = 0
         while Date() < deadline {
-            let text = try curl(["-s", vantage.url("/metrics", kind: "admin")]).body
+            let text = try curl(["-s", "-H", "Authorization: Bearer admin-secret", vantage.url("/metrics", kind: "admin")]).body
             zeros = metric(text, "vantage_events_queued") == 0 ? zeros + 1 : 0
             if zeros == 3 { return }
             Thread.sleep(forTimeInterval: 0.2)
@@ -231,5 +231,61 @@ struct TrackingAPITests {
             #expect(quiet["vid"] as? String == "" && quiet["sid"] as? String == "" && quiet["city"] as? String == "")
             #expect(quiet["country"] as? String == "NL" && quiet["kind"] as? String == "pageview", "still counted")
         }
+    }
+
+    /// `vantage erase --vid`: through a running gateway's admin API, on a stopped gateway's spool, and in ClickHouse.
+    @Test func erasureRemovesAVisitorEverywhere() throws {
+        let adminPort = try freePort()
+        func config(clickHouse: String?) -> String {
+            """
+            listen: { http: "127.0.0.1:0" }
+            sites:
+              - routes:
+                  - { path: /, respond: "ok" }
+            access_log: off
+            admin: { listen: "127.0.0.1:\(adminPort)", token_env: VANTAGE_TEST_ADMIN_TOKEN }
+            tracking:
+              spool: { dir: "{{DIR}}/spool" }
+              api: true\(clickHouse.map { "\n  clickhouse: { endpoints: [\"\($0)\"], flush_interval: 200ms }" } ?? "")
+            """
+        }
+        let environment = ["VANTAGE_TEST_ADMIN_TOKEN": "admin-secret"]
+        func track(_ vantage: VantageProcess, _ vid: String, count: Int) throws {
+            for index in 0..<count { _ = try curl([vantage.url("/tr/v1/tr/vid/\(vid)/ename/e\(index)")]) }
+        }
+        func exported(_ vantage: VantageProcess) throws -> [String] {
+            try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath]).stdout
+                .split(separator: "\n").map { try json(String($0))["vid"] as? String ?? "" }
+        }
+        // Running, spool only: the command goes through the admin API (with its token).
+        let running = try VantageProcess(config: config(clickHouse: nil), expect: ["http", "admin"], environment: environment)
+        try track(running, "visitor-a", count: 5)
+        try track(running, "visitor-b", count: 3)
+        let online = try run([VantageProcess.binary, "erase", "--config", running.configPath, "--vid", "visitor-a"], environment: environment)
+        #expect(online.status == 0 && online.stdout.contains("\"removed\":5"), "\(online.stdout)\(online.stderr)")
+        try track(running, "visitor-a", count: 1)  // a later visit is recorded again
+        var vids = try exported(running)
+        #expect(vids.filter { $0 == "visitor-a" }.count == 1 && vids.filter { $0 == "visitor-b" }.count == 3)
+        let refused = try run([VantageProcess.binary, "erase", "--config", running.configPath, "--vid", "visitor-b"])
+        #expect(refused.status == 1 && refused.stderr.contains("401"), "no token, no erasure")
+        #expect(running.stop() == 0)
+        // Stopped: the command rewrites the spool itself.
+        let offline = try run([VantageProcess.binary, "erase", "--config", running.configPath, "--vid", "visitor-b"])
+        #expect(offline.status == 0 && offline.stdout.contains("3 event(s) removed"), "\(offline.stdout)\(offline.stderr)")
+        vids = try exported(running)
+        #expect(vids == ["visitor-a"])
+
+        // ClickHouse: rows already shipped are deleted by a mutation.
+        let clickHouse = try ClickHouseServer()
+        let shipping = try VantageProcess(config: config(clickHouse: clickHouse.endpoint), expect: ["http", "admin"], environment: environment)
+        try track(shipping, "visitor-c", count: 4)
+        try track(shipping, "visitor-d", count: 2)
+        try waitUntilShipped(shipping)
+        #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE vid = 'visitor-c'") == 4)
+        let erased = try run([VantageProcess.binary, "erase", "--config", shipping.configPath, "--vid", "visitor-c", "--wait"], environment: environment)
+        #expect(erased.status == 0 && erased.stdout.contains("delete finished"), "\(erased.stdout)\(erased.stderr)")
+        #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE vid = 'visitor-c'") == 0)
+        #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE vid = 'visitor-d'") == 2)
+        #expect(shipping.stop() == 0)
     }
 }

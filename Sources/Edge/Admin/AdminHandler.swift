@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Tracking
 
 /// What the admin listener can do, bound to one gateway.
 struct AdminEndpoints: Sendable {
@@ -9,6 +10,7 @@ struct AdminEndpoints: Sendable {
 
 /// The admin API on its own listener (loopback by default):
 /// - `GET /health`: JSON status, open to anyone who can reach the listener;
+/// - `POST /erase?vid=ID`: a visitor's events out of the spool (`vantage erase`);
 /// - `GET /metrics`: Prometheus text;
 /// - `POST /reload`: re-read the config, as SIGHUP does.
 ///
@@ -78,11 +80,50 @@ final class AdminHandler: ChannelInboundHandler {
                     }
                 }
             }
-        case (_, "/metrics"), (_, "/reload"):
+        case (.POST, "/erase"):
+            erase(head, context: context)
+        case (_, "/metrics"), (_, "/reload"), (_, "/erase"):
             send(.methodNotAllowed, body: "405 Method Not Allowed\n", head: head, context: context)
         default:
-            send(.notFound, body: "404 Not Found: admin paths are /health, /metrics and POST /reload\n", head: head,
-                 context: context)
+            send(.notFound, body: "404 Not Found: admin paths are /health, /metrics, POST /reload and POST /erase?vid=\n",
+                 head: head, context: context)
+        }
+    }
+
+    /// `POST /erase?vid=ID`: removes the visitor's events from the spool (what `vantage erase` calls while Vantage
+    /// runs; the command then deletes the rows ClickHouse already has).
+    private func erase(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let query = head.uri.split(separator: "?", maxSplits: 1).dropFirst().first ?? ""
+        let vid = query.split(separator: "&").compactMap { pair -> Substring? in
+            pair.hasPrefix("vid=") ? pair.dropFirst(4) : nil
+        }.first
+        guard let vid, Enricher.acceptableVisitorID(vid) else {
+            send(.badRequest, body: "400 Bad Request: expected ?vid= (1 to 64 letters, digits, - or _)\n", head: head, context: context)
+            return
+        }
+        guard let tracking = endpoints.gateway.tracking else {
+            send(.conflict, body: "409 Conflict: tracking is off\n", head: head, context: context)
+            return
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let visitorID = String(vid)
+        Task {
+            let outcome: Result<Int, any Error>
+            do {
+                outcome = .success(try await tracking.erase(visitorID: visitorID))
+            } catch {
+                outcome = .failure(error)
+            }
+            eventLoop.execute {
+                let (handler, context) = bound.value
+                switch outcome {
+                case .success(let removed):
+                    handler.send(.ok, contentType: "application/json", body: "{\"removed\":\(removed)}\n", head: head, context: context)
+                case .failure(let error):
+                    handler.send(.internalServerError, body: "500 Internal Server Error: \(error)\n", head: head, context: context)
+                }
+            }
         }
     }
 

@@ -188,6 +188,11 @@ public struct EventSchema: Sendable, Equatable {
         return all
     }
 
+    /// A mutation deleting the rows that match `condition` (on every replica's `_local` table in cluster mode).
+    public func deleteStatement(where condition: String) -> String {
+        "ALTER TABLE \(database).\(storageTable)\(onCluster) DELETE WHERE \(condition)"
+    }
+
     /// The INSERT that `RowBinary` batches go to.
     public var insertQuery: String {
         "INSERT INTO \(qualifiedTable) (\(columns.map(\.name).joined(separator: ", "))) FORMAT RowBinary"

@@ -32,10 +32,15 @@ public final class Shipper: Sendable {
     private let logger: Logger
     private let figures = Mutex(Figures())
     private let gzip: Bool
+    /// Visitors erased while this process runs: their records are never shipped, even from a batch built before.
+    let erased: ErasedVisitors
+    /// Set by an erasure: the batch built before it is built again (without the erased records).
+    private let rebuildPending = Atomic<Bool>(false)
 
     public init(spool: Spool, client: ClickHouseClient, configuration: ClickHouseConfiguration, blockingPool: NIOThreadPool,
-                logger: Logger)
+                erased: ErasedVisitors = ErasedVisitors(), logger: Logger)
     {
+        self.erased = erased
         self.spool = spool
         self.client = client
         self.configuration = configuration
@@ -62,12 +67,18 @@ public final class Shipper: Sendable {
         var failingSince: NIODeadline?
         var lastFailureLog: NIODeadline?
         var pending: Batch?
+        var nextPrune = NIODeadline.now()
         while !Task.isCancelled {
             do {
                 if schema == nil {
                     schema = try await SchemaManager(client: client, configuration: configuration).prepare(logger: logger)
                 }
                 guard let schema else { continue }
+                if rebuildPending.exchange(false, ordering: .relaxed) { pending = nil }
+                if let days = configuration.retentionDays, schema.dialect == .legacy, NIODeadline.now() >= nextPrune {
+                    try await prune(schema, days: days)
+                    nextPrune = NIODeadline.now() + .hours(6)
+                }
                 if pending == nil {
                     guard let segments = nextSegments() else {
                         try await Task.sleep(nanoseconds: UInt64(min(configuration.flushInterval.nanoseconds, 100_000_000)))
@@ -122,6 +133,19 @@ public final class Shipper: Sendable {
         }
     }
 
+    /// Drops the batch built before an erasure (its records are read again, without the erased ones).
+    func invalidatePendingBatch() { rebuildPending.store(true, ordering: .relaxed) }
+
+    /// Retention where ClickHouse has no TTL (before 20.1): deletes rows older than `days`, every six hours, with
+    /// a mutation only when there is something to delete (a mutation rewrites the parts it touches).
+    private func prune(_ schema: EventSchema, days: Int) async throws {
+        let condition = "ts < now() - INTERVAL \(days) DAY"
+        let old = try await client.query("SELECT count() FROM \(schema.qualifiedTable) WHERE \(condition)", logger: logger)
+        guard let count = Int(old.trimmingCharacters(in: .whitespacesAndNewlines)), count > 0 else { return }
+        _ = try await client.query(schema.deleteStatement(where: condition), logger: logger)
+        logger.info("clickhouse: retention of \(days) days: deleting \(count) older row(s)")
+    }
+
     /// The sealed segments of the next batch, or nil when it is not yet time: a batch goes when it reaches the
     /// row or byte limit, or when its oldest record waited the flush interval.
     private func nextSegments() -> [Spool.Segment]? {
@@ -153,12 +177,13 @@ public final class Shipper: Sendable {
     private func build(_ segments: [Spool.Segment], schema: EventSchema) async throws -> Batch {
         let writer = RowBinaryWriter(dialect: schema.dialect)
         let gzip = self.gzip
-        let (body, rows, invalid) = try await blockingPool.runIfActive { [spool, logger] in
+        let (body, rows, invalid) = try await blockingPool.runIfActive { [spool, logger, erased] in
             var body = ByteBufferAllocator().buffer(capacity: segments.reduce(0) { $0 + $1.bytes } + segments.count * 64)
             var rows = 0
             var invalid: [String] = []
             for segment in segments {
                 try spool.forEachRecord(of: segment) { record in
+                    if erased.matches(record) { return }
                     let mark = body.writerIndex
                     do {
                         try writer.writeRow(record: record, into: &body)

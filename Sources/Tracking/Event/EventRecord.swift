@@ -144,6 +144,11 @@ public enum EventRecord {
         }
     }
 
+    /// The visitor id of a record, in place (empty for version 1 records and unreadable ones).
+    public static func visitorID(of record: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        (try? Fields(record: record))?.visitorID ?? empty
+    }
+
     /// A record's fields read in place, in one bounds-checked pass: the strings point into the record's bytes and
     /// are valid as long as they are. The one reader of the format (decoding and RowBinary shipping both use it).
     struct Fields {

@@ -65,6 +65,13 @@ public final class EventRecorder: @unchecked Sendable {
         pendingSince = 0
     }
 
+    /// Seals the loop's open segment now (an erasure rewrites sealed segments only; on the loop).
+    func sealNow() {
+        appender.sealIfPending()
+        pending.add(-pending.value)
+        pendingSince = 0
+    }
+
     /// Seals what is pending and gives back unused quota (shutdown, on the loop).
     func close() {
         appender.close()

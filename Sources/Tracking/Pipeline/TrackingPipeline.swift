@@ -20,6 +20,7 @@ public final class TrackingPipeline: Sendable {
     private let enrichers: [Enricher]
     public let enrichment: EnrichmentContext
     private let blockingPool: NIOThreadPool
+    private let erased = ErasedVisitors()
     /// The tracking API, when `tracking.api` enables it.
     public let api: TrackingAPI?
     private let shipper: Shipper?
@@ -53,7 +54,9 @@ public final class TrackingPipeline: Sendable {
         if let clickHouse = configuration.clickHouse {
             let client = ClickHouseClient(configuration: clickHouse, group: loops[0])
             self.client = client
-            shipper = Shipper(spool: spool, client: client, configuration: clickHouse, blockingPool: blockingPool, logger: logger)
+            shipper = Shipper(
+                spool: spool, client: client, configuration: clickHouse, blockingPool: blockingPool, erased: erased,
+                logger: logger)
         } else {
             client = nil
             shipper = nil
@@ -114,6 +117,27 @@ public final class TrackingPipeline: Sendable {
         await shipping?.value
         await client?.shutdown()
         spool.close()
+    }
+
+    // MARK: - Erasure
+
+    /// Removes a visitor's events from the spool: every loop seals its open segment, then the sealed segments are
+    /// rewritten without them on the spool's thread; the shipper skips them from now on, even in a batch it built
+    /// before. Returns how many events were removed. (`vantage erase` then deletes what ClickHouse already has.)
+    public func erase(visitorID: String) async throws -> Int {
+        erased.insert(visitorID)
+        shipper?.invalidatePendingBatch()
+        for (index, loop) in loops.enumerated() {
+            let recorder = recorders[index]
+            try await loop.submit { recorder.sealNow() }.get()
+        }
+        let spool = self.spool
+        let target = Array(visitorID.utf8)
+        let removed = try await spool.afterPendingSeals {
+            try spool.eraseRecords { record in EventRecord.visitorID(of: record).elementsEqual(target) }
+        }
+        logger.notice("erased visitor \(visitorID): \(removed) event(s) removed from the spool")
+        return removed
     }
 
     // MARK: - Figures

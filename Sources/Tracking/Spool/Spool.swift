@@ -72,10 +72,15 @@ public final class Spool: Sendable {
         public let firstRecordMilliseconds: Int64
 
         public static func < (lhs: Segment, rhs: Segment) -> Bool { lhs.sequence < rhs.sequence }
+        /// A segment is its file: a rewritten segment (an erasure) is the same one with fewer records.
+        public static func == (lhs: Segment, rhs: Segment) -> Bool { lhs.sequence == rhs.sequence }
+        public func hash(into hasher: inout Hasher) { hasher.combine(sequence) }
     }
 
     public struct SpoolError: Error, CustomStringConvertible {
         public var description: String
+        /// Another process (a running Vantage) holds the folder.
+        public var inUse = false
     }
 
     private struct State {
@@ -159,7 +164,7 @@ public final class Spool: Sendable {
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             Glibc.close(descriptor)
-            throw SpoolError(description: "the spool folder \(directory) is in use by another Vantage process")
+            throw SpoolError(description: "the spool folder \(directory) is in use by another Vantage process", inUse: true)
         }
         return descriptor
     }
@@ -329,13 +334,95 @@ public final class Spool: Sendable {
         guard unlink(segment.path) == 0 || errno == ENOENT else {
             throw SpoolError(description: "cannot delete \(segment.path): \(String(cString: strerror(errno)))")
         }
-        let removed = state.withLock { state -> Bool in
-            guard let index = state.sealed.firstIndex(of: segment) else { return false }
-            state.sealed.remove(at: index)
-            state.sealedRecords -= segment.records
-            return true
+        let removed = state.withLock { state -> Segment? in
+            guard let index = state.sealed.firstIndex(of: segment) else { return nil }
+            state.sealedRecords -= state.sealed[index].records
+            return state.sealed.remove(at: index)
         }
-        if removed { release(segment.bytes) }
+        if let removed { release(removed.bytes) }
+    }
+
+    // MARK: - Erasure
+
+    /// Rewrites every sealed segment without the records `drop` selects (a visitor's erasure), each through a
+    /// temporary file, fsync and rename, so a crash leaves either version whole. Returns how many records went.
+    /// Open segments must be sealed first (``EventRecorder/sealNow()`` on each loop, then ``drain()``-like
+    /// ordering through the spool's thread, which ``TrackingPipeline/erase(visitorID:)`` does).
+    public func eraseRecords(where drop: (UnsafeRawBufferPointer) -> Bool) throws -> Int {
+        var dropped = 0
+        for segment in sealedSegments {
+            guard let rewritten = try Self.rewrite(path: segment.path, dropping: drop) else { continue }
+            dropped += rewritten.dropped
+            let shrunk = state.withLock { state -> Int in
+                guard let index = state.sealed.firstIndex(of: segment) else { return 0 }
+                let old = state.sealed[index]
+                state.sealed[index] = Segment(
+                    sequence: old.sequence, path: old.path, bytes: rewritten.bytes, records: old.records - rewritten.dropped,
+                    firstRecordMilliseconds: old.firstRecordMilliseconds)
+                state.sealedRecords -= rewritten.dropped
+                return old.bytes - rewritten.bytes
+            }
+            release(shrunk)
+        }
+        return dropped
+    }
+
+    /// Erasure in a folder no process holds (`vantage erase` while Vantage is stopped): takes the folder lock for
+    /// the duration and rewrites every segment file. Throws when a running Vantage holds the lock.
+    public static func eraseRecords(inDirectory directory: String, where drop: (UnsafeRawBufferPointer) -> Bool) throws -> Int {
+        let descriptor = try lock(directory: directory)
+        defer { Glibc.close(descriptor) }
+        var dropped = 0
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        for sequence in names.compactMap(Self.sequence(ofFileNamed:)).sorted() {
+            dropped += try rewrite(path: path(directory, sequence), dropping: drop)?.dropped ?? 0
+        }
+        return dropped
+    }
+
+    /// Copies the good records of a segment file that `drop` does not select into a new file in its place; nil
+    /// when nothing was dropped (the file is left alone).
+    static func rewrite(path: String, dropping drop: (UnsafeRawBufferPointer) -> Bool) throws -> (bytes: Int, dropped: Int)? {
+        let data = try readFile(path)
+        var kept = ByteBufferAllocator().buffer(capacity: data.readableBytes)
+        kept.writeBytes(SpoolRecordFormat.magic)
+        var dropped = 0
+        data.withUnsafeReadableBytes { bytes in
+            var offset = SpoolRecordFormat.magic.count
+            while offset + SpoolRecordFormat.recordHeaderSize <= bytes.count {
+                let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                let start = offset + SpoolRecordFormat.recordHeaderSize
+                guard length > 0, start + length <= bytes.count else { break }
+                let record = UnsafeRawBufferPointer(rebasing: bytes[start..<start + length])
+                if drop(record) {
+                    dropped += 1
+                } else {
+                    kept.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[offset..<start + length]))
+                }
+                offset = start + length
+            }
+        }
+        guard dropped > 0 else { return nil }
+        let temporary = path + ".erasing"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw SpoolError(description: "cannot write \(temporary): \(String(cString: strerror(errno)))")
+        }
+        let written = kept.withUnsafeReadableBytes { bytes in Glibc.write(descriptor, bytes.baseAddress, bytes.count) }
+        let synced = fsync(descriptor)
+        Glibc.close(descriptor)
+        guard written == kept.readableBytes, synced == 0, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw SpoolError(description: "cannot rewrite \(path): \(String(cString: strerror(errno)))")
+        }
+        return (kept.readableBytes, dropped)
+    }
+
+    /// Runs `body` on the spool's thread after every seal handed over before this call (erasure ordering).
+    func afterPendingSeals<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            worker.submit { _ in continuation.resume(with: Result { try body() }) }
+        }
     }
 
     // MARK: - Files
