@@ -33,7 +33,7 @@ import Testing
     }
 
     @Test func sessionsEndAfterInactivityAndSurviveMidnight() {
-        let table = SessionTable(capacity: 4096, timeoutSeconds: 1800)
+        let table = SessionTable(visitors: 4096, timeoutSeconds: 1800)
         let start: UInt32 = 1_795_564_000
         let first = table.visit(visitor: 42, now: start, newSession: 1)
         #expect(first == SessionTable.Visit(session: 1, isNew: true))
@@ -48,7 +48,7 @@ import Testing
     }
 
     @Test func theSessionTableIsBounded() {
-        let table = SessionTable(capacity: 1024, timeoutSeconds: 1800)
+        let table = SessionTable(visitors: 800, timeoutSeconds: 1800)
         #expect(table.capacity == 1024)
         var generator = SystemRandomNumberGenerator()
         for index in 0..<5000 { _ = table.visit(visitor: generator.next(), now: 1000, newSession: UInt64(index)) }

@@ -1,3 +1,4 @@
+import Config
 import Logging
 import NIOCore
 import NIOPosix

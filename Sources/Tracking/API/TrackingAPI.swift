@@ -1,3 +1,4 @@
+import Config
 import Crypto
 import Foundation
 import NIOCore
@@ -350,7 +351,7 @@ public final class TrackingAPI: Sendable {
         var fields = APIFields(limits: configuration.limits)
         try? fields.addQuery(request.query)
         let address = fields.text("ip") ?? request.clientAddress
-        guard IPAddressText.isValid(address) else {
+        guard parseIPAddress(address) != nil else {
             return refusal(.badRequest, "expected ip to be an IPv4 or IPv6 address", request)
         }
         let location = database.lookup(address)
@@ -584,14 +585,5 @@ struct PageURL {
         if let fragment = rest.firstIndex(of: "#") { rest = rest[..<fragment] }
         if rest.isEmpty || rest.first == "?" { rest = "/" + rest }
         target = String(rest)
-    }
-}
-
-/// Textual IP address checks without resolving anything.
-enum IPAddressText {
-    static func isValid(_ text: String) -> Bool {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 }

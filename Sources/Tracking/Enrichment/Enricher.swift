@@ -1,3 +1,4 @@
+import Config
 import Logging
 import NIOCore
 
@@ -20,6 +21,11 @@ public struct VisitorConfiguration: Sendable, Equatable {
     /// Honour `DNT: 1` / `Sec-GPC: 1`: such requests still count, without visitor, session, address or city.
     public var honorDoNotTrack = false
     public var honorGlobalPrivacyControl = false
+    /// Networks of mail image proxies that announce no user agent of their own (Apple's Mail Privacy Protection
+    /// relays): requests from them are machine opens (`mail_proxy`).
+    public var mailProxyNetworks: [CIDR] = []
+    /// Off: only the address policy applies (raw request events).
+    public var enrich = true
 
     public init() {}
 }
@@ -60,7 +66,7 @@ public final class EnrichmentContext: Sendable {
         self.visitors = visitors
         self.clientAddressPolicy = clientAddressPolicy
         self.geoIP = geoIP
-        sessions = SessionTable(capacity: visitors.maxSessions, timeoutSeconds: visitors.sessionTimeoutSeconds, logger: logger)
+        sessions = SessionTable(visitors: visitors.maxSessions, timeoutSeconds: visitors.sessionTimeoutSeconds, logger: logger)
     }
 }
 
@@ -87,6 +93,10 @@ public final class Enricher: @unchecked Sendable {
 
     /// Fills in `event` (whose kind, method, status and referrer the data plane set) from `facts`.
     public func enrich(_ event: inout TrackingEvent, facts: RequestFacts) {
+        guard context.visitors.enrich else {
+            event.clientAddress = storedAddress(facts.clientAddress)
+            return
+        }
         if event.kind != .request { addSource(&event, siteHosts: facts.siteHosts) }
         if event.isServerSide {
             event.clientAddress = ""
@@ -105,12 +115,18 @@ public final class Enricher: @unchecked Sendable {
             // Browsers do not send HEAD for pages; link checkers and monitors do.
             event.botReason = "head"
             event.device = UserAgent.Device.bot.rawValue
+        } else if !context.visitors.mailProxyNetworks.isEmpty, let address = parseIPAddress(facts.clientAddress),
+            context.visitors.mailProxyNetworks.contains(where: { $0.contains(address) })
+        {
+            event.botReason = UserAgent.BotReason.mailProxy.rawValue
+            event.device = UserAgent.Device.bot.rawValue
         }
         let visitors = context.visitors
         let optedOut = (visitors.honorDoNotTrack && facts.doNotTrack)
             || (visitors.honorGlobalPrivacyControl && facts.globalPrivacyControl)
-        let stored = storedAddress(facts.clientAddress)
-        let location = locate(stored)
+        // GeoIP reads the truncated address whatever is stored, so its precision never exceeds a /24 or /48.
+        let truncated = IPAnonymizer.anonymize(facts.clientAddress)
+        let location = locate(truncated)
         event.country = location.country
         if optedOut {
             event.clientAddress = ""
@@ -126,7 +142,7 @@ public final class Enricher: @unchecked Sendable {
             if event.consentFlags == 0 { event.consentFlags = consent }
         }
         identify(&event, facts: facts)
-        event.clientAddress = context.clientAddressPolicy == .full ? facts.clientAddress : (context.clientAddressPolicy == .none ? "" : stored)
+        event.clientAddress = context.clientAddressPolicy == .truncated ? truncated : storedAddress(facts.clientAddress)
     }
 
     /// Referrer host and category, campaign and click id from the landing URL (page views and API events: for
@@ -191,9 +207,13 @@ public final class Enricher: @unchecked Sendable {
         return fresh
     }
 
-    /// The address as stored: /24 or /48 unless the configuration keeps it whole.
+    /// The address as the configuration stores it: /24 or /48 (the default), whole, or not at all.
     private func storedAddress(_ address: String) -> String {
-        IPAnonymizer.anonymize(address)
+        switch context.clientAddressPolicy {
+        case .truncated: IPAnonymizer.anonymize(address)
+        case .full: address
+        case .none: ""
+        }
     }
 
     /// GeoIP for the stored (truncated) address, so the precision never exceeds what is kept; cached per loop.

@@ -72,16 +72,18 @@ public final class SessionTable: Sendable {
     static let window = 16
     private let shards: [Shard]
     private let shardMask: Int
+    /// Slots (24 bytes each).
     public let capacity: Int
     public let timeoutSeconds: UInt32
     private let evictionCount = Atomic<Int>(0)
     private let warned = Atomic<Bool>(false)
     private let logger: Logger
 
-    /// `capacity` visitors at most (rounded up to a power of two), sessions ending after `timeoutSeconds` idle.
-    public init(capacity: Int, timeoutSeconds: Int, logger: Logger = Logger(label: "vantage.sessions")) {
+    /// Room for `visitors` at once: slots for a quarter more (rounded up to a power of two), since probing within
+    /// a short window evicts early when the table is nearly full. Sessions end after `timeoutSeconds` idle.
+    public init(visitors: Int, timeoutSeconds: Int, logger: Logger = Logger(label: "vantage.sessions")) {
         var total = Self.shardCount * Self.window
-        while total < capacity { total <<= 1 }
+        while total < visitors + visitors / 4 { total <<= 1 }
         self.capacity = total
         let perShard = total / Self.shardCount
         shardMask = perShard - 1

@@ -21,8 +21,13 @@ public struct TrackingConfiguration: Sendable, Equatable {
     public var visitors = VisitorConfiguration()
     /// `api: true` or `api: { ... }`: the tracking API on every site.
     public var api = TrackingAPIConfiguration()
+    /// `enrichment: false` keeps raw request events (no visitor, session, device, source or location; the address
+    /// policy still applies).
+    public var enrichment = true
 
-    public static let keys = ["enabled", "spool", "clickhouse", "client_ip", "geoip", "visitors", "privacy", "api"]
+    public static let keys = [
+        "enabled", "spool", "clickhouse", "client_ip", "geoip", "visitors", "privacy", "api", "enrichment", "bots",
+    ]
 
     public init() {}
 
@@ -61,6 +66,21 @@ public struct TrackingConfiguration: Sendable, Equatable {
         }
         if let value = map["visitors"] { try readVisitors(value) }
         if let value = map["api"] { try readAPI(value) }
+        if let value = map["enrichment"] { enrichment = try value.bool() }
+        if let value = map["bots"] {
+            let bots = try value.mapping(keys: ["mail_proxy_networks"])
+            if let networks = bots["mail_proxy_networks"] {
+                let texts = try networks.stringList()
+                let items = (try? networks.list()) ?? []
+                for (index, text) in texts.enumerated() {
+                    guard let network = CIDR(text) else {
+                        throw (index < items.count ? items[index] : networks).error(
+                            "expected a network such as 17.58.0.0/16 or 2a01:b740::/32, found \"\(text)\"")
+                    }
+                    visitors.mailProxyNetworks.append(network)
+                }
+            }
+        }
         if let value = map["privacy"] {
             let privacy = try value.mapping(keys: ["dnt", "gpc"])
             if let dnt = privacy["dnt"] { visitors.honorDoNotTrack = try dnt.bool() }

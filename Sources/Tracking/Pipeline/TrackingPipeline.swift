@@ -38,8 +38,10 @@ public final class TrackingPipeline: Sendable {
         let geoIP = try configuration.geoIPPath.map {
             try GeoIPSource(path: $0, keepCoordinates: configuration.geoIPCoordinates, logger: logger)
         }
+        var visitors = configuration.visitors
+        visitors.enrich = configuration.enrichment
         let enrichment = EnrichmentContext(
-            visitors: configuration.visitors, clientAddressPolicy: configuration.clientAddressPolicy, geoIP: geoIP,
+            visitors: visitors, clientAddressPolicy: configuration.clientAddressPolicy, geoIP: geoIP,
             logger: logger)
         self.enrichment = enrichment
         enrichers = loops.map { _ in Enricher(context: enrichment) }
