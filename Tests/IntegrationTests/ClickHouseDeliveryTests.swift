@@ -223,6 +223,29 @@ struct ClickHouseDeliveryTests {
         #expect(again.stop() == 0)
     }
 
+    /// `retention` on a ClickHouse without TTL (18.16): Vantage deletes the old rows itself.
+    @Test func retentionPrunesOldRowsWithoutTTL() throws {
+        let clickHouse = try ClickHouseServer()
+        let first = try VantageProcess(config: Self.config(clickHouse: clickHouse.endpoint), expect: ["http", "admin"])
+        _ = try curl([first.url("/recent")])
+        try waitUntilShipped(first)
+        #expect(first.stop() == 0)
+        try clickHouse.query(
+            "INSERT INTO vantage.events (id, ts, site, kind, path, status) VALUES "
+                + "(generateUUIDv4(), now() - INTERVAL 3 DAY, 'old', 'request', '/old', 200)")
+        let vantage = try VantageProcess(
+            config: Self.config(clickHouse: clickHouse.endpoint, clickHouseExtra: "\n    retention: 1d"),
+            expect: ["http", "admin"], reusing: first.directory)
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, try clickHouse.count("SELECT count() FROM vantage.events WHERE path = '/old'") > 0 {
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE path = '/old'") == 0)
+        #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE path = '/recent'") == 1)
+        #expect(vantage.log.contains("retention of 1 days: deleting 1 older row(s)"))
+        #expect(vantage.stop() == 0)
+    }
+
     @Test func aDeadEndpointFailsOverAndThePasswordComesFromTheEnvironment() throws {
         let clickHouse = try ClickHouseServer(password: "s3cret pass")
         let dead = "http://127.0.0.1:\(try freePort())"

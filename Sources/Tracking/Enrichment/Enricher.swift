@@ -80,6 +80,14 @@ public final class Enricher: @unchecked Sendable {
     private var locationGeneration = -1
     private var geoDatabase: GeoIPDatabase?
     private var keys: VisitorKeyring.Keys?
+    /// Referrer host and category by (site, referrer): a site's referrers repeat, and classifying one takes a
+    /// URL parse and suffix checks against a few dozen known hosts.
+    private let referrers = TwoGenerationCache<ReferrerKey, (host: String, category: TrafficSource.Category)>(capacity: 4096)
+
+    struct ReferrerKey: Hashable {
+        var site: String
+        var referrer: String
+    }
     private var random = EventIDGenerator()
 
     public init(context: EnrichmentContext, userAgentCacheSize: Int = 4096) {
@@ -148,8 +156,18 @@ public final class Enricher: @unchecked Sendable {
     /// Referrer host and category, campaign and click id from the landing URL (page views and API events: for
     /// assets the referrer is the page itself). Values the API sent explicitly stay.
     private func addSource(_ event: inout TrackingEvent, siteHosts: [String]) {
-        let source = TrafficSource(
-            referrer: event.referrer.isEmpty ? nil : event.referrer, query: event.query, ownHosts: siteHosts)
+        let source: TrafficSource
+        if event.referrer.isEmpty {
+            source = TrafficSource(referrerHost: "", category: .direct, query: event.query)
+        } else {
+            let key = ReferrerKey(site: event.site, referrer: event.referrer)
+            let known = referrers[key] ?? {
+                let classified = TrafficSource(referrer: event.referrer, query: "", ownHosts: siteHosts)
+                referrers[key] = (classified.referrerHost, classified.category)
+                return (classified.referrerHost, classified.category)
+            }()
+            source = TrafficSource(referrerHost: known.host, category: known.category, query: event.query)
+        }
         event.referrerHost = source.referrerHost
         event.sourceCategory = source.category.rawValue
         if event.utmSource.isEmpty { event.utmSource = source.utmSource }

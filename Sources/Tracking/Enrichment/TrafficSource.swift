@@ -25,6 +25,23 @@ public struct TrafficSource: Sendable, Equatable {
     /// are internal).
     public init(referrer: String?, query: Substring, ownHosts: [String]) {
         referrerHost = referrer.flatMap(Self.host(ofURL:)) ?? ""
+        readCampaign(query)
+        category = Self.categorize(host: referrerHost, medium: utmMedium.lowercased(), ownHosts: ownHosts)
+    }
+
+    /// Campaign tags and click ids from a query, with the referrer host and category already known (a cached
+    /// referrer): the category only changes when the medium says email or social.
+    public init(referrerHost: String, category: Category, query: Substring) {
+        self.referrerHost = referrerHost
+        self.category = category
+        guard !query.isEmpty else { return }
+        readCampaign(query)
+        let medium = utmMedium.lowercased()
+        if medium == "email" || medium == "newsletter" { self.category = .email }
+        if medium == "social" { self.category = .social }
+    }
+
+    private mutating func readCampaign(_ query: Substring) {
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = parts[0].lowercased()
@@ -41,7 +58,6 @@ public struct TrafficSource: Sendable, Equatable {
                 if clickID.isEmpty, Self.clickIDNames.contains(name) { clickID = name + "=" + value() }
             }
         }
-        category = Self.categorize(host: referrerHost, medium: utmMedium.lowercased(), ownHosts: ownHosts)
     }
 
     static let clickIDNames: Set<String> = [
@@ -69,9 +85,11 @@ public struct TrafficSource: Sendable, Equatable {
         if medium == "email" || medium == "newsletter" { return .email }
         if medium == "social" { return .social }
         if host.isEmpty { return .direct }
-        if ownHosts.contains(where: { $0 == host || $0 == "www." + host || host.hasSuffix("." + $0) }) { return .internal }
+        if ownHosts.contains(where: { own in own == host || isSubdomain(host, of: own) || isSubdomain(own, of: host, label: "www") }) {
+            return .internal
+        }
         func matches(_ suffixes: [String]) -> Bool {
-            suffixes.contains { host == $0 || host.hasSuffix("." + $0) || host.hasPrefix($0 + ".") }
+            suffixes.contains { host == $0 || isSubdomain(host, of: $0) || host.utf8.starts(with: $0.utf8) && host.utf8.dropFirst($0.utf8.count).first == UInt8(ascii: ".") }
         }
         // Google's search lives on many country domains (google.de, google.co.uk).
         if host.hasPrefix("google.") || host.contains(".google.") && !host.hasPrefix("mail.") { return .search }
@@ -79,6 +97,16 @@ public struct TrafficSource: Sendable, Equatable {
         if matches(searchHosts) { return .search }
         if matches(socialHosts) || host.hasPrefix("l.facebook.") || host.hasPrefix("m.facebook.") { return .social }
         return .other
+    }
+
+    /// `host` ends in `.` + `domain` (or, with `label`, is exactly `label.domain`), compared without building strings.
+    static func isSubdomain(_ host: String, of domain: String, label: String? = nil) -> Bool {
+        let hostBytes = host.utf8, domainBytes = domain.utf8
+        guard hostBytes.count > domainBytes.count, hostBytes.reversed().starts(with: domainBytes.reversed()) else { return false }
+        let prefix = hostBytes.dropLast(domainBytes.count)
+        guard prefix.last == UInt8(ascii: ".") else { return false }
+        guard let label else { return true }
+        return prefix.dropLast().elementsEqual(label.utf8)
     }
 
     /// The host of an absolute URL, lower-cased, without port, user info or a leading `www.`.

@@ -1,6 +1,10 @@
 import Logging
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Daily random keys for cookieless visitor ids (DESIGN.md §4): a visitor id is SipHash(key of the day; site, IP,
 /// user agent), so the same browser is one visitor within a UTC day, cannot be followed across days, and the id says
 /// nothing about the IP without the key. Keys live only in memory (a restart starts new ones, as a day change does)
@@ -56,9 +60,23 @@ public final class SessionTable: Sendable {
         var lastSeen: UInt32 = 0
     }
 
-    final class Shard: Sendable {
-        let slots: Mutex<[Slot]>
-        init(size: Int) { slots = Mutex(Array(repeating: Slot(), count: size)) }
+    /// A shard's slots come from `calloc`: large blocks are fresh zero pages from the kernel, so memory is only
+    /// resident once visitors use it (a zero slot is an empty one). Touched only under `lock`.
+    final class Shard: @unchecked Sendable {
+        let lock = Mutex<Void>(())
+        let slots: UnsafeMutablePointer<Slot>
+        let size: Int
+
+        init(size: Int) {
+            self.size = size
+            slots = calloc(size, MemoryLayout<Slot>.stride)!.bindMemory(to: Slot.self, capacity: size)
+        }
+
+        deinit { free(slots) }
+
+        func withSlots<T>(_ body: (UnsafeMutablePointer<Slot>) -> T) -> T {
+            lock.withLock { _ in body(slots) }
+        }
     }
 
     /// The outcome of a request for a visitor.
@@ -110,13 +128,15 @@ public final class SessionTable: Sendable {
 
     /// Visitors with a session in the table (a scan: metrics and tests, not the request path).
     public var count: Int {
-        shards.reduce(0) { total, shard in total + shard.slots.withLock { $0.reduce(0) { $0 + ($1.visitor != 0 ? 1 : 0) } } }
+        shards.reduce(0) { total, shard in
+            total + shard.withSlots { slots in (0..<shard.size).reduce(0) { $0 + (slots[$1].visitor != 0 ? 1 : 0) } }
+        }
     }
 
     private func touch(key: UInt64, now: UInt32, newSession: UInt64, replaceSession: Bool = false) -> Visit {
         let shard = shards[Int(truncatingIfNeeded: key >> 58)]
         let timeout = timeoutSeconds
-        let outcome: (Visit, evicted: Bool) = shard.slots.withLock { slots in
+        let outcome: (Visit, evicted: Bool) = shard.withSlots { slots in
             let start = Int(truncatingIfNeeded: key) & shardMask
             var free = -1
             var oldest = start
@@ -153,7 +173,7 @@ public final class SessionTable: Sendable {
     private func take(key: UInt64, now: UInt32) -> UInt64? {
         let shard = shards[Int(truncatingIfNeeded: key >> 58)]
         let timeout = timeoutSeconds
-        return shard.slots.withLock { slots in
+        return shard.withSlots { slots in
             let start = Int(truncatingIfNeeded: key) & shardMask
             for step in 0..<Self.window {
                 let index = (start + step) & shardMask

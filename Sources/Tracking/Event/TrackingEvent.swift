@@ -259,7 +259,16 @@ public enum IPAnonymizer {
             }
             return groups.joined(separator: ":") + "::"
         }
-        guard let lastDot = address.lastIndex(of: ".") else { return address }
-        return address[..<lastDot] + ".0"
+        // IPv4 (the common case): the bytes up to the last dot and "0", built in place (at most 15 bytes, so an
+        // inline small string: no allocation on the request path).
+        var address = address
+        return address.withUTF8 { bytes in
+            guard let lastDot = bytes.lastIndex(of: UInt8(ascii: ".")) else { return String(decoding: bytes, as: UTF8.self) }
+            return String(unsafeUninitializedCapacity: lastDot + 2) { output in
+                for index in 0...lastDot { output[index] = bytes[index] }
+                output[lastDot + 1] = UInt8(ascii: "0")
+                return lastDot + 2
+            }
+        }
     }
 }

@@ -118,6 +118,8 @@ public final class Spool: Sendable {
         var state = State()
         do {
             let names = try FileManager.default.contentsOfDirectory(atPath: configuration.directory)
+            // An erasure interrupted before its rename leaves its temporary copy; the original is whole.
+            for name in names where name.hasSuffix(".erasing") { unlink(configuration.directory + "/" + name) }
             let sequences = names.compactMap(Self.sequence(ofFileNamed:)).sorted()
             for sequence in sequences {
                 let path = Self.path(configuration.directory, sequence)

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""What enrichment costs, what the user-agent cache does, and what a million visitors' sessions weigh.
+
+1. compare.py static-1k with enrichment on (GeoIP from a test database, cookieless visitors and sessions, device,
+   source) and off (`tracking.enrichment: false`: raw request events), both into the local spool, interleaved for
+   --rounds rounds; each round carries its own nginx anchor, and the verdict is median(on) / median(off) of the
+   Vantage/nginx ratios. compare.py's wrk sends no User-Agent, so every request is classified as an empty-agent
+   machine and skips sessions; step 2 covers the browser path.
+2. The same two modes under wrk with a browser User-Agent and a search-engine Referer on /1k.html (page views: UA
+   cache, traffic source, visitor hash, session table, GeoIP on every request), interleaved, Vantage alone;
+   prints the ratio and the UA cache hit rate from /metrics.
+3. One million requests, each from a different client address (X-Forwarded-For from a trusted proxy), so one
+   million cookieless visitors with a session each: RSS before and after, session table evictions.
+
+Usage: Benchmarks/enrichment.py [--rounds 5] [--visitors 1000000]   (from the repository root, after
+scripts/build-release.sh; needs nginx, wrk, h2load and Debian's libmaxmind-db-writer-perl)
+"""
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tracking import ROOT, compare, metrics, start_vantage, template_with  # noqa: E402
+
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1])
+    return -1
+
+
+def make_geoip(path):
+    subprocess.run(["perl", os.path.join(ROOT, "Tests", "IntegrationTests", "Backends", "make_geoip.pl"), path], check=True)
+
+
+def standalone_config(folder, enrichment, geoip, extra=""):
+    os.makedirs(os.path.join(folder, "www"), exist_ok=True)
+    with open(os.path.join(folder, "www", "1k.html"), "w") as f:
+        f.write("<html>" + "x" * 1011 + "</html>")
+    path = os.path.join(folder, f"enrichment-{'on' if enrichment else 'off'}.yaml")
+    with open(path, "w") as f:
+        f.write(f"""listen: {{ http: "127.0.0.1:0" }}
+sites:
+  - routes:
+      - {{ path: /, static: {{ root: "{folder}/www" }} }}
+access_log: off
+admin: {{ listen: "127.0.0.1:0" }}
+trusted_proxies: [127.0.0.1/32]
+tracking:
+  spool: {{ dir: "{folder}/spool-{'on' if enrichment else 'off'}", max_size: 8GB }}
+  enrichment: {'true' if enrichment else 'false'}
+  geoip: "{geoip}"
+{extra}""")
+    return path
+
+
+def wrk_browser(binary, config, folder, seconds):
+    process, http, admin = start_vantage(binary, config, folder)
+    try:
+        out = subprocess.run(["wrk", "-t1", "-c64", f"-d{seconds}s", "-H", f"User-Agent: {FIREFOX}",
+                              "-H", "Referer: https://www.google.com/", f"http://127.0.0.1:{http}/1k.html"],
+                             check=True, capture_output=True, text=True).stdout
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        values = metrics(admin)
+        return rps, values.get('vantage_useragent_cache_lookups_total{result="hit"}', 0), \
+            values.get('vantage_useragent_cache_lookups_total{result="miss"}', 0)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def visitors(binary, folder, geoip, count):
+    config = standalone_config(folder, True, geoip, "  visitors: { max_sessions: 1000000 }\n")
+    process, http, admin = start_vantage(binary, config, folder)
+    try:
+        time.sleep(1)
+        before = rss_kib(process.pid)
+        # Pipelined keep-alive requests over 8 connections, each with its own X-Forwarded-For address.
+        sockets = [socket.create_connection(("127.0.0.1", http)) for _ in range(8)]
+        sent = 0
+        batch = 200
+        started = time.time()
+        while sent < count:
+            for sock in sockets:
+                n = min(batch, count - sent)
+                if n <= 0:
+                    break
+                payload = b"".join(
+                    b"GET /1k.html HTTP/1.1\r\nHost: bench\r\nUser-Agent: " + FIREFOX.encode()
+                    + b"\r\nX-Forwarded-For: 10.%d.%d.%d\r\n\r\n" % ((i >> 16) & 255, (i >> 8) & 255, i & 255)
+                    for i in range(sent, sent + n))
+                sock.sendall(payload)
+                answers = 0
+                buffer = b""
+                while answers < n:
+                    chunk = sock.recv(1 << 20)
+                    if not chunk:
+                        raise SystemExit("connection closed")
+                    buffer += chunk
+                    answers = buffer.count(b"HTTP/1.1 200")
+                sent += n
+        elapsed = time.time() - started
+        for sock in sockets:
+            sock.close()
+        time.sleep(1)
+        after = rss_kib(process.pid)
+        values = metrics(admin)
+        return before, after, elapsed, values.get("vantage_sessions_evicted_total", 0), \
+            values.get("vantage_sessions_capacity", 0), values.get("vantage_events_recorded_total", 0)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vantage", default=None, help="release binary (default: scripts/build-release.sh)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=10, help="length of each browser wrk run")
+    parser.add_argument("--visitors", type=int, default=1_000_000)
+    parser.add_argument("--skip", default="", help="comma-separated steps to skip: compare, browser, visitors")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    binary = os.path.abspath(args.vantage) if args.vantage else subprocess.run(
+        [os.path.join(ROOT, "scripts", "build-release.sh")], check=True, capture_output=True, text=True).stdout.strip()
+    scratch = tempfile.mkdtemp(prefix="vantage-enrichment-bench-")
+    geoip = os.path.join(scratch, "geo.mmdb")
+    make_geoip(geoip)
+    try:
+        if "compare" not in skip:
+            modes = {
+                "off": 'tracking:\n  spool: { dir: "{{WORKDIR}}/spool" }\n  enrichment: false\n',
+                "on": f'tracking:\n  spool: {{ dir: "{{{{WORKDIR}}}}/spool" }}\n  geoip: "{geoip}"\n',
+            }
+            ratios = {label: [] for label in modes}
+            for round_number in range(args.rounds):
+                for label, block in modes.items():
+                    config = template_with(block, os.path.join(scratch, f"{label}.yaml.template"))
+                    vantage_rps, nginx_rps = compare(binary, config, 1, f"{label}-{round_number}", scratch)
+                    ratios[label].append(vantage_rps / nginx_rps)
+                    print(f"round {round_number + 1} static-1k enrichment {label:>3}: vantage {vantage_rps:>9.0f} req/s, "
+                          f"nginx {nginx_rps:>9.0f} req/s, ratio {vantage_rps / nginx_rps:.3f}", flush=True)
+            verdict = statistics.median(ratios["on"]) / statistics.median(ratios["off"])
+            print(f"compare.py static-1k, enrichment on vs off (median of {args.rounds} interleaved rounds): {verdict:.3f}")
+        if "browser" not in skip:
+            rates = {"off": [], "on": []}
+            hits = misses = 0
+            for round_number in range(args.rounds):
+                for label in ("off", "on"):
+                    folder = os.path.join(scratch, f"browser-{label}-{round_number}")
+                    os.makedirs(folder)
+                    config = standalone_config(folder, label == "on", geoip)
+                    rps, hit, miss = wrk_browser(binary, config, folder, args.seconds)
+                    rates[label].append(rps)
+                    if label == "on":
+                        hits += hit
+                        misses += miss
+                    print(f"round {round_number + 1} browser page views, enrichment {label:>3}: {rps:>9.0f} req/s", flush=True)
+                    shutil.rmtree(folder, ignore_errors=True)
+            ratio = statistics.median(rates["on"]) / statistics.median(rates["off"])
+            print(f"browser page views (Firefox UA, Google referrer), enrichment on vs off: {ratio:.3f}; "
+                  f"UA cache hit rate {hits / max(1, hits + misses):.6f} ({hits:.0f} hits, {misses:.0f} misses)")
+        if "visitors" not in skip:
+            folder = os.path.join(scratch, "visitors")
+            os.makedirs(folder)
+            before, after, elapsed, evicted, capacity, recorded = visitors(binary, folder, geoip, args.visitors)
+            print(f"{args.visitors:,} distinct visitors in {elapsed:.1f} s ({recorded:.0f} events): RSS {before / 1024:.1f} MiB "
+                  f"before, {after / 1024:.1f} MiB after (+{(after - before) / 1024:.1f} MiB); session table "
+                  f"{capacity:.0f} slots x 24 bytes = {capacity * 24 / 1048576:.0f} MiB, {evicted:.0f} evictions")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
