@@ -231,8 +231,8 @@ struct ClickHouseDeliveryTests {
         try waitUntilShipped(first)
         #expect(first.stop() == 0)
         try clickHouse.query(
-            "INSERT INTO vantage.events (id, ts, site, kind, path, status) VALUES "
-                + "(generateUUIDv4(), now() - INTERVAL 3 DAY, 'old', 'request', '/old', 200)")
+            "INSERT INTO vantage.events (id, ts, site, kind, path, status) "
+                + "SELECT generateUUIDv4(), now() - INTERVAL 3 DAY, 'old', 'request', '/old', 200")
         let vantage = try VantageProcess(
             config: Self.config(clickHouse: clickHouse.endpoint, clickHouseExtra: "\n    retention: 1d"),
             expect: ["http", "admin"], reusing: first.directory)
