@@ -80,8 +80,8 @@ def wrk_browser(binary, config, folder, seconds):
         process.wait(timeout=60)
 
 
-def visitors(binary, folder, geoip, count):
-    config = standalone_config(folder, True, geoip, "  visitors: { max_sessions: 1000000 }\n")
+def visitors(binary, folder, geoip, count, enrichment=True):
+    config = standalone_config(folder, enrichment, geoip, "  visitors: { max_sessions: 1000000 }\n")
     process, http, admin = start_vantage(binary, config, folder)
     try:
         time.sleep(1)
@@ -172,12 +172,22 @@ def main():
             print(f"browser page views (Firefox UA, Google referrer), enrichment on vs off: {ratio:.3f}; "
                   f"UA cache hit rate {hits / max(1, hits + misses):.6f} ({hits:.0f} hits, {misses:.0f} misses)")
         if "visitors" not in skip:
-            folder = os.path.join(scratch, "visitors")
-            os.makedirs(folder)
-            before, after, elapsed, evicted, capacity, recorded = visitors(binary, folder, geoip, args.visitors)
-            print(f"{args.visitors:,} distinct visitors in {elapsed:.1f} s ({recorded:.0f} events): RSS {before / 1024:.1f} MiB "
-                  f"before, {after / 1024:.1f} MiB after (+{(after - before) / 1024:.1f} MiB); session table "
-                  f"{capacity:.0f} slots x 24 bytes = {capacity * 24 / 1048576:.0f} MiB, {evicted:.0f} evictions")
+            # The same requests with enrichment off grow RSS by what the spool's mapped segments and the request
+            # path take; the difference is what a million visitors' sessions (and the caches) cost.
+            growth = {}
+            for label in ("off", "on"):
+                folder = os.path.join(scratch, f"visitors-{label}")
+                os.makedirs(folder)
+                before, after, elapsed, evicted, capacity, recorded = visitors(
+                    binary, folder, geoip, args.visitors, enrichment=label == "on")
+                growth[label] = after - before
+                print(f"{args.visitors:,} distinct client addresses, enrichment {label}, in {elapsed:.1f} s ({recorded:.0f} events): "
+                      f"RSS {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB after (+{(after - before) / 1024:.1f} MiB)"
+                      + (f"; session table {capacity:.0f} slots x 24 bytes = {capacity * 24 / 1048576:.0f} MiB at most, "
+                         f"{evicted:.0f} evictions" if label == "on" else ""), flush=True)
+                shutil.rmtree(folder, ignore_errors=True)
+            print(f"memory of {args.visitors:,} visitors' sessions (RSS growth on minus off): "
+                  f"{(growth['on'] - growth['off']) / 1024:.1f} MiB")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
