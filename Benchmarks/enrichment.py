@@ -27,7 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tracking import ROOT, compare, metrics, start_vantage, template_with  # noqa: E402
+from tracking import ROOT, interleaved_ratios, metrics, start_vantage  # noqa: E402
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 
@@ -143,14 +143,7 @@ def main():
                 "off": 'tracking:\n  spool: { dir: "{{WORKDIR}}/spool" }\n  enrichment: false\n',
                 "on": f'tracking:\n  spool: {{ dir: "{{{{WORKDIR}}}}/spool" }}\n  geoip: "{geoip}"\n',
             }
-            ratios = {label: [] for label in modes}
-            for round_number in range(args.rounds):
-                for label, block in modes.items():
-                    config = template_with(block, os.path.join(scratch, f"{label}.yaml.template"))
-                    vantage_rps, nginx_rps = compare(binary, config, 1, f"{label}-{round_number}", scratch)
-                    ratios[label].append(vantage_rps / nginx_rps)
-                    print(f"round {round_number + 1} static-1k enrichment {label:>3}: vantage {vantage_rps:>9.0f} req/s, "
-                          f"nginx {nginx_rps:>9.0f} req/s, ratio {vantage_rps / nginx_rps:.3f}", flush=True)
+            ratios = interleaved_ratios(binary, modes, args.rounds, scratch, "enrichment")
             verdict = statistics.median(ratios["on"]) / statistics.median(ratios["off"])
             print(f"compare.py static-1k, enrichment on vs off (median of {args.rounds} interleaved rounds): {verdict:.3f}")
         if "browser" not in skip:

@@ -97,6 +97,20 @@ def compare(binary, config, rounds, label, scratch):
     return results["vantage"]["static-1k"]["rps"], results["nginx"]["static-1k"]["rps"]
 
 
+def interleaved_ratios(binary, modes, rounds, scratch, what):
+    """compare.py static-1k once per mode and round, the modes interleaved round by round so drift on the machine
+    hits all alike; returns each mode's Vantage/nginx ratios (every run carries its own nginx anchor)."""
+    ratios = {label: [] for label in modes}
+    for round_number in range(rounds):
+        for label, block in modes.items():
+            config = template_with(block, os.path.join(scratch, f"{label}.yaml.template"))
+            vantage_rps, nginx_rps = compare(binary, config, 1, f"{label}-{round_number}", scratch)
+            ratios[label].append(vantage_rps / nginx_rps)
+            print(f"round {round_number + 1} static-1k {what} {label:>10}: vantage {vantage_rps:>9.0f} req/s, "
+                  f"nginx {nginx_rps:>9.0f} req/s, ratio {vantage_rps / nginx_rps:.3f}", flush=True)
+    return ratios
+
+
 def metrics(port):
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     values = {}
@@ -183,15 +197,7 @@ def main():
                 "clickhouse": 'tracking:\n  spool: { dir: "{{WORKDIR}}/spool" }\n'
                               f'  clickhouse: {{ endpoints: ["{clickhouse.url}"] }}\n',
             }
-            # Modes interleaved round by round (one compare.py round each), so drift on the machine hits all alike.
-            ratios = {label: [] for label in modes}
-            for round_number in range(args.rounds):
-                for label, block in modes.items():
-                    config = template_with(block, os.path.join(scratch, f"{label}.yaml.template"))
-                    vantage_rps, nginx_rps = compare(binary, config, 1, f"{label}-{round_number}", scratch)
-                    ratios[label].append(vantage_rps / nginx_rps)
-                    print(f"round {round_number + 1} static-1k tracking {label:>10}: vantage {vantage_rps:>9.0f} req/s, "
-                          f"nginx {nginx_rps:>9.0f} req/s, ratio {vantage_rps / nginx_rps:.3f}", flush=True)
+            ratios = interleaved_ratios(binary, modes, args.rounds, scratch, "tracking")
             off = statistics.median(ratios["off"])
             for label in ("spool", "clickhouse"):
                 on = statistics.median(ratios[label])

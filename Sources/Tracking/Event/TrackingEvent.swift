@@ -245,7 +245,9 @@ public struct TrackingEvent: Sendable, Equatable {
 /// Truncates client addresses before they are stored: the last octet of IPv4, all but the first 48 bits of IPv6.
 public enum IPAnonymizer {
     public static func anonymize(_ address: String) -> String {
-        if address.contains(":") {
+        // A byte scan: `String.contains(":")` goes through Foundation's locale-aware search (measured: half of
+        // enrichment's cost on a small request).
+        if address.utf8.contains(UInt8(ascii: ":")) {
             // IPv6: keep three groups. `::` inside them is expanded just enough to know which groups they are.
             var groups: [Substring] = []
             let halves = address.split(separator: "::", maxSplits: 1, omittingEmptySubsequences: false)
