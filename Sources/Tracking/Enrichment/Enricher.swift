@@ -171,7 +171,16 @@ public final class Enricher: @unchecked Sendable {
         event.referrerHost = source.referrerHost
         event.sourceCategory = source.category.rawValue
         if event.utmSource.isEmpty { event.utmSource = source.utmSource }
-        if event.utmMedium.isEmpty { event.utmMedium = source.utmMedium }
+        if event.utmMedium.isEmpty {
+            event.utmMedium = source.utmMedium
+        } else {
+            // A medium the API sent says what kind of source it was, as one in the landing URL would.
+            switch event.utmMedium.lowercased() {
+            case "email", "newsletter": event.sourceCategory = TrafficSource.Category.email.rawValue
+            case "social": event.sourceCategory = TrafficSource.Category.social.rawValue
+            default: break
+            }
+        }
         if event.utmCampaign.isEmpty { event.utmCampaign = source.utmCampaign }
         if event.utmTerm.isEmpty { event.utmTerm = source.utmTerm }
         if event.utmContent.isEmpty { event.utmContent = source.utmContent }
