@@ -82,17 +82,19 @@ let package = Package(
         .target(
             name: "Tracking", dependencies: ["Config", "Compression", "CZlib", "CMaxMindDB", nioCore, nioPosix, nioHTTP1, logging, httpClient, crypto],
             swiftSettings: dataPlaneSettings),
+        /// Campaign short links: the model, the in-memory index, the journal store, the admin operations.
+        .target(name: "Links", dependencies: ["Config", "CZlib", nioCore, nioPosix, logging], swiftSettings: dataPlaneSettings),
         /// Composition root and data plane.
         .target(
             name: "Edge",
             dependencies: [
-                "Config", "Static", "Proxy", "Tracking", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
+                "Config", "Static", "Proxy", "Tracking", "Links", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
                 prometheus, serviceLifecycle, unixSignals,
             ],
             swiftSettings: dataPlaneSettings
         ),
         /// The thin executable.
-        .executableTarget(name: "vantage", dependencies: ["Edge", "Tracking", "Config", nioCore, nioPosix, logging, httpClient, argumentParser], swiftSettings: swiftSettings),
+        .executableTarget(name: "vantage", dependencies: ["Edge", "Tracking", "Links", "Config", nioCore, nioPosix, logging, httpClient, argumentParser], swiftSettings: swiftSettings),
 
         // MARK: - Tests
 
@@ -100,6 +102,7 @@ let package = Package(
         .testTarget(name: "CompressionTests", dependencies: ["Compression", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Config", nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", nioCore, nioHTTP1, logging, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
+        .testTarget(name: "LinksTests", dependencies: ["Links", nioCore, logging], swiftSettings: swiftSettings),
         .testTarget(name: "StaticTests", dependencies: ["Static", nioCore, nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeTests",

@@ -1,0 +1,110 @@
+import Foundation
+import Logging
+import NIOCore
+import Testing
+
+@testable import Links
+
+@Suite struct LinkRuleTests {
+    @Test func slugsDestinationsAndStatusesAreChecked() throws {
+        try LinkRules.checkSlug("spring-sale")
+        try LinkRules.checkSlug("a/b.c_d")
+        for bad in ["", "/x", "x/", "a..b", "a//b", "sp ace", "ü", String(repeating: "a", count: 129)] {
+            #expect(throws: LinkValidationError.self) { try LinkRules.checkSlug(bad) }
+        }
+        try LinkRules.checkDestination("https://example.com/landing?a=1", host: "go.example.com", slug: "x")
+        for bad in ["javascript:alert(1)", "ftp://x.com/", "/relative", "https://", "https://a b.com/", "https://u:p@x.com/",
+                    "https://go.example.com/x", "https://go.example.com/x/", "https://x.com\\@y.com/"] {
+            #expect(throws: LinkValidationError.self, "\(bad)") { try LinkRules.checkDestination(bad, host: "go.example.com", slug: "x") }
+        }
+        try LinkRules.checkStatus(308)
+        #expect(throws: LinkValidationError.self) { try LinkRules.checkStatus(200) }
+        #expect(LinkRules.normalizeHost("Go.Example.COM.:443") == "go.example.com")
+        let generated = LinkRules.generateSlug()
+        #expect(generated.count == 7 && !generated.contains("0") && !generated.contains("l"))
+    }
+
+    @Test func targetsPassTheQueryAndAddTags() {
+        var link = Link(id: "1", host: "h", slug: "s", destination: "https://x.com/p?keep=1#top", createdAt: 0)
+        #expect(link.target(query: "a=1") == "https://x.com/p?keep=1#top", "no passthrough by default")
+        link.passQuery = true
+        link.queryDenyList = ["Token"]
+        link.addQuery = ["utm_source": "mail list", "keep": "2"]
+        #expect(link.target(query: "a=1&token=secret&b") == "https://x.com/p?keep=1&a=1&b&utm_source=mail%20list#top")
+        link.destination = "https://x.com/"
+        link.passQuery = false
+        #expect(link.target(query: "") == "https://x.com/?keep=2&utm_source=mail%20list")
+    }
+}
+
+@Suite struct LinkIndexTests {
+    @Test func clicksAreCountedAndLimitsHoldExactly() async {
+        let index = LinkIndex()
+        var limited = Link(id: "a", host: "h", slug: "limited", destination: "https://x.com/", createdAt: 0)
+        limited.maxClicks = 100
+        var expiring = Link(id: "b", host: "h", slug: "old", destination: "https://x.com/", createdAt: 0)
+        expiring.expiresAt = 1000
+        expiring.fallback = "https://x.com/over"
+        index.put([limited, expiring])
+        // 1000 concurrent clicks: exactly 100 redirect.
+        let redirected = await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<1000 {
+                group.addTask {
+                    if case .redirect = index.resolve(host: "h", slug: "limited", now: 0) { return 1 }
+                    return 0
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(redirected == 100)
+        #expect(index.link(host: "h", slug: "limited")?.clicks == 100)
+        #expect(index.resolve(host: "h", slug: "old", now: 999) != .unknown)
+        guard case .gone(_, let fallback) = index.resolve(host: "h", slug: "old", now: 1000) else {
+            Issue.record("expected gone")
+            return
+        }
+        #expect(fallback == "https://x.com/over")
+        #expect(index.resolve(host: "h", slug: "nope", now: 0) == .unknown)
+        #expect(index.resolve(host: "other", slug: "limited", now: 0) == .unknown)
+        let unsaved = index.takeUnsavedClicks()
+        #expect(Set(unsaved.map(\.id)) == ["a", "b"] && index.takeUnsavedClicks().isEmpty)
+        #expect(index.list(host: "h", after: nil, limit: 10).map(\.0.slug) == ["limited", "old"])
+        #expect(index.list(host: "h", after: "limited", limit: 10).map(\.0.slug) == ["old"])
+    }
+}
+
+@Suite struct JournalTests {
+    func folder() -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("links-\(UUID().uuidString)").path
+        return path
+    }
+
+    @Test func linksSurviveAReopenWithTheirClicksAndATornTailIsCut() throws {
+        let directory = folder()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        do {
+            let store = try JournalLinkStore(directory: directory, logger: Logger(label: "test"))
+            _ = try store.load()
+            var link = Link(id: "id-1", host: "h", slug: "s", destination: "https://x.com/", createdAt: 5)
+            link.maxClicks = 3
+            link.tags = ["spring"]
+            link.addQuery = ["utm_source": "qr"]
+            try store.put(link)
+            try store.put(Link(id: "id-2", host: "h", slug: "t", destination: "https://y.com/", createdAt: 6))
+            try store.saveClicks([("id-1", 2)])
+            try store.delete(Link(id: "id-2", host: "h", slug: "t", destination: "https://y.com/", createdAt: 6))
+        }
+        // A torn record at the end (a crash in the middle of a write).
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/links.journal"))
+        handle.seekToEndOfFile()
+        handle.write(Data([40, 0, 0, 0, 1, 2, 3]))
+        try handle.close()
+        let reopened = try JournalLinkStore(directory: directory, logger: Logger(label: "test"))
+        let (links, clicks) = try reopened.load()
+        withExtendedLifetime(reopened) {}
+        #expect(links.count == 1 && links[0].slug == "s" && links[0].maxClicks == 3 && links[0].tags == ["spring"])
+        #expect(links[0].addQuery == ["utm_source": "qr"] && links[0].createdAt == 5)
+        #expect(clicks == ["id-1": 2])
+        #expect(throws: JournalLinkStore.StoreError.self) { _ = try JournalLinkStore(directory: directory, logger: Logger(label: "test")) }
+    }
+}
