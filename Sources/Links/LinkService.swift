@@ -91,6 +91,14 @@ public final class LinkService: Sendable {
         }
     }
 
+    /// The JSON object of an admin request body.
+    public static func fields(_ json: Data) throws -> [String: Any] {
+        guard let object = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any] else {
+            throw AdminError.invalid("expected a JSON object")
+        }
+        return object
+    }
+
     /// Creates a link from the admin API's JSON fields; the slug is generated when missing.
     public func create(_ fields: [String: Any], now: Int64) throws -> Link {
         guard let host = fields["host"] as? String, !host.isEmpty else { throw AdminError.invalid("expected host") }

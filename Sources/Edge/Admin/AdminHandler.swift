@@ -11,6 +11,7 @@ struct AdminEndpoints: Sendable {
 /// The admin API on its own listener (loopback by default):
 /// - `GET /health`: JSON status, open to anyone who can reach the listener;
 /// - `POST /erase?vid=ID`: a visitor's events out of the spool (`vantage erase`);
+/// - `/links`: short links (create, list, get, update, delete, stats; see `AdminLinks.swift`);
 /// - `GET /metrics`: Prometheus text;
 /// - `POST /reload`: re-read the config, as SIGHUP does.
 ///
@@ -19,8 +20,12 @@ final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let endpoints: AdminEndpoints
+    let endpoints: AdminEndpoints
     private var head: HTTPRequestHead?
+    /// The request body (link JSON), bounded.
+    private var body = ByteBuffer()
+    private var bodyTooLarge = false
+    static let maxBody = 64 << 10
 
     init(endpoints: AdminEndpoints) {
         self.endpoints = endpoints
@@ -28,11 +33,19 @@ final class AdminHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let head): self.head = head
-        case .body: break
+        case .head(let head):
+            self.head = head
+            body.clear()
+            bodyTooLarge = false
+        case .body(var part):
+            if body.readableBytes + part.readableBytes > Self.maxBody { bodyTooLarge = true } else { body.writeBuffer(&part) }
         case .end:
             guard let head else { return }
             self.head = nil
+            if bodyTooLarge {
+                send(.payloadTooLarge, body: "413 Payload Too Large: admin bodies are limited to 64 KB\n", head: head, context: context)
+                return
+            }
             handle(head, context: context)
         }
     }
@@ -53,6 +66,10 @@ final class AdminHandler: ChannelInboundHandler {
                      context: context, extraHeaders: ["WWW-Authenticate": "Bearer"])
                 return
             }
+        }
+        if path == "/links" || path.hasPrefix("/links/") {
+            handleLinks(head, path: path, body: body, context: context)
+            return
         }
         switch (head.method, path) {
         case (.GET, "/metrics"), (.HEAD, "/metrics"):
@@ -85,7 +102,7 @@ final class AdminHandler: ChannelInboundHandler {
         case (_, "/metrics"), (_, "/reload"), (_, "/erase"):
             send(.methodNotAllowed, body: "405 Method Not Allowed\n", head: head, context: context)
         default:
-            send(.notFound, body: "404 Not Found: admin paths are /health, /metrics, POST /reload and POST /erase?vid=\n",
+            send(.notFound, body: "404 Not Found: admin paths are /health, /metrics, POST /reload, POST /erase?vid= and /links\n",
                  head: head, context: context)
         }
     }
@@ -127,7 +144,7 @@ final class AdminHandler: ChannelInboundHandler {
         }
     }
 
-    private func send(
+    func send(
         _ status: HTTPResponseStatus, contentType: String = "text/plain; charset=utf-8", body: String,
         head: HTTPRequestHead, context: ChannelHandlerContext, extraHeaders: HTTPHeaders = [:]
     ) {

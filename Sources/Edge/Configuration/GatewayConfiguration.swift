@@ -1,4 +1,5 @@
 import Config
+import Links
 import Foundation
 import Logging
 import NIOCore
@@ -29,6 +30,8 @@ public struct GatewayConfiguration: Sendable {
     public var admin = AdminSettings()
     /// Events per request, the spool and the ClickHouse sink.
     public var tracking = TrackingConfiguration()
+    /// `links:` where short links are kept; nil when neither this key nor a `links` route is configured.
+    public var links: LinksConfiguration?
     /// Peers whose `X-Forwarded-For` is believed.
     public var trustedProxies: [CIDR] = []
     /// How long in-flight requests may take to finish on SIGTERM.
@@ -42,7 +45,7 @@ public struct GatewayConfiguration: Sendable {
 
     /// The top-level keys.
     public static let keys = [
-        "listen", "tls", "sites", "limits", "static_cache", "access_log", "admin", "tracking", "trusted_proxies",
+        "listen", "tls", "sites", "limits", "static_cache", "access_log", "admin", "tracking", "links", "trusted_proxies",
         "shutdown_timeout", "threads", "log_level",
     ]
 
@@ -79,6 +82,7 @@ public struct GatewayConfiguration: Sendable {
         if let value = map["access_log"] { accessLog = try AccessLogSettings(from: value) }
         if let value = map["admin"] { admin = try AdminSettings(from: value) }
         if let value = map["tracking"] { tracking = try TrackingConfiguration(from: value) }
+        if let value = map["links"] { links = try LinksConfiguration(from: value) }
         if let value = map["trusted_proxies"] {
             trustedProxies = try value.list().map { item in
                 let text = try item.string()
@@ -111,6 +115,11 @@ public struct GatewayConfiguration: Sendable {
             }
         }
         if defaultSites > 1 { throw sitesNode.error("only one site may be the default (hosts omitted or \"*\")") }
+        // A `links` route needs the store: the defaults serve when the key is absent.
+        let usesLinks = sites.contains { site in
+            site.routes.contains { if case .links = $0.handler { true } else { false } }
+        }
+        if usesLinks && links == nil { links = LinksConfiguration() }
     }
 }
 

@@ -45,9 +45,14 @@ public struct SiteConfiguration: Sendable {
         let routeNodes = try routesNode.list()
         if routeNodes.isEmpty { throw routesNode.error("expected at least one route") }
         routes = try routeNodes.map { try RouteConfiguration(from: $0, defaultBodyLimit: siteBodyLimit) }
-        var seen = Set<String>()
-        for (index, route) in routes.enumerated() where !seen.insert(route.pathPrefix).inserted {
-            throw routeNodes[index].error("another route of this site already has path \"\(route.pathPrefix)\"")
+        // One route per prefix, except after a `links` route that falls through: unknown slugs go on to the route
+        // listed after it with the same prefix (links on a site's main domain).
+        var seen: [String: Bool] = [:]  // prefix: its route falls through
+        for (index, route) in routes.enumerated() {
+            if let fallsThrough = seen[route.pathPrefix], !fallsThrough {
+                throw routeNodes[index].error("another route of this site already has path \"\(route.pathPrefix)\"")
+            }
+            if case .links(let links) = route.handler { seen[route.pathPrefix] = links.fallsThrough } else { seen[route.pathPrefix] = false }
         }
     }
 
@@ -87,6 +92,8 @@ public struct RouteConfiguration: Sendable {
         case proxy(ProxyConfiguration)
         case respond(RespondConfiguration)
         case redirect(RedirectConfiguration)
+        /// Short links: `links: true` or `links: { fallthrough: true }`.
+        case links(LinksRouteConfiguration)
     }
 
     /// The path prefix; `/api/` matches `/api/` and below, `/api` also matches `/api` itself and `/api-v2`.
@@ -99,7 +106,7 @@ public struct RouteConfiguration: Sendable {
     /// Whether requests of this route become tracking events.
     public var track = true
 
-    static let handlerKeys = ["static", "proxy", "respond", "redirect"]
+    static let handlerKeys = ["static", "proxy", "respond", "redirect", "links"]
     static let keys = ["path", "max_body_size", "access_log", "track"] + handlerKeys
 
     init(from node: ConfigNode, defaultBodyLimit: Int) throws {
@@ -124,8 +131,24 @@ public struct RouteConfiguration: Sendable {
         case "static": handler = .staticFiles(try StaticConfiguration(from: map["static"]!))
         case "proxy": handler = .proxy(try ProxyConfiguration(from: map["proxy"]!))
         case "respond": handler = .respond(try RespondConfiguration(from: map["respond"]!))
+        case "links": handler = .links(try LinksRouteConfiguration(from: map["links"]!))
         default: handler = .redirect(try RedirectConfiguration(from: map["redirect"]!))
         }
+    }
+}
+
+/// A `links` route: the path after the prefix is a slug of the request's host. Unknown slugs answer 404, or with
+/// `fallthrough: true` go to the next route that matches (so links can live on a site's main domain).
+public struct LinksRouteConfiguration: Sendable {
+    public var fallsThrough = false
+
+    init(from node: ConfigNode) throws {
+        if let enabled = try? node.bool() {
+            guard enabled else { throw node.error("expected true or { fallthrough: true|false }") }
+            return
+        }
+        let map = try node.mapping(keys: ["fallthrough"])
+        if let value = map["fallthrough"] { fallsThrough = try value.bool() }
     }
 }
 

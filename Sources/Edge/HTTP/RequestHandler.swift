@@ -1,5 +1,6 @@
 import Config
 import Foundation
+import Links
 import Logging
 import NIOCore
 import NIOHPACK
@@ -43,6 +44,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var collectedBody: ByteBuffer?
         /// Events a tracking API call produced (recorded instead of the plain request event).
         var apiEvents: [TrackingEvent] = []
+        /// The short link this request clicked, for repeat marking once the visitor is known.
+        var clickedLink: (id: String, recent: RecentClicks)?
         var bodyBytes = 0
         var bodyLimit: Int
         var keepAlive: Bool
@@ -363,6 +366,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                             context: context)
         case .trackingAPI(let api):
             answerTrackingAPI(api, head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, context: context)
+        case .links(let linkRoute):
+            let query = pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : ""
+            answerLink(linkRoute, route: route, site: site, head: head, headers: headers, path: path, query: query, context: context)
         case .staticFiles(let server):
             var filePath = path
             if server.configuration.stripPrefix {
@@ -413,6 +419,67 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 handler.writeAPIResponse(response, context: context)
             }
         }
+    }
+
+    /// A short link: redirect (counted), gone (410 or the fallback), or unknown (404, or the next route).
+    private func answerLink(
+        _ linkRoute: LinkRoute, route: Route, site: Site, head: HTTPRequestHead, headers: RequestHeaderSummary,
+        path: Substring, query: Substring, context: any ExchangeTransport
+    ) {
+        guard let current = exchange else { return }
+        var slug = path.dropFirst(route.pathPrefix.utf8.count)
+        while slug.first == "/" { slug = slug.dropFirst() }
+        let host = RouteTable.normalizeHost(headers.host ?? "")
+        let now = Int64(loop.refreshClock())
+        let location: String
+        let status: HTTPResponseStatus
+        let clicked: Link
+        switch linkRoute.service.index.resolve(host: host, slug: slug, now: now) {
+        case .redirect(let link, _):
+            location = link.target(query: query)
+            status = HTTPResponseStatus(statusCode: link.status)
+            clicked = link
+        case .gone(let link, let fallback):
+            guard let fallback else {
+                let reason = link.maxClicks != nil && (link.expiresAt.map { now < $0 } ?? true)
+                    ? "this link has reached its click limit" : "this link has expired"
+                respondError(.gone, reason, context: context, extraHeaders: ["Cache-Control": "private, max-age=0"])
+                return
+            }
+            location = fallback
+            status = .found
+            clicked = link
+        case .unknown:
+            if linkRoute.fallsThrough, let next = site.route(for: path, after: route) {
+                current.route = next
+                dispatch(next, site: site, head: head, headers: headers, context: context)
+            } else {
+                respondError(.notFound, "no link \"\(slug)\" on \(host)", context: context)
+            }
+            return
+        }
+        if let events = loop.events {
+            var event = TrackingEvent(
+                id: events.nextID(unixMilliseconds: now), timeMilliseconds: now, site: "", host: "", kind: .linkClick,
+                method: "", scheme: "", target: "", status: 0, bytesIn: 0, bytesOut: 0, durationMicroseconds: 0,
+                httpVersion: "", clientAddress: "")
+            event.eventName = clicked.slug
+            var properties = ByteBuffer()
+            properties.writeJSONField("{\"link_id\":", clicked.id, first: true)
+            properties.writeJSONField("\"to\":", location)
+            properties.writeStaticString("}")
+            event.properties = String(buffer: properties)
+            current.apiEvents = [event]
+            current.clickedLink = (clicked.id, linkRoute.service.recentClicks)
+        }
+        // Shared caches must not answer clicks themselves (each is an event and may count against a limit).
+        let headers: HTTPHeaders = [
+            "Location": location, "Cache-Control": "private, max-age=0", "Content-Type": "text/plain; charset=utf-8",
+        ]
+        let body = ByteBuffer(string: "\(status.code) \(status.reasonPhrase): \(location)\n")
+        var withLength = headers
+        withLength.add(name: "Content-Length", value: String(body.readableBytes))
+        writeResponse(status: status, headers: withLength, body: head.method == .HEAD ? .empty : .buffer(body), context: context)
     }
 
     private func writeAPIResponse(_ response: APIResponse, context: any ExchangeTransport) {
@@ -730,6 +797,15 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return enricher.visitorCookie(visitorID, secureTransport: connection.isTLS)
     }
 
+    /// Whether the visitor clicked this link within the repeat window already (so reports count unique clicks).
+    private static func isRepeatClick(_ event: TrackingEvent, linkID: String, recent: RecentClicks) -> Bool {
+        guard !event.visitorID.isEmpty else { return false }
+        var hasher = SipHash24(key0: 0x6c69_6e6b_636c_6963, key1: 0x6b73)
+        hasher.combineField(event.visitorID)
+        hasher.combineField(linkID)
+        return recent.isRepeat(hasher.finalize(), now: UInt32(clamping: event.timeMilliseconds / 1000))
+    }
+
     private func record(_ exchange: Exchange) {
         let elapsed = NIODeadline.now().uptimeNanoseconds &- exchange.startNanoseconds
         (exchange.route?.metrics ?? core.unroutedMetrics).record(
@@ -770,6 +846,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     for apiEvent in exchange.apiEvents {
                         var completed = apiEvent.completed(byRequest: event)
                         enricher.enrich(&completed, facts: facts)
+                        if let (linkID, recent) = exchange.clickedLink {
+                            completed.eventType = Self.isRepeatClick(completed, linkID: linkID, recent: recent) ? "repeat" : "unique"
+                        }
                         events.record(completed, nowMilliseconds: Int64(now))
                     }
                 }

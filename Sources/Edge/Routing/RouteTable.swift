@@ -1,3 +1,4 @@
+import Links
 import Metrics
 import NIOCore
 import NIOHTTP1
@@ -14,6 +15,15 @@ public enum RouteHandler: Sendable {
     case redirect(RedirectConfiguration)
     /// The tracking API (`/tr/v1/...` and the legacy paths), mounted on every site by `tracking.api`.
     case trackingAPI(TrackingAPI)
+    /// Short links of the request's host.
+    case links(LinkRoute)
+}
+
+/// A `links` route, ready to serve.
+public struct LinkRoute: Sendable {
+    public let service: LinkService
+    /// Unknown slugs go to the next matching route instead of a 404.
+    public let fallsThrough: Bool
 }
 
 /// A fixed response with its body already in a buffer.
@@ -77,12 +87,22 @@ public final class Site: Sendable {
         self.hosts = hosts.map { $0.hasPrefix("*.") ? String($0.dropFirst(2)) : $0 }
         self.redirectHTTPS = redirectHTTPS
         self.hsts = hsts
-        self.routes = routes.sorted { $0.pathPrefix.utf8.count > $1.pathPrefix.utf8.count }
+        // Longest prefix first; among equal prefixes the configured order (a falling-through links route first).
+        self.routes = routes.enumerated().sorted {
+            ($0.element.pathPrefix.utf8.count, -$0.offset) > ($1.element.pathPrefix.utf8.count, -$1.offset)
+        }.map(\.element)
     }
 
     /// The route with the longest prefix covering `path`.
     func route(for path: Substring) -> Route? {
         for route in routes where route.matches(path) { return route }
+        return nil
+    }
+
+    /// The next route covering `path` after `previous` (a `links` route falling through).
+    func route(for path: Substring, after previous: Route) -> Route? {
+        guard let position = routes.firstIndex(where: { $0 === previous }) else { return nil }
+        for route in routes[(position + 1)...] where route.matches(path) { return route }
         return nil
     }
 }
@@ -110,7 +130,7 @@ public final class RouteTable: Sendable {
     static func build(
         from configuration: GatewayConfiguration, cache: FileCache, threadPool: NIOThreadPool,
         proxy: ProxyService? = nil, metrics: RouteMetricsRegistry = RouteMetricsRegistry(loops: 1),
-        trackingAPI: TrackingAPI? = nil
+        trackingAPI: TrackingAPI? = nil, links: LinkService? = nil
     ) throws -> RouteTable {
         var proxyRoutes: [ProxyRoute] = []
         var exact: [String: Site] = [:]
@@ -134,6 +154,9 @@ public final class RouteTable: Sendable {
                     handler = .respond(PreparedResponse(settings))
                 case .redirect(let settings):
                     handler = .redirect(settings)
+                case .links(let settings):
+                    guard let links else { throw GatewayError(message: "links routes need the links service") }
+                    handler = .links(LinkRoute(service: links, fallsThrough: settings.fallsThrough))
                 }
                 return Route(
                     pathPrefix: route.pathPrefix, handler: handler, maxBodySize: route.maxBodySize,

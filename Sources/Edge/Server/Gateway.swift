@@ -1,4 +1,5 @@
 import Foundation
+import Links
 import Logging
 import NIOCore
 import NIOExtras
@@ -43,7 +44,7 @@ public final class Gateway: Sendable {
     }
 
     private let group: MultiThreadedEventLoopGroup
-    private let threadPool: NIOThreadPool
+    let threadPool: NIOThreadPool
     private let cache: FileCache
     /// Certificates by SNI name; ACME will install into it.
     public let certificates: CertificateStore
@@ -54,6 +55,8 @@ public final class Gateway: Sendable {
     private let proxy: ProxyService
     /// Events: nil when `tracking.enabled` is false.
     public let tracking: TrackingPipeline?
+    /// Short links: nil unless `links:` or a `links` route is configured.
+    public let links: LinkService?
     private let logger: Logger
     private let state: Mutex<State>
     private let startedAt = Date()
@@ -81,9 +84,15 @@ public final class Gateway: Sendable {
         } catch {
             throw GatewayError(message: "tracking: \(error)")
         }
+        do {
+            let pool = threadPool
+            links = try configuration.links.map { try LinkService(configuration: $0, pool: pool, logger: logger) }
+        } catch {
+            throw GatewayError(message: "links: \(error)")
+        }
         let snapshot = try Self.makeSnapshot(
             configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: routeMetrics,
-            trackingAPI: tracking?.api)
+            trackingAPI: tracking?.api, links: links)
         core = GatewayCore(snapshot: snapshot, loops: Array(group.makeIterator()), accessLog: accessLog,
                            threadPool: threadPool, routeMetrics: routeMetrics, proxy: proxy, tracking: tracking,
                            logger: logger)
@@ -102,11 +111,11 @@ public final class Gateway: Sendable {
 
     static func makeSnapshot(
         _ configuration: GatewayConfiguration, cache: FileCache, threadPool: NIOThreadPool, proxy: ProxyService,
-        metrics: RouteMetricsRegistry, trackingAPI: TrackingAPI? = nil
+        metrics: RouteMetricsRegistry, trackingAPI: TrackingAPI? = nil, links: LinkService? = nil
     ) throws -> RuntimeSnapshot {
         let table = try RouteTable.build(
             from: configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: metrics,
-            trackingAPI: trackingAPI)
+            trackingAPI: trackingAPI, links: links)
         return RuntimeSnapshot(
             table: table, limits: configuration.limits, trustedProxies: configuration.trustedProxies,
             httpsPort: configuration.httpsListeners.first?.port)
@@ -127,6 +136,7 @@ public final class Gateway: Sendable {
         }
         proxy.activate(core.snapshot.table.proxyRoutes)
         tracking?.start()
+        links?.start(on: group.next())
         state.withLock { $0.housekeeping = tasks }
         let configuration = state.withLock { $0.configuration }
         try bindListeners(for: configuration)
@@ -310,6 +320,7 @@ public final class Gateway: Sendable {
         if old.accessLog != new.accessLog { changed.append("access_log") }
         if old.tls.minimumVersion != new.tls.minimumVersion { changed.append("tls.min_version") }
         if old.tracking != new.tracking { changed.append("tracking") }
+        if old.links != new.links { changed.append("links") }
         if !changed.isEmpty {
             logger.warning("\(changed.joined(separator: ", ")) changed: these take effect at the next restart")
         }
@@ -324,7 +335,7 @@ public final class Gateway: Sendable {
             let keys = try Self.loadCertificates(configuration.tls)
             let snapshot = try Self.makeSnapshot(
                 configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: routeMetrics,
-                trackingAPI: tracking?.api)
+                trackingAPI: tracking?.api, links: links)
             try certificates.replaceAll(with: keys)
             core.replaceSnapshot(snapshot)
             proxy.activate(snapshot.table.proxyRoutes)
@@ -386,6 +397,7 @@ public final class Gateway: Sendable {
             try? await loop.submit { context.accessLog?.flush() }.get()
         }
         await tracking?.shutdown()
+        links?.shutdown()
         try? await group.shutdownGracefully()
         try? await threadPool.shutdownGracefully()
         accessLog?.flushAndStop()

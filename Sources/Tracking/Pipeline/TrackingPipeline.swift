@@ -121,6 +121,13 @@ public final class TrackingPipeline: Sendable {
         spool.close()
     }
 
+    /// Runs a read query against the ClickHouse sink (`{table}` is replaced by the events table); nil without one.
+    public func query(_ sql: String) async throws -> String? {
+        guard let client, let clickHouse = configuration.clickHouse else { return nil }
+        let table = "\(clickHouse.database).\(clickHouse.table)"
+        return try await client.query(sql.replacingOccurrences(of: "{table}", with: table), logger: logger)
+    }
+
     // MARK: - Erasure
 
     /// Removes a visitor's events from the spool: every loop seals its open segment, then the sealed segments are
