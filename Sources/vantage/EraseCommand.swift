@@ -1,5 +1,4 @@
 import ArgumentParser
-import AsyncHTTPClient
 import Edge
 import Foundation
 import Logging
@@ -73,30 +72,16 @@ struct EraseCommand: AsyncParsableCommand {
 
     /// The spool belongs to a running Vantage: ask it (admin `POST /erase`), with the admin token when configured.
     private func eraseThroughRunningGateway(_ configuration: GatewayConfiguration) async throws {
-        guard let admin = configuration.admin.listen else {
-            printError("the spool is in use by a running Vantage whose admin listener is off; stop it or enable admin.listen")
-            throw ExitCode(1)
-        }
-        let host = admin.host == "0.0.0.0" || admin.host.isEmpty ? "127.0.0.1" : (admin.host == "::" ? "::1" : admin.host)
-        let url = "http://\(host.contains(":") ? "[\(host)]" : host):\(admin.port)/erase?vid=\(vid)"
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        if let token = configuration.admin.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-        let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
         do {
-            let response = try await client.execute(request, timeout: .seconds(120))
-            let body = try await response.body.collect(upTo: 1 << 16)
-            try await client.shutdown()
-            guard response.status == .ok else {
-                printError("the running Vantage refused the erasure (\(response.status.code)): \(String(buffer: body))")
+            let admin = try AdminClient(configuration: configuration)
+            let (status, body) = try await admin.send(.POST, "/erase?vid=\(vid)")
+            guard status == 200 else {
+                printError("the running Vantage refused the erasure (\(status)): \(body)")
                 throw ExitCode(1)
             }
-            print("spool (running Vantage at \(host):\(admin.port)): \(String(buffer: body).trimmingCharacters(in: .whitespacesAndNewlines))")
-        } catch let exit as ExitCode {
-            throw exit
-        } catch {
-            try? await client.shutdown()
-            printError("cannot reach the running Vantage's admin listener at \(url): \(error)")
+            print("spool (running Vantage at \(admin.baseURL)): \(body.trimmingCharacters(in: .whitespacesAndNewlines))")
+        } catch let failure as AdminClient.Failure {
+            printError("the spool is in use by a running Vantage: \(failure)")
             throw ExitCode(1)
         }
     }
