@@ -39,6 +39,13 @@ public struct Link: Sendable, Equatable, Hashable {
 
     /// Where a click on this link goes, given the request's query.
     public func target(query: Substring) -> String {
+        Self.target(destination: destination, query: query, passQuery: passQuery, denyList: queryDenyList, addQuery: addQuery)
+    }
+
+    static func target(
+        destination: String, query: Substring, passQuery: Bool, denyList queryDenyList: [String], addQuery: [String: String]
+    ) -> String {
+        guard passQuery || !addQuery.isEmpty else { return destination }
         var extra: [String] = []
         if passQuery {
             for pair in query.split(separator: "&") where !pair.isEmpty {

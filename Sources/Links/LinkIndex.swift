@@ -1,10 +1,56 @@
 import Synchronization
 
+/// A link id: 128 bits, written as a UUID. Kept as two integers in the index (no string per link).
+public struct LinkID: Hashable, Sendable, CustomStringConvertible {
+    public var high: UInt64
+    public var low: UInt64
+
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    /// Parses a UUID (`8-4-4-4-12` hex digits, any case) or 32 hex digits.
+    public init?(_ text: String) {
+        var high: UInt64 = 0, low: UInt64 = 0, digits = 0
+        for byte in text.utf8 {
+            let value: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = byte - UInt8(ascii: "A") + 10
+            case UInt8(ascii: "-"): continue
+            default: return nil
+            }
+            if digits < 16 { high = high << 4 | UInt64(value) } else { low = low << 4 | UInt64(value) }
+            digits += 1
+        }
+        guard digits == 32 else { return nil }
+        self.init(high: high, low: low)
+    }
+
+    public var description: String {
+        let hex = Array("0123456789abcdef".utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(36)
+        for (index, shift) in stride(from: 60, through: 0, by: -4).enumerated() {
+            if index == 8 || index == 12 { bytes.append(UInt8(ascii: "-")) }
+            bytes.append(hex[Int((high >> UInt64(shift)) & 0xF)])
+        }
+        for (index, shift) in stride(from: 60, through: 0, by: -4).enumerated() {
+            if index == 0 || index == 4 { bytes.append(UInt8(ascii: "-")) }
+            bytes.append(hex[Int((low >> UInt64(shift)) & 0xF)])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
 /// Every link in memory, keyed by host and slug: what the request path consults (never the disk or the network).
 ///
-/// Kept lean for a million links: the key holds host and slug (host strings are shared between a host's links), the
-/// value only what a redirect needs plus a box for rarely used settings; click counts live next to the link so a
-/// max-click limit is exact under concurrent clicks (one lock).
+/// Built for a million links: 16 shards (by key hash) each behind its own lock, so event loops rarely meet; in a
+/// shard a dictionary maps the key to a position in a dense array of compact values (id as two integers, host
+/// strings shared by a host's links, rarely used settings in an optional box). Click counts sit next to the link,
+/// so a click limit is exact under concurrent clicks.
 public final class LinkIndex: Sendable {
     public struct Key: Hashable, Sendable {
         public var host: String
@@ -16,119 +62,204 @@ public final class LinkIndex: Sendable {
     }
 
     /// What a click on a link resolves to.
-    public enum Resolution: Equatable, Sendable {
-        /// Redirect with the link's status; `clicks` counts this one.
-        case redirect(link: Link, clicks: Int)
+    public enum Resolution: Sendable {
+        /// Redirect; the click was counted.
+        case redirect(ResolvedLink)
         /// Expired or out of clicks: a fallback redirect (302) or 410 Gone.
-        case gone(link: Link, fallback: String?)
+        case gone(ResolvedLink)
         case unknown
     }
 
-    struct Entry {
+    struct Value {
         var link: StoredLink
-        var clicks: Int
-        /// Clicks not yet written to the store.
+        var clicks: Int32
         var unsavedClicks: Bool
     }
 
-    private struct State {
-        var entries: [Key: Entry] = [:]
-        var hosts: [String: String] = [:]
+    struct ShardState {
+        var positions: [Key: Int32] = [:]
+        var values: ContiguousArray<Value> = []
+        var keys: ContiguousArray<Key?> = []
+        var free: [Int32] = []
     }
 
-    private let state = Mutex(State())
+    final class Shard: Sendable {
+        let state = Mutex(ShardState())
+    }
+
+    static let shardCount = 16
+    private let shards: [Shard] = (0..<16).map { _ in Shard() }
+    /// One String per host, shared by its links.
+    private let hosts = Mutex<[String: String]>([:])
 
     public init() {}
 
-    public var count: Int { state.withLock { $0.entries.count } }
+    @inline(__always)
+    private func shard(_ key: Key) -> Shard {
+        var hasher = Hasher()
+        hasher.combine(key.slug)
+        hasher.combine(key.host)
+        return shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(Self.shardCount))]
+    }
 
-    /// Replaces or adds links (loading, admin changes, a shared store's refresh).
+    public var count: Int { shards.reduce(0) { $0 + $1.state.withLock { $0.positions.count } } }
+
+    /// Adds or replaces links (loading, admin changes); `clicks` by id, else a replaced link keeps its count.
     public func put(_ links: [Link], clicks: [String: Int] = [:]) {
-        state.withLock { state in
-            state.entries.reserveCapacity(state.entries.count + links.count)
-            for link in links {
-                let host = state.hosts[link.host] ?? {
-                    state.hosts[link.host] = link.host
-                    return link.host
-                }()
-                let key = Key(host: host, slug: link.slug)
-                let previous = state.entries[key]
-                state.entries[key] = Entry(
-                    link: StoredLink(link), clicks: clicks[link.id] ?? previous.map { $0.link.id == link.id ? $0.clicks : 0 } ?? 0,
-                    unsavedClicks: previous?.unsavedClicks ?? false)
+        for link in links {
+            guard let stored = StoredLink(link) else { continue }
+            let host = hosts.withLock { hosts in
+                if let shared = hosts[link.host] { return shared }
+                hosts[link.host] = link.host
+                return link.host
+            }
+            let key = Key(host: host, slug: link.slug)
+            let count = Int32(clamping: clicks[link.id] ?? 0)
+            shard(key).state.withLock { state in
+                if let position = state.positions[key] {
+                    let previous = state.values[Int(position)]
+                    let kept = clicks[link.id] == nil && previous.link.id == stored.id ? previous.clicks : count
+                    state.values[Int(position)] = Value(link: stored, clicks: kept, unsavedClicks: previous.unsavedClicks)
+                    return
+                }
+                let value = Value(link: stored, clicks: count, unsavedClicks: false)
+                if let reused = state.free.popLast() {
+                    state.values[Int(reused)] = value
+                    state.keys[Int(reused)] = key
+                    state.positions[key] = reused
+                } else {
+                    state.positions[key] = Int32(state.values.count)
+                    state.values.append(value)
+                    state.keys.append(key)
+                }
             }
         }
     }
 
     public func remove(host: String, slug: String) {
-        _ = state.withLock { $0.entries.removeValue(forKey: Key(host: host, slug: slug)) }
+        let key = Key(host: host, slug: slug)
+        shard(key).state.withLock { state in
+            guard let position = state.positions.removeValue(forKey: key) else { return }
+            state.keys[Int(position)] = nil
+            state.free.append(position)
+        }
     }
 
     public func link(host: String, slug: String) -> (Link, clicks: Int)? {
-        state.withLock { state in
-            state.entries[Key(host: host, slug: slug)].map { ($0.link.link(host: host, slug: slug), $0.clicks) }
+        let key = Key(host: host, slug: slug)
+        return shard(key).state.withLock { state in
+            state.positions[key].map { position in
+                let value = state.values[Int(position)]
+                return (value.link.link(host: host, slug: slug), Int(value.clicks))
+            }
         }
     }
 
     /// The link with `id` (a scan: admin calls only).
-    public func link(id: String) -> (Link, clicks: Int)? {
-        state.withLock { state in
-            for (key, entry) in state.entries where entry.link.id == id {
-                return (entry.link.link(host: key.host, slug: key.slug), entry.clicks)
+    public func link(id text: String) -> (Link, clicks: Int)? {
+        guard let id = LinkID(text) else { return nil }
+        for shard in shards {
+            let found = shard.state.withLock { state -> (Link, clicks: Int)? in
+                for (position, key) in state.keys.enumerated() where key != nil && state.values[position].link.id == id {
+                    return (state.values[position].link.link(host: key!.host, slug: key!.slug), Int(state.values[position].clicks))
+                }
+                return nil
             }
-            return nil
+            if let found { return found }
         }
+        return nil
     }
 
     /// A host's links sorted by slug, from after `cursor`, at most `limit` (a scan: admin calls only).
     public func list(host: String, after cursor: String?, limit: Int) -> [(Link, clicks: Int)] {
-        state.withLock { state in
-            var found: [(Key, Entry)] = []
-            for (key, entry) in state.entries where key.host == host && (cursor.map { key.slug > $0 } ?? true) {
-                found.append((key, entry))
+        var found: [(Link, clicks: Int)] = []
+        for shard in shards {
+            shard.state.withLock { state in
+                for (position, key) in state.keys.enumerated() {
+                    guard let key, key.host == host, cursor.map({ key.slug > $0 }) ?? true else { continue }
+                    found.append((state.values[position].link.link(host: key.host, slug: key.slug), Int(state.values[position].clicks)))
+                }
             }
-            found.sort { $0.0.slug < $1.0.slug }
-            return found.prefix(limit).map { ($0.1.link.link(host: $0.0.host, slug: $0.0.slug), $0.1.clicks) }
         }
+        found.sort { $0.0.slug < $1.0.slug }
+        return Array(found.prefix(limit))
     }
 
     /// The request path: resolves a click at `now` (Unix ms), counting it when it redirects.
+    @inline(__always)
     public func resolve(host: String, slug: Substring, now: Int64) -> Resolution {
         let key = Key(host: host, slug: String(slug))
-        return state.withLock { state in
-            guard var entry = state.entries[key] else { return .unknown }
-            let link = entry.link
+        return shard(key).state.withLock { state in
+            guard let position = state.positions[key] else { return .unknown }
+            let index = Int(position)
+            let link = state.values[index].link
             if let extras = link.extras {
                 let expired = extras.expiresAt.map { now >= $0 } ?? false
-                let exhausted = extras.maxClicks.map { entry.clicks >= $0 } ?? false
-                if expired || exhausted {
-                    return .gone(link: link.link(host: key.host, slug: key.slug), fallback: extras.fallback)
-                }
+                let exhausted = extras.maxClicks.map { Int(state.values[index].clicks) >= $0 } ?? false
+                if expired || exhausted { return .gone(ResolvedLink(link, slug: key.slug, expired: expired)) }
             }
-            entry.clicks += 1
-            entry.unsavedClicks = true
-            state.entries[key] = entry
-            return .redirect(link: link.link(host: key.host, slug: key.slug), clicks: entry.clicks)
+            state.values[index].clicks &+= 1
+            state.values[index].unsavedClicks = true
+            return .redirect(ResolvedLink(link, slug: key.slug, expired: false))
         }
     }
 
     /// Click counts changed since the last call (for the store), by link id.
     public func takeUnsavedClicks() -> [(id: String, clicks: Int)] {
-        state.withLock { state in
-            var changed: [(id: String, clicks: Int)] = []
-            for (key, entry) in state.entries where entry.unsavedClicks {
-                changed.append((entry.link.id, entry.clicks))
-                state.entries[key]?.unsavedClicks = false
+        var changed: [(id: String, clicks: Int)] = []
+        for shard in shards {
+            shard.state.withLock { state in
+                for position in state.values.indices where state.values[position].unsavedClicks && state.keys[position] != nil {
+                    changed.append((state.values[position].link.id.description, Int(state.values[position].clicks)))
+                    state.values[position].unsavedClicks = false
+                }
             }
-            return changed
         }
+        return changed
     }
 
     /// Every link with its clicks (compaction).
     public func snapshot() -> [(Link, clicks: Int)] {
-        state.withLock { state in
-            state.entries.map { ($0.value.link.link(host: $0.key.host, slug: $0.key.slug), $0.value.clicks) }
+        var all: [(Link, clicks: Int)] = []
+        for shard in shards {
+            shard.state.withLock { state in
+                for (position, key) in state.keys.enumerated() {
+                    guard let key else { continue }
+                    all.append((state.values[position].link.link(host: key.host, slug: key.slug), Int(state.values[position].clicks)))
+                }
+            }
         }
+        return all
+    }
+}
+
+/// What the request path needs of a link it resolved.
+public struct ResolvedLink: Sendable {
+    public let id: LinkID
+    public let slug: String
+    public let destination: String
+    public let status: Int
+    /// Gone because of its expiry (not its click limit).
+    public let expired: Bool
+    let extras: StoredLink.Extras?
+
+    init(_ link: StoredLink, slug: String, expired: Bool) {
+        id = link.id
+        self.slug = slug
+        destination = link.destination
+        status = Int(link.status)
+        self.expired = expired
+        extras = link.extras
+    }
+
+    public var fallback: String? { extras?.fallback }
+
+    /// Where the click goes, given the request's query.
+    public func target(query: Substring) -> String {
+        guard let extras, extras.passQuery || !extras.addQuery.isEmpty else { return destination }
+        return Link.target(
+            destination: destination, query: query, passQuery: extras.passQuery, denyList: extras.queryDenyList,
+            addQuery: extras.addQuery)
     }
 }
 
@@ -154,15 +285,17 @@ struct StoredLink: Sendable {
         }
     }
 
-    let id: String
+    let id: LinkID
     let destination: String
     let status: Int16
     let createdAt: Int64
     let updatedAt: Int64
     let extras: Extras?
 
-    init(_ link: Link) {
-        id = link.id
+    /// Nil when the link's id is not a UUID (links made here always have one).
+    init?(_ link: Link) {
+        guard let id = LinkID(link.id) else { return nil }
+        self.id = id
         destination = link.destination
         status = Int16(link.status)
         createdAt = link.createdAt
@@ -173,7 +306,7 @@ struct StoredLink: Sendable {
     }
 
     func link(host: String, slug: String) -> Link {
-        var link = Link(id: id, host: host, slug: slug, destination: destination, createdAt: createdAt)
+        var link = Link(id: id.description, host: host, slug: slug, destination: destination, createdAt: createdAt)
         link.updatedAt = updatedAt
         link.status = Int(status)
         if let extras {

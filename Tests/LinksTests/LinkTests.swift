@@ -40,9 +40,10 @@ import Testing
 @Suite struct LinkIndexTests {
     @Test func clicksAreCountedAndLimitsHoldExactly() async {
         let index = LinkIndex()
-        var limited = Link(id: "a", host: "h", slug: "limited", destination: "https://x.com/", createdAt: 0)
+        let idA = "00000000-0000-4000-8000-00000000000a", idB = "00000000-0000-4000-8000-00000000000b"
+        var limited = Link(id: idA, host: "h", slug: "limited", destination: "https://x.com/", createdAt: 0)
         limited.maxClicks = 100
-        var expiring = Link(id: "b", host: "h", slug: "old", destination: "https://x.com/", createdAt: 0)
+        var expiring = Link(id: idB, host: "h", slug: "old", destination: "https://x.com/", createdAt: 0)
         expiring.expiresAt = 1000
         expiring.fallback = "https://x.com/over"
         index.put([limited, expiring])
@@ -58,18 +59,30 @@ import Testing
         }
         #expect(redirected == 100)
         #expect(index.link(host: "h", slug: "limited")?.clicks == 100)
-        #expect(index.resolve(host: "h", slug: "old", now: 999) != .unknown)
-        guard case .gone(_, let fallback) = index.resolve(host: "h", slug: "old", now: 1000) else {
+        guard case .redirect(let open) = index.resolve(host: "h", slug: "old", now: 999) else {
+            Issue.record("expected a redirect before the expiry")
+            return
+        }
+        #expect(open.id.description == idB && open.slug == "old")
+        guard case .gone(let gone) = index.resolve(host: "h", slug: "old", now: 1000) else {
             Issue.record("expected gone")
             return
         }
-        #expect(fallback == "https://x.com/over")
-        #expect(index.resolve(host: "h", slug: "nope", now: 0) == .unknown)
-        #expect(index.resolve(host: "other", slug: "limited", now: 0) == .unknown)
-        let unsaved = index.takeUnsavedClicks()
-        #expect(Set(unsaved.map(\.id)) == ["a", "b"] && index.takeUnsavedClicks().isEmpty)
+        #expect(gone.fallback == "https://x.com/over" && gone.expired)
+        guard case .unknown = index.resolve(host: "h", slug: "nope", now: 0), case .unknown = index.resolve(host: "other", slug: "limited", now: 0)
+        else {
+            Issue.record("expected unknown")
+            return
+        }
         #expect(index.list(host: "h", after: nil, limit: 10).map(\.0.slug) == ["limited", "old"])
         #expect(index.list(host: "h", after: "limited", limit: 10).map(\.0.slug) == ["old"])
+        let unsaved = index.takeUnsavedClicks()
+        #expect(Set(unsaved.map(\.id)) == [idA, idB] && index.takeUnsavedClicks().isEmpty)
+        index.remove(host: "h", slug: "old")
+        #expect(index.count == 1 && index.link(id: idB) == nil && index.link(id: idA)?.clicks == 100)
+        #expect(LinkID("not-an-id") == nil && LinkID(idA)?.description == idA)
+        #expect(index.list(host: "h", after: nil, limit: 10).map(\.0.slug) == ["limited"])
+        #expect(index.list(host: "h", after: "limited", limit: 10).isEmpty)
     }
 }
 

@@ -45,7 +45,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         /// Events a tracking API call produced (recorded instead of the plain request event).
         var apiEvents: [TrackingEvent] = []
         /// The short link this request clicked, for repeat marking once the visitor is known.
-        var clickedLink: (id: String, recent: RecentClicks)?
+        var clickedLink: (id: LinkID, recent: RecentClicks)?
         var bodyBytes = 0
         var bodyLimit: Int
         var keepAlive: Bool
@@ -433,16 +433,15 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let now = Int64(loop.refreshClock())
         let location: String
         let status: HTTPResponseStatus
-        let clicked: Link
+        let clicked: ResolvedLink
         switch linkRoute.service.index.resolve(host: host, slug: slug, now: now) {
-        case .redirect(let link, _):
+        case .redirect(let link):
             location = link.target(query: query)
             status = HTTPResponseStatus(statusCode: link.status)
             clicked = link
-        case .gone(let link, let fallback):
-            guard let fallback else {
-                let reason = link.maxClicks != nil && (link.expiresAt.map { now < $0 } ?? true)
-                    ? "this link has reached its click limit" : "this link has expired"
+        case .gone(let link):
+            guard let fallback = link.fallback else {
+                let reason = link.expired ? "this link has expired" : "this link has reached its click limit"
                 respondError(.gone, reason, context: context, extraHeaders: ["Cache-Control": "private, max-age=0"])
                 return
             }
@@ -464,8 +463,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 method: "", scheme: "", target: "", status: 0, bytesIn: 0, bytesOut: 0, durationMicroseconds: 0,
                 httpVersion: "", clientAddress: "")
             event.eventName = clicked.slug
+            let id = clicked.id.description
             var properties = ByteBuffer()
-            properties.writeJSONField("{\"link_id\":", clicked.id, first: true)
+            properties.writeJSONField("{\"link_id\":", id, first: true)
             properties.writeJSONField("\"to\":", location)
             properties.writeStaticString("}")
             event.properties = String(buffer: properties)
@@ -798,11 +798,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Whether the visitor clicked this link within the repeat window already (so reports count unique clicks).
-    private static func isRepeatClick(_ event: TrackingEvent, linkID: String, recent: RecentClicks) -> Bool {
+    private static func isRepeatClick(_ event: TrackingEvent, linkID: LinkID, recent: RecentClicks) -> Bool {
         guard !event.visitorID.isEmpty else { return false }
-        var hasher = SipHash24(key0: 0x6c69_6e6b_636c_6963, key1: 0x6b73)
+        var hasher = SipHash24(key0: 0x6c69_6e6b_636c_6963 ^ linkID.high, key1: linkID.low)
         hasher.combineField(event.visitorID)
-        hasher.combineField(linkID)
         return recent.isRepeat(hasher.finalize(), now: UInt32(clamping: event.timeMilliseconds / 1000))
     }
 
