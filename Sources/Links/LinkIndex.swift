@@ -30,18 +30,30 @@ public struct LinkID: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        let hex = Array("0123456789abcdef".utf8)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(36)
-        for (index, shift) in stride(from: 60, through: 0, by: -4).enumerated() {
-            if index == 8 || index == 12 { bytes.append(UInt8(ascii: "-")) }
-            bytes.append(hex[Int((high >> UInt64(shift)) & 0xF)])
+        String(unsafeUninitializedCapacity: 36) { buffer in
+            var index = 0
+            func put(_ value: UInt64, from shift: Int, nibbles: Int) {
+                for step in 0..<nibbles {
+                    let nibble = UInt8((value >> UInt64(shift - 4 * step)) & 0xF)
+                    buffer[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+                    index += 1
+                }
+            }
+            func dash() {
+                buffer[index] = UInt8(ascii: "-")
+                index += 1
+            }
+            put(high, from: 60, nibbles: 8)
+            dash()
+            put(high, from: 28, nibbles: 4)
+            dash()
+            put(high, from: 12, nibbles: 4)
+            dash()
+            put(low, from: 60, nibbles: 4)
+            dash()
+            put(low, from: 44, nibbles: 12)
+            return 36
         }
-        for (index, shift) in stride(from: 60, through: 0, by: -4).enumerated() {
-            if index == 0 || index == 4 { bytes.append(UInt8(ascii: "-")) }
-            bytes.append(hex[Int((low >> UInt64(shift)) & 0xF)])
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
@@ -133,6 +145,14 @@ public final class LinkIndex: Sendable {
                     state.keys.append(key)
                 }
             }
+        }
+    }
+
+    /// Sets a link's click count (loading).
+    public func setClicks(_ clicks: Int, host: String, slug: String) {
+        let key = Key(host: host, slug: slug)
+        shard(key).state.withLock { state in
+            if let position = state.positions[key] { state.values[Int(position)].clicks = Int32(clamping: clicks) }
         }
     }
 

@@ -7,10 +7,13 @@ import NIOCore
 import Glibc
 #endif
 
+/// glibc's `malloc_trim`, which the Glibc module does not export.
+@_silgen_name("malloc_trim") private func malloc_trim(_ pad: Int) -> Int32
+
 /// Where links live between runs. The request path never calls a store: the ``LinkIndex`` answers from memory.
 public protocol LinkStore: Sendable {
-    /// Every link with its click count, at start.
-    func load() throws -> (links: [Link], clicks: [String: Int])
+    /// Puts every stored link, with its click count, into `index` (at start); returns how many.
+    func load(into index: LinkIndex) throws -> Int
     func put(_ link: Link) throws
     func delete(_ link: Link) throws
     /// Absolute click counts of links clicked since the last call.
@@ -59,55 +62,85 @@ public final class JournalLinkStore: LinkStore, @unchecked Sendable {
         close(lockDescriptor)
     }
 
-    public func load() throws -> (links: [Link], clicks: [String: Int]) {
+    public func load(into index: LinkIndex) throws -> Int {
         try lock.withLock {
-            var links: [String: Link] = [:]
-            var clicks: [String: Int] = [:]
-            let data = (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()
+            // Records are replayed straight into the index; only the id → key map lives while loading (to apply
+            // deletes, click counts and renames), and the file is mapped, not copied.
+            var keys: [LinkID: LinkIndex.Key] = [:]
             var goodEnd = Self.magic.count
-            if data.count >= Self.magic.count {
-                guard Array(data.prefix(Self.magic.count)) == Self.magic else {
+            var fileSize = 0
+            var mapped: UnsafeMutableRawPointer?
+            let existing = open(path, O_RDONLY | O_CLOEXEC)
+            if existing >= 0 {
+                var info = stat()
+                fstat(existing, &info)
+                fileSize = Int(info.st_size)
+                if fileSize > 0 { mapped = mmap(nil, fileSize, PROT_READ, MAP_PRIVATE, existing, 0) }
+                close(existing)
+            }
+            if fileSize >= Self.magic.count {
+                guard let mapped, mapped != MAP_FAILED else { throw StoreError(description: "cannot map \(path)") }
+                defer { munmap(mapped, fileSize) }
+                let bytes = UnsafeRawBufferPointer(start: mapped, count: fileSize)
+                guard Array(bytes.prefix(Self.magic.count)) == Self.magic else {
                     throw StoreError(description: "\(path) is not a links journal")
                 }
-                data.withUnsafeBytes { bytes in
-                    var offset = Self.magic.count
-                    while offset + 8 <= bytes.count {
-                        let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
-                        let sum = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))
-                        let start = offset + 8
-                        guard length > 0, start + length <= bytes.count else { break }
-                        let payload = UnsafeRawBufferPointer(rebasing: bytes[start..<start + length])
-                        guard Self.checksum(payload) == sum, let record = try? LinkCodec.decode(payload) else { break }
-                        switch record {
-                        case .put(let link): links[link.id] = link
-                        case .delete(let id):
-                            links[id] = nil
-                            clicks[id] = nil
-                        case .clicks(let id, let count): if links[id] != nil { clicks[id] = count }
+                keys.reserveCapacity(fileSize / 96)
+                var offset = Self.magic.count
+                while offset + 8 <= bytes.count {
+                    let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                    let sum = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))
+                    let start = offset + 8
+                    guard length > 0, start + length <= bytes.count else { break }
+                    let payload = UnsafeRawBufferPointer(rebasing: bytes[start..<start + length])
+                    guard Self.checksum(payload) == sum, let record = try? LinkCodec.decode(payload) else { break }
+                    switch record {
+                    case .put(let link):
+                        guard let id = LinkID(link.id) else { break }
+                        let key = LinkIndex.Key(host: link.host, slug: link.slug)
+                        let previous = keys.updateValue(key, forKey: id)
+                        index.put([link])
+                        if let previous, previous != key {
+                            // A rename: the count moves with the link.
+                            let clicks = index.link(host: previous.host, slug: previous.slug)?.clicks ?? 0
+                            index.remove(host: previous.host, slug: previous.slug)
+                            index.setClicks(clicks, host: key.host, slug: key.slug)
                         }
-                        records += 1
-                        offset = start + length
-                        goodEnd = offset
+                    case .delete(let text):
+                        if let id = LinkID(text), let key = keys.removeValue(forKey: id) { index.remove(host: key.host, slug: key.slug) }
+                    case .clicks(let text, let count):
+                        if let id = LinkID(text), let key = keys[id] { index.setClicks(count, host: key.host, slug: key.slug) }
                     }
+                    records += 1
+                    offset = start + length
+                    goodEnd = offset
                 }
-                if goodEnd < data.count {
-                    logger.warning("links: \(path) ends in \(data.count - goodEnd) unreadable byte(s) (a torn write); cutting them")
+                if goodEnd < fileSize {
+                    logger.warning("links: \(path) ends in \(fileSize - goodEnd) unreadable byte(s) (a torn write); cutting them")
                 }
             }
             descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
             guard descriptor >= 0 else { throw StoreError(description: "cannot open \(path): \(String(cString: strerror(errno)))") }
-            if data.count < Self.magic.count {
+            if fileSize < Self.magic.count {
                 _ = ftruncate(descriptor, 0)
                 try writeAll(Self.magic, at: 0)
                 goodEnd = Self.magic.count
-            } else if goodEnd < data.count {
+            } else if goodEnd < fileSize {
                 _ = ftruncate(descriptor, off_t(goodEnd))
             }
             journalBytes = goodEnd
-            liveRecords = links.count + clicks.count
-            let result = (Array(links.values), clicks)
-            if records > 2 * liveRecords + 1024 { try compact(links: result.0, clicks: clicks) }
-            return result
+            liveRecords = keys.count
+            let count = keys.count
+            keys = [:]
+            // Loading freed a lot of small allocations; hand the memory back so RSS shows what the index holds.
+            _ = malloc_trim(0)
+            if records > 2 * liveRecords + 1024 {
+                let current = index.snapshot()
+                var clicks: [String: Int] = [:]
+                for (link, clicked) in current where clicked > 0 { clicks[link.id] = clicked }
+                try compact(links: current.map(\.0), clicks: clicks)
+            }
+            return count
         }
     }
 

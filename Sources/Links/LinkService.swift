@@ -48,9 +48,8 @@ public final class LinkService: Sendable {
         let store = try JournalLinkStore(directory: configuration.directory, logger: logger)
         self.store = store
         let started = Date()
-        let (links, clicks) = try store.load()
-        index.put(links, clicks: clicks)
-        logger.info("links: \(links.count) link(s) loaded from \(configuration.directory) in \(Int(Date().timeIntervalSince(started) * 1000)) ms")
+        let count = try store.load(into: index)
+        logger.info("links: \(count) link(s) loaded from \(configuration.directory) in \(Int(Date().timeIntervalSince(started) * 1000)) ms")
     }
 
     /// Starts the click flush (every second, on the blocking pool).

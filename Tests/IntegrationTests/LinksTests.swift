@@ -167,7 +167,7 @@ struct LinksTests {
         guard clicks.count == 3 else { return }
         let props = clicks.compactMap { $0["props"] as? [String: Any] }
         #expect(props.allSatisfy { $0["link_id"] as? String == link["id"] as? String && $0["to"] as? String == "https://example.org/article" })
-        #expect(clicks.map { $0["etyp"] as? String } == ["unique", "repeat", "unique"])
+        #expect(clicks.map { $0["etyp"] as? String } == ["unique", "repeat", ""], "machines are flagged, not marked")
         #expect(clicks.map { $0["bot_reason"] as? String } == ["", "", "link_preview"])
         #expect(clicks[0]["ename"] as? String == "news" && clicks[0]["status"] as? Int == 302)
     }

@@ -97,15 +97,18 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         do {
             let store = try JournalLinkStore(directory: directory, logger: Logger(label: "test"))
-            _ = try store.load()
-            var link = Link(id: "id-1", host: "h", slug: "s", destination: "https://x.com/", createdAt: 5)
+            _ = try store.load(into: LinkIndex())
+            var link = Link(id: "00000000-0000-4000-8000-000000000001", host: "h", slug: "s", destination: "https://x.com/", createdAt: 5)
             link.maxClicks = 3
             link.tags = ["spring"]
             link.addQuery = ["utm_source": "qr"]
             try store.put(link)
-            try store.put(Link(id: "id-2", host: "h", slug: "t", destination: "https://y.com/", createdAt: 6))
-            try store.saveClicks([("id-1", 2)])
-            try store.delete(Link(id: "id-2", host: "h", slug: "t", destination: "https://y.com/", createdAt: 6))
+            try store.put(Link(id: "00000000-0000-4000-8000-000000000002", host: "h", slug: "t", destination: "https://y.com/", createdAt: 6))
+            try store.saveClicks([("00000000-0000-4000-8000-000000000001", 2)])
+            try store.delete(Link(id: "00000000-0000-4000-8000-000000000002", host: "h", slug: "t", destination: "https://y.com/", createdAt: 6))
+            // A rename: the same id under a new slug.
+            link.slug = "s2"
+            try store.put(link)
         }
         // A torn record at the end (a crash in the middle of a write).
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/links.journal"))
@@ -113,11 +116,13 @@ import Testing
         handle.write(Data([40, 0, 0, 0, 1, 2, 3]))
         try handle.close()
         let reopened = try JournalLinkStore(directory: directory, logger: Logger(label: "test"))
-        let (links, clicks) = try reopened.load()
+        let index = LinkIndex()
+        #expect(try reopened.load(into: index) == 1)
         withExtendedLifetime(reopened) {}
-        #expect(links.count == 1 && links[0].slug == "s" && links[0].maxClicks == 3 && links[0].tags == ["spring"])
-        #expect(links[0].addQuery == ["utm_source": "qr"] && links[0].createdAt == 5)
-        #expect(clicks == ["id-1": 2])
+        let (link, clicks) = try #require(index.link(host: "h", slug: "s2"))
+        #expect(index.count == 1 && link.maxClicks == 3 && link.tags == ["spring"])
+        #expect(link.addQuery == ["utm_source": "qr"] && link.createdAt == 5)
+        #expect(clicks == 2)
         #expect(throws: JournalLinkStore.StoreError.self) { _ = try JournalLinkStore(directory: directory, logger: Logger(label: "test")) }
     }
 }

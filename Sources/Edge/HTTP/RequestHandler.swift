@@ -472,14 +472,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             current.apiEvents = [event]
             current.clickedLink = (clicked.id, linkRoute.service.recentClicks)
         }
-        // Shared caches must not answer clicks themselves (each is an event and may count against a limit).
-        let headers: HTTPHeaders = [
-            "Location": location, "Cache-Control": "private, max-age=0", "Content-Type": "text/plain; charset=utf-8",
-        ]
-        let body = ByteBuffer(string: "\(status.code) \(status.reasonPhrase): \(location)\n")
-        var withLength = headers
-        withLength.add(name: "Content-Length", value: String(body.readableBytes))
-        writeResponse(status: status, headers: withLength, body: head.method == .HEAD ? .empty : .buffer(body), context: context)
+        // Shared caches must not answer clicks themselves (each is an event and may count against a limit). No body:
+        // clients follow Location, and a click is answered with as little work as a cached file.
+        let headers: HTTPHeaders = ["Location": location, "Cache-Control": "private, max-age=0", "Content-Length": "0"]
+        writeResponse(status: status, headers: headers, body: .empty, context: context)
     }
 
     private func writeAPIResponse(_ response: APIResponse, context: any ExchangeTransport) {
@@ -797,7 +793,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return enricher.visitorCookie(visitorID, secureTransport: connection.isTLS)
     }
 
-    /// Whether the visitor clicked this link within the repeat window already (so reports count unique clicks).
+    /// Whether the visitor clicked this link within the repeat window already (so reports count unique clicks;
+    /// machines are not marked: they are flagged as bots and left out of unique counts anyway).
     private static func isRepeatClick(_ event: TrackingEvent, linkID: LinkID, recent: RecentClicks) -> Bool {
         guard !event.visitorID.isEmpty else { return false }
         var hasher = SipHash24(key0: 0x6c69_6e6b_636c_6963 ^ linkID.high, key1: linkID.low)
@@ -845,7 +842,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     for apiEvent in exchange.apiEvents {
                         var completed = apiEvent.completed(byRequest: event)
                         enricher.enrich(&completed, facts: facts)
-                        if let (linkID, recent) = exchange.clickedLink {
+                        if let (linkID, recent) = exchange.clickedLink, completed.botReason.isEmpty {
                             completed.eventType = Self.isRepeatClick(completed, linkID: linkID, recent: recent) ? "repeat" : "unique"
                         }
                         events.record(completed, nowMilliseconds: Int64(now))
