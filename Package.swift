@@ -83,7 +83,7 @@ let package = Package(
             name: "Tracking", dependencies: ["Config", "Compression", "CZlib", "CMaxMindDB", nioCore, nioPosix, nioHTTP1, logging, httpClient, crypto],
             swiftSettings: dataPlaneSettings),
         /// Campaign short links: the model, the in-memory index, the journal store, the admin operations.
-        .target(name: "Links", dependencies: ["Config", "CZlib", nioCore, nioPosix, logging], swiftSettings: dataPlaneSettings),
+        .target(name: "Links", dependencies: ["Config", "CZlib", "Tracking", nioCore, nioPosix, logging], swiftSettings: dataPlaneSettings),
         /// Composition root and data plane.
         .target(
             name: "Edge",

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
+import Tracking
 
 /// `links:` (top level): where short links are kept.
 public struct LinksConfiguration: Sendable, Equatable {
@@ -11,8 +12,12 @@ public struct LinksConfiguration: Sendable, Equatable {
     public var directory = "data/links"
     /// A second click on the same link by the same visitor within this window is marked `repeat`.
     public var repeatWindowSeconds = 3600
+    /// `journal` (the embedded default) or `clickhouse` (shared by several nodes, through `tracking.clickhouse`).
+    public var store = "journal"
+    /// How often a node reads links changed elsewhere (the ClickHouse store).
+    public var refresh: TimeAmount = .seconds(2)
 
-    public static let keys = ["dir", "repeat_window"]
+    public static let keys = ["dir", "repeat_window", "store", "refresh"]
 
     public init() {}
 
@@ -23,6 +28,14 @@ public struct LinksConfiguration: Sendable, Equatable {
             let seconds = try value.duration().components.seconds
             guard (1...30 * 86_400) ~= seconds else { throw value.error("expected a window between 1s and 30d") }
             repeatWindowSeconds = Int(seconds)
+        }
+        if let value = map["store"] { store = try value.oneOf(["journal", "clickhouse"]) }
+        if let value = map["refresh"] {
+            let duration = try value.duration()
+            guard duration >= .milliseconds(100), duration <= .seconds(3600) else {
+                throw value.error("expected a refresh interval between 100ms and 1h")
+            }
+            refresh = TimeAmount(duration)
         }
     }
 }
@@ -36,15 +49,23 @@ public final class LinkService: Sendable {
     private let pool: NIOThreadPool
     private let logger: Logger
     private let flushTask = Mutex<RepeatedTask?>(nil)
+    private let refreshTask = Mutex<Task<Void, Never>?>(nil)
     /// Recent (visitor, link) clicks for repeat marking.
     public let recentClicks: RecentClicks
 
     /// Opens the store and loads every link; throws before anything listens when the store cannot be used.
-    public init(configuration: LinksConfiguration, pool: NIOThreadPool, logger: Logger) throws {
+    public init(configuration: LinksConfiguration, clickHouse: ClickHouseConfiguration?, pool: NIOThreadPool, logger: Logger) throws {
         self.configuration = configuration
         self.pool = pool
         self.logger = logger
         recentClicks = RecentClicks(capacity: 1 << 20, windowSeconds: configuration.repeatWindowSeconds)
+        if configuration.store == "clickhouse" {
+            guard let clickHouse else {
+                throw AdminError.invalid("links.store: clickhouse needs tracking.clickhouse (its endpoints and credentials are used)")
+            }
+            store = ClickHouseLinkStore(configuration: clickHouse, logger: logger)
+            return
+        }
         let store = try JournalLinkStore(directory: configuration.directory, logger: logger)
         self.store = store
         let started = Date()
@@ -52,8 +73,37 @@ public final class LinkService: Sendable {
         logger.info("links: \(count) link(s) loaded from \(configuration.directory) in \(Int(Date().timeIntervalSince(started) * 1000)) ms")
     }
 
-    /// Starts the click flush (every second, on the blocking pool).
+    /// Starts the click flush (every second, on the blocking pool), and with the ClickHouse store the refresh
+    /// loop (the first pass loads every link; failures are retried with a growing pause and logged once a minute).
     public func start(on loop: any EventLoop) {
+        if let shared = store as? ClickHouseLinkStore {
+            let index = self.index, logger = self.logger, interval = configuration.refresh
+            let task = Task {
+                var loaded = false
+                var pause = interval
+                var lastWarning = NIODeadline.uptimeNanoseconds(0)
+                while !Task.isCancelled {
+                    do {
+                        let applied = try await shared.refresh(into: index)
+                        if !loaded {
+                            loaded = true
+                            logger.info("links: \(index.count) link(s) loaded from ClickHouse")
+                        } else if applied > 0 {
+                            logger.debug("links: \(applied) change(s) from ClickHouse")
+                        }
+                        pause = interval
+                    } catch {
+                        if NIODeadline.now() - lastWarning >= .seconds(60) {
+                            lastWarning = NIODeadline.now()
+                            logger.warning("links: cannot refresh from ClickHouse (retrying): \(error)")
+                        }
+                        pause = min(pause * 2, .seconds(30))
+                    }
+                    try? await Task.sleep(nanoseconds: UInt64(pause.nanoseconds))
+                }
+            }
+            refreshTask.withLock { $0 = task }
+        }
         let task = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
             pool.submit { _ in self.flushClicks() }
         }
@@ -71,9 +121,13 @@ public final class LinkService: Sendable {
         }
     }
 
-    public func shutdown() {
+    public func shutdown() async {
         flushTask.withLock { $0?.cancel() }
+        let refresh = refreshTask.withLock { $0 }
+        refresh?.cancel()
+        await refresh?.value
         flushClicks()
+        if let shared = store as? ClickHouseLinkStore { await shared.shutdown() }
     }
 
     // MARK: - Admin operations (off the event loops)

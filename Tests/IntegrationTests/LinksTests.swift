@@ -171,4 +171,56 @@ struct LinksTests {
         #expect(clicks.map { $0["bot_reason"] as? String } == ["", "", "link_preview"])
         #expect(clicks[0]["ename"] as? String == "news" && clicks[0]["status"] as? Int == 302)
     }
+
+    /// Two gateways sharing links through ClickHouse: a change made through one resolves on the other within the
+    /// refresh interval, deletions too, and a node started later loads them all.
+    @Test func twoNodesShareLinksThroughClickHouse() throws {
+        _ = vantage.stop()
+        let clickHouse = try ClickHouseServer()
+        func node() throws -> (VantageProcess, Int) {
+            let port = try freePort()
+            let process = try VantageProcess(config: """
+                listen: { http: "127.0.0.1:0" }
+                sites:
+                  - hosts: [go.example.com]
+                    routes:
+                      - { path: /, links: true }
+                access_log: off
+                admin: { listen: "127.0.0.1:\(port)", token_env: VANTAGE_LINKS_TOKEN }
+                tracking:
+                  spool: { dir: "{{DIR}}/spool" }
+                  clickhouse: { endpoints: ["\(clickHouse.endpoint)"], flush_interval: 200ms }
+                links: { store: clickhouse, refresh: 500ms }
+                """, expect: ["http", "admin"], environment: ["VANTAGE_LINKS_TOKEN": Self.token])
+            return (process, port)
+        }
+        func waitFor(_ status: Int, _ process: VantageProcess, _ path: String) throws -> TimeInterval {
+            let started = Date()
+            while Date().timeIntervalSince(started) < 10 {
+                if try click("go.example.com", path, on: process).status == status { return Date().timeIntervalSince(started) }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            throw Failure("\(path) did not answer \(status) within 10 s")
+        }
+        let (first, _) = try node()
+        let (second, _) = try node()
+        let created = try add(["--host", "go.example.com", "--slug", "shared", "--to", "https://example.org/one"], in: first)
+        let id = try #require(created["id"] as? String)
+        #expect(try click("go.example.com", "/shared", on: first).status == 302, "the node that made it answers at once")
+        let seen = try waitFor(302, second, "/shared")
+        #expect(seen < 3, "seen by the other node within the refresh interval (\(seen) s)")
+        // A change through the second node reaches the first.
+        let patched = try run([VantageProcess.binary, "links", "add", "--host", "go.example.com", "--slug", "other",
+                               "--to", "https://example.org/two", "--config", second.configPath],
+                              environment: ["VANTAGE_LINKS_TOKEN": Self.token])
+        #expect(patched.status == 0)
+        _ = try waitFor(302, first, "/other")
+        #expect(try cli(["rm", id], in: second).status == 0)
+        _ = try waitFor(404, first, "/shared")
+        // A node started now loads what is there.
+        let (third, _) = try node()
+        _ = try waitFor(302, third, "/other")
+        #expect(try click("go.example.com", "/shared", on: third).status == 404)
+        for process in [first, second, third] { #expect(process.stop() == 0) }
+    }
 }

@@ -86,7 +86,9 @@ public final class Gateway: Sendable {
         }
         do {
             let pool = threadPool
-            links = try configuration.links.map { try LinkService(configuration: $0, pool: pool, logger: logger) }
+            links = try configuration.links.map {
+                try LinkService(configuration: $0, clickHouse: configuration.tracking.clickHouse, pool: pool, logger: logger)
+            }
         } catch {
             throw GatewayError(message: "links: \(error)")
         }
@@ -397,7 +399,7 @@ public final class Gateway: Sendable {
             try? await loop.submit { context.accessLog?.flush() }.get()
         }
         await tracking?.shutdown()
-        links?.shutdown()
+        await links?.shutdown()
         try? await group.shutdownGracefully()
         try? await threadPool.shutdownGracefully()
         accessLog?.flushAndStop()
