@@ -27,17 +27,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tracking import ROOT, interleaved_ratios, metrics, start_vantage  # noqa: E402
+from tracking import ROOT, interleaved_ratios, metrics, rss_kib, start_vantage  # noqa: E402
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1])
-    return -1
 
 
 def make_geoip(path):

@@ -24,7 +24,7 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tracking import ROOT, start_vantage  # noqa: E402
+from tracking import ROOT, rss_kib, start_vantage  # noqa: E402
 
 
 def varint(value):
@@ -66,14 +66,6 @@ def write_journal(folder, count, host):
                 chunk = bytearray()
         f.write(chunk)
     return slugs
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1])
-    return -1
 
 
 def config(folder, links_dir):
