@@ -474,9 +474,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         // Shared caches must not answer clicks themselves (each is an event and may count against a limit). No body:
         // clients follow Location, and a click is answered with as little work as a cached file.
-        let headers: HTTPHeaders = ["Location": location, "Cache-Control": "private, max-age=0", "Content-Length": "0"]
-        writeResponse(status: status, headers: headers, body: .empty, context: context)
+        writeResponse(status: status, headers: Self.linkRedirectHeaders, body: .empty, context: context, location: location)
     }
+
+    /// The fixed part of every short-link redirect (the Location is added as the head is written).
+    private static let linkRedirectHeaders: HTTPHeaders = ["Cache-Control": "private, max-age=0", "Content-Length": "0"]
 
     private func writeAPIResponse(_ response: APIResponse, context: any ExchangeTransport) {
         let body: Body = response.body.readableBytes > 0 ? .buffer(response.body) : .empty
@@ -591,9 +593,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Writes a response. `cached` names a cached file variant whose serialized head the loop can reuse.
+    /// `location` is added to `headers` as the head is written (a short-link redirect passes a shared constant
+    /// header list and its target here, so answering a click builds no header list).
     private func writeResponse(
         status: HTTPResponseStatus, headers: HTTPHeaders, body: Body, context: any ExchangeTransport,
-        cached: (CachedFile, Int)? = nil
+        cached: (CachedFile, Int)? = nil, location: String? = nil
     ) {
         guard let current = exchange, !current.responded, !closed else {
             if case .file(let file) = body { try? file.handle.close() }
@@ -629,6 +633,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             if let hsts { block.add(name: "strict-transport-security", value: hsts) }
             if let visitorCookie { block.add(name: "set-cookie", value: visitorCookie) }
+            if let location { block.add(name: "location", value: location) }
             var endStream = false
             if case .empty = body { endStream = true }
             context.writeFrame(.headers(.init(headers: block, endStream: endStream)), promise: nil)
@@ -654,6 +659,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let visitorCookie {
                 tail.writeStaticString("Set-Cookie: ")
                 tail.writeString(visitorCookie)
+                tail.writeStaticString("\r\n")
+            }
+            if let location {
+                tail.writeStaticString("Location: ")
+                tail.writeString(location)
                 tail.writeStaticString("\r\n")
             }
             if !current.keepAlive {
