@@ -82,6 +82,8 @@ let package = Package(
         .target(
             name: "Tracking", dependencies: ["Config", "Compression", "CZlib", "CMaxMindDB", nioCore, nioPosix, nioHTTP1, logging, httpClient, crypto],
             swiftSettings: dataPlaneSettings),
+        /// Rate limiting as pure values (GCRA rates, daily quotas, bounded key tables): no I/O, injected clock.
+        .target(name: "RateLimit", swiftSettings: dataPlaneSettings),
         /// Campaign short links: the model, the in-memory index, the journal store, the admin operations.
         .target(name: "Links", dependencies: ["Config", "CZlib", "Tracking", nioCore, nioPosix, logging], swiftSettings: dataPlaneSettings),
         /// Composition root and data plane.
@@ -102,6 +104,7 @@ let package = Package(
         .testTarget(name: "CompressionTests", dependencies: ["Compression", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Config", nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", nioCore, nioHTTP1, logging, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
+        .testTarget(name: "RateLimitTests", dependencies: ["RateLimit"], swiftSettings: swiftSettings),
         .testTarget(name: "LinksTests", dependencies: ["Links", nioCore, logging], swiftSettings: swiftSettings),
         .testTarget(name: "StaticTests", dependencies: ["Static", nioCore, nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(
