@@ -90,7 +90,7 @@ let package = Package(
         .target(
             name: "Edge",
             dependencies: [
-                "Config", "Static", "Proxy", "Tracking", "Links", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
+                "Config", "Static", "Proxy", "Tracking", "Links", "RateLimit", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
                 prometheus, serviceLifecycle, unixSignals,
             ],
             swiftSettings: dataPlaneSettings

@@ -105,9 +105,11 @@ public struct RouteConfiguration: Sendable {
     public var accessLog = true
     /// Whether requests of this route become tracking events.
     public var track = true
+    /// `rate_limit:` for the route.
+    public var rateLimit: RateLimitConfiguration?
 
     static let handlerKeys = ["static", "proxy", "respond", "redirect", "links"]
-    static let keys = ["path", "max_body_size", "access_log", "track"] + handlerKeys
+    static let keys = ["path", "max_body_size", "access_log", "track", "rate_limit"] + handlerKeys
 
     init(from node: ConfigNode, defaultBodyLimit: Int) throws {
         let map = try node.mapping(keys: Self.keys)
@@ -120,6 +122,7 @@ public struct RouteConfiguration: Sendable {
         if let value = map["max_body_size"] { maxBodySize = try value.byteSize() }
         if let value = map["access_log"] { accessLog = try value.bool() }
         if let value = map["track"] { track = try value.bool() }
+        if let value = map["rate_limit"] { rateLimit = try RateLimitConfiguration(from: value) }
         let present = Self.handlerKeys.filter { map.has($0) }
         guard present.count == 1 else {
             if present.isEmpty {

@@ -44,6 +44,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var collectedBody: ByteBuffer?
         /// Events a tracking API call produced (recorded instead of the plain request event).
         var apiEvents: [TrackingEvent] = []
+        /// `rate_limited` or `rate_limited_dry_run` when the route's limiter refused (or would have refused) it.
+        var rateLimitFlag = ""
         /// The short link this request clicked, for repeat marking once the visitor is known.
         var clickedLink: (id: LinkID, recent: RecentClicks)?
         var bodyBytes = 0
@@ -290,6 +292,19 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         current.route = route
         current.bodyLimit = route.maxBodySize
+        if let limiter = route.limiter {
+            let client = clientAddress(head.headers, trusted: snapshot.trustedProxies)
+            switch limiter.check(clientAddress: client, headers: head.headers, nowMilliseconds: Int64(loop.refreshClock())) {
+            case .pass:
+                break
+            case .passDryRun:
+                current.rateLimitFlag = "rate_limited_dry_run"
+            case .refuse(let extra, let status, let message):
+                current.rateLimitFlag = "rate_limited"
+                respondError(status, message, context: context, extraHeaders: extra)
+                return
+            }
+        }
         if let length = headers.contentLength.flatMap(Int.init), length > route.maxBodySize {
             respondError(.payloadTooLarge, "the request body is larger than \(route.maxBodySize) bytes",
                          context: context, forceClose: true)
@@ -846,6 +861,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 facts.issuedVisitorID = exchange.issuedVisitorID
                 if exchange.apiEvents.isEmpty {
                     enricher.enrich(&event, facts: facts)
+                    if !exchange.rateLimitFlag.isEmpty { event.eventType = exchange.rateLimitFlag }
                     events.record(event, nowMilliseconds: Int64(now))
                 } else {
                     // A tracking API call records what it was sent instead of the plain request.

@@ -51,10 +51,13 @@ public final class Route: Sendable {
     /// `site path` label used in logs and metrics.
     public let label: String
     let metrics: RouteMetrics
+    /// The route's rate limiter, if it has one.
+    let limiter: RouteLimiter?
 
     init(pathPrefix: String, handler: RouteHandler, maxBodySize: Int, accessLog: Bool, track: Bool = true,
-         metrics: RouteMetrics)
+         metrics: RouteMetrics, limiter: RouteLimiter? = nil)
     {
+        self.limiter = limiter
         self.pathPrefix = pathPrefix
         self.handler = handler
         self.maxBodySize = maxBodySize
@@ -160,7 +163,8 @@ public final class RouteTable: Sendable {
                 }
                 return Route(
                     pathPrefix: route.pathPrefix, handler: handler, maxBodySize: route.maxBodySize,
-                    accessLog: route.accessLog, track: route.track, metrics: metrics.metrics(site: name, route: route.pathPrefix))
+                    accessLog: route.accessLog, track: route.track, metrics: metrics.metrics(site: name, route: route.pathPrefix),
+                    limiter: route.rateLimit.map { RouteLimiter(configuration: $0, label: "\(name) \(route.pathPrefix)") })
             }
             var apiRoutes: [Route] = []
             if let trackingAPI {
@@ -180,6 +184,18 @@ public final class RouteTable: Sendable {
             if siteConfiguration.isDefault { defaultSite = site }
         }
         return RouteTable(exact: exact, wildcards: wildcards, defaultSite: defaultSite, proxyRoutes: proxyRoutes)
+    }
+
+    /// Every route's rate limiter (for `/metrics`).
+    var limiters: [RouteLimiter] {
+        var seen = Set<ObjectIdentifier>()
+        var sites = Array(exact.values) + wildcards.map(\.site)
+        if let defaultSite { sites.append(defaultSite) }
+        var found: [RouteLimiter] = []
+        for site in sites where seen.insert(ObjectIdentifier(site)).inserted {
+            found += site.routes.compactMap(\.limiter)
+        }
+        return found
     }
 
     /// The site for a `Host` value (port and trailing dot ignored, case-insensitive).

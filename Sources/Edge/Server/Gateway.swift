@@ -454,6 +454,14 @@ public final class Gateway: Sendable {
         routeMetrics.render(into: &text)
         proxy.renderMetrics(into: &text)
         tracking?.renderMetrics(into: &text)
+        let limiters = core.snapshot.table.limiters
+        if !limiters.isEmpty {
+            text += "# HELP vantage_ratelimit_limited_total Requests refused by a route's rate limit.\n"
+            text += "# TYPE vantage_ratelimit_allowed_total counter\n# TYPE vantage_ratelimit_limited_total counter\n"
+            text += "# TYPE vantage_ratelimit_dry_run_total counter\n# TYPE vantage_ratelimit_keys gauge\n"
+            text += "# TYPE vantage_ratelimit_evictions_total counter\n"
+            for limiter in limiters { limiter.render(into: &text) }
+        }
         text += "# TYPE vantage_static_cache_hits_total counter\nvantage_static_cache_hits_total \(stats.hits)\n"
         text += "# TYPE vantage_static_cache_misses_total counter\nvantage_static_cache_misses_total \(stats.misses)\n"
         text += "# TYPE vantage_static_cache_evictions_total counter\nvantage_static_cache_evictions_total \(stats.evictions)\n"
