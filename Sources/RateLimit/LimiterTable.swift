@@ -1,8 +1,14 @@
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Keys (hashes of client addresses, API keys, ...) and their ``KeyState`` under one ``Policy``, bounded.
 ///
-/// Sharded 64 ways, each shard a fixed array of slots behind its own lock, open addressing within an 8-slot window:
+/// Sharded 64 ways, each shard a fixed array of slots (48 bytes each, resident as used) behind its own lock, open addressing within an 8-slot window:
 /// a check for a known key touches one lock and a few slots and allocates nothing. When a key's window is full an
 /// idle entry (nothing it holds would change an answer) is reused; only when none is idle is the entry closest to
 /// idle evicted and counted, so a flood of new keys cannot grow memory and costs the flooders, not the limits of
@@ -13,9 +19,21 @@ public final class LimiterTable: Sendable {
         var state = KeyState()
     }
 
-    final class Shard: Sendable {
-        let slots: Mutex<[Slot]>
-        init(size: Int) { slots = Mutex(Array(repeating: Slot(), count: size)) }
+    /// Slots come from `calloc` (an all-zero slot is an empty one), so a large table costs memory only as keys
+    /// arrive. Touched only under `lock`.
+    final class Shard: @unchecked Sendable {
+        let lock = Mutex<Void>(())
+        let slots: UnsafeMutablePointer<Slot>
+        let size: Int
+
+        init(size: Int) {
+            self.size = size
+            slots = calloc(size, MemoryLayout<Slot>.stride)!.bindMemory(to: Slot.self, capacity: size)
+        }
+
+        deinit { free(slots) }
+
+        func withSlots<T>(_ body: (UnsafeMutablePointer<Slot>) -> T) -> T { lock.withLock { _ in body(slots) } }
     }
 
     static let window = 8
@@ -38,14 +56,18 @@ public final class LimiterTable: Sendable {
     public var evictions: Int { evictionCount.load(ordering: .relaxed) }
 
     /// Keys held (a scan: metrics and tests).
-    public var count: Int { shards.reduce(0) { $0 + $1.slots.withLock { $0.reduce(0) { $0 + ($1.key != 0 ? 1 : 0) } } } }
+    public var count: Int {
+        shards.reduce(0) { total, shard in
+            total + shard.withSlots { slots in (0..<shard.size).reduce(0) { $0 + (slots[$1].key != 0 ? 1 : 0) } }
+        }
+    }
 
     /// Decides one request of `key` (any 64-bit hash; 0 is mapped to 1).
     public func check(key rawKey: UInt64, now: UInt64, day: Int32, dayLeft: UInt64 = 0, cost: Int = 1) -> Decision {
         let key = rawKey == 0 ? 1 : rawKey
         let policy = self.policy
         let mask = self.mask
-        let (decision, evicted) = shards[Int(key >> 58)].slots.withLock { slots -> (Decision, Bool) in
+        let (decision, evicted) = shards[Int(key >> 58)].withSlots { slots -> (Decision, Bool) in
             let start = Int(truncatingIfNeeded: key) & mask
             var reusable = -1
             var closest = start
