@@ -1,61 +1,9 @@
 import Synchronization
+import Tracking
 
-/// A link id: 128 bits, written as a UUID. Kept as two integers in the index (no string per link).
-public struct LinkID: Hashable, Sendable, CustomStringConvertible {
-    public var high: UInt64
-    public var low: UInt64
-
-    public init(high: UInt64, low: UInt64) {
-        self.high = high
-        self.low = low
-    }
-
-    /// Parses a UUID (`8-4-4-4-12` hex digits, any case) or 32 hex digits.
-    public init?(_ text: String) {
-        var high: UInt64 = 0, low: UInt64 = 0, digits = 0
-        for byte in text.utf8 {
-            let value: UInt8
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = byte - UInt8(ascii: "A") + 10
-            case UInt8(ascii: "-"): continue
-            default: return nil
-            }
-            if digits < 16 { high = high << 4 | UInt64(value) } else { low = low << 4 | UInt64(value) }
-            digits += 1
-        }
-        guard digits == 32 else { return nil }
-        self.init(high: high, low: low)
-    }
-
-    public var description: String {
-        String(unsafeUninitializedCapacity: 36) { buffer in
-            var index = 0
-            func put(_ value: UInt64, from shift: Int, nibbles: Int) {
-                for step in 0..<nibbles {
-                    let nibble = UInt8((value >> UInt64(shift - 4 * step)) & 0xF)
-                    buffer[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
-                    index += 1
-                }
-            }
-            func dash() {
-                buffer[index] = UInt8(ascii: "-")
-                index += 1
-            }
-            put(high, from: 60, nibbles: 8)
-            dash()
-            put(high, from: 28, nibbles: 4)
-            dash()
-            put(high, from: 12, nibbles: 4)
-            dash()
-            put(low, from: 60, nibbles: 4)
-            dash()
-            put(low, from: 44, nibbles: 12)
-            return 36
-        }
-    }
-}
+/// A link id: 128 bits written as a UUID, kept as two integers in the index (no string per link). The same value
+/// type as an event id.
+public typealias LinkID = EventID
 
 /// Every link in memory, keyed by host and slug: what the request path consults (never the disk or the network).
 ///
