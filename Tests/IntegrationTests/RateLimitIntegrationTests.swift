@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Route rate limits through the real binary: the accepted rate under wrk, the 429 answer and its headers, keys,
 /// allow lists, dry runs, and the events of limited requests.
 @Suite(.serialized)
@@ -57,4 +61,126 @@ struct RateLimitIntegrationTests {
         #expect(events.filter { $0["status"] as? Int == 429 && $0["etyp"] as? String == "rate_limited" }.count == 1)
         #expect(events.filter { $0["etyp"] as? String == "rate_limited_dry_run" }.count == 2)
     }
+
+    @Test func aReloadKeepsTheStateOfUnchangedLimits() throws {
+        func config(_ message: String) -> String {
+            """
+            listen: { http: "127.0.0.1:0" }
+            sites:
+              - routes:
+                  - { path: /kept/, respond: "ok", rate_limit: { rate: 1/m } }
+                  - { path: /, respond: "\(message)" }
+            access_log: off
+            admin: { listen: "off" }
+            tracking: { enabled: false }
+            """
+        }
+        let vantage = try VantageProcess(config: config("first"))
+        #expect(try curl([vantage.url("/kept/")]).status == 200)
+        #expect(try curl([vantage.url("/kept/")]).status == 429)
+        try config("second").replacingOccurrences(of: "{{DIR}}", with: vantage.directory.path)
+            .write(toFile: vantage.configPath, atomically: true, encoding: .utf8)
+        vantage.signal(SIGHUP)
+        try waitUntil { try curl([vantage.url("/")]).body == "second" }
+        #expect(try curl([vantage.url("/kept/")]).status == 429, "the key's spent budget survives the reload")
+        #expect(vantage.stop() == 0)
+    }
+
+    @Test func concurrencyIsLimitedPerKeyAndReleasedWhenAClientGoesAway() throws {
+        let node = try BackendProcess.node("slow")
+        defer { node.kill() }
+        let vantage = try VantageProcess(config: """
+            listen: { http: "127.0.0.1:0" }
+            sites:
+              - routes:
+                  - { path: /, proxy: { upstreams: ["\(node.address)"] }, rate_limit: { concurrency: 2 } }
+            access_log: off
+            admin: { listen: "127.0.0.1:0" }
+            tracking: { enabled: false }
+            """, expect: ["http", "admin"])
+        /// A request the upstream answers in 20 s, on a socket of its own (closing it is the client giving up).
+        func slowRequest() throws -> Int32 {
+            let socket = try openConnection(port: vantage.ports["http"]!)
+            let request = Array("GET /slow?ms=20000 HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)
+            _ = request.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            return socket
+        }
+        func inFlight() throws -> Double? {
+            metric(try curl(["-s", vantage.url("/metrics", kind: "admin")]).body, "vantage_ratelimit_in_flight{route=\"default /\"}")
+        }
+        func waitForInFlight(_ expected: Double) throws {
+            let deadline = Date().addingTimeInterval(10)
+            while try inFlight() != expected && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        let first = try slowRequest()
+        let second = try slowRequest()
+
+        try waitForInFlight(2)
+        #expect(try inFlight() == 2)
+        let refused = try curl([vantage.url("/hello")])
+        #expect(refused.status == 429 && refused.headers["retry-after"] == "1", "a third request of the same client")
+        // A client that gives up frees its place at once, though its upstream is still working.
+        close(first)
+        try waitForInFlight(1)
+        #expect(try curl([vantage.url("/hello")]).status == 200)
+        close(second)
+        try waitForInFlight(0)
+        #expect(try inFlight() == 0, "every place is given back")
+        let metrics = try curl(["-s", vantage.url("/metrics", kind: "admin")]).body
+        #expect(metric(metrics, "vantage_ratelimit_concurrency_limited_total{route=\"default /\"}") == 1)
+        #expect(vantage.stop() == 0)
+    }
+
+    @Test func overTheConnectionCapClientsGet503WithRetryAfter() throws {
+        let vantage = try VantageProcess(config: """
+            listen: { http: "127.0.0.1:0" }
+            limits: { max_connections: 2 }
+            sites:
+              - routes:
+                  - { path: /, respond: "ok" }
+            access_log: off
+            admin: { listen: "127.0.0.1:0" }
+            tracking: { enabled: false }
+            """, expect: ["http", "admin"])
+        let port = vantage.ports["http"]!
+        let held = try (0..<2).map { _ in try openConnection(port: port) }
+        let full = try curl([vantage.url("/")])
+        #expect(full.status == 503 && full.headers["retry-after"] == "1" && full.body.contains("connection limit"))
+        #expect(full.headers["connection"] == "close")
+        // Past the hard ceiling (2 + 16) connections are closed without an answer.
+        let flood = try (0..<20).map { _ in try openConnection(port: port) }
+        Thread.sleep(forTimeInterval: 0.3)
+        let closedAtOnce = flood.filter { isClosedByPeer($0) }.count
+        #expect(closedAtOnce >= 2, "connections over the hard ceiling are closed: \(closedAtOnce)")
+        for socket in held + flood { close(socket) }
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(try curl([vantage.url("/")]).status == 200, "room again once connections close")
+        let metrics = try curl(["-s", vantage.url("/metrics", kind: "admin")]).body
+        #expect((metric(metrics, "vantage_connections_over_capacity_total") ?? 0) >= 1)
+        #expect((metric(metrics, "vantage_connections_refused_total") ?? 0) >= 2)
+        #expect(vantage.log.components(separatedBy: "over limits.max_connections").count == 2, "logged once")
+        #expect(vantage.stop() == 0)
+    }
+}
+
+/// A TCP connection to 127.0.0.1:`port` that sends nothing (its socket; close it).
+private func openConnection(port: Int) throws -> Int32 {
+    let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard socket >= 0 else { throw Failure("socket failed") }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw Failure("connect failed") }
+    return socket
+}
+
+/// Whether the peer has closed `socket` (a non-blocking read sees end of stream or a reset).
+private func isClosedByPeer(_ socket: Int32) -> Bool {
+    var byte: UInt8 = 0
+    let count = recv(socket, &byte, 1, Int32(MSG_DONTWAIT))
+    return count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
 }

@@ -83,4 +83,32 @@ import Testing
         #expect((0..<10).allSatisfy { _ in table.check(key: 42, now: end, day: 0).allowed })
         #expect(!table.check(key: 42, now: end, day: 0).allowed)
     }
+
+    @Test func concurrencyIsCountedPerKeyAndReleased() {
+        let table = ConcurrencyTable(capacity: 4096)
+        #expect((0..<3).allSatisfy { _ in table.acquire(key: 7, limit: 3) == .admitted })
+        #expect(table.acquire(key: 7, limit: 3) == .refused, "a fourth request of the same key")
+        #expect(table.acquire(key: 8, limit: 3) == .admitted, "another key is not affected")
+        #expect(table.usage.keys == 2 && table.usage.inFlight == 4)
+        table.release(key: 7)
+        #expect(table.acquire(key: 7, limit: 3) == .admitted, "a released request makes room")
+        for _ in 0..<3 { table.release(key: 7) }
+        table.release(key: 8)
+        #expect(table.usage.keys == 0 && table.usage.inFlight == 0, "a key without requests holds no slot")
+        table.release(key: 9)  // never admitted: nothing happens
+        #expect(table.usage.keys == 0)
+    }
+
+    @Test func aFullConcurrencyWindowLetsRequestsThroughUntracked() {
+        // 512 slots: 64 shards of 8, so one shard's window is the whole shard. Nine keys of the same shard.
+        let table = ConcurrencyTable(capacity: 512)
+        let keys = (1...9).map { UInt64($0) }
+        #expect(keys.prefix(8).allSatisfy { table.acquire(key: $0, limit: 1) == .admitted })
+        #expect(table.acquire(key: keys[8], limit: 1) == .untracked && table.overflows == 1)
+        #expect(table.acquire(key: keys[0], limit: 1) == .refused, "tracked keys stay limited")
+        table.release(key: keys[8])  // an untracked request releases nothing
+        #expect(table.usage.inFlight == 8)
+        table.release(key: keys[3])
+        #expect(table.acquire(key: keys[8], limit: 1) == .admitted, "a freed slot is used again")
+    }
 }

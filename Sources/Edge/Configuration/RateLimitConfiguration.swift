@@ -4,13 +4,15 @@ import RateLimit
 /// A route's `rate_limit:`:
 ///
 /// ```yaml
-/// rate_limit: { key: client_ip, rate: 10/s, burst: 20, per_day: 10000, allow: [10.0.0.0/8], dry_run: false }
+/// rate_limit: { key: client_ip, rate: 10/s, burst: 20, per_day: 10000, concurrency: 8, allow: [10.0.0.0/8] }
 /// ```
 ///
+/// `concurrency` caps a key's requests in flight (answered with the same refusal and `Retry-After: 1`); a request
+/// holds its place until its response is complete or its client goes away.
 /// `key` is `client_ip` (IPv6 grouped by /64), `header:NAME` (an API key; requests without it are keyed by client
 /// address), `route`, or a list of those combined. `rate` may be one rate or a list (all must pass). Limits are per
 /// node; `nodes: N` divides each by N for N nodes behind a balancer.
-public struct RateLimitConfiguration: Sendable {
+public struct RateLimitConfiguration: Sendable, Equatable {
     public enum KeyPart: Sendable, Equatable {
         case clientAddress
         case header(String)
@@ -26,8 +28,10 @@ public struct RateLimitConfiguration: Sendable {
     public var message = "too many requests"
     /// Table bound: keys remembered at once.
     public var maxKeys = 1_000_000
+    /// Requests in flight per key, if capped.
+    public var concurrency: Int?
 
-    static let keys = ["key", "rate", "burst", "per_day", "allow", "dry_run", "status", "message", "max_keys", "nodes"]
+    static let keys = ["key", "rate", "burst", "per_day", "allow", "dry_run", "status", "message", "max_keys", "nodes", "concurrency"]
 
     init(from node: ConfigNode) throws {
         let map = try node.mapping(keys: Self.keys)
@@ -48,8 +52,9 @@ public struct RateLimitConfiguration: Sendable {
         }
         var daily: Int?
         if let value = map["per_day"] { daily = max(1, try value.int(in: 1...Int(Int32.max)) / nodes) }
-        guard !rates.isEmpty || daily != nil else {
-            throw node.error("expected rate (10/s, ...) or per_day")
+        if let value = map["concurrency"] { concurrency = max(1, try value.int(in: 1...1_000_000) / nodes) }
+        guard !rates.isEmpty || daily != nil || concurrency != nil else {
+            throw node.error("expected rate (10/s, ...), per_day or concurrency")
         }
         policy = Policy(rates: rates, dailyQuota: daily)
         if let value = map["key"] {

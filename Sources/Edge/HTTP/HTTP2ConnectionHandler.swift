@@ -34,8 +34,11 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     private var idleSince: NIODeadline?
     private var idleCheck: Scheduled<Void>?
 
-    init(idleTimeout: TimeAmount, makeHandler: @escaping () -> RequestHandler) {
+    private let connection: ConnectionInfo
+
+    init(idleTimeout: TimeAmount, connection: ConnectionInfo, makeHandler: @escaping () -> RequestHandler) {
         self.idleTimeout = idleTimeout
+        self.connection = connection
         self.makeHandler = makeHandler
     }
 
@@ -97,6 +100,14 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
             let transport = HTTP2StreamTransport(streamID: id, connection: self, context: context)
             handler.attach(transport)
             streams[id] = Stream(handler: handler, transport: transport, requestEnded: headers.endStream)
+            if connection.overCapacity && !quiescing {
+                // Over the connection cap: this stream gets the 503, no other starts, and the connection closes
+                // when it is done.
+                quiescing = true
+                let goAway = HTTP2Frame.FramePayload.goAway(lastStreamID: id, errorCode: .noError, opaqueData: nil)
+                context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: goAway)), promise: nil)
+                flushPending = true
+            }
             handler.receive(.head(head))
             if headers.endStream { handler.receive(.end(nil)) }
         case .data(let payload):

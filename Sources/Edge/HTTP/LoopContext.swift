@@ -167,6 +167,8 @@ final class ConnectionInfo: @unchecked Sendable {
     var tlsVersion: String?
     /// The configuration snapshot as this connection sees it.
     let snapshots: SnapshotView
+    /// The connection came in over `limits.max_connections`: its first request is answered 503 and it closes.
+    var overCapacity = false
 
     init(channel: any Channel, isTLS: Bool, core: GatewayCore) {
         snapshots = SnapshotView(core: core)

@@ -46,6 +46,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var apiEvents: [TrackingEvent] = []
         /// `rate_limited` or `rate_limited_dry_run` when the route's limiter refused (or would have refused) it.
         var rateLimitFlag = ""
+        /// The request's place under its route's per-key `concurrency`, given back when the response is complete or
+        /// the client is gone.
+        var lease: RouteLimiter.Lease?
         /// The short link this request clicked, for repeat marking once the visitor is known.
         var clickedLink: (id: LinkID, recent: RecentClicks)?
         var bodyBytes = 0
@@ -81,6 +84,15 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.bodyLimit = bodyLimit
             self.keepAlive = keepAlive
         }
+
+        func releaseLease() {
+            lease?.release()
+            lease = nil
+        }
+
+        /// A safety net: every path that ends an exchange releases explicitly, but an exchange dropped some other
+        /// way must not hold its key's place forever.
+        deinit { lease?.release() }
     }
 
     private let core: GatewayCore
@@ -127,11 +139,13 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         closed = true
         transport = nil
         exchange?.proxy?.cancel()
+        exchange?.releaseLease()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
         exchange?.proxy?.cancel()
+        exchange?.releaseLease()
         context.fireChannelInactive()
     }
 
@@ -260,6 +274,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // closes after the answer.
             current.keepAlive = false
         }
+        if connection.overCapacity {
+            respondError(.serviceUnavailable, "the server is at its connection limit; retry shortly", context: context,
+                         forceClose: true, extraHeaders: ["Retry-After": "1"])
+            return
+        }
         if let refusal = Self.validate(head, headers: headers, limits: limits, isHTTP2: isHTTP2) {
             respondError(refusal.status, refusal.reason, context: context, forceClose: refusal.close)
             return
@@ -295,9 +314,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let limiter = route.limiter {
             let client = clientAddress(head.headers, trusted: snapshot.trustedProxies)
             switch limiter.check(clientAddress: client, headers: head.headers, nowMilliseconds: Int64(loop.refreshClock())) {
-            case .pass:
-                break
-            case .passDryRun:
+            case .pass(let lease):
+                current.lease = lease
+            case .passDryRun(let lease):
+                current.lease = lease
                 current.rateLimitFlag = "rate_limited_dry_run"
             case .refuse(let extra, let status, let message):
                 current.rateLimitFlag = "rate_limited"
@@ -767,6 +787,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let current = exchange else { return }
         current.sentBytes = sent
         current.responseFinished = true
+        current.releaseLease()
         let keepAlive = current.keepAlive
         // The event is in the spool before the last bytes of the answer leave: whoever got an answer has an event,
         // even if the process is killed right after.
@@ -1164,6 +1185,7 @@ extension RequestHandler: ProxyDownstream {
         // RST_STREAM on HTTP/2).
         current.keepAlive = false
         current.responseFinished = true
+        current.releaseLease()
         record(current)
         exchange = nil
         if isHTTP2 {
@@ -1201,6 +1223,8 @@ extension RequestHandler: ProxyDownstream {
         current.responded = true
         current.responseFinished = true
         current.status = .switchingProtocols
+        // A WebSocket holds no place under `concurrency`: it is a connection now, not a request in flight.
+        current.releaseLease()
         record(current)
         exchange = nil
         // From here on the connection is a byte tunnel: the HTTP handlers leave, and bytes the decoder still holds

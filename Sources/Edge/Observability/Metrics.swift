@@ -119,7 +119,10 @@ final class RouteMetricsRegistry: Sendable {
 struct GatewayMetrics: Sendable {
     let openConnections = Meter(label: "vantage_open_connections")
     let acceptedConnections = Counter(label: "vantage_connections_total")
+    /// Closed at once, over the hard ceiling.
     let refusedConnections = Counter(label: "vantage_connections_refused_total")
+    /// Served one 503, over `limits.max_connections`.
+    let overCapacityConnections = Counter(label: "vantage_connections_over_capacity_total")
     let tlsHandshakes = Counter(label: "vantage_tls_handshakes_total")
     let tlsHandshakeFailures = Counter(label: "vantage_tls_handshake_failures_total")
     let accessLogDropped = Counter(label: "vantage_access_log_dropped_bytes_total")

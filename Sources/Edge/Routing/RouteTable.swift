@@ -129,12 +129,20 @@ public final class RouteTable: Sendable {
     }
 
     /// Builds the table from configuration, creating one static file server per static route and one proxy route
-    /// per proxy route.
+    /// per proxy route. Rate limiters of `previous` (the table a reload replaces) whose route and limit are unchanged
+    /// carry over with their keys.
     static func build(
         from configuration: GatewayConfiguration, cache: FileCache, threadPool: NIOThreadPool,
         proxy: ProxyService? = nil, metrics: RouteMetricsRegistry = RouteMetricsRegistry(loops: 1),
-        trackingAPI: TrackingAPI? = nil, links: LinkService? = nil
+        trackingAPI: TrackingAPI? = nil, links: LinkService? = nil, previous: RouteTable? = nil
     ) throws -> RouteTable {
+        var previousLimiters: [String: RouteLimiter] = [:]
+        for limiter in previous?.limiters ?? [] { previousLimiters[limiter.label] = limiter }
+        func limiter(_ settings: RateLimitConfiguration?, label: String) -> RouteLimiter? {
+            guard let settings else { return nil }
+            if let kept = previousLimiters[label], kept.configuration == settings { return kept }
+            return RouteLimiter(configuration: settings, label: label)
+        }
         var proxyRoutes: [ProxyRoute] = []
         var exact: [String: Site] = [:]
         var wildcards: [(String, Site)] = []
@@ -164,7 +172,7 @@ public final class RouteTable: Sendable {
                 return Route(
                     pathPrefix: route.pathPrefix, handler: handler, maxBodySize: route.maxBodySize,
                     accessLog: route.accessLog, track: route.track, metrics: metrics.metrics(site: name, route: route.pathPrefix),
-                    limiter: route.rateLimit.map { RouteLimiter(configuration: $0, label: "\(name) \(route.pathPrefix)") })
+                    limiter: limiter(route.rateLimit, label: "\(name) \(route.pathPrefix)"))
             }
             var apiRoutes: [Route] = []
             if let trackingAPI {

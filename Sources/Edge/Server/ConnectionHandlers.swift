@@ -3,19 +3,27 @@ import NIOCore
 import NIOSSL
 import NIOTLS
 
-/// First handler of every client connection: counts open connections for the gauge and enforces the global cap
-/// (a connection over the cap is closed at once, before any TLS work is spent on it).
+/// First handler of every client connection: counts open connections for the gauge and enforces the global cap.
+///
+/// A connection over `limits.max_connections` is served one answer, 503 with `Retry-After`, and closed (clients and
+/// load balancers can tell "full" from "down"); one over the hard ceiling (a tenth more) is closed at once, before
+/// any TLS or HTTP work is spent on it, so a flood cannot exhaust file descriptors.
 final class ConnectionAccountingHandler: ChannelInboundHandler {
     typealias InboundIn = NIOAny
 
     private let core: GatewayCore
+    private let connection: ConnectionInfo
     private let maxConnections: Int
     private var counted = false
 
-    init(core: GatewayCore, maxConnections: Int) {
+    init(core: GatewayCore, connection: ConnectionInfo, maxConnections: Int) {
         self.core = core
+        self.connection = connection
         self.maxConnections = maxConnections
     }
+
+    /// Connections beyond this are closed without an answer.
+    static func hardCeiling(_ maxConnections: Int) -> Int { maxConnections + max(16, maxConnections / 10) }
 
     func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { admit(context: context) }
@@ -32,9 +40,17 @@ final class ConnectionAccountingHandler: ChannelInboundHandler {
         let open = core.openConnections.add(1, ordering: .relaxed).newValue
         core.metrics.openConnections.increment()
         core.metrics.acceptedConnections.increment()
-        if open > maxConnections {
+        guard open > maxConnections else { return }
+        if open > Self.hardCeiling(maxConnections) {
             core.metrics.refusedConnections.increment()
             context.close(promise: nil)
+            return
+        }
+        core.metrics.overCapacityConnections.increment()
+        connection.overCapacity = true
+        if core.overCapacityLogged.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+            core.logger.warning(
+                "\(open) connections are open, over limits.max_connections (\(maxConnections)): answering 503 with Retry-After (logged once)")
         }
     }
 

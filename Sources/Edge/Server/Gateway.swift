@@ -113,11 +113,12 @@ public final class Gateway: Sendable {
 
     static func makeSnapshot(
         _ configuration: GatewayConfiguration, cache: FileCache, threadPool: NIOThreadPool, proxy: ProxyService,
-        metrics: RouteMetricsRegistry, trackingAPI: TrackingAPI? = nil, links: LinkService? = nil
+        metrics: RouteMetricsRegistry, trackingAPI: TrackingAPI? = nil, links: LinkService? = nil,
+        previous: RouteTable? = nil
     ) throws -> RuntimeSnapshot {
         let table = try RouteTable.build(
             from: configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: metrics,
-            trackingAPI: trackingAPI, links: links)
+            trackingAPI: trackingAPI, links: links, previous: previous)
         return RuntimeSnapshot(
             table: table, limits: configuration.limits, trustedProxies: configuration.trustedProxies,
             httpsPort: configuration.httpsListeners.first?.port)
@@ -250,7 +251,9 @@ public final class Gateway: Sendable {
         let sync = channel.pipeline.syncOperations
         let connection = connection ?? ConnectionInfo(channel: channel, isTLS: isTLS, core: core)
         let limits = connection.snapshots.current.limits
-        if !isTLS { try sync.addHandler(ConnectionAccountingHandler(core: core, maxConnections: limits.maxConnections)) }
+        if !isTLS {
+            try sync.addHandler(ConnectionAccountingHandler(core: core, connection: connection, maxConnections: limits.maxConnections))
+        }
         let connectionGuard = ConnectionGuardHandler(limits: limits)
         try sync.addHandler(connectionGuard)
         // Only the request decoder: the request handler writes response bytes itself and keeps pipelined
@@ -272,7 +275,7 @@ public final class Gateway: Sendable {
         let limits = connection.snapshots.current.limits
         do {
             let sync = channel.pipeline.syncOperations
-            try sync.addHandler(ConnectionAccountingHandler(core: core, maxConnections: limits.maxConnections))
+            try sync.addHandler(ConnectionAccountingHandler(core: core, connection: connection, maxConnections: limits.maxConnections))
             try sync.addHandler(NIOSSLServerHandler(context: context))
             try sync.addHandler(IdleHandshakeTimeoutHandler(timeout: limits.headerTimeout))
             try sync.addHandler(TLSEventsHandler(connection: connection, core: core))
@@ -307,7 +310,7 @@ public final class Gateway: Sendable {
         // No per-stream child channels: HTTP2ConnectionHandler serves all streams on this pipeline.
         try sync.addHandler(NIOHTTP2Handler(
             mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: streamConfiguration))
-        try sync.addHandler(HTTP2ConnectionHandler(idleTimeout: TimeAmount(limits.idleTimeout)) {
+        try sync.addHandler(HTTP2ConnectionHandler(idleTimeout: TimeAmount(limits.idleTimeout), connection: connection) {
             RequestHandler(core: core, loop: loop, connection: connection, connectionGuard: nil, isHTTP2: true)
         })
     }
@@ -337,7 +340,7 @@ public final class Gateway: Sendable {
             let keys = try Self.loadCertificates(configuration.tls)
             let snapshot = try Self.makeSnapshot(
                 configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: routeMetrics,
-                trackingAPI: tracking?.api, links: links)
+                trackingAPI: tracking?.api, links: links, previous: core.snapshot.table)
             try certificates.replaceAll(with: keys)
             core.replaceSnapshot(snapshot)
             proxy.activate(snapshot.table.proxyRoutes)

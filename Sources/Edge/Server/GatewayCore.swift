@@ -32,6 +32,8 @@ final class GatewayCore: Sendable {
     let logger: Logger
     let metrics = GatewayMetrics.shared
     let openConnections = Atomic<Int>(0)
+    /// The connection cap was reached once (it is logged once).
+    let overCapacityLogged = Atomic<Bool>(false)
     let proxy: ProxyService
 
     /// Metrics of requests that matched no site or route, or were refused before routing.
