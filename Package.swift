@@ -98,6 +98,11 @@ let package = Package(
         /// The thin executable.
         .executableTarget(name: "vantage", dependencies: ["Edge", "Tracking", "Links", "Config", nioCore, nioPosix, logging, httpClient, argumentParser], swiftSettings: swiftSettings),
 
+        /// Nanoseconds and allocations per rate-limit check (Benchmarks/ratelimit.py runs it in release).
+        .executableTarget(
+            name: "ratelimit-bench", dependencies: ["RateLimit", "Tracking"], path: "Benchmarks/RateLimitBench",
+            swiftSettings: swiftSettings),
+
         // MARK: - Tests
 
         .testTarget(name: "ConfigTests", dependencies: ["Config"], swiftSettings: swiftSettings),

@@ -13,6 +13,16 @@ import Testing
         #expect(hash(length: 0) == 0x726f_db47_dd0e_0e31)
         #expect(hash(length: 1) == 0x74f8_39c5_93dc_67fd)
         #expect(hash(length: 15) == 0xa129_ca61_49be_45e5)
+        // Contiguous bytes go a word at a time, from any starting point: the same digests.
+        let message = (0..<64).map { UInt8($0) }
+        for length in 0...64 {
+            for split in 0...min(length, 9) {
+                var hasher = SipHash24(key0: 0x0706_0504_0302_0100, key1: 0x0f0e_0d0c_0b0a_0908)
+                hasher.combine(message[0..<split])
+                message[split..<length].withUnsafeBytes { hasher.combine($0) }
+                #expect(hasher.finalize() == hash(length: length), "length \(length), split \(split)")
+            }
+        }
     }
 
     @Test func aVisitorIsStableWithinADayAndNewTheNext() {

@@ -175,7 +175,7 @@ public struct Limits: Sendable, Equatable {
     public var http2MaxConcurrentStreams = 128
     /// Largest decoded HTTP/2 header list, default 16KB.
     public var http2MaxHeaderListSize = 16 << 10
-    /// Open client connections at most (beyond, new ones are closed at once), default 20000.
+    /// Open client connections at most (beyond, one 503 answer each, and past a tenth more closed at once), default 20000.
     public var maxConnections = 20_000
 
     static let keys = [

@@ -26,8 +26,10 @@ public struct RateLimitConfiguration: Sendable, Equatable {
     /// The refusal's status (429 by default) and body text.
     public var status = 429
     public var message = "too many requests"
-    /// Table bound: keys remembered at once.
-    public var maxKeys = 1_000_000
+    /// Table bound: keys remembered at once (48 bytes each, so 6 MiB per limited route by default). Keys usually go
+    /// idle within a second or two and their slots are reused, so this bounds the keys active together, not the
+    /// clients seen.
+    public var maxKeys = 100_000
     /// Requests in flight per key, if capped.
     public var concurrency: Int?
 

@@ -34,22 +34,44 @@ public struct SipHash24 {
 
     /// Feeds bytes.
     public mutating func combine(_ bytes: some Sequence<UInt8>) {
-        for byte in bytes {
-            tail |= UInt64(byte) << UInt64(8 * tailCount)
-            tailCount += 1
-            length += 1
-            if tailCount == 8 {
-                compress(tail)
-                tail = 0
-                tailCount = 0
-            }
+        for byte in bytes { combine(byte: byte) }
+    }
+
+    @inline(__always)
+    private mutating func combine(byte: UInt8) {
+        tail |= UInt64(byte) << UInt64(8 * tailCount)
+        tailCount += 1
+        length += 1
+        if tailCount == 8 {
+            compress(tail)
+            tail = 0
+            tailCount = 0
+        }
+    }
+
+    /// Feeds contiguous bytes a word at a time (the same digest as feeding them one by one).
+    public mutating func combine(_ bytes: UnsafeRawBufferPointer) {
+        var offset = 0
+        while tailCount != 0 && offset < bytes.count {
+            combine(byte: bytes[offset])
+            offset += 1
+        }
+        while bytes.count - offset >= 8 {
+            compress(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
+            offset += 8
+            length += 8
+        }
+        while offset < bytes.count {
+            combine(byte: bytes[offset])
+            offset += 1
         }
     }
 
     /// Feeds a string's UTF-8 bytes followed by a 0xFF separator, so ("ab","c") and ("a","bc") differ.
     public mutating func combineField(_ text: String) {
-        combine(text.utf8)
-        combine(CollectionOfOne(0xFF))
+        var text = text
+        text.withUTF8 { combine(UnsafeRawBufferPointer($0)) }
+        combine(byte: 0xFF)
     }
 
     /// The 64-bit digest.
