@@ -19,6 +19,9 @@ let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", pac
 let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swift-service-lifecycle")
 let httpClient: Target.Dependency = .product(name: "AsyncHTTPClient", package: "async-http-client")
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
+let x509: Target.Dependency = .product(name: "X509", package: "swift-certificates")
+let asn1: Target.Dependency = .product(name: "SwiftASN1", package: "swift-asn1")
+let nioFoundation: Target.Dependency = .product(name: "NIOFoundationCompat", package: "swift-nio")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 
 /// One set of compiler settings for every target: Swift 6 mode and explicit existentials.
@@ -51,6 +54,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         // MARK: - C libraries from Debian
@@ -84,13 +89,18 @@ let package = Package(
             swiftSettings: dataPlaneSettings),
         /// Rate limiting as pure values (GCRA rates, daily quotas, bounded key tables): no I/O, injected clock.
         .target(name: "RateLimit", swiftSettings: dataPlaneSettings),
+        /// ACME (RFC 8555): the client, HTTP-01 answers, certificate storage with locks, renewal.
+        .target(
+            name: "ACME",
+            dependencies: ["Config", crypto, x509, asn1, httpClient, nioCore, nioHTTP1, nioSSL, nioFoundation, logging],
+            swiftSettings: swiftSettings),
         /// Campaign short links: the model, the in-memory index, the journal store, the admin operations.
         .target(name: "Links", dependencies: ["Config", "CZlib", "Tracking", nioCore, nioPosix, logging], swiftSettings: dataPlaneSettings),
         /// Composition root and data plane.
         .target(
             name: "Edge",
             dependencies: [
-                "Config", "Static", "Proxy", "Tracking", "Links", "RateLimit", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
+                "Config", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
                 prometheus, serviceLifecycle, unixSignals,
             ],
             swiftSettings: dataPlaneSettings
@@ -110,6 +120,7 @@ let package = Package(
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Config", nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", nioCore, nioHTTP1, logging, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
         .testTarget(name: "RateLimitTests", dependencies: ["RateLimit"], swiftSettings: swiftSettings),
+        .testTarget(name: "ACMETests", dependencies: ["ACME", "Config", crypto, x509, asn1], swiftSettings: swiftSettings),
         .testTarget(name: "LinksTests", dependencies: ["Links", nioCore, logging], swiftSettings: swiftSettings),
         .testTarget(name: "StaticTests", dependencies: ["Static", nioCore, nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(
