@@ -1,3 +1,4 @@
+import ACME
 import Config
 import Links
 import Foundation
@@ -73,9 +74,9 @@ public struct GatewayConfiguration: Sendable {
             throw listen.error("expected at least one address in listen.http or listen.https")
         }
         if let value = map["tls"] { tls = try TLSSettings(from: value) }
-        if !httpsListeners.isEmpty && tls.certificates.isEmpty {
+        if !httpsListeners.isEmpty && tls.certificates.isEmpty && tls.acme == nil {
             throw (map["tls"] ?? listen).error(
-                "listen.https needs at least one certificate in tls.certificates (cert and key PEM files)")
+                "listen.https needs certificates: tls.acme { email } for automatic ones, or tls.certificates (cert and key PEM files)")
         }
         if let value = map["limits"] { limits = try Limits(from: value) }
         if let value = map["static_cache"] { staticCache = try StaticCacheConfiguration(from: value) }
@@ -137,11 +138,14 @@ public struct TLSSettings: Sendable {
     public var certificates: [CertificateFiles] = []
     /// Lowest TLS version: 1.2 (default) or 1.3.
     public var minimumVersion = "1.2"
+    /// Automatic certificates for every site host not covered by `certificates`.
+    public var acme: ACMEConfiguration?
 
     init() {}
 
     init(from node: ConfigNode) throws {
-        let map = try node.mapping(keys: ["certificates", "min_version"])
+        let map = try node.mapping(keys: ["certificates", "min_version", "acme"])
+        if let value = map["acme"] { acme = try ACMEConfiguration(from: value) }
         if let value = map["certificates"] {
             certificates = try value.list().map { item in
                 let entry = try item.mapping(keys: ["cert", "key", "hosts"])

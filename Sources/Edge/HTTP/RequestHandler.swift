@@ -1,3 +1,4 @@
+import ACME
 import Config
 import Foundation
 import Links
@@ -283,6 +284,17 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             respondError(refusal.status, refusal.reason, context: context, forceClose: refusal.close)
             return
         }
+        let uri = head.uri
+        let pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
+        let path = uri[..<pathEnd]
+        if path.hasPrefix(HTTP01Responder.pathPrefix), let answer = core.acmeChallenges.answer(forPath: path) {
+            // An ACME HTTP-01 check (RFC 8555 §8.3), for any host: the CA asks before a site has a certificate.
+            let body = ByteBuffer(string: answer)
+            let extra: HTTPHeaders = ["Content-Type": "application/octet-stream", "Content-Length": String(body.readableBytes),
+                                      "Cache-Control": "no-store"]
+            writeResponse(status: .ok, headers: extra, body: head.method == .HEAD ? .empty : .buffer(body), context: context)
+            return
+        }
         let host = headers.host
         guard let site = connection.snapshots.site(forHost: host) else {
             respondError(.notFound, "no site is configured for this host", context: context)
@@ -291,9 +303,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         current.siteName = site.name
         current.siteHosts = site.hosts
         current.hsts = site.hsts
-        let uri = head.uri
-        let pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
-        let path = uri[..<pathEnd]
 
         if site.redirectHTTPS && !connection.isTLS, let httpsPort = snapshot.httpsPort,
             !path.hasPrefix("/.well-known/acme-challenge/")

@@ -1,3 +1,4 @@
+import ACME
 import Foundation
 import Links
 import Logging
@@ -46,8 +47,9 @@ public final class Gateway: Sendable {
     private let group: MultiThreadedEventLoopGroup
     let threadPool: NIOThreadPool
     private let cache: FileCache
-    /// Certificates by SNI name; ACME will install into it.
+    /// Certificates by SNI name: the config's files and what ACME obtains.
     public let certificates: CertificateStore
+    private let automaticCertificates: AutomaticCertificates
     private let accessLog: AccessLogWriter?
     private let core: GatewayCore
     private let registry: PrometheusCollectorRegistry?
@@ -71,7 +73,13 @@ public final class Gateway: Sendable {
         threadPool.start()
         cache = FileCache(maxBytes: configuration.staticCache.maxBytes, maxEntries: configuration.staticCache.maxEntries)
         certificates = CertificateStore(minimumVersion: configuration.tls.minimumVersion == "1.3" ? .tlsv13 : .tlsv12)
-        try certificates.replaceAll(with: try Self.loadCertificates(configuration.tls))
+        try certificates.replaceStatic(with: try Self.loadCertificates(configuration.tls))
+        automaticCertificates = AutomaticCertificates(certificates: certificates, logger: logger)
+        do {
+            try automaticCertificates.configure(configuration)
+        } catch {
+            throw GatewayError(message: "tls.acme: \(error)")
+        }
         accessLog = try AccessLogWriter(output: configuration.accessLog.output, logger: logger)
         routeMetrics = RouteMetricsRegistry(loops: configuration.threads)
         proxy = ProxyService(loops: Array(group.makeIterator()), logger: logger)
@@ -97,7 +105,7 @@ public final class Gateway: Sendable {
             trackingAPI: tracking?.api, links: links)
         core = GatewayCore(snapshot: snapshot, loops: Array(group.makeIterator()), accessLog: accessLog,
                            threadPool: threadPool, routeMetrics: routeMetrics, proxy: proxy, tracking: tracking,
-                           logger: logger)
+                           acmeChallenges: automaticCertificates.responder, logger: logger)
         state = Mutex(State(configuration: configuration))
     }
 
@@ -144,6 +152,7 @@ public final class Gateway: Sendable {
         let configuration = state.withLock { $0.configuration }
         try bindListeners(for: configuration)
         publishHTTPSPort()
+        automaticCertificates.start()
     }
 
     /// When the HTTPS listener asked for port 0, redirects must name the port the kernel picked.
@@ -341,7 +350,8 @@ public final class Gateway: Sendable {
             let snapshot = try Self.makeSnapshot(
                 configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: routeMetrics,
                 trackingAPI: tracking?.api, links: links, previous: core.snapshot.table)
-            try certificates.replaceAll(with: keys)
+            try certificates.replaceStatic(with: keys)
+            try automaticCertificates.configure(configuration)
             core.replaceSnapshot(snapshot)
             proxy.activate(snapshot.table.proxyRoutes)
             warnAboutRestartOnlyChanges(from: state.withLock { $0.configuration }, to: configuration)
@@ -401,6 +411,7 @@ public final class Gateway: Sendable {
             let context = core.loopContext(for: loop)
             try? await loop.submit { context.accessLog?.flush() }.get()
         }
+        await automaticCertificates.stop()
         await tracking?.shutdown()
         await links?.shutdown()
         try? await group.shutdownGracefully()
@@ -436,6 +447,7 @@ public final class Gateway: Sendable {
             "static_cache_entries": stats.entries,
             "static_cache_bytes": stats.bytes,
             "tracking": tracking?.healthReport ?? ["enabled": false],
+            "certificates": automaticCertificates.healthReport,
             "upstreams": proxy.upstreams.map { upstream -> [String: any Sendable] in
                 let statistics = upstream.statistics
                 return [
@@ -457,12 +469,15 @@ public final class Gateway: Sendable {
         routeMetrics.render(into: &text)
         proxy.renderMetrics(into: &text)
         tracking?.renderMetrics(into: &text)
+        automaticCertificates.renderMetrics(into: &text)
         let limiters = core.snapshot.table.limiters
         if !limiters.isEmpty {
             text += "# HELP vantage_ratelimit_limited_total Requests refused by a route's rate limit.\n"
             text += "# TYPE vantage_ratelimit_allowed_total counter\n# TYPE vantage_ratelimit_limited_total counter\n"
             text += "# TYPE vantage_ratelimit_dry_run_total counter\n# TYPE vantage_ratelimit_keys gauge\n"
-            text += "# TYPE vantage_ratelimit_evictions_total counter\n"
+            text += "# TYPE vantage_ratelimit_evictions_total counter\n# TYPE vantage_ratelimit_concurrency_limited_total counter\n"
+            text += "# TYPE vantage_ratelimit_in_flight gauge\n# TYPE vantage_ratelimit_in_flight_keys gauge\n"
+            text += "# TYPE vantage_ratelimit_untracked_total counter\n"
             for limiter in limiters { limiter.render(into: &text) }
         }
         text += "# TYPE vantage_static_cache_hits_total counter\nvantage_static_cache_hits_total \(stats.hits)\n"

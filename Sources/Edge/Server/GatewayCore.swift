@@ -1,3 +1,4 @@
+import ACME
 import Config
 import Logging
 import NIOCore
@@ -35,14 +36,18 @@ final class GatewayCore: Sendable {
     /// The connection cap was reached once (it is logged once).
     let overCapacityLogged = Atomic<Bool>(false)
     let proxy: ProxyService
+    /// ACME HTTP-01 answers, served on every listener ahead of the sites.
+    let acmeChallenges: HTTP01Responder
 
     /// Metrics of requests that matched no site or route, or were refused before routing.
     let unroutedMetrics: RouteMetrics
 
     init(snapshot: RuntimeSnapshot, loops: [any EventLoop], accessLog: AccessLogWriter?, threadPool: NIOThreadPool,
-         routeMetrics: RouteMetricsRegistry, proxy: ProxyService, tracking: TrackingPipeline? = nil, logger: Logger)
+         routeMetrics: RouteMetricsRegistry, proxy: ProxyService, tracking: TrackingPipeline? = nil,
+         acmeChallenges: HTTP01Responder = HTTP01Responder(), logger: Logger)
     {
         self.proxy = proxy
+        self.acmeChallenges = acmeChallenges
         current = Mutex(snapshot)
         var contexts: [ObjectIdentifier: LoopContext] = [:]
         for (index, loop) in loops.enumerated() {

@@ -46,10 +46,19 @@ public protocol CertificateProvider: Sendable {
 
 /// The certificate store: certificates by name, a default, and the TLS context built from them.
 ///
+/// Two sources fill it: the config's certificate files (`replaceStatic`, at start and on reload) and ACME
+/// (`install`, per name, whenever a certificate is obtained or renewed). A static certificate wins for the names it
+/// covers; a reload replaces the static ones and keeps what ACME installed. Every change builds a new context, which
+/// new handshakes pick up while established connections keep theirs.
+///
 /// Reading the current context is one uncontended lock per connection. The SNI callback is installed only when more
 /// than one certificate is present, so a single-certificate setup pays nothing per handshake for it.
 public final class CertificateStore: CertificateProvider, Sendable {
     struct State {
+        var staticKeys: [CertifiedKey] = []
+        /// ACME's certificates by the name they were issued for.
+        var managed: [String: CertifiedKey] = [:]
+        /// Static first (the first is the default), then managed ones in name order.
         var keys: [CertifiedKey] = []
         var exact: [String: Int] = [:]
         var wildcard: [String: Int] = [:]
@@ -57,9 +66,11 @@ public final class CertificateStore: CertificateProvider, Sendable {
     }
 
     private let state = Mutex(State())
+    /// Serializes rebuilds, so a reload and an ACME install cannot interleave and lose one another's change.
+    private let rebuild = Mutex<Void>(())
     private let minimumVersion: TLSVersion
 
-    /// Creates an empty store; `install` fills it.
+    /// Creates an empty store; `replaceStatic` and `install` fill it.
     public init(minimumVersion: TLSVersion = .tlsv12) {
         self.minimumVersion = minimumVersion
     }
@@ -71,23 +82,37 @@ public final class CertificateStore: CertificateProvider, Sendable {
         "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
     ].joined(separator: ":")
 
-    /// Replaces all certificates (config load and reload). The first becomes the default.
-    public func replaceAll(with keys: [CertifiedKey]) throws {
-        let context = try makeContext(keys)
-        state.withLock { state in
-            state = Self.index(keys)
-            state.context = context
+    /// Replaces the certificates from config files (load and reload). The first becomes the default.
+    public func replaceStatic(with keys: [CertifiedKey]) throws {
+        try update { $0.staticKeys = keys }
+    }
+
+    /// Installs or replaces the ACME certificate for `name` (after issuance or renewal).
+    public func install(_ key: CertifiedKey, name: String) throws {
+        try update { $0.managed[name] = key }
+    }
+
+    /// Whether a static certificate covers `name` (exactly, or by a wildcard for one label): ACME leaves it alone.
+    public func staticallyCovers(_ name: String) -> Bool {
+        let parent = name.firstIndex(of: ".").map { "*" + name[$0...] }
+        return state.withLock { state in
+            state.staticKeys.contains { $0.names.contains(name) || (parent != nil && $0.names.contains(parent!)) }
         }
     }
 
-    /// Installs or replaces the certificate for its names (what ACME calls after issuance or renewal).
-    public func install(_ key: CertifiedKey) throws {
-        let keys = state.withLock { state -> [CertifiedKey] in
-            var keys = state.keys.filter { Set($0.names).isDisjoint(with: key.names) }
-            keys.append(key)
-            return keys
+    private func update(_ change: (inout State) -> Void) throws {
+        try rebuild.withLock { _ in
+            var next = state.withLock { $0 }
+            change(&next)
+            var keys = next.staticKeys
+            for name in next.managed.keys.sorted() { keys.append(next.managed[name]!) }
+            let context = try makeContext(keys)
+            var indexed = Self.index(keys)
+            indexed.staticKeys = next.staticKeys
+            indexed.managed = next.managed
+            indexed.context = context
+            state.withLock { $0 = indexed }
         }
-        try replaceAll(with: keys)
     }
 
     /// The context new connections use.
