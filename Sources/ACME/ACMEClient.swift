@@ -28,7 +28,8 @@ public final class ACMEClient: Sendable {
         var tls = TLSConfiguration.makeClientConfiguration()
         if let trustRoots { tls.trustRoots = .certificates(trustRoots) }
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
-        configuration.timeout = .init(connect: .seconds(10), read: Self.requestTimeout)
+        // A CA that is down refuses connections; the pool retries them until the connect timeout, so keep it short.
+        configuration.timeout = .init(connect: .seconds(5), read: Self.requestTimeout)
         configuration.redirectConfiguration = .disallow
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }

@@ -134,6 +134,7 @@ public final class CertificateManager: Sendable {
     private func manage(_ name: String) async {
         var failures = 0
         var jitter = Double.random(in: 0...1)
+        var announced: Date?
         while !Task.isCancelled {
             let now = Date()
             if let stored = loadStored(name), stored.notAfter > now {
@@ -145,7 +146,8 @@ public final class CertificateManager: Sendable {
                         $0.notAfter = stored.notAfter
                         $0.renewAt = due
                     }
-                    if failures == 0 {
+                    if failures == 0 && announced != due {
+                        announced = due
                         logger.info("serving the stored certificate for \(name), valid until \(stored.notAfter), renewal due \(due)")
                     }
                     // Look again at least twice a day: ARI windows move, and another process may have renewed.
@@ -196,7 +198,8 @@ public final class CertificateManager: Sendable {
     private func sleep(until date: Date) async {
         let seconds = date.timeIntervalSinceNow
         guard seconds > 0 else { return }
-        try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+        // Rounded up: waking a moment early would only go round the loop again.
+        try? await Task.sleep(for: .milliseconds(Int64((seconds * 1000).rounded(.up)) + 1))
     }
 
     /// Orders under the name's storage lock, unless another process renewed it while this one waited.
@@ -299,17 +302,20 @@ public final class CertificateManager: Sendable {
         }
     }
 
-    /// Polls a resource until `done` (every second, or as the CA's `Retry-After` says), for at most two minutes.
+    /// Polls a resource until `done`: soon at first (a CA often validates in milliseconds), then every second, or
+    /// as the CA's `Retry-After` says; for at most two minutes.
     private func poll<T: Decodable>(
         _ type: T.Type, at url: String, key: AccountKey, account: String, what: String, done: (T) -> Bool
     ) async throws -> T {
         let deadline = Date().addingTimeInterval(120)
+        var pause = 0.1
         while true {
             let (value, retryAfter) = try await client.fetch(T.self, at: url, key: key, account: account)
             if done(value) { return value }
             guard Date() < deadline else { throw ACMEError.timedOut(what) }
-            let pause = min(max(retryAfter?.timeIntervalSinceNow ?? 1, 0.25), 10)
-            try await Task.sleep(for: .milliseconds(Int64(pause * 1000)))
+            let wait = min(max(retryAfter?.timeIntervalSinceNow ?? pause, 0.1), 10)
+            pause = min(pause * 2, 1)
+            try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
         }
     }
 }
