@@ -22,7 +22,8 @@ COPY public /srv/www
 RUN sed -i "s#root: public#root: /srv/www#" /etc/vantage/vantage.yaml
 USER vantage
 WORKDIR /var/lib/vantage
-# The event spool (tracking.spool.dir, data/spool): events not yet in ClickHouse must outlive the container.
+# The event spool (tracking.spool.dir, data/spool): events not yet in ClickHouse must outlive the container; so must
+# ACME accounts and certificates (tls.acme.storage, data/acme) and short links (data/links).
 VOLUME /var/lib/vantage/data
 EXPOSE 8080 8443
 STOPSIGNAL SIGTERM
