@@ -12,8 +12,28 @@ import Foundation
 /// for a private CA), `agree_tos` (default true: ordering means agreeing to the CA's terms), `eab: { kid, hmac_key }`
 /// (external account binding), `storage` (folder, default `data/acme`), `names` (extra names beyond the site
 /// hosts), `renew_remaining` (fraction of the lifetime left when renewal starts, default 1/3),
-/// `retry: { min, max }` (the backoff after failures, default 1m growing to 2d).
+/// `retry: { min, max }` (the backoff after failures, default 1m growing to 2d), `on_demand` (below).
 public struct ACMEConfiguration: Sendable, Equatable {
+    /// `on_demand: { allow: ["*.example.com"], ask: "http://127.0.0.1:3000/allowed", rate: 10/m, max_names: 10000 }`:
+    /// a certificate obtained during the first handshake for a name no site lists, when the name matches `allow`
+    /// or `ask` answers 2xx for `?domain=NAME`; at most `rate` new orders, and `max_names` such names.
+    public struct OnDemand: Sendable, Equatable {
+        /// Exact names or `*.suffix` (any number of labels before the suffix).
+        public var allow: [String] = []
+        public var ask: String?
+        /// New orders allowed per `ratePeriod` seconds.
+        public var rateCount = 10
+        public var ratePeriod: TimeInterval = 60
+        public var maxNames = 10_000
+
+        /// Whether `name` matches the allow list.
+        public func allows(_ name: String) -> Bool {
+            allow.contains { pattern in
+                pattern.hasPrefix("*.") ? name.hasSuffix(pattern.dropFirst(1)) && name.count > pattern.count - 1 : pattern == name
+            }
+        }
+    }
+
     public static let letsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
 
     public var email: String?
@@ -24,8 +44,11 @@ public struct ACMEConfiguration: Sendable, Equatable {
     public var storagePath = "data/acme"
     public var extraNames: [String] = []
     public var policy = RenewalPolicy()
+    public var onDemand: OnDemand?
 
-    static let keys = ["email", "directory", "ca_root", "agree_tos", "eab", "storage", "names", "renew_remaining", "retry"]
+    static let keys = [
+        "email", "directory", "ca_root", "agree_tos", "eab", "storage", "names", "renew_remaining", "retry", "on_demand",
+    ]
 
     public init(email: String? = nil, directory: String = Self.letsEncrypt) {
         self.email = email
@@ -76,6 +99,7 @@ public struct ACMEConfiguration: Sendable, Equatable {
             guard let fraction, fraction > 0, fraction < 1 else { throw value.mismatch(expected: "a fraction such as 1/3 or 0.25") }
             policy.remainingFraction = fraction
         }
+        if let value = map["on_demand"] { onDemand = try Self.parseOnDemand(value) }
         if let value = map["retry"] {
             let retry = try value.mapping(keys: ["min", "max"])
             if let min = retry["min"] { policy.minimumBackoff = try Self.seconds(min.duration()) }
@@ -84,6 +108,39 @@ public struct ACMEConfiguration: Sendable, Equatable {
                 throw value.error("expected 1s <= min <= max")
             }
         }
+    }
+
+    static func parseOnDemand(_ node: ConfigNode) throws -> OnDemand {
+        let map = try node.mapping(keys: ["allow", "ask", "rate", "max_names"])
+        var onDemand = OnDemand()
+        if let value = map["allow"] {
+            onDemand.allow = try value.stringList().map { $0.lowercased() }
+            for pattern in onDemand.allow where !isManageable(pattern.hasPrefix("*.") ? String(pattern.dropFirst(2)) : pattern) {
+                throw value.error("expected names or *.suffix patterns, found \"\(pattern)\"")
+            }
+        }
+        if let value = map["ask"] {
+            let url = try value.nonEmptyString()
+            guard let parsed = URL(string: url), parsed.scheme == "http" || parsed.scheme == "https", parsed.host != nil else {
+                throw value.mismatch(expected: "an http(s) URL that answers 2xx for ?domain=NAME when NAME may get a certificate")
+            }
+            onDemand.ask = url
+        }
+        guard !onDemand.allow.isEmpty || onDemand.ask != nil else {
+            throw node.error("expected allow (names or *.suffix) or ask (a URL): on-demand certificates for any name would let anyone make Vantage order them")
+        }
+        if let value = map["rate"] {
+            let text = try value.string()
+            let parts = text.split(separator: "/")
+            let periods: [Substring: TimeInterval] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+            guard parts.count == 2, let count = Int(parts[0]), count > 0, let period = periods[parts[1]] else {
+                throw value.mismatch(expected: "a rate such as 10/m or 100/h")
+            }
+            onDemand.rateCount = count
+            onDemand.ratePeriod = period
+        }
+        if let value = map["max_names"] { onDemand.maxNames = try value.int(in: 1...10_000_000) }
+        return onDemand
     }
 
     static func seconds(_ duration: Duration) -> TimeInterval {

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOSSL
@@ -35,6 +36,9 @@ public final class CertificateManager: Sendable {
     /// What was last handed to `install`, per name (so a loop does not reinstall the same certificate).
     private let installed = Mutex<[String: Date]>([:])
     private let started = Date()
+    /// Renewal loops of names taken on demand (cancelled when `run` ends).
+    private let onDemandLoops = Mutex<[String: Task<Void, Never>]>([:])
+    private let asker = HTTPClient(eventLoopGroupProvider: .singleton)
     let ordersSucceeded = Atomic<Int>(0)
     let ordersFailed = Atomic<Int>(0)
 
@@ -62,8 +66,11 @@ public final class CertificateManager: Sendable {
         (ordersSucceeded.load(ordering: .relaxed), ordersFailed.load(ordering: .relaxed))
     }
 
+    /// Every managed name's status: the configured names first, then on-demand ones.
     public var statuses: [NameStatus] {
-        statusTable.withLock { table in names.compactMap { table[$0] } }
+        statusTable.withLock { table in
+            names.compactMap { table[$0] } + table.keys.filter { !names.contains($0) }.sorted().compactMap { table[$0] }
+        }
     }
 
     private func update(_ name: String, _ change: (inout NameStatus) -> Void) {
@@ -127,8 +134,19 @@ public final class CertificateManager: Sendable {
             for name in names {
                 group.addTask { await self.manage(name) }
             }
+            // Names may come on demand later: the client stays up until the manager is cancelled.
+            group.addTask {
+                while !Task.isCancelled { try? await Task.sleep(for: .seconds(86_400)) }
+            }
         }
+        let loops = onDemandLoops.withLock { loops in
+            defer { loops.removeAll() }
+            return Array(loops.values)
+        }
+        for loop in loops { loop.cancel() }
+        for loop in loops { await loop.value }
         await client.shutdown()
+        try? await asker.shutdown()
     }
 
     private func manage(_ name: String) async {
@@ -185,6 +203,63 @@ public final class CertificateManager: Sendable {
                 await sleep(until: next)
             }
         }
+    }
+
+    // MARK: - On demand
+
+    /// Names taken on demand so far.
+    public var onDemandCount: Int { onDemandLoops.withLock { $0.count } }
+
+    /// Whether `name` may get a certificate on demand: it matches `on_demand.allow`, or `on_demand.ask` answers 2xx
+    /// for `?domain=NAME` within 5 s.
+    public func permitsOnDemand(_ name: String) async -> Bool {
+        guard let onDemand = configuration.onDemand, ACMEConfiguration.isManageable(name) else { return false }
+        if onDemand.allows(name) { return true }
+        guard let ask = onDemand.ask, var components = URLComponents(string: ask) else { return false }
+        components.queryItems = (components.queryItems ?? []) + [URLQueryItem(name: "domain", value: name)]
+        guard let url = components.string else { return false }
+        do {
+            let response = try await asker.execute(HTTPClientRequest(url: url), timeout: .seconds(5))
+            return (200..<300).contains(response.status.code)
+        } catch {
+            logger.warning("on-demand ask \(ask) for \(name) failed: \(error)")
+            return false
+        }
+    }
+
+    /// The certificate for a name asked for at a handshake: from storage when it holds a valid one (a restart),
+    /// otherwise ordered now; either way installed, and renewed from then on like a configured name.
+    /// `mayOrder` is asked before a new order is placed (the caller's rate limit); false ends the attempt.
+    public func certificate(onDemandFor name: String, mayOrder: @Sendable () -> Bool) async throws -> IssuedCertificate {
+        let certificate: IssuedCertificate
+        if let stored = loadStored(name), stored.notAfter > Date() {
+            certificate = stored
+        } else {
+            guard mayOrder() else { throw ACMEError.unexpected("the on-demand rate for new certificates is spent") }
+            update(name) { $0.state = "pending" }
+            do {
+                certificate = try await obtainLocked(name)
+            } catch {
+                ordersFailed.add(1, ordering: .relaxed)
+                update(name) {
+                    $0.state = "failing"
+                    $0.failures += 1
+                    $0.lastError = "\(error)"
+                }
+                logger.error("could not obtain an on-demand certificate for \(name): \(error)")
+                throw error
+            }
+        }
+        serve(certificate, name: name)
+        update(name) {
+            $0.state = "valid"
+            $0.notAfter = certificate.notAfter
+        }
+        onDemandLoops.withLock { loops in
+            guard loops[name] == nil else { return }
+            loops[name] = Task { await self.manage(name) }
+        }
+        return certificate
     }
 
     private func renewalDate(_ certificate: IssuedCertificate, jitter: Double) async -> Date {

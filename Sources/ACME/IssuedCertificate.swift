@@ -45,6 +45,21 @@ public struct IssuedCertificate: Sendable, Equatable {
         return blocks
     }
 
+    /// A self-signed certificate for `name`, valid for ten years: what the TLS listener presents before any real
+    /// certificate exists (on-demand TLS with nothing issued yet), so handshakes can reach the on-demand callback.
+    public static func selfSigned(name: String) throws -> IssuedCertificate {
+        let key = P256.Signing.PrivateKey()
+        let subject = try DistinguishedName { CommonName(name) }
+        let now = Date()
+        let certificate = try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: Certificate.PublicKey(key.publicKey),
+            notValidBefore: now.addingTimeInterval(-3600), notValidAfter: now.addingTimeInterval(10 * 365 * 86_400),
+            issuer: subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions { SubjectAlternativeNames([.dnsName(name)]) },
+            issuerPrivateKey: Certificate.PrivateKey(key))
+        return try IssuedCertificate(names: [name], chainPEM: try certificate.serializeAsPEM().pemString + "\n", keyPEM: key.pemRepresentation)
+    }
+
     /// A fresh P-256 key and the DER CSR for `names` (the first is the subject's common name; all are DNS SANs).
     static func makeRequest(names: [String]) throws -> (key: P256.Signing.PrivateKey, csr: [UInt8]) {
         let key = P256.Signing.PrivateKey()

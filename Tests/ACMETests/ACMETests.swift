@@ -225,6 +225,16 @@ import X509
         #expect(error("{ emial: a@b.c }").contains("did you mean \"email\""))
     }
 
+    @Test func onDemandNeedsAnAllowListOrAnAskURL() throws {
+        let onDemand = try #require(try parse("{ on_demand: { allow: [\"*.shop.test\", exact.test], ask: \"http://127.0.0.1:9/ask\", rate: 5/h, max_names: 100 } }").onDemand)
+        #expect(onDemand.rateCount == 5 && onDemand.ratePeriod == 3600 && onDemand.maxNames == 100)
+        #expect(onDemand.allows("a.shop.test") && onDemand.allows("a.b.shop.test") && onDemand.allows("exact.test"))
+        #expect(!onDemand.allows("shop.test") && !onDemand.allows("evilshop.test") && !onDemand.allows("a.exact.test"))
+        #expect(error("{ on_demand: {} }").contains("expected allow"))
+        #expect(error("{ on_demand: { allow: [x.test], rate: fast } }").contains("10/m"))
+        #expect(error("{ on_demand: { ask: \"ftp://x\" } }").contains("http(s) URL"))
+    }
+
     @Test func onlyNamesACACanValidateOverHTTPAreManaged() {
         #expect(ACMEConfiguration.isManageable("example.com") && ACMEConfiguration.isManageable("a-b.example.test"))
         for name in ["*.example.com", "*", "localhost", "127.0.0.1", "example..com", "exa mple.com", "example.com."] {

@@ -168,4 +168,35 @@ struct ACMEIntegrationTests {
         #expect(try Self.verifiedGet(vantage, root: try pebble.issuingRoot()).status == 200, "the other name is unaffected")
         #expect(vantage.stop() == 0)
     }
+
+    @Test func onDemandCertificatesAreIssuedAtTheFirstHandshakeForAllowedNamesOnly() throws {
+        let httpPort = try freePort()
+        let pebble = try PebbleServer(httpPort: httpPort)
+        let node = try BackendProcess.node("ask")
+        defer { node.kill() }
+        let onDemand = """
+                on_demand: { allow: ["*.allowed.test"], ask: "http://\(node.address)/ask", rate: 10/m }
+            """
+        let vantage = try VantageProcess(
+            config: Self.config(httpPort: httpPort, pebble: pebble, hosts: ["\"*\""], extra: onDemand),
+            expect: ["http", "https", "admin"])
+        let root = try pebble.issuingRoot()
+        // Allowed by the list, then by the ask URL: the first handshake waits for the certificate.
+        for name in ["shop.allowed.test", "blog.ok.test"] {
+            let started = Date()
+            let answer = try Self.verifiedGet(vantage, name: name, root: root)
+            #expect(answer.status == 200 && answer.body == "secure hello", "\(name): \(answer)")
+            print("ACME figure: first on-demand handshake for \(name) answered in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+        }
+        // Refused by both: the handshake goes on with the stand-in certificate, which does not verify.
+        let port = vantage.ports["https"]!
+        let refused = try run(["curl", "-sS", "--resolve", "evil.test:\(port):127.0.0.1", "--cacert", root, "https://evil.test:\(port)/"])
+        #expect(refused.status != 0, "no certificate for a name nobody allowed")
+        let health = try Self.health(vantage)
+        #expect(Set(health.compactMap { $0["name"] as? String }) == ["shop.allowed.test", "blog.ok.test"])
+        let metrics = try curl(["-s", vantage.url("/metrics", kind: "admin")]).body
+        #expect(metric(metrics, "vantage_acme_orders_total{result=\"succeeded\"}") == 2)
+        #expect((metric(metrics, "vantage_acme_on_demand_refused_total") ?? 0) >= 1)
+        #expect(vantage.stop() == 0)
+    }
 }

@@ -1,7 +1,9 @@
 import ACME
 import Foundation
 import Logging
+import NIOCore
 import NIOSSL
+import RateLimit
 import Synchronization
 
 /// ACME wired into the gateway: which names get certificates, installing them into the ``CertificateStore``, the
@@ -15,9 +17,19 @@ final class AutomaticCertificates: Sendable {
         var manager: CertificateManager
         var configuration: ACMEConfiguration
         var task: Task<Void, Never>?
+        /// New on-demand orders (one key), with `on_demand`.
+        var onDemandRate: LimiterTable?
     }
     private let running = Mutex<Running?>(nil)
     private let started = Atomic<Bool>(false)
+    /// Handshakes waiting for an on-demand certificate, by name.
+    private let waiting = Mutex<[String: [HandshakeWaiter]]>([:])
+    /// Names being obtained on demand at once, at most (more handshakes get the default certificate).
+    static let maxConcurrentOnDemand = 64
+    /// How long a handshake waits for an on-demand certificate before it goes on with the default one.
+    static let onDemandWait = TimeAmount.seconds(10)
+    let onDemandRefused = Atomic<Int>(0)
+    private let onDemandLogged = Atomic<Bool>(false)
 
     init(certificates: CertificateStore, logger: Logger) {
         self.certificates = certificates
@@ -43,7 +55,7 @@ final class AutomaticCertificates: Sendable {
             if let current = running, current.configuration == acme, current.manager.names == names { return nil }
             let old = running?.task
             running = nil
-            guard let acme, !names.isEmpty else { return old }
+            guard let acme, !names.isEmpty || acme.onDemand != nil else { return old }
             let storage = try FileACMEStorage(root: acme.storagePath)
             let certificates = self.certificates
             let logger = self.logger
@@ -51,11 +63,8 @@ final class AutomaticCertificates: Sendable {
                 configuration: acme, names: names, storage: storage, responder: responder, logger: logger
             ) { issued in
                 do {
-                    let chain = try NIOSSLCertificate.fromPEMBytes(Array(issued.chainPEM.utf8))
-                    let key = try NIOSSLPrivateKey(bytes: Array(issued.keyPEM.utf8), format: .pem)
-                    for name in issued.names {
-                        try certificates.install(CertifiedKey(chain: chain, privateKey: key, names: issued.names), name: name)
-                    }
+                    let key = try Self.certifiedKey(issued)
+                    for name in issued.names { try certificates.install(key, name: name) }
                     logger.info("installed the certificate for \(issued.names.joined(separator: ", ")), valid until \(issued.notAfter)")
                 } catch {
                     logger.error("cannot install the certificate for \(issued.names.joined(separator: ", ")): \(error)")
@@ -63,12 +72,107 @@ final class AutomaticCertificates: Sendable {
             }
             let stored = manager.installStored()
             let fromStorage = stored.isEmpty ? "" : "; \(stored.count) served from storage at once"
-            logger.info("ACME manages \(names.count) name(s) with \(acme.directory): \(names.joined(separator: ", "))\(fromStorage)")
-            running = Running(manager: manager, configuration: acme, task: nil)
+            let onDemand = acme.onDemand == nil ? "" : "; more on demand"
+            logger.info("ACME manages \(names.count) name(s) with \(acme.directory): \(names.joined(separator: ", "))\(fromStorage)\(onDemand)")
+            running = Running(manager: manager, configuration: acme, task: nil, onDemandRate: acme.onDemand.map {
+                LimiterTable(policy: Policy(rates: [Rate(count: $0.rateCount, period: UInt64($0.ratePeriod * 1e9), burst: $0.rateCount)]), capacity: 1024)
+            })
             return old
         }
         replaced?.cancel()
+        let onDemand = running.withLock { $0?.configuration.onDemand != nil }
+        if onDemand {
+            if certificates.certificate(forServerName: nil) == nil {
+                // Nothing to present yet: a self-signed stand-in lets handshakes reach the on-demand callback.
+                try certificates.install(Self.certifiedKey(IssuedCertificate.selfSigned(name: "vantage.invalid")), name: "vantage.invalid")
+            }
+            try certificates.setUnknownNameHandler { [weak self] name, promise in
+                self?.handshake(name: name, promise: promise) ?? false
+            }
+        } else {
+            try certificates.setUnknownNameHandler(nil)
+        }
         if started.load(ordering: .relaxed) { startTask() }
+    }
+
+    static func certifiedKey(_ issued: IssuedCertificate) throws -> CertifiedKey {
+        let chain = try NIOSSLCertificate.fromPEMBytes(Array(issued.chainPEM.utf8))
+        let key = try NIOSSLPrivateKey(bytes: Array(issued.keyPEM.utf8), format: .pem)
+        return CertifiedKey(chain: chain, privateKey: key, names: issued.names)
+    }
+
+    // MARK: - On demand
+
+    /// One handshake's promise, completed once: with the new certificate, or with no change (the default one).
+    final class HandshakeWaiter: Sendable {
+        let promise: EventLoopPromise<NIOSSLContextConfigurationOverride>
+        private let done = Atomic<Bool>(false)
+
+        init(_ promise: EventLoopPromise<NIOSSLContextConfigurationOverride>) { self.promise = promise }
+
+        func complete(with key: CertifiedKey?) {
+            guard done.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+            var override = NIOSSLContextConfigurationOverride()
+            if let key {
+                override.certificateChain = key.chain.map { .certificate($0) }
+                override.privateKey = .privateKey(key.privateKey)
+            }
+            promise.succeed(override)
+        }
+    }
+
+    /// A handshake for a name no certificate matches (called on its event loop): with `on_demand`, hold the
+    /// handshake while the name is checked and its certificate fetched from storage or ordered, at most
+    /// `onDemandWait`. False leaves the handshake to the default certificate at once.
+    func handshake(name rawName: String, promise: EventLoopPromise<NIOSSLContextConfigurationOverride>) -> Bool {
+        let name = rawName.lowercased()
+        guard ACMEConfiguration.isManageable(name),
+            let (manager, onDemand, rate) = running.withLock({ running in
+                running.flatMap { current in current.configuration.onDemand.map { (current.manager, $0, current.onDemandRate) } }
+            })
+        else { return false }
+        let waiter = HandshakeWaiter(promise)
+        let first = waiting.withLock { waiting -> Bool? in
+            if waiting[name] != nil {
+                waiting[name]!.append(waiter)
+                return false
+            }
+            guard waiting.count < Self.maxConcurrentOnDemand else { return nil }
+            waiting[name] = [waiter]
+            return true
+        }
+        guard let first else { return false }
+        promise.futureResult.eventLoop.scheduleTask(in: Self.onDemandWait) { waiter.complete(with: nil) }
+        guard first else { return true }
+        let logger = self.logger
+        Task {
+            var key: CertifiedKey?
+            if manager.onDemandCount < onDemand.maxNames, await manager.permitsOnDemand(name) {
+                let mayOrder: @Sendable () -> Bool = { [weak self] in
+                    let now = NIODeadline.now().uptimeNanoseconds
+                    let allowed = rate?.check(key: 1, now: now, day: 0).allowed ?? true
+                    if !allowed { self?.noteOnDemandRefusal("the on-demand rate (\(onDemand.rateCount) per \(Int(onDemand.ratePeriod)) s) is spent") }
+                    return allowed
+                }
+                do {
+                    key = try Self.certifiedKey(try await manager.certificate(onDemandFor: name, mayOrder: mayOrder))
+                } catch {
+                    logger.debug("no on-demand certificate for \(name): \(error)")
+                }
+            } else {
+                noteOnDemandRefusal("a handshake for \(name), which on_demand does not allow (or max_names is reached)")
+            }
+            let waiters = waiting.withLock { $0.removeValue(forKey: name) ?? [] }
+            for waiter in waiters { waiter.complete(with: key) }
+        }
+        return true
+    }
+
+    private func noteOnDemandRefusal(_ what: String) {
+        onDemandRefused.add(1, ordering: .relaxed)
+        if onDemandLogged.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+            logger.warning("on-demand TLS refused \(what); such refusals are counted in vantage_acme_on_demand_refused_total (logged once)")
+        }
     }
 
     /// Starts obtaining and renewing (after the listeners are bound: HTTP-01 needs the HTTP listener).
@@ -123,6 +227,10 @@ final class AutomaticCertificates: Sendable {
                 text += "vantage_acme_certificate_expiry_timestamp_seconds{name=\"\(name)\"} \(Int(notAfter.timeIntervalSince1970))\n"
             }
             text += "vantage_acme_consecutive_failures{name=\"\(name)\"} \(status.failures)\n"
+        }
+        if running.withLock({ $0?.configuration.onDemand != nil }) {
+            text += "# TYPE vantage_acme_on_demand_refused_total counter\n"
+            text += "vantage_acme_on_demand_refused_total \(onDemandRefused.load(ordering: .relaxed))\n"
         }
     }
 }

@@ -65,7 +65,12 @@ public final class CertificateStore: CertificateProvider, Sendable {
         var context: NIOSSLContext?
     }
 
+    /// Asked at a handshake for a name no certificate matches: true when it takes the promise (and completes it
+    /// later, on-demand TLS), false to go on with the default certificate.
+    typealias UnknownNameHandler = @Sendable (String, EventLoopPromise<NIOSSLContextConfigurationOverride>) -> Bool
+
     private let state = Mutex(State())
+    private let unknownNameHandler = Mutex<UnknownNameHandler?>(nil)
     /// Serializes rebuilds, so a reload and an ACME install cannot interleave and lose one another's change.
     private let rebuild = Mutex<Void>(())
     private let minimumVersion: TLSVersion
@@ -90,6 +95,12 @@ public final class CertificateStore: CertificateProvider, Sendable {
     /// Installs or replaces the ACME certificate for `name` (after issuance or renewal).
     public func install(_ key: CertifiedKey, name: String) throws {
         try update { $0.managed[name] = key }
+    }
+
+    /// Sets (or clears) the handler for names no certificate matches; the SNI callback is installed while one is set.
+    func setUnknownNameHandler(_ handler: UnknownNameHandler?) throws {
+        unknownNameHandler.withLock { $0 = handler }
+        try update { _ in }
     }
 
     /// Whether a static certificate covers `name` (exactly, or by a wildcard for one label): ACME leaves it alone.
@@ -121,14 +132,18 @@ public final class CertificateStore: CertificateProvider, Sendable {
     }
 
     public func certificate(forServerName name: String?) -> CertifiedKey? {
-        state.withLock { state in
-            guard !state.keys.isEmpty else { return nil }
-            guard let name = name?.lowercased() else { return state.keys[0] }
+        matchingCertificate(forServerName: name) ?? state.withLock { $0.keys.first }
+    }
+
+    /// The certificate whose names match `name` exactly or by wildcard; nil when only the default would do.
+    func matchingCertificate(forServerName name: String?) -> CertifiedKey? {
+        guard let name = name?.lowercased() else { return nil }
+        return state.withLock { state in
             if let index = state.exact[name] { return state.keys[index] }
             if let dot = name.firstIndex(of: "."), let index = state.wildcard[String(name[name.index(after: dot)...])] {
                 return state.keys[index]
             }
-            return state.keys[0]
+            return nil
         }
     }
 
@@ -154,9 +169,18 @@ public final class CertificateStore: CertificateProvider, Sendable {
         configuration.minimumTLSVersion = minimumVersion
         configuration.cipherSuites = Self.tls12Ciphers
         configuration.applicationProtocols = ["h2", "http/1.1"]
-        if keys.count > 1 {
+        if keys.count > 1 || unknownNameHandler.withLock({ $0 != nil }) {
             configuration.sslContextCallback = { [weak self] values, promise in
-                guard let self, let chosen = self.certificate(forServerName: values.serverHostname) else {
+                guard let self else {
+                    promise.succeed(.noChanges)
+                    return
+                }
+                if let name = values.serverHostname, self.matchingCertificate(forServerName: name) == nil,
+                    let handler = self.unknownNameHandler.withLock({ $0 }), handler(name, promise)
+                {
+                    return
+                }
+                guard let chosen = self.certificate(forServerName: values.serverHostname) else {
                     promise.succeed(.noChanges)
                     return
                 }

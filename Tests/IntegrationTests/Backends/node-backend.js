@@ -23,6 +23,11 @@ const server = http.createServer((req, res) => {
   let bytes = 0;
   req.on('data', (chunk) => { bytes += chunk.length; hash.update(chunk); });
   req.on('end', () => {
+    if (path === '/ask') {
+      // An on-demand TLS policy: names under ok.test may get a certificate.
+      const domain = url.searchParams.get('domain') || '';
+      return reply(res, domain.endsWith('.ok.test') ? 200 : 403, { domain });
+    }
     if (path === '/echo' || path.startsWith('/echo/')) {
       return reply(res, 200, {
         backend: name, method: req.method, url: req.url, headers: req.headers, rawHeaders: req.rawHeaders,
