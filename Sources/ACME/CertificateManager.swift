@@ -128,7 +128,7 @@ public final class CertificateManager: Sendable {
         return found
     }
 
-    /// Manages every name until the task is cancelled.
+    /// Manages every name until the task is cancelled; ``shutdown()`` afterwards.
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
             for name in names {
@@ -145,6 +145,10 @@ public final class CertificateManager: Sendable {
         }
         for loop in loops { loop.cancel() }
         for loop in loops { await loop.value }
+    }
+
+    /// Closes the HTTP clients; call once `run` has ended (or when it never started).
+    public func shutdown() async {
         await client.shutdown()
         try? await asker.shutdown()
     }

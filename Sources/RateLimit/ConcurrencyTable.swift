@@ -1,11 +1,5 @@
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Requests in flight per key, bounded: the `concurrency` part of a route's limit (nginx's `limit_conn`, per key).
 ///
 /// A key holds a slot only while it has requests in flight, so the table's size follows concurrency, not the number
@@ -22,22 +16,6 @@ public final class ConcurrencyTable: Sendable {
         var inFlight: Int64 = 0
     }
 
-    /// Touched only under `lock`.
-    final class Shard: @unchecked Sendable {
-        let lock = Mutex<Void>(())
-        let slots: UnsafeMutablePointer<Slot>
-        let size: Int
-
-        init(size: Int) {
-            self.size = size
-            slots = calloc(size, MemoryLayout<Slot>.stride)!.bindMemory(to: Slot.self, capacity: size)
-        }
-
-        deinit { free(slots) }
-
-        func withSlots<T>(_ body: (UnsafeMutablePointer<Slot>) -> T) -> T { lock.withLock { _ in body(slots) } }
-    }
-
     /// The outcome of ``acquire(key:limit:)``.
     public enum Admission: Sendable, Equatable {
         /// Counted: call ``release(key:)`` when the request is over.
@@ -50,7 +28,7 @@ public final class ConcurrencyTable: Sendable {
 
     static let window = 8
     public let capacity: Int
-    private let shards: [Shard]
+    private let shards: [SlotShard<Slot>]
     private let mask: Int
     private let overflowCount = Atomic<Int>(0)
 
@@ -59,7 +37,7 @@ public final class ConcurrencyTable: Sendable {
         while perShard * 64 < capacity { perShard <<= 1 }
         self.capacity = perShard * 64
         mask = perShard - 1
-        shards = (0..<64).map { _ in Shard(size: perShard) }
+        shards = (0..<64).map { _ in SlotShard<Slot>(size: perShard) }
     }
 
     /// Requests let through untracked because the table had no room for their key.

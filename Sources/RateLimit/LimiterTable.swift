@@ -1,14 +1,9 @@
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Keys (hashes of client addresses, API keys, ...) and their ``KeyState`` under one ``Policy``, bounded.
 ///
-/// Sharded 64 ways, each shard a fixed array of slots (48 bytes each, resident as used) behind its own lock, open addressing within an 8-slot window:
+/// Sharded 64 ways, each shard a fixed array of 48-byte slots behind its own lock, open addressing within an 8-slot
+/// window (so a table of `capacity` keys is at most 48 × `capacity` bytes; random keys soon touch every page of it):
 /// a check for a known key touches one lock and a few slots and allocates nothing. When a key's window is full an
 /// idle entry (nothing it holds would change an answer) is reused; only when none is idle is the entry closest to
 /// idle evicted and counted, so a flood of new keys cannot grow memory and costs the flooders, not the limits of
@@ -19,27 +14,10 @@ public final class LimiterTable: Sendable {
         var state = KeyState()
     }
 
-    /// Slots come from `calloc` (an all-zero slot is an empty one), so a large table costs memory only as keys
-    /// arrive. Touched only under `lock`.
-    final class Shard: @unchecked Sendable {
-        let lock = Mutex<Void>(())
-        let slots: UnsafeMutablePointer<Slot>
-        let size: Int
-
-        init(size: Int) {
-            self.size = size
-            slots = calloc(size, MemoryLayout<Slot>.stride)!.bindMemory(to: Slot.self, capacity: size)
-        }
-
-        deinit { free(slots) }
-
-        func withSlots<T>(_ body: (UnsafeMutablePointer<Slot>) -> T) -> T { lock.withLock { _ in body(slots) } }
-    }
-
     static let window = 8
     public let policy: Policy
     public let capacity: Int
-    private let shards: [Shard]
+    private let shards: [SlotShard<Slot>]
     private let mask: Int
     private let evictionCount = Atomic<Int>(0)
 
@@ -49,7 +27,7 @@ public final class LimiterTable: Sendable {
         while perShard * 64 < capacity { perShard <<= 1 }
         self.capacity = perShard * 64
         mask = perShard - 1
-        shards = (0..<64).map { _ in Shard(size: perShard) }
+        shards = (0..<64).map { _ in SlotShard<Slot>(size: perShard) }
     }
 
     /// Entries evicted while not idle (the table's bound at work).

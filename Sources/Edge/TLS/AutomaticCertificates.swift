@@ -51,9 +51,9 @@ final class AutomaticCertificates: Sendable {
     func configure(_ configuration: GatewayConfiguration) throws {
         let names = Self.names(for: configuration, certificates: certificates)
         let acme = configuration.tls.acme
-        let replaced = try running.withLock { running -> Task<Void, Never>? in
+        let replaced = try running.withLock { running -> Running? in
             if let current = running, current.configuration == acme, current.manager.names == names { return nil }
-            let old = running?.task
+            let old = running
             running = nil
             guard let acme, !names.isEmpty || acme.onDemand != nil else { return old }
             let storage = try FileACMEStorage(root: acme.storagePath)
@@ -79,7 +79,13 @@ final class AutomaticCertificates: Sendable {
             })
             return old
         }
-        replaced?.cancel()
+        if let replaced {
+            Task {
+                replaced.task?.cancel()
+                await replaced.task?.value
+                await replaced.manager.shutdown()
+            }
+        }
         let onDemand = running.withLock { $0?.configuration.onDemand != nil }
         if onDemand {
             if certificates.certificate(forServerName: nil) == nil {
@@ -191,12 +197,13 @@ final class AutomaticCertificates: Sendable {
     }
 
     func stop() async {
-        let task = running.withLock { running -> Task<Void, Never>? in
-            defer { running?.task = nil }
-            return running?.task
-        }
-        task?.cancel()
-        await task?.value
+        guard let current = running.withLock({ running -> Running? in
+            defer { running = nil }
+            return running
+        }) else { return }
+        current.task?.cancel()
+        await current.task?.value
+        await current.manager.shutdown()
     }
 
     var healthReport: [[String: any Sendable]] {
