@@ -90,6 +90,22 @@ struct ACMEIntegrationTests {
         #expect(second.stop() == 0)
     }
 
+    @Test func aHostAddedByAReloadGetsItsCertificateWithoutARestart() throws {
+        let httpPort = try freePort()
+        let pebble = try PebbleServer(httpPort: httpPort)
+        let vantage = try VantageProcess(config: Self.config(httpPort: httpPort, pebble: pebble), expect: ["http", "https", "admin"])
+        _ = try Self.waitForCertificate(vantage)
+        try Self.config(httpPort: httpPort, pebble: pebble, hosts: ["acme.test", "added.test"])
+            .replacingOccurrences(of: "{{DIR}}", with: vantage.directory.path)
+            .write(toFile: vantage.configPath, atomically: true, encoding: .utf8)
+        vantage.signal(SIGHUP)
+        _ = try Self.waitForCertificate(vantage, name: "added.test")
+        let root = try pebble.issuingRoot()
+        #expect(try Self.verifiedGet(vantage, name: "added.test", root: root).status == 200)
+        #expect(try Self.verifiedGet(vantage, name: "acme.test", root: root).status == 200, "the first name still served")
+        #expect(vantage.stop() == 0)
+    }
+
     @Test func aShortLivedCertificateIsRenewedUnderLoadWithoutAFailedRequest() throws {
         let httpPort = try freePort()
         // 30 s certificates: renewal is due with 10 s left, so one comes 20 s after the first.
