@@ -287,7 +287,7 @@ public final class CertificateManager: Sendable {
         let lock = try await storage.lock("certificate-\(configuration.caIdentifier)-\(name)")
         defer { lock.unlock() }
         if let stored = loadStored(name), stored.notAfter != before, stored.notAfter > Date() {
-            logger.info("another process renewed the certificate for \(name); using it")
+            logger.info("another process sharing the storage obtained the certificate for \(name); using it")
             return stored
         }
         let start = Date()
@@ -369,8 +369,14 @@ public final class CertificateManager: Sendable {
             let offered = authorization.challenges.map(\.type).joined(separator: ", ")
             throw ACMEError.unexpected("the CA offers no http-01 challenge for \(name) (offered: \(offered)); Vantage answers http-01 only")
         }
-        responder.add(token: token, keyAuthorization: key.keyAuthorization(token: token))
-        defer { responder.remove(token: token) }
+        let answer = key.keyAuthorization(token: token)
+        responder.add(token: token, keyAuthorization: answer)
+        // Also in storage, for a process sharing it that may receive the CA's request instead of this one.
+        try storage.store("challenges/\(token)", Data(answer.utf8))
+        defer {
+            responder.remove(token: token)
+            try? storage.delete("challenges/\(token)")
+        }
         try await client.respond(to: challenge, key: key, account: account)
         let final = try await poll(Authorization.self, at: url, key: key, account: account, what: "validation of \(name)") {
             $0.status != "pending"

@@ -14,6 +14,8 @@ public protocol ACMEStorage: Sendable {
     func load(_ key: String) throws -> Data?
     /// Replaces the value atomically (readers see the old or the new one, never a part).
     func store(_ key: String, _ data: Data) throws
+    /// Removes the value, if there is one.
+    func delete(_ key: String) throws
     /// Waits until `name` is locked for this caller. Release with ``ACMEStorageLock/unlock()``.
     func lock(_ name: String) async throws -> any ACMEStorageLock
 }
@@ -83,6 +85,13 @@ public final class FileACMEStorage: ACMEStorage {
         if folderFD >= 0 {
             fsync(folderFD)
             close(folderFD)
+        }
+    }
+
+    public func delete(_ key: String) throws {
+        let path = try path(key)
+        guard unlink(path) == 0 || errno == ENOENT else {
+            throw ACMEError.unexpected("cannot remove \(path): \(String(cString: strerror(errno)))")
         }
     }
 

@@ -106,6 +106,32 @@ struct ACMEIntegrationTests {
         #expect(vantage.stop() == 0)
     }
 
+    @Test func twoProcessesSharingStorageOrderEachNameOnceAndAnswerEachOthersChallenges() throws {
+        let httpPort = try freePort()
+        let pebble = try PebbleServer(httpPort: httpPort)
+        let storage = FileManager.default.temporaryDirectory.appendingPathComponent("shared-acme-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: storage) }
+        func config(port: Int, hosts: [String]) -> String {
+            Self.config(httpPort: port, pebble: pebble, hosts: hosts).replacingOccurrences(of: "{{DIR}}/acme", with: storage)
+        }
+        // The CA validates every name on the first process's port; the second one's own name (b.test) can only
+        // pass if the first answers from the shared storage. both.test is wanted by both: one orders, one waits.
+        let first = try VantageProcess(config: config(port: httpPort, hosts: ["a.test", "both.test"]), expect: ["http", "https", "admin"])
+        let second = try VantageProcess(config: config(port: 0, hosts: ["b.test", "both.test"]), expect: ["http", "https", "admin"])
+        _ = try Self.waitForCertificate(first, name: "a.test")
+        _ = try Self.waitForCertificate(first, name: "both.test")
+        _ = try Self.waitForCertificate(second, name: "b.test")
+        _ = try Self.waitForCertificate(second, name: "both.test")
+        let root = try pebble.issuingRoot()
+        for (vantage, name) in [(first, "a.test"), (first, "both.test"), (second, "b.test"), (second, "both.test")] {
+            #expect(try Self.verifiedGet(vantage, name: name, root: root).status == 200, "\(name)")
+        }
+        #expect(pebble.log.components(separatedBy: "Issued certificate").count - 1 == 3, "one order per name:\n\(pebble.log)")
+        #expect(first.log.contains("obtained the certificate for both.test; using it")
+            || second.log.contains("obtained the certificate for both.test; using it"))
+        #expect(first.stop() == 0 && second.stop() == 0)
+    }
+
     @Test func aShortLivedCertificateIsRenewedUnderLoadWithoutAFailedRequest() throws {
         let httpPort = try freePort()
         // 30 s certificates: renewal is due with 10 s left, so one comes 20 s after the first.

@@ -287,13 +287,26 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let uri = head.uri
         let pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
         let path = uri[..<pathEnd]
-        if path.hasPrefix(HTTP01Responder.pathPrefix), let answer = core.acmeChallenges.answer(forPath: path) {
+        if path.hasPrefix(HTTP01Responder.pathPrefix) {
             // An ACME HTTP-01 check (RFC 8555 §8.3), for any host: the CA asks before a site has a certificate.
-            let body = ByteBuffer(string: answer)
-            let extra: HTTPHeaders = ["Content-Type": "application/octet-stream", "Content-Length": String(body.readableBytes),
-                                      "Cache-Control": "no-store"]
-            writeResponse(status: .ok, headers: extra, body: head.method == .HEAD ? .empty : .buffer(body), context: context)
-            return
+            let challenges = core.acmeChallenges
+            if let answer = challenges.answer(forPath: path) {
+                answerChallenge(answer, context: context)
+                return
+            }
+            if challenges.ownsChallengePaths {
+                // Maybe a challenge another process sharing the ACME storage started: look on the blocking pool.
+                let token = Substring(String(path))
+                let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                let asked = NIOLoopBound(current, eventLoop: context.eventLoop)
+                core.blockingPool.runIfActive(eventLoop: context.eventLoop) { challenges.storedAnswer(forPath: token) }
+                    .whenComplete { result in
+                        let handler = loopBound.value
+                        guard let context = handler.transport, handler.exchange === asked.value else { return }
+                        handler.answerChallenge((try? result.get()) ?? nil, context: context)
+                    }
+                return
+            }
         }
         let host = headers.host
         guard let site = connection.snapshots.site(forHost: host) else {
@@ -436,6 +449,19 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
             }
         }
+    }
+
+    /// The key authorization of an HTTP-01 challenge, or 404 for a token nobody here started.
+    private func answerChallenge(_ answer: String?, context: any ExchangeTransport) {
+        guard let answer else {
+            respondError(.notFound, "no such ACME challenge", context: context)
+            return
+        }
+        let body = ByteBuffer(string: answer)
+        let headers: HTTPHeaders = [
+            "Content-Type": "application/octet-stream", "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
+        ]
+        writeResponse(status: .ok, headers: headers, body: exchange?.head.method == .HEAD ? .empty : .buffer(body), context: context)
     }
 
     /// A tracking API call: answered now (the events it made wait for `record`), or when a lookup completes.

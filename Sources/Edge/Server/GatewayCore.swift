@@ -30,6 +30,8 @@ final class GatewayCore: Sendable {
     private let generation = Atomic<Int>(0)
     let loopContexts: [ObjectIdentifier: LoopContext]
     let fileIO: NonBlockingFileIO
+    /// For the rare disk read on a request path (an ACME challenge another process started).
+    let blockingPool: NIOThreadPool
     let logger: Logger
     let metrics = GatewayMetrics.shared
     let openConnections = Atomic<Int>(0)
@@ -58,6 +60,7 @@ final class GatewayCore: Sendable {
         unroutedMetrics = routeMetrics.metrics(site: "-", route: "-")
         loopContexts = contexts
         fileIO = NonBlockingFileIO(threadPool: threadPool)
+        blockingPool = threadPool
         self.logger = logger
     }
 

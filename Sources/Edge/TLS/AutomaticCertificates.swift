@@ -55,8 +55,10 @@ final class AutomaticCertificates: Sendable {
             if let current = running, current.configuration == acme, current.manager.names == names { return nil }
             let old = running
             running = nil
+            responder.share(through: nil)
             guard let acme, !names.isEmpty || acme.onDemand != nil else { return old }
             let storage = try FileACMEStorage(root: acme.storagePath)
+            responder.share(through: storage)
             let certificates = self.certificates
             let logger = self.logger
             let manager = try CertificateManager(
