@@ -50,8 +50,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         /// The request's place under its route's per-key `concurrency`, given back when the response is complete or
         /// the client is gone.
         var lease: RouteLimiter.Lease?
-        /// The short link this request clicked, for repeat marking once the visitor is known.
-        var clickedLink: (id: LinkID, recent: RecentClicks)?
+        /// The short link this request clicked: the request's event becomes the click (one event, built once).
+        var click: LinkClick?
         var bodyBytes = 0
         var bodyLimit: Int
         var keepAlive: Bool
@@ -527,20 +527,13 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             return
         }
-        if let events = loop.events {
-            var event = TrackingEvent(
-                id: events.nextID(unixMilliseconds: now), timeMilliseconds: now, site: "", host: "", kind: .linkClick,
-                method: "", scheme: "", target: "", status: 0, bytesIn: 0, bytesOut: 0, durationMicroseconds: 0,
-                httpVersion: "", clientAddress: "")
-            event.eventName = clicked.slug
-            let id = clicked.id.description
+        if loop.events != nil {
             var properties = ByteBuffer()
-            properties.writeJSONField("{\"link_id\":", id, first: true)
+            properties.writeJSONField("{\"link_id\":", clicked.id.description, first: true)
             properties.writeJSONField("\"to\":", location)
             properties.writeStaticString("}")
-            event.properties = String(buffer: properties)
-            current.apiEvents = [event]
-            current.clickedLink = (clicked.id, linkRoute.service.recentClicks)
+            current.click = LinkClick(
+                id: clicked.id, recent: linkRoute.service.recentClicks, slug: clicked.slug, properties: String(buffer: properties))
         }
         // Shared caches must not answer clicks themselves (each is an event and may count against a limit). No body:
         // clients follow Location, and a click is answered with as little work as a cached file.
@@ -915,7 +908,16 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 facts.globalPrivacyControl = headers.globalPrivacyControl
                 facts.siteHosts = exchange.siteHosts
                 facts.issuedVisitorID = exchange.issuedVisitorID
-                if exchange.apiEvents.isEmpty {
+                if let click = exchange.click {
+                    event.kind = .linkClick
+                    event.eventName = click.slug
+                    event.properties = click.properties
+                    enricher.enrich(&event, facts: facts)
+                    if event.botReason.isEmpty {
+                        event.eventType = Self.isRepeatClick(event, linkID: click.id, recent: click.recent) ? "repeat" : "unique"
+                    }
+                    events.record(event, nowMilliseconds: Int64(now))
+                } else if exchange.apiEvents.isEmpty {
                     enricher.enrich(&event, facts: facts)
                     if !exchange.rateLimitFlag.isEmpty { event.eventType = exchange.rateLimitFlag }
                     events.record(event, nowMilliseconds: Int64(now))
@@ -924,9 +926,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     for apiEvent in exchange.apiEvents {
                         var completed = apiEvent.completed(byRequest: event)
                         enricher.enrich(&completed, facts: facts)
-                        if let (linkID, recent) = exchange.clickedLink, completed.botReason.isEmpty {
-                            completed.eventType = Self.isRepeatClick(completed, linkID: linkID, recent: recent) ? "repeat" : "unique"
-                        }
                         events.record(completed, nowMilliseconds: Int64(now))
                     }
                 }
@@ -1014,6 +1013,15 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         context.close(promise: nil)
     }
+}
+
+/// A short-link click, carried from the answer to the request's event.
+struct LinkClick {
+    var id: LinkID
+    var recent: RecentClicks
+    var slug: String
+    /// `{"link_id":…,"to":…}`.
+    var properties: String
 }
 
 /// How a proxied response body goes to the client.
