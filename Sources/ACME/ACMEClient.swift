@@ -90,12 +90,11 @@ public final class ACMEClient: Sendable {
     private func nonce() async throws -> String {
         if let nonce = state.withLock({ $0.nonces.popLast() }) { return nonce }
         let directory = try await directory()
+        // `execute` pools the answer's Replay-Nonce.
         let response = try await execute(directory.newNonce, method: .HEAD)
-        guard let nonce = response.headers.first(name: "replay-nonce") else {
+        guard let nonce = state.withLock({ $0.nonces.popLast() }) else {
             throw ACMEError.unexpected("the CA's newNonce answered \(response.status) without a Replay-Nonce")
         }
-        // `execute` pooled it as well: take it back out.
-        state.withLock { state in state.nonces.removeAll { $0 == nonce } }
         return nonce
     }
 

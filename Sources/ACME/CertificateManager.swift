@@ -330,8 +330,19 @@ public final class CertificateManager: Sendable {
     }
 
     func obtain(_ names: [String]) async throws -> IssuedCertificate {
-        let (key, accountURL) = try await currentAccount()
-        let (orderURL, created) = try await client.newOrder(names: names, key: key, account: accountURL)
+        var (key, accountURL) = try await currentAccount()
+        let orderURL: String
+        let created: Order
+        do {
+            (orderURL, created) = try await client.newOrder(names: names, key: key, account: accountURL)
+        } catch ACMEError.problem(let problem, _, _, _) where problem.kind == "accountDoesNotExist" {
+            // The CA forgot the account (a test CA restarted, an account deactivated elsewhere): look it up again
+            // with the same key, which creates it anew when it is gone.
+            logger.warning("the CA no longer knows account \(accountURL); registering the key again")
+            account.withLock { $0 = nil }
+            (key, accountURL) = try await currentAccount()
+            (orderURL, created) = try await client.newOrder(names: names, key: key, account: accountURL)
+        }
         var order = created
         for authorization in order.authorizations {
             try await authorize(authorization, key: key, account: accountURL)

@@ -155,7 +155,7 @@ struct ACMEIntegrationTests {
         #expect(vantage.stop() == 0)
     }
 
-    @Test func withTheCADownTheOldCertificateKeepsServingAndRetriesBackOff() throws {
+    @Test func withTheCADownTheOldCertificateKeepsServingRetriesWithBackoffAndRecovers() throws {
         let httpPort = try freePort()
         let pebble = try PebbleServer(httpPort: httpPort, validity: 20)
         let retry = """
@@ -185,6 +185,13 @@ struct ACMEIntegrationTests {
         #expect(answer.status == 200)
         let metrics = try curl(["-s", vantage.url("/metrics", kind: "admin")]).body
         #expect((metric(metrics, "vantage_acme_consecutive_failures{name=\"acme.test\"}") ?? 0) >= 3)
+        // The CA comes back as a new instance that has forgotten the account: Vantage registers its key again
+        // and renews at the next attempt.
+        try pebble.start()
+        let recovered = try Self.waitForCertificate(vantage, timeout: 30)
+        #expect(recovered["failures"] as? Int == 0)
+        #expect(vantage.log.contains("registering the key again"))
+        #expect(try Self.verifiedGet(vantage, root: try pebble.issuingRoot()).status == 200)
         #expect(vantage.stop() == 0)
     }
 
