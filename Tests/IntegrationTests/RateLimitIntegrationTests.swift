@@ -38,6 +38,7 @@ struct RateLimitIntegrationTests {
                   - { path: /api/, respond: "api", rate_limit: { key: "header:X-Api-Key", rate: [2/m, 1000/d] } }
                   - { path: /trusted/, respond: "ok", rate_limit: { rate: 1/m, allow: [127.0.0.0/8] } }
                   - { path: /observed/, respond: "ok", rate_limit: { rate: 1/m, dry_run: true } }
+                  - { path: /counted/, respond: "ok", rate_limit: { rate: 5/m, headers: true } }
             access_log: off
             admin: { listen: "127.0.0.1:0" }
             tracking: { spool: { dir: "{{DIR}}/spool" } }
@@ -52,6 +53,11 @@ struct RateLimitIntegrationTests {
         #expect(try curl(["-H", "X-Api-Key: beta", vantage.url("/api/x")]).status == 200, "another key has its own budget")
         for _ in 0..<3 { #expect(try curl([vantage.url("/trusted/")]).status == 200, "allow-listed") }
         for _ in 0..<3 { #expect(try curl([vantage.url("/observed/")]).status == 200, "dry run only counts") }
+        // With headers: true, answers that pass say what is left.
+        let counted = try curl([vantage.url("/counted/")])
+        #expect(counted.status == 200 && counted.headers["ratelimit-policy"] == "\"r0\";q=5;w=60")
+        #expect(counted.headers["ratelimit"]?.hasPrefix("\"r0\";r=4;t=") == true, "\(counted.headers)")
+        #expect(try curl([vantage.url("/trusted/")]).headers["ratelimit"] == nil, "only where asked for")
         let metrics = try curl(["-s", vantage.url("/metrics", kind: "admin")]).body
         #expect(metric(metrics, "vantage_ratelimit_limited_total{route=\"default /api/\"}") == 1)
         #expect(metric(metrics, "vantage_ratelimit_dry_run_total{route=\"default /observed/\"}") == 2)

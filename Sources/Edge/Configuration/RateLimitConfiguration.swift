@@ -32,8 +32,10 @@ public struct RateLimitConfiguration: Sendable, Equatable {
     public var maxKeys = 100_000
     /// Requests in flight per key, if capped.
     public var concurrency: Int?
+    /// Also send `RateLimit-Policy` and `RateLimit` on the answers that pass (refusals always carry them).
+    public var headers = false
 
-    static let keys = ["key", "rate", "burst", "per_day", "allow", "dry_run", "status", "message", "max_keys", "nodes", "concurrency"]
+    static let keys = ["key", "rate", "burst", "per_day", "allow", "dry_run", "status", "message", "max_keys", "nodes", "concurrency", "headers"]
 
     init(from node: ConfigNode) throws {
         let map = try node.mapping(keys: Self.keys)
@@ -82,6 +84,7 @@ public struct RateLimitConfiguration: Sendable, Equatable {
             }
         }
         if let value = map["dry_run"] { dryRun = try value.bool() }
+        if let value = map["headers"] { headers = try value.bool() }
         if let value = map["status"] { status = try value.int(in: 400...599) }
         if let value = map["message"] { message = try value.string() }
         if let value = map["max_keys"] { maxKeys = try value.int(in: 1024...100_000_000) }

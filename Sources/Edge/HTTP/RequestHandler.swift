@@ -47,6 +47,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var apiEvents: [TrackingEvent] = []
         /// `rate_limited` or `rate_limited_dry_run` when the route's limiter refused (or would have refused) it.
         var rateLimitFlag = ""
+        /// `RateLimit-Policy` and `RateLimit` values for an answer that passed a limit with `headers: true`.
+        var rateLimitHeaders: (policy: String, quota: String)?
         /// The request's place under its route's per-key `concurrency`, given back when the response is complete or
         /// the client is gone.
         var lease: RouteLimiter.Lease?
@@ -336,8 +338,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let limiter = route.limiter {
             let client = clientAddress(head.headers, trusted: snapshot.trustedProxies)
             switch limiter.check(clientAddress: client, headers: head.headers, nowMilliseconds: Int64(loop.refreshClock())) {
-            case .pass(let lease):
+            case .pass(let lease, let quota):
                 current.lease = lease
+                if let quota { current.rateLimitHeaders = (limiter.policyHeader, quota) }
             case .passDryRun(let lease):
                 current.lease = lease
                 current.rateLimitFlag = "rate_limited_dry_run"
@@ -449,6 +452,22 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
             }
         }
+    }
+
+    /// `RateLimit-Policy` and `RateLimit` on an answer that passed a limit with `headers: true`.
+    private static func writeRateLimitHeaders(_ exchange: Exchange, into buffer: inout ByteBuffer) {
+        guard let (policy, quota) = exchange.rateLimitHeaders else { return }
+        buffer.writeStaticString("RateLimit-Policy: ")
+        buffer.writeString(policy)
+        buffer.writeStaticString("\r\nRateLimit: ")
+        buffer.writeString(quota)
+        buffer.writeStaticString("\r\n")
+    }
+
+    private static func addRateLimitHeaders(_ exchange: Exchange, to block: inout HPACKHeaders) {
+        guard let (policy, quota) = exchange.rateLimitHeaders else { return }
+        block.add(name: "ratelimit-policy", value: policy)
+        block.add(name: "ratelimit", value: quota)
     }
 
     /// The key authorization of an HTTP-01 challenge, or 404 for a token nobody here started.
@@ -697,6 +716,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let hsts { block.add(name: "strict-transport-security", value: hsts) }
             if let visitorCookie { block.add(name: "set-cookie", value: visitorCookie) }
             if let location { block.add(name: "location", value: location) }
+            Self.addRateLimitHeaders(current, to: &block)
             var endStream = false
             if case .empty = body { endStream = true }
             context.writeFrame(.headers(.init(headers: block, endStream: endStream)), promise: nil)
@@ -729,6 +749,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 tail.writeString(location)
                 tail.writeStaticString("\r\n")
             }
+            Self.writeRateLimitHeaders(current, into: &tail)
             if !current.keepAlive {
                 tail.writeStaticString("Connection: close\r\n")
             } else if current.head.version.minor == 0 {
@@ -1062,6 +1083,7 @@ extension RequestHandler: ProxyDownstream {
             if !passed.hasDate { block.add(name: "date", value: loop.dateHeader) }
             block.add(name: "x-request-id", value: requestID)
             if let hsts { block.add(name: "strict-transport-security", value: hsts) }
+            Self.addRateLimitHeaders(current, to: &block)
             current.isHTML = passed.isHTML
             if loop.events != nil, let cookie = issueVisitorCookie(current) { block.add(name: "set-cookie", value: cookie) }
             current.framing = bodiless ? .none : .http2
@@ -1084,6 +1106,7 @@ extension RequestHandler: ProxyDownstream {
             buffer.writeString(hsts)
             buffer.writeStaticString("\r\n")
         }
+        Self.writeRateLimitHeaders(current, into: &buffer)
         current.isHTML = passed.isHTML
         if loop.events != nil, let cookie = issueVisitorCookie(current) {
             buffer.writeStaticString("Set-Cookie: ")

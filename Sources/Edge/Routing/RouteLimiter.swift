@@ -55,7 +55,8 @@ final class RouteLimiter: Sendable {
     }
 
     enum Outcome {
-        case pass(Lease?)
+        /// `quota`: the `RateLimit` header value for the answer, with `headers: true`.
+        case pass(Lease?, quota: String?)
         /// Over the limit, let through because the limiter only observes (`dry_run`).
         case passDryRun(Lease?)
         case refuse(HTTPHeaders, status: HTTPResponseStatus, message: String)
@@ -67,7 +68,7 @@ final class RouteLimiter: Sendable {
         if !configuration.allow.isEmpty, let bytes = parseIPAddress(clientAddress),
             configuration.allow.contains(where: { $0.contains(bytes) })
         {
-            return .pass(nil)
+            return .pass(nil, quota: nil)
         }
         var hasher = SipHash24(key0: hashKey.0, key1: hashKey.1)
         for part in configuration.key {
@@ -102,7 +103,7 @@ final class RouteLimiter: Sendable {
         }
         guard let table else {
             allowed.add(1, ordering: .relaxed)
-            return .pass(lease)
+            return .pass(lease, quota: nil)
         }
         let now = NIODeadline.now().uptimeNanoseconds
         let day = Int32(nowMilliseconds / 86_400_000)
@@ -114,7 +115,7 @@ final class RouteLimiter: Sendable {
         }
         if decision.allowed {
             allowed.add(1, ordering: .relaxed)
-            return .pass(lease)
+            return .pass(lease, quota: configuration.headers ? Self.quotaHeader(decision) : nil)
         }
         if configuration.dryRun {
             dryRunHits.add(1, ordering: .relaxed)
@@ -125,9 +126,14 @@ final class RouteLimiter: Sendable {
         let headers: HTTPHeaders = [
             "Retry-After": String(decision.retryAfterSeconds),
             "RateLimit-Policy": policyHeader,
-            "RateLimit": "\"r0\";r=\(decision.remaining);t=\(max(1, (decision.reset + 999_999_999) / 1_000_000_000))",
+            "RateLimit": Self.quotaHeader(decision),
         ]
         return .refuse(headers, status: HTTPResponseStatus(statusCode: configuration.status), message: configuration.message)
+    }
+
+    /// The `RateLimit` header value: requests left now under the tightest limit, seconds until it is whole again.
+    static func quotaHeader(_ decision: Decision) -> String {
+        "\"r0\";r=\(decision.remaining);t=\(max(1, (decision.reset + 999_999_999) / 1_000_000_000))"
     }
 
     /// A table bound was hit: counted by the table, logged once per route.
