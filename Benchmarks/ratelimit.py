@@ -28,7 +28,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tracking import ROOT, TEMPLATE, compare, metrics, rss_kib, start_vantage  # noqa: E402
+from tracking import ROOT, TEMPLATE, interleaved_ratios, metrics, rss_kib, start_vantage  # noqa: E402
 
 RELEASE_FLAGS = ["-c", "release", "-Xswiftc", "-enforce-exclusivity=unchecked"]
 
@@ -63,14 +63,7 @@ def never_triggering(binary, rounds, scratch):
         "rate": "{ rate: 1000000/s, burst: 1000000 }",
         "rate+conc": "{ rate: 1000000/s, burst: 1000000, concurrency: 100000 }",
     }
-    ratios = {label: [] for label in modes}
-    for round_number in range(rounds):
-        for label, limit in modes.items():
-            config = template_with_limit(limit, os.path.join(scratch, f"limit-{label}.yaml.template"))
-            vantage_rps, nginx_rps = compare(binary, config, 1, f"{label}-{round_number}", scratch)
-            ratios[label].append(vantage_rps / nginx_rps)
-            print(f"round {round_number + 1} static-1k limit {label:>9}: vantage {vantage_rps:>9.0f} req/s, "
-                  f"nginx {nginx_rps:>9.0f} req/s, ratio {vantage_rps / nginx_rps:.3f}", flush=True)
+    ratios = interleaved_ratios(binary, modes, rounds, scratch, "limit", make_template=template_with_limit)
     base = statistics.median(ratios["none"])
     for label in ("rate", "rate+conc"):
         print(f"compare.py static-1k, never-triggering limit ({label}) vs none "

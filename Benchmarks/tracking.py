@@ -97,13 +97,15 @@ def compare(binary, config, rounds, label, scratch):
     return results["vantage"]["static-1k"]["rps"], results["nginx"]["static-1k"]["rps"]
 
 
-def interleaved_ratios(binary, modes, rounds, scratch, what):
+def interleaved_ratios(binary, modes, rounds, scratch, what, make_template=None):
     """compare.py static-1k once per mode and round, the modes interleaved round by round so drift on the machine
-    hits all alike; returns each mode's Vantage/nginx ratios (every run carries its own nginx anchor)."""
+    hits all alike; returns each mode's Vantage/nginx ratios (every run carries its own nginx anchor). A mode's value
+    is its tracking block, or whatever `make_template(value, path)` turns into a template."""
+    make_template = make_template or template_with
     ratios = {label: [] for label in modes}
     for round_number in range(rounds):
         for label, block in modes.items():
-            config = template_with(block, os.path.join(scratch, f"{label}.yaml.template"))
+            config = make_template(block, os.path.join(scratch, f"{label}.yaml.template"))
             vantage_rps, nginx_rps = compare(binary, config, 1, f"{label}-{round_number}", scratch)
             ratios[label].append(vantage_rps / nginx_rps)
             print(f"round {round_number + 1} static-1k {what} {label:>10}: vantage {vantage_rps:>9.0f} req/s, "

@@ -33,11 +33,7 @@ public final class ConcurrencyTable: Sendable {
     private let overflowCount = Atomic<Int>(0)
 
     public init(capacity: Int) {
-        var perShard = Self.window
-        while perShard * 64 < capacity { perShard <<= 1 }
-        self.capacity = perShard * 64
-        mask = perShard - 1
-        shards = (0..<64).map { _ in SlotShard<Slot>(size: perShard) }
+        (shards, self.capacity, mask) = SlotShard<Slot>.make(capacity: capacity, window: Self.window)
     }
 
     /// Requests let through untracked because the table had no room for their key.

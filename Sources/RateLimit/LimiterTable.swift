@@ -23,11 +23,7 @@ public final class LimiterTable: Sendable {
 
     public init(policy: Policy, capacity: Int) {
         self.policy = policy
-        var perShard = Self.window
-        while perShard * 64 < capacity { perShard <<= 1 }
-        self.capacity = perShard * 64
-        mask = perShard - 1
-        shards = (0..<64).map { _ in SlotShard<Slot>(size: perShard) }
+        (shards, self.capacity, mask) = SlotShard<Slot>.make(capacity: capacity, window: Self.window)
     }
 
     /// Entries evicted while not idle (the table's bound at work).

@@ -23,4 +23,12 @@ final class SlotShard<Slot>: @unchecked Sendable {
     deinit { free(slots) }
 
     func withSlots<T>(_ body: (UnsafeMutablePointer<Slot>) -> T) -> T { lock.withLock { _ in body(slots) } }
+
+    /// 64 shards holding at least `capacity` slots in all, each a power of two of at least `window` slots; returns
+    /// them with the capacity they really hold and the index mask within a shard.
+    static func make(capacity: Int, window: Int) -> (shards: [SlotShard<Slot>], capacity: Int, mask: Int) {
+        var perShard = window
+        while perShard * 64 < capacity { perShard <<= 1 }
+        return ((0..<64).map { _ in SlotShard<Slot>(size: perShard) }, perShard * 64, perShard - 1)
+    }
 }
