@@ -16,6 +16,7 @@ final class AutomaticCertificates: Sendable {
     private struct Running {
         var manager: CertificateManager
         var configuration: ACMEConfiguration
+        var storage: FileACMEStorage
         var task: Task<Void, Never>?
         /// New on-demand orders (one key), with `on_demand`.
         var onDemandRate: LimiterTable?
@@ -47,22 +48,24 @@ final class AutomaticCertificates: Sendable {
     }
 
     /// Applies the configuration (at start and on every reload): a new manager when the ACME settings or the names
-    /// changed, which first installs what storage already holds; nothing when they did not.
+    /// changed, which first installs what storage already holds; nothing when they did not. Everything that can
+    /// fail happens before the running manager is touched, so a refused reload leaves it as it was.
     func configure(_ configuration: GatewayConfiguration) throws {
         let names = Self.names(for: configuration, certificates: certificates)
         let acme = configuration.tls.acme
-        let replaced = try running.withLock { running -> Running? in
-            if let current = running, current.configuration == acme, current.manager.names == names { return nil }
-            let old = running
-            running = nil
-            responder.share(through: nil)
-            guard let acme, !names.isEmpty || acme.onDemand != nil else { return old }
-            let storage = try FileACMEStorage(root: acme.storagePath)
-            responder.share(through: storage)
+        let wanted = acme.flatMap { !names.isEmpty || $0.onDemand != nil ? $0 : nil }
+        let unchanged = running.withLock { current -> Bool in
+            guard let current else { return wanted == nil }
+            return current.configuration == wanted && current.manager.names == names
+        }
+        if unchanged { return }
+        var next: Running?
+        if let wanted {
+            let storage = try FileACMEStorage(root: wanted.storagePath)
             let certificates = self.certificates
             let logger = self.logger
             let manager = try CertificateManager(
-                configuration: acme, names: names, storage: storage, responder: responder, logger: logger
+                configuration: wanted, names: names, storage: storage, responder: responder, logger: logger
             ) { issued in
                 do {
                     let key = try Self.certifiedKey(issued)
@@ -72,21 +75,27 @@ final class AutomaticCertificates: Sendable {
                     logger.error("cannot install the certificate for \(issued.names.joined(separator: ", ")): \(error)")
                 }
             }
-            let stored = manager.installStored()
-            let fromStorage = stored.isEmpty ? "" : "; \(stored.count) served from storage at once"
-            let onDemand = acme.onDemand == nil ? "" : "; more on demand"
-            logger.info("ACME manages \(names.count) name(s) with \(acme.directory): \(names.joined(separator: ", "))\(fromStorage)\(onDemand)")
-            running = Running(manager: manager, configuration: acme, task: nil, onDemandRate: acme.onDemand.map {
+            next = Running(manager: manager, configuration: wanted, storage: storage, task: nil, onDemandRate: wanted.onDemand.map {
                 LimiterTable(policy: Policy(rates: [Rate(count: $0.rateCount, period: UInt64($0.ratePeriod * 1e9), burst: $0.rateCount)]), capacity: 1024)
             })
-            return old
         }
+        let replaced = running.withLock { running -> Running? in
+            defer { running = next }
+            return running
+        }
+        responder.share(through: next?.storage)
         if let replaced {
             Task {
                 replaced.task?.cancel()
                 await replaced.task?.value
                 await replaced.manager.shutdown()
             }
+        }
+        if let next, let acme = wanted {
+            let stored = next.manager.installStored()
+            let fromStorage = stored.isEmpty ? "" : "; \(stored.count) served from storage at once"
+            let onDemand = acme.onDemand == nil ? "" : "; more on demand"
+            logger.info("ACME manages \(names.count) name(s) with \(acme.directory): \(names.joined(separator: ", "))\(fromStorage)\(onDemand)")
         }
         let onDemand = running.withLock { $0?.configuration.onDemand != nil }
         if onDemand {
