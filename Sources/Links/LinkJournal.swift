@@ -2,6 +2,7 @@ import CZlib
 import Foundation
 import Logging
 import NIOCore
+import Tracking
 
 #if canImport(Glibc)
 import Glibc
@@ -251,8 +252,6 @@ enum LinkCodec {
         case clicks(id: String, count: Int)
     }
 
-    struct DecodingError: Error {}
-
     static func encode(_ record: Record, into buffer: inout ByteBuffer) {
         switch record {
         case .put(let link):
@@ -289,31 +288,31 @@ enum LinkCodec {
     }
 
     static func decode(_ bytes: UnsafeRawBufferPointer) throws -> Record {
-        var reader = Reader(bytes: bytes)
+        var reader = RecordReader(bytes: bytes)
         switch JournalLinkStore.Operation(rawValue: try reader.byte()) {
         case .put:
-            let id = try reader.string(), host = try reader.string(), slug = try reader.string()
-            let destination = try reader.string()
+            let id = try reader.text(), host = try reader.text(), slug = try reader.text()
+            let destination = try reader.text()
             let status = Int(try reader.varint())
             let flags = try reader.byte()
             var link = Link(id: id, host: host, slug: slug, destination: destination, createdAt: 0)
             link.status = status
             link.passQuery = flags & 1 != 0
             if flags & 2 != 0 { link.expiresAt = Int64(bitPattern: try reader.varint()) }
-            if flags & 4 != 0 { link.fallback = try reader.string() }
+            if flags & 4 != 0 { link.fallback = try reader.text() }
             if flags & 8 != 0 { link.maxClicks = Int(try reader.varint()) }
-            for _ in 0..<(try reader.count()) { link.queryDenyList.append(try reader.string()) }
-            for _ in 0..<(try reader.count()) { link.addQuery[try reader.string()] = try reader.string() }
-            for _ in 0..<(try reader.count()) { link.tags.append(try reader.string()) }
+            for _ in 0..<(try reader.count(limit: 10_000)) { link.queryDenyList.append(try reader.text()) }
+            for _ in 0..<(try reader.count(limit: 10_000)) { link.addQuery[try reader.text()] = try reader.text() }
+            for _ in 0..<(try reader.count(limit: 10_000)) { link.tags.append(try reader.text()) }
             link.createdAt = Int64(bitPattern: try reader.varint())
             link.updatedAt = Int64(bitPattern: try reader.varint())
             return .put(link)
         case .delete:
-            return .delete(id: try reader.string())
+            return .delete(id: try reader.text())
         case .clicks:
-            return .clicks(id: try reader.string(), count: Int(try reader.varint()))
+            return .clicks(id: try reader.text(), count: Int(try reader.varint()))
         case nil:
-            throw DecodingError()
+            throw EventRecord.DecodingError(description: "unknown journal operation")
         }
     }
 
@@ -329,41 +328,5 @@ enum LinkCodec {
             value >>= 7
         }
         buffer.writeInteger(UInt8(value))
-    }
-
-    private struct Reader {
-        let bytes: UnsafeRawBufferPointer
-        var offset = 0
-
-        mutating func byte() throws -> UInt8 {
-            guard offset < bytes.count else { throw DecodingError() }
-            defer { offset += 1 }
-            return bytes[offset]
-        }
-
-        mutating func varint() throws -> UInt64 {
-            var result: UInt64 = 0
-            var shift: UInt64 = 0
-            while shift < 64 {
-                let next = try byte()
-                result |= UInt64(next & 0x7F) << shift
-                if next < 0x80 { return result }
-                shift += 7
-            }
-            throw DecodingError()
-        }
-
-        mutating func count() throws -> Int {
-            let value = try varint()
-            guard value <= 10_000 else { throw DecodingError() }
-            return Int(value)
-        }
-
-        mutating func string() throws -> String {
-            let length = Int(try varint())
-            guard length <= bytes.count - offset else { throw DecodingError() }
-            defer { offset += length }
-            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length]), as: UTF8.self)
-        }
     }
 }

@@ -25,6 +25,8 @@ public enum EventRecord {
 
     public struct DecodingError: Error, CustomStringConvertible {
         public var description: String
+
+        public init(description: String) { self.description = description }
     }
 
     /// The most a record can take: fixed fields, seven varints, coordinates, and 34 length-prefixed strings at their
@@ -172,7 +174,7 @@ public enum EventRecord {
         var clickID = empty, currency = empty, properties = empty
 
         init(record: UnsafeRawBufferPointer) throws {
-            var reader = Reader(bytes: record)
+            var reader = RecordReader(bytes: record)
             version = try reader.byte()
             guard version == 1 || version == 2 else {
                 throw DecodingError(description: "unknown record version \(version)")
@@ -248,41 +250,6 @@ public enum EventRecord {
     private nonisolated(unsafe) static let empty = UnsafeRawBufferPointer(start: nil, count: 0)
 
     /// Reads a record front to back, checking every length against the record's end.
-    private struct Reader {
-        let bytes: UnsafeRawBufferPointer
-        var offset = 0
-
-        mutating func byte() throws -> UInt8 {
-            guard offset < bytes.count else { throw DecodingError(description: "truncated record") }
-            defer { offset += 1 }
-            return bytes[offset]
-        }
-
-        mutating func fixed() throws -> UInt64 {
-            guard offset + 8 <= bytes.count else { throw DecodingError(description: "truncated record") }
-            defer { offset += 8 }
-            return UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-        }
-
-        mutating func varint() throws -> UInt64 {
-            var result: UInt64 = 0
-            var shift: UInt64 = 0
-            while shift < 64 {
-                let next = try byte()
-                result |= UInt64(next & 0x7F) << shift
-                if next < 0x80 { return result }
-                shift += 7
-            }
-            throw DecodingError(description: "bad varint")
-        }
-
-        mutating func string() throws -> UnsafeRawBufferPointer {
-            let length = try varint()
-            guard length <= UInt64(bytes.count - offset) else { throw DecodingError(description: "bad string") }
-            defer { offset += Int(length) }
-            return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + Int(length)])
-        }
-    }
 }
 
 /// Writes fixed-width little-endian integers, LEB128 varints and length-prefixed bytes into memory the caller
