@@ -8,17 +8,14 @@ crowd of browsers looks like to the server. The limit on open files is raised to
 needs the same (ulimit -n).
 """
 import argparse
+import os
 import resource
 import socket
+import sys
 import time
 
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1])
-    return -1
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tracking import rss_kib  # noqa: E402
 
 
 def main():
@@ -31,7 +28,7 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, a.connections + 1000), hard))
     request = f"GET {a.path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
-    print(f"idle RSS: {rss_kb(a.pid) / 1024:.1f} MB")
+    print(f"idle RSS: {rss_kib(a.pid) / 1024:.1f} MB")
     sockets = []
     for index in range(a.connections):
         s = socket.create_connection(("127.0.0.1", a.port))
@@ -43,7 +40,7 @@ def main():
     for pending in sockets[len(sockets) // 500 * 500:]:
         pending.recv(65536)
     time.sleep(2)
-    print(f"RSS with {a.connections} idle keep-alive connections: {rss_kb(a.pid) / 1024:.1f} MB")
+    print(f"RSS with {a.connections} idle keep-alive connections: {rss_kib(a.pid) / 1024:.1f} MB")
     answered = 0
     for s in sockets[:100]:
         s.sendall(request)
@@ -52,7 +49,7 @@ def main():
     for s in sockets:
         s.close()
     time.sleep(2)
-    print(f"RSS after they closed: {rss_kb(a.pid) / 1024:.1f} MB")
+    print(f"RSS after they closed: {rss_kib(a.pid) / 1024:.1f} MB")
 
 
 if __name__ == "__main__":

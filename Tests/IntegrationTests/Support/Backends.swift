@@ -68,13 +68,7 @@ final class BackendProcess: @unchecked Sendable {
     }
 
     private func launch(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = output
-        process.standardError = output
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        try process.run()
+        try launchLogged(process, executable, arguments, output: outputPath, environment: environment)
     }
 
     var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
@@ -89,6 +83,22 @@ final class BackendProcess: @unchecked Sendable {
         kill()
         try? FileManager.default.removeItem(atPath: outputPath)
     }
+}
+
+/// Starts `process` running `executable` with stdout and stderr appended to the file at `output` (created if
+/// missing), in this environment plus `environment`.
+func launchLogged(
+    _ process: Process, _ executable: String, _ arguments: [String], output: String, environment: [String: String] = [:]
+) throws {
+    if !FileManager.default.fileExists(atPath: output) { _ = FileManager.default.createFile(atPath: output, contents: nil) }
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+    handle.seekToEndOfFile()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.standardOutput = handle
+    process.standardError = handle
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    try process.run()
 }
 
 /// Peak resident memory of a process in KiB (`VmHWM`).

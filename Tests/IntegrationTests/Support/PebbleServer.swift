@@ -108,17 +108,8 @@ final class PebbleServer: @unchecked Sendable {
     }
 
     private func launch(_ executable: String, _ arguments: [String], log: String, environment: [String: String] = [:]) throws -> Process {
-        let path = directory.path + "/" + log
-        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        output.seekToEndOfFile()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = output
-        process.standardError = output
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        try process.run()
+        try launchLogged(process, executable, arguments, output: directory.path + "/" + log, environment: environment)
         return process
     }
 
