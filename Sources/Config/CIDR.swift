@@ -27,12 +27,40 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
 
     /// Whether the address (given as bytes) lies inside the network. IPv4-mapped IPv6 addresses match IPv4 ranges.
     public func contains(_ address: [UInt8]) -> Bool {
-        var candidate = address
-        if network.count == 4, address.count == 16, address.prefix(12) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] {
-            candidate = Array(address.suffix(4))
+        address.withUnsafeBytes { contains(bytes: $0) }
+    }
+
+    /// The same, on bytes in place: no allocation (request paths check client addresses against lists).
+    public func contains(bytes address: UnsafeRawBufferPointer) -> Bool {
+        var start = 0
+        if network.count == 4, address.count == 16 {
+            for index in 0..<10 where address[index] != 0 { return false }
+            guard address[10] == 0xFF, address[11] == 0xFF else { return false }
+            start = 12
         }
-        guard candidate.count == network.count else { return false }
-        return Self.mask(candidate, prefixLength) == network
+        guard address.count - start == network.count else { return false }
+        for index in network.indices {
+            let remaining = prefixLength - index * 8
+            if remaining <= 0 { return true }
+            let mask: UInt8 = remaining >= 8 ? 0xFF : UInt8(truncatingIfNeeded: 0xFF << (8 - remaining))
+            if address[start + index] & mask != network[index] { return false }
+        }
+        return true
+    }
+
+    /// Whether any of `networks` contains the address written as `text` (false when it is not an address); parsed
+    /// on the stack.
+    public static func any(_ networks: [CIDR], contains text: String) -> Bool {
+        guard !networks.isEmpty else { return false }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 {
+            return withUnsafeBytes(of: &v4) { bytes in networks.contains { $0.contains(bytes: bytes) } }
+        }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, text, &v6) == 1 {
+            return withUnsafeBytes(of: &v6) { bytes in networks.contains { $0.contains(bytes: bytes) } }
+        }
+        return false
     }
 
     public var description: String {

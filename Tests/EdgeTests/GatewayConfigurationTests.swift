@@ -155,5 +155,14 @@ func parseConfiguration(_ yaml: String, environment: [String: String] = [:]) thr
         #expect(CIDR("127.0.0.1")?.contains(parseIPAddress("127.0.0.1")!) == true)
         #expect(CIDR("10.0.0.0/33") == nil)
         #expect(CIDR("nonsense") == nil)
+        // Prefixes that end inside a byte, mapped addresses that are not IPv4-mapped, the whole space.
+        let odd = try #require(CIDR("192.168.4.0/22"))
+        #expect(odd.contains(parseIPAddress("192.168.7.255")!) && !odd.contains(parseIPAddress("192.168.8.0")!))
+        #expect(!network.contains(parseIPAddress("::1:a09:909")!), "not ::ffff:")
+        #expect(CIDR("0.0.0.0/0")?.contains(parseIPAddress("203.0.113.9")!) == true)
+        #expect(CIDR("::/0")?.contains(parseIPAddress("10.1.2.3")!) == false, "families do not mix")
+        #expect(CIDR.any([odd, v6], contains: "2001:db8::7") && CIDR.any([odd, v6], contains: "192.168.5.1"))
+        #expect(!CIDR.any([odd, v6], contains: "192.168.9.1") && !CIDR.any([odd], contains: "not an address"))
+        #expect(!CIDR.any([], contains: "192.168.5.1"))
     }
 }

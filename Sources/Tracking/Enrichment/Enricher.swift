@@ -123,9 +123,7 @@ public final class Enricher: @unchecked Sendable {
             // Browsers do not send HEAD for pages; link checkers and monitors do.
             event.botReason = "head"
             event.device = UserAgent.Device.bot.rawValue
-        } else if !context.visitors.mailProxyNetworks.isEmpty, let address = parseIPAddress(facts.clientAddress),
-            context.visitors.mailProxyNetworks.contains(where: { $0.contains(address) })
-        {
+        } else if CIDR.any(context.visitors.mailProxyNetworks, contains: facts.clientAddress) {
             event.botReason = UserAgent.BotReason.mailProxy.rawValue
             event.device = UserAgent.Device.bot.rawValue
         }
