@@ -68,6 +68,9 @@ let package = Package(
 
         /// YAML configuration reading: positions, key paths, did-you-mean, `${ENV}` substitution.
         .target(name: "Config", dependencies: [yams], swiftSettings: swiftSettings),
+        /// Request targets as the edge decides on them: the one normal form of a path, the target's forms, host names,
+        /// method and transfer-coding rules. Pure and dependency-free (the fuzz target compiles it alone).
+        .target(name: "RequestTarget", swiftSettings: dataPlaneSettings),
         /// Compression codecs (brotli, gzip) over ByteBuffer.
         .target(name: "Compression", dependencies: ["CBrotli", "CZlib", nioCore], swiftSettings: swiftSettings),
         /// The static file server: path safety, MIME, conditional and range logic, cache.
@@ -100,7 +103,7 @@ let package = Package(
         .target(
             name: "Edge",
             dependencies: [
-                "Config", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
+                "Config", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
                 prometheus, serviceLifecycle, unixSignals,
             ],
             swiftSettings: dataPlaneSettings
@@ -120,6 +123,7 @@ let package = Package(
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Config", nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", nioCore, nioHTTP1, logging, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
         .testTarget(name: "RateLimitTests", dependencies: ["RateLimit"], swiftSettings: swiftSettings),
+        .testTarget(name: "RequestTargetTests", dependencies: ["RequestTarget"], swiftSettings: swiftSettings),
         .testTarget(name: "ACMETests", dependencies: ["ACME", "Config", crypto, x509, asn1], swiftSettings: swiftSettings),
         .testTarget(name: "LinksTests", dependencies: ["Links", nioCore, logging], swiftSettings: swiftSettings),
         .testTarget(name: "StaticTests", dependencies: ["Static", nioCore, nioHTTP1], swiftSettings: swiftSettings),

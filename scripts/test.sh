@@ -5,11 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --tests
 # From PyPI: uvicorn (the ASGI backend of the proxy tests), websockets (its WebSocket support and the test
-# client), and chdb (a current ClickHouse, embedded, for the modern schema dialect; Debian packages only 18.16).
-if ! .build/test-venv/bin/python -c 'import uvicorn, websockets, chdb' 2>/dev/null; then
+# client), chdb (a current ClickHouse, embedded, for the modern schema dialect; Debian packages only 18.16), and h2
+# (the HTTP/2 client of the hostile-input tests, which sends what a conforming client would not).
+if ! .build/test-venv/bin/python -c 'import uvicorn, websockets, chdb, h2' 2>/dev/null; then
   rm -rf .build/test-venv
   python3 -m venv .build/test-venv
-  .build/test-venv/bin/pip install -q --disable-pip-version-check 'uvicorn==0.*' 'websockets>=12' 'chdb>=3'
+  .build/test-venv/bin/pip install -q --disable-pip-version-check 'uvicorn==0.*' 'websockets>=12' 'chdb>=3' 'h2>=4'
 fi
 swift build --build-tests
 swift test

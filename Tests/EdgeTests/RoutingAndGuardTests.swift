@@ -81,6 +81,46 @@ import Testing
         #expect(machine.requestHeadReceived() == .cancelTimer)
         #expect(machine.requestHeadReceived() == .none)
     }
+
+    static let second: UInt64 = 1_000_000_000
+
+    @Test func aStalledBodyIsAnswered408() {
+        var machine = ConnectionGuardStateMachine(maxHeaderSize: 64, bodyTimeout: 2 * Self.second, bodyMinRate: 0)
+        _ = machine.bytesReceived(bytes("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\n"))
+        #expect(machine.requestHeadReceived(expectsBody: true, now: 0) == .startTimer(.body))
+        // Every read restarts the body timer.
+        #expect(machine.bytesReceived(bytes("abc"), now: Self.second) == .startTimer(.body))
+        #expect(machine.timerFired() == .reject(.bodyTimeout))
+        #expect(ConnectionGuardStateMachine.Rejection.bodyTimeout.status == .requestTimeout)
+    }
+
+    @Test func aTrickleBelowTheMinimumRateIsRefusedOnceTheGraceTimeHasPassed() {
+        var machine = ConnectionGuardStateMachine(maxHeaderSize: 64, bodyTimeout: 10 * Self.second, bodyMinRate: 100)
+        _ = machine.requestHeadReceived(expectsBody: true, now: 0)
+        // 50 bytes a second: within the first body_timeout nothing is judged...
+        for tick in 1...10 {
+            #expect(machine.bytesReceived(bytes(String(repeating: "x", count: 50)), now: UInt64(tick) * Self.second) == .startTimer(.body))
+        }
+        // ...then the average (550 bytes in 11 s) is under 100 bytes/s.
+        #expect(machine.bytesReceived(bytes(String(repeating: "x", count: 50)), now: 11 * Self.second) == .reject(.bodyTooSlow))
+        // A fast upload is never judged slow.
+        var fast = ConnectionGuardStateMachine(maxHeaderSize: 64, bodyTimeout: 10 * Self.second, bodyMinRate: 100)
+        _ = fast.requestHeadReceived(expectsBody: true, now: 0)
+        #expect(fast.bytesReceived(bytes(String(repeating: "x", count: 5000)), now: 20 * Self.second) == .startTimer(.body))
+    }
+
+    @Test func aPausedBodyIsNotTheClientsFault() {
+        var machine = ConnectionGuardStateMachine(maxHeaderSize: 64, bodyTimeout: 10 * Self.second, bodyMinRate: 100)
+        _ = machine.requestHeadReceived(expectsBody: true, now: 0)
+        #expect(machine.bodyPaused() == .cancelTimer)
+        #expect(machine.timerFired() == .none)
+        // Resuming starts the rate measurement over.
+        #expect(machine.bodyResumed(now: 100 * Self.second) == .startTimer(.body))
+        #expect(machine.bytesReceived(bytes("x"), now: 101 * Self.second) == .startTimer(.body))
+        #expect(machine.requestEnded() == .cancelTimer)
+        #expect(machine.state == .inRequest)
+        #expect(machine.timerFired() == .none)
+    }
 }
 
 @Suite struct RedirectSafetyTests {

@@ -1,5 +1,6 @@
 import ACME
 import Config
+import RequestTarget
 import Links
 import Foundation
 import Logging
@@ -181,10 +182,22 @@ public struct Limits: Sendable, Equatable {
     public var http2MaxHeaderListSize = 16 << 10
     /// Open client connections at most (beyond, one 503 answer each, and past a tenth more closed at once), default 20000.
     public var maxConnections = 20_000
+    /// Longest wait for the next piece of a request body, default 60s (nginx's `client_body_timeout`); a stalled
+    /// upload gets 408 and its connection closes.
+    public var bodyTimeout: Duration = .seconds(60)
+    /// Slowest request body accepted once it has run for `body_timeout`, in bytes per second; 0 turns it off.
+    /// Default 500 (Apache's `mod_reqtimeout` MinRate): a trickle cannot hold a connection for hours.
+    public var bodyMinRate = 500
+    /// Longest time a response may make no progress towards a client that does not read (a full TCP buffer, or an
+    /// HTTP/2 stream whose flow-control window stays closed), default 60s (nginx's `send_timeout`).
+    public var sendTimeout: Duration = .seconds(60)
+    /// What `%2F` and `%5C` in a path mean: `reject` (400, the default), `decode` or `keep`.
+    public var encodedSlashes = EncodedSlashPolicy.reject
 
     static let keys = [
         "header_timeout", "idle_timeout", "max_header_size", "max_uri_length", "max_body_size",
-        "h2_max_concurrent_streams", "h2_max_header_list_size", "max_connections",
+        "h2_max_concurrent_streams", "h2_max_header_list_size", "max_connections", "body_timeout", "body_min_rate",
+        "send_timeout", "encoded_slashes",
     ]
 
     public init() {}
@@ -199,6 +212,16 @@ public struct Limits: Sendable, Equatable {
         if let value = map["h2_max_concurrent_streams"] { http2MaxConcurrentStreams = try value.int(in: 1...10_000) }
         if let value = map["h2_max_header_list_size"] { http2MaxHeaderListSize = try value.byteSize() }
         if let value = map["max_connections"] { maxConnections = try value.int(in: 1...10_000_000) }
+        if let value = map["body_timeout"] { bodyTimeout = try value.duration() }
+        if let value = map["body_min_rate"] { bodyMinRate = try value.byteSize() }
+        if let value = map["send_timeout"] { sendTimeout = try value.duration() }
+        if let value = map["encoded_slashes"] {
+            let word = try value.string()
+            guard let policy = EncodedSlashPolicy(rawValue: word) else {
+                throw value.error("expected reject, decode or keep, found \"\(word)\"")
+            }
+            encodedSlashes = policy
+        }
     }
 }
 

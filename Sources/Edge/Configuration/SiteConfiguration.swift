@@ -1,6 +1,7 @@
 import Config
 import NIOHTTP1
 import Proxy
+import RequestTarget
 import Static
 
 /// One site: the host names it answers for and its routes.
@@ -117,6 +118,15 @@ public struct RouteConfiguration: Sendable {
         if let value = map["path"] {
             pathPrefix = try value.nonEmptyString()
             if !pathPrefix.hasPrefix("/") { throw value.error("expected a path starting with /, found \"\(pathPrefix)\"") }
+            // Requests are routed on their normal form, so a prefix in any other form would never match.
+            switch NormalizedPath.normalize(Substring(pathPrefix), encodedSlashes: .keep) {
+            case .success(nil):
+                break
+            case .success(let normal?):
+                throw value.error("requests are matched in normal form, so this path would never match: write \"\(normal)\"")
+            case .failure(let rejection):
+                throw value.error("\(rejection.rawValue): \"\(pathPrefix)\"")
+            }
         }
         maxBodySize = defaultBodyLimit
         if let value = map["max_body_size"] { maxBodySize = try value.byteSize() }

@@ -1,25 +1,33 @@
 import NIOCore
+import NIOHTTP1
 
 /// The pure state machine behind ``ConnectionGuardHandler``: which timer runs and when a client is cut off for a
-/// slow or oversized request head.
+/// slow or oversized request head, or a stalled or trickling request body.
 ///
 /// It sees raw bytes (before the HTTP parser) and counts the request head up to its blank line, so a large body
-/// sent in the same packet as the head is not mistaken for a large head.
+/// sent in the same packet as the head is not mistaken for a large head. Time comes in as an argument
+/// (nanoseconds of a monotonic clock), so tests drive it without waiting.
 struct ConnectionGuardStateMachine {
     enum State: Equatable {
         /// Between requests (or before the first): the idle timer runs.
         case idle
         /// Some bytes of a head arrived; the header timer runs.
         case readingHead(bytes: Int, matched: Int)
-        /// The head is complete (blank line seen or the parser delivered it); no timer until the response ends.
+        /// The head is complete (blank line seen or the parser delivered it) and no body is awaited: no timer
+        /// until the response ends.
         case inRequest
+        /// A request body is arriving: the body timer runs, restarted by every read. `since` and `bytes` measure
+        /// the rate since the body started (or resumed after a pause).
+        case readingBody(since: UInt64, bytes: Int)
+        /// The body is not read for now (a proxied upload waits for its upstream): the client is not to blame.
+        case bodyPaused
     }
 
     enum Action: Equatable {
         case none
         case startTimer(Timer)
         case cancelTimer
-        /// Answer with a bare error and close.
+        /// Refuse the request (the request handler answers and closes).
         case reject(Rejection)
         case close
     }
@@ -27,30 +35,63 @@ struct ConnectionGuardStateMachine {
     enum Timer: Equatable {
         case idle
         case header
+        case body
     }
 
     enum Rejection: Equatable {
         case headerTooLarge
         case headerTimeout
+        case bodyTimeout
+        case bodyTooSlow
+
+        var status: HTTPResponseStatus {
+            self == .headerTooLarge ? .requestHeaderFieldsTooLarge : .requestTimeout
+        }
+
+        var reason: String {
+            switch self {
+            case .headerTooLarge: "the request head is too large"
+            case .headerTimeout: "the request head took too long"
+            case .bodyTimeout: "the request body stalled"
+            case .bodyTooSlow: "the request body arrives too slowly"
+            }
+        }
     }
 
     private(set) var state: State = .idle
     let maxHeaderSize: Int
+    /// `limits.body_timeout` in nanoseconds: the longest gap between body reads, and the time after which the
+    /// minimum rate applies.
+    let bodyTimeout: UInt64
+    /// `limits.body_min_rate` in bytes per second (0: no minimum).
+    let bodyMinRate: Int
 
-    init(maxHeaderSize: Int) {
+    init(maxHeaderSize: Int, bodyTimeout: UInt64 = 60_000_000_000, bodyMinRate: Int = 0) {
         self.maxHeaderSize = maxHeaderSize
+        self.bodyTimeout = bodyTimeout
+        self.bodyMinRate = bodyMinRate
     }
 
     mutating func connectionActive() -> Action { .startTimer(.idle) }
 
     /// Bytes arrived from the client.
-    mutating func bytesReceived(_ bytes: ByteBuffer) -> Action {
+    mutating func bytesReceived(_ bytes: ByteBuffer, now: UInt64 = 0) -> Action {
         var count: Int
         var matched: Int
         var startedHead = false
         switch state {
-        case .inRequest:
+        case .inRequest, .bodyPaused:
             return .none
+        case .readingBody(let since, let soFar):
+            let received = soFar + bytes.readableBytes
+            let elapsed = now &- since
+            if bodyMinRate > 0 && elapsed > bodyTimeout
+                && Double(received) < Double(bodyMinRate) * Double(elapsed) / 1e9
+            {
+                return .reject(.bodyTooSlow)
+            }
+            state = .readingBody(since: since, bytes: received)
+            return .startTimer(.body)
         case .idle:
             count = 0
             matched = 0
@@ -86,11 +127,40 @@ struct ConnectionGuardStateMachine {
         return startedHead ? .startTimer(.header) : .none
     }
 
-    /// The HTTP parser delivered a request head.
-    mutating func requestHeadReceived() -> Action {
+    /// The HTTP parser delivered a request head; `expectsBody` when it announced a body still to come.
+    mutating func requestHeadReceived(expectsBody: Bool = false, now: UInt64 = 0) -> Action {
+        if expectsBody {
+            state = .readingBody(since: now, bytes: 0)
+            return .startTimer(.body)
+        }
         if state == .inRequest { return .none }
         state = .inRequest
         return .cancelTimer
+    }
+
+    /// The whole request (head and body) has been read.
+    mutating func requestEnded() -> Action {
+        switch state {
+        case .readingBody, .bodyPaused:
+            state = .inRequest
+            return .cancelTimer
+        default:
+            return .none
+        }
+    }
+
+    /// The body is not read for now (backpressure from the upstream): its timer stops.
+    mutating func bodyPaused() -> Action {
+        guard case .readingBody = state else { return .none }
+        state = .bodyPaused
+        return .cancelTimer
+    }
+
+    /// Body reads resume: the timer and the rate measurement start over.
+    mutating func bodyResumed(now: UInt64 = 0) -> Action {
+        guard state == .bodyPaused else { return .none }
+        state = .readingBody(since: now, bytes: 0)
+        return .startTimer(.body)
     }
 
     /// The response was fully written and the connection stays open.
@@ -104,13 +174,23 @@ struct ConnectionGuardStateMachine {
         switch state {
         case .idle: return .close
         case .readingHead: return .reject(.headerTimeout)
-        case .inRequest: return .none
+        case .readingBody: return .reject(.bodyTimeout)
+        case .inRequest, .bodyPaused: return .none
         }
     }
 }
 
-/// Enforces the header-read timeout (slowloris), the keep-alive idle timeout and the maximum head size on an
-/// HTTP/1.1 connection. Sits in front of the HTTP parser.
+/// Sent up the pipeline when ``ConnectionGuardHandler`` refuses the connection's request (a slow or oversized head,
+/// a stalled body): the request handler answers it, so the refusal is logged and recorded like any other, and
+/// closes the connection.
+struct ConnectionGuardRefusal {
+    var status: HTTPResponseStatus
+    var reason: String
+}
+
+/// Enforces the header-read timeout (slowloris), the request-body timeout and minimum rate, the keep-alive idle
+/// timeout and the maximum head size on an HTTP/1.1 connection. Sits in front of the HTTP parser; refusals go up to
+/// the request handler as ``ConnectionGuardRefusal``.
 ///
 /// Timers are lazy: moving a deadline only updates a field, and the one scheduled task re-arms itself when it fires
 /// early. Scheduling and cancelling a task per request cost about a tenth of the request budget in benchmarks.
@@ -121,6 +201,9 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
     private var machine: ConnectionGuardStateMachine
     private let idleTimeout: TimeAmount
     private let headerTimeout: TimeAmount
+    private let bodyTimeout: TimeAmount
+    /// A refusal was sent up: nothing more is read from this connection.
+    private var refused = false
     /// When the current timer should go off; nil when no timer runs.
     private var deadline: NIODeadline?
     /// The scheduled wake-up and when it fires.
@@ -129,7 +212,10 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
     private var context: ChannelHandlerContext?
 
     init(limits: Limits) {
-        machine = ConnectionGuardStateMachine(maxHeaderSize: limits.maxHeaderSize)
+        bodyTimeout = TimeAmount(limits.bodyTimeout)
+        machine = ConnectionGuardStateMachine(
+            maxHeaderSize: limits.maxHeaderSize, bodyTimeout: UInt64(max(bodyTimeout.nanoseconds, 1)),
+            bodyMinRate: limits.bodyMinRate)
         idleTimeout = TimeAmount(limits.idleTimeout)
         headerTimeout = TimeAmount(limits.headerTimeout)
     }
@@ -155,16 +241,29 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let action = machine.bytesReceived(unwrapInboundIn(data))
+        if refused { return }
+        let action = machine.bytesReceived(unwrapInboundIn(data), now: NIODeadline.now().uptimeNanoseconds)
         perform(action, context: context)
         if case .reject = action { return }
         context.fireChannelRead(data)
     }
 
-    /// Called by the request handler when the parser produced a head.
-    func requestHeadReceived() {
+    /// Called by the request handler when the parser produced a head (`expectsBody` when a body follows).
+    func requestHeadReceived(expectsBody: Bool) {
         guard let context else { return }
-        perform(machine.requestHeadReceived(), context: context)
+        perform(machine.requestHeadReceived(expectsBody: expectsBody, now: NIODeadline.now().uptimeNanoseconds), context: context)
+    }
+
+    /// Called by the request handler when the request's body (or its bodiless head) has been read to the end.
+    func requestEnded() {
+        guard let context else { return }
+        perform(machine.requestEnded(), context: context)
+    }
+
+    /// Called by the request handler when it stops or resumes reading a body for its own reasons (backpressure).
+    func requestBody(paused: Bool) {
+        guard let context else { return }
+        perform(paused ? machine.bodyPaused() : machine.bodyResumed(now: NIODeadline.now().uptimeNanoseconds), context: context)
     }
 
     /// Called by the request handler when a response finished on a connection that stays open.
@@ -181,7 +280,13 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
     }
 
     private func arm(_ kind: ConnectionGuardStateMachine.Timer, context: ChannelHandlerContext) {
-        let due = NIODeadline.now() + (kind == .idle ? idleTimeout : headerTimeout)
+        let timeout: TimeAmount
+        switch kind {
+        case .idle: timeout = idleTimeout
+        case .header: timeout = headerTimeout
+        case .body: timeout = bodyTimeout
+        }
+        let due = NIODeadline.now() + timeout
         deadline = due
         if let wakeUpAt, wakeUpAt <= due { return }  // the pending wake-up comes first and will re-arm
         wakeUp?.cancel()
@@ -219,11 +324,8 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
             context.close(promise: nil)
         case .reject(let rejection):
             stopTimers()
-            if rejection == .headerTooLarge {
-                ErrorPage.sendAndClose(.requestHeaderFieldsTooLarge, reason: "the request head is too large", context: context)
-            } else {
-                ErrorPage.sendAndClose(.requestTimeout, reason: "the request head took too long", context: context)
-            }
+            refused = true
+            context.fireUserInboundEventTriggered(ConnectionGuardRefusal(status: rejection.status, reason: rejection.reason))
         }
     }
 }

@@ -29,8 +29,13 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The request being answered. A class so the many small updates along the way mutate one object instead of
     /// copying a large struct (with a retain per field) in and out of the optional.
     private final class Exchange {
-        let head: HTTPRequestHead
-        let headers: RequestHeaderSummary
+        /// The head as routed: its target in normal form (``RequestAdmission``).
+        var head: HTTPRequestHead
+        var headers: RequestHeaderSummary
+        /// The target as the client sent it, when admission rewrote it (for the access log).
+        var originalTarget: String?
+        /// Refused before routing (a malformed, ambiguous or overlong request): its event is of kind `refused`.
+        var refusedBeforeRouting = false
         /// The configuration the request started with, kept to its end.
         let snapshot: RuntimeSnapshot
         let startNanoseconds: UInt64
@@ -110,6 +115,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// An array rather than a ring buffer: empty, it costs no allocation, and HTTP/2 streams never use it.
     private var queued: [HTTPServerRequestPart] = []
     private var readHeld = false
+    /// The connection closes after the current answer (the client asked, or a request was refused): nothing more
+    /// that arrives is a request (RFC 9112 §9.6).
+    private var closing = false
+    /// Bytes after the current request did not parse: once its answer is out, they get a 400 and the connection
+    /// closes.
+    private var malformedAfterCurrent = false
     /// A proxied request body is read no further until the upstream takes what it has.
     private(set) var requestBodyPaused = false
     private var quiescing = false
@@ -161,8 +172,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if closing || malformedAfterCurrent { return }
         let part = unwrapInboundIn(data)
         if !isHTTP2, let current = exchange, current.requestEnded {
+            // A request after one that closes the connection is never served.
+            guard current.keepAlive else { return }
             // A pipelined request: answer it after the current response.
             queued.append(part)
             return
@@ -173,7 +187,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func process(_ part: HTTPServerRequestPart, context: any ExchangeTransport) {
         switch part {
         case .head(let head):
-            connectionGuard?.requestHeadReceived()
             begin(head, context: context)
         case .body(let body):
             guard let current = exchange else { return }
@@ -199,6 +212,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         case .end(let trailers):
             guard let current = exchange else { return }
+            connectionGuard?.requestEnded()
             current.requestEnded = true
             current.proxy?.requestEnd(trailers: trailers)
             let pending = current.pending
@@ -220,16 +234,22 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.exchangeFinished()
             return
         }
+        if malformedAfterCurrent {
+            malformedAfterCurrent = false
+            refuseWithoutHead(.badRequest, "the request is malformed", context: context)
+            return
+        }
+        if closing { return }
         while exchange == nil || exchange?.requestEnded == false, !queued.isEmpty {
             let next = queued.removeFirst()
             process(next, context: context)
             if let current = exchange, current.requestEnded, !current.responseFinished { break }
         }
-        if quiescing && exchange == nil && queued.isEmpty {
+        if quiescing && exchange == nil && queued.isEmpty && !closing {
             closeAfterPendingWrites(context: context)
             return
         }
-        if readHeld && queued.isEmpty && !requestBodyPaused {
+        if readHeld && queued.isEmpty && !requestBodyPaused && !closing {
             readHeld = false
             context.read()
         }
@@ -245,6 +265,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// worth is queued), and while a proxied upload waits for its upstream. Reads are not held merely because a
     /// response is pending: toggling read interest costs two `epoll_ctl` calls per request.
     func read(context: ChannelHandlerContext) {
+        if closing { return }
         if requestBodyPaused || (!isHTTP2 && !queued.isEmpty) {
             readHeld = true
             return
@@ -253,6 +274,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let refusal = event as? ConnectionGuardRefusal {
+            refuse(refusal.status, refusal.reason, context: context)
+            return
+        }
         if event is ChannelShouldQuiesceEvent && !isHTTP2 {
             quiescing = true
             if exchange == nil && queued.isEmpty { closeAfterPendingWrites(context: context) }
@@ -266,13 +291,14 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func begin(_ head: HTTPRequestHead, context: any ExchangeTransport) {
         let snapshot = connection.snapshots.current
         let limits = snapshot.limits
-        let headers = RequestHeaderSummary(head.headers)
         let current = Exchange(
-            head: head, headers: headers, snapshot: snapshot, startNanoseconds: NIODeadline.now().uptimeNanoseconds,
+            head: head, headers: RequestHeaderSummary(head.headers), snapshot: snapshot, startNanoseconds: NIODeadline.now().uptimeNanoseconds,
             bodyLimit: limits.maxBodySize, keepAlive: isHTTP2 || head.isKeepAlive)
         exchange = current
+        connectionGuard?.requestHeadReceived(expectsBody: current.headers.hasTransferEncoding
+            || (current.headers.contentLength.flatMap(Int.init) ?? 0) > 0)
 
-        if !isHTTP2 && headers.hasUpgrade {
+        if !isHTTP2 && current.headers.hasUpgrade {
             // NIO's decoder stops at an upgrade request: unless a WebSocket tunnel takes the connection over, it
             // closes after the answer.
             current.keepAlive = false
@@ -282,10 +308,15 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                          forceClose: true, extraHeaders: ["Retry-After": "1"])
             return
         }
-        if let refusal = Self.validate(head, headers: headers, limits: limits, isHTTP2: isHTTP2) {
-            respondError(refusal.status, refusal.reason, context: context, forceClose: refusal.close)
+        let sentTarget = head.uri
+        if let refusal = RequestAdmission.admit(&current.head, headers: &current.headers, limits: limits, isHTTP2: isHTTP2) {
+            current.refusedBeforeRouting = true
+            respondError(refusal.status, refusal.reason, context: context, forceClose: true)
             return
         }
+        let head = current.head
+        let headers = current.headers
+        if head.uri != sentTarget { current.originalTarget = sentTarget }
         let uri = head.uri
         let pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
         let path = uri[..<pathEnd]
@@ -567,37 +598,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         writeResponse(status: response.status, headers: response.headers, body: body, context: context)
     }
 
-    // MARK: - Validation
-
-    struct Refusal {
-        var status: HTTPResponseStatus
-        var reason: String
-        var close: Bool
-    }
-
-    /// Request-smuggling and size checks the parser does not already make.
-    static func validate(_ head: HTTPRequestHead, headers: RequestHeaderSummary, limits: Limits, isHTTP2: Bool)
-        -> Refusal?
-    {
-        if head.uri.utf8.count > limits.maxURILength {
-            return Refusal(status: .uriTooLong, reason: "the request target is longer than \(limits.maxURILength) bytes", close: true)
-        }
-        guard head.uri.utf8.first == UInt8(ascii: "/") || head.uri == "*" || head.method == .CONNECT else {
-            return Refusal(status: .badRequest, reason: "the request target must be a path", close: true)
-        }
-        if isHTTP2 { return nil }
-        if headers.hasTransferEncoding && headers.contentLengthCount > 0 {
-            return Refusal(status: .badRequest, reason: "both Content-Length and Transfer-Encoding are present", close: true)
-        }
-        if headers.contentLengthCount > 1 || (headers.contentLength.map { Int($0) == nil } ?? false) {
-            return Refusal(status: .badRequest, reason: "Content-Length is repeated or not a number", close: true)
-        }
-        if head.version.major == 1 && head.version.minor >= 1 && headers.hostCount != 1 {
-            return Refusal(status: .badRequest, reason: "HTTP/1.1 requests need exactly one Host header", close: true)
-        }
-        return nil
-    }
-
     /// `host[:port]` for an HTTPS redirect, or nil when the Host value has characters no host name has.
     static func redirectAuthority(host: String, port: Int) -> String? {
         let bare = RouteTable.normalizeHost(host)
@@ -852,7 +852,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else if keepAlive {
             context.flush()
         } else {
-            closeAfterPendingWrites(context: context)
+            closing = true
+            queued.removeAll()
+            // A malformed request after this one is answered (and the connection closed) once this one is done.
+            if !malformedAfterCurrent { closeAfterPendingWrites(context: context) }
         }
         if keepAlive { connectionGuard?.responseCompleted() }
         if current.requestEnded || isHTTP2 { completeExchange(context: context) }
@@ -865,6 +868,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let code = exchange.status.code
         return exchange.isHTML && exchange.head.method == .GET && ((200..<300).contains(code) || code == 304)
             && !exchange.headers.isPrefetch
+    }
+
+    private static func eventKind(_ exchange: Exchange) -> TrackingEvent.Kind {
+        if exchange.refusedBeforeRouting { return .refused }
+        return isPageview(exchange) ? .pageview : .request
     }
 
     /// With visitor cookies on: a new visitor id in a `Set-Cookie` for a page view of a visitor without one (and
@@ -917,7 +925,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let version: String = isHTTP2 ? "HTTP/2.0" : (head.version.minor == 1 ? "HTTP/1.1" : "HTTP/1.0")
             var event = TrackingEvent(
                 id: events.nextID(unixMilliseconds: started), timeMilliseconds: started, site: exchange.siteName,
-                host: headers.host ?? "", kind: Self.isPageview(exchange) ? .pageview : .request, method: head.method.rawValue,
+                host: headers.host ?? "", kind: Self.eventKind(exchange), method: head.method.rawValue,
                 scheme: connection.isTLS ? "https" : "http", target: head.uri, status: status,
                 bytesIn: exchange.bodyBytes, bytesOut: exchange.sentBytes, durationMicroseconds: Int(elapsed / 1000),
                 upstream: exchange.proxy?.upstreamAddress ?? "", upstreamMicroseconds: upstreamMicroseconds ?? 0,
@@ -964,6 +972,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let isHTTP2 = self.isHTTP2
         let requestID = exchange.requestID
         let upstream = exchange.proxy?.upstreamAddress
+        let originalTarget = exchange.originalTarget
         accessLog.append { buffer in
             buffer.writeStaticString("{\"time\":\"")
             buffer.writeString(isoSecond)
@@ -975,7 +984,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             buffer.writeJSONField(",\"client\":", client, first: true)
             buffer.writeJSONField("\"method\":", head.method.rawValue)
             buffer.writeJSONField("\"host\":", headers.host ?? "")
-            buffer.writeJSONField("\"uri\":", head.uri)
+            buffer.writeJSONField("\"uri\":", originalTarget ?? head.uri)
             if isHTTP2 {
                 buffer.writeStaticString(",\"proto\":\"HTTP/2.0\"")
             } else if head.version.minor == 1 {
@@ -1025,14 +1034,53 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // The decoder refuses malformed requests (bad framing, obs-fold, invalid characters): answer 400 when no
-        // response is under way, then close, since the byte stream can no longer be trusted.
-        if !isHTTP2, error is HTTPParserError, exchange == nil || exchange?.responded == false, !closed {
-            let sent = ErrorPage.sendAndClose(.badRequest, reason: "the request is malformed", context: context)
-            core.unroutedMetrics.record(loop: loop.index, status: .badRequest, nanoseconds: 0, sent: sent, received: 0)
+        // The decoder refuses malformed requests (bad framing, obs-fold, invalid characters) and the byte stream can
+        // no longer be trusted: answer 400, then close.
+        guard !isHTTP2, error is HTTPParserError, !closed else {
+            context.close(promise: nil)
             return
         }
-        context.close(promise: nil)
+        if let current = exchange, current.requestEnded {
+            // The bad bytes follow a complete request, which is answered first. A client that asked to close
+            // sent nothing more that counts; one that did not learns why the connection ends.
+            queued.removeAll()
+            if current.head.isKeepAlive && !current.responseFinished { malformedAfterCurrent = true }
+            current.keepAlive = false
+            return
+        }
+        refuse(.badRequest, "the request is malformed", context: context)
+    }
+
+    /// Refuses the request being read (or, between requests, the bytes that were to be one): a 400/408/431 when no
+    /// answer has started, logged and recorded like any answer; the connection then closes. A response already under
+    /// way can only be cut short.
+    private func refuse(_ status: HTTPResponseStatus, _ reason: String, context: any ExchangeTransport) {
+        guard let current = exchange else {
+            refuseWithoutHead(status, reason, context: context)
+            return
+        }
+        current.proxy?.cancel()
+        current.pending = nil
+        queued.removeAll()
+        if current.responded {
+            current.keepAlive = false
+            context.closeExchange()
+            return
+        }
+        respondError(status, reason, context: context, forceClose: true)
+    }
+
+    /// Answers bytes that never became a request head (malformed, too large, too slow) through an exchange of its
+    /// own, so the refusal is one access-log line and one `refused` event like every other answer.
+    private func refuseWithoutHead(_ status: HTTPResponseStatus, _ reason: String, context: any ExchangeTransport) {
+        let head = HTTPRequestHead(version: .http1_1, method: .RAW(value: "-"), uri: "")
+        let current = Exchange(
+            head: head, headers: RequestHeaderSummary(), snapshot: connection.snapshots.current,
+            startNanoseconds: NIODeadline.now().uptimeNanoseconds, bodyLimit: 0, keepAlive: false)
+        current.refusedBeforeRouting = true
+        current.requestEnded = true
+        exchange = current
+        respondError(status, reason, context: context, forceClose: true)
     }
 }
 
@@ -1265,6 +1313,7 @@ extension RequestHandler: ProxyDownstream {
 
     func proxyRequestBody(paused: Bool) {
         requestBodyPaused = paused
+        connectionGuard?.requestBody(paused: paused)
         guard !paused, let context = transport else { return }
         if isHTTP2 {
             context.read()  // returns the stream's withheld flow-control credit

@@ -10,6 +10,8 @@ public struct TrackingEvent: Sendable, Equatable {
     /// What produced the event.
     public enum Kind: UInt8, Sendable, CaseIterable {
         case request = 0, pageview, pixelOpen, linkClick, track, serverTrack, ltv, consent
+        /// A request refused before routing (malformed, ambiguous, overlong, too slow): attacks show in analytics.
+        case refused
 
         /// The name stored in ClickHouse and shown in exports.
         public var name: String {
@@ -22,6 +24,7 @@ public struct TrackingEvent: Sendable, Equatable {
             case .serverTrack: "server_track"
             case .ltv: "ltv"
             case .consent: "consent"
+            case .refused: "refused"
             }
         }
     }

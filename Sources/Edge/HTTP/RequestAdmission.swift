@@ -1,0 +1,74 @@
+import NIOHTTP1
+import RequestTarget
+import Static
+
+/// The checks a request head passes before it is routed, and the one form it is routed and forwarded in.
+///
+/// Everything after admission (site and route selection, rate limits, body limits, the handlers, the upstream)
+/// sees the same target: origin-form, its path in ``NormalizedPath``'s normal form, the query as sent, and `Host`
+/// taken from an absolute-form target's authority when there was one. A refusal ends the connection.
+enum RequestAdmission {
+    struct Refusal: Equatable {
+        var status: HTTPResponseStatus
+        var reason: String
+    }
+
+    /// Checks `head`, and rewrites its target (and `Host`) in place when it was not in normal form. `headers` is
+    /// the summary of `head.headers`, kept in step.
+    static func admit(
+        _ head: inout HTTPRequestHead, headers: inout RequestHeaderSummary, limits: Limits, isHTTP2: Bool
+    ) -> Refusal? {
+        if head.uri.utf8.count > limits.maxURILength {
+            return Refusal(status: .uriTooLong, reason: "the request target is longer than \(limits.maxURILength) bytes")
+        }
+        if isHTTP2 && !RequestMethod.isAcceptable(head.method.rawValue) {
+            return Refusal(status: .badRequest, reason: "the method must be an upper-case token")
+        }
+        if head.method == .CONNECT {
+            return Refusal(status: .methodNotAllowed, reason: "this server does not open tunnels (CONNECT)")
+        }
+        if !isHTTP2, let refusal = framingRefusal(head, headers: headers) { return refusal }
+        let target: RequestTarget
+        switch RequestTarget.parse(head.uri) {
+        case .success(let parsed): target = parsed
+        case .failure(let rejection): return Refusal(status: .badRequest, reason: rejection.rawValue)
+        }
+        if target.path == "*" && head.method != .OPTIONS {
+            return Refusal(status: .badRequest, reason: "the target * is only for OPTIONS")
+        }
+        if let authority = target.authority {
+            // RFC 9112 §3.2.2: the authority of an absolute-form target takes the place of Host.
+            let host = String(authority)
+            head.headers.replaceOrAdd(name: "host", value: host)
+            headers.host = host
+        }
+        if let host = headers.host, !HostName.isValidAuthority(host) {
+            return Refusal(status: .badRequest, reason: "the Host header is not a valid host name")
+        }
+        guard target.path != "*" else { return nil }
+        switch NormalizedPath.normalize(target.path, encodedSlashes: limits.encodedSlashes) {
+        case .success(let normal):
+            if normal != nil || target.authority != nil { head.uri = target.originForm(path: normal) }
+            return nil
+        case .failure(let rejection):
+            return Refusal(status: .badRequest, reason: rejection.rawValue)
+        }
+    }
+
+    /// HTTP/1.1 framing that could be read two ways (request smuggling) and the parser lets through.
+    private static func framingRefusal(_ head: HTTPRequestHead, headers: RequestHeaderSummary) -> Refusal? {
+        if headers.hasTransferEncoding && headers.contentLengthCount > 0 {
+            return Refusal(status: .badRequest, reason: "both Content-Length and Transfer-Encoding are present")
+        }
+        if headers.contentLengthCount > 1 || (headers.contentLength.map { Int($0) == nil } ?? false) {
+            return Refusal(status: .badRequest, reason: "Content-Length is repeated or not a number")
+        }
+        if head.version.major == 1 && head.version.minor >= 1 && headers.hostCount != 1 {
+            return Refusal(status: .badRequest, reason: "HTTP/1.1 requests need exactly one Host header")
+        }
+        if headers.hasTransferEncoding && !TransferCoding.isChunkedOnly(head.headers[canonicalForm: "transfer-encoding"]) {
+            return Refusal(status: .notImplemented, reason: "the only transfer coding accepted is chunked")
+        }
+        return nil
+    }
+}

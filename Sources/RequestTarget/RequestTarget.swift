@@ -1,0 +1,139 @@
+/// A request target split into its parts (RFC 9112 §3.2): origin-form (`/path?query`), absolute-form
+/// (`http://host/path?query`, whose authority takes the place of `Host`), and asterisk-form (`*`, `OPTIONS` only).
+/// Authority-form (`CONNECT host:port`) is not served by an edge and is refused by the caller.
+public struct RequestTarget: Sendable, Equatable {
+    /// The authority of an absolute-form target (`example.com:8080`), nil otherwise.
+    public var authority: Substring?
+    /// The path (`/` for an absolute-form target without one, `*` for asterisk-form).
+    public var path: Substring
+    /// What follows the first `?`, nil when there is no `?`.
+    public var query: Substring?
+
+    public enum Rejection: String, Error, Sendable {
+        case notAPath = "the request target must be a path or an absolute http(s) URL"
+        case badAuthority = "the request target's authority is not a valid host"
+    }
+
+    public init(authority: Substring? = nil, path: Substring, query: Substring?) {
+        self.authority = authority
+        self.path = path
+        self.query = query
+    }
+
+    /// Splits `target`. The path is not normalized here (see ``NormalizedPath``).
+    public static func parse(_ target: String) -> Result<RequestTarget, Rejection> {
+        let utf8 = target.utf8
+        guard let first = utf8.first else { return .failure(.notAPath) }
+        if first == UInt8(ascii: "/") {
+            let (path, query) = splitQuery(Substring(target))
+            return .success(RequestTarget(path: path, query: query))
+        }
+        if target == "*" { return .success(RequestTarget(path: "*", query: nil)) }
+        // absolute-form: scheme "://" authority [path-abempty] ["?" query]; only http and https are ours to serve.
+        let rest: Substring
+        if utf8.count > 7, target.utf8.prefix(7).lowercasedASCIIEquals("http://") {
+            rest = Substring(target).dropFirst(7)
+        } else if utf8.count > 8, target.utf8.prefix(8).lowercasedASCIIEquals("https://") {
+            rest = Substring(target).dropFirst(8)
+        } else {
+            return .failure(.notAPath)
+        }
+        let authorityEnd = rest.utf8.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
+        guard HostName.isValidAuthority(authority) else { return .failure(.badAuthority) }
+        let remainder = rest[authorityEnd...]
+        if remainder.utf8.first == UInt8(ascii: "/") {
+            let (path, query) = splitQuery(remainder)
+            return .success(RequestTarget(authority: authority, path: path, query: query))
+        }
+        // `http://host` or `http://host?x`: the path is `/` (RFC 9112 §3.2.2 when there is no path).
+        let query = remainder.isEmpty ? nil : remainder.dropFirst()
+        return .success(RequestTarget(authority: authority, path: "/", query: query))
+    }
+
+    /// The origin-form target with `path` in place of the parsed one: `path?query`.
+    public func originForm(path replacement: String? = nil) -> String {
+        let path = replacement.map { Substring($0) } ?? self.path
+        guard let query else { return String(path) }
+        return path + "?" + query
+    }
+
+    private static func splitQuery(_ target: Substring) -> (Substring, Substring?) {
+        guard let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (target, nil) }
+        return (target[..<mark], target[target.index(after: mark)...])
+    }
+}
+
+/// The `Host` header and an absolute-form authority, checked against RFC 3986 §3.2.2 and §3.2.3.
+public enum HostName {
+    /// `reg-name / IP-literal / IPv4address`, optionally `:port` (digits, at most 65535). An empty value is
+    /// accepted (HTTP/1.1 allows an empty Host when the target has no authority; the default site answers it).
+    /// Refuses what would make the edge and a backend disagree about the host: userinfo (`evil@localhost`), spaces,
+    /// slashes, percent-escapes, and the sub-delimiters the grammar allows but no real host name uses.
+    public static func isValidAuthority<S: StringProtocol>(_ value: S) -> Bool {
+        let bytes = Array(value.utf8)
+        if bytes.isEmpty { return true }
+        var hostEnd = bytes.count
+        var index = 0
+        if bytes[0] == UInt8(ascii: "[") {
+            // IP-literal: hex digits, colons and dots (IPv6, with an embedded IPv4 tail); no zone ids.
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")), close > 1 else { return false }
+            for byte in bytes[1..<close] {
+                guard hexValue(byte) != nil || byte == UInt8(ascii: ":") || byte == UInt8(ascii: ".") else { return false }
+            }
+            hostEnd = close + 1
+            if hostEnd < bytes.count && bytes[hostEnd] != UInt8(ascii: ":") { return false }
+        } else {
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: ":") {
+                    hostEnd = index
+                    break
+                }
+                if byte == UInt8(ascii: "%") {
+                    // pct-encoded is allowed by the grammar, but a host never needs it here: refuse.
+                    return false
+                }
+                guard isRegNameByte(byte) else { return false }
+                index += 1
+            }
+            if hostEnd == 0 { return false }
+        }
+        if hostEnd < bytes.count {
+            // ":" port
+            let port = bytes[(hostEnd + 1)...]
+            guard port.count <= 5, port.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+                return false
+            }
+            if let number = Int(String(decoding: port, as: UTF8.self)), number > 65_535 { return false }
+        }
+        return true
+    }
+
+    /// unreserved / sub-delims, less the sub-delims no host name has in practice and that some backends split on
+    /// (`;`, `,`, `'`, `(`, `)`, `*`, `+`, `!`, `$`, `&`, `=`): letters, digits, `-`, `.`, `_`, `~`.
+    @inline(__always)
+    private static func isRegNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+            UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+}
+
+extension Substring.UTF8View {
+    /// ASCII case-insensitive equality with a lower-case literal.
+    func lowercasedASCIIEquals(_ literal: StaticString) -> Bool {
+        guard count == literal.utf8CodeUnitCount else { return false }
+        return literal.withUTF8Buffer { expected in
+            zip(self, expected).allSatisfy { pair in
+                let (byte, lower) = pair
+                return (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte) == lower
+            }
+        }
+    }
+}
