@@ -16,9 +16,9 @@ struct ConnectionGuardStateMachine {
         /// The head is complete (blank line seen or the parser delivered it) and no body is awaited: no timer
         /// until the response ends.
         case inRequest
-        /// A request body is arriving: the body timer runs, restarted by every read. `since` and `bytes` measure
-        /// the rate since the body started (or resumed after a pause).
-        case readingBody(since: UInt64, bytes: Int)
+        /// A request body is arriving: the body timer runs, restarted by every read; the rate is measured since
+        /// the body started (or resumed after a pause).
+        case readingBody(BodyProgress)
         /// The body is not read for now (a proxied upload waits for its upstream): the client is not to blame.
         case bodyPaused
     }
@@ -82,15 +82,12 @@ struct ConnectionGuardStateMachine {
         switch state {
         case .inRequest, .bodyPaused:
             return .none
-        case .readingBody(let since, let soFar):
-            let received = soFar + bytes.readableBytes
-            let elapsed = now &- since
-            if bodyMinRate > 0 && elapsed > bodyTimeout
-                && Double(received) < Double(bodyMinRate) * Double(elapsed) / 1e9
-            {
+        case .readingBody(var progress):
+            progress.received(bytes.readableBytes, now: now)
+            if progress.rateVerdict(now: now, timeout: bodyTimeout, minRate: bodyMinRate) != nil {
                 return .reject(.bodyTooSlow)
             }
-            state = .readingBody(since: since, bytes: received)
+            state = .readingBody(progress)
             return .startTimer(.body)
         case .idle:
             count = 0
@@ -130,7 +127,7 @@ struct ConnectionGuardStateMachine {
     /// The HTTP parser delivered a request head; `expectsBody` when it announced a body still to come.
     mutating func requestHeadReceived(expectsBody: Bool = false, now: UInt64 = 0) -> Action {
         if expectsBody {
-            state = .readingBody(since: now, bytes: 0)
+            state = .readingBody(BodyProgress(now: now))
             return .startTimer(.body)
         }
         if state == .inRequest { return .none }
@@ -159,7 +156,7 @@ struct ConnectionGuardStateMachine {
     /// Body reads resume: the timer and the rate measurement start over.
     mutating func bodyResumed(now: UInt64 = 0) -> Action {
         guard state == .bodyPaused else { return .none }
-        state = .readingBody(since: now, bytes: 0)
+        state = .readingBody(BodyProgress(now: now))
         return .startTimer(.body)
     }
 
@@ -325,6 +322,7 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
         case .reject(let rejection):
             stopTimers()
             refused = true
+            if rejection == .bodyTimeout || rejection == .bodyTooSlow { GatewayMetrics.shared.bodyTimeouts.increment() }
             context.fireUserInboundEventTriggered(ConnectionGuardRefusal(status: rejection.status, reason: rejection.reason))
         }
     }

@@ -14,6 +14,8 @@ protocol ExchangeTransport: AnyObject {
     func writeFrame(_ payload: HTTP2Frame.FramePayload, promise: EventLoopPromise<Void>?)
     func writeAndFlushFrame(_ payload: HTTP2Frame.FramePayload) -> EventLoopFuture<Void>
     func flush()
+    /// Flushes at once (HTTP/2 otherwise waits for the end of the read burst).
+    func flushNow()
     /// Closes the connection (HTTP/1.1) or resets the stream (HTTP/2).
     func closeExchange()
     /// Asks for more request bytes (HTTP/1.1 read backpressure).
@@ -44,6 +46,8 @@ extension ChannelHandlerContext: ExchangeTransport {
     }
 
     func closeExchange() { close(promise: nil) }
+
+    func flushNow() { flush() }
 
     func exchangeFinished() {}
 }

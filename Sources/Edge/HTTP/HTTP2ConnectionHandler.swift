@@ -21,10 +21,17 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         /// Stream flow-control credit held back while the handler cannot take more body (a proxied upload whose
         /// upstream is slower than the client).
         var withheldCredit = 0
+        /// How the request body is arriving; nil once it ended (or was refused).
+        var body: BodyProgress?
     }
 
     private let makeHandler: () -> RequestHandler
     private let idleTimeout: TimeAmount
+    private let bodyTimeout: UInt64
+    private let bodyMinRate: Int
+    private let sendTimeout: UInt64
+    /// The periodic check of stream deadlines (body and send timeouts); runs while the connection has streams.
+    private var sweep: Scheduled<Void>?
     private var streams: [HTTP2StreamID: Stream] = [:]
     private var context: ChannelHandlerContext?
     private var inReadBurst = false
@@ -36,8 +43,11 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
 
     private let connection: ConnectionInfo
 
-    init(idleTimeout: TimeAmount, connection: ConnectionInfo, makeHandler: @escaping () -> RequestHandler) {
-        self.idleTimeout = idleTimeout
+    init(limits: Limits, connection: ConnectionInfo, makeHandler: @escaping () -> RequestHandler) {
+        idleTimeout = TimeAmount(limits.idleTimeout)
+        bodyTimeout = UInt64(max(TimeAmount(limits.bodyTimeout).nanoseconds, 1))
+        bodyMinRate = limits.bodyMinRate
+        sendTimeout = UInt64(max(TimeAmount(limits.sendTimeout).nanoseconds, 1))
         self.connection = connection
         self.makeHandler = makeHandler
     }
@@ -56,6 +66,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         idleCheck?.cancel()
+        sweep?.cancel()
         self.context = nil
     }
 
@@ -63,6 +74,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         for stream in streams.values { stream.handler.streamClosed() }
         streams.removeAll()
         idleCheck?.cancel()
+        sweep?.cancel()
         context.fireChannelInactive()
     }
 
@@ -76,6 +88,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
                 // Trailers.
                 if headers.endStream && !stream.requestEnded {
                     stream.requestEnded = true
+                    stream.body = nil
                     streams[id] = stream
                     var trailers = HTTPHeaders()
                     for (name, value, _) in headers.headers where !name.hasPrefix(":") {
@@ -99,7 +112,10 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
             let handler = makeHandler()
             let transport = HTTP2StreamTransport(streamID: id, connection: self, context: context)
             handler.attach(transport)
-            streams[id] = Stream(handler: handler, transport: transport, requestEnded: headers.endStream)
+            streams[id] = Stream(
+                handler: handler, transport: transport, requestEnded: headers.endStream,
+                body: headers.endStream ? nil : BodyProgress(now: NIODeadline.now().uptimeNanoseconds))
+            scheduleSweep(context: context)
             if connection.overCapacity && !quiescing {
                 // Over the connection cap: this stream gets the 503, no other starts, and the connection closes
                 // when it is done.
@@ -127,14 +143,18 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
                 flushPending = true
             }
             guard var stream = streams[id] else { return }
+            let ends = payload.endStream && !stream.requestEnded
+            if ends {
+                stream.requestEnded = true
+                stream.body = nil
+            } else {
+                stream.body?.received(credit, now: NIODeadline.now().uptimeNanoseconds)
+            }
+            streams[id] = stream
             if case .byteBuffer(let buffer) = payload.data, buffer.readableBytes > 0 {
                 stream.handler.receive(.body(buffer))
             }
-            if payload.endStream && !stream.requestEnded {
-                stream.requestEnded = true
-                streams[id] = stream
-                stream.handler.receive(.end(nil))
-            }
+            if ends { stream.handler.receive(.end(nil)) }
         case .rstStream:
             if let stream = streams.removeValue(forKey: id) {
                 stream.handler.streamClosed()
@@ -220,6 +240,58 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: goAway)))
             .whenComplete { _ in bound.value.close(promise: nil) }
+    }
+
+    // MARK: - Stream deadlines
+
+    /// How often stream deadlines are checked: a quarter of the shorter timeout, between 100 ms and 5 s.
+    private var sweepInterval: TimeAmount {
+        .nanoseconds(Int64(min(max(min(bodyTimeout, sendTimeout) / 4, 100_000_000), 5_000_000_000)))
+    }
+
+    private func scheduleSweep(context: ChannelHandlerContext) {
+        guard sweep == nil else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        sweep = context.eventLoop.scheduleTask(in: sweepInterval) { bound.value.sweepFired() }
+    }
+
+    /// Refuses request bodies that stalled or trickle (408, as on HTTP/1.1) and resets streams whose response has
+    /// made no progress for `send_timeout` (a client that never opens its flow-control window must not hold a
+    /// file, buffers or an upstream connection).
+    private func sweepFired() {
+        sweep = nil
+        guard let context, !streams.isEmpty else { return }
+        let now = NIODeadline.now().uptimeNanoseconds
+        var slowBodies: [(RequestHandler, BodyProgress.Verdict)] = []
+        var stalledSends: [HTTP2StreamID] = []
+        for (id, stream) in streams {
+            if stream.body != nil {
+                if stream.handler.requestBodyPaused {
+                    // Not read for now (the upstream is slower): pause time is not the client's.
+                    streams[id]?.body = BodyProgress(now: now)
+                } else if let verdict = stream.body?.verdict(now: now, timeout: bodyTimeout, minRate: bodyMinRate) {
+                    streams[id]?.body = nil
+                    slowBodies.append((stream.handler, verdict))
+                    continue
+                }
+            }
+            if stream.handler.sendStalled(now: now, timeout: sendTimeout) { stalledSends.append(id) }
+        }
+        for (handler, verdict) in slowBodies {
+            GatewayMetrics.shared.bodyTimeouts.increment()
+            handler.requestBodyRefused(verdict)
+        }
+        for id in stalledSends {
+            guard let stream = streams.removeValue(forKey: id) else { continue }
+            GatewayMetrics.shared.sendTimeouts.increment()
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.cancel))), promise: nil)
+            stream.handler.streamClosed()
+        }
+        if !stalledSends.isEmpty {
+            context.flush()
+            streamRemoved(context: context)
+        }
+        if !streams.isEmpty { scheduleSweep(context: context) }
     }
 
     /// Starts (lazily) the idle timer: a connection without streams for `idleTimeout` is closed with GOAWAY.
@@ -308,6 +380,8 @@ final class HTTP2StreamTransport: ExchangeTransport {
     }
 
     func flush() { connection?.flushSoon() }
+
+    func flushNow() { context.flush() }
 
     func writeWithFuture(_ data: NIOAny) -> EventLoopFuture<Void> {
         context.eventLoop.makeSucceededVoidFuture()

@@ -125,6 +125,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private(set) var requestBodyPaused = false
     private var quiescing = false
     private var closed = false
+    /// HTTP/2: response DATA writes handed to the connection that have not left yet, and when one last completed (or
+    /// the first was handed over). A stream whose writes make no progress for `send_timeout` is reset.
+    private var writesInFlight = 0
+    private var lastWriteProgress: UInt64 = 0
 
     init(core: GatewayCore, loop: LoopContext, connection: ConnectionInfo, connectionGuard: ConnectionGuardHandler?,
          isHTTP2: Bool)
@@ -146,6 +150,30 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func receive(_ part: HTTPServerRequestPart) {
         guard let transport else { return }
         process(part, context: transport)
+    }
+
+    /// The HTTP/2 stream's body stalled or trickles: refused like an HTTP/1.1 body (408).
+    func requestBodyRefused(_ verdict: BodyProgress.Verdict) {
+        guard let transport else { return }
+        let rejection: ConnectionGuardStateMachine.Rejection = verdict == .stalled ? .bodyTimeout : .bodyTooSlow
+        refuse(rejection.status, rejection.reason, context: transport)
+    }
+
+    /// Whether response writes have been waiting longer than `timeout` (nanoseconds) without any completing.
+    func sendStalled(now: UInt64, timeout: UInt64) -> Bool {
+        writesInFlight > 0 && now &- lastWriteProgress > timeout
+    }
+
+    /// Counts an HTTP/2 DATA write until it has left (see ``sendStalled(now:timeout:)``).
+    private func trackWrite(_ written: EventLoopFuture<Void>) {
+        if writesInFlight == 0 { lastWriteProgress = NIODeadline.now().uptimeNanoseconds }
+        writesInFlight += 1
+        let loopBound = NIOLoopBound(self, eventLoop: written.eventLoop)
+        written.whenComplete { _ in
+            let handler = loopBound.value
+            handler.writesInFlight -= 1
+            handler.lastWriteProgress = NIODeadline.now().uptimeNanoseconds
+        }
     }
 
     /// The stream was reset or its connection closed: nothing more may be written.
@@ -813,7 +841,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard handler.transport != nil, !handler.closed else {
                 return contextBound.value.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
             }
-            if isHTTP2 { return contextBound.value.writeAndFlushFrame(.data(.init(data: .byteBuffer(chunk)))) }
+            if isHTTP2 {
+                let written = contextBound.value.writeAndFlushFrame(.data(.init(data: .byteBuffer(chunk))))
+                handler.trackWrite(written)
+                return written
+            }
             return contextBound.value.writeAndFlushWithFuture(NIOAny(chunk))
         }.whenComplete { result in
             try? file.handle.close()
@@ -842,13 +874,15 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // even if the process is killed right after.
         record(current)
         if isHTTP2 {
-            context.flush()
             if !current.requestEnded {
                 // The answer is complete but the client is still sending (an error before the body was read):
-                // RST_STREAM with NO_ERROR tells it to stop without failing the response (RFC 9113 §8.1).
+                // RST_STREAM with NO_ERROR tells it to stop without failing the response (RFC 9113 §8.1). The answer
+                // must leave first: a reset drops frames still queued for the stream.
+                context.flushNow()
                 context.writeFrame(.rstStream(.noError), promise: nil)
                 current.requestEnded = true
             }
+            context.flush()
         } else if keepAlive {
             context.flush()
         } else {
@@ -1230,6 +1264,7 @@ extension RequestHandler: ProxyDownstream {
             current.unsentFrameBytes += size
             let promise = context.eventLoop.makePromise(of: Void.self)
             context.writeFrame(.data(.init(data: .byteBuffer(buffer))), promise: promise)
+            trackWrite(promise.futureResult)
             let bound = NIOLoopBound(current, eventLoop: context.eventLoop)
             promise.futureResult.whenComplete { _ in
                 let exchange = bound.value

@@ -126,6 +126,10 @@ struct GatewayMetrics: Sendable {
     let tlsHandshakes = Counter(label: "vantage_tls_handshakes_total")
     let tlsHandshakeFailures = Counter(label: "vantage_tls_handshake_failures_total")
     let accessLogDropped = Counter(label: "vantage_access_log_dropped_bytes_total")
+    /// Request bodies refused for stalling or trickling (`limits.body_timeout`, `body_min_rate`).
+    let bodyTimeouts = Counter(label: "vantage_request_timeouts_total", dimensions: [("kind", "body")])
+    /// Responses cut off because the client read nothing for `limits.send_timeout`.
+    let sendTimeouts = Counter(label: "vantage_request_timeouts_total", dimensions: [("kind", "send")])
     let reloads = Counter(label: "vantage_config_reloads_total", dimensions: [("result", "success")])
     let failedReloads = Counter(label: "vantage_config_reloads_total", dimensions: [("result", "failure")])
 

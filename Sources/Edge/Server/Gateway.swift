@@ -319,7 +319,7 @@ public final class Gateway: Sendable {
         // No per-stream child channels: HTTP2ConnectionHandler serves all streams on this pipeline.
         try sync.addHandler(NIOHTTP2Handler(
             mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: streamConfiguration))
-        try sync.addHandler(HTTP2ConnectionHandler(idleTimeout: TimeAmount(limits.idleTimeout), connection: connection) {
+        try sync.addHandler(HTTP2ConnectionHandler(limits: limits, connection: connection) {
             RequestHandler(core: core, loop: loop, connection: connection, connectionGuard: nil, isHTTP2: true)
         })
     }

@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+
+/// Refusals that end a connection's requests, and deadlines on every connection and stream (issue 15), through the
+/// real binary in front of a real Node backend, with raw sockets (HTTP/1.1) and the `h2` package (HTTP/2).
+@Suite(.serialized) struct EdgeHardeningTests {
+    static func start(limits: String = "") throws -> (VantageProcess, BackendProcess) {
+        let backend = try BackendProcess.node("hard")
+        let vantage = try VantageProcess(
+            config: """
+                threads: 1
+                listen: { http: "127.0.0.1:0", https: "127.0.0.1:0" }
+                admin: { listen: "127.0.0.1:0" }
+                access_log: "{{DIR}}/access.log"
+                tls: { certificates: [{ cert: "{{DIR}}/a.pem", key: "{{DIR}}/a.key" }] }
+                limits: { header_timeout: 2s, body_timeout: 1s, send_timeout: 1s, max_body_size: 1KB, max_header_size: 4KB, max_uri_length: 1KB\(limits) }
+                tracking: { spool: { dir: "{{DIR}}/spool", sync_interval: 50ms } }
+                sites:
+                  - routes:
+                      - path: /proxy/
+                        max_body_size: 1MB
+                        proxy: { upstreams: ["\(backend.address)"], pool: { max_connections: 1 } }
+                      - { path: /files/, static: { root: "{{DIR}}/www", strip_prefix: true } }
+                      - { respond: "ok" }
+                """,
+            expect: ["http", "https", "admin"]
+        ) { directory in
+            _ = try makeCertificate(in: directory, name: "a", names: ["localhost"])
+            let www = directory.appendingPathComponent("www")
+            try FileManager.default.createDirectory(at: www, withIntermediateDirectories: true)
+            try Data(repeating: 0x61, count: 4 << 20).write(to: www.appendingPathComponent("big.bin"))
+        }
+        return (vantage, backend)
+    }
+
+    func responses(_ answer: String) -> Int { answer.components(separatedBy: "HTTP/1.1 ").count - 1 }
+
+    func accessLogLines(_ vantage: VantageProcess) -> [String] {
+        Thread.sleep(forTimeInterval: 1.3)  // the access log is written at least once a second
+        let text = (try? String(contentsOf: vantage.directory.appendingPathComponent("access.log"), encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map(String.init)
+    }
+
+    @Test func aRefusedRequestEndsTheConnectionsRequests() throws {
+        let (vantage, backend) = try Self.start()
+        defer { _ = vantage.stop(); backend.kill() }
+        let port = vantage.ports["http"]!
+        let next = "GET /proxy/echo HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        let refused: [(String, Int)] = [
+            ("GET /proxy%2Fx HTTP/1.1\r\nHost: localhost\r\n\r\n", 400),
+            ("GET /proxy/echo HTTP/1.1\r\nHost: evil@localhost\r\n\r\n", 400),
+            ("POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n", 413),
+            ("GET /\(String(repeating: "a", count: 2000)) HTTP/1.1\r\nHost: localhost\r\n\r\n", 414),
+            ("POST /proxy/upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+            ("GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: \(String(repeating: "b", count: 5000))\r\n\r\n", 431),
+        ]
+        for (request, status) in refused {
+            let answer = try rawExchange(port: port, send: [request + next + next])
+            #expect(answer.hasPrefix("HTTP/1.1 \(status) "), "\(answer.prefix(120))")
+            #expect(responses(answer) == 1, "a request after a \(status) was served: \(answer)")
+            #expect(!answer.contains("\"backend\""))
+        }
+        // Each refusal is one access-log line, and nothing else reached a handler.
+        let lines = accessLogLines(vantage)
+        #expect(lines.count == refused.count, "\(lines.joined(separator: "\n"))")
+        #expect(!backend.output.contains("/proxy/echo"))
+    }
+
+    @Test func aRequestThatAsksToCloseIsAnsweredWhateverFollows() throws {
+        let (vantage, backend) = try Self.start()
+        defer { _ = vantage.stop(); backend.kill() }
+        let port = vantage.ports["http"]!
+        let closing = try rawExchange(port: port, send: [
+            "GET /proxy/echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\nX",
+        ])
+        #expect(closing.hasPrefix("HTTP/1.1 200 ") && responses(closing) == 1, "\(closing.prefix(200))")
+        // Garbage after a keep-alive request: the request is answered, then the garbage gets a 400 and the close.
+        let garbage = try rawExchange(port: port, send: ["GET /proxy/echo HTTP/1.1\r\nHost: localhost\r\n\r\n\u{1}\u{2}junk\r\n\r\n"])
+        #expect(garbage.hasPrefix("HTTP/1.1 200 ") && garbage.contains("HTTP/1.1 400 "), "\(garbage.prefix(400))")
+        #expect(responses(garbage) == 2)
+    }
+
+    @Test func stalledUploadsGet408AndGiveBackTheirUpstreamConnection() throws {
+        let (vantage, backend) = try Self.start()
+        defer { _ = vantage.stop(); backend.kill() }
+        let port = vantage.ports["http"]!
+        for path in ["/", "/proxy/upload", "/files/big.bin"] {
+            let started = Date()
+            let answer = try rawExchange(port: port, send: [
+                "POST \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n0123456789",
+            ])
+            let waited = Date().timeIntervalSince(started)
+            #expect(answer.hasPrefix("HTTP/1.1 408 ") && answer.contains("the request body stalled"), "\(path): \(answer.prefix(200))")
+            #expect(waited > 0.9 && waited < 4, "\(path): \(waited) s")
+        }
+        // The proxy pool has one connection (and one event loop, so one pool): a stalled upload must not keep it.
+        let stalled = Thread { _ = try? rawExchange(port: port, send: ["POST /proxy/upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nabc"]) }
+        stalled.start()
+        Thread.sleep(forTimeInterval: 0.2)
+        let after = try curl(["-s", "-m", "8", vantage.url("/proxy/echo")])
+        #expect(after.status == 200, "\(after.body.prefix(200))")
+        let metrics = try curl(["-s", vantage.url("/metrics", kind: "admin")]).body
+        #expect((metric(metrics, "vantage_request_timeouts_total{kind=\"body\"}") ?? 0) >= 4)
+    }
+
+    @Test func aTrickledUploadIsRefused() throws {
+        let (vantage, backend) = try Self.start(limits: ", body_min_rate: 1KB")
+        defer { _ = vantage.stop(); backend.kill() }
+        // 20 bytes every 0.3 s: never a stall, but far below 1 KB/s once body_timeout (1 s) has passed.
+        var chunks = ["POST /proxy/upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n"]
+        chunks += Array(repeating: String(repeating: "t", count: 20), count: 15)
+        let answer = try rawExchange(port: vantage.ports["http"]!, send: chunks, pauseBetween: 0.3)
+        #expect(answer.hasPrefix("HTTP/1.1 408 ") && answer.contains("too slowly"), "\(answer.prefix(200))")
+    }
+
+    @Test func http2StalledBodiesAndClosedWindowsAreCutOff() throws {
+        let (vantage, backend) = try Self.start()
+        defer { _ = vantage.stop(); backend.kill() }
+        let port = vantage.ports["https"]!
+        // A body that stops: 408 on its stream, with its body.
+        let stalled = try h2Probe(port: port, spec: [
+            "requests": [["method": "POST", "path": "/proxy/upload", "headers": [["content-length", "100"]], "body": "abc", "end_stream": false]],
+            "wait": 5,
+        ])
+        let stream = try #require((stalled["streams"] as? [[String: Any]])?.first)
+        #expect(stream["status"] as? Int == 408, "\(stalled)")
+        // Stalled, or (as 3 bytes in a second is also far below body_min_rate) too slow.
+        #expect((stream["body"] as? String)?.hasPrefix("408 Request Timeout: the request body") == true, "\(stalled)")
+        // A 413 keeps its body too.
+        let large = try h2Probe(port: port, spec: [
+            "requests": [["method": "POST", "path": "/", "headers": [["content-length", "5000"]], "body": "abc", "end_stream": false]],
+            "wait": 3,
+        ])
+        let refused = try #require((large["streams"] as? [[String: Any]])?.first)
+        #expect(refused["status"] as? Int == 413 && (refused["body"] as? String)?.contains("413") == true, "\(large)")
+        // A reader that never opens its window: every stream is reset after send_timeout, and nothing is held.
+        let started = Date()
+        let closed = try h2Probe(port: port, spec: [
+            "initial_window": 0, "read_body": false, "wait": 6,
+            "requests": Array(repeating: ["method": "GET", "path": "/files/big.bin"], count: 8)
+                + [["method": "GET", "path": "/proxy/stream?bytes=4000000"]],
+        ])
+        let resets = (closed["streams"] as? [[String: Any]] ?? []).compactMap { $0["reset"] as? Int }
+        #expect(resets.count == 9 && Date().timeIntervalSince(started) < 5, "\(closed)")
+        let metrics = try curl(["-s", vantage.url("/metrics", kind: "admin")]).body
+        #expect((metric(metrics, "vantage_request_timeouts_total{kind=\"send\"}") ?? 0) >= 9)
+        // The upstream connection the proxied stream held is free again.
+        #expect(try curl(["-s", "-m", "5", vantage.url("/proxy/echo")]).status == 200)
+    }
+}
