@@ -29,14 +29,16 @@ public enum HeaderRewriter {
     ///   - requestID: the ID the edge settled on (kept from the client when valid).
     ///   - webSocket: keep `Upgrade: websocket` and ask the upstream to upgrade.
     ///   - chunked: the body has no announced length (HTTP/2 without content-length, or chunked on HTTP/1.1).
+    ///   - underscores: pass header names with `_` (`underscores_in_headers`); dropped otherwise.
     public static func upstreamRequest(
         _ head: HTTPRequestHead, path: String, hostValue: String, client: ClientInfo, requestID: String,
-        webSocket: Bool, chunked: Bool
+        webSocket: Bool, chunked: Bool, underscores: Bool = false
     ) -> HTTPRequestHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 6)
         forEachUpstreamHeader(
-            head, hostValue: hostValue, client: client, requestID: requestID, webSocket: webSocket, chunked: chunked
+            head, hostValue: hostValue, client: client, requestID: requestID, webSocket: webSocket, chunked: chunked,
+            underscores: underscores
         ) { headers.add(name: $0, value: $1) }
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: path, headers: headers)
     }
@@ -44,7 +46,7 @@ public enum HeaderRewriter {
     /// Writes the request head sent upstream: request line, rewritten headers, blank line.
     static func writeUpstreamRequest(
         _ head: HTTPRequestHead, path: String, hostValue: String, client: ClientInfo, requestID: String,
-        webSocket: Bool, chunked: Bool, into buffer: inout ByteBuffer
+        webSocket: Bool, chunked: Bool, underscores: Bool = false, into buffer: inout ByteBuffer
     ) {
         var estimate = path.utf8.count + 320 + client.address.utf8.count * 2 + hostValue.utf8.count * 3
         for (name, value) in head.headers { estimate += name.utf8.count + value.utf8.count + 4 }
@@ -54,7 +56,8 @@ public enum HeaderRewriter {
         buffer.writeString(path)
         buffer.writeStaticString(" HTTP/1.1\r\n")
         forEachUpstreamHeader(
-            head, hostValue: hostValue, client: client, requestID: requestID, webSocket: webSocket, chunked: chunked
+            head, hostValue: hostValue, client: client, requestID: requestID, webSocket: webSocket, chunked: chunked,
+            underscores: underscores
         ) { name, value in
             buffer.writeString(name)
             buffer.writeStaticString(": ")
@@ -64,12 +67,14 @@ public enum HeaderRewriter {
         buffer.writeStaticString("\r\n")
     }
 
-    /// Calls `emit` with every header of the upstream request: the client's minus hop-by-hop and forwarding headers,
-    /// then Host, the forwarding headers, X-Request-Id and the framing.
+    /// Calls `emit` with every header of the upstream request: the client's minus hop-by-hop and forwarding headers
+    /// (and names with `_` unless `underscores`), its cookies as one `Cookie` field, then Host, the forwarding
+    /// headers (`X-Real-IP` among them), X-Request-Id and the framing. Forwarding headers from a peer that is not a
+    /// trusted proxy are replaced, never passed on: a client cannot choose the address the backend sees.
     @inline(__always)
     static func forEachUpstreamHeader(
         _ head: HTTPRequestHead, hostValue: String, client: ClientInfo, requestID: String, webSocket: Bool,
-        chunked: Bool, _ emit: (String, String) -> Void
+        chunked: Bool, underscores: Bool = false, _ emit: (String, String) -> Void
     ) {
         let incoming = head.headers
         let named = incoming.contains(name: "connection") ? connectionTokens(incoming) : nil
@@ -79,10 +84,17 @@ public enum HeaderRewriter {
         var forwarded: String?
         var originalHost: String?
         var contentLength: String?
+        var realIP: String?
+        var cookie: String?
         for (name, value) in incoming {
             switch classify(name.utf8) {
             case .hopByHop, .requestID, .framing, .expect:
                 continue
+            case .xRealIP:
+                if realIP == nil { realIP = value }
+            case .cookie:
+                // HTTP/2 splits cookies over several fields; an HTTP/1.1 server expects one (RFC 9113 §8.2.3).
+                cookie = cookie.map { $0 + "; " + value } ?? value
             case .contentLength:
                 // Re-added below from the framing decision.
                 if contentLength == nil { contentLength = value }
@@ -100,9 +112,13 @@ public enum HeaderRewriter {
                 forwarded = forwarded.map { $0 + ", " + value } ?? value
             case .other:
                 if let named, named.contains(where: { $0.equalsCaseInsensitive(name) }) { continue }
+                // `X_Real_IP` must not stand in for `X-Real-IP` at a backend that maps both to one variable (CGI,
+                // PHP, many frameworks): dropped, as nginx does by default.
+                if !underscores && name.utf8.contains(UInt8(ascii: "_")) { continue }
                 emit(name, value)
             }
         }
+        if let cookie { emit("Cookie", cookie) }
         emit("Host", hostValue)
         let host = originalHost ?? hostValue
         let trusted = client.peerIsTrusted
@@ -113,6 +129,7 @@ public enum HeaderRewriter {
         }
         emit("X-Forwarded-Proto", trusted ? (forwardedProto ?? client.scheme) : client.scheme)
         emit("X-Forwarded-Host", trusted ? (forwardedHost ?? host) : host)
+        emit("X-Real-IP", trusted ? (realIP ?? client.address) : client.address)
         let element = forwardedElement(client: client, host: host)
         if trusted, let forwarded {
             emit("Forwarded", forwarded + ", " + element)
@@ -151,7 +168,8 @@ public enum HeaderRewriter {
             case .contentLength:
                 hasContentLength = true
                 return true
-            case .other, .host, .requestID, .expect, .xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded:
+            case .other, .host, .requestID, .expect, .xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded,
+                .xRealIP, .cookie:
                 if !named.isEmpty, named.contains(where: { $0.equalsCaseInsensitive(name) }) { return false }
                 if !hasDate && name.count == 4 && name.equalsCaseInsensitive("date".utf8) { hasDate = true }
                 if name.count == 12 && value.count >= 9 && name.equalsCaseInsensitive("content-type".utf8) {
@@ -218,6 +236,21 @@ public enum HeaderRewriter {
         return passed
     }
 
+    /// Whether a request trailer may be forwarded. Fields that frame, route, authenticate or modify a request must
+    /// arrive in the head (RFC 9110 §6.5.1): sent as trailers, they are dropped, so a backend that merges trailers
+    /// into its headers cannot be told a different Host, length or identity after the edge decided.
+    public static func isForwardableTrailer(_ name: String) -> Bool {
+        guard classify(name.utf8) == .other, !name.utf8.contains(UInt8(ascii: "_")) else { return false }
+        for forbidden in forbiddenTrailers where name.equalsCaseInsensitive(forbidden) { return false }
+        return true
+    }
+
+    private static let forbiddenTrailers = [
+        "authorization", "content-type", "content-encoding", "content-range", "content-location", "range", "trailer",
+        "cache-control", "max-forwards", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since",
+        "if-range", "pragma", "www-authenticate", "set-cookie", "origin", "referer", "user-agent",
+    ]
+
     /// `X-Request-Id` from the client when it looks like an ID (1–128 characters of letters, digits and `-_.:/+=@`),
     /// so a log line cannot be forged through it.
     public static func acceptableRequestID(_ value: String) -> Bool {
@@ -272,6 +305,7 @@ public enum HeaderRewriter {
 
     enum HeaderClass: UInt8 {
         case hopByHop, framing, contentLength, upgrade, host, requestID, expect, xForwardedFor, xForwardedProto, xForwardedHost, forwarded
+        case xRealIP, cookie
         case other
     }
 
@@ -282,6 +316,7 @@ public enum HeaderRewriter {
         switch first | 0x20 {
         case UInt8(ascii: "c"):
             if name.equalsCaseInsensitive("connection".utf8) { return .hopByHop }
+            if name.equalsCaseInsensitive("cookie".utf8) { return .cookie }
             return name.equalsCaseInsensitive("content-length".utf8) ? .contentLength : .other
         case UInt8(ascii: "k"):
             return name.equalsCaseInsensitive("keep-alive".utf8) ? .hopByHop : .other
@@ -303,6 +338,7 @@ public enum HeaderRewriter {
             if name.equalsCaseInsensitive("x-forwarded-proto".utf8) { return .xForwardedProto }
             if name.equalsCaseInsensitive("x-forwarded-host".utf8) { return .xForwardedHost }
             if name.equalsCaseInsensitive("x-request-id".utf8) { return .requestID }
+            if name.equalsCaseInsensitive("x-real-ip".utf8) { return .xRealIP }
             return .other
         default:
             return .other

@@ -17,6 +17,7 @@ import NIOCore
 ///   passive_health: { max_fails: 3, cooldown: 10s }
 ///   health_check: { path: /health, interval: 5s, timeout: 2s, expect_status: 200 }
 ///   websocket: { idle_timeout: 1h }
+///   underscores_in_headers: false  # true: pass header names with `_` (dropped by default, as nginx does)
 /// ```
 public struct ProxyConfiguration: Sendable, Equatable {
     /// How the next upstream is chosen.
@@ -56,6 +57,8 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public var passiveHealth = PassiveHealthSettings()
     public var healthCheck: HealthCheckSettings?
     public var webSocketIdleTimeout: Duration = .seconds(3600)
+    /// Pass request header names that hold `_` upstream (nginx's `underscores_in_headers`); dropped by default.
+    public var underscoresInHeaders = false
 
     /// Time limits of one proxied exchange.
     public struct Timeouts: Sendable, Equatable {
@@ -116,7 +119,7 @@ public struct ProxyConfiguration: Sendable, Equatable {
 
     public static let keys = [
         "upstreams", "balance", "hash_header", "strip_prefix", "rewrite_prefix", "host", "timeouts", "pool", "retries",
-        "passive_health", "health_check", "websocket",
+        "passive_health", "health_check", "websocket", "underscores_in_headers",
     ]
 
     /// Reads a `proxy:` mapping, or a bare upstream list / single upstream string. Host names are resolved here,
@@ -218,6 +221,7 @@ public struct ProxyConfiguration: Sendable, Equatable {
             let socketMap = try value.mapping(keys: ["idle_timeout"])
             if let v = socketMap["idle_timeout"] { webSocketIdleTimeout = try Self.positive(v) }
         }
+        if let value = map["underscores_in_headers"] { underscoresInHeaders = try value.bool() }
     }
 
     static func positive(_ node: ConfigNode) throws -> Duration {

@@ -345,7 +345,7 @@ public final class ProxyExchange {
         let hostValue = target.map { route.hostValue(clientHost: clientHost, target: $0) } ?? clientHost ?? ""
         HeaderRewriter.writeUpstreamRequest(
             clientHead, path: upstreamPath, hostValue: hostValue, client: client, requestID: requestID,
-            webSocket: isWebSocket, chunked: chunked, into: &head)
+            webSocket: isWebSocket, chunked: chunked, underscores: route.configuration.underscoresInHeaders, into: &head)
         connection.writeHead(head, isHeadRequest: clientHead.method == .HEAD)
         if !retained.isEmpty {
             // A retry: the body sent on the failed attempt goes first.
@@ -398,7 +398,7 @@ public final class ProxyExchange {
         guard chunked else { return }
         var last = connection.allocator.buffer(capacity: 64)
         last.writeStaticString("0\r\n")
-        for (name, value) in requestTrailers ?? [:] {
+        for (name, value) in requestTrailers ?? [:] where HeaderRewriter.isForwardableTrailer(name) {
             last.writeString(name)
             last.writeStaticString(": ")
             last.writeString(value)

@@ -31,12 +31,3 @@ public enum TransferCoding {
         return codings == 1
     }
 }
-
-public enum HeaderName {
-    /// Whether a field name holds `_`. nginx drops such fields by default (`underscores_in_headers off`): CGI-style
-    /// backends turn `-` and `_` alike into `_`, so `X_Forwarded_For` could stand in for `X-Forwarded-For`.
-    @inline(__always)
-    public static func hasUnderscore<S: StringProtocol>(_ name: S) -> Bool {
-        name.utf8.contains(UInt8(ascii: "_"))
-    }
-}

@@ -121,6 +121,54 @@ import Testing
         #expect(events.filter { $0["kind"] as? String == "refused" && $0["status"] as? Int == 400 }.count == 2)
     }
 
+    @Test func forwardedHeadsAreNormalized() throws {
+        let (vantage, backend) = try Self.start()
+        defer { _ = vantage.stop(); backend.kill() }
+        let port = vantage.ports["http"]!
+        // Forged forwarding fields and underscore names do not reach the backend; absolute-form sets the host.
+        let forged = split(try rawExchange(port: port, send: [
+            "GET http://Example.COM:8080/proxy/x/../echo?a=1 HTTP/1.1\r\nHost: other\r\nX-Real-IP: 10.9.9.9\r\n"
+                + "X_Real_IP: 10.8.8.8\r\nX-Forwarded-For: 10.7.7.7\r\nConnection: close\r\n\r\n",
+        ]))
+        let echoed = try json(forged.body)
+        let headers = try #require(echoed["headers"] as? [String: String])
+        #expect(echoed["url"] as? String == "/proxy/echo?a=1")
+        #expect(headers["host"] == "Example.COM:8080")
+        #expect(headers["x-real-ip"] == "127.0.0.1" && headers["x-forwarded-for"] == "127.0.0.1")
+        #expect(headers["x_real_ip"] == nil)
+        // Hosts a backend could read another way are refused.
+        for host in ["evil@localhost", "local host", "localhost/evil"] {
+            let answer = split(try rawExchange(port: port, send: ["GET /proxy/echo HTTP/1.1\r\nHost: \(host)\r\n\r\n"]))
+            #expect(answer.status == 400, "\(host): \(answer.body)")
+        }
+        let connect = split(try rawExchange(port: port, send: ["CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\n\r\n"]))
+        #expect(connect.status == 405 || connect.status == 400)
+        let coding = split(try rawExchange(port: port, send: [
+            "POST /proxy/upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: identity\r\n\r\n",
+        ]))
+        #expect(coding.status == 501 || coding.status == 400)
+
+        // HTTP/2: cookies joined for the HTTP/1.1 backend, lowercase methods, fragments and bad authorities refused,
+        // routing fields sent as trailers not forwarded.
+        let result = try h2Probe(port: vantage.ports["https"]!, spec: [
+            "requests": [
+                ["method": "GET", "path": "/proxy/echo", "headers": [["cookie", "a=1"], ["cookie", "b=2"], ["x_api", "1"]]],
+                ["method": "get", "path": "/proxy/echo"],
+                ["method": "GET", "path": "/proxy/echo#x"],
+                ["method": "GET", "path": "/proxy/echo", "authority": "evil@localhost"],
+                ["method": "POST", "path": "/proxy/echo", "body": "hi", "trailers": [["x-checksum", "1"], ["host", "evil"], ["authorization", "x"]]],
+            ],
+        ])
+        let streams = try #require(result["streams"] as? [[String: Any]])
+        let joined = try json(streams[0]["body"] as? String ?? "")
+        let joinedHeaders = try #require(joined["headers"] as? [String: String])
+        #expect(joinedHeaders["cookie"] == "a=1; b=2" && joinedHeaders["x_api"] == nil, "\(joined)")
+        #expect(streams[1]["status"] as? Int == 400 && streams[2]["status"] as? Int == 400 && streams[3]["status"] as? Int == 400,
+                "\(streams.map { $0["status"] ?? "-" })")
+        let trailed = try json(streams[4]["body"] as? String ?? "")
+        #expect((trailed["trailers"] as? [String: String]) == ["x-checksum": "1"], "\(trailed)")
+    }
+
     @Test func encodedSlashPoliciesAreConfigurable() throws {
         let (keep, backend) = try Self.start(extraLimits: ", encoded_slashes: keep")
         defer { _ = keep.stop(); backend.kill() }

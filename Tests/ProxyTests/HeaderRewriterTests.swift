@@ -49,6 +49,33 @@ import Testing
         #expect(out["x-request-id"] == ["id-1"])
     }
 
+    @Test func realIPIsTheEdgesToSayAndUnderscoreNamesStayBehind() {
+        let out = rewrite(["Host": "a", "X-Real-IP": "10.9.9.9", "X_Real_IP": "10.8.8.8", "X_Custom": "1", "X-Custom": "2"])
+        #expect(out["x-real-ip"] == ["198.51.100.7"])
+        #expect(!out.contains(name: "x_real_ip") && !out.contains(name: "x_custom"))
+        #expect(out["x-custom"] == ["2"])
+        let trusted = ClientInfo(address: "10.0.0.2", peerIsTrusted: true, scheme: "http")
+        #expect(rewrite(["Host": "a", "X-Real-IP": "203.0.113.9"], client: trusted)["x-real-ip"] == ["203.0.113.9"])
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["X_Custom": "1"])
+        let passed = HeaderRewriter.upstreamRequest(
+            head, path: "/", hostValue: "a", client: client, requestID: "r", webSocket: false, chunked: false, underscores: true)
+        #expect(passed.headers["x_custom"] == ["1"])
+    }
+
+    @Test func cookieFieldsAreJoinedIntoOne() {
+        let out = rewrite(HTTPHeaders([("Host", "a"), ("cookie", "a=1"), ("Cookie", "b=2"), ("cookie", "c=3")]))
+        #expect(out["cookie"] == ["a=1; b=2; c=3"])
+    }
+
+    @Test func trailersCannotCarryWhatTheHeadDecides() {
+        for name in ["Host", "Content-Length", "Transfer-Encoding", "Authorization", "X-Forwarded-For", "Cookie",
+                     "X-Real-IP", "Content-Type", "Connection", "X_Checksum", "Trailer"]
+        {
+            #expect(!HeaderRewriter.isForwardableTrailer(name), "\(name)")
+        }
+        #expect(HeaderRewriter.isForwardableTrailer("X-Checksum") && HeaderRewriter.isForwardableTrailer("grpc-status"))
+    }
+
     @Test func trustedPeersAreExtended() {
         let trusted = ClientInfo(address: "2001:db8::1", peerIsTrusted: true, scheme: "http")
         let out = rewrite(["Host": "example.com", "X-Forwarded-For": "203.0.113.1", "X-Forwarded-Proto": "https",

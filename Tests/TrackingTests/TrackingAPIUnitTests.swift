@@ -133,6 +133,8 @@ import Testing
         #expect(String(buffer: server.body) == "\"\(serverEvents[0].id)\"")
         let (pixel, _) = respond(api, request(.GET, "/tr/v1/img/"))
         #expect(Array(pixel.body.readableBytesView) == TrackingAPI.transparentGIF && TrackingAPI.transparentGIF.count == 43)
+        let (headPixel, _) = respond(api, request(.HEAD, "/tr/v1/img/"))
+        #expect(headPixel.body.readableBytes == 0 && headPixel.headers["content-length"] == ["43"])
         let (_, payments) = respond(api, request(.POST, "/tr/v1/ltv/", body: #"{"uid":"u","payments":[{"amt":1.5,"currency":"eur"},{"revenue":"2"}]}"#))
         #expect(payments.map(\.revenue) == [1.5, 2] && payments.map(\.currency) == ["EUR", "USD"])
         let (missing, none) = respond(api, request(.POST, "/tr/v1/ltv/", body: #"{"uid":"u"}"#))

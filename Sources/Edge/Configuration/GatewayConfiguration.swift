@@ -262,7 +262,11 @@ public struct AdminSettings: Sendable, Equatable {
         if let value = map["token_env"] {
             let name = try value.nonEmptyString()
             tokenEnvironmentVariable = name
-            token = value.environmentValue(name).flatMap { $0.isEmpty ? nil : $0 }
+            // An admin API meant to be closed must not open silently because a deploy lost the variable.
+            guard let found = value.environmentValue(name), !found.isEmpty else {
+                throw value.error("expected the environment variable \(name) to hold the admin token; it is unset or empty")
+            }
+            token = found
         }
     }
 }

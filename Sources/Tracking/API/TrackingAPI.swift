@@ -462,8 +462,9 @@ public final class TrackingAPI: Sendable {
     private func finish(_ response: inout APIResponse, _ request: APIRequest) {
         response.headers.add(contentsOf: corsHeaders(request))
         response.headers.add(name: "Cache-Control", value: "no-store, max-age=0")
-        if request.method == .HEAD { response.body.clear() }
+        // HEAD announces the length GET would send (RFC 9110 §9.3.2), without the bytes.
         response.headers.add(name: "Content-Length", value: String(response.body.readableBytes))
+        if request.method == .HEAD { response.body.clear() }
     }
 
     private func refusal(_ status: HTTPResponseStatus, _ reason: String, _ request: APIRequest) -> APIResponse {
