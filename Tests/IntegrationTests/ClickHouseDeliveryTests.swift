@@ -96,7 +96,19 @@ struct ClickHouseDeliveryTests {
         let during = try metrics(vantage)
         #expect((metric(during, "vantage_clickhouse_failures_total") ?? 0) > 0, "the outage was noticed")
         #expect((metric(during, "vantage_events_queued") ?? 0) > 0, "events waited in the spool")
+        let queuedAtRestart = metric(try metrics(vantage), "vantage_events_queued") ?? 0
         try clickHouse.start()
+        // Retries keep their schedule (retry.max is 1 s here): the returning server is found within about that,
+        // not after a connect timeout per attempt.
+        let restarted = Date()
+        while (metric(try metrics(vantage), "vantage_events_queued") ?? 0) >= queuedAtRestart,
+            Date().timeIntervalSince(restarted) < 30
+        {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let recovery = Date().timeIntervalSince(restarted)
+        print("outage test: shipping resumed \(String(format: "%.2f", recovery)) s after ClickHouse was back")
+        #expect(recovery < 2.5, "shipping resumed only \(recovery) s after ClickHouse came back")
         answered += try load(url, requests: 20_000)
         try waitUntilShipped(vantage)
         let rows = try clickHouse.count("SELECT count() FROM vantage.events")

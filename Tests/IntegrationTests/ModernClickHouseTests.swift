@@ -15,7 +15,7 @@ import Testing
         server.standardOutput = output
         server.standardError = FileHandle.nullDevice
         try server.run()
-        defer { server.terminate() }
+        defer { stopPeer(server) }
         let first = String(decoding: output.fileHandleForReading.availableDataOrLine(), as: UTF8.self)
         let port = try #require(Int(first.trimmingCharacters(in: .whitespacesAndNewlines).dropFirst("listening ".count)),
                                 "chdb stand-in did not start: \(first)")

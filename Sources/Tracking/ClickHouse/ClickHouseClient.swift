@@ -30,7 +30,10 @@ public final class ClickHouseClient: Sendable {
     public init(configuration: ClickHouseConfiguration, group: any EventLoopGroup) {
         endpoints = configuration.endpoints.compactMap(ClickHouseEndpoint.init)
         var clientConfiguration = HTTPClient.Configuration()
-        clientConfiguration.timeout = .init(connect: .seconds(5), read: configuration.timeout)
+        clientConfiguration.timeout = .init(connect: configuration.connectTimeout, read: configuration.timeout)
+        // AsyncHTTPClient would keep retrying a refused connection until the connect timeout; the shipper retries
+        // on its own schedule (`retry.min`/`max`) instead.
+        clientConfiguration.connectionPool.retryConnectionEstablishment = false
         clientConfiguration.decompression = .enabled(limit: .ratio(50))
         client = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: clientConfiguration)
         timeout = configuration.timeout

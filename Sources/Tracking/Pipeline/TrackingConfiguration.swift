@@ -182,6 +182,9 @@ public struct ClickHouseConfiguration: Sendable, Equatable {
     public var flushInterval: TimeAmount = .seconds(1)
     /// Per-request timeout.
     public var timeout: TimeAmount = .seconds(30)
+    /// Longest wait for a TCP connection to an endpoint. A failed connection is not retried inside an attempt:
+    /// the next attempt follows `retry`, so a returning ClickHouse is found on schedule.
+    public var connectTimeout: TimeAmount = .seconds(2)
     /// Backoff between failed attempts: from `retryMin`, doubling up to `retryMax`, with jitter.
     public var retryMin: TimeAmount = .milliseconds(500)
     public var retryMax: TimeAmount = .seconds(30)
@@ -190,7 +193,7 @@ public struct ClickHouseConfiguration: Sendable, Equatable {
 
     static let keys = [
         "endpoints", "database", "table", "user", "password", "user_env", "password_env", "cluster", "compression",
-        "batch_rows", "batch_size", "flush_interval", "timeout", "retry", "retention",
+        "batch_rows", "batch_size", "flush_interval", "timeout", "connect_timeout", "retry", "retention",
     ]
 
     public init(endpoints: [String]) {
@@ -234,6 +237,7 @@ public struct ClickHouseConfiguration: Sendable, Equatable {
         if let value = map["batch_size"] { batchBytes = try value.byteSize() }
         if let value = map["flush_interval"] { flushInterval = try value.positiveTimeAmount() }
         if let value = map["timeout"] { timeout = try value.positiveTimeAmount() }
+        if let value = map["connect_timeout"] { connectTimeout = try value.positiveTimeAmount() }
         if let value = map["retry"] {
             let retry = try value.mapping(keys: ["min", "max"])
             if let min = retry["min"] { retryMin = try min.positiveTimeAmount() }

@@ -11,14 +11,30 @@ import gzip
 import http.server
 import os
 import re
+import signal
 import sys
 import tempfile
 import threading
+import time
 import urllib.parse
 
 import chdb.session
 
 session = chdb.session.Session(sys.argv[1])
+# The embedded ClickHouse installs signal handlers of its own that ignore SIGTERM: take it back, so the test that
+# started this server can stop it. And never outlive that test: exit when the parent process is gone.
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+signal.signal(signal.SIGINT, lambda *_: os._exit(0))
+parent = os.getppid()
+
+
+def watch_parent():
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+
+
+threading.Thread(target=watch_parent, daemon=True).start()
 lock = threading.Lock()
 INSERT = re.compile(r"^\s*INSERT INTO (\w+)\.(\w+) \(([^)]*)\) FORMAT RowBinary\s*$", re.I)
 

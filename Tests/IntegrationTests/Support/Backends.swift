@@ -101,6 +101,16 @@ func launchLogged(
     try process.run()
 }
 
+/// Stops a test peer: SIGTERM, and SIGKILL if it is still there after `grace` seconds; returns once it has exited.
+func stopPeer(_ process: Process, grace: TimeInterval = 3) {
+    guard process.isRunning else { return }
+    process.terminate()
+    let deadline = Date().addingTimeInterval(grace)
+    while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.waitUntilExit()
+}
+
 /// Peak resident memory of a process in KiB (`VmHWM`).
 func peakResidentKiB(of pid: Int32) -> Int? {
     guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
