@@ -2,6 +2,7 @@ import CZlib
 import Foundation
 import Logging
 import NIOCore
+import Synchronization
 import Tracking
 
 #if canImport(Glibc)
@@ -34,7 +35,7 @@ public final class JournalLinkStore: LinkStore, @unchecked Sendable {
     public let directory: String
     private let path: String
     private var descriptor: Int32 = -1
-    private let lockDescriptor: Int32
+    private let folderLock: FolderLock
     private let lock: NSLock = NSLock()
     private let logger: Logger
     /// Bytes written, and bytes the live links would take (for the compaction decision).
@@ -51,16 +52,31 @@ public final class JournalLinkStore: LinkStore, @unchecked Sendable {
         path = directory + "/links.journal"
         self.logger = logger
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        lockDescriptor = open(directory + "/links.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard lockDescriptor >= 0, flock(lockDescriptor, LOCK_EX | LOCK_NB) == 0 else {
-            if lockDescriptor >= 0 { close(lockDescriptor) }
+        do {
+            folderLock = try FolderLock(directory: directory, fileName: "links.lock")
+        } catch .busy {
             throw StoreError(description: "the links folder \(directory) is in use by another Vantage process")
+        } catch .cannotOpen(let reason) {
+            throw StoreError(description: reason)
         }
     }
 
     deinit {
         if descriptor >= 0 { close(descriptor) }
-        close(lockDescriptor)
+    }
+
+    /// Whether the folder is still this process's; once its lock file is removed or replaced, changes are refused
+    /// (another process may be rewriting the journal) until Vantage restarts.
+    public var ownershipProblem: String? {
+        guard !lostOwnership.load(ordering: .relaxed) else { return lostMessage }
+        guard !folderLock.isIntact() else { return nil }
+        if !lostOwnership.exchange(true, ordering: .relaxed) { logger.error("links: \(lostMessage)") }
+        return lostMessage
+    }
+
+    private let lostOwnership = Atomic<Bool>(false)
+    private var lostMessage: String {
+        "the lock file \(folderLock.path) was removed or replaced while running; link changes are refused until Vantage restarts"
     }
 
     public func load(into index: LinkIndex) throws -> Int {
@@ -174,6 +190,7 @@ public final class JournalLinkStore: LinkStore, @unchecked Sendable {
     // MARK: - Files
 
     private func append(_ entries: [LinkCodec.Record], sync: Bool) throws {
+        if let problem = ownershipProblem { throw StoreError(description: problem) }
         var buffer = ByteBuffer()
         for entry in entries {
             var payload = ByteBuffer()

@@ -110,8 +110,13 @@ public final class LinkService: Sendable {
         flushTask.withLock { $0 = task }
     }
 
-    /// Writes pending click counts (and at shutdown).
+    /// Why the store takes no changes, if it does not: the journal folder's lock was lost (checked here once a
+    /// second by ``flushClicks()``, and logged once by the store).
+    public var storeProblem: String? { (store as? JournalLinkStore)?.ownershipProblem }
+
+    /// Writes pending click counts (and at shutdown). Counts stay in memory while the store takes no changes.
     public func flushClicks() {
+        if storeProblem != nil { return }
         let changed = index.takeUnsavedClicks()
         do {
             try store.saveClicks(changed)

@@ -52,11 +52,15 @@ extension VantageCommand {
     }
 }
 
-/// Loads (and validates) a configuration, or prints why it is invalid and exits with status 2.
+/// Loads (and validates) a configuration, or prints why it is invalid and exits with status 2. `checkingCertificates`
+/// (for `validate`) also checks what serving needs: certificates that load, secrets the environment holds.
 func loadConfiguration(_ path: String, checkingCertificates: Bool = false) throws -> GatewayConfiguration {
     do {
         let configuration = try GatewayConfiguration.load(path: path)
-        if checkingCertificates { try GatewayConfiguration.checkCertificates(configuration) }
+        if checkingCertificates {
+            try configuration.checkServingSecrets()
+            try GatewayConfiguration.checkCertificates(configuration)
+        }
         return configuration
     } catch let error as ConfigError {
         printError("invalid configuration: \(error)")

@@ -121,13 +121,12 @@ func parseConfiguration(_ yaml: String, environment: [String: String] = [:]) thr
         #expect(respond.body == "hello")
         // A token variable that is unset or empty refuses the configuration instead of leaving the admin API open.
         for environment in [[:], ["ADMIN_TOKEN": ""]] {
-            let error = #expect(throws: ConfigError.self) {
-                try parseConfiguration("""
-                    listen: { http: ":8080" }
-                    admin: { listen: "127.0.0.1:0", token_env: ADMIN_TOKEN }
-                    sites: [{ routes: [{ respond: "1" }] }]
-                    """, environment: environment)
-            }
+            let configuration = try parseConfiguration("""
+                listen: { http: ":8080" }
+                admin: { listen: "127.0.0.1:0", token_env: ADMIN_TOKEN }
+                sites: [{ routes: [{ respond: "1" }] }]
+                """, environment: environment)
+            let error = #expect(throws: ConfigError.self) { try configuration.checkServingSecrets() }
             #expect(error?.message.contains("ADMIN_TOKEN to hold the admin token; it is unset or empty") == true)
         }
     }

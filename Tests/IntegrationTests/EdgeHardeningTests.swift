@@ -113,6 +113,29 @@ import Testing
         #expect(answer.hasPrefix("HTTP/1.1 408 ") && answer.contains("too slowly"), "\(answer.prefix(200))")
     }
 
+    @Test func aSpoolWhoseLockFileIsRemovedIsNotSharedAndSaysSo() throws {
+        let (vantage, backend) = try Self.start()
+        defer { _ = vantage.stop(); backend.kill() }
+        #expect(try curl(["-s", vantage.url("/")]).status == 200)
+        unlink(vantage.directory.appendingPathComponent("spool/spool.lock").path)
+        // A second process cannot take the folder over: the folder itself is locked too.
+        let second = try run([VantageProcess.binary, "run", "--config", vantage.configPath])
+        #expect(second.status != 0 && second.stderr.contains("in use by another Vantage process"), "\(second.stderr)")
+        // The running one notices within a sync interval, says so, and writes no more events there.
+        var health = ""
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            health = try curl(["-s", vantage.url("/health", kind: "admin")]).body
+            if health.contains("degraded") { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(health.contains("\"status\":\"degraded\"") && health.contains("spool.lock was removed or replaced"), "\(health)")
+        _ = try curl(["-s", vantage.url("/")])
+        let metrics = try curl(["-s", vantage.url("/metrics", kind: "admin")]).body
+        #expect(metric(metrics, "vantage_events_dropped_total{reason=\"spool_lost\"}") == 1)
+        #expect(vantage.log.contains("spool.lock was removed or replaced"))
+    }
+
     @Test func http2StalledBodiesAndClosedWindowsAreCutOff() throws {
         let (vantage, backend) = try Self.start()
         defer { _ = vantage.stop(); backend.kill() }

@@ -3,6 +3,9 @@ import Testing
 
 /// Configuration errors, reload on SIGHUP and graceful shutdown of the real binary.
 @Suite(.serialized) struct LifecycleTests {
+    /// The admin token the configurations below name (an unset `token_env` refuses to start).
+    static let token = ["TEST_ADMIN_TOKEN": "s3cret"]
+
     static func config(body: String) -> String {
         """
         listen: { http: "127.0.0.1:0" }
@@ -33,12 +36,21 @@ import Testing
         let missing = try run([VantageProcess.binary, "validate", "--config", "/nonexistent.yaml"])
         #expect(missing.status == 2)
         #expect(missing.stderr.contains("does not exist"))
+        // An admin token variable that the environment lacks keeps the server from starting (and validate says so).
+        let tokenless = directory.appendingPathComponent("tokenless.yaml").path
+        try Self.config(body: "x").replacingOccurrences(of: "{{DIR}}", with: directory.path)
+            .write(toFile: tokenless, atomically: true, encoding: .utf8)
+        for command in ["run", "validate"] {
+            let refused = try run([VantageProcess.binary, command, "--config", tokenless])
+            #expect(refused.status == 2 && refused.stderr.contains("TEST_ADMIN_TOKEN to hold the admin token"), "\(refused.stderr)")
+        }
         let version = try run([VantageProcess.binary, "version"])
         #expect(version.stdout.hasPrefix("vantage "))
     }
 
     @Test func sighupReloadsAndABrokenReloadKeepsTheOldConfiguration() throws {
-        let vantage = try VantageProcess(config: Self.config(body: "first"), expect: ["http", "admin"])
+        let vantage = try VantageProcess(
+            config: Self.config(body: "first"), expect: ["http", "admin"], environment: Self.token)
         #expect(try curl([vantage.url("/")]).body == "first")
         try Self.config(body: "second").replacingOccurrences(of: "{{DIR}}", with: vantage.directory.path)
             .write(toFile: vantage.configPath, atomically: true, encoding: .utf8)
@@ -53,7 +65,8 @@ import Testing
     }
 
     @Test func noRequestFailsWhileReloading() throws {
-        let vantage = try VantageProcess(config: Self.config(body: "steady"), expect: ["http", "admin"])
+        let vantage = try VantageProcess(
+            config: Self.config(body: "steady"), expect: ["http", "admin"], environment: Self.token)
         // Two curl processes, each sending 400 requests over one keep-alive connection, while SIGHUP arrives
         // every 50 ms: every answer must be a 200.
         // `-o` applies to one URL at a time, so each URL gets its own.
@@ -111,7 +124,8 @@ import Testing
     }
 
     @Test func sigtermLetsARequestInFlightFinish() throws {
-        let vantage = try VantageProcess(config: Self.config(body: "bye"), expect: ["http", "admin"]) { directory in
+        let vantage = try VantageProcess(
+            config: Self.config(body: "bye"), expect: ["http", "admin"], environment: Self.token) { directory in
             try Data(repeating: 1, count: 40 << 20).write(to: directory.appendingPathComponent("big.bin"))
         }
         // A rate-limited download is still running when SIGTERM arrives; it must complete.

@@ -53,6 +53,38 @@ import Testing
             .map { directory + "/" + $0 }
     }
 
+    @Test func aRemovedLockFileCannotHandTheFolderToASecondProcess() throws {
+        let spool = try open()
+        let appender = SpoolAppender(spool: spool)
+        #expect(append(0..<3, to: appender) == 3)
+        // A cleanup removes the lock file: the folder itself stays locked, so a second spool cannot open it...
+        unlink(directory + "/spool.lock")
+        #expect(throws: Spool.SpoolError.self) { try open() }
+        // ...and the running one notices and stops writing there.
+        spool.checkOwnership()
+        let deadline = Date().addingTimeInterval(5)
+        while spool.isOwned && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(!spool.isOwned && spool.ownershipProblem?.contains("spool.lock was removed or replaced") == true)
+        #expect(appender.append(nowMilliseconds: 0) { $0.writeString(payload(3)) } == .droppedFolderLost)
+        finish(appender, spool)
+        // Once it is closed the folder is free again.
+        let reopened = try open()
+        reopened.close()
+    }
+
+    @Test func folderLocksAreExclusiveAndSeeReplacement() throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let first = try FolderLock(directory: directory, fileName: "x.lock")
+        #expect(first.isIntact())
+        #expect(throws: FolderLock.Failure.busy) { try FolderLock(directory: directory, fileName: "x.lock") }
+        unlink(directory + "/x.lock")
+        _ = FileManager.default.createFile(atPath: directory + "/x.lock", contents: nil)
+        #expect(!first.isIntact())
+        first.release()
+        let second = try FolderLock(directory: directory, fileName: "x.lock")
+        #expect(second.isIntact())
+    }
+
     @Test func appendedRecordsSurviveAReopenAndLeaveOnlyWhenRemoved() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         do {

@@ -54,6 +54,12 @@ public struct GatewayConfiguration: Sendable {
     /// A configuration with nothing in it (tests build on it).
     public init() {}
 
+    /// Refuses a configuration that can be read but not served: secrets it names that the environment lacks.
+    /// `run`, reloads and `validate` call it; tools that only need paths from the file (`events`, `erase`) do not.
+    public func checkServingSecrets() throws {
+        if let missing = admin.missingToken { throw missing }
+    }
+
     /// Loads and validates a file.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
         throws -> GatewayConfiguration
@@ -250,6 +256,9 @@ public struct AdminSettings: Sendable, Equatable {
     public var tokenEnvironmentVariable: String?
     /// The token itself, read from the environment at load.
     public var token: String?
+    /// Set when `token_env` names a variable that is unset or empty: serving refuses to start (an admin API meant
+    /// to be closed must not open because a deploy lost the variable); tools that only read the file go on.
+    public var missingToken: ConfigError?
 
     init() {}
 
@@ -262,11 +271,10 @@ public struct AdminSettings: Sendable, Equatable {
         if let value = map["token_env"] {
             let name = try value.nonEmptyString()
             tokenEnvironmentVariable = name
-            // An admin API meant to be closed must not open silently because a deploy lost the variable.
-            guard let found = value.environmentValue(name), !found.isEmpty else {
-                throw value.error("expected the environment variable \(name) to hold the admin token; it is unset or empty")
+            token = value.environmentValue(name).flatMap { $0.isEmpty ? nil : $0 }
+            if token == nil {
+                missingToken = value.error("expected the environment variable \(name) to hold the admin token; it is unset or empty")
             }
-            token = found
         }
     }
 }

@@ -346,6 +346,7 @@ public final class Gateway: Sendable {
         let path = state.withLock { $0.configuration.sourcePath }
         do {
             let configuration = try GatewayConfiguration.load(path: path)
+            try configuration.checkServingSecrets()
             let keys = try Self.loadCertificates(configuration.tls)
             let snapshot = try Self.makeSnapshot(
                 configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: routeMetrics,
@@ -437,8 +438,12 @@ public final class Gateway: Sendable {
     var healthReport: [String: any Sendable] {
         let (configuration, reloadedAt) = state.withLock { ($0.configuration, $0.reloadedAt) }
         let stats = cache.statistics
-        return [
-            "status": "ok",
+        let trackingReport = tracking?.healthReport
+        let linksProblem = links?.storeProblem
+        // A data folder this process no longer owns is worth a look: the answer says so instead of "ok".
+        let degraded = trackingReport?["spool_error"] != nil || linksProblem != nil
+        var report: [String: any Sendable] = [
+            "status": degraded ? "degraded" : "ok",
             "version": VantageRuntime.version,
             "uptime_seconds": Int(Date().timeIntervalSince(startedAt)),
             "open_connections": core.openConnections.load(ordering: .relaxed),
@@ -446,7 +451,7 @@ public final class Gateway: Sendable {
             "reloaded_at": ISO8601DateFormatter().string(from: reloadedAt),
             "static_cache_entries": stats.entries,
             "static_cache_bytes": stats.bytes,
-            "tracking": tracking?.healthReport ?? ["enabled": false],
+            "tracking": trackingReport ?? ["enabled": false],
             "certificates": automaticCertificates.healthReport,
             "upstreams": proxy.upstreams.map { upstream -> [String: any Sendable] in
                 let statistics = upstream.statistics
@@ -457,6 +462,8 @@ public final class Gateway: Sendable {
                 ]
             },
         ]
+        if links != nil { report["links"] = ["store_error": linksProblem ?? ""] as [String: any Sendable] }
+        return report
     }
 
     var adminToken: String? { state.withLock { $0.configuration.admin.token } }

@@ -34,6 +34,7 @@ public enum VantageRuntime {
     /// Loads the config (throwing ``Config/ConfigError`` before anything listens), then serves until stopped.
     public static func run(configurationPath: String) async throws {
         let configuration = try GatewayConfiguration.load(path: configurationPath)
+        try configuration.checkServingSecrets()
         let level = configuration.logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

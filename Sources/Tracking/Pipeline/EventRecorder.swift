@@ -17,6 +17,7 @@ public final class EventRecorder: @unchecked Sendable {
     let pending = SingleWriterCounter()
     let droppedFull = SingleWriterCounter()
     let droppedError = SingleWriterCounter()
+    let droppedLost = SingleWriterCounter()
 
     /// Sealed segments waiting beyond which age no longer seals a segment.
     static let maxSealedBacklog = 64
@@ -49,6 +50,9 @@ public final class EventRecorder: @unchecked Sendable {
         case .droppedNoSegment:
             droppedError.add(1)
             dropLog.note(reason: "no spool segment could be created", nowMilliseconds: nowMilliseconds)
+        case .droppedFolderLost:
+            droppedLost.add(1)
+            dropLog.note(reason: "the spool folder's lock was lost (see /health)", nowMilliseconds: nowMilliseconds)
         }
     }
 

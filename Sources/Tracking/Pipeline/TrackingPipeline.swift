@@ -90,7 +90,10 @@ public final class TrackingPipeline: Sendable {
             let spool = self.spool
             timers.append(loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
                 recorder.tick(nowMilliseconds: wallClockMilliseconds(), shipping: shipping)
-                if index == 0 { spool.syncActive() }
+                if index == 0 {
+                    spool.syncActive()
+                    spool.checkOwnership()
+                }
             })
         }
         if let geoIP = enrichment.geoIP {
@@ -155,12 +158,15 @@ public final class TrackingPipeline: Sendable {
     public var recordedEvents: Int { recorders.reduce(0) { $0 + $1.recorded.value } }
 
     /// Events dropped since start because the spool was full or failed.
-    public var droppedEvents: Int { recorders.reduce(0) { $0 + $1.droppedFull.value + $1.droppedError.value } }
+    public var droppedEvents: Int {
+        recorders.reduce(0) { $0 + $1.droppedFull.value + $1.droppedError.value + $1.droppedLost.value }
+    }
 
     /// Appends the pipeline's metrics in Prometheus text format.
     public func renderMetrics(into text: inout String) {
         let full = recorders.reduce(0) { $0 + $1.droppedFull.value }
         let failed = recorders.reduce(0) { $0 + $1.droppedError.value }
+        let lost = recorders.reduce(0) { $0 + $1.droppedLost.value }
         let pending = recorders.reduce(0) { $0 + $1.pending.value }
         text += "# HELP vantage_events_recorded_total Events written to the spool.\n"
         text += "# TYPE vantage_events_recorded_total counter\nvantage_events_recorded_total \(recordedEvents)\n"
@@ -168,6 +174,7 @@ public final class TrackingPipeline: Sendable {
         text += "# TYPE vantage_events_dropped_total counter\n"
         text += "vantage_events_dropped_total{reason=\"spool_full\"} \(full)\n"
         text += "vantage_events_dropped_total{reason=\"spool_error\"} \(failed)\n"
+        text += "vantage_events_dropped_total{reason=\"spool_lost\"} \(lost)\n"
         text += "# HELP vantage_events_queued Events in the spool not yet shipped (open and sealed segments).\n"
         text += "# TYPE vantage_events_queued gauge\nvantage_events_queued \(pending + spool.sealedRecords)\n"
         text += "# TYPE vantage_spool_bytes gauge\nvantage_spool_bytes \(spool.usedBytes)\n"
@@ -195,9 +202,12 @@ public final class TrackingPipeline: Sendable {
 
     /// A summary for `/health`.
     public var healthReport: [String: any Sendable] {
-        [
+        var report: [String: any Sendable] = [
             "recorded": recordedEvents, "dropped": droppedEvents, "spool_bytes": spool.usedBytes,
             "queued_segments": spool.sealedSegments.count, "clickhouse": configuration.clickHouse?.endpoints ?? [],
+            "spool": spool.isOwned ? "ok" : "lost",
         ]
+        if let problem = spool.ownershipProblem { report["spool_error"] = problem }
+        return report
     }
 }

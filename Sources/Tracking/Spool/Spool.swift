@@ -100,7 +100,9 @@ public final class Spool: Sendable {
     /// Bytes of every segment plus what appenders reserved and have not used yet. Appenders reserve in chunks, so
     /// the hot path touches this shared counter once per chunk, not per record.
     private let reservedBytes = Atomic<Int>(0)
-    private let lockDescriptor: Int32
+    private let folderLock: FolderLock
+    /// Set when the folder's lock file was removed or replaced while running: nothing more is written here.
+    private let lockLost = Atomic<Bool>(false)
     private let worker: NIOThreadPool
     let logger: Logger
     /// Spares kept ready: one per appender is enough when sealing keeps up.
@@ -112,7 +114,7 @@ public final class Spool: Sendable {
         self.logger = logger
         spareTarget = max(1, appenders)
         try FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true)
-        lockDescriptor = try Self.lock(directory: configuration.directory)
+        folderLock = try Self.lock(directory: configuration.directory)
         var recovery = Recovery()
         var recoveredBytes = 0
         var state = State()
@@ -133,7 +135,7 @@ public final class Spool: Sendable {
             }
             state.nextSequence = (sequences.last ?? 0) + 1
         } catch {
-            Glibc.close(lockDescriptor)
+            folderLock.release()
             throw error
         }
         self.recovery = recovery
@@ -143,32 +145,41 @@ public final class Spool: Sendable {
         worker.start()
     }
 
-    deinit {
-        if !isClosed.load(ordering: .relaxed) { Glibc.close(lockDescriptor) }
-    }
-
-    private let isClosed = Atomic<Bool>(false)
-
     /// Finishes pending seals, stops the spool's thread and releases the folder lock. Appenders must be closed
     /// first; call once, from outside the spool's thread.
     public func close() {
         drain()
         try? worker.syncShutdownGracefully()
-        if !isClosed.exchange(true, ordering: .relaxed) { Glibc.close(lockDescriptor) }
+        folderLock.release()
     }
 
     /// One Vantage per spool folder: a second one would recover (and cut) segments the first is writing.
-    private static func lock(directory: String) throws -> Int32 {
-        let path = directory + "/spool.lock"
-        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
-        guard descriptor >= 0 else {
-            throw SpoolError(description: "cannot open \(path): \(String(cString: strerror(errno)))")
-        }
-        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
-            Glibc.close(descriptor)
+    private static func lock(directory: String) throws -> FolderLock {
+        do {
+            return try FolderLock(directory: directory, fileName: "spool.lock", mode: 0o640)
+        } catch .busy {
             throw SpoolError(description: "the spool folder \(directory) is in use by another Vantage process", inUse: true)
+        } catch .cannotOpen(let reason) {
+            throw SpoolError(description: reason)
         }
-        return descriptor
+    }
+
+    /// Whether the folder is still this process's: false once its lock file was removed or replaced (then appenders
+    /// drop events instead of writing segments another process may be recovering, cutting or shipping).
+    public var isOwned: Bool { !lockLost.load(ordering: .relaxed) }
+
+    /// The error `/health` shows while the folder is not this process's any more.
+    public var ownershipProblem: String? {
+        isOwned ? nil : "the lock file \(folderLock.path) was removed or replaced while running; no events are written to \(configuration.directory) until Vantage restarts"
+    }
+
+    /// Checks the folder lock on the spool's thread (the owner calls it every sync interval); logs once when it is lost.
+    public func checkOwnership() {
+        worker.submit { [self] _ in
+            guard isOwned, !folderLock.isIntact() else { return }
+            lockLost.store(true, ordering: .relaxed)
+            logger.error("spool: \(ownershipProblem ?? ""); another process may be using the folder (vantage_events_dropped_total{reason=\"spool_lost\"})")
+        }
     }
 
     /// Scans one segment left by an earlier run: cuts a damaged tail, trims the unwritten rest of a preallocated
@@ -372,8 +383,8 @@ public final class Spool: Sendable {
     /// Erasure in a folder no process holds (`vantage erase` while Vantage is stopped): takes the folder lock for
     /// the duration and rewrites every segment file. Throws when a running Vantage holds the lock.
     public static func eraseRecords(inDirectory directory: String, where drop: (UnsafeRawBufferPointer) -> Bool) throws -> Int {
-        let descriptor = try lock(directory: directory)
-        defer { Glibc.close(descriptor) }
+        let folderLock = try lock(directory: directory)
+        defer { folderLock.release() }
         var dropped = 0
         let names = try FileManager.default.contentsOfDirectory(atPath: directory)
         for sequence in names.compactMap(Self.sequence(ofFileNamed:)).sorted() {

@@ -12,6 +12,8 @@ public final class SpoolAppender {
         case droppedQuotaFull
         /// Refused: no segment could be created (disk full, permissions); logged by the appender.
         case droppedNoSegment
+        /// Refused: the spool folder's lock was lost (see ``Spool/isOwned``); logged by the spool.
+        case droppedFolderLost
     }
 
     let spool: Spool
@@ -37,6 +39,7 @@ public final class SpoolAppender {
         scratch.clear()
         encode(&scratch)
         let size = SpoolRecordFormat.framedSize(scratch.readableBytes)
+        guard spool.isOwned else { return .droppedFolderLost }
         if let segment, segment.available >= size, reserved >= size {
             segment.append(scratch)
             reserved -= size
