@@ -140,6 +140,18 @@ func parseConfiguration(_ yaml: String, environment: [String: String] = [:]) thr
             """)
         #expect(configuration.sites[0].hsts == "max-age=31536000")
         #expect(configuration.sites[1].hsts == "max-age=86400; includeSubDomains")
+        let preload = try parseConfiguration("""
+            listen: { http: ":8080" }
+            sites: [{ hsts: { max_age: 730d, include_subdomains: true, preload: true }, routes: [{ respond: "1" }] }]
+            """)
+        #expect(preload.sites[0].hsts == "max-age=63072000; includeSubDomains; preload")
+        let error = #expect(throws: ConfigError.self) {
+            try parseConfiguration("""
+                listen: { http: ":8080" }
+                sites: [{ hsts: { max_age: 1d, preload: true }, routes: [{ respond: "1" }] }]
+                """)
+        }
+        #expect(error?.message.contains("preload needs max_age of at least 365d") == true)
     }
 
     @Test func shippedConfigurationIsValid() throws {

@@ -73,7 +73,13 @@ public struct SiteConfiguration: Sendable {
             let map = try node.mapping(keys: ["max_age", "include_subdomains", "preload"])
             if let value = map["max_age"] { maxAge = try value.duration() }
             if let value = map["include_subdomains"] { includeSubdomains = try value.bool() }
-            if let value = map["preload"] { preload = try value.bool() }
+            if let value = map["preload"] {
+                preload = try value.bool()
+                // hstspreload.org refuses a site whose header lacks these; say so now rather than after a rejection.
+                if preload && (maxAge < .seconds(31_536_000) || !includeSubdomains) {
+                    throw value.error("preload needs max_age of at least 365d and include_subdomains: true (the preload list's rules)")
+                }
+            }
         }
         var header = "max-age=\(maxAge.components.seconds)"
         if includeSubdomains { header += "; includeSubDomains" }
