@@ -68,15 +68,16 @@ let package = Package(
 
         /// YAML configuration reading: positions, key paths, did-you-mean, `${ENV}` substitution.
         .target(name: "Config", dependencies: [yams], swiftSettings: swiftSettings),
-        /// Request targets as the edge decides on them: the one normal form of a path, the target's forms, host names,
-        /// method and transfer-coding rules. Pure and dependency-free (the fuzz target compiles it alone).
+        /// Request targets as the edge decides on them: the one normal form of a path (and the file server's view of
+        /// it), the target's forms, host names, method and transfer-coding rules. Pure and dependency-free (the fuzz
+        /// target compiles it alone).
         .target(name: "RequestTarget", swiftSettings: dataPlaneSettings),
         /// Compression codecs (brotli, gzip) over ByteBuffer.
         .target(name: "Compression", dependencies: ["CBrotli", "CZlib", nioCore], swiftSettings: swiftSettings),
         /// The static file server: path safety, MIME, conditional and range logic, cache.
         .target(
             name: "Static",
-            dependencies: ["Config", "Compression", nioCore, nioPosix, nioHTTP1, logging],
+            dependencies: ["Config", "Compression", "RequestTarget", nioCore, nioPosix, nioHTTP1, logging],
             swiftSettings: dataPlaneSettings
         ),
         /// The reverse proxy: upstream pools, balancing, health checks, forwarding headers, WebSocket tunnels.
@@ -126,7 +127,7 @@ let package = Package(
         .testTarget(name: "RequestTargetTests", dependencies: ["RequestTarget"], swiftSettings: swiftSettings),
         .testTarget(name: "ACMETests", dependencies: ["ACME", "Config", crypto, x509, asn1], swiftSettings: swiftSettings),
         .testTarget(name: "LinksTests", dependencies: ["Links", nioCore, logging], swiftSettings: swiftSettings),
-        .testTarget(name: "StaticTests", dependencies: ["Static", nioCore, nioHTTP1], swiftSettings: swiftSettings),
+        .testTarget(name: "StaticTests", dependencies: ["Static", "RequestTarget", nioCore, nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeTests",
             dependencies: ["Edge", "Config", "Proxy", nioCore, nioHTTP1, nioPosix, .product(name: "NIOEmbedded", package: "swift-nio")],

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import RequestTarget
 
 /// HTML listing of a folder, for routes with `browse: true`.
 enum DirectoryListing {

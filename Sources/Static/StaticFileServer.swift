@@ -2,6 +2,7 @@ import Compression
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import RequestTarget
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,6 @@
-/// A request path made safe to map onto a folder: percent-decoded per segment, dot segments resolved, repeated
-/// slashes merged, and anything that could step outside the root refused.
+/// A request path made safe to map onto a folder (the static file server's view): percent-decoded per segment, dot
+/// segments resolved, repeated slashes merged, and anything that could step outside the root refused. Routing uses
+/// ``NormalizedPath`` first, whose output this decodes the rest of.
 public struct RequestPath: Equatable, Sendable {
     /// Decoded path segments, none empty, none `.` or `..`.
     public var segments: [String]
@@ -102,17 +103,8 @@ public struct RequestPath: Equatable, Sendable {
     }
 }
 
-private func hexValue(_ byte: UInt8) -> UInt8? {
-    switch byte {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-    default: return nil
-    }
-}
-
 /// Percent-encodes everything outside RFC 3986's unreserved set and a few safe sub-delimiters.
-func percentEncode(_ segment: String) -> String {
+public func percentEncode(_ segment: String) -> String {
     var out = ""
     for byte in segment.utf8 {
         switch byte {
