@@ -84,59 +84,44 @@ def until(deadline, body):
 
 # MARK: - Attacks (each runs in its own process until `deadline`)
 
-def slowloris(http, https, deadline):
+def hold(open_one, trickle, interval, deadline, count=500):
+    """Keeps `count` connections open (reopening the ones the server closes), sending `trickle` on each every
+    `interval` seconds until the deadline."""
     socks = []
-    for _ in range(500):
+
+    def replace():
         try:
-            s = socket.create_connection(("127.0.0.1", http), timeout=5)
-            s.sendall(b"GET /ok HTTP/1.1\r\n")
+            s = socket.create_connection(("127.0.0.1", open_one.port), timeout=5)
+            s.sendall(open_one.head)
             socks.append(s)
         except OSError:
-            break
+            pass
+
+    for _ in range(count):
+        replace()
     while time.time() < deadline:
         for s in list(socks):
             try:
-                s.sendall(b"X")
+                s.sendall(trickle)
             except OSError:
                 socks.remove(s)
-                try:
-                    s2 = socket.create_connection(("127.0.0.1", http), timeout=5)
-                    s2.sendall(b"GET /ok HTTP/1.1\r\n")
-                    socks.append(s2)
-                except OSError:
-                    pass
-        time.sleep(1)
+                replace()
+        time.sleep(interval)
     for s in socks:
         s.close()
+
+
+class Opening:
+    def __init__(self, port, head):
+        self.port, self.head = port, head
+
+
+def slowloris(http, https, deadline):
+    hold(Opening(http, b"GET /ok HTTP/1.1\r\n"), b"X", 1, deadline)
 
 
 def slow_body(http, https, deadline):
-    head = b"POST /ok HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1048576\r\n\r\n"
-    socks = []
-
-    def open_one():
-        s = socket.create_connection(("127.0.0.1", http), timeout=5)
-        s.sendall(head)
-        socks.append(s)
-
-    for _ in range(500):
-        try:
-            open_one()
-        except OSError:
-            break
-    while time.time() < deadline:
-        for s in list(socks):
-            try:
-                s.sendall(b"x")
-            except OSError:
-                socks.remove(s)
-                try:
-                    open_one()
-                except OSError:
-                    pass
-        time.sleep(2)
-    for s in socks:
-        s.close()
+    hold(Opening(http, b"POST /ok HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1048576\r\n\r\n"), b"x", 2, deadline)
 
 
 def pipelined_refusals(http, https, deadline):

@@ -73,12 +73,7 @@ public enum NormalizedPath {
             case .plain:
                 segmentLength += 1
             case .percent:
-                let first = bytes.index(after: index)
-                guard first < bytes.endIndex, bytes.index(after: first) < bytes.endIndex,
-                    let high = hexValue(bytes[first]), let low = hexValue(bytes[bytes.index(after: first)])
-                else { return .refused(.badPercentEncoding) }
-                let decoded = high << 4 | low
-                let upper = isUpperHex(bytes[first]) && isUpperHex(bytes[bytes.index(after: first)])
+                guard let (decoded, upper, next) = escape(in: bytes, at: index) else { return .refused(.badPercentEncoding) }
                 if decoded == 0 { return .refused(.nulByte) }
                 if decoded == UInt8(ascii: "/") || decoded == UInt8(ascii: "\\") {
                     switch encodedSlashes {
@@ -91,7 +86,7 @@ public enum NormalizedPath {
                 }
                 if !upper { return .needsWork }
                 segmentLength += 3
-                index = bytes.index(after: bytes.index(after: first))
+                index = next
                 continue
             case .mustEncode:
                 return .needsWork
@@ -151,12 +146,8 @@ public enum NormalizedPath {
             case .dot, .plain:
                 current.append(byte)
             case .percent:
-                let first = bytes.index(after: index)
-                guard first < bytes.endIndex, bytes.index(after: first) < bytes.endIndex,
-                    let high = hexValue(bytes[first]), let low = hexValue(bytes[bytes.index(after: first)])
-                else { return .failure(.badPercentEncoding) }
-                let decoded = high << 4 | low
-                index = bytes.index(after: bytes.index(after: first))
+                guard let (decoded, _, next) = escape(in: bytes, at: index) else { return .failure(.badPercentEncoding) }
+                index = next
                 if decoded == 0 { return .failure(.nulByte) }
                 if decoded == UInt8(ascii: "/") || decoded == UInt8(ascii: "\\") {
                     switch encodedSlashes {
@@ -218,9 +209,20 @@ public enum NormalizedPath {
         }
     }
 
+    /// The byte the escape at `index` (`%` and two hex digits) stands for, whether its digits are upper-case, and
+    /// where the escape ends; nil when it is not a whole escape.
     @inline(__always)
-    private static func isUpperHex(_ byte: UInt8) -> Bool {
-        !(byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f"))
+    private static func escape(in bytes: Substring.UTF8View, at index: Substring.UTF8View.Index)
+        -> (value: UInt8, upperCase: Bool, next: Substring.UTF8View.Index)?
+    {
+        let first = bytes.index(after: index)
+        guard first < bytes.endIndex else { return nil }
+        let second = bytes.index(after: first)
+        guard second < bytes.endIndex, let high = hexValue(bytes[first]), let low = hexValue(bytes[second]) else {
+            return nil
+        }
+        let lowerCase = { (byte: UInt8) in byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f") }
+        return (high << 4 | low, !lowerCase(bytes[first]) && !lowerCase(bytes[second]), bytes.index(after: second))
     }
 }
 

@@ -94,7 +94,9 @@ public enum HostName {
                     // pct-encoded is allowed by the grammar, but a host never needs it here: refuse.
                     return false
                 }
-                guard isRegNameByte(byte) else { return false }
+                // unreserved only: the sub-delimiters the grammar also allows (`;`, `,`, `'`, `(`, `)`, `*`, `+`,
+                // `!`, `$`, `&`, `=`) are in no real host name, and some backends split on them.
+                guard NormalizedPath.isUnreserved(byte) else { return false }
                 index += 1
             }
             if hostEnd == 0 { return false }
@@ -110,19 +112,6 @@ public enum HostName {
         return true
     }
 
-    /// unreserved / sub-delims, less the sub-delims no host name has in practice and that some backends split on
-    /// (`;`, `,`, `'`, `(`, `)`, `*`, `+`, `!`, `$`, `&`, `=`): letters, digits, `-`, `.`, `_`, `~`.
-    @inline(__always)
-    private static func isRegNameByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-            UInt8(ascii: "~"):
-            return true
-        default:
-            return false
-        }
-    }
 }
 
 extension Substring.UTF8View {
