@@ -833,21 +833,37 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.flush()
         let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         let isHTTP2 = self.isHTTP2
-        core.fileIO.readChunked(
-            fileHandle: file.handle, fromOffset: Int64(file.offset), byteCount: file.length, chunkSize: 128 << 10,
-            allocator: context.channel.allocator, eventLoop: context.eventLoop
-        ) { chunk in
-            let handler = loopBound.value
-            guard handler.transport != nil, !handler.closed else {
-                return contextBound.value.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+        let fileIO = core.fileIO
+        let allocator = context.channel.allocator
+        let eventLoop = context.eventLoop
+        /// Reads `count` bytes from `offset` in `chunkSize` pieces, each written (and its write completed) before
+        /// the next is read.
+        @Sendable func stream(from offset: Int, count: Int, chunkSize: Int) -> EventLoopFuture<Void> {
+            fileIO.readChunked(
+                fileHandle: file.handle, fromOffset: Int64(offset), byteCount: count, chunkSize: chunkSize,
+                allocator: allocator, eventLoop: eventLoop
+            ) { chunk in
+                let handler = loopBound.value
+                guard handler.transport != nil, !handler.closed else {
+                    return contextBound.value.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+                }
+                if isHTTP2 {
+                    let written = contextBound.value.writeAndFlushFrame(.data(.init(data: .byteBuffer(chunk))))
+                    handler.trackWrite(written)
+                    return written
+                }
+                return contextBound.value.writeAndFlushWithFuture(NIOAny(chunk))
             }
-            if isHTTP2 {
-                let written = contextBound.value.writeAndFlushFrame(.data(.init(data: .byteBuffer(chunk))))
-                handler.trackWrite(written)
-                return written
+        }
+        // On HTTP/2 the first piece is small: a stream whose window never opens (a client that reads nothing)
+        // holds 16 KB until send_timeout resets it, not 128 KB; the rest follows in large pieces once it moved.
+        let first = isHTTP2 ? min(16 << 10, file.length) : 0
+        let sent = first > 0 && first < file.length
+            ? stream(from: file.offset, count: first, chunkSize: first).flatMap {
+                stream(from: file.offset + first, count: file.length - first, chunkSize: 128 << 10)
             }
-            return contextBound.value.writeAndFlushWithFuture(NIOAny(chunk))
-        }.whenComplete { result in
+            : stream(from: file.offset, count: file.length, chunkSize: 128 << 10)
+        sent.whenComplete { result in
             try? file.handle.close()
             let handler = loopBound.value
             switch result {

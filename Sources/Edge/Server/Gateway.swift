@@ -137,7 +137,7 @@ public final class Gateway: Sendable {
     /// Binds every configured listener and starts the per-loop housekeeping. Blocking: call it off the event loops.
     public func start() throws {
         let proxy = self.proxy
-        let tasks = group.makeIterator().map { loop in
+        var tasks = group.makeIterator().map { loop in
             let context = core.loopContext(for: loop)
             return loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
                 context.refreshClock()
@@ -145,6 +145,7 @@ public final class Gateway: Sendable {
                 proxy.housekeeping(on: loop)
             }
         }
+        tasks.append(MemoryReclaimer(logger: logger).start(on: group.next(), pool: threadPool))
         proxy.activate(core.snapshot.table.proxyRoutes)
         tracking?.start()
         links?.start(on: group.next())

@@ -35,6 +35,7 @@ public enum VantageRuntime {
     public static func run(configurationPath: String) async throws {
         let configuration = try GatewayConfiguration.load(path: configurationPath)
         try configuration.checkServingSecrets()
+        MemoryReclaimer.configureAllocator()
         let level = configuration.logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
