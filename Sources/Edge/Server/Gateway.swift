@@ -145,7 +145,9 @@ public final class Gateway: Sendable {
                 proxy.housekeeping(on: loop)
             }
         }
-        tasks.append(MemoryReclaimer(logger: logger).start(on: group.next(), pool: threadPool))
+        let shared = core
+        let reclaimer = MemoryReclaimer(openConnections: { shared.openConnections.load(ordering: .relaxed) }, logger: logger)
+        tasks.append(reclaimer.start(on: group.next(), pool: threadPool))
         proxy.activate(core.snapshot.table.proxyRoutes)
         tracking?.start()
         links?.start(on: group.next())

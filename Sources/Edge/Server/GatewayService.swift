@@ -36,6 +36,7 @@ public enum VantageRuntime {
         let configuration = try GatewayConfiguration.load(path: configurationPath)
         try configuration.checkServingSecrets()
         MemoryReclaimer.configureAllocator()
+        let openFiles = OpenFileLimit.raiseToHardLimit()
         let level = configuration.logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -45,6 +46,7 @@ public enum VantageRuntime {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "vantage")
+        logger.debug("open files: up to \(openFiles)")
         let gateway = try Gateway(configuration: configuration, logger: logger, registry: registry)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: GatewayService(gateway: gateway, logger: logger))],

@@ -20,19 +20,34 @@ import Glibc
 /// every 128 KB file chunk comes from an arena too (a zero-window attack then left 700 MB resident). So:
 /// - at start, fixed thresholds: blocks of 128 KB and more are mapped and unmapped on their own, and a free top of
 ///   an arena over 128 KB is returned at once;
-/// - every 10 s, off the event loops, when the resident size grew more than 16 MB since the last look, one
-///   `malloc_trim(0)` returns the free pages inside the arenas. Under a steady load the resident size is live memory
-///   and does not keep growing, so this runs rarely; after a burst it runs once.
+/// - every 10 s, off the event loops, one `malloc_trim(0)` returns the free pages inside the arenas when the
+///   resident size is 8 MB over its floor (the size after start or after the last trim) and either it grew 8 MB
+///   since the last trim or a burst is over: open connections fell below half of their peak since then, or the
+///   resident size came down 8 MB from its peak by itself (connections of a flood come and go too fast for the
+///   count). Under a steady load none of these holds for long, so trims are rare; after a burst, one runs.
 final class MemoryReclaimer: Sendable {
-    /// Growth of the resident size, since the last trim, that is worth a trim.
-    static let growthWorthTrimming = 16 << 20
+    /// Resident size over the floor that is worth a trim.
+    static let worthTrimming = 8 << 20
 
-    private let lastResident = Atomic<Int>(0)
+    private struct State {
+        /// Resident size after start or after the last trim.
+        var floor = 0
+        /// Resident size right after the last trim.
+        var lastAfter = 0
+        /// Most open connections, and the largest resident size, seen since the last trim.
+        var peakConnections = 0
+        var peakResident = 0
+        var ticks = 0
+    }
+
+    private let state = Mutex(State())
+    private let openConnections: @Sendable () -> Int
     private let trims = Counter(label: "vantage_memory_trims_total")
     private let reclaimed = Counter(label: "vantage_memory_reclaimed_bytes_total")
     private let logger: Logger
 
-    init(logger: Logger) {
+    init(openConnections: @escaping @Sendable () -> Int, logger: Logger) {
+        self.openConnections = openConnections
         self.logger = logger
     }
 
@@ -46,28 +61,50 @@ final class MemoryReclaimer: Sendable {
         #endif
     }
 
-    /// Starts the periodic check on `loop`; the trim itself runs on `pool`.
+    /// Samples the connection count every second on `loop`, and the resident size on `pool`; every tenth second the
+    /// decision (and a trim) runs there too.
     func start(on loop: any EventLoop, pool: NIOThreadPool) -> RepeatedTask {
-        lastResident.store(Self.residentBytes() ?? 0, ordering: .relaxed)
-        return loop.scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { [self] _ in
-            pool.submit { _ in self.check() }
+        let resident = Self.residentBytes() ?? 0
+        state.withLock {
+            $0.floor = resident
+            $0.lastAfter = resident
+        }
+        return loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
+            let connections = openConnections()
+            let due = state.withLock { state -> Bool in
+                state.peakConnections = max(state.peakConnections, connections)
+                state.ticks += 1
+                return state.ticks % 10 == 0
+            }
+            pool.submit { _ in
+                guard let resident = Self.residentBytes() else { return }
+                self.state.withLock { $0.peakResident = max($0.peakResident, resident) }
+                if due { self.check(resident: resident, connections: connections) }
+            }
         }
     }
 
-    /// One look: trims when the resident size grew enough since the last trim.
-    func check() {
-        guard let resident = Self.residentBytes() else { return }
-        let last = lastResident.load(ordering: .relaxed)
-        guard resident > last + Self.growthWorthTrimming else {
-            // Shrinking on its own (connections closed, big blocks unmapped) moves the reference down.
-            if resident < last { lastResident.store(resident, ordering: .relaxed) }
-            return
+    /// One decision: trims when the resident size is well over its floor and grew or a burst ended.
+    func check(resident: Int, connections: Int) {
+        let worth = state.withLock { state -> Bool in
+            if resident < state.floor { state.floor = resident }
+            guard resident > state.floor + Self.worthTrimming else { return false }
+            let grew = resident > state.lastAfter + Self.worthTrimming
+            let burstOver = connections * 2 < state.peakConnections
+                || resident + Self.worthTrimming < state.peakResident
+            return grew || burstOver
         }
+        guard worth else { return }
         #if canImport(Glibc)
         _ = malloc_trim(0)
         #endif
         let after = Self.residentBytes() ?? resident
-        lastResident.store(after, ordering: .relaxed)
+        state.withLock { state in
+            state.lastAfter = after
+            state.floor = min(state.floor, after)
+            state.peakConnections = connections
+            state.peakResident = after
+        }
         trims.increment()
         if resident > after { reclaimed.increment(by: resident - after) }
         logger.debug("memory: trimmed the allocator, resident \(resident >> 20) MB -> \(after >> 20) MB")
