@@ -1,10 +1,14 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Refusals that end a connection's requests, and deadlines on every connection and stream (issue 15), through the
 /// real binary in front of a real Node backend, with raw sockets (HTTP/1.1) and the `h2` package (HTTP/2).
 @Suite(.serialized) struct EdgeHardeningTests {
-    static func start(limits: String = "") throws -> (VantageProcess, BackendProcess) {
+    static func start(limits: String = "", sendTimeout: String = "1s") throws -> (VantageProcess, BackendProcess) {
         let backend = try BackendProcess.node("hard")
         let vantage = try VantageProcess(
             config: """
@@ -13,7 +17,7 @@ import Testing
                 admin: { listen: "127.0.0.1:0" }
                 access_log: "{{DIR}}/access.log"
                 tls: { certificates: [{ cert: "{{DIR}}/a.pem", key: "{{DIR}}/a.key" }] }
-                limits: { header_timeout: 2s, body_timeout: 1s, send_timeout: 1s, max_body_size: 1KB, max_header_size: 4KB, max_uri_length: 1KB\(limits) }
+                limits: { header_timeout: 2s, body_timeout: 1s, send_timeout: \(sendTimeout), max_body_size: 1KB, max_header_size: 4KB, max_uri_length: 1KB\(limits) }
                 tracking: { spool: { dir: "{{DIR}}/spool", sync_interval: 50ms } }
                 sites:
                   - routes:
@@ -134,6 +138,66 @@ import Testing
         let metrics = try curl(["-s", vantage.url("/metrics", kind: "admin")]).body
         #expect(metric(metrics, "vantage_events_dropped_total{reason=\"spool_lost\"}") == 1)
         #expect(vantage.log.contains("spool.lock was removed or replaced"))
+    }
+
+    /// Reads `path` over HTTP/1.1 with a small receive buffer, `bytes` at a time with `pause` seconds between reads,
+    /// for at most `limit` seconds; returns how many bytes arrived before the server closed (or the limit).
+    func slowRead(port: Int, path: String, bytes: Int, pause: TimeInterval, limit: TimeInterval) throws -> Int {
+        try Self.slowRead(port: port, path: path, bytes: bytes, pause: pause, limit: limit)
+    }
+
+    static func slowRead(port: Int, path: String, bytes: Int, pause: TimeInterval, limit: TimeInterval) throws -> Int {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socket) }
+        var size: Int32 = 8192
+        setsockopt(socket, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw Failure("connect failed") }
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var total = 0
+        var buffer = [UInt8](repeating: 0, count: bytes)
+        let started = Date()
+        while Date().timeIntervalSince(started) < limit {
+            let count = recv(socket, &buffer, bytes, 0)
+            if count == 0 { break }
+            if count > 0 { total += count }
+            if count < 0 && errno != EAGAIN && errno != EWOULDBLOCK { break }
+            Thread.sleep(forTimeInterval: pause)
+        }
+        return total
+    }
+
+    @Test func aSlowDownloadOutlivesTheIdleTimeoutAndAStoppedReaderIsCutOff() throws {
+        // Idle 1 s, send timeout 10 s: a client reading the 4 MB file at about 400 KB/s for 10 s keeps it all.
+        let (vantage, backend) = try Self.start(limits: ", idle_timeout: 1s", sendTimeout: "10s")
+        defer { _ = vantage.stop(); backend.kill() }
+        let port = vantage.ports["http"]!
+        let slow = try slowRead(port: port, path: "/files/big.bin", bytes: 4096, pause: 0.01, limit: 30)
+        #expect(slow > 4 << 20, "a slow download was cut at \(slow) bytes")
+        // A client that all but stops reading (4 KB every 3 s) is closed once no piece of the file left for
+        // send_timeout (1 s in the suite's configuration), well before it could have read the file.
+        let (strict, backend2) = try Self.start()
+        defer { _ = strict.stop(); backend2.kill() }
+        let strictPort = strict.ports["http"]!
+        let reader = Thread { _ = try? Self.slowRead(port: strictPort, path: "/files/big.bin", bytes: 4096, pause: 3, limit: 12) }
+        reader.start()
+        var timeouts = 0.0
+        let deadline = Date().addingTimeInterval(8)
+        while Date() < deadline && timeouts < 1 {
+            Thread.sleep(forTimeInterval: 0.25)
+            timeouts = metric(try curl(["-s", strict.url("/metrics", kind: "admin")]).body,
+                              "vantage_request_timeouts_total{kind=\"send\"}") ?? 0
+        }
+        #expect(timeouts >= 1, "the stopped reader was not cut off")
     }
 
     @Test func http2StalledBodiesAndClosedWindowsAreCutOff() throws {

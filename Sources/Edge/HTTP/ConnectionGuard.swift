@@ -59,6 +59,9 @@ struct ConnectionGuardStateMachine {
     }
 
     private(set) var state: State = .idle
+    /// Request heads delivered whose responses have not been completely written yet (pipelining, or a large file
+    /// still leaving): the connection is idle only when there are none.
+    private(set) var responsesPending = 0
     let maxHeaderSize: Int
     /// `limits.body_timeout` in nanoseconds: the longest gap between body reads, and the time after which the
     /// minimum rate applies.
@@ -126,6 +129,7 @@ struct ConnectionGuardStateMachine {
 
     /// The HTTP parser delivered a request head; `expectsBody` when it announced a body still to come.
     mutating func requestHeadReceived(expectsBody: Bool = false, now: UInt64 = 0) -> Action {
+        responsesPending += 1
         if expectsBody {
             state = .readingBody(BodyProgress(now: now))
             return .startTimer(.body)
@@ -160,8 +164,11 @@ struct ConnectionGuardStateMachine {
         return .startTimer(.body)
     }
 
-    /// The response was fully written and the connection stays open.
+    /// A response was fully written and the connection stays open.
     mutating func responseCompleted() -> Action {
+        responsesPending = max(0, responsesPending - 1)
+        // A later request is already being served (pipelined behind a file that was still leaving).
+        if responsesPending > 0 { return .none }
         state = .idle
         return .startTimer(.idle)
     }

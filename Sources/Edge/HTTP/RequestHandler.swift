@@ -81,6 +81,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var unsentFrameBytes = 0
         /// Under TLS, a proxied response head waits for the first body piece so that both leave in one TLS record.
         var heldHead: ByteBuffer?
+        /// A body still leaving after the exchange finished (a file sent with `sendfile`): the connection is not idle
+        /// until it has.
+        var bodyWritten: EventLoopFuture<Void>?
 
         init(head: HTTPRequestHead, headers: RequestHeaderSummary, snapshot: RuntimeSnapshot, startNanoseconds: UInt64,
              bodyLimit: Int, keepAlive: Bool)
@@ -164,15 +167,39 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         writesInFlight > 0 && now &- lastWriteProgress > timeout
     }
 
-    /// Counts an HTTP/2 DATA write until it has left (see ``sendStalled(now:timeout:)``).
+    /// Counts a response write until it has left (see ``sendStalled(now:timeout:)``): HTTP/2 DATA frames, which the
+    /// connection's sweep checks, and HTTP/1.1 file pieces, which a watchdog of this handler checks.
     private func trackWrite(_ written: EventLoopFuture<Void>) {
         if writesInFlight == 0 { lastWriteProgress = NIODeadline.now().uptimeNanoseconds }
         writesInFlight += 1
+        if !isHTTP2 && sendWatchdog == nil { scheduleSendWatchdog(on: written.eventLoop) }
         let loopBound = NIOLoopBound(self, eventLoop: written.eventLoop)
         written.whenComplete { _ in
             let handler = loopBound.value
             handler.writesInFlight -= 1
             handler.lastWriteProgress = NIODeadline.now().uptimeNanoseconds
+        }
+    }
+
+    /// HTTP/1.1: closes the connection when tracked writes made no progress for `send_timeout` (a client that
+    /// stopped reading a file must not hold the connection and the file forever).
+    private var sendWatchdog: Scheduled<Void>?
+
+    private func scheduleSendWatchdog(on eventLoop: any EventLoop) {
+        let timeout = UInt64(max(TimeAmount(connection.snapshots.current.limits.sendTimeout).nanoseconds, 1))
+        let due = lastWriteProgress &+ timeout
+        let now = NIODeadline.now().uptimeNanoseconds
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        sendWatchdog = eventLoop.scheduleTask(in: .nanoseconds(Int64(due > now ? due - now : 0) + 1_000_000)) {
+            let handler = loopBound.value
+            handler.sendWatchdog = nil
+            guard handler.writesInFlight > 0, !handler.closed, let transport = handler.transport else { return }
+            if handler.sendStalled(now: NIODeadline.now().uptimeNanoseconds, timeout: timeout) {
+                GatewayMetrics.shared.sendTimeouts.increment()
+                transport.closeExchange()
+            } else {
+                handler.scheduleSendWatchdog(on: eventLoop)
+            }
         }
     }
 
@@ -186,6 +213,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
+        sendWatchdog?.cancel()
         exchange?.proxy?.cancel()
         exchange?.releaseLease()
         context.fireChannelInactive()
@@ -822,11 +850,22 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func sendFile(_ file: FileBody, context: any ExchangeTransport) {
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         if !connection.isTLS && !isHTTP2 {
-            // Plain HTTP/1.1: sendfile(2), the bytes never enter user space.
-            let region = FileRegion(fileHandle: file.handle, readerIndex: file.offset, endIndex: file.offset + file.length)
-            context.writeWithFuture(NIOAny(IOData.fileRegion(region))).whenComplete { _ in
-                try? file.handle.close()
+            // Plain HTTP/1.1: sendfile(2), the bytes never enter user space. In pieces of 256 KB, each with its own
+            // completion: a client that stops reading is noticed (send_timeout) by the pieces no longer leaving.
+            var offset = file.offset
+            let end = file.offset + file.length
+            var last: EventLoopFuture<Void>?
+            while offset < end {
+                let pieceEnd = min(end, offset + (256 << 10))
+                let written = context.writeWithFuture(
+                    NIOAny(IOData.fileRegion(FileRegion(fileHandle: file.handle, readerIndex: offset, endIndex: pieceEnd))))
+                trackWrite(written)
+                last = written
+                offset = pieceEnd
             }
+            let done = last ?? context.eventLoop.makeSucceededVoidFuture()
+            done.whenComplete { _ in try? file.handle.close() }
+            exchange?.bodyWritten = done
             finish(context: context, sent: file.length)
             return
         }
@@ -847,12 +886,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 guard handler.transport != nil, !handler.closed else {
                     return contextBound.value.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
                 }
-                if isHTTP2 {
-                    let written = contextBound.value.writeAndFlushFrame(.data(.init(data: .byteBuffer(chunk))))
-                    handler.trackWrite(written)
-                    return written
-                }
-                return contextBound.value.writeAndFlushWithFuture(NIOAny(chunk))
+                let written = isHTTP2
+                    ? contextBound.value.writeAndFlushFrame(.data(.init(data: .byteBuffer(chunk))))
+                    : contextBound.value.writeAndFlushWithFuture(NIOAny(chunk))
+                handler.trackWrite(written)
+                return written
             }
         }
         // On HTTP/2 the first piece is small: a stream whose window never opens (a client that reads nothing)
@@ -907,7 +945,14 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // A malformed request after this one is answered (and the connection closed) once this one is done.
             if !malformedAfterCurrent { closeAfterPendingWrites(context: context) }
         }
-        if keepAlive { connectionGuard?.responseCompleted() }
+        if keepAlive, let connectionGuard {
+            if let written = current.bodyWritten {
+                let bound = NIOLoopBound(connectionGuard, eventLoop: context.eventLoop)
+                written.whenComplete { _ in bound.value.responseCompleted() }
+            } else {
+                connectionGuard.responseCompleted()
+            }
+        }
         if current.requestEnded || isHTTP2 { completeExchange(context: context) }
     }
 
