@@ -169,21 +169,6 @@ struct RateLimitIntegrationTests {
     }
 }
 
-/// A TCP connection to 127.0.0.1:`port` that sends nothing (its socket; close it).
-private func openConnection(port: Int) throws -> Int32 {
-    let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard socket >= 0 else { throw Failure("socket failed") }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw Failure("connect failed") }
-    return socket
-}
-
 /// Whether the peer has closed `socket` (a non-blocking read sees end of stream or a reset).
 private func isClosedByPeer(_ socket: Int32) -> Bool {
     var byte: UInt8 = 0

@@ -195,11 +195,14 @@ func makeCertificate(in directory: URL, name: String, names: [String]) throws ->
     return (cert, key)
 }
 
-/// A raw TCP exchange: sends the chunks (pausing between them), then reads until the peer closes or `timeout`.
-func rawExchange(port: Int, send chunks: [String], pauseBetween: TimeInterval = 0, timeout: Int = 10) throws -> String {
+/// A TCP connection to 127.0.0.1:`port` (its socket; close it). `receiveBuffer` sets `SO_RCVBUF` first (a
+/// small one makes a slow reader).
+func openConnection(port: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
     let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard socket >= 0 else { throw Failure("socket failed") }
-    defer { close(socket) }
+    if var size = receiveBuffer {
+        setsockopt(socket, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -209,7 +212,17 @@ func rawExchange(port: Int, send chunks: [String], pauseBetween: TimeInterval = 
             connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
         }
     }
-    guard connected == 0 else { throw Failure("connect failed") }
+    guard connected == 0 else {
+        close(socket)
+        throw Failure("connect failed")
+    }
+    return socket
+}
+
+/// A raw TCP exchange: sends the chunks (pausing between them), then reads until the peer closes or `timeout`.
+func rawExchange(port: Int, send chunks: [String], pauseBetween: TimeInterval = 0, timeout: Int = 10) throws -> String {
+    let socket = try openConnection(port: port)
+    defer { close(socket) }
     var seconds = timeval(tv_sec: timeout, tv_usec: 0)
     setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &seconds, socklen_t(MemoryLayout<timeval>.size))
     for (index, chunk) in chunks.enumerated() {
