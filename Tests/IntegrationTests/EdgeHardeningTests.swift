@@ -37,7 +37,7 @@ import Glibc
         return (vantage, backend)
     }
 
-    func responses(_ answer: String) -> Int { answer.components(separatedBy: "HTTP/1.1 ").count - 1 }
+    func responses(_ answer: String) -> Int { answerCount(answer) }
 
     func accessLogLines(_ vantage: VantageProcess) -> [String] {
         Thread.sleep(forTimeInterval: 1.3)  // the access log is written at least once a second

@@ -188,6 +188,13 @@ import Testing
     }
 }
 
+/// How many HTTP/1.1 answers a raw exchange got: status lines (`HTTP/1.1 200 OK`), wherever a body before them
+/// ended.
+func answerCount(_ answer: String) -> Int {
+    let statusLine = try! NSRegularExpression(pattern: "HTTP/1\\.1 [1-5][0-9][0-9] [A-Z]")
+    return statusLine.numberOfMatches(in: answer, range: NSRange(answer.startIndex..., in: answer))
+}
+
 /// Status and body of a raw HTTP/1.1 answer (the first one, when several came back).
 func split(_ answer: String) -> (status: Int?, body: String) {
     guard answer.hasPrefix("HTTP/1.1 ") else { return (nil, answer) }
