@@ -145,6 +145,25 @@ import Testing
         #expect(noVid.status == .badRequest)
     }
 
+    @Test func moneyLandsOnEveryKindAndUnknownCurrenciesAreRefused() throws {
+        let api = api()
+        let (_, tracked) = respond(api, request(.POST, "/tr/v1/tr/", body: #"{"ename":"purchase","revenue":"19.90","currency":"eur"}"#))
+        #expect(tracked.first?.revenue == 19.9 && tracked.first?.currency == "EUR")
+        let (_, server) = respond(api, request(.POST, "/tr/v1/str/", body: #"{"vid":"v-1","amt":5}"#))
+        #expect(server.first?.revenue == 5 && server.first?.currency == "USD")
+        let (_, query) = respond(api, request(.GET, "/tr/v1/tr/?amount=3.5&currency=JPY"))
+        #expect(query.first?.revenue == 3.5 && query.first?.currency == "JPY")
+        let (unknown, none) = respond(api, request(.POST, "/tr/v1/tr/", body: #"{"revenue":1,"currency":"XYZ"}"#))
+        #expect(unknown.status == .badRequest && none.isEmpty)
+        #expect(String(buffer: unknown.body).contains(#"field "currency": "XYZ" is not an ISO 4217 currency code"#))
+        let (notANumber, _) = respond(api, request(.POST, "/tr/v1/str/", body: #"{"revenue":"a lot"}"#))
+        #expect(notANumber.status == .badRequest && String(buffer: notANumber.body).contains(#"field "revenue""#))
+        let (payment, _) = respond(api, request(.POST, "/tr/v1/ltv/", body: #"{"payments":[{"amt":1,"currency":"usd"},{"amt":2,"currency":"DOGE"}]}"#))
+        #expect(payment.status == .badRequest, "one bad payment refuses the call: nothing half-recorded")
+        let (noMoney, plain) = respond(api, request(.POST, "/tr/v1/tr/", body: #"{"ename":"signup"}"#))
+        #expect(noMoney.status == .ok && plain.first?.revenue == 0 && plain.first?.currency == "")
+    }
+
     @Test func completedEventsKeepTheRequestsFieldsAndTheAPIs() {
         var api = TrackingAPI.event(kind: .track, fields: APIFields(), id: EventID(high: 1, low: 2), now: 5)
         api.eventName = "e"

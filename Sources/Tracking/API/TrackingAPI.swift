@@ -202,6 +202,11 @@ public final class TrackingAPI: Sendable {
 
     private func track(_ fields: APIFields, kind: TrackingEvent.Kind, _ request: APIRequest, now: Int64, makeID: () -> EventID) -> APIOutcome {
         var event = Self.event(kind: kind, fields: fields, id: makeID(), now: now)
+        do {
+            try Self.applyMoney(fields, amountKeys: Self.amountKeys, to: &event)
+        } catch {
+            return .respond(refusal(.badRequest, error.description, request), events: [])
+        }
         var response: APIResponse
         switch kind {
         case .serverTrack:
@@ -232,6 +237,11 @@ public final class TrackingAPI: Sendable {
         remaining.remove("sig")
         var event = Self.event(kind: .linkClick, fields: remaining, id: makeID(), now: now)
         event.properties = Self.properties(remaining, adding: [("to", target)])
+        do {
+            try Self.applyMoney(remaining, amountKeys: Self.amountKeys, to: &event)
+        } catch {
+            return .respond(refusal(.badRequest, error.description, request), events: [])
+        }
         var response = APIResponse(status: .found)
         response.headers.add(name: "Location", value: target)
         response.headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
@@ -270,14 +280,17 @@ public final class TrackingAPI: Sendable {
             items = [fields]
         }
         var events: [TrackingEvent] = []
+        let paymentKeys = Self.amountKeys + ["total", "price"]
         for item in items {
-            let amountText = item.text("revenue") ?? item.text("amt") ?? item.text("total") ?? item.text("price")
-            guard let amountText, let amount = Double(amountText), amount.isFinite else {
-                return .respond(refusal(.badRequest, "expected an amount (amt, revenue, total or price) in each payment", request), events: [])
+            guard paymentKeys.contains(where: { item.text($0) != nil }) else {
+                return .respond(refusal(.badRequest, "expected an amount (amt, amount, revenue, total or price) in each payment", request), events: [])
             }
             var event = Self.event(kind: .ltv, fields: item, id: makeID(), now: now)
-            event.revenue = amount
-            event.currency = (item.text("currency") ?? "USD").uppercased()
+            do {
+                try Self.applyMoney(item, amountKeys: paymentKeys, to: &event)
+            } catch {
+                return .respond(refusal(.badRequest, error.description, request), events: [])
+            }
             events.append(event)
         }
         var response = APIResponse(status: .ok)
@@ -379,8 +392,39 @@ public final class TrackingAPI: Sendable {
     static let mappedFields: Set<String> = [
         "vid", "sid", "uid", "ename", "etyp", "content", "url", "last", "cflags", "lat", "lon", "source", "medium",
         "campaign", "term", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
-        "amt", "revenue", "currency",
+        "amt", "amount", "revenue", "currency",
     ]
+
+    /// The names an amount of money goes by, in the order they are looked for.
+    static let amountKeys = ["revenue", "amt", "amount"]
+
+    /// Current ISO 4217 codes, from the system's ICU data (Foundation), not a list of our own.
+    static let currencyCodes = Set(Locale.commonISOCurrencyCodes)
+
+    /// Puts a call's money into the event's revenue columns, on any kind: the first of `amountKeys` that is present
+    /// (a number, as text or JSON) and `currency` (an ISO 4217 code in any case; USD when absent). A value that is
+    /// not a number, or a currency that is not a current ISO 4217 code, is refused naming the field: money is never
+    /// dropped in silence.
+    static func applyMoney(_ fields: APIFields, amountKeys: [String], to event: inout TrackingEvent) throws(APIFields.Refusal) {
+        var currency: String?
+        if let code = fields.text("currency") {
+            let upper = code.uppercased()
+            guard currencyCodes.contains(upper) else {
+                throw APIFields.Refusal(
+                    description: "field \"currency\": \"\(code.prefix(16))\" is not an ISO 4217 currency code (such as EUR or USD)")
+            }
+            currency = upper
+        }
+        guard let key = amountKeys.first(where: { fields.text($0) != nil }), let text = fields.text(key) else {
+            if let currency { event.currency = currency }
+            return
+        }
+        guard let amount = Double(text.trimmingCharacters(in: .whitespaces)), amount.isFinite else {
+            throw APIFields.Refusal(description: "field \"\(key)\": expected an amount, found \"\(text.prefix(32))\"")
+        }
+        event.revenue = amount
+        event.currency = currency ?? "USD"
+    }
     /// Personal data the older tracker hashed: never stored here.
     static let personalFields: Set<String> = ["email", "cell", "phone", "uname", "password", "pwd"]
 
