@@ -295,4 +295,51 @@ struct TrackingAPITests {
         #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE vid = 'visitor-d'") == 2)
         #expect(shipping.stop() == 0)
     }
+
+    /// Personal data planted in every input path (page query, referrer, API body URL, API query, pixel query,
+    /// redirect destination) is in no spool file, access-log line or export.
+    @Test func personalDataInQueryStringsNeverReachesTheDisk() throws {
+        let vantage = try VantageProcess(config: """
+            listen: { http: "127.0.0.1:0" }
+            admin: { listen: off }
+            access_log: "{{DIR}}/access.log"
+            sites:
+              - hosts: [127.0.0.1, localhost]
+                routes:
+                  - { path: /, static: { root: "{{DIR}}/www" } }
+            tracking:
+              spool: { dir: "{{DIR}}/spool", sync_interval: 50ms }
+              api: { redirect_hosts: [sfpl.io] }
+            """) { directory in
+            let www = directory.appendingPathComponent("www")
+            try FileManager.default.createDirectory(at: www, withIntermediateDirectories: true)
+            try "<html><body>home</body></html>".write(to: www.appendingPathComponent("index.html"), atomically: true, encoding: .utf8)
+        }
+        defer { _ = vantage.stop() }
+        let base = vantage.url("")
+        let email = "planted%40pii.example"
+        _ = try curl(["-s", "-H", "Referer: https://ref.example/?email=\(email)&x=1", "\(base)/?email=\(email)&phone=%2B1%20555%20123%204567&page=2"])
+        _ = try curl(["-s", "-H", "Content-Type: application/json", "-X", "POST", "\(base)/tr/v1/tr/?token=planted-secret",
+                      "-d", #"{"ename":"x","url":"https://www.example.com/p?email=planted@pii.example&plan=pro"}"#])
+        _ = try curl(["-s", "\(base)/tr/v1/img/?mail=\(email)&utm_campaign=nov"])
+        let redirect = try curl(["-s", "\(base)/tr/v1/rdr/?url=" + "https://sfpl.io/offer?email=planted@pii.example"
+            .addingPercentEncoding(withAllowedCharacters: .alphanumerics)!])
+        #expect(redirect.status == 302 && redirect.headers["location"]?.contains("planted@pii.example") == true,
+                "the client still goes to the whole destination")
+        Thread.sleep(forTimeInterval: 1.5)
+        let export = try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath]).stdout
+        #expect(export.split(separator: "\n").count == 4, "\(export)")
+        #expect(export.contains("page=2") && export.contains("plan=pro") && export.contains("utm_campaign=nov"))
+        var stored: [String: String] = ["export": export]
+        stored["access log"] = try String(contentsOf: vantage.directory.appendingPathComponent("access.log"), encoding: .utf8)
+        let spool = vantage.directory.appendingPathComponent("spool")
+        for name in try FileManager.default.contentsOfDirectory(atPath: spool.path) {
+            stored["spool/" + name] = String(decoding: try Data(contentsOf: spool.appendingPathComponent(name)), as: UTF8.self)
+        }
+        for (place, text) in stored {
+            for planted in ["planted", "555", "%40pii"] {
+                #expect(!text.contains(planted), "\(planted) in \(place)")
+            }
+        }
+    }
 }

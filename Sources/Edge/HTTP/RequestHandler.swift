@@ -633,10 +633,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             return
         }
-        if loop.events != nil {
+        if let events = loop.events {
             var properties = ByteBuffer()
             properties.writeJSONField("{\"link_id\":", clicked.id.description, first: true)
-            properties.writeJSONField("\"to\":", location)
+            // The client goes to the whole destination; the stored copy keeps no personal query parameters.
+            properties.writeJSONField("\"to\":", events.scrubber.scrub(url: location) ?? location)
             properties.writeStaticString("}")
             current.click = LinkClick(
                 id: clicked.id, recent: linkRoute.service.recentClicks, slug: clicked.slug, properties: String(buffer: properties))
@@ -1067,7 +1068,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let isHTTP2 = self.isHTTP2
         let requestID = exchange.requestID
         let upstream = exchange.proxy?.upstreamAddress
-        let originalTarget = exchange.originalTarget
+        // The log keeps the target as sent, less personal query parameters (as the events do).
+        let scrubber = loop.events?.scrubber ?? QueryScrubber.standard
+        let sentTarget = exchange.originalTarget ?? head.uri
+        let loggedTarget = scrubber.scrub(url: sentTarget) ?? sentTarget
+        let loggedReferer = headers.referer.map { scrubber.scrub(url: $0) ?? $0 }
         accessLog.append { buffer in
             buffer.writeStaticString("{\"time\":\"")
             buffer.writeString(isoSecond)
@@ -1079,7 +1084,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             buffer.writeJSONField(",\"client\":", client, first: true)
             buffer.writeJSONField("\"method\":", head.method.rawValue)
             buffer.writeJSONField("\"host\":", headers.host ?? "")
-            buffer.writeJSONField("\"uri\":", originalTarget ?? head.uri)
+            buffer.writeJSONField("\"uri\":", loggedTarget)
             if isHTTP2 {
                 buffer.writeStaticString(",\"proto\":\"HTTP/2.0\"")
             } else if head.version.minor == 1 {
@@ -1103,7 +1108,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 buffer.writeDecimal(upstreamMicroseconds)
             }
             if let agent = headers.userAgent { buffer.writeJSONField("\"user_agent\":", agent) }
-            if let referer = headers.referer { buffer.writeJSONField("\"referer\":", referer) }
+            if let loggedReferer { buffer.writeJSONField("\"referer\":", loggedReferer) }
             buffer.writeInteger(UInt8(ascii: "}"))
         }
     }

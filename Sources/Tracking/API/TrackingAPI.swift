@@ -95,11 +95,19 @@ public final class TrackingAPI: Sendable {
     let enrichment: EnrichmentContext?
     let consentHistory: (any ConsentHistory)?
 
-    public init(configuration: TrackingAPIConfiguration, enrichment: EnrichmentContext?, consentHistory: (any ConsentHistory)?) {
+    public init(
+        configuration: TrackingAPIConfiguration, enrichment: EnrichmentContext?, consentHistory: (any ConsentHistory)?,
+        scrubber: QueryScrubber = .standard
+    ) {
         self.configuration = configuration
         self.enrichment = enrichment
         self.consentHistory = consentHistory
+        self.scrubber = scrubber
     }
+
+    /// What counts as personal in a field (its name, or a value that is an email address or phone number): such
+    /// fields never go into `props`, and a redirect destination is stored without them.
+    let scrubber: QueryScrubber
 
     /// The endpoint of `path` and the rest of the path (the `/key/value` tuples), or nil outside the API.
     public static func route(_ path: Substring) -> (Endpoint, tuples: Substring)? {
@@ -201,7 +209,7 @@ public final class TrackingAPI: Sendable {
     }
 
     private func track(_ fields: APIFields, kind: TrackingEvent.Kind, _ request: APIRequest, now: Int64, makeID: () -> EventID) -> APIOutcome {
-        var event = Self.event(kind: kind, fields: fields, id: makeID(), now: now)
+        var event = Self.event(kind: kind, fields: fields, id: makeID(), now: now, scrubber: scrubber)
         do {
             try Self.applyMoney(fields, amountKeys: Self.amountKeys, to: &event)
         } catch {
@@ -235,8 +243,8 @@ public final class TrackingAPI: Sendable {
         var remaining = fields
         remaining.remove("url")
         remaining.remove("sig")
-        var event = Self.event(kind: .linkClick, fields: remaining, id: makeID(), now: now)
-        event.properties = Self.properties(remaining, adding: [("to", target)])
+        var event = Self.event(kind: .linkClick, fields: remaining, id: makeID(), now: now, scrubber: scrubber)
+        event.properties = Self.properties(remaining, adding: [("to", scrubber.scrub(url: target) ?? target)], scrubber: scrubber)
         do {
             try Self.applyMoney(remaining, amountKeys: Self.amountKeys, to: &event)
         } catch {
@@ -285,7 +293,7 @@ public final class TrackingAPI: Sendable {
             guard paymentKeys.contains(where: { item.text($0) != nil }) else {
                 return .respond(refusal(.badRequest, "expected an amount (amt, amount, revenue, total or price) in each payment", request), events: [])
             }
-            var event = Self.event(kind: .ltv, fields: item, id: makeID(), now: now)
+            var event = Self.event(kind: .ltv, fields: item, id: makeID(), now: now, scrubber: scrubber)
             do {
                 try Self.applyMoney(item, amountKeys: paymentKeys, to: &event)
             } catch {
@@ -306,7 +314,7 @@ public final class TrackingAPI: Sendable {
         guard let flags = fields.text("cflags").flatMap({ Int64($0) ?? Double($0).flatMap { Int64(exactly: $0) } }) else {
             return .respond(refusal(.badRequest, "expected cflags, an integer bit field", request), events: [])
         }
-        var event = Self.event(kind: .consent, fields: fields, id: makeID(), now: now)
+        var event = Self.event(kind: .consent, fields: fields, id: makeID(), now: now, scrubber: scrubber)
         event.visitorID = vid
         event.consentFlags = flags
         var response = APIResponse(status: .ok)
@@ -429,7 +437,9 @@ public final class TrackingAPI: Sendable {
     static let personalFields: Set<String> = ["email", "cell", "phone", "uname", "password", "pwd"]
 
     /// An event with the API fields of `fields`; the data plane adds the request's own fields when it records it.
-    static func event(kind: TrackingEvent.Kind, fields: APIFields, id: EventID, now: Int64) -> TrackingEvent {
+    static func event(
+        kind: TrackingEvent.Kind, fields: APIFields, id: EventID, now: Int64, scrubber: QueryScrubber = .standard
+    ) -> TrackingEvent {
         var event = TrackingEvent(
             id: id, timeMilliseconds: now, site: "", host: "", kind: kind, method: "", scheme: "", target: "",
             status: 0, bytesIn: 0, bytesOut: 0, durationMicroseconds: 0, httpVersion: "", clientAddress: "")
@@ -460,13 +470,15 @@ public final class TrackingAPI: Sendable {
             event.clickID = key + "=" + value.text
             break
         }
-        event.properties = properties(fields)
+        event.properties = properties(fields, scrubber: scrubber)
         return event
     }
 
     /// The unmapped fields as one JSON object of strings (numbers and booleans as their text, nested values as
     /// JSON text), personal data left out; empty when nothing is left.
-    static func properties(_ fields: APIFields, adding extra: [(String, String)] = []) -> String {
+    static func properties(
+        _ fields: APIFields, adding extra: [(String, String)] = [], scrubber: QueryScrubber = .standard
+    ) -> String {
         var buffer = ByteBuffer()
         var first = true
         func add(_ key: String, _ value: String) {
@@ -477,7 +489,9 @@ public final class TrackingAPI: Sendable {
             buffer.writeJSONString(value)
         }
         for (key, value) in fields.entries
-        where !mappedFields.contains(key) && !personalFields.contains(key) && !TrafficSource.clickIDNames.contains(key) {
+        where !mappedFields.contains(key) && !personalFields.contains(key) && !TrafficSource.clickIDNames.contains(key)
+            && !scrubber.isPersonal(name: key, value: value.text)
+        {
             add(key, value.text)
         }
         for (key, value) in extra { add(key, value) }

@@ -22,7 +22,11 @@ public final class EventRecorder: @unchecked Sendable {
     /// Sealed segments waiting beyond which age no longer seals a segment.
     static let maxSealedBacklog = 64
 
-    init(spool: Spool, sealAfter: TimeAmount, dropLog: DropLog) {
+    /// What leaves query strings before they are stored (also for the access log and link destinations).
+    public let scrubber: QueryScrubber
+
+    init(spool: Spool, sealAfter: TimeAmount, dropLog: DropLog, scrubber: QueryScrubber = QueryScrubber()) {
+        self.scrubber = scrubber
         appender = SpoolAppender(spool: spool)
         sealAfterMilliseconds = max(1, sealAfter.nanoseconds / 1_000_000)
         self.dropLog = dropLog
@@ -34,10 +38,25 @@ public final class EventRecorder: @unchecked Sendable {
         ids.next(unixMilliseconds: UInt64(max(0, unixMilliseconds)))
     }
 
-    /// Writes the event to the spool (or counts it dropped when the spool is full). When this returns, the event
+    /// Writes the event to the spool (or counts it dropped when the spool is full), its target's and referrer's query
+    /// strings scrubbed of personal data first: nothing personal reaches the disk. When this returns, the event
     /// survives a crash of the process.
     @inline(__always)
     public func record(_ event: TrackingEvent, nowMilliseconds: Int64) {
+        let target = scrubber.scrub(url: event.target)
+        let referrer = event.referrer.isEmpty ? nil : scrubber.scrub(url: event.referrer)
+        guard target != nil || referrer != nil else {
+            write(event, nowMilliseconds: nowMilliseconds)
+            return
+        }
+        var scrubbed = event
+        if let target { scrubbed.target = target }
+        if let referrer { scrubbed.referrer = referrer }
+        write(scrubbed, nowMilliseconds: nowMilliseconds)
+    }
+
+    @inline(__always)
+    private func write(_ event: TrackingEvent, nowMilliseconds: Int64) {
         let outcome = appender.append(nowMilliseconds: nowMilliseconds) { EventRecord.encode(event, into: &$0) }
         switch outcome {
         case .written:

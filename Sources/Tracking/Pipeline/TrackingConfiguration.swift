@@ -21,6 +21,8 @@ public struct TrackingConfiguration: Sendable, Equatable {
     public var visitors = VisitorConfiguration()
     /// `api: true` or `api: { ... }`: the tracking API on every site.
     public var api = TrackingAPIConfiguration()
+    /// `privacy.query`: parameters taken out of stored query strings.
+    public var queryScrubber = QueryScrubber()
     /// `enrichment: false` keeps raw request events (no visitor, session, device, source or location; the address
     /// policy still applies).
     public var enrichment = true
@@ -82,9 +84,14 @@ public struct TrackingConfiguration: Sendable, Equatable {
             }
         }
         if let value = map["privacy"] {
-            let privacy = try value.mapping(keys: ["dnt", "gpc"])
+            let privacy = try value.mapping(keys: ["dnt", "gpc", "query"])
             if let dnt = privacy["dnt"] { visitors.honorDoNotTrack = try dnt.bool() }
             if let gpc = privacy["gpc"] { visitors.honorGlobalPrivacyControl = try gpc.bool() }
+            if let query = privacy["query"] {
+                let lists = try query.mapping(keys: ["drop", "keep"])
+                queryScrubber = QueryScrubber(
+                    drop: try lists["drop"]?.stringList() ?? [], keep: try lists["keep"]?.stringList() ?? [])
+            }
         }
     }
 

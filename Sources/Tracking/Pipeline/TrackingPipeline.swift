@@ -52,7 +52,9 @@ public final class TrackingPipeline: Sendable {
                 "spool: \(spool.recovery.records) event(s) in \(spool.recovery.segments) segment(s) from an earlier run will be shipped")
         }
         let dropLog = DropLog(logger: logger)
-        recorders = loops.map { _ in EventRecorder(spool: spool, sealAfter: configuration.sealAfter, dropLog: dropLog) }
+        recorders = loops.map { _ in
+            EventRecorder(spool: spool, sealAfter: configuration.sealAfter, dropLog: dropLog, scrubber: configuration.queryScrubber)
+        }
         if let clickHouse = configuration.clickHouse {
             let client = ClickHouseClient(configuration: clickHouse, group: loops[0])
             self.client = client
@@ -68,7 +70,9 @@ public final class TrackingPipeline: Sendable {
             let history = SpoolConsentHistory(
                 spoolDirectory: configuration.spool.directory, client: client, table: table, pool: blockingPool,
                 logger: logger)
-            api = TrackingAPI(configuration: configuration.api, enrichment: enrichment, consentHistory: history)
+            api = TrackingAPI(
+                configuration: configuration.api, enrichment: enrichment, consentHistory: history,
+                scrubber: configuration.queryScrubber)
         } else {
             api = nil
         }
