@@ -56,10 +56,16 @@ public struct QueryScrubber: Sendable, Equatable {
         return query.isEmpty ? base + tail : base + "?" + query + tail
     }
 
+    private func decode(_ text: Substring) -> String {
+        // Fast path: nothing to decode (no allocation beyond the copy).
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return String(text) }
+        return FormDecoding.decode(text)
+    }
+
     private func isPersonal(_ pair: Substring) -> Bool {
         let equals = pair.firstIndex(of: "=")
-        let name = Self.decode(equals.map { pair[..<$0] } ?? pair)
-        return isPersonal(name: name, value: equals.map { Self.decode(pair[pair.index(after: $0)...]) })
+        let name = decode(equals.map { pair[..<$0] } ?? pair)
+        return isPersonal(name: name, value: equals.map { decode(pair[pair.index(after: $0)...]) })
     }
 
     /// Whether a decoded name and value (a query parameter, a tracking-API field) are personal by these rules.
@@ -91,31 +97,5 @@ public struct QueryScrubber: Sendable, Equatable {
         }
         guard (7...15).contains(digits) else { return false }
         return value.hasPrefix("+") || separators > 0
-    }
-
-    /// Percent-escapes and `+` decoded (form encoding); invalid escapes left as they are.
-    static func decode(_ text: Substring) -> String {
-        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return String(text) }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var index = text.utf8.startIndex
-        let end = text.utf8.endIndex
-        while index < end {
-            let byte = text.utf8[index]
-            if byte == UInt8(ascii: "+") {
-                bytes.append(UInt8(ascii: " "))
-            } else if byte == UInt8(ascii: "%"), let high = text.utf8.index(index, offsetBy: 1, limitedBy: end),
-                high < end, let low = text.utf8.index(index, offsetBy: 2, limitedBy: end), low < end,
-                let value = UInt8(String(decoding: [text.utf8[high], text.utf8[low]], as: UTF8.self), radix: 16)
-            {
-                bytes.append(value)
-                index = text.utf8.index(after: low)
-                continue
-            } else {
-                bytes.append(byte)
-            }
-            index = text.utf8.index(after: index)
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -122,25 +122,6 @@ public struct TrafficSource: Sendable, Equatable {
         return host.isEmpty ? nil : host
     }
 
-    /// Percent-decoding with `+` as a space; invalid escapes stay as they are; cut to ``maxValueBytes``.
-    static func decode(_ text: Substring) -> String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var iterator = text.utf8.makeIterator()
-        while let byte = iterator.next(), bytes.count < maxValueBytes {
-            switch byte {
-            case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
-            case UInt8(ascii: "%"):
-                guard let high = iterator.next() else { bytes.append(byte); continue }
-                guard let low = iterator.next() else { bytes += [byte, high]; continue }
-                if let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
-                    bytes.append(value)
-                } else {
-                    bytes += [byte, high, low]
-                }
-            default: bytes.append(byte)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
+    /// Form decoding cut to ``maxValueBytes``.
+    static func decode(_ text: Substring) -> String { FormDecoding.decode(text, limit: maxValueBytes) }
 }
