@@ -152,6 +152,20 @@ struct LinksTests {
         #expect(third.stop() == 0)
     }
 
+    @Test func aDestinationsPersonalQueryIsNotStoredWithTheClick() throws {
+        _ = try add(["--host", "go.example.com", "--slug", "invite",
+                     "--to", "https://example.org/join?email=invitee@pii.example&team=7"])
+        let answer = try click("go.example.com", "/invite")
+        #expect(answer.status == 302 && answer.headers["location"] == "https://example.org/join?email=invitee@pii.example&team=7",
+                "the client goes to the whole destination")
+        #expect(vantage.stop() == 0)
+        let export = try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath]).stdout
+        let click = try #require(try export.split(separator: "\n").map { try json(String($0)) }
+            .first { $0["kind"] as? String == "link_click" })
+        #expect((click["props"] as? [String: Any])?["to"] as? String == "https://example.org/join?team=7", "\(click)")
+        #expect(!export.contains("pii.example"))
+    }
+
     @Test func clicksBecomeEventsWithBotsFlaggedAndRepeatsMarked() throws {
         let link = try add(["--host", "go.example.com", "--slug", "news", "--to", "https://example.org/article"])
         let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
