@@ -17,6 +17,18 @@ struct EventsCommand: ParsableCommand {
         @Option(help: "The spool folder (instead of reading it from the configuration).")
         var spool: String?
 
+        /// Says where the events are when the spool holds none: with ClickHouse configured, shipped events leave
+        /// the spool (an empty answer would look like nothing was tracked).
+        func explainEmptySpool() {
+            guard spool == nil, let configuration = try? GatewayConfiguration.load(path: options.config),
+                let clickHouse = configuration.tracking.clickHouse
+            else { return }
+            printError("""
+                no events waiting in the spool: with tracking.clickhouse set, shipped events leave it; they are in \
+                \(clickHouse.database).\(clickHouse.table) at \(clickHouse.endpoints.joined(separator: ", "))
+                """)
+        }
+
         func directory() throws -> String {
             let directory = try spool ?? loadConfiguration(options.config).tracking.spool.directory
             guard FileManager.default.fileExists(atPath: directory) else {
@@ -45,6 +57,7 @@ struct EventsCommand: ParsableCommand {
                 if last.count > lines { last.removeFirst(last.count - lines) }
             }
             for event in last { printEvent(event) }
+            if last.isEmpty { source.explainEmptySpool() }
             guard !noFollow else { return }
             while true {
                 usleep(250_000)
@@ -66,16 +79,22 @@ struct EventsCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write every event in the spool to standard output, oldest segment first.")
         @OptionGroup var source: Source
-        @Option(help: "Output format (ndjson: one JSON object per line).")
+        @Option(help: "Output format: ndjson (one JSON object per line), csv (a header, then a row an event) or table.")
         var format = "ndjson"
+        @Option(help: "Only these fields, comma-separated (ts,kind,path,status,...); a table shows a few by default.")
+        var fields: String?
         @Option(help: "Only events at or after this time: ISO 8601 (2026-11-25T10:00:00Z, 2026-11-25) or an age (90m, 2h, 7d).")
         var since: String?
 
         func run() throws {
-            guard format == "ndjson" else {
-                printError("unknown format \(format); expected ndjson")
+            guard let chosen = EventOutput.Format(rawValue: format) else {
+                printError("unknown format \(format); expected ndjson, csv or table")
                 throw ExitCode(64)
             }
+            var writer = EventOutput(
+                format: chosen,
+                fields: fields.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } })
+            var exported = 0
             let threshold = try since.map { text -> Int64 in
                 guard let value = Self.parseSince(text, now: Date()) else {
                     printError("cannot read --since \(text): expected 2026-11-25T10:00:00Z, 2026-11-25 or an age such as 2h")
@@ -88,11 +107,13 @@ struct EventsCommand: ParsableCommand {
             try reader.readNew { record in
                 guard let event = try? EventRecord.decode(record) else { return }
                 if let threshold, event.timeMilliseconds < threshold { return }
-                event.writeJSON(into: &output)
-                output.writeInteger(UInt8(ascii: "\n"))
+                writer.write(event, into: &output)
+                exported += 1
                 if output.readableBytes > 1 << 16 { flush(&output) }
             }
+            writer.finish(into: &output)
             flush(&output)
+            if exported == 0 { source.explainEmptySpool() }
         }
 
         func flush(_ output: inout ByteBuffer) {

@@ -272,6 +272,11 @@ struct ClickHouseDeliveryTests {
         #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE path = '/failover'") == answered)
         #expect((metric(try metrics(vantage), "vantage_clickhouse_failures_total") ?? 0) >= 1, "the dead endpoint was tried")
         #expect(vantage.log.contains("unreachable"))
+        // With everything shipped, `vantage events` says where the events went instead of printing nothing.
+        let export = try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath],
+                             environment: ["TEST_CLICKHOUSE_PASSWORD": "s3cret pass"])
+        #expect(export.stdout.isEmpty && export.stderr.contains("shipped events leave it; they are in vantage.events"),
+                "\(export.stdout.prefix(300))\(export.stderr)")
         #expect(vantage.stop() == 0)
     }
 }
@@ -310,5 +315,19 @@ struct ClickHouseDeliveryTests {
         #expect(tail.stdout.split(separator: "\n").count == 2)
         let broken = try run([VantageProcess.binary, "events", "export", "--config", "/nonexistent.yaml"])
         #expect(broken.status == 2 && broken.stderr.contains("invalid configuration"))
+        // Formats and fields for people and spreadsheets.
+        let chosen = try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath, "--fields", "path,status"])
+        #expect(chosen.stdout.split(separator: "\n").first == #"{"path":"/page-0","status":200}"#, "\(chosen.stdout)")
+        let csv = try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath, "--format", "csv",
+                           "--fields", "ts,path,user_agent,status"])
+        let rows = csv.stdout.components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        #expect(rows.count == 4 && rows[0] == "ts,path,user_agent,status", "\(csv.stdout)")
+        #expect(rows[1].hasSuffix(",/page-0,Agent/0,200") && rows[1].hasPrefix("20"), "\(rows[1])")
+        let table = try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath, "--format", "table"])
+        let tableLines = table.stdout.split(separator: "\n")
+        #expect(tableLines.count == 4 && tableLines[0].hasPrefix("ts") && tableLines[0].contains("kind")
+            && tableLines[1].contains("/page-0"), "\(table.stdout)")
+        let unknown = try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath, "--format", "xml"])
+        #expect(unknown.status == 64 && unknown.stderr.contains("expected ndjson, csv or table"))
     }
 }
