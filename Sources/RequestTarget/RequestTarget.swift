@@ -71,45 +71,42 @@ public enum HostName {
     /// Refuses what would make the edge and a backend disagree about the host: userinfo (`evil@localhost`), spaces,
     /// slashes, percent-escapes, and the sub-delimiters the grammar allows but no real host name uses.
     public static func isValidAuthority<S: StringProtocol>(_ value: S) -> Bool {
-        let bytes = Array(value.utf8)
-        if bytes.isEmpty { return true }
-        var hostEnd = bytes.count
-        var index = 0
-        if bytes[0] == UInt8(ascii: "[") {
+        // One pass over the bytes, no copy: this runs for every request.
+        var iterator = value.utf8.makeIterator()
+        guard let first = iterator.next() else { return true }
+        var next: UInt8?
+        if first == UInt8(ascii: "[") {
             // IP-literal: hex digits, colons and dots (IPv6, with an embedded IPv4 tail); no zone ids.
-            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")), close > 1 else { return false }
-            for byte in bytes[1..<close] {
+            var length = 0
+            while true {
+                guard let byte = iterator.next() else { return false }
+                if byte == UInt8(ascii: "]") { break }
                 guard hexValue(byte) != nil || byte == UInt8(ascii: ":") || byte == UInt8(ascii: ".") else { return false }
+                length += 1
             }
-            hostEnd = close + 1
-            if hostEnd < bytes.count && bytes[hostEnd] != UInt8(ascii: ":") { return false }
+            guard length > 0 else { return false }
+            next = iterator.next()
         } else {
-            while index < bytes.count {
-                let byte = bytes[index]
-                if byte == UInt8(ascii: ":") {
-                    hostEnd = index
-                    break
-                }
-                if byte == UInt8(ascii: "%") {
-                    // pct-encoded is allowed by the grammar, but a host never needs it here: refuse.
-                    return false
-                }
-                // unreserved only: the sub-delimiters the grammar also allows (`;`, `,`, `'`, `(`, `)`, `*`, `+`,
-                // `!`, `$`, `&`, `=`) are in no real host name, and some backends split on them.
+            next = first
+            while let byte = next, byte != UInt8(ascii: ":") {
+                // unreserved only: pct-encoded and the sub-delimiters the grammar also allows (`;`, `,`, `'`, `(`,
+                // `)`, `*`, `+`, `!`, `$`, `&`, `=`) are in no real host name, and some backends split on them.
                 guard NormalizedPath.isUnreserved(byte) else { return false }
-                index += 1
+                next = iterator.next()
             }
-            if hostEnd == 0 { return false }
+            if first == UInt8(ascii: ":") { return false }
         }
-        if hostEnd < bytes.count {
-            // ":" port
-            let port = bytes[(hostEnd + 1)...]
-            guard port.count <= 5, port.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
-                return false
-            }
-            if let number = Int(String(decoding: port, as: UTF8.self)), number > 65_535 { return false }
+        guard let separator = next else { return true }
+        guard separator == UInt8(ascii: ":") else { return false }
+        // ":" port: up to five digits, at most 65535.
+        var port = 0
+        var digits = 0
+        while let byte = iterator.next() {
+            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"), digits < 5 else { return false }
+            port = port * 10 + Int(byte - UInt8(ascii: "0"))
+            digits += 1
         }
-        return true
+        return port <= 65_535
     }
 
 }
