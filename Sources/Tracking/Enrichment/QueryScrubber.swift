@@ -24,24 +24,33 @@ public struct QueryScrubber: Sendable, Equatable {
     /// The defaults, for places with no configuration of their own (the access log with tracking off).
     public static let standard = QueryScrubber()
 
+    /// The longest name in ``names`` or ``kept``: a longer parameter name is neither, and is not decoded.
+    private let longestName: Int
+
     public init(drop: [String] = [], keep: [String] = []) {
         kept = Set(keep.map { $0.lowercased() })
         names = Self.defaultNames.union(drop.map { $0.lowercased() }).subtracting(kept)
+        longestName = names.union(kept).map(\.utf8.count).max() ?? 0
     }
 
-    /// `query` without its personal parameters, or nil when nothing in it is personal (nothing is allocated then).
+    /// `query` without its personal parameters, or nil when nothing in it is personal. This runs for every stored
+    /// event and log line with a query, so the common case allocates nothing: names are short (inline strings), and
+    /// a value is only decoded when it could be an address or a phone number.
     public func scrub(query: Substring) -> String? {
-        guard !query.isEmpty else { return nil }
-        var kept: [Substring] = []
-        var dropped = false
-        for pair in query.split(separator: "&", omittingEmptySubsequences: false) {
-            if isPersonal(pair) {
-                dropped = true
-            } else {
-                kept.append(pair)
-            }
+        guard !query.isEmpty, containsPersonal(query) else { return nil }
+        return query.split(separator: "&", omittingEmptySubsequences: false).filter { !isPersonal($0) }
+            .joined(separator: "&")
+    }
+
+    /// The first pass, pair by pair without splitting into an array.
+    private func containsPersonal(_ query: Substring) -> Bool {
+        var start = query.startIndex
+        while true {
+            let end = query[start...].firstIndex(of: "&") ?? query.endIndex
+            if isPersonal(query[start..<end]) { return true }
+            guard end < query.endIndex else { return false }
+            start = query.index(after: end)
         }
-        return dropped ? kept.joined(separator: "&") : nil
     }
 
     /// A URL or request target with its query scrubbed (`?` dropped when nothing is left), or nil when unchanged.
@@ -64,8 +73,35 @@ public struct QueryScrubber: Sendable, Equatable {
 
     private func isPersonal(_ pair: Substring) -> Bool {
         let equals = pair.firstIndex(of: "=")
-        let name = decode(equals.map { pair[..<$0] } ?? pair)
-        return isPersonal(name: name, value: equals.map { decode(pair[pair.index(after: $0)...]) })
+        let rawName = equals.map { pair[..<$0] } ?? pair
+        let rawValue = equals.map { pair[pair.index(after: $0)...] }
+        // A name longer than any listed one (escapes counted as three bytes each) is not listed: skip decoding it.
+        if rawName.utf8.count <= 3 * longestName {
+            let name = decode(rawName).lowercased()
+            if kept.contains(name) { return false }
+            if names.contains(name) { return true }
+        }
+        guard let rawValue, Self.mayBePersonal(rawValue) else { return false }
+        let value = decode(rawValue)
+        return Self.isEmailAddress(value) || Self.isPhoneNumber(value)
+    }
+
+    /// Whether a raw value could be an email address (an `@`, or an escape that may be one) or a phone number
+    /// (only digits, separators, `+` and escapes): everything else is judged without decoding it.
+    private static func mayBePersonal(_ raw: Substring) -> Bool {
+        var phoneShaped = true
+        var digits = 0
+        for byte in raw.utf8 {
+            switch byte {
+            case UInt8(ascii: "@"), UInt8(ascii: "%"): return true
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digits += 1
+            case UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "("), UInt8(ascii: ")"),
+                UInt8(ascii: " "):
+                break
+            default: phoneShaped = false
+            }
+        }
+        return phoneShaped && digits >= 7
     }
 
     /// Whether a decoded name and value (a query parameter, a tracking-API field) are personal by these rules.
