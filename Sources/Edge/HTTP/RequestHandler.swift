@@ -170,15 +170,21 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Counts a response write until it has left (see ``sendStalled(now:timeout:)``): HTTP/2 DATA frames, which the
     /// connection's sweep checks, and HTTP/1.1 file pieces, which a watchdog of this handler checks.
     private func trackWrite(_ written: EventLoopFuture<Void>) {
+        writeStarted(on: written.eventLoop)
+        let loopBound = NIOLoopBound(self, eventLoop: written.eventLoop)
+        written.whenComplete { _ in loopBound.value.writeCompleted() }
+    }
+
+    /// The halves of ``trackWrite(_:)``, for a write that already has a completion callback of its own.
+    private func writeStarted(on eventLoop: any EventLoop) {
         if writesInFlight == 0 { lastWriteProgress = NIODeadline.now().uptimeNanoseconds }
         writesInFlight += 1
-        if !isHTTP2 && sendWatchdog == nil { scheduleSendWatchdog(on: written.eventLoop) }
-        let loopBound = NIOLoopBound(self, eventLoop: written.eventLoop)
-        written.whenComplete { _ in
-            let handler = loopBound.value
-            handler.writesInFlight -= 1
-            handler.lastWriteProgress = NIODeadline.now().uptimeNanoseconds
-        }
+        if !isHTTP2 && sendWatchdog == nil { scheduleSendWatchdog(on: eventLoop) }
+    }
+
+    private func writeCompleted() {
+        writesInFlight -= 1
+        lastWriteProgress = NIODeadline.now().uptimeNanoseconds
     }
 
     /// HTTP/1.1: closes the connection when tracked writes made no progress for `send_timeout` (a client that
@@ -1330,10 +1336,12 @@ extension RequestHandler: ProxyDownstream {
             current.unsentFrameBytes += size
             let promise = context.eventLoop.makePromise(of: Void.self)
             context.writeFrame(.data(.init(data: .byteBuffer(buffer))), promise: promise)
-            trackWrite(promise.futureResult)
-            let bound = NIOLoopBound(current, eventLoop: context.eventLoop)
+            writeStarted(on: context.eventLoop)
+            // One callback per frame does both: send progress, and the window that paces the upstream.
+            let bound = NIOLoopBound((self, current), eventLoop: context.eventLoop)
             promise.futureResult.whenComplete { _ in
-                let exchange = bound.value
+                let (handler, exchange) = bound.value
+                handler.writeCompleted()
                 exchange.unsentFrameBytes -= size
                 if exchange.proxyResponsePaused && exchange.unsentFrameBytes <= Self.http2ResponseWindow / 2 {
                     exchange.proxyResponsePaused = false
