@@ -46,6 +46,8 @@ import Testing
         out.writeInteger(event.revenue.bitPattern, endianness: .little)
         string(event.currency)
         string(event.properties)
+        string(event.channel)
+        string(event.sessionChannel)
         return Array(out.readableBytesView)
     }
 

@@ -58,17 +58,30 @@ import Testing
         event.revenue = 9.5
         event.currency = "EUR"
         event.properties = "{\"plan\":\"pro\"}"
+        event.channel = "Paid Search"
+        event.sessionChannel = "Organic Search"
         return event
     }()
 
-    /// The record the previous version wrote: version byte 1 and no enrichment tail (an event with empty
-    /// enrichment fields encodes them in 27 bytes: flags, two one-byte varints, 24 empty strings).
+    /// The record the first version wrote: version byte 1 and no enrichment tail (an event with empty
+    /// enrichment fields encodes them in 29 bytes: flags, two one-byte varints, 26 empty strings).
     static func versionOneRecord(_ event: TrackingEvent) -> ByteBuffer {
         var buffer = ByteBuffer()
         EventRecord.encode(event, into: &buffer)
-        var v1 = buffer.getSlice(at: 0, length: buffer.readableBytes - 27)!
+        var v1 = buffer.getSlice(at: 0, length: buffer.readableBytes - 29)!
         v1.setInteger(UInt8(1), at: 0)
         return v1
+    }
+
+    @Test func versionTwoRecordsReadWithoutChannels() throws {
+        var event = Self.event
+        (event.channel, event.sessionChannel) = ("", "")
+        var buffer = ByteBuffer()
+        EventRecord.encode(event, into: &buffer)
+        var v2 = buffer.getSlice(at: 0, length: buffer.readableBytes - 2)!
+        v2.setInteger(UInt8(2), at: 0)
+        let decoded = try EventRecord.decode(v2)
+        #expect(decoded.properties == event.properties && decoded.currency == "EUR" && decoded.channel.isEmpty)
     }
 
     @Test func anEventIsOneJSONObjectWithEveryField() throws {

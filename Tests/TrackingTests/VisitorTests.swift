@@ -1,3 +1,5 @@
+import Foundation
+import Logging
 import Testing
 
 @testable import Tracking
@@ -86,5 +88,111 @@ import Testing
         #expect(!Enricher.acceptableVisitorID("<script>"))
         #expect(!Enricher.acceptableVisitorID(""))
         #expect(!Enricher.acceptableVisitorID(Substring(String(repeating: "a", count: 65))))
+    }
+}
+
+@Suite struct VisitorStateTests {
+    func temporaryFolder() throws -> String {
+        let path = "/tmp/vantage-visitor-state-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test func keysSurviveARestartWithinTheirDayOnly() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let files = VisitorStateFiles(directory: folder)
+        let keys = VisitorKeyring().keys(day: 20_000)
+        try files.saveKeys(keys)
+        let attributes = try FileManager.default.attributesOfItem(atPath: files.keysPath)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600, "owner-only")
+        #expect(files.loadKeys(today: 20_000) == keys)
+        // The next day the saved key is yesterday's: sessions over midnight go on, today's key is new.
+        let nextDay = VisitorKeyring(restored: files.loadKeys(today: 20_001)).keys(day: 20_001)
+        #expect(nextDay.yesterday == keys.today && nextDay.today != keys.today)
+        #expect(files.loadKeys(today: 20_002) == nil, "a key older than yesterday is of no use")
+        #expect(!FileManager.default.fileExists(atPath: files.keysPath), "and is deleted")
+    }
+
+    @Test func rotatedKeysAreHandedOutForSavingOnce() {
+        let keyring = VisitorKeyring()
+        _ = keyring.keys(day: 5)
+        #expect(keyring.takeUnsaved()?.day == 5)
+        #expect(keyring.takeUnsaved() == nil)
+        _ = keyring.keys(day: 5)
+        #expect(keyring.takeUnsaved() == nil, "no rotation, nothing to save")
+        _ = keyring.keys(day: 6)
+        #expect(keyring.takeUnsaved()?.day == 6)
+    }
+
+    @Test func openSessionsAreSavedAndRestored() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let files = VisitorStateFiles(directory: folder)
+        let table = SessionTable(visitors: 4096, timeoutSeconds: 1800)
+        let now: UInt32 = 1_795_564_000
+        _ = table.visit(visitor: 1, now: now - 100, newSession: 11, channel: MarketingChannel.organicSearch.rawValue)
+        _ = table.visit(visitor: 2, now: now - 1000, newSession: 22)
+        _ = table.visit(visitor: 3, now: now - 4000, newSession: 33)
+        try files.saveSessions(table.openSessions(now: now))
+        let restored = SessionTable(visitors: 4096, timeoutSeconds: 1800)
+        // Restarted 20 minutes later: visitor 2's session timed out meanwhile, 3's long before.
+        #expect(restored.restore(files.takeSessions(limit: restored.capacity), now: now + 1200) == 1)
+        #expect(!FileManager.default.fileExists(atPath: files.sessionsPath), "read once")
+        let visit = restored.visit(visitor: 1, now: now + 1200, newSession: 99)
+        #expect(visit == SessionTable.Visit(session: 11, isNew: false, channel: MarketingChannel.organicSearch.rawValue))
+        #expect(restored.visit(visitor: 2, now: now + 1200, newSession: 98).isNew)
+    }
+
+    @Test func aSessionKeepsItsFirstKnownTouch() {
+        let table = SessionTable(visitors: 4096, timeoutSeconds: 1800)
+        // A stylesheet finished before its page: no channel yet; the page brings it; a later campaign does not
+        // change the session's first touch.
+        #expect(table.visit(visitor: 7, now: 1000, newSession: 1).channel == 0)
+        #expect(table.visit(visitor: 7, now: 1001, newSession: 2, channel: MarketingChannel.email.rawValue).channel == MarketingChannel.email.rawValue)
+        #expect(table.visit(visitor: 7, now: 1002, newSession: 3, channel: MarketingChannel.paidSearch.rawValue).channel == MarketingChannel.email.rawValue)
+    }
+}
+
+@Suite struct CookieVisitorTests {
+    static func context() -> EnrichmentContext {
+        var visitors = VisitorConfiguration()
+        visitors.cookies = true
+        return EnrichmentContext(visitors: visitors, clientAddressPolicy: .truncated, geoIP: nil, logger: Logger(label: "test"))
+    }
+
+    func event(_ kind: TrackingEvent.Kind, at milliseconds: Int64, referrer: String = "") -> TrackingEvent {
+        TrackingEvent(
+            id: EventID(high: 1, low: UInt64(milliseconds)), timeMilliseconds: milliseconds, site: "example.com",
+            host: "example.com", kind: kind, method: "GET", scheme: "https", target: "/", status: 200, bytesIn: 0,
+            bytesOut: 10, durationMicroseconds: 1, referrer: referrer, httpVersion: "HTTP/1.1", clientAddress: "203.0.113.7")
+    }
+
+    /// One browser in cookie mode: its first page has no cookie yet (the answer sets one), its stylesheet neither;
+    /// the next page returns the cookie. A browser that never returns cookies: only the cookieless id.
+    @Test func aBrowserWithoutTheCookieYetIsStillOneVisitor() {
+        let enricher = Enricher(context: Self.context())
+        let agent = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+        let start: Int64 = 1_795_564_000_000
+        let issued = enricher.visitorIDForCookie(site: "example.com", clientAddress: "203.0.113.7", userAgent: agent, timeMilliseconds: start)
+        var page = event(.pageview, at: start, referrer: "https://www.google.com/")
+        var facts = RequestFacts(clientAddress: "203.0.113.7", userAgent: agent, cookie: nil)
+        facts.issuedVisitorID = issued
+        enricher.enrich(&page, facts: facts)
+        var stylesheet = event(.request, at: start + 50)
+        enricher.enrich(&stylesheet, facts: RequestFacts(clientAddress: "203.0.113.7", userAgent: agent, cookie: nil))
+        var next = event(.pageview, at: start + 60_000, referrer: "https://example.com/")
+        var returning = RequestFacts(clientAddress: "203.0.113.7", userAgent: agent, cookie: "vid=\(issued)")
+        returning.siteHosts = ["example.com"]
+        enricher.enrich(&next, facts: returning)
+        #expect(Set([page.visitorID, stylesheet.visitorID, next.visitorID]) == [issued])
+        #expect(Set([page.sessionID, stylesheet.sessionID, next.sessionID]).count == 1)
+        #expect(page.sessionStart && !stylesheet.sessionStart && !next.sessionStart)
+        #expect(page.channel == "Organic Search" && next.channel == "Organic Search", "internal navigation keeps the session's channel")
+        #expect(stylesheet.channel.isEmpty && stylesheet.sessionChannel == "Organic Search")
+        // The cookie goes on the next day (the cookieless id would change; the cookie's does not).
+        var tomorrow = event(.pageview, at: start + 86_400_000)
+        enricher.enrich(&tomorrow, facts: RequestFacts(clientAddress: "198.51.100.1", userAgent: agent, cookie: "vid=\(issued)"))
+        #expect(tomorrow.visitorID == issued && tomorrow.sessionStart && tomorrow.channel == "Direct")
     }
 }

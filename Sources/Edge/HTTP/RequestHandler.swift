@@ -977,7 +977,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return isPageview(exchange) ? .pageview : .request
     }
 
-    /// With visitor cookies on: a new visitor id in a `Set-Cookie` for a page view of a visitor without one (and
+    /// With visitor cookies on: a visitor id in a `Set-Cookie` for a page view of a visitor without one (and
     /// without a DNT/GPC signal the configuration honours).
     private func issueVisitorCookie(_ exchange: Exchange) -> String? {
         guard let enricher = loop.enricher, enricher.context.visitors.cookies, exchange.route?.track ?? true,
@@ -993,7 +993,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         {
             return nil
         }
-        let visitorID = enricher.newVisitorID()
+        // The cookie carries the browser's cookieless id, so what it did before returning the cookie (and its
+        // requests that never carry it) stays one visitor.
+        let visitorID = enricher.visitorIDForCookie(
+            site: exchange.siteName, clientAddress: clientAddress(exchange.head.headers, trusted: exchange.snapshot.trustedProxies),
+            userAgent: headers.userAgent, timeMilliseconds: Int64(loop.refreshClock()))
         exchange.issuedVisitorID = visitorID
         return enricher.visitorCookie(visitorID, secureTransport: connection.isTLS)
     }

@@ -40,7 +40,7 @@ public struct EventSchema: Sendable, Equatable {
     }
 
     /// The newest schema version this build knows.
-    public static let latestVersion = 2
+    public static let latestVersion = 3
 
     public var columns: [Column] {
         let modern = dialect == .modern
@@ -63,7 +63,13 @@ public struct EventSchema: Sendable, Equatable {
             Column(name: "http_version", type: short), Column(name: "tls_version", type: short),
             Column(name: "request_id", type: "String"), Column(name: "client_ip", type: "String"),
         ]
-        return columns + enrichmentColumns
+        return columns + enrichmentColumns + channelColumns
+    }
+
+    /// Version 3: the channel grouping, of the event and of its session's first touch.
+    public var channelColumns: [Column] {
+        let short = dialect == .modern ? "LowCardinality(String)" : "String"
+        return [Column(name: "channel", type: short), Column(name: "session_channel", type: short)]
     }
 
     /// Version 2: enrichment, visitors and sessions, and the tracking API's fields.
@@ -162,20 +168,8 @@ public struct EventSchema: Sendable, Equatable {
             // A table made by version 1 gets the new columns after `client_ip`, in row order (on a table made just
             // now they exist already).
             let tables = cluster == nil ? [storageTable] : [storageTable, table]
-            let columns = enrichmentColumns
-            let database = database, onCluster = onCluster
             all.append(Migration(version: 2, description: "enrichment, visitors, sessions, tracking API") { existing in
-                var statements: [String] = []
-                var previous = "client_ip"
-                for column in columns {
-                    if !existing.contains(column.name) {
-                        for name in tables {
-                            statements.append(
-                                "ALTER TABLE \(database).\(name)\(onCluster) ADD COLUMN \(column.name) \(column.type) AFTER \(previous)")
-                        }
-                    }
-                    previous = column.name
-                }
+                var statements = addColumns(enrichmentColumns, after: "client_ip", existing: existing)
                 // ClickHouse 18.16 cannot place an ALIAS column AFTER an ordinary one: it goes last.
                 if !existing.contains("bot") {
                     for name in tables {
@@ -185,7 +179,30 @@ public struct EventSchema: Sendable, Equatable {
                 return statements
             })
         }
+        if version < 3 {
+            all.append(Migration(version: 3, description: "channel grouping") { existing in
+                addColumns(channelColumns, after: "props", existing: existing)
+            })
+        }
         return all
+    }
+
+    /// `ADD COLUMN` statements for those of `columns` the table lacks, in row order after `first` (on every table
+    /// of a cluster).
+    private func addColumns(_ columns: [Column], after first: String, existing: Set<String>) -> [String] {
+        let tables = cluster == nil ? [storageTable] : [storageTable, table]
+        var statements: [String] = []
+        var previous = first
+        for column in columns {
+            if !existing.contains(column.name) {
+                for name in tables {
+                    statements.append(
+                        "ALTER TABLE \(database).\(name)\(onCluster) ADD COLUMN \(column.name) \(column.type) AFTER \(previous)")
+                }
+            }
+            previous = column.name
+        }
+        return statements
     }
 
     /// A mutation deleting the rows that match `condition` (on every replica's `_local` table in cluster mode).

@@ -9,7 +9,7 @@ public struct RowBinaryWriter: Sendable {
         self.dialect = dialect
     }
 
-    /// Appends the row of one record (``EventRecord`` version 1 or 2), working on raw bytes: one bounds-checked pass
+    /// Appends the row of one record (any ``EventRecord`` version), working on raw bytes: one bounds-checked pass
     /// over the record, one reservation in the output, no intermediate buffers or reference counting.
     public func writeRow(record: UnsafeRawBufferPointer, into out: inout ByteBuffer) throws {
         let fields = try EventRecord.Fields(record: record)
@@ -94,6 +94,8 @@ public struct RowBinaryWriter: Sendable {
             writer.fixed(fields.revenue.bitPattern)
             writer.string(fields.currency)
             writer.string(fields.properties)
+            writer.string(fields.channel)
+            writer.string(fields.sessionChannel)
             return writer.count
         }
     }

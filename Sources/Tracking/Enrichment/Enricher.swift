@@ -58,14 +58,19 @@ public struct RequestFacts {
 public final class EnrichmentContext: Sendable {
     public let visitors: VisitorConfiguration
     public let clientAddressPolicy: ClientAddressPolicy
-    public let keyring = VisitorKeyring()
+    public let keyring: VisitorKeyring
     public let sessions: SessionTable
     public let geoIP: GeoIPSource?
 
-    public init(visitors: VisitorConfiguration, clientAddressPolicy: ClientAddressPolicy, geoIP: GeoIPSource?, logger: Logger) {
+    /// `keys`: the cookieless keys an earlier run saved (``VisitorStateFiles``), if still of use.
+    public init(
+        visitors: VisitorConfiguration, clientAddressPolicy: ClientAddressPolicy, geoIP: GeoIPSource?,
+        keys: VisitorKeyring.Keys? = nil, logger: Logger
+    ) {
         self.visitors = visitors
         self.clientAddressPolicy = clientAddressPolicy
         self.geoIP = geoIP
+        keyring = VisitorKeyring(restored: keys)
         sessions = SessionTable(visitors: visitors.maxSessions, timeoutSeconds: visitors.sessionTimeoutSeconds, logger: logger)
     }
 }
@@ -89,6 +94,8 @@ public final class Enricher: @unchecked Sendable {
         var referrer: String
     }
     private var random = EventIDGenerator()
+    /// The channel of the event being enriched (nil: a subresource, or internal navigation).
+    private var touch: MarketingChannel?
 
     public init(context: EnrichmentContext, userAgentCacheSize: Int = 4096) {
         self.context = context
@@ -101,6 +108,7 @@ public final class Enricher: @unchecked Sendable {
 
     /// Fills in `event` (whose kind, method, status and referrer the data plane set) from `facts`.
     public func enrich(_ event: inout TrackingEvent, facts: RequestFacts) {
+        touch = nil
         guard context.visitors.enrich else {
             event.clientAddress = storedAddress(facts.clientAddress)
             return
@@ -183,14 +191,24 @@ public final class Enricher: @unchecked Sendable {
         if event.utmTerm.isEmpty { event.utmTerm = source.utmTerm }
         if event.utmContent.isEmpty { event.utmContent = source.utmContent }
         if event.clickID.isEmpty { event.clickID = source.clickID }
+        var tagged = source
+        (tagged.utmSource, tagged.utmMedium, tagged.utmCampaign, tagged.clickID) =
+            (event.utmSource, event.utmMedium, event.utmCampaign, event.clickID)
+        tagged.category = TrafficSource.Category(rawValue: event.sourceCategory) ?? source.category
+        touch = MarketingChannel.classify(tagged)
+        // An internal navigation is no new touch; should it open a session (the old one timed out), the session
+        // came in directly, as in GA4.
+        event.channel = touch?.label ?? ""
     }
 
     /// Visitor and session: the API's or cookie's id when there is one, else the cookieless id; the session table
-    /// says whether this request continues a session.
+    /// says whether this request continues a session, and the channel of its first touch.
+    ///
+    /// The session table is keyed by a hash of site and visitor id, whichever way the id came: so in cookie mode a
+    /// browser's first page (no cookie yet: the cookieless id, which the cookie then set carries) and the requests
+    /// after it (the cookie) are one visitor in one session.
     private func identify(_ event: inout TrackingEvent, facts: RequestFacts) {
         let nowSeconds = UInt32(clamping: max(0, event.timeMilliseconds / 1000))
-        let keys = currentKeys(day: event.timeMilliseconds / 86_400_000)
-        var visitorKey: UInt64
         var previousKey: UInt64?
         if event.visitorID.isEmpty, context.visitors.cookies {
             if let issued = facts.issuedVisitorID {
@@ -202,27 +220,46 @@ public final class Enricher: @unchecked Sendable {
             }
         }
         if event.visitorID.isEmpty {
-            visitorKey = VisitorKeyring.visitorHash(
-                key: keys.today, site: event.site, clientAddress: facts.clientAddress, userAgent: facts.userAgent ?? "")
+            let keys = currentKeys(day: event.timeMilliseconds / 86_400_000)
+            event.visitorID = ShortID.string(VisitorKeyring.visitorHash(
+                key: keys.today, site: event.site, clientAddress: facts.clientAddress, userAgent: facts.userAgent ?? ""))
             // Within one session timeout after midnight, yesterday's id may hold a session that goes on.
             let sinceMidnight = event.timeMilliseconds / 1000 - keys.day * 86_400
             if sinceMidnight < Int64(context.visitors.sessionTimeoutSeconds) {
-                previousKey = VisitorKeyring.visitorHash(
-                    key: keys.yesterday, site: event.site, clientAddress: facts.clientAddress, userAgent: facts.userAgent ?? "")
+                let yesterdays = ShortID.string(VisitorKeyring.visitorHash(
+                    key: keys.yesterday, site: event.site, clientAddress: facts.clientAddress, userAgent: facts.userAgent ?? ""))
+                previousKey = Self.sessionKey(site: event.site, visitorID: yesterdays)
             }
-            event.visitorID = ShortID.string(visitorKey)
-        } else {
-            var hasher = SipHash24(key0: 0x7661_6e74_6167_6531, key1: 0)
-            hasher.combineField(event.site)
-            hasher.combineField(event.visitorID)
-            visitorKey = hasher.finalize()
         }
+        let visitorKey = Self.sessionKey(site: event.site, visitorID: event.visitorID)
         // Machines get a visitor id (so they can be counted) but no session: sessions are about people.
         guard event.botReason.isEmpty, event.sessionID.isEmpty else { return }
+        // A page view that is internal navigation brings no channel; if it opens a session, that session is direct.
+        let channel = touch ?? (event.kind == .request ? nil : .direct)
         let visit = context.sessions.visit(
-            visitor: visitorKey, now: nowSeconds, newSession: random.nextRandom(), carriedFrom: previousKey)
+            visitor: visitorKey, now: nowSeconds, newSession: random.nextRandom(), channel: channel?.rawValue ?? 0,
+            carriedFrom: previousKey)
         event.sessionID = ShortID.string(visit.session)
         event.sessionStart = visit.isNew
+        let sessionChannel = MarketingChannel(byte: visit.channel)
+        event.sessionChannel = sessionChannel?.label ?? ""
+        if event.channel.isEmpty, event.kind != .request { event.channel = event.sessionChannel }
+    }
+
+    /// The session table's key for a visitor of a site.
+    static func sessionKey(site: String, visitorID: String) -> UInt64 {
+        var hasher = SipHash24(key0: 0x7661_6e74_6167_6531, key1: 0)
+        hasher.combineField(site)
+        hasher.combineField(visitorID)
+        return hasher.finalize()
+    }
+
+    /// The visitor id a cookie issued now to a browser without one carries: its cookieless id, so the requests it
+    /// made before it returns the cookie (and those that never carry it) are the same visitor.
+    public func visitorIDForCookie(site: String, clientAddress: String, userAgent: String?, timeMilliseconds: Int64) -> String {
+        let keys = currentKeys(day: timeMilliseconds / 86_400_000)
+        return ShortID.string(VisitorKeyring.visitorHash(
+            key: keys.today, site: site, clientAddress: clientAddress, userAgent: userAgent ?? ""))
     }
 
     private func currentKeys(day: Int64) -> VisitorKeyring.Keys {
@@ -259,11 +296,6 @@ public final class Enricher: @unchecked Sendable {
         }
         locations[address] = location
         return location
-    }
-
-    /// A new visitor id for a cookie: 128 random bits as a UUID (version 4).
-    public func newVisitorID() -> String {
-        EventID(high: (random.nextRandom() & ~0xF000) | 0x4000, low: (random.nextRandom() & ~(3 << 62)) | (2 << 62)).description
     }
 
     /// The `Set-Cookie` value issuing `visitorID`.

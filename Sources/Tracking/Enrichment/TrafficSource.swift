@@ -2,7 +2,7 @@
 /// Plausible-style `ref`/`source`) and ad click ids.
 public struct TrafficSource: Sendable, Equatable {
     public enum Category: String, Sendable {
-        case direct, `internal`, search, social, email, other
+        case direct, `internal`, search, social, email, video, ai, other
     }
 
     /// The referrer's host, lower-cased, without `www.` (empty without a referrer).
@@ -69,12 +69,23 @@ public struct TrafficSource: Sendable, Equatable {
     static let searchHosts = [
         "google.com", "bing.com", "duckduckgo.com", "search.yahoo.com", "yandex.ru", "yandex.com", "baidu.com",
         "ecosia.org", "startpage.com", "qwant.com", "search.brave.com", "naver.com", "seznam.cz", "sogou.com",
-        "kagi.com", "perplexity.ai",
+        "kagi.com", "ask.com", "aol.com", "search.aol.com", "so.com", "daum.net", "coccoc.com", "ya.ru",
     ]
     static let socialHosts = [
         "facebook.com", "fb.com", "t.co", "twitter.com", "x.com", "linkedin.com", "lnkd.in", "instagram.com",
         "reddit.com", "youtube.com", "pinterest.com", "tiktok.com", "news.ycombinator.com", "threads.net",
-        "bsky.app", "vk.com", "mastodon.social", "telegram.org", "t.me", "discord.com", "quora.com",
+        "bsky.app", "vk.com", "mastodon.social", "telegram.org", "t.me", "discord.com", "quora.com", "snapchat.com",
+        "tumblr.com", "weibo.com", "line.me", "whatsapp.com", "messenger.com",
+    ]
+    static let videoHosts = [
+        "youtube.com", "youtu.be", "vimeo.com", "twitch.tv", "dailymotion.com", "wistia.com", "rumble.com",
+        "bilibili.com",
+    ]
+    /// AI assistants that link to their sources (ChatGPT also tags its links `utm_source=chatgpt.com`).
+    static let aiHosts = [
+        "chatgpt.com", "chat.openai.com", "openai.com", "perplexity.ai", "gemini.google.com", "bard.google.com",
+        "copilot.microsoft.com", "claude.ai", "you.com", "poe.com", "meta.ai", "chat.deepseek.com", "grok.com",
+        "chat.mistral.ai", "phind.com",
     ]
     static let emailHosts = [
         "mail.google.com", "outlook.live.com", "outlook.office.com", "outlook.office365.com", "mail.yahoo.com",
@@ -91,13 +102,50 @@ public struct TrafficSource: Sendable, Equatable {
         func matches(_ suffixes: [String]) -> Bool {
             suffixes.contains { host == $0 || isSubdomain(host, of: $0) || host.utf8.starts(with: $0.utf8) && host.utf8.dropFirst($0.utf8.count).first == UInt8(ascii: ".") }
         }
+        if matches(aiHosts) { return .ai }
         // Google's search lives on many country domains (google.de, google.co.uk).
         if host.hasPrefix("google.") || host.contains(".google.") && !host.hasPrefix("mail.") { return .search }
         if matches(emailHosts) { return .email }
         if matches(searchHosts) { return .search }
+        if matches(videoHosts) { return .video }
         if matches(socialHosts) || host.hasPrefix("l.facebook.") || host.hasPrefix("m.facebook.") { return .social }
         return .other
     }
+
+    /// The kind of a `utm_source` value: a host (`chatgpt.com`) by the host lists, a bare name (`google`,
+    /// `facebook`, `newsletter`) by the first labels of those hosts and the usual short names.
+    static func category(ofSourceName name: String) -> Category {
+        if name.utf8.contains(UInt8(ascii: ".")) {
+            var host = name
+            if host.hasPrefix("www.") { host.removeFirst(4) }
+            return categorize(host: host, medium: "", ownHosts: [])
+        }
+        return namedSources[name] ?? .other
+    }
+
+    /// Bare source names: each listed host's first label (google, bing, facebook, youtube, chatgpt, ...) and
+    /// common abbreviations.
+    static let namedSources: [String: Category] = {
+        var names: [String: Category] = [:]
+        let lists: [(Category, [String])] = [
+            (.social, socialHosts), (.search, searchHosts), (.video, videoHosts), (.ai, aiHosts),
+        ]
+        for (category, hosts) in lists {
+            for host in hosts {
+                let label = String(host.prefix { $0 != "." })
+                if label.count > 2, !["search", "chat", "mail", "news"].contains(label) { names[label] = category }
+            }
+        }
+        for name in ["google", "yahoo", "duckduckgo", "brave", "yandex"] { names[name] = .search }
+        for name in ["fb", "ig", "instagram", "twitter", "x", "linkedin", "reddit", "hackernews", "hn", "mastodon", "bluesky", "threads", "tiktok", "pinterest", "telegram", "whatsapp", "discord"] {
+            names[name] = .social
+        }
+        for name in ["gemini", "copilot", "claude", "perplexity", "chatgpt", "openai", "deepseek", "mistral"] { names[name] = .ai }
+        for name in ["gmail", "outlook", "mailchimp"] { names[name] = .email }
+        // Meta's ads are tagged `utm_source=meta` (not the meta.ai assistant).
+        names["meta"] = .social
+        return names
+    }()
 
     /// `host` ends in `.` + `domain` (or, with `label`, is exactly `label.domain`), compared without building strings.
     static func isSubdomain(_ host: String, of domain: String, label: String? = nil) -> Bool {

@@ -7,36 +7,73 @@ import Glibc
 
 /// Daily random keys for cookieless visitor ids (DESIGN.md §4): a visitor id is SipHash(key of the day; site, IP,
 /// user agent), so the same browser is one visitor within a UTC day, cannot be followed across days, and the id says
-/// nothing about the IP without the key. Keys live only in memory (a restart starts new ones, as a day change does)
-/// and are never written with the events. Yesterday's key is kept so a session running over midnight continues.
+/// nothing about the IP without the key. Yesterday's key is kept so a session running over midnight continues.
+///
+/// The keys are never written with the events. So that a restart (a deploy) does not split the day's visitors,
+/// they are kept in an owner-only state file beside the spool (``VisitorStateFiles``), rewritten at every rotation,
+/// so a key is gone from the disk the day after its own.
 public final class VisitorKeyring: Sendable {
-    public struct Keys: Sendable {
+    public struct Keys: Sendable, Equatable {
         /// UTC day number (Unix days).
         public var day: Int64
-        public var today: (UInt64, UInt64)
-        public var yesterday: (UInt64, UInt64)
+        public var today: Key
+        public var yesterday: Key
+
+        public init(day: Int64, today: Key, yesterday: Key) {
+            self.day = day
+            self.today = today
+            self.yesterday = yesterday
+        }
     }
 
-    private let state: Mutex<Keys?> = Mutex(nil)
+    /// A SipHash key.
+    public struct Key: Sendable, Equatable {
+        public var k0: UInt64
+        public var k1: UInt64
 
-    public init() {}
+        public init(_ k0: UInt64, _ k1: UInt64) {
+            self.k0 = k0
+            self.k1 = k1
+        }
+
+        static func random() -> Key {
+            var random = SystemRandomNumberGenerator()
+            return Key(random.next(), random.next())
+        }
+    }
+
+    /// The keys, and whether they changed since ``takeUnsaved()`` last handed them out.
+    private let state: Mutex<(keys: Keys?, unsaved: Bool)>
+
+    /// Starts from `restored` keys (a state file of an earlier run), used for their day and as yesterday's the day
+    /// after; older ones are dropped.
+    public init(restored: Keys? = nil) {
+        state = Mutex((restored, false))
+    }
 
     /// The keys for `day`, rotating when the day moved on (yesterday's becomes the previous key; after a gap of
     /// more than a day both are new).
     public func keys(day: Int64) -> Keys {
         state.withLock { state in
-            if let current = state, current.day >= day { return current }
-            var random = SystemRandomNumberGenerator()
-            let fresh = (random.next() as UInt64, random.next() as UInt64)
-            let previous = state.flatMap { $0.day == day - 1 ? $0.today : nil } ?? (random.next(), random.next())
-            let keys = Keys(day: day, today: fresh, yesterday: previous)
-            state = keys
+            if let current = state.keys, current.day >= day { return current }
+            let previous = state.keys.flatMap { $0.day == day - 1 ? $0.today : nil } ?? .random()
+            let keys = Keys(day: day, today: .random(), yesterday: previous)
+            state = (keys, true)
             return keys
         }
     }
 
-    static func visitorHash(key: (UInt64, UInt64), site: String, clientAddress: String, userAgent: String) -> UInt64 {
-        var hasher = SipHash24(key0: key.0, key1: key.1)
+    /// The keys when they changed since the last call (to be saved), else nil.
+    public func takeUnsaved() -> Keys? {
+        state.withLock { state in
+            guard state.unsaved else { return nil }
+            state.unsaved = false
+            return state.keys
+        }
+    }
+
+    static func visitorHash(key: Key, site: String, clientAddress: String, userAgent: String) -> UInt64 {
+        var hasher = SipHash24(key0: key.k0, key1: key.k1)
         hasher.combineField(site)
         hasher.combineField(clientAddress)
         hasher.combineField(userAgent)
@@ -58,6 +95,8 @@ public final class SessionTable: Sendable {
         var session: UInt64 = 0
         /// Unix seconds of the last request.
         var lastSeen: UInt32 = 0
+        /// The ``MarketingChannel`` of the session's first touch (0 until one is known); in the slot's padding.
+        var channel: UInt8 = 0
     }
 
     /// A shard's slots come from `calloc`: large blocks are fresh zero pages from the kernel, so memory is only
@@ -84,6 +123,8 @@ public final class SessionTable: Sendable {
         public var session: UInt64
         /// The request opened the session.
         public var isNew: Bool
+        /// The session's first-touch ``MarketingChannel`` (0: none known yet).
+        public var channel: UInt8 = 0
     }
 
     static let shardCount = 64
@@ -114,14 +155,18 @@ public final class SessionTable: Sendable {
     public var evictions: Int { evictionCount.load(ordering: .relaxed) }
 
     /// Records a request of `visitor` at `now` (Unix seconds): continues its session, or opens one with
-    /// `newSession` when it had none or it timed out. `carriedFrom` is the visitor's id under yesterday's key (the
-    /// cookieless id changes at midnight); its open session moves over to `visitor`.
-    public func visit(visitor: UInt64, now: UInt32, newSession: UInt64, carriedFrom previous: UInt64? = nil) -> Visit {
+    /// `newSession` when it had none or it timed out. `channel` is the request's own touch (0: none, as for a
+    /// subresource); the session keeps its first known one. `carriedFrom` is the visitor's id under yesterday's key
+    /// (the cookieless id changes at midnight); its open session moves over to `visitor`.
+    public func visit(
+        visitor: UInt64, now: UInt32, newSession: UInt64, channel: UInt8 = 0, carriedFrom previous: UInt64? = nil
+    ) -> Visit {
         let key = visitor == 0 ? 1 : visitor
-        var result = touch(key: key, now: now, newSession: newSession)
+        var result = touch(key: key, now: now, newSession: newSession, channel: channel)
         if result.isNew, let previous, let carried = take(key: previous == 0 ? 1 : previous, now: now) {
-            _ = touch(key: key, now: now, newSession: carried, replaceSession: true)
-            result = Visit(session: carried, isNew: false)
+            let carriedChannel = carried.channel != 0 ? carried.channel : channel
+            _ = touch(key: key, now: now, newSession: carried.session, channel: carriedChannel, replaceSession: true)
+            result = Visit(session: carried.session, isNew: false, channel: carriedChannel)
         }
         return result
     }
@@ -133,7 +178,7 @@ public final class SessionTable: Sendable {
         }
     }
 
-    private func touch(key: UInt64, now: UInt32, newSession: UInt64, replaceSession: Bool = false) -> Visit {
+    private func touch(key: UInt64, now: UInt32, newSession: UInt64, channel: UInt8, replaceSession: Bool = false) -> Visit {
         let shard = shards[Int(truncatingIfNeeded: key >> 58)]
         let timeout = timeoutSeconds
         let outcome: (Visit, evicted: Bool) = shard.withSlots { slots in
@@ -145,19 +190,19 @@ public final class SessionTable: Sendable {
                 let slot = slots[index]
                 if slot.visitor == key {
                     if replaceSession || now &- slot.lastSeen > timeout {
-                        slots[index].session = newSession
-                        slots[index].lastSeen = now
-                        return (Visit(session: newSession, isNew: !replaceSession), false)
+                        slots[index] = Slot(visitor: key, session: newSession, lastSeen: now, channel: channel)
+                        return (Visit(session: newSession, isNew: !replaceSession, channel: channel), false)
                     }
                     slots[index].lastSeen = max(slot.lastSeen, now)
-                    return (Visit(session: slot.session, isNew: false), false)
+                    if slot.channel == 0 { slots[index].channel = channel }
+                    return (Visit(session: slot.session, isNew: false, channel: slots[index].channel), false)
                 }
                 if free < 0 && (slot.visitor == 0 || now &- slot.lastSeen > timeout) { free = index }
                 if slot.lastSeen < slots[oldest].lastSeen { oldest = index }
             }
             let evicted = free < 0
-            slots[evicted ? oldest : free] = Slot(visitor: key, session: newSession, lastSeen: now)
-            return (Visit(session: newSession, isNew: true), evicted)
+            slots[evicted ? oldest : free] = Slot(visitor: key, session: newSession, lastSeen: now, channel: channel)
+            return (Visit(session: newSession, isNew: true, channel: channel), evicted)
         }
         if outcome.evicted {
             evictionCount.add(1, ordering: .relaxed)
@@ -169,8 +214,34 @@ public final class SessionTable: Sendable {
         return outcome.0
     }
 
+    /// The sessions still open at `now` (for saving at shutdown; a scan under each shard's lock).
+    public func openSessions(now: UInt32) -> [SavedSession] {
+        var open: [SavedSession] = []
+        let timeout = timeoutSeconds
+        for shard in shards {
+            shard.withSlots { slots in
+                for index in 0..<shard.size where slots[index].visitor != 0 && now &- slots[index].lastSeen <= timeout {
+                    let slot = slots[index]
+                    open.append(SavedSession(visitor: slot.visitor, session: slot.session, lastSeen: slot.lastSeen, channel: slot.channel))
+                }
+            }
+        }
+        return open
+    }
+
+    /// Puts saved sessions back (those still open at `now`); returns how many.
+    @discardableResult
+    public func restore(_ sessions: [SavedSession], now: UInt32) -> Int {
+        var restored = 0
+        for saved in sessions where saved.visitor != 0 && now &- saved.lastSeen <= timeoutSeconds && saved.lastSeen <= now {
+            _ = touch(key: saved.visitor, now: saved.lastSeen, newSession: saved.session, channel: saved.channel, replaceSession: true)
+            restored += 1
+        }
+        return restored
+    }
+
     /// Removes and returns the open session of `key`, if any.
-    private func take(key: UInt64, now: UInt32) -> UInt64? {
+    private func take(key: UInt64, now: UInt32) -> (session: UInt64, channel: UInt8)? {
         let shard = shards[Int(truncatingIfNeeded: key >> 58)]
         let timeout = timeoutSeconds
         return shard.withSlots { slots in
@@ -180,11 +251,19 @@ public final class SessionTable: Sendable {
                 guard slots[index].visitor == key else { continue }
                 let slot = slots[index]
                 slots[index] = Slot()
-                return now &- slot.lastSeen > timeout ? nil : slot.session
+                return now &- slot.lastSeen > timeout ? nil : (slot.session, slot.channel)
             }
             return nil
         }
     }
+}
+
+/// An open session as saved across a restart.
+public struct SavedSession: Sendable, Equatable {
+    public var visitor: UInt64
+    public var session: UInt64
+    public var lastSeen: UInt32
+    public var channel: UInt8
 }
 
 /// Short ids without allocation: 64 bits in 13 characters of lower-case base 32 (Crockford's alphabet), which fits

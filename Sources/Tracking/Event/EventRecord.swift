@@ -13,9 +13,11 @@ import NIOCore
 /// revenue (`Float64` bits), then strings event name, event type, visitor, session, user, browser, browser version,
 /// OS, OS version, device, bot reason, country, region, city, referrer host, source category, the five utm values,
 /// click id, currency, properties. In version 2 the client address is already in its stored form; in version 1 it
-/// is whole and anonymized when read. Readers keep every version they ever wrote.
+/// is whole and anonymized when read.
+///
+/// Version 3 appends the strings channel and session channel. Readers keep every version they ever wrote.
 public enum EventRecord {
-    public static let version: UInt8 = 2
+    public static let version: UInt8 = 3
     /// Longer strings are cut (at a UTF-8 boundary): analytics has no use for a 64 KB user agent, and the spool
     /// must stay bounded per record.
     public static let maxStringBytes = 2048
@@ -29,9 +31,9 @@ public enum EventRecord {
         public init(description: String) { self.description = description }
     }
 
-    /// The most a record can take: fixed fields, seven varints, coordinates, and 34 length-prefixed strings at their
+    /// The most a record can take: fixed fields, seven varints, coordinates, and 36 length-prefixed strings at their
     /// limits.
-    static let maxRecordBytes = 3 + 24 + 16 + 7 * 10 + 34 * 3 + 32 * maxStringBytes + maxTargetBytes + maxPropertiesBytes
+    static let maxRecordBytes = 3 + 24 + 16 + 7 * 10 + 36 * 3 + 34 * maxStringBytes + maxTargetBytes + maxPropertiesBytes
 
     /// Appends the record of `event` to `buffer`: one capacity reservation for the worst case (free on the
     /// appender's reused scratch buffer), then raw stores. This runs for every request, on the event loop.
@@ -93,6 +95,8 @@ public enum EventRecord {
             writer.text(event.clickID, limit: maxStringBytes)
             writer.text(event.currency, limit: maxStringBytes)
             writer.text(event.properties, limit: maxPropertiesBytes)
+            writer.text(event.channel, limit: maxStringBytes)
+            writer.text(event.sessionChannel, limit: maxStringBytes)
             return writer.count
         }
     }
@@ -137,6 +141,8 @@ public enum EventRecord {
             event.clickID = text(fields.clickID)
             event.currency = text(fields.currency)
             event.properties = text(fields.properties)
+            event.channel = text(fields.channel)
+            event.sessionChannel = text(fields.sessionChannel)
             event.sessionStart = fields.sessionStart
             event.latitude = fields.latitude.isNaN ? nil : fields.latitude
             event.longitude = fields.longitude.isNaN ? nil : fields.longitude
@@ -172,11 +178,13 @@ public enum EventRecord {
         var country = empty, region = empty, city = empty, referrerHost = empty, sourceCategory = empty
         var utmSource = empty, utmMedium = empty, utmCampaign = empty, utmTerm = empty, utmContent = empty
         var clickID = empty, currency = empty, properties = empty
+        // Version 3.
+        var channel = empty, sessionChannel = empty
 
         init(record: UnsafeRawBufferPointer) throws {
             var reader = RecordReader(bytes: record)
             version = try reader.byte()
-            guard version == 1 || version == 2 else {
+            guard (1...3).contains(version) else {
                 throw DecodingError(description: "unknown record version \(version)")
             }
             guard let kind = TrackingEvent.Kind(rawValue: try reader.byte()) else {
@@ -235,6 +243,9 @@ public enum EventRecord {
             clickID = try reader.string()
             currency = try reader.string()
             properties = try reader.string()
+            guard version >= 3 else { return }
+            channel = try reader.string()
+            sessionChannel = try reader.string()
         }
 
         /// The target up to `?`, and the query after it.

@@ -85,7 +85,7 @@ public struct TrackingEvent: Sendable, Equatable {
     public var latitude: Double?
     public var longitude: Double?
     public var referrerHost = ""
-    /// direct, internal, search, social, email, other.
+    /// The referrer's kind: direct, internal, search, social, email, video, ai, other.
     public var sourceCategory = ""
     public var utmSource = ""
     public var utmMedium = ""
@@ -101,6 +101,14 @@ public struct TrackingEvent: Sendable, Equatable {
     public var currency = ""
     /// Everything else the tracking API was sent, as one JSON object (empty when there is nothing).
     public var properties = ""
+
+    // MARK: Channels (record version 3)
+
+    /// The ``MarketingChannel`` label of this event's own touch (its referrer and tags); an internal navigation carries its
+    /// session's. Empty for subresource requests.
+    public var channel = ""
+    /// The channel of the session's first touch (empty without a session).
+    public var sessionChannel = ""
 
     public init(
         id: EventID, timeMilliseconds: Int64, site: String, host: String, kind: Kind, method: String, scheme: String,
@@ -241,6 +249,8 @@ public struct TrackingEvent: Sendable, Equatable {
             buffer.writeStaticString(",\"props\":")
             buffer.writeString(properties)
         }
+        buffer.writeJSONField("\"channel\":", channel)
+        buffer.writeJSONField("\"session_channel\":", sessionChannel)
         buffer.writeInteger(UInt8(ascii: "}"))
     }
 }

@@ -27,6 +27,8 @@ public final class TrackingPipeline: Sendable {
     private let client: ClickHouseClient?
     private let logger: Logger
     private let running = Mutex<(timers: [RepeatedTask], shipping: Task<Void, Never>?)>(([], nil))
+    private let stateFiles: VisitorStateFiles
+    private let stateWarned = Atomic<Bool>(false)
 
     /// Opens the spool (recovering what an earlier run left) and prepares a recorder per loop. Throws when the
     /// spool folder cannot be used, before anything listens.
@@ -38,19 +40,28 @@ public final class TrackingPipeline: Sendable {
         let geoIP = try configuration.geoIPPath.map {
             try GeoIPSource(path: $0, keepCoordinates: configuration.geoIPCoordinates, logger: logger)
         }
-        var visitors = configuration.visitors
-        visitors.enrich = configuration.enrichment
-        let enrichment = EnrichmentContext(
-            visitors: visitors, clientAddressPolicy: configuration.clientAddressPolicy, geoIP: geoIP,
-            logger: logger)
-        self.enrichment = enrichment
-        enrichers = loops.map { _ in Enricher(context: enrichment) }
         let spool = try Spool(configuration: configuration.spool, appenders: loops.count, logger: logger)
         self.spool = spool
         if spool.recovery.segments > 0 {
             logger.info(
                 "spool: \(spool.recovery.records) event(s) in \(spool.recovery.segments) segment(s) from an earlier run will be shipped")
         }
+        // The visitor state lives beside the spool, which this process now holds.
+        let stateFiles = VisitorStateFiles(directory: configuration.spool.directory)
+        self.stateFiles = stateFiles
+        var visitors = configuration.visitors
+        visitors.enrich = configuration.enrichment
+        let now = wallClockMilliseconds()
+        let enrichment = EnrichmentContext(
+            visitors: visitors, clientAddressPolicy: configuration.clientAddressPolicy, geoIP: geoIP,
+            keys: stateFiles.loadKeys(today: now / 86_400_000), logger: logger)
+        self.enrichment = enrichment
+        let restored = enrichment.sessions.restore(
+            stateFiles.takeSessions(limit: enrichment.sessions.capacity), now: UInt32(clamping: now / 1000))
+        if restored > 0 { logger.info("tracking: \(restored) open session(s) from before the restart go on") }
+        // Today's keys exist (and are on disk) before the first request.
+        _ = enrichment.keyring.keys(day: now / 86_400_000)
+        enrichers = loops.map { _ in Enricher(context: enrichment) }
         let dropLog = DropLog(logger: logger)
         recorders = loops.map { _ in
             EventRecorder(spool: spool, sealAfter: configuration.sealAfter, dropLog: dropLog, scrubber: configuration.queryScrubber)
@@ -76,6 +87,7 @@ public final class TrackingPipeline: Sendable {
         } else {
             api = nil
         }
+        saveKeysIfChanged()
     }
 
     /// The recorder of the loop at `index`; use it only on that loop.
@@ -100,13 +112,16 @@ public final class TrackingPipeline: Sendable {
                 }
             })
         }
-        if let geoIP = enrichment.geoIP {
-            // Checking the file's modification time is a syscall: off the loop, on the blocking pool.
-            let pool = blockingPool
-            timers.append(loops[0].scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
-                pool.submit { _ in geoIP.reloadIfChanged() }
-            })
-        }
+        // Checking the GeoIP file's modification time and saving rotated visitor keys are syscalls: off the loop,
+        // on the blocking pool.
+        let pool = blockingPool
+        let geoIP = enrichment.geoIP
+        timers.append(loops[0].scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { [self] _ in
+            pool.submit { _ in
+                geoIP?.reloadIfChanged()
+                self.saveKeysIfChanged()
+            }
+        })
         let task = shipper.map { shipper in Task { await shipper.run() } }
         running.withLock { $0 = (timers, task) }
         if configuration.clickHouse == nil {
@@ -125,7 +140,35 @@ public final class TrackingPipeline: Sendable {
         shipping?.cancel()
         await shipping?.value
         await client?.shutdown()
+        saveVisitorState()
         spool.close()
+    }
+
+    // MARK: - Visitor state
+
+    /// Writes the visitor keys when they rotated since last saved (blocking: off the loops).
+    private func saveKeysIfChanged() {
+        guard let keys = enrichment.keyring.takeUnsaved() else { return }
+        do {
+            try stateFiles.saveKeys(keys)
+        } catch {
+            if !stateWarned.exchange(true, ordering: .relaxed) {
+                logger.warning("tracking: \(error); a restart today will count returning visitors again")
+            }
+        }
+    }
+
+    /// Saves the keys and the open sessions, so the next start goes on with them (at shutdown, before the spool's
+    /// lock is released).
+    private func saveVisitorState() {
+        saveKeysIfChanged()
+        let open = enrichment.sessions.openSessions(now: UInt32(clamping: wallClockMilliseconds() / 1000))
+        do {
+            try stateFiles.saveSessions(open)
+            if !open.isEmpty { logger.info("tracking: \(open.count) open session(s) saved for the next start") }
+        } catch {
+            logger.warning("tracking: \(error); open sessions start anew after the restart")
+        }
     }
 
     /// Runs a read query against the ClickHouse sink (`{table}` is replaced by the events table); nil without one.
