@@ -21,6 +21,19 @@ public struct LinksConfiguration: Sendable, Equatable {
 
     public init() {}
 
+    /// The key paths whose change from `self` to `new` a running process cannot apply (all of them: the journal
+    /// is held open and locked, the store and its refresh timer are made at start, the repeat window sizes the
+    /// recent-clicks table). `nil` stands for no `links:` section.
+    public static func restartOnlyChanges(from old: LinksConfiguration?, to new: LinksConfiguration?) -> [String] {
+        guard let old, let new else { return old == new ? [] : ["links"] }
+        var keys: [String] = []
+        if old.directory != new.directory { keys.append("links.dir") }
+        if old.repeatWindowSeconds != new.repeatWindowSeconds { keys.append("links.repeat_window") }
+        if old.store != new.store { keys.append("links.store") }
+        if old.refresh != new.refresh { keys.append("links.refresh") }
+        return keys
+    }
+
     public init(from node: ConfigNode) throws {
         let map = try node.mapping(keys: Self.keys)
         if let value = map["dir"] { directory = try value.nonEmptyString() }

@@ -158,7 +158,7 @@ import Testing
     static func context() -> EnrichmentContext {
         var visitors = VisitorConfiguration()
         visitors.cookies = true
-        return EnrichmentContext(visitors: visitors, clientAddressPolicy: .truncated, geoIP: nil, logger: Logger(label: "test"))
+        return EnrichmentContext(visitors: visitors, clientAddressPolicy: .truncated, geoIP: GeoIPSource(logger: Logger(label: "test")), logger: Logger(label: "test"))
     }
 
     func event(_ kind: TrackingEvent.Kind, at milliseconds: Int64, referrer: String = "") -> TrackingEvent {

@@ -980,10 +980,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// With visitor cookies on: a visitor id in a `Set-Cookie` for a page view of a visitor without one (and
     /// without a DNT/GPC signal the configuration honours).
     private func issueVisitorCookie(_ exchange: Exchange) -> String? {
-        guard let enricher = loop.enricher, enricher.context.visitors.cookies, exchange.route?.track ?? true,
+        guard let enricher = loop.enricher, enricher.visitors.cookies, exchange.route?.track ?? true,
             Self.isPageview(exchange)
         else { return nil }
-        let visitors = enricher.context.visitors
+        let visitors = enricher.visitors
         let headers = exchange.headers
         if (visitors.honorDoNotTrack && headers.doNotTrack) || (visitors.honorGlobalPrivacyControl && headers.globalPrivacyControl) {
             return nil

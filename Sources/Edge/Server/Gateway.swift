@@ -336,11 +336,28 @@ public final class Gateway: Sendable {
         if old.staticCache != new.staticCache { changed.append("static_cache") }
         if old.accessLog != new.accessLog { changed.append("access_log") }
         if old.tls.minimumVersion != new.tls.minimumVersion { changed.append("tls.min_version") }
-        if old.tracking != new.tracking { changed.append("tracking") }
-        if old.links != new.links { changed.append("links") }
         if !changed.isEmpty {
             logger.warning("\(changed.joined(separator: ", ")) changed: these take effect at the next restart")
         }
+    }
+
+    /// Checks the `tracking` and `links` sections of a reload: refused (nothing changed) when a key that needs a
+    /// restart changed; otherwise the tracking settings, staged for ``TrackingPipeline/commitReload(_:)``.
+    private func stageTrackingReload(to new: GatewayConfiguration) throws -> TrackingPipeline.StagedReload? {
+        let old = state.withLock { $0.configuration }
+        var restartOnly = LinksConfiguration.restartOnlyChanges(from: old.links, to: new.links)
+        if old.links?.store == "clickhouse", old.tracking.clickHouse != new.tracking.clickHouse {
+            // The ClickHouse link store was made at start from these settings.
+            restartOnly.append("tracking.clickhouse (links.store: clickhouse uses it)")
+        }
+        guard let tracking else {
+            if new.tracking.enabled { restartOnly.insert("tracking.enabled", at: 0) }
+            guard restartOnly.isEmpty else { throw TrackingPipeline.RestartNeeded(keys: restartOnly) }
+            return nil
+        }
+        restartOnly = tracking.configuration.restartOnlyChanges(to: new.tracking) + restartOnly
+        guard restartOnly.isEmpty else { throw TrackingPipeline.RestartNeeded(keys: restartOnly) }
+        return try tracking.stageReload(to: new.tracking)
     }
 
     /// Re-reads the config file and certificates and swaps them in; on any error the running configuration stays and
@@ -350,6 +367,7 @@ public final class Gateway: Sendable {
         do {
             let configuration = try GatewayConfiguration.load(path: path)
             try configuration.checkServingSecrets()
+            let staged = try stageTrackingReload(to: configuration)
             let keys = try Self.loadCertificates(configuration.tls)
             let snapshot = try Self.makeSnapshot(
                 configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: routeMetrics,
@@ -358,6 +376,7 @@ public final class Gateway: Sendable {
             try automaticCertificates.configure(configuration)
             core.replaceSnapshot(snapshot)
             proxy.activate(snapshot.table.proxyRoutes)
+            if let staged { tracking?.commitReload(staged) }
             warnAboutRestartOnlyChanges(from: state.withLock { $0.configuration }, to: configuration)
             state.withLock {
                 $0.configuration = configuration

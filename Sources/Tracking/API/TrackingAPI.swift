@@ -2,6 +2,7 @@ import Config
 import Crypto
 import Foundation
 import NIOCore
+import Synchronization
 import NIOHTTP1
 
 /// `tracking.api`: the tracking API of the older Go tracker, mounted on every site when enabled.
@@ -102,12 +103,17 @@ public final class TrackingAPI: Sendable {
         self.configuration = configuration
         self.enrichment = enrichment
         self.consentHistory = consentHistory
-        self.scrubber = scrubber
+        scrubberState = Mutex(scrubber)
     }
 
     /// What counts as personal in a field (its name, or a value that is an email address or phone number): such
     /// fields never go into `props`, and a redirect destination is stored without them.
-    let scrubber: QueryScrubber
+    /// `tracking.privacy.query` (a reload replaces it).
+    public var scrubber: QueryScrubber {
+        get { scrubberState.withLock { $0 } }
+        set { scrubberState.withLock { $0 = newValue } }
+    }
+    private let scrubberState: Mutex<QueryScrubber>
 
     /// The endpoint of `path` and the rest of the path (the `/key/value` tuples), or nil outside the API.
     public static func route(_ path: Substring) -> (Endpoint, tuples: Substring)? {

@@ -1,6 +1,7 @@
 import Config
 import Logging
 import NIOCore
+import Synchronization
 
 /// `tracking.visitors` and `tracking.privacy`: how visitors are told apart and what is kept about them.
 public struct VisitorConfiguration: Sendable, Equatable {
@@ -54,24 +55,33 @@ public struct RequestFacts {
     }
 }
 
-/// The pieces of enrichment every loop shares: session table, visitor keys, GeoIP database.
+/// The pieces of enrichment every loop shares: session table, visitor keys, GeoIP database, and the settings a
+/// reload may change (each loop's ``Enricher`` holds its own copy of those, for the request path).
 public final class EnrichmentContext: Sendable {
-    public let visitors: VisitorConfiguration
-    public let clientAddressPolicy: ClientAddressPolicy
     public let keyring: VisitorKeyring
     public let sessions: SessionTable
-    public let geoIP: GeoIPSource?
+    public let geoIP: GeoIPSource
+    private let settings: Mutex<(visitors: VisitorConfiguration, clientAddressPolicy: ClientAddressPolicy)>
 
     /// `keys`: the cookieless keys an earlier run saved (``VisitorStateFiles``), if still of use.
     public init(
-        visitors: VisitorConfiguration, clientAddressPolicy: ClientAddressPolicy, geoIP: GeoIPSource?,
+        visitors: VisitorConfiguration, clientAddressPolicy: ClientAddressPolicy, geoIP: GeoIPSource,
         keys: VisitorKeyring.Keys? = nil, logger: Logger
     ) {
-        self.visitors = visitors
-        self.clientAddressPolicy = clientAddressPolicy
+        settings = Mutex((visitors, clientAddressPolicy))
         self.geoIP = geoIP
         keyring = VisitorKeyring(restored: keys)
         sessions = SessionTable(visitors: visitors.maxSessions, timeoutSeconds: visitors.sessionTimeoutSeconds, logger: logger)
+    }
+
+    /// The settings in force (a lock: off the request path's hot loop; enrichers keep their own copy).
+    public var visitors: VisitorConfiguration { settings.withLock { $0.visitors } }
+    public var clientAddressPolicy: ClientAddressPolicy { settings.withLock { $0.clientAddressPolicy } }
+
+    /// A reload's settings (the session table's size stays what it was at start).
+    func update(visitors: VisitorConfiguration, clientAddressPolicy: ClientAddressPolicy) {
+        settings.withLock { $0 = (visitors, clientAddressPolicy) }
+        sessions.timeoutSeconds = UInt32(clamping: visitors.sessionTimeoutSeconds)
     }
 }
 
@@ -80,6 +90,10 @@ public final class EnrichmentContext: Sendable {
 /// the disk unless configured). Caches are per loop and take no lock; the session table is shared.
 public final class Enricher: @unchecked Sendable {
     public let context: EnrichmentContext
+    /// This loop's copy of the settings (replaced on the loop by a reload).
+    public private(set) var visitors: VisitorConfiguration
+    private var clientAddressPolicy: ClientAddressPolicy
+    private var keepCoordinates = false
     private let userAgents: UserAgentCache
     private let locations: TwoGenerationCache<String, GeoLocation>
     private var locationGeneration = -1
@@ -99,8 +113,16 @@ public final class Enricher: @unchecked Sendable {
 
     public init(context: EnrichmentContext, userAgentCacheSize: Int = 4096) {
         self.context = context
+        visitors = context.visitors
+        clientAddressPolicy = context.clientAddressPolicy
         userAgents = UserAgentCache(capacity: userAgentCacheSize)
         locations = TwoGenerationCache(capacity: 8192)
+    }
+
+    /// Takes a reload's settings; call on the enricher's loop.
+    public func apply(visitors: VisitorConfiguration, clientAddressPolicy: ClientAddressPolicy) {
+        self.visitors = visitors
+        self.clientAddressPolicy = clientAddressPolicy
     }
 
     public var userAgentCacheHits: Int { userAgents.hits.value }
@@ -109,7 +131,7 @@ public final class Enricher: @unchecked Sendable {
     /// Fills in `event` (whose kind, method, status and referrer the data plane set) from `facts`.
     public func enrich(_ event: inout TrackingEvent, facts: RequestFacts) {
         touch = nil
-        guard context.visitors.enrich else {
+        guard visitors.enrich else {
             event.clientAddress = storedAddress(facts.clientAddress)
             return
         }
@@ -131,11 +153,10 @@ public final class Enricher: @unchecked Sendable {
             // Browsers do not send HEAD for pages; link checkers and monitors do.
             event.botReason = "head"
             event.device = UserAgent.Device.bot.rawValue
-        } else if CIDR.any(context.visitors.mailProxyNetworks, contains: facts.clientAddress) {
+        } else if CIDR.any(visitors.mailProxyNetworks, contains: facts.clientAddress) {
             event.botReason = UserAgent.BotReason.mailProxy.rawValue
             event.device = UserAgent.Device.bot.rawValue
         }
-        let visitors = context.visitors
         let optedOut = (visitors.honorDoNotTrack && facts.doNotTrack)
             || (visitors.honorGlobalPrivacyControl && facts.globalPrivacyControl)
         // GeoIP reads the truncated address whatever is stored, so its precision never exceeds a /24 or /48.
@@ -156,7 +177,7 @@ public final class Enricher: @unchecked Sendable {
             if event.consentFlags == 0 { event.consentFlags = consent }
         }
         identify(&event, facts: facts)
-        event.clientAddress = context.clientAddressPolicy == .truncated ? truncated : storedAddress(facts.clientAddress)
+        event.clientAddress = clientAddressPolicy == .truncated ? truncated : storedAddress(facts.clientAddress)
     }
 
     /// Referrer host and category, campaign and click id from the landing URL (page views and API events: for
@@ -210,10 +231,10 @@ public final class Enricher: @unchecked Sendable {
     private func identify(_ event: inout TrackingEvent, facts: RequestFacts) {
         let nowSeconds = UInt32(clamping: max(0, event.timeMilliseconds / 1000))
         var previousKey: UInt64?
-        if event.visitorID.isEmpty, context.visitors.cookies {
+        if event.visitorID.isEmpty, visitors.cookies {
             if let issued = facts.issuedVisitorID {
                 event.visitorID = issued
-            } else if let header = facts.cookie, let cookie = Self.cookieValue(header, name: context.visitors.cookieName),
+            } else if let header = facts.cookie, let cookie = Self.cookieValue(header, name: visitors.cookieName),
                 Self.acceptableVisitorID(cookie)
             {
                 event.visitorID = String(cookie)
@@ -225,7 +246,7 @@ public final class Enricher: @unchecked Sendable {
                 key: keys.today, site: event.site, clientAddress: facts.clientAddress, userAgent: facts.userAgent ?? ""))
             // Within one session timeout after midnight, yesterday's id may hold a session that goes on.
             let sinceMidnight = event.timeMilliseconds / 1000 - keys.day * 86_400
-            if sinceMidnight < Int64(context.visitors.sessionTimeoutSeconds) {
+            if sinceMidnight < Int64(visitors.sessionTimeoutSeconds) {
                 let yesterdays = ShortID.string(VisitorKeyring.visitorHash(
                     key: keys.yesterday, site: event.site, clientAddress: facts.clientAddress, userAgent: facts.userAgent ?? ""))
                 previousKey = Self.sessionKey(site: event.site, visitorID: yesterdays)
@@ -271,7 +292,7 @@ public final class Enricher: @unchecked Sendable {
 
     /// The address as the configuration stores it: /24 or /48 (the default), whole, or not at all.
     private func storedAddress(_ address: String) -> String {
-        switch context.clientAddressPolicy {
+        switch clientAddressPolicy {
         case .truncated: IPAnonymizer.anonymize(address)
         case .full: address
         case .none: ""
@@ -280,17 +301,19 @@ public final class Enricher: @unchecked Sendable {
 
     /// GeoIP for the stored (truncated) address, so the precision never exceeds what is kept; cached per loop.
     private func locate(_ address: String) -> GeoLocation {
-        guard let source = context.geoIP, !address.isEmpty else { return .unknown }
+        guard !address.isEmpty else { return .unknown }
+        let source = context.geoIP
         let generation = source.generation
         if generation != locationGeneration {
             locationGeneration = generation
             geoDatabase = source.current
+            keepCoordinates = source.keepCoordinates
             locations.removeAll()
         }
         if let known = locations[address] { return known }
         guard let database = geoDatabase else { return .unknown }
         var location = database.lookup(address)
-        if !source.keepCoordinates {
+        if !keepCoordinates {
             location.latitude = .nan
             location.longitude = .nan
         }
@@ -300,7 +323,7 @@ public final class Enricher: @unchecked Sendable {
 
     /// The `Set-Cookie` value issuing `visitorID`.
     public func visitorCookie(_ visitorID: String, secureTransport: Bool) -> String {
-        Self.cookie(visitorID, visitors: context.visitors, secureTransport: secureTransport)
+        Self.cookie(visitorID, visitors: visitors, secureTransport: secureTransport)
     }
 
     static func cookie(_ visitorID: String, visitors: VisitorConfiguration, secureTransport: Bool) -> String {

@@ -93,38 +93,78 @@ struct FileSignature: Equatable {
     }
 }
 
-/// The configured GeoIP database, replaced when its file changes: `tracking.geoip`. Loops read ``current`` through
-/// their ``Enricher``, which notices a new ``generation`` and drops its cached answers.
+/// The configured GeoIP database (`tracking.geoip`), replaced when its file changes or a reload names another one.
+/// Loops read ``current`` through their ``Enricher``, which notices a new ``generation`` and drops its cached
+/// answers.
 public final class GeoIPSource: Sendable {
-    public let path: String
-    /// Keep latitude and longitude (off by default: a city is precise enough for analytics).
-    public let keepCoordinates: Bool
-    private let database: Mutex<GeoIPDatabase?>
+    struct State {
+        var path: String?
+        var keepCoordinates: Bool
+        var database: GeoIPDatabase?
+    }
+
+    private let state: Mutex<State>
     private let generationCounter = Atomic<Int>(0)
     private let logger: Logger
 
-    /// Opens the database; a missing or broken file is a configuration error at start (reported before listening).
-    public init(path: String, keepCoordinates: Bool, logger: Logger) throws {
-        self.path = path
-        self.keepCoordinates = keepCoordinates
+    /// Opens the database at `path` (none: locations stay empty); a missing or broken file is a configuration error
+    /// at start (reported before listening). `keepCoordinates` keeps latitude and longitude (off by default: a city
+    /// is precise enough for analytics).
+    public init(path: String?, keepCoordinates: Bool, logger: Logger) throws {
         self.logger = logger
-        let opened = try GeoIPDatabase(path: path)
-        database = Mutex(opened)
-        logger.info("geoip: \(opened.databaseType) from \(path)")
+        let opened = try path.map { try GeoIPDatabase(path: $0) }
+        state = Mutex(State(path: path, keepCoordinates: keepCoordinates, database: opened))
+        if let opened, let path { logger.info("geoip: \(opened.databaseType) from \(path)") }
     }
 
-    /// Bumped each time a new file is installed.
+    /// No database: locations stay empty until a reload names one.
+    public init(logger: Logger) {
+        self.logger = logger
+        state = Mutex(State(path: nil, keepCoordinates: false, database: nil))
+    }
+
+    /// Bumped each time a new file or setting is installed.
     public var generation: Int { generationCounter.load(ordering: .acquiring) }
 
-    public var current: GeoIPDatabase? { database.withLock { $0 } }
+    public var current: GeoIPDatabase? { state.withLock { $0.database } }
+
+    public var keepCoordinates: Bool { state.withLock { $0.keepCoordinates } }
+
+    public var path: String? { state.withLock { $0.path } }
+
+    /// Opens the database a reload names (blocking: off the loops), so a bad file refuses the reload before
+    /// anything changed; nil when the path stays or there is none.
+    public func open(forReloadTo path: String?) throws -> GeoIPDatabase? {
+        guard let path, path != self.path else { return nil }
+        return try GeoIPDatabase(path: path)
+    }
+
+    /// Installs a reload's settings: `opened` from ``open(forReloadTo:)`` for a new path.
+    public func install(path: String?, keepCoordinates: Bool, opened: GeoIPDatabase?) {
+        let changed = state.withLock { state in
+            guard state.path != path || state.keepCoordinates != keepCoordinates else { return false }
+            if state.path != path { state.database = opened }
+            state.path = path
+            state.keepCoordinates = keepCoordinates
+            return true
+        }
+        guard changed else { return }
+        generationCounter.add(1, ordering: .releasing)
+        logger.info("geoip: now \(path.map { "from \($0)" } ?? "off")\(keepCoordinates ? " (with coordinates)" : "")")
+    }
 
     /// Reopens the file when its modification time or size changed (called every few seconds off the loops). A
     /// file that fails to open (half copied, say) keeps the old database serving and is tried again next time.
     public func reloadIfChanged() {
-        guard let signature = FileSignature(path: path), signature != current?.signature else { return }
+        guard let path, let signature = FileSignature(path: path), signature != current?.signature else { return }
         do {
             let opened = try GeoIPDatabase(path: path)
-            database.withLock { $0 = opened }
+            let installed = state.withLock { state in
+                guard state.path == path else { return false }
+                state.database = opened
+                return true
+            }
+            guard installed else { return }
             generationCounter.add(1, ordering: .releasing)
             logger.info("geoip: reloaded \(opened.databaseType) from \(path)")
         } catch {

@@ -133,7 +133,7 @@ public final class SessionTable: Sendable {
     private let shardMask: Int
     /// Slots (24 bytes each).
     public let capacity: Int
-    public let timeoutSeconds: UInt32
+    private let timeout: Atomic<UInt32>
     private let evictionCount = Atomic<Int>(0)
     private let warned = Atomic<Bool>(false)
     private let logger: Logger
@@ -147,8 +147,14 @@ public final class SessionTable: Sendable {
         let perShard = total / Self.shardCount
         shardMask = perShard - 1
         shards = (0..<Self.shardCount).map { _ in Shard(size: perShard) }
-        self.timeoutSeconds = UInt32(clamping: max(1, timeoutSeconds))
+        timeout = Atomic(UInt32(clamping: max(1, timeoutSeconds)))
         self.logger = logger
+    }
+
+    /// A session ends after this many seconds without a request (a reload may change it).
+    public var timeoutSeconds: UInt32 {
+        get { timeout.load(ordering: .relaxed) }
+        set { timeout.store(max(1, newValue), ordering: .relaxed) }
     }
 
     /// Visitors dropped early because their window was full.

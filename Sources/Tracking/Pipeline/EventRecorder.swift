@@ -23,7 +23,8 @@ public final class EventRecorder: @unchecked Sendable {
     static let maxSealedBacklog = 64
 
     /// What leaves query strings before they are stored (also for the access log and link destinations).
-    public let scrubber: QueryScrubber
+    /// `tracking.privacy.query` (a reload replaces it, on the recorder's loop).
+    public var scrubber: QueryScrubber
 
     init(spool: Spool, sealAfter: TimeAmount, dropLog: DropLog, scrubber: QueryScrubber = QueryScrubber()) {
         self.scrubber = scrubber

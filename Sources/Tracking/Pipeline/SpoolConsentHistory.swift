@@ -7,17 +7,17 @@ import NIOPosix
 /// millisecond, so the answer does not depend on the table's time layout.
 final class SpoolConsentHistory: ConsentHistory {
     private let spoolDirectory: String
-    private let client: ClickHouseClient?
-    private let table: String
     private let pool: NIOThreadPool
     private let logger: Logger
+    /// Runs a query against the events table where events are shipped now (`{table}` stands for it); nil without
+    /// ClickHouse.
+    private let shipped: @Sendable (String) async throws -> String?
 
-    init(spoolDirectory: String, client: ClickHouseClient?, table: String, pool: NIOThreadPool, logger: Logger) {
+    init(spoolDirectory: String, pool: NIOThreadPool, logger: Logger, shipped: @escaping @Sendable (String) async throws -> String?) {
         self.spoolDirectory = spoolDirectory
-        self.client = client
-        self.table = table
         self.pool = pool
         self.logger = logger
+        self.shipped = shipped
     }
 
     func agreements(visitorID: String) async throws -> [TrackingEvent] {
@@ -37,11 +37,10 @@ final class SpoolConsentHistory: ConsentHistory {
             return matches
         }
         for event in spooled { found[event.id] = event }
-        if let client {
-            // visitorID passed `Enricher.acceptableVisitorID` (letters, digits, - and _): safe inside quotes.
-            let answer = try await client.query(
-                "SELECT toString(id), cflags FROM \(table) WHERE kind = 'consent' AND vid = '\(visitorID)' FORMAT TabSeparated",
-                logger: logger)
+        // visitorID passed `Enricher.acceptableVisitorID` (letters, digits, - and _): safe inside quotes.
+        if let answer = try await shipped(
+            "SELECT toString(id), cflags FROM {table} WHERE kind = 'consent' AND vid = '\(visitorID)' FORMAT TabSeparated")
+        {
             for line in answer.split(separator: "\n") {
                 let columns = line.split(separator: "\t")
                 guard columns.count == 2, let id = EventID(String(columns[0])), let flags = Int64(columns[1]) else { continue }

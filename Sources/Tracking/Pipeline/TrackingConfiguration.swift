@@ -3,7 +3,8 @@ import NIOCore
 
 /// `tracking:` settings: whether requests become events, the spool, and the ClickHouse sink.
 ///
-/// Applied at start; a reload that changes them logs that a restart is needed (route-level `track:` flags do reload).
+/// A reload applies visitors, privacy, client_ip, enrichment, bots, geoip and clickhouse while running; the keys
+/// of ``restartOnlyChanges(to:)`` need a restart, and a reload that changes them is refused.
 public struct TrackingConfiguration: Sendable, Equatable {
     /// Record an event per request (routes may still opt out with `track: false`).
     public var enabled = true
@@ -32,6 +33,22 @@ public struct TrackingConfiguration: Sendable, Equatable {
     ]
 
     public init() {}
+
+    /// The key paths whose change from `self` to `new` a running process cannot apply: whether tracking runs at
+    /// all, the spool (its folder is held open and locked), the tracking API's settings (mounted with the routes'
+    /// handlers at start) and the session table's size (allocated at start).
+    public func restartOnlyChanges(to new: TrackingConfiguration) -> [String] {
+        var keys: [String] = []
+        if enabled != new.enabled { keys.append("tracking.enabled") }
+        if spool.directory != new.spool.directory { keys.append("tracking.spool.dir") }
+        if spool.quota != new.spool.quota { keys.append("tracking.spool.max_size") }
+        if spool.segmentSize != new.spool.segmentSize { keys.append("tracking.spool.segment_size") }
+        if spool.sync != new.spool.sync { keys.append("tracking.spool.fsync") }
+        if spool.batchInterval != new.spool.batchInterval { keys.append("tracking.spool.sync_interval") }
+        if api != new.api { keys.append("tracking.api") }
+        if visitors.maxSessions != new.visitors.maxSessions { keys.append("tracking.visitors.max_sessions") }
+        return keys
+    }
 
     public init(from node: ConfigNode) throws {
         let map = try node.mapping(keys: Self.keys)

@@ -13,7 +13,9 @@ import Synchronization
 /// await pipeline.shutdown()              // after the loops stopped serving
 /// ```
 public final class TrackingPipeline: Sendable {
-    public let configuration: TrackingConfiguration
+    /// The settings in force (a reload replaces the parts it may change; see ``stageReload(to:)``).
+    public var configuration: TrackingConfiguration { current.withLock { $0 } }
+    private let current: Mutex<TrackingConfiguration>
     public let spool: Spool
     private let loops: [any EventLoop]
     private let recorders: [EventRecorder]
@@ -23,23 +25,46 @@ public final class TrackingPipeline: Sendable {
     private let erased = ErasedVisitors()
     /// The tracking API, when `tracking.api` enables it.
     public let api: TrackingAPI?
-    private let shipper: Shipper?
-    private let client: ClickHouseClient?
+    /// Where events go: the ClickHouse client and shipper (none without ClickHouse), replaced by a reload that
+    /// changes `tracking.clickhouse`.
+    private let sinks = SinkHolder()
+    /// Whether a shipper runs (read by the loops' seal timers).
+    private let shipping = Atomic<Bool>(false)
     private let logger: Logger
-    private let running = Mutex<(timers: [RepeatedTask], shipping: Task<Void, Never>?)>(([], nil))
+    private let timers = Mutex<[RepeatedTask]>([])
+
+    struct Sink {
+        var clickHouse: ClickHouseConfiguration?
+        var client: ClickHouseClient?
+        var shipper: Shipper?
+        var task: Task<Void, Never>?
+    }
+
+    /// The current sink, shared with the consent history (which looks up shipped consent events wherever events go).
+    final class SinkHolder: Sendable {
+        let state = Mutex<Sink>(Sink())
+
+        func withLock<T>(_ body: (inout Sink) -> T) -> T { state.withLock { body(&$0) } }
+
+        /// Runs a read query against the sink's table (`{table}` stands for it); nil without ClickHouse.
+        func query(_ sql: String, logger: Logger) async throws -> String? {
+            let sink = withLock { $0 }
+            guard let client = sink.client, let clickHouse = sink.clickHouse else { return nil }
+            let table = "\(clickHouse.database).\(clickHouse.table)"
+            return try await client.query(sql.replacingOccurrences(of: "{table}", with: table), logger: logger)
+        }
+    }
     private let stateFiles: VisitorStateFiles
     private let stateWarned = Atomic<Bool>(false)
 
     /// Opens the spool (recovering what an earlier run left) and prepares a recorder per loop. Throws when the
     /// spool folder cannot be used, before anything listens.
     public init(configuration: TrackingConfiguration, loops: [any EventLoop], blockingPool: NIOThreadPool, logger: Logger) throws {
-        self.configuration = configuration
+        current = Mutex(configuration)
         self.loops = loops
         self.logger = logger
         self.blockingPool = blockingPool
-        let geoIP = try configuration.geoIPPath.map {
-            try GeoIPSource(path: $0, keepCoordinates: configuration.geoIPCoordinates, logger: logger)
-        }
+        let geoIP = try GeoIPSource(path: configuration.geoIPPath, keepCoordinates: configuration.geoIPCoordinates, logger: logger)
         let spool = try Spool(configuration: configuration.spool, appenders: loops.count, logger: logger)
         self.spool = spool
         if spool.recovery.segments > 0 {
@@ -66,27 +91,18 @@ public final class TrackingPipeline: Sendable {
         recorders = loops.map { _ in
             EventRecorder(spool: spool, sealAfter: configuration.sealAfter, dropLog: dropLog, scrubber: configuration.queryScrubber)
         }
-        if let clickHouse = configuration.clickHouse {
-            let client = ClickHouseClient(configuration: clickHouse, group: loops[0])
-            self.client = client
-            shipper = Shipper(
-                spool: spool, client: client, configuration: clickHouse, blockingPool: blockingPool, erased: erased,
-                logger: logger)
-        } else {
-            client = nil
-            shipper = nil
-        }
         if configuration.api.enabled {
-            let table = configuration.clickHouse.map { "\($0.database).\($0.table)" } ?? ""
-            let history = SpoolConsentHistory(
-                spoolDirectory: configuration.spool.directory, client: client, table: table, pool: blockingPool,
-                logger: logger)
+            let sinks = self.sinks
+            let history = SpoolConsentHistory(spoolDirectory: configuration.spool.directory, pool: blockingPool, logger: logger) {
+                try await sinks.query($0, logger: logger)
+            }
             api = TrackingAPI(
                 configuration: configuration.api, enrichment: enrichment, consentHistory: history,
                 scrubber: configuration.queryScrubber)
         } else {
             api = nil
         }
+        sinks.withLock { $0 = makeSink(configuration.clickHouse) }
         saveKeysIfChanged()
     }
 
@@ -96,16 +112,25 @@ public final class TrackingPipeline: Sendable {
     /// The enricher of the loop at `index`; use it only on that loop.
     public func enricher(forLoop index: Int) -> Enricher { enrichers[index] }
 
+    /// A client and shipper for `clickHouse` (not yet running).
+    private func makeSink(_ clickHouse: ClickHouseConfiguration?) -> Sink {
+        guard let clickHouse else { return Sink() }
+        let client = ClickHouseClient(configuration: clickHouse, group: loops[0])
+        let shipper = Shipper(
+            spool: spool, client: client, configuration: clickHouse, blockingPool: blockingPool, erased: erased, logger: logger)
+        return Sink(clickHouse: clickHouse, client: client, shipper: shipper)
+    }
+
     /// Starts the per-loop timers and the shipper.
     public func start() {
+        let configuration = self.configuration
         let interval = configuration.spool.batchInterval
-        let shipping = shipper != nil
         var timers: [RepeatedTask] = []
         for (index, loop) in loops.enumerated() {
             let recorder = recorders[index]
             let spool = self.spool
-            timers.append(loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-                recorder.tick(nowMilliseconds: wallClockMilliseconds(), shipping: shipping)
+            timers.append(loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
+                recorder.tick(nowMilliseconds: wallClockMilliseconds(), shipping: shipping.load(ordering: .relaxed))
                 if index == 0 {
                     spool.syncActive()
                     spool.checkOwnership()
@@ -118,28 +143,107 @@ public final class TrackingPipeline: Sendable {
         let geoIP = enrichment.geoIP
         timers.append(loops[0].scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { [self] _ in
             pool.submit { _ in
-                geoIP?.reloadIfChanged()
+                geoIP.reloadIfChanged()
                 self.saveKeysIfChanged()
             }
         })
-        let task = shipper.map { shipper in Task { await shipper.run() } }
-        running.withLock { $0 = (timers, task) }
+        self.timers.withLock { $0 = timers }
+        sinks.withLock { sink in
+            sink.task = sink.shipper.map { shipper in Task { await shipper.run() } }
+            shipping.store(sink.shipper != nil, ordering: .relaxed)
+        }
         if configuration.clickHouse == nil {
             logger.info("tracking: no ClickHouse configured; events stay in \(configuration.spool.directory) (see `vantage events`)")
         }
     }
 
+    // MARK: - Reload
+
+    /// A reload's tracking settings, checked and with any new GeoIP file open, ready for ``commitReload(_:)``.
+    public struct StagedReload: Sendable {
+        let configuration: TrackingConfiguration
+        let geoIPDatabase: GeoIPDatabase?
+    }
+
+    /// Checks that `new` can be applied while running and opens what it names (blocking: off the loops). Throws,
+    /// changing nothing, when a key that needs a restart changed (naming it) or the new GeoIP file cannot be read.
+    public func stageReload(to new: TrackingConfiguration) throws -> StagedReload {
+        let changed = configuration.restartOnlyChanges(to: new)
+        guard changed.isEmpty else { throw RestartNeeded(keys: changed) }
+        return StagedReload(configuration: new, geoIPDatabase: try enrichment.geoIP.open(forReloadTo: new.geoIPPath))
+    }
+
+    /// Applies a staged reload: visitor, privacy and address settings on every loop, the GeoIP database, and a new
+    /// ClickHouse sink when `tracking.clickhouse` changed (the old shipper finishes or abandons its batch first;
+    /// queued events stay in the spool and go to the new one).
+    public func commitReload(_ staged: StagedReload) {
+        let new = staged.configuration
+        let old = current.withLock { old in
+            defer { old = new }
+            return old
+        }
+        var settings = new.visitors
+        settings.enrich = new.enrichment
+        let visitors = settings
+        enrichment.update(visitors: visitors, clientAddressPolicy: new.clientAddressPolicy)
+        for (index, loop) in loops.enumerated() {
+            let enricher = enrichers[index], recorder = recorders[index], policy = new.clientAddressPolicy
+            let scrubber = new.queryScrubber
+            loop.execute {
+                enricher.apply(visitors: visitors, clientAddressPolicy: policy)
+                recorder.scrubber = scrubber
+            }
+        }
+        api?.scrubber = new.queryScrubber
+        enrichment.geoIP.install(path: new.geoIPPath, keepCoordinates: new.geoIPCoordinates, opened: staged.geoIPDatabase)
+        if old.clickHouse != new.clickHouse { replaceSink(with: new.clickHouse) }
+    }
+
+    /// Stops the running shipper and starts one for `clickHouse` once it stopped (two shippers never read the spool
+    /// at once).
+    private func replaceSink(with clickHouse: ClickHouseConfiguration?) {
+        var fresh = makeSink(clickHouse)
+        let started = !timers.withLock { $0.isEmpty }
+        shipping.store(false, ordering: .relaxed)
+        sinks.withLock { sink in
+            let previous = sink
+            previous.task?.cancel()
+            let shipper = started ? fresh.shipper : nil
+            fresh.task = Task { [self] in
+                await previous.task?.value
+                await previous.client?.shutdown()
+                guard let shipper, !Task.isCancelled else { return }
+                shipping.store(true, ordering: .relaxed)
+                await shipper.run()
+            }
+            sink = fresh
+        }
+        logger.notice("tracking: events now go to \(clickHouse.map { $0.endpoints.joined(separator: ", ") } ?? "the spool only (no ClickHouse)")")
+    }
+
+    /// A reload changed keys that a running process cannot apply.
+    public struct RestartNeeded: Error, CustomStringConvertible {
+        public var keys: [String]
+
+        public init(keys: [String]) { self.keys = keys }
+
+        public var description: String {
+            "\(keys.joined(separator: ", ")) changed: \(keys.count == 1 ? "it takes" : "they take") effect only at a restart, "
+                + "so the reload is refused (restart Vantage to apply it, or put the old value back)"
+        }
+    }
+
     /// Seals every loop's segment and closes the spool. Call once requests stopped, while the loops still run.
     public func shutdown() async {
-        let (timers, shipping) = running.withLock { $0 }
-        for timer in timers { timer.cancel() }
+        for timer in timers.withLock({ $0 }) { timer.cancel() }
         for (index, loop) in loops.enumerated() {
             let recorder = recorders[index]
             try? await loop.submit { recorder.close() }.get()
         }
-        shipping?.cancel()
-        await shipping?.value
-        await client?.shutdown()
+        let sink = sinks.withLock { $0 }
+        sink.task?.cancel()
+        await sink.task?.value
+        await sink.client?.shutdown()
         saveVisitorState()
         spool.close()
     }
@@ -173,9 +277,7 @@ public final class TrackingPipeline: Sendable {
 
     /// Runs a read query against the ClickHouse sink (`{table}` is replaced by the events table); nil without one.
     public func query(_ sql: String) async throws -> String? {
-        guard let client, let clickHouse = configuration.clickHouse else { return nil }
-        let table = "\(clickHouse.database).\(clickHouse.table)"
-        return try await client.query(sql.replacingOccurrences(of: "{table}", with: table), logger: logger)
+        try await sinks.query(sql, logger: logger)
     }
 
     // MARK: - Erasure
@@ -185,7 +287,7 @@ public final class TrackingPipeline: Sendable {
     /// before. Returns how many events were removed. (`vantage erase` then deletes what ClickHouse already has.)
     public func erase(visitorID: String) async throws -> Int {
         erased.insert(visitorID)
-        shipper?.invalidatePendingBatch()
+        sinks.withLock { $0.shipper }?.invalidatePendingBatch()
         for (index, loop) in loops.enumerated() {
             let recorder = recorders[index]
             try await loop.submit { recorder.sealNow() }.get()
@@ -240,7 +342,7 @@ public final class TrackingPipeline: Sendable {
         text += "# TYPE vantage_sessions_capacity gauge\nvantage_sessions_capacity \(enrichment.sessions.capacity)\n"
         text += "# HELP vantage_sessions_evicted_total Visitors evicted from a full session table before their session ended.\n"
         text += "# TYPE vantage_sessions_evicted_total counter\nvantage_sessions_evicted_total \(enrichment.sessions.evictions)\n"
-        if let shipper {
+        if let shipper = sinks.withLock({ $0.shipper }) {
             shipper.render(into: &text)
         } else {
             text += "# TYPE vantage_events_shipped_total counter\nvantage_events_shipped_total 0\n"
