@@ -23,6 +23,7 @@ let x509: Target.Dependency = .product(name: "X509", package: "swift-certificate
 let asn1: Target.Dependency = .product(name: "SwiftASN1", package: "swift-asn1")
 let nioFoundation: Target.Dependency = .product(name: "NIOFoundationCompat", package: "swift-nio")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+let heap: Target.Dependency = .product(name: "HeapModule", package: "swift-collections")
 
 /// One set of compiler settings for every target: Swift 6 mode and explicit existentials.
 let swiftSettings: [SwiftSetting] = [
@@ -56,6 +57,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
     ],
     targets: [
         // MARK: - C libraries from Debian
@@ -89,7 +91,7 @@ let package = Package(
         /// Tracking: events and their enrichment (GeoIP, user agent, source, visitors and sessions), the tracking API,
         /// the durable spool between the request path and ClickHouse, and the ClickHouse shipper.
         .target(
-            name: "Tracking", dependencies: ["Config", "Compression", "CZlib", "CMaxMindDB", nioCore, nioPosix, nioHTTP1, logging, httpClient, crypto],
+            name: "Tracking", dependencies: ["Config", "Compression", "CZlib", "CMaxMindDB", nioCore, nioPosix, nioHTTP1, logging, httpClient, crypto, heap],
             swiftSettings: dataPlaneSettings),
         /// Rate limiting as pure values (GCRA rates, daily quotas, bounded key tables): no I/O, injected clock.
         .target(name: "RateLimit", swiftSettings: dataPlaneSettings),
@@ -110,7 +112,7 @@ let package = Package(
             swiftSettings: dataPlaneSettings
         ),
         /// The thin executable.
-        .executableTarget(name: "vantage", dependencies: ["Edge", "Tracking", "Links", "Config", nioCore, nioPosix, logging, httpClient, argumentParser], swiftSettings: swiftSettings),
+        .executableTarget(name: "vantage", dependencies: ["Edge", "Tracking", "Links", "Config", nioCore, nioPosix, logging, httpClient, argumentParser, heap], swiftSettings: swiftSettings),
 
         /// Nanoseconds and allocations per rate-limit check (Benchmarks/ratelimit.py runs it in release).
         .executableTarget(

@@ -10,7 +10,19 @@ struct EventOutput {
     }
 
     /// What a table shows when no `--fields` are given.
-    static let tableFields = ["ts", "kind", "site", "method", "path", "status", "vid", "source", "country", "browser"]
+    static let tableFields = ["ts", "kind", "site", "method", "path", "status", "vid", "channel", "country", "browser"]
+
+    /// Every field an event can have, in the JSON form's order (CSV's header must name them all at its first row,
+    /// whatever fields that first event happens to have).
+    static let everyField: [String] = {
+        var sample = TrackingEvent(
+            id: EventID(high: 0, low: 0), timeMilliseconds: 0, site: "", host: "", kind: .ltv, method: "", scheme: "",
+            target: "", status: 0, bytesIn: 0, bytesOut: 0, durationMicroseconds: 0, httpVersion: "", clientAddress: "")
+        (sample.latitude, sample.longitude, sample.properties) = (0, 0, "{}")
+        var buffer = ByteBuffer()
+        sample.writeJSON(into: &buffer)
+        return allFields(of: buffer)
+    }()
 
     let format: Format
     /// nil: every field (NDJSON and CSV), ``tableFields`` (table).
@@ -18,6 +30,8 @@ struct EventOutput {
     private var wroteHeader = false
     /// Table rows wait until the end so the columns can be sized.
     private var tableRows: [[String]] = []
+    /// The column widths of the first table written; later batches (a followed tail) keep them and no header.
+    private var tableWidths: [Int]?
 
     init(format: Format, fields: [String]?) {
         self.format = format
@@ -45,7 +59,7 @@ struct EventOutput {
             }
             output.writeString(values.map { Self.csvField(Self.text($0)) }.joined(separator: ",") + "\r\n")
         case .table:
-            if tableRows.isEmpty { tableRows.append(names) }
+            if tableRows.isEmpty && tableWidths == nil { tableRows.append(names) }
             tableRows.append(values.map(Self.text))
         }
     }
@@ -53,10 +67,11 @@ struct EventOutput {
     /// Writes what waited for the end (a table's rows).
     mutating func finish(into output: inout ByteBuffer) {
         guard format == .table, !tableRows.isEmpty else { return }
-        let widths = tableRows[0].indices.map { column in min(48, tableRows.map { $0[column].count }.max() ?? 0) }
+        let widths = tableWidths ?? tableRows[0].indices.map { column in min(48, tableRows.map { $0[column].count }.max() ?? 0) }
+        tableWidths = widths
         for row in tableRows {
             let cells = row.enumerated().map { column, cell -> String in
-                let shown = cell.count > widths[column] ? String(cell.prefix(widths[column] - 1)) + "…" : cell
+                let shown = cell.count > widths[column] ? String(cell.prefix(max(0, widths[column] - 1))) + "…" : cell
                 return shown.padding(toLength: widths[column], withPad: " ", startingAt: 0)
             }
             var line = cells.joined(separator: "  ")
@@ -71,7 +86,7 @@ struct EventOutput {
         var buffer = ByteBuffer()
         event.writeJSON(into: &buffer)
         let object = (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]) ?? [:]
-        let names = fields ?? (format == .table ? Self.tableFields : Self.allFields(of: buffer))
+        let names = fields ?? (format == .table ? Self.tableFields : Self.everyField)
         let values = names.map { name -> Any in
             if name == "ts", format != .ndjson, let milliseconds = object["ts"] as? Int {
                 return Self.isoTime(milliseconds)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Config
 import Edge
 import Foundation
+import HeapModule
 import NIOCore
 import Tracking
 
@@ -39,61 +40,79 @@ struct EventsCommand: ParsableCommand {
         }
     }
 
+    /// `--format` and `--fields`, shared by tail and export.
+    struct Presentation: ParsableArguments {
+        @Option(help: "Output format: ndjson (one JSON object per line), csv (a header, then a row an event) or table.")
+        var format = "ndjson"
+        @Option(help: "Only these fields, comma-separated (ts,kind,path,status,channel,...); a table shows a few by default.")
+        var fields: String?
+
+        func writer() throws -> EventOutput {
+            guard let chosen = EventOutput.Format(rawValue: format) else {
+                printError("unknown format \(format); expected ndjson, csv or table")
+                throw ExitCode(64)
+            }
+            return EventOutput(
+                format: chosen,
+                fields: fields.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } })
+        }
+    }
+
     struct Tail: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the last events as NDJSON, then follow new ones (Ctrl-C stops).")
+            abstract: "Print the last events in time order, then follow new ones (Ctrl-C stops).")
         @OptionGroup var source: Source
+        @OptionGroup var presentation: Presentation
         @Option(name: [.customShort("n"), .long], help: "How many earlier events to print first.")
         var lines = 10
         @Flag(help: "Print the last events and exit instead of following.")
         var noFollow = false
 
         func run() throws {
+            var writer = try presentation.writer()
             var reader = SpoolReader(directory: try source.directory())
-            var last: [TrackingEvent] = []
+            // The latest `lines` events by time, across every loop's segments.
+            var latest = Heap<TimeOrderedEvents.Entry>()
             try reader.readNew { record in
-                guard let event = try? EventRecord.decode(record) else { return }
-                last.append(event)
-                if last.count > lines { last.removeFirst(last.count - lines) }
+                guard lines > 0, let event = try? EventRecord.decode(record) else { return }
+                latest.insert(TimeOrderedEvents.Entry(event: event, segment: 0))
+                if latest.count > lines { _ = latest.popMin() }
             }
-            for event in last { printEvent(event) }
-            if last.isEmpty { source.explainEmptySpool() }
+            var first: [TrackingEvent] = []
+            while let entry = latest.popMin() { first.append(entry.event) }
+            print(first, with: &writer)
+            if first.isEmpty { source.explainEmptySpool() }
             guard !noFollow else { return }
             while true {
                 usleep(250_000)
+                var fresh: [TrackingEvent] = []
                 try reader.readNew { record in
-                    if let event = try? EventRecord.decode(record) { printEvent(event) }
+                    if let event = try? EventRecord.decode(record) { fresh.append(event) }
                 }
+                // What the loops wrote since the last look, in time order.
+                print(fresh.sorted { ($0.timeMilliseconds, $0.id.high, $0.id.low) < ($1.timeMilliseconds, $1.id.high, $1.id.low) }, with: &writer)
             }
         }
 
-        func printEvent(_ event: TrackingEvent) {
+        func print(_ events: [TrackingEvent], with writer: inout EventOutput) {
+            guard !events.isEmpty else { return }
             var buffer = ByteBuffer()
-            event.writeJSON(into: &buffer)
-            buffer.writeInteger(UInt8(ascii: "\n"))
+            for event in events { writer.write(event, into: &buffer) }
+            writer.finish(into: &buffer)
             FileHandle.standardOutput.write(Data(buffer.readableBytesView))
         }
     }
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write every event in the spool to standard output, oldest segment first.")
+            abstract: "Write every event in the spool to standard output, in time order across loops.")
         @OptionGroup var source: Source
-        @Option(help: "Output format: ndjson (one JSON object per line), csv (a header, then a row an event) or table.")
-        var format = "ndjson"
-        @Option(help: "Only these fields, comma-separated (ts,kind,path,status,...); a table shows a few by default.")
-        var fields: String?
+        @OptionGroup var presentation: Presentation
         @Option(help: "Only events at or after this time: ISO 8601 (2026-11-25T10:00:00Z, 2026-11-25) or an age (90m, 2h, 7d).")
         var since: String?
 
         func run() throws {
-            guard let chosen = EventOutput.Format(rawValue: format) else {
-                printError("unknown format \(format); expected ndjson, csv or table")
-                throw ExitCode(64)
-            }
-            var writer = EventOutput(
-                format: chosen,
-                fields: fields.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } })
+            var writer = try presentation.writer()
             var exported = 0
             let threshold = try since.map { text -> Int64 in
                 guard let value = Self.parseSince(text, now: Date()) else {
@@ -102,10 +121,8 @@ struct EventsCommand: ParsableCommand {
                 }
                 return value
             }
-            var reader = SpoolReader(directory: try source.directory())
             var output = ByteBuffer()
-            try reader.readNew { record in
-                guard let event = try? EventRecord.decode(record) else { return }
+            try TimeOrderedEvents(directory: try source.directory()).forEach { event in
                 if let threshold, event.timeMilliseconds < threshold { return }
                 writer.write(event, into: &output)
                 exported += 1

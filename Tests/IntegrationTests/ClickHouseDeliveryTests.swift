@@ -330,4 +330,34 @@ struct ClickHouseDeliveryTests {
         let unknown = try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath, "--format", "xml"])
         #expect(unknown.status == 64 && unknown.stderr.contains("expected ndjson, csv or table"))
     }
+
+    /// Each loop writes its own segments; export and tail read them merged by time.
+    @Test func exportAndTailMergeTheLoopsByTime() throws {
+        let vantage = try VantageProcess(config: """
+            listen: { http: "127.0.0.1:0" }
+            threads: 2
+            sites:
+              - routes:
+                  - { path: /, respond: "ok" }
+            access_log: off
+            admin: { listen: "off" }
+            tracking: { spool: { dir: "{{DIR}}/spool" } }
+            """)
+        // One connection each: the loops take turns.
+        for index in 0..<12 {
+            _ = try curl(["-s", vantage.url("/seq-\(String(format: "%02d", index))")])
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        #expect(vantage.stop() == 0)
+        let segments = try FileManager.default.contentsOfDirectory(atPath: vantage.directory.appendingPathComponent("spool").path)
+            .filter { $0.hasPrefix("segment-") }
+        #expect(segments.count >= 2, "both loops wrote: \(segments)")
+        let export = try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath, "--format", "csv", "--fields", "path"])
+        let paths = export.stdout.components(separatedBy: "\r\n").filter { $0.hasPrefix("/seq-") }
+        #expect(paths == (0..<12).map { "/seq-" + String(format: "%02d", $0) }, "\(export.stdout)")
+        let tail = try run([VantageProcess.binary, "events", "tail", "--config", vantage.configPath, "-n", "3", "--no-follow",
+                            "--format", "table", "--fields", "path,status"])
+        #expect(tail.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+            == [["path", "status"], ["/seq-09", "200"], ["/seq-10", "200"], ["/seq-11", "200"]], "\(tail.stdout)")
+    }
 }

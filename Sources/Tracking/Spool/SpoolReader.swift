@@ -32,31 +32,57 @@ public struct SpoolReader {
         let paths = try segmentPaths()
         positions = positions.filter { paths.contains($0.key) }
         for path in paths {
-            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-            guard descriptor >= 0 else { continue }  // removed since the listing
-            defer { close(descriptor) }
-            var offset = positions[path] ?? 0
-            if offset == 0 {
-                var magic = [UInt8](repeating: 0, count: SpoolRecordFormat.magic.count)
-                guard pread(descriptor, &magic, magic.count, 0) == magic.count, magic == SpoolRecordFormat.magic else { continue }
-                offset = magic.count
+            guard let cursor = SegmentCursor(path: path, offset: positions[path] ?? 0, chunkSize: Self.chunkSize) else {
+                continue  // removed since the listing, or not a segment
             }
-            var chunk = ByteBufferAllocator().buffer(capacity: Self.chunkSize)
-            while true {
-                chunk.clear()
-                let count = chunk.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.chunkSize) { bytes in
-                    max(0, pread(descriptor, bytes.baseAddress, Self.chunkSize, off_t(offset)))
-                }
-                guard count > 0 else { break }
-                // A record cut by the chunk's end is read whole by the next round.
-                let scan = SpoolRecordFormat.scanRecords(chunk, from: 0)
-                for record in scan.records {
-                    try body(chunk.getSlice(at: chunk.readerIndex + record.offset, length: record.length)!)
-                }
-                offset += scan.validEnd
-                if scan.records.isEmpty || scan.zeroTail { break }
+            while let records = cursor.nextChunk() {
+                for record in records { try body(record) }
             }
-            positions[path] = offset
+            positions[path] = cursor.offset
         }
+    }
+}
+
+/// One segment file read front to back a chunk at a time (records cut by a chunk's end are read whole with the
+/// next), so a reader holds at most a chunk of it.
+final class SegmentCursor {
+    private let descriptor: Int32
+    /// The offset after the last record returned.
+    private(set) var offset: Int
+    private let chunkSize: Int
+    private var finished = false
+
+    /// Opens `path` at `offset` (0: after the magic); nil when it is gone or not a segment.
+    init?(path: String, offset: Int = 0, chunkSize: Int) {
+        descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        self.chunkSize = chunkSize
+        self.offset = offset
+        guard descriptor >= 0 else { return nil }
+        if offset == 0 {
+            var magic = [UInt8](repeating: 0, count: SpoolRecordFormat.magic.count)
+            guard pread(descriptor, &magic, magic.count, 0) == magic.count, magic == SpoolRecordFormat.magic else { return nil }
+            self.offset = magic.count
+        }
+    }
+
+    deinit { if descriptor >= 0 { close(descriptor) } }
+
+    /// The records of the next chunk (nil at the end of what was written so far).
+    func nextChunk() -> [ByteBuffer]? {
+        guard !finished else { return nil }
+        var chunk = ByteBufferAllocator().buffer(capacity: chunkSize)
+        let offset = self.offset, size = chunkSize, descriptor = self.descriptor
+        let count = chunk.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { bytes in
+            max(0, pread(descriptor, bytes.baseAddress, size, off_t(offset)))
+        }
+        guard count > 0 else {
+            finished = true
+            return nil
+        }
+        let scan = SpoolRecordFormat.scanRecords(chunk, from: 0)
+        self.offset += scan.validEnd
+        if scan.records.isEmpty || scan.zeroTail { finished = true }
+        guard !scan.records.isEmpty else { return nil }
+        return scan.records.map { chunk.getSlice(at: chunk.readerIndex + $0.offset, length: $0.length)! }
     }
 }
