@@ -296,6 +296,37 @@ struct TrackingAPITests {
         #expect(shipping.stop() == 0)
     }
 
+    /// What a test for planted personal data looks for: the address and the phone number as sent and as decoded
+    /// (a bare "555" can occur by chance in ids and times).
+    static let plantedTraces = ["planted", "%40pii", "555%20123", "555 123", "15551234567"]
+
+    /// Sends personal data through every input path: page query, referrer, API body URL, API query, pixel query,
+    /// redirect destination.
+    func plantPersonalData(_ base: String) throws {
+        let email = "planted%40pii.example"
+        _ = try curl(["-s", "-H", "Referer: https://ref.example/?email=\(email)&x=1", "\(base)/?email=\(email)&phone=%2B1%20555%20123%204567&page=2"])
+        _ = try curl(["-s", "-H", "Content-Type: application/json", "-X", "POST", "\(base)/tr/v1/tr/?token=planted-secret",
+                      "-d", #"{"ename":"x","url":"https://www.example.com/p?email=planted@pii.example&plan=pro"}"#])
+        _ = try curl(["-s", "\(base)/tr/v1/img/?mail=\(email)&utm_campaign=nov"])
+        let redirect = try curl(["-s", "\(base)/tr/v1/rdr/?url=" + "https://sfpl.io/offer?email=planted@pii.example"
+            .addingPercentEncoding(withAllowedCharacters: .alphanumerics)!])
+        #expect(redirect.status == 302 && redirect.headers["location"]?.contains("planted@pii.example") == true,
+                "the client still goes to the whole destination")
+    }
+
+    /// The same planted data, shipped: no column of any row holds it.
+    @Test func personalDataInQueryStringsNeverReachesClickHouse() throws {
+        let clickHouse = try ClickHouseServer()
+        let vantage = try Self.start(clickHouse: clickHouse.endpoint)
+        try plantPersonalData(vantage.url(""))
+        try waitUntilShipped(vantage)
+        let rows = try clickHouse.query("SELECT * FROM vantage.events FORMAT TSV")
+        #expect(rows.split(separator: "\n").count == 4, "\(rows)")
+        #expect(rows.contains("page=2") && rows.contains("plan=pro") && rows.contains("utm_campaign=nov"))
+        for planted in Self.plantedTraces { #expect(!rows.contains(planted), "\(planted) in ClickHouse: \(rows)") }
+        #expect(vantage.stop() == 0)
+    }
+
     /// Personal data planted in every input path (page query, referrer, API body URL, API query, pixel query,
     /// redirect destination) is in no spool file, access-log line or export.
     @Test func personalDataInQueryStringsNeverReachesTheDisk() throws {
@@ -316,16 +347,7 @@ struct TrackingAPITests {
             try "<html><body>home</body></html>".write(to: www.appendingPathComponent("index.html"), atomically: true, encoding: .utf8)
         }
         defer { _ = vantage.stop() }
-        let base = vantage.url("")
-        let email = "planted%40pii.example"
-        _ = try curl(["-s", "-H", "Referer: https://ref.example/?email=\(email)&x=1", "\(base)/?email=\(email)&phone=%2B1%20555%20123%204567&page=2"])
-        _ = try curl(["-s", "-H", "Content-Type: application/json", "-X", "POST", "\(base)/tr/v1/tr/?token=planted-secret",
-                      "-d", #"{"ename":"x","url":"https://www.example.com/p?email=planted@pii.example&plan=pro"}"#])
-        _ = try curl(["-s", "\(base)/tr/v1/img/?mail=\(email)&utm_campaign=nov"])
-        let redirect = try curl(["-s", "\(base)/tr/v1/rdr/?url=" + "https://sfpl.io/offer?email=planted@pii.example"
-            .addingPercentEncoding(withAllowedCharacters: .alphanumerics)!])
-        #expect(redirect.status == 302 && redirect.headers["location"]?.contains("planted@pii.example") == true,
-                "the client still goes to the whole destination")
+        try plantPersonalData(vantage.url(""))
         Thread.sleep(forTimeInterval: 1.5)
         let export = try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath]).stdout
         #expect(export.split(separator: "\n").count == 4, "\(export)")
@@ -338,7 +360,7 @@ struct TrackingAPITests {
         }
         for (place, text) in stored {
             // The phone number as sent and as decoded (a bare "555" can occur by chance in ids and times).
-            for planted in ["planted", "%40pii", "555%20123", "555 123", "15551234567"] {
+            for planted in Self.plantedTraces {
                 #expect(!text.contains(planted), "\(planted) in \(place)")
             }
         }
