@@ -1,0 +1,146 @@
+import Foundation
+import Testing
+
+@testable import Tracking
+
+/// The user-agent classifier measured on corpora the project did not write, built in the test from public packages
+/// (`Tests/IntegrationTests/Backends/ua_corpus.py`: the crawler-user-agents list and Matomo Device Detector's
+/// fixtures, installed from PyPI by scripts/test.sh).
+@Suite struct UserAgentCorpusTests {
+    /// One corpus line.
+    struct Sample {
+        var set: String
+        var clientType = ""
+        var agent: String
+        var browser = ""
+        var os = ""
+        var device = ""
+    }
+
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    static func corpus() throws -> [Sample] {
+        let python = packageRoot.appendingPathComponent(".build/test-venv/bin/python").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: python) ? python : "/usr/bin/python3")
+        process.arguments = [packageRoot.appendingPathComponent("Tests/IntegrationTests/Backends/ua_corpus.py").path]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw CorpusError(description: "ua_corpus.py failed") }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            switch fields.first {
+            case "crawler", "bot": return fields.count == 2 ? Sample(set: fields[0], agent: fields[1]) : nil
+            case "client":
+                guard fields.count == 6 else { return nil }
+                return Sample(set: "client", clientType: fields[1], agent: fields[2], browser: fields[3], os: fields[4], device: fields[5])
+            default: return nil
+            }
+        }
+    }
+
+    struct CorpusError: Error, CustomStringConvertible { var description: String }
+
+    /// The share of `samples` for which `condition` holds.
+    static func share(_ samples: [Sample], _ condition: (Sample) -> Bool) -> Double {
+        samples.isEmpty ? 0 : Double(samples.filter(condition).count) / Double(samples.count)
+    }
+
+    /// Browser names as both sides spell them, reduced to one name per browser (the mobile builds of a browser are
+    /// the browser: mobile is the device class).
+    static func browserKey(_ name: String) -> String {
+        var key = name.lowercased()
+        let synonyms: [String: String] = [
+            "mobile safari": "safari", "safari mobile": "safari", "chrome mobile": "chrome", "chrome mobile ios": "chrome",
+            "chrome mobile webview": "chrome webview", "android webview": "chrome webview", "webview": "chrome webview",
+            "firefox mobile": "firefox", "firefox ios": "firefox", "firefox mobile ios": "firefox", "firefox focus": "firefox focus",
+            "microsoft edge": "edge", "edge mobile": "edge", "edge ios": "edge", "edge webview": "edge webview",
+            "internet explorer": "ie", "ie mobile": "ie", "iemobile": "ie", "samsung browser": "samsung internet",
+            "opera mobile": "opera", "opera mini ios": "opera mini", "opera touch": "opera", "yandex browser": "yandex browser",
+            "yabrowser": "yandex browser", "yandex browser lite": "yandex browser", "uc browser": "uc browser",
+            "ucbrowser": "uc browser", "qq browser": "qq browser", "qqbrowser": "qq browser", "mi browser": "mi browser",
+            "miui browser": "mi browser", "huawei browser": "huawei browser", "huawei browser mobile": "huawei browser",
+            "duckduckgo privacy browser": "duckduckgo", "duckduckgo mobile": "duckduckgo", "android browser": "android browser",
+            "silk": "silk", "amazon silk": "silk", "coc coc": "coc coc", "whale browser": "whale", "naver whale": "whale",
+            "vivaldi": "vivaldi", "brave": "brave", "quark": "quark", "wechat": "wechat", "google search app": "google app",
+            "google": "google app", "gsa": "google app",
+        ]
+        if let known = synonyms[key] { key = known }
+        return key
+    }
+
+    static func osKey(_ name: String) -> String {
+        let key = name.lowercased()
+        let synonyms: [String: String] = [
+            "mac os x": "macos", "mac": "macos", "mac os": "macos", "ios": "ios", "ipados": "ios", "chrome os": "chrome os",
+            "chromeos": "chrome os", "windows phone": "windows phone", "windows mobile": "windows mobile", "gnu/linux": "linux",
+            "fire os": "android", "harmonyos": "harmonyos", "tizen": "tizen", "webos": "webos", "lg netcast": "netcast",
+        ]
+        return synonyms[key] ?? key
+    }
+
+    /// Matomo's device types in our classes.
+    static func deviceClass(matomo type: String) -> String? {
+        switch type {
+        case "smartphone", "phablet", "feature phone": "mobile"
+        case "tablet": "tablet"
+        case "desktop": "desktop"
+        case "tv", "smart display": "tv"
+        case "console": "console"
+        case "wearable": "wearable"
+        case "car browser": "car"
+        case "": nil
+        default: "other"
+        }
+    }
+
+    @Test func figuresOnPublicCorpora() throws {
+        let samples = try Self.corpus()
+        #expect(samples.count > 30_000, "the corpora are installed")
+        let agents = samples.map { UserAgent(parsing: $0.agent) }
+        let classified = zip(samples, agents).map { (sample: $0, agent: $1) }
+        func subset(_ condition: (Sample) -> Bool) -> [(sample: Sample, agent: UserAgent)] { classified.filter { condition($0.sample) } }
+        func rate(_ rows: [(sample: Sample, agent: UserAgent)], _ condition: ((sample: Sample, agent: UserAgent)) -> Bool) -> Double {
+            rows.isEmpty ? 0 : Double(rows.filter(condition).count) / Double(rows.count)
+        }
+        let crawlers = subset { $0.set == "crawler" }
+        let bots = subset { $0.set == "bot" }
+        let people = subset { $0.set == "client" && ($0.clientType == "browser" || $0.clientType == "mobile app") }
+        let inApp = subset { $0.set == "client" && $0.clientType == "mobile app" && $0.agent.hasPrefix("Mozilla/") }
+        let browsers = subset { $0.set == "client" && $0.clientType == "browser" && !$0.browser.isEmpty }
+        let systems = subset { $0.set == "client" && !$0.os.isEmpty }
+        let devices = subset { $0.set == "client" && Self.deviceClass(matomo: $0.device) != nil }
+        let figures = [
+            ("bot recall, crawler-user-agents instances", rate(crawlers) { $0.agent.isBot }, crawlers.count),
+            ("bot recall, Matomo bot fixtures", rate(bots) { $0.agent.isBot }, bots.count),
+            ("bots among browsers and apps", rate(people) { $0.agent.isBot }, people.count),
+            ("bots among in-app browsers", rate(inApp) { $0.agent.isBot }, inApp.count),
+            ("browser agreement with Matomo", rate(browsers) { Self.browserKey($0.agent.browser) == Self.browserKey($0.sample.browser) }, browsers.count),
+            ("OS agreement with Matomo", rate(systems) { Self.osKey($0.agent.os) == Self.osKey($0.sample.os) }, systems.count),
+            ("device class agreement with Matomo", rate(devices) { $0.agent.device.rawValue == Self.deviceClass(matomo: $0.sample.device) }, devices.count),
+        ]
+        for (name, value, count) in figures {
+            print("ua-corpus: \(name): \(String(format: "%.2f", value * 100))% of \(count)")
+        }
+        // The misses most worth a look, for whoever works on the rules.
+        if ProcessInfo.processInfo.environment["VANTAGE_UA_MISSES"] != nil {
+            var misses: [String: Int] = [:]
+            for row in browsers where Self.browserKey(row.agent.browser) != Self.browserKey(row.sample.browser) {
+                misses["browser \(row.sample.browser) -> \(row.agent.browser)", default: 0] += 1
+            }
+            for row in systems where Self.osKey(row.agent.os) != Self.osKey(row.sample.os) {
+                misses["os \(row.sample.os) -> \(row.agent.os)", default: 0] += 1
+            }
+            for row in devices where row.agent.device.rawValue != Self.deviceClass(matomo: row.sample.device) {
+                misses["device \(row.sample.device) -> \(row.agent.device.rawValue)", default: 0] += 1
+            }
+            for (miss, count) in misses.sorted(by: { $0.value > $1.value }).prefix(60) { print("ua-miss: \(count) \(miss)") }
+            for row in (crawlers + bots).filter({ !$0.agent.isBot }).prefix(40) { print("ua-missed-bot: \(row.sample.agent)") }
+            for row in people.filter({ $0.agent.isBot }).prefix(40) { print("ua-false-bot: \(row.agent.botReason!) \(row.sample.agent)") }
+        }
+    }
+}
