@@ -9,7 +9,8 @@ scripts/install-deps.sh --tests
 # (the HTTP/2 client of the hostile-input tests, which sends what a conforming client would not); for the user-agent
 # corpus tests, the crawler-user-agents list and Matomo Device Detector's fixtures (shipped in its Python port,
 # installed without its dependencies: only the fixtures are read, with PyYAML).
-if ! .build/test-venv/bin/python -c 'import uvicorn, websockets, chdb, h2, yaml, crawleruseragents, device_detector' 2>/dev/null; then
+if ! .build/test-venv/bin/python -c 'import importlib.util as u, uvicorn, websockets, chdb, h2, yaml, crawleruseragents
+assert u.find_spec("device_detector")' 2>/dev/null; then
   rm -rf .build/test-venv
   python3 -m venv .build/test-venv
   .build/test-venv/bin/pip install -q --disable-pip-version-check 'uvicorn==0.*' 'websockets>=12' 'chdb>=3' 'h2>=4' 'pyyaml>=6' \
