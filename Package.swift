@@ -65,6 +65,7 @@ let package = Package(
         .systemLibrary(name: "CBrotli", pkgConfig: "libbrotlienc", providers: [.apt(["libbrotli-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb", providers: [.apt(["libmaxminddb-dev"])]),
+        .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
 
         // MARK: - Modules
 
@@ -74,6 +75,9 @@ let package = Package(
         /// it), the target's forms, host names, method and transfer-coding rules. Pure and dependency-free (the fuzz
         /// target compiles it alone).
         .target(name: "RequestTarget", swiftSettings: dataPlaneSettings),
+        /// Many regular expressions matched as one ordered set: PCRE2 (JIT) behind a literal prefilter
+        /// (Aho–Corasick over each pattern's required literals). The user-agent lists run on it.
+        .target(name: "RegexSet", dependencies: ["CPCRE2"], swiftSettings: dataPlaneSettings),
         /// Compression codecs (brotli, gzip) over ByteBuffer.
         .target(name: "Compression", dependencies: ["CBrotli", "CZlib", nioCore], swiftSettings: swiftSettings),
         /// The static file server: path safety, MIME, conditional and range logic, cache.
@@ -91,7 +95,7 @@ let package = Package(
         /// Tracking: events and their enrichment (GeoIP, user agent, source, visitors and sessions), the tracking API,
         /// the durable spool between the request path and ClickHouse, and the ClickHouse shipper.
         .target(
-            name: "Tracking", dependencies: ["Config", "Compression", "CZlib", "CMaxMindDB", nioCore, nioPosix, nioHTTP1, logging, httpClient, crypto, heap],
+            name: "Tracking", dependencies: ["Config", "Compression", "CZlib", "CMaxMindDB", "RegexSet", nioCore, nioPosix, nioHTTP1, logging, httpClient, crypto, heap],
             swiftSettings: dataPlaneSettings),
         /// Rate limiting as pure values (GCRA rates, daily quotas, bounded key tables): no I/O, injected clock.
         .target(name: "RateLimit", swiftSettings: dataPlaneSettings),
@@ -126,6 +130,7 @@ let package = Package(
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Config", nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", nioCore, nioHTTP1, logging, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
         .testTarget(name: "RateLimitTests", dependencies: ["RateLimit"], swiftSettings: swiftSettings),
+        .testTarget(name: "RegexSetTests", dependencies: ["RegexSet"], swiftSettings: swiftSettings),
         .testTarget(name: "RequestTargetTests", dependencies: ["RequestTarget"], swiftSettings: swiftSettings),
         .testTarget(name: "ACMETests", dependencies: ["ACME", "Config", crypto, x509, asn1], swiftSettings: swiftSettings),
         .testTarget(name: "LinksTests", dependencies: ["Links", nioCore, logging], swiftSettings: swiftSettings),
