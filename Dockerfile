@@ -2,9 +2,12 @@
 # non-root user on a slim Debian with only the shared C libraries it needs.
 FROM swift:6.3-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libbrotli-dev zlib1g-dev libmaxminddb-dev pkg-config \
+ && apt-get install -y --no-install-recommends libbrotli-dev zlib1g-dev libmaxminddb-dev libpcre2-dev pkg-config python3 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# The crawler-user-agents list (PyPI), read at start with uap-core's regexes (a Debian package, below).
+COPY scripts/fetch-crawler-list.py ./scripts/
+RUN mkdir -p /out && python3 scripts/fetch-crawler-list.py /out/crawler-user-agents.json
 COPY Package.swift ./
 COPY Sources ./Sources
 COPY scripts/build-release.sh ./scripts/
@@ -12,10 +15,11 @@ RUN install -D "$(scripts/build-release.sh --static-swift-stdlib)" /out/vantage
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libbrotli1 zlib1g libmaxminddb0 ca-certificates tzdata \
+ && apt-get install -y --no-install-recommends libbrotli1 zlib1g libmaxminddb0 libpcre2-8-0 uap-core ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/vantage --create-home vantage
 COPY --from=build /out/vantage /usr/local/bin/vantage
+COPY --from=build /out/crawler-user-agents.json /usr/local/share/vantage/crawler-user-agents.json
 COPY conf /etc/vantage
 COPY public /srv/www
 # The shipped config serves public/ relative to the working directory; point it at the image's copy.

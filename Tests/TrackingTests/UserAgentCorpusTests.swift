@@ -98,10 +98,22 @@ import Testing
         }
     }
 
+    /// The lists as installed: uap-core from Debian, the crawler list from the test environment's PyPI package.
+    static func rules() throws -> UserAgentRules {
+        let sitePackages = packageRoot.appendingPathComponent(".build/test-venv/lib")
+        let crawlers = try FileManager.default.contentsOfDirectory(atPath: sitePackages.path).lazy
+            .map { sitePackages.appendingPathComponent("\($0)/site-packages/crawleruseragents/crawler-user-agents.json").path }
+            .first { FileManager.default.fileExists(atPath: $0) }
+        return try UserAgentRules(
+            regexesPath: UserAgentRules.defaultRegexesPath, crawlersPath: crawlers ?? UserAgentRules.defaultCrawlersPath)
+    }
+
     @Test func figuresOnPublicCorpora() throws {
         let samples = try Self.corpus()
         #expect(samples.count > 30_000, "the corpora are installed")
-        let agents = samples.map { UserAgent(parsing: $0.agent) }
+        let rules = try Self.rules()
+        let scratch = UserAgentRules.Scratch(for: rules)
+        let agents = samples.map { UserAgent(parsing: $0.agent, rules: rules, scratch: scratch) }
         let classified = zip(samples, agents).map { (sample: $0, agent: $1) }
         func subset(_ condition: (Sample) -> Bool) -> [(sample: Sample, agent: UserAgent)] { classified.filter { condition($0.sample) } }
         func rate(_ rows: [(sample: Sample, agent: UserAgent)], _ condition: ((sample: Sample, agent: UserAgent)) -> Bool) -> Double {
@@ -128,18 +140,21 @@ import Testing
         }
         // The misses most worth a look, for whoever works on the rules.
         if ProcessInfo.processInfo.environment["VANTAGE_UA_MISSES"] != nil {
-            var misses: [String: Int] = [:]
+            var misses: [String: (count: Int, example: String)] = [:]
+            func miss(_ key: String, _ agent: String) { misses[key] = ((misses[key]?.count ?? 0) + 1, misses[key]?.example ?? agent) }
             for row in browsers where Self.browserKey(row.agent.browser) != Self.browserKey(row.sample.browser) {
-                misses["browser \(row.sample.browser) -> \(row.agent.browser)", default: 0] += 1
+                miss("browser \(row.sample.browser) -> \(row.agent.browser)", row.sample.agent)
             }
             for row in systems where Self.osKey(row.agent.os) != Self.osKey(row.sample.os) {
-                misses["os \(row.sample.os) -> \(row.agent.os)", default: 0] += 1
+                miss("os \(row.sample.os) -> \(row.agent.os)", row.sample.agent)
             }
             for row in devices where row.agent.device.rawValue != Self.deviceClass(matomo: row.sample.device) {
-                misses["device \(row.sample.device) -> \(row.agent.device.rawValue)", default: 0] += 1
+                miss("device \(row.sample.device) -> \(row.agent.device.rawValue)", row.sample.agent)
             }
-            for (miss, count) in misses.sorted(by: { $0.value > $1.value }).prefix(60) { print("ua-miss: \(count) \(miss)") }
-            for row in (crawlers + bots).filter({ !$0.agent.isBot }).prefix(40) { print("ua-missed-bot: \(row.sample.agent)") }
+            for (key, value) in misses.sorted(by: { $0.value.count > $1.value.count }).prefix(60) {
+                print("ua-miss: \(value.count) \(key) | \(value.example)")
+            }
+            for row in bots.filter({ !$0.agent.isBot }).prefix(60) { print("ua-missed-bot: \(row.sample.agent)") }
             for row in people.filter({ $0.agent.isBot }).prefix(40) { print("ua-false-bot: \(row.agent.botReason!) \(row.sample.agent)") }
         }
     }

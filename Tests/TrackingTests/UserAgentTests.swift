@@ -112,7 +112,19 @@ import Testing
              browser: "Safari", version: "", os: "Android", osVersion: "5.0", device: .bot, bot: .crawler),
         // Libraries and monitors.
         Case(header: "Wget/1.21.3", browser: "", version: "", os: "", osVersion: "", device: .bot, bot: .httpLibrary),
-        Case(header: "okhttp/4.12.0", browser: "", version: "", os: "", osVersion: "", device: .bot, bot: .httpLibrary),
+        // Native apps' HTTP clients are people using an app.
+        Case(header: "okhttp/4.12.0", browser: "App", version: "", os: "", osVersion: "", device: .other),
+        Case(header: "Dart/3.5 (dart:io)", browser: "App", version: "", os: "", osVersion: "", device: .other),
+        Case(header: "Dalvik/2.1.0 (Linux; U; Android 14; Pixel 8 Build/AP2A.240805.005)",
+             browser: "App", version: "", os: "Android", osVersion: "14", device: .mobile),
+        Case(header: "MyShop/5.2 CFNetwork/1496.0.7 Darwin/23.5.0", browser: "App", version: "", os: "", osVersion: "", device: .other),
+        // Devices beyond phones, tablets and computers.
+        Case(header: "Mozilla/5.0 (SMART-TV; LINUX; Tizen 6.0) AppleWebKit/537.36 (KHTML, like Gecko) 76.0.3809.146/6.0 TV Safari/537.36",
+             browser: "Safari", version: "", os: "Linux", osVersion: "", device: .tv),
+        Case(header: "Mozilla/5.0 (PlayStation; PlayStation 5/2.26) AppleWebKit/605.1.15 (KHTML, like Gecko)",
+             browser: "", version: "", os: "", osVersion: "", device: .console),
+        Case(header: "Mozilla/5.0 (X11; GNU/Linux) AppleWebKit/601.1 (KHTML, like Gecko) Tesla QtCarBrowser Safari/601.1",
+             browser: "Safari", version: "", os: "Linux", osVersion: "", device: .car),
         Case(header: "axios/1.7.7", browser: "", version: "", os: "", osVersion: "", device: .bot, bot: .httpLibrary),
         Case(header: "Java/17.0.9", browser: "", version: "", os: "", osVersion: "", device: .bot, bot: .httpLibrary),
         Case(header: "Apache-HttpClient/4.5.14 (Java/17.0.9)", browser: "", version: "", os: "", osVersion: "", device: .bot, bot: .httpLibrary),

@@ -61,14 +61,17 @@ public final class EnrichmentContext: Sendable {
     public let keyring: VisitorKeyring
     public let sessions: SessionTable
     public let geoIP: GeoIPSource
+    /// The user-agent lists (nil: the built-in token rules).
+    public let userAgentRules: UserAgentRules?
     private let settings: Mutex<(visitors: VisitorConfiguration, clientAddressPolicy: ClientAddressPolicy)>
 
     /// `keys`: the cookieless keys an earlier run saved (``VisitorStateFiles``), if still of use.
     public init(
         visitors: VisitorConfiguration, clientAddressPolicy: ClientAddressPolicy, geoIP: GeoIPSource,
-        keys: VisitorKeyring.Keys? = nil, logger: Logger
+        keys: VisitorKeyring.Keys? = nil, userAgentRules: UserAgentRules? = nil, logger: Logger
     ) {
         settings = Mutex((visitors, clientAddressPolicy))
+        self.userAgentRules = userAgentRules
         self.geoIP = geoIP
         keyring = VisitorKeyring(restored: keys)
         sessions = SessionTable(visitors: visitors.maxSessions, timeoutSeconds: visitors.sessionTimeoutSeconds, logger: logger)
@@ -115,7 +118,7 @@ public final class Enricher: @unchecked Sendable {
         self.context = context
         visitors = context.visitors
         clientAddressPolicy = context.clientAddressPolicy
-        userAgents = UserAgentCache(capacity: userAgentCacheSize)
+        userAgents = UserAgentCache(capacity: userAgentCacheSize, rules: context.userAgentRules)
         locations = TwoGenerationCache(capacity: 8192)
     }
 

@@ -1,10 +1,14 @@
 /// What a `User-Agent` header says about the client: browser, operating system, device class, and whether it is a
-/// machine (with the reason). Rules are ordered token checks over the header, written from the vendors' documented
-/// formats; the first matching rule wins, so more specific tokens (Edge, Opera, Samsung) come before the engines
-/// they embed (Chrome, Safari).
+/// machine (with the reason).
+///
+/// With ``UserAgentRules`` loaded (the default install), the browser and OS come from uap-core's parsers and
+/// crawlers from the crawler-user-agents list; the reasons for the machines people want told apart (mail proxies,
+/// link previews, monitors, HTTP libraries, headless browsers), app HTTP clients and the device class come from the
+/// ordered token rules below, which also stand in for the lists when they are not installed. The first matching
+/// rule wins, so more specific tokens (Edge, Opera, Samsung) come before the engines they embed (Chrome, Safari).
 public struct UserAgent: Sendable, Equatable {
-    public enum Device: String, Sendable {
-        case desktop, mobile, tablet, bot, other
+    public enum Device: String, Sendable, CaseIterable {
+        case desktop, mobile, tablet, tv, console, wearable, car, bot, other
     }
 
     /// Why a client counts as a machine.
@@ -36,19 +40,115 @@ public struct UserAgent: Sendable, Equatable {
 
     public init() {}
 
-    /// Classifies a header value (nil or empty: an empty-agent bot).
-    public init(parsing header: String?) {
+    /// Classifies a header value (nil or empty: an empty-agent bot), with the lists in `rules` when loaded
+    /// (`scratch` is the calling loop's).
+    public init(parsing header: String?, rules: UserAgentRules? = nil, scratch: UserAgentRules.Scratch? = nil) {
         guard let header, !header.isEmpty else {
             botReason = .empty
             device = .bot
             return
         }
         let text = header.lowercased()
-        botReason = Self.botReason(text)
-        (browser, browserVersion) = Self.browser(header, lowercased: text)
-        (os, osVersion) = Self.operatingSystem(header, lowercased: text)
+        if let rules, let scratch {
+            var bytes = header
+            bytes.withUTF8 { utf8 in
+                let raw = UnsafeRawBufferPointer(utf8)
+                if let named = Self.namedBrowser(header, lowercased: text) {
+                    (browser, browserVersion) = named
+                } else if let found = rules.browser(raw, scratch: scratch) {
+                    (browser, browserVersion) = (Self.browserNames[found.name] ?? found.name, found.version)
+                    // uap-core names TV middleware, not the browser in it.
+                    if browser == "HbbTV" { (browser, browserVersion) = Self.browser(header, lowercased: text) }
+                }
+                if let named = Self.namedSystem(text) {
+                    (os, osVersion) = (named, "")
+                } else if let found = rules.system(raw, scratch: scratch) {
+                    (os, osVersion) = (Self.systemNames[found.name] ?? found.name, found.version)
+                    if os == "iOS" && text.contains("ipad") { os = "iPadOS" }
+                }
+                if !Self.isAppClient(text) {
+                    botReason = Self.botReason(text)
+                        ?? (rules.isCrawler(raw, scratch: scratch) || Self.announcesMachine(text) ? .crawler : nil)
+                }
+            }
+        } else {
+            botReason = Self.isAppClient(text) ? nil : Self.botReason(text) ?? (Self.announcesMachine(text) ? .crawler : nil)
+            (browser, browserVersion) = Self.browser(header, lowercased: text)
+            (os, osVersion) = Self.operatingSystem(header, lowercased: text)
+        }
+        if Self.isAppClient(text) { (browser, browserVersion) = ("App", "") }
         device = botReason != nil ? .bot : Self.device(text, os: os)
     }
+
+    /// Browsers uap-core's list (as Debian ships it) does not name, by their own token: (token in the lower-cased
+    /// header, name).
+    static let namedBrowsers: [(token: String, name: String)] = [
+        ("yabrowser/", "Yandex Browser"), ("yasearchbrowser/", "Yandex Browser"), ("yandexsearchbrowser/", "Yandex Browser"),
+        ("huaweibrowser/", "Huawei Browser"), ("quark/", "Quark"), ("vivobrowser/", "vivo Browser"),
+        ("miuibrowser/", "Mi Browser"), ("mqqbrowser/", "QQ Browser"), ("qqbrowser/", "QQ Browser"),
+        ("micromessenger/", "WeChat"), ("gsa/", "Google App"), ("omi/", "Opera Devices"), ("lg browser/", "LG Browser"),
+        ("heytapbrowser/", "HeyTap Browser"), ("oppobrowser/", "HeyTap Browser"), ("phx/", "Phoenix Browser"),
+        ("odin/", "Odin"), ("mzbrowser/", "Meizu Browser"), ("puffin/", "Puffin Web Browser"),
+    ]
+
+    static func namedBrowser(_ header: String, lowercased text: String) -> (String, String)? {
+        for (token, name) in namedBrowsers {
+            guard let range = text.range(of: token) else { continue }
+            let offset = text.distance(from: text.startIndex, to: range.upperBound)
+            let start = header.index(header.startIndex, offsetBy: offset, limitedBy: header.endIndex) ?? header.endIndex
+            return (name, header.version(after: start) ?? "")
+        }
+        return nil
+    }
+
+    /// Systems uap-core's list does not tell apart: (token in the lower-cased header, name).
+    static let namedSystems: [(token: String, name: String)] = [
+        ("android tv", "Android TV"), ("google tv", "Android TV"), ("androidtv", "Android TV"),
+        ("harmonyos", "HarmonyOS"), ("vidaa", "VIDAA"), ("opera tv", "Opera TV"), ("tivo", "TiVo OS"),
+        ("midp", "Java ME"), ("j2me", "Java ME"), ("web0s", "webOS"), ("webos", "webOS"), ("kaios", "KaiOS"),
+    ]
+
+    static func namedSystem(_ text: String) -> String? {
+        namedSystems.first { text.contains($0.token) }?.name
+    }
+
+    /// What only machines put in a user agent: a word naming a tool's job (crawler, monitor, checker, fetcher, ...),
+    /// or a URL or an address to write to without a platform people use (podcast and feed apps name their site, but
+    /// also the phone or desktop they run on).
+    static let machineWords = [
+        "crawl", "spider", "scanner", "monitor", "checker", "check service",
+        "fetcher", "indexer", "validator", "probe", "scraper", "extractor", "transcoder", "lookup", "resolver",
+        "verifier", "analyzer", "benchmark", "bench/", "collector", "harvest", "sitemap", "subscribers", "headless",
+        "google page speed", "google search console", "duplexweb-google", "(compatible; google", "; google-",
+        "google-", "health check", "robot",
+    ]
+
+    static let contactMarks = ["http://", "https://", "+http", "www."]
+    static let platformWords = ["android", "ios", "iphone", "ipad", "macos", "mac os", "windows", "linux; u;", "app"]
+
+    static func announcesMachine(_ text: String) -> Bool {
+        if machineWords.contains(where: { text.contains($0) }) { return true }
+        let contact = contactMarks.contains { text.contains($0) }
+            || text.firstIndex(of: "@").map { text[$0...].contains(".") } == true
+        return contact && !platformWords.contains { text.contains($0) }
+    }
+
+    /// uap-core's family names where Vantage stores another: a browser's mobile build is the browser (mobile is the
+    /// device class), and the names people know.
+    static let browserNames: [String: String] = [
+        "Chrome Mobile": "Chrome", "Chrome Mobile iOS": "Chrome", "Chrome Mobile WebView": "Chrome WebView",
+        "Mobile Safari": "Safari", "Mobile Safari UI/WKWebView": "Safari WebView", "Firefox Mobile": "Firefox",
+        "Firefox iOS": "Firefox", "Edge Mobile": "Edge", "Opera Mobile": "Opera", "IE": "Internet Explorer",
+        "IE Mobile": "Internet Explorer", "DuckDuckGo Mobile": "DuckDuckGo", "Android": "Android Browser",
+        "MiuiBrowser": "Mi Browser", "QQ Browser Mobile": "QQ Browser", "Amazon Silk": "Silk", "Other": "",
+    ]
+    static let systemNames: [String: String] = ["Mac OS X": "macOS", "Chrome OS": "ChromeOS", "Web0S": "webOS", "Other": ""]
+
+    /// The HTTP clients of native apps (Android's OkHttp and Dalvik, Flutter's Dart, Apple's CFNetwork and
+    /// URLSession, Alamofire, React Native): people using an app, not machines.
+    static let appClientTokens = ["okhttp/", "dart/", "dart:io", "cfnetwork/", "darwin/", "dalvik/", "alamofire/", "urlsession", "reactnative", "expo/"]
+
+    static func isAppClient(_ text: String) -> Bool { appClientTokens.contains { text.contains($0) } }
 
     // MARK: - Rules
 
@@ -57,26 +157,27 @@ public struct UserAgent: Sendable, Equatable {
         (.mailProxy, ["googleimageproxy", "yahoomailproxy", "outlook-imageproxy", "proxy.mail.ru"]),
         (.linkPreview, [
             "facebookexternalhit", "facebookcatalog", "twitterbot", "slackbot", "slack-imgproxy", "discordbot",
-            "telegrambot", "whatsapp/", "linkedinbot", "skypeuripreview", "pinterest", "redditbot", "embedly",
-            "quora link preview", "vkshare", "iframely", "bingpreview", "snapchat", "mastodon/",
+            "telegrambot", "whatsapp/", "linkedinbot", "skypeuripreview", "pinterestbot", "redditbot", "embedly",
+            "quora link preview", "vkshare", "iframely", "bingpreview", "snap url preview", "mastodon/",
         ]),
         (.monitoring, [
             "uptimerobot", "pingdom", "statuscake", "site24x7", "newrelicpinger", "datadog", "gtmetrix",
             "chrome-lighthouse", "kube-probe", "elb-healthchecker", "googlestackdrivermonitoring", "better uptime",
         ]),
-        (.headless, ["headlesschrome", "phantomjs", "puppeteer", "playwright", "selenium", "electron/"]),
+        (.headless, ["headlesschrome", "phantomjs", "puppeteer", "playwright", "selenium"]),
         (.httpLibrary, [
             "curl/", "wget/", "python-requests", "python-urllib", "python-httpx", "aiohttp/", "go-http-client",
-            "java/", "okhttp", "apache-httpclient", "libwww-perl", "axios/", "node-fetch", "undici", "got (",
-            "ruby", "php/", "guzzlehttp", "httpie/", "postmanruntime", "insomnia/", "dart:io", "reqwest/",
-            "scrapy", "wordpress/",
+            "java/", "apache-httpclient", "libwww-perl", "axios/", "node-fetch", "undici", "got (",
+            "ruby/", "php/", "guzzlehttp", "httpie/", "postmanruntime", "insomnia/", "reqwest/", "scrapy",
+            "wordpress/",
         ]),
+        // Without the crawler list: the crawlers that announce themselves, and the best-known names.
         (.crawler, [
-            "bot", "crawler", "crawl", "spider", "slurp", "archiver", "mediapartners-google", "adsbot-google",
-            "google-inspectiontool", "feedfetcher", "bingpreview", "yandex", "baidu", "sogou", "semrush", "ahrefs",
-            "mj12", "petalsearch", "ccbot", "gptbot", "chatgpt-user", "claude", "anthropic", "perplexity",
-            "bytespider", "amazonbot", "applebot", "duckduckgo", "qwantify", "seznam", "ia_archiver", "heritrix",
-            "nutch", "feedly", "inoreader", "rss", "validator", "lighthouse", "preview",
+            "bot/", "bot;", "bot)", "bot.htm", "crawler", "spider", "slurp", "archiver", "mediapartners-google",
+            "adsbot-google", "google-inspectiontool", "feedfetcher", "yandexbot", "baiduspider", "sogou web",
+            "semrush", "ahrefs", "mj12", "petalbot", "ccbot", "gptbot", "chatgpt-user", "claudebot", "anthropic-ai",
+            "perplexitybot", "bytespider", "amazonbot", "applebot", "duckduckbot", "qwantify", "seznambot",
+            "ia_archiver", "heritrix", "nutch", "feedly", "inoreader",
         ]),
     ]
 
@@ -143,14 +244,42 @@ public struct UserAgent: Sendable, Equatable {
         return ("", "")
     }
 
+    /// Device tokens (of the lower-cased header), checked before the phone and tablet rules: TV sets and sticks,
+    /// game consoles, watches, car browsers.
+    static let tvTokens = [
+        "smart-tv", "smarttv", "smart tv", "smart_tv", "hbbtv", "googletv", "google tv", "android tv", "androidtv",
+        "appletv", "apple tv", "tvos", "roku", "web0s", "netcast", "bravia", "crkey", "viera", "aquos", "philipstv",
+        "opera tv", "; tv;", "(tv;", " tv)", "vidaa", "tizen tv", "tizen 2.3) applewebkit", "dtv", "; aft", "mibox",
+        "shield android tv", "sonydtv", "tpvision", "nettv", "inettvbrowser", "freebox", "sky_stb", "set-top",
+        "kaiostv", "lg browser", "webos", " tv box", "tvbox", " tv build", "omi/", "smart_tv",
+    ]
+    static let consoleTokens = ["playstation", "xbox", "nintendo", "ouya"]
+    /// Tablets by their own words or their models (Samsung SM-T/SM-P/SM-X, Lenovo TB, Huawei MediaPad/MatePad, Amazon
+    /// Kindle and Fire).
+    static let tabletTokens = [
+        "ipad", "tablet", "kindle", "silk/", "; sm-t", "; sm-p", "; sm-x", "; gt-p", "lenovo tb", "; tb-", "mediapad",
+        "matepad", "nexus 7", "nexus 9", "nexus 10", "pixel c", "xoom", "playbook", "; kf", "tab ", "lenovo yt",
+    ]
+    static let wearableTokens = ["watch", "wear os", "; glass", "oculus", "quest"]
+    static let carTokens = ["tesla", "qtcarbrowser", "android automotive", "carplay", "; car;"]
+
     static func device(_ text: String, os: String) -> Device {
-        if text.contains("ipad") || text.contains("tablet") || (os == "Android" && !text.contains("mobile")) {
-            return .tablet
-        }
-        if text.contains("mobi") || text.contains("iphone") || text.contains("ipod") || os == "Windows Phone" {
+        if consoleTokens.contains(where: { text.contains($0) }) { return .console }
+        if tvTokens.contains(where: { text.contains($0) }) { return .tv }
+        if carTokens.contains(where: { text.contains($0) }) { return .car }
+        if wearableTokens.contains(where: { text.contains($0) }) { return .wearable }
+        if tabletTokens.contains(where: { text.contains($0) }) { return .tablet }
+        // Chrome and the other browsers on Android tablets leave out "Mobile"; apps' and media players' agents
+        // leave it out on phones too, so only a browser's agent without it says tablet.
+        if os == "Android" && !text.contains("mobi") && text.contains("safari") { return .tablet }
+        if text.contains("mobi") || text.contains("iphone") || text.contains("ipod") || text.contains("phone")
+            || os == "Android"
+            || text.contains("blackberry") || text.contains("opera mini") || text.contains("midp")
+            || text.contains("symbian") || text.contains("kaios") || os == "Windows Phone" || os == "iOS"
+        {
             return .mobile
         }
-        if ["Windows", "macOS", "Linux", "ChromeOS"].contains(os) { return .desktop }
+        if ["Windows", "macOS", "Linux", "ChromeOS", "Ubuntu", "Fedora", "Debian", "FreeBSD"].contains(os) { return .desktop }
         return .other
     }
 }

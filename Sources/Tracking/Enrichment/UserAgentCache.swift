@@ -52,8 +52,14 @@ public final class UserAgentCache {
     public let hits = SingleWriterCounter()
     public let misses = SingleWriterCounter()
 
-    public init(capacity: Int = 4096) {
+    /// The lists, and this loop's memory for matching them.
+    private let rules: UserAgentRules?
+    private let scratch: UserAgentRules.Scratch?
+
+    public init(capacity: Int = 4096, rules: UserAgentRules? = nil) {
         entries = TwoGenerationCache(capacity: capacity)
+        self.rules = rules
+        scratch = rules.map { UserAgentRules.Scratch(for: $0) }
     }
 
     public var capacity: Int { entries.capacity }
@@ -70,7 +76,7 @@ public final class UserAgentCache {
             return known
         }
         misses.add(1)
-        let parsed = UserAgent(parsing: header)
+        let parsed = UserAgent(parsing: header, rules: rules, scratch: scratch)
         entries[header] = parsed
         return parsed
     }

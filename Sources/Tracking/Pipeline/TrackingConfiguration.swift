@@ -1,3 +1,4 @@
+import Foundation
 import Config
 import NIOCore
 
@@ -24,19 +25,25 @@ public struct TrackingConfiguration: Sendable, Equatable {
     public var api = TrackingAPIConfiguration()
     /// `privacy.query`: parameters taken out of stored query strings.
     public var queryScrubber = QueryScrubber()
+    /// `user_agents: { regexes, crawlers }`: the uap-core and crawler-user-agents files; nil: the default paths,
+    /// used when present (the built-in token rules otherwise).
+    public var userAgentRegexesPath: String?
+    public var userAgentCrawlersPath: String?
     /// `enrichment: false` keeps raw request events (no visitor, session, device, source or location; the address
     /// policy still applies).
     public var enrichment = true
 
     public static let keys = [
         "enabled", "spool", "clickhouse", "client_ip", "geoip", "visitors", "privacy", "api", "enrichment", "bots",
+        "user_agents",
     ]
 
     public init() {}
 
     /// The key paths whose change from `self` to `new` a running process cannot apply: whether tracking runs at
     /// all, the spool (its folder is held open and locked), the tracking API's settings (mounted with the routes'
-    /// handlers at start) and the session table's size (allocated at start).
+    /// handlers at start), the session table's size (allocated at start) and the user-agent lists (compiled at
+    /// start).
     public func restartOnlyChanges(to new: TrackingConfiguration) -> [String] {
         var keys: [String] = []
         if enabled != new.enabled { keys.append("tracking.enabled") }
@@ -47,6 +54,9 @@ public struct TrackingConfiguration: Sendable, Equatable {
         if spool.batchInterval != new.spool.batchInterval { keys.append("tracking.spool.sync_interval") }
         if api != new.api { keys.append("tracking.api") }
         if visitors.maxSessions != new.visitors.maxSessions { keys.append("tracking.visitors.max_sessions") }
+        if userAgentRegexesPath != new.userAgentRegexesPath || userAgentCrawlersPath != new.userAgentCrawlersPath {
+            keys.append("tracking.user_agents")
+        }
         return keys
     }
 
@@ -86,6 +96,19 @@ public struct TrackingConfiguration: Sendable, Equatable {
         if let value = map["visitors"] { try readVisitors(value) }
         if let value = map["api"] { try readAPI(value) }
         if let value = map["enrichment"] { enrichment = try value.bool() }
+        if let value = map["user_agents"] {
+            let lists = try value.mapping(keys: ["regexes", "crawlers"])
+            for (key, node) in [("regexes", lists["regexes"]), ("crawlers", lists["crawlers"])] {
+                guard let node else { continue }
+                let path = try node.nonEmptyString()
+                guard FileManager.default.isReadableFile(atPath: path) else {
+                    throw node.error(key == "regexes"
+                        ? "expected uap-core's regexes.yaml (Debian: apt install uap-core), found no readable file at \(path)"
+                        : "expected crawler-user-agents.json (PyPI: crawler-user-agents), found no readable file at \(path)")
+                }
+                if key == "regexes" { userAgentRegexesPath = path } else { userAgentCrawlersPath = path }
+            }
+        }
         if let value = map["bots"] {
             let bots = try value.mapping(keys: ["mail_proxy_networks"])
             if let networks = bots["mail_proxy_networks"] {

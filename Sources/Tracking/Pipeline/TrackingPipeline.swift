@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -79,7 +80,9 @@ public final class TrackingPipeline: Sendable {
         let now = wallClockMilliseconds()
         let enrichment = EnrichmentContext(
             visitors: visitors, clientAddressPolicy: configuration.clientAddressPolicy, geoIP: geoIP,
-            keys: stateFiles.loadKeys(today: now / 86_400_000), logger: logger)
+            keys: stateFiles.loadKeys(today: now / 86_400_000),
+            userAgentRules: configuration.enrichment ? try Self.loadUserAgentRules(configuration, logger: logger) : nil,
+            logger: logger)
         self.enrichment = enrichment
         let restored = enrichment.sessions.restore(
             stateFiles.takeSessions(limit: enrichment.sessions.capacity), now: UInt32(clamping: now / 1000))
@@ -111,6 +114,26 @@ public final class TrackingPipeline: Sendable {
 
     /// The enricher of the loop at `index`; use it only on that loop.
     public func enricher(forLoop index: Int) -> Enricher { enrichers[index] }
+
+    /// The user-agent lists: the configured files (an unusable one is a configuration error), or the default paths
+    /// when the install step put the files there (the built-in rules otherwise, said once in the log).
+    static func loadUserAgentRules(_ configuration: TrackingConfiguration, logger: Logger) throws -> UserAgentRules? {
+        let regexes = configuration.userAgentRegexesPath ?? UserAgentRules.defaultRegexesPath
+        let crawlers = configuration.userAgentCrawlersPath ?? UserAgentRules.defaultCrawlersPath
+        let configured = configuration.userAgentRegexesPath != nil || configuration.userAgentCrawlersPath != nil
+        if !configured {
+            let missing = [regexes, crawlers].filter { !FileManager.default.isReadableFile(atPath: $0) }
+            guard missing.isEmpty else {
+                logger.notice(
+                    "tracking: no user-agent lists at \(missing.joined(separator: " and ")) (scripts/install-deps.sh installs them); using the built-in rules")
+                return nil
+            }
+        }
+        let started = ContinuousClock.now
+        let rules = try UserAgentRules(regexesPath: regexes, crawlersPath: crawlers)
+        logger.info("tracking: user agents by \(rules.summary) (compiled in \(ContinuousClock.now - started))")
+        return rules
+    }
 
     /// A client and shipper for `clickHouse` (not yet running).
     private func makeSink(_ clickHouse: ClickHouseConfiguration?) -> Sink {
