@@ -118,6 +118,10 @@ let package = Package(
         /// The thin executable.
         .executableTarget(name: "vantage", dependencies: ["Edge", "Tracking", "Links", "Config", nioCore, nioPosix, logging, httpClient, argumentParser, heap], swiftSettings: swiftSettings),
 
+        /// Microseconds per user agent the cache has never seen (Benchmarks/enrichment.py runs it in release).
+        .executableTarget(
+            name: "ua-bench", dependencies: ["Tracking"], path: "Benchmarks/UserAgentBench", swiftSettings: swiftSettings),
+
         /// Nanoseconds and allocations per rate-limit check (Benchmarks/ratelimit.py runs it in release).
         .executableTarget(
             name: "ratelimit-bench", dependencies: ["RateLimit", "Tracking"], path: "Benchmarks/RateLimitBench",

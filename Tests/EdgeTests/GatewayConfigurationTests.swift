@@ -72,6 +72,20 @@ func parseConfiguration(_ yaml: String, environment: [String: String] = [:]) thr
         #expect(error?.keyPath == "sites[0].routes[0].static.root")
     }
 
+    @Test func userAgentListsMustBeReadable() {
+        let error = #expect(throws: ConfigError.self) {
+            try parseConfiguration("""
+                listen: { http: ":8080" }
+                sites: [{ routes: [{ respond: "hi" }] }]
+                tracking:
+                  user_agents: { regexes: /nowhere/regexes.yaml }
+                """)
+        }
+        #expect(error?.keyPath == "tracking.user_agents.regexes")
+        #expect(error?.line == 4)
+        #expect(error.map { "\($0)" }?.contains("apt install uap-core") == true)
+    }
+
     @Test func httpsNeedsCertificates() {
         #expect(throws: ConfigError.self) {
             try parseConfiguration("""

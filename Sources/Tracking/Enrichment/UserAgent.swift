@@ -48,7 +48,7 @@ public struct UserAgent: Sendable, Equatable {
             device = .bot
             return
         }
-        let text = header.lowercased()
+        let text = LoweredAgent(header)
         if let rules, let scratch {
             var bytes = header
             bytes.withUTF8 { utf8 in
@@ -91,11 +91,11 @@ public struct UserAgent: Sendable, Equatable {
         ("odin/", "Odin"), ("mzbrowser/", "Meizu Browser"), ("puffin/", "Puffin Web Browser"),
     ]
 
-    static func namedBrowser(_ header: String, lowercased text: String) -> (String, String)? {
+    static func namedBrowser(_ header: String, lowercased text: LoweredAgent) -> (String, String)? {
         for (token, name) in namedBrowsers {
-            guard let range = text.range(of: token) else { continue }
-            let offset = text.distance(from: text.startIndex, to: range.upperBound)
-            let start = header.index(header.startIndex, offsetBy: offset, limitedBy: header.endIndex) ?? header.endIndex
+            guard let offset = text.offset(of: token) else { continue }
+            let utf8 = header.utf8
+            let start = utf8.index(utf8.startIndex, offsetBy: offset + token.utf8.count, limitedBy: utf8.endIndex) ?? utf8.endIndex
             return (name, header.version(after: start) ?? "")
         }
         return nil
@@ -108,7 +108,7 @@ public struct UserAgent: Sendable, Equatable {
         ("midp", "Java ME"), ("j2me", "Java ME"), ("web0s", "webOS"), ("webos", "webOS"), ("kaios", "KaiOS"),
     ]
 
-    static func namedSystem(_ text: String) -> String? {
+    static func namedSystem(_ text: LoweredAgent) -> String? {
         namedSystems.first { text.contains($0.token) }?.name
     }
 
@@ -126,11 +126,10 @@ public struct UserAgent: Sendable, Equatable {
     static let contactMarks = ["http://", "https://", "+http", "www."]
     static let platformWords = ["android", "ios", "iphone", "ipad", "macos", "mac os", "windows", "linux; u;", "app"]
 
-    static func announcesMachine(_ text: String) -> Bool {
-        if machineWords.contains(where: { text.contains($0) }) { return true }
-        let contact = contactMarks.contains { text.contains($0) }
-            || text.firstIndex(of: "@").map { text[$0...].contains(".") } == true
-        return contact && !platformWords.contains { text.contains($0) }
+    static func announcesMachine(_ text: LoweredAgent) -> Bool {
+        if text.containsAny(machineWords) { return true }
+        let contact = text.containsAny(contactMarks) || text.hasAddress
+        return contact && !text.containsAny(platformWords)
     }
 
     /// uap-core's family names where Vantage stores another: a browser's mobile build is the browser (mobile is the
@@ -148,7 +147,7 @@ public struct UserAgent: Sendable, Equatable {
     /// URLSession, Alamofire, React Native): people using an app, not machines.
     static let appClientTokens = ["okhttp/", "dart/", "dart:io", "cfnetwork/", "darwin/", "dalvik/", "alamofire/", "urlsession", "reactnative", "expo/"]
 
-    static func isAppClient(_ text: String) -> Bool { appClientTokens.contains { text.contains($0) } }
+    static func isAppClient(_ text: LoweredAgent) -> Bool { text.containsAny(appClientTokens) }
 
     // MARK: - Rules
 
@@ -181,8 +180,8 @@ public struct UserAgent: Sendable, Equatable {
         ]),
     ]
 
-    static func botReason(_ text: String) -> BotReason? {
-        for (reason, needles) in botRules where needles.contains(where: { text.contains($0) }) { return reason }
+    static func botReason(_ text: LoweredAgent) -> BotReason? {
+        for (reason, needles) in botRules where text.containsAny(needles) { return reason }
         return nil
     }
 
@@ -203,7 +202,7 @@ public struct UserAgent: Sendable, Equatable {
         ("Internet Explorer", ["MSIE ", "Trident/"]),
     ]
 
-    static func browser(_ header: String, lowercased text: String) -> (String, String) {
+    static func browser(_ header: String, lowercased text: LoweredAgent) -> (String, String) {
         for (name, tokens) in browserRules {
             for token in tokens {
                 guard let range = header.range(of: token) else { continue }
@@ -220,7 +219,7 @@ public struct UserAgent: Sendable, Equatable {
         return ("", "")
     }
 
-    static func operatingSystem(_ header: String, lowercased text: String) -> (String, String) {
+    static func operatingSystem(_ header: String, lowercased text: LoweredAgent) -> (String, String) {
         if let range = header.range(of: "Windows NT ") {
             let known = ["10.0": "10", "6.3": "8.1", "6.2": "8", "6.1": "7", "6.0": "Vista", "5.1": "XP"]
             let number = header.version(after: range.upperBound, parts: 2) ?? ""
@@ -263,12 +262,12 @@ public struct UserAgent: Sendable, Equatable {
     static let wearableTokens = ["watch", "wear os", "; glass", "oculus", "quest"]
     static let carTokens = ["tesla", "qtcarbrowser", "android automotive", "carplay", "; car;"]
 
-    static func device(_ text: String, os: String) -> Device {
-        if consoleTokens.contains(where: { text.contains($0) }) { return .console }
-        if tvTokens.contains(where: { text.contains($0) }) { return .tv }
-        if carTokens.contains(where: { text.contains($0) }) { return .car }
-        if wearableTokens.contains(where: { text.contains($0) }) { return .wearable }
-        if tabletTokens.contains(where: { text.contains($0) }) { return .tablet }
+    static func device(_ text: LoweredAgent, os: String) -> Device {
+        if text.containsAny(consoleTokens) { return .console }
+        if text.containsAny(tvTokens) { return .tv }
+        if text.containsAny(carTokens) { return .car }
+        if text.containsAny(wearableTokens) { return .wearable }
+        if text.containsAny(tabletTokens) { return .tablet }
         // Chrome and the other browsers on Android tablets leave out "Mobile"; apps' and media players' agents
         // leave it out on phones too, so only a browser's agent without it says tablet.
         if os == "Android" && !text.contains("mobi") && text.contains("safari") { return .tablet }

@@ -96,8 +96,9 @@ public final class UserAgentRules: Sendable {
         } catch {
             throw LoadError(path: crawlersPath, problem: error.description)
         }
+        let unfiltered = browsers.unfilteredCount + systems.unfilteredCount + crawlers.unfilteredCount
         summary = "\(browsers.count) browser and \(systems.count) OS parsers from \(regexesPath), "
-            + "\(crawlers.count) crawler patterns from \(crawlersPath)"
+            + "\(crawlers.count) crawler patterns from \(crawlersPath); \(unfiltered) without a required literal"
     }
 
     /// One loop's matching memory.
