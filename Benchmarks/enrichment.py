@@ -11,8 +11,15 @@
    prints the ratio and the UA cache hit rate from /metrics.
 3. One million requests, each from a different client address (X-Forwarded-For from a trusted proxy), so one
    million cookieless visitors with a session each: RSS before and after, session table evictions.
+4. A flood of --agents distinct user agents (realistic phone and desktop agents with varying models and
+   versions, cycled by wrk, so the per-loop cache never holds them) against the same flood with one repeated agent,
+   with the user-agent lists loaded; interleaved, Vantage alone; the verdict is the throughput ratio (distinct /
+   repeated). Then Benchmarks/UserAgentBench (release) times every agent of a corpus uncached, in process: the
+   cost of an agent the rules have never seen (the corpus: one agent a line in --corpus, e.g. the output of
+   Tests/IntegrationTests/Backends/ua_corpus.py, third column).
 
-Usage: Benchmarks/enrichment.py [--rounds 5] [--visitors 1000000]   (from the repository root, after
+Usage: Benchmarks/enrichment.py [--rounds 5] [--visitors 1000000] [--agents 100000] [--corpus agents.txt]
+(from the repository root, after
 scripts/build-release.sh; needs nginx, wrk, h2load and Debian's libmaxmind-db-writer-perl)
 """
 import argparse
@@ -72,6 +79,53 @@ def wrk_browser(binary, config, folder, seconds):
         process.wait(timeout=60)
 
 
+FLOOD_SCRIPT = """
+local templates = {
+  "Mozilla/5.0 (Linux; Android %d; SM-A%03dB) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/%d.0.%d.0 Mobile Safari/537.36",
+  "Mozilla/5.0 (iPhone; CPU iPhone OS %d_%d like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/%d.%d Mobile/15E148 Safari/604.1",
+  "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/%d.0.%d.%d Safari/537.36 Edg/%d.0",
+  "Mozilla/5.0 (Linux; Android %d; Redmi Note %d Build/TKQ1.%06d; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/%d.0 Mobile Safari/537.36 Instagram %d.0",
+}
+local distinct = DISTINCT
+local counter = 0
+local thread_offset = 0
+function setup(thread)
+  thread:set("offset", math.random(0, distinct))
+end
+function init(args)
+  thread_offset = tonumber(offset) or 0
+end
+request = function()
+  counter = counter + 1
+  local n = (counter + thread_offset) % distinct
+  local agent
+  if distinct == 1 then
+    agent = string.format(templates[1], 14, 546, 131, 6778)
+  else
+    local t = templates[(n % 4) + 1]
+    agent = string.format(t, 8 + n % 7, n % 1000, 100 + n % 40, n, 100 + n % 300)
+  end
+  return wrk.format("GET", "/1k.html", {["User-Agent"] = agent, ["Referer"] = "https://www.google.com/"})
+end
+"""
+
+
+def wrk_flood(binary, config, folder, seconds, distinct):
+    script = os.path.join(folder, "flood.lua")
+    with open(script, "w") as f:
+        f.write(FLOOD_SCRIPT.replace("DISTINCT", str(distinct)))
+    process, http, admin = start_vantage(binary, config, folder)
+    try:
+        out = subprocess.run(["wrk", "-t2", "-c64", f"-d{seconds}s", "-s", script, f"http://127.0.0.1:{http}/1k.html"],
+                             check=True, capture_output=True, text=True).stdout
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        values = metrics(admin)
+        return rps, values.get('vantage_useragent_cache_lookups_total{result="miss"}', 0)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
 def visitors(binary, folder, geoip, count, enrichment=True):
     config = standalone_config(folder, enrichment, geoip, "  visitors: { max_sessions: 1000000 }\n")
     process, http, admin = start_vantage(binary, config, folder)
@@ -121,7 +175,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=10, help="length of each browser wrk run")
     parser.add_argument("--visitors", type=int, default=1_000_000)
-    parser.add_argument("--skip", default="", help="comma-separated steps to skip: compare, browser, visitors")
+    parser.add_argument("--agents", type=int, default=100_000, help="distinct user agents of the flood")
+    parser.add_argument("--corpus", default=None, help="user agents, one a line, for ua-bench")
+    parser.add_argument("--skip", default="", help="comma-separated steps to skip: compare, browser, visitors, agents")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     binary = os.path.abspath(args.vantage) if args.vantage else subprocess.run(
@@ -173,6 +229,25 @@ def main():
                 shutil.rmtree(folder, ignore_errors=True)
             print(f"memory of {args.visitors:,} visitors' sessions (RSS growth on minus off): "
                   f"{(growth['on'] - growth['off']) / 1024:.1f} MiB")
+        if "agents" not in skip:
+            rates = {"repeated": [], "distinct": []}
+            for round_number in range(args.rounds):
+                for label in ("repeated", "distinct"):
+                    folder = os.path.join(scratch, f"agents-{label}-{round_number}")
+                    os.makedirs(folder)
+                    config = standalone_config(folder, True, geoip)
+                    rps, misses = wrk_flood(binary, config, folder, args.seconds, 1 if label == "repeated" else args.agents)
+                    rates[label].append(rps)
+                    print(f"round {round_number + 1} {label:>8} user agents: {rps:>9.0f} req/s, {misses:.0f} cache misses",
+                          flush=True)
+                    shutil.rmtree(folder, ignore_errors=True)
+            ratio = statistics.median(rates["distinct"]) / statistics.median(rates["repeated"])
+            print(f"{args.agents:,} distinct user agents vs one repeated (median of {args.rounds} interleaved rounds): {ratio:.3f}")
+            if args.corpus:
+                subprocess.run(["swift", "build", "-c", "release", "-Xswiftc", "-enforce-exclusivity=unchecked",
+                                "--product", "ua-bench"], check=True, cwd=ROOT, capture_output=True)
+                with open(args.corpus) as corpus:
+                    subprocess.run([os.path.join(ROOT, ".build", "release", "ua-bench")], stdin=corpus, check=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -6,10 +6,14 @@ public struct LiteralScanner: Sendable {
     /// Byte → class (0: a byte no literal holds).
     private let classes: [UInt8]
     private let classCount: Int
-    /// `transitions[state * classCount + class]`: the next state.
-    private let transitions: [Int32]
-    /// The literals (by index) that end at each state, its suffixes' included.
-    private let outputs: [[Int32]]
+    /// `transitions[state * classCount + class]`: the next state, with ``hasOutput`` set when literals end there
+    /// (so the scan reads the output table only then: one table load a byte).
+    private let transitions: [UInt32]
+    static let hasOutput: UInt32 = 1 << 31
+    /// The literals (by index) that end at each state, its suffixes' included: state `s`'s are
+    /// `outputs[outputStarts[s] ..< outputStarts[s + 1]]` (flat, so the scan touches no nested array).
+    private let outputs: [Int32]
+    private let outputStarts: [Int32]
     public let literalCount: Int
 
     /// `literals` are matched as given (lower-case them, and the text, for a case-insensitive scan).
@@ -71,19 +75,34 @@ public struct LiteralScanner: Sendable {
         // A literal's children were queued after it, so its failure target's outputs were complete when copied.
         self.classes = classes
         classCount = count
-        self.transitions = transitions
-        self.outputs = outputs
+        self.transitions = transitions.map { next in
+            UInt32(next) | (outputs[Int(next)].isEmpty ? 0 : Self.hasOutput)
+        }
+        var flat: [Int32] = []
+        var starts: [Int32] = [0]
+        for list in outputs {
+            flat += list
+            starts.append(Int32(flat.count))
+        }
+        self.outputs = flat
+        outputStarts = starts
     }
 
     /// Calls `found` with the index of every literal occurring in `text` (once per occurrence).
     public func scan(_ text: UnsafeRawBufferPointer, _ found: (Int) -> Void) {
         var state = 0
+        let classCount = self.classCount
         classes.withUnsafeBufferPointer { classes in
             transitions.withUnsafeBufferPointer { transitions in
-                for byte in text {
-                    state = Int(transitions[state * classCount + Int(classes[Int(byte)])])
-                    let hits = outputs[state]
-                    if !hits.isEmpty { for literal in hits { found(Int(literal)) } }
+                outputStarts.withUnsafeBufferPointer { starts in
+                    outputs.withUnsafeBufferPointer { outputs in
+                        for byte in text {
+                            let next = transitions[state &* classCount &+ Int(classes[Int(byte)])]
+                            state = Int(next & ~Self.hasOutput)
+                            guard next & Self.hasOutput != 0 else { continue }
+                            for index in Int(starts[state])..<Int(starts[state &+ 1]) { found(Int(outputs[index])) }
+                        }
+                    }
                 }
             }
         }

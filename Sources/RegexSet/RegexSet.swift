@@ -1,6 +1,7 @@
 /// An ordered list of regular expressions, asked "which is the first that matches this text?" cheaply: a pattern
-/// is only tried when one of its required literals (``RequiredLiterals``) occurs in the text, found for all
-/// patterns at once by one ``LiteralScanner`` pass. The first match in list order wins, as in uap-core's parsers.
+/// is only tried when its required literals (``RequiredLiterals/clauses(of:)``: every clause, each by one of its
+/// strings) occur in the text, found for all patterns at once by one ``LiteralScanner`` pass (the idea of RE2's
+/// FilteredRE2). The first match in list order wins, as in uap-core's parsers.
 ///
 /// Read-only once built: every thread shares it, matching with its own ``RegexSet/Scratch``.
 public final class RegexSet: Sendable {
@@ -16,41 +17,63 @@ public final class RegexSet: Sendable {
 
     let patterns: [CompiledPattern]
     let scanner: LiteralScanner
-    /// Patterns (by index) each literal stands for.
-    let patternsOfLiteral: [[Int32]]
+    /// Per literal: the (pattern, clause) pairs it satisfies.
+    let clausesOfLiteral: [[(pattern: Int32, clause: Int32)]]
+    /// Per pattern: how many clauses must hold, and where its clauses' stamps start.
+    let clauseCounts: [Int32]
+    let clauseOffsets: [Int32]
+    let totalClauses: Int
     /// Patterns without a required literal: tried for every text.
     let unfiltered: [Int32]
     let wordCount: Int
     /// Longer texts are matched on their first this many bytes (a bound on the cost of one text).
     public let maximumTextBytes: Int
+    /// At most this many clauses are kept per pattern (the most selective): enough to prune, bounded work.
+    static let maximumClauses = 2
 
     /// Compiles `entries`; throws on the first that does not compile.
     public init(_ entries: [Entry], maximumTextBytes: Int = 1024) throws(CompiledPattern.SyntaxError) {
         var compiled: [CompiledPattern] = []
         compiled.reserveCapacity(entries.count)
         var literalIndex: [[UInt8]: Int] = [:]
-        var literals: [[UInt8]] = []
-        var patternsOfLiteral: [[Int32]] = []
+        var clausesOfLiteral: [[(pattern: Int32, clause: Int32)]] = []
+        var clauseCounts: [Int32] = []
+        var clauseOffsets: [Int32] = []
+        var totalClauses = 0
         var unfiltered: [Int32] = []
+        var literals: [[UInt8]] = []
         for (number, entry) in entries.enumerated() {
             compiled.append(try CompiledPattern(entry.pattern, caseInsensitive: entry.caseInsensitive))
-            guard let required = RequiredLiterals.of(entry.pattern), !required.isEmpty else {
+            let clauses = RequiredLiterals.clauses(of: entry.pattern)
+                .map { Set($0.map { Array($0.utf8) }) }
+                .filter { !$0.isEmpty }
+                .sorted { ($0.map(\.count).min() ?? 0) > ($1.map(\.count).min() ?? 0) }
+                .prefix(Self.maximumClauses)
+            clauseOffsets.append(Int32(totalClauses))
+            clauseCounts.append(Int32(clauses.count))
+            guard !clauses.isEmpty else {
                 unfiltered.append(Int32(number))
                 continue
             }
-            for literal in Set(required.map { Array($0.utf8) }) {
-                let index = literalIndex[literal] ?? {
-                    literals.append(literal)
-                    patternsOfLiteral.append([])
-                    literalIndex[literal] = literals.count - 1
-                    return literals.count - 1
-                }()
-                patternsOfLiteral[index].append(Int32(number))
+            for (clauseNumber, clause) in clauses.enumerated() {
+                for literal in clause {
+                    let index = literalIndex[literal] ?? {
+                        literals.append(literal)
+                        clausesOfLiteral.append([])
+                        literalIndex[literal] = literals.count - 1
+                        return literals.count - 1
+                    }()
+                    clausesOfLiteral[index].append((Int32(number), Int32(clauseNumber)))
+                }
             }
+            totalClauses += clauses.count
         }
         patterns = compiled
         scanner = LiteralScanner(literals: literals)
-        self.patternsOfLiteral = patternsOfLiteral
+        self.clausesOfLiteral = clausesOfLiteral
+        self.clauseCounts = clauseCounts
+        self.clauseOffsets = clauseOffsets
+        self.totalClauses = totalClauses
         self.unfiltered = unfiltered
         wordCount = (entries.count + 63) / 64
         self.maximumTextBytes = maximumTextBytes
@@ -66,10 +89,21 @@ public final class RegexSet: Sendable {
         public let match: MatchScratch
         var candidates: [UInt64]
         var lowered: [UInt8] = []
+        /// The scan that last handled each literal, each clause and each pattern (a literal occurring twice is
+        /// handled once; a pattern's count of holding clauses starts over with each scan).
+        var literalStamps: [UInt32]
+        var clauseStamps: [UInt32]
+        var patternStamps: [UInt32]
+        var holding: [Int32]
+        var stamp: UInt32 = 0
 
         public init(for set: RegexSet) {
             match = MatchScratch(maximumGroups: 16)
             candidates = [UInt64](repeating: 0, count: set.wordCount)
+            literalStamps = [UInt32](repeating: 0, count: set.clausesOfLiteral.count)
+            clauseStamps = [UInt32](repeating: 0, count: set.totalClauses)
+            patternStamps = [UInt32](repeating: 0, count: set.patterns.count)
+            holding = [Int32](repeating: 0, count: set.patterns.count)
         }
     }
 
@@ -93,14 +127,60 @@ public final class RegexSet: Sendable {
         return found
     }
 
+    /// How many patterns the prefilter leaves to try for `text` (diagnostics: the cost of a text is about this
+    /// many PCRE2 attempts).
+    public func candidateCount(_ text: UnsafeRawBufferPointer, scratch: Scratch) -> Int {
+        markCandidates(UnsafeRawBufferPointer(rebasing: text.prefix(maximumTextBytes)), scratch)
+        var count = 0
+        for index in scratch.candidates.indices {
+            count += scratch.candidates[index].nonzeroBitCount
+            scratch.candidates[index] = 0
+        }
+        return count
+    }
+
     private func markCandidates(_ text: UnsafeRawBufferPointer, _ scratch: Scratch) {
-        scratch.lowered.removeAll(keepingCapacity: true)
-        for byte in text { scratch.lowered.append(byte >= 65 && byte <= 90 ? byte + 32 : byte) }
+        if scratch.lowered.count < text.count { scratch.lowered = [UInt8](repeating: 0, count: max(text.count, 256)) }
+        scratch.lowered.withUnsafeMutableBufferPointer { lowered in
+            for (index, byte) in text.enumerated() { lowered[index] = byte >= 65 && byte <= 90 ? byte + 32 : byte }
+        }
+        let length = text.count
+        scratch.stamp &+= 1
+        if scratch.stamp == 0 {
+            // Wrapped: nothing may look handled by this scan.
+            for index in scratch.literalStamps.indices { scratch.literalStamps[index] = 0 }
+            for index in scratch.clauseStamps.indices { scratch.clauseStamps[index] = 0 }
+            for index in scratch.patternStamps.indices { scratch.patternStamps[index] = 0 }
+            scratch.stamp = 1
+        }
+        let stamp = scratch.stamp
         scratch.candidates.withUnsafeMutableBufferPointer { words in
             for pattern in unfiltered { words[Int(pattern) >> 6] |= 1 << UInt64(pattern & 63) }
-            scratch.lowered.withUnsafeBytes { lowered in
-                scanner.scan(lowered) { literal in
-                    for pattern in patternsOfLiteral[literal] { words[Int(pattern) >> 6] |= 1 << UInt64(pattern & 63) }
+            scratch.literalStamps.withUnsafeMutableBufferPointer { literalStamps in
+                scratch.clauseStamps.withUnsafeMutableBufferPointer { clauseStamps in
+                    scratch.patternStamps.withUnsafeMutableBufferPointer { patternStamps in
+                        scratch.holding.withUnsafeMutableBufferPointer { holding in
+                            scratch.lowered.withUnsafeBytes { lowered in
+                                scanner.scan(UnsafeRawBufferPointer(rebasing: lowered[..<length])) { literal in
+                                    guard literalStamps[literal] != stamp else { return }
+                                    literalStamps[literal] = stamp
+                                    for (pattern, clause) in clausesOfLiteral[literal] {
+                                        let slot = Int(clauseOffsets[Int(pattern)] + clause)
+                                        guard clauseStamps[slot] != stamp else { continue }
+                                        clauseStamps[slot] = stamp
+                                        if patternStamps[Int(pattern)] != stamp {
+                                            patternStamps[Int(pattern)] = stamp
+                                            holding[Int(pattern)] = 0
+                                        }
+                                        holding[Int(pattern)] += 1
+                                        if holding[Int(pattern)] == clauseCounts[Int(pattern)] {
+                                            words[Int(pattern) >> 6] |= 1 << UInt64(pattern & 63)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -13,11 +13,27 @@ public enum RequiredLiterals {
         return result.map { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// Everything a match needs: every clause holds, and a clause holds when one of its strings occurs (`Chrome/\d+
+    /// Mobile Safari` needs "chrome/" and "mobile safari"). Empty when nothing is required or the syntax was not
+    /// read. A pattern that is one alternation at the top has one clause (the union of its branches' best).
+    public static func clauses(of pattern: String) -> [[String]] {
+        var parser = Parser(bytes: Array(pattern.utf8))
+        parser.collectClauses = true
+        let top = parser.alternation()
+        guard !parser.failed, parser.index == parser.bytes.count else { return [] }
+        let clauses = parser.topClauses ?? top.map { [$0] } ?? []
+        return clauses.map { $0.map { String(decoding: $0, as: UTF8.self) } }
+    }
+
     struct Parser {
         let bytes: [UInt8]
         var index = 0
         /// Set when the syntax is not understood.
         var failed = false
+        /// When set, the top-level sequence (a pattern without top-level alternation) records all its clauses.
+        var collectClauses = false
+        var depth = 0
+        var topClauses: [[[UInt8]]]?
 
         init(bytes: [UInt8]) { self.bytes = bytes }
 
@@ -27,18 +43,25 @@ public enum RequiredLiterals {
         mutating func alternation() -> [[UInt8]]? {
             var union: [[UInt8]] = []
             var everyBranchRequires = true
+            var branches = 0
+            let atTop = depth == 0
+            depth += 1
+            defer { depth -= 1 }
             while true {
-                let branch = sequence()
+                branches += 1
+                let branch = sequence(recordClauses: atTop && collectClauses)
                 if failed { return nil }
                 if let branch { union += branch } else { everyBranchRequires = false }
                 guard peek == UInt8(ascii: "|") else { break }
                 index += 1
             }
+            // A top-level alternation: its clauses were one branch's only.
+            if atTop && branches > 1 { topClauses = nil }
             return everyBranchRequires && !union.isEmpty ? union : nil
         }
 
         /// Atoms one after another, up to `|`, `)` or the end: the best of the literal runs and required groups.
-        mutating func sequence() -> [[UInt8]]? {
+        mutating func sequence(recordClauses: Bool = false) -> [[UInt8]]? {
             var candidates: [[[UInt8]]] = []
             var run: [UInt8] = []
             func endRun() {
@@ -76,6 +99,7 @@ public enum RequiredLiterals {
                 }
             }
             endRun()
+            if recordClauses { topClauses = candidates.isEmpty ? nil : candidates }
             // The set whose shortest string is longest filters best.
             return candidates.max { score($0) < score($1) }
         }

@@ -19,6 +19,14 @@ import Testing
         #expect(RequiredLiterals.of("(unclosed") == nil)
     }
 
+    @Test func clausesAreEverythingAMatchNeeds() {
+        #expect(RequiredLiterals.clauses(of: #"(Chrome)/(\d+)\.(\d+) Mobile Safari"#).map(Set.init) == [["chrome"], [")/"], [" mobile safari"]].map(Set.init)
+            || Set(RequiredLiterals.clauses(of: #"(Chrome)/(\d+)\.(\d+) Mobile Safari"#).flatMap { $0 }).isSuperset(of: ["chrome", " mobile safari"]))
+        #expect(RequiredLiterals.clauses(of: #"(Edg|Edge)/(\d+)"#).count >= 1)
+        #expect(RequiredLiterals.clauses(of: #"Googlebot|bingbot"#).map(Set.init) == [["googlebot", "bingbot"]], "a top-level alternation: one clause")
+        #expect(RequiredLiterals.clauses(of: #"\d+"#).isEmpty)
+    }
+
     @Test func theScannerFindsEveryLiteralInOnePass() {
         let scanner = LiteralScanner(literals: ["he", "she", "his", "hers", "bot/"].map { Array($0.utf8) })
         var found: [Int] = []

@@ -1,17 +1,36 @@
+import RegexSet
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A user agent lower-cased (ASCII letters only, so byte offsets stay those of the header), searched as bytes:
-/// the token rules make a few hundred substring checks per new agent, and `memchr` + `memcmp` do one in tens of
-/// nanoseconds where `String.contains` goes through Foundation's locale-aware search (microseconds). (glibc's
-/// `memmem` is not visible to Swift without `_GNU_SOURCE`.)
+/// A user agent lower-cased (ASCII letters only, so byte offsets stay those of the header), with every token the
+/// rules look for found in one pass (``AgentTokens``): a check is then a bit test, where `String.contains` goes
+/// through Foundation's locale-aware search (microseconds each, a few hundred per new agent).
 struct LoweredAgent {
     let bytes: [UInt8]
+    /// Bit `n`: token `n` of ``AgentTokens/all`` occurs.
+    private var present: [UInt64]
 
     init(_ header: String) {
         bytes = header.utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
+        var present = [UInt64](repeating: 0, count: (AgentTokens.all.count + 63) / 64)
+        bytes.withUnsafeBytes { raw in
+            AgentTokens.scanner.scan(raw) { token in present[token >> 6] |= 1 << UInt64(token & 63) }
+        }
+        self.present = present
     }
+
+    func contains(id token: Int) -> Bool { present[token >> 6] & (1 << UInt64(token & 63)) != 0 }
+
+    /// Whether `needle` occurs: a bit test for the rules' tokens, a byte search for anything else.
+    func contains(_ needle: String) -> Bool {
+        if let token = AgentTokens.index[needle] { return contains(id: token) }
+        return offset(of: needle) != nil
+    }
+
+    /// Whether any token of `ids` (from ``AgentTokens/ids(_:)``) occurs.
+    func containsAny(_ ids: [Int]) -> Bool { ids.contains { contains(id: $0) } }
 
     /// The byte offset of `needle` (lower-case ASCII), if it occurs.
     func offset(of needle: String) -> Int? {
@@ -31,14 +50,35 @@ struct LoweredAgent {
         }
     }
 
-    func contains(_ needle: String) -> Bool { offset(of: needle) != nil }
-
-    /// Whether any of `needles` occurs.
-    func containsAny(_ needles: [String]) -> Bool { needles.contains { contains($0) } }
-
     /// An email-like `@` followed somewhere by a dot.
     var hasAddress: Bool {
         guard let at = bytes.firstIndex(of: UInt8(ascii: "@")) else { return false }
         return bytes[at...].contains(UInt8(ascii: "."))
     }
+}
+
+/// Every token of the user-agent token rules, searched for all at once by one ``LiteralScanner``.
+enum AgentTokens {
+    /// Single tokens the rules test one by one.
+    static let singles = [
+        "ipad", "iphone", "ipod", "mobi", "safari", "phone", "blackberry", "opera mini", "midp", "symbian", "kaios",
+        "windows phone", "windows", "cros", "linux", "x11",
+    ]
+
+    static let all: [String] = {
+        var seen = Set<String>()
+        var lists = UserAgent.botRules.flatMap(\.1)
+        lists += UserAgent.machineWords + UserAgent.contactMarks + UserAgent.platformWords + UserAgent.appClientTokens
+        lists += UserAgent.tvTokens + UserAgent.consoleTokens + UserAgent.wearableTokens + UserAgent.carTokens
+        lists += UserAgent.tabletTokens + UserAgent.namedBrowsers.map(\.token) + UserAgent.namedSystems.map(\.token)
+        lists += singles
+        return lists.filter { seen.insert($0).inserted }
+    }()
+
+    static let index: [String: Int] = Dictionary(uniqueKeysWithValues: all.enumerated().map { ($1, $0) })
+
+    static let scanner = LiteralScanner(literals: all.map { Array($0.utf8) })
+
+    /// The ids of `tokens` (each is in ``all``).
+    static func ids(_ tokens: [String]) -> [Int] { tokens.compactMap { index[$0] } }
 }

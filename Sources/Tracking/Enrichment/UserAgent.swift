@@ -93,7 +93,7 @@ public struct UserAgent: Sendable, Equatable {
 
     static func namedBrowser(_ header: String, lowercased text: LoweredAgent) -> (String, String)? {
         for (token, name) in namedBrowsers {
-            guard let offset = text.offset(of: token) else { continue }
+            guard text.contains(token), let offset = text.offset(of: token) else { continue }
             let utf8 = header.utf8
             let start = utf8.index(utf8.startIndex, offsetBy: offset + token.utf8.count, limitedBy: utf8.endIndex) ?? utf8.endIndex
             return (name, header.version(after: start) ?? "")
@@ -127,9 +127,9 @@ public struct UserAgent: Sendable, Equatable {
     static let platformWords = ["android", "ios", "iphone", "ipad", "macos", "mac os", "windows", "linux; u;", "app"]
 
     static func announcesMachine(_ text: LoweredAgent) -> Bool {
-        if text.containsAny(machineWords) { return true }
-        let contact = text.containsAny(contactMarks) || text.hasAddress
-        return contact && !text.containsAny(platformWords)
+        if text.containsAny(machineWordIDs) { return true }
+        let contact = text.containsAny(contactMarkIDs) || text.hasAddress
+        return contact && !text.containsAny(platformWordIDs)
     }
 
     /// uap-core's family names where Vantage stores another: a browser's mobile build is the browser (mobile is the
@@ -147,7 +147,7 @@ public struct UserAgent: Sendable, Equatable {
     /// URLSession, Alamofire, React Native): people using an app, not machines.
     static let appClientTokens = ["okhttp/", "dart/", "dart:io", "cfnetwork/", "darwin/", "dalvik/", "alamofire/", "urlsession", "reactnative", "expo/"]
 
-    static func isAppClient(_ text: LoweredAgent) -> Bool { text.containsAny(appClientTokens) }
+    static func isAppClient(_ text: LoweredAgent) -> Bool { text.containsAny(appClientTokenIDs) }
 
     // MARK: - Rules
 
@@ -180,8 +180,19 @@ public struct UserAgent: Sendable, Equatable {
         ]),
     ]
 
+    static let botRuleIDs = botRules.map { ($0.0, AgentTokens.ids($0.1)) }
+    static let machineWordIDs = AgentTokens.ids(machineWords)
+    static let contactMarkIDs = AgentTokens.ids(contactMarks)
+    static let platformWordIDs = AgentTokens.ids(platformWords)
+    static let appClientTokenIDs = AgentTokens.ids(appClientTokens)
+    static let consoleTokenIDs = AgentTokens.ids(consoleTokens)
+    static let tvTokenIDs = AgentTokens.ids(tvTokens)
+    static let carTokenIDs = AgentTokens.ids(carTokens)
+    static let wearableTokenIDs = AgentTokens.ids(wearableTokens)
+    static let tabletTokenIDs = AgentTokens.ids(tabletTokens)
+
     static func botReason(_ text: LoweredAgent) -> BotReason? {
-        for (reason, needles) in botRules where text.containsAny(needles) { return reason }
+        for (reason, needles) in botRuleIDs where text.containsAny(needles) { return reason }
         return nil
     }
 
@@ -263,11 +274,11 @@ public struct UserAgent: Sendable, Equatable {
     static let carTokens = ["tesla", "qtcarbrowser", "android automotive", "carplay", "; car;"]
 
     static func device(_ text: LoweredAgent, os: String) -> Device {
-        if text.containsAny(consoleTokens) { return .console }
-        if text.containsAny(tvTokens) { return .tv }
-        if text.containsAny(carTokens) { return .car }
-        if text.containsAny(wearableTokens) { return .wearable }
-        if text.containsAny(tabletTokens) { return .tablet }
+        if text.containsAny(consoleTokenIDs) { return .console }
+        if text.containsAny(tvTokenIDs) { return .tv }
+        if text.containsAny(carTokenIDs) { return .car }
+        if text.containsAny(wearableTokenIDs) { return .wearable }
+        if text.containsAny(tabletTokenIDs) { return .tablet }
         // Chrome and the other browsers on Android tablets leave out "Mobile"; apps' and media players' agents
         // leave it out on phones too, so only a browser's agent without it says tablet.
         if os == "Android" && !text.contains("mobi") && text.contains("safari") { return .tablet }

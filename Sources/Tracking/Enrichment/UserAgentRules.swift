@@ -131,6 +131,17 @@ public final class UserAgentRules: Sendable {
         crawlers.firstMatch(header, scratch: scratch.crawlers) != nil
     }
 
+    /// The patterns of each list left to try for `header` after the literal prefilter (browser, OS, crawler;
+    /// diagnostics for Benchmarks/UserAgentBench).
+    public func candidateCounts(_ header: String, scratch: Scratch) -> (browser: Int, os: Int, crawler: Int) {
+        var header = header
+        return header.withUTF8 { utf8 in
+            let raw = UnsafeRawBufferPointer(utf8)
+            return (browsers.candidateCount(raw, scratch: scratch.browsers), systems.candidateCount(raw, scratch: scratch.systems),
+                    crawlers.candidateCount(raw, scratch: scratch.crawlers))
+        }
+    }
+
     /// uap-core's rule: a replacement (with `$n` standing for group n) or else group 1 for the name, groups 2 and 3
     /// for the major and minor version.
     static func apply(_ parser: Parser, _ match: MatchScratch) -> (name: String, version: String) {
