@@ -33,24 +33,6 @@ struct ClickHouseDeliveryTests {
         try curl(["-s", vantage.url("/metrics", kind: "admin")]).body
     }
 
-    /// Waits until nothing is left in the spool (twice in a row, so a segment between loop and spool thread
-    /// cannot slip through).
-    func waitUntilShipped(_ vantage: VantageProcess, timeout: TimeInterval = 120) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        var zeros = 0
-        while Date() < deadline {
-            let text = try metrics(vantage)
-            if metric(text, "vantage_events_queued") == 0 {
-                zeros += 1
-                if zeros == 3 { return }
-            } else {
-                zeros = 0
-            }
-            Thread.sleep(forTimeInterval: 0.2)
-        }
-        throw Failure("events still queued after \(timeout) s:\n\(try metrics(vantage))\n\(vantage.log.suffix(3000))")
-    }
-
     /// `h2load` over HTTP/1.1; returns the number of 2xx answers.
     func load(_ url: String, requests: Int, clients: Int = 16) throws -> Int {
         let result = try run(["h2load", "--h1", "-n", String(requests), "-c", String(clients), "-t", "1", url])
@@ -68,7 +50,7 @@ struct ClickHouseDeliveryTests {
         let answered = try load(vantage.url("/a?utm_source=load"), requests: 200_000)
         #expect(answered == 200_000)
         _ = try load(vantage.url("/healthz"), requests: 100, clients: 1)  // opted out: no rows
-        try waitUntilShipped(vantage)
+        try vantage.waitUntilShipped(timeout: 120)
         let rows = try clickHouse.count("SELECT count() FROM vantage.events")
         let distinct = try clickHouse.count("SELECT uniqExact(id) FROM vantage.events")
         #expect(rows == answered, "rows in ClickHouse vs requests answered")
@@ -110,7 +92,7 @@ struct ClickHouseDeliveryTests {
         print("outage test: shipping resumed \(String(format: "%.2f", recovery)) s after ClickHouse was back")
         #expect(recovery < 2.5, "shipping resumed only \(recovery) s after ClickHouse came back")
         answered += try load(url, requests: 20_000)
-        try waitUntilShipped(vantage)
+        try vantage.waitUntilShipped(timeout: 120)
         let rows = try clickHouse.count("SELECT count() FROM vantage.events")
         let distinct = try clickHouse.count("SELECT uniqExact(id) FROM vantage.events")
         #expect(distinct == answered, "every answered request has its row")
@@ -141,7 +123,7 @@ struct ClickHouseDeliveryTests {
         #expect(answered.count > 1000, "the load ran before the kill")
 
         let second = try VantageProcess(config: config, expect: ["http", "admin"], reusing: first.directory)
-        try waitUntilShipped(second)
+        try second.waitUntilShipped(timeout: 120)
         let stored = Set(try clickHouse.query("SELECT request_id FROM vantage.events WHERE path = '/killed'")
             .split(separator: "\n").map(String.init))
         let missing = answered.subtracting(stored)
@@ -166,7 +148,7 @@ struct ClickHouseDeliveryTests {
         #expect((metric(text, "vantage_spool_bytes") ?? .infinity) <= 256 * 1024)
         #expect(vantage.log.contains("dropping events: the spool is full"))
         try clickHouse.start()
-        try waitUntilShipped(vantage)
+        try vantage.waitUntilShipped(timeout: 120)
         let rows = try clickHouse.count("SELECT uniqExact(id) FROM vantage.events")
         #expect(rows + dropped == answered, "rows \(rows) + dropped \(dropped) vs answered \(answered)")
         print("quota test: \(answered) answered, \(rows) stored, \(dropped) dropped and counted")
@@ -192,7 +174,7 @@ struct ClickHouseDeliveryTests {
         try handle.close()
         try clickHouse.start()
         let second = try VantageProcess(config: config, expect: ["http", "admin"], reusing: first.directory)
-        try waitUntilShipped(second)
+        try second.waitUntilShipped(timeout: 120)
         #expect(second.log.contains("torn record"))
         #expect(second.log.contains("cutting 12 bytes"))
         #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE path = '/torn'") == answered)
@@ -221,7 +203,7 @@ struct ClickHouseDeliveryTests {
                 + "('01a214a1-f4a3-7587-9fd5-63005d0018e0', now(), 'old', 'request', '/old', 200, '10.0.0.0')")
         let vantage = try VantageProcess(config: Self.config(clickHouse: clickHouse.endpoint), expect: ["http", "admin"])
         _ = try curl(["-A", "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0", vantage.url("/new")])
-        try waitUntilShipped(vantage)
+        try vantage.waitUntilShipped(timeout: 120)
         #expect(try clickHouse.count("SELECT max(version) FROM vantage.vantage_schema_migrations") == 3)
         #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE path = '/old' AND vid = '' AND bot = 0 AND channel = ''") == 1)
         #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE path = '/new' AND browser = 'Firefox' AND length(vid) = 13") == 1)
@@ -230,7 +212,7 @@ struct ClickHouseDeliveryTests {
         // Started again: nothing left to migrate.
         let again = try VantageProcess(config: Self.config(clickHouse: clickHouse.endpoint), expect: ["http", "admin"], reusing: vantage.directory)
         _ = try curl([again.url("/again")])
-        try waitUntilShipped(again)
+        try again.waitUntilShipped(timeout: 120)
         #expect(!again.log.contains("schema version"))
         #expect(again.stop() == 0)
     }
@@ -240,7 +222,7 @@ struct ClickHouseDeliveryTests {
         let clickHouse = try ClickHouseServer()
         let first = try VantageProcess(config: Self.config(clickHouse: clickHouse.endpoint), expect: ["http", "admin"])
         _ = try curl([first.url("/recent")])
-        try waitUntilShipped(first)
+        try first.waitUntilShipped(timeout: 120)
         #expect(first.stop() == 0)
         try clickHouse.query(
             "INSERT INTO vantage.events (id, ts, site, kind, path, status) "
@@ -268,7 +250,7 @@ struct ClickHouseDeliveryTests {
             ).replacingOccurrences(of: "endpoints: [\"\(dead)\"]", with: "endpoints: [\"\(dead)\", \"\(clickHouse.endpoint)\"]"),
             expect: ["http", "admin"], environment: ["TEST_CLICKHOUSE_PASSWORD": "s3cret pass"])
         let answered = try load(vantage.url("/failover"), requests: 2_000, clients: 4)
-        try waitUntilShipped(vantage)
+        try vantage.waitUntilShipped(timeout: 120)
         #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE path = '/failover'") == answered)
         #expect((metric(try metrics(vantage), "vantage_clickhouse_failures_total") ?? 0) >= 1, "the dead endpoint was tried")
         #expect(vantage.log.contains("unreachable"))

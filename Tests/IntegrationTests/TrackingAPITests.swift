@@ -53,18 +53,6 @@ struct TrackingAPITests {
         }
     }
 
-    func waitUntilShipped(_ vantage: VantageProcess) throws {
-        let deadline = Date().addingTimeInterval(60)
-        var zeros = 0
-        while Date() < deadline {
-            let text = try curl(["-s", "-H", "Authorization: Bearer admin-secret", vantage.url("/metrics", kind: "admin")]).body
-            zeros = metric(text, "vantage_events_queued") == 0 ? zeros + 1 : 0
-            if zeros == 3 { return }
-            Thread.sleep(forTimeInterval: 0.2)
-        }
-        throw Failure("events still queued:\n\(vantage.log.suffix(3000))")
-    }
-
     /// One row as a dictionary (ClickHouse JSONEachRow; 18.16 quotes 64-bit numbers).
     func rows(_ clickHouse: ClickHouseServer, _ sql: String) throws -> [[String: Any]] {
         try clickHouse.query(sql + " FORMAT JSONEachRow").split(separator: "\n").map { try json(String($0)) }
@@ -151,7 +139,7 @@ struct TrackingAPITests {
         #expect(again.headers["set-cookie"] == nil, "a visitor with a cookie keeps it")
         _ = try curl(["-A", Self.firefox, "-H", "Sec-Purpose: prefetch", "\(base)/"])
 
-        try waitUntilShipped(vantage)
+        try vantage.waitUntilShipped()
         let table = "vantage.events"
         func count(_ condition: String) throws -> Int { try clickHouse.count("SELECT count() FROM \(table) WHERE \(condition)") }
         let legacy = try rows(clickHouse, "SELECT props, lat, lon FROM \(table) WHERE kind = 'track' AND vid = '14fb0860-b4bf-11e9-8971-7b80435315ac'")
@@ -287,7 +275,7 @@ struct TrackingAPITests {
         let shipping = try VantageProcess(config: config(clickHouse: clickHouse.endpoint), expect: ["http", "admin"], environment: environment)
         try track(shipping, "visitor-c", count: 4)
         try track(shipping, "visitor-d", count: 2)
-        try waitUntilShipped(shipping)
+        try shipping.waitUntilShipped()
         #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE vid = 'visitor-c'") == 4)
         let erased = try run([VantageProcess.binary, "erase", "--config", shipping.configPath, "--vid", "visitor-c", "--wait"], environment: environment)
         #expect(erased.status == 0 && erased.stdout.contains("delete finished"), "\(erased.stdout)\(erased.stderr)")
@@ -319,7 +307,7 @@ struct TrackingAPITests {
         let clickHouse = try ClickHouseServer()
         let vantage = try Self.start(clickHouse: clickHouse.endpoint)
         try plantPersonalData(vantage.url(""))
-        try waitUntilShipped(vantage)
+        try vantage.waitUntilShipped()
         let rows = try clickHouse.query("SELECT * FROM vantage.events FORMAT TSV")
         #expect(rows.split(separator: "\n").count == 4, "\(rows)")
         #expect(rows.contains("page=2") && rows.contains("plan=pro") && rows.contains("utm_campaign=nov"))

@@ -37,18 +37,6 @@ struct VisitorsAndChannelsTests {
         }
     }
 
-    func waitUntilShipped(_ vantage: VantageProcess) throws {
-        let deadline = Date().addingTimeInterval(60)
-        var zeros = 0
-        while Date() < deadline {
-            let text = try curl(["-s", vantage.url("/metrics", kind: "admin")]).body
-            zeros = metric(text, "vantage_events_queued") == 0 ? zeros + 1 : 0
-            if zeros == 3 { return }
-            Thread.sleep(forTimeInterval: 0.2)
-        }
-        throw Failure("events still queued:\n\(vantage.log.suffix(3000))")
-    }
-
     /// A browser: a user agent, and a cookie jar when it keeps cookies.
     struct Browser {
         var agent: String
@@ -86,7 +74,7 @@ struct VisitorsAndChannelsTests {
         #expect(second.log.contains("2 open session(s) from before the restart go on"), "\(second.log)")
         try keeping.visit(second, "/pricing.html", referrer: second.url("/about.html"))
         try refusing.visit(second, "/pricing.html", referrer: second.url("/about.html"))
-        try waitUntilShipped(second)
+        try second.waitUntilShipped()
 
         for (agent, channel) in [(Self.firefox, "Organic Search"), (Self.safari, "Email")] {
             let summary = try clickHouse.query("""
@@ -123,7 +111,7 @@ struct VisitorsAndChannelsTests {
             if let referrer = landing.1 { arguments += ["-e", referrer] }
             #expect(try curl(arguments + [vantage.url(landing.0)]).status == 200)
         }
-        try waitUntilShipped(vantage)
+        try vantage.waitUntilShipped()
         let stored = try clickHouse.query(
             "SELECT user_agent, channel, session_channel FROM vantage.events WHERE kind = 'pageview' FORMAT TSV")
             .split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }

@@ -102,6 +102,24 @@ final class VantageProcess: @unchecked Sendable {
     }
 }
 
+extension VantageProcess {
+    /// Waits until the spool holds nothing unshipped (three readings of `vantage_events_queued` in a row, so a
+    /// segment between a loop and the spool's thread cannot slip through). `bearer`: the admin token, if any.
+    func waitUntilShipped(bearer: String? = nil, timeout: TimeInterval = 60) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        let authorization = bearer.map { ["-H", "Authorization: Bearer \($0)"] } ?? []
+        var zeros = 0
+        var text = ""
+        while Date() < deadline {
+            text = try curl(["-s"] + authorization + [url("/metrics", kind: "admin")]).body
+            zeros = metric(text, "vantage_events_queued") == 0 ? zeros + 1 : 0
+            if zeros == 3 { return }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        throw Failure("events still queued after \(timeout) s:\n\(text)\n\(log.suffix(3000))")
+    }
+}
+
 struct Failure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
