@@ -275,7 +275,7 @@ struct TrackingAPITests {
         let shipping = try VantageProcess(config: config(clickHouse: clickHouse.endpoint), expect: ["http", "admin"], environment: environment)
         try track(shipping, "visitor-c", count: 4)
         try track(shipping, "visitor-d", count: 2)
-        try shipping.waitUntilShipped()
+        try shipping.waitUntilShipped(bearer: "admin-secret")
         #expect(try clickHouse.count("SELECT count() FROM vantage.events WHERE vid = 'visitor-c'") == 4)
         let erased = try run([VantageProcess.binary, "erase", "--config", shipping.configPath, "--vid", "visitor-c", "--wait"], environment: environment)
         #expect(erased.status == 0 && erased.stdout.contains("delete finished"), "\(erased.stdout)\(erased.stderr)")
