@@ -228,6 +228,44 @@ struct TrackingAPITests {
         }
     }
 
+    /// Native apps call the API through their platform's HTTP client (OkHttp on Android and React Native, Dart on
+    /// Flutter, CFNetwork on iOS): people, with a session, and what the app says about itself in the columns.
+    @Test func nativeAppsArePeopleAndSayWhatTheyAre() throws {
+        let vantage = try VantageProcess(config: """
+            listen: { http: "127.0.0.1:0" }
+            sites:
+              - routes:
+                  - { path: /, respond: "ok" }
+            access_log: off
+            admin: { listen: off }
+            tracking:
+              spool: { dir: "{{DIR}}/spool" }
+              api: true
+            """)
+        let calls: [(agent: String, query: String)] = [
+            ("okhttp/4.9.0", "app=Shop%20Android&device=mobile&os=Android%2014"),
+            ("Dart/2.19 (dart:io)", "app=Shop%20Flutter&device=Tablet"),
+            ("Shop/5.2 CFNetwork/1496.0.7 Darwin/23.5.0", "device=fridge"),
+        ]
+        for (index, call) in calls.enumerated() {
+            #expect(try curl(["-A", call.agent, vantage.url("/tr/v1/tr/?ename=open&vid=app-\(index)&\(call.query)")]).status == 200)
+        }
+        #expect(vantage.stop() == 0)
+        let export = try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath, "--fields",
+                              "vid,bot,browser,os,device,sid,props"]).stdout
+        let rows = try export.split(separator: "\n").map { try json(String($0)) }
+        let byVisitor = Dictionary(rows.map { ($0["vid"] as? String ?? "", $0) }) { first, _ in first }
+        for index in 0..<3 {
+            let row = try #require(byVisitor["app-\(index)"], "\(export)")
+            #expect(row["bot"] as? Bool == false && (row["sid"] as? String)?.count == 13, "\(row)")
+        }
+        #expect(byVisitor["app-0"]?["browser"] as? String == "Shop Android" && byVisitor["app-0"]?["os"] as? String == "Android 14"
+            && byVisitor["app-0"]?["device"] as? String == "mobile")
+        #expect(byVisitor["app-1"]?["browser"] as? String == "Shop Flutter" && byVisitor["app-1"]?["device"] as? String == "tablet")
+        // Not a device class: kept as a property; the agent's own reading stands.
+        #expect(byVisitor["app-2"]?["browser"] as? String == "App" && (byVisitor["app-2"]?["props"] as? [String: Any])?["device"] as? String == "fridge")
+    }
+
     /// `vantage erase --vid`: through a running gateway's admin API, on a stopped gateway's spool, and in ClickHouse.
     @Test func erasureRemovesAVisitorEverywhere() throws {
         let adminPort = try freePort()

@@ -406,8 +406,13 @@ public final class TrackingAPI: Sendable {
     static let mappedFields: Set<String> = [
         "vid", "sid", "uid", "ename", "etyp", "content", "url", "last", "cflags", "lat", "lon", "source", "medium",
         "campaign", "term", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
-        "amt", "amount", "revenue", "currency",
+        "amt", "amount", "revenue", "currency", "app", "os",
     ]
+
+    /// An app's own `device` value, when it names a device class (anything else stays in the properties).
+    static func deviceClass(_ fields: APIFields) -> UserAgent.Device? {
+        fields.text("device").flatMap { UserAgent.Device(rawValue: $0.lowercased()) }.flatMap { $0 == .bot ? nil : $0 }
+    }
 
     /// The names an amount of money goes by, in the order they are looked for.
     static let amountKeys = ["revenue", "amt", "amount"]
@@ -476,6 +481,11 @@ public final class TrackingAPI: Sendable {
             event.clickID = key + "=" + value.text
             break
         }
+        // What a native app says about itself (its HTTP client's agent says little): the app's name, the device class
+        // and the OS, which enrichment then keeps.
+        if let app = fields.text("app") { event.browser = String(app.prefix(64)) }
+        if let os = fields.text("os") { event.os = String(os.prefix(64)) }
+        if let device = deviceClass(fields) { event.device = device.rawValue }
         event.properties = properties(fields, scrubber: scrubber)
         return event
     }
@@ -494,9 +504,10 @@ public final class TrackingAPI: Sendable {
             buffer.writeInteger(UInt8(ascii: ":"))
             buffer.writeJSONString(value)
         }
+        let mappedDevice = deviceClass(fields) != nil
         for (key, value) in fields.entries
         where !mappedFields.contains(key) && !personalFields.contains(key) && !TrafficSource.clickIDNames.contains(key)
-            && !scrubber.isPersonal(name: key, value: value.text)
+            && !scrubber.isPersonal(name: key, value: value.text) && !(key == "device" && mappedDevice)
         {
             add(key, value.text)
         }

@@ -145,11 +145,10 @@ public final class Enricher: @unchecked Sendable {
             return
         }
         let agent = userAgents.classify(facts.userAgent)
-        event.browser = agent.browser
-        event.browserVersion = agent.browserVersion
-        event.os = agent.os
-        event.osVersion = agent.osVersion
-        event.device = agent.device.rawValue
+        // A tracking-API call may have said what the app, OS and device are: that stays.
+        if event.browser.isEmpty { (event.browser, event.browserVersion) = (agent.browser, agent.browserVersion) }
+        if event.os.isEmpty { (event.os, event.osVersion) = (agent.os, agent.osVersion) }
+        if event.device.isEmpty || agent.isBot { event.device = agent.device.rawValue }
         if let reason = agent.botReason {
             event.botReason = reason.rawValue
         } else if event.method == "HEAD" {

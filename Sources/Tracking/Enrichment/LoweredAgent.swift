@@ -32,10 +32,10 @@ struct LoweredAgent {
     /// Whether any token of `ids` (from ``AgentTokens/ids(_:)``) occurs.
     func containsAny(_ ids: [Int]) -> Bool { ids.contains { contains(id: $0) } }
 
-    /// The byte offset of `needle` (lower-case ASCII), if it occurs.
+    /// The byte offset of `needle` (compared without ASCII case), if it occurs.
     func offset(of needle: String) -> Int? {
-        var needle = needle
-        return needle.withUTF8 { token in
+        let lowered = needle.utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
+        return lowered.withUnsafeBufferPointer { token in
             bytes.withUnsafeBytes { text -> Int? in
                 guard let base = text.baseAddress, let first = token.first, token.count <= text.count else { return nil }
                 var start = 0
@@ -50,6 +50,18 @@ struct LoweredAgent {
         }
     }
 
+    /// The index of `header` (the agent this was made from) right after `needle`, compared without ASCII case.
+    func index(after needle: String, in header: String) -> String.Index? {
+        guard let offset = offset(of: needle) else { return nil }
+        let utf8 = header.utf8
+        return utf8.index(utf8.startIndex, offsetBy: offset + needle.utf8.count, limitedBy: utf8.endIndex)
+    }
+
+    /// The version right after `needle` in `header` (see `StringProtocol.version(after:)`).
+    func version(after needle: String, in header: String, separator: Character = ".", parts: Int = 2) -> String? {
+        index(after: needle, in: header).flatMap { header.version(after: $0, separator: separator, parts: parts) }
+    }
+
     /// An email-like `@` followed somewhere by a dot.
     var hasAddress: Bool {
         guard let at = bytes.firstIndex(of: UInt8(ascii: "@")) else { return false }
@@ -62,7 +74,8 @@ enum AgentTokens {
     /// Single tokens the rules test one by one.
     static let singles = [
         "ipad", "iphone", "ipod", "mobi", "safari", "phone", "blackberry", "opera mini", "midp", "symbian", "kaios",
-        "windows phone", "windows", "cros", "linux", "x11",
+        "windows phone", "windows", "; cros ", "linux", "x11", "safari/", "applewebkit/", "mobile/", "mac os x",
+        "macintosh",
     ]
 
     static let all: [String] = {

@@ -216,39 +216,40 @@ public struct UserAgent: Sendable, Equatable {
     static func browser(_ header: String, lowercased text: LoweredAgent) -> (String, String) {
         for (name, tokens) in browserRules {
             for token in tokens {
-                guard let range = header.range(of: token) else { continue }
-                if token == "Trident/" { return (name, header.version(after: "rv:") ?? "") }
-                return (name, header.version(after: range.upperBound) ?? "")
+                guard let end = text.index(after: token, in: header) else { continue }
+                if token == "Trident/" { return (name, text.version(after: "rv:", in: header) ?? "") }
+                return (name, header.version(after: end) ?? "")
             }
         }
         // Safari names its version in `Version/`; other WebKit apps have no Version token.
-        if header.contains("Safari/") || header.contains("AppleWebKit/") && (text.contains("iphone") || text.contains("ipad")) {
-            if let version = header.version(after: "Version/") { return ("Safari", version) }
-            if header.contains("Mobile/") { return ("Mobile Safari WebView", "") }
+        if text.contains("safari/") || text.contains("applewebkit/") && (text.contains("iphone") || text.contains("ipad")) {
+            if let version = text.version(after: "Version/", in: header) { return ("Safari", version) }
+            if text.contains("mobile/") { return ("Mobile Safari WebView", "") }
             return ("Safari", "")
         }
         return ("", "")
     }
 
     static func operatingSystem(_ header: String, lowercased text: LoweredAgent) -> (String, String) {
-        if let range = header.range(of: "Windows NT ") {
+        if let end = text.index(after: "Windows NT ", in: header) {
             let known = ["10.0": "10", "6.3": "8.1", "6.2": "8", "6.1": "7", "6.0": "Vista", "5.1": "XP"]
-            let number = header.version(after: range.upperBound, parts: 2) ?? ""
+            let number = header.version(after: end, parts: 2) ?? ""
             return ("Windows", known[number] ?? number)
         }
-        if text.contains("windows phone") { return ("Windows Phone", header.version(after: "Windows Phone ") ?? "") }
+        if text.contains("windows phone") { return ("Windows Phone", text.version(after: "Windows Phone ", in: header) ?? "") }
         if text.contains("windows") { return ("Windows", "") }
         if text.contains("iphone") || text.contains("ipad") || text.contains("ipod") {
-            let version = header.version(after: " OS ", separator: "_") ?? ""
+            let version = text.version(after: " OS ", in: header, separator: "_") ?? ""
             return (text.contains("ipad") ? "iPadOS" : "iOS", version)
         }
-        if let range = header.range(of: "Android") {
-            let after = header[range.upperBound...].drop { $0 == " " }
+        if let end = text.index(after: "Android", in: header) {
+            let after = header[end...].drop { $0 == " " }
             return ("Android", after.version(after: after.startIndex) ?? "")
         }
-        if text.contains("cros") { return ("ChromeOS", "") }
-        if header.contains("Mac OS X") || header.contains("Macintosh") {
-            return ("macOS", header.version(after: "Mac OS X ", separator: "_") ?? "")
+        // "cros" alone is inside "Microsoft".
+        if text.contains("; cros ") { return ("ChromeOS", "") }
+        if text.contains("mac os x") || text.contains("macintosh") {
+            return ("macOS", text.version(after: "Mac OS X ", in: header, separator: "_") ?? "")
         }
         if text.contains("linux") || text.contains("x11") { return ("Linux", "") }
         return ("", "")

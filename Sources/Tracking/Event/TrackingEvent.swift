@@ -170,6 +170,8 @@ public struct TrackingEvent: Sendable, Equatable {
         event.revenue = revenue
         event.currency = currency
         event.properties = properties
+        // An app's own app name, OS and device class (the request's own are empty until enrichment).
+        (event.browser, event.os, event.device) = (browser, os, device)
         return event
     }
 
