@@ -75,7 +75,7 @@ enum AgentTokens {
     static let singles = [
         "ipad", "iphone", "ipod", "mobi", "safari", "phone", "blackberry", "opera mini", "midp", "symbian", "kaios",
         "windows phone", "windows", "; cros ", "linux", "x11", "safari/", "applewebkit/", "mobile/", "mac os x",
-        "macintosh",
+        "macintosh", "j2me", "android", "adr ",
     ]
 
     static let all: [String] = {

@@ -78,6 +78,8 @@ public struct UserAgent: Sendable, Equatable {
         }
         if Self.isAppClient(text) { (browser, browserVersion) = ("App", "") }
         device = botReason != nil ? .bot : Self.device(text, os: os)
+        // Android on Amazon's devices (Fire TV, Kindle Fire) is Fire OS.
+        if os == "Android" && (text.contains("; aft") || text.contains("; kf") || text.contains("silk/")) { os = "Fire OS" }
     }
 
     /// Browsers uap-core's list (as Debian ships it) does not name, by their own token: (token in the lower-cased
@@ -86,7 +88,7 @@ public struct UserAgent: Sendable, Equatable {
         ("yabrowser/", "Yandex Browser"), ("yasearchbrowser/", "Yandex Browser"), ("yandexsearchbrowser/", "Yandex Browser"),
         ("huaweibrowser/", "Huawei Browser"), ("quark/", "Quark"), ("vivobrowser/", "vivo Browser"),
         ("miuibrowser/", "Mi Browser"), ("mqqbrowser/", "QQ Browser"), ("qqbrowser/", "QQ Browser"),
-        ("micromessenger/", "WeChat"), ("gsa/", "Google App"), ("omi/", "Opera Devices"), ("lg browser/", "LG Browser"),
+        ("micromessenger/", "WeChat"), ("gsa/", "Google App"), (" omi/", "Opera Devices"), ("lg browser/", "LG Browser"),
         ("heytapbrowser/", "HeyTap Browser"), ("oppobrowser/", "HeyTap Browser"), ("phx/", "Phoenix Browser"),
         ("odin/", "Odin"), ("mzbrowser/", "Meizu Browser"), ("puffin/", "Puffin Web Browser"),
     ]
@@ -105,11 +107,17 @@ public struct UserAgent: Sendable, Equatable {
     static let namedSystems: [(token: String, name: String)] = [
         ("android tv", "Android TV"), ("google tv", "Android TV"), ("androidtv", "Android TV"),
         ("harmonyos", "HarmonyOS"), ("vidaa", "VIDAA"), ("opera tv", "Opera TV"), ("tivo", "TiVo OS"),
-        ("midp", "Java ME"), ("j2me", "Java ME"), ("web0s", "webOS"), ("webos", "webOS"), ("kaios", "KaiOS"),
+        ("cyanogenmod", "CyanogenMod"), ("mocordroid", "MocorDroid"), ("whaleos", "Whale OS"), ("wear os", "Wear OS"),
+        ("windows ce", "Windows CE"), ("web0s", "webOS"), ("webos", "webOS"), ("kaios", "KaiOS"),
     ]
 
     static func namedSystem(_ text: LoweredAgent) -> String? {
-        namedSystems.first { text.contains($0.token) }?.name
+        if let named = namedSystems.first(where: { text.contains($0.token) })?.name { return named }
+        // Java ME phones announce MIDP; Android builds of old mobile browsers did too, naming Android as well.
+        if (text.contains("midp") || text.contains("j2me")) && !text.contains("android") && !text.contains("adr ") {
+            return "Java ME"
+        }
+        return nil
     }
 
     /// What only machines put in a user agent: a word naming a tool's job (crawler, monitor, checker, fetcher, ...),
@@ -262,7 +270,7 @@ public struct UserAgent: Sendable, Equatable {
         "appletv", "apple tv", "tvos", "roku", "web0s", "netcast", "bravia", "crkey", "viera", "aquos", "philipstv",
         "opera tv", "; tv;", "(tv;", " tv)", "vidaa", "tizen tv", "tizen 2.3) applewebkit", "dtv", "; aft", "mibox",
         "shield android tv", "sonydtv", "tpvision", "nettv", "inettvbrowser", "freebox", "sky_stb", "set-top",
-        "kaiostv", "lg browser", "webos", " tv box", "tvbox", " tv build", "omi/", "smart_tv",
+        "kaiostv", "lg browser", "webos", " tv box", "tvbox", " tv build", " omi/", "smart_tv",
     ]
     static let consoleTokens = ["playstation", "xbox", "nintendo", "ouya"]
     /// Tablets by their own words or their models (Samsung SM-T/SM-P/SM-X, Lenovo TB, Huawei MediaPad/MatePad, Amazon
