@@ -110,33 +110,44 @@ public final class RegexSet: Sendable {
     /// The index of the first pattern matching `text`, or nil; its groups are then in `scratch.match`. `text` must
     /// stay alive while the groups are read.
     public func firstMatch(_ text: UnsafeRawBufferPointer, scratch: Scratch) -> Int? {
+        scan(text, scratch: scratch)
+        return firstMatch(in: 0..<patterns.count, text, scratch: scratch)
+    }
+
+    /// Marks the patterns `text` may match, in one pass over it; then ``firstMatch(in:_:scratch:)`` asks for the
+    /// first match among any range of patterns (several lists kept in one set share the pass).
+    public func scan(_ text: UnsafeRawBufferPointer, scratch: Scratch) {
+        for index in scratch.candidates.indices { scratch.candidates[index] = 0 }
+        markCandidates(UnsafeRawBufferPointer(rebasing: text.prefix(maximumTextBytes)), scratch)
+    }
+
+    /// The index of the first pattern in `range` matching `text` among those ``scan(_:scratch:)`` marked for it
+    /// (the same text), or nil; its groups are then in `scratch.match`.
+    public func firstMatch(in range: Range<Int>, _ text: UnsafeRawBufferPointer, scratch: Scratch) -> Int? {
         let text = UnsafeRawBufferPointer(rebasing: text.prefix(maximumTextBytes))
-        markCandidates(text, scratch)
-        var found: Int?
-        scratch.candidates.withUnsafeMutableBufferPointer { words in
-            for word in 0..<words.count where words[word] != 0 {
+        return scratch.candidates.withUnsafeBufferPointer { words -> Int? in
+            var word = range.lowerBound >> 6
+            while word < words.count, word * 64 < range.upperBound {
                 var bits = words[word]
                 while bits != 0 {
                     let index = word * 64 + bits.trailingZeroBitCount
                     bits &= bits - 1
-                    if found == nil, patterns[index].matches(text, scratch: scratch.match) { found = index }
+                    guard index >= range.lowerBound else { continue }
+                    guard index < range.upperBound else { return nil }
+                    if patterns[index].matches(text, scratch: scratch.match) { return index }
                 }
-                words[word] = 0
+                word += 1
             }
+            return nil
         }
-        return found
     }
 
     /// How many patterns the prefilter leaves to try for `text` (diagnostics: the cost of a text is about this
     /// many PCRE2 attempts).
-    public func candidateCount(_ text: UnsafeRawBufferPointer, scratch: Scratch) -> Int {
-        markCandidates(UnsafeRawBufferPointer(rebasing: text.prefix(maximumTextBytes)), scratch)
-        var count = 0
-        for index in scratch.candidates.indices {
-            count += scratch.candidates[index].nonzeroBitCount
-            scratch.candidates[index] = 0
-        }
-        return count
+    public func candidateCount(_ text: UnsafeRawBufferPointer, in range: Range<Int>? = nil, scratch: Scratch) -> Int {
+        scan(text, scratch: scratch)
+        let range = range ?? 0..<patterns.count
+        return range.reduce(0) { $0 + (scratch.candidates[$1 >> 6] >> UInt64($1 & 63) & 1 == 1 ? 1 : 0) }
     }
 
     private func markCandidates(_ text: UnsafeRawBufferPointer, _ scratch: Scratch) {

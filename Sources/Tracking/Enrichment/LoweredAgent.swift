@@ -93,5 +93,11 @@ enum AgentTokens {
     static let scanner = LiteralScanner(literals: all.map { Array($0.utf8) })
 
     /// The ids of `tokens` (each is in ``all``).
-    static func ids(_ tokens: [String]) -> [Int] { tokens.compactMap { index[$0] } }
+    static func ids(_ tokens: [String]) -> [Int] { tokens.map(id) }
+
+    /// The id of `token`, which the rules registered in ``all``.
+    static func id(_ token: String) -> Int {
+        guard let id = index[token] else { preconditionFailure("\(token) is not among the user-agent tokens") }
+        return id
+    }
 }

@@ -53,22 +53,23 @@ public struct UserAgent: Sendable, Equatable {
             var bytes = header
             bytes.withUTF8 { utf8 in
                 let raw = UnsafeRawBufferPointer(utf8)
+                let reading = rules.read(raw, scratch: scratch)
                 if let named = Self.namedBrowser(header, lowercased: text) {
                     (browser, browserVersion) = named
-                } else if let found = rules.browser(raw, scratch: scratch) {
+                } else if let found = reading.browser {
                     (browser, browserVersion) = (Self.browserNames[found.name] ?? found.name, found.version)
                     // uap-core names TV middleware, not the browser in it.
                     if browser == "HbbTV" { (browser, browserVersion) = Self.browser(header, lowercased: text) }
                 }
                 if let named = Self.namedSystem(text) {
                     (os, osVersion) = (named, "")
-                } else if let found = rules.system(raw, scratch: scratch) {
+                } else if let found = reading.system {
                     (os, osVersion) = (Self.systemNames[found.name] ?? found.name, found.version)
-                    if os == "iOS" && text.contains("ipad") { os = "iPadOS" }
+                    if os == "iOS" && text.contains(id: Token.ipad) { os = "iPadOS" }
                 }
                 if !Self.isAppClient(text) {
                     botReason = Self.botReason(text)
-                        ?? (rules.isCrawler(raw, scratch: scratch) || Self.announcesMachine(text) ? .crawler : nil)
+                        ?? (reading.isCrawler || Self.announcesMachine(text) ? .crawler : nil)
                 }
             }
         } else {
@@ -79,7 +80,7 @@ public struct UserAgent: Sendable, Equatable {
         if Self.isAppClient(text) { (browser, browserVersion) = ("App", "") }
         device = botReason != nil ? .bot : Self.device(text, os: os)
         // Android on Amazon's devices (Fire TV, Kindle Fire) is Fire OS.
-        if os == "Android" && (text.contains("; aft") || text.contains("; kf") || text.contains("silk/")) { os = "Fire OS" }
+        if os == "Android" && (text.contains(id: Token.aft) || text.contains(id: Token.kf) || text.contains(id: Token.silk)) { os = "Fire OS" }
     }
 
     /// Browsers uap-core's list (as Debian ships it) does not name, by their own token: (token in the lower-cased
@@ -93,9 +94,22 @@ public struct UserAgent: Sendable, Equatable {
         ("odin/", "Odin"), ("mzbrowser/", "Meizu Browser"), ("puffin/", "Puffin Web Browser"),
     ]
 
+    static let namedBrowserIDs = namedBrowsers.map { AgentTokens.id($0.token) }
+    static let namedSystemIDs = namedSystems.map { AgentTokens.id($0.token) }
+
+    /// Ids of the single tokens the rules test on every new agent (a bit test each, no hashing).
+    enum Token {
+        static let ipad = AgentTokens.id("ipad"), iphone = AgentTokens.id("iphone"), ipod = AgentTokens.id("ipod")
+        static let aft = AgentTokens.id("; aft"), kf = AgentTokens.id("; kf"), silk = AgentTokens.id("silk/")
+        static let midp = AgentTokens.id("midp"), j2me = AgentTokens.id("j2me"), android = AgentTokens.id("android")
+        static let adr = AgentTokens.id("adr "), mobi = AgentTokens.id("mobi"), safari = AgentTokens.id("safari")
+        static let phone = AgentTokens.id("phone")
+        static let otherPhones = AgentTokens.ids(["blackberry", "opera mini", "midp", "symbian", "kaios"])
+    }
+
     static func namedBrowser(_ header: String, lowercased text: LoweredAgent) -> (String, String)? {
-        for (token, name) in namedBrowsers {
-            guard text.contains(token), let offset = text.offset(of: token) else { continue }
+        for (number, (token, name)) in namedBrowsers.enumerated() {
+            guard text.contains(id: namedBrowserIDs[number]), let offset = text.offset(of: token) else { continue }
             let utf8 = header.utf8
             let start = utf8.index(utf8.startIndex, offsetBy: offset + token.utf8.count, limitedBy: utf8.endIndex) ?? utf8.endIndex
             return (name, header.version(after: start) ?? "")
@@ -112,9 +126,11 @@ public struct UserAgent: Sendable, Equatable {
     ]
 
     static func namedSystem(_ text: LoweredAgent) -> String? {
-        if let named = namedSystems.first(where: { text.contains($0.token) })?.name { return named }
+        if let number = namedSystemIDs.firstIndex(where: { text.contains(id: $0) }) { return namedSystems[number].name }
         // Java ME phones announce MIDP; Android builds of old mobile browsers did too, naming Android as well.
-        if (text.contains("midp") || text.contains("j2me")) && !text.contains("android") && !text.contains("adr ") {
+        if (text.contains(id: Token.midp) || text.contains(id: Token.j2me)) && !text.contains(id: Token.android)
+            && !text.contains(id: Token.adr)
+        {
             return "Java ME"
         }
         return nil
@@ -290,11 +306,10 @@ public struct UserAgent: Sendable, Equatable {
         if text.containsAny(tabletTokenIDs) { return .tablet }
         // Chrome and the other browsers on Android tablets leave out "Mobile"; apps' and media players' agents
         // leave it out on phones too, so only a browser's agent without it says tablet.
-        if os == "Android" && !text.contains("mobi") && text.contains("safari") { return .tablet }
-        if text.contains("mobi") || text.contains("iphone") || text.contains("ipod") || text.contains("phone")
+        if os == "Android" && !text.contains(id: Token.mobi) && text.contains(id: Token.safari) { return .tablet }
+        if text.contains(id: Token.mobi) || text.contains(id: Token.iphone) || text.contains(id: Token.ipod) || text.contains(id: Token.phone)
             || os == "Android"
-            || text.contains("blackberry") || text.contains("opera mini") || text.contains("midp")
-            || text.contains("symbian") || text.contains("kaios") || os == "Windows Phone" || os == "iOS"
+            || text.containsAny(Token.otherPhones) || os == "Windows Phone" || os == "iOS"
         {
             return .mobile
         }

@@ -14,11 +14,14 @@ public final class UserAgentRules: Sendable {
         var minor: String?
     }
 
-    let browsers: RegexSet
+    /// The three lists in one set, so one pass over an agent finds the candidates of all three: browser parsers,
+    /// then OS parsers, then crawler patterns (``browserRange``, ``systemRange``, ``crawlerRange``).
+    let patterns: RegexSet
     let browserParsers: [Parser]
-    let systems: RegexSet
     let systemParsers: [Parser]
-    let crawlers: RegexSet
+    let browserRange: Range<Int>
+    let systemRange: Range<Int>
+    let crawlerRange: Range<Int>
     /// What was loaded, for the start log.
     public let summary: String
 
@@ -62,7 +65,7 @@ public final class UserAgentRules: Sendable {
         else {
             throw LoadError(path: regexesPath, problem: "expected uap-core's regexes.yaml (user_agent_parsers, os_parsers)")
         }
-        func compile(_ list: [[String: Any]], name: String, major: String, minor: String) throws(LoadError) -> (RegexSet, [Parser]) {
+        func entries(_ list: [[String: Any]], name: String, major: String, minor: String) -> ([RegexSet.Entry], [Parser]) {
             var entries: [RegexSet.Entry] = []
             var parsers: [Parser] = []
             for item in list {
@@ -71,14 +74,12 @@ public final class UserAgentRules: Sendable {
                 parsers.append(Parser(
                     name: item[name] as? String, major: item[major].map { "\($0)" }, minor: item[minor].map { "\($0)" }))
             }
-            do {
-                return (try RegexSet(entries), parsers)
-            } catch {
-                throw LoadError(path: regexesPath, problem: error.description)
-            }
+            return (entries, parsers)
         }
-        (browsers, browserParsers) = try compile(agentList, name: "family_replacement", major: "v1_replacement", minor: "v2_replacement")
-        (systems, systemParsers) = try compile(systemList, name: "os_replacement", major: "os_v1_replacement", minor: "os_v2_replacement")
+        let (browserEntries, browserParsers) = entries(agentList, name: "family_replacement", major: "v1_replacement", minor: "v2_replacement")
+        let (systemEntries, systemParsers) = entries(systemList, name: "os_replacement", major: "os_v1_replacement", minor: "os_v2_replacement")
+        self.browserParsers = browserParsers
+        self.systemParsers = systemParsers
         let crawlerList: [[String: Any]]
         do {
             crawlerList = try JSONSerialization.jsonObject(with: try read(crawlersPath)) as? [[String: Any]] ?? []
@@ -87,48 +88,51 @@ public final class UserAgentRules: Sendable {
         } catch {
             throw LoadError(path: crawlersPath, problem: "is not JSON: \(error.localizedDescription)")
         }
-        let patterns = crawlerList.compactMap { $0["pattern"] as? String }.filter { !Self.notCrawlers.contains($0) }
-        guard !patterns.isEmpty else {
+        let crawlerPatterns = crawlerList.compactMap { $0["pattern"] as? String }.filter { !Self.notCrawlers.contains($0) }
+        guard !crawlerPatterns.isEmpty else {
             throw LoadError(path: crawlersPath, problem: "expected the crawler-user-agents list (objects with a \"pattern\")")
         }
+        browserRange = 0..<browserEntries.count
+        systemRange = browserRange.upperBound..<(browserRange.upperBound + systemEntries.count)
+        crawlerRange = systemRange.upperBound..<(systemRange.upperBound + crawlerPatterns.count)
         do {
-            crawlers = try RegexSet(patterns.map { RegexSet.Entry($0) })
+            patterns = try RegexSet(browserEntries + systemEntries + crawlerPatterns.map { RegexSet.Entry($0) })
         } catch {
-            throw LoadError(path: crawlersPath, problem: error.description)
+            // Say which file the pattern came from.
+            let fromCrawlers = crawlerPatterns.contains(error.pattern)
+            throw LoadError(path: fromCrawlers ? crawlersPath : regexesPath, problem: error.description)
         }
-        let unfiltered = browsers.unfilteredCount + systems.unfilteredCount + crawlers.unfilteredCount
-        summary = "\(browsers.count) browser and \(systems.count) OS parsers from \(regexesPath), "
-            + "\(crawlers.count) crawler patterns from \(crawlersPath); \(unfiltered) without a required literal"
+        summary = "\(browserRange.count) browser and \(systemRange.count) OS parsers from \(regexesPath), "
+            + "\(crawlerRange.count) crawler patterns from \(crawlersPath); \(patterns.unfilteredCount) without a required literal"
     }
 
     /// One loop's matching memory.
     public final class Scratch {
-        let browsers: RegexSet.Scratch
-        let systems: RegexSet.Scratch
-        let crawlers: RegexSet.Scratch
+        let patterns: RegexSet.Scratch
 
         public init(for rules: UserAgentRules) {
-            browsers = RegexSet.Scratch(for: rules.browsers)
-            systems = RegexSet.Scratch(for: rules.systems)
-            crawlers = RegexSet.Scratch(for: rules.crawlers)
+            patterns = RegexSet.Scratch(for: rules.patterns)
         }
     }
 
-    /// The browser family and version (major.minor) uap-core's parsers give (nil when none matches).
-    func browser(_ header: UnsafeRawBufferPointer, scratch: Scratch) -> (name: String, version: String)? {
-        guard let index = browsers.firstMatch(header, scratch: scratch.browsers) else { return nil }
-        return Self.apply(browserParsers[index], scratch.browsers.match)
+    /// What the lists say of an agent, from one pass over it.
+    struct Reading {
+        var browser: (name: String, version: String)?
+        var system: (name: String, version: String)?
+        var isCrawler: Bool
     }
 
-    /// The OS family and version (major.minor).
-    func system(_ header: UnsafeRawBufferPointer, scratch: Scratch) -> (name: String, version: String)? {
-        guard let index = systems.firstMatch(header, scratch: scratch.systems) else { return nil }
-        return Self.apply(systemParsers[index], scratch.systems.match)
-    }
-
-    /// Whether a crawler-user-agents pattern matches.
-    func isCrawler(_ header: UnsafeRawBufferPointer, scratch: Scratch) -> Bool {
-        crawlers.firstMatch(header, scratch: scratch.crawlers) != nil
+    func read(_ header: UnsafeRawBufferPointer, scratch: Scratch) -> Reading {
+        patterns.scan(header, scratch: scratch.patterns)
+        var reading = Reading(isCrawler: false)
+        if let index = patterns.firstMatch(in: browserRange, header, scratch: scratch.patterns) {
+            reading.browser = Self.apply(browserParsers[index], scratch.patterns.match)
+        }
+        if let index = patterns.firstMatch(in: systemRange, header, scratch: scratch.patterns) {
+            reading.system = Self.apply(systemParsers[index - systemRange.lowerBound], scratch.patterns.match)
+        }
+        reading.isCrawler = patterns.firstMatch(in: crawlerRange, header, scratch: scratch.patterns) != nil
+        return reading
     }
 
     /// The patterns of each list left to try for `header` after the literal prefilter (browser, OS, crawler;
@@ -137,8 +141,9 @@ public final class UserAgentRules: Sendable {
         var header = header
         return header.withUTF8 { utf8 in
             let raw = UnsafeRawBufferPointer(utf8)
-            return (browsers.candidateCount(raw, scratch: scratch.browsers), systems.candidateCount(raw, scratch: scratch.systems),
-                    crawlers.candidateCount(raw, scratch: scratch.crawlers))
+            return (patterns.candidateCount(raw, in: browserRange, scratch: scratch.patterns),
+                    patterns.candidateCount(raw, in: systemRange, scratch: scratch.patterns),
+                    patterns.candidateCount(raw, in: crawlerRange, scratch: scratch.patterns))
         }
     }
 
