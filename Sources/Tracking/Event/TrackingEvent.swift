@@ -73,7 +73,7 @@ public struct TrackingEvent: Sendable, Equatable {
     public var browserVersion = ""
     public var os = ""
     public var osVersion = ""
-    /// desktop, mobile, tablet, bot, other.
+    /// desktop, mobile, tablet, tv, console, wearable, car, bot, other (``UserAgent/Device``).
     public var device = ""
     /// Empty for people; why the client counts as a machine otherwise (see ``UserAgent/BotReason``, plus `head`).
     public var botReason = ""
