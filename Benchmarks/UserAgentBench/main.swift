@@ -30,7 +30,7 @@ for agent in agents {
     if parsed.isBot { bots += 1 }
 }
 var candidates = (browser: 0, os: 0, crawler: 0)
-for agent in agents {
+for agent in agents where ProcessInfo.processInfo.environment["VANTAGE_UA_LISTS_ONLY"] == nil {
     let counts = rules.candidateCounts(agent, scratch: scratch)
     candidates = (candidates.browser + counts.browser, candidates.os + counts.os, candidates.crawler + counts.crawler)
 }

@@ -7,11 +7,61 @@ import Yams
 /// patterns (`crawler-user-agents.json`, from PyPI). ``UserAgent`` asks them for the browser, the OS and whether a
 /// client is a crawler; without them it falls back to its own token rules.
 public final class UserAgentRules: Sendable {
-    /// A uap-core parser's replacements (`$1`…`$9` stand for the match's groups).
+    /// A uap-core parser's replacements (`$1`…`$9` stand for the match's groups), read once at load.
     struct Parser: Sendable {
-        var name: String?
-        var major: String?
-        var minor: String?
+        var name: Template?
+        var major: Template?
+        var minor: Template?
+
+        init(name: String?, major: String?, minor: String?) {
+            (self.name, self.major, self.minor) = (name.map(Template.init), major.map(Template.init), minor.map(Template.init))
+        }
+    }
+
+    /// A replacement: literal text and group references.
+    struct Template: Sendable {
+        enum Part: Sendable {
+            case text(String)
+            case group(Int)
+        }
+
+        let parts: [Part]
+
+        init(_ source: String) {
+            var parts: [Part] = []
+            var text = ""
+            var characters = source.makeIterator()
+            while let character = characters.next() {
+                guard character == "$", let next = characters.next() else {
+                    if character != "$" { text.append(character) }
+                    continue
+                }
+                if let number = next.wholeNumberValue {
+                    if !text.isEmpty { parts.append(.text(text)) }
+                    text = ""
+                    parts.append(.group(number))
+                } else {
+                    text.append(next)
+                }
+            }
+            if !text.isEmpty { parts.append(.text(text)) }
+            self.parts = parts
+        }
+
+        /// The text with the match's groups in, without surrounding spaces (an empty group leaves none).
+        func render(_ match: MatchScratch) -> String {
+            if parts.count == 1, case .text(let text) = parts[0] { return text }
+            var result = ""
+            for part in parts {
+                switch part {
+                case .text(let text): result += text
+                case .group(let number): result += match.group(number) ?? ""
+                }
+            }
+            while result.last == " " { result.removeLast() }
+            while result.first == " " { result.removeFirst() }
+            return result
+        }
     }
 
     /// The three lists in one set, so one pass over an agent finds the candidates of all three: browser parsers,
@@ -150,23 +200,9 @@ public final class UserAgentRules: Sendable {
     /// uap-core's rule: a replacement (with `$n` standing for group n) or else group 1 for the name, groups 2 and 3
     /// for the major and minor version.
     static func apply(_ parser: Parser, _ match: MatchScratch) -> (name: String, version: String) {
-        func substitute(_ template: String) -> String {
-            guard template.contains("$") else { return template }
-            var result = ""
-            var characters = template.makeIterator()
-            while let character = characters.next() {
-                guard character == "$" else {
-                    result.append(character)
-                    continue
-                }
-                guard let digit = characters.next() else { break }
-                if let number = digit.wholeNumberValue { result += match.group(number) ?? "" } else { result.append(digit) }
-            }
-            return result.trimmingCharacters(in: .whitespaces)
-        }
-        let name = parser.name.map(substitute) ?? match.group(1) ?? ""
-        let major = parser.major.map(substitute) ?? match.group(2) ?? ""
-        let minor = parser.minor.map(substitute) ?? match.group(3) ?? ""
+        let name = parser.name?.render(match) ?? match.group(1) ?? ""
+        let major = parser.major?.render(match) ?? match.group(2) ?? ""
+        let minor = parser.minor?.render(match) ?? match.group(3) ?? ""
         return (name, major.isEmpty || minor.isEmpty ? major : major + "." + minor)
     }
 }
