@@ -31,8 +31,14 @@ public final class RegexSet: Sendable {
     /// At most this many clauses are kept per pattern (the most selective): enough to prune, bounded work.
     static let maximumClauses = 2
 
-    /// Compiles `entries`; throws on the first that does not compile.
-    public init(_ entries: [Entry], maximumTextBytes: Int = 1024) throws(CompiledPattern.SyntaxError) {
+    /// Per literal: its index among the plain literals the caller asked to be told about, or -1.
+    let plainOfLiteral: [Int32]
+    /// How many plain literals there are (``Scratch/containsPlain(_:)``).
+    public let plainCount: Int
+
+    /// Compiles `entries`; throws on the first that does not compile. `plain` are strings (lower-case) the same
+    /// pass reports as found or not (``Scratch/containsPlain(_:)``): a caller's own token checks ride along.
+    public init(_ entries: [Entry], plain: [String] = [], maximumTextBytes: Int = 1024) throws(CompiledPattern.SyntaxError) {
         var compiled: [CompiledPattern] = []
         compiled.reserveCapacity(entries.count)
         var literalIndex: [[UInt8]: Int] = [:]
@@ -68,6 +74,20 @@ public final class RegexSet: Sendable {
             }
             totalClauses += clauses.count
         }
+        var plainOfLiteral = [Int32](repeating: -1, count: literals.count)
+        for (number, text) in plain.enumerated() {
+            let literal = Array(text.utf8)
+            if let index = literalIndex[literal] {
+                plainOfLiteral[index] = Int32(number)
+            } else {
+                literalIndex[literal] = literals.count
+                literals.append(literal)
+                clausesOfLiteral.append([])
+                plainOfLiteral.append(Int32(number))
+            }
+        }
+        self.plainOfLiteral = plainOfLiteral
+        plainCount = plain.count
         patterns = compiled
         scanner = LiteralScanner(literals: literals)
         self.clausesOfLiteral = clausesOfLiteral
@@ -96,6 +116,11 @@ public final class RegexSet: Sendable {
         var patternStamps: [UInt32]
         var holding: [Int32]
         var stamp: UInt32 = 0
+        /// Bit `n`: plain literal `n` occurred in the last scanned text.
+        public internal(set) var plainFound: [UInt64]
+
+        /// Whether plain literal `index` occurred in the last scanned text.
+        public func containsPlain(_ index: Int) -> Bool { plainFound[index >> 6] & (1 << UInt64(index & 63)) != 0 }
 
         public init(for set: RegexSet) {
             match = MatchScratch(maximumGroups: 16)
@@ -104,6 +129,7 @@ public final class RegexSet: Sendable {
             clauseStamps = [UInt32](repeating: 0, count: set.totalClauses)
             patternStamps = [UInt32](repeating: 0, count: set.patterns.count)
             holding = [Int32](repeating: 0, count: set.patterns.count)
+            plainFound = [UInt64](repeating: 0, count: (set.plainCount + 63) / 64)
         }
     }
 
@@ -118,6 +144,7 @@ public final class RegexSet: Sendable {
     /// first match among any range of patterns (several lists kept in one set share the pass).
     public func scan(_ text: UnsafeRawBufferPointer, scratch: Scratch) {
         for index in scratch.candidates.indices { scratch.candidates[index] = 0 }
+        for index in scratch.plainFound.indices { scratch.plainFound[index] = 0 }
         markCandidates(UnsafeRawBufferPointer(rebasing: text.prefix(maximumTextBytes)), scratch)
     }
 
@@ -175,6 +202,8 @@ public final class RegexSet: Sendable {
                                 scanner.scan(UnsafeRawBufferPointer(rebasing: lowered[..<length])) { literal in
                                     guard literalStamps[literal] != stamp else { return }
                                     literalStamps[literal] = stamp
+                                    let plain = plainOfLiteral[literal]
+                                    if plain >= 0 { scratch.plainFound[Int(plain) >> 6] |= 1 << UInt64(plain & 63) }
                                     for (pattern, clause) in clausesOfLiteral[literal] {
                                         let slot = Int(clauseOffsets[Int(pattern)] + clause)
                                         guard clauseStamps[slot] != stamp else { continue }

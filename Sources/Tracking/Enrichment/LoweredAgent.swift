@@ -21,6 +21,13 @@ struct LoweredAgent {
         self.present = present
     }
 
+    /// With the tokens already found (by the lists' pass, ``UserAgentRules`` registering ``AgentTokens/all`` as
+    /// its plain literals, in that order).
+    init(_ header: String, present: [UInt64]) {
+        bytes = header.utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
+        self.present = present
+    }
+
     func contains(id token: Int) -> Bool { present[token >> 6] & (1 << UInt64(token & 63)) != 0 }
 
     /// Whether `needle` occurs: a bit test for the rules' tokens, a byte search for anything else.

@@ -48,31 +48,30 @@ public struct UserAgent: Sendable, Equatable {
             device = .bot
             return
         }
-        let text = LoweredAgent(header)
+        let text: LoweredAgent
         if let rules, let scratch {
+            // One pass over the agent finds the lists' candidates and the token rules' tokens alike.
             var bytes = header
-            bytes.withUTF8 { utf8 in
-                let raw = UnsafeRawBufferPointer(utf8)
-                let reading = rules.read(raw, scratch: scratch)
-                if let named = Self.namedBrowser(header, lowercased: text) {
-                    (browser, browserVersion) = named
-                } else if let found = reading.browser {
-                    (browser, browserVersion) = (Self.browserNames[found.name] ?? found.name, found.version)
-                    // uap-core names TV middleware, not the browser in it.
-                    if browser == "HbbTV" { (browser, browserVersion) = Self.browser(header, lowercased: text) }
-                }
-                if let named = Self.namedSystem(text) {
-                    (os, osVersion) = (named, "")
-                } else if let found = reading.system {
-                    (os, osVersion) = (Self.systemNames[found.name] ?? found.name, found.version)
-                    if os == "iOS" && text.contains(id: Token.ipad) { os = "iPadOS" }
-                }
-                if !Self.isAppClient(text) {
-                    botReason = Self.botReason(text)
-                        ?? (reading.isCrawler || Self.announcesMachine(text) ? .crawler : nil)
-                }
+            let reading = bytes.withUTF8 { rules.read(UnsafeRawBufferPointer($0), scratch: scratch) }
+            text = LoweredAgent(header, present: scratch.tokensFound)
+            if let named = Self.namedBrowser(header, lowercased: text) {
+                (browser, browserVersion) = named
+            } else if let found = reading.browser {
+                (browser, browserVersion) = (Self.browserNames[found.name] ?? found.name, found.version)
+                // uap-core names TV middleware, not the browser in it.
+                if browser == "HbbTV" { (browser, browserVersion) = Self.browser(header, lowercased: text) }
+            }
+            if let named = Self.namedSystem(text) {
+                (os, osVersion) = (named, "")
+            } else if let found = reading.system {
+                (os, osVersion) = (Self.systemNames[found.name] ?? found.name, found.version)
+                if os == "iOS" && text.contains(id: Token.ipad) { os = "iPadOS" }
+            }
+            if !Self.isAppClient(text) {
+                botReason = Self.botReason(text) ?? (reading.isCrawler || Self.announcesMachine(text) ? .crawler : nil)
             }
         } else {
+            text = LoweredAgent(header)
             botReason = Self.isAppClient(text) ? nil : Self.botReason(text) ?? (Self.announcesMachine(text) ? .crawler : nil)
             (browser, browserVersion) = Self.browser(header, lowercased: text)
             (os, osVersion) = Self.operatingSystem(header, lowercased: text)

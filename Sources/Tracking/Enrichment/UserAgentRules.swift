@@ -146,7 +146,8 @@ public final class UserAgentRules: Sendable {
         systemRange = browserRange.upperBound..<(browserRange.upperBound + systemEntries.count)
         crawlerRange = systemRange.upperBound..<(systemRange.upperBound + crawlerPatterns.count)
         do {
-            patterns = try RegexSet(browserEntries + systemEntries + crawlerPatterns.map { RegexSet.Entry($0) })
+            patterns = try RegexSet(
+                browserEntries + systemEntries + crawlerPatterns.map { RegexSet.Entry($0) }, plain: AgentTokens.all)
         } catch {
             // Say which file the pattern came from.
             let fromCrawlers = crawlerPatterns.contains(error.pattern)
@@ -163,6 +164,9 @@ public final class UserAgentRules: Sendable {
         public init(for rules: UserAgentRules) {
             patterns = RegexSet.Scratch(for: rules.patterns)
         }
+
+        /// The token rules' tokens (``AgentTokens/all``) found by the last ``UserAgentRules/read(_:scratch:)``.
+        var tokensFound: [UInt64] { patterns.plainFound }
     }
 
     /// What the lists say of an agent, from one pass over it.
