@@ -111,8 +111,6 @@ public final class Enricher: @unchecked Sendable {
         var referrer: String
     }
     private var random = EventIDGenerator()
-    /// The channel of the event being enriched (nil: a subresource, or internal navigation).
-    private var touch: MarketingChannel?
 
     public init(context: EnrichmentContext, userAgentCacheSize: Int = 4096) {
         self.context = context
@@ -133,15 +131,15 @@ public final class Enricher: @unchecked Sendable {
 
     /// Fills in `event` (whose kind, method, status and referrer the data plane set) from `facts`.
     public func enrich(_ event: inout TrackingEvent, facts: RequestFacts) {
-        touch = nil
         guard visitors.enrich else {
             event.clientAddress = storedAddress(facts.clientAddress)
             return
         }
-        if event.kind != .request { addSource(&event, siteHosts: facts.siteHosts) }
+        // The event's own touch (nil: a subresource, or internal navigation).
+        let touch = event.kind != .request ? addSource(&event, siteHosts: facts.siteHosts) : nil
         if event.isServerSide {
             event.clientAddress = ""
-            if !event.visitorID.isEmpty { identify(&event, facts: facts) }
+            if !event.visitorID.isEmpty { identify(&event, facts: facts, touch: touch) }
             return
         }
         let agent = userAgents.classify(facts.userAgent)
@@ -178,13 +176,14 @@ public final class Enricher: @unchecked Sendable {
         if let consent = facts.cookie.flatMap({ Self.cookieValue($0, name: "CookieConsent") }).flatMap({ Int64($0) }) {
             if event.consentFlags == 0 { event.consentFlags = consent }
         }
-        identify(&event, facts: facts)
+        identify(&event, facts: facts, touch: touch)
         event.clientAddress = clientAddressPolicy == .truncated ? truncated : storedAddress(facts.clientAddress)
     }
 
     /// Referrer host and category, campaign and click id from the landing URL (page views and API events: for
-    /// assets the referrer is the page itself). Values the API sent explicitly stay.
-    private func addSource(_ event: inout TrackingEvent, siteHosts: [String]) {
+    /// assets the referrer is the page itself). Values the API sent explicitly stay. Returns the event's channel
+    /// (nil for internal navigation: no new touch).
+    private func addSource(_ event: inout TrackingEvent, siteHosts: [String]) -> MarketingChannel? {
         let source: TrafficSource
         if event.referrer.isEmpty {
             source = TrafficSource(referrerHost: "", category: .direct, query: event.query)
@@ -197,31 +196,29 @@ public final class Enricher: @unchecked Sendable {
             }()
             source = TrafficSource(referrerHost: known.host, category: known.category, query: event.query)
         }
-        event.referrerHost = source.referrerHost
-        event.sourceCategory = source.category.rawValue
-        if event.utmSource.isEmpty { event.utmSource = source.utmSource }
-        if event.utmMedium.isEmpty {
-            event.utmMedium = source.utmMedium
-        } else {
+        // The landing's values, with those the API sent explicitly in their place.
+        var tagged = source
+        if !event.utmSource.isEmpty { tagged.utmSource = event.utmSource }
+        if !event.utmMedium.isEmpty {
+            tagged.utmMedium = event.utmMedium
             // A medium the API sent says what kind of source it was, as one in the landing URL would.
             switch event.utmMedium.lowercased() {
-            case "email", "newsletter": event.sourceCategory = TrafficSource.Category.email.rawValue
-            case "social": event.sourceCategory = TrafficSource.Category.social.rawValue
+            case "email", "newsletter": tagged.category = .email
+            case "social": tagged.category = .social
             default: break
             }
         }
-        if event.utmCampaign.isEmpty { event.utmCampaign = source.utmCampaign }
-        if event.utmTerm.isEmpty { event.utmTerm = source.utmTerm }
-        if event.utmContent.isEmpty { event.utmContent = source.utmContent }
-        if event.clickID.isEmpty { event.clickID = source.clickID }
-        var tagged = source
-        (tagged.utmSource, tagged.utmMedium, tagged.utmCampaign, tagged.clickID) =
-            (event.utmSource, event.utmMedium, event.utmCampaign, event.clickID)
-        tagged.category = TrafficSource.Category(rawValue: event.sourceCategory) ?? source.category
-        touch = MarketingChannel.classify(tagged)
-        // An internal navigation is no new touch; should it open a session (the old one timed out), the session
-        // came in directly, as in GA4.
+        if !event.utmCampaign.isEmpty { tagged.utmCampaign = event.utmCampaign }
+        if !event.utmTerm.isEmpty { tagged.utmTerm = event.utmTerm }
+        if !event.utmContent.isEmpty { tagged.utmContent = event.utmContent }
+        if !event.clickID.isEmpty { tagged.clickID = event.clickID }
+        event.referrerHost = tagged.referrerHost
+        event.sourceCategory = tagged.category.rawValue
+        (event.utmSource, event.utmMedium, event.utmCampaign) = (tagged.utmSource, tagged.utmMedium, tagged.utmCampaign)
+        (event.utmTerm, event.utmContent, event.clickID) = (tagged.utmTerm, tagged.utmContent, tagged.clickID)
+        let touch = MarketingChannel.classify(tagged)
         event.channel = touch?.label ?? ""
+        return touch
     }
 
     /// Visitor and session: the API's or cookie's id when there is one, else the cookieless id; the session table
@@ -230,9 +227,8 @@ public final class Enricher: @unchecked Sendable {
     /// The session table is keyed by a hash of site and visitor id, whichever way the id came: so in cookie mode a
     /// browser's first page (no cookie yet: the cookieless id, which the cookie then set carries) and the requests
     /// after it (the cookie) are one visitor in one session.
-    private func identify(_ event: inout TrackingEvent, facts: RequestFacts) {
-        let nowSeconds = UInt32(clamping: max(0, event.timeMilliseconds / 1000))
-        var previousKey: UInt64?
+    private func identify(_ event: inout TrackingEvent, facts: RequestFacts, touch: MarketingChannel?) {
+        var cookieless = false
         if event.visitorID.isEmpty, visitors.cookies {
             if let issued = facts.issuedVisitorID {
                 event.visitorID = issued
@@ -243,20 +239,24 @@ public final class Enricher: @unchecked Sendable {
             }
         }
         if event.visitorID.isEmpty {
-            let keys = currentKeys(day: event.timeMilliseconds / 86_400_000)
-            event.visitorID = ShortID.string(VisitorKeyring.visitorHash(
-                key: keys.today, site: event.site, clientAddress: facts.clientAddress, userAgent: facts.userAgent ?? ""))
-            // Within one session timeout after midnight, yesterday's id may hold a session that goes on.
-            let sinceMidnight = event.timeMilliseconds / 1000 - keys.day * 86_400
-            if sinceMidnight < Int64(visitors.sessionTimeoutSeconds) {
-                let yesterdays = ShortID.string(VisitorKeyring.visitorHash(
-                    key: keys.yesterday, site: event.site, clientAddress: facts.clientAddress, userAgent: facts.userAgent ?? ""))
-                previousKey = Self.sessionKey(site: event.site, visitorID: yesterdays)
-            }
+            event.visitorID = cookielessID(
+                site: event.site, clientAddress: facts.clientAddress, userAgent: facts.userAgent, key: \.today,
+                timeMilliseconds: event.timeMilliseconds)
+            cookieless = true
         }
-        let visitorKey = Self.sessionKey(site: event.site, visitorID: event.visitorID)
         // Machines get a visitor id (so they can be counted) but no session: sessions are about people.
         guard event.botReason.isEmpty, event.sessionID.isEmpty else { return }
+        let visitorKey = Self.sessionKey(site: event.site, visitorID: event.visitorID)
+        // Within one session timeout after midnight, yesterday's cookieless id may hold a session that goes on.
+        var previousKey: UInt64?
+        let sinceMidnight = event.timeMilliseconds / 1000 % 86_400
+        if cookieless, sinceMidnight < Int64(visitors.sessionTimeoutSeconds) {
+            let yesterdays = cookielessID(
+                site: event.site, clientAddress: facts.clientAddress, userAgent: facts.userAgent, key: \.yesterday,
+                timeMilliseconds: event.timeMilliseconds)
+            previousKey = Self.sessionKey(site: event.site, visitorID: yesterdays)
+        }
+        let nowSeconds = UInt32(clamping: max(0, event.timeMilliseconds / 1000))
         // A page view that is internal navigation brings no channel; if it opens a session, that session is direct.
         let channel = touch ?? (event.kind == .request ? nil : .direct)
         let visit = context.sessions.visit(
@@ -280,9 +280,18 @@ public final class Enricher: @unchecked Sendable {
     /// The visitor id a cookie issued now to a browser without one carries: its cookieless id, so the requests it
     /// made before it returns the cookie (and those that never carry it) are the same visitor.
     public func visitorIDForCookie(site: String, clientAddress: String, userAgent: String?, timeMilliseconds: Int64) -> String {
+        cookielessID(site: site, clientAddress: clientAddress, userAgent: userAgent, key: \.today, timeMilliseconds: timeMilliseconds)
+    }
+
+    /// The cookieless id of the request's browser under today's or yesterday's key of the day `timeMilliseconds`
+    /// falls in.
+    private func cookielessID(
+        site: String, clientAddress: String, userAgent: String?, key: KeyPath<VisitorKeyring.Keys, VisitorKeyring.Key>,
+        timeMilliseconds: Int64
+    ) -> String {
         let keys = currentKeys(day: timeMilliseconds / 86_400_000)
         return ShortID.string(VisitorKeyring.visitorHash(
-            key: keys.today, site: site, clientAddress: clientAddress, userAgent: userAgent ?? ""))
+            key: keys[keyPath: key], site: site, clientAddress: clientAddress, userAgent: userAgent ?? ""))
     }
 
     private func currentKeys(day: Int64) -> VisitorKeyring.Keys {

@@ -71,9 +71,8 @@ public enum MarketingChannel: UInt8, Sendable, CaseIterable {
         var sourceName = source.utmSource.lowercased()
         var medium = source.utmMedium.lowercased()
         let campaign = source.utmCampaign.lowercased()
-        let clickName = source.clickID.prefix { $0 != "=" }
         // What an ad click id says when the tags do not (auto-tagging: Google Ads adds only `gclid`).
-        if let implied = impliedByClickID[String(clickName)] {
+        if !source.clickID.isEmpty, let implied = impliedByClickID[String(source.clickID.prefix { $0 != "=" })] {
             if sourceName.isEmpty { sourceName = implied.source }
             if medium.isEmpty { medium = implied.medium }
         }
@@ -96,23 +95,28 @@ public enum MarketingChannel: UInt8, Sendable, CaseIterable {
             default: break
             }
         }
-        if ["display", "banner", "expandable", "interstitial", "cpm"].contains(medium) { return .display }
+        if displayMedia.contains(medium) { return .display }
         if paid { return .paidOther }
         if campaign.contains("cross-network") { return .paidOther }
         if kind == .ai { return .aiAssistants }
-        if kind == .social || ["social", "social-network", "social-media", "sm", "social network", "social media"].contains(medium) {
+        if kind == .social || socialMedia.contains(medium) {
             return .organicSocial
         }
         if kind == .video || medium.contains("video") { return .video }
         if kind == .search || medium == "organic" { return .organicSearch }
-        let emailNames = ["email", "e-mail", "e_mail", "e mail", "newsletter"]
         if kind == .email || emailNames.contains(sourceName) || emailNames.contains(medium) { return .email }
         if medium == "affiliate" || medium == "affiliates" { return .affiliates }
-        if ["referral", "app", "link"].contains(medium) || (!tagged && !source.referrerHost.isEmpty) { return .referral }
+        if referralMedia.contains(medium) || (!tagged && !source.referrerHost.isEmpty) { return .referral }
         if sourceName == "sms" || medium == "sms" { return .sms }
         if medium.hasSuffix("push") || medium.contains("mobile") || medium.contains("notification") { return .mobilePush }
         return tagged ? .unassigned : .referral
     }
+
+    /// Media and source names by channel (sets made once, not per landing).
+    static let displayMedia: Set = ["display", "banner", "expandable", "interstitial", "cpm"]
+    static let socialMedia: Set = ["social", "social-network", "social-media", "sm", "social network", "social media"]
+    static let emailNames: Set = ["email", "e-mail", "e_mail", "e mail", "newsletter"]
+    static let referralMedia: Set = ["referral", "app", "link"]
 
     /// GA4's paid medium: `^(.*cp.*|ppc|retargeting|paid.*)$`.
     static func isPaid(_ medium: String) -> Bool {
