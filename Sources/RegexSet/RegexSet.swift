@@ -53,7 +53,7 @@ public final class RegexSet: Sendable {
             let clauses = RequiredLiterals.clauses(of: entry.pattern)
                 .map { Set($0.map { Array($0.utf8) }) }
                 .filter { !$0.isEmpty }
-                .sorted { ($0.map(\.count).min() ?? 0) > ($1.map(\.count).min() ?? 0) }
+                .sorted { RequiredLiterals.Parser.score(Array($0)) > RequiredLiterals.Parser.score(Array($1)) }
                 .prefix(Self.maximumClauses)
             clauseOffsets.append(Int32(totalClauses))
             clauseCounts.append(Int32(clauses.count))

@@ -6,11 +6,10 @@
 /// atomic, inline flags), alternation and quantifiers. Whatever it does not understand makes the pattern a
 /// candidate for every subject: the answer is only ever too cautious, never wrong.
 public enum RequiredLiterals {
-    /// The strings, one of which is in every match; nil when nothing is required (or the syntax was not read).
+    /// The strings, one of which is in every match (the most selective of ``clauses(of:)``); nil when nothing is
+    /// required (or the syntax was not read).
     public static func of(_ pattern: String) -> [String]? {
-        var parser = Parser(bytes: Array(pattern.utf8))
-        guard let result = parser.alternation(), parser.index == parser.bytes.count else { return nil }
-        return result.map { String(decoding: $0, as: UTF8.self) }
+        clauses(of: pattern).max { Parser.score($0.map { Array($0.utf8) }) < Parser.score($1.map { Array($0.utf8) }) }
     }
 
     /// Everything a match needs: every clause holds, and a clause holds when one of its strings occurs (`Chrome/\d+
@@ -101,10 +100,11 @@ public enum RequiredLiterals {
             endRun()
             if recordClauses { topClauses = candidates.isEmpty ? nil : candidates }
             // The set whose shortest string is longest filters best.
-            return candidates.max { score($0) < score($1) }
+            return candidates.max { Self.score($0) < Self.score($1) }
         }
 
-        func score(_ set: [[UInt8]]) -> (Int, Int) { (set.map(\.count).min() ?? 0, -set.count) }
+        /// How well a set filters: the set whose shortest string is longest, then the one with fewer strings.
+        static func score(_ set: [[UInt8]]) -> (Int, Int) { (set.map(\.count).min() ?? 0, -set.count) }
 
         enum Atom {
             case literal(UInt8)
