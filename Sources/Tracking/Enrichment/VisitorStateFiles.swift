@@ -106,32 +106,12 @@ public struct VisitorStateFiles: Sendable {
         public var description: String
     }
 
-    /// Writes `bytes` to a temporary owner-only file, syncs it and renames it over `path`.
+    /// Replaces `path` whole (``FileReplacement``), in this type's error.
     static func writeWhole(_ path: String, _ bytes: [UInt8]) throws(StateFileError) {
-        let temporary = path + ".tmp"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw StateFileError(description: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
-        var written = 0
-        let failure: Int32? = bytes.withUnsafeBytes { raw in
-            while written < raw.count {
-                let result = write(descriptor, raw.baseAddress! + written, raw.count - written)
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                written += result
-            }
-            return fsync(descriptor) == 0 ? nil : errno
-        }
-        close(descriptor)
-        if let failure {
-            unlink(temporary)
-            throw StateFileError(description: "cannot write \(temporary): \(String(cString: strerror(failure)))")
-        }
-        guard rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw StateFileError(description: "cannot replace \(path): \(reason)")
+        do {
+            try FileReplacement.replace(path, with: bytes)
+        } catch {
+            throw StateFileError(description: error.description)
         }
     }
 

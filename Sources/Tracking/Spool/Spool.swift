@@ -416,17 +416,10 @@ public final class Spool: Sendable {
             }
         }
         guard dropped > 0 else { return nil }
-        let temporary = path + ".erasing"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else {
-            throw SpoolError(description: "cannot write \(temporary): \(String(cString: strerror(errno)))")
-        }
-        let written = kept.withUnsafeReadableBytes { bytes in Glibc.write(descriptor, bytes.baseAddress, bytes.count) }
-        let synced = fsync(descriptor)
-        Glibc.close(descriptor)
-        guard written == kept.readableBytes, synced == 0, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw SpoolError(description: "cannot rewrite \(path): \(String(cString: strerror(errno)))")
+        do {
+            try FileReplacement.replace(path, with: Array(kept.readableBytesView), temporarySuffix: ".erasing")
+        } catch {
+            throw SpoolError(description: error.description)
         }
         return (kept.readableBytes, dropped)
     }
