@@ -23,38 +23,13 @@ public final class TrackingPipeline: Sendable {
     private let enrichers: [Enricher]
     public let enrichment: EnrichmentContext
     private let blockingPool: NIOThreadPool
-    private let erased = ErasedVisitors()
+    private let erased: ErasedVisitors
     /// The tracking API, when `tracking.api` enables it.
     public let api: TrackingAPI?
-    /// Where events go: the ClickHouse client and shipper (none without ClickHouse), replaced by a reload that
-    /// changes `tracking.clickhouse`.
-    private let sinks = SinkHolder()
-    /// Whether a shipper runs (read by the loops' seal timers).
-    private let shipping = Atomic<Bool>(false)
+    /// Where events go (ClickHouse, or the spool only); a reload may replace it.
+    private let sink: EventSink
     private let logger: Logger
     private let timers = Mutex<[RepeatedTask]>([])
-
-    struct Sink {
-        var clickHouse: ClickHouseConfiguration?
-        var client: ClickHouseClient?
-        var shipper: Shipper?
-        var task: Task<Void, Never>?
-    }
-
-    /// The current sink, shared with the consent history (which looks up shipped consent events wherever events go).
-    final class SinkHolder: Sendable {
-        let state = Mutex<Sink>(Sink())
-
-        func withLock<T>(_ body: (inout Sink) -> T) -> T { state.withLock { body(&$0) } }
-
-        /// Runs a read query against the sink's table (`{table}` stands for it); nil without ClickHouse.
-        func query(_ sql: String, logger: Logger) async throws -> String? {
-            let sink = withLock { $0 }
-            guard let client = sink.client, let clickHouse = sink.clickHouse else { return nil }
-            let table = "\(clickHouse.database).\(clickHouse.table)"
-            return try await client.query(sql.replacingOccurrences(of: "{table}", with: table), logger: logger)
-        }
-    }
     private let stateFiles: VisitorStateFiles
     private let stateWarned = Atomic<Bool>(false)
 
@@ -94,10 +69,15 @@ public final class TrackingPipeline: Sendable {
         recorders = loops.map { _ in
             EventRecorder(spool: spool, sealAfter: configuration.sealAfter, dropLog: dropLog, scrubber: configuration.queryScrubber)
         }
+        let erased = ErasedVisitors()
+        self.erased = erased
+        let sink = EventSink(clickHouse: configuration.clickHouse, group: loops[0], logger: logger) { clickHouse, client in
+            Shipper(spool: spool, client: client, configuration: clickHouse, blockingPool: blockingPool, erased: erased, logger: logger)
+        }
+        self.sink = sink
         if configuration.api.enabled {
-            let sinks = self.sinks
             let history = SpoolConsentHistory(spoolDirectory: configuration.spool.directory, pool: blockingPool, logger: logger) {
-                try await sinks.query($0, logger: logger)
+                try await sink.query($0)
             }
             api = TrackingAPI(
                 configuration: configuration.api, enrichment: enrichment, consentHistory: history,
@@ -105,7 +85,6 @@ public final class TrackingPipeline: Sendable {
         } else {
             api = nil
         }
-        sinks.withLock { $0 = makeSink(configuration.clickHouse) }
         saveKeysIfChanged()
     }
 
@@ -135,15 +114,6 @@ public final class TrackingPipeline: Sendable {
         return rules
     }
 
-    /// A client and shipper for `clickHouse` (not yet running).
-    private func makeSink(_ clickHouse: ClickHouseConfiguration?) -> Sink {
-        guard let clickHouse else { return Sink() }
-        let client = ClickHouseClient(configuration: clickHouse, group: loops[0])
-        let shipper = Shipper(
-            spool: spool, client: client, configuration: clickHouse, blockingPool: blockingPool, erased: erased, logger: logger)
-        return Sink(clickHouse: clickHouse, client: client, shipper: shipper)
-    }
-
     /// Starts the per-loop timers and the shipper.
     public func start() {
         let configuration = self.configuration
@@ -153,7 +123,7 @@ public final class TrackingPipeline: Sendable {
             let recorder = recorders[index]
             let spool = self.spool
             timers.append(loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
-                recorder.tick(nowMilliseconds: wallClockMilliseconds(), shipping: shipping.load(ordering: .relaxed))
+                recorder.tick(nowMilliseconds: wallClockMilliseconds(), shipping: sink.isShipping)
                 if index == 0 {
                     spool.syncActive()
                     spool.checkOwnership()
@@ -171,10 +141,7 @@ public final class TrackingPipeline: Sendable {
             }
         })
         self.timers.withLock { $0 = timers }
-        sinks.withLock { sink in
-            sink.task = sink.shipper.map { shipper in Task { await shipper.run() } }
-            shipping.store(sink.shipper != nil, ordering: .relaxed)
-        }
+        sink.start()
         if configuration.clickHouse == nil {
             logger.info("tracking: no ClickHouse configured; events stay in \(configuration.spool.directory) (see `vantage events`)")
         }
@@ -219,29 +186,7 @@ public final class TrackingPipeline: Sendable {
         }
         api?.scrubber = new.queryScrubber
         enrichment.geoIP.install(path: new.geoIPPath, keepCoordinates: new.geoIPCoordinates, opened: staged.geoIPDatabase)
-        if old.clickHouse != new.clickHouse { replaceSink(with: new.clickHouse) }
-    }
-
-    /// Stops the running shipper and starts one for `clickHouse` once it stopped (two shippers never read the spool
-    /// at once).
-    private func replaceSink(with clickHouse: ClickHouseConfiguration?) {
-        var fresh = makeSink(clickHouse)
-        let started = !timers.withLock { $0.isEmpty }
-        shipping.store(false, ordering: .relaxed)
-        sinks.withLock { sink in
-            let previous = sink
-            previous.task?.cancel()
-            let shipper = started ? fresh.shipper : nil
-            fresh.task = Task { [self] in
-                await previous.task?.value
-                await previous.client?.shutdown()
-                guard let shipper, !Task.isCancelled else { return }
-                shipping.store(true, ordering: .relaxed)
-                await shipper.run()
-            }
-            sink = fresh
-        }
-        logger.notice("tracking: events now go to \(clickHouse.map { $0.endpoints.joined(separator: ", ") } ?? "the spool only (no ClickHouse)")")
+        if old.clickHouse != new.clickHouse { sink.replace(with: new.clickHouse) }
     }
 
     /// A reload changed keys that a running process cannot apply.
@@ -263,10 +208,7 @@ public final class TrackingPipeline: Sendable {
             let recorder = recorders[index]
             try? await loop.submit { recorder.close() }.get()
         }
-        let sink = sinks.withLock { $0 }
-        sink.task?.cancel()
-        await sink.task?.value
-        await sink.client?.shutdown()
+        await sink.stop()
         saveVisitorState()
         spool.close()
     }
@@ -300,7 +242,7 @@ public final class TrackingPipeline: Sendable {
 
     /// Runs a read query against the ClickHouse sink (`{table}` is replaced by the events table); nil without one.
     public func query(_ sql: String) async throws -> String? {
-        try await sinks.query(sql, logger: logger)
+        try await sink.query(sql)
     }
 
     // MARK: - Erasure
@@ -310,7 +252,7 @@ public final class TrackingPipeline: Sendable {
     /// before. Returns how many events were removed. (`vantage erase` then deletes what ClickHouse already has.)
     public func erase(visitorID: String) async throws -> Int {
         erased.insert(visitorID)
-        sinks.withLock { $0.shipper }?.invalidatePendingBatch()
+        sink.shipper?.invalidatePendingBatch()
         for (index, loop) in loops.enumerated() {
             let recorder = recorders[index]
             try await loop.submit { recorder.sealNow() }.get()
@@ -365,7 +307,7 @@ public final class TrackingPipeline: Sendable {
         text += "# TYPE vantage_sessions_capacity gauge\nvantage_sessions_capacity \(enrichment.sessions.capacity)\n"
         text += "# HELP vantage_sessions_evicted_total Visitors evicted from a full session table before their session ended.\n"
         text += "# TYPE vantage_sessions_evicted_total counter\nvantage_sessions_evicted_total \(enrichment.sessions.evictions)\n"
-        if let shipper = sinks.withLock({ $0.shipper }) {
+        if let shipper = sink.shipper {
             shipper.render(into: &text)
         } else {
             text += "# TYPE vantage_events_shipped_total counter\nvantage_events_shipped_total 0\n"
