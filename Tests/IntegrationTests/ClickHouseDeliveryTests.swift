@@ -266,15 +266,7 @@ struct ClickHouseDeliveryTests {
 /// The embedded default: no ClickHouse, events stay in the spool and `vantage events` reads them.
 @Suite struct EventsCommandTests {
     @Test func exportAndTailReadTheSpool() throws {
-        let vantage = try VantageProcess(config: """
-            listen: { http: "127.0.0.1:0" }
-            sites:
-              - routes:
-                  - { path: /, respond: "ok" }
-            access_log: off
-            admin: { listen: "off" }
-            tracking: { spool: { dir: "{{DIR}}/spool" } }
-            """)
+        let vantage = try VantageProcess(config: VantageProcess.respondingConfig())
         for index in 0..<3 { _ = try curl(["-s", vantage.url("/page-\(index)?utm_source=cli"), "-A", "Agent/\(index)"]) }
         // Read while Vantage runs (the open segment), then after it sealed everything on the way out.
         let live = try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath])
@@ -315,16 +307,7 @@ struct ClickHouseDeliveryTests {
 
     /// Each loop writes its own segments; export and tail read them merged by time.
     @Test func exportAndTailMergeTheLoopsByTime() throws {
-        let vantage = try VantageProcess(config: """
-            listen: { http: "127.0.0.1:0" }
-            threads: 2
-            sites:
-              - routes:
-                  - { path: /, respond: "ok" }
-            access_log: off
-            admin: { listen: "off" }
-            tracking: { spool: { dir: "{{DIR}}/spool" } }
-            """)
+        let vantage = try VantageProcess(config: VantageProcess.respondingConfig(top: "threads: 2"))
         // One connection each: the loops take turns.
         for index in 0..<12 {
             _ = try curl(["-s", vantage.url("/seq-\(String(format: "%02d", index))")])

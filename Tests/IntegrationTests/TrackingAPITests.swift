@@ -231,17 +231,7 @@ struct TrackingAPITests {
     /// Native apps call the API through their platform's HTTP client (OkHttp on Android and React Native, Dart on
     /// Flutter, CFNetwork on iOS): people, with a session, and what the app says about itself in the columns.
     @Test func nativeAppsArePeopleAndSayWhatTheyAre() throws {
-        let vantage = try VantageProcess(config: """
-            listen: { http: "127.0.0.1:0" }
-            sites:
-              - routes:
-                  - { path: /, respond: "ok" }
-            access_log: off
-            admin: { listen: off }
-            tracking:
-              spool: { dir: "{{DIR}}/spool" }
-              api: true
-            """)
+        let vantage = try VantageProcess(config: VantageProcess.respondingConfig(tracking: "api: true"))
         let calls: [(agent: String, query: String)] = [
             ("okhttp/4.9.0", "app=Shop%20Android&device=mobile&os=Android%2014"),
             ("Dart/2.19 (dart:io)", "app=Shop%20Flutter&device=Tablet"),

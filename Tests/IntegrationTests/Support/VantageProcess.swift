@@ -103,6 +103,23 @@ final class VantageProcess: @unchecked Sendable {
 }
 
 extension VantageProcess {
+    /// The smallest config with tracking: one route answering "ok", no access log or admin listener, events in the
+    /// test folder's spool; `tracking` adds keys to the tracking section (`api: true`), `top` adds top-level lines.
+    static func respondingConfig(tracking: String = "", top: String = "") -> String {
+        """
+        listen: { http: "127.0.0.1:0" }
+        \(top)
+        sites:
+          - routes:
+              - { path: /, respond: "ok" }
+        access_log: off
+        admin: { listen: off }
+        tracking:
+          spool: { dir: "{{DIR}}/spool" }
+          \(tracking)
+        """
+    }
+
     /// Waits until the spool holds nothing unshipped (three readings of `vantage_events_queued` in a row, so a
     /// segment between a loop and the spool's thread cannot slip through). `bearer`: the admin token, if any.
     func waitUntilShipped(bearer: String? = nil, timeout: TimeInterval = 60) throws {
