@@ -69,6 +69,37 @@ struct LoweredAgent {
         index(after: needle, in: header).flatMap { header.version(after: $0, separator: separator, parts: parts) }
     }
 
+    /// The words (runs of letters and digits) of the device model an Android agent names after its version and
+    /// locale: `Android 11; ru-ru; Xiaomi Pad 5 Pro Build/…` gives `xiaomi`, `pad`, `5`, `pro`. Nil when the
+    /// agent names no Android or no model (`Android 10; K)`, Chrome's reduced agent, names none worth reading).
+    func androidModelWords() -> [ArraySlice<UInt8>]? {
+        guard let found = offset(of: "android") else { return nil }
+        var index = found + 7
+        func isVersion(_ byte: UInt8) -> Bool { byte == 32 || byte == 46 || byte == 95 || (48...57).contains(byte) }
+        while index < bytes.count, isVersion(bytes[index]) { index += 1 }
+        guard index < bytes.count, bytes[index] == UInt8(ascii: ";") else { return nil }
+        index += 1
+        while index < bytes.count {
+            var end = index
+            while end < bytes.count, bytes[end] != UInt8(ascii: ";"), bytes[end] != UInt8(ascii: ")") { end += 1 }
+            var segment = bytes[index..<end]
+            index = end + 1
+            while segment.first == 32 { segment = segment.dropFirst() }
+            while segment.last == 32 { segment = segment.dropLast() }
+            // `U;` (the old security flag), `wv;` (a WebView) and a locale (`en-us`, `pt_BR`) come before the model.
+            if segment.isEmpty || segment.elementsEqual("u".utf8) || segment.elementsEqual("wv".utf8) { continue }
+            if segment.count == 5 || segment.count == 6, segment.dropFirst(2).first == UInt8(ascii: "-")
+                || segment.dropFirst(2).first == UInt8(ascii: "_")
+            {
+                continue
+            }
+            if let build = segment.firstRange(of: " build/".utf8) { segment = segment[..<build.lowerBound] }
+            if segment.count < 2 || segment.starts(with: "build/".utf8) { return nil }
+            return segment.split { !((97...122).contains($0) || (48...57).contains($0)) }
+        }
+        return nil
+    }
+
     /// An email-like `@` followed somewhere by a dot.
     var hasAddress: Bool {
         guard let at = bytes.firstIndex(of: UInt8(ascii: "@")) else { return false }
@@ -82,7 +113,8 @@ enum AgentTokens {
     static let singles = [
         "ipad", "iphone", "ipod", "mobi", "safari", "phone", "blackberry", "opera mini", "midp", "symbian", "kaios",
         "windows phone", "windows", "; cros ", "linux", "x11", "safari/", "applewebkit/", "mobile/", "mac os x",
-        "macintosh", "j2me", "android", "adr ",
+        "macintosh", "j2me", "android", "adr ", "fb4a", "dv(iph", "; desktop;", "sonos",
+        "up.browser", "mmp/", "maui", "wap", "obigo", "nokia", "sonyericsson", "brew",
     ]
 
     static let all: [String] = {

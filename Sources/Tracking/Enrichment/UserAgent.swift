@@ -76,6 +76,8 @@ public struct UserAgent: Sendable, Equatable {
             (browser, browserVersion) = Self.browser(header, lowercased: text)
             (os, osVersion) = Self.operatingSystem(header, lowercased: text)
         }
+        // Apps that name Android outside uap-core's patterns (`RadioPublic/android-2.2`).
+        if os.isEmpty && text.contains(id: Token.android) { os = "Android" }
         if Self.isAppClient(text) { (browser, browserVersion) = ("App", "") }
         device = botReason != nil ? .bot : Self.device(text, os: os)
         // Android on Amazon's devices (Fire TV, Kindle Fire) is Fire OS.
@@ -102,8 +104,16 @@ public struct UserAgent: Sendable, Equatable {
         static let aft = AgentTokens.id("; aft"), kf = AgentTokens.id("; kf"), silk = AgentTokens.id("silk/")
         static let midp = AgentTokens.id("midp"), j2me = AgentTokens.id("j2me"), android = AgentTokens.id("android")
         static let adr = AgentTokens.id("adr "), mobi = AgentTokens.id("mobi"), safari = AgentTokens.id("safari")
-        static let phone = AgentTokens.id("phone")
-        static let otherPhones = AgentTokens.ids(["blackberry", "opera mini", "midp", "symbian", "kaios"])
+        static let phone = AgentTokens.id("phone"), okhttp = AgentTokens.id("okhttp/")
+        /// Phones by their makers, browsers and apps: feature phones' WAP browsers (Openwave's `UP.Browser`,
+        /// MediaTek's `MAUI`, Obigo), Facebook for Android (`FB4A`), UC Browser's iPhone agent (`dv(iPh`).
+        static let otherPhones = AgentTokens.ids([
+            "blackberry", "opera mini", "midp", "symbian", "kaios", "fb4a", "dv(iph", "up.browser", "mmp/", "maui", "wap",
+            "obigo", "nokia", "sonyericsson", "brew",
+        ])
+        /// Office and other apps stating the form factor.
+        static let desktop = AgentTokens.id("; desktop;")
+        static let speaker = AgentTokens.id("sonos")
     }
 
     static func namedBrowser(_ header: String, lowercased text: LoweredAgent) -> (String, String)? {
@@ -116,12 +126,21 @@ public struct UserAgent: Sendable, Equatable {
         return nil
     }
 
-    /// Systems uap-core's list does not tell apart: (token in the lower-cased header, name).
+    /// Systems uap-core's list does not tell apart or does not know: (token in the lower-cased header, name).
+    /// Mac apps name the Mac (`Mac OS/11.1`, `Apple/MacBookPro16,1`, a PowerPC Mac's `Power%20Macintosh`) where
+    /// uap-core reads their CFNetwork as iOS; Opera's Presto on MIPS Linux is Opera's TV platform; `Zeasn` is the
+    /// maker of Whale OS; Amazon's own players say `Amazon;AFT…` (a Fire TV) with no Android in sight.
     static let namedSystems: [(token: String, name: String)] = [
         ("android tv", "Android TV"), ("google tv", "Android TV"), ("androidtv", "Android TV"),
-        ("harmonyos", "HarmonyOS"), ("vidaa", "VIDAA"), ("opera tv", "Opera TV"), ("tivo", "TiVo OS"),
-        ("cyanogenmod", "CyanogenMod"), ("mocordroid", "MocorDroid"), ("whaleos", "Whale OS"), ("wear os", "Wear OS"),
-        ("windows ce", "Windows CE"), ("web0s", "webOS"), ("webos", "webOS"), ("kaios", "KaiOS"),
+        ("harmonyos", "HarmonyOS"), ("vidaa", "VIDAA"), ("opera tv", "Opera TV"), ("linux mips", "Opera TV"),
+        (" tivo", "TiVo OS"), ("(tivo", "TiVo OS"), ("tivo-", "TiVo OS"), ("roku", "Roku OS"), ("vizios", "ViziOS"),
+        ("vizio smartcast", "ViziOS"), ("cyanogenmod", "CyanogenMod"), ("mocordroid", "MocorDroid"),
+        ("whaleos", "Whale OS"), ("zeasn", "Whale OS"), ("wear os", "Wear OS"), ("watchos", "watchOS"),
+        ("watch os", "watchOS"), ("apple watch", "watchOS"), ("windows ce", "Windows CE"), ("web0s", "webOS"),
+        ("webos", "webOS"), ("kaios", "KaiOS"), ("amazon;aft", "Fire OS"), ("amazon;kf", "Fire OS"),
+        ("mac os/", "macOS"), ("apple/mac", "macOS"), ("power%20macintosh", "macOS"), ("chromebook", "ChromeOS"),
+        ("(win10 ", "Windows"), ("(win7 ", "Windows"), ("(win8", "Windows"), ("msoffice", "Windows"),
+        ("dv(iph", "iOS"),
     ]
 
     static func namedSystem(_ text: LoweredAgent) -> String? {
@@ -132,6 +151,9 @@ public struct UserAgent: Sendable, Equatable {
         {
             return "Java ME"
         }
+        // Android apps that name the platform outside uap-core's patterns (`RadioPublic/android-2.2`), and OkHttp,
+        // Android's HTTP client.
+        if text.contains(id: Token.okhttp) { return "Android" }
         return nil
     }
 
@@ -285,7 +307,8 @@ public struct UserAgent: Sendable, Equatable {
         "appletv", "apple tv", "tvos", "roku", "web0s", "netcast", "bravia", "crkey", "viera", "aquos", "philipstv",
         "opera tv", "; tv;", "(tv;", " tv)", "vidaa", "tizen tv", "tizen 2.3) applewebkit", "dtv", "; aft", "mibox",
         "shield android tv", "sonydtv", "tpvision", "nettv", "inettvbrowser", "freebox", "sky_stb", "set-top",
-        "kaiostv", "lg browser", "webos", " tv box", "tvbox", " tv build", " omi/", "smart_tv",
+        "kaiostv", "lg browser", "webos", " tv box", "tvbox", " tv build", " omi/", "smart_tv", "amazon;aft",
+        "linux mips", "brightsign", "youview", "hybridcast",
     ]
     static let consoleTokens = ["playstation", "xbox", "nintendo", "ouya"]
     /// Tablets by their own words or their models (Samsung SM-T/SM-P/SM-X, Lenovo TB, Huawei MediaPad/MatePad, Amazon
@@ -293,16 +316,57 @@ public struct UserAgent: Sendable, Equatable {
     static let tabletTokens = [
         "ipad", "tablet", "kindle", "silk/", "; sm-t", "; sm-p", "; sm-x", "; gt-p", "lenovo tb", "; tb-", "mediapad",
         "matepad", "nexus 7", "nexus 9", "nexus 10", "pixel c", "xoom", "playbook", "; kf", "tab ", "lenovo yt",
+        "/apad",
     ]
-    static let wearableTokens = ["watch", "wear os", "; glass", "oculus", "quest"]
+    /// Watches and headsets (Samsung's `SM-R` models are its watches; Meta's Quest browses in `VR Safari`).
+    static let wearableTokens = [
+        "watch", "wear os", "; glass", "oculus", "vr safari", "; quest 2", "; quest 3", "; quest pro", "; sm-r", "samsung sm-r",
+    ]
     static let carTokens = ["tesla", "qtcarbrowser", "android automotive", "carplay", "; car;"]
+
+    /// What an Android device's model says of its form, by its words: TV boxes and sticks (`Smotreshka Box 115NA`,
+    /// `TOUCAN Stick 4K`, `HiBox-hero`, the `shell` of TV sets' Android), laptops running Android apps
+    /// (`Latitude 7390`, `HP Chromebook 11`), tablets (`Xiaomi Pad 5`, `Galaxy Tab`, `MID1125`).
+    static func androidModelDevice(_ text: LoweredAgent) -> Device? {
+        guard let words = text.androidModelWords() else { return nil }
+        func isAny(_ list: [String], _ word: ArraySlice<UInt8>) -> Bool { list.contains { word.elementsEqual($0.utf8) } }
+        if words.contains(where: { isAny(tvModelWords, $0) || $0.count > 3 && $0.reversed().starts(with: "xob".utf8) }) {
+            return .tv
+        }
+        if words.contains(where: { isAny(laptopModelWords, $0) }) { return .desktop }
+        let tablet = words.contains { word in
+            word.firstRange(of: "pad".utf8) != nil || word.starts(with: "tab".utf8) || word.starts(with: "nook".utf8)
+                || word.elementsEqual("kids".utf8)
+                || word.starts(with: "mid".utf8) && (word.count == 3 || (48...57).contains(word[word.startIndex + 3]))
+        }
+        return tablet ? .tablet : nil
+    }
+
+    /// Systems only desktops and laptops run (uap-core's names), besides Windows, macOS and Linux.
+    static let desktopSystems: Set<String> = [
+        "Windows", "macOS", "Linux", "ChromeOS", "Ubuntu", "Fedora", "Debian", "FreeBSD", "OpenBSD", "NetBSD", "Solaris",
+        "Haiku", "BeOS", "AmigaOS", "MorphOS", "OS/2", "CentOS", "Red Hat", "Mandriva", "Slackware", "Gentoo", "Kubuntu",
+        "Linux Mint", "SUSE", "openSUSE", "Mageia", "Arch Linux", "Sabayon", "PCLinuxOS", "Xubuntu", "Lubuntu", "Elementary OS",
+    ]
+
+    static let tvModelWords = [
+        "tv", "dtv", "box", "stick", "shell", "uhd", "dvb", "iptv", "stb", "dongle", "smarttv", "androidtv", "4k",
+    ]
+    static let laptopModelWords = [
+        "chromebook", "pixelbook", "latitude", "inspiron", "travelmate", "aspire", "satellite", "thinkpad", "ideapad",
+        "elitebook", "probook", "zenbook", "vivobook",
+    ]
 
     static func device(_ text: LoweredAgent, os: String) -> Device {
         if text.containsAny(consoleTokenIDs) { return .console }
         if text.containsAny(tvTokenIDs) { return .tv }
         if text.containsAny(carTokenIDs) { return .car }
         if text.containsAny(wearableTokenIDs) { return .wearable }
+        if text.contains(id: Token.android), let device = androidModelDevice(text) { return device }
         if text.containsAny(tabletTokenIDs) { return .tablet }
+        if text.contains(id: Token.desktop) { return .desktop }
+        // A speaker is none of the classes.
+        if text.contains(id: Token.speaker) { return .other }
         // Chrome and the other browsers on Android tablets leave out "Mobile"; apps' and media players' agents
         // leave it out on phones too, so only a browser's agent without it says tablet.
         if os == "Android" && !text.contains(id: Token.mobi) && text.contains(id: Token.safari) { return .tablet }
@@ -312,7 +376,7 @@ public struct UserAgent: Sendable, Equatable {
         {
             return .mobile
         }
-        if ["Windows", "macOS", "Linux", "ChromeOS", "Ubuntu", "Fedora", "Debian", "FreeBSD"].contains(os) { return .desktop }
+        if desktopSystems.contains(os) { return .desktop }
         return .other
     }
 }
