@@ -30,7 +30,8 @@ for agent in agents {
     if parsed.isBot { bots += 1 }
 }
 var candidates = (browser: 0, os: 0, crawler: 0)
-for agent in agents where ProcessInfo.processInfo.environment["VANTAGE_UA_LISTS_ONLY"] == nil {
+let listsOnly = ProcessInfo.processInfo.environment["VANTAGE_UA_LISTS_ONLY"] != nil
+for agent in agents where !listsOnly {
     let counts = rules.candidateCounts(agent, scratch: scratch)
     candidates = (candidates.browser + counts.browser, candidates.os + counts.os, candidates.crawler + counts.crawler)
 }
@@ -45,7 +46,7 @@ print(String(format: "patterns tried per agent after the prefilter: browser %.1f
              Double(candidates.browser) / Double(agents.count), Double(candidates.os) / Double(agents.count),
              Double(candidates.crawler) / Double(agents.count)))
 // The token rules alone (no lists), for comparison; skipped under a profiler (VANTAGE_UA_LISTS_ONLY).
-if ProcessInfo.processInfo.environment["VANTAGE_UA_LISTS_ONLY"] == nil {
+if !listsOnly {
     let tokenStart = DispatchTime.now().uptimeNanoseconds
     for agent in agents { _ = UserAgent(parsing: agent) }
     print("token rules alone: mean \(microseconds((DispatchTime.now().uptimeNanoseconds - tokenStart) / UInt64(agents.count)))")

@@ -121,8 +121,9 @@ public enum RequiredLiterals {
             case UInt8(ascii: "."): return .wildcard
             case UInt8(ascii: "^"), UInt8(ascii: "$"): return .zeroWidth
             case UInt8(ascii: "["):
+                let start = index
                 skipClass()
-                return .wildcard
+                return failed ? .wildcard : classAtom(bytes[start..<(index - 1)])
             case UInt8(ascii: "("): return group()
             case UInt8(ascii: "\\"): return escape()
             case UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "?"):
@@ -248,6 +249,18 @@ public enum RequiredLiterals {
         mutating func skipName(until end: UInt8) {
             while let next = peek, next != end { index += 1 }
             index += 1
+        }
+
+        /// A class that stands for one letter in either case (`[Ss]`, as the lists spell case-insensitive words) or
+        /// one plain character is that (lower-cased) literal; any other class, a wildcard.
+        func classAtom(_ content: ArraySlice<UInt8>) -> Atom {
+            guard let first = content.first, first != UInt8(ascii: "^") else { return .wildcard }
+            let plain = content.allSatisfy { byte in
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            }
+            guard plain, content.allSatisfy({ lower($0) == lower(first) }) else { return .wildcard }
+            return .literal(lower(first))
         }
 
         /// Skips a character class (`[...]`, with `]` first taken literally, escapes and `[:name:]` inside).

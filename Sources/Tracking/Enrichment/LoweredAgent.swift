@@ -69,35 +69,59 @@ struct LoweredAgent {
         index(after: needle, in: header).flatMap { header.version(after: $0, separator: separator, parts: parts) }
     }
 
-    /// The words (runs of letters and digits) of the device model an Android agent names after its version and
-    /// locale: `Android 11; ru-ru; Xiaomi Pad 5 Pro Build/…` gives `xiaomi`, `pad`, `5`, `pro`. Nil when the
-    /// agent names no Android or no model (`Android 10; K)`, Chrome's reduced agent, names none worth reading).
-    func androidModelWords() -> [ArraySlice<UInt8>]? {
+    /// Where the device model is in an Android agent, after its version and locale: in
+    /// `Android 11; ru-ru; Xiaomi Pad 5 Pro Build/…`, the bytes of `xiaomi pad 5 pro`. Nil when the agent names no
+    /// Android or no model (Chrome's reduced agent, `Android 10; K)`, names none worth reading).
+    func androidModel() -> Range<Int>? {
         guard let found = offset(of: "android") else { return nil }
-        var index = found + 7
-        func isVersion(_ byte: UInt8) -> Bool { byte == 32 || byte == 46 || byte == 95 || (48...57).contains(byte) }
-        while index < bytes.count, isVersion(bytes[index]) { index += 1 }
-        guard index < bytes.count, bytes[index] == UInt8(ascii: ";") else { return nil }
-        index += 1
-        while index < bytes.count {
-            var end = index
-            while end < bytes.count, bytes[end] != UInt8(ascii: ";"), bytes[end] != UInt8(ascii: ")") { end += 1 }
-            var segment = bytes[index..<end]
-            index = end + 1
-            while segment.first == 32 { segment = segment.dropFirst() }
-            while segment.last == 32 { segment = segment.dropLast() }
-            // `U;` (the old security flag), `wv;` (a WebView) and a locale (`en-us`, `pt_BR`) come before the model.
-            if segment.isEmpty || segment.elementsEqual("u".utf8) || segment.elementsEqual("wv".utf8) { continue }
-            if segment.count == 5 || segment.count == 6, segment.dropFirst(2).first == UInt8(ascii: "-")
-                || segment.dropFirst(2).first == UInt8(ascii: "_")
-            {
-                continue
+        return bytes.withUnsafeBufferPointer { bytes -> Range<Int>? in
+            var index = found + 7
+            func isVersion(_ byte: UInt8) -> Bool { byte == 32 || byte == 46 || byte == 95 || (48...57).contains(byte) }
+            while index < bytes.count, isVersion(bytes[index]) { index += 1 }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ";") else { return nil }
+            index += 1
+            while index < bytes.count {
+                var start = index
+                var end = index
+                while end < bytes.count, bytes[end] != UInt8(ascii: ";"), bytes[end] != UInt8(ascii: ")") { end += 1 }
+                index = end + 1
+                while start < end, bytes[start] == 32 { start += 1 }
+                while end > start, bytes[end - 1] == 32 { end -= 1 }
+                let count = end - start
+                // `U;` (the old security flag), `wv;` (a WebView) and a locale (`en-us`, `pt_BR`) come before the model.
+                if count == 0 || count == 1 && bytes[start] == UInt8(ascii: "u")
+                    || count == 2 && bytes[start] == UInt8(ascii: "w") && bytes[start + 1] == UInt8(ascii: "v")
+                    || (count == 5 || count == 6) && (bytes[start + 2] == UInt8(ascii: "-") || bytes[start + 2] == UInt8(ascii: "_"))
+                {
+                    continue
+                }
+                // The model ends where ` Build/` begins.
+                var model = start
+                while model < end, !(bytes[model] == UInt8(ascii: "b") && model + 6 <= end && model > start && bytes[model - 1] == 32
+                    && bytes[model + 1] == UInt8(ascii: "u") && bytes[model + 2] == UInt8(ascii: "i") && bytes[model + 3] == UInt8(ascii: "l")
+                    && bytes[model + 4] == UInt8(ascii: "d") && bytes[model + 5] == UInt8(ascii: "/"))
+                {
+                    model += 1
+                }
+                while model > start, bytes[model - 1] == 32 { model -= 1 }
+                return model - start < 2 ? nil : start..<model
             }
-            if let build = segment.firstRange(of: " build/".utf8) { segment = segment[..<build.lowerBound] }
-            if segment.count < 2 || segment.starts(with: "build/".utf8) { return nil }
-            return segment.split { !((97...122).contains($0) || (48...57).contains($0)) }
+            return nil
         }
-        return nil
+    }
+
+    /// Calls `body` with each word (run of ASCII letters and digits) of `range` until it returns true; whether
+    /// one did.
+    func containsWord(in range: Range<Int>, where body: (ArraySlice<UInt8>) -> Bool) -> Bool {
+        func isWordByte(_ byte: UInt8) -> Bool { (97...122).contains(byte) || (48...57).contains(byte) }
+        var index = range.lowerBound
+        while index < range.upperBound {
+            while index < range.upperBound, !isWordByte(bytes[index]) { index += 1 }
+            let start = index
+            while index < range.upperBound, isWordByte(bytes[index]) { index += 1 }
+            if index > start, body(bytes[start..<index]) { return true }
+        }
+        return false
     }
 
     /// An email-like `@` followed somewhere by a dot.

@@ -328,18 +328,29 @@ public struct UserAgent: Sendable, Equatable {
     /// `TOUCAN Stick 4K`, `HiBox-hero`, the `shell` of TV sets' Android), laptops running Android apps
     /// (`Latitude 7390`, `HP Chromebook 11`), tablets (`Xiaomi Pad 5`, `Galaxy Tab`, `MID1125`).
     static func androidModelDevice(_ text: LoweredAgent) -> Device? {
-        guard let words = text.androidModelWords() else { return nil }
-        func isAny(_ list: [String], _ word: ArraySlice<UInt8>) -> Bool { list.contains { word.elementsEqual($0.utf8) } }
-        if words.contains(where: { isAny(tvModelWords, $0) || $0.count > 3 && $0.reversed().starts(with: "xob".utf8) }) {
-            return .tv
-        }
-        if words.contains(where: { isAny(laptopModelWords, $0) }) { return .desktop }
-        let tablet = words.contains { word in
-            word.firstRange(of: "pad".utf8) != nil || word.starts(with: "tab".utf8) || word.starts(with: "nook".utf8)
-                || word.elementsEqual("kids".utf8)
-                || word.starts(with: "mid".utf8) && (word.count == 3 || (48...57).contains(word[word.startIndex + 3]))
+        guard let model = text.androidModel() else { return nil }
+        func isAny(_ list: [[UInt8]], _ word: ArraySlice<UInt8>) -> Bool { list.contains { word.elementsEqual($0) } }
+        func has(_ word: ArraySlice<UInt8>, prefix: [UInt8]) -> Bool { word.starts(with: prefix) }
+        func has(_ word: ArraySlice<UInt8>, suffix: [UInt8]) -> Bool { word.count >= suffix.count && word.suffix(suffix.count).elementsEqual(suffix) }
+        if text.containsWord(in: model, where: { isAny(tvModelWords, $0) || $0.count > 3 && has($0, suffix: Word.box) }) { return .tv }
+        if text.containsWord(in: model, where: { isAny(laptopModelWords, $0) }) { return .desktop }
+        let tablet = text.containsWord(in: model) { word in
+            if has(word, prefix: Word.tab) || has(word, prefix: Word.nook) || word.elementsEqual(Word.kids) { return true }
+            if has(word, prefix: Word.mid) && (word.count == 3 || (48...57).contains(word[word.startIndex + 3])) { return true }
+            // "pad" anywhere in the word: Pad, MatePad, SURFpad, G-PADLITE.
+            var index = word.startIndex
+            while index + 3 <= word.endIndex {
+                if word[index] == UInt8(ascii: "p") && word[index + 1] == UInt8(ascii: "a") && word[index + 2] == UInt8(ascii: "d") { return true }
+                index += 1
+            }
+            return false
         }
         return tablet ? .tablet : nil
+    }
+
+    enum Word {
+        static let box = Array("box".utf8), tab = Array("tab".utf8), nook = Array("nook".utf8), kids = Array("kids".utf8)
+        static let mid = Array("mid".utf8)
     }
 
     /// Systems only desktops and laptops run (uap-core's names), besides Windows, macOS and Linux.
@@ -351,11 +362,11 @@ public struct UserAgent: Sendable, Equatable {
 
     static let tvModelWords = [
         "tv", "dtv", "box", "stick", "shell", "uhd", "dvb", "iptv", "stb", "dongle", "smarttv", "androidtv", "4k",
-    ]
+    ].map { Array($0.utf8) }
     static let laptopModelWords = [
         "chromebook", "pixelbook", "latitude", "inspiron", "travelmate", "aspire", "satellite", "thinkpad", "ideapad",
         "elitebook", "probook", "zenbook", "vivobook",
-    ]
+    ].map { Array($0.utf8) }
 
     static func device(_ text: LoweredAgent, os: String) -> Device {
         if text.containsAny(consoleTokenIDs) { return .console }
