@@ -1,110 +1,200 @@
-/// Finds which of many literal strings occur in a text, in one pass (Aho–Corasick, as a table-driven automaton over
-/// the bytes that occur in the literals; every other byte is one class that leads back to the start).
+/// Finds which of many literal strings occur in a text, in one pass over it, with tables small enough to stay in
+/// the CPU's nearest caches between texts (an Aho–Corasick automaton over the lists' few thousand literals is
+/// megabytes, and on a server, where requests evict it between two new user agents, nearly every byte of a text
+/// then missed the cache).
 ///
-/// Built once from the patterns' required literals; read-only afterwards, so all threads share it.
+/// Each literal of four bytes or more is found by one four-byte piece of it (its anchor: the piece fewest other
+/// literals share). At every position of the text the four bytes there are hashed into a 64 K-bit filter, and only
+/// where the filter says "maybe" is the piece looked up and each literal anchored by it compared in place. Shorter
+/// literals are filtered by their own bytes the same way. Built once from the patterns' required literals;
+/// read-only afterwards, so all threads share it.
 public struct LiteralScanner: Sendable {
-    /// Byte → class (0: a byte no literal holds).
-    private let classes: [UInt8]
-    private let classCount: Int
-    /// `transitions[state * classCount + class]`: the next state, with ``hasOutput`` set when literals end there
-    /// (so the scan reads the output table only then: one table load a byte).
-    private let transitions: [UInt32]
-    static let hasOutput: UInt32 = 1 << 31
-    /// The literals (by index) that end at each state, its suffixes' included: state `s`'s are
-    /// `outputs[outputStarts[s] ..< outputStarts[s + 1]]` (flat, so the scan touches no nested array).
-    private let outputs: [Int32]
-    private let outputStarts: [Int32]
+    private let tables: Tables
     public let literalCount: Int
 
     /// `literals` are matched as given (lower-case them, and the text, for a case-insensitive scan).
     public init(literals: [[UInt8]]) {
         literalCount = literals.count
-        var classes = [UInt8](repeating: 0, count: 256)
-        var next: UInt8 = 1
-        for literal in literals {
-            for byte in literal where classes[Int(byte)] == 0 {
-                classes[Int(byte)] = next
-                next = next == 255 ? 255 : next + 1
-            }
-        }
-        let count = Int(next)
-        // The trie.
-        var children: [[Int32]] = [[Int32](repeating: -1, count: count)]
-        var outputs: [[Int32]] = [[]]
-        for (number, literal) in literals.enumerated() where !literal.isEmpty {
-            var state = 0
-            for byte in literal {
-                let symbol = Int(classes[Int(byte)])
-                if children[state][symbol] < 0 {
-                    children[state][symbol] = Int32(children.count)
-                    children.append([Int32](repeating: -1, count: count))
-                    outputs.append([])
-                }
-                state = Int(children[state][symbol])
-            }
-            outputs[state].append(Int32(number))
-        }
-        // Failure links, breadth first, folded into a complete transition table.
-        var transitions = [Int32](repeating: 0, count: children.count * count)
-        var failure = [Int32](repeating: 0, count: children.count)
-        var queue: [Int] = []
-        for symbol in 0..<count {
-            let child = children[0][symbol]
-            if child >= 0 {
-                transitions[symbol] = child
-                queue.append(Int(child))
-            }
-        }
-        var head = 0
-        while head < queue.count {
-            let state = queue[head]
-            head += 1
-            outputs[state] += outputs[Int(failure[state])]
-            for symbol in 0..<count {
-                let child = children[state][symbol]
-                let fallback = transitions[Int(failure[state]) * count + symbol]
-                if child >= 0 {
-                    failure[Int(child)] = state == 0 ? 0 : fallback
-                    transitions[state * count + symbol] = child
-                    queue.append(Int(child))
-                } else {
-                    transitions[state * count + symbol] = fallback
-                }
-            }
-        }
-        // A literal's children were queued after it, so its failure target's outputs were complete when copied.
-        self.classes = classes
-        classCount = count
-        self.transitions = transitions.map { next in
-            UInt32(next) | (outputs[Int(next)].isEmpty ? 0 : Self.hasOutput)
-        }
-        var flat: [Int32] = []
-        var starts: [Int32] = [0]
-        for list in outputs {
-            flat += list
-            starts.append(Int32(flat.count))
-        }
-        self.outputs = flat
-        outputStarts = starts
+        tables = Tables(literals: literals)
     }
 
     /// Calls `found` with the index of every literal occurring in `text` (once per occurrence).
     public func scan(_ text: UnsafeRawBufferPointer, _ found: (Int) -> Void) {
-        var state = 0
-        let classCount = self.classCount
-        classes.withUnsafeBufferPointer { classes in
-            transitions.withUnsafeBufferPointer { transitions in
-                outputStarts.withUnsafeBufferPointer { starts in
-                    outputs.withUnsafeBufferPointer { outputs in
-                        for byte in text {
-                            let next = transitions[state &* classCount &+ Int(classes[Int(byte)])]
-                            state = Int(next & ~Self.hasOutput)
-                            guard next & Self.hasOutput != 0 else { continue }
-                            for index in Int(starts[state])..<Int(starts[state &+ 1]) { found(Int(outputs[index])) }
-                        }
-                    }
+        tables.scan(text, found)
+    }
+}
+
+/// The scanner's tables, allocated once, in flat memory the scan reads through plain pointers.
+private final class Tables: @unchecked Sendable {
+    /// Bits `0 ..< 65536`: some literal of four bytes or more has a piece hashing there as its anchor. Then the
+    /// exact filters of one- and two-byte literals (256 and 65536 bits), and the hashed one of three-byte literals.
+    let filters: UnsafeMutablePointer<UInt64>
+    static let pieceFilter = 0, oneByteFilter = 1024, twoByteFilter = 1028, threeByteFilter = 2052, filterWords = 3076
+    /// Which short lengths occur (bit n: a literal of n bytes).
+    let shortLengths: Int
+    /// Open addressing, at most half full: key (a piece, or a short literal tagged with its length) → its literals,
+    /// `anchoredLiteral/anchoredOffset[first[slot] ..< first[slot] + count[slot]]`.
+    let keys: UnsafeMutablePointer<UInt64>
+    let first: UnsafeMutablePointer<Int32>
+    let count: UnsafeMutablePointer<Int32>
+    let mask: Int
+    let anchoredLiteral: UnsafeMutablePointer<Int32>
+    /// Where the anchor starts in its literal.
+    let anchoredOffset: UnsafeMutablePointer<Int32>
+    /// Literal `n` is `literalBytes[literalStarts[n] ..< literalStarts[n + 1]]`.
+    let literalBytes: UnsafeMutablePointer<UInt8>
+    let literalStarts: UnsafeMutablePointer<Int32>
+    private let allocations: [UnsafeMutableRawPointer]
+
+    static let emptySlot = UInt64.max
+
+    init(literals: [[UInt8]]) {
+        // How many literals hold each piece: an anchor shared by few means few comparisons where it occurs.
+        var pieceUse: [UInt32: Int] = [:]
+        for literal in literals where literal.count >= 4 {
+            for piece in Set((0...(literal.count - 4)).map { Self.piece(literal, at: $0) }) { pieceUse[piece, default: 0] += 1 }
+        }
+        var filters = [UInt64](repeating: 0, count: Self.filterWords)
+        func set(_ bit: Int, in filter: Int) { filters[filter + bit >> 6] |= 1 << UInt64(bit & 63) }
+        var groups: [UInt64: [(literal: Int32, offset: Int32)]] = [:]
+        var shortLengths = 0
+        for (number, literal) in literals.enumerated() where !literal.isEmpty {
+            if literal.count >= 4 {
+                let offset = (0...(literal.count - 4)).min { pieceUse[Self.piece(literal, at: $0)]! < pieceUse[Self.piece(literal, at: $1)]! }!
+                let piece = Self.piece(literal, at: offset)
+                set(Self.hash(piece), in: Self.pieceFilter)
+                groups[UInt64(piece), default: []].append((Int32(number), Int32(offset)))
+            } else {
+                let value = literal.reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+                shortLengths |= 1 << literal.count
+                switch literal.count {
+                case 1: set(Int(value), in: Self.oneByteFilter)
+                case 2: set(Int(value), in: Self.twoByteFilter)
+                default: set(Self.hash(value), in: Self.threeByteFilter)
+                }
+                groups[Self.shortKey(value, length: literal.count), default: []].append((Int32(number), 0))
+            }
+        }
+        var capacity = 16
+        while capacity < groups.count * 2 { capacity *= 2 }
+        var keys = [UInt64](repeating: Self.emptySlot, count: capacity)
+        var first = [Int32](repeating: 0, count: capacity)
+        var count = [Int32](repeating: 0, count: capacity)
+        var anchored: [(literal: Int32, offset: Int32)] = []
+        for (key, group) in groups {
+            var slot = Self.slot(key, mask: capacity - 1)
+            while keys[slot] != Self.emptySlot { slot = (slot + 1) & (capacity - 1) }
+            (keys[slot], first[slot], count[slot]) = (key, Int32(anchored.count), Int32(group.count))
+            anchored += group
+        }
+        var allocations: [UnsafeMutableRawPointer] = []
+        func copy<T>(_ values: [T]) -> UnsafeMutablePointer<T> {
+            let pointer = UnsafeMutablePointer<T>.allocate(capacity: max(1, values.count))
+            pointer.initialize(from: values, count: values.count)
+            allocations.append(UnsafeMutableRawPointer(pointer))
+            return pointer
+        }
+        self.filters = copy(filters)
+        self.shortLengths = shortLengths
+        self.keys = copy(keys)
+        self.first = copy(first)
+        self.count = copy(count)
+        mask = capacity - 1
+        anchoredLiteral = copy(anchored.map(\.literal))
+        anchoredOffset = copy(anchored.map(\.offset))
+        literalBytes = copy(literals.flatMap { $0 })
+        literalStarts = copy(literals.reduce(into: [Int32(0)]) { $0.append($0.last! + Int32($1.count)) })
+        self.allocations = allocations
+    }
+
+    deinit {
+        for pointer in allocations { pointer.deallocate() }
+    }
+
+    /// Four bytes as one number, the first in the low byte (as the scan loads them, whatever the CPU's byte order).
+    static func piece(_ bytes: [UInt8], at offset: Int) -> UInt32 {
+        UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16 | UInt32(bytes[offset + 3]) << 24
+    }
+
+    @inline(__always) static func hash(_ value: UInt32) -> Int { Int((value &* 0x9E37_79B1) >> 16) }
+
+    /// A short literal's key: its bytes tagged with its length, above any four-byte piece's range.
+    @inline(__always) static func shortKey(_ value: UInt32, length: Int) -> UInt64 { UInt64(length) << 32 | UInt64(value) }
+
+    @inline(__always) static func slot(_ key: UInt64, mask: Int) -> Int {
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 40) & mask
+    }
+
+    @inline(__always) func test(_ bit: Int, in filter: Int) -> Bool { filters[filter + bit >> 6] & (1 << UInt64(bit & 63)) != 0 }
+
+    /// Reports the literals filed under `key` that occur with their anchor at `position` of `text`. A short
+    /// literal's key is all of it, so finding the key is finding the literal; a piece is compared around.
+    @inline(__always)
+    func lookup(_ key: UInt64, at position: Int, in text: UnsafeRawPointer, length: Int, _ found: (Int) -> Void) {
+        var slot = Self.slot(key, mask: mask)
+        while keys[slot] != key {
+            if keys[slot] == Self.emptySlot { return }
+            slot = (slot + 1) & mask
+        }
+        let start = Int(first[slot])
+        for entry in start..<(start + Int(count[slot])) {
+            let literal = Int(anchoredLiteral[entry])
+            let from = Int(literalStarts[literal])
+            let size = Int(literalStarts[literal + 1]) - from
+            if size <= 4 {
+                found(literal)
+                continue
+            }
+            let at = position - Int(anchoredOffset[entry])
+            guard at >= 0, at + size <= length, Self.equal(text + at, literalBytes + from, size) else { continue }
+            found(literal)
+        }
+    }
+
+    /// Whether `size` bytes at `a` and `b` are equal (eight at a time: literals are short, a call to memcmp costs
+    /// more than the comparison).
+    @inline(__always) static func equal(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ size: Int) -> Bool {
+        var offset = 0
+        while offset + 8 <= size {
+            guard a.loadUnaligned(fromByteOffset: offset, as: UInt64.self) == b.loadUnaligned(fromByteOffset: offset, as: UInt64.self) else {
+                return false
+            }
+            offset += 8
+        }
+        while offset < size {
+            guard a.load(fromByteOffset: offset, as: UInt8.self) == b.load(fromByteOffset: offset, as: UInt8.self) else { return false }
+            offset += 1
+        }
+        return true
+    }
+
+    func scan(_ text: UnsafeRawBufferPointer, _ found: (Int) -> Void) {
+        guard let base = text.baseAddress else { return }
+        let length = text.count
+        var position = 0
+        while position < length {
+            // The four bytes from here, zero past the end (no literal holds a zero byte where the text has none).
+            var piece: UInt32
+            if position + 4 <= length {
+                piece = UInt32(littleEndian: base.loadUnaligned(fromByteOffset: position, as: UInt32.self))
+                if test(Self.hash(piece), in: Self.pieceFilter) { lookup(UInt64(piece), at: position, in: base, length: length, found) }
+            } else {
+                piece = 0
+                for index in (position..<length).reversed() { piece = piece << 8 | UInt32(base.load(fromByteOffset: index, as: UInt8.self)) }
+            }
+            if shortLengths != 0 {
+                if shortLengths & 2 != 0, test(Int(piece & 0xFF), in: Self.oneByteFilter) {
+                    lookup(Self.shortKey(piece & 0xFF, length: 1), at: position, in: base, length: length, found)
+                }
+                if shortLengths & 4 != 0, test(Int(piece & 0xFFFF), in: Self.twoByteFilter) {
+                    lookup(Self.shortKey(piece & 0xFFFF, length: 2), at: position, in: base, length: length, found)
+                }
+                if shortLengths & 8 != 0, test(Self.hash(piece & 0xFF_FFFF), in: Self.threeByteFilter) {
+                    lookup(Self.shortKey(piece & 0xFF_FFFF, length: 3), at: position, in: base, length: length, found)
                 }
             }
+            position += 1
         }
     }
 }
+

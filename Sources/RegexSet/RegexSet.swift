@@ -38,7 +38,16 @@ public final class RegexSet: Sendable {
 
     /// Compiles `entries`; throws on the first that does not compile. `plain` are strings (lower-case) the same
     /// pass reports as found or not (``Scratch/containsPlain(_:)``): a caller's own token checks ride along.
-    public init(_ entries: [Entry], plain: [String] = [], maximumTextBytes: Int = 1024) throws(CompiledPattern.SyntaxError) {
+    /// `typical` are texts like most the set will see: a pattern is filtered by the clauses those texts hold least
+    /// (`Mozilla.+Android.+GSA/` by "gsa/", which few texts have, not by "mozilla" and "android", which most have).
+    public init(_ entries: [Entry], plain: [String] = [], typical: [String] = [], maximumTextBytes: Int = 1024)
+        throws(CompiledPattern.SyntaxError)
+    {
+        let typical = typical.map { Array($0.lowercased().utf8) }
+        /// How many typical texts hold one of the clause's strings.
+        func commonness(_ clause: Set<[UInt8]>) -> Int {
+            typical.count { text in clause.contains { literal in Self.contains(text, literal) } }
+        }
         var compiled: [CompiledPattern] = []
         compiled.reserveCapacity(entries.count)
         var literalIndex: [[UInt8]: Int] = [:]
@@ -50,11 +59,7 @@ public final class RegexSet: Sendable {
         var literals: [[UInt8]] = []
         for (number, entry) in entries.enumerated() {
             compiled.append(try CompiledPattern(entry.pattern, caseInsensitive: entry.caseInsensitive))
-            let clauses = RequiredLiterals.clauses(of: entry.pattern)
-                .map { Set($0.map { Array($0.utf8) }) }
-                .filter { !$0.isEmpty }
-                .sorted { RequiredLiterals.Parser.score(Array($0)) > RequiredLiterals.Parser.score(Array($1)) }
-                .prefix(Self.maximumClauses)
+            let clauses = Self.mostSelective(RequiredLiterals.clauses(of: entry.pattern), commonness: commonness)
             clauseOffsets.append(Int32(totalClauses))
             clauseCounts.append(Int32(clauses.count))
             guard !clauses.isEmpty else {
@@ -97,6 +102,24 @@ public final class RegexSet: Sendable {
         self.unfiltered = unfiltered
         wordCount = (entries.count + 63) / 64
         self.maximumTextBytes = maximumTextBytes
+    }
+
+    /// The clauses a pattern is filtered by: at most ``maximumClauses``, those fewest typical texts hold first,
+    /// then those whose shortest string is longest. A clause typical texts hold is kept only when it is the best:
+    /// it would prune little, and every occurrence of its strings costs the scan a visit to the pattern.
+    static func mostSelective(_ clauses: [[String]], commonness: (Set<[UInt8]>) -> Int) -> [Set<[UInt8]>] {
+        let ranked: [(clause: Set<[UInt8]>, common: Int, score: (Int, Int))] = clauses
+            .map { Set($0.map { Array($0.utf8) }) }
+            .filter { !$0.isEmpty }
+            .map { ($0, commonness($0), RequiredLiterals.Parser.score(Array($0))) }
+        let sorted = ranked.sorted { $0.common != $1.common ? $0.common < $1.common : $0.score > $1.score }
+        return sorted.prefix(maximumClauses).enumerated().filter { $0.offset == 0 || $0.element.common == 0 }.map(\.element.clause)
+    }
+
+    /// Whether `literal` occurs in `text`.
+    static func contains(_ text: [UInt8], _ literal: [UInt8]) -> Bool {
+        guard literal.count <= text.count else { return false }
+        return (0...(text.count - literal.count)).contains { start in text[start..<(start + literal.count)].elementsEqual(literal) }
     }
 
     public var count: Int { patterns.count }

@@ -37,13 +37,38 @@ import Testing
         #expect(found.sorted() == [0, 1, 3, 4])
     }
 
+    @Test func theScannerFindsWhatABruteForceSearchFinds() {
+        // A small alphabet, so that literals of every length (the short ones filtered by their bytes, the long
+        // ones by an anchor piece) overlap, repeat and meet the text's ends.
+        var generator = SystemRandomNumberGenerator()
+        func word(_ length: Int) -> [UInt8] { (0..<length).map { _ in UInt8.random(in: 97...100, using: &generator) } }
+        for _ in 0..<50 {
+            let literals = Array(Set((0..<40).map { _ in word(Int.random(in: 1...9, using: &generator)) }))
+            let scanner = LiteralScanner(literals: literals)
+            let text = word(Int.random(in: 0...120, using: &generator))
+            var found = [Int](repeating: 0, count: literals.count)
+            text.withUnsafeBytes { scanner.scan($0) { found[$0] += 1 } }
+            let expected = literals.map { literal in
+                literal.count > text.count ? 0 : (0...(text.count - literal.count)).count { text[$0..<($0 + literal.count)].elementsEqual(literal) }
+            }
+            #expect(found == expected, "\(literals.map { String(decoding: $0, as: UTF8.self) }) in \(String(decoding: text, as: UTF8.self))")
+        }
+    }
+
     @Test func theFirstMatchInListOrderWinsWithTheFilterAsWithout() throws {
         let entries = [
             RegexSet.Entry(#"(Edg)e?/(\d+)"#), RegexSet.Entry(#"(OPR)/(\d+)"#), RegexSet.Entry(#"(Chrome)/(\d+)"#),
             RegexSet.Entry(#"(Safari)/(\d+)"#), RegexSet.Entry(#"(?:bot|spider)\b"#, caseInsensitive: true),
             RegexSet.Entry(#"^\S+$"#),
         ]
-        let set = try RegexSet(entries)
+        // Keyed by the clauses typical texts lack, or by the longest: the same answers.
+        for set in [try RegexSet(entries), try RegexSet(entries, typical: ["Mozilla/5.0 Chrome/120.0 Safari/537.36"])] {
+            try expectFirstMatches(set, entries)
+        }
+        #expect(throws: CompiledPattern.SyntaxError.self) { try RegexSet([RegexSet.Entry("(unclosed")]) }
+    }
+
+    func expectFirstMatches(_ set: RegexSet, _ entries: [RegexSet.Entry]) throws {
         let scratch = RegexSet.Scratch(for: set)
         let brute = try entries.map { try CompiledPattern($0.pattern, caseInsensitive: $0.caseInsensitive) }
         let texts = [
@@ -62,6 +87,5 @@ import Testing
             #expect(set.firstMatch(raw, scratch: scratch) == 0)
             #expect(scratch.match.group(1) == "Edg" && scratch.match.group(2) == "131")
         }
-        #expect(throws: CompiledPattern.SyntaxError.self) { try RegexSet([RegexSet.Entry("(unclosed")]) }
     }
 }

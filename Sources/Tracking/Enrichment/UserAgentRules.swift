@@ -88,6 +88,18 @@ public final class UserAgentRules: Sendable {
         #"AP3A\.240617\.008"#,
     ]
 
+    /// The agents most requests carry (Chrome on Windows and Android, Safari on iPhone and Mac, Firefox, Edge): the
+    /// prefilter keys each pattern on the strings these lack, so that they meet few patterns to try.
+    static let typicalAgents = [
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+        "Mozilla/5.0 (Linux; Android 14; SM-S918B Build/UP1A.231005.007; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/131.0.6778.81 Mobile Safari/537.36",
+    ]
+
     /// Why a list cannot be used: the file, and what is wrong with it.
     public struct LoadError: Error, CustomStringConvertible {
         public var path: String
@@ -147,7 +159,8 @@ public final class UserAgentRules: Sendable {
         crawlerRange = systemRange.upperBound..<(systemRange.upperBound + crawlerPatterns.count)
         do {
             patterns = try RegexSet(
-                browserEntries + systemEntries + crawlerPatterns.map { RegexSet.Entry($0) }, plain: AgentTokens.all)
+                browserEntries + systemEntries + crawlerPatterns.map { RegexSet.Entry($0) }, plain: AgentTokens.all,
+                typical: Self.typicalAgents)
         } catch {
             // Say which file the pattern came from.
             let fromCrawlers = crawlerPatterns.contains(error.pattern)
