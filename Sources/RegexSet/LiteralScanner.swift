@@ -33,17 +33,25 @@ private final class Tables: @unchecked Sendable {
     /// Which short lengths occur (bit n: a literal of n bytes).
     let shortLengths: Int
     /// Open addressing, at most half full: key (a piece, or a short literal tagged with its length) → its literals,
-    /// `anchoredLiteral/anchoredOffset[first[slot] ..< first[slot] + count[slot]]`.
-    let keys: UnsafeMutablePointer<UInt64>
-    let first: UnsafeMutablePointer<Int32>
-    let count: UnsafeMutablePointer<Int32>
+    /// `anchored[first ..< first + count]`; one cache line per probe.
+    struct Slot {
+        var key: UInt64
+        var first: Int32
+        var count: Int32
+    }
+
+    /// A literal filed under a key: where its bytes are, how many, and where the anchor starts in it.
+    struct Anchored {
+        var literal: Int32
+        var bytes: Int32
+        var length: Int32
+        var offset: Int32
+    }
+
+    let slots: UnsafeMutablePointer<Slot>
     let mask: Int
-    let anchoredLiteral: UnsafeMutablePointer<Int32>
-    /// Where the anchor starts in its literal.
-    let anchoredOffset: UnsafeMutablePointer<Int32>
-    /// Literal `n` is `literalBytes[literalStarts[n] ..< literalStarts[n + 1]]`.
+    let anchored: UnsafeMutablePointer<Anchored>
     let literalBytes: UnsafeMutablePointer<UInt8>
-    let literalStarts: UnsafeMutablePointer<Int32>
     private let allocations: [UnsafeMutableRawPointer]
 
     static let emptySlot = UInt64.max
@@ -77,15 +85,18 @@ private final class Tables: @unchecked Sendable {
         }
         var capacity = 16
         while capacity < groups.count * 2 { capacity *= 2 }
-        var keys = [UInt64](repeating: Self.emptySlot, count: capacity)
-        var first = [Int32](repeating: 0, count: capacity)
-        var count = [Int32](repeating: 0, count: capacity)
-        var anchored: [(literal: Int32, offset: Int32)] = []
+        var slots = [Slot](repeating: Slot(key: Self.emptySlot, first: 0, count: 0), count: capacity)
+        var starts: [Int32] = [0]
+        for literal in literals { starts.append(starts.last! + Int32(literal.count)) }
+        var anchored: [Anchored] = []
         for (key, group) in groups {
             var slot = Self.slot(key, mask: capacity - 1)
-            while keys[slot] != Self.emptySlot { slot = (slot + 1) & (capacity - 1) }
-            (keys[slot], first[slot], count[slot]) = (key, Int32(anchored.count), Int32(group.count))
-            anchored += group
+            while slots[slot].key != Self.emptySlot { slot = (slot + 1) & (capacity - 1) }
+            slots[slot] = Slot(key: key, first: Int32(anchored.count), count: Int32(group.count))
+            anchored += group.map { entry in
+                Anchored(literal: entry.literal, bytes: starts[Int(entry.literal)], length: Int32(literals[Int(entry.literal)].count),
+                         offset: entry.offset)
+            }
         }
         var allocations: [UnsafeMutableRawPointer] = []
         func copy<T>(_ values: [T]) -> UnsafeMutablePointer<T> {
@@ -96,14 +107,10 @@ private final class Tables: @unchecked Sendable {
         }
         self.filters = copy(filters)
         self.shortLengths = shortLengths
-        self.keys = copy(keys)
-        self.first = copy(first)
-        self.count = copy(count)
+        self.slots = copy(slots)
         mask = capacity - 1
-        anchoredLiteral = copy(anchored.map(\.literal))
-        anchoredOffset = copy(anchored.map(\.offset))
+        self.anchored = copy(anchored)
         literalBytes = copy(literals.flatMap { $0 })
-        literalStarts = copy(literals.reduce(into: [Int32(0)]) { $0.append($0.last! + Int32($1.count)) })
         self.allocations = allocations
     }
 
@@ -132,22 +139,20 @@ private final class Tables: @unchecked Sendable {
     @inline(__always)
     func lookup(_ key: UInt64, at position: Int, in text: UnsafeRawPointer, length: Int, _ found: (Int) -> Void) {
         var slot = Self.slot(key, mask: mask)
-        while keys[slot] != key {
-            if keys[slot] == Self.emptySlot { return }
+        while slots[slot].key != key {
+            if slots[slot].key == Self.emptySlot { return }
             slot = (slot + 1) & mask
         }
-        let start = Int(first[slot])
-        for entry in start..<(start + Int(count[slot])) {
-            let literal = Int(anchoredLiteral[entry])
-            let from = Int(literalStarts[literal])
-            let size = Int(literalStarts[literal + 1]) - from
+        let first = Int(slots[slot].first)
+        for entry in anchored + first ..< anchored + first + Int(slots[slot].count) {
+            let size = Int(entry.pointee.length)
             if size <= 4 {
-                found(literal)
+                found(Int(entry.pointee.literal))
                 continue
             }
-            let at = position - Int(anchoredOffset[entry])
-            guard at >= 0, at + size <= length, Self.equal(text + at, literalBytes + from, size) else { continue }
-            found(literal)
+            let at = position - Int(entry.pointee.offset)
+            guard at >= 0, at + size <= length, Self.equal(text + at, literalBytes + Int(entry.pointee.bytes), size) else { continue }
+            found(Int(entry.pointee.literal))
         }
     }
 

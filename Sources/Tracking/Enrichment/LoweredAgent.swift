@@ -13,7 +13,7 @@ struct LoweredAgent {
     private var present: [UInt64]
 
     init(_ header: String) {
-        bytes = header.utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
+        bytes = Self.lowered(header)
         var present = [UInt64](repeating: 0, count: (AgentTokens.all.count + 63) / 64)
         bytes.withUnsafeBytes { raw in
             AgentTokens.scanner.scan(raw) { token in present[token >> 6] |= 1 << UInt64(token & 63) }
@@ -24,8 +24,23 @@ struct LoweredAgent {
     /// With the tokens already found (by the lists' pass, ``UserAgentRules`` registering ``AgentTokens/all`` as
     /// its plain literals, in that order).
     init(_ header: String, present: [UInt64]) {
-        bytes = header.utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
+        bytes = Self.lowered(header)
         self.present = present
+    }
+
+    /// The header's bytes with ASCII letters lower-cased (through its contiguous UTF-8: a `map` over the UTF-8
+    /// view went a byte at a time through the view's iterator).
+    static func lowered(_ header: String) -> [UInt8] {
+        var header = header
+        return header.withUTF8 { utf8 in
+            [UInt8](unsafeUninitializedCapacity: utf8.count) { buffer, count in
+                for index in 0..<utf8.count {
+                    let byte = utf8[index]
+                    buffer[index] = byte >= 65 && byte <= 90 ? byte + 32 : byte
+                }
+                count = utf8.count
+            }
+        }
     }
 
     func contains(id token: Int) -> Bool { present[token >> 6] & (1 << UInt64(token & 63)) != 0 }

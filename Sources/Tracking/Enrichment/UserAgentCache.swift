@@ -36,9 +36,10 @@ public final class TwoGenerationCache<Key: Hashable, Value> {
 
     private func insert(_ key: Key, _ value: Value) {
         if current.count >= capacity {
-            previous = current
-            current = [:]
-            current.reserveCapacity(capacity)
+            // The dropped generation's storage becomes the new current one: no allocation, so no fresh pages to
+            // fault in (a new 4096-entry table each rotation was a megabyte from the kernel every few seconds).
+            swap(&previous, &current)
+            current.removeAll(keepingCapacity: true)
             rotations += 1
         }
         current[key] = value
@@ -48,7 +49,24 @@ public final class TwoGenerationCache<Key: Hashable, Value> {
 /// Remembers classified user agents, since a site's traffic repeats a few thousand of them. One per event loop, so
 /// lookups take no lock; hits and misses are counted for `/metrics`.
 public final class UserAgentCache {
-    private let entries: TwoGenerationCache<String, UserAgent>
+    /// A header with its hash taken once: a new agent is looked up in both generations and then inserted, and
+    /// hashing its 100-odd bytes each time cost more than the lookups.
+    struct Key: Hashable {
+        let text: String
+        let hash: Int
+
+        init(_ text: String) {
+            var text = text
+            var hasher = Hasher()
+            text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+            (self.text, hash) = (text, hasher.finalize())
+        }
+
+        static func == (left: Key, right: Key) -> Bool { left.hash == right.hash && left.text == right.text }
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+    }
+
+    private let entries: TwoGenerationCache<Key, UserAgent>
     public let hits = SingleWriterCounter()
     public let misses = SingleWriterCounter()
 
@@ -71,13 +89,14 @@ public final class UserAgentCache {
     /// The classification of `header`, from the cache or computed and remembered.
     public func classify(_ header: String?) -> UserAgent {
         guard let header, !header.isEmpty else { return UserAgent(parsing: nil) }
-        if let known = entries[header] {
+        let key = Key(header)
+        if let known = entries[key] {
             hits.add(1)
             return known
         }
         misses.add(1)
         let parsed = UserAgent(parsing: header, rules: rules, scratch: scratch)
-        entries[header] = parsed
+        entries[key] = parsed
         return parsed
     }
 }
