@@ -110,13 +110,16 @@ let package = Package(
         .target(
             name: "Edge",
             dependencies: [
-                "Config", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
+                "Config", "Insights", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
                 prometheus, serviceLifecycle, unixSignals,
             ],
             swiftSettings: dataPlaneSettings
         ),
         /// The thin executable.
-        .executableTarget(name: "vantage", dependencies: ["Edge", "Tracking", "Links", "Config", nioCore, nioPosix, logging, httpClient, argumentParser, heap], swiftSettings: swiftSettings),
+        /// The reports people read: one query model, evaluated over the spool (and ClickHouse), rendered as JSON,
+        /// tables and pages.
+        .target(name: "Insights", dependencies: ["Tracking", nioCore], swiftSettings: swiftSettings),
+        .executableTarget(name: "vantage", dependencies: ["Edge", "Tracking", "Links", "Config", "Insights", nioCore, nioPosix, logging, httpClient, argumentParser, heap], swiftSettings: swiftSettings),
 
         /// Microseconds per user agent the cache has never seen (Benchmarks/enrichment.py runs it in release).
         .executableTarget(
@@ -135,6 +138,7 @@ let package = Package(
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", nioCore, nioHTTP1, logging, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
         .testTarget(name: "RateLimitTests", dependencies: ["RateLimit"], swiftSettings: swiftSettings),
         .testTarget(name: "RegexSetTests", dependencies: ["RegexSet"], swiftSettings: swiftSettings),
+        .testTarget(name: "InsightsTests", dependencies: ["Insights", "Tracking"], swiftSettings: swiftSettings),
         .testTarget(name: "RequestTargetTests", dependencies: ["RequestTarget"], swiftSettings: swiftSettings),
         .testTarget(name: "ACMETests", dependencies: ["ACME", "Config", crypto, x509, asn1], swiftSettings: swiftSettings),
         .testTarget(name: "LinksTests", dependencies: ["Links", nioCore, logging], swiftSettings: swiftSettings),

@@ -8,7 +8,7 @@ struct VantageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vantage",
         abstract: "An edge gateway: TLS, HTTP/1.1 and HTTP/2, static files and routing, with analytics built in.",
-        subcommands: [Run.self, Validate.self, EventsCommand.self, LinksCommand.self, EraseCommand.self, APICommand.self, Version.self])
+        subcommands: [Run.self, Validate.self, EventsCommand.self, StatsCommand.self, LinksCommand.self, EraseCommand.self, APICommand.self, Version.self])
 }
 
 struct ConfigOption: ParsableArguments {

@@ -13,7 +13,8 @@ struct AdminEndpoints: Sendable {
 /// - `POST /erase?vid=ID`: a visitor's events out of the spool (`vantage erase`);
 /// - `/links`: short links (create, list, get, update, delete, stats; see `AdminLinks.swift`);
 /// - `GET /metrics`: Prometheus text;
-/// - `POST /reload`: re-read the config, as SIGHUP does.
+/// - `POST /reload`: re-read the config, as SIGHUP does;
+/// - `GET /api/v1/stats`: a report as JSON (docs/INSIGHTS.md; `AdminStats.swift`).
 ///
 /// When `admin.token_env` names a set variable, everything but `/health` needs `Authorization: Bearer <token>`.
 final class AdminHandler: ChannelInboundHandler {
@@ -99,10 +100,12 @@ final class AdminHandler: ChannelInboundHandler {
             }
         case (.POST, "/erase"):
             erase(head, context: context)
-        case (_, "/metrics"), (_, "/reload"), (_, "/erase"):
+        case (.GET, "/api/v1/stats"):
+            stats(head, context: context)
+        case (_, "/metrics"), (_, "/reload"), (_, "/erase"), (_, "/api/v1/stats"):
             send(.methodNotAllowed, body: "405 Method Not Allowed\n", head: head, context: context)
         default:
-            send(.notFound, body: "404 Not Found: admin paths are /health, /metrics, POST /reload, POST /erase?vid= and /links\n",
+            send(.notFound, body: "404 Not Found: admin paths are /health, /metrics, POST /reload, POST /erase?vid=, /links and /api/v1/stats\n",
                  head: head, context: context)
         }
     }

@@ -22,6 +22,9 @@ public struct SiteConfiguration: Sendable {
 
     static let keys = ["hosts", "routes", "redirect_https", "hsts", "max_body_size"]
 
+    /// The name events carry as their `site`: the first host, or `default`.
+    public var name: String { hosts.first ?? "default" }
+
     init(from node: ConfigNode, limits: Limits) throws {
         let map = try node.mapping(keys: Self.keys)
         let hostList = try map["hosts"]?.stringList().map { $0.lowercased() } ?? []

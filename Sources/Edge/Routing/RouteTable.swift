@@ -148,7 +148,7 @@ public final class RouteTable: Sendable {
         var wildcards: [(String, Site)] = []
         var defaultSite: Site?
         for siteConfiguration in configuration.sites {
-            let name = siteConfiguration.hosts.first ?? "default"
+            let name = siteConfiguration.name
             let routes = try siteConfiguration.routes.map { route -> Route in
                 let handler: RouteHandler
                 switch route.handler {

@@ -490,6 +490,11 @@ public final class Gateway: Sendable {
 
     var adminToken: String? { state.withLock { $0.configuration.admin.token } }
 
+    /// Where reports read from: the first site's name (the default `site`) and the spool folder.
+    var reportSources: (defaultSite: String?, spool: String) {
+        state.withLock { ($0.configuration.sites.first?.name, $0.configuration.tracking.spool.directory) }
+    }
+
     func metricsText() -> String {
         var buffer: [UInt8] = []
         registry?.emit(into: &buffer)

@@ -1,0 +1,58 @@
+import Foundation
+import Insights
+import NIOCore
+import NIOHTTP1
+
+extension Gateway {
+    /// The stats API's answer to `parameters` (docs/INSIGHTS.md), read from the spool on the blocking pool: a
+    /// query is control-plane work and never runs on a loop that serves traffic.
+    func stats(_ parameters: [String: String]) async throws -> InsightsResult {
+        let (site, spool) = reportSources
+        let query = try InsightsQuery.parse(parameters, defaultSite: site, now: Date())
+        return try await threadPool.runIfActive { try SpoolInsights(directory: spool).evaluate(query) }
+    }
+}
+
+extension AdminHandler {
+    /// `GET /api/v1/stats?site=&period=&dimension=&metrics=&filters=`: one report as JSON.
+    func stats(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let parameters = Self.queryParameters(head.uri)
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let gateway = endpoints.gateway
+        Task {
+            let outcome: Result<InsightsResult, any Error>
+            do {
+                outcome = .success(try await gateway.stats(parameters))
+            } catch {
+                outcome = .failure(error)
+            }
+            eventLoop.execute {
+                let (handler, context) = bound.value
+                switch outcome {
+                case .success(let result):
+                    handler.send(.ok, contentType: "application/json", body: ResultJSON.render(result) + "\n", head: head, context: context)
+                case .failure(let error as InsightsQueryError):
+                    handler.send(.badRequest, body: "400 Bad Request: \(error)\n", head: head, context: context)
+                case .failure(let error):
+                    handler.send(.internalServerError, body: "500 Internal Server Error: \(error)\n", head: head, context: context)
+                }
+            }
+        }
+    }
+
+    /// A URI's query as names and values, percent-decoded (`+` is a space); a repeated name keeps its last value.
+    static func queryParameters(_ uri: String) -> [String: String] {
+        guard let query = uri.split(separator: "?", maxSplits: 1).dropFirst().first else { return [:] }
+        var parameters: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ text: Substring) -> String {
+                let spaced = text.replacingOccurrences(of: "+", with: " ")
+                return spaced.removingPercentEncoding ?? spaced
+            }
+            parameters[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
+        }
+        return parameters
+    }
+}

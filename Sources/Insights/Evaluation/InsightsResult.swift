@@ -1,0 +1,27 @@
+/// The answer to an ``InsightsQuery``: rows by its dimension (none without one) and the totals, each with the
+/// query's metrics in its order.
+public struct InsightsResult: Sendable {
+    public struct Row: Sendable, Equatable {
+        /// The dimension's value.
+        public var key: String
+        /// The query's metrics, in order (nil: the metric means nothing for this row).
+        public var values: [Double?]
+    }
+
+    public var query: InsightsQuery
+    public var rows: [Row]
+    public var totals: [Double?]
+    /// More visits than the evaluator keeps were in range; those past the bound are not counted.
+    public var truncated: Bool
+
+    /// A metric's total.
+    public func total(_ metric: Metric) -> Double? {
+        query.metrics.firstIndex(of: metric).flatMap { totals[$0] }
+    }
+
+    /// A row's value of a metric.
+    public func value(_ metric: Metric, of key: String) -> Double? {
+        guard let index = query.metrics.firstIndex(of: metric), let row = rows.first(where: { $0.key == key }) else { return nil }
+        return row.values[index]
+    }
+}

@@ -1,0 +1,256 @@
+import Tracking
+
+/// Answers an ``InsightsQuery`` from events read one by one, in any order (the embedded default's spool, where the
+/// loops' segments interleave): a pass gathers each visit (its first and last event, its page views and custom
+/// events, its landing's values), then the visits that pass the filters are grouped and counted.
+///
+/// Memory is bounded by ``maximumVisits`` (about 100 bytes a visit plus 8 a page view when pages are asked for);
+/// past it, further visits are not counted and the result says so.
+public struct VisitAggregator {
+    public var query: InsightsQuery
+    public let maximumVisits: Int
+    public private(set) var truncated = false
+
+    /// One visit as the pass saw it.
+    struct Visit {
+        var visitor: UInt64
+        var start: Int64
+        var end: Int64
+        var pageviews: Int32 = 0
+        var events: Int32 = 0
+        /// The earliest event's time and the values of the visit-level dimensions asked for, read from it.
+        var landingTime: Int64
+        var attributes: [Int32]
+        var entryPage: Int32 = -1
+        var entryTime = Int64.max
+        var exitPage: Int32 = -1
+        var exitTime = Int64.min
+    }
+
+    /// An event-level fact: a page view's page or a custom event's name, and its visit.
+    struct Occurrence {
+        var visit: Int32
+        var value: Int32
+    }
+
+    private var strings = Interner()
+    private var visitIndex: [UInt64: Int32] = [:]
+    private var visits: [Visit] = []
+    private var pageviews: [Occurrence] = []
+    private var customEvents: [Occurrence] = []
+    /// The visit-level dimensions read from each visit's landing (filters' and the breakdown's).
+    private let visitDimensions: [Dimension]
+    private let keepsPages: Bool
+    private let keepsEvents: Bool
+
+    public init(query: InsightsQuery, maximumVisits: Int = 2_000_000) {
+        self.query = query
+        self.maximumVisits = maximumVisits
+        var dimensions = query.filters.map(\.dimension)
+        if let dimension = query.dimension { dimensions.append(dimension) }
+        visitDimensions = Array(Set(dimensions.filter { $0.isVisitLevel && $0 != .entryPage && $0 != .exitPage }))
+            .sorted { $0.rawValue < $1.rawValue }
+        keepsPages = dimensions.contains(.page)
+        keepsEvents = dimensions.contains(.event)
+    }
+
+    /// The kinds of event site analytics count: page views and the tracking API's custom events. Plain requests
+    /// (stylesheets, API calls), link clicks and pixel opens have reports of their own.
+    static func counts(_ kind: TrackingEvent.Kind) -> Bool {
+        kind == .pageview || kind == .track || kind == .serverTrack || kind == .ltv
+    }
+
+    /// Takes one event into account.
+    public mutating func add(_ event: TrackingEvent) {
+        guard Self.counts(event.kind), query.range.contains(event.timeMilliseconds), event.site == query.site,
+            query.includeBots || event.botReason.isEmpty
+        else { return }
+        let key = Self.hash(event.sessionID.isEmpty ? "visitor:" + event.visitorID : event.sessionID)
+        let time = event.timeMilliseconds
+        let index: Int
+        if let known = visitIndex[key] {
+            index = Int(known)
+            if time < visits[index].landingTime {
+                visits[index].landingTime = time
+                visits[index].attributes = visitDimensions.map { strings.id($0.value(of: event)) }
+            }
+            visits[index].start = min(visits[index].start, time)
+            visits[index].end = max(visits[index].end, time)
+        } else {
+            guard visits.count < maximumVisits else {
+                truncated = true
+                return
+            }
+            index = visits.count
+            visitIndex[key] = Int32(index)
+            visits.append(Visit(
+                visitor: Self.hash(event.visitorID), start: time, end: time, landingTime: time,
+                attributes: visitDimensions.map { strings.id($0.value(of: event)) }))
+        }
+        if event.kind == .pageview {
+            visits[index].pageviews += 1
+            let page = strings.id(Dimension.path(of: event.target))
+            if time < visits[index].entryTime { (visits[index].entryPage, visits[index].entryTime) = (page, time) }
+            if time >= visits[index].exitTime { (visits[index].exitPage, visits[index].exitTime) = (page, time) }
+            if keepsPages { pageviews.append(Occurrence(visit: Int32(index), value: page)) }
+        } else {
+            visits[index].events += 1
+            if keepsEvents { customEvents.append(Occurrence(visit: Int32(index), value: strings.id(Dimension.event.value(of: event)))) }
+        }
+    }
+
+    static func hash(_ text: String) -> UInt64 {
+        var hasher = Hasher()
+        hasher.combine(text)
+        return UInt64(bitPattern: Int64(hasher.finalize()))
+    }
+
+    /// The visit's value of a visit-level dimension.
+    private func value(_ dimension: Dimension, of visit: Visit) -> String {
+        switch dimension {
+        case .entryPage: visit.entryPage < 0 ? dimension.emptyLabel : strings.text(visit.entryPage)
+        case .exitPage: visit.exitPage < 0 ? dimension.emptyLabel : strings.text(visit.exitPage)
+        default: strings.text(visit.attributes[visitDimensions.firstIndex(of: dimension)!])
+        }
+    }
+
+    /// Counts for one group of visits (a row, or the totals).
+    struct Tally {
+        var visitors = Set<UInt64>()
+        var visits = Set<Int32>()
+        var pageviews = 0
+        var events = 0
+        /// Visits with a page view, and those of them with one page view and nothing else.
+        var viewedVisits = 0
+        var bounces = 0
+        /// Visits whose bounce and duration were counted (for a page: those that entered on it).
+        var outcomes = 0
+        var durationMilliseconds: Int64 = 0
+
+        /// Counts a whole visit (`pageviews`, `events`: what the filters let through of it).
+        mutating func add(visit index: Int32, _ visit: Visit, pageviews: Int, events: Int) {
+            visitors.insert(visit.visitor)
+            guard visits.insert(index).inserted else { return }
+            self.pageviews += pageviews
+            self.events += events
+            addOutcome(of: visit)
+        }
+
+        /// The bounce and duration of a visit.
+        mutating func addOutcome(of visit: Visit) {
+            if visit.pageviews > 0 {
+                viewedVisits += 1
+                if visit.pageviews == 1 && visit.events == 0 { bounces += 1 }
+            }
+            outcomes += 1
+            durationMilliseconds += visit.end - visit.start
+        }
+
+        func value(_ metric: Metric) -> Double? {
+            switch metric {
+            case .visitors: Double(visitors.count)
+            case .visits: Double(visits.count)
+            case .pageviews: Double(pageviews)
+            case .events: Double(events)
+            case .viewsPerVisit: visits.isEmpty ? 0 : (Double(pageviews) / Double(visits.count) * 100).rounded() / 100
+            // Nothing to say of a page no visit entered on.
+            case .bounceRate: viewedVisits == 0 ? nil : (Double(bounces) * 100 / Double(viewedVisits)).rounded()
+            case .visitDuration: outcomes == 0 ? nil : (Double(durationMilliseconds) / 1000 / Double(outcomes)).rounded()
+            }
+        }
+    }
+
+    /// The answer, from what the pass gathered.
+    public func result() -> InsightsResult {
+        let visitFilters = query.filters.filter { $0.dimension.isVisitLevel }
+        let pageFilters = query.filters.filter { $0.dimension == .page }
+        let eventFilters = query.filters.filter { $0.dimension == .event }
+        // The page views and custom events the filters let through, by visit.
+        var matchedPageviews = [Int32](repeating: 0, count: visits.count)
+        var matchedEvents = [Int32](repeating: 0, count: visits.count)
+        var pageOccurrences: [Occurrence] = []
+        var eventOccurrences: [Occurrence] = []
+        for occurrence in pageviews where pageFilters.allSatisfy({ $0.holds(for: strings.text(occurrence.value)) }) {
+            matchedPageviews[Int(occurrence.visit)] += 1
+            pageOccurrences.append(occurrence)
+        }
+        for occurrence in customEvents where eventFilters.allSatisfy({ $0.holds(for: strings.text(occurrence.value)) }) {
+            matchedEvents[Int(occurrence.visit)] += 1
+            eventOccurrences.append(occurrence)
+        }
+        var passes = [Bool](repeating: false, count: visits.count)
+        for (index, visit) in visits.enumerated() {
+            guard visitFilters.allSatisfy({ $0.holds(for: value($0.dimension, of: visit)) }) else { continue }
+            if !pageFilters.isEmpty && matchedPageviews[index] == 0 { continue }
+            if !eventFilters.isEmpty && matchedEvents[index] == 0 { continue }
+            passes[index] = true
+        }
+        func pageviewsCounted(_ index: Int) -> Int { Int(keepsPages ? matchedPageviews[index] : visits[index].pageviews) }
+        func eventsCounted(_ index: Int) -> Int { Int(keepsEvents ? matchedEvents[index] : visits[index].events) }
+
+        var totals = Tally()
+        for (index, visit) in visits.enumerated() where passes[index] {
+            totals.add(visit: Int32(index), visit, pageviews: pageviewsCounted(index), events: eventsCounted(index))
+        }
+        var groups: [String: Tally] = [:]
+        switch query.dimension {
+        case nil:
+            break
+        case .page?:
+            for occurrence in pageOccurrences where passes[Int(occurrence.visit)] {
+                let visit = visits[Int(occurrence.visit)]
+                groups[strings.text(occurrence.value), default: Tally()].visitors.insert(visit.visitor)
+                groups[strings.text(occurrence.value), default: Tally()].visits.insert(occurrence.visit)
+                groups[strings.text(occurrence.value), default: Tally()].pageviews += 1
+            }
+            // A page's bounce rate and visit duration are those of the visits that entered on it (as Plausible's).
+            for (index, visit) in visits.enumerated() where passes[index] && visit.entryPage >= 0 {
+                let page = strings.text(visit.entryPage)
+                if groups[page] != nil { groups[page]!.addOutcome(of: visit) }
+            }
+        case .event?:
+            for occurrence in eventOccurrences where passes[Int(occurrence.visit)] {
+                let visit = visits[Int(occurrence.visit)]
+                let name = strings.text(occurrence.value)
+                groups[name, default: Tally()].visitors.insert(visit.visitor)
+                if groups[name]!.visits.insert(occurrence.visit).inserted { groups[name]!.addOutcome(of: visit) }
+                groups[name]!.events += 1
+            }
+        case let dimension?:
+            for (index, visit) in visits.enumerated() where passes[index] {
+                groups[value(dimension, of: visit), default: Tally()]
+                    .add(visit: Int32(index), visit, pageviews: pageviewsCounted(index), events: eventsCounted(index))
+            }
+        }
+        let metrics = query.metrics
+        var rows = groups.map { key, tally in
+            InsightsResult.Row(key: key, values: metrics.map { tally.value($0) })
+        }
+        let order = metrics.first ?? .visitors
+        let orderIndex = metrics.firstIndex(of: order) ?? 0
+        rows.sort { left, right in
+            let a = left.values.isEmpty ? 0 : left.values[orderIndex] ?? 0
+            let b = right.values.isEmpty ? 0 : right.values[orderIndex] ?? 0
+            return a != b ? a > b : left.key < right.key
+        }
+        return InsightsResult(
+            query: query, rows: Array(rows.prefix(query.limit)), totals: metrics.map { totals.value($0) },
+            truncated: truncated)
+    }
+}
+
+/// Strings kept once, named by a number (a page seen a million times is one string).
+struct Interner {
+    private var ids: [String: Int32] = [:]
+    private var texts: [String] = []
+
+    mutating func id(_ text: String) -> Int32 {
+        if let known = ids[text] { return known }
+        let id = Int32(texts.count)
+        texts.append(text)
+        ids[text] = id
+        return id
+    }
+
+    func text(_ id: Int32) -> String { texts[Int(id)] }
+}
