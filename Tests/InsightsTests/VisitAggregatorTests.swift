@@ -143,3 +143,27 @@ import Testing
         #expect((object?["totals"] as? [String: Any])?["visitors"] as? Int == 3)
     }
 }
+
+@Suite struct IntervalTests {
+    @Test func stepsStartWhereCalendarsDo() {
+        let day: Int64 = 86_400_000
+        let friday = VisitAggregatorTests.day + 13 * 3_600_000 + 5  // 2025-12-05 13:00:00.005, a Friday
+        #expect(Interval.hour.start(of: friday) == VisitAggregatorTests.day + 13 * 3_600_000)
+        #expect(Interval.day.start(of: friday) == VisitAggregatorTests.day)
+        #expect(Interval.week.start(of: friday) == VisitAggregatorTests.day - 4 * day, "Monday 2025-12-01")
+        #expect(Interval.month.start(of: friday) == VisitAggregatorTests.day - 4 * day)
+        #expect(Interval.month.next(after: VisitAggregatorTests.day - 4 * day) == VisitAggregatorTests.day + 27 * day, "2026-01-01")
+        #expect(Interval.day.start(of: -1) == -day, "before 1970 too")
+        #expect(Interval.suited(to: TimeRange(start: 0, end: day)) == .hour)
+        #expect(Interval.suited(to: TimeRange(start: 0, end: 30 * day)) == .day)
+    }
+
+    @Test func aSeriesHasEveryStepAndAddsUpToTheTotals() {
+        let result = VisitAggregatorTests.evaluate(InsightsQuery(
+            site: "shop", range: VisitAggregatorTests.range, metrics: [.visits, .pageviews], interval: .hour))
+        #expect(result.series.count == 24)
+        #expect(result.series[0].values == [3, 5], "a1, b1, c1 start in the first hour")
+        #expect(result.series[2].values == [1, 1], "a2 at 02:30")
+        #expect(result.series.reduce(0) { $0 + ($1.values[0] ?? 0) } == result.total(.visits))
+    }
+}

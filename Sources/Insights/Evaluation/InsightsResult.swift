@@ -8,9 +8,17 @@ public struct InsightsResult: Sendable {
         public var values: [Double?]
     }
 
+    /// One step of the time series: its start (Unix milliseconds) and the metrics of the visits that started in it.
+    public struct Point: Sendable, Equatable {
+        public var start: Int64
+        public var values: [Double?]
+    }
+
     public var query: InsightsQuery
     public var rows: [Row]
     public var totals: [Double?]
+    /// Every step of the range, empty ones included (none without an interval).
+    public var series: [Point] = []
     /// More visits than the evaluator keeps were in range; those past the bound are not counted.
     public var truncated: Bool
 

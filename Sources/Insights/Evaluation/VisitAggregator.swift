@@ -223,6 +223,19 @@ public struct VisitAggregator {
             }
         }
         let metrics = query.metrics
+        var series: [InsightsResult.Point] = []
+        if let interval = query.interval {
+            var steps: [Int64: Tally] = [:]
+            for (index, visit) in visits.enumerated() where passes[index] {
+                steps[interval.start(of: visit.start), default: Tally()]
+                    .add(visit: Int32(index), visit, pageviews: pageviewsCounted(index), events: eventsCounted(index))
+            }
+            var step = interval.start(of: query.range.start)
+            while step < query.range.end && series.count < 10_000 {
+                series.append(InsightsResult.Point(start: step, values: metrics.map { (steps[step] ?? Tally()).value($0) }))
+                step = interval.next(after: step)
+            }
+        }
         var rows = groups.map { key, tally in
             InsightsResult.Row(key: key, values: metrics.map { tally.value($0) })
         }
@@ -234,7 +247,7 @@ public struct VisitAggregator {
             return a != b ? a > b : left.key < right.key
         }
         return InsightsResult(
-            query: query, rows: Array(rows.prefix(query.limit)), totals: metrics.map { totals.value($0) },
+            query: query, rows: Array(rows.prefix(query.limit)), totals: metrics.map { totals.value($0) }, series: series,
             truncated: truncated)
     }
 }

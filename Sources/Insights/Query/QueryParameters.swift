@@ -14,7 +14,8 @@ extension InsightsQuery {
     /// A query from the parameters the API, the dashboard's URLs and `vantage stats` share (Plausible's names):
     /// `site`, `period` (today, yesterday, 7d, 30d, 90d, month, custom with `from` and `to` as YYYY-MM-DD),
     /// `filters` (`page==/blog|/docs;country!=FR;source~google`), `dimension`, `metrics` (comma-separated),
-    /// `bots` (`include`), `limit`. `defaultSite` answers when no `site` is given.
+    /// `bots` (`include`), `limit`, `interval` (a time series: hour, day, week, month). `defaultSite` answers when no
+    /// `site` is given.
     public static func parse(_ parameters: [String: String], defaultSite: String?, now: Date) throws(InsightsQueryError) -> InsightsQuery {
         guard let site = parameters["site"] ?? defaultSite, !site.isEmpty else {
             throw InsightsQueryError(parameter: "site", problem: "expected the name of a configured site")
@@ -47,13 +48,20 @@ extension InsightsQuery {
             }
             limit = value
         }
+        var interval: Interval?
+        if let name = parameters["interval"], !name.isEmpty {
+            guard let known = Interval(rawValue: name) else {
+                throw InsightsQueryError(parameter: "interval", problem: "expected hour, day, week or month, got \(name)")
+            }
+            interval = known
+        }
         let bots = parameters["bots"] ?? "exclude"
         guard bots == "exclude" || bots == "include" else {
             throw InsightsQueryError(parameter: "bots", problem: "expected include or exclude, got \(bots)")
         }
         return InsightsQuery(
             site: site, range: range, filters: try filters(parameters["filters"] ?? ""), dimension: dimension, metrics: metrics,
-            includeBots: bots == "include", limit: limit)
+            includeBots: bots == "include", limit: limit, interval: interval)
     }
 
     /// `page==/blog|/docs;country!=FR;source~google`: conditions separated by `;`, alternatives by `|`.

@@ -18,6 +18,10 @@ public enum ResultJSON {
             "totals": metrics(result.totals),
             "truncated": result.truncated,
         ]
+        if let interval = query.interval {
+            object["interval"] = interval.rawValue
+            object["series"] = result.series.map { point in metrics(point.values).merging(["date": instant(point.start)]) { $1 } }
+        }
         if let dimension = query.dimension {
             object["dimension"] = dimension.rawValue
             object["results"] = result.rows.map { row in metrics(row.values).merging([dimension.rawValue: row.key]) { $1 } }
