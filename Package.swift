@@ -111,7 +111,7 @@ let package = Package(
             name: "Edge",
             dependencies: [
                 "Config", "Insights", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
-                prometheus, serviceLifecycle, unixSignals,
+                prometheus, serviceLifecycle, unixSignals, crypto,
             ],
             swiftSettings: dataPlaneSettings
         ),

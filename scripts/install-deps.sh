@@ -4,14 +4,15 @@
 # /usr/local/share/vantage) and, with --tests, the
 # peers its tests drive: curl, nghttp/h2load, openssl, Node for the proxy test backend, Python with venv for
 # uvicorn, MaxMind's database writer (Perl) for the GeoIP test database, ClickHouse for the tracking tests (the package does not start a server where policy-rc.d forbids
-# it; the tests start their own on free loopback ports), wrk for load, and Pebble, the ACME test server.
+# it; the tests start their own on free loopback ports), wrk for load, Pebble, the ACME test server, and Chromium
+# (headless) for the dashboard's pages.
 # Idempotent; needs root (or sudo) on Debian/Ubuntu. The Swift toolchain itself is expected on PATH.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 packages=(libbrotli-dev zlib1g-dev libmaxminddb-dev libpcre2-dev pkg-config curl ca-certificates uap-core python3)
 if [ "${1:-}" = "--tests" ]; then
-  packages+=(openssl nghttp2-client nodejs python3 python3-venv libmaxmind-db-writer-perl clickhouse-server clickhouse-client wrk pebble)
+  packages+=(openssl nghttp2-client nodejs python3 python3-venv libmaxmind-db-writer-perl clickhouse-server clickhouse-client wrk pebble chromium)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -10,7 +10,7 @@ struct InsightsIntegrationTests {
     static let safari = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
     static let android = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36"
 
-    static func start() throws -> VantageProcess {
+    static func start(token: Bool = true) throws -> VantageProcess {
         let config = """
             listen: { http: "127.0.0.1:0" }
             sites:
@@ -18,17 +18,33 @@ struct InsightsIntegrationTests {
                 routes:
                   - { path: /, static: { root: "{{DIR}}/www" } }
             access_log: off
-            admin: { listen: "127.0.0.1:0", token_env: INSIGHTS_TEST_TOKEN }
+            admin: { listen: "127.0.0.1:0"\(token ? ", token_env: INSIGHTS_TEST_TOKEN" : "") }
             tracking:
               spool: { dir: "{{DIR}}/spool", sync_interval: 50ms }
               visitors: { cookies: true }
             """
-        return try VantageProcess(config: config, expect: ["http", "admin"], environment: ["INSIGHTS_TEST_TOKEN": token]) { directory in
+        return try VantageProcess(config: config, expect: ["http", "admin"], environment: ["INSIGHTS_TEST_TOKEN": Self.token]) { directory in
             let www = directory.appendingPathComponent("www")
             try FileManager.default.createDirectory(at: www, withIntermediateDirectories: true)
             for page in ["index", "about", "pricing"] {
                 try "<html><body>\(page)</body></html>".write(to: www.appendingPathComponent("\(page).html"), atomically: true, encoding: .utf8)
             }
+        }
+    }
+
+    /// Three visitors: Firefox keeps cookies and reads three pages from Google; Safari lands from a newsletter and
+    /// Android from Twitter, one page each. curl is a machine. Returns once the spool holds all five page views.
+    func browse(_ vantage: VantageProcess) throws {
+        let jar = vantage.directory.appendingPathComponent("cookies.txt").path
+        for (path, referrer) in [("/", "https://www.google.com/"), ("/about.html", vantage.url("/")), ("/pricing.html", vantage.url("/about.html"))] {
+            #expect(try curl(["-A", Self.firefox, "-b", jar, "-c", jar, "-e", referrer, vantage.url(path)]).status == 200)
+        }
+        #expect(try curl(["-A", Self.safari, vantage.url("/?utm_source=newsletter&utm_medium=email")]).status == 200)
+        #expect(try curl(["-A", Self.android, "-e", "https://t.co/x", vantage.url("/pricing.html")]).status == 200)
+        #expect(try curl([vantage.url("/")]).status == 200)
+        try waitUntil(timeout: 10) {
+            let totals = try stats(vantage, "period=today")["totals"] as? [String: Any]
+            return totals?["pageviews"] as? Int == 5
         }
     }
 
@@ -40,21 +56,8 @@ struct InsightsIntegrationTests {
 
     @Test func theAPIAndTheTerminalCountWhatBrowsersDid() throws {
         let vantage = try Self.start()
-        let jar = vantage.directory.appendingPathComponent("cookies.txt").path
-        // Firefox keeps cookies: three pages from Google, one visit. Safari from a newsletter and Android from
-        // Twitter: one page each, two bounces. curl is a machine.
-        for (path, referrer) in [("/", "https://www.google.com/"), ("/about.html", vantage.url("/")), ("/pricing.html", vantage.url("/about.html"))] {
-            #expect(try curl(["-A", Self.firefox, "-b", jar, "-c", jar, "-e", referrer, vantage.url(path)]).status == 200)
-        }
-        #expect(try curl(["-A", Self.safari, vantage.url("/?utm_source=newsletter&utm_medium=email")]).status == 200)
-        #expect(try curl(["-A", Self.android, "-e", "https://t.co/x", vantage.url("/pricing.html")]).status == 200)
-        #expect(try curl([vantage.url("/")]).status == 200)
-
-        var totals: [String: Any] = [:]
-        try waitUntil(timeout: 10) {
-            totals = try stats(vantage, "period=today")["totals"] as? [String: Any] ?? [:]
-            return totals["pageviews"] as? Int == 5
-        }
+        try browse(vantage)
+        let totals = try stats(vantage, "period=today")["totals"] as? [String: Any] ?? [:]
         #expect(totals["visitors"] as? Int == 3)
         #expect(totals["visits"] as? Int == 3)
         #expect(totals["bounce_rate"] as? Int == 67)
@@ -85,6 +88,67 @@ struct InsightsIntegrationTests {
         #expect(pages.stdout.contains("Total"))
         let refused = try run([VantageProcess.binary, "stats", "--config", vantage.configPath, "--by", "colour"])
         #expect(refused.status == 64 && refused.stderr.contains("--by: unknown colour"), "\(refused.stderr)")
+        #expect(vantage.stop() == 0)
+    }
+
+    /// Chromium renders the page; the test reads its DOM, follows a row's link (a filter) and keeps a screenshot.
+    /// The page carries no script and a policy that refuses any, so it is the page a browser with scripts off
+    /// shows (Chromium's headless `--dump-dom` and `--screenshot` themselves stop working with scripts off).
+    @Test func theDashboardWorksInABrowserWithoutScript() throws {
+        let vantage = try Self.start(token: false)
+        try browse(vantage)
+        func dom(_ url: String) throws -> String {
+            let result = try run(["chromium", "--no-sandbox", "--headless", "--disable-gpu", "--dump-dom", url])
+            #expect(result.status == 0, "\(result.stderr)")
+            return result.stdout
+        }
+        let page = try dom(vantage.url("/?period=today", kind: "admin"))
+        #expect(!page.contains("<script"))
+        #expect(page.contains("<dt>Visitors</dt><dd>3 "), "\(page.prefix(3000))")
+        #expect(page.contains(">Top pages</h2>") && page.contains(">/pricing.html</a>"))
+        #expect(page.contains(">google.com</a>") && page.contains(">Organic Search</a>"))
+        // Drill down: the Sources row for google.com is a link that filters by it.
+        let link = try #require(page.firstMatch(of: /href="(\/\?[^"]*source%3D%3Dgoogle\.com[^"]*)"/)?.1)
+        let filtered = try dom(vantage.url(String(link).replacingOccurrences(of: "&amp;", with: "&"), kind: "admin"))
+        #expect(filtered.contains("<dt>Visitors</dt><dd>1 "), "only Firefox came from Google")
+        #expect(filtered.contains("Remove this filter"))
+        // A screenshot to look at (kept next to the test's folder).
+        let shot = FileManager.default.temporaryDirectory.appendingPathComponent("vantage-dashboard.png").path
+        let screenshot = try run([
+            "chromium", "--no-sandbox", "--headless", "--disable-gpu", "--window-size=1280,1600", "--screenshot=\(shot)",
+            vantage.url("/?period=today", kind: "admin"),
+        ])
+        #expect(screenshot.status == 0 && FileManager.default.fileExists(atPath: shot), "\(screenshot.stderr)")
+        print("dashboard screenshot: \(shot)")
+        #expect(vantage.stop() == 0)
+    }
+
+    /// The sign-in form trades the token for a session cookie that reads reports and nothing else; wrong tokens
+    /// are refused, then slowed down.
+    @Test func signingInOpensTheReportsOnly() throws {
+        let vantage = try Self.start()
+        let admin = vantage.url("/", kind: "admin")
+        let first = try curl([admin])
+        #expect(first.status == 303 && first.headers["location"] == "/login", "\(first)")
+        let form = try curl(["-s", vantage.url("/login", kind: "admin")])
+        #expect(form.status == 200 && form.body.contains("name=\"token\""))
+        #expect(form.headers["content-security-policy"]?.contains("default-src 'none'") == true)
+
+        let jar = vantage.directory.appendingPathComponent("admin-cookies.txt").path
+        let signedIn = try curl(["-c", jar, "--data-urlencode", "token=\(Self.token)", vantage.url("/login", kind: "admin")])
+        #expect(signedIn.status == 303)
+        let cookies = (try? String(contentsOfFile: jar, encoding: .utf8)) ?? ""
+        #expect(cookies.contains("#HttpOnly_") && cookies.contains("vantage_admin"), "\(cookies)")
+        #expect(try curl(["-s", "-b", jar, admin]).status == 200, "the dashboard with the session")
+        #expect(try curl(["-s", "-b", jar, vantage.url("/api/v1/stats", kind: "admin")]).status == 200, "the API with the session")
+        #expect(try curl(["-s", "-b", jar, "-X", "POST", vantage.url("/reload", kind: "admin")]).status == 401, "a session changes nothing")
+        #expect(try curl(["-s", "-b", "vantage_admin=9999999999.forged", admin]).status == 303, "a forged cookie is no session")
+
+        for _ in 0..<5 {
+            #expect(try curl(["--data-urlencode", "token=wrong", vantage.url("/login", kind: "admin")]).status == 401)
+        }
+        let slowed = try curl(["--data-urlencode", "token=\(Self.token)", vantage.url("/login", kind: "admin")])
+        #expect(slowed.status == 429 && slowed.headers["retry-after"] != nil, "\(slowed)")
         #expect(vantage.stop() == 0)
     }
 }

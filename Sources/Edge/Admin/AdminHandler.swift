@@ -14,9 +14,11 @@ struct AdminEndpoints: Sendable {
 /// - `/links`: short links (create, list, get, update, delete, stats; see `AdminLinks.swift`);
 /// - `GET /metrics`: Prometheus text;
 /// - `POST /reload`: re-read the config, as SIGHUP does;
-/// - `GET /api/v1/stats`: a report as JSON (docs/INSIGHTS.md; `AdminStats.swift`).
+/// - `GET /api/v1/stats`: a report as JSON or CSV (docs/INSIGHTS.md; `AdminStats.swift`);
+/// - `GET /`: the dashboard, with `/login` and `/logout` for browsers (`AdminDashboard.swift`).
 ///
-/// When `admin.token_env` names a set variable, everything but `/health` needs `Authorization: Bearer <token>`.
+/// When `admin.token_env` names a set variable, everything but `/health` and the sign-in form needs
+/// `Authorization: Bearer <token>`; the reports also take a signed-in browser's session cookie.
 final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -24,7 +26,7 @@ final class AdminHandler: ChannelInboundHandler {
     let endpoints: AdminEndpoints
     private var head: HTTPRequestHead?
     /// The request body (link JSON), bounded.
-    private var body = ByteBuffer()
+    private(set) var body = ByteBuffer()
     private var bodyTooLarge = false
     static let maxBody = 64 << 10
 
@@ -60,13 +62,15 @@ final class AdminHandler: ChannelInboundHandler {
                  head: head, context: context)
             return
         }
-        if let token = endpoints.gateway.adminToken {
-            let presented = head.headers.first(name: "authorization") ?? ""
-            guard Self.constantTimeEquals(presented, "Bearer " + token) else {
+        if handleOpenPage(head, path: path, context: context) { return }
+        guard isAuthorized(head, path: path) else {
+            if head.method == .GET && path == "/" {
+                redirect(to: "/login", head: head, context: context)
+            } else {
                 send(.unauthorized, body: "401 Unauthorized: send Authorization: Bearer <token>\n", head: head,
                      context: context, extraHeaders: ["WWW-Authenticate": "Bearer"])
-                return
             }
+            return
         }
         if path == "/links" || path.hasPrefix("/links/") {
             handleLinks(head, path: path, body: body, context: context)
@@ -102,6 +106,8 @@ final class AdminHandler: ChannelInboundHandler {
             erase(head, context: context)
         case (.GET, "/api/v1/stats"):
             stats(head, context: context)
+        case (.GET, "/"), (.HEAD, "/"):
+            dashboard(head, context: context)
         case (_, "/metrics"), (_, "/reload"), (_, "/erase"), (_, "/api/v1/stats"):
             send(.methodNotAllowed, body: "405 Method Not Allowed\n", head: head, context: context)
         default:

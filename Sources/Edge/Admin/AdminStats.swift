@@ -14,7 +14,7 @@ extension Gateway {
 }
 
 extension AdminHandler {
-    /// `GET /api/v1/stats?site=&period=&dimension=&metrics=&filters=`: one report as JSON.
+    /// `GET /api/v1/stats?site=&period=&dimension=&metrics=&filters=[&format=csv]`: one report as JSON (or CSV).
     func stats(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let parameters = Self.queryParameters(head.uri)
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -30,6 +30,8 @@ extension AdminHandler {
             eventLoop.execute {
                 let (handler, context) = bound.value
                 switch outcome {
+                case .success(let result) where parameters["format"] == "csv":
+                    handler.send(.ok, contentType: "text/csv; charset=utf-8", body: ResultCSV.render(result), head: head, context: context)
                 case .success(let result):
                     handler.send(.ok, contentType: "application/json", body: ResultJSON.render(result) + "\n", head: head, context: context)
                 case .failure(let error as InsightsQueryError):
@@ -43,7 +45,12 @@ extension AdminHandler {
 
     /// A URI's query as names and values, percent-decoded (`+` is a space); a repeated name keeps its last value.
     static func queryParameters(_ uri: String) -> [String: String] {
-        guard let query = uri.split(separator: "?", maxSplits: 1).dropFirst().first else { return [:] }
+        guard let question = uri.firstIndex(of: "?") else { return [:] }
+        return formParameters(uri[uri.index(after: question)...])
+    }
+
+    /// `name=value&...` (a query string, or a form's `application/x-www-form-urlencoded` body) as names and values.
+    static func formParameters(_ query: Substring) -> [String: String] {
         var parameters: [String: String] = [:]
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)

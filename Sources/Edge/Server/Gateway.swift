@@ -490,6 +490,12 @@ public final class Gateway: Sendable {
 
     var adminToken: String? { state.withLock { $0.configuration.admin.token } }
 
+    /// The dashboard's signed-in browsers and refused sign-ins.
+    let adminSessions = AdminSessions()
+
+    /// Every configured site's name (the dashboard's site menu).
+    var siteNames: [String] { state.withLock { $0.configuration.sites.map(\.name) } }
+
     /// Where reports read from: the first site's name (the default `site`) and the spool folder.
     var reportSources: (defaultSite: String?, spool: String) {
         state.withLock { ($0.configuration.sites.first?.name, $0.configuration.tracking.spool.directory) }

@@ -43,10 +43,11 @@ public struct VisitAggregator {
     private let keepsPages: Bool
     private let keepsEvents: Bool
 
-    public init(query: InsightsQuery, maximumVisits: Int = 2_000_000) {
+    /// `breakdowns`: further dimensions ``result(by:metrics:)`` will be asked for, gathered in the same pass.
+    public init(query: InsightsQuery, breakdowns: [Dimension] = [], maximumVisits: Int = 2_000_000) {
         self.query = query
         self.maximumVisits = maximumVisits
-        var dimensions = query.filters.map(\.dimension)
+        var dimensions = query.filters.map(\.dimension) + breakdowns
         if let dimension = query.dimension { dimensions.append(dimension) }
         visitDimensions = Array(Set(dimensions.filter { $0.isVisitLevel && $0 != .entryPage && $0 != .exitPage }))
             .sorted { $0.rawValue < $1.rawValue }
@@ -161,7 +162,12 @@ public struct VisitAggregator {
     }
 
     /// The answer, from what the pass gathered.
-    public func result() -> InsightsResult {
+    public func result() -> InsightsResult { result(by: query.dimension, metrics: query.metrics) }
+
+    /// The answer with another breakdown (one the pass gathered: the query's, or one of `breakdowns`) and metrics.
+    public func result(by dimension: Dimension?, metrics: [Metric]) -> InsightsResult {
+        var query = self.query
+        (query.dimension, query.metrics) = (dimension, metrics)
         let visitFilters = query.filters.filter { $0.dimension.isVisitLevel }
         let pageFilters = query.filters.filter { $0.dimension == .page }
         let eventFilters = query.filters.filter { $0.dimension == .event }
@@ -222,7 +228,6 @@ public struct VisitAggregator {
                     .add(visit: Int32(index), visit, pageviews: pageviewsCounted(index), events: eventsCounted(index))
             }
         }
-        let metrics = query.metrics
         var series: [InsightsResult.Point] = []
         if let interval = query.interval {
             var steps: [Int64: Tally] = [:]

@@ -30,6 +30,31 @@ public enum Dimension: String, Sendable, CaseIterable, Equatable {
     /// The visit's value is its first event's.
     public var isVisitLevel: Bool { self != .page && self != .event }
 
+    /// The dimension's name in a table's header.
+    public var title: String {
+        switch self {
+        case .page: "Page"
+        case .event: "Event"
+        case .entryPage: "Entry page"
+        case .exitPage: "Exit page"
+        case .channel: "Channel"
+        case .source: "Source"
+        case .utmSource: "UTM source"
+        case .utmMedium: "UTM medium"
+        case .utmCampaign: "Campaign"
+        case .utmTerm: "UTM term"
+        case .utmContent: "UTM content"
+        case .country: "Country"
+        case .region: "Region"
+        case .city: "City"
+        case .device: "Device"
+        case .browser: "Browser"
+        case .browserVersion: "Browser version"
+        case .os: "OS"
+        case .osVersion: "OS version"
+        }
+    }
+
     /// What a visit or event without a value shows (Plausible's wording).
     var emptyLabel: String {
         switch self {

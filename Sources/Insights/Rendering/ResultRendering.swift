@@ -40,7 +40,7 @@ public enum ResultTable {
     public static func render(_ result: InsightsResult) -> String {
         let query = result.query
         guard query.dimension != nil else { return headline(result) }
-        let header = [query.dimension.map(title) ?? ""] + query.metrics.map(\.label)
+        let header = [query.dimension?.title ?? ""] + query.metrics.map(\.label)
         var lines = result.rows.map { row in [row.key] + zip(query.metrics, row.values).map { format($1, $0) } }
         lines.append(["Total"] + zip(query.metrics, result.totals).map { format($1, $0) })
         let widths = header.indices.map { column in ([header] + lines).map { $0[column].count }.max() ?? 0 }
@@ -71,10 +71,6 @@ public enum ResultTable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    static func title(_ dimension: Dimension) -> String {
-        dimension.rawValue.replacingOccurrences(of: "_", with: " ").capitalized
-    }
-
     /// A metric as people read it: counts whole, rates in percent, durations in minutes and seconds.
     public static func format(_ value: Double?, _ metric: Metric) -> String {
         guard let value else { return "-" }
@@ -86,5 +82,26 @@ public enum ResultTable {
         case .viewsPerVisit: return String(format: "%.2f", value)
         default: return Int(value).formatted(.number.grouping(.automatic))
         }
+    }
+}
+
+/// A report as CSV (RFC 4180): the dimension's column, then the metrics'; no totals row (a spreadsheet sums).
+public enum ResultCSV {
+    public static func render(_ result: InsightsResult) -> String {
+        let query = result.query
+        func field(_ text: String) -> String {
+            text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+                ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+        }
+        func number(_ value: Double?) -> String {
+            guard let value else { return "" }
+            return value == value.rounded() ? String(Int(value)) : String(value)
+        }
+        var lines = [([query.dimension?.rawValue ?? "period"] + query.metrics.map(\.rawValue)).joined(separator: ",")]
+        if query.dimension == nil {
+            lines.append(([ResultJSON.instant(query.range.start) + "/" + ResultJSON.instant(query.range.end)] + result.totals.map(number)).joined(separator: ","))
+        }
+        for row in result.rows { lines.append(([field(row.key)] + row.values.map(number)).joined(separator: ",")) }
+        return lines.joined(separator: "\r\n") + "\r\n"
     }
 }

@@ -1,0 +1,141 @@
+import Foundation
+import Insights
+import NIOCore
+import NIOHTTP1
+
+extension Gateway {
+    /// The dashboard page for `parameters`, gathered from the spool on the blocking pool.
+    func dashboardPage(_ parameters: [String: String]) async throws -> String {
+        let (site, spool) = reportSources
+        let sites = siteNames
+        let query = try InsightsQuery.parse(parameters, defaultSite: site, now: Date())
+        let dashboard = try await threadPool.runIfActive { try SpoolInsights(directory: spool).dashboard(query) }
+        return DashboardPage(dashboard: dashboard, sites: sites, parameters: parameters, signsIn: adminToken != nil).html
+    }
+}
+
+/// The dashboard's pages on the admin listener: `GET /` (the dashboard), `GET`/`POST /login`, `GET /logout`,
+/// `GET /assets/insights.css`. Pages carry a policy that allows no script and no inline style.
+extension AdminHandler {
+    static let pageHeaders: HTTPHeaders = [
+        "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+    ]
+
+    /// Answers the dashboard's open paths (the stylesheet, the sign-in form); false when `path` is not one of them.
+    func handleOpenPage(_ head: HTTPRequestHead, path: String, context: ChannelHandlerContext) -> Bool {
+        switch (head.method, path) {
+        case (.GET, "/assets/insights.css"), (.HEAD, "/assets/insights.css"):
+            send(.ok, contentType: "text/css; charset=utf-8", body: DashboardStyle.css, head: head, context: context,
+                 extraHeaders: ["X-Content-Type-Options": "nosniff"])
+        case (.GET, "/login"):
+            sendPage(.ok, Self.loginPage(message: nil), head: head, context: context)
+        case (.POST, "/login"):
+            login(head, context: context)
+        case (.GET, "/logout"):
+            var headers = Self.pageHeaders
+            headers.add(name: "Set-Cookie", value: "\(AdminSessions.cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict")
+            headers.add(name: "Location", value: "/login")
+            send(.seeOther, body: "", head: head, context: context, extraHeaders: headers)
+        default:
+            return false
+        }
+        return true
+    }
+
+    /// Whether the request may go on: no token configured, the bearer token, or (for reading reports only: a
+    /// session never changes anything) a signed-in browser.
+    func isAuthorized(_ head: HTTPRequestHead, path: String) -> Bool {
+        guard let token = endpoints.gateway.adminToken else { return true }
+        if Self.constantTimeEquals(head.headers.first(name: "authorization") ?? "", "Bearer " + token) { return true }
+        guard head.method == .GET || head.method == .HEAD, path == "/" || path == "/api/v1/stats" else { return false }
+        return endpoints.gateway.adminSessions.isSignedIn(cookieHeader: head.headers.first(name: "cookie"), token: token)
+    }
+
+    private func login(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let sessions = endpoints.gateway.adminSessions
+        let address = context.remoteAddress?.ipAddress ?? "unknown"
+        if let wait = sessions.retryAfter(address) {
+            sendPage(.tooManyRequests, Self.loginPage(message: "Too many wrong tokens: try again in \(wait) s."), head: head,
+                     context: context, extraHeaders: ["Retry-After": String(wait)])
+            return
+        }
+        let form = Self.formParameters(Substring(String(buffer: body)))
+        guard let token = endpoints.gateway.adminToken else {
+            redirect(to: "/", head: head, context: context)
+            return
+        }
+        guard Self.constantTimeEquals(form["token"] ?? "", token) else {
+            sessions.failed(address)
+            sendPage(.unauthorized, Self.loginPage(message: "That is not the admin token."), head: head, context: context)
+            return
+        }
+        sessions.succeeded(address)
+        let cookie = "\(AdminSessions.cookieName)=\(sessions.cookie(token: token)); Path=/; Max-Age=\(Int(AdminSessions.lifetime)); HttpOnly; SameSite=Strict"
+        redirect(to: "/", head: head, context: context, cookie: cookie)
+    }
+
+    /// `GET /`: the dashboard (a browser that is not signed in is sent to the form).
+    func dashboard(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let parameters = Self.queryParameters(head.uri)
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let gateway = endpoints.gateway
+        Task {
+            let answer: (status: HTTPResponseStatus, page: String)
+            do {
+                answer = (.ok, try await gateway.dashboardPage(parameters))
+            } catch let error as InsightsQueryError {
+                answer = (.badRequest, AdminHandler.messagePage("That report cannot be shown", "\(error)"))
+            } catch {
+                answer = (.internalServerError, AdminHandler.messagePage("The report failed", "\(error)"))
+            }
+            eventLoop.execute {
+                let (handler, context) = bound.value
+                handler.sendPage(answer.status, answer.page, head: head, context: context)
+            }
+        }
+    }
+
+    func redirect(to location: String, head: HTTPRequestHead, context: ChannelHandlerContext, cookie: String? = nil) {
+        var headers: HTTPHeaders = ["Location": location]
+        if let cookie { headers.add(name: "Set-Cookie", value: cookie) }
+        send(.seeOther, body: "", head: head, context: context, extraHeaders: headers)
+    }
+
+    func sendPage(_ status: HTTPResponseStatus, _ page: String, head: HTTPRequestHead, context: ChannelHandlerContext, extraHeaders: HTTPHeaders = [:]) {
+        var headers = Self.pageHeaders
+        headers.add(contentsOf: extraHeaders)
+        send(status, contentType: "text/html; charset=utf-8", body: page, head: head, context: context, extraHeaders: headers)
+    }
+
+    static func loginPage(message: String?) -> String {
+        page(title: "Sign in", body: """
+            <main class="login"><p class="brand">Vantage <span>insights</span></p><h1>Sign in</h1>
+            \(message.map { "<p class=\"error\" role=\"alert\">\(escapeHTML($0))</p>" } ?? "")
+            <form method="post" action="/login"><label for="token">Admin token</label>
+            <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+            <button>Sign in</button></form>
+            <p>The token is the value of the variable <code>admin.token_env</code> names.</p></main>
+            """)
+    }
+
+    static func messagePage(_ title: String, _ message: String) -> String {
+        page(title: title, body: "<main class=\"login\"><h1>\(escapeHTML(title))</h1><p class=\"error\">\(escapeHTML(message))</p><p><a href=\"/\">Back to the dashboard</a></p></main>")
+    }
+
+    static func page(title: String, body: String) -> String {
+        """
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>\(escapeHTML(title)) · Vantage insights</title><link rel="stylesheet" href="/assets/insights.css"></head>
+        <body>\(body)</body></html>
+
+        """
+    }
+
+    static func escapeHTML(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+}

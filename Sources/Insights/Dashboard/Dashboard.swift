@@ -1,0 +1,63 @@
+/// Everything the dashboard page shows for one query, from one pass over the events: the headline and its time
+/// series, the same for the previous period (the comparison), and a panel per breakdown.
+public struct Dashboard: Sendable {
+    /// The panels, in the page's order: (title, dimension, metrics).
+    public static let panels: [(title: String, dimension: Dimension, metrics: [Metric])] = [
+        ("Top pages", .page, [.visitors, .pageviews]),
+        ("Entry pages", .entryPage, [.visits, .bounceRate]),
+        ("Exit pages", .exitPage, [.visits]),
+        ("Channels", .channel, [.visitors, .bounceRate]),
+        ("Sources", .source, [.visitors, .bounceRate]),
+        ("Campaigns", .utmCampaign, [.visitors, .visits]),
+        ("Countries", .country, [.visitors]),
+        ("Devices", .device, [.visitors]),
+        ("Browsers", .browser, [.visitors]),
+        ("Operating systems", .os, [.visitors]),
+        ("Events", .event, [.visitors, .events]),
+    ]
+
+    public var current: InsightsResult
+    public var previous: InsightsResult
+    public var panels: [InsightsResult]
+
+    /// Gathers the dashboard of `query` (its range, filters and site) from `events`, which calls its argument with
+    /// every event once.
+    public static func gather(
+        _ query: InsightsQuery, maximumVisits: Int = 2_000_000, events: ((TrackingEventSink) throws -> Void)
+    ) rethrows -> Dashboard {
+        var query = query
+        query.interval = query.interval ?? Interval.suited(to: query.range)
+        var before = query
+        before.range = query.range.previous
+        var now = VisitAggregator(query: query, breakdowns: panels.map(\.dimension), maximumVisits: maximumVisits)
+        var then = VisitAggregator(query: before, maximumVisits: maximumVisits)
+        try events { event in
+            now.add(event)
+            then.add(event)
+        }
+        return Dashboard(
+            current: now.result(by: nil, metrics: Metric.headline), previous: then.result(by: nil, metrics: Metric.headline),
+            panels: panels.map { panel in
+                var result = now.result(by: panel.dimension, metrics: panel.metrics)
+                result.rows = Array(result.rows.prefix(10))
+                return result
+            })
+    }
+}
+
+import Tracking
+
+/// What ``Dashboard/gather(_:maximumVisits:events:)`` hands each event to.
+public typealias TrackingEventSink = (TrackingEvent) -> Void
+
+extension SpoolInsights {
+    /// The dashboard of `query`, from one read of the spool.
+    public func dashboard(_ query: InsightsQuery) throws -> Dashboard {
+        try Dashboard.gather(query, maximumVisits: maximumVisits) { sink in
+            var reader = SpoolReader(directory: directory)
+            try reader.readNew { record in
+                if let event = try? EventRecord.decode(record) { sink(event) }
+            }
+        }
+    }
+}
