@@ -10,7 +10,9 @@ import Testing
         query.interval = .hour
         var events = VisitAggregatorTests.traffic
         events.append(VisitAggregatorTests.event(at: 300, visitor: "mallory", session: "m1", path: "/<script>alert(1)</script>"))
-        let dashboard = Dashboard.gather(query) { sink in events.forEach(sink) }
+        let dashboard = Dashboard.gather(query) { wants, sink in
+            events.filter { wants($0.kind, $0.timeMilliseconds) }.forEach(sink)
+        }
         return DashboardPage(dashboard: dashboard, sites: ["shop", "blog"], parameters: parameters).html
     }
 

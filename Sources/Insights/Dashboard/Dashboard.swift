@@ -22,8 +22,10 @@ public struct Dashboard: Sendable {
 
     /// Gathers the dashboard of `query` (its range, filters and site) from `events`, which calls its argument with
     /// every event once.
+    /// `events` is given a filter (whether an event of a kind at a time can count) and the sink.
     public static func gather(
-        _ query: InsightsQuery, maximumVisits: Int = 2_000_000, events: ((TrackingEventSink) throws -> Void)
+        _ query: InsightsQuery, maximumVisits: Int = 2_000_000,
+        events: ((_ wants: (TrackingEvent.Kind, Int64) -> Bool, _ sink: TrackingEventSink) throws -> Void)
     ) rethrows -> Dashboard {
         var query = query
         query.interval = query.interval ?? Interval.suited(to: query.range)
@@ -31,7 +33,8 @@ public struct Dashboard: Sendable {
         before.range = query.range.previous
         var now = VisitAggregator(query: query, breakdowns: panels.map(\.dimension), maximumVisits: maximumVisits)
         var then = VisitAggregator(query: before, maximumVisits: maximumVisits)
-        try events { event in
+        let (current, earlier) = (now, then)
+        try events({ kind, time in current.wants(kind, at: time) || earlier.wants(kind, at: time) }) { event in
             now.add(event)
             then.add(event)
         }
@@ -47,16 +50,16 @@ public struct Dashboard: Sendable {
 
 import Tracking
 
-/// What ``Dashboard/gather(_:maximumVisits:events:)`` hands each event to.
+/// What ``Dashboard/gather(_:maximumVisits:events:)`` hands each event it wants to.
 public typealias TrackingEventSink = (TrackingEvent) -> Void
 
 extension SpoolInsights {
     /// The dashboard of `query`, from one read of the spool.
     public func dashboard(_ query: InsightsQuery) throws -> Dashboard {
-        try Dashboard.gather(query, maximumVisits: maximumVisits) { sink in
+        try Dashboard.gather(query, maximumVisits: maximumVisits) { wants, sink in
             var reader = SpoolReader(directory: directory)
             try reader.readNew { record in
-                if let event = try? EventRecord.decode(record) { sink(event) }
+                if let event = try? EventRecord.decodeForReports(record, keep: wants) { sink(event) }
             }
         }
     }

@@ -16,7 +16,7 @@ public struct SpoolInsights {
         var aggregator = VisitAggregator(query: query, maximumVisits: maximumVisits)
         var reader = SpoolReader(directory: directory)
         try reader.readNew { record in
-            if let event = try? EventRecord.decode(record) { aggregator.add(event) }
+            if let event = try? EventRecord.decodeForReports(record, keep: aggregator.wants) { aggregator.add(event) }
         }
         return aggregator.result()
     }

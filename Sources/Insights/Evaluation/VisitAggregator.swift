@@ -61,6 +61,11 @@ public struct VisitAggregator {
         kind == .pageview || kind == .track || kind == .serverTrack || kind == .ltv
     }
 
+    /// Whether an event of `kind` at `milliseconds` can count (what a reader may check before decoding the rest).
+    public func wants(_ kind: TrackingEvent.Kind, at milliseconds: Int64) -> Bool {
+        Self.counts(kind) && query.range.contains(milliseconds)
+    }
+
     /// Takes one event into account.
     public mutating func add(_ event: TrackingEvent) {
         guard Self.counts(event.kind), query.range.contains(event.timeMilliseconds), event.site == query.site,

@@ -152,6 +152,46 @@ public enum EventRecord {
         }
     }
 
+    /// The fields reports read (site, target, visitor and session, device, location, source, campaign, channel,
+    /// event name, money), or nil when `keep` refuses the record by its kind and time: a report skips most of a
+    /// spool without making a string, and never makes the ones it does not show (agent, addresses, properties).
+    public static func decodeForReports(_ record: ByteBuffer, keep: (TrackingEvent.Kind, Int64) -> Bool) throws -> TrackingEvent? {
+        try record.withUnsafeReadableBytes { bytes in
+            let fields = try Fields(record: bytes)
+            guard keep(fields.kind, fields.timeMilliseconds) else { return nil }
+            func text(_ bytes: UnsafeRawBufferPointer) -> String { bytes.isEmpty ? "" : String(decoding: bytes, as: UTF8.self) }
+            var event = TrackingEvent(
+                id: fields.id, timeMilliseconds: fields.timeMilliseconds, site: text(fields.site), host: "", kind: fields.kind,
+                method: "", scheme: "", target: text(fields.target), status: Int(clamping: fields.status), bytesIn: 0, bytesOut: 0,
+                durationMicroseconds: Int(clamping: fields.durationMicroseconds), httpVersion: "", clientAddress: "")
+            event.eventName = text(fields.eventName)
+            event.visitorID = text(fields.visitorID)
+            event.sessionID = text(fields.sessionID)
+            event.browser = text(fields.browser)
+            event.browserVersion = text(fields.browserVersion)
+            event.os = text(fields.os)
+            event.osVersion = text(fields.osVersion)
+            event.device = text(fields.device)
+            event.botReason = text(fields.botReason)
+            event.country = text(fields.country)
+            event.region = text(fields.region)
+            event.city = text(fields.city)
+            event.referrerHost = text(fields.referrerHost)
+            event.sourceCategory = text(fields.sourceCategory)
+            event.utmSource = text(fields.utmSource)
+            event.utmMedium = text(fields.utmMedium)
+            event.utmCampaign = text(fields.utmCampaign)
+            event.utmTerm = text(fields.utmTerm)
+            event.utmContent = text(fields.utmContent)
+            event.currency = text(fields.currency)
+            event.channel = text(fields.channel)
+            event.sessionChannel = text(fields.sessionChannel)
+            event.sessionStart = fields.sessionStart
+            event.revenue = fields.revenue
+            return event
+        }
+    }
+
     /// The visitor id of a record, in place (empty for version 1 records and unreadable ones).
     public static func visitorID(of record: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         (try? Fields(record: record))?.visitorID ?? empty
