@@ -78,23 +78,20 @@ extension AdminHandler {
     /// `GET /`: the dashboard (a browser that is not signed in is sent to the form).
     func dashboard(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let parameters = Self.queryParameters(head.uri)
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
         let gateway = endpoints.gateway
-        Task {
-            let answer: (status: HTTPResponseStatus, page: String)
+        answerLater(head, context: context) {
             do {
-                answer = (.ok, try await gateway.dashboardPage(parameters))
+                return Self.pageAnswer(.ok, try await gateway.dashboardPage(parameters))
             } catch let error as InsightsQueryError {
-                answer = (.badRequest, AdminHandler.messagePage("That report cannot be shown", "\(error)"))
+                return Self.pageAnswer(.badRequest, Self.messagePage("That report cannot be shown", "\(error)"))
             } catch {
-                answer = (.internalServerError, AdminHandler.messagePage("The report failed", "\(error)"))
-            }
-            eventLoop.execute {
-                let (handler, context) = bound.value
-                handler.sendPage(answer.status, answer.page, head: head, context: context)
+                return Self.pageAnswer(.internalServerError, Self.messagePage("The report failed", "\(error)"))
             }
         }
+    }
+
+    static func pageAnswer(_ status: HTTPResponseStatus, _ page: String) -> Answer {
+        Answer(status, page, contentType: "text/html; charset=utf-8", headers: pageHeaders)
     }
 
     func redirect(to location: String, head: HTTPRequestHead, context: ChannelHandlerContext, cookie: String? = nil) {

@@ -81,25 +81,13 @@ final class AdminHandler: ChannelInboundHandler {
             send(.ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: endpoints.gateway.metricsText(),
                  head: head, context: context)
         case (.POST, "/reload"):
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let gateway = endpoints.gateway
-            let eventLoop = context.eventLoop
-            Task {
-                let outcome: Result<Void, any Error>
+            answerLater(head, context: context) {
                 do {
                     try await gateway.reloadInBackground()
-                    outcome = .success(())
+                    return Answer(.ok, "reloaded\n")
                 } catch {
-                    outcome = .failure(error)
-                }
-                eventLoop.execute {
-                    let (handler, context) = bound.value
-                    switch outcome {
-                    case .success: handler.send(.ok, body: "reloaded\n", head: head, context: context)
-                    case .failure(let error):
-                        handler.send(.unprocessableEntity, body: "422 Unprocessable Entity: \(error)\n", head: head,
-                                     context: context)
-                    }
+                    return Answer(.unprocessableEntity, "422 Unprocessable Entity: \(error)\n")
                 }
             }
         case (.POST, "/erase"):
@@ -131,24 +119,40 @@ final class AdminHandler: ChannelInboundHandler {
             send(.conflict, body: "409 Conflict: tracking is off\n", head: head, context: context)
             return
         }
+        let visitorID = String(vid)
+        answerLater(head, context: context) {
+            do {
+                let removed = try await tracking.erase(visitorID: visitorID)
+                return Answer(.ok, "{\"removed\":\(removed)}\n", contentType: "application/json")
+            } catch {
+                return Answer(.internalServerError, "500 Internal Server Error: \(error)\n")
+            }
+        }
+    }
+
+    /// What a request is answered with once work off the loop is done.
+    struct Answer: Sendable {
+        var status: HTTPResponseStatus
+        var body: String
+        var contentType = "text/plain; charset=utf-8"
+        var headers: HTTPHeaders = [:]
+
+        init(_ status: HTTPResponseStatus, _ body: String, contentType: String = "text/plain; charset=utf-8", headers: HTTPHeaders = [:]) {
+            (self.status, self.body, self.contentType, self.headers) = (status, body, contentType, headers)
+        }
+    }
+
+    /// Runs `work` off the loop (a reload, an erasure, a report: control-plane work that may block or take a
+    /// while) and sends its answer from the loop.
+    func answerLater(_ head: HTTPRequestHead, context: ChannelHandlerContext, _ work: @escaping @Sendable () async -> Answer) {
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
-        let visitorID = String(vid)
         Task {
-            let outcome: Result<Int, any Error>
-            do {
-                outcome = .success(try await tracking.erase(visitorID: visitorID))
-            } catch {
-                outcome = .failure(error)
-            }
+            let answer = await work()
             eventLoop.execute {
                 let (handler, context) = bound.value
-                switch outcome {
-                case .success(let removed):
-                    handler.send(.ok, contentType: "application/json", body: "{\"removed\":\(removed)}\n", head: head, context: context)
-                case .failure(let error):
-                    handler.send(.internalServerError, body: "500 Internal Server Error: \(error)\n", head: head, context: context)
-                }
+                handler.send(answer.status, contentType: answer.contentType, body: answer.body, head: head, context: context,
+                             extraHeaders: answer.headers)
             }
         }
     }

@@ -16,19 +16,13 @@ extension AdminHandler {
             send(.conflict, body: "409 Conflict: no links configured (add a links route or a links: section)\n", head: head, context: context)
             return
         }
-        let query = head.uri.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
-        let parameters = Dictionary(query.split(separator: "&").map { pair -> (String, String) in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            return (String(parts[0]), parts.count > 1 ? (String(parts[1]).removingPercentEncoding ?? String(parts[1])) : "")
-        }) { first, _ in first }
+        let parameters = Self.queryParameters(head.uri)
         let segments = path.split(separator: "/").dropFirst().map(String.init)  // after "links"
         let method = head.method
         let json = Data(body.readableBytesView)
         let tracking = endpoints.gateway.tracking
         let pool = endpoints.gateway.threadPool
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
-        Task {
+        answerLater(head, context: context) {
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             var status = HTTPResponseStatus.ok
             var answer: Any = [:]
@@ -91,12 +85,7 @@ extension AdminHandler {
                 answer = ["error": "\(error)"]
             }
             let data = (try? JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-            let text = String(decoding: data, as: UTF8.self) + "\n"
-            let finalStatus = status
-            eventLoop.execute {
-                let (handler, context) = bound.value
-                handler.send(finalStatus, contentType: "application/json", body: text, head: head, context: context)
-            }
+            return Answer(status, String(decoding: data, as: UTF8.self) + "\n", contentType: "application/json")
         }
     }
 }

@@ -17,28 +17,17 @@ extension AdminHandler {
     /// `GET /api/v1/stats?site=&period=&dimension=&metrics=&filters=[&format=csv]`: one report as JSON (or CSV).
     func stats(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let parameters = Self.queryParameters(head.uri)
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
         let gateway = endpoints.gateway
-        Task {
-            let outcome: Result<InsightsResult, any Error>
+        answerLater(head, context: context) {
             do {
-                outcome = .success(try await gateway.stats(parameters))
+                let result = try await gateway.stats(parameters)
+                return parameters["format"] == "csv"
+                    ? Answer(.ok, ResultCSV.render(result), contentType: "text/csv; charset=utf-8")
+                    : Answer(.ok, ResultJSON.render(result) + "\n", contentType: "application/json")
+            } catch let error as InsightsQueryError {
+                return Answer(.badRequest, "400 Bad Request: \(error)\n")
             } catch {
-                outcome = .failure(error)
-            }
-            eventLoop.execute {
-                let (handler, context) = bound.value
-                switch outcome {
-                case .success(let result) where parameters["format"] == "csv":
-                    handler.send(.ok, contentType: "text/csv; charset=utf-8", body: ResultCSV.render(result), head: head, context: context)
-                case .success(let result):
-                    handler.send(.ok, contentType: "application/json", body: ResultJSON.render(result) + "\n", head: head, context: context)
-                case .failure(let error as InsightsQueryError):
-                    handler.send(.badRequest, body: "400 Bad Request: \(error)\n", head: head, context: context)
-                case .failure(let error):
-                    handler.send(.internalServerError, body: "500 Internal Server Error: \(error)\n", head: head, context: context)
-                }
+                return Answer(.internalServerError, "500 Internal Server Error: \(error)\n")
             }
         }
     }

@@ -117,37 +117,14 @@ public enum EventRecord {
                 requestID: text(fields.requestID),
                 clientAddress: fields.version == 1
                     ? IPAnonymizer.anonymize(text(fields.clientAddress)) : text(fields.clientAddress))
-            event.eventName = text(fields.eventName)
+            fields.fillReportFields(of: &event)
             event.eventType = text(fields.eventType)
-            event.visitorID = text(fields.visitorID)
-            event.sessionID = text(fields.sessionID)
             event.userID = text(fields.userID)
-            event.browser = text(fields.browser)
-            event.browserVersion = text(fields.browserVersion)
-            event.os = text(fields.os)
-            event.osVersion = text(fields.osVersion)
-            event.device = text(fields.device)
-            event.botReason = text(fields.botReason)
-            event.country = text(fields.country)
-            event.region = text(fields.region)
-            event.city = text(fields.city)
-            event.referrerHost = text(fields.referrerHost)
-            event.sourceCategory = text(fields.sourceCategory)
-            event.utmSource = text(fields.utmSource)
-            event.utmMedium = text(fields.utmMedium)
-            event.utmCampaign = text(fields.utmCampaign)
-            event.utmTerm = text(fields.utmTerm)
-            event.utmContent = text(fields.utmContent)
             event.clickID = text(fields.clickID)
-            event.currency = text(fields.currency)
             event.properties = text(fields.properties)
-            event.channel = text(fields.channel)
-            event.sessionChannel = text(fields.sessionChannel)
-            event.sessionStart = fields.sessionStart
             event.latitude = fields.latitude.isNaN ? nil : fields.latitude
             event.longitude = fields.longitude.isNaN ? nil : fields.longitude
             event.consentFlags = fields.consentFlags
-            event.revenue = fields.revenue
             return event
         }
     }
@@ -164,30 +141,7 @@ public enum EventRecord {
                 id: fields.id, timeMilliseconds: fields.timeMilliseconds, site: text(fields.site), host: "", kind: fields.kind,
                 method: "", scheme: "", target: text(fields.target), status: Int(clamping: fields.status), bytesIn: 0, bytesOut: 0,
                 durationMicroseconds: Int(clamping: fields.durationMicroseconds), httpVersion: "", clientAddress: "")
-            event.eventName = text(fields.eventName)
-            event.visitorID = text(fields.visitorID)
-            event.sessionID = text(fields.sessionID)
-            event.browser = text(fields.browser)
-            event.browserVersion = text(fields.browserVersion)
-            event.os = text(fields.os)
-            event.osVersion = text(fields.osVersion)
-            event.device = text(fields.device)
-            event.botReason = text(fields.botReason)
-            event.country = text(fields.country)
-            event.region = text(fields.region)
-            event.city = text(fields.city)
-            event.referrerHost = text(fields.referrerHost)
-            event.sourceCategory = text(fields.sourceCategory)
-            event.utmSource = text(fields.utmSource)
-            event.utmMedium = text(fields.utmMedium)
-            event.utmCampaign = text(fields.utmCampaign)
-            event.utmTerm = text(fields.utmTerm)
-            event.utmContent = text(fields.utmContent)
-            event.currency = text(fields.currency)
-            event.channel = text(fields.channel)
-            event.sessionChannel = text(fields.sessionChannel)
-            event.sessionStart = fields.sessionStart
-            event.revenue = fields.revenue
+            fields.fillReportFields(of: &event)
             return event
         }
     }
@@ -220,6 +174,36 @@ public enum EventRecord {
         var clickID = empty, currency = empty, properties = empty
         // Version 3.
         var channel = empty, sessionChannel = empty
+
+        /// Sets the fields reports read (beyond the request's own): identity, device, location, source, campaign,
+        /// channel, event name, money.
+        func fillReportFields(of event: inout TrackingEvent) {
+            func text(_ bytes: UnsafeRawBufferPointer) -> String { bytes.isEmpty ? "" : String(decoding: bytes, as: UTF8.self) }
+            event.eventName = text(eventName)
+            event.visitorID = text(visitorID)
+            event.sessionID = text(sessionID)
+            event.browser = text(browser)
+            event.browserVersion = text(browserVersion)
+            event.os = text(os)
+            event.osVersion = text(osVersion)
+            event.device = text(device)
+            event.botReason = text(botReason)
+            event.country = text(country)
+            event.region = text(region)
+            event.city = text(city)
+            event.referrerHost = text(referrerHost)
+            event.sourceCategory = text(sourceCategory)
+            event.utmSource = text(utmSource)
+            event.utmMedium = text(utmMedium)
+            event.utmCampaign = text(utmCampaign)
+            event.utmTerm = text(utmTerm)
+            event.utmContent = text(utmContent)
+            event.currency = text(currency)
+            event.channel = text(channel)
+            event.sessionChannel = text(sessionChannel)
+            event.sessionStart = sessionStart
+            event.revenue = revenue
+        }
 
         init(record: UnsafeRawBufferPointer) throws {
             var reader = RecordReader(bytes: record)
