@@ -167,3 +167,34 @@ import Testing
         #expect(result.series.reduce(0) { $0 + ($1.values[0] ?? 0) } == result.total(.visits))
     }
 }
+
+@Suite struct EdgeReportTests {
+    @Test func everyRequestCountsByStatusPathUpstreamAndReason() {
+        func request(_ status: Int, _ path: String, upstream: String = "", microseconds: Int = 0, bot: String = "", site: String = "shop",
+                     kind: TrackingEvent.Kind = .request, at seconds: Int64 = 10) -> TrackingEvent {
+            var event = VisitAggregatorTests.event(kind, at: seconds, visitor: "v", session: "", path: path, site: site, bot: bot)
+            event.status = status
+            event.upstream = upstream
+            event.upstreamMicroseconds = microseconds
+            return event
+        }
+        var aggregator = EdgeAggregator(site: "shop", range: VisitAggregatorTests.range)
+        var events = [request(200, "/"), request(404, "/old?x=1"), request(404, "/old"), request(404, "/gone"), request(502, "/api/a", upstream: "10.0.0.1:3000", microseconds: 30_000_000)]
+        events += (1...100).map { request(200, "/api/a", upstream: "10.0.0.1:3000", microseconds: $0 * 1000) }
+        events += [request(400, "/", site: "-", kind: .refused), request(200, "/", bot: "crawler"), request(200, "/", site: "blog"), request(200, "/", at: -5)]
+        for event in events { aggregator.add(event) }
+        let report = aggregator.report()
+        #expect(report.requests == 107, "everything of the site in the period, and the refusal")
+        #expect(report.refused == 1)
+        #expect(report.statusClasses.map(\.key) == ["2xx", "4xx", "5xx"])
+        #expect(report.statusClasses.first { $0.key == "4xx" }?.count == 4)
+        #expect(report.notFound.map(\.key) == ["/old", "/gone"], "by path, without the query")
+        #expect(report.notFound.first?.count == 2)
+        #expect(report.serverErrors.map(\.key) == ["/api/a"])
+        #expect(report.machines.map(\.key) == ["crawler"])
+        let upstream = report.upstreams.first
+        #expect(upstream?.requests == 101)
+        #expect(upstream?.p50 == 51, "the 51st of 101 latencies (1 … 100 ms and one of 30 s)")
+        #expect(upstream?.p95 == 96)
+    }
+}

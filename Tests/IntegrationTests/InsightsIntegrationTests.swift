@@ -97,6 +97,7 @@ struct InsightsIntegrationTests {
     @Test func theDashboardWorksInABrowserWithoutScript() throws {
         let vantage = try Self.start(token: false)
         try browse(vantage)
+        #expect(try curl(["-A", Self.firefox, vantage.url("/old-page.html")]).status == 404)
         func dom(_ url: String) throws -> String {
             let result = try run(["chromium", "--no-sandbox", "--headless", "--disable-gpu", "--dump-dom", url])
             #expect(result.status == 0, "\(result.stderr)")
@@ -107,6 +108,7 @@ struct InsightsIntegrationTests {
         #expect(page.contains("<dt>Visitors</dt><dd>3 "), "\(page.prefix(3000))")
         #expect(page.contains(">Top pages</h2>") && page.contains(">/pricing.html</a>"))
         #expect(page.contains(">google.com</a>") && page.contains(">Organic Search</a>"))
+        #expect(page.contains(">The edge</h2>") && page.contains("<th scope=\"row\">/old-page.html</th><td>1</td>"), "the 404 is in the edge's panel")
         // Drill down: the Sources row for google.com is a link that filters by it.
         let link = try #require(page.firstMatch(of: /href="(\/\?[^"]*source%3D%3Dgoogle\.com[^"]*)"/)?.1)
         let filtered = try dom(vantage.url(String(link).replacingOccurrences(of: "&amp;", with: "&"), kind: "admin"))

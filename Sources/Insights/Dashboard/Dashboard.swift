@@ -19,6 +19,8 @@ public struct Dashboard: Sendable {
     public var current: InsightsResult
     public var previous: InsightsResult
     public var panels: [InsightsResult]
+    /// The edge's own facts for the period (every request, not only page views).
+    public var edge: EdgeReport
 
     /// Gathers the dashboard of `query` (its range, filters and site) from `events`, which calls its argument with
     /// every event once.
@@ -33,10 +35,14 @@ public struct Dashboard: Sendable {
         before.range = query.range.previous
         var now = VisitAggregator(query: query, breakdowns: panels.map(\.dimension), maximumVisits: maximumVisits)
         var then = VisitAggregator(query: before, maximumVisits: maximumVisits)
-        let (current, earlier) = (now, then)
-        try events({ kind, time in current.wants(kind, at: time) || earlier.wants(kind, at: time) }) { event in
+        var edge = EdgeAggregator(site: query.site, range: query.range)
+        let (current, earlier, requests) = (now, then, edge)
+        try events({ kind, time in
+            current.wants(kind, at: time) || earlier.wants(kind, at: time) || requests.wants(kind, at: time)
+        }) { event in
             now.add(event)
             then.add(event)
+            edge.add(event)
         }
         return Dashboard(
             current: now.result(by: nil, metrics: Metric.headline), previous: then.result(by: nil, metrics: Metric.headline),
@@ -44,7 +50,7 @@ public struct Dashboard: Sendable {
                 var result = now.result(by: panel.dimension, metrics: panel.metrics)
                 result.rows = Array(result.rows.prefix(10))
                 return result
-            })
+            }, edge: edge.report())
     }
 }
 

@@ -62,6 +62,7 @@ public struct DashboardPage {
         page += "</header>\n<main>\n"
         page += headline() + chart()
         page += "<div class=\"panels\">\n" + dashboard.panels.enumerated().map { panel($1, title: Dashboard.panels[$0].title) }.joined() + "</div>\n"
+        page += edgeSection()
         page += "</main>\n<footer><p>Metrics as defined in docs/INSIGHTS.md. \(dashboard.current.truncated ? "More visits than the dashboard keeps were in range: the later ones are not counted. " : "")\(signsIn ? "<a href=\"\(basePath)logout\">Sign out</a>" : "")</p></footer>\n</body>\n</html>\n"
         return page
     }
@@ -179,6 +180,31 @@ public struct DashboardPage {
             <section aria-labelledby="\(id)"><h2 id="\(id)">\(title)</h2>
             <table><caption class="hidden">\(title), \(escape(query.site))</caption><thead><tr><th scope="col">\(dimension.title)</th>\(header)</tr></thead><tbody>\(rows)</tbody></table>
             <p class="download"><a href="\(escape(basePath + "api/v1/stats" + Self.queryString(csv)))" download="\(id).csv">CSV</a></p></section>
+
+            """
+    }
+
+    /// The edge's facts: every request of the period, not only page views.
+    func edgeSection() -> String {
+        let edge = dashboard.edge
+        func counts(_ title: String, _ column: String, _ rows: [(key: String, count: Int)], id: String) -> String {
+            let body = rows.isEmpty ? "<tr><td class=\"empty\" colspan=\"2\">None in this period.</td></tr>"
+                : rows.map { "<tr><th scope=\"row\">\(escape($0.key))</th><td>\(ResultTable.format(Double($0.count), .events))</td></tr>" }.joined()
+            return "<section aria-labelledby=\"\(id)\"><h3 id=\"\(id)\">\(title)</h3><table><caption class=\"hidden\">\(title)</caption><thead><tr><th scope=\"col\">\(column)</th><th scope=\"col\">Requests</th></tr></thead><tbody>\(body)</tbody></table></section>\n"
+        }
+        let upstreamRows = edge.upstreams.isEmpty ? "<tr><td class=\"empty\" colspan=\"4\">No proxied requests in this period.</td></tr>"
+            : edge.upstreams.map { "<tr><th scope=\"row\">\(escape($0.upstream))</th><td>\(ResultTable.format(Double($0.requests), .events))</td><td>\($0.p50) ms</td><td>\($0.p95) ms</td></tr>" }.joined()
+        return """
+            <section class="edge" aria-labelledby="edge"><h2 id="edge">The edge</h2>
+            <p>\(ResultTable.format(Double(edge.requests), .events)) requests answered for this site in the period (files, API calls and \
+            proxied requests included), \(ResultTable.format(Double(edge.refused), .events)) refused before routing.</p>
+            <div class="panels">
+            \(counts("Answers by status", "Status", edge.statusClasses, id: "edge-status"))\
+            \(counts("Machines by reason", "Reason", edge.machines, id: "edge-machines"))\
+            \(counts("Most requested missing paths (404)", "Path", edge.notFound, id: "edge-404"))\
+            \(counts("Paths answered with a server error (5xx)", "Path", edge.serverErrors, id: "edge-5xx"))\
+            <section aria-labelledby="edge-upstreams"><h3 id="edge-upstreams">Upstream latency</h3><table><caption class="hidden">Upstream latency</caption><thead><tr><th scope="col">Upstream</th><th scope="col">Requests</th><th scope="col">Median</th><th scope="col">95th percentile</th></tr></thead><tbody>\(upstreamRows)</tbody></table></section>
+            </div></section>
 
             """
     }

@@ -42,6 +42,8 @@ public enum DashboardStyle {
             a.bar{display:block;text-decoration:none;color:var(--fg);padding:.1em .3em;border-radius:.2em}
             a.bar:hover{text-decoration:underline}
             td.empty{text-align:left;color:var(--muted)}
+            .edge{margin-top:2.5em;border-top:1px solid var(--line);padding-top:1em}
+            h3{font-size:.95em;margin:0 0 .4em}
             .download{margin:.3em 0 0;text-align:right;font-size:.85em}
             .hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
             footer{color:var(--muted);font-size:.85em;padding:2em 1em}

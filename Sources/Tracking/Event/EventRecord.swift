@@ -129,8 +129,8 @@ public enum EventRecord {
         }
     }
 
-    /// The fields reports read (site, target, visitor and session, device, location, source, campaign, channel,
-    /// event name, money), or nil when `keep` refuses the record by its kind and time: a report skips most of a
+    /// The fields reports read (site, target, status, upstream and its time, visitor and session, device, location,
+    /// source, campaign, channel, event name, money), or nil when `keep` refuses the record by its kind and time: a report skips most of a
     /// spool without making a string, and never makes the ones it does not show (agent, addresses, properties).
     public static func decodeForReports(_ record: ByteBuffer, keep: (TrackingEvent.Kind, Int64) -> Bool) throws -> TrackingEvent? {
         try record.withUnsafeReadableBytes { bytes in
@@ -140,7 +140,8 @@ public enum EventRecord {
             var event = TrackingEvent(
                 id: fields.id, timeMilliseconds: fields.timeMilliseconds, site: text(fields.site), host: "", kind: fields.kind,
                 method: "", scheme: "", target: text(fields.target), status: Int(clamping: fields.status), bytesIn: 0, bytesOut: 0,
-                durationMicroseconds: Int(clamping: fields.durationMicroseconds), httpVersion: "", clientAddress: "")
+                durationMicroseconds: Int(clamping: fields.durationMicroseconds), upstream: text(fields.upstream),
+                upstreamMicroseconds: Int(clamping: fields.upstreamMicroseconds), httpVersion: "", clientAddress: "")
             fields.fillReportFields(of: &event)
             return event
         }
