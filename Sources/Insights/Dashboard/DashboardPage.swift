@@ -50,7 +50,7 @@ public struct DashboardPage {
             <head>
             <meta charset="utf-8">
             <meta name="viewport" content="width=device-width, initial-scale=1">
-            <title>\(escape(query.site)) · Vantage insights</title>
+            <title>\(escapeHTML(query.site)) · Vantage insights</title>
             <link rel="stylesheet" href="\(basePath)assets/insights.css">
             </head>
             <body>
@@ -68,24 +68,24 @@ public struct DashboardPage {
     }
 
     func siteMenu() -> String {
-        guard sites.count > 1 else { return "<h1>\(escape(query.site))</h1>\n" }
+        guard sites.count > 1 else { return "<h1>\(escapeHTML(query.site))</h1>\n" }
         let items = sites.map { site in
-            site == query.site ? "<li><a aria-current=\"page\" href=\"\(escape(link(["site": site])))\">\(escape(site))</a></li>"
-                : "<li><a href=\"\(escape(link(["site": site, "filters": nil])))\">\(escape(site))</a></li>"
+            site == query.site ? "<li><a aria-current=\"page\" href=\"\(escapeHTML(link(["site": site])))\">\(escapeHTML(site))</a></li>"
+                : "<li><a href=\"\(escapeHTML(link(["site": site, "filters": nil])))\">\(escapeHTML(site))</a></li>"
         }
-        return "<h1>\(escape(query.site))</h1>\n<nav aria-label=\"Sites\"><ul>\(items.joined())</ul></nav>\n"
+        return "<h1>\(escapeHTML(query.site))</h1>\n<nav aria-label=\"Sites\"><ul>\(items.joined())</ul></nav>\n"
     }
 
     func periodMenu() -> String {
         let current = parameters["period"] ?? "30d"
         let items = Self.periods.map { period, label in
             let attributes = period == current ? " aria-current=\"page\"" : ""
-            return "<li><a\(attributes) href=\"\(escape(link(["period": period, "from": nil, "to": nil])))\">\(label)</a></li>"
+            return "<li><a\(attributes) href=\"\(escapeHTML(link(["period": period, "from": nil, "to": nil])))\">\(label)</a></li>"
         }
-        let from = escape(parameters["from"] ?? ""), to = escape(parameters["to"] ?? "")
+        let from = escapeHTML(parameters["from"] ?? ""), to = escapeHTML(parameters["to"] ?? "")
         var hidden = ""
         for name in ["site", "filters", "bots"] {
-            if let value = parameters[name] { hidden += "<input type=\"hidden\" name=\"\(name)\" value=\"\(escape(value))\">" }
+            if let value = parameters[name] { hidden += "<input type=\"hidden\" name=\"\(name)\" value=\"\(escapeHTML(value))\">" }
         }
         return """
             <nav aria-label="Period"><ul>\(items.joined())</ul></nav>
@@ -101,11 +101,11 @@ public struct DashboardPage {
             let remaining = query.filters.enumerated().filter { $0.offset != index }.map { Self.text($0.element) }
             let without = link(["filters": remaining.isEmpty ? nil : remaining.joined(separator: ";")])
             let operation = filter.operation == .is ? "is" : filter.operation == .isNot ? "is not" : "contains"
-            return "<li>\(escape(filter.dimension.rawValue.replacingOccurrences(of: "_", with: " "))) \(operation) <strong>\(escape(filter.values.joined(separator: " or ")))</strong> <a href=\"\(escape(without))\" aria-label=\"Remove this filter\">×</a></li>"
+            return "<li>\(escapeHTML(filter.dimension.rawValue.replacingOccurrences(of: "_", with: " "))) \(operation) <strong>\(escapeHTML(filter.values.joined(separator: " or ")))</strong> <a href=\"\(escapeHTML(without))\" aria-label=\"Remove this filter\">×</a></li>"
         }
         let bots = query.includeBots
-            ? "<a href=\"\(escape(link(["bots": nil])))\">Leave machines out</a>"
-            : "<a href=\"\(escape(link(["bots": "include"])))\">Count machines too</a>"
+            ? "<a href=\"\(escapeHTML(link(["bots": nil])))\">Leave machines out</a>"
+            : "<a href=\"\(escapeHTML(link(["bots": "include"])))\">Count machines too</a>"
         items.append("<li class=\"bots\">\(query.includeBots ? "Machines counted. " : "")\(bots)</li>")
         return "<nav aria-label=\"Filters\"><ul class=\"filters\">\(items.joined())</ul></nav>\n"
     }
@@ -167,7 +167,7 @@ public struct DashboardPage {
             let share = first > 0 ? Int(((row.values.first ?? 0) ?? 0) / first * 20) * 5 : 0
             let filters = (query.filters.filter { $0.dimension != dimension }.map(Self.text) + [Self.text(Filter(dimension, .is, [row.key]))]).joined(separator: ";")
             let cells = zip(metrics, row.values).map { "<td>\(ResultTable.format($1, $0))</td>" }.joined()
-            rows += "<tr><th scope=\"row\"><a class=\"bar w\(share)\" href=\"\(escape(link(["filters": filters])))\">\(escape(row.key))</a></th>\(cells)</tr>"
+            rows += "<tr><th scope=\"row\"><a class=\"bar w\(share)\" href=\"\(escapeHTML(link(["filters": filters])))\">\(escapeHTML(row.key))</a></th>\(cells)</tr>"
         }
         if result.rows.isEmpty { rows = "<tr><td class=\"empty\" colspan=\"\(metrics.count + 1)\">Nothing in this period.</td></tr>" }
         var csv = parameters.filter { Self.kept.contains($0.key) }
@@ -178,8 +178,8 @@ public struct DashboardPage {
         let header = metrics.map { "<th scope=\"col\">\($0.label)</th>" }.joined()
         return """
             <section aria-labelledby="\(id)"><h2 id="\(id)">\(title)</h2>
-            <table><caption class="hidden">\(title), \(escape(query.site))</caption><thead><tr><th scope="col">\(dimension.title)</th>\(header)</tr></thead><tbody>\(rows)</tbody></table>
-            <p class="download"><a href="\(escape(basePath + "api/v1/stats" + Self.queryString(csv)))" download="\(id).csv">CSV</a></p></section>
+            <table><caption class="hidden">\(title), \(escapeHTML(query.site))</caption><thead><tr><th scope="col">\(dimension.title)</th>\(header)</tr></thead><tbody>\(rows)</tbody></table>
+            <p class="download"><a href="\(escapeHTML(basePath + "api/v1/stats" + Self.queryString(csv)))" download="\(id).csv">CSV</a></p></section>
 
             """
     }
@@ -189,11 +189,11 @@ public struct DashboardPage {
         let edge = dashboard.edge
         func counts(_ title: String, _ column: String, _ rows: [(key: String, count: Int)], id: String) -> String {
             let body = rows.isEmpty ? "<tr><td class=\"empty\" colspan=\"2\">None in this period.</td></tr>"
-                : rows.map { "<tr><th scope=\"row\">\(escape($0.key))</th><td>\(ResultTable.format(Double($0.count), .events))</td></tr>" }.joined()
+                : rows.map { "<tr><th scope=\"row\">\(escapeHTML($0.key))</th><td>\(ResultTable.format(Double($0.count), .events))</td></tr>" }.joined()
             return "<section aria-labelledby=\"\(id)\"><h3 id=\"\(id)\">\(title)</h3><table><caption class=\"hidden\">\(title)</caption><thead><tr><th scope=\"col\">\(column)</th><th scope=\"col\">Requests</th></tr></thead><tbody>\(body)</tbody></table></section>\n"
         }
         let upstreamRows = edge.upstreams.isEmpty ? "<tr><td class=\"empty\" colspan=\"4\">No proxied requests in this period.</td></tr>"
-            : edge.upstreams.map { "<tr><th scope=\"row\">\(escape($0.upstream))</th><td>\(ResultTable.format(Double($0.requests), .events))</td><td>\($0.p50) ms</td><td>\($0.p95) ms</td></tr>" }.joined()
+            : edge.upstreams.map { "<tr><th scope=\"row\">\(escapeHTML($0.upstream))</th><td>\(ResultTable.format(Double($0.requests), .events))</td><td>\($0.p50) ms</td><td>\($0.p95) ms</td></tr>" }.joined()
         return """
             <section class="edge" aria-labelledby="edge"><h2 id="edge">The edge</h2>
             <p>\(ResultTable.format(Double(edge.requests), .events)) requests answered for this site in the period (files, API calls and \
@@ -218,7 +218,7 @@ public struct DashboardPage {
 }
 
 /// Text made safe inside HTML elements and quoted attributes.
-func escape(_ text: String) -> String {
+public func escapeHTML(_ text: String) -> String {
     var escaped = ""
     escaped.reserveCapacity(text.utf8.count)
     for character in text {
