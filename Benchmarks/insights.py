@@ -8,9 +8,12 @@
 2. The dashboard page (`GET /` on the admin listener, period today) timed --repeats times: first and median; the
    Vantage process's RSS before and at its highest during those requests (the report's memory).
 3. `vantage stats --by page` timed, with its peak RSS (/usr/bin/time).
+4. With --compare N: compare.py static-1k with and without a browser asking for the dashboard every second (the
+   admin listener on a fixed port), interleaved for N rounds: the ratio of the Vantage/nginx ratios. The spool
+   grows by the benchmark's own requests, so each refresh reads all of them.
 
-Usage: Benchmarks/insights.py [--events 1000000] [--repeats 5]
-(from the repository root, after scripts/build-release.sh; needs wrk)
+Usage: Benchmarks/insights.py [--events 1000000] [--repeats 5] [--compare 3]
+(from the repository root, after scripts/build-release.sh; needs wrk, and nginx for --compare)
 """
 import argparse
 import os
@@ -25,7 +28,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tracking import ROOT, rss_kib, start_vantage  # noqa: E402
+from tracking import ROOT, TEMPLATE, free_port, interleaved_ratios, rss_kib, start_vantage  # noqa: E402
 
 FLOOD = """
 local agents = {
@@ -134,11 +137,49 @@ def time_stats(binary, folder):
     print(result.stdout, flush=True)
 
 
+def compare_with_dashboard(binary, rounds, scratch):
+    """static-1k with and without a dashboard refresh every second."""
+    port = free_port()
+    template = open(TEMPLATE).read().replace('admin:\n  listen: "127.0.0.1:0"', f'admin:\n  listen: "127.0.0.1:{port}"')
+    refreshing = threading.Event()
+    done = threading.Event()
+    answered = []
+
+    def refresh():
+        while not done.is_set():
+            if refreshing.is_set():
+                started = time.time()
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/?period=today", timeout=30).read()
+                    answered.append(time.time() - started)
+                except OSError:
+                    pass  # Vantage is between runs
+            time.sleep(1)
+
+    def make_template(mode, path):
+        (refreshing.set if mode == "dashboard" else refreshing.clear)()
+        with open(path, "w") as f:
+            f.write(template)
+        return path
+
+    worker = threading.Thread(target=refresh, daemon=True)
+    worker.start()
+    try:
+        ratios = interleaved_ratios(binary, {"plain": "plain", "dashboard": "dashboard"}, rounds, scratch,
+                                    "with a dashboard refresh every second:", make_template)
+    finally:
+        done.set()
+    ratio = statistics.median(ratios["dashboard"]) / statistics.median(ratios["plain"])
+    print(f"compare.py static-1k with a dashboard refresh every second vs without: {ratio:.3f} "
+          f"({len(answered)} pages, median {statistics.median(answered) if answered else 0:.2f} s each)", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--vantage", default=os.path.join(ROOT, ".build", "x86_64-unknown-linux-gnu", "release", "vantage"))
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--compare", type=int, default=0, help="rounds of step 4 (0: skip it)")
     args = parser.parse_args()
     scratch = tempfile.mkdtemp(prefix="vantage-insights-")
     try:
@@ -151,6 +192,8 @@ def main():
             process.terminate()
             process.wait(timeout=60)
         time_stats(args.vantage, folder)
+        if args.compare:
+            compare_with_dashboard(args.vantage, args.compare, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -4,12 +4,17 @@ import NIOCore
 import NIOHTTP1
 
 extension Gateway {
-    /// The stats API's answer to `parameters` (docs/INSIGHTS.md), read from the spool on the blocking pool: a
-    /// query is control-plane work and never runs on a loop that serves traffic.
-    func stats(_ parameters: [String: String]) async throws -> InsightsResult {
+    /// The stats API's answer to `parameters` (docs/INSIGHTS.md; JSON, or CSV with `format=csv`), read from the
+    /// spool on the blocking pool (a query is control-plane work and never runs on a loop that serves traffic), or
+    /// the same answer from the last ``ReportCache/lifetime``.
+    func stats(_ parameters: [String: String]) async throws -> String {
         let (site, spool) = reportSources
         let query = try InsightsQuery.parse(parameters, defaultSite: site, now: Date())
-        return try await threadPool.runIfActive { try SpoolInsights(directory: spool).evaluate(query) }
+        let pool = threadPool
+        return try await reports.report("stats " + ReportCache.key(parameters)) {
+            let result = try await pool.runIfActive { try SpoolInsights(directory: spool).evaluate(query) }
+            return parameters["format"] == "csv" ? ResultCSV.render(result) : ResultJSON.render(result) + "\n"
+        }
     }
 }
 
@@ -20,10 +25,8 @@ extension AdminHandler {
         let gateway = endpoints.gateway
         answerLater(head, context: context) {
             do {
-                let result = try await gateway.stats(parameters)
-                return parameters["format"] == "csv"
-                    ? Answer(.ok, ResultCSV.render(result), contentType: "text/csv; charset=utf-8")
-                    : Answer(.ok, ResultJSON.render(result) + "\n", contentType: "application/json")
+                let body = try await gateway.stats(parameters)
+                return Answer(.ok, body, contentType: parameters["format"] == "csv" ? "text/csv; charset=utf-8" : "application/json")
             } catch let error as InsightsQueryError {
                 return Answer(.badRequest, "400 Bad Request: \(error)\n")
             } catch {

@@ -493,6 +493,9 @@ public final class Gateway: Sendable {
     /// The dashboard's signed-in browsers and refused sign-ins.
     let adminSessions = AdminSessions()
 
+    /// Reports computed in the last seconds (the dashboard and the stats API).
+    let reports = ReportCache()
+
     /// Every configured site's name (the dashboard's site menu).
     var siteNames: [String] { state.withLock { $0.configuration.sites.map(\.name) } }
 
