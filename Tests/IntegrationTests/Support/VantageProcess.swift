@@ -93,6 +93,10 @@ final class VantageProcess: @unchecked Sendable {
             if process.isRunning { signal(SIGKILL) }
         }
         process.waitUntilExit()
+        // A crash's backtrace is in the process's output: show it where the failing test is reported.
+        if process.terminationReason == .uncaughtSignal {
+            print("vantage ended by signal \(process.terminationStatus); its output ends:\n\(log.suffix(6000))")
+        }
         return process.terminationStatus
     }
 
