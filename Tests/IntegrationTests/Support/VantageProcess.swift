@@ -93,8 +93,9 @@ final class VantageProcess: @unchecked Sendable {
             if process.isRunning { signal(SIGKILL) }
         }
         process.waitUntilExit()
-        // A crash's backtrace is in the process's output: show it where the failing test is reported.
-        if process.terminationReason == .uncaughtSignal {
+        // A crash's backtrace is in the process's output: show it where the failing test is reported (a SIGKILL is
+        // a test's own doing).
+        if process.terminationReason == .uncaughtSignal && process.terminationStatus != SIGKILL {
             print("vantage ended by signal \(process.terminationStatus); its output ends:\n\(log.suffix(6000))")
         }
         return process.terminationStatus
