@@ -118,7 +118,7 @@ let package = Package(
         /// The thin executable.
         /// The reports people read: one query model, evaluated over the spool (and ClickHouse), rendered as JSON,
         /// tables and pages.
-        .target(name: "Insights", dependencies: ["Tracking", nioCore], swiftSettings: swiftSettings),
+        .target(name: "Insights", dependencies: ["Tracking", nioCore, logging], swiftSettings: swiftSettings),
         .executableTarget(name: "vantage", dependencies: ["Edge", "Tracking", "Links", "Config", "Insights", nioCore, nioPosix, logging, httpClient, argumentParser, heap], swiftSettings: swiftSettings),
 
         /// Microseconds per user agent the cache has never seen (Benchmarks/enrichment.py runs it in release).

@@ -2,9 +2,13 @@ import ArgumentParser
 import Edge
 import Foundation
 import Insights
+import Logging
+import NIOPosix
+import Tracking
 
-/// `vantage stats`: the dashboard's numbers as aligned tables, for people on SSH (the embedded default's spool).
-struct StatsCommand: ParsableCommand {
+/// `vantage stats`: the dashboard's numbers as aligned tables, for people on SSH: from ClickHouse when the
+/// configuration has `tracking.clickhouse`, else from the spool (the embedded default).
+struct StatsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stats", abstract: "Print visitors, visits, pages, sources, locations and devices as tables.",
         discussion: """
@@ -29,14 +33,14 @@ struct StatsCommand: ParsableCommand {
     var bots = false
     @Flag(help: "Print JSON (the API's answer) instead of a table.")
     var json = false
-    @Option(help: "The spool folder (instead of reading it from the configuration).")
+    @Option(help: "Read this spool folder (instead of ClickHouse or the configuration's spool).")
     var spool: String?
 
     /// The query parameters' options here.
     static let options = ["period": "--range", "from": "--range", "to": "--range", "dimension": "--by", "filters": "--filter"]
     static let aliases = ["path": "page", "campaign": "utm_campaign", "entry": "entry_page", "exit": "exit_page", "referrer": "source"]
 
-    func run() throws {
+    func run() async throws {
         let configuration = try spool == nil || site == nil ? loadConfiguration(options.config) : nil
         var parameters = ["limit": String(limit), "bots": bots ? "include" : "exclude"]
         let bounds = range.components(separatedBy: "..")
@@ -57,18 +61,31 @@ struct StatsCommand: ParsableCommand {
             printError("vantage stats: \(option): \(error.problem)")
             throw ExitCode(64)
         }
-        let directory = try spool ?? configuration!.tracking.spool.directory
-        guard FileManager.default.fileExists(atPath: directory) else {
-            printError("no spool folder at \(directory) (tracking.spool.dir): Vantage has not run with this configuration yet")
-            throw ExitCode(1)
-        }
+        let result: InsightsResult
         if spool == nil, let clickHouse = configuration?.tracking.clickHouse {
-            printError("""
-                note: with tracking.clickhouse set, shipped events leave the spool; these numbers count what waits in it, \
-                not \(clickHouse.database).\(clickHouse.table)
-                """)
+            let client = ClickHouseClient(configuration: clickHouse, group: MultiThreadedEventLoopGroup.singleton)
+            let answer: Result<InsightsResult, any Error>
+            do {
+                answer = .success(
+                    try await ClickHouseInsights(client: client, configuration: clickHouse, logger: Logger(label: "vantage.stats"))
+                        .evaluate(query))
+            } catch {
+                answer = .failure(error)
+            }
+            await client.shutdown()
+            guard case .success(let answered) = answer else {
+                if case .failure(let error) = answer { printError("vantage stats: clickhouse: \(error)") }
+                throw ExitCode(1)
+            }
+            result = answered
+        } else {
+            let directory = spool ?? configuration!.tracking.spool.directory
+            guard FileManager.default.fileExists(atPath: directory) else {
+                printError("no spool folder at \(directory) (tracking.spool.dir): Vantage has not run with this configuration yet")
+                throw ExitCode(1)
+            }
+            result = try SpoolInsights(directory: directory).evaluate(query)
         }
-        let result = try SpoolInsights(directory: directory).evaluate(query)
         print(json ? ResultJSON.render(result) : ResultTable.render(result), terminator: json ? "\n" : "")
     }
 }

@@ -6,23 +6,9 @@ import Testing
 /// covers.
 @Suite(.serialized) struct ModernClickHouseTests {
     @Test func eventsLandInADateTime64TableWithLowCardinalityAndTTL() throws {
-        let data = FileManager.default.temporaryDirectory.appendingPathComponent("chdb-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: data) }
-        let server = Process()
-        let output = Pipe()
-        server.executableURL = URL(fileURLWithPath: BackendProcess.python)
-        server.arguments = [BackendProcess.backendsFolder.appendingPathComponent("chdb_server.py").path, data.path]
-        server.standardOutput = output
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer { stopPeer(server) }
-        let first = String(decoding: output.fileHandleForReading.availableDataOrLine(), as: UTF8.self)
-        let port = try #require(Int(first.trimmingCharacters(in: .whitespacesAndNewlines).dropFirst("listening ".count)),
-                                "chdb stand-in did not start: \(first)")
-        let endpoint = "http://127.0.0.1:\(port)"
-        func query(_ sql: String) throws -> String {
-            try curl(["-s", "\(endpoint)/", "--data-binary", sql]).body.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
+        let chdb = try ChdbServer()
+        let endpoint = chdb.endpoint
+        func query(_ sql: String) throws -> String { try chdb.query(sql) }
 
         let vantage = try VantageProcess(config: """
             listen: { http: "127.0.0.1:0" }

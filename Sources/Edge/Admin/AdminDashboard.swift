@@ -4,16 +4,13 @@ import NIOCore
 import NIOHTTP1
 
 extension Gateway {
-    /// The dashboard page for `parameters`, gathered from the spool on the blocking pool (or the same page from
-    /// the last ``ReportCache/lifetime``).
+    /// The dashboard page for `parameters` (or the same page from the last ``ReportCache/lifetime``).
     func dashboardPage(_ parameters: [String: String]) async throws -> String {
-        let (site, spool) = reportSources
         let sites = siteNames
-        let query = try InsightsQuery.parse(parameters, defaultSite: site, now: Date())
+        let query = try InsightsQuery.parse(parameters, defaultSite: defaultReportSite, now: Date())
         let signsIn = adminToken != nil
-        let pool = threadPool
         return try await reports.report("page " + ReportCache.key(parameters)) {
-            let dashboard = try await pool.runIfActive { try SpoolInsights(directory: spool).dashboard(query) }
+            let dashboard = try await self.dashboard(query)
             return DashboardPage(dashboard: dashboard, sites: sites, parameters: parameters, signsIn: signsIn).html
         }
     }

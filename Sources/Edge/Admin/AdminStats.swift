@@ -4,15 +4,12 @@ import NIOCore
 import NIOHTTP1
 
 extension Gateway {
-    /// The stats API's answer to `parameters` (docs/INSIGHTS.md; JSON, or CSV with `format=csv`), read from the
-    /// spool on the blocking pool (a query is control-plane work and never runs on a loop that serves traffic), or
-    /// the same answer from the last ``ReportCache/lifetime``.
+    /// The stats API's answer to `parameters` (docs/INSIGHTS.md; JSON, or CSV with `format=csv`), or the same
+    /// answer from the last ``ReportCache/lifetime``.
     func stats(_ parameters: [String: String]) async throws -> String {
-        let (site, spool) = reportSources
-        let query = try InsightsQuery.parse(parameters, defaultSite: site, now: Date())
-        let pool = threadPool
+        let query = try InsightsQuery.parse(parameters, defaultSite: defaultReportSite, now: Date())
         return try await reports.report("stats " + ReportCache.key(parameters)) {
-            let result = try await pool.runIfActive { try SpoolInsights(directory: spool).evaluate(query) }
+            let result = try await self.evaluate(query)
             return parameters["format"] == "csv" ? ResultCSV.render(result) : ResultJSON.render(result) + "\n"
         }
     }

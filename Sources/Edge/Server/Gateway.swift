@@ -499,10 +499,14 @@ public final class Gateway: Sendable {
     /// Every configured site's name (the dashboard's site menu).
     var siteNames: [String] { state.withLock { $0.configuration.sites.map(\.name) } }
 
-    /// Where reports read from: the first site's name (the default `site`) and the spool folder.
-    var reportSources: (defaultSite: String?, spool: String) {
-        state.withLock { ($0.configuration.sites.first?.name, $0.configuration.tracking.spool.directory) }
-    }
+    /// The first site's name: a report's `site` when the request names none.
+    var defaultReportSite: String? { state.withLock { $0.configuration.sites.first?.name } }
+
+    /// The spool folder (reports read it without ClickHouse).
+    var spoolFolder: String { state.withLock { $0.configuration.tracking.spool.directory } }
+
+    /// The logger of control-plane work.
+    var controlLogger: Logger { logger }
 
     func metricsText() -> String {
         var buffer: [UInt8] = []

@@ -32,4 +32,14 @@ public struct InsightsResult: Sendable {
         guard let index = query.metrics.firstIndex(of: metric), let row = rows.first(where: { $0.key == key }) else { return nil }
         return row.values[index]
     }
+
+    /// Rows in a report's order: by the first metric, largest first (a value that means nothing counts as 0), then
+    /// by key.
+    public static func ordered(_ rows: [Row]) -> [Row] {
+        rows.sorted { left, right in
+            let a = left.values.first.flatMap { $0 } ?? 0
+            let b = right.values.first.flatMap { $0 } ?? 0
+            return a != b ? a > b : left.key < right.key
+        }
+    }
 }

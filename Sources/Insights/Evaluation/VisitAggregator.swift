@@ -205,16 +205,9 @@ public struct VisitAggregator {
                 step = interval.next(after: step)
             }
         }
-        var rows = groups.map { key, tally in
+        let rows = InsightsResult.ordered(groups.map { key, tally in
             InsightsResult.Row(key: key, values: metrics.map { tally.value($0) })
-        }
-        let order = metrics.first ?? .visitors
-        let orderIndex = metrics.firstIndex(of: order) ?? 0
-        rows.sort { left, right in
-            let a = left.values.isEmpty ? 0 : left.values[orderIndex] ?? 0
-            let b = right.values.isEmpty ? 0 : right.values[orderIndex] ?? 0
-            return a != b ? a > b : left.key < right.key
-        }
+        })
         return InsightsResult(
             query: query, rows: Array(rows.prefix(query.limit)), totals: metrics.map { totals.value($0) }, series: series,
             truncated: truncated)

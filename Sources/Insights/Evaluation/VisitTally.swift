@@ -31,18 +31,14 @@ extension VisitAggregator {
             durationMilliseconds += visit.end - visit.start
         }
 
-        func value(_ metric: Metric) -> Double? {
-            switch metric {
-            case .visitors: Double(visitors.count)
-            case .visits: Double(visits.count)
-            case .pageviews: Double(pageviews)
-            case .events: Double(events)
-            case .viewsPerVisit: visits.isEmpty ? 0 : (Double(pageviews) / Double(visits.count) * 100).rounded() / 100
-            // Nothing to say of a page no visit entered on.
-            case .bounceRate: viewedVisits == 0 ? nil : (Double(bounces) * 100 / Double(viewedVisits)).rounded()
-            case .visitDuration: outcomes == 0 ? nil : (Double(durationMilliseconds) / 1000 / Double(outcomes)).rounded()
-            }
+        /// The tally's numbers.
+        var counts: VisitCounts {
+            VisitCounts(
+                visitors: visitors.count, visits: visits.count, pageviews: pageviews, events: events,
+                viewedVisits: viewedVisits, bounces: bounces, outcomes: outcomes, durationMilliseconds: durationMilliseconds)
         }
+
+        func value(_ metric: Metric) -> Double? { counts.value(metric) }
     }
 }
 

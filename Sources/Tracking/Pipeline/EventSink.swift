@@ -84,6 +84,11 @@ final class EventSink: Sendable {
         await current.client?.shutdown()
     }
 
+    /// The ClickHouse sink in use (its client and settings), if any: reports read through it.
+    var clickHouse: (client: ClickHouseClient, configuration: ClickHouseConfiguration)? {
+        state.withLock { state in state.client.flatMap { client in state.clickHouse.map { (client, $0) } } }
+    }
+
     /// Runs a read query against the events table (`{table}` stands for it); nil without ClickHouse.
     func query(_ sql: String) async throws -> String? {
         let current = state.withLock { $0 }

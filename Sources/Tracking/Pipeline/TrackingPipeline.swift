@@ -240,6 +240,9 @@ public final class TrackingPipeline: Sendable {
         }
     }
 
+    /// The ClickHouse sink in use (its client and settings), if any: reports read from it.
+    public var clickHouse: (client: ClickHouseClient, configuration: ClickHouseConfiguration)? { sink.clickHouse }
+
     /// Runs a read query against the ClickHouse sink (`{table}` is replaced by the events table); nil without one.
     public func query(_ sql: String) async throws -> String? {
         try await sink.query(sql)
