@@ -24,7 +24,7 @@ struct InsightsKnownTruthTests {
             tracking:
               spool: { dir: "{{DIR}}/spool", sync_interval: 50ms }
               visitors: { cookies: true }
-              api: {}
+              api: { redirect_hosts: [example.org] }
             """
         if let clickHouse {
             config += "\n  clickhouse: { endpoints: [\"\(clickHouse)\"], database: truth, flush_interval: 100ms, retry: { min: 50ms, max: 1s } }"
@@ -50,13 +50,21 @@ struct InsightsKnownTruthTests {
         #expect(try curl(["-A", InsightsIntegrationTests.safari, vantage.url("/?utm_source=newsletter&utm_medium=email")]).status == 200)
         #expect(try curl(["-A", InsightsIntegrationTests.android, "-e", "https://t.co/x", vantage.url("/pricing.html")]).status == 200)
         #expect(try curl([vantage.url("/")]).status == 200)
-        for session in ["app-session-1", "app-session-2"] {
+        for (session, money) in [("app-session-1", #", "revenue": 10, "currency": "eur""#), ("app-session-2", "")] {
             let sent = try curl([
                 "-A", firefox, "-H", "Content-Type: application/json", "-X", "POST", vantage.url("/tr/v1/tr/"),
-                "-d", #"{"vid": "app-user", "sid": "\#(session)", "ename": "signup", "etyp": "conversion"}"#,
+                "-d", #"{"vid": "app-user", "sid": "\#(session)", "ename": "signup", "etyp": "conversion"\#(money)}"#,
             ])
             #expect(sent.status == 200, "\(sent.body)")
         }
+        // A short link clicked by a person and unfurled by a chat app; a newsletter opened by a reader and fetched
+        // by a mail proxy.
+        let click = vantage.url("/tr/v1/rdr/?url=https%3A%2F%2Fexample.org%2Foffer&ename=cta")
+        #expect(try curl(["-A", firefox, click]).status == 302)
+        #expect(try curl(["-A", "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)", click]).status == 302)
+        let open = vantage.url("/tr/v1/img/?ename=newsletter-dec&etyp=email&vid=reader-1")
+        #expect(try curl(["-A", firefox, open]).status == 200)
+        #expect(try curl(["-A", "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)", open]).status == 200)
         if clickHouse != nil { try vantage.waitUntilShipped(bearer: Self.token) }
 
         func stats(_ query: String) throws -> [String: Any] {
@@ -104,10 +112,26 @@ struct InsightsKnownTruthTests {
         #expect(fromGoogle == ["/": 1, "/about.html": 1, "/pricing.html": 1])
         #expect(try totals("bots=include&metrics=pageviews")["pageviews"] == 6, "curl's page view, when machines are asked for")
 
+        // Links, emails and money.
+        let activityAnswer = try curl(["-s", "-H", "Authorization: Bearer \(Self.token)", vantage.url("/api/v1/activity?period=today", kind: "admin")])
+        let activity = (try JSONSerialization.jsonObject(with: Data(activityAnswer.body.utf8)) as? [String: Any])?["tables"] as? [String: [[String: Any]]] ?? [:]
+        func first(_ table: String) -> [String: String] {
+            (activity[table]?.first ?? [:]).mapValues { "\($0)" }
+        }
+        #expect(first("links") == ["key": "cta", "clicks": "1", "visitors": "1", "machines": "1", "previews": "1"], "\(activityAnswer.body)")
+        #expect(first("pixels") == ["key": "newsletter-dec", "opens": "1", "readers": "1", "machine_opens": "1"])
+        #expect(first("link_referrers") == ["key": "Direct / None", "clicks": "1", "visitors": "1"])
+        #expect(first("events") == ["key": "signup", "events": "2", "visitors": "1"])
+        #expect(first("event_types") == ["key": "conversion", "events": "2", "visitors": "1"])
+        #expect(first("revenue") == ["key": "EUR", "payments": "1", "payers": "1", "amount": "10"])
+        let csv = try curl(["-s", "-H", "Authorization: Bearer \(Self.token)", vantage.url("/api/v1/activity?period=today&format=csv&table=revenue", kind: "admin")])
+        #expect(csv.body == "currency,payments,payers,amount\r\nEUR,1,1,10.00\r\n", "\(csv.body)")
+
         // The dashboard and the terminal say the same.
         let page = try curl(["-s", "-H", "Authorization: Bearer \(Self.token)", vantage.url("/?period=today", kind: "admin")])
         #expect(page.status == 200 && page.body.contains("<dt>Visitors</dt><dd>4 "), "\(page.body.prefix(2000))")
         #expect(page.body.contains("<th scope=\"row\">2xx</th>"), "the edge's panel")
+        #expect(page.body.contains("<th scope=\"row\">newsletter-dec</th><td>1</td><td>1</td><td>1</td>"), "the email opens' panel")
         let terminal = try run([VantageProcess.binary, "stats", "--config", vantage.configPath, "--range", "today", "--by", "page"])
         #expect(terminal.status == 0, "\(terminal.stderr)")
         let pricing = terminal.stdout.split(separator: "\n").first { $0.hasPrefix("/pricing.html") } ?? ""

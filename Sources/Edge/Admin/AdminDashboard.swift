@@ -11,7 +11,9 @@ extension Gateway {
         let signsIn = adminToken != nil
         return try await reports.report("page " + ReportCache.key(parameters)) {
             let dashboard = try await self.dashboard(query)
-            return DashboardPage(dashboard: dashboard, sites: sites, parameters: parameters, signsIn: signsIn).html
+            var page = DashboardPage(dashboard: dashboard, sites: sites, parameters: parameters, signsIn: signsIn)
+            page.endedLinks = self.endedLinks(site: query.site, now: Int64(Date().timeIntervalSince1970 * 1000))
+            return page.html
         }
     }
 }
@@ -50,7 +52,8 @@ extension AdminHandler {
     func isAuthorized(_ head: HTTPRequestHead, path: String) -> Bool {
         guard let token = endpoints.gateway.adminToken else { return true }
         if Self.constantTimeEquals(head.headers.first(name: "authorization") ?? "", "Bearer " + token) { return true }
-        guard head.method == .GET || head.method == .HEAD, path == "/" || path == "/api/v1/stats" else { return false }
+        guard head.method == .GET || head.method == .HEAD, path == "/" || path == "/api/v1/stats" || path == "/api/v1/activity"
+        else { return false }
         return endpoints.gateway.adminSessions.isSignedIn(cookieHeader: head.headers.first(name: "cookie"), token: token)
     }
 

@@ -15,6 +15,7 @@ struct AdminEndpoints: Sendable {
 /// - `GET /metrics`: Prometheus text;
 /// - `POST /reload`: re-read the config, as SIGHUP does;
 /// - `GET /api/v1/stats`: a report as JSON or CSV (docs/INSIGHTS.md; `AdminStats.swift`);
+/// - `GET /api/v1/activity`: short links, email opens, events and money as JSON, or a table as CSV;
 /// - `GET /`: the dashboard, with `/login` and `/logout` for browsers (`AdminDashboard.swift`).
 ///
 /// When `admin.token_env` names a set variable, everything but `/health` and the sign-in form needs
@@ -94,12 +95,14 @@ final class AdminHandler: ChannelInboundHandler {
             erase(head, context: context)
         case (.GET, "/api/v1/stats"):
             stats(head, context: context)
+        case (.GET, "/api/v1/activity"):
+            activity(head, context: context)
         case (.GET, "/"), (.HEAD, "/"):
             dashboard(head, context: context)
-        case (_, "/metrics"), (_, "/reload"), (_, "/erase"), (_, "/api/v1/stats"):
+        case (_, "/metrics"), (_, "/reload"), (_, "/erase"), (_, "/api/v1/stats"), (_, "/api/v1/activity"):
             send(.methodNotAllowed, body: "405 Method Not Allowed\n", head: head, context: context)
         default:
-            send(.notFound, body: "404 Not Found: admin paths are /health, /metrics, POST /reload, POST /erase?vid=, /links and /api/v1/stats\n",
+            send(.notFound, body: "404 Not Found: admin paths are /health, /metrics, POST /reload, POST /erase?vid=, /links, /api/v1/stats and /api/v1/activity\n",
                  head: head, context: context)
         }
     }

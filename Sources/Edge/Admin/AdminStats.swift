@@ -15,7 +15,47 @@ extension Gateway {
     }
 }
 
+extension Gateway {
+    /// The activity API's answer (short links, email opens, custom events, money): JSON, or one table as CSV
+    /// with `format=csv&table=`.
+    func activityAnswer(_ parameters: [String: String]) async throws -> String {
+        let query = try InsightsQuery.parse(parameters, defaultSite: defaultReportSite, now: Date())
+        var table: ActivityReport.Table?
+        if parameters["format"] == "csv" {
+            let name = parameters["table"] ?? ""
+            guard let known = ActivityReport.Table(rawValue: name) else {
+                throw InsightsQueryError(
+                    parameter: "table",
+                    problem: "unknown \(name); expected one of \(ActivityReport.Table.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            table = known
+        }
+        let chosen = table
+        return try await reports.report("activity " + ReportCache.key(parameters)) {
+            let report = try await self.activity(query)
+            if let table = chosen { return ActivityRendering.csv(report, table: table) }
+            return ActivityRendering.json(report, site: query.site, range: query.range) + "\n"
+        }
+    }
+}
+
 extension AdminHandler {
+    /// `GET /api/v1/activity?site=&period=[&format=csv&table=links]`: short links, email opens, events and money.
+    func activity(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let parameters = Self.queryParameters(head.uri)
+        let gateway = endpoints.gateway
+        answerLater(head, context: context) {
+            do {
+                let body = try await gateway.activityAnswer(parameters)
+                return Answer(.ok, body, contentType: parameters["format"] == "csv" ? "text/csv; charset=utf-8" : "application/json")
+            } catch let error as InsightsQueryError {
+                return Answer(.badRequest, "400 Bad Request: \(error)\n")
+            } catch {
+                return Answer(.internalServerError, "500 Internal Server Error: \(error)\n")
+            }
+        }
+    }
+
     /// `GET /api/v1/stats?site=&period=&dimension=&metrics=&filters=[&format=csv]`: one report as JSON (or CSV).
     func stats(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let parameters = Self.queryParameters(head.uri)

@@ -20,6 +20,31 @@ extension Gateway {
         return try await threadPool.runIfActive { try SpoolInsights(directory: spool).dashboard(query) }
     }
 
+    /// The short links, email opens and money of a site and period.
+    func activity(_ query: InsightsQuery) async throws -> ActivityReport {
+        if let clickHouse = clickHouseReports {
+            return try await clickHouse.activity(site: query.site, range: query.range, includeBots: query.includeBots)
+        }
+        let spool = spoolFolder
+        return try await threadPool.runIfActive { try SpoolInsights(directory: spool).activity(query) }
+    }
+
+    /// The site's short links that no longer redirect (expired, or out of clicks), as the dashboard lists them.
+    func endedLinks(site: String, now: Int64) -> [(link: String, reason: String, clicks: Int)] {
+        guard let links else { return [] }
+        let hosts = siteHosts(named: site)
+        var ended: [(link: String, reason: String, clicks: Int)] = []
+        for (link, clicks) in links.index.snapshot() where hosts.isEmpty || hosts.contains(link.host) || link.host.isEmpty {
+            if let expiry = link.expiresAt, now >= expiry {
+                ended.append((link.host + "/" + link.slug, "expired \(ResultJSON.day(expiry))", clicks))
+            } else if let limit = link.maxClicks, clicks >= limit {
+                ended.append((link.host + "/" + link.slug, "reached its limit of \(limit) clicks", clicks))
+            }
+            if ended.count == 50 { break }
+        }
+        return ended.sorted { $0.link < $1.link }
+    }
+
     private var clickHouseReports: ClickHouseInsights? {
         tracking?.clickHouse.map { ClickHouseInsights(client: $0.client, configuration: $0.configuration, logger: controlLogger) }
     }

@@ -502,6 +502,11 @@ public final class Gateway: Sendable {
     /// The first site's name: a report's `site` when the request names none.
     var defaultReportSite: String? { state.withLock { $0.configuration.sites.first?.name } }
 
+    /// The hosts of the site named `name` (none for a site without hosts, or no such site).
+    func siteHosts(named name: String) -> [String] {
+        state.withLock { state in state.configuration.sites.first { $0.name == name }?.hosts ?? [] }
+    }
+
     /// The spool folder (reports read it without ClickHouse).
     var spoolFolder: String { state.withLock { $0.configuration.tracking.spool.directory } }
 

@@ -9,7 +9,7 @@ public struct ClickHouseInsights: Sendable {
 
     public let database: String
     public let table: String
-    private let run: Run
+    let run: Run
 
     /// `concurrency`: statements of one report sent at once (a dashboard has about twenty; more at once only
     /// queue in ClickHouse and in the client's connection pool).
@@ -53,7 +53,8 @@ public struct ClickHouseInsights: Sendable {
         let (current, previous, panelsAsked) = (query, before, panelQuery)
         async let headline = evaluate(current, by: nil, metrics: Metric.headline, sql: sql)
         async let comparison = evaluate(previous, by: nil, metrics: Metric.headline, sql: sql)
-        async let edge = edgeReport(site: query.site, range: query.range, sql: sql)
+        async let edge = edgeReport(site: current.site, range: current.range, sql: sql)
+        async let activity = activity(site: current.site, range: current.range, includeBots: current.includeBots, sql: sql)
         let panels = try await withThrowingTaskGroup(of: (Int, InsightsResult).self) { group in
             for (index, panel) in Dashboard.panels.enumerated() {
                 group.addTask { (index, try await evaluate(panelsAsked, by: panel.dimension, metrics: panel.metrics, sql: sql)) }
@@ -62,7 +63,9 @@ public struct ClickHouseInsights: Sendable {
             for try await (index, result) in group { results[index] = result }
             return results.compactMap { $0 }
         }
-        return Dashboard(current: try await headline, previous: try await comparison, panels: panels, edge: try await edge)
+        return Dashboard(
+            current: try await headline, previous: try await comparison, panels: panels, edge: try await edge,
+            activity: try await activity)
     }
 
     func evaluate(_ query: InsightsQuery, by dimension: Dimension?, metrics: [Metric], sql: InsightsSQL) async throws
@@ -136,6 +139,8 @@ public struct ClickHouseInsights: Sendable {
             case "5xx": report.serverErrors.append(entry)
             case "machine": report.machines.append(entry)
             case "refused": report.refused = entry.count
+            case "limit" where entry.key == EdgeAggregator.rateLimitedType: report.rateLimited = entry.count
+            case "limit" where entry.key == EdgeAggregator.rateLimitDryRunType: report.rateLimitDryRun = entry.count
             default: break
             }
         }

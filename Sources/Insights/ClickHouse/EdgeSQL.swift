@@ -8,6 +8,7 @@ extension InsightsSQL {
             "('status', concat(toString(intDiv(status, 100)), 'xx'))", "(if(status = 404, '404', ''), \(page))",
             "(if(status >= 500, '5xx', ''), \(page))", "(if(bot_reason != '', 'machine', ''), bot_reason)",
             "(if(kind = 'refused', 'refused', ''), '')",
+            "(if(etyp IN ('\(EdgeAggregator.rateLimitedType)', '\(EdgeAggregator.rateLimitDryRunType)'), 'limit', ''), etyp)",
         ]
         let conditions = (["(site = \(Self.literal(site)) OR kind = 'refused')"] + timeConditions(range)).joined(separator: " AND ")
         return "SELECT pair.1 AS tag, pair.2 AS key, count() AS requests FROM \(table) "

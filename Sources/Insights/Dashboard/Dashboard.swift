@@ -21,6 +21,8 @@ public struct Dashboard: Sendable {
     public var panels: [InsightsResult]
     /// The edge's own facts for the period (every request, not only page views).
     public var edge: EdgeReport
+    /// Short links, email opens, custom events and money in the period.
+    public var activity: ActivityReport
 
     /// Gathers the dashboard of `query` (its range, filters and site) from `events`, which calls its argument with
     /// every event once.
@@ -36,13 +38,16 @@ public struct Dashboard: Sendable {
         var now = VisitAggregator(query: query, breakdowns: panels.map(\.dimension), maximumVisits: maximumVisits)
         var then = VisitAggregator(query: before, maximumVisits: maximumVisits)
         var edge = EdgeAggregator(site: query.site, range: query.range)
-        let (current, earlier, requests) = (now, then, edge)
+        var activity = ActivityAggregator(site: query.site, range: query.range, includeBots: query.includeBots)
+        let (current, earlier, requests, others) = (now, then, edge, activity)
         try events({ kind, time in
             current.wants(kind, at: time) || earlier.wants(kind, at: time) || requests.wants(kind, at: time)
+                || others.wants(kind, at: time)
         }) { event in
             now.add(event)
             then.add(event)
             edge.add(event)
+            activity.add(event)
         }
         return Dashboard(
             current: now.result(by: nil, metrics: Metric.headline), previous: then.result(by: nil, metrics: Metric.headline),
@@ -50,7 +55,7 @@ public struct Dashboard: Sendable {
                 var result = now.result(by: panel.dimension, metrics: panel.metrics)
                 result.rows = Array(result.rows.prefix(10))
                 return result
-            }, edge: edge.report())
+            }, edge: edge.report(), activity: activity.report())
     }
 }
 

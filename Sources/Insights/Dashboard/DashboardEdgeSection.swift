@@ -12,7 +12,8 @@ extension DashboardPage {
         return """
             <section class="edge" aria-labelledby="edge"><h2 id="edge">The edge</h2>
             <p>\(ResultTable.format(Double(edge.requests), .events)) requests answered for this site in the period (files, API calls and \
-            proxied requests included), \(ResultTable.format(Double(edge.refused), .events)) refused before routing.</p>
+            proxied requests included), \(ResultTable.format(Double(edge.refused), .events)) refused before routing, \
+            \(ResultTable.format(Double(edge.rateLimited), .events)) refused by a rate limit\(edge.rateLimitDryRun > 0 ? " (and \(ResultTable.format(Double(edge.rateLimitDryRun), .events)) a dry-run limit would have refused)" : "").</p>
             <div class="panels">
             \(counts("Answers by status", "Status", edge.statusClasses, id: "edge-status"))\
             \(counts("Machines by reason", "Reason", edge.machines, id: "edge-machines"))\

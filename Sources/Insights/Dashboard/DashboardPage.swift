@@ -14,6 +14,8 @@ public struct DashboardPage {
     public var basePath: String
     /// Whether a sign-out link makes sense (a token is configured).
     public var signsIn: Bool
+    /// Short links of the site that no longer redirect: the link, why (expired, click limit), its clicks.
+    public var endedLinks: [(link: String, reason: String, clicks: Int)] = []
 
     public init(dashboard: Dashboard, sites: [String], parameters: [String: String], basePath: String = "/", signsIn: Bool = true) {
         self.signsIn = signsIn
@@ -62,6 +64,7 @@ public struct DashboardPage {
         page += "</header>\n<main>\n"
         page += headline() + chart()
         page += "<div class=\"panels\">\n" + dashboard.panels.enumerated().map { panel($1, title: Dashboard.panels[$0].title) }.joined() + "</div>\n"
+        page += activitySection()
         page += edgeSection()
         page += "</main>\n<footer><p>Metrics as defined in docs/INSIGHTS.md. \(dashboard.current.truncated ? "More visits than the dashboard keeps were in range: the later ones are not counted. " : "")\(signsIn ? "<a href=\"\(basePath)logout\">Sign out</a>" : "")</p></footer>\n</body>\n</html>\n"
         return page

@@ -13,6 +13,9 @@ public struct EdgeReport: Sendable {
     public var upstreams: [(upstream: String, requests: Int, p50: Double, p95: Double)] = []
     /// Requests refused before routing (malformed, ambiguous, too slow).
     public var refused = 0
+    /// Requests a route's rate limit refused (429), and those it would have refused in dry-run mode.
+    public var rateLimited = 0
+    public var rateLimitDryRun = 0
     /// Requests from machines, by reason.
     public var machines: [(key: String, count: Int)] = []
     public var truncated = false
@@ -26,9 +29,14 @@ public struct EdgeAggregator {
     static let maximumKeys = 100_000
     static let samplesPerUpstream = 20_000
     static let maximumUpstreams = 1000
+    /// The `etyp` of requests a rate limit refused, and of those a dry-run limit let through.
+    static let rateLimitedType = "rate_limited"
+    static let rateLimitDryRunType = "rate_limited_dry_run"
 
     private var requests = 0
     private var refused = 0
+    private var rateLimited = 0
+    private var rateLimitDryRun = 0
     private var statusClasses: [String: Int] = [:]
     private var notFound: [String: Int] = [:]
     private var serverErrors: [String: Int] = [:]
@@ -51,6 +59,8 @@ public struct EdgeAggregator {
         guard range.contains(event.timeMilliseconds), event.site == site || event.kind == .refused else { return }
         requests += 1
         if event.kind == .refused { refused += 1 }
+        if event.eventType == Self.rateLimitedType { rateLimited += 1 }
+        if event.eventType == Self.rateLimitDryRunType { rateLimitDryRun += 1 }
         statusClasses["\(event.status / 100)xx", default: 0] += 1
         if event.status == 404 { Self.count(Dimension.path(of: event.target), in: &notFound, full: &truncated) }
         if event.status >= 500 { Self.count(Dimension.path(of: event.target), in: &serverErrors, full: &truncated) }
@@ -95,6 +105,8 @@ public struct EdgeAggregator {
         var report = EdgeReport()
         report.requests = requests
         report.refused = refused
+        report.rateLimited = rateLimited
+        report.rateLimitDryRun = rateLimitDryRun
         report.statusClasses = top(statusClasses)
         report.notFound = top(notFound)
         report.serverErrors = top(serverErrors)

@@ -12,6 +12,16 @@ public struct SpoolInsights {
         self.maximumVisits = maximumVisits
     }
 
+    /// The short links, email opens and money of the query's site and period.
+    public func activity(_ query: InsightsQuery) throws -> ActivityReport {
+        var aggregator = ActivityAggregator(site: query.site, range: query.range, includeBots: query.includeBots)
+        var reader = SpoolReader(directory: directory)
+        try reader.readNew { record in
+            if let event = try? EventRecord.decodeForReports(record, keep: aggregator.wants) { aggregator.add(event) }
+        }
+        return aggregator.report()
+    }
+
     public func evaluate(_ query: InsightsQuery) throws -> InsightsResult {
         var aggregator = VisitAggregator(query: query, maximumVisits: maximumVisits)
         var reader = SpoolReader(directory: directory)

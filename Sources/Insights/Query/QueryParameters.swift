@@ -5,6 +5,11 @@ public struct InsightsQueryError: Error, CustomStringConvertible, Equatable {
     public var parameter: String
     public var problem: String
     public var description: String { "\(parameter): \(problem)" }
+
+    public init(parameter: String, problem: String) {
+        self.parameter = parameter
+        self.problem = problem
+    }
 }
 
 extension InsightsQuery {

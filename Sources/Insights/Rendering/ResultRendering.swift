@@ -33,6 +33,9 @@ public enum ResultJSON {
     static func instant(_ milliseconds: Int64) -> String {
         Date(timeIntervalSince1970: Double(milliseconds) / 1000).formatted(.iso8601)
     }
+
+    /// The UTC day of an instant, `YYYY-MM-DD`.
+    public static func day(_ milliseconds: Int64) -> String { String(instant(milliseconds).prefix(10)) }
 }
 
 /// The aligned text table `vantage stats` prints: the dimension's values down the left, the metrics across.
@@ -89,10 +92,6 @@ public enum ResultTable {
 public enum ResultCSV {
     public static func render(_ result: InsightsResult) -> String {
         let query = result.query
-        func field(_ text: String) -> String {
-            text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
-                ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
-        }
         func number(_ value: Double?) -> String {
             guard let value else { return "" }
             return value == value.rounded() ? String(Int(value)) : String(value)
@@ -103,5 +102,11 @@ public enum ResultCSV {
         }
         for row in result.rows { lines.append(([field(row.key)] + row.values.map(number)).joined(separator: ",")) }
         return lines.joined(separator: "\r\n") + "\r\n"
+    }
+
+    /// A field, quoted when it holds a comma, a quote or a line break.
+    static func field(_ text: String) -> String {
+        text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+            ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
     }
 }

@@ -181,6 +181,7 @@ public enum EventRecord {
         func fillReportFields(of event: inout TrackingEvent) {
             func text(_ bytes: UnsafeRawBufferPointer) -> String { bytes.isEmpty ? "" : String(decoding: bytes, as: UTF8.self) }
             event.eventName = text(eventName)
+            event.eventType = text(eventType)
             event.visitorID = text(visitorID)
             event.sessionID = text(sessionID)
             event.browser = text(browser)
