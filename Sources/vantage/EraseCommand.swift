@@ -49,6 +49,14 @@ struct EraseCommand: AsyncParsableCommand {
         do {
             _ = try await client.query(schema.deleteStatement(where: "vid = '\(vid)'"), logger: logger)
             print("clickhouse: delete mutation submitted on \(schema.qualifiedTable)")
+            // The visits table exists from schema version 4 on (a table made by an older build has none yet).
+            let visits = try await client.query(
+                "SELECT count() FROM system.tables WHERE database = '\(clickHouse.database)' AND name = '\(schema.visitsTable)'",
+                logger: logger)
+            if visits.trimmingCharacters(in: .whitespacesAndNewlines) != "0" {
+                _ = try await client.query(schema.deleteVisitsStatement(visitor: vid), logger: logger)
+                print("clickhouse: delete mutation submitted on \(schema.qualifiedVisitsTable)")
+            }
             if wait {
                 let deadline = Date().addingTimeInterval(600)
                 while Date() < deadline {

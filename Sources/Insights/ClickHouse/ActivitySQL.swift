@@ -20,7 +20,7 @@ extension InsightsSQL {
         let people = "(bot_reason = '' OR pair.1 IN ('events', 'event_types', 'revenue'))"
         let conditions = (["site = \(Self.literal(site))", "kind IN ('link_click', 'pixel_open', 'track', 'server_track', 'ltv')"]
             + timeConditions(range)).joined(separator: " AND ")
-        return "SELECT pair.1 AS tag, pair.2 AS key, countIf(\(people)) AS people_count, uniqExactIf(vid, \(people)), "
+        return "SELECT pair.1 AS tag, pair.2 AS key, countIf(\(people)) AS people_count, uniqIf(vid, \(people)), "
             + "countIf(NOT \(people)) AS machines, countIf(NOT \(people) AND bot_reason = 'link_preview'), "
             + "sumIf(revenue, \(people)) FROM \(table) "
             + "ARRAY JOIN arrayFilter(x -> x.1 != '', [\(tags.joined(separator: ", "))]) AS pair WHERE \(conditions) "

@@ -24,14 +24,21 @@ public struct ClickHouseInsights: Sendable {
         }
     }
 
-    /// The statements for the table as it is (its time layout); nil while it does not exist (nothing shipped yet).
+    /// The statements for the tables as they are (the time layout; whether the visits table exists yet); nil
+    /// while the events table does not exist (nothing shipped yet).
     func statements() async throws -> InsightsSQL? {
-        let columns = try await run(
-            "SELECT name FROM system.columns WHERE database = \(InsightsSQL.literal(database)) "
-                + "AND table = \(InsightsSQL.literal(table)) AND name IN ('ts', 'ts_ms')")
-        let names = Set(columns.split(separator: "\n").map(String.init))
+        let visits = table + "_visits"
+        let names = Set(
+            try await run(
+                "SELECT name FROM system.columns WHERE database = \(InsightsSQL.literal(database)) "
+                    + "AND table = \(InsightsSQL.literal(table)) AND name IN ('ts', 'ts_ms') UNION ALL "
+                    + "SELECT 'visits' FROM system.tables WHERE database = \(InsightsSQL.literal(database)) "
+                    + "AND name = \(InsightsSQL.literal(visits))"
+            ).split(separator: "\n").map(String.init))
         guard names.contains("ts") else { return nil }
-        return InsightsSQL(table: "\(database).\(table)", dialect: names.contains("ts_ms") ? .legacy : .modern)
+        return InsightsSQL(
+            table: "\(database).\(table)", dialect: names.contains("ts_ms") ? .legacy : .modern,
+            visitsTable: names.contains("visits") ? "\(database).\(visits)" : nil)
     }
 
     /// The answer to `query`.
@@ -57,7 +64,10 @@ public struct ClickHouseInsights: Sendable {
         async let activity = activity(site: current.site, range: current.range, includeBots: current.includeBots, sql: sql)
         let panels = try await withThrowingTaskGroup(of: (Int, InsightsResult).self) { group in
             for (index, panel) in Dashboard.panels.enumerated() {
-                group.addTask { (index, try await evaluate(panelsAsked, by: panel.dimension, metrics: panel.metrics, sql: sql)) }
+                group.addTask {
+                    // A panel shows its rows; the totals are the headline's.
+                    (index, try await evaluate(panelsAsked, by: panel.dimension, metrics: panel.metrics, sql: sql, totals: false))
+                }
             }
             var results = [InsightsResult?](repeating: nil, count: Dashboard.panels.count)
             for try await (index, result) in group { results[index] = result }
@@ -68,13 +78,13 @@ public struct ClickHouseInsights: Sendable {
             activity: try await activity)
     }
 
-    func evaluate(_ query: InsightsQuery, by dimension: Dimension?, metrics: [Metric], sql: InsightsSQL) async throws
-        -> InsightsResult
+    func evaluate(_ query: InsightsQuery, by dimension: Dimension?, metrics: [Metric], sql: InsightsSQL, totals wanted: Bool = true)
+        async throws -> InsightsResult
     {
         var query = query
         (query.dimension, query.metrics) = (dimension, metrics)
         let asked = query
-        async let totals = run(sql.totals(asked))
+        async let totals: String = wanted ? run(sql.totals(asked)) : ""
         async let series: String? = {
             guard let interval = asked.interval else { return nil }
             return try await run(sql.series(asked, interval: interval))
@@ -89,7 +99,8 @@ public struct ClickHouseInsights: Sendable {
             }
             rows = counts.map { InsightsResult.Row(key: $0.key, values: metrics.map($0.counts.value)) }
         }
-        let total = Self.counts(try await totals).first?.counts ?? VisitCounts()
+        let totalText = try await totals
+        let total = Self.counts(totalText).first?.counts ?? VisitCounts()
         var points: [InsightsResult.Point] = []
         if let interval = query.interval, let text = try await series {
             let steps = Dictionary(Self.counts(text).map { (Int64($0.key) ?? 0, $0.counts) }) { first, _ in first }
@@ -100,7 +111,8 @@ public struct ClickHouseInsights: Sendable {
             }
         }
         return InsightsResult(
-            query: query, rows: Array(InsightsResult.ordered(rows).prefix(query.limit)), totals: metrics.map(total.value),
+            query: query, rows: Array(InsightsResult.ordered(rows).prefix(query.limit)),
+            totals: wanted ? metrics.map(total.value) : metrics.map { _ in nil },
             series: points, truncated: false)
     }
 
@@ -206,7 +218,10 @@ extension ClickHouseInsights {
     public init(client: ClickHouseClient, configuration: ClickHouseConfiguration, logger: Logger) {
         self.init(database: configuration.database, table: configuration.table) { sql in
             // Read-only, and bounded: a report never writes, and a runaway one stops at ClickHouse's own limits.
-            try await client.query(sql + " SETTINGS readonly = 2", logger: logger)
+            let started = ContinuousClock.now
+            let answer = try await client.query(sql + " SETTINGS readonly = 2", logger: logger)
+            logger.debug("insights: \(ContinuousClock.now - started) for \(sql.prefix(200))")
+            return answer
         }
     }
 }

@@ -13,10 +13,16 @@ public struct InsightsSQL: Sendable {
     /// `database.table`: the events table (the `Distributed` one in cluster mode).
     public let table: String
     public let dialect: EventSchema.Dialect
+    /// `database.table_visits`, the visits the shipper keeps (``EventSchema/visitsTable``).
+    public let visitsTable: String
+    /// Whether the visits table exists (from schema version 4 on).
+    public let hasVisitsTable: Bool
 
-    public init(table: String, dialect: EventSchema.Dialect) {
+    public init(table: String, dialect: EventSchema.Dialect, visitsTable: String? = nil) {
         self.table = table
         self.dialect = dialect
+        self.visitsTable = visitsTable ?? table + "_visits"
+        hasVisitsTable = visitsTable != nil
     }
 
     /// An event's time in Unix milliseconds.
@@ -26,13 +32,6 @@ public struct InsightsSQL: Sendable {
     static let visitKey = "cityHash64(if(sid = '', concat('visitor:', vid), sid))"
     static let counted = "kind IN ('pageview', 'track', 'server_track', 'ltv')"
     static let page = "if(path = '', '/', path)"
-
-    /// The columns of every counting statement after its key, in ``VisitCounts``' order: visitors, visits,
-    /// pageviews, events, viewed visits, bounces, outcomes, duration (ms), over a visits subquery.
-    static func countColumns(pageviews: String, events: String) -> String {
-        "uniqExact(visitor), count(), sum(\(pageviews)), sum(\(events)), countIf(pageviews > 0), "
-            + "countIf(pageviews = 1 AND events = 0), count(), sum(end - start)"
-    }
 
     /// A string literal (ClickHouse escapes with backslashes).
     static func literal(_ text: String) -> String {
@@ -127,91 +126,164 @@ public struct InsightsSQL: Sendable {
         return "SELECT \(columns.joined(separator: ", ")) FROM \(table) WHERE \(eventConditions(query)) GROUP BY visit"
     }
 
-    /// A visits subquery's column for a visit-level dimension.
-    static func visitColumn(_ dimension: Dimension) -> String {
-        switch dimension {
-        case .entryPage: labeled("entry_page", .entryPage)
-        case .exitPage: labeled("exit_page", .exitPage)
-        default: "d_\(dimension.rawValue)"
+    /// Where a statement's visits come from: the visits table the shipper keeps (``VisitRows/table``: rows of
+    /// whole visits, summed with their signs), or the events themselves, gathered by visit at query time (page and
+    /// event filters, machines, and tables made before the visits table).
+    enum VisitRows {
+        case table
+        case events
+
+        /// What each of ``VisitCounts``' numbers is over these rows.
+        func counting(_ query: InsightsQuery) -> Counting {
+            switch self {
+            case .table:
+                return Counting(
+                    visitors: "uniq(visitor_hash)", visits: "sum(sign)", pageviews: "sum(sign * pageviews)",
+                    events: "sum(sign * events)", viewed: "sum(sign * (pageviews > 0))",
+                    bounces: "sum(sign * (pageviews = 1 AND events = 0))", outcomes: "sum(sign)",
+                    duration: "sum(sign * (end_ms - start_ms))")
+            case .events:
+                let pageviews = query.filters.contains { $0.dimension == .page } ? "matched_pageviews" : "pageviews"
+                let events = query.filters.contains { $0.dimension == .event } ? "matched_events" : "events"
+                return Counting(
+                    visitors: "uniq(visitor)", visits: "count()", pageviews: "sum(\(pageviews))", events: "sum(\(events))",
+                    viewed: "countIf(pageviews > 0)", bounces: "countIf(pageviews = 1 AND events = 0)", outcomes: "count()",
+                    duration: "sum(end - start)")
+            }
+        }
+
+        /// A visit-level dimension's labeled value in these rows.
+        func column(_ dimension: Dimension) -> String {
+            switch (self, dimension) {
+            case (_, .entryPage): InsightsSQL.labeled("entry_page", .entryPage)
+            case (_, .exitPage): InsightsSQL.labeled("exit_page", .exitPage)
+            // The table stores the session's channel and the landing's source as `channel` and `source`.
+            case (.table, .channel): InsightsSQL.labeled("channel", .channel)
+            case (.table, .source): InsightsSQL.labeled("source", .source)
+            case (.table, _): InsightsSQL.labeled(InsightsSQL.raw(dimension), dimension)
+            case (.events, _): "d_\(dimension.rawValue)"
+            }
+        }
+
+        /// A visit's start in Unix milliseconds.
+        var start: String { self == .table ? "start_ms" : "start" }
+
+        /// Groups of no visit (every row of them cancelled) are not rows of a report.
+        var having: String { self == .table ? " HAVING sum(sign) > 0" : "" }
+    }
+
+    /// The numbers of ``VisitCounts`` as SQL over some visit rows.
+    struct Counting {
+        var visitors, visits, pageviews, events, viewed, bounces, outcomes, duration: String
+
+        /// Only what `metrics` are computed from (the rest are 0: a panel of visitors need not count bounces).
+        func keeping(_ metrics: [Metric]) -> Counting {
+            var kept = Counting(visitors: "0", visits: "0", pageviews: "0", events: "0", viewed: "0", bounces: "0", outcomes: "0", duration: "0")
+            for metric in metrics {
+                switch metric {
+                case .visitors: kept.visitors = visitors
+                case .visits: kept.visits = visits
+                case .pageviews: kept.pageviews = pageviews
+                case .events: kept.events = events
+                case .viewsPerVisit: (kept.pageviews, kept.visits) = (pageviews, visits)
+                case .bounceRate: (kept.viewed, kept.bounces) = (viewed, bounces)
+                case .visitDuration: (kept.duration, kept.outcomes) = (duration, outcomes)
+                }
+            }
+            return kept
+        }
+
+        /// The eight columns, in ``VisitCounts``' order.
+        var columns: String { [visitors, visits, pageviews, events, viewed, bounces, outcomes, duration].joined(separator: ", ") }
+
+        /// The ORDER BY expression of a metric (as ``VisitCounts/value(_:)`` computes and rounds it: halves away
+        /// from zero, a meaningless value as 0), so the rows SQL keeps are the rows the report shows.
+        func order(_ metric: Metric) -> String {
+            switch metric {
+            case .visitors: visitors
+            case .visits: visits
+            case .pageviews: pageviews
+            case .events: events
+            case .viewsPerVisit: "floor(\(pageviews) / \(visits) * 100 + 0.5)"
+            case .bounceRate: "if(\(viewed) = 0, 0, floor(\(bounces) * 100 / \(viewed) + 0.5))"
+            case .visitDuration: "floor(\(duration) / 1000 / \(outcomes) + 0.5)"
+            }
         }
     }
 
-    /// The conditions a visit must meet: the visit filters on its landing, a matching page view and custom event
-    /// for the page and event filters.
-    static func visitConditions(_ query: InsightsQuery) -> String {
-        var conditions = query.filters.filter(\.dimension.isVisitLevel).map { condition($0, on: visitColumn($0.dimension)) }
-        if query.filters.contains(where: { $0.dimension == .page }) { conditions.append("matched_pageviews > 0") }
-        if query.filters.contains(where: { $0.dimension == .event }) { conditions.append("matched_events > 0") }
-        return conditions.isEmpty ? "1" : conditions.joined(separator: " AND ")
+    /// Which rows answer a query's visit counts: the visits table unless the query needs single events (page or
+    /// event filters, machines) or the table does not exist yet.
+    func rows(for query: InsightsQuery) -> VisitRows {
+        guard hasVisitsTable, !query.includeBots, query.filters.allSatisfy(\.dimension.isVisitLevel) else { return .events }
+        return .table
     }
 
-    /// The dimensions a query's visits subquery needs, with `dimension` as the breakdown.
-    static func neededDimensions(_ query: InsightsQuery, by dimension: Dimension?) -> Set<Dimension> {
-        Set(query.filters.map(\.dimension) + (dimension.map { [$0] } ?? []))
-    }
-
-    /// The page views and custom events a visit counts: those passing the page and event filters, when some.
-    static func countedColumns(_ query: InsightsQuery) -> (pageviews: String, events: String) {
-        (query.filters.contains { $0.dimension == .page } ? "matched_pageviews" : "pageviews",
-         query.filters.contains { $0.dimension == .event } ? "matched_events" : "events")
-    }
-
-    /// The ORDER BY expression of a metric over a visits subquery (as ``VisitCounts/value(_:)`` computes and
-    /// rounds it: halves away from zero, a meaningless value as 0), so the rows SQL keeps are the rows the
-    /// report shows.
-    static func order(_ metric: Metric, pageviews: String, events: String) -> String {
-        switch metric {
-        case .visitors: "uniqExact(visitor)"
-        case .visits: "count()"
-        case .pageviews: "sum(\(pageviews))"
-        case .events: "sum(\(events))"
-        case .viewsPerVisit: "floor(sum(\(pageviews)) / count() * 100 + 0.5)"
-        case .bounceRate:
-            "if(countIf(pageviews > 0) = 0, 0, floor(countIf(pageviews = 1 AND events = 0) * 100 / countIf(pageviews > 0) + 0.5))"
-        case .visitDuration: "floor(sum(end - start) / 1000 / count() + 0.5)"
+    /// `FROM ... WHERE ...` over the visits the query keeps.
+    func visitSource(_ query: InsightsQuery, rows: VisitRows, by dimension: Dimension?) -> String {
+        let filters = query.filters.filter(\.dimension.isVisitLevel).map { Self.condition($0, on: rows.column($0.dimension)) }
+        switch rows {
+        case .table:
+            let start = query.range.start.floorDivided(by: 1000), end = (query.range.end + 999).floorDivided(by: 1000)
+            let conditions = [
+                "site = \(Self.literal(query.site))", "start >= toDateTime(\(max(0, start)), 'UTC')",
+                "start < toDateTime(\(max(0, end)), 'UTC')", "start_ms >= \(max(0, query.range.start))",
+                "start_ms < \(max(0, query.range.end))",
+            ] + filters
+            return "FROM \(visitsTable) WHERE \(conditions.joined(separator: " AND "))"
+        case .events:
+            var conditions = filters
+            if query.filters.contains(where: { $0.dimension == .page }) { conditions.append("matched_pageviews > 0") }
+            if query.filters.contains(where: { $0.dimension == .event }) { conditions.append("matched_events > 0") }
+            let dimensions = Set(query.filters.map(\.dimension) + (dimension.map { [$0] } ?? []))
+            return "FROM (\(visits(query, dimensions: dimensions))) WHERE \(conditions.isEmpty ? "1" : conditions.joined(separator: " AND "))"
         }
     }
 
     /// The totals of the visits the query keeps: one row, `''` then the counts.
     public func totals(_ query: InsightsQuery) -> String {
-        let counted = Self.countedColumns(query)
-        return "SELECT '', \(Self.countColumns(pageviews: counted.pageviews, events: counted.events)) FROM ("
-            + visits(query, dimensions: Self.neededDimensions(query, by: nil)) + ") WHERE \(Self.visitConditions(query))"
+        let rows = rows(for: query)
+        return "SELECT '', \(rows.counting(query).keeping(query.metrics).columns) \(visitSource(query, rows: rows, by: nil))"
     }
 
     /// The time series: per step where visits start, the counts (steps without visits are absent).
     public func series(_ query: InsightsQuery, interval: Interval) -> String {
-        let counted = Self.countedColumns(query)
+        let rows = rows(for: query)
+        let start = rows.start
         let step: String
         switch interval {
-        case .hour: step = "intDiv(start, 3600000) * 3600000"
-        case .day: step = "intDiv(start, 86400000) * 86400000"
+        case .hour: step = "intDiv(\(start), 3600000) * 3600000"
+        case .day: step = "intDiv(\(start), 86400000) * 86400000"
         // 1970-01-01 was a Thursday; weeks start on Monday (as Interval.start(of:)).
-        case .week: step = "(intDiv(start, 86400000) - (intDiv(start, 86400000) + 3) % 7) * 86400000"
-        case .month: step = "toUInt64(toStartOfMonth(toDateTime(intDiv(start, 1000), 'UTC'))) * 86400000"
+        case .week: step = "(intDiv(\(start), 86400000) - (intDiv(\(start), 86400000) + 3) % 7) * 86400000"
+        case .month: step = "toUInt64(toStartOfMonth(toDateTime(intDiv(\(start), 1000), 'UTC'))) * 86400000"
         }
-        return "SELECT \(step) AS step, \(Self.countColumns(pageviews: counted.pageviews, events: counted.events)) FROM ("
-            + visits(query, dimensions: Self.neededDimensions(query, by: nil)) + ") WHERE \(Self.visitConditions(query)) "
-            + "GROUP BY step ORDER BY step"
+        return "SELECT \(step) AS step, \(rows.counting(query).keeping(query.metrics).columns) \(visitSource(query, rows: rows, by: nil)) "
+            + "GROUP BY step\(rows.having) ORDER BY step"
     }
 
     /// Rows by a visit-level dimension, in the report's order, at most `query.limit`.
     public func byVisit(_ query: InsightsQuery, dimension: Dimension, metrics: [Metric]) -> String {
-        let counted = Self.countedColumns(query)
-        let order = Self.order(metrics.first ?? .visitors, pageviews: counted.pageviews, events: counted.events)
-        let conditions = Self.visitConditions(query)
-        return "SELECT \(Self.visitColumn(dimension)) AS key, "
-            + "\(Self.countColumns(pageviews: counted.pageviews, events: counted.events)) FROM ("
-            + visits(query, dimensions: Self.neededDimensions(query, by: dimension)) + ") WHERE \(conditions) "
-            + "GROUP BY key ORDER BY \(order) DESC, key LIMIT \(query.limit)"
+        let rows = rows(for: query)
+        let counting = rows.counting(query).keeping(metrics)
+        return "SELECT \(rows.column(dimension)) AS key, \(counting.columns) \(visitSource(query, rows: rows, by: dimension)) "
+            + "GROUP BY key\(rows.having) ORDER BY \(counting.order(metrics.first ?? .visitors)) DESC, key LIMIT \(query.limit)"
     }
 
-    /// The visits the query keeps, by key (for `GLOBAL IN`); nil when every visit with a matching event is kept
-    /// anyway (no filter on other dimensions than `own`).
-    func keptVisits(_ query: InsightsQuery, besides own: Dimension) -> String? {
-        guard query.filters.contains(where: { $0.dimension != own }) else { return nil }
-        return "SELECT visit FROM (" + visits(query, dimensions: Self.neededDimensions(query, by: nil))
-            + ") WHERE \(Self.visitConditions(query))"
+    /// The visits the query keeps, by the key events carry (for `GLOBAL IN`); nil when every visit with a matching
+    /// event is kept anyway (no filter on other dimensions than `own`).
+    func keptVisits(_ query: InsightsQuery, besides own: Dimension) -> (key: String, visits: String)? {
+        var others = query
+        others.filters = query.filters.filter { $0.dimension != own }
+        guard !others.filters.isEmpty else { return nil }
+        let rows = rows(for: others)
+        switch rows {
+        case .table:
+            return ("if(sid = '', concat('visitor:', vid), sid)",
+                    "SELECT visit \(visitSource(others, rows: rows, by: nil)) GROUP BY visit HAVING sum(sign) > 0")
+        case .events:
+            // The page's (or event's) own filters narrow which of its occurrences count, not which visits.
+            return (Self.visitKey, "SELECT visit \(visitSource(query, rows: rows, by: nil))")
+        }
     }
 
     /// Rows by an event-level dimension (`page`: page views; `event`: custom events): the key, visitors, visits,
@@ -222,22 +294,32 @@ public struct InsightsSQL: Sendable {
         let key = isPage ? Self.page : Self.labeled("ename", .event)
         var conditions = eventConditions(query) + (isPage ? " AND kind = 'pageview'" : " AND kind != 'pageview'")
         for filter in query.filters where filter.dimension == dimension { conditions += " AND " + Self.condition(filter, on: key) }
-        if let kept = keptVisits(query, besides: dimension) { conditions += " AND \(Self.visitKey) GLOBAL IN (\(kept))" }
+        if let kept = keptVisits(query, besides: dimension) { conditions += " AND \(kept.key) GLOBAL IN (\(kept.visits))" }
         let first = metrics.first ?? .visitors
-        let order = first == .pageviews || first == .events ? "count()" : first == .visits ? "uniqExact(\(Self.visitKey))" : "uniqExact(vid)"
-        return "SELECT \(key) AS key, uniqExact(vid), uniqExact(\(Self.visitKey)), count() FROM \(table) "
+        let order = first == .pageviews || first == .events ? "count()" : first == .visits ? "uniq(\(Self.visitKey))" : "uniq(vid)"
+        // Visits by page cost a distinct count of their own: only when asked for.
+        let visits = metrics.contains { $0 == .visits || $0 == .viewsPerVisit } ? "uniq(\(Self.visitKey))" : "0"
+        return "SELECT \(key) AS key, uniq(vid), \(visits), count() FROM \(table) "
             + "WHERE \(conditions) GROUP BY key ORDER BY \(order) DESC, key LIMIT 10000"
     }
 
     /// The bounce and duration columns of ``VisitCounts`` by an event-level dimension: for `page`, the visits
     /// that entered on it; for `event`, the visits with one. Rows: key, viewed visits, bounces, outcomes, duration.
     public func outcomes(_ query: InsightsQuery, dimension: Dimension) -> String {
-        let kept = "SELECT * FROM (" + visits(query, dimensions: Self.neededDimensions(query, by: nil)) + ") WHERE "
-            + Self.visitConditions(query)
-        let columns = "countIf(pageviews > 0), countIf(pageviews = 1 AND events = 0), count(), sum(end - start)"
         if dimension == .page {
-            return "SELECT entry_page AS key, \(columns) FROM (\(kept)) WHERE entry_page != '' GROUP BY key"
+            var others = query
+            others.filters = query.filters.filter { $0.dimension != .page }
+            let pageFilters = query.filters.filter { $0.dimension == .page }
+            // Without page filters a page's entering visits are the visits table's (with them: only the visits
+            // that also viewed a matching page, so from the events).
+            let rows = pageFilters.isEmpty ? rows(for: others) : .events
+            let counting = rows.counting(query)
+            let columns = [counting.viewed, counting.bounces, counting.outcomes, counting.duration].joined(separator: ", ")
+            return "SELECT entry_page AS key, \(columns) \(visitSource(pageFilters.isEmpty ? others : query, rows: rows, by: nil)) "
+                + "AND entry_page != '' GROUP BY key"
         }
+        let kept = "SELECT * " + visitSource(query, rows: .events, by: nil)
+        let columns = "countIf(pageviews > 0), countIf(pageviews = 1 AND events = 0), count(), sum(end - start)"
         let name = Self.labeled("ename", .event)
         var conditions = eventConditions(query) + " AND kind != 'pageview'"
         for filter in query.filters where filter.dimension == .event { conditions += " AND " + Self.condition(filter, on: name) }

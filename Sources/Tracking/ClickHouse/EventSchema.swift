@@ -40,7 +40,7 @@ public struct EventSchema: Sendable, Equatable {
     }
 
     /// The newest schema version this build knows.
-    public static let latestVersion = 3
+    public static let latestVersion = 4
 
     public var columns: [Column] {
         let modern = dialect == .modern
@@ -183,6 +183,11 @@ public struct EventSchema: Sendable, Equatable {
             all.append(Migration(version: 3, description: "channel grouping") { existing in
                 addColumns(channelColumns, after: "props", existing: existing)
             })
+        }
+        if version < 4 {
+            // The visits of the events already stored are written once, as the shipper would have.
+            let statements = createVisitsStatements() + backfillVisitsStatements()
+            all.append(Migration(version: 4, description: "visits table") { _ in statements })
         }
         return all
     }

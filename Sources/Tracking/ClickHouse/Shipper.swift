@@ -36,11 +36,14 @@ public final class Shipper: Sendable {
     let erased: ErasedVisitors
     /// Set by an erasure: the batch built before it is built again (without the erased records).
     private let rebuildPending = Atomic<Bool>(false)
+    /// The visits written to the visits table (shared with the shipper a reload makes, so open visits go on).
+    let ledger: SharedVisitLedger
 
     public init(spool: Spool, client: ClickHouseClient, configuration: ClickHouseConfiguration, blockingPool: NIOThreadPool,
-                erased: ErasedVisitors = ErasedVisitors(), logger: Logger)
+                erased: ErasedVisitors = ErasedVisitors(), ledger: SharedVisitLedger = SharedVisitLedger(), logger: Logger)
     {
         self.erased = erased
+        self.ledger = ledger
         self.spool = spool
         self.client = client
         self.configuration = configuration
@@ -53,11 +56,13 @@ public final class Shipper: Sendable {
         }
     }
 
-    /// A batch ready to send: its segments and the encoded body.
+    /// A batch ready to send: its segments and the encoded body, and the visit rows it changes.
     struct Batch {
         var segments: [Spool.Segment]
         var body: ByteBuffer
         var rows: Int
+        var visits: VisitLedger.Batch
+        var visitsBody: ByteBuffer
     }
 
     /// Ships until the task is cancelled.
@@ -91,6 +96,11 @@ public final class Shipper: Sendable {
                 if batch.rows > 0 {
                     try await client.insert(schema.insertQuery, rows: batch.body, gzip: gzip, logger: logger)
                 }
+                // After the events: a failure here sends both again (the events' repeat merges away by id).
+                if !batch.visits.isEmpty {
+                    try await client.insert(schema.insertVisitsQuery, rows: batch.visitsBody, gzip: gzip, logger: logger)
+                }
+                ledger.commit(batch.visits, logger: logger)
                 let seconds = Double((NIODeadline.now() - started).nanoseconds) / 1e9
                 for segment in batch.segments { try spool.remove(segment) }
                 pending = nil
@@ -177,10 +187,13 @@ public final class Shipper: Sendable {
     private func build(_ segments: [Spool.Segment], schema: EventSchema) async throws -> Batch {
         let writer = RowBinaryWriter(dialect: schema.dialect)
         let gzip = self.gzip
-        let (body, rows, invalid) = try await blockingPool.runIfActive { [spool, logger, erased] in
+        let (body, rows, invalid, visits, visitsBody) = try await blockingPool.runIfActive { [spool, logger, erased, ledger] in
             var body = ByteBufferAllocator().buffer(capacity: segments.reduce(0) { $0 + $1.bytes } + segments.count * 64)
             var rows = 0
             var invalid: [String] = []
+            // Read, not changed: the batch's visits are committed once ClickHouse has them.
+            let written = ledger.current
+            var visits = VisitLedger.Batch()
             for segment in segments {
                 try spool.forEachRecord(of: segment) { record in
                     if erased.matches(record) { return }
@@ -188,6 +201,7 @@ public final class Shipper: Sendable {
                     do {
                         try writer.writeRow(record: record, into: &body)
                         rows += 1
+                        try written.add(record: record, to: &visits)
                     } catch {
                         body.moveWriterIndex(to: mark)
                         invalid.append("\(segment.path): \(error)")
@@ -197,11 +211,15 @@ public final class Shipper: Sendable {
             if let first = invalid.first {
                 logger.warning("spool: \(invalid.count) record(s) could not be read and are skipped, first: \(first)")
             }
+            var visitsBody = written.encode(visits)
             if gzip, let compressed = Compressor.compress(body, coding: .gzip, level: 1) { body = compressed }
-            return (body, rows, invalid.count)
+            if gzip, visitsBody.readableBytes > 0, let compressed = Compressor.compress(visitsBody, coding: .gzip, level: 1) {
+                visitsBody = compressed
+            }
+            return (body, rows, invalid.count, visits, visitsBody)
         }
         if invalid > 0 { figures.withLock { $0.invalidRecords += invalid } }
-        return Batch(segments: segments, body: body, rows: rows)
+        return Batch(segments: segments, body: body, rows: rows, visits: visits, visitsBody: visitsBody)
     }
 
     /// Appends the shipper's metrics in Prometheus text format.
@@ -220,6 +238,11 @@ public final class Shipper: Sendable {
         text += "vantage_clickhouse_batch_duration_seconds_count \(figures.shippedBatches)\n"
         text += "# TYPE vantage_clickhouse_last_batch_rows gauge\nvantage_clickhouse_last_batch_rows \(figures.lastBatchRows)\n"
         text += "# TYPE vantage_clickhouse_up gauge\nvantage_clickhouse_up \(figures.connected ? 1 : 0)\n"
+        let ledger = ledger.figures
+        text += "# HELP vantage_visits_open Visits the shipper keeps current in the visits table.\n"
+        text += "# TYPE vantage_visits_open gauge\nvantage_visits_open \(ledger.open)\n"
+        text += "# HELP vantage_visits_evicted_total Open visits let go because the ledger was full (one that goes on is written as a second visit).\n"
+        text += "# TYPE vantage_visits_evicted_total counter\nvantage_visits_evicted_total \(ledger.evictions)\n"
     }
 }
 

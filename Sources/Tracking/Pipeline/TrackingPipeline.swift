@@ -71,8 +71,13 @@ public final class TrackingPipeline: Sendable {
         }
         let erased = ErasedVisitors()
         self.erased = erased
+        let ledger = SharedVisitLedger(
+            capacity: configuration.visitors.maxSessions,
+            timeoutMilliseconds: Int64(configuration.visitors.sessionTimeoutSeconds) * 1000)
         let sink = EventSink(clickHouse: configuration.clickHouse, group: loops[0], logger: logger) { clickHouse, client in
-            Shipper(spool: spool, client: client, configuration: clickHouse, blockingPool: blockingPool, erased: erased, logger: logger)
+            Shipper(
+                spool: spool, client: client, configuration: clickHouse, blockingPool: blockingPool, erased: erased,
+                ledger: ledger, logger: logger)
         }
         self.sink = sink
         if configuration.api.enabled {

@@ -1,0 +1,203 @@
+import Logging
+import Synchronization
+import NIOCore
+
+/// The visits the shipper keeps current in the visits table (``EventSchema/visitsTable``): what it last wrote for
+/// each open visit, so a batch that adds to a visit writes the old row with `sign = -1` and the new one with
+/// `sign = 1`. A pure value: ``Batch`` gathers a batch's changes without touching it, ``commit(_:)`` takes them once
+/// ClickHouse acknowledged the batch (a failed batch is built again from the same records and the same ledger).
+///
+/// Bounded: visits over ``timeoutMilliseconds`` idle can no longer grow and are let go; past ``capacity`` open
+/// visits the least recently active go too (``evictions``; such a visit, if it goes on, is written as a second
+/// one).
+public struct VisitLedger: Sendable {
+    /// A visit: its site and key (the session id, or `visitor:` and the visitor id for an event without one).
+    public struct Key: Hashable, Sendable {
+        public var site: String
+        public var visit: String
+    }
+
+    /// A visit as written: the numbers and the landing's values (``EventSchema/visitDimensionColumns``' order).
+    public struct Visit: Sendable, Equatable {
+        public var visitor: String
+        public var start: Int64
+        public var end: Int64
+        public var pageviews: UInt32 = 0
+        public var events: UInt32 = 0
+        public var entryPage = ""
+        public var entryTime = Int64.max
+        public var exitPage = ""
+        public var exitTime = Int64.min
+        /// The time of the event the landing values were read from (the earliest seen).
+        public var landingTime: Int64
+        public var landing: [String]
+        public var version: UInt32 = 0
+    }
+
+    public private(set) var visits: [Key: Visit] = [:]
+    public let capacity: Int
+    public let timeoutMilliseconds: Int64
+    /// Open visits let go because the ledger was full.
+    public private(set) var evictions = 0
+    /// The latest event time committed (the ledger's clock: a backlog shipped late ages visits by its own times).
+    private var latest: Int64 = 0
+    private var lastSweep: Int64 = 0
+
+    public init(capacity: Int = 1_000_000, timeoutMilliseconds: Int64 = 30 * 60 * 1000) {
+        self.capacity = max(1, capacity)
+        self.timeoutMilliseconds = timeoutMilliseconds
+    }
+
+    /// A batch's changes: the visits it touched, as they were and as they become.
+    public struct Batch: Sendable {
+        var changes: [Key: (before: Visit?, after: Visit)] = [:]
+        var latest: Int64 = 0
+
+        /// Whether the batch changed any visit.
+        public var isEmpty: Bool { changes.isEmpty }
+        /// Rows the batch writes (a cancelled row and its replacement, or a new visit's first row).
+        public var rows: Int { changes.values.reduce(0) { $0 + ($1.before == nil ? 1 : 2) } }
+    }
+
+    /// Adds one spool record to `batch` (records of machines, and kinds visits do not count, change nothing).
+    public func add(record: UnsafeRawBufferPointer, to batch: inout Batch) throws {
+        let fields = try EventRecord.Fields(record: record)
+        add(fields, to: &batch)
+    }
+
+    func add(_ fields: EventRecord.Fields, to batch: inout Batch) {
+        let kind = fields.kind
+        guard kind == .pageview || kind == .track || kind == .serverTrack || kind == .ltv, fields.botReason.isEmpty,
+            !fields.visitorID.isEmpty || !fields.sessionID.isEmpty
+        else { return }
+        func text(_ bytes: UnsafeRawBufferPointer) -> String { bytes.isEmpty ? "" : String(decoding: bytes, as: UTF8.self) }
+        let visitKey = fields.sessionID.isEmpty ? "visitor:" + text(fields.visitorID) : text(fields.sessionID)
+        let key = Key(site: text(fields.site), visit: visitKey)
+        let time = fields.timeMilliseconds
+        let before = batch.changes[key]?.before ?? visits[key]
+        var visit = batch.changes[key]?.after ?? before
+            ?? Visit(visitor: text(fields.visitorID), start: time, end: time, landingTime: Int64.max, landing: [])
+        if time < visit.landingTime {
+            visit.landingTime = time
+            visit.landing = Self.landing(fields)
+        }
+        visit.start = min(visit.start, time)
+        visit.end = max(visit.end, time)
+        if kind == .pageview {
+            visit.pageviews += 1
+            if time < visit.entryTime || time >= visit.exitTime {
+                var path = text(fields.pathAndQuery.path)
+                if path.isEmpty { path = "/" }
+                if time < visit.entryTime { (visit.entryPage, visit.entryTime) = (path, time) }
+                if time >= visit.exitTime { (visit.exitPage, visit.exitTime) = (path, time) }
+            }
+        } else {
+            visit.events += 1
+        }
+        batch.changes[key] = (before, visit)
+        batch.latest = max(batch.latest, time)
+    }
+
+    /// The landing values of an event, as the visits table stores them.
+    static func landing(_ fields: EventRecord.Fields) -> [String] {
+        func text(_ bytes: UnsafeRawBufferPointer) -> String { bytes.isEmpty ? "" : String(decoding: bytes, as: UTF8.self) }
+        let internalSource = fields.sourceCategory.elementsEqual("internal".utf8)
+        return [
+            text(fields.sessionChannel.isEmpty ? fields.channel : fields.sessionChannel),
+            internalSource ? "" : text(fields.referrerHost), text(fields.utmSource), text(fields.utmMedium),
+            text(fields.utmCampaign), text(fields.utmTerm), text(fields.utmContent), text(fields.country), text(fields.region),
+            text(fields.city), text(fields.device), text(fields.browser), text(fields.browserVersion), text(fields.os),
+            text(fields.osVersion),
+        ]
+    }
+
+    /// The batch's rows in `RowBinary` (``EventSchema/visitColumns``' order).
+    public func encode(_ batch: Batch) -> ByteBuffer {
+        var out = ByteBufferAllocator().buffer(capacity: batch.changes.count * 400)
+        for (key, change) in batch.changes {
+            let version = (change.before?.version ?? 0) + 1
+            if let before = change.before { Self.write(key, before, sign: -1, version: before.version, into: &out) }
+            Self.write(key, change.after, sign: 1, version: version, into: &out)
+        }
+        return out
+    }
+
+    private static func write(_ key: Key, _ visit: Visit, sign: Int8, version: UInt32, into out: inout ByteBuffer) {
+        func string(_ text: String) {
+            var length = UInt64(text.utf8.count)
+            repeat {
+                var byte = UInt8(length & 0x7f)
+                length >>= 7
+                if length != 0 { byte |= 0x80 }
+                out.writeInteger(byte)
+            } while length != 0
+            out.writeString(text)
+        }
+        string(key.site)
+        string(key.visit)
+        string(visit.visitor)
+        var hasher = SipHash24(key0: 0, key1: 0)
+        hasher.combine(visit.visitor.utf8)
+        out.writeInteger(hasher.finalize(), endianness: .little)
+        out.writeInteger(UInt64(max(0, visit.start)), endianness: .little)
+        out.writeInteger(UInt64(max(0, visit.end)), endianness: .little)
+        out.writeInteger(visit.pageviews, endianness: .little)
+        out.writeInteger(visit.events, endianness: .little)
+        string(visit.entryPage)
+        string(visit.exitPage)
+        for index in 0..<EventSchema.visitDimensionColumns.count { string(index < visit.landing.count ? visit.landing[index] : "") }
+        out.writeInteger(sign)
+        out.writeInteger(version, endianness: .little)
+    }
+
+    /// Takes a batch ClickHouse acknowledged: its visits as written, at their new version.
+    public mutating func commit(_ batch: Batch) {
+        for (key, change) in batch.changes {
+            var visit = change.after
+            visit.version = (change.before?.version ?? 0) + 1
+            visits[key] = visit
+        }
+        latest = max(latest, batch.latest)
+        // Idle visits can no longer grow (the edge opens a new session after the timeout): let them go, at most
+        // once a timeout, and whenever the ledger is over its size.
+        if latest - lastSweep >= timeoutMilliseconds || visits.count > capacity {
+            let cutoff = latest - timeoutMilliseconds
+            visits = visits.filter { $0.value.end >= cutoff }
+            lastSweep = latest
+        }
+        if visits.count > capacity {
+            let over = visits.count - capacity + capacity / 10
+            for (key, _) in visits.sorted(by: { $0.value.end < $1.value.end }).prefix(over) { visits[key] = nil }
+            evictions += over
+        }
+    }
+}
+
+/// A ``VisitLedger`` shared by the shippers of one pipeline (a reload that changes `tracking.clickhouse` makes a new
+/// shipper; open visits go on in it).
+public final class SharedVisitLedger: Sendable {
+    private let ledger: Mutex<VisitLedger>
+    private let warned = Atomic<Bool>(false)
+
+    public init(capacity: Int = 1_000_000, timeoutMilliseconds: Int64 = 30 * 60 * 1000) {
+        ledger = Mutex(VisitLedger(capacity: capacity, timeoutMilliseconds: timeoutMilliseconds))
+    }
+
+    /// The ledger as it is (a copy: reading it while a batch is built costs no lock per record).
+    var current: VisitLedger { ledger.withLock { $0 } }
+
+    var figures: (open: Int, evictions: Int) { ledger.withLock { ($0.visits.count, $0.evictions) } }
+
+    func commit(_ batch: VisitLedger.Batch, logger: Logger) {
+        guard !batch.isEmpty else { return }
+        let evicted = ledger.withLock { ledger in
+            let before = ledger.evictions
+            ledger.commit(batch)
+            return ledger.evictions > before
+        }
+        if evicted, !warned.exchange(true, ordering: .relaxed) {
+            logger.warning(
+                "visits ledger full (tracking.visitors.max_sessions): letting the least recently active open visits go (vantage_visits_evicted_total)")
+        }
+    }
+}
