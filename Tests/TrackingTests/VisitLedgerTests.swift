@@ -74,6 +74,17 @@ struct VisitLedgerTests {
         #expect(ledger.visits.count <= 10 && ledger.evictions > 0)
     }
 
+    @Test func openVisitsSurviveARestart() throws {
+        var ledger = VisitLedger(timeoutMilliseconds: 60_000)
+        ledger.commit(try add([
+            Self.record(.pageview, at: 1_000, session: "gone"), Self.record(.pageview, at: 100_000, path: "/a?b", referrer: "t.co"),
+        ], to: ledger))
+        var restarted = VisitLedger(timeoutMilliseconds: 60_000)
+        #expect(restarted.restore(ledger.saved(), now: 120_000) == 1, "the idle one is let go")
+        #expect(restarted.visits == ledger.visits.filter { $0.key.visit == "s1" })
+        #expect(restarted.restore(Array("not a ledger".utf8), now: 0) == 0)
+    }
+
     /// The visits table counts distinct visitors by a hash ClickHouse computes the same way (`sipHash64`) for the
     /// rows written before the table existed.
     @Test func theVisitorHashIsClickHousesSipHash64() {

@@ -40,7 +40,7 @@ public struct VisitLedger: Sendable {
     /// Open visits let go because the ledger was full.
     public private(set) var evictions = 0
     /// The latest event time committed (the ledger's clock: a backlog shipped late ages visits by its own times).
-    private var latest: Int64 = 0
+    private(set) var latest: Int64 = 0
     private var lastSweep: Int64 = 0
 
     public init(capacity: Int = 1_000_000, timeoutMilliseconds: Int64 = 30 * 60 * 1000) {
@@ -186,6 +186,12 @@ public final class SharedVisitLedger: Sendable {
     /// The ledger as it is (a copy: reading it while a batch is built costs no lock per record).
     var current: VisitLedger { ledger.withLock { $0 } }
 
+    /// The open visits as bytes, for the next start (``VisitLedger/saved()``).
+    public func saved() -> [UInt8] { ledger.withLock { $0.saved() } }
+
+    /// Takes back the visits an earlier run saved; returns how many are still open at `now`.
+    public func restore(_ bytes: [UInt8], now: Int64) -> Int { ledger.withLock { $0.restore(bytes, now: now) } }
+
     var figures: (open: Int, evictions: Int) { ledger.withLock { ($0.visits.count, $0.evictions) } }
 
     func commit(_ batch: VisitLedger.Batch, logger: Logger) {
@@ -199,5 +205,62 @@ public final class SharedVisitLedger: Sendable {
             logger.warning(
                 "visits ledger full (tracking.visitors.max_sessions): letting the least recently active open visits go (vantage_visits_evicted_total)")
         }
+    }
+}
+
+extension VisitLedger {
+    static let savedMagic = Array("vantage visits 1\n".utf8)
+
+    /// The open visits as bytes (kept across a restart, so a visit that goes on after it is not written as a
+    /// second one): per visit its strings (length-prefixed), times and counts.
+    public func saved() -> [UInt8] {
+        var out = ByteBuffer(bytes: Self.savedMagic)
+        for (key, visit) in visits {
+            for text in [key.site, key.visit, visit.visitor, visit.entryPage, visit.exitPage] + visit.landing {
+                out.writeInteger(UInt32(text.utf8.count), endianness: .little)
+                out.writeString(text)
+            }
+            for number in [visit.start, visit.end, visit.entryTime, visit.exitTime, visit.landingTime] {
+                out.writeInteger(number, endianness: .little)
+            }
+            for number in [visit.pageviews, visit.events, visit.version] { out.writeInteger(number, endianness: .little) }
+        }
+        return Array(out.readableBytesView)
+    }
+
+    /// Takes back visits ``saved()`` wrote (those idle past the timeout at `now` are let go); returns how many.
+    @discardableResult
+    public mutating func restore(_ bytes: [UInt8], now: Int64) -> Int {
+        guard bytes.starts(with: Self.savedMagic) else { return 0 }
+        var input = ByteBuffer(bytes: bytes.dropFirst(Self.savedMagic.count))
+        let strings = 5 + EventSchema.visitDimensionColumns.count
+        var restored = 0
+        while input.readableBytes > 0, visits.count < capacity {
+            var texts: [String] = []
+            for _ in 0..<strings {
+                guard let length = input.readInteger(endianness: .little, as: UInt32.self),
+                    let text = input.readString(length: Int(length))
+                else { return restored }
+                texts.append(text)
+            }
+            var times: [Int64] = []
+            for _ in 0..<5 {
+                guard let time = input.readInteger(endianness: .little, as: Int64.self) else { return restored }
+                times.append(time)
+            }
+            var counts: [UInt32] = []
+            for _ in 0..<3 {
+                guard let count = input.readInteger(endianness: .little, as: UInt32.self) else { return restored }
+                counts.append(count)
+            }
+            guard times[1] >= now - timeoutMilliseconds else { continue }
+            var visit = Visit(visitor: texts[2], start: times[0], end: times[1], landingTime: times[4], landing: Array(texts[5...]))
+            (visit.entryPage, visit.exitPage, visit.entryTime, visit.exitTime) = (texts[3], texts[4], times[2], times[3])
+            (visit.pageviews, visit.events, visit.version) = (counts[0], counts[1], counts[2])
+            visits[Key(site: texts[0], visit: texts[1])] = visit
+            latest = max(latest, visit.end)
+            restored += 1
+        }
+        return restored
     }
 }

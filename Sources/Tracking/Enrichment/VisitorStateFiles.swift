@@ -4,13 +4,15 @@ import Glibc
 
 /// The visitor state kept across a restart, so a deploy does not split the day's visitors or their open sessions.
 ///
-/// Two files in the spool folder (one process owns it, through the spool's lock), owner-only (0600), each written
+/// Files in the spool folder (one process owns it, through the spool's lock), owner-only (0600), each written
 /// whole through a temporary file and a rename:
 /// - `visitor-keys`: today's and yesterday's cookieless keys, rewritten at every rotation (a key leaves the disk the
 ///   day after its own day). Never shipped, never exported: only what turns an address and user agent into today's
 ///   visitor id.
 /// - `sessions`: the sessions open at shutdown (visitor hash, session id, last request, first-touch channel), read
 ///   and deleted at start; sessions that timed out meanwhile are dropped.
+/// - `visits`: with ClickHouse, the open visits the shipper keeps current in the visits table (their landing values
+///   and counts), read and deleted at start.
 public struct VisitorStateFiles: Sendable {
     public let directory: String
 
@@ -97,6 +99,22 @@ public struct VisitorStateFiles: Sendable {
             bytes.append(saved.channel)
         }
         try Self.writeWhole(sessionsPath, bytes)
+    }
+
+    // MARK: Visits
+
+    /// The visits the shipper kept current in ClickHouse, as saved at the last shutdown (``VisitLedger/saved()``);
+    /// the file is deleted once read.
+    public var visitsPath: String { directory + "/visits" }
+
+    public func takeVisits(limit: Int) -> [UInt8] {
+        guard let bytes = Self.readWhole(visitsPath, limit: limit) else { return [] }
+        unlink(visitsPath)
+        return bytes
+    }
+
+    public func saveVisits(_ bytes: [UInt8]) throws(StateFileError) {
+        try Self.writeWhole(visitsPath, bytes)
     }
 
     // MARK: Files

@@ -24,6 +24,8 @@ public final class TrackingPipeline: Sendable {
     public let enrichment: EnrichmentContext
     private let blockingPool: NIOThreadPool
     private let erased: ErasedVisitors
+    /// The visits the shipper keeps current in ClickHouse (shared by the shippers a reload makes, saved at shutdown).
+    private let visitLedger: SharedVisitLedger
     /// The tracking API, when `tracking.api` enables it.
     public let api: TrackingAPI?
     /// Where events go (ClickHouse, or the spool only); a reload may replace it.
@@ -74,6 +76,9 @@ public final class TrackingPipeline: Sendable {
         let ledger = SharedVisitLedger(
             capacity: configuration.visitors.maxSessions,
             timeoutMilliseconds: Int64(configuration.visitors.sessionTimeoutSeconds) * 1000)
+        let visitsGoingOn = ledger.restore(stateFiles.takeVisits(limit: 1 << 30), now: now)
+        if visitsGoingOn > 0 { logger.info("tracking: \(visitsGoingOn) open visit(s) from before the restart go on") }
+        self.visitLedger = ledger
         let sink = EventSink(clickHouse: configuration.clickHouse, group: loops[0], logger: logger) { clickHouse, client in
             Shipper(
                 spool: spool, client: client, configuration: clickHouse, blockingPool: blockingPool, erased: erased,
@@ -215,10 +220,21 @@ public final class TrackingPipeline: Sendable {
         }
         await sink.stop()
         saveVisitorState()
+        saveVisits()
         spool.close()
     }
 
     // MARK: - Visitor state
+
+    /// Saves the visits the shipper keeps current, when there is a ClickHouse to keep them in.
+    private func saveVisits() {
+        guard configuration.clickHouse != nil else { return }
+        do {
+            try stateFiles.saveVisits(visitLedger.saved())
+        } catch {
+            logger.warning("tracking: \(error); visits open now are counted again if they go on after the restart")
+        }
+    }
 
     /// Writes the visitor keys when they rotated since last saved (blocking: off the loops).
     private func saveKeysIfChanged() {
