@@ -42,3 +42,51 @@ import Testing
         #expect(html.contains("▲ 300%"))
     }
 }
+
+/// Links, emails and money: what the activity aggregator counts and how the page shows it.
+@Suite struct ActivityReportTests {
+    static func activity(includeBots: Bool = false) -> ActivityReport {
+        typealias T = VisitAggregatorTests
+        var events = [
+            T.event(.linkClick, at: 10, visitor: "alice", session: "a1", referrerHost: "news.example", country: "DE", name: "spring-sale"),
+            T.event(.linkClick, at: 11, visitor: "alice", session: "a1", name: "spring-sale"),
+            T.event(.linkClick, at: 12, visitor: "slack", session: "", bot: "link_preview", name: "spring-sale"),
+            T.event(.pixelOpen, at: 13, visitor: "bob", session: "", name: "<newsletter>"),
+            T.event(.pixelOpen, at: 14, visitor: "gmail", session: "", bot: "mail_proxy", name: "<newsletter>"),
+            T.event(.track, at: 15, visitor: "carol", session: "c1", name: "signup"),
+            T.event(.track, at: 16, visitor: "robot", session: "", bot: "crawler", name: "signup"),
+        ]
+        events[5].revenue = 12.5
+        events[5].currency = "eur"
+        events[5].eventType = "conversion"
+        var aggregator = ActivityAggregator(site: "shop", range: VisitAggregatorTests.range, includeBots: includeBots)
+        for event in events { aggregator.add(event) }
+        return aggregator.report()
+    }
+
+    @Test func peopleAndMachinesAreCountedApart() {
+        let report = Self.activity()
+        #expect(report[.links] == [ActivityReport.Row(key: "spring-sale", count: 2, people: 1, machines: 1, previews: 1)])
+        #expect(report[.linkCountries].map(\.key) == ["DE", "FR"])
+        #expect(report[.pixels] == [ActivityReport.Row(key: "<newsletter>", count: 1, people: 1, machines: 1)])
+        #expect(report[.events] == [ActivityReport.Row(key: "signup", count: 1, people: 1, amount: 12.5)])
+        #expect(report[.revenue] == [ActivityReport.Row(key: "EUR", count: 1, people: 1, amount: 12.5)])
+        #expect(report[.eventTypes].first?.key == "conversion")
+        #expect(Self.activity(includeBots: true)[.events].first?.count == 2, "custom events of machines when asked for")
+    }
+
+    @Test func theSectionEscapesAndDownloadsEachTable() {
+        var query = InsightsQuery(site: "shop", range: VisitAggregatorTests.range)
+        query.interval = .hour
+        var dashboard = Dashboard.gather(query) { _, _ in }
+        dashboard.activity = Self.activity()
+        var page = DashboardPage(dashboard: dashboard, sites: ["shop"], parameters: ["period": "today"])
+        page.endedLinks = [("shop.test/old", "expired 2026-11-30", 42)]
+        let html = page.html
+        #expect(html.contains("<th scope=\"row\">&lt;newsletter&gt;</th><td>1</td><td>1</td><td>1</td>"))
+        #expect(html.contains("api/v1/activity?format=csv&amp;period=today&amp;table=revenue"))
+        #expect(html.contains("<td>12.50</td>"))
+        #expect(html.contains("<th scope=\"row\">shop.test/old</th><td>expired 2026-11-30</td><td>42</td>"))
+        #expect(ActivityRendering.csv(dashboard.activity, table: .links) == "link,clicks,visitors,machines,previews\r\nspring-sale,2,1,1,1\r\n")
+    }
+}

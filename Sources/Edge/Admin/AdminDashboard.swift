@@ -10,7 +10,8 @@ extension Gateway {
         let query = try InsightsQuery.parse(parameters, defaultSite: defaultReportSite, now: Date())
         let signsIn = adminToken != nil
         return try await reports.report("page " + ReportCache.key(parameters)) {
-            let dashboard = try await self.dashboard(query)
+            let versioned = Set((parameters["versions"] ?? "").split(separator: ",").compactMap { Dimension(rawValue: String($0)) })
+            let dashboard = try await self.dashboard(query, panels: Dashboard.panels(showingVersionsOf: versioned))
             var page = DashboardPage(dashboard: dashboard, sites: sites, parameters: parameters, signsIn: signsIn)
             page.endedLinks = self.endedLinks(site: query.site, now: Int64(Date().timeIntervalSince1970 * 1000))
             return page.html

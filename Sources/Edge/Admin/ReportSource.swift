@@ -14,10 +14,10 @@ extension Gateway {
     }
 
     /// The dashboard of `query`.
-    func dashboard(_ query: InsightsQuery) async throws -> Dashboard {
-        if let clickHouse = clickHouseReports { return try await clickHouse.dashboard(query) }
+    func dashboard(_ query: InsightsQuery, panels: [Dashboard.Panel] = Dashboard.panels) async throws -> Dashboard {
+        if let clickHouse = clickHouseReports { return try await clickHouse.dashboard(query, panels: panels) }
         let spool = spoolFolder
-        return try await threadPool.runIfActive { try SpoolInsights(directory: spool).dashboard(query) }
+        return try await threadPool.runIfActive { try SpoolInsights(directory: spool).dashboard(query, panels: panels) }
     }
 
     /// The short links, email opens and money of a site and period.

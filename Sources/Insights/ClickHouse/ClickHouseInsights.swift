@@ -48,10 +48,10 @@ public struct ClickHouseInsights: Sendable {
     }
 
     /// The dashboard of `query`: its panels' queries run side by side.
-    public func dashboard(_ query: InsightsQuery) async throws -> Dashboard {
+    public func dashboard(_ query: InsightsQuery, panels: [Dashboard.Panel] = Dashboard.panels) async throws -> Dashboard {
         var query = query
         query.interval = query.interval ?? Interval.suited(to: query.range)
-        guard let sql = try await statements() else { return Dashboard.gather(query) { _, _ in } }
+        guard let sql = try await statements() else { return Dashboard.gather(query, panels: panels) { _, _ in } }
         var before = query
         before.range = query.range.previous
         before.interval = nil
@@ -63,13 +63,13 @@ public struct ClickHouseInsights: Sendable {
         async let edge = edgeReport(site: current.site, range: current.range, sql: sql)
         async let activity = activity(site: current.site, range: current.range, includeBots: current.includeBots, sql: sql)
         let panels = try await withThrowingTaskGroup(of: (Int, InsightsResult).self) { group in
-            for (index, panel) in Dashboard.panels.enumerated() {
+            for (index, panel) in panels.enumerated() {
                 group.addTask {
                     // A panel shows its rows; the totals are the headline's.
                     (index, try await evaluate(panelsAsked, by: panel.dimension, metrics: panel.metrics, sql: sql, totals: false))
                 }
             }
-            var results = [InsightsResult?](repeating: nil, count: Dashboard.panels.count)
+            var results = [InsightsResult?](repeating: nil, count: panels.count)
             for try await (index, result) in group { results[index] = result }
             return results.compactMap { $0 }
         }

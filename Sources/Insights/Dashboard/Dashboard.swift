@@ -1,8 +1,11 @@
 /// Everything the dashboard page shows for one query, from one pass over the events: the headline and its time
 /// series, the same for the previous period (the comparison), and a panel per breakdown.
 public struct Dashboard: Sendable {
-    /// The panels, in the page's order: (title, dimension, metrics).
-    public static let panels: [(title: String, dimension: Dimension, metrics: [Metric])] = [
+    /// A panel: its title, dimension and metrics.
+    public typealias Panel = (title: String, dimension: Dimension, metrics: [Metric])
+
+    /// The panels, in the page's order.
+    public static let panels: [Panel] = [
         ("Top pages", .page, [.visitors, .pageviews]),
         ("Entry pages", .entryPage, [.visits, .bounceRate]),
         ("Exit pages", .exitPage, [.visits]),
@@ -10,11 +13,30 @@ public struct Dashboard: Sendable {
         ("Sources", .source, [.visitors, .bounceRate]),
         ("Campaigns", .utmCampaign, [.visitors, .visits]),
         ("Countries", .country, [.visitors]),
+        ("Regions", .region, [.visitors]),
+        ("Cities", .city, [.visitors]),
         ("Devices", .device, [.visitors]),
         ("Browsers", .browser, [.visitors]),
         ("Operating systems", .os, [.visitors]),
         ("Events", .event, [.visitors, .events]),
     ]
+
+    /// The panels with browsers or systems broken down by version when asked for (`versions=browser,os`).
+    public static func panels(showingVersionsOf versioned: Set<Dimension>) -> [Panel] {
+        panels.map { panel in
+            switch panel.dimension {
+            case .browser where versioned.contains(.browser): ("Browser versions", .browserVersion, panel.metrics)
+            case .os where versioned.contains(.os): ("OS versions", .osVersion, panel.metrics)
+            default: panel
+            }
+        }
+    }
+
+    /// A panel's title by its dimension.
+    public static func title(of dimension: Dimension) -> String {
+        panels(showingVersionsOf: [.browser, .os]).first { $0.dimension == dimension }?.title
+            ?? panels.first { $0.dimension == dimension }?.title ?? dimension.title
+    }
 
     public var current: InsightsResult
     public var previous: InsightsResult
@@ -28,7 +50,7 @@ public struct Dashboard: Sendable {
     /// every event once.
     /// `events` is given a filter (whether an event of a kind at a time can count) and the sink.
     public static func gather(
-        _ query: InsightsQuery, maximumVisits: Int = 2_000_000,
+        _ query: InsightsQuery, panels: [Panel] = Dashboard.panels, maximumVisits: Int = 2_000_000,
         events: ((_ wants: (TrackingEvent.Kind, Int64) -> Bool, _ sink: TrackingEventSink) throws -> Void)
     ) rethrows -> Dashboard {
         var query = query
@@ -66,8 +88,8 @@ public typealias TrackingEventSink = (TrackingEvent) -> Void
 
 extension SpoolInsights {
     /// The dashboard of `query`, from one read of the spool.
-    public func dashboard(_ query: InsightsQuery) throws -> Dashboard {
-        try Dashboard.gather(query, maximumVisits: maximumVisits) { wants, sink in
+    public func dashboard(_ query: InsightsQuery, panels: [Dashboard.Panel] = Dashboard.panels) throws -> Dashboard {
+        try Dashboard.gather(query, panels: panels, maximumVisits: maximumVisits) { wants, sink in
             var reader = SpoolReader(directory: directory)
             try reader.readNew { record in
                 if let event = try? EventRecord.decodeForReports(record, keep: wants) { sink(event) }

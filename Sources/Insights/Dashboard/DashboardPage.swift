@@ -26,7 +26,7 @@ public struct DashboardPage {
     }
 
     static let periods = [("today", "Today"), ("yesterday", "Yesterday"), ("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"), ("month", "This month")]
-    static let kept = ["site", "period", "from", "to", "filters", "bots"]
+    static let kept = ["site", "period", "from", "to", "filters", "bots", "versions"]
 
     var query: InsightsQuery { dashboard.current.query }
 
@@ -63,7 +63,7 @@ public struct DashboardPage {
         page += siteMenu() + periodMenu() + filterBar()
         page += "</header>\n<main>\n"
         page += headline() + chart()
-        page += "<div class=\"panels\">\n" + dashboard.panels.enumerated().map { panel($1, title: Dashboard.panels[$0].title) }.joined() + "</div>\n"
+        page += "<div class=\"panels\">\n" + dashboard.panels.map { panel($0, title: Dashboard.title(of: $0.query.dimension ?? .page)) }.joined() + "</div>\n"
         page += activitySection()
         page += edgeSection()
         page += "</main>\n<footer><p>Metrics as defined in docs/INSIGHTS.md. \(dashboard.current.truncated ? "More visits than the dashboard keeps were in range: the later ones are not counted. " : "")\(signsIn ? "<a href=\"\(basePath)logout\">Sign out</a>" : "")</p></footer>\n</body>\n</html>\n"
@@ -182,9 +182,24 @@ public struct DashboardPage {
         return """
             <section aria-labelledby="\(id)"><h2 id="\(id)">\(title)</h2>
             <table><caption class="hidden">\(title), \(escapeHTML(query.site))</caption><thead><tr><th scope="col">\(dimension.title)</th>\(header)</tr></thead><tbody>\(rows)</tbody></table>
-            <p class="download"><a href="\(escapeHTML(basePath + "api/v1/stats" + Self.queryString(csv)))" download="\(id).csv">CSV</a></p></section>
+            <p class="download">\(versionsLink(dimension))<a href="\(escapeHTML(basePath + "api/v1/stats" + Self.queryString(csv)))" download="\(id).csv">CSV</a></p></section>
 
             """
+    }
+
+    /// For browsers and systems: a link that shows (or hides) their versions.
+    func versionsLink(_ dimension: Dimension) -> String {
+        var shown = Set((parameters["versions"] ?? "").split(separator: ",").map(String.init))
+        let name: String
+        switch dimension {
+        case .browser, .browserVersion: name = "browser"
+        case .os, .osVersion: name = "os"
+        default: return ""
+        }
+        let showing = shown.contains(name)
+        if showing { shown.remove(name) } else { shown.insert(name) }
+        let target = link(["versions": shown.isEmpty ? nil : shown.sorted().joined(separator: ",")])
+        return "<a href=\"\(escapeHTML(target))\">\(showing ? "Hide versions" : "Show versions")</a> · "
     }
 
     func label(_ milliseconds: Int64, _ interval: Interval) -> String {
