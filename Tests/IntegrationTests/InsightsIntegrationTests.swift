@@ -154,4 +154,40 @@ struct InsightsIntegrationTests {
         #expect(slowed.status == 429 && slowed.headers["retry-after"] != nil, "\(slowed)")
         #expect(vantage.stop() == 0)
     }
+
+    /// A share link opens one site's reports without the token, in a browser too, and nothing else; revoked, it
+    /// opens nothing.
+    @Test func aShareLinkOpensOneSitesReportsOnly() throws {
+        let vantage = try Self.start()
+        try browse(vantage)
+        let bearer = ["-H", "Authorization: Bearer \(Self.token)"]
+        #expect(try curl(["-s", "-X", "POST", vantage.url("/api/v1/shares?site=127.0.0.1", kind: "admin")]).status == 401)
+        let made = try curl(["-s", "-X", "POST"] + bearer + [vantage.url("/api/v1/shares?site=127.0.0.1", kind: "admin")])
+        #expect(made.status == 201, "\(made.body)")
+        let share = try JSONSerialization.jsonObject(with: Data(made.body.utf8)) as? [String: Any] ?? [:]
+        let path = try #require(share["path"] as? String)
+        let id = try #require(share["id"] as? String)
+        #expect(try curl(["-s", "-X", "POST"] + bearer + [vantage.url("/api/v1/shares?site=nowhere", kind: "admin")]).status == 400)
+
+        let page = try curl(["-s", vantage.url(path + "?period=today&site=elsewhere", kind: "admin")])
+        #expect(page.status == 200 && page.body.contains("<h1>127.0.0.1</h1>") && page.body.contains("<dt>Visitors</dt><dd>3 "), "\(page.body.prefix(1500))")
+        #expect(!page.body.contains("Sign out") && page.body.contains("href=\"\(path)assets/insights.css\""))
+        #expect(try curl(["-s", vantage.url(path + "assets/insights.css", kind: "admin")]).status == 200)
+        let stats = try curl(["-s", vantage.url(path + "api/v1/stats?period=today&site=elsewhere", kind: "admin")])
+        #expect(stats.status == 200 && stats.body.contains("\"site\":\"127.0.0.1\""), "\(stats.body)")
+        #expect(try curl(["-s", "-X", "POST", vantage.url(path, kind: "admin")]).status == 405, "a share link only reads")
+        #expect(try curl(["-s", vantage.url("/reload", kind: "admin")]).status == 401, "and opens nothing else")
+        let listed = try curl(["-s"] + bearer + [vantage.url("/api/v1/shares", kind: "admin")])
+        #expect(listed.body.contains("\"id\":\"\(id)\"") && !listed.body.contains(path), "the secret is shown once")
+
+        // In a browser.
+        let dom = try run(["chromium", "--no-sandbox", "--headless", "--disable-gpu", "--dump-dom", vantage.url(path + "?period=today", kind: "admin")])
+        #expect(dom.stdout.contains("<dt>Visitors</dt><dd>3 "), "\(dom.stderr)")
+
+        #expect(try curl(["-s", "-X", "DELETE"] + bearer + [vantage.url("/api/v1/shares/\(id)", kind: "admin")]).status == 204)
+        #expect(try curl(["-s", vantage.url(path, kind: "admin")]).status == 404, "revoked")
+        for _ in 0..<4 { _ = try curl(["-s", vantage.url("/share/AAAAAAAAAAAAAAAAAAAAAA/", kind: "admin")]) }
+        #expect(try curl(["-s", vantage.url("/share/AAAAAAAAAAAAAAAAAAAAAA/", kind: "admin")]).status == 429, "guessing is slowed")
+        #expect(vantage.stop() == 0)
+    }
 }

@@ -4,15 +4,20 @@ import NIOCore
 import NIOHTTP1
 
 extension Gateway {
-    /// The dashboard page for `parameters` (or the same page from the last ``ReportCache/lifetime``).
-    func dashboardPage(_ parameters: [String: String]) async throws -> String {
-        let sites = siteNames
+    /// The dashboard page for `parameters` (or the same page from the last ``ReportCache/lifetime``). A share link's
+    /// page (`shared`: its site and path) shows that site only, under the link's path, with no sign-out.
+    func dashboardPage(_ parameters: [String: String], shared: (site: String, basePath: String)? = nil) async throws -> String {
+        var asked = parameters
+        if let shared { asked["site"] = shared.site }
+        let parameters = asked
+        let sites = shared.map { [$0.site] } ?? siteNames
+        let basePath = shared?.basePath ?? "/"
         let query = try InsightsQuery.parse(parameters, defaultSite: defaultReportSite, now: Date())
-        let signsIn = adminToken != nil
-        return try await reports.report("page " + ReportCache.key(parameters)) {
+        let signsIn = adminToken != nil && shared == nil
+        return try await reports.report("page \(basePath) " + ReportCache.key(parameters)) {
             let versioned = Set((parameters["versions"] ?? "").split(separator: ",").compactMap { Dimension(rawValue: String($0)) })
             let dashboard = try await self.dashboard(query, panels: Dashboard.panels(showingVersionsOf: versioned))
-            var page = DashboardPage(dashboard: dashboard, sites: sites, parameters: parameters, signsIn: signsIn)
+            var page = DashboardPage(dashboard: dashboard, sites: sites, parameters: parameters, basePath: basePath, signsIn: signsIn)
             page.endedLinks = self.endedLinks(site: query.site, now: Int64(Date().timeIntervalSince1970 * 1000))
             return page.html
         }

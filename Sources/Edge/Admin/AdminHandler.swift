@@ -16,6 +16,8 @@ struct AdminEndpoints: Sendable {
 /// - `POST /reload`: re-read the config, as SIGHUP does;
 /// - `GET /api/v1/stats`: a report as JSON or CSV (docs/INSIGHTS.md; `AdminStats.swift`);
 /// - `GET /api/v1/activity`: short links, email opens, events and money as JSON, or a table as CSV;
+/// - `/share/<secret>/`: one site's dashboard through a share link; `/api/v1/shares`: make, list, revoke them
+///   (`AdminShares.swift`);
 /// - `GET /`: the dashboard, with `/login` and `/logout` for browsers (`AdminDashboard.swift`).
 ///
 /// When `admin.token_env` names a set variable, everything but `/health` and the sign-in form needs
@@ -64,6 +66,10 @@ final class AdminHandler: ChannelInboundHandler {
             return
         }
         if handleOpenPage(head, path: path, context: context) { return }
+        if path.hasPrefix("/share/") {
+            handleShare(head, path: path, context: context)
+            return
+        }
         guard isAuthorized(head, path: path) else {
             if head.method == .GET && path == "/" {
                 redirect(to: "/login", head: head, context: context)
@@ -71,6 +77,10 @@ final class AdminHandler: ChannelInboundHandler {
                 send(.unauthorized, body: "401 Unauthorized: send Authorization: Bearer <token>\n", head: head,
                      context: context, extraHeaders: ["WWW-Authenticate": "Bearer"])
             }
+            return
+        }
+        if path == "/api/v1/shares" || path.hasPrefix("/api/v1/shares/") {
+            handleShareAdmin(head, path: path, context: context)
             return
         }
         if path == "/links" || path.hasPrefix("/links/") {
@@ -102,7 +112,7 @@ final class AdminHandler: ChannelInboundHandler {
         case (_, "/metrics"), (_, "/reload"), (_, "/erase"), (_, "/api/v1/stats"), (_, "/api/v1/activity"):
             send(.methodNotAllowed, body: "405 Method Not Allowed\n", head: head, context: context)
         default:
-            send(.notFound, body: "404 Not Found: admin paths are /health, /metrics, POST /reload, POST /erase?vid=, /links, /api/v1/stats and /api/v1/activity\n",
+            send(.notFound, body: "404 Not Found: admin paths are /health, /metrics, POST /reload, POST /erase?vid=, /links, /api/v1/stats, /api/v1/activity and /api/v1/shares\n",
                  head: head, context: context)
         }
     }

@@ -107,6 +107,7 @@ public final class Gateway: Sendable {
                            threadPool: threadPool, routeMetrics: routeMetrics, proxy: proxy, tracking: tracking,
                            acmeChallenges: automaticCertificates.responder, logger: logger)
         state = Mutex(State(configuration: configuration))
+        shareLinks = ShareLinks(path: configuration.tracking.spool.directory + "/shares")
     }
 
     static func loadCertificates(_ tls: TLSSettings) throws -> [CertifiedKey] {
@@ -492,6 +493,9 @@ public final class Gateway: Sendable {
 
     /// The dashboard's signed-in browsers and refused sign-ins.
     let adminSessions = AdminSessions()
+
+    /// Read-only links to one site's reports (kept in the data folder).
+    let shareLinks: ShareLinks
 
     /// Reports computed in the last seconds (the dashboard and the stats API).
     let reports = ReportCache()

@@ -4,15 +4,15 @@ import Glibc
 
 /// Replaces a file whole: the bytes go to a temporary file beside it (owner-only), are synced, and the temporary
 /// file is renamed over the path, so a reader or a crash sees the old file or the new one, never a part. The spool's
-/// erasure and the visitor state files write this way.
-enum FileReplacement {
+/// erasure, the visitor state files and the dashboard's share links write this way.
+public enum FileReplacement {
     /// Why the file could not be replaced, in the system's words (with the path).
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
     }
 
     /// Writes `bytes` to `path + temporarySuffix`, syncs it and renames it over `path`.
-    static func replace(_ path: String, with contents: [UInt8], temporarySuffix: String = ".tmp") throws(Failure) {
+    public static func replace(_ path: String, with contents: [UInt8], temporarySuffix: String = ".tmp") throws(Failure) {
         let temporary = path + temporarySuffix
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw Failure(description: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
