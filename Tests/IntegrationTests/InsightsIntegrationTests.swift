@@ -190,4 +190,39 @@ struct InsightsIntegrationTests {
         #expect(try curl(["-s", vantage.url("/share/AAAAAAAAAAAAAAAAAAAAAA/", kind: "admin")]).status == 429, "guessing is slowed")
         #expect(vantage.stop() == 0)
     }
+
+    /// The live view: the page says who is on the site now, and its event stream brings a new page view within
+    /// two seconds.
+    @Test func theLiveViewFollowsTheSiteWithinTwoSeconds() throws {
+        let vantage = try Self.start(token: false)
+        try browse(vantage)
+        let page = try curl(["-s", vantage.url("/live?site=127.0.0.1", kind: "admin")])
+        #expect(page.status == 200 && page.body.contains("<dd id=\"live-visitors\" aria-live=\"polite\">3</dd>"), "\(page.body.prefix(2000))")
+        #expect(page.body.contains("<noscript><meta http-equiv=\"refresh\" content=\"2\"></noscript>"), "reloads itself without script")
+        #expect(page.headers["content-security-policy"]?.contains("script-src 'self'") == true)
+        #expect(page.body.contains("<td>/pricing.html</td>"))
+        #expect(try curl(["-s", vantage.url("/assets/live.js", kind: "admin")]).body.contains("EventSource"))
+
+        let stream = Process()
+        let output = Pipe()
+        stream.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        stream.arguments = ["-sN", "--max-time", "3", vantage.url("/api/v1/live?site=127.0.0.1", kind: "admin")]
+        stream.standardOutput = output
+        try stream.run()
+        defer { stopPeer(stream) }
+        Thread.sleep(forTimeInterval: 0.8)
+        #expect(try curl(["-A", Self.safari, vantage.url("/about.html")]).status == 200)
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(text.contains("event: live") && text.contains("\"visitors\":3"), "\(text)")
+        #expect(text.contains("\"what\":\"/about.html\""), "the new page view, at most 2.2 s after it: \(text)")
+
+        let shot = FileManager.default.temporaryDirectory.appendingPathComponent("vantage-live.png").path
+        let screenshot = try run([
+            "chromium", "--no-sandbox", "--headless", "--disable-gpu", "--window-size=1280,900", "--screenshot=\(shot)",
+            vantage.url("/live?site=127.0.0.1", kind: "admin"),
+        ])
+        #expect(screenshot.status == 0, "\(screenshot.stderr)")
+        print("live view screenshot: \(shot)")
+        #expect(vantage.stop() == 0)
+    }
 }

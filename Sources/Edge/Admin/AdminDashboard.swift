@@ -38,6 +38,9 @@ extension AdminHandler {
         case (.GET, "/assets/insights.css"), (.HEAD, "/assets/insights.css"):
             send(.ok, contentType: "text/css; charset=utf-8", body: DashboardStyle.css, head: head, context: context,
                  extraHeaders: ["X-Content-Type-Options": "nosniff"])
+        case (.GET, "/assets/live.js"), (.HEAD, "/assets/live.js"):
+            send(.ok, contentType: "text/javascript; charset=utf-8", body: LivePage.script, head: head, context: context,
+                 extraHeaders: ["X-Content-Type-Options": "nosniff"])
         case (.GET, "/login"):
             sendPage(.ok, Self.loginPage(message: nil), head: head, context: context)
         case (.POST, "/login"):
@@ -58,7 +61,7 @@ extension AdminHandler {
     func isAuthorized(_ head: HTTPRequestHead, path: String) -> Bool {
         guard let token = endpoints.gateway.adminToken else { return true }
         if Self.constantTimeEquals(head.headers.first(name: "authorization") ?? "", "Bearer " + token) { return true }
-        guard head.method == .GET || head.method == .HEAD, path == "/" || path == "/api/v1/stats" || path == "/api/v1/activity"
+        guard head.method == .GET || head.method == .HEAD, ["/", "/api/v1/stats", "/api/v1/activity", "/live", "/api/v1/live"].contains(path)
         else { return false }
         return endpoints.gateway.adminSessions.isSignedIn(cookieHeader: head.headers.first(name: "cookie"), token: token)
     }

@@ -18,7 +18,8 @@ struct AdminEndpoints: Sendable {
 /// - `GET /api/v1/activity`: short links, email opens, events and money as JSON, or a table as CSV;
 /// - `/share/<secret>/`: one site's dashboard through a share link; `/api/v1/shares`: make, list, revoke them
 ///   (`AdminShares.swift`);
-/// - `GET /`: the dashboard, with `/login` and `/logout` for browsers (`AdminDashboard.swift`).
+/// - `GET /`: the dashboard, with `/login` and `/logout` for browsers (`AdminDashboard.swift`);
+/// - `GET /live`: the live view, and `GET /api/v1/live` its server-sent events (`AdminLive.swift`).
 ///
 /// When `admin.token_env` names a set variable, everything but `/health` and the sign-in form needs
 /// `Authorization: Bearer <token>`; the reports also take a signed-in browser's session cookie.
@@ -107,6 +108,10 @@ final class AdminHandler: ChannelInboundHandler {
             stats(head, context: context)
         case (.GET, "/api/v1/activity"):
             activity(head, context: context)
+        case (.GET, "/live"), (.HEAD, "/live"):
+            livePage(head, parameters: Self.queryParameters(head.uri), context: context)
+        case (.GET, "/api/v1/live"):
+            liveStream(head, parameters: Self.queryParameters(head.uri), context: context)
         case (.GET, "/"), (.HEAD, "/"):
             dashboard(head, context: context)
         case (_, "/metrics"), (_, "/reload"), (_, "/erase"), (_, "/api/v1/stats"), (_, "/api/v1/activity"):

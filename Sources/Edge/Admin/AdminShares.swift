@@ -48,6 +48,13 @@ extension AdminHandler {
         case "assets/insights.css":
             send(.ok, contentType: "text/css; charset=utf-8", body: DashboardStyle.css, head: head, context: context,
                  extraHeaders: ["X-Content-Type-Options": "nosniff"])
+        case "assets/live.js":
+            send(.ok, contentType: "text/javascript; charset=utf-8", body: LivePage.script, head: head, context: context,
+                 extraHeaders: ["X-Content-Type-Options": "nosniff"])
+        case "live":
+            livePage(head, parameters: parameters, basePath: basePath, context: context)
+        case "api/v1/live":
+            liveStream(head, parameters: parameters, context: context)
         case "api/v1/stats", "api/v1/activity":
             let activity = rest == "api/v1/activity"
             answerLater(head, context: context) {

@@ -1,5 +1,6 @@
 import ACME
 import Foundation
+import Insights
 import Links
 import Logging
 import NIOCore
@@ -108,6 +109,15 @@ public final class Gateway: Sendable {
                            acmeChallenges: automaticCertificates.responder, logger: logger)
         state = Mutex(State(configuration: configuration))
         shareLinks = ShareLinks(path: configuration.tracking.spool.directory + "/shares")
+        let pool = threadPool
+        liveFeed = LiveFeed(spool: configuration.tracking.spool.directory) { reader, sink in
+            // Read on the blocking pool; a failed read (the folder gone) is tried again at the next refresh.
+            (try? await pool.runIfActive {
+                var advanced = reader
+                try advanced.readNew(sink)
+                return advanced
+            }) ?? reader
+        }
     }
 
     static func loadCertificates(_ tls: TLSSettings) throws -> [CertifiedKey] {
@@ -496,6 +506,9 @@ public final class Gateway: Sendable {
 
     /// Read-only links to one site's reports (kept in the data folder).
     let shareLinks: ShareLinks
+
+    /// The live view's events: the spool followed as it is written.
+    let liveFeed: LiveFeed
 
     /// Reports computed in the last seconds (the dashboard and the stats API).
     let reports = ReportCache()

@@ -60,7 +60,7 @@ public struct DashboardPage {
             <p class="brand">Vantage <span>insights</span></p>
 
             """
-        page += siteMenu() + periodMenu() + filterBar()
+        page += siteMenu() + viewsMenu() + periodMenu() + filterBar()
         page += "</header>\n<main>\n"
         page += headline() + chart()
         page += "<div class=\"panels\">\n" + dashboard.panels.map { panel($0, title: Dashboard.title(of: $0.query.dimension ?? .page)) }.joined() + "</div>\n"
@@ -77,6 +77,12 @@ public struct DashboardPage {
                 : "<li><a href=\"\(escapeHTML(link(["site": site, "filters": nil])))\">\(escapeHTML(site))</a></li>"
         }
         return "<h1>\(escapeHTML(query.site))</h1>\n<nav aria-label=\"Sites\"><ul>\(items.joined())</ul></nav>\n"
+    }
+
+    /// The dashboard and the live view.
+    func viewsMenu() -> String {
+        let live = basePath + "live" + Self.queryString(["site": query.site])
+        return "<nav aria-label=\"Views\"><ul><li><a aria-current=\"page\" href=\"\(escapeHTML(link([:])))\">Dashboard</a></li><li><a href=\"\(escapeHTML(live))\">Live</a></li></ul></nav>\n"
     }
 
     func periodMenu() -> String {

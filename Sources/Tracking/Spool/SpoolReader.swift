@@ -10,7 +10,7 @@ import Darwin
 /// Reads a spool folder from outside the gateway (`vantage events`), while the gateway may be writing it: segments
 /// in sequence order, each read from where the last call stopped, in bounded chunks, so following a live spool
 /// costs only what was added.
-public struct SpoolReader {
+public struct SpoolReader: Sendable {
     public let directory: String
     /// Per segment file: the offset up to which records were returned.
     private var positions: [String: Int] = [:]
