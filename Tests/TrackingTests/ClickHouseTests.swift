@@ -103,6 +103,18 @@ import Testing
         #expect(statements[1].contains("CREATE TABLE IF NOT EXISTS a.e_local ON CLUSTER main"))
         #expect(statements[1].contains("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/a/e_local', '{replica}')"))
         #expect(statements[2].contains("ENGINE = Distributed(main, a, e_local, cityHash64(id))"))
+
+        // The visits table: signed rows of one visit meet on one shard, and are folded by version.
+        let visits = cluster.createVisitsStatements()
+        #expect(visits[0].contains("CREATE TABLE IF NOT EXISTS a.e_visits_local ON CLUSTER main"))
+        #expect(visits[0].contains("ReplicatedVersionedCollapsingMergeTree('/clickhouse/tables/{shard}/a/e_visits_local', '{replica}', sign, version)"))
+        #expect(visits[1].contains("ENGINE = Distributed(main, a, e_visits_local, cityHash64(visit))"))
+        #expect(modern.createVisitsStatements()[0].contains("TTL start + INTERVAL 30 DAY"))
+        #expect(!legacy.createVisitsStatements()[0].contains("LowCardinality"))
+        #expect(legacy.backfillVisitsStatements(parts: 4).count == 4)
+        #expect(legacy.backfillVisitsStatements(parts: 4)[3].contains("% 4 = 3"))
+        #expect(modern.insertVisitsQuery.hasPrefix("INSERT INTO vantage.events_visits (site, visit, visitor, visitor_hash, start_ms,"))
+        #expect(legacy.migrations(after: 3).map(\.version) == [4])
     }
 
     @Test func endpointsAndBackoff() {

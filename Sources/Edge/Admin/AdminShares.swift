@@ -55,18 +55,13 @@ extension AdminHandler {
             livePage(head, parameters: parameters, basePath: basePath, context: context)
         case "api/v1/live":
             liveStream(head, parameters: parameters, context: context)
-        case "api/v1/stats", "api/v1/activity":
-            let activity = rest == "api/v1/activity"
-            answerLater(head, context: context) {
-                do {
-                    let body = activity ? try await gateway.activityAnswer(parameters) : try await gateway.stats(parameters)
-                    return Answer(.ok, body, contentType: parameters["format"] == "csv" ? "text/csv; charset=utf-8" : "application/json",
-                                  headers: ["Referrer-Policy": "no-referrer"])
-                } catch let error as InsightsQueryError {
-                    return Answer(.badRequest, "400 Bad Request: \(error)\n")
-                } catch {
-                    return Answer(.internalServerError, "500 Internal Server Error: \(error)\n")
-                }
+        case "api/v1/stats":
+            report(head, parameters: parameters, context: context, extraHeaders: ["Referrer-Policy": "no-referrer"]) {
+                try await gateway.stats($0)
+            }
+        case "api/v1/activity":
+            report(head, parameters: parameters, context: context, extraHeaders: ["Referrer-Policy": "no-referrer"]) {
+                try await gateway.activityAnswer($0)
             }
         default:
             send(.notFound, body: "404 Not Found: a share link opens its dashboard, its CSV and JSON\n", head: head, context: context)
