@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""What the reports cost with ClickHouse 18.16 (Debian's): --events events over the last 30 days, then the
-dashboard and each panel as the API answers them, cold (every report is asked once, so ReportCache never answers).
+"""What the reports cost with ClickHouse 18.16 (Debian's), or with a current ClickHouse (`--server chdb`: chdb from
+PyPI behind the tests' stand-in for the HTTP interface, which runs one statement at a time): --events events over
+the last 30 days, then the dashboard and each panel as the API answers them, cold (every report is asked once, so
+ReportCache never answers).
 
-1. A throwaway clickhouse-server; Vantage starts once against it to make the schema, then stops.
+1. A throwaway server; Vantage starts once against it to make the schema, then stops.
 2. --events rows written straight into the events table by ClickHouse (`numbers()`): 30 days, three counted
    events a visit (page views and a custom event now and then), 500,000 visitors, 40 pages, five browsers and
    systems, eight countries, a few referrers and campaigns, 5% plain requests, 1% answered 404, machines.
@@ -11,13 +13,14 @@ dashboard and each panel as the API answers them, cold (every report is asked on
 4. The dashboard page for 30 days, 7 days and today (first request of each: cold), then each panel through
    `/api/v1/stats` with the panel's metrics, and `/api/v1/activity`, each once.
 
-Usage: Benchmarks/insights_clickhouse.py [--events 10000000]
-(from the repository root, after scripts/build-release.sh)
+Usage: Benchmarks/insights_clickhouse.py [--events 10000000] [--server clickhouse|chdb]
+(from the repository root, after scripts/build-release.sh; chdb needs scripts/test.sh's venv, .build/test-venv)
 """
 import argparse
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,12 +36,12 @@ PANELS = [("page", "visitors,pageviews"), ("entry_page", "visits,bounce_rate"), 
           ("event", "visitors,events")]
 
 GENERATE = """
-INSERT INTO bench.events (id, ts, ts_ms, site, host, kind, method, scheme, path, query, status, bytes_in, bytes_out,
+INSERT INTO bench.events (id, {time_columns}, site, host, kind, method, scheme, path, query, status, bytes_in, bytes_out,
   duration_us, upstream, upstream_us, referrer, user_agent, http_version, tls_version, request_id, client_ip, ename,
   etyp, vid, sid, session_start, uid, browser, browser_version, os, os_version, device, bot_reason, country, region,
   city, lat, lon, referrer_host, source, utm_source, utm_medium, utm_campaign, utm_term, utm_content, click_id, cflags,
   revenue, currency, props, channel, session_channel)
-SELECT generateUUIDv4(), toDateTime(toUInt32(now()) - 30 * 86400 + intDiv(n * {step}, 1000)), n % 1000, 'bench.test',
+SELECT generateUUIDv4(), {time_values}, 'bench.test',
   'bench.test', multiIf(n % 20 = 0, 'request', n % 50 = 1, 'track', 'pageview'), 'GET', 'https',
   concat('/page', toString((n * 7) % 40), '.html'), '', if(n % 97 = 0, 404, 200), 300, 1200, 500,
   if(n % 20 = 0, 'app:3000', ''), if(n % 20 = 0, 2000 + n % 5000, 0), '', 'Mozilla/5.0', 'HTTP/1.1', 'TLSv1.3',
@@ -75,6 +78,26 @@ tracking:
     return path
 
 
+class Chdb:
+    """A current ClickHouse: chdb behind the tests' stand-in for the HTTP interface."""
+
+    def __init__(self, folder):
+        python = os.path.join(ROOT, ".build", "test-venv", "bin", "python")
+        server = os.path.join(ROOT, "Tests", "IntegrationTests", "Backends", "chdb_server.py")
+        self.process = subprocess.Popen([python, server, folder], stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline().strip()
+        if not line.startswith("listening "):
+            raise SystemExit("the chdb stand-in did not start (run scripts/test.sh once to make .build/test-venv)")
+        self.url = f"http://127.0.0.1:{line.split()[1]}"
+
+    def query(self, sql):
+        return urllib.request.urlopen(self.url + "/", data=sql.encode(), timeout=1800).read().decode().strip()
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
 def timed(url):
     started = time.time()
     body = urllib.request.urlopen(url, timeout=600).read().decode()
@@ -85,9 +108,10 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--vantage", default=os.path.join(ROOT, ".build", "x86_64-unknown-linux-gnu", "release", "vantage"))
     parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--server", choices=["clickhouse", "chdb"], default="clickhouse")
     args = parser.parse_args()
     scratch = tempfile.mkdtemp(prefix="vantage-insights-ch-")
-    clickhouse = ClickHouse(os.path.join(scratch, "clickhouse"))
+    clickhouse = ClickHouse(os.path.join(scratch, "clickhouse")) if args.server == "clickhouse" else Chdb(os.path.join(scratch, "chdb"))
     try:
         path = config(scratch, clickhouse)
         process, _, _ = start_vantage(args.vantage, path, scratch)
@@ -97,7 +121,13 @@ def main():
         process.wait(timeout=60)
 
         started = time.time()
-        clickhouse.query(GENERATE.format(events=args.events, step=30 * 86_400_000 // args.events))
+        step = 30 * 86_400_000 // args.events
+        start = "(toUInt64(toUInt32(now()) - 30 * 86400) * 1000 + n * {step})".format(step=step)
+        if args.server == "chdb":
+            columns, values = "ts", f"fromUnixTimestamp64Milli(toInt64({start}))"
+        else:
+            columns, values = "ts, ts_ms", f"toDateTime(intDiv({start}, 1000)), {start} % 1000"
+        clickhouse.query(GENERATE.format(events=args.events, time_columns=columns, time_values=values))
         print(f"{args.events:,} events written in {time.time() - started:.1f} s", flush=True)
         clickhouse.query("DROP TABLE bench.events_visits")
         clickhouse.query("ALTER TABLE bench.vantage_schema_migrations DELETE WHERE version = 4")
