@@ -203,3 +203,16 @@ final class AdminHandler: ChannelInboundHandler {
         return difference == 0
     }
 }
+
+/// Closes a connection when ``IdleStateHandler`` says it went quiet (the admin listener's progress deadline).
+final class IdleConnectionCloser: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+}

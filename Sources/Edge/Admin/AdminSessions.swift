@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Logging
 import Synchronization
 
 /// Signed-in browsers of the admin listener: the login form trades the admin token for a session cookie, and too
@@ -19,6 +20,13 @@ final class AdminSessions: Sendable {
 
     private let key = SymmetricKey(size: .bits256)
     private let failures = Mutex<[String: (count: Int, since: Date)]>([:])
+    /// Addresses forgotten before their window ended because the table was full (`/metrics`).
+    let forgotten = Atomic<Int>(0)
+    private let logger: Logger
+
+    init(logger: Logger = Logger(label: "vantage.admin")) {
+        self.logger = logger
+    }
 
     /// A cookie for a browser that presented `token`, valid until `now + lifetime`.
     func cookie(token: String, now: Date = Date()) -> String {
@@ -65,6 +73,10 @@ final class AdminSessions: Sendable {
                 failures = failures.filter { now.timeIntervalSince($0.value.since) < Self.window }
                 if failures.count >= Self.maximumAddresses, let oldest = failures.min(by: { $0.value.since < $1.value.since }) {
                     failures[oldest.key] = nil
+                    if forgotten.add(1, ordering: .relaxed).newValue == 1 {
+                        logger.warning(
+                            "admin: wrong tokens from more than \(Self.maximumAddresses) addresses within a minute: the oldest are forgotten (vantage_admin_signin_addresses_forgotten_total)")
+                    }
                 }
             }
             var entry = failures[address] ?? (0, now)

@@ -109,8 +109,10 @@ public final class Gateway: Sendable {
                            acmeChallenges: automaticCertificates.responder, logger: logger)
         state = Mutex(State(configuration: configuration))
         shareLinks = ShareLinks(path: configuration.tracking.spool.directory + "/shares")
+        reports = ReportCache(logger: logger)
+        adminSessions = AdminSessions(logger: logger)
         let pool = threadPool
-        liveFeed = LiveFeed(spool: configuration.tracking.spool.directory) { reader, sink in
+        liveFeed = LiveFeed(spool: configuration.tracking.spool.directory, logger: logger) { reader, sink in
             // Read on the blocking pool; a failed read (the folder gone) is tried again at the next refresh.
             (try? await pool.runIfActive {
                 var advanced = reader
@@ -261,6 +263,10 @@ public final class Gateway: Sendable {
             let admin = AdminEndpoints(gateway: self)
             return bootstrap.childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // A connection that neither sends nor receives for a minute is closed (an event stream writes every
+                    // second, so it stays).
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: .seconds(60)))
+                    try channel.pipeline.syncOperations.addHandler(IdleConnectionCloser())
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(AdminHandler(endpoints: admin))
                 }
@@ -502,7 +508,7 @@ public final class Gateway: Sendable {
     var adminToken: String? { state.withLock { $0.configuration.admin.token } }
 
     /// The dashboard's signed-in browsers and refused sign-ins.
-    let adminSessions = AdminSessions()
+    let adminSessions: AdminSessions
 
     /// Read-only links to one site's reports (kept in the data folder).
     let shareLinks: ShareLinks
@@ -511,7 +517,7 @@ public final class Gateway: Sendable {
     let liveFeed: LiveFeed
 
     /// Reports computed in the last seconds (the dashboard and the stats API).
-    let reports = ReportCache()
+    let reports: ReportCache
 
     /// Every configured site's name (the dashboard's site menu).
     var siteNames: [String] { state.withLock { $0.configuration.sites.map(\.name) } }
@@ -552,6 +558,12 @@ public final class Gateway: Sendable {
         text += "# TYPE vantage_static_cache_hits_total counter\nvantage_static_cache_hits_total \(stats.hits)\n"
         text += "# TYPE vantage_static_cache_misses_total counter\nvantage_static_cache_misses_total \(stats.misses)\n"
         text += "# TYPE vantage_static_cache_evictions_total counter\nvantage_static_cache_evictions_total \(stats.evictions)\n"
+        text += "# HELP vantage_reports_evicted_total Reports dropped from the 5-second report cache to make room.\n"
+        text += "# TYPE vantage_reports_evicted_total counter\nvantage_reports_evicted_total \(reports.evictions.load(ordering: .relaxed))\n"
+        text += "# HELP vantage_live_events_dropped_total Events the live view let go early (it keeps 100,000).\n"
+        text += "# TYPE vantage_live_events_dropped_total counter\nvantage_live_events_dropped_total \(liveFeed.dropped.load(ordering: .relaxed))\n"
+        text += "# HELP vantage_admin_signin_addresses_forgotten_total Addresses with wrong tokens forgotten early (the table of 10,000 was full).\n"
+        text += "# TYPE vantage_admin_signin_addresses_forgotten_total counter\nvantage_admin_signin_addresses_forgotten_total \(adminSessions.forgotten.load(ordering: .relaxed))\n"
         text += "# TYPE vantage_static_cache_entries gauge\nvantage_static_cache_entries \(stats.entries)\n"
         text += "# TYPE vantage_static_cache_bytes gauge\nvantage_static_cache_bytes \(stats.bytes)\n"
         return text

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import Synchronization
 import Tracking
@@ -39,16 +40,19 @@ public actor LiveFeed {
     private var nextSequence = 0
     private var lastRead: Int64?
     private var reading: Task<Void, Never>?
-    public private(set) var dropped = 0
+    /// Events let go before they were 30 minutes old because ``capacity`` were kept (`/metrics`).
+    public nonisolated let dropped = Atomic<Int>(0)
+    private let logger: Logger
     private let read: @Sendable (SpoolReader, @escaping @Sendable (ByteBuffer) -> Void) async -> SpoolReader
 
     /// `read` runs the reader's `readNew` where blocking is fine (the blocking pool) and returns it advanced.
     public init(
-        spool: String, capacity: Int = 100_000,
+        spool: String, capacity: Int = 100_000, logger: Logger = Logger(label: "vantage.live"),
         read: @escaping @Sendable (SpoolReader, @escaping @Sendable (ByteBuffer) -> Void) async -> SpoolReader
     ) {
         reader = SpoolReader(directory: spool)
         self.capacity = capacity
+        self.logger = logger
         self.read = read
     }
 
@@ -89,7 +93,9 @@ public actor LiveFeed {
         }
         if let first = entries.firstIndex(where: { $0.time >= cutoff }), first > 0 { entries.removeFirst(first) }
         if entries.count > capacity {
-            dropped += entries.count - capacity
+            if dropped.add(entries.count - capacity, ordering: .relaxed).oldValue == 0 {
+                logger.notice("live view: more than \(capacity) events in 30 minutes: it keeps the latest (vantage_live_events_dropped_total)")
+            }
             entries.removeFirst(entries.count - capacity)
         }
     }
