@@ -18,8 +18,9 @@ struct AdminEndpoints: Sendable {
 /// - `GET /api/v1/activity`: short links, email opens, events and money as JSON, or a table as CSV;
 /// - `/share/<secret>/`: one site's dashboard through a share link; `/api/v1/shares`: make, list, revoke them
 ///   (`AdminShares.swift`);
-/// - `GET /`: the dashboard, with `/login` and `/logout` for browsers (`AdminDashboard.swift`);
-/// - `GET /live`: the live view, and `GET /api/v1/live` its server-sent events (`AdminLive.swift`).
+/// - `GET /`: the dashboard, with `/login` and `/logout` for browsers, `/live`, the reports' APIs and share links:
+///   the reports' pages, the same on a site's `insights` route (`InsightsWeb.swift`);
+/// - `GET /api/v1/live`: the live view's server-sent events (`AdminLive.swift`).
 ///
 /// When `admin.token_env` names a set variable, everything but `/health` and the sign-in form needs
 /// `Authorization: Bearer <token>`; the reports also take a signed-in browser's session cookie.
@@ -66,18 +67,22 @@ final class AdminHandler: ChannelInboundHandler {
                  head: head, context: context)
             return
         }
-        if handleOpenPage(head, path: path, context: context) { return }
-        if path.hasPrefix("/share/") {
-            handleShare(head, path: path, context: context)
+        if liveStream(head, path: path, context: context) { return }
+        if Gateway.isInsightsPath(path) {
+            let gateway = endpoints.gateway
+            let request = InsightsWebRequest(
+                method: head.method, path: path, parameters: Self.queryParameters(head.uri),
+                authorization: head.headers.first(name: "authorization"), cookie: head.headers.first(name: "cookie"),
+                body: String(buffer: body), clientAddress: context.remoteAddress?.ipAddress ?? "unknown", basePath: "/",
+                secure: false)
+            answerLater(head, context: context) {
+                await gateway.insightsWeb(request) ?? Answer(.notFound, "404 Not Found\n")
+            }
             return
         }
-        guard isAuthorized(head, path: path) else {
-            if head.method == .GET && path == "/" {
-                redirect(to: "/login", head: head, context: context)
-            } else {
-                send(.unauthorized, body: "401 Unauthorized: send Authorization: Bearer <token>\n", head: head,
-                     context: context, extraHeaders: ["WWW-Authenticate": "Bearer"])
-            }
+        guard isAuthorized(head) else {
+            send(.unauthorized, body: "401 Unauthorized: send Authorization: Bearer <token>\n", head: head,
+                 context: context, extraHeaders: ["WWW-Authenticate": "Bearer"])
             return
         }
         if path == "/api/v1/shares" || path.hasPrefix("/api/v1/shares/") {
@@ -104,17 +109,7 @@ final class AdminHandler: ChannelInboundHandler {
             }
         case (.POST, "/erase"):
             erase(head, context: context)
-        case (.GET, "/api/v1/stats"):
-            stats(head, context: context)
-        case (.GET, "/api/v1/activity"):
-            activity(head, context: context)
-        case (.GET, "/live"), (.HEAD, "/live"):
-            livePage(head, parameters: Self.queryParameters(head.uri), context: context)
-        case (.GET, "/api/v1/live"):
-            liveStream(head, parameters: Self.queryParameters(head.uri), context: context)
-        case (.GET, "/"), (.HEAD, "/"):
-            dashboard(head, context: context)
-        case (_, "/metrics"), (_, "/reload"), (_, "/erase"), (_, "/api/v1/stats"), (_, "/api/v1/activity"):
+        case (_, "/metrics"), (_, "/reload"), (_, "/erase"):
             send(.methodNotAllowed, body: "405 Method Not Allowed\n", head: head, context: context)
         default:
             send(.notFound, body: "404 Not Found: admin paths are /health, /metrics, POST /reload, POST /erase?vid=, /links, /api/v1/stats, /api/v1/activity and /api/v1/shares\n",
@@ -149,16 +144,7 @@ final class AdminHandler: ChannelInboundHandler {
     }
 
     /// What a request is answered with once work off the loop is done.
-    struct Answer: Sendable {
-        var status: HTTPResponseStatus
-        var body: String
-        var contentType = "text/plain; charset=utf-8"
-        var headers: HTTPHeaders = [:]
-
-        init(_ status: HTTPResponseStatus, _ body: String, contentType: String = "text/plain; charset=utf-8", headers: HTTPHeaders = [:]) {
-            (self.status, self.body, self.contentType, self.headers) = (status, body, contentType, headers)
-        }
-    }
+    typealias Answer = WebAnswer
 
     /// Runs `work` off the loop (a reload, an erasure, a report: control-plane work that may block or take a
     /// while) and sends its answer from the loop.

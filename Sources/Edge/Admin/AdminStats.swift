@@ -40,37 +40,6 @@ extension Gateway {
 }
 
 extension AdminHandler {
-    /// `GET /api/v1/activity?site=&period=[&format=csv&table=links]`: short links, email opens, events and money.
-    func activity(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let gateway = endpoints.gateway
-        report(head, parameters: Self.queryParameters(head.uri), context: context) { try await gateway.activityAnswer($0) }
-    }
-
-    /// `GET /api/v1/stats?site=&period=&dimension=&metrics=&filters=[&format=csv]`: one report as JSON (or CSV).
-    func stats(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let gateway = endpoints.gateway
-        report(head, parameters: Self.queryParameters(head.uri), context: context) { try await gateway.stats($0) }
-    }
-
-    /// Answers with a report `make` renders from `parameters` (JSON, or CSV with `format=csv`): `400` naming the
-    /// parameter that cannot be read, `500` when the report failed.
-    func report(
-        _ head: HTTPRequestHead, parameters: [String: String], context: ChannelHandlerContext, extraHeaders: HTTPHeaders = [:],
-        _ make: @escaping @Sendable ([String: String]) async throws -> String
-    ) {
-        answerLater(head, context: context) {
-            do {
-                let body = try await make(parameters)
-                return Answer(.ok, body, contentType: parameters["format"] == "csv" ? "text/csv; charset=utf-8" : "application/json",
-                              headers: extraHeaders)
-            } catch let error as InsightsQueryError {
-                return Answer(.badRequest, "400 Bad Request: \(error)\n")
-            } catch {
-                return Answer(.internalServerError, "500 Internal Server Error: \(error)\n")
-            }
-        }
-    }
-
     /// A URI's query as names and values, percent-decoded (`+` is a space); a repeated name keeps its last value.
     static func queryParameters(_ uri: String) -> [String: String] {
         guard let question = uri.firstIndex(of: "?") else { return [:] }
