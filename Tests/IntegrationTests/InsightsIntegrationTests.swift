@@ -10,12 +10,12 @@ struct InsightsIntegrationTests {
     static let safari = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
     static let android = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36"
 
-    static func start(token: Bool = true) throws -> VantageProcess {
+    static func start(token: Bool = true, mount: Bool = false) throws -> VantageProcess {
         let config = """
             listen: { http: "127.0.0.1:0" }
             sites:
               - hosts: [127.0.0.1, localhost]
-                routes:
+                routes:\(mount ? "\n      - { path: /analytics, insights: {} }" : "")
                   - { path: /, static: { root: "{{DIR}}/www" } }
             access_log: off
             admin: { listen: "127.0.0.1:0"\(token ? ", token_env: INSIGHTS_TEST_TOKEN" : "") }
@@ -224,5 +224,50 @@ struct InsightsIntegrationTests {
         #expect(screenshot.status == 0, "\(screenshot.stderr)")
         print("live view screenshot: \(shot)")
         #expect(vantage.stop() == 0)
+    }
+
+    /// A site mounts the reports (`insights: {}`): reachable over the site's own listener, behind the sign-in form,
+    /// with share links, the admin API not; the team's visits to it are not the site's traffic.
+    @Test func aSiteMountsTheReportsBehindSignIn() throws {
+        let vantage = try Self.start(mount: true)
+        try browse(vantage)
+        let mount = try curl([vantage.url("/analytics")])
+        #expect(mount.status == 308 && mount.headers["location"] == "/analytics/", "\(mount)")
+        let first = try curl([vantage.url("/analytics/")])
+        #expect(first.status == 303 && first.headers["location"] == "/analytics/login", "\(first)")
+        let form = try curl(["-s", vantage.url("/analytics/login")])
+        #expect(form.body.contains("action=\"/analytics/login\"") && form.body.contains("href=\"/analytics/assets/insights.css\""))
+
+        let jar = vantage.directory.appendingPathComponent("site-cookies.txt").path
+        #expect(try curl(["--data-urlencode", "token=wrong", vantage.url("/analytics/login")]).status == 401)
+        let signedIn = try curl(["-c", jar, "--data-urlencode", "token=\(Self.token)", vantage.url("/analytics/login")])
+        #expect(signedIn.status == 303 && signedIn.headers["location"] == "/analytics/")
+        #expect(signedIn.headers["set-cookie"]?.contains("Path=/analytics/") == true, "\(signedIn.headers)")
+        let page = try curl(["-s", "-b", jar, vantage.url("/analytics/?period=today")])
+        #expect(page.status == 200 && page.body.contains("<dt>Visitors</dt><dd>3 "), "\(page.body.prefix(1500))")
+        #expect(page.body.contains("href=\"/analytics/assets/insights.css\"") && page.body.contains("href=\"/analytics/live?site=127.0.0.1\""))
+        #expect(try curl(["-s", vantage.url("/analytics/assets/insights.css")]).status == 200)
+        let live = try curl(["-s", "-b", jar, vantage.url("/analytics/live?site=127.0.0.1")])
+        #expect(live.status == 200 && live.body.contains("id=\"live-visitors\""))
+        let api = try curl(["-s", "-H", "Authorization: Bearer \(Self.token)", vantage.url("/analytics/api/v1/stats?period=today")])
+        #expect(api.status == 200 && api.body.contains("\"pageviews\":5"), "the dashboard's own pages are not the site's traffic: \(api.body)")
+        #expect(try curl(["-s", "-b", jar, vantage.url("/analytics/reload")]).status == 404, "the admin API stays on the admin listener")
+
+        let made = try curl(["-s", "-X", "POST", "-H", "Authorization: Bearer \(Self.token)", vantage.url("/api/v1/shares", kind: "admin")])
+        let path = try #require((try JSONSerialization.jsonObject(with: Data(made.body.utf8)) as? [String: Any])?["path"] as? String)
+        let shared = try curl(["-s", vantage.url("/analytics" + path + "?period=today")])
+        #expect(shared.status == 200 && shared.body.contains("<dt>Visitors</dt><dd>3 ") && shared.body.contains("href=\"/analytics\(path)assets/insights.css\""))
+        #expect(vantage.stop() == 0)
+
+        // Without a token the reports would be public: the configuration is refused.
+        let open = vantage.directory.appendingPathComponent("open.yaml")
+        try """
+            listen: { http: "127.0.0.1:0" }
+            sites:
+              - routes:
+                  - { path: /analytics, insights: {} }
+            """.write(to: open, atomically: true, encoding: .utf8)
+        let refused = try run([VantageProcess.binary, "validate", "--config", open.path])
+        #expect(refused.status == 2 && refused.stderr.contains("set admin.token_env"), "\(refused.stderr)")
     }
 }

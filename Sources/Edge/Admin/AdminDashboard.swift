@@ -4,16 +4,15 @@ import NIOCore
 import NIOHTTP1
 
 extension Gateway {
-    /// The dashboard page for `parameters` (or the same page from the last ``ReportCache/lifetime``). A share link's
-    /// page (`shared`: its site and path) shows that site only, under the link's path, with no sign-out.
-    func dashboardPage(_ parameters: [String: String], shared: (site: String, basePath: String)? = nil) async throws -> String {
+    /// The dashboard page for `parameters`, mounted at `basePath` (or the same page from the last
+    /// ``ReportCache/lifetime``). A share link's page (`sharedSite`) shows that site only, with no sign-out.
+    func dashboardPage(_ parameters: [String: String], basePath: String = "/", sharedSite: String? = nil) async throws -> String {
         var asked = parameters
-        if let shared { asked["site"] = shared.site }
+        if let sharedSite { asked["site"] = sharedSite }
         let parameters = asked
-        let sites = shared.map { [$0.site] } ?? siteNames
-        let basePath = shared?.basePath ?? "/"
+        let sites = sharedSite.map { [$0] } ?? siteNames
         let query = try InsightsQuery.parse(parameters, defaultSite: defaultReportSite, now: Date())
-        let signsIn = adminToken != nil && shared == nil
+        let signsIn = adminToken != nil && sharedSite == nil
         return try await reports.report("page \(basePath) " + ReportCache.key(parameters)) {
             let versioned = Set((parameters["versions"] ?? "").split(separator: ",").compactMap { Dimension(rawValue: String($0)) })
             let dashboard = try await self.dashboard(query, panels: Dashboard.panels(showingVersionsOf: versioned))

@@ -101,7 +101,7 @@ extension Gateway {
         do {
             switch path {
             case "/":
-                return Self.page(.ok, try await dashboardPage(parameters, shared: sharedSite.map { ($0, basePath) }))
+                return Self.page(.ok, try await dashboardPage(parameters, basePath: basePath, sharedSite: sharedSite))
             case "/live":
                 return await livePage(parameters, basePath: basePath)
             default:

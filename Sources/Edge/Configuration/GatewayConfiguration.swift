@@ -123,6 +123,15 @@ public struct GatewayConfiguration: Sendable {
             }
         }
         if defaultSites > 1 { throw sitesNode.error("only one site may be the default (hosts omitted or \"*\")") }
+        // The reports on a public listener: only for people who sign in (or hold a share link).
+        for (index, site) in sites.enumerated() {
+            for route in site.routes where { if case .insights = route.handler { true } else { false } }() {
+                guard admin.tokenEnvironmentVariable != nil else {
+                    throw siteNodes[index].error(
+                        "the insights route \(route.pathPrefix) shows this site's analytics to anyone who reaches it: set admin.token_env, so people sign in with the admin token (or open a share link)")
+                }
+            }
+        }
         // A `links` route needs the store: the defaults serve when the key is absent.
         let usesLinks = sites.contains { site in
             site.routes.contains { if case .links = $0.handler { true } else { false } }

@@ -104,6 +104,8 @@ public struct RouteConfiguration: Sendable {
         case redirect(RedirectConfiguration)
         /// Short links: `links: true` or `links: { fallthrough: true }`.
         case links(LinksRouteConfiguration)
+        /// The reports' pages (dashboard, live view, sign-in, APIs, share links): `insights: {}`.
+        case insights
     }
 
     /// The path prefix; `/api/` matches `/api/` and below, `/api` also matches `/api` itself and `/api-v2`.
@@ -118,7 +120,7 @@ public struct RouteConfiguration: Sendable {
     /// `rate_limit:` for the route.
     public var rateLimit: RateLimitConfiguration?
 
-    static let handlerKeys = ["static", "proxy", "respond", "redirect", "links"]
+    static let handlerKeys = ["static", "proxy", "respond", "redirect", "links", "insights"]
     static let keys = ["path", "max_body_size", "access_log", "track", "rate_limit"] + handlerKeys
 
     init(from node: ConfigNode, defaultBodyLimit: Int) throws {
@@ -154,6 +156,16 @@ public struct RouteConfiguration: Sendable {
         case "proxy": handler = .proxy(try ProxyConfiguration(from: map["proxy"]!))
         case "respond": handler = .respond(try RespondConfiguration(from: map["respond"]!))
         case "links": handler = .links(try LinksRouteConfiguration(from: map["links"]!))
+        case "insights":
+            let node = map["insights"]!
+            if let enabled = try? node.bool() {
+                guard enabled else { throw node.error("expected {} or true") }
+            } else {
+                _ = try node.mapping(keys: [])
+            }
+            handler = .insights
+            // The team reading its reports is not the site's traffic.
+            if map["track"] == nil { track = false }
         default: handler = .redirect(try RedirectConfiguration(from: map["redirect"]!))
         }
     }

@@ -449,7 +449,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         current.pending = (route, site)
-        if case .trackingAPI = route.handler, head.method == .POST {
+        if head.method == .POST, route.collectsBody {
             current.collectedBody = context.channel.allocator.buffer(
                 capacity: min(route.maxBodySize, headers.contentLength.flatMap(Int.init) ?? 1024))
         }
@@ -522,6 +522,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .links(let linkRoute):
             let query = pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : ""
             answerLink(linkRoute, route: route, site: site, head: head, headers: headers, path: path, query: query, context: context)
+        case .insights:
+            answerInsights(route: route, head: head, path: path, headers: headers, context: context)
         case .staticFiles(let server):
             var filePath = path
             if server.configuration.stripPrefix {
@@ -574,6 +576,52 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             "Content-Type": "application/octet-stream", "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
         ]
         writeResponse(status: .ok, headers: headers, body: exchange?.head.method == .HEAD ? .empty : .buffer(body), context: context)
+    }
+
+    /// The reports' pages mounted on a site: answered by the gateway off the loop (a report is control-plane work),
+    /// written from the loop when done. The mount itself redirects to its folder, so relative links resolve.
+    private func answerInsights(
+        route: Route, head: HTTPRequestHead, path: Substring, headers: RequestHeaderSummary, context: any ExchangeTransport
+    ) {
+        guard let current = exchange else { return }
+        let mount = route.pathPrefix.hasSuffix("/") ? String(route.pathPrefix.dropLast()) : route.pathPrefix
+        let below = path.dropFirst(mount.utf8.count)
+        guard !below.isEmpty else {
+            respondRedirect(to: mount + "/", status: .permanentRedirect, context: context)
+            return
+        }
+        guard below.hasPrefix("/") else {
+            respondError(.notFound, "no such page", context: context)
+            return
+        }
+        let request = InsightsWebRequest(
+            method: head.method, path: String(below), parameters: AdminHandler.queryParameters(head.uri),
+            authorization: head.headers.first(name: "authorization"), cookie: headers.cookie,
+            body: current.collectedBody.map { String(buffer: $0) } ?? "",
+            clientAddress: clientAddress(head.headers, trusted: current.snapshot.trustedProxies), basePath: mount + "/",
+            secure: connection.isTLS)
+        current.collectedBody = nil
+        let hook = core.insightsWeb
+        let loopBound = NIOLoopBound((self, current), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let isHead = head.method == .HEAD
+        Task {
+            let answer = await hook.answer(request)
+            eventLoop.execute {
+                let (handler, exchange) = loopBound.value
+                guard let context = handler.transport, handler.exchange === exchange else { return }
+                guard let answer else {
+                    handler.respondError(.notFound, "no such page", context: context)
+                    return
+                }
+                let body = ByteBuffer(string: answer.body)
+                var headers: HTTPHeaders = [
+                    "Content-Type": answer.contentType, "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
+                ]
+                headers.add(contentsOf: answer.headers)
+                handler.writeResponse(status: answer.status, headers: headers, body: isHead ? .empty : .buffer(body), context: context)
+            }
+        }
     }
 
     /// A tracking API call: answered now (the events it made wait for `record`), or when a lookup completes.

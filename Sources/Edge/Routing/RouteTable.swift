@@ -17,6 +17,8 @@ public enum RouteHandler: Sendable {
     case trackingAPI(TrackingAPI)
     /// Short links of the request's host.
     case links(LinkRoute)
+    /// The reports' pages, mounted at the route's path (`Gateway.insightsWeb`).
+    case insights
 }
 
 /// A `links` route, ready to serve.
@@ -65,6 +67,14 @@ public final class Route: Sendable {
         self.track = track
         self.label = pathPrefix
         self.metrics = metrics
+    }
+
+    /// Whether a `POST` body is read whole before the handler answers (the tracking API; the reports' sign-in form).
+    var collectsBody: Bool {
+        switch handler {
+        case .trackingAPI, .insights: true
+        default: false
+        }
     }
 
     /// Whether the route covers `path` (a plain prefix match on the raw path).
@@ -168,6 +178,8 @@ public final class RouteTable: Sendable {
                 case .links(let settings):
                     guard let links else { throw GatewayError(message: "links routes need the links service") }
                     handler = .links(LinkRoute(service: links, fallsThrough: settings.fallsThrough))
+                case .insights:
+                    handler = .insights
                 }
                 return Route(
                     pathPrefix: route.pathPrefix, handler: handler, maxBodySize: route.maxBodySize,

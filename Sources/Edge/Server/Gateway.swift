@@ -120,6 +120,7 @@ public final class Gateway: Sendable {
                 return advanced
             }) ?? reader
         }
+        core.insightsWeb.attach(self)
     }
 
     static func loadCertificates(_ tls: TLSSettings) throws -> [CertifiedKey] {

@@ -44,6 +44,9 @@ final class GatewayCore: Sendable {
     /// Metrics of requests that matched no site or route, or were refused before routing.
     let unroutedMetrics: RouteMetrics
 
+    /// The reports' pages, for sites' `insights` routes.
+    let insightsWeb = InsightsWebHook()
+
     init(snapshot: RuntimeSnapshot, loops: [any EventLoop], accessLog: AccessLogWriter?, threadPool: NIOThreadPool,
          routeMetrics: RouteMetricsRegistry, proxy: ProxyService, tracking: TrackingPipeline? = nil,
          acmeChallenges: HTTP01Responder = HTTP01Responder(), logger: Logger)

@@ -79,6 +79,10 @@ public struct LivePage {
           var root = document.getElementById("live");
           if (!root || !window.EventSource) { return; }
           var source = new EventSource(root.getAttribute("data-stream"));
+          // Where no stream is served (a site's insights route), reload every two seconds, as without script.
+          source.onerror = function () {
+            if (source.readyState === EventSource.CLOSED) { setTimeout(function () { location.reload(); }, 2000); }
+          };
           source.addEventListener("live", function (message) {
             var data = JSON.parse(message.data);
             document.getElementById("live-visitors").textContent = data.visitors.toLocaleString("en");
