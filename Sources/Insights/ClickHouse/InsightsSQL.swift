@@ -1,9 +1,11 @@
 import Tracking
 
-/// The SQL that answers an ``InsightsQuery`` from the events table, with the definitions of ``VisitAggregator``
-/// (docs/INSIGHTS.md): visits are gathered from their events (`sid`, or the visitor for an event without one), a
-/// visit's dimensions are its earliest event's, and every statement returns the raw numbers of ``VisitCounts`` so
-/// both evaluators divide and round in one place.
+/// The SQL that answers an ``InsightsQuery`` from ClickHouse, with the definitions of ``VisitAggregator``
+/// (docs/INSIGHTS.md): visits are read from the visits table the shipper keeps (``VisitRows/table``), or, for page
+/// and event filters and machines, gathered from their events at query time (`sid`, or the visitor for an event
+/// without one; a visit's dimensions are its earliest event's); page views and custom events are counted from the
+/// events. Every statement returns the raw numbers of ``VisitCounts`` so both evaluators divide and round in one
+/// place; distinct visitors are counted with `uniq` (exact up to 65,536, within about 1% beyond).
 ///
 /// Written for both dialects (ClickHouse 18.16 and current releases: only the time's expression differs) and for
 /// the `Distributed` table of cluster mode (subqueries over it use `GLOBAL IN`, which a local table accepts too).
