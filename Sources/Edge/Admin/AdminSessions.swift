@@ -1,3 +1,4 @@
+import ACME
 import Crypto
 import Foundation
 import Logging
@@ -49,8 +50,7 @@ final class AdminSessions: Sendable {
 
     private func signature(expiry: String, token: String) -> String {
         let code = HMAC<SHA256>.authenticationCode(for: Data((expiry + "\n" + token).utf8), using: key)
-        return Data(code).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        return Base64URL.encode(Data(code))
     }
 
     /// Seconds `address` must wait before trying again, or nil when it may try now.

@@ -1,3 +1,4 @@
+import ACME
 import Crypto
 import Foundation
 import Synchronization
@@ -99,8 +100,6 @@ final class ShareLinks: Sendable {
     /// `bytes` random bytes as base64url without padding.
     static func randomToken(bytes count: Int) -> String {
         var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        return Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        return Base64URL.encode((0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) })
     }
 }
