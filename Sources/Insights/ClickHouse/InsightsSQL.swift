@@ -5,7 +5,8 @@ import Tracking
 /// and event filters and machines, gathered from their events at query time (`sid`, or the visitor for an event
 /// without one; a visit's dimensions are its earliest event's); page views and custom events are counted from the
 /// events. Every statement returns the raw numbers of ``VisitCounts`` so both evaluators divide and round in one
-/// place; distinct visitors are counted with `uniq` (exact up to 65,536, within about 1% beyond).
+/// place; distinct visitors are counted approximately (`uniqCombined`, `uniq`: exact for small numbers, within about
+/// 1% for large ones).
 ///
 /// Written for both dialects (ClickHouse 18.16 and current releases: only the time's expression differs) and for
 /// the `Distributed` table of cluster mode (subqueries over it use `GLOBAL IN`, which a local table accepts too).
@@ -140,7 +141,7 @@ public struct InsightsSQL: Sendable {
             switch self {
             case .table:
                 return Counting(
-                    visitors: "uniq(visitor_hash)", visits: "sum(sign)", pageviews: "sum(sign * pageviews)",
+                    visitors: "uniqCombined(visitor_hash)", visits: "sum(sign)", pageviews: "sum(sign * pageviews)",
                     events: "sum(sign * events)", viewed: "sum(sign * (pageviews > 0))",
                     bounces: "sum(sign * (pageviews = 1 AND events = 0))", outcomes: "sum(sign)",
                     duration: "sum(sign * (end_ms - start_ms))")
