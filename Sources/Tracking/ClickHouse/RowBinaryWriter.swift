@@ -12,11 +12,15 @@ public struct RowBinaryWriter: Sendable {
     /// Appends the row of one record (any ``EventRecord`` version), working on raw bytes: one bounds-checked pass
     /// over the record, one reservation in the output, no intermediate buffers or reference counting.
     public func writeRow(record: UnsafeRawBufferPointer, into out: inout ByteBuffer) throws {
-        let fields = try EventRecord.Fields(record: record)
+        writeRow(try EventRecord.Fields(record: record), recordSize: record.count, into: &out)
+    }
+
+    /// Appends the row of a record already read (`recordSize`: its length, which bounds the row's).
+    func writeRow(_ fields: EventRecord.Fields, recordSize: Int, into out: inout ByteBuffer) {
         let (path, query) = fields.pathAndQuery
         let kindName = fields.kind.name
         let dialect = self.dialect
-        out.writeWithUnsafeMutableBytes(minimumWritableBytes: 2 * record.count + 128) { output in
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: 2 * recordSize + 128) { output in
             var writer = RawWriter(base: output.baseAddress!)
             writer.fixed(fields.id.high)
             writer.fixed(fields.id.low)

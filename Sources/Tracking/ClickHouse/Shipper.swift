@@ -199,9 +199,11 @@ public final class Shipper: Sendable {
                     if erased.matches(record) { return }
                     let mark = body.writerIndex
                     do {
-                        try writer.writeRow(record: record, into: &body)
+                        // One read of the record for its row and for its visit.
+                        let fields = try EventRecord.Fields(record: record)
+                        writer.writeRow(fields, recordSize: record.count, into: &body)
+                        written.add(fields, to: &visits)
                         rows += 1
-                        try written.add(record: record, to: &visits)
                     } catch {
                         body.moveWriterIndex(to: mark)
                         invalid.append("\(segment.path): \(error)")
