@@ -125,6 +125,10 @@ let package = Package(
         .executableTarget(
             name: "ua-bench", dependencies: ["Tracking"], path: "Benchmarks/UserAgentBench", swiftSettings: swiftSettings),
 
+        /// Nanoseconds per shipped page view for the visits table's ledger.
+        .executableTarget(
+            name: "ledger-bench", dependencies: ["Tracking", nioCore], path: "Benchmarks/VisitLedgerBench", swiftSettings: swiftSettings),
+
         /// Nanoseconds and allocations per rate-limit check (Benchmarks/ratelimit.py runs it in release).
         .executableTarget(
             name: "ratelimit-bench", dependencies: ["RateLimit", "Tracking"], path: "Benchmarks/RateLimitBench",

@@ -81,7 +81,7 @@ struct VisitLedgerTests {
         ], to: ledger))
         var restarted = VisitLedger(timeoutMilliseconds: 60_000)
         #expect(restarted.restore(ledger.saved(), now: 120_000) == 1, "the idle one is let go")
-        #expect(restarted.visits == ledger.visits.filter { $0.key.visit == "s1" })
+        #expect(restarted.visits == ledger.visits.filter { $0.value.id == "s1" })
         #expect(restarted.restore(Array("not a ledger".utf8), now: 0) == 0)
     }
 

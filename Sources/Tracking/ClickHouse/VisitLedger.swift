@@ -11,14 +11,45 @@ import NIOCore
 /// visits the least recently active go too (``evictions``; such a visit, if it goes on, is written as a second
 /// one).
 public struct VisitLedger: Sendable {
-    /// A visit: its site and key (the session id, or `visitor:` and the visitor id for an event without one).
+    /// A visit: its site and key (the session id, or `visitor:` and the visitor id for an event without one),
+    /// hashed (a lookup per shipped event makes no string).
     public struct Key: Hashable, Sendable {
-        public var site: String
-        public var visit: String
+        private let value: Int
+
+        public init(site: String, visit: String) {
+            var site = site, visit = visit
+            value = site.withUTF8 { siteBytes in
+                visit.withUTF8 { visitBytes in
+                    let prefixed = visitBytes.starts(with: Self.visitorPrefix)
+                    let rest = prefixed ? UnsafeBufferPointer(rebasing: visitBytes[Self.visitorPrefix.count...]) : visitBytes
+                    return Self.hash(site: UnsafeRawBufferPointer(siteBytes), visitor: prefixed, id: UnsafeRawBufferPointer(rest))
+                }
+            }
+        }
+
+        /// The key of a record's visit, read in place.
+        init(_ fields: EventRecord.Fields) {
+            let byVisitor = fields.sessionID.isEmpty
+            value = Self.hash(site: fields.site, visitor: byVisitor, id: byVisitor ? fields.visitorID : fields.sessionID)
+        }
+
+        static let visitorPrefix = Array("visitor:".utf8)
+
+        private static func hash(site: UnsafeRawBufferPointer, visitor: Bool, id: UnsafeRawBufferPointer) -> Int {
+            var hasher = Hasher()
+            hasher.combine(site.count)
+            hasher.combine(bytes: site)
+            hasher.combine(visitor)
+            hasher.combine(bytes: id)
+            return hasher.finalize()
+        }
     }
 
     /// A visit as written: the numbers and the landing's values (``EventSchema/visitDimensionColumns``' order).
     public struct Visit: Sendable, Equatable {
+        public var site: String
+        /// The session id, or `visitor:` and the visitor id.
+        public var id: String
         public var visitor: String
         public var start: Int64
         public var end: Int64
@@ -50,8 +81,16 @@ public struct VisitLedger: Sendable {
 
     /// A batch's changes: the visits it touched, as they were and as they become.
     public struct Batch: Sendable {
-        var changes: [Key: (before: Visit?, after: Visit)] = [:]
+        /// A visit the batch touched, as it was written before (nil: new) and as it becomes.
+        struct Change: Sendable {
+            var before: Visit?
+            var after: Visit
+        }
+
+        var changes: [Key: Change] = [:]
         var latest: Int64 = 0
+
+        public init() {}
 
         /// Whether the batch changed any visit.
         public var isEmpty: Bool { changes.isEmpty }
@@ -71,31 +110,41 @@ public struct VisitLedger: Sendable {
             !fields.visitorID.isEmpty || !fields.sessionID.isEmpty
         else { return }
         func text(_ bytes: UnsafeRawBufferPointer) -> String { bytes.isEmpty ? "" : String(decoding: bytes, as: UTF8.self) }
-        let visitKey = fields.sessionID.isEmpty ? "visitor:" + text(fields.visitorID) : text(fields.sessionID)
-        let key = Key(site: text(fields.site), visit: visitKey)
+        let key = Key(fields)
         let time = fields.timeMilliseconds
-        let before = batch.changes[key]?.before ?? visits[key]
-        var visit = batch.changes[key]?.after ?? before
-            ?? Visit(visitor: text(fields.visitorID), start: time, end: time, landingTime: Int64.max, landing: [])
+        if batch.changes[key] == nil {
+            let before = visits[key]
+            let id = fields.sessionID.isEmpty ? "visitor:" + text(fields.visitorID) : text(fields.sessionID)
+            batch.changes[key] = Batch.Change(
+                before: before,
+                after: before ?? Visit(
+                    site: text(fields.site), id: id, visitor: text(fields.visitorID), start: time, end: time,
+                    landingTime: Int64.max, landing: []))
+        }
+        Self.apply(fields, to: &batch.changes[key]!.after)
+        batch.latest = max(batch.latest, time)
+    }
+
+    /// What one event adds to its visit.
+    private static func apply(_ fields: EventRecord.Fields, to visit: inout Visit) {
+        let time = fields.timeMilliseconds
         if time < visit.landingTime {
             visit.landingTime = time
-            visit.landing = Self.landing(fields)
+            visit.landing = landing(fields)
         }
         visit.start = min(visit.start, time)
         visit.end = max(visit.end, time)
-        if kind == .pageview {
-            visit.pageviews += 1
-            if time < visit.entryTime || time >= visit.exitTime {
-                var path = text(fields.pathAndQuery.path)
-                if path.isEmpty { path = "/" }
-                if time < visit.entryTime { (visit.entryPage, visit.entryTime) = (path, time) }
-                if time >= visit.exitTime { (visit.exitPage, visit.exitTime) = (path, time) }
-            }
-        } else {
+        guard fields.kind == .pageview else {
             visit.events += 1
+            return
         }
-        batch.changes[key] = (before, visit)
-        batch.latest = max(batch.latest, time)
+        visit.pageviews += 1
+        if time < visit.entryTime || time >= visit.exitTime {
+            let bytes = fields.pathAndQuery.path
+            let path = bytes.isEmpty ? "/" : String(decoding: bytes, as: UTF8.self)
+            if time < visit.entryTime { (visit.entryPage, visit.entryTime) = (path, time) }
+            if time >= visit.exitTime { (visit.exitPage, visit.exitTime) = (path, time) }
+        }
     }
 
     /// The landing values of an event, as the visits table stores them.
@@ -114,15 +163,15 @@ public struct VisitLedger: Sendable {
     /// The batch's rows in `RowBinary` (``EventSchema/visitColumns``' order).
     public func encode(_ batch: Batch) -> ByteBuffer {
         var out = ByteBufferAllocator().buffer(capacity: batch.changes.count * 400)
-        for (key, change) in batch.changes {
+        for change in batch.changes.values {
             let version = (change.before?.version ?? 0) + 1
-            if let before = change.before { Self.write(key, before, sign: -1, version: before.version, into: &out) }
-            Self.write(key, change.after, sign: 1, version: version, into: &out)
+            if let before = change.before { Self.write(before, sign: -1, version: before.version, into: &out) }
+            Self.write(change.after, sign: 1, version: version, into: &out)
         }
         return out
     }
 
-    private static func write(_ key: Key, _ visit: Visit, sign: Int8, version: UInt32, into out: inout ByteBuffer) {
+    private static func write(_ visit: Visit, sign: Int8, version: UInt32, into out: inout ByteBuffer) {
         func string(_ text: String) {
             var length = UInt64(text.utf8.count)
             repeat {
@@ -133,8 +182,8 @@ public struct VisitLedger: Sendable {
             } while length != 0
             out.writeString(text)
         }
-        string(key.site)
-        string(key.visit)
+        string(visit.site)
+        string(visit.id)
         string(visit.visitor)
         var hasher = SipHash24(key0: 0, key1: 0)
         hasher.combine(visit.visitor.utf8)
@@ -215,8 +264,8 @@ extension VisitLedger {
     /// second one): per visit its strings (length-prefixed), times and counts.
     public func saved() -> [UInt8] {
         var out = ByteBuffer(bytes: Self.savedMagic)
-        for (key, visit) in visits {
-            for text in [key.site, key.visit, visit.visitor, visit.entryPage, visit.exitPage] + visit.landing {
+        for visit in visits.values {
+            for text in [visit.site, visit.id, visit.visitor, visit.entryPage, visit.exitPage] + visit.landing {
                 out.writeInteger(UInt32(text.utf8.count), endianness: .little)
                 out.writeString(text)
             }
@@ -254,7 +303,9 @@ extension VisitLedger {
                 counts.append(count)
             }
             guard times[1] >= now - timeoutMilliseconds else { continue }
-            var visit = Visit(visitor: texts[2], start: times[0], end: times[1], landingTime: times[4], landing: Array(texts[5...]))
+            var visit = Visit(
+                site: texts[0], id: texts[1], visitor: texts[2], start: times[0], end: times[1], landingTime: times[4],
+                landing: Array(texts[5...]))
             (visit.entryPage, visit.exitPage, visit.entryTime, visit.exitTime) = (texts[3], texts[4], times[2], times[3])
             (visit.pageviews, visit.events, visit.version) = (counts[0], counts[1], counts[2])
             visits[Key(site: texts[0], visit: texts[1])] = visit
