@@ -107,11 +107,15 @@ struct InsightsIntegrationTests {
         let page = try dom(vantage.url("/?period=today", kind: "admin"))
         #expect(!page.contains("<script"))
         #expect(page.contains("<dt>Visitors</dt><dd>3 "), "\(page.prefix(3000))")
-        #expect(page.contains(">Top pages</h2>") && page.contains(">/pricing.html</a>"))
-        #expect(page.contains(">google.com</a>") && page.contains(">Organic Search</a>"))
+        #expect(page.contains(">Pages</h2>") && page.contains("<caption>Top pages") && page.contains(">/pricing.html</a>"))
+        #expect(page.contains(">Organic Search</a>"), "the Sources card opens on channels")
         #expect(page.contains(">The edge</h2>") && page.contains("<th scope=\"row\">/old-page.html</th><td>1</td>"), "the 404 is in the edge's panel")
+        // A card's tab is a link: the referrers' tab of the Sources card.
+        let tab = try #require(page.firstMatch(of: /href="(\/\?[^"]*sources=source[^"]*)">Sources</)?.1)
+        let sources = try dom(vantage.url(String(tab).replacingOccurrences(of: "&amp;", with: "&"), kind: "admin"))
+        #expect(sources.contains(">google.com</a>") && sources.contains("<caption>Sources"), "\(sources.prefix(3000))")
         // Drill down: the Sources row for google.com is a link that filters by it.
-        let link = try #require(page.firstMatch(of: /href="(\/\?[^"]*source%3D%3Dgoogle\.com[^"]*)"/)?.1)
+        let link = try #require(sources.firstMatch(of: /href="(\/\?[^"]*source%3D%3Dgoogle\.com[^"]*)"/)?.1)
         let filtered = try dom(vantage.url(String(link).replacingOccurrences(of: "&amp;", with: "&"), kind: "admin"))
         #expect(filtered.contains("<dt>Visitors</dt><dd>1 "), "only Firefox came from Google")
         #expect(filtered.contains("Remove this filter"))

@@ -14,8 +14,7 @@ extension Gateway {
         let query = try InsightsQuery.parse(parameters, defaultSite: defaultReportSite, now: Date())
         let signsIn = adminToken != nil && sharedSite == nil
         return try await reports.report("page \(basePath) " + ReportCache.key(parameters)) {
-            let versioned = Set((parameters["versions"] ?? "").split(separator: ",").compactMap { Dimension(rawValue: String($0)) })
-            let dashboard = try await self.dashboard(query, panels: Dashboard.panels(showingVersionsOf: versioned))
+            let dashboard = try await self.dashboard(query, panels: Dashboard.panels(choosing: parameters))
             var page = DashboardPage(dashboard: dashboard, sites: sites, parameters: parameters, basePath: basePath, signsIn: signsIn)
             page.endedLinks = self.endedLinks(site: query.site, now: Int64(Date().timeIntervalSince1970 * 1000))
             return page.html

@@ -14,7 +14,7 @@ extension Gateway {
     }
 
     /// The dashboard of `query`.
-    func dashboard(_ query: InsightsQuery, panels: [Dashboard.Panel] = Dashboard.panels) async throws -> Dashboard {
+    func dashboard(_ query: InsightsQuery, panels: [Dashboard.Panel] = Dashboard.panels(choosing: [:])) async throws -> Dashboard {
         if let clickHouse = clickHouseReports { return try await clickHouse.dashboard(query, panels: panels) }
         let spool = spoolFolder
         return try await threadPool.runIfActive { try SpoolInsights(directory: spool).dashboard(query, panels: panels) }

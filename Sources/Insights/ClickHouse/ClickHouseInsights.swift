@@ -48,7 +48,7 @@ public struct ClickHouseInsights: Sendable {
     }
 
     /// The dashboard of `query`: its panels' queries run side by side.
-    public func dashboard(_ query: InsightsQuery, panels: [Dashboard.Panel] = Dashboard.panels) async throws -> Dashboard {
+    public func dashboard(_ query: InsightsQuery, panels: [Dashboard.Panel] = Dashboard.panels(choosing: [:])) async throws -> Dashboard {
         var query = query
         query.interval = query.interval ?? Interval.suited(to: query.range)
         guard let sql = try await statements() else { return Dashboard.gather(query, panels: panels) { _, _ in } }

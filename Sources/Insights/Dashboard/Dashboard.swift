@@ -4,38 +4,57 @@ public struct Dashboard: Sendable {
     /// A panel: its title, dimension and metrics.
     public typealias Panel = (title: String, dimension: Dimension, metrics: [Metric])
 
-    /// The panels, in the page's order.
-    public static let panels: [Panel] = [
-        ("Top pages", .page, [.visitors, .pageviews]),
-        ("Entry pages", .entryPage, [.visits, .bounceRate]),
-        ("Exit pages", .exitPage, [.visits]),
-        ("Channels", .channel, [.visitors, .bounceRate]),
-        ("Sources", .source, [.visitors, .bounceRate]),
-        ("Campaigns", .utmCampaign, [.visitors, .visits]),
-        ("Countries", .country, [.visitors]),
-        ("Regions", .region, [.visitors]),
-        ("Cities", .city, [.visitors]),
-        ("Devices", .device, [.visitors]),
-        ("Browsers", .browser, [.visitors]),
-        ("Operating systems", .os, [.visitors]),
-        ("Events", .event, [.visitors, .events]),
+    /// A card of the page: panels shown one at a time, as tabs (Plausible's layout), so a page computes five
+    /// breakdowns, not fifteen. `parameter` names the tab in the URL (`sources=source`).
+    public struct Card: Sendable {
+        public var title: String
+        public var parameter: String
+        public var tabs: [Panel]
+    }
+
+    /// The cards, in the page's order; each shows its first tab unless the URL names another.
+    public static let cards: [Card] = [
+        Card(title: "Sources", parameter: "sources", tabs: [
+            ("Channels", .channel, [.visitors, .bounceRate]), ("Sources", .source, [.visitors, .bounceRate]),
+            ("Campaigns", .utmCampaign, [.visitors, .visits]),
+        ]),
+        Card(title: "Pages", parameter: "pages", tabs: [
+            ("Top pages", .page, [.visitors, .pageviews]), ("Entry pages", .entryPage, [.visits, .bounceRate]),
+            ("Exit pages", .exitPage, [.visits]),
+        ]),
+        Card(title: "Locations", parameter: "locations", tabs: [
+            ("Countries", .country, [.visitors]), ("Regions", .region, [.visitors]), ("Cities", .city, [.visitors]),
+        ]),
+        Card(title: "Devices", parameter: "devices", tabs: [
+            ("Devices", .device, [.visitors]), ("Browsers", .browser, [.visitors]), ("Operating systems", .os, [.visitors]),
+        ]),
+        Card(title: "Events", parameter: "events", tabs: [("Events", .event, [.visitors, .events])]),
     ]
 
-    /// The panels with browsers or systems broken down by version when asked for (`versions=browser,os`).
-    public static func panels(showingVersionsOf versioned: Set<Dimension>) -> [Panel] {
-        panels.map { panel in
-            switch panel.dimension {
-            case .browser where versioned.contains(.browser): ("Browser versions", .browserVersion, panel.metrics)
-            case .os where versioned.contains(.os): ("OS versions", .osVersion, panel.metrics)
-            default: panel
+    /// Every panel the cards hold.
+    public static let panels: [Panel] = cards.flatMap(\.tabs)
+
+    /// The panels a page shows: each card's tab the parameters choose (by dimension, `sources=utm_campaign`; the
+    /// first when none or an unknown one), browsers and systems by version when asked for (`versions=browser,os`).
+    public static func panels(choosing parameters: [String: String]) -> [Panel] {
+        let versioned = Set((parameters["versions"] ?? "").split(separator: ",").compactMap { Dimension(rawValue: String($0)) })
+        return cards.map { card in
+            let chosen = card.tabs.first { $0.dimension.rawValue == parameters[card.parameter] } ?? card.tabs[0]
+            switch chosen.dimension {
+            case .browser where versioned.contains(.browser): return ("Browser versions", .browserVersion, chosen.metrics)
+            case .os where versioned.contains(.os): return ("OS versions", .osVersion, chosen.metrics)
+            default: return chosen
             }
         }
     }
 
     /// A panel's title by its dimension.
     public static func title(of dimension: Dimension) -> String {
-        panels(showingVersionsOf: [.browser, .os]).first { $0.dimension == dimension }?.title
-            ?? panels.first { $0.dimension == dimension }?.title ?? dimension.title
+        switch dimension {
+        case .browserVersion: "Browser versions"
+        case .osVersion: "OS versions"
+        default: panels.first { $0.dimension == dimension }?.title ?? dimension.title
+        }
     }
 
     public var current: InsightsResult
@@ -50,7 +69,7 @@ public struct Dashboard: Sendable {
     /// every event once.
     /// `events` is given a filter (whether an event of a kind at a time can count) and the sink.
     public static func gather(
-        _ query: InsightsQuery, panels: [Panel] = Dashboard.panels, maximumVisits: Int = 2_000_000,
+        _ query: InsightsQuery, panels: [Panel] = Dashboard.panels(choosing: [:]), maximumVisits: Int = 2_000_000,
         events: ((_ wants: (TrackingEvent.Kind, Int64) -> Bool, _ sink: TrackingEventSink) throws -> Void)
     ) rethrows -> Dashboard {
         var query = query
@@ -88,7 +107,7 @@ public typealias TrackingEventSink = (TrackingEvent) -> Void
 
 extension SpoolInsights {
     /// The dashboard of `query`, from one read of the spool.
-    public func dashboard(_ query: InsightsQuery, panels: [Dashboard.Panel] = Dashboard.panels) throws -> Dashboard {
+    public func dashboard(_ query: InsightsQuery, panels: [Dashboard.Panel] = Dashboard.panels(choosing: [:])) throws -> Dashboard {
         try Dashboard.gather(query, panels: panels, maximumVisits: maximumVisits) { wants, sink in
             var reader = SpoolReader(directory: directory)
             try reader.readNew { record in

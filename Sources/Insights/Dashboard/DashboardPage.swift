@@ -26,7 +26,7 @@ public struct DashboardPage {
     }
 
     static let periods = [("today", "Today"), ("yesterday", "Yesterday"), ("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"), ("month", "This month")]
-    static let kept = ["site", "period", "from", "to", "filters", "bots", "versions"]
+    static let kept = ["site", "period", "from", "to", "filters", "bots", "versions"] + Dashboard.cards.map(\.parameter)
 
     var query: InsightsQuery { dashboard.current.query }
 
@@ -63,7 +63,7 @@ public struct DashboardPage {
         page += siteMenu() + viewsMenu() + periodMenu() + filterBar()
         page += "</header>\n<main>\n"
         page += headline() + chart()
-        page += "<div class=\"panels\">\n" + dashboard.panels.map { panel($0, title: Dashboard.title(of: $0.query.dimension ?? .page)) }.joined() + "</div>\n"
+        page += "<div class=\"panels\">\n" + zip(Dashboard.cards, dashboard.panels).map(card).joined() + "</div>\n"
         page += activitySection()
         page += edgeSection()
         page += "</main>\n<footer><p>Metrics as defined in docs/INSIGHTS.md. \(dashboard.current.truncated ? "More visits than the dashboard keeps were in range: the later ones are not counted. " : "")\(signsIn ? "<a href=\"\(basePath)logout\">Sign out</a>" : "")</p></footer>\n</body>\n</html>\n"
@@ -166,6 +166,29 @@ public struct DashboardPage {
             """
     }
 
+    /// A card: its title, its tabs (links that choose one, keeping the rest of the page's state) and the chosen
+    /// tab's table.
+    func card(_ card: Dashboard.Card, _ result: InsightsResult) -> String {
+        guard let dimension = result.query.dimension else { return "" }
+        let id = "card-" + card.parameter
+        var tabs = ""
+        if card.tabs.count > 1 {
+            let items = card.tabs.enumerated().map { index, tab -> String in
+                let shown = tab.dimension == dimension || (tab.dimension == .browser && dimension == .browserVersion)
+                    || (tab.dimension == .os && dimension == .osVersion)
+                let target = link([card.parameter: index == 0 ? nil : tab.dimension.rawValue])
+                return "<li><a\(shown ? " aria-current=\"true\"" : "") href=\"\(escapeHTML(target))\">\(tab.title)</a></li>"
+            }
+            tabs = "<nav class=\"tabs\" aria-label=\"\(card.title): what to show\"><ul>\(items.joined())</ul></nav>\n"
+        }
+        return """
+            <section aria-labelledby="\(id)"><h2 id="\(id)">\(card.title)</h2>
+            \(tabs)\(panel(result, title: Dashboard.title(of: dimension)))</section>
+
+            """
+    }
+
+    /// A panel's table (each row a link that filters by it) and its CSV link.
     func panel(_ result: InsightsResult, title: String) -> String {
         guard let dimension = result.query.dimension else { return "" }
         let metrics = result.query.metrics
@@ -186,10 +209,8 @@ public struct DashboardPage {
         csv["limit"] = "10000"
         let header = metrics.map { "<th scope=\"col\">\($0.label)</th>" }.joined()
         return """
-            <section aria-labelledby="\(id)"><h2 id="\(id)">\(title)</h2>
-            <table><caption class="hidden">\(title), \(escapeHTML(query.site))</caption><thead><tr><th scope="col">\(dimension.title)</th>\(header)</tr></thead><tbody>\(rows)</tbody></table>
-            <p class="download">\(versionsLink(dimension))<a href="\(escapeHTML(basePath + "api/v1/stats" + Self.queryString(csv)))" download="\(id).csv">CSV</a></p></section>
-
+            <table id="\(id)"><caption>\(title)<span class="hidden">, \(escapeHTML(query.site))</span></caption><thead><tr><th scope="col">\(dimension.title)</th>\(header)</tr></thead><tbody>\(rows)</tbody></table>
+            <p class="download">\(versionsLink(dimension))<a href="\(escapeHTML(basePath + "api/v1/stats" + Self.queryString(csv)))" download="\(id).csv">CSV</a></p>
             """
     }
 

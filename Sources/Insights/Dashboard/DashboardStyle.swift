@@ -18,6 +18,8 @@ public enum DashboardStyle {
             nav ul{list-style:none;margin:0 0 .5em;padding:0;display:flex;flex-wrap:wrap;gap:.3em}
             nav a{display:inline-block;padding:.25em .7em;border:1px solid var(--line);border-radius:1em;text-decoration:none}
             nav a[aria-current]{background:var(--accent);border-color:var(--accent);color:var(--bg)}
+            .tabs a{font-size:.85em;padding:.1em .6em}
+            caption{text-align:left;font-size:.85em;color:var(--muted);padding:.2em 0}
             .filters li{padding:.25em .6em;border-radius:1em;background:var(--bar)}
             .filters li.bots{background:none}
             .filters a{border:0;padding:0 .2em}
