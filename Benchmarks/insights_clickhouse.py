@@ -61,10 +61,10 @@ FROM (SELECT number AS n FROM numbers({events}))
 """
 
 
-def config(folder, clickhouse):
+def config(folder, clickhouse, trace=False):
     path = os.path.join(folder, "insights.yaml")
     with open(path, "w") as f:
-        f.write(f"""listen: {{ http: "127.0.0.1:0" }}
+        f.write(("log_level: debug\n" if trace else "") + f"""listen: {{ http: "127.0.0.1:0" }}
 sites:
   - hosts: [bench.test]
     routes:
@@ -109,11 +109,12 @@ def main():
     parser.add_argument("--vantage", default=os.path.join(ROOT, ".build", "x86_64-unknown-linux-gnu", "release", "vantage"))
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--server", choices=["clickhouse", "chdb"], default="clickhouse")
+    parser.add_argument("--trace", action="store_true", help="print each statement of the 30-day page and its time")
     args = parser.parse_args()
     scratch = tempfile.mkdtemp(prefix="vantage-insights-ch-")
     clickhouse = ClickHouse(os.path.join(scratch, "clickhouse")) if args.server == "clickhouse" else Chdb(os.path.join(scratch, "chdb"))
     try:
-        path = config(scratch, clickhouse)
+        path = config(scratch, clickhouse, args.trace)
         process, _, _ = start_vantage(args.vantage, path, scratch)
         while clickhouse.query("SELECT count() FROM system.tables WHERE database = 'bench' AND name = 'events_visits'") != "1":
             time.sleep(0.2)
@@ -150,6 +151,9 @@ def main():
                 visitors = re.search(r"<dt>Visitors</dt><dd>([\d,]+)", page)
                 print(f"dashboard page, {period}, cold: {seconds:.2f} s (visitors {visitors.group(1) if visitors else '?'})",
                       flush=True)
+                if args.trace and period == "30d":
+                    for line in sorted(re.findall(r"insights: ([\d.]+) seconds for (.{0,110})", open(log).read()), key=lambda x: -float(x[0])):
+                        print(f"  {float(line[0]) * 1000:6.0f} ms  {line[1]}", flush=True)
             for dimension, metrics in PANELS:
                 seconds, _ = timed(f"{base}/api/v1/stats?period=30d&dimension={dimension}&metrics={metrics}&limit=10")
                 print(f"panel {dimension} ({metrics}), 30 days, API: {seconds * 1000:.0f} ms", flush=True)

@@ -58,12 +58,10 @@ public struct ClickHouseInsights: Sendable {
         var panelQuery = query
         (panelQuery.interval, panelQuery.limit) = (nil, 10)
         let (current, previous, panelsAsked) = (query, before, panelQuery)
-        async let headline = evaluate(current, by: nil, metrics: Metric.headline, sql: sql)
-        async let comparison = evaluate(previous, by: nil, metrics: Metric.headline, sql: sql)
-        async let edge = edgeReport(site: current.site, range: current.range, sql: sql)
-        async let activity = activity(site: current.site, range: current.range, includeBots: current.includeBots, sql: sql)
-        let panels = try await withThrowingTaskGroup(of: (Int, InsightsResult).self) { group in
-            for (index, panel) in panels.enumerated() {
+        // The panels first, pages (counted from the events, the slowest) ahead: statements take their turns in the
+        // order they ask, so the longest starts early.
+        async let panelResults = withThrowingTaskGroup(of: (Int, InsightsResult).self) { group in
+            for (index, panel) in panels.enumerated().sorted(by: { ($0.element.dimension == .page ? 0 : 1) < ($1.element.dimension == .page ? 0 : 1) }) {
                 group.addTask {
                     // A panel shows its rows; the totals are the headline's.
                     (index, try await evaluate(panelsAsked, by: panel.dimension, metrics: panel.metrics, sql: sql, totals: false))
@@ -73,6 +71,11 @@ public struct ClickHouseInsights: Sendable {
             for try await (index, result) in group { results[index] = result }
             return results.compactMap { $0 }
         }
+        async let headline = evaluate(current, by: nil, metrics: Metric.headline, sql: sql)
+        async let comparison = evaluate(previous, by: nil, metrics: Metric.headline, sql: sql)
+        async let edge = edgeReport(site: current.site, range: current.range, sql: sql)
+        async let activity = activity(site: current.site, range: current.range, includeBots: current.includeBots, sql: sql)
+        let panels = try await panelResults
         return Dashboard(
             current: try await headline, previous: try await comparison, panels: panels, edge: try await edge,
             activity: try await activity)
@@ -142,21 +145,26 @@ public struct ClickHouseInsights: Sendable {
 
     private func edgeReport(site: String, range: TimeRange, sql: InsightsSQL) async throws -> EdgeReport {
         async let upstreamText = run(sql.edgeUpstreams(site: site, range: range))
+        async let topText = run(sql.edgeTops(site: site, range: range))
         var report = EdgeReport()
-        for row in Self.table(try await run(sql.edgeCounts(site: site, range: range))) where row.count == 3 {
+        var classes: [(key: String, count: Int)] = []
+        for row in Self.table(try await run(sql.edgeCounts(site: site, range: range))) where row.count == 5 {
+            let numbers = row.dropFirst().map { Int($0) ?? 0 }
+            report.requests += numbers[0]
+            classes.append((key: "\(row[0])xx", count: numbers[0]))
+            report.refused += numbers[1]
+            report.rateLimited += numbers[2]
+            report.rateLimitDryRun += numbers[3]
+        }
+        report.statusClasses = classes.sorted { $0.count != $1.count ? $0.count > $1.count : $0.key < $1.key }
+        for row in Self.table(try await topText) where row.count == 3 {
             let entry = (key: row[1], count: Int(row[2]) ?? 0)
             switch row[0] {
-            case "status": report.statusClasses.append(entry)
             case "404": report.notFound.append(entry)
             case "5xx": report.serverErrors.append(entry)
-            case "machine": report.machines.append(entry)
-            case "refused": report.refused = entry.count
-            case "limit" where entry.key == EdgeAggregator.rateLimitedType: report.rateLimited = entry.count
-            case "limit" where entry.key == EdgeAggregator.rateLimitDryRunType: report.rateLimitDryRun = entry.count
-            default: break
+            default: report.machines.append(entry)
             }
         }
-        report.requests = report.statusClasses.reduce(0) { $0 + $1.count }
         for row in Self.table(try await upstreamText) where row.count == 4 {
             func milliseconds(_ text: String) -> Double { ((Double(text) ?? 0) / 100).rounded() / 10 }
             report.upstreams.append((row[0], Int(row[1]) ?? 0, milliseconds(row[2]), milliseconds(row[3])))

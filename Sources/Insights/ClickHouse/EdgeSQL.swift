@@ -1,23 +1,26 @@
 extension InsightsSQL {
-    /// The edge's counts for a site and range, as ``EdgeAggregator`` makes them: rows of (tag, key, count) for
-    /// tags `status` (classes), `404` and `5xx` (paths), `machine` (reasons), `refused`; ten keys a tag at most.
+    /// The edge's counts for a site and range, as ``EdgeAggregator`` makes them, in one scan of small columns: per
+    /// status class, the requests, those refused before routing, and those a rate limit refused or would have.
     /// Refusals before routing belong to no site and count for every site's report.
     public func edgeCounts(site: String, range: TimeRange) -> String {
-        let conditions = (["(site = \(Self.literal(site)) OR kind = 'refused')"] + timeConditions(range)).joined(separator: " AND ")
-        // One simple part a tag (each reads only its columns, most of them a small share of the rows), run side
-        // by side as one statement.
-        let parts: [(tag: String, key: String, only: String)] = [
-            ("status", "concat(toString(intDiv(status, 100)), 'xx')", "1"),
-            ("404", Self.page, "status = 404"),
-            ("5xx", Self.page, "status >= 500"),
-            ("machine", "bot_reason", "bot_reason != ''"),
-            ("refused", "''", "kind = 'refused'"),
-            ("limit", "etyp", "etyp IN ('\(EdgeAggregator.rateLimitedType)', '\(EdgeAggregator.rateLimitDryRunType)')"),
-        ]
-        return parts.map { part in
-            "SELECT * FROM (SELECT '\(part.tag)' AS tag, \(part.key) AS key, count() AS requests FROM \(table) "
-                + "WHERE \(conditions) AND \(part.only) GROUP BY key ORDER BY requests DESC, key LIMIT 10)"
-        }.joined(separator: " UNION ALL ")
+        "SELECT intDiv(status, 100) AS class, count(), countIf(kind = 'refused'), "
+            + "countIf(etyp = '\(EdgeAggregator.rateLimitedType)'), countIf(etyp = '\(EdgeAggregator.rateLimitDryRunType)') "
+            + "FROM \(table) WHERE \(edgeConditions(site: site, range: range)) GROUP BY class"
+    }
+
+    /// The paths most often answered 404 and 5xx, and machines by reason: rows of tag (`404`, `5xx`, `machine`),
+    /// key, count; ten a tag.
+    public func edgeTops(site: String, range: TimeRange) -> String {
+        let conditions = edgeConditions(site: site, range: range)
+        return "SELECT * FROM (SELECT if(status >= 500, '5xx', '404') AS tag, \(Self.page) AS key, count() AS requests "
+            + "FROM \(table) WHERE \(conditions) AND (status = 404 OR status >= 500) GROUP BY tag, key "
+            + "ORDER BY tag, requests DESC, key LIMIT 10 BY tag) UNION ALL SELECT * FROM (SELECT 'machine' AS tag, "
+            + "bot_reason AS key, count() AS requests FROM \(table) WHERE \(conditions) AND bot_reason != '' "
+            + "GROUP BY key ORDER BY requests DESC, key LIMIT 10)"
+    }
+
+    private func edgeConditions(site: String, range: TimeRange) -> String {
+        (["(site = \(Self.literal(site)) OR kind = 'refused')"] + timeConditions(range)).joined(separator: " AND ")
     }
 
     /// The ten busiest upstreams of a site and range: upstream, requests, median and 95th percentile latency in
