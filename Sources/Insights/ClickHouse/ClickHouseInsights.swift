@@ -156,7 +156,7 @@ public struct ClickHouseInsights: Sendable {
             report.rateLimited += numbers[2]
             report.rateLimitDryRun += numbers[3]
         }
-        report.statusClasses = classes.sorted { $0.count != $1.count ? $0.count > $1.count : $0.key < $1.key }
+        report.statusClasses = EdgeReport.largest(classes)
         for row in Self.table(try await topText) where row.count == 3 {
             let entry = (key: row[1], count: Int(row[2]) ?? 0)
             switch row[0] {

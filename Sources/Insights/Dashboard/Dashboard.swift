@@ -41,8 +41,8 @@ public struct Dashboard: Sendable {
         return cards.map { card in
             let chosen = card.tabs.first { $0.dimension.rawValue == parameters[card.parameter] } ?? card.tabs[0]
             switch chosen.dimension {
-            case .browser where versioned.contains(.browser): return ("Browser versions", .browserVersion, chosen.metrics)
-            case .os where versioned.contains(.os): return ("OS versions", .osVersion, chosen.metrics)
+            case .browser where versioned.contains(.browser): return (title(of: .browserVersion), .browserVersion, chosen.metrics)
+            case .os where versioned.contains(.os): return (title(of: .osVersion), .osVersion, chosen.metrics)
             default: return chosen
             }
         }

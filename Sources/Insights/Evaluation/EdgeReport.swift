@@ -19,6 +19,11 @@ public struct EdgeReport: Sendable {
     /// Requests from machines, by reason.
     public var machines: [(key: String, count: Int)] = []
     public var truncated = false
+
+    /// Counts in a report's order (largest first, then by key), at most `limit`.
+    static func largest(_ counts: [(key: String, count: Int)], limit: Int = 10) -> [(key: String, count: Int)] {
+        Array(counts.sorted { $0.count != $1.count ? $0.count > $1.count : $0.key < $1.key }.prefix(limit))
+    }
 }
 
 /// Gathers an ``EdgeReport`` from events read one by one. Bounded: at most ``maximumKeys`` distinct paths per table
@@ -93,8 +98,7 @@ public struct EdgeAggregator {
 
     public func report(limit: Int = 10) -> EdgeReport {
         func top(_ table: [String: Int]) -> [(key: String, count: Int)] {
-            table.map { (key: $0.key, count: $0.value) }.sorted { $0.count != $1.count ? $0.count > $1.count : $0.key < $1.key }
-                .prefix(limit).map { $0 }
+            EdgeReport.largest(table.map { (key: $0.key, count: $0.value) }, limit: limit)
         }
         /// The nearest-rank percentile of sorted values.
         func percentile(_ sorted: [Double], _ share: Double) -> Double {
