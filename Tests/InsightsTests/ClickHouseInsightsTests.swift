@@ -49,6 +49,26 @@ struct ClickHouseInsightsTests {
         #expect(result.series.count == 1 && result.rows.isEmpty)
     }
 
+    /// A series brings the totals in the same statement (`WITH TOTALS`), with steps or without any.
+    @Test func aSeriesCarriesItsTotals() async throws {
+        let day: Int64 = 86_400_000
+        let insights = ClickHouseInsights(database: "db", table: "events") { sql in
+            if sql.hasPrefix("SELECT name FROM system.columns") { return "ts\nts_ms\nvisits\n" }
+            #expect(sql.contains("WITH TOTALS"), "no statement of the totals apart: \(sql)")
+            if sql.contains("site = 'quiet'") { return "\n0\t0\t0\t0\t0\t0\t0\t0\t0\n" }
+            return "0\t3\t4\t6\t0\t4\t2\t4\t0\n\(day)\t2\t2\t2\t0\t2\t2\t2\t0\n\n0\t4\t6\t8\t0\t6\t4\t6\t0\n"
+        }
+        var query = InsightsQuery(site: "s", range: TimeRange(start: 0, end: 2 * day), metrics: [.visitors, .visits])
+        query.interval = .day
+        var result = try await insights.evaluate(query)
+        #expect(result.totals == [4, 6], "visitors are not the sum of the days'")
+        #expect(result.series.map(\.values) == [[3, 4], [2, 2]])
+        query.site = "quiet"
+        result = try await insights.evaluate(query)
+        #expect(result.totals == [0, 0] && result.series.map(\.values) == [[0, 0], [0, 0]])
+        #expect(ClickHouseInsights.splittingTotals("1\t2\n\n3\t4\n") == ("1\t2", "3\t4\n"))
+    }
+
     @Test func aTableNotYetMadeAnswersNothingRatherThanFailing() async throws {
         let insights = ClickHouseInsights(database: "db", table: "events") { _ in "" }
         let result = try await insights.evaluate(InsightsQuery(site: "s", range: TimeRange(start: 0, end: 1000)))

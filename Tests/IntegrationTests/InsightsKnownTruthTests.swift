@@ -106,6 +106,8 @@ struct InsightsKnownTruthTests {
         #expect(try totals("filters=device%3D%3Dmobile")["visitors"] == 1)
         let about = try totals("filters=page%3D%3D/about.html&metrics=visitors,visits,pageviews")
         #expect(about == ["visitors": 1, "visits": 1, "pageviews": 1], "only Firefox's visit saw /about.html")
+        let notAbout = try totals("filters=page%21%3D/about.html&metrics=visits,pageviews")
+        #expect(notAbout == ["visits": 3, "pageviews": 4], "every visit with a page view saw another page too")
         let signups = try totals("filters=event%3D%3Dsignup&metrics=visitors,visits,events")
         #expect(signups == ["visitors": 1, "visits": 2, "events": 2])
         let fromGoogle = try rows("page", "pageviews", "&filters=source%3D%3Dgoogle.com")

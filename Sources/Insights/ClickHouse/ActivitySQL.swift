@@ -6,21 +6,21 @@ extension InsightsSQL {
         func label(_ expression: String, _ table: ActivityReport.Table) -> String {
             "if(\(expression) = '', \(Self.literal(table.emptyLabel)), \(expression))"
         }
-        let custom = "kind IN ('track', 'server_track', 'ltv')" + (includeBots ? "" : " AND bot_reason = ''")
+        let custom = "kind IN ('track', 'server_track', 'ltv')" + (includeBots ? "" : " AND \(Self.people)")
         let tags = [
             "(if(kind = 'link_click', 'links', ''), \(label("ename", .links)))",
-            "(if(kind = 'link_click' AND bot_reason = '', 'link_referrers', ''), \(label("referrer_host", .linkReferrers)))",
-            "(if(kind = 'link_click' AND bot_reason = '', 'link_countries', ''), \(label("country", .linkCountries)))",
+            "(if(kind = 'link_click' AND \(Self.people), 'link_referrers', ''), \(label("referrer_host", .linkReferrers)))",
+            "(if(kind = 'link_click' AND \(Self.people), 'link_countries', ''), \(label("country", .linkCountries)))",
             "(if(kind = 'pixel_open', 'pixels', ''), \(label("ename", .pixels)))",
             "(if(\(custom), 'events', ''), \(label("ename", .events)))",
             "(if(\(custom), 'event_types', ''), \(label("etyp", .eventTypes)))",
             "(if(\(custom) AND revenue != 0, 'revenue', ''), \(label("upper(currency)", .revenue)))",
         ]
         // Custom events are people's unless machines were asked for; clicks and opens keep machines apart.
-        let people = "(bot_reason = '' OR pair.1 IN ('events', 'event_types', 'revenue'))"
+        let people = "(\(Self.people) OR pair.1 IN ('events', 'event_types', 'revenue'))"
         let conditions = (["site = \(Self.literal(site))", "kind IN ('link_click', 'pixel_open', 'track', 'server_track', 'ltv')"]
             + timeConditions(range)).joined(separator: " AND ")
-        return "SELECT pair.1 AS tag, pair.2 AS key, countIf(\(people)) AS people_count, uniqIf(vid, \(people)), "
+        return "SELECT pair.1 AS tag, pair.2 AS key, countIf(\(people)) AS people_count, \(Self.distinct("vid", if: people)), "
             + "countIf(NOT \(people)) AS machines, countIf(NOT \(people) AND bot_reason = 'link_preview'), "
             + "sumIf(revenue, \(people)) FROM \(table) "
             + "ARRAY JOIN arrayFilter(x -> x.1 != '', [\(tags.joined(separator: ", "))]) AS pair WHERE \(conditions) "

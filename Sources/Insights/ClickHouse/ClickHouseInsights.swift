@@ -87,10 +87,12 @@ public struct ClickHouseInsights: Sendable {
         var query = query
         (query.dimension, query.metrics) = (dimension, metrics)
         let asked = query
-        async let totals: String = wanted ? run(sql.totals(asked)) : ""
+        // With a series, its statement brings the totals too.
+        let totalsApart = wanted && asked.interval == nil
+        async let totals: String = totalsApart ? run(sql.totals(asked)) : ""
         async let series: String? = {
             guard let interval = asked.interval else { return nil }
-            return try await run(sql.series(asked, interval: interval))
+            return try await run(sql.series(asked, interval: interval, totals: wanted))
         }()
         var rows: [InsightsResult.Row] = []
         if let dimension {
@@ -102,10 +104,10 @@ public struct ClickHouseInsights: Sendable {
             }
             rows = counts.map { InsightsResult.Row(key: $0.key, values: metrics.map($0.counts.value)) }
         }
-        let totalText = try await totals
-        let total = Self.counts(totalText).first?.counts ?? VisitCounts()
+        var totalText = try await totals
         var points: [InsightsResult.Point] = []
-        if let interval = query.interval, let text = try await series {
+        if let interval = query.interval, var text = try await series {
+            if wanted { (text, totalText) = Self.splittingTotals(text) }
             let steps = Dictionary(Self.counts(text).map { (Int64($0.key) ?? 0, $0.counts) }) { first, _ in first }
             var step = interval.start(of: query.range.start)
             while step < query.range.end && points.count < 10_000 {
@@ -115,7 +117,7 @@ public struct ClickHouseInsights: Sendable {
         }
         return InsightsResult(
             query: query, rows: Array(InsightsResult.ordered(rows).prefix(query.limit)),
-            totals: wanted ? metrics.map(total.value) : metrics.map { _ in nil },
+            totals: wanted ? metrics.map((Self.counts(totalText).first?.counts ?? VisitCounts()).value) : metrics.map { _ in nil },
             series: points, truncated: false)
     }
 
@@ -185,6 +187,14 @@ public struct ClickHouseInsights: Sendable {
                     durationMilliseconds: numbers[7])
             )
         }
+    }
+
+    /// The rows and the totals' row of a `WITH TOTALS` answer, which `TabSeparated` parts with an empty line (the
+    /// first line when there is no row).
+    static func splittingTotals(_ text: String) -> (rows: String, totals: String) {
+        if text.hasPrefix("\n") { return ("", String(text.dropFirst())) }
+        guard let blank = text.range(of: "\n\n") else { return (text, "") }
+        return (String(text[..<blank.lowerBound]), String(text[blank.upperBound...]))
     }
 
     /// `TabSeparated` text as rows of unescaped fields.

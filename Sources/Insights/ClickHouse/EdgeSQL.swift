@@ -15,7 +15,7 @@ extension InsightsSQL {
         return "SELECT * FROM (SELECT if(status >= 500, '5xx', '404') AS tag, \(Self.page) AS key, count() AS requests "
             + "FROM \(table) WHERE \(conditions) AND (status = 404 OR status >= 500) GROUP BY tag, key "
             + "ORDER BY tag, requests DESC, key LIMIT 10 BY tag) UNION ALL SELECT * FROM (SELECT 'machine' AS tag, "
-            + "bot_reason AS key, count() AS requests FROM \(table) WHERE \(conditions) AND bot_reason != '' "
+            + "bot_reason AS key, count() AS requests FROM \(table) WHERE \(conditions) AND notEmpty(bot_reason) "
             + "GROUP BY key ORDER BY requests DESC, key LIMIT 10)"
     }
 

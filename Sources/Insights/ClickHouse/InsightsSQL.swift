@@ -5,8 +5,7 @@ import Tracking
 /// and event filters and machines, gathered from their events at query time (`sid`, or the visitor for an event
 /// without one; a visit's dimensions are its earliest event's); page views and custom events are counted from the
 /// events. Every statement returns the raw numbers of ``VisitCounts`` so both evaluators divide and round in one
-/// place; distinct visitors are counted approximately (`uniqCombined`, `uniq`: exact for small numbers, within about
-/// 1% for large ones).
+/// place; distinct visitors and visits are counted approximately, by ``distinct(_:)``.
 ///
 /// Written for both dialects (ClickHouse 18.16 and current releases: only the time's expression differs) and for
 /// the `Distributed` table of cluster mode (subqueries over it use `GLOBAL IN`, which a local table accepts too).
@@ -34,7 +33,18 @@ public struct InsightsSQL: Sendable {
     /// The visit an event belongs to, as ``VisitAggregator`` keys it.
     static let visitKey = "cityHash64(if(sid = '', concat('visitor:', vid), sid))"
     static let counted = "kind IN ('pageview', 'track', 'server_track', 'ltv')"
-    static let page = "if(path = '', '/', path)"
+    static let page = "if(empty(path), '/', path)"
+    /// People's events only (`empty` reads the string's length alone: cheaper than comparing with '').
+    static let people = "empty(bot_reason)"
+
+    /// The distinct count of `expression`: HyperLogLog with 2^14 cells once past a few thousand values, exact below
+    /// (`uniqCombined(14)`): within about 0.8%, Google Analytics' precision for users. ClickHouse's default `uniq`
+    /// costs twice the time on the page panel (10M events: 690 ms against 320 ms), and `uniqCombined`'s default 2^17
+    /// cells a state outgrow the caches when each of many rows holds one.
+    static func distinct(_ expression: String, if condition: String? = nil) -> String {
+        guard let condition else { return "uniqCombined(14)(\(expression))" }
+        return "uniqCombinedIf(14)(\(expression), \(condition))"
+    }
 
     /// A string literal (ClickHouse escapes with backslashes).
     static func literal(_ text: String) -> String {
@@ -85,7 +95,7 @@ public struct InsightsSQL: Sendable {
     /// The events a query looks at: its site, range, counted kinds, and no machines unless asked for.
     func eventConditions(_ query: InsightsQuery, kinds: String = InsightsSQL.counted) -> String {
         var conditions = ["site = \(Self.literal(query.site))", kinds] + timeConditions(query.range)
-        if !query.includeBots { conditions.append("bot_reason = ''") }
+        if !query.includeBots { conditions.append(Self.people) }
         return conditions.joined(separator: " AND ")
     }
 
@@ -115,18 +125,28 @@ public struct InsightsSQL: Sendable {
         where dimension.isVisitLevel && dimension != .entryPage && dimension != .exitPage {
             columns.append("argMin(\(Self.labeled(Self.raw(dimension), dimension)), \(time)) AS d_\(dimension.rawValue)")
         }
+        var matches: [(events: String, positive: Bool)] = []
         let pageFilters = query.filters.filter { $0.dimension == .page }
         if !pageFilters.isEmpty {
-            let matched = pageFilters.map { Self.condition($0, on: Self.page) }.joined(separator: " AND ")
-            columns.append("countIf(kind = 'pageview' AND \(matched)) AS matched_pageviews")
+            let matched = "kind = 'pageview' AND " + pageFilters.map { Self.condition($0, on: Self.page) }.joined(separator: " AND ")
+            columns.append("countIf(\(matched)) AS matched_pageviews")
+            matches.append((matched, pageFilters.allSatisfy { $0.operation != .isNot }))
         }
         let eventFilters = query.filters.filter { $0.dimension == .event }
         if !eventFilters.isEmpty {
             let name = Self.labeled("ename", .event)
-            let matched = eventFilters.map { Self.condition($0, on: name) }.joined(separator: " AND ")
-            columns.append("countIf(kind != 'pageview' AND \(matched)) AS matched_events")
+            let matched = "kind != 'pageview' AND " + eventFilters.map { Self.condition($0, on: name) }.joined(separator: " AND ")
+            columns.append("countIf(\(matched)) AS matched_events")
+            matches.append((matched, eventFilters.allSatisfy { $0.operation != .isNot }))
         }
-        return "SELECT \(columns.joined(separator: ", ")) FROM \(table) WHERE \(eventConditions(query)) GROUP BY visit"
+        var conditions = eventConditions(query)
+        // A page or event that few visits have: gather only those visits (10M events, one page of forty: 0.9 s
+        // instead of 1.4 s). Not for `isNot`, which most visits pass: the lookup would cost more than it saves.
+        if let narrowing = matches.first(where: \.positive) {
+            conditions += " AND \(Self.visitKey) GLOBAL IN (SELECT \(Self.visitKey) FROM \(table) WHERE \(eventConditions(query)) "
+                + "AND \(narrowing.events))"
+        }
+        return "SELECT \(columns.joined(separator: ", ")) FROM \(table) WHERE \(conditions) GROUP BY visit"
     }
 
     /// Where a statement's visits come from: the visits table the shipper keeps (``VisitRows/table``: rows of
@@ -141,7 +161,7 @@ public struct InsightsSQL: Sendable {
             switch self {
             case .table:
                 return Counting(
-                    visitors: "uniqCombined(visitor_hash)", visits: "sum(sign)", pageviews: "sum(sign * pageviews)",
+                    visitors: InsightsSQL.distinct("visitor_hash"), visits: "sum(sign)", pageviews: "sum(sign * pageviews)",
                     events: "sum(sign * events)", viewed: "sum(sign * (pageviews > 0))",
                     bounces: "sum(sign * (pageviews = 1 AND events = 0))", outcomes: "sum(sign)",
                     duration: "sum(sign * (end_ms - start_ms))")
@@ -149,7 +169,7 @@ public struct InsightsSQL: Sendable {
                 let pageviews = query.filters.contains { $0.dimension == .page } ? "matched_pageviews" : "pageviews"
                 let events = query.filters.contains { $0.dimension == .event } ? "matched_events" : "events"
                 return Counting(
-                    visitors: "uniq(visitor)", visits: "count()", pageviews: "sum(\(pageviews))", events: "sum(\(events))",
+                    visitors: InsightsSQL.distinct("visitor"), visits: "count()", pageviews: "sum(\(pageviews))", events: "sum(\(events))",
                     viewed: "countIf(pageviews > 0)", bounces: "countIf(pageviews = 1 AND events = 0)", outcomes: "count()",
                     duration: "sum(end - start)")
             }
@@ -227,11 +247,14 @@ public struct InsightsSQL: Sendable {
         switch rows {
         case .table:
             let start = query.range.start.floorDivided(by: 1000), end = (query.range.end + 999).floorDivided(by: 1000)
-            let conditions = [
+            var conditions = [
                 "site = \(Self.literal(query.site))", "start >= toDateTime(\(max(0, start)), 'UTC')",
-                "start < toDateTime(\(max(0, end)), 'UTC')", "start_ms >= \(max(0, query.range.start))",
-                "start_ms < \(max(0, query.range.end))",
-            ] + filters
+                "start < toDateTime(\(max(0, end)), 'UTC')",
+            ]
+            // Milliseconds only when a bound falls inside a second (as timeConditions).
+            if query.range.start % 1000 != 0 { conditions.append("start_ms >= \(max(0, query.range.start))") }
+            if query.range.end % 1000 != 0 { conditions.append("start_ms < \(max(0, query.range.end))") }
+            conditions += filters
             return "FROM \(visitsTable) WHERE \(conditions.joined(separator: " AND "))"
         case .events:
             var conditions = filters
@@ -248,8 +271,10 @@ public struct InsightsSQL: Sendable {
         return "SELECT '', \(rows.counting(query).keeping(query.metrics).columns) \(visitSource(query, rows: rows, by: nil))"
     }
 
-    /// The time series: per step where visits start, the counts (steps without visits are absent).
-    public func series(_ query: InsightsQuery, interval: Interval) -> String {
+    /// The time series: per step where visits start, the counts (steps without visits are absent). With `totals`,
+    /// ClickHouse adds the totals of ``totals(_:)`` after an empty line (`WITH TOTALS`): one pass over the visits
+    /// instead of two.
+    public func series(_ query: InsightsQuery, interval: Interval, totals: Bool = false) -> String {
         let rows = rows(for: query)
         let start = rows.start
         let step: String
@@ -261,7 +286,7 @@ public struct InsightsSQL: Sendable {
         case .month: step = "toUInt64(toStartOfMonth(toDateTime(intDiv(\(start), 1000), 'UTC'))) * 86400000"
         }
         return "SELECT \(step) AS step, \(rows.counting(query).keeping(query.metrics).columns) \(visitSource(query, rows: rows, by: nil)) "
-            + "GROUP BY step\(rows.having) ORDER BY step"
+            + "GROUP BY step\(totals ? " WITH TOTALS" : "")\(rows.having) ORDER BY step"
     }
 
     /// Rows by a visit-level dimension, in the report's order, at most `query.limit`.
@@ -295,14 +320,16 @@ public struct InsightsSQL: Sendable {
     public func byEvent(_ query: InsightsQuery, dimension: Dimension, metrics: [Metric]) -> String {
         let isPage = dimension == .page
         let key = isPage ? Self.page : Self.labeled("ename", .event)
-        var conditions = eventConditions(query) + (isPage ? " AND kind = 'pageview'" : " AND kind != 'pageview'")
+        var conditions = isPage
+            ? eventConditions(query, kinds: "kind = 'pageview'") : eventConditions(query) + " AND kind != 'pageview'"
         for filter in query.filters where filter.dimension == dimension { conditions += " AND " + Self.condition(filter, on: key) }
         if let kept = keptVisits(query, besides: dimension) { conditions += " AND \(kept.key) GLOBAL IN (\(kept.visits))" }
         let first = metrics.first ?? .visitors
-        let order = first == .pageviews || first == .events ? "count()" : first == .visits ? "uniq(\(Self.visitKey))" : "uniq(vid)"
+        let visitors = Self.distinct("vid"), visits = Self.distinct(Self.visitKey)
+        let order = first == .pageviews || first == .events ? "count()" : first == .visits ? visits : visitors
         // Visits by page cost a distinct count of their own: only when asked for.
-        let visits = metrics.contains { $0 == .visits || $0 == .viewsPerVisit } ? "uniq(\(Self.visitKey))" : "0"
-        return "SELECT \(key) AS key, uniq(vid), \(visits), count() FROM \(table) "
+        let counted = metrics.contains { $0 == .visits || $0 == .viewsPerVisit } ? visits : "0"
+        return "SELECT \(key) AS key, \(visitors), \(counted), count() FROM \(table) "
             + "WHERE \(conditions) GROUP BY key ORDER BY \(order) DESC, key LIMIT 10000"
     }
 
