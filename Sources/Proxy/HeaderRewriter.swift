@@ -1,3 +1,4 @@
+import HeaderRules
 import NIOCore
 import NIOHTTP1
 
@@ -46,7 +47,8 @@ public enum HeaderRewriter {
     /// Writes the request head sent upstream: request line, rewritten headers, blank line.
     static func writeUpstreamRequest(
         _ head: HTTPRequestHead, path: String, hostValue: String, client: ClientInfo, requestID: String,
-        webSocket: Bool, chunked: Bool, underscores: Bool = false, into buffer: inout ByteBuffer
+        webSocket: Bool, chunked: Bool, underscores: Bool = false, rules: UpstreamHeaderRules? = nil,
+        into buffer: inout ByteBuffer
     ) {
         var estimate = path.utf8.count + 320 + client.address.utf8.count * 2 + hostValue.utf8.count * 3
         for (name, value) in head.headers { estimate += name.utf8.count + value.utf8.count + 4 }
@@ -57,7 +59,7 @@ public enum HeaderRewriter {
         buffer.writeStaticString(" HTTP/1.1\r\n")
         forEachUpstreamHeader(
             head, hostValue: hostValue, client: client, requestID: requestID, webSocket: webSocket, chunked: chunked,
-            underscores: underscores
+            underscores: underscores, rules: rules
         ) { name, value in
             buffer.writeString(name)
             buffer.writeStaticString(": ")
@@ -74,8 +76,13 @@ public enum HeaderRewriter {
     @inline(__always)
     static func forEachUpstreamHeader(
         _ head: HTTPRequestHead, hostValue: String, client: ClientInfo, requestID: String, webSocket: Bool,
-        chunked: Bool, underscores: Bool = false, _ emit: (String, String) -> Void
+        chunked: Bool, underscores: Bool = false, rules: UpstreamHeaderRules? = nil, _ send: (String, String) -> Void
     ) {
+        // `proxy.request_headers`: the names it sets or removes never leave as they came (nor as the edge made
+        // them: a rule may replace X-Forwarded-For or X-Request-Id); its values go before the framing headers.
+        func emit(_ name: String, _ value: String) {
+            if rules?.rules.drops(name.utf8) != true { send(name, value) }
+        }
         let incoming = head.headers
         let named = incoming.contains(name: "connection") ? connectionTokens(incoming) : nil
         var forwardedFor: String?
@@ -137,6 +144,10 @@ public enum HeaderRewriter {
             emit("Forwarded", element)
         }
         emit("X-Request-Id", requestID)
+        if let rules {
+            let facts = UpstreamFacts(head: head, host: originalHost ?? hostValue, requestID: requestID, client: client, routePrefix: rules.routePrefix)
+            rules.rules.forEachAddition(facts, send)
+        }
         if webSocket {
             emit("Connection", "upgrade")
         } else if chunked {
@@ -184,12 +195,14 @@ public enum HeaderRewriter {
     /// out (the edge frames the body itself; Content-Length stays), `Upgrade` kept for a 101.
     @inline(__always)
     static func forEachDownstreamHeader(
-        _ head: ProxyResponseHead, _ body: (ByteBufferView, ByteBufferView) -> Void
+        _ head: ProxyResponseHead, dropping rules: HeaderRules? = nil, _ body: (ByteBufferView, ByteBufferView) -> Void
     ) -> PassedHeaders {
         var passed = PassedHeaders()
         let status = head.status.code
         head.forEachField { name, value, kind in
-            if passed.admit(name, value: value, kind: kind, status: status, connectionNamed: head.connectionNamed) {
+            if passed.admit(name, value: value, kind: kind, status: status, connectionNamed: head.connectionNamed),
+                rules?.drops(name) != true
+            {
                 body(name, value)
             }
         }
@@ -198,7 +211,10 @@ public enum HeaderRewriter {
 
     /// Writes the response header lines that may go to the client (as ``forEachDownstreamHeader(_:_:)`` passes
     /// them) in HTTP/1.1 form. Lines are copied as the upstream sent them, and runs of kept lines in one copy.
-    static func writeDownstreamHeaderLines(_ head: ProxyResponseHead, into buffer: inout ByteBuffer) -> PassedHeaders {
+    /// `rules`: a site's or route's header rules, whose `set` and `remove` names are left out here.
+    static func writeDownstreamHeaderLines(
+        _ head: ProxyResponseHead, dropping rules: HeaderRules? = nil, into buffer: inout ByteBuffer
+    ) -> PassedHeaders {
         var passed = PassedHeaders()
         let status = head.status.code
         let named = head.connectionNamed
@@ -215,7 +231,9 @@ public enum HeaderRewriter {
                 let valueEnd = valueStart + Int(field.valueLength)
                 let name = UnsafeRawBufferPointer(rebasing: raw[nameStart..<(nameStart + Int(field.nameLength))])
                 let value = UnsafeRawBufferPointer(rebasing: raw[valueStart..<valueEnd])
-                guard passed.admit(name, value: value, kind: field.kind, status: status, connectionNamed: named) else {
+                guard passed.admit(name, value: value, kind: field.kind, status: status, connectionNamed: named),
+                    rules?.drops(name) != true
+                else {
                     flushRun()
                     continue
                 }
@@ -355,5 +373,56 @@ extension StringProtocol {
 
     func trimmingSpaces() -> Substring {
         Substring(UpstreamResponseParser.trim(Substring(self).utf8))
+    }
+}
+
+/// A proxy route's `request_headers` rules, with what their placeholders need besides the request.
+public struct UpstreamHeaderRules: Sendable {
+    public let rules: HeaderRules
+    /// The route's path prefix (for `{rest}`).
+    public let routePrefix: String
+
+    /// Nil for rules that change nothing.
+    public init?(_ rules: HeaderRules, routePrefix: String) {
+        guard !rules.isEmpty else { return nil }
+        self.rules = rules
+        self.routePrefix = routePrefix
+    }
+}
+
+/// The request facts an upstream request's header rules are filled from.
+struct UpstreamFacts: PlaceholderValues {
+    let head: HTTPRequestHead
+    let host: String
+    let requestID: String
+    let client: ClientInfo
+    let routePrefix: String
+
+    func value(of placeholder: Placeholder) -> String {
+        let uri = head.uri
+        let pathEnd = uri.firstIndex(of: "?") ?? uri.endIndex
+        switch placeholder {
+        case .host:
+            // Without the port, lower-cased (nginx's $host).
+            var name = Substring(host)
+            if name.first == "[" {
+                if let close = name.firstIndex(of: "]") { name = name[...close] }
+            } else if let colon = name.lastIndex(of: ":") {
+                name = name[..<colon]
+            }
+            return name.lowercased()
+        case .requestID: return requestID
+        case .path: return String(uri[..<pathEnd])
+        case .rest:
+            guard uri[..<pathEnd].hasPrefix(routePrefix) else { return "" }
+            var rest = uri[..<pathEnd].dropFirst(routePrefix.count)
+            while rest.first == "/" { rest = rest.dropFirst() }
+            return String(rest)
+        case .query: return pathEnd < uri.endIndex ? String(uri[uri.index(after: pathEnd)...]) : ""
+        case .uri: return uri
+        case .scheme: return client.scheme
+        case .method: return head.method.rawValue
+        case .remoteAddress: return client.address
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Config
+import HeaderRules
 import NIOCore
 
 /// Settings of one `proxy` route.
@@ -59,6 +60,9 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public var webSocketIdleTimeout: Duration = .seconds(3600)
     /// Pass request header names that hold `_` upstream (nginx's `underscores_in_headers`); dropped by default.
     public var underscoresInHeaders = false
+    /// `request_headers: { set, add, remove }`: changes to the requests sent upstream (nginx's
+    /// `proxy_set_header`, Caddy's `header_up`), after the forwarding headers are made.
+    public var requestHeaders = HeaderRules()
 
     /// Time limits of one proxied exchange.
     public struct Timeouts: Sendable, Equatable {
@@ -119,7 +123,7 @@ public struct ProxyConfiguration: Sendable, Equatable {
 
     public static let keys = [
         "upstreams", "balance", "hash_header", "strip_prefix", "rewrite_prefix", "host", "timeouts", "pool", "retries",
-        "passive_health", "health_check", "websocket", "underscores_in_headers",
+        "passive_health", "health_check", "websocket", "underscores_in_headers", "request_headers",
     ]
 
     /// Reads a `proxy:` mapping, or a bare upstream list / single upstream string. Host names are resolved here,
@@ -222,6 +226,7 @@ public struct ProxyConfiguration: Sendable, Equatable {
             if let v = socketMap["idle_timeout"] { webSocketIdleTimeout = try Self.positive(v) }
         }
         if let value = map["underscores_in_headers"] { underscoresInHeaders = try value.bool() }
+        if let value = map["request_headers"] { requestHeaders = try HeaderRules(from: value, direction: .request) }
     }
 
     static func positive(_ node: ConfigNode) throws -> Duration {

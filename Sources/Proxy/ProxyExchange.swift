@@ -345,7 +345,8 @@ public final class ProxyExchange {
         let hostValue = target.map { route.hostValue(clientHost: clientHost, target: $0) } ?? clientHost ?? ""
         HeaderRewriter.writeUpstreamRequest(
             clientHead, path: upstreamPath, hostValue: hostValue, client: client, requestID: requestID,
-            webSocket: isWebSocket, chunked: chunked, underscores: route.configuration.underscoresInHeaders, into: &head)
+            webSocket: isWebSocket, chunked: chunked, underscores: route.configuration.underscoresInHeaders,
+            rules: route.requestHeaders, into: &head)
         connection.writeHead(head, isHeadRequest: clientHead.method == .HEAD)
         if !retained.isEmpty {
             // A retry: the body sent on the failed attempt goes first.

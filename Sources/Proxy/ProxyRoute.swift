@@ -15,9 +15,12 @@ public final class ProxyRoute: Sendable {
     let readTimeout: TimeAmount
     let writeTimeout: TimeAmount
     let retryWindow: TimeAmount
+    /// `request_headers`, nil without any.
+    let requestHeaders: UpstreamHeaderRules?
 
     init(configuration: ProxyConfiguration, pathPrefix: String, targets: [UpstreamTarget]) {
         self.configuration = configuration
+        requestHeaders = UpstreamHeaderRules(configuration.requestHeaders, routePrefix: pathPrefix)
         self.pathPrefix = pathPrefix
         self.targets = targets
         weights = configuration.servers.map(\.weight)

@@ -1,3 +1,4 @@
+import HeaderRules
 import NIOCore
 import NIOHTTP1
 
@@ -28,15 +29,17 @@ public struct ProxyResponseHead {
     /// Calls `body` with every header that may go to the client: hop-by-hop headers and Transfer-Encoding left out
     /// (the edge frames the body itself; Content-Length stays), `Upgrade` kept for a 101.
     @inline(__always)
-    public func forEachHeader(_ body: (ByteBufferView, ByteBufferView) -> Void) -> HeaderRewriter.PassedHeaders {
-        HeaderRewriter.forEachDownstreamHeader(self, body)
+    public func forEachHeader(
+        dropping rules: HeaderRules? = nil, _ body: (ByteBufferView, ByteBufferView) -> Void
+    ) -> HeaderRewriter.PassedHeaders {
+        HeaderRewriter.forEachDownstreamHeader(self, dropping: rules, body)
     }
 
     /// Writes the header lines that may go to the client in HTTP/1.1 form (the same ones ``forEachHeader(_:)``
     /// passes), copying the upstream's bytes.
     @inline(__always)
-    public func writeHTTP1Headers(into buffer: inout ByteBuffer) -> HeaderRewriter.PassedHeaders {
-        HeaderRewriter.writeDownstreamHeaderLines(self, into: &buffer)
+    public func writeHTTP1Headers(dropping rules: HeaderRules? = nil, into buffer: inout ByteBuffer) -> HeaderRewriter.PassedHeaders {
+        HeaderRewriter.writeDownstreamHeaderLines(self, dropping: rules, into: &buffer)
     }
 
     /// Calls `body` with each header's name, value and kind.

@@ -15,6 +15,8 @@ import Foundation
 /// - `strip_prefix`: map the path after the route prefix onto `root` (nginx `alias`), default false (nginx `root`).
 /// - `hidden_files`: serve dotfiles such as `.env`, default false (`.well-known` is always served).
 /// - `allow_symlinks_outside_root`: follow symlinks that lead out of `root`, default false.
+/// - `try_files`: paths tried in order when a request misses (nginx's `try_files`): `{path}` is the request path,
+///   a trailing `/` asks for a folder with an index, a fixed path (`/index.html`) is a fallback. None found: 404.
 public struct StaticConfiguration: Sendable, Equatable {
     public var root: String
     public var index: [String] = ["index.html"]
@@ -26,6 +28,8 @@ public struct StaticConfiguration: Sendable, Equatable {
     public var stripPrefix = false
     public var hiddenFiles = false
     public var allowSymlinksOutsideRoot = false
+    /// `try_files` candidates, in order (empty: the request path alone).
+    public var tryFiles: [String] = []
 
     /// Creates a configuration serving `root` with defaults for everything else.
     public init(root: String) {
@@ -35,7 +39,7 @@ public struct StaticConfiguration: Sendable, Equatable {
     /// The keys this type reads.
     public static let keys = [
         "root", "index", "browse", "compress", "compress_min_size", "precompressed", "cache_control", "strip_prefix",
-        "hidden_files", "allow_symlinks_outside_root",
+        "hidden_files", "allow_symlinks_outside_root", "try_files",
     ]
 
     /// Reads the configuration from a `static:` mapping. The root must be an existing folder.
@@ -63,6 +67,20 @@ public struct StaticConfiguration: Sendable, Equatable {
         if let value = map["strip_prefix"] { stripPrefix = try value.bool() }
         if let value = map["hidden_files"] { hiddenFiles = try value.bool() }
         if let value = map["allow_symlinks_outside_root"] { allowSymlinksOutsideRoot = try value.bool() }
+        if let value = map["try_files"] {
+            let items = try value.list()
+            tryFiles = try value.stringList()
+            if tryFiles.isEmpty { throw value.error("expected at least one path, such as [\"{path}\", \"{path}/\", \"/index.html\"]") }
+            for (index, candidate) in tryFiles.enumerated() {
+                let rest = candidate.replacingOccurrences(of: "{path}", with: "")
+                guard candidate.hasPrefix("/") || candidate.hasPrefix("{path}"), !rest.contains("{"), !rest.contains("}"),
+                    !candidate.contains("?")
+                else {
+                    throw items[index].error(
+                        "expected a path starting with / or {path} ({path} is the only placeholder), found \"\(candidate)\"")
+                }
+            }
+        }
     }
 }
 

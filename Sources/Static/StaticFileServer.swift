@@ -99,7 +99,8 @@ public final class StaticFileServer: Sendable {
         // Routes with different compression settings must not share entries for the same file.
         let codings = configuration.compress.map(\.token).joined(separator: ",")
         namespace = cache.namespace(for: "\(codings)|\(configuration.precompressed)|\(configuration.compressMinSize)|"
-            + "\(configuration.cacheControl ?? "")|\(configuration.index)|\(configuration.browse)|\(rootRealPath)")
+            + "\(configuration.cacheControl ?? "")|\(configuration.index)|\(configuration.browse)|\(rootRealPath)|"
+            + "\(configuration.tryFiles)")
         validityNanoseconds = UInt64(max(0, TimeAmount(cacheSettings.validity).nanoseconds))
     }
 
@@ -142,7 +143,10 @@ public final class StaticFileServer: Sendable {
         let query = request.query.map(String.init)
         let acceptEncoding = request.headers.acceptEncoding
         let future = threadPool.runIfActive(eventLoop: eventLoop) { [self] in
-            try self.resolve(path, key: key, query: query, acceptEncoding: acceptEncoding)
+            if configuration.tryFiles.isEmpty {
+                return try self.resolve(path, key: key, query: query, acceptEncoding: acceptEncoding)
+            }
+            return try self.resolveTrying(path, key: key, query: query, acceptEncoding: acceptEncoding)
         }
         return .pending(future.map { resolution in
             switch resolution {
@@ -273,6 +277,30 @@ public final class StaticFileServer: Sendable {
         case cached(CachedFile)
         case large(LargeFile)
         case response(StaticResponse)
+    }
+
+    /// `try_files`: the first candidate that exists answers (cached under the request's key, so the next request
+    /// for the path is a cache hit); none: 404. Runs on the blocking pool.
+    func resolveTrying(_ path: RequestPath, key: FileCache.Key, query: String?, acceptEncoding: String?) throws -> Resolution {
+        let requested = path.encoded(trailingSlash: path.hasTrailingSlash)
+        for candidate in configuration.tryFiles {
+            let text = candidate.replacingOccurrences(of: "{path}", with: requested)
+            guard case .success(let tried) = RequestPath.normalize(Substring(text)),
+                configuration.hiddenFiles || !tried.hasHiddenSegment
+            else { continue }
+            let full = rootRealPath + (tried.segments.isEmpty ? "" : "/" + tried.relative)
+            guard let info = statFile(full) else { continue }
+            if tried.hasTrailingSlash || tried.segments.isEmpty {
+                // A folder is taken when it has an index (or may be listed).
+                guard info.isDirectory,
+                    configuration.browse || configuration.index.contains(where: { statFile(full + "/" + $0)?.isRegular == true })
+                else { continue }
+            } else if !info.isRegular {
+                continue
+            }
+            return try resolve(tried, key: key, query: query, acceptEncoding: acceptEncoding)
+        }
+        return .response(.error(.notFound, "not found"))
     }
 
     /// Maps a normalized path to a file and loads it. Runs on the blocking pool.

@@ -1,4 +1,6 @@
+import HeaderRules
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import Static
 import Testing
@@ -124,11 +126,24 @@ import Testing
 }
 
 @Suite struct RedirectSafetyTests {
-    @Test func placeholdersNeverMakeAProtocolRelativeLocation() {
-        #expect(RequestHandler.expand("https://example.com{uri}", uri: "//evil.com/x", path: "//evil.com/x")
-            == "https://example.com//evil.com/x")
-        #expect(RequestHandler.expand("{path}", uri: "//evil.com", path: "//evil.com") == "/evil.com")
-        #expect(RequestHandler.expand("/new{path}", uri: "/a?b", path: "/a") == "/new/a")
+    private func expand(_ target: String, uri: String, prefix: String = "/", host: String? = "example.com") throws -> String {
+        let facts = ExchangeFacts(
+            head: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri), host: host, routePrefix: prefix,
+            isTLS: true, requestID: { "id" }, clientAddress: { "192.0.2.1" })
+        return RequestHandler.expand(try Template(parsing: target), facts)
+    }
+
+    @Test func placeholdersNeverMakeAProtocolRelativeLocation() throws {
+        #expect(try expand("https://example.com{uri}", uri: "//evil.com/x") == "https://example.com//evil.com/x")
+        #expect(try expand("{path}", uri: "//evil.com") == "/evil.com")
+        #expect(try expand("/new{path}", uri: "/a?b") == "/new/a")
+    }
+
+    @Test func theRestOfThePathTheHostAndTheQuery() throws {
+        #expect(try expand("/blog/{rest}", uri: "/old-blog/2024/x?y=1", prefix: "/old-blog/") == "/blog/2024/x")
+        #expect(try expand("https://{host}{uri}", uri: "/a?b=1", host: "Example.COM:8443") == "https://example.com/a?b=1")
+        #expect(try expand("https://{host}/", uri: "/", host: "evil.com/@x") == "https:///", "no odd host is reflected")
+        #expect(try expand("/search?{query}", uri: "/find?q=a") == "/search?q=a")
     }
 
     @Test func httpsRedirectAuthorityRefusesOddHosts() {

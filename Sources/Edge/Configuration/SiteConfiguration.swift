@@ -1,4 +1,5 @@
 import Config
+import HeaderRules
 import NIOHTTP1
 import Proxy
 import RequestTarget
@@ -7,7 +8,7 @@ import Static
 /// One site: the host names it answers for and its routes.
 ///
 /// Keys: `hosts` (exact names, `*.example.com` wildcards, or `*`/omitted for the default site), `routes`,
-/// `redirect_https`, `hsts`, `max_body_size`.
+/// `redirect_https`, `hsts`, `max_body_size`, `headers`.
 public struct SiteConfiguration: Sendable {
     /// Lower-cased host names and `*.suffix` wildcards.
     public var hosts: [String]
@@ -19,8 +20,10 @@ public struct SiteConfiguration: Sendable {
     public var redirectHTTPS = false
     /// `Strict-Transport-Security` value sent on HTTPS answers, or nil.
     public var hsts: String?
+    /// `headers:` changes to every answer of the site (its routes' rules come after these).
+    public var responseHeaders = HeaderRules()
 
-    static let keys = ["hosts", "routes", "redirect_https", "hsts", "max_body_size"]
+    static let keys = ["hosts", "routes", "redirect_https", "hsts", "max_body_size", "headers"]
 
     /// The name events carry as their `site`: the first host, or `default`.
     public var name: String { hosts.first ?? "default" }
@@ -45,6 +48,7 @@ public struct SiteConfiguration: Sendable {
         if let value = map["max_body_size"] { siteBodyLimit = try value.byteSize() }
         if let value = map["redirect_https"] { redirectHTTPS = try value.bool() }
         if let value = map["hsts"] { hsts = try Self.readHSTS(value) }
+        if let value = map["headers"] { responseHeaders = try HeaderRules(from: value, direction: .response) }
         let routesNode = try map.required("routes", expected: "a list of routes")
         let routeNodes = try routesNode.list()
         if routeNodes.isEmpty { throw routesNode.error("expected at least one route") }
@@ -119,9 +123,11 @@ public struct RouteConfiguration: Sendable {
     public var track = true
     /// `rate_limit:` for the route.
     public var rateLimit: RateLimitConfiguration?
+    /// `headers:` changes to the route's answers, after its site's.
+    public var responseHeaders = HeaderRules()
 
     static let handlerKeys = ["static", "proxy", "respond", "redirect", "links", "insights"]
-    static let keys = ["path", "max_body_size", "access_log", "track", "rate_limit"] + handlerKeys
+    static let keys = ["path", "max_body_size", "access_log", "track", "rate_limit", "headers"] + handlerKeys
 
     init(from node: ConfigNode, defaultBodyLimit: Int) throws {
         let map = try node.mapping(keys: Self.keys)
@@ -144,6 +150,7 @@ public struct RouteConfiguration: Sendable {
         if let value = map["access_log"] { accessLog = try value.bool() }
         if let value = map["track"] { track = try value.bool() }
         if let value = map["rate_limit"] { rateLimit = try RateLimitConfiguration(from: value) }
+        if let value = map["headers"] { responseHeaders = try HeaderRules(from: value, direction: .response) }
         let present = Self.handlerKeys.filter { map.has($0) }
         guard present.count == 1 else {
             if present.isEmpty {
@@ -220,9 +227,12 @@ public struct RespondConfiguration: Sendable {
 
 /// A fixed redirect: `redirect: { to: "https://example.com{uri}", status: 301 }` or `redirect: "https://..."`.
 ///
-/// `{uri}` is the request path and query, `{path}` the path alone, `{host}` the request host.
+/// Placeholders (``Placeholder``): `{uri}` the request path and query, `{path}` the path alone, `{rest}` the path
+/// after the route's prefix, `{query}`, `{host}` the request's host name, `{scheme}`, ...
 public struct RedirectConfiguration: Sendable {
     public var target: String
+    /// `target` parsed once.
+    public var template: Template
     public var status: HTTPResponseStatus = .found
 
     init(from node: ConfigNode) throws {
@@ -240,8 +250,15 @@ public struct RedirectConfiguration: Sendable {
         }
         target = try targetNode.nonEmptyString()
         if target.contains("\r") || target.contains("\n") { throw targetNode.error("the target may not contain line breaks") }
-        guard target.hasPrefix("https://") || target.hasPrefix("http://") || (target.hasPrefix("/") && !target.hasPrefix("//")) else {
+        guard target.hasPrefix("https://") || target.hasPrefix("http://") || (target.hasPrefix("/") && !target.hasPrefix("//"))
+            || ["{path}", "{uri}", "{scheme}://"].contains(where: target.hasPrefix)
+        else {
             throw targetNode.error("expected an absolute http(s) URL or a path starting with a single /, found \"\(target)\"")
+        }
+        do {
+            template = try Template(parsing: target)
+        } catch {
+            throw targetNode.error(error.description)
         }
     }
 }

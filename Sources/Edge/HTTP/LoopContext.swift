@@ -31,11 +31,17 @@ final class LoopContext: @unchecked Sendable {
     private var requestSerial: UInt64 = 0
 
     /// Serialized `200 OK` heads of cached files for the current second, Date and Server included.
-    private var heads: [ObjectIdentifier: CachedHeads] = [:]
+    private var heads: [HeadKey: CachedHeads] = [:]
     private var headsSecond = -1
+    /// A file as a route with (constant) header rules answers it.
+    private struct HeadKey: Hashable {
+        var file: ObjectIdentifier
+        var rules: ObjectIdentifier?
+    }
     private struct CachedHeads {
-        /// Held so the identifier cannot be reused by another file while the entry lives.
+        /// Held so the identifiers cannot be reused by another file or rule set while the entry lives.
         var file: CachedFile
+        var rules: ResponseHeaderRules?
         var variants: [ByteBuffer?]
         var http2: [HPACKHeaders?]
     }
@@ -94,47 +100,51 @@ final class LoopContext: @unchecked Sendable {
 
     /// The status line and headers (without the closing blank line) of a cached file's `200 OK` answer, with Date
     /// and Server, serialized once per second per loop instead of once per response.
-    func serializedHead(file: CachedFile, variant: Int, base: HTTPHeaders) -> ByteBuffer {
-        if let head = currentEntry(for: file)?.variants[variant] { return head }
+    /// `base`: the answer's headers, `rules` (constant ones) already applied.
+    func serializedHead(file: CachedFile, variant: Int, base: HTTPHeaders, rules: ResponseHeaderRules? = nil) -> ByteBuffer {
+        if let head = currentEntry(for: file, rules: rules)?.variants[variant] { return head }
         var head = ByteBufferAllocator().buffer(capacity: 320)
         HTTPHead.writeStatusLine(.ok, into: &head)
         HTTPHead.write(base, into: &head)
         head.writeStaticString("Date: ")
         head.writeString(dateHeader)
-        head.writeStaticString("\r\nServer: vantage\r\n")
-        updateEntry(for: file) { $0.variants[variant] = head }
+        head.writeStaticString(rules?.omitsServer == true ? "\r\n" : "\r\nServer: vantage\r\n")
+        updateEntry(for: file, rules: rules) { $0.variants[variant] = head }
         return head
     }
 
     /// The HTTP/2 header block (`:status 200`, lower-cased names, Date and Server) of a cached file's answer, built
     /// once per second per loop.
-    func http2Headers(file: CachedFile, variant: Int, base: HTTPHeaders) -> HPACKHeaders {
-        if let block = currentEntry(for: file)?.http2[variant] { return block }
+    func http2Headers(file: CachedFile, variant: Int, base: HTTPHeaders, rules: ResponseHeaderRules? = nil) -> HPACKHeaders {
+        if let block = currentEntry(for: file, rules: rules)?.http2[variant] { return block }
         var block = HPACKHeaders()
         block.reserveCapacity(base.count + 3)
         block.add(name: ":status", value: "200")
         for (name, value) in base { block.add(name: name.lowercased(), value: value) }
         block.add(name: "date", value: dateHeader)
-        block.add(name: "server", value: "vantage")
-        updateEntry(for: file) { $0.http2[variant] = block }
+        if rules?.omitsServer != true { block.add(name: "server", value: "vantage") }
+        updateEntry(for: file, rules: rules) { $0.http2[variant] = block }
         return block
     }
 
     /// This second's entry for a file (heads carry the Date, so they are all dropped when the second changes).
-    private func currentEntry(for file: CachedFile) -> CachedHeads? {
+    private func currentEntry(for file: CachedFile, rules: ResponseHeaderRules?) -> CachedHeads? {
         if headsSecond != cachedSecond {
             heads.removeAll(keepingCapacity: true)
             headsSecond = cachedSecond
         }
-        return heads[ObjectIdentifier(file)].flatMap { $0.file === file ? $0 : nil }
+        return heads[HeadKey(file: ObjectIdentifier(file), rules: rules.map(ObjectIdentifier.init))]
+            .flatMap { $0.file === file && $0.rules === rules ? $0 : nil }
     }
 
-    private func updateEntry(for file: CachedFile, _ update: (inout CachedHeads) -> Void) {
-        let id = ObjectIdentifier(file)
+    private func updateEntry(for file: CachedFile, rules: ResponseHeaderRules?, _ update: (inout CachedHeads) -> Void) {
+        let id = HeadKey(file: ObjectIdentifier(file), rules: rules.map(ObjectIdentifier.init))
         guard heads.count < 1024 || heads[id] != nil else { return }
         let slots = file.encoded.count + 1
-        var entry = currentEntry(for: file)
-            ?? CachedHeads(file: file, variants: Array(repeating: nil, count: slots), http2: Array(repeating: nil, count: slots))
+        var entry = currentEntry(for: file, rules: rules)
+            ?? CachedHeads(
+                file: file, rules: rules, variants: Array(repeating: nil, count: slots),
+                http2: Array(repeating: nil, count: slots))
         update(&entry)
         heads[id] = entry
     }

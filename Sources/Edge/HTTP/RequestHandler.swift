@@ -1,6 +1,7 @@
 import ACME
 import Config
 import Foundation
+import HeaderRules
 import Links
 import Logging
 import NIOCore
@@ -68,6 +69,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var status: HTTPResponseStatus = .ok
         var sentBytes = 0
         var hsts: String?
+        /// The site's, then the route's, `headers:` rules for the answer.
+        var responseHeaders: ResponseHeaderRules?
         /// The route chosen at the head, answered once the request (and any body) has arrived.
         var pending: (route: Route, site: Site)?
         /// The upstream side of a proxied request.
@@ -411,6 +414,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         current.siteName = site.name
         current.siteHosts = site.hosts
         current.hsts = site.hsts
+        current.responseHeaders = site.responseHeaders
 
         if site.redirectHTTPS && !connection.isTLS, let httpsPort = snapshot.httpsPort,
             !path.hasPrefix("/.well-known/acme-challenge/")
@@ -427,6 +431,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         current.route = route
+        current.responseHeaders = route.responseHeaders
         current.bodyLimit = route.maxBodySize
         if let limiter = route.limiter {
             let client = clientAddress(head.headers, trusted: snapshot.trustedProxies)
@@ -515,8 +520,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .proxy(let proxyRoute):
             if let current = exchange { startProxy(proxyRoute, exchange: current, context: context) }
         case .redirect(let redirect):
-            respondRedirect(to: Self.expand(redirect.target, uri: uri, path: path), status: redirect.status,
-                            context: context)
+            if let current = exchange {
+                respondRedirect(to: Self.expand(redirect.template, facts(current)), status: redirect.status, context: context)
+            }
         case .trackingAPI(let api):
             answerTrackingAPI(api, head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, context: context)
         case .links(let linkRoute):
@@ -720,11 +726,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return port == 443 ? bare : "\(bare):\(port)"
     }
 
-    /// Fills `{uri}` and `{path}` into a redirect target, never producing a protocol-relative `//host` location.
-    static func expand(_ target: String, uri: String, path: Substring) -> String {
-        guard target.contains("{") else { return target }
-        var location = target.replacingOccurrences(of: "{uri}", with: uri)
-            .replacingOccurrences(of: "{path}", with: String(path))
+    /// Fills the request's values into a redirect target, never producing a protocol-relative `//host` location.
+    static func expand(_ target: Template, _ facts: some PlaceholderValues) -> String {
+        if let constant = target.constantText { return constant }
+        var location = target.render(facts)
         if location.hasPrefix("/") {
             while location.hasPrefix("//") || location.hasPrefix("/\\") { location.removeFirst() }
         }
@@ -796,6 +801,15 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if case .file(let file) = body { try? file.handle.close() }
             return
         }
+        var headers = headers
+        var cached = cached
+        let rules = current.responseHeaders
+        if let rules {
+            rules.apply(to: &headers, facts(current))
+            // A cached head holds constant rules (keyed by them); values that vary per request are written fresh.
+            if !rules.isConstant { cached = nil }
+        }
+        let sendsServer = rules?.omitsServer != true
         // A request whose body we have not read to the end cannot be followed on the same connection.
         if !isHTTP2 && !current.requestEnded && status.code >= 400
             && (current.headers.hasTransferEncoding || (current.headers.contentLength.flatMap(Int.init) ?? 0) > 0)
@@ -806,7 +820,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         current.responded = true
         current.status = status
         loop.refreshClock()
-        let hsts = connection.isTLS ? current.hsts : nil
+        let hsts = connection.isTLS && rules?.omitsHSTS != true ? current.hsts : nil
         var visitorCookie: String?
         if loop.events != nil {
             current.isHTML = headers.first(name: "content-type")?.utf8.starts(with: "text/html".utf8) ?? false
@@ -815,14 +829,14 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if isHTTP2 {
             var block: HPACKHeaders
             if let (file, variant) = cached {
-                block = loop.http2Headers(file: file, variant: variant, base: headers)
+                block = loop.http2Headers(file: file, variant: variant, base: headers, rules: rules)
             } else {
                 block = HPACKHeaders()
                 block.reserveCapacity(headers.count + 4)
                 block.add(name: ":status", value: String(status.code))
                 for (name, value) in headers { block.add(name: name.lowercased(), value: value) }
                 block.add(name: "date", value: loop.dateHeader)
-                block.add(name: "server", value: "vantage")
+                if sendsServer { block.add(name: "server", value: "vantage") }
             }
             if let hsts { block.add(name: "strict-transport-security", value: hsts) }
             if let visitorCookie { block.add(name: "set-cookie", value: visitorCookie) }
@@ -835,14 +849,14 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // The head goes out as bytes: a per-second cached block for cached files, serialized here otherwise.
             var head: ByteBuffer
             if let (file, variant) = cached {
-                head = loop.serializedHead(file: file, variant: variant, base: headers)
+                head = loop.serializedHead(file: file, variant: variant, base: headers, rules: rules)
             } else {
                 head = context.channel.allocator.buffer(capacity: 256)
                 HTTPHead.writeStatusLine(status, into: &head)
                 HTTPHead.write(headers, into: &head)
                 head.writeStaticString("Date: ")
                 head.writeString(loop.dateHeader)
-                head.writeStaticString("\r\nServer: vantage\r\n")
+                head.writeStaticString(sendsServer ? "\r\nServer: vantage\r\n" : "\r\n")
             }
             var tail = context.channel.allocator.buffer(capacity: 64)
             if let hsts {
@@ -1172,6 +1186,21 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// The client's own `X-Request-Id` when it is acceptable (proxied requests already settled theirs).
+    /// What `{placeholder}`s of header rules are filled from.
+    private func facts(_ current: Exchange) -> ExchangeFacts {
+        ExchangeFacts(
+            head: current.head, host: current.headers.host, routePrefix: current.route?.pathPrefix, isTLS: connection.isTLS,
+            requestID: { [loop] in
+                // Settled once, so the answer, the upstream and the event carry the same ID.
+                if let id = current.requestID { return id }
+                let presented = self.presentedRequestID(current.headers)
+                let id = presented.isEmpty ? loop.nextRequestID() : presented
+                current.requestID = id
+                return id
+            },
+            clientAddress: { self.clientAddress(current.head.headers, trusted: current.snapshot.trustedProxies) })
+    }
+
     private func presentedRequestID(_ headers: RequestHeaderSummary) -> String {
         guard let presented = headers.requestID, HeaderRewriter.acceptableRequestID(presented) else { return "" }
         return presented
@@ -1277,15 +1306,17 @@ extension RequestHandler: ProxyDownstream {
         let code = head.status.code
         let bodiless = current.head.method == .HEAD || code == 204 || code == 304 || code < 200
         loop.refreshClock()
-        let hsts = connection.isTLS ? current.hsts : nil
+        let rules = current.responseHeaders
+        let hsts = connection.isTLS && rules?.omitsHSTS != true ? current.hsts : nil
         let requestID = current.requestID ?? ""
         if isHTTP2 {
             var block = HPACKHeaders()
             block.reserveCapacity(16)
             block.add(name: ":status", value: String(code))
-            let passed = head.forEachHeader { name, value in
+            let passed = head.forEachHeader(dropping: rules?.rules) { name, value in
                 block.add(name: String(decoding: name, as: UTF8.self).lowercased(), value: String(decoding: value, as: UTF8.self))
             }
+            rules?.rules.forEachAddition(facts(current)) { block.add(name: $0.lowercased(), value: $1) }
             if !passed.hasDate { block.add(name: "date", value: loop.dateHeader) }
             block.add(name: "x-request-id", value: requestID)
             if let hsts { block.add(name: "strict-transport-security", value: hsts) }
@@ -1298,7 +1329,13 @@ extension RequestHandler: ProxyDownstream {
         }
         var buffer = context.channel.allocator.buffer(capacity: 384)
         HTTPHead.writeStatusLine(head.status, into: &buffer)
-        let passed = head.writeHTTP1Headers(into: &buffer)
+        let passed = head.writeHTTP1Headers(dropping: rules?.rules, into: &buffer)
+        rules?.rules.forEachAddition(facts(current)) { name, value in
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
         if !passed.hasDate {
             buffer.writeStaticString("Date: ")
             buffer.writeString(loop.dateHeader)

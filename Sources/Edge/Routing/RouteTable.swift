@@ -1,3 +1,4 @@
+import HeaderRules
 import Links
 import Metrics
 import NIOCore
@@ -55,11 +56,14 @@ public final class Route: Sendable {
     let metrics: RouteMetrics
     /// The route's rate limiter, if it has one.
     let limiter: RouteLimiter?
+    /// Header changes to the route's answers (its site's, then its own), nil without any.
+    let responseHeaders: ResponseHeaderRules?
 
     init(pathPrefix: String, handler: RouteHandler, maxBodySize: Int, accessLog: Bool, track: Bool = true,
-         metrics: RouteMetrics, limiter: RouteLimiter? = nil)
+         metrics: RouteMetrics, limiter: RouteLimiter? = nil, responseHeaders: ResponseHeaderRules? = nil)
     {
         self.limiter = limiter
+        self.responseHeaders = responseHeaders
         self.pathPrefix = pathPrefix
         self.handler = handler
         self.maxBodySize = maxBodySize
@@ -94,9 +98,14 @@ public final class Site: Sendable {
     public let hsts: String?
     /// Routes, longest prefix first.
     public let routes: [Route]
+    /// Header changes to the site's answers that no route makes (no route for the path, HTTPS redirects).
+    let responseHeaders: ResponseHeaderRules?
 
-    init(name: String, hosts: [String] = [], redirectHTTPS: Bool, hsts: String?, routes: [Route]) {
+    init(name: String, hosts: [String] = [], redirectHTTPS: Bool, hsts: String?, routes: [Route],
+         responseHeaders: ResponseHeaderRules? = nil)
+    {
         self.name = name
+        self.responseHeaders = responseHeaders
         self.hosts = hosts.map { $0.hasPrefix("*.") ? String($0.dropFirst(2)) : $0 }
         self.redirectHTTPS = redirectHTTPS
         self.hsts = hsts
@@ -184,7 +193,8 @@ public final class RouteTable: Sendable {
                 return Route(
                     pathPrefix: route.pathPrefix, handler: handler, maxBodySize: route.maxBodySize,
                     accessLog: route.accessLog, track: route.track, metrics: metrics.metrics(site: name, route: route.pathPrefix),
-                    limiter: limiter(route.rateLimit, label: "\(name) \(route.pathPrefix)"))
+                    limiter: limiter(route.rateLimit, label: "\(name) \(route.pathPrefix)"),
+                    responseHeaders: ResponseHeaderRules(siteConfiguration.responseHeaders.merged(with: route.responseHeaders)))
             }
             var apiRoutes: [Route] = []
             if let trackingAPI {
@@ -193,11 +203,13 @@ public final class RouteTable: Sendable {
                 for prefix in TrackingAPIPaths.prefixes where !routes.contains(where: { $0.pathPrefix == prefix }) {
                     apiRoutes.append(Route(
                         pathPrefix: prefix, handler: .trackingAPI(trackingAPI), maxBodySize: trackingAPI.configuration.maxBodyBytes,
-                        accessLog: true, track: true, metrics: metrics.metrics(site: name, route: prefix)))
+                        accessLog: true, track: true, metrics: metrics.metrics(site: name, route: prefix),
+                        responseHeaders: ResponseHeaderRules(siteConfiguration.responseHeaders)))
                 }
             }
             let site = Site(
-                name: name, hosts: siteConfiguration.hosts, redirectHTTPS: siteConfiguration.redirectHTTPS, hsts: siteConfiguration.hsts, routes: routes + apiRoutes)
+                name: name, hosts: siteConfiguration.hosts, redirectHTTPS: siteConfiguration.redirectHTTPS, hsts: siteConfiguration.hsts,
+                routes: routes + apiRoutes, responseHeaders: ResponseHeaderRules(siteConfiguration.responseHeaders))
             for host in siteConfiguration.hosts {
                 if host.hasPrefix("*.") { wildcards.append((String(host.dropFirst(2)), site)) } else { exact[host] = site }
             }

@@ -1,0 +1,64 @@
+import HeaderRules
+import NIOHTTP1
+
+/// A route's (or a site's) ``HeaderRules`` for answers, prepared once per configuration load: what the writer
+/// needs to know besides the rules themselves.
+final class ResponseHeaderRules: Sendable {
+    let rules: HeaderRules
+    /// `remove: [Server]` (or a `set`): the edge's own `Server: vantage` is left out.
+    let omitsServer: Bool
+    /// The rules set or remove `Strict-Transport-Security`: the site's `hsts` value is left out.
+    let omitsHSTS: Bool
+    /// No placeholder: the result is the same for every request, so cached heads can include it.
+    let isConstant: Bool
+
+    /// Nil for rules that change nothing.
+    init?(_ rules: HeaderRules) {
+        guard !rules.isEmpty else { return nil }
+        self.rules = rules
+        omitsServer = rules.replaces("server")
+        omitsHSTS = rules.replaces("strict-transport-security")
+        isConstant = rules.isConstant
+    }
+
+    func apply(to headers: inout HTTPHeaders, _ facts: some PlaceholderValues) {
+        rules.apply(to: &headers, facts)
+    }
+}
+
+/// The request facts placeholders are filled from, read only when a rule has placeholders.
+struct ExchangeFacts: PlaceholderValues {
+    let head: HTTPRequestHead
+    let host: String?
+    let routePrefix: String?
+    let isTLS: Bool
+    let requestID: () -> String
+    let clientAddress: () -> String
+
+    func value(of placeholder: Placeholder) -> String {
+        let uri = head.uri
+        let pathEnd = uri.firstIndex(of: "?") ?? uri.endIndex
+        switch placeholder {
+        case .host:
+            // Only a name a Location or header can carry: the Host header is the client's to choose.
+            guard let host, let authority = RequestHandler.redirectAuthority(host: host, port: 443) else { return "" }
+            return authority
+        case .requestID: return requestID()
+        case .path: return String(uri[..<pathEnd])
+        case .rest: return Self.rest(of: uri[..<pathEnd], after: routePrefix ?? "/")
+        case .query: return pathEnd < uri.endIndex ? String(uri[uri.index(after: pathEnd)...]) : ""
+        case .uri: return uri
+        case .scheme: return isTLS ? "https" : "http"
+        case .method: return head.method.rawValue
+        case .remoteAddress: return clientAddress()
+        }
+    }
+
+    /// The path after a route's prefix, without a leading slash: `/old-blog/` and `/old-blog/2024/x` give `2024/x`.
+    static func rest(of path: Substring, after prefix: String) -> String {
+        guard path.hasPrefix(prefix) else { return "" }
+        var rest = path.dropFirst(prefix.count)
+        while rest.first == "/" { rest = rest.dropFirst() }
+        return String(rest)
+    }
+}
