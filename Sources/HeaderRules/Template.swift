@@ -18,6 +18,13 @@ public enum Placeholder: String, Sendable, CaseIterable {
     case method
     /// The client's address (after `trusted_proxies`).
     case remoteAddress = "remote_addr"
+    /// An error page's status code (only in error pages).
+    case status
+    /// The short reason the edge gives for an error (only in error pages).
+    case reason
+
+    /// What header values and redirect targets may hold (an answer's status is not known yet when they are made).
+    public static let requestFacts: Set<Placeholder> = Set(allCases).subtracting([.status, .reason])
 }
 
 /// Where a template finds the values of its placeholders.
@@ -44,13 +51,39 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
         public var description: String {
             switch self {
             case .unknownPlaceholder(let name):
-                "unknown placeholder {\(name)}; known: " + Placeholder.allCases.map { "{\($0.rawValue)}" }.joined(separator: ", ")
+                "unknown placeholder {\(name)}; known: " + Placeholder.allCases.filter(Placeholder.requestFacts.contains)
+                    .map { "{\($0.rawValue)}" }.joined(separator: ", ")
             case .unclosedBrace: "a { without its closing } (write {{ for a literal brace)"
             }
         }
     }
 
-    public init(parsing text: String, allowed: Set<Placeholder> = Set(Placeholder.allCases)) throws(ParseError) {
+    /// A template of text with braces of its own (an HTML error page's CSS or script): only known placeholders are
+    /// filled, every other brace is kept as it is.
+    public init(lenient text: String) {
+        description = text
+        var parts: [Part] = []
+        var literal = ""
+        var rest = Substring(text)
+        while let open = rest.firstIndex(of: "{") {
+            literal += rest[..<open]
+            let afterOpen = rest.index(after: open)
+            if let close = rest[afterOpen...].firstIndex(of: "}"), let placeholder = Placeholder(rawValue: String(rest[afterOpen..<close])) {
+                if !literal.isEmpty { parts.append(.literal(literal)) }
+                literal = ""
+                parts.append(.placeholder(placeholder))
+                rest = rest[rest.index(after: close)...]
+            } else {
+                literal.append("{")
+                rest = rest[afterOpen...]
+            }
+        }
+        literal += rest
+        if !literal.isEmpty { parts.append(.literal(literal)) }
+        self.parts = parts
+    }
+
+    public init(parsing text: String, allowed: Set<Placeholder> = Placeholder.requestFacts) throws(ParseError) {
         description = text
         var parts: [Part] = []
         var literal = ""
@@ -93,14 +126,16 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     /// Whether the template uses `placeholder`.
     public func uses(_ placeholder: Placeholder) -> Bool { parts.contains(.placeholder(placeholder)) }
 
-    /// The text with the request's values filled in.
-    public func render(_ values: some PlaceholderValues) -> String {
+    /// The text with the request's values filled in, each passed through `escape` first (HTML, say).
+    public func render(_ values: some PlaceholderValues, escape: ((String) -> String)? = nil) -> String {
         if parts.count == 1, case .literal(let text) = parts[0] { return text }
         var text = ""
         for part in parts {
             switch part {
             case .literal(let literal): text += literal
-            case .placeholder(let placeholder): text += values.value(of: placeholder)
+            case .placeholder(let placeholder):
+                let value = values.value(of: placeholder)
+                text += escape.map { $0(value) } ?? value
             }
         }
         return text

@@ -423,6 +423,7 @@ struct UpstreamFacts: PlaceholderValues {
         case .scheme: return client.scheme
         case .method: return head.method.rawValue
         case .remoteAddress: return client.address
+        case .status, .reason: return ""
         }
     }
 }

@@ -63,6 +63,9 @@ public struct ProxyConfiguration: Sendable, Equatable {
     /// `request_headers: { set, add, remove }`: changes to the requests sent upstream (nginx's
     /// `proxy_set_header`, Caddy's `header_up`), after the forwarding headers are made.
     public var requestHeaders = HeaderRules()
+    /// `intercept_errors`: an upstream answer of 400 or more for which the site has an `errors:` page is replaced
+    /// by that page (nginx's `proxy_intercept_errors`); by default upstream errors pass as they are.
+    public var interceptErrors = false
 
     /// Time limits of one proxied exchange.
     public struct Timeouts: Sendable, Equatable {
@@ -123,7 +126,7 @@ public struct ProxyConfiguration: Sendable, Equatable {
 
     public static let keys = [
         "upstreams", "balance", "hash_header", "strip_prefix", "rewrite_prefix", "host", "timeouts", "pool", "retries",
-        "passive_health", "health_check", "websocket", "underscores_in_headers", "request_headers",
+        "passive_health", "health_check", "websocket", "underscores_in_headers", "request_headers", "intercept_errors",
     ]
 
     /// Reads a `proxy:` mapping, or a bare upstream list / single upstream string. Host names are resolved here,
@@ -227,6 +230,7 @@ public struct ProxyConfiguration: Sendable, Equatable {
         }
         if let value = map["underscores_in_headers"] { underscoresInHeaders = try value.bool() }
         if let value = map["request_headers"] { requestHeaders = try HeaderRules(from: value, direction: .request) }
+        if let value = map["intercept_errors"] { interceptErrors = try value.bool() }
     }
 
     static func positive(_ node: ConfigNode) throws -> Duration {

@@ -152,3 +152,21 @@ import Testing
         #expect(RequestHandler.redirectAuthority(host: "evil.com/@x", port: 443) == nil)
     }
 }
+
+@Suite struct ErrorAnswerTests {
+    @Test func theFormatFollowsAccept() {
+        #expect(ErrorAnswer.format(accept: "application/json", hasPage: true) == .json)
+        #expect(ErrorAnswer.format(accept: "application/json", hasPage: false) == .json)
+        #expect(ErrorAnswer.format(accept: "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", hasPage: true) == .page)
+        #expect(ErrorAnswer.format(accept: "*/*", hasPage: true) == .page)
+        #expect(ErrorAnswer.format(accept: "*/*", hasPage: false) == .plain)
+        #expect(ErrorAnswer.format(accept: nil, hasPage: true) == .page)
+        #expect(ErrorAnswer.format(accept: "text/plain", hasPage: true) == .plain)
+        #expect(ErrorAnswer.format(accept: "application/json;q=0.5, text/html", hasPage: true) == .page)
+    }
+
+    @Test func theClientsTextIsEscapedInHTMLPages() {
+        #expect(ErrorAnswer.escapeHTML("<script>alert('x')</script>&") == "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;")
+        #expect(ErrorAnswer.escapeHTML("/plain/path") == "/plain/path")
+    }
+}

@@ -8,7 +8,7 @@ import Static
 /// One site: the host names it answers for and its routes.
 ///
 /// Keys: `hosts` (exact names, `*.example.com` wildcards, or `*`/omitted for the default site), `routes`,
-/// `redirect_https`, `hsts`, `max_body_size`, `headers`.
+/// `redirect_https`, `hsts`, `max_body_size`, `headers`, `errors`.
 public struct SiteConfiguration: Sendable {
     /// Lower-cased host names and `*.suffix` wildcards.
     public var hosts: [String]
@@ -22,8 +22,10 @@ public struct SiteConfiguration: Sendable {
     public var hsts: String?
     /// `headers:` changes to every answer of the site (its routes' rules come after these).
     public var responseHeaders = HeaderRules()
+    /// `errors:` pages for the answers Vantage makes itself.
+    public var errorPages: ErrorPages?
 
-    static let keys = ["hosts", "routes", "redirect_https", "hsts", "max_body_size", "headers"]
+    static let keys = ["hosts", "routes", "redirect_https", "hsts", "max_body_size", "headers", "errors"]
 
     /// The name events carry as their `site`: the first host, or `default`.
     public var name: String { hosts.first ?? "default" }
@@ -49,6 +51,7 @@ public struct SiteConfiguration: Sendable {
         if let value = map["redirect_https"] { redirectHTTPS = try value.bool() }
         if let value = map["hsts"] { hsts = try Self.readHSTS(value) }
         if let value = map["headers"] { responseHeaders = try HeaderRules(from: value, direction: .response) }
+        if let value = map["errors"] { errorPages = try ErrorPages(from: value) }
         let routesNode = try map.required("routes", expected: "a list of routes")
         let routeNodes = try routesNode.list()
         if routeNodes.isEmpty { throw routesNode.error("expected at least one route") }

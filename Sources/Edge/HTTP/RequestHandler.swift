@@ -71,6 +71,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var hsts: String?
         /// The site's, then the route's, `headers:` rules for the answer.
         var responseHeaders: ResponseHeaderRules?
+        /// The site's `errors:` pages.
+        var errorPages: ErrorPages?
+        /// `intercept_errors`: the upstream's error answer is read and dropped, the site's page goes out at its end.
+        var interceptedStatus: HTTPResponseStatus?
         /// The route chosen at the head, answered once the request (and any body) has arrived.
         var pending: (route: Route, site: Site)?
         /// The upstream side of a proxied request.
@@ -415,6 +419,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         current.siteHosts = site.hosts
         current.hsts = site.hsts
         current.responseHeaders = site.responseHeaders
+        current.errorPages = site.errorPages
 
         if site.redirectHTTPS && !connection.isTLS, let httpsPort = snapshot.httpsPort,
             !path.hasPrefix("/.well-known/acme-challenge/")
@@ -781,7 +786,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         _ status: HTTPResponseStatus, _ reason: String, context: any ExchangeTransport, forceClose: Bool = false,
         extraHeaders: HTTPHeaders = [:]
     ) {
-        var (headers, body) = ErrorPage.make(status, reason: reason)
+        var (headers, body) = exchange.map { current in
+            ErrorAnswer.make(
+                status, reason: reason, pages: current.errorPages, accept: current.head.headers.first(name: "accept"),
+                facts: facts(current))
+        } ?? ErrorPage.make(status, reason: reason)
         for (name, value) in extraHeaders where name.lowercased() != "content-length" {
             headers.replaceOrAdd(name: name, value: value)
         }
@@ -1300,6 +1309,12 @@ extension RequestHandler: ProxyDownstream {
 
     func proxyResponseHead(_ head: ProxyResponseHead) {
         guard let current = exchange, !current.responded, !closed, let context = transport else { return }
+        if head.status.code >= 400, case .proxy(let proxyRoute) = current.route?.handler, proxyRoute.configuration.interceptErrors,
+            current.errorPages?.page(for: Int(head.status.code)) != nil
+        {
+            current.interceptedStatus = head.status
+            return
+        }
         current.responded = true
         current.status = head.status
         if quiescing { current.keepAlive = false }
@@ -1389,7 +1404,7 @@ extension RequestHandler: ProxyDownstream {
     }
 
     func proxyResponseBody(_ buffer: ByteBuffer) -> Bool {
-        guard let current = exchange, !closed, let context = transport else { return true }
+        guard let current = exchange, !closed, let context = transport, current.interceptedStatus == nil else { return true }
         let size = buffer.readableBytes
         guard size > 0 else { return true }
         current.sentBytes += size
@@ -1458,6 +1473,12 @@ extension RequestHandler: ProxyDownstream {
 
     func proxyResponseEnd(trailers: HTTPHeaders?) {
         guard let current = exchange, !closed, let context = transport else { return }
+        if let status = current.interceptedStatus {
+            current.interceptedStatus = nil
+            if !current.requestEnded && !isHTTP2 { current.keepAlive = false }
+            respondError(status, "the application answered \(status.code) \(status.reasonPhrase)", context: context)
+            return
+        }
         if isHTTP2 {
             if let trailers, !trailers.isEmpty, current.framing == .http2 {
                 var block = HPACKHeaders()

@@ -34,6 +34,8 @@ struct ExchangeFacts: PlaceholderValues {
     let isTLS: Bool
     let requestID: () -> String
     let clientAddress: () -> String
+    /// For an error page: its status and reason.
+    var error: (status: Int, reason: String)?
 
     func value(of placeholder: Placeholder) -> String {
         let uri = head.uri
@@ -51,6 +53,8 @@ struct ExchangeFacts: PlaceholderValues {
         case .scheme: return isTLS ? "https" : "http"
         case .method: return head.method.rawValue
         case .remoteAddress: return clientAddress()
+        case .status: return error.map { String($0.status) } ?? ""
+        case .reason: return error?.reason ?? ""
         }
     }
 

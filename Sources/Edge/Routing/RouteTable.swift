@@ -100,12 +100,15 @@ public final class Site: Sendable {
     public let routes: [Route]
     /// Header changes to the site's answers that no route makes (no route for the path, HTTPS redirects).
     let responseHeaders: ResponseHeaderRules?
+    /// The site's pages for the errors Vantage answers itself.
+    let errorPages: ErrorPages?
 
     init(name: String, hosts: [String] = [], redirectHTTPS: Bool, hsts: String?, routes: [Route],
-         responseHeaders: ResponseHeaderRules? = nil)
+         responseHeaders: ResponseHeaderRules? = nil, errorPages: ErrorPages? = nil)
     {
         self.name = name
         self.responseHeaders = responseHeaders
+        self.errorPages = errorPages
         self.hosts = hosts.map { $0.hasPrefix("*.") ? String($0.dropFirst(2)) : $0 }
         self.redirectHTTPS = redirectHTTPS
         self.hsts = hsts
@@ -209,7 +212,8 @@ public final class RouteTable: Sendable {
             }
             let site = Site(
                 name: name, hosts: siteConfiguration.hosts, redirectHTTPS: siteConfiguration.redirectHTTPS, hsts: siteConfiguration.hsts,
-                routes: routes + apiRoutes, responseHeaders: ResponseHeaderRules(siteConfiguration.responseHeaders))
+                routes: routes + apiRoutes, responseHeaders: ResponseHeaderRules(siteConfiguration.responseHeaders),
+                errorPages: siteConfiguration.errorPages)
             for host in siteConfiguration.hosts {
                 if host.hasPrefix("*.") { wildcards.append((String(host.dropFirst(2)), site)) } else { exact[host] = site }
             }
