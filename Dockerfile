@@ -23,7 +23,7 @@ COPY --from=build /out/crawler-user-agents.json /usr/local/share/vantage/crawler
 COPY conf /etc/vantage
 COPY public /srv/www
 # The shipped config serves public/ relative to the working directory; point it at the image's copy.
-RUN sed -i "s#root: public#root: /srv/www#" /etc/vantage/vantage.yaml
+RUN sed -i -e "s#root: ../public#root: /srv/www#" -e "s#dir: ../data/spool#dir: /var/lib/vantage/data/spool#" /etc/vantage/vantage.yaml
 USER vantage
 WORKDIR /var/lib/vantage
 # The event spool (tracking.spool.dir, data/spool): events not yet in ClickHouse must outlive the container; so must

@@ -69,7 +69,7 @@ public struct ACMEConfiguration: Sendable, Equatable {
             }
         }
         if let value = map["ca_root"] {
-            let path = try value.nonEmptyString()
+            let path = try value.path()
             guard FileManager.default.isReadableFile(atPath: path) else {
                 throw value.error("expected a readable PEM file, found \"\(path)\" which is missing or unreadable")
             }
@@ -85,7 +85,7 @@ public struct ACMEConfiguration: Sendable, Equatable {
             }
             binding = ExternalAccountBinding(keyID: keyID, macKey: key)
         }
-        if let value = map["storage"] { storagePath = try value.nonEmptyString() }
+        if let value = map["storage"] { storagePath = try value.path() }
         if let value = map["names"] {
             extraNames = try value.stringList().map { $0.lowercased() }
             for name in extraNames where !Self.isManageable(name) {

@@ -53,6 +53,15 @@ public struct ConfigNode: Sendable {
         }
     }
 
+    /// A file or folder path. A relative one is taken from the config file's folder, so a configuration means the
+    /// same files whatever the working directory (`vantage run --config /etc/vantage/vantage.yaml` from anywhere).
+    public func path() throws -> String {
+        let text = try nonEmptyString()
+        if text.hasPrefix("/") { return text }
+        let folder = URL(fileURLWithPath: file).deletingLastPathComponent()
+        return folder.appendingPathComponent(text).standardizedFileURL.path
+    }
+
     /// True when the node is YAML null (`~`, `null` or an empty value).
     public var isNull: Bool {
         if case .null = value { return true }

@@ -36,7 +36,7 @@ public struct LinksConfiguration: Sendable, Equatable {
 
     public init(from node: ConfigNode) throws {
         let map = try node.mapping(keys: Self.keys)
-        if let value = map["dir"] { directory = try value.nonEmptyString() }
+        if let value = map["dir"] { directory = try value.path() }
         if let value = map["repeat_window"] {
             let seconds = try value.duration().components.seconds
             guard (1...30 * 86_400) ~= seconds else { throw value.error("expected a window between 1s and 30d") }

@@ -5,7 +5,7 @@ import Foundation
 /// Settings of one `static` route.
 ///
 /// Keys (all optional but `root`):
-/// - `root`: folder to serve; relative paths are taken from the working directory.
+/// - `root`: folder to serve; a relative path is taken from the config file's folder.
 /// - `index`: file names tried for a folder, default `[index.html]`.
 /// - `browse`: list folders that have no index file, default false.
 /// - `compress`: on-the-fly codings for compressible types, default `[br, gzip]`; `[]` turns it off.
@@ -46,7 +46,7 @@ public struct StaticConfiguration: Sendable, Equatable {
     public init(from node: ConfigNode) throws {
         let map = try node.mapping(keys: Self.keys)
         let rootNode = try map.required("root", expected: "the folder to serve")
-        root = try rootNode.nonEmptyString()
+        root = try rootNode.path()
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw rootNode.error("expected an existing folder, found \"\(root)\" which is not one")

@@ -70,3 +70,12 @@ import Testing
         #expect(closestMatch(to: "zzzzzz", in: ["routes", "hosts"]) == nil)
     }
 }
+@Suite struct ConfigPathTests {
+    @Test func relativePathsAreTakenFromTheConfigFilesFolder() throws {
+        let root = try ConfigDocument(yaml: "a: www\nb: /srv/www\nc: ../data/spool\n", file: "/etc/vantage/vantage.yaml", environment: [:]).root
+        let map = try root.mapping(keys: ["a", "b", "c"])
+        #expect(try map["a"]?.path() == "/etc/vantage/www")
+        #expect(try map["b"]?.path() == "/srv/www")
+        #expect(try map["c"]?.path() == "/etc/data/spool")
+    }
+}

@@ -167,7 +167,7 @@ public struct TLSSettings: Sendable {
                 let entry = try item.mapping(keys: ["cert", "key", "hosts"])
                 let certNode = try entry.required("cert", expected: "a PEM certificate file")
                 let keyNode = try entry.required("key", expected: "a PEM private key file")
-                let cert = try certNode.nonEmptyString(), key = try keyNode.nonEmptyString()
+                let cert = try certNode.path(), key = try keyNode.path()
                 for (node, path) in [(certNode, cert), (keyNode, key)] where !FileManager.default.isReadableFile(atPath: path) {
                     throw node.error("expected a readable file, found \"\(path)\" which is missing or unreadable")
                 }
@@ -248,12 +248,15 @@ public struct AccessLogSettings: Sendable, Equatable {
     init() {}
 
     init(from node: ConfigNode) throws {
-        if case .some = try? node.string() {
-            output = try node.nonEmptyString()
-            return
+        var outputNode = node
+        if (try? node.string()) == nil {
+            let map = try node.mapping(keys: ["output"])
+            guard let value = map["output"] else { return }
+            outputNode = value
         }
-        let map = try node.mapping(keys: ["output"])
-        if let value = map["output"] { output = try value.nonEmptyString() }
+        output = try outputNode.nonEmptyString()
+        // A file path (relative ones from the config file's folder); the streams and `off` are words.
+        if !["stdout", "stderr", "off"].contains(output) { output = try outputNode.path() }
     }
 }
 

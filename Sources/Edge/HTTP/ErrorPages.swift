@@ -59,7 +59,7 @@ public struct ErrorPages: Sendable {
             if let value = map["content_type"] { contentType = try value.nonEmptyString() }
         }
         if let fileNode {
-            let path = try fileNode.nonEmptyString()
+            let path = try fileNode.path()
             guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
                 (attributes[.type] as? FileAttributeType) == .typeRegular
             else { throw fileNode.error("expected a readable file, found \"\(path)\" which is not one") }

@@ -65,7 +65,7 @@ public struct TrackingConfiguration: Sendable, Equatable {
         if let value = map["enabled"] { enabled = try value.bool() }
         if let value = map["spool"] {
             let spoolMap = try value.mapping(keys: ["dir", "max_size", "segment_size", "fsync", "sync_interval"])
-            if let dir = spoolMap["dir"] { spool.directory = try dir.nonEmptyString() }
+            if let dir = spoolMap["dir"] { spool.directory = try dir.path() }
             if let size = spoolMap["max_size"] { spool.quota = try size.byteSize() }
             if let size = spoolMap["segment_size"] {
                 spool.segmentSize = try size.byteSize()
@@ -85,11 +85,11 @@ public struct TrackingConfiguration: Sendable, Equatable {
             clientAddressPolicy = ClientAddressPolicy(rawValue: try value.oneOf(["truncated", "full", "none"]))!
         }
         if let value = map["geoip"] {
-            if let path = try? value.string() {
-                geoIPPath = path
+            if (try? value.string()) != nil {
+                geoIPPath = try value.path()
             } else {
                 let geo = try value.mapping(keys: ["database", "coordinates"])
-                geoIPPath = try geo.required("database", expected: "the path of a .mmdb file").nonEmptyString()
+                geoIPPath = try geo.required("database", expected: "the path of a .mmdb file").path()
                 if let coordinates = geo["coordinates"] { geoIPCoordinates = try coordinates.bool() }
             }
         }
@@ -100,7 +100,7 @@ public struct TrackingConfiguration: Sendable, Equatable {
             let lists = try value.mapping(keys: ["regexes", "crawlers"])
             for (key, node) in [("regexes", lists["regexes"]), ("crawlers", lists["crawlers"])] {
                 guard let node else { continue }
-                let path = try node.nonEmptyString()
+                let path = try node.path()
                 guard FileManager.default.isReadableFile(atPath: path) else {
                     throw node.error(key == "regexes"
                         ? "expected uap-core's regexes.yaml (Debian: apt install uap-core), found no readable file at \(path)"
