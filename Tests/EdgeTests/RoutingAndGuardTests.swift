@@ -1,3 +1,4 @@
+import Config
 import HeaderRules
 import NIOCore
 import NIOHTTP1
@@ -168,5 +169,36 @@ import Testing
     @Test func theClientsTextIsEscapedInHTMLPages() {
         #expect(ErrorAnswer.escapeHTML("<script>alert('x')</script>&") == "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;")
         #expect(ErrorAnswer.escapeHTML("/plain/path") == "/plain/path")
+    }
+}
+
+@Suite struct AccessLogFormatTests {
+    let entry = AccessLogEntry(
+        milliseconds: 7, client: "203.0.113.9", method: "GET", host: "example.com", uri: "/a \"b\"?q=1", proto: "HTTP/1.1",
+        status: 200, bytesSent: 612, bytesReceived: 0, elapsedNanoseconds: 2_500_000, site: "example.com", route: "/",
+        tls: nil, requestID: "r1", eventID: nil, upstream: nil, upstreamMicroseconds: nil, userAgent: "curl/8.1 é",
+        referer: nil)
+
+    func line(_ format: AccessLogFormat) -> String {
+        var buffer = ByteBuffer()
+        entry.write(into: &buffer, format: format, isoSecond: "2026-12-05T06:27:11", commonLogSecond: "05/Dec/2026:06:27:11 +0000")
+        return String(buffer: buffer)
+    }
+
+    @Test func combinedIsNginxsLineWithItsEscaping() {
+        var format = AccessLogFormat()
+        format.style = .combined
+        #expect(line(format) == #"203.0.113.9 - - [05/Dec/2026:06:27:11 +0000] "GET /a \x22b\x22?q=1 HTTP/1.1" 200 612 "-" "curl/8.1 \xC3\xA9""#)
+        #expect(LoopContext.commonLogTime(epochSeconds: 1_796_452_031) == "05/Dec/2026:06:27:11 +0000")
+    }
+
+    @Test func jsonKeepsTheChosenFields() throws {
+        let all = line(AccessLogFormat())
+        #expect(all.hasPrefix(#"{"time":"2026-12-05T06:27:11.007Z","client":"203.0.113.9","method":"GET""#))
+        #expect(all.contains(#""request_id":"r1""#) && !all.contains("event_id") && !all.contains("referer"))
+        let document = try ConfigDocument(yaml: "format: json\nfields: [time, status, uri]", file: "t.yaml", environment: [:]).root
+        let map = try document.mapping(keys: ["format", "fields"])
+        let chosen = try AccessLogFormat(format: map["format"], fields: map["fields"])
+        #expect(line(chosen) == #"{"time":"2026-12-05T06:27:11.007Z","uri":"/a \"b\"?q=1","status":200}"#)
     }
 }

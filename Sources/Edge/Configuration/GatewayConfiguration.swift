@@ -240,17 +240,20 @@ public struct Limits: Sendable, Equatable {
     }
 }
 
-/// `access_log:` settings.
+/// `access_log:` settings: `access_log: PATH` or `{ output, format, fields }`.
 public struct AccessLogSettings: Sendable, Equatable {
     /// `stdout`, `stderr`, `off` or a file path.
     public var output = "stdout"
+    /// `json` (with `fields`) or `combined`.
+    public var format = AccessLogFormat()
 
     init() {}
 
     init(from node: ConfigNode) throws {
         var outputNode = node
         if (try? node.string()) == nil {
-            let map = try node.mapping(keys: ["output"])
+            let map = try node.mapping(keys: ["output", "format", "fields"])
+            format = try AccessLogFormat(format: map["format"], fields: map["fields"])
             guard let value = map["output"] else { return }
             outputNode = value
         }

@@ -25,6 +25,10 @@ final class LoopContext: @unchecked Sendable {
     let enricher: Enricher?
     private(set) var dateHeader = ""
     private(set) var isoSecond = ""
+    /// How this process writes access log lines (`access_log.format`; changes at a restart).
+    let accessLogFormat: AccessLogFormat
+    /// This second as the common log format writes it (`05/Dec/2026:06:27:11 +0000`), for `combined` lines.
+    private(set) var commonLogSecond = ""
     private var cachedSecond = -1
     /// Request IDs: 16 random hex digits per loop and run, then a 16-digit counter; unique without a syscall each.
     private let requestIDPrefix: [UInt8]
@@ -55,6 +59,7 @@ final class LoopContext: @unchecked Sendable {
         self.index = index
         self.events = events
         accessLog = accessLogWriter.map { AccessLogBuffer(writer: $0) }
+        accessLogFormat = accessLogWriter?.format ?? AccessLogFormat()
         var random = SystemRandomNumberGenerator()
         requestIDPrefix = Self.hexDigits(random.next())
         refreshClock()
@@ -94,15 +99,19 @@ final class LoopContext: @unchecked Sendable {
             cachedSecond = second
             dateHeader = HTTPDate.format(epochSeconds: second)
             isoSecond = Self.iso8601(epochSeconds: second)
+            if accessLogFormat.style == .combined { commonLogSecond = Self.commonLogTime(epochSeconds: second) }
         }
         return second * 1000 + Int(spec.tv_nsec) / 1_000_000
     }
 
     /// The status line and headers (without the closing blank line) of a cached file's `200 OK` answer, with Date
     /// and Server, serialized once per second per loop instead of once per response.
-    /// `base`: the answer's headers, `rules` (constant ones) already applied.
+    /// `base`: the answer's headers; `rules` (constant ones: a cached head is the same for every request) are
+    /// applied here, when the head is built.
     func serializedHead(file: CachedFile, variant: Int, base: HTTPHeaders, rules: ResponseHeaderRules? = nil) -> ByteBuffer {
         if let head = currentEntry(for: file, rules: rules)?.variants[variant] { return head }
+        var base = base
+        rules?.apply(to: &base, facts: Self.noRequestFacts())
         var head = ByteBufferAllocator().buffer(capacity: 320)
         HTTPHead.writeStatusLine(.ok, into: &head)
         HTTPHead.write(base, into: &head)
@@ -117,6 +126,8 @@ final class LoopContext: @unchecked Sendable {
     /// once per second per loop.
     func http2Headers(file: CachedFile, variant: Int, base: HTTPHeaders, rules: ResponseHeaderRules? = nil) -> HPACKHeaders {
         if let block = currentEntry(for: file, rules: rules)?.http2[variant] { return block }
+        var base = base
+        rules?.apply(to: &base, facts: Self.noRequestFacts())
         var block = HPACKHeaders()
         block.reserveCapacity(base.count + 3)
         block.add(name: ":status", value: "200")
@@ -147,6 +158,21 @@ final class LoopContext: @unchecked Sendable {
                 http2: Array(repeating: nil, count: slots))
         update(&entry)
         heads[id] = entry
+    }
+
+    /// Cached heads take constant rules only, which never read the request.
+    private static func noRequestFacts() -> ExchangeFacts {
+        preconditionFailure("constant header rules read no request facts")
+    }
+
+    static func commonLogTime(epochSeconds: Int) -> String {
+        var time = time_t(epochSeconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func pad(_ value: Int32) -> String { value < 10 ? "0\(value)" : String(value) }
+        return "\(pad(parts.tm_mday))/\(months[Int(parts.tm_mon)])/\(parts.tm_year + 1900):"
+            + "\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec)) +0000"
     }
 
     static func iso8601(epochSeconds: Int) -> String {

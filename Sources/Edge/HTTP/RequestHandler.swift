@@ -814,9 +814,13 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var cached = cached
         let rules = current.responseHeaders
         if let rules {
-            rules.apply(to: &headers, facts(current))
-            // A cached head holds constant rules (keyed by them); values that vary per request are written fresh.
-            if !rules.isConstant { cached = nil }
+            if rules.isConstant {
+                // A cached head already holds constant rules (the loop applies them when it builds one).
+                if cached == nil { rules.apply(to: &headers, facts: facts(current)) }
+            } else {
+                rules.apply(to: &headers, facts: facts(current))
+                cached = nil
+            }
         }
         let sendsServer = rules?.omitsServer != true
         // A request whose body we have not read to the end cannot be followed on the same connection.
@@ -1097,6 +1101,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let tls = connection.tlsVersion
         let status = Int(exchange.status.code)
         let upstreamMicroseconds = exchange.proxy?.upstreamHeaderNanoseconds.map { Int($0 / 1000) }
+        /// The ID of the event this request became (the first of a tracking API call's), for the access log.
+        var recordedEventID: EventID?
         if let events {
             let started = Int64(now) - Int64(elapsed / 1_000_000)
             let version: String = isHTTP2 ? "HTTP/2.0" : (head.version.minor == 1 ? "HTTP/1.1" : "HTTP/1.0")
@@ -1108,6 +1114,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 upstream: exchange.proxy?.upstreamAddress ?? "", upstreamMicroseconds: upstreamMicroseconds ?? 0,
                 referrer: headers.referer ?? "", userAgent: headers.userAgent ?? "", httpVersion: version,
                 tlsVersion: tls ?? "", requestID: exchange.requestID ?? presentedRequestID(headers), clientAddress: client)
+            recordedEventID = event.id
             if let enricher = loop.enricher {
                 var facts = RequestFacts(clientAddress: client, userAgent: headers.userAgent, cookie: headers.cookie)
                 facts.doNotTrack = headers.doNotTrack
@@ -1131,6 +1138,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     // A tracking API call records what it was sent instead of the plain request.
                     for apiEvent in exchange.apiEvents {
                         var completed = apiEvent.completed(byRequest: event)
+                        if recordedEventID == nil { recordedEventID = completed.id }
                         enricher.enrich(&completed, facts: facts)
                         events.record(completed, nowMilliseconds: Int64(now))
                     }
@@ -1140,57 +1148,22 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         }
         guard let accessLog else { return }
-        let milliseconds = now % 1000
-        let siteName = exchange.siteName
-        let route = exchange.route?.label ?? "-"
-        let sent = exchange.sentBytes
-        let received = exchange.bodyBytes
-        let isoSecond = loop.isoSecond
-        let isHTTP2 = self.isHTTP2
-        let requestID = exchange.requestID
-        let upstream = exchange.proxy?.upstreamAddress
         // The log keeps the target as sent, less personal query parameters (as the events do).
         let scrubber = loop.events?.scrubber ?? QueryScrubber.standard
         let sentTarget = exchange.originalTarget ?? head.uri
-        let loggedTarget = scrubber.scrub(url: sentTarget) ?? sentTarget
-        let loggedReferer = headers.referer.map { scrubber.scrub(url: $0) ?? $0 }
+        let format = loop.accessLogFormat
+        let entry = AccessLogEntry(
+            milliseconds: now % 1000, client: client, method: head.method.rawValue, host: headers.host,
+            uri: scrubber.scrub(url: sentTarget) ?? sentTarget,
+            proto: isHTTP2 ? "HTTP/2.0" : (head.version.minor == 1 ? "HTTP/1.1" : "HTTP/1.0"), status: status,
+            bytesSent: exchange.sentBytes, bytesReceived: exchange.bodyBytes, elapsedNanoseconds: elapsed,
+            site: exchange.siteName, route: exchange.route?.label ?? "-", tls: tls, requestID: exchange.requestID,
+            eventID: format.writes(.eventID) ? recordedEventID?.description : nil, upstream: exchange.proxy?.upstreamAddress,
+            upstreamMicroseconds: upstreamMicroseconds, userAgent: headers.userAgent,
+            referer: headers.referer.map { scrubber.scrub(url: $0) ?? $0 })
+        let (isoSecond, commonLogSecond) = (loop.isoSecond, loop.commonLogSecond)
         accessLog.append { buffer in
-            buffer.writeStaticString("{\"time\":\"")
-            buffer.writeString(isoSecond)
-            buffer.writeInteger(UInt8(ascii: "."))
-            if milliseconds < 100 { buffer.writeInteger(UInt8(ascii: "0")) }
-            if milliseconds < 10 { buffer.writeInteger(UInt8(ascii: "0")) }
-            buffer.writeDecimal(milliseconds)
-            buffer.writeStaticString("Z\"")
-            buffer.writeJSONField(",\"client\":", client, first: true)
-            buffer.writeJSONField("\"method\":", head.method.rawValue)
-            buffer.writeJSONField("\"host\":", headers.host ?? "")
-            buffer.writeJSONField("\"uri\":", loggedTarget)
-            if isHTTP2 {
-                buffer.writeStaticString(",\"proto\":\"HTTP/2.0\"")
-            } else if head.version.minor == 1 {
-                buffer.writeStaticString(",\"proto\":\"HTTP/1.1\"")
-            } else {
-                buffer.writeStaticString(",\"proto\":\"HTTP/1.0\"")
-            }
-            buffer.writeJSONField("\"status\":", status)
-            buffer.writeJSONField("\"bytes_sent\":", sent)
-            buffer.writeJSONField("\"bytes_received\":", received)
-            buffer.writeJSONField("\"duration_ms\":", Int(elapsed / 1_000_000))
-            buffer.writeStaticString(",\"duration_us\":")
-            buffer.writeDecimal(Int(elapsed / 1000))
-            buffer.writeJSONField("\"site\":", siteName)
-            buffer.writeJSONField("\"route\":", route)
-            if let tls { buffer.writeJSONField("\"tls\":", tls) }
-            if let requestID { buffer.writeJSONField("\"request_id\":", requestID) }
-            if let upstream { buffer.writeJSONField("\"upstream\":", upstream) }
-            if let upstreamMicroseconds {
-                buffer.writeStaticString(",\"upstream_us\":")
-                buffer.writeDecimal(upstreamMicroseconds)
-            }
-            if let agent = headers.userAgent { buffer.writeJSONField("\"user_agent\":", agent) }
-            if let loggedReferer { buffer.writeJSONField("\"referer\":", loggedReferer) }
-            buffer.writeInteger(UInt8(ascii: "}"))
+            entry.write(into: &buffer, format: format, isoSecond: isoSecond, commonLogSecond: commonLogSecond)
         }
     }
 
@@ -1331,7 +1304,7 @@ extension RequestHandler: ProxyDownstream {
             let passed = head.forEachHeader(dropping: rules?.rules) { name, value in
                 block.add(name: String(decoding: name, as: UTF8.self).lowercased(), value: String(decoding: value, as: UTF8.self))
             }
-            rules?.rules.forEachAddition(facts(current)) { block.add(name: $0.lowercased(), value: $1) }
+            rules?.forEachAddition(facts: facts(current)) { block.add(name: $0.lowercased(), value: $1) }
             if !passed.hasDate { block.add(name: "date", value: loop.dateHeader) }
             block.add(name: "x-request-id", value: requestID)
             if let hsts { block.add(name: "strict-transport-security", value: hsts) }
@@ -1345,7 +1318,7 @@ extension RequestHandler: ProxyDownstream {
         var buffer = context.channel.allocator.buffer(capacity: 384)
         HTTPHead.writeStatusLine(head.status, into: &buffer)
         let passed = head.writeHTTP1Headers(dropping: rules?.rules, into: &buffer)
-        rules?.rules.forEachAddition(facts(current)) { name, value in
+        rules?.forEachAddition(facts: facts(current)) { name, value in
             buffer.writeString(name)
             buffer.writeStaticString(": ")
             buffer.writeString(value)

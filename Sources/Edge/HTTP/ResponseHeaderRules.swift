@@ -21,9 +21,29 @@ final class ResponseHeaderRules: Sendable {
         isConstant = rules.isConstant
     }
 
-    func apply(to headers: inout HTTPHeaders, _ facts: some PlaceholderValues) {
-        rules.apply(to: &headers, facts)
+    /// Applies the rules; `facts` is only gathered when a value has placeholders (most rules have none, and
+    /// gathering costs an allocation per request).
+    func apply(to headers: inout HTTPHeaders, facts: @autoclosure () -> ExchangeFacts) {
+        if isConstant {
+            rules.apply(to: &headers, NoFacts())
+        } else {
+            rules.apply(to: &headers, facts())
+        }
     }
+
+    /// Calls `emit` with every added header, values rendered (`facts` gathered only when needed).
+    func forEachAddition(facts: @autoclosure () -> ExchangeFacts, _ emit: (String, String) -> Void) {
+        if isConstant {
+            rules.forEachAddition(NoFacts(), emit)
+        } else {
+            rules.forEachAddition(facts(), emit)
+        }
+    }
+}
+
+/// The values of templates without placeholders: never asked.
+private struct NoFacts: PlaceholderValues {
+    func value(of placeholder: Placeholder) -> String { "" }
 }
 
 /// The request facts placeholders are filled from, read only when a rule has placeholders.

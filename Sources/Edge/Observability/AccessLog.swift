@@ -22,15 +22,18 @@ public final class AccessLogWriter: Sendable {
     }
 
     private let output: String
+    /// How lines are written (read by each loop's ``AccessLogBuffer`` owner).
+    let format: AccessLogFormat
     private let state: Mutex<State>
     private let pool: NIOThreadPool
     private let logger: Logger
     static let maxPendingBytes = 8 << 20
 
     /// Opens the output (`stdout`, `stderr` or a file path, appended to). Returns nil for `off`.
-    public init?(output: String, logger: Logger) throws {
+    public init?(output: String, format: AccessLogFormat = AccessLogFormat(), logger: Logger) throws {
         if output == "off" { return nil }
         self.output = output
+        self.format = format
         self.logger = logger
         state = Mutex(State(descriptor: try Self.open(output)))
         pool = NIOThreadPool(numberOfThreads: 1)

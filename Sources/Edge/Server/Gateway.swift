@@ -81,7 +81,7 @@ public final class Gateway: Sendable {
         } catch {
             throw GatewayError(message: "tls.acme: \(error)")
         }
-        accessLog = try AccessLogWriter(output: configuration.accessLog.output, logger: logger)
+        accessLog = try AccessLogWriter(output: configuration.accessLog.output, format: configuration.accessLog.format, logger: logger)
         routeMetrics = RouteMetricsRegistry(loops: configuration.threads)
         proxy = ProxyService(loops: Array(group.makeIterator()), logger: logger)
         do {
