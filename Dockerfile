@@ -9,7 +9,11 @@ WORKDIR /src
 COPY scripts/fetch-crawler-list.py ./scripts/
 RUN mkdir -p /out && python3 scripts/fetch-crawler-list.py /out/crawler-user-agents.json
 COPY Package.swift ./
+COPY Plugins ./Plugins
 COPY Sources ./Sources
+# The commit `vantage --version` names (the build context has no .git): docker build --build-arg VANTAGE_COMMIT=$(git describe --always --dirty)
+ARG VANTAGE_COMMIT=unknown
+ENV VANTAGE_COMMIT=$VANTAGE_COMMIT
 COPY scripts/build-release.sh ./scripts/
 RUN install -D "$(scripts/build-release.sh --static-swift-stdlib)" /out/vantage
 

@@ -122,7 +122,11 @@ let package = Package(
         /// The reports people read: one query model, evaluated over the spool (and ClickHouse), rendered as JSON,
         /// tables and pages.
         .target(name: "Insights", dependencies: ["Tracking", nioCore, logging], swiftSettings: swiftSettings),
-        .executableTarget(name: "vantage", dependencies: ["Edge", "Tracking", "Links", "Config", "Insights", nioCore, nioPosix, logging, httpClient, argumentParser, heap], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "vantage", dependencies: ["Edge", "Tracking", "Links", "Config", "Insights", nioCore, nioPosix, logging, httpClient, argumentParser, heap],
+            swiftSettings: swiftSettings, plugins: ["BuildInfo"]),
+        /// The commit being built, for `vantage --version` (a prebuild command running git).
+        .plugin(name: "BuildInfo", capability: .buildTool(), path: "Plugins/BuildInfo"),
 
         /// Microseconds per user agent the cache has never seen (Benchmarks/enrichment.py runs it in release).
         .executableTarget(

@@ -49,3 +49,32 @@ public struct ConfigErrors: Error, CustomStringConvertible, Sendable {
         errors.map(\.description).joined(separator: "\n")
     }
 }
+
+/// The problems of the independent parts of a document (top-level sections, sites, routes), gathered so that one
+/// pass reports them all, the way a compiler goes on after the first error.
+public struct ConfigProblems: Sendable {
+    public private(set) var errors: [ConfigError] = []
+
+    public init() {}
+
+    /// Runs `read`; its configuration problems are kept (and nil returned), any other error is thrown.
+    public mutating func collect<Value>(_ read: () throws -> Value) throws -> Value? {
+        do {
+            return try read()
+        } catch let error as ConfigError {
+            errors.append(error)
+        } catch let several as ConfigErrors {
+            errors += several.errors
+        }
+        return nil
+    }
+
+    public var isEmpty: Bool { errors.isEmpty }
+
+    /// Throws what was gathered: one error as itself, several as ``ConfigErrors`` in file order.
+    public func throwIfAny() throws {
+        guard !errors.isEmpty else { return }
+        if errors.count == 1 { throw errors[0] }
+        throw ConfigErrors(errors.sorted { ($0.line, $0.column) < ($1.line, $1.column) })
+    }
+}

@@ -163,11 +163,22 @@ public struct ConfigNode: Sendable {
     }
 
     /// The node as a mapping whose keys must all be in `keys`; an unknown key is an error with a "did you mean".
+    /// A mapping whose unknown keys go to `problems` while its known ones are read on (so a typo in one key does
+    /// not hide the problems of the rest).
+    public func mapping(keys allowed: [String], problems: inout ConfigProblems) throws -> ConfigMapping {
+        guard let checked = try problems.collect({ try mapping(keys: allowed) }) else {
+            guard case .mapping(let entries) = value else { throw mismatch(expected: "a mapping with keys \(allowed.joined(separator: ", "))") }
+            return ConfigMapping(node: self, entries: entries.filter { allowed.contains($0.key) })
+        }
+        return checked
+    }
+
     public func mapping(keys allowed: [String]) throws -> ConfigMapping {
         guard case .mapping(let entries) = value else {
             if case .null = value { return ConfigMapping(node: self, entries: []) }
             throw mismatch(expected: "a mapping with keys \(allowed.joined(separator: ", "))")
         }
+        var problems = ConfigProblems()
         for entry in entries where !allowed.contains(entry.key) {
             var message = "unknown key \"\(entry.key)\""
             if let guess = closestMatch(to: entry.key, in: allowed) {
@@ -175,8 +186,9 @@ public struct ConfigNode: Sendable {
             } else {
                 message += "; known keys here: \(allowed.joined(separator: ", "))"
             }
-            throw entry.node.error(message)
+            _ = try problems.collect { throw entry.node.error(message) }
         }
+        try problems.throwIfAny()
         return ConfigMapping(node: self, entries: entries)
     }
 }

@@ -61,7 +61,7 @@ final class HealthChecker: Sendable {
                 let detail: String
                 switch result {
                 case .success(let status): detail = "status \(status)"
-                case .failure(let error): detail = "\(error)"
+                case .failure(let error): detail = UserFacingError.describe(error)
                 }
                 logger.warning("upstream \(target.address) failed its health check (\(detail)): out of service")
             }

@@ -333,7 +333,7 @@ public final class ProxyExchange {
                 status: timedOut ? .gatewayTimeout : .badGateway,
                 reason: timedOut ? "the upstream did not accept the connection in time" : "the upstream refused the connection",
                 retryAfterSeconds: nil, responseStarted: false)
-            failure.detail = "\(error)"
+            failure.detail = UserFacingError.connecting(to: "\(target.address)", error)
             retryOrFail(.connect(timedOut: timedOut), failure: failure)
         }
     }
@@ -560,7 +560,7 @@ public final class ProxyExchange {
         var failure = ProxyFailure(
             status: .badGateway, reason: "the upstream closed the connection without answering",
             retryAfterSeconds: nil, responseStarted: false)
-        failure.detail = error.map { "\($0)" }
+        failure.detail = error.map(UserFacingError.describe)
         retryOrFail(.reset, failure: failure)
     }
 

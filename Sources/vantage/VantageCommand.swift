@@ -8,6 +8,7 @@ struct VantageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vantage",
         abstract: "An edge gateway: TLS, HTTP/1.1 and HTTP/2, static files and routing, with analytics built in.",
+        version: versionText,
         subcommands: [Run.self, Validate.self, EventsCommand.self, StatsCommand.self, LinksCommand.self, EraseCommand.self, APICommand.self, Version.self])
 }
 
@@ -27,6 +28,9 @@ extension VantageCommand {
                 try await VantageRuntime.run(configurationPath: options.config)
             } catch let error as ConfigError {
                 printError("invalid configuration: \(error)")
+                throw ExitCode(2)
+            } catch let errors as ConfigErrors {
+                printError("invalid configuration (\(errors.errors.count) problems):\n\(errors)")
                 throw ExitCode(2)
             } catch {
                 printError("vantage: \(error)")
@@ -48,9 +52,12 @@ extension VantageCommand {
 
     struct Version: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the version.")
-        func run() { print("vantage \(VantageRuntime.version)") }
+        func run() { print(versionText) }
     }
 }
+
+/// `vantage 0.1.0 (commit 1a2b3c4d5e6f)`: `--version` and `vantage version`.
+let versionText = "vantage \(VantageRuntime.version) (commit \(BuildInfo.commit))"
 
 /// Loads (and validates) a configuration, or prints why it is invalid and exits with status 2. `checkingCertificates`
 /// (for `validate`) also checks what serving needs: certificates that load, secrets the environment holds.
@@ -64,6 +71,8 @@ func loadConfiguration(_ path: String, checkingCertificates: Bool = false) throw
         return configuration
     } catch let error as ConfigError {
         printError("invalid configuration: \(error)")
+    } catch let errors as ConfigErrors {
+        printError("invalid configuration (\(errors.errors.count) problems):\n\(errors)")
     } catch {
         printError("invalid configuration: \(path): \(error)")
     }

@@ -70,68 +70,96 @@ public struct GatewayConfiguration: Sendable {
         return configuration
     }
 
-    /// Reads the root mapping.
+    /// Reads the root mapping. Sections, sites and routes are read independently, and every problem found is
+    /// reported at once (``ConfigErrors``), not only the first.
     public init(from root: ConfigNode) throws {
-        let map = try root.mapping(keys: Self.keys)
-        let listen = try map.required("listen", expected: "a mapping with http and/or https addresses")
-        let listenMap = try listen.mapping(keys: ["http", "https"])
-        if let value = listenMap["http"] { httpListeners = try value.listenAddresses() }
-        if let value = listenMap["https"] { httpsListeners = try value.listenAddresses() }
-        if httpListeners.isEmpty && httpsListeners.isEmpty {
-            throw listen.error("expected at least one address in listen.http or listen.https")
-        }
-        if let value = map["tls"] { tls = try TLSSettings(from: value) }
-        if !httpsListeners.isEmpty && tls.certificates.isEmpty && tls.acme == nil {
-            throw (map["tls"] ?? listen).error(
-                "listen.https needs certificates: tls.acme { email } for automatic ones, or tls.certificates (cert and key PEM files)")
-        }
-        if let value = map["limits"] { limits = try Limits(from: value) }
-        if let value = map["static_cache"] { staticCache = try StaticCacheConfiguration(from: value) }
-        if let value = map["access_log"] { accessLog = try AccessLogSettings(from: value) }
-        if let value = map["admin"] { admin = try AdminSettings(from: value) }
-        if let value = map["tracking"] { tracking = try TrackingConfiguration(from: value) }
-        if let value = map["links"] { links = try LinksConfiguration(from: value) }
-        if let value = map["trusted_proxies"] {
-            trustedProxies = try value.list().map { item in
-                let text = try item.string()
-                guard let cidr = CIDR(text) else {
-                    throw item.mismatch(expected: "an address or network such as 10.0.0.0/8 or ::1")
+        var problems = ConfigProblems()
+        let map = try root.mapping(keys: Self.keys, problems: &problems)
+        let listen = try problems.collect { try map.required("listen", expected: "a mapping with http and/or https addresses") }
+        if let listen {
+            _ = try problems.collect {
+                let listenMap = try listen.mapping(keys: ["http", "https"])
+                if let value = listenMap["http"] { httpListeners = try value.listenAddresses() }
+                if let value = listenMap["https"] { httpsListeners = try value.listenAddresses() }
+                if httpListeners.isEmpty && httpsListeners.isEmpty {
+                    throw listen.error("expected at least one address in listen.http or listen.https")
                 }
-                return cidr
             }
         }
-        if let value = map["shutdown_timeout"] { shutdownTimeout = try value.duration() }
+        if let value = map["tls"] { tls = try problems.collect { try TLSSettings(from: value) } ?? tls }
+        if !httpsListeners.isEmpty && tls.certificates.isEmpty && tls.acme == nil, let node = map["tls"] ?? listen {
+            _ = try problems.collect {
+                throw node.error(
+                    "listen.https needs certificates: tls.acme { email } for automatic ones, or tls.certificates (cert and key PEM files)")
+            }
+        }
+        if let value = map["limits"] { limits = try problems.collect { try Limits(from: value) } ?? limits }
+        if let value = map["static_cache"] {
+            staticCache = try problems.collect { try StaticCacheConfiguration(from: value) } ?? staticCache
+        }
+        if let value = map["access_log"] { accessLog = try problems.collect { try AccessLogSettings(from: value) } ?? accessLog }
+        let adminRead = try map["admin"].map { value in try problems.collect { try AdminSettings(from: value) } }
+        if let read = adminRead { admin = read ?? admin }
+        if let value = map["tracking"] { tracking = try problems.collect { try TrackingConfiguration(from: value) } ?? tracking }
+        if let value = map["links"] { links = try problems.collect { try LinksConfiguration(from: value) } ?? links }
+        if let value = map["trusted_proxies"] {
+            trustedProxies = try problems.collect {
+                try value.list().map { item in
+                    let text = try item.string()
+                    guard let cidr = CIDR(text) else {
+                        throw item.mismatch(expected: "an address or network such as 10.0.0.0/8 or ::1")
+                    }
+                    return cidr
+                }
+            } ?? []
+        }
+        if let value = map["shutdown_timeout"] { shutdownTimeout = try problems.collect { try value.duration() } ?? shutdownTimeout }
         if let value = map["threads"] {
-            threads = try value.string() == "auto" ? availableCores() : try value.int(in: 1...256)
+            threads = try problems.collect { try value.string() == "auto" ? availableCores() : try value.int(in: 1...256) } ?? threads
         }
         if let value = map["log_level"] {
-            logLevel = Logger.Level(rawValue: try value.oneOf(Logger.Level.allCases.map(\.rawValue)))!
+            logLevel = try problems.collect {
+                Logger.Level(rawValue: try value.oneOf(Logger.Level.allCases.map(\.rawValue)))!
+            } ?? logLevel
         }
-        let sitesNode = try map.required("sites", expected: "a list of sites")
-        let siteNodes = try sitesNode.list()
-        if siteNodes.isEmpty { throw sitesNode.error("expected at least one site") }
-        sites = try siteNodes.map { try SiteConfiguration(from: $0, limits: limits) }
+        var siteNodes: [ConfigNode] = []
+        let sitesNode = try problems.collect { try map.required("sites", expected: "a list of sites") }
+        if let sitesNode {
+            siteNodes = try problems.collect { try sitesNode.list() } ?? []
+            if siteNodes.isEmpty { _ = try problems.collect { throw sitesNode.error("expected at least one site") } }
+            let limits = self.limits
+            sites = try siteNodes.compactMap { node in try problems.collect { try SiteConfiguration(from: node, limits: limits) } }
+        }
+        // What follows relates sections to each other: only meaningful once each reads well.
+        try problems.throwIfAny()
+        guard let sitesNode else { return }
         var seenHosts: [String: String] = [:]
         var defaultSites = 0
         for (index, site) in sites.enumerated() {
             if site.isDefault { defaultSites += 1 }
             for host in site.hosts {
                 if let other = seenHosts[host] {
-                    throw siteNodes[index].error("host \"\(host)\" is already served by \(other)")
+                    _ = try problems.collect { throw siteNodes[index].error("host \"\(host)\" is already served by \(other)") }
                 }
                 seenHosts[host] = "sites[\(index)]"
             }
         }
-        if defaultSites > 1 { throw sitesNode.error("only one site may be the default (hosts omitted or \"*\")") }
+        if defaultSites > 1 {
+            _ = try problems.collect { throw sitesNode.error("only one site may be the default (hosts omitted or \"*\")") }
+        }
         // The reports on a public listener: only for people who sign in (or hold a share link).
         for (index, site) in sites.enumerated() {
             for route in site.routes where { if case .insights = route.handler { true } else { false } }() {
                 guard admin.tokenEnvironmentVariable != nil else {
-                    throw siteNodes[index].error(
-                        "the insights route \(route.pathPrefix) shows this site's analytics to anyone who reaches it: set admin.token_env, so people sign in with the admin token (or open a share link)")
+                    _ = try problems.collect {
+                        throw siteNodes[index].error(
+                            "the insights route \(route.pathPrefix) shows this site's analytics to anyone who reaches it: set admin.token_env, so people sign in with the admin token (or open a share link)")
+                    }
+                    continue
                 }
             }
         }
+        try problems.throwIfAny()
         // A `links` route needs the store: the defaults serve when the key is absent.
         let usesLinks = sites.contains { site in
             site.routes.contains { if case .links = $0.handler { true } else { false } }

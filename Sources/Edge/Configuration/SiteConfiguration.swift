@@ -31,7 +31,8 @@ public struct SiteConfiguration: Sendable {
     public var name: String { hosts.first ?? "default" }
 
     init(from node: ConfigNode, limits: Limits) throws {
-        let map = try node.mapping(keys: Self.keys)
+        var problems = ConfigProblems()
+        let map = try node.mapping(keys: Self.keys, problems: &problems)
         let hostList = try map["hosts"]?.stringList().map { $0.lowercased() } ?? []
         isDefault = hostList.isEmpty || hostList.contains("*")
         hosts = hostList.filter { $0 != "*" }
@@ -48,14 +49,20 @@ public struct SiteConfiguration: Sendable {
         }
         var siteBodyLimit = limits.maxBodySize
         if let value = map["max_body_size"] { siteBodyLimit = try value.byteSize() }
-        if let value = map["redirect_https"] { redirectHTTPS = try value.bool() }
-        if let value = map["hsts"] { hsts = try Self.readHSTS(value) }
-        if let value = map["headers"] { responseHeaders = try HeaderRules(from: value, direction: .response) }
-        if let value = map["errors"] { errorPages = try ErrorPages(from: value) }
+        if let value = map["redirect_https"] { redirectHTTPS = try problems.collect { try value.bool() } ?? false }
+        if let value = map["hsts"] { hsts = try problems.collect { try Self.readHSTS(value) } ?? nil }
+        if let value = map["headers"] {
+            responseHeaders = try problems.collect { try HeaderRules(from: value, direction: .response) } ?? HeaderRules()
+        }
+        if let value = map["errors"] { errorPages = try problems.collect { try ErrorPages(from: value) } ?? nil }
         let routesNode = try map.required("routes", expected: "a list of routes")
         let routeNodes = try routesNode.list()
         if routeNodes.isEmpty { throw routesNode.error("expected at least one route") }
-        routes = try routeNodes.map { try RouteConfiguration(from: $0, defaultBodyLimit: siteBodyLimit) }
+        // Every route is read, so a site's broken routes are all reported at once.
+        routes = try routeNodes.compactMap { node in
+            try problems.collect { try RouteConfiguration(from: node, defaultBodyLimit: siteBodyLimit) }
+        }
+        try problems.throwIfAny()
         // One route per prefix, except after a `links` route that falls through: unknown slugs go on to the route
         // listed after it with the same prefix (links on a site's main domain).
         var seen: [String: Bool] = [:]  // prefix: its route falls through

@@ -210,7 +210,7 @@ public final class Gateway: Sendable {
             do {
                 channel = try bootstrap(for: key.kind, quiesce: quiesce).bind(to: try key.address.socketAddress()).wait()
             } catch {
-                throw GatewayError(message: "cannot listen on \(key.address) (\(key.kind.rawValue)): \(error)")
+                throw GatewayError(listening: key.address.description, kind: key.kind.rawValue, port: key.address.port, error)
             }
             state.withLock {
                 $0.listeners[key] = channel
