@@ -86,19 +86,21 @@ let package = Package(
             dependencies: ["Config", "Compression", "RequestTarget", nioCore, nioPosix, nioHTTP1, logging],
             swiftSettings: dataPlaneSettings
         ),
+        /// Errors of the libraries underneath (NIO's system calls, AsyncHTTPClient) in the words of the person reading.
+        .target(name: "PlainErrors", dependencies: [nioCore, httpClient], swiftSettings: swiftSettings),
         /// Header rules (`set`/`add`/`remove` for answers and upstream requests) and the `{placeholder}` templates
         /// they and redirects fill from the request.
         .target(name: "HeaderRules", dependencies: ["Config", nioHTTP1], swiftSettings: dataPlaneSettings),
         /// The reverse proxy: upstream pools, balancing, health checks, forwarding headers, WebSocket tunnels.
         .target(
             name: "Proxy",
-            dependencies: ["Config", "HeaderRules", nioCore, nioPosix, nioHTTP1, logging],
+            dependencies: ["Config", "HeaderRules", "PlainErrors", nioCore, nioPosix, nioHTTP1, logging],
             swiftSettings: dataPlaneSettings
         ),
         /// Tracking: events and their enrichment (GeoIP, user agent, source, visitors and sessions), the tracking API,
         /// the durable spool between the request path and ClickHouse, and the ClickHouse shipper.
         .target(
-            name: "Tracking", dependencies: ["Config", "Compression", "CZlib", "CMaxMindDB", "RegexSet", nioCore, nioPosix, nioHTTP1, logging, httpClient, crypto, heap],
+            name: "Tracking", dependencies: ["Config", "Compression", "PlainErrors", "CZlib", "CMaxMindDB", "RegexSet", nioCore, nioPosix, nioHTTP1, logging, httpClient, crypto, heap],
             swiftSettings: dataPlaneSettings),
         /// Rate limiting as pure values (GCRA rates, daily quotas, bounded key tables): no I/O, injected clock.
         .target(name: "RateLimit", swiftSettings: dataPlaneSettings),
@@ -113,7 +115,7 @@ let package = Package(
         .target(
             name: "Edge",
             dependencies: [
-                "Config", "HeaderRules", "Insights", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
+                "Config", "HeaderRules", "Insights", "PlainErrors", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
                 prometheus, serviceLifecycle, unixSignals, crypto,
             ],
             swiftSettings: dataPlaneSettings

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import PlainErrors
 import Synchronization
 
 /// Active health checks for one upstream: `GET path` on a fresh connection every interval; `fails` failures in a

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import PlainErrors
 
 /// The client side of a proxied request, implemented by the edge's request handler. Every call comes on the
 /// client connection's event loop.

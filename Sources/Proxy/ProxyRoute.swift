@@ -34,6 +34,11 @@ public final class ProxyRoute: Sendable {
         retryWindow = TimeAmount(configuration.retries.timeout)
     }
 
+    /// The route's upstreams and those in service (for `/health`).
+    public var pool: (addresses: [String], healthy: Int) {
+        (targets.map(\.address.description), targets.filter { $0.statistics.healthy }.count)
+    }
+
     /// The request target sent upstream: the client's, with the route prefix stripped or replaced when configured.
     public func upstreamTarget(for uri: String) -> String {
         if configuration.stripPrefix || configuration.rewritePrefix != nil {

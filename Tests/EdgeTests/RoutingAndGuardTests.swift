@@ -1,4 +1,5 @@
 import Config
+import Foundation
 import HeaderRules
 import NIOCore
 import NIOHTTP1
@@ -200,5 +201,47 @@ import Testing
         let map = try document.mapping(keys: ["format", "fields"])
         let chosen = try AccessLogFormat(format: map["format"], fields: map["fields"])
         #expect(line(chosen) == #"{"time":"2026-12-05T06:27:11.007Z","uri":"/a \"b\"?q=1","status":200}"#)
+    }
+}
+
+@Suite struct HealthVerdictTests {
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    @Test func okUntilSomethingNeedsALook() {
+        var facts = HealthVerdict.Facts()
+        facts.now = now
+        facts.routesWithoutUpstreams = 1
+        facts.pools = [.init(route: "/api/ (127.0.0.1:3000)", members: 1, healthy: 1)]
+        #expect(HealthVerdict.decide(facts) == HealthVerdict(status: .ok, reasons: []))
+        facts.pools[0].healthy = 0
+        facts.clickHouseConfigured = true
+        facts.clickHouseFailure = "http://127.0.0.1:8123 unreachable: connection refused"
+        facts.backlogSeconds = 1000
+        facts.lastReloadError = "conf/vantage.yaml:3:1: sites: expected a list"
+        facts.certificates = [.init(name: "example.com", notAfter: now.addingTimeInterval(3 * 86_400 - 60)),
+                              .init(name: "old.example", notAfter: now.addingTimeInterval(-1)),
+                              .init(name: "fine.example", notAfter: now.addingTimeInterval(60 * 86_400))]
+        let verdict = HealthVerdict.decide(facts)
+        #expect(verdict.status == .degraded && verdict.httpStatus == .ok)
+        #expect(verdict.reasons == [
+            "no healthy upstream for /api/ (127.0.0.1:3000) (1 down)",
+            "ClickHouse: http://127.0.0.1:8123 unreachable: connection refused",
+            "events wait 1000 s for ClickHouse (more than 900 s)",
+            "the last reload was refused: conf/vantage.yaml:3:1: sites: expected a list",
+            "the certificate for old.example has expired",
+            "the certificate for example.com expires in 3 day(s)",
+        ])
+    }
+
+    @Test func unhealthyWhenNothingCanBeServed() {
+        var facts = HealthVerdict.Facts()
+        facts.pools = [.init(route: "/", members: 2, healthy: 0)]
+        #expect(HealthVerdict.decide(facts).status == .unhealthy)
+        #expect(HealthVerdict.decide(facts).httpStatus == .serviceUnavailable)
+        facts.routesWithoutUpstreams = 1
+        #expect(HealthVerdict.decide(facts).status == .degraded, "a static route still serves")
+        facts.listeners = 0
+        #expect(HealthVerdict.decide(facts).reasons.first == "no listener is open")
+        #expect(HealthVerdict.decide(HealthVerdict.Facts()).status == .ok, "ClickHouse not configured is not a problem")
     }
 }

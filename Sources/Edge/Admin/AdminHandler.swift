@@ -63,7 +63,9 @@ final class AdminHandler: ChannelInboundHandler {
         if path == "/health" && (head.method == .GET || head.method == .HEAD) {
             let report = endpoints.gateway.healthReport
             let json = (try? JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])) ?? Data()
-            send(.ok, contentType: "application/json", body: String(decoding: json, as: UTF8.self) + "\n",
+            // 503 only when nothing can be served: a degraded edge still answers, and says why in the body.
+            let status: HTTPResponseStatus = report["status"] as? String == HealthVerdict.Status.unhealthy.rawValue ? .serviceUnavailable : .ok
+            send(status, contentType: "application/json", body: String(decoding: json, as: UTF8.self) + "\n",
                  head: head, context: context)
             return
         }

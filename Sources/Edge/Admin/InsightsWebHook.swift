@@ -17,3 +17,17 @@ final class InsightsWebHook: Sendable {
         return await gateway.insightsWeb(request)
     }
 }
+
+/// How a site's `health` route reaches the gateway's verdict (attached like ``InsightsWebHook``).
+final class HealthHook: Sendable {
+    private struct Reference {
+        weak var gateway: Gateway?
+    }
+
+    private let reference = Mutex(Reference())
+
+    func attach(_ gateway: Gateway) { reference.withLock { $0.gateway = gateway } }
+
+    /// The verdict now; nil when the gateway is gone (shutting down).
+    func verdict() -> HealthVerdict? { reference.withLock { $0.gateway }?.healthVerdict }
+}

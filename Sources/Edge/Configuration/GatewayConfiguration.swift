@@ -302,11 +302,20 @@ public struct AdminSettings: Sendable, Equatable {
     /// Set when `token_env` names a variable that is unset or empty: serving refuses to start (an admin API meant
     /// to be closed must not open because a deploy lost the variable); tools that only read the file go on.
     public var missingToken: ConfigError?
+    /// `health.max_backlog_age`: events older than this still waiting for ClickHouse make `/health` degraded.
+    public var maxBacklogAge: Duration = .seconds(900)
+    /// `health.certificate_warning`: a certificate expiring within this makes `/health` degraded.
+    public var certificateWarning: Duration = .seconds(14 * 86_400)
 
     init() {}
 
     init(from node: ConfigNode) throws {
-        let map = try node.mapping(keys: ["listen", "token_env"])
+        let map = try node.mapping(keys: ["listen", "token_env", "health"])
+        if let value = map["health"] {
+            let health = try value.mapping(keys: ["max_backlog_age", "certificate_warning"])
+            if let age = health["max_backlog_age"] { maxBacklogAge = try age.duration() }
+            if let warning = health["certificate_warning"] { certificateWarning = try warning.duration() }
+        }
         if let value = map["listen"] {
             let text = try value.string()
             if text == "off" { listen = nil } else { listen = try value.listenAddresses().first }

@@ -120,6 +120,8 @@ public struct RouteConfiguration: Sendable {
         case links(LinksRouteConfiguration)
         /// The reports' pages (dashboard, live view, sign-in, APIs, share links): `insights: {}`.
         case insights
+        /// The edge's health for load balancers: `health: true` (`{"status":"ok"}`; 503 when nothing can be served).
+        case health
     }
 
     /// The path prefix; `/api/` matches `/api/` and below, `/api` also matches `/api` itself and `/api-v2`.
@@ -136,7 +138,7 @@ public struct RouteConfiguration: Sendable {
     /// `headers:` changes to the route's answers, after its site's.
     public var responseHeaders = HeaderRules()
 
-    static let handlerKeys = ["static", "proxy", "respond", "redirect", "links", "insights"]
+    static let handlerKeys = ["static", "proxy", "respond", "redirect", "links", "insights", "health"]
     static let keys = ["path", "max_body_size", "access_log", "track", "rate_limit", "headers"] + handlerKeys
 
     init(from node: ConfigNode, defaultBodyLimit: Int) throws {
@@ -173,6 +175,16 @@ public struct RouteConfiguration: Sendable {
         case "proxy": handler = .proxy(try ProxyConfiguration(from: map["proxy"]!))
         case "respond": handler = .respond(try RespondConfiguration(from: map["respond"]!))
         case "links": handler = .links(try LinksRouteConfiguration(from: map["links"]!))
+        case "health":
+            let node = map["health"]!
+            if let enabled = try? node.bool() {
+                guard enabled else { throw node.error("expected true or {}") }
+            } else {
+                _ = try node.mapping(keys: [])
+            }
+            handler = .health
+            // A load balancer's checks are not the site's traffic.
+            if map["track"] == nil { track = false }
         case "insights":
             let node = map["insights"]!
             if let enabled = try? node.bool() {

@@ -533,6 +533,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .links(let linkRoute):
             let query = pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : ""
             answerLink(linkRoute, route: route, site: site, head: head, headers: headers, path: path, query: query, context: context)
+        case .health:
+            answerHealth(context: context)
         case .insights:
             answerInsights(route: route, head: head, path: path, headers: headers, context: context)
         case .staticFiles(let server):
@@ -591,6 +593,19 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The reports' pages mounted on a site: answered by the gateway off the loop (a report is control-plane work),
     /// written from the loop when done. The mount itself redirects to its folder, so relative links resolve.
+    /// A site's `health` route: the verdict's status only (the reasons name upstreams and certificates, for the
+    /// admin listener's `/health`), 503 when nothing can be served.
+    private func answerHealth(context: any ExchangeTransport) {
+        let verdict = core.health.verdict()
+        let status = verdict?.status ?? .unhealthy
+        let body = ByteBuffer(string: "{\"status\":\"\(status.rawValue)\"}\n")
+        let headers: HTTPHeaders = [
+            "Content-Type": "application/json", "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
+        ]
+        let isHead = exchange?.head.method == .HEAD
+        writeResponse(status: verdict?.httpStatus ?? .serviceUnavailable, headers: headers, body: isHead ? .empty : .buffer(body), context: context)
+    }
+
     private func answerInsights(
         route: Route, head: HTTPRequestHead, path: Substring, headers: RequestHeaderSummary, context: any ExchangeTransport
     ) {

@@ -20,6 +20,8 @@ public enum RouteHandler: Sendable {
     case links(LinkRoute)
     /// The reports' pages, mounted at the route's path (`Gateway.insightsWeb`).
     case insights
+    /// The edge's health for load balancers (`Gateway.healthVerdict`, status only).
+    case health
 }
 
 /// A `links` route, ready to serve.
@@ -192,6 +194,8 @@ public final class RouteTable: Sendable {
                     handler = .links(LinkRoute(service: links, fallsThrough: settings.fallsThrough))
                 case .insights:
                     handler = .insights
+                case .health:
+                    handler = .health
                 }
                 return Route(
                     pathPrefix: route.pathPrefix, handler: handler, maxBodySize: route.maxBodySize,
@@ -222,17 +226,19 @@ public final class RouteTable: Sendable {
         return RouteTable(exact: exact, wildcards: wildcards, defaultSite: defaultSite, proxyRoutes: proxyRoutes)
     }
 
-    /// Every route's rate limiter (for `/metrics`).
-    var limiters: [RouteLimiter] {
+    /// Every site once.
+    var allSites: [Site] {
         var seen = Set<ObjectIdentifier>()
         var sites = Array(exact.values) + wildcards.map(\.site)
         if let defaultSite { sites.append(defaultSite) }
-        var found: [RouteLimiter] = []
-        for site in sites where seen.insert(ObjectIdentifier(site)).inserted {
-            found += site.routes.compactMap(\.limiter)
-        }
-        return found
+        return sites.filter { seen.insert(ObjectIdentifier($0)).inserted }
     }
+
+    /// Every route of every site.
+    var allRoutes: [Route] { allSites.flatMap(\.routes) }
+
+    /// Every route's rate limiter (for `/metrics`).
+    var limiters: [RouteLimiter] { allRoutes.compactMap(\.limiter) }
 
     /// The site for a `Host` value (port and trailing dot ignored, case-insensitive).
     public func site(forHost rawHost: String?) -> Site? {

@@ -43,6 +43,10 @@ public final class Gateway: Sendable {
         var quiescers: [ListenerKey: ServerQuiescingHelper] = [:]
         var reloadedAt = Date()
         var housekeeping: [RepeatedTask] = []
+        /// Why the last reload was refused, until one succeeds (for `/health`).
+        var lastReloadError: String?
+        /// The configured certificates' names and expiry (for `/health`).
+        var staticCertificates: [HealthVerdict.Certificate] = []
     }
 
     private let group: MultiThreadedEventLoopGroup
@@ -74,7 +78,8 @@ public final class Gateway: Sendable {
         threadPool.start()
         cache = FileCache(maxBytes: configuration.staticCache.maxBytes, maxEntries: configuration.staticCache.maxEntries)
         certificates = CertificateStore(minimumVersion: configuration.tls.minimumVersion == "1.3" ? .tlsv13 : .tlsv12)
-        try certificates.replaceStatic(with: try Self.loadCertificates(configuration.tls))
+        let staticKeys = try Self.loadCertificates(configuration.tls)
+        try certificates.replaceStatic(with: staticKeys)
         automaticCertificates = AutomaticCertificates(certificates: certificates, logger: logger)
         do {
             try automaticCertificates.configure(configuration)
@@ -107,7 +112,7 @@ public final class Gateway: Sendable {
         core = GatewayCore(snapshot: snapshot, loops: Array(group.makeIterator()), accessLog: accessLog,
                            threadPool: threadPool, routeMetrics: routeMetrics, proxy: proxy, tracking: tracking,
                            acmeChallenges: automaticCertificates.responder, logger: logger)
-        state = Mutex(State(configuration: configuration))
+        state = Mutex(State(configuration: configuration, staticCertificates: Self.expiries(of: staticKeys)))
         shareLinks = ShareLinks(path: configuration.tracking.spool.directory + "/shares")
         reports = ReportCache(logger: logger)
         adminSessions = AdminSessions(logger: logger)
@@ -121,6 +126,16 @@ public final class Gateway: Sendable {
             }) ?? reader
         }
         core.insightsWeb.attach(self)
+        core.health.attach(self)
+    }
+
+    /// Names and expiry of configured certificates (the leaf of each chain).
+    static func expiries(of keys: [CertifiedKey]) -> [HealthVerdict.Certificate] {
+        keys.compactMap { key in
+            guard let leaf = key.chain.first else { return nil }
+            return HealthVerdict.Certificate(
+                name: key.names.first ?? "a configured certificate", notAfter: Date(timeIntervalSince1970: TimeInterval(leaf.notValidAfter)))
+        }
     }
 
     static func loadCertificates(_ tls: TLSSettings) throws -> [CertifiedKey] {
@@ -399,6 +414,8 @@ public final class Gateway: Sendable {
             state.withLock {
                 $0.configuration = configuration
                 $0.reloadedAt = Date()
+                $0.lastReloadError = nil
+                $0.staticCertificates = Self.expiries(of: keys)
             }
             try bindListeners(for: configuration)
             publishHTTPSPort()
@@ -408,6 +425,8 @@ public final class Gateway: Sendable {
         } catch {
             core.metrics.failedReloads.increment()
             logger.error("reload refused, the running configuration stays: \(error)")
+            let firstLine = "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
+            state.withLock { $0.lastReloadError = firstLine }
             throw error
         }
     }
@@ -475,15 +494,49 @@ public final class Gateway: Sendable {
 
     // MARK: - Admin data
 
+    /// The facts `/health` is decided from, gathered now.
+    var healthVerdict: HealthVerdict {
+        let (configuration, lastReloadError, staticCertificates, listeners) = state.withLock {
+            ($0.configuration, $0.lastReloadError, $0.staticCertificates, $0.listeners.keys.filter { $0.kind != .admin }.count)
+        }
+        var facts = HealthVerdict.Facts()
+        facts.listeners = listeners
+        let table = core.snapshot.table
+        facts.pools = table.proxyRoutes.map { route in
+            let pool = route.pool
+            return HealthVerdict.Pool(route: "\(route.pathPrefix) (\(pool.addresses.joined(separator: ", ")))",
+                                      members: pool.addresses.count, healthy: pool.healthy)
+        }
+        // Routes a person is served by without an upstream (the tracking API on every site and health routes do
+        // not count).
+        facts.routesWithoutUpstreams = table.allRoutes.filter { route in
+            switch route.handler {
+            case .proxy, .trackingAPI, .health: false
+            default: true
+            }
+        }.count
+        if let tracking = tracking?.healthFacts {
+            facts.clickHouseConfigured = tracking.clickHouseConfigured
+            facts.clickHouseFailure = tracking.clickHouseFailure
+            facts.backlogSeconds = tracking.backlogSeconds
+            facts.spoolProblem = tracking.spoolProblem
+        }
+        facts.maxBacklogSeconds = Double(configuration.admin.maxBacklogAge.components.seconds)
+        facts.certificateWarning = TimeInterval(configuration.admin.certificateWarning.components.seconds)
+        facts.lastReloadError = lastReloadError
+        facts.certificates = staticCertificates + automaticCertificates.expiries
+        facts.linksProblem = links?.storeProblem
+        return HealthVerdict.decide(facts)
+    }
+
     var healthReport: [String: any Sendable] {
         let (configuration, reloadedAt) = state.withLock { ($0.configuration, $0.reloadedAt) }
         let stats = cache.statistics
         let trackingReport = tracking?.healthReport
         let linksProblem = links?.storeProblem
-        // A data folder this process no longer owns is worth a look: the answer says so instead of "ok".
-        let degraded = trackingReport?["spool_error"] != nil || linksProblem != nil
+        let verdict = healthVerdict
         var report: [String: any Sendable] = [
-            "status": degraded ? "degraded" : "ok",
+            "status": verdict.status.rawValue, "reasons": verdict.reasons,
             "version": VantageRuntime.version,
             "uptime_seconds": Int(Date().timeIntervalSince(startedAt)),
             "open_connections": core.openConnections.load(ordering: .relaxed),

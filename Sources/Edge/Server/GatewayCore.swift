@@ -46,6 +46,7 @@ final class GatewayCore: Sendable {
 
     /// The reports' pages, for sites' `insights` routes.
     let insightsWeb = InsightsWebHook()
+    let health = HealthHook()
 
     init(snapshot: RuntimeSnapshot, loops: [any EventLoop], accessLog: AccessLogWriter?, threadPool: NIOThreadPool,
          routeMetrics: RouteMetricsRegistry, proxy: ProxyService, tracking: TrackingPipeline? = nil,

@@ -1,6 +1,6 @@
 import Foundation
 import NIOCore
-import Proxy
+import PlainErrors
 
 /// A problem that stops the gateway from starting or reloading: a certificate that does not load, a port already in
 /// use. The message says what and where.

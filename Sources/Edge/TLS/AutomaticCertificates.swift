@@ -217,6 +217,14 @@ final class AutomaticCertificates: Sendable {
         await current.manager.shutdown()
     }
 
+    /// The obtained certificates' names and expiry (for `/health`).
+    var expiries: [HealthVerdict.Certificate] {
+        guard let manager = running.withLock({ $0?.manager }) else { return [] }
+        return manager.statuses.compactMap { status in
+            status.notAfter.map { HealthVerdict.Certificate(name: status.name, notAfter: $0) }
+        }
+    }
+
     var healthReport: [[String: any Sendable]] {
         guard let manager = running.withLock({ $0?.manager }) else { return [] }
         let formatter = ISO8601DateFormatter()

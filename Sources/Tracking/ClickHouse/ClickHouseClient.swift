@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import PlainErrors
 import NIOHTTP1
 import Synchronization
 
@@ -86,7 +87,7 @@ public final class ClickHouseClient: Sendable {
             throw failure
         } catch {
             current.advance()
-            throw Failure(endpoint: target.description, status: nil, message: "\(error)")
+            throw Failure(endpoint: target.description, status: nil, message: UserFacingError.describe(error))
         }
     }
 

@@ -23,7 +23,12 @@ public final class Shipper: Sendable {
         var lastBatchSeconds = 0.0
         var lastBatchRows = 0
         var connected = false
+        /// Why the last call failed, while it is the latest word (nil after a success or before any call).
+        var lastFailure: String?
     }
+
+    /// ClickHouse as the shipper last found it: nil before any call, or the reason the last call failed.
+    public var lastFailure: String? { figures.withLock { $0.lastFailure } }
 
     private let spool: Spool
     private let client: ClickHouseClient
@@ -111,6 +116,7 @@ public final class Shipper: Sendable {
                     figures.lastBatchSeconds = seconds
                     figures.lastBatchRows = batch.rows
                     figures.connected = true
+                    figures.lastFailure = nil
                 }
                 if let since = failingSince {
                     logger.info("clickhouse: delivering again after \(Double((NIODeadline.now() - since).nanoseconds / 1_000_000) / 1000) s of failures")
@@ -123,6 +129,7 @@ public final class Shipper: Sendable {
                 figures.withLock { figures in
                     figures.failedAttempts += 1
                     figures.connected = false
+                    figures.lastFailure = "\(error)"
                 }
                 let now = NIODeadline.now()
                 if failingSince == nil {

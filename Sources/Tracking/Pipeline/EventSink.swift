@@ -17,6 +17,9 @@ final class EventSink: Sendable {
     }
 
     private let state = Mutex(State())
+
+    /// Why the last ClickHouse call failed, while that is the latest word; nil without ClickHouse or when it answers.
+    var clickHouseFailure: String? { state.withLock { $0.shipper }?.lastFailure }
     /// Whether a shipper runs (the loops' seal timers read it on every tick).
     private let running = Atomic<Bool>(false)
     private let group: any EventLoopGroup

@@ -339,6 +339,26 @@ public final class TrackingPipeline: Sendable {
     }
 
     /// A summary for `/health`.
+    /// What `/health` weighs of tracking.
+    public struct HealthFacts: Sendable {
+        /// Whether events go to ClickHouse.
+        public var clickHouseConfigured: Bool
+        /// Why the last ClickHouse call failed, while that is the latest word.
+        public var clickHouseFailure: String?
+        /// Age of the oldest sealed segment not yet shipped (0 when none waits).
+        public var backlogSeconds: Double
+        /// The spool folder is no longer this process's.
+        public var spoolProblem: String?
+    }
+
+    public var healthFacts: HealthFacts {
+        HealthFacts(
+            clickHouseConfigured: configuration.clickHouse != nil, clickHouseFailure: sink.clickHouseFailure,
+            backlogSeconds: configuration.clickHouse == nil
+                ? 0 : spool.oldestSealedMilliseconds.map { Double(max(0, wallClockMilliseconds() - $0)) / 1000 } ?? 0,
+            spoolProblem: spool.ownershipProblem)
+    }
+
     public var healthReport: [String: any Sendable] {
         var report: [String: any Sendable] = [
             "recorded": recordedEvents, "dropped": droppedEvents, "spool_bytes": spool.usedBytes,

@@ -1,7 +1,9 @@
+import AsyncHTTPClient
 import Foundation
 import NIOCore
 
-/// Errors of the libraries underneath told in plain words (the proxy's logs and health checks, Edge's listeners): NIO's system-call errors name the call and errno
+/// Errors of the libraries underneath told in plain words (the proxy's logs and health checks, the ClickHouse
+/// client, Edge's listeners): NIO's system-call errors name the call and errno
 /// (`connect(descriptor:addr:size:): Connection refused (errno: 111)`); people need what happened.
 public enum UserFacingError {
     /// A failed connection to `address`: "connection refused by 127.0.0.1:3000".
@@ -14,6 +16,14 @@ public enum UserFacingError {
     public static func describe(_ error: any Error) -> String {
         if let io = error as? IOError {
             return String(cString: strerror(io.errnoCode)).lowercased()
+        }
+        if let http = error as? HTTPClientError {
+            switch http {
+            case .connectTimeout: return "the connection timed out"
+            case .readTimeout: return "no answer in time"
+            case .remoteConnectionClosed: return "the server closed the connection"
+            default: return "\(http)"
+            }
         }
         if let channel = error as? ChannelError {
             switch channel {
