@@ -122,6 +122,19 @@ public struct RouteConfiguration: Sendable {
         case insights
         /// The edge's health for load balancers: `health: true` (`{"status":"ok"}`; 503 when nothing can be served).
         case health
+
+        /// The configuration key that chose it (`static`, `proxy`, ...).
+        public var kind: String {
+            switch self {
+            case .staticFiles: "static"
+            case .proxy: "proxy"
+            case .respond: "respond"
+            case .redirect: "redirect"
+            case .links: "links"
+            case .insights: "insights"
+            case .health: "health"
+            }
+        }
     }
 
     /// The path prefix; `/api/` matches `/api/` and below, `/api` also matches `/api` itself and `/api-v2`.

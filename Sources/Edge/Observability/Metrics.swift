@@ -74,9 +74,12 @@ final class RouteMetricsRegistry: Sendable {
         }
     }
 
-    /// Appends the request metrics in Prometheus text format.
+    /// Appends the request metrics in Prometheus text format: routes that never answered a request have no series
+    /// (a configuration with many routes does not fill Prometheus with zeros); a route that has answered keeps all
+    /// its status classes, so `rate()` sees a class's first request.
     func render(into text: inout String) {
         let all = entries.withLock { Array($0.values) }.sorted { ($0.site, $0.route) < ($1.site, $1.route) }
+            .filter { metrics in (0..<5).contains { metrics.total($0) > 0 } }
         func labels(_ metrics: RouteMetrics) -> String {
             "site=\"\(escapeLabel(metrics.site))\",route=\"\(escapeLabel(metrics.route))\""
         }

@@ -173,7 +173,11 @@ public final class RouteTable: Sendable {
         var defaultSite: Site?
         for siteConfiguration in configuration.sites {
             let name = siteConfiguration.name
+            // Two routes on one path (a `links` route falling through to the site) are told apart in metrics by
+            // their kind: `/ (links)` and `/ (static)`.
+            let sharedPrefixes = Set(Dictionary(grouping: siteConfiguration.routes, by: \.pathPrefix).filter { $0.value.count > 1 }.keys)
             let routes = try siteConfiguration.routes.map { route -> Route in
+                let metricsLabel = sharedPrefixes.contains(route.pathPrefix) ? "\(route.pathPrefix) (\(route.handler.kind))" : route.pathPrefix
                 let handler: RouteHandler
                 switch route.handler {
                 case .staticFiles(let settings):
@@ -199,7 +203,7 @@ public final class RouteTable: Sendable {
                 }
                 return Route(
                     pathPrefix: route.pathPrefix, handler: handler, maxBodySize: route.maxBodySize,
-                    accessLog: route.accessLog, track: route.track, metrics: metrics.metrics(site: name, route: route.pathPrefix),
+                    accessLog: route.accessLog, track: route.track, metrics: metrics.metrics(site: name, route: metricsLabel),
                     limiter: limiter(route.rateLimit, label: "\(name) \(route.pathPrefix)"),
                     responseHeaders: ResponseHeaderRules(siteConfiguration.responseHeaders.merged(with: route.responseHeaders)))
             }

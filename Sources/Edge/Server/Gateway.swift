@@ -599,6 +599,15 @@ public final class Gateway: Sendable {
         proxy.renderMetrics(into: &text)
         tracking?.renderMetrics(into: &text)
         automaticCertificates.renderMetrics(into: &text)
+        let staticCertificates = state.withLock { $0.staticCertificates }
+        if !staticCertificates.isEmpty {
+            text += "# HELP vantage_certificate_expiry_timestamp_seconds When a configured certificate file expires.\n"
+            text += "# TYPE vantage_certificate_expiry_timestamp_seconds gauge\n"
+            for certificate in staticCertificates {
+                let name = certificate.name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                text += "vantage_certificate_expiry_timestamp_seconds{name=\"\(name)\",source=\"file\"} \(Int(certificate.notAfter.timeIntervalSince1970))\n"
+            }
+        }
         let limiters = core.snapshot.table.limiters
         if !limiters.isEmpty {
             text += "# HELP vantage_ratelimit_limited_total Requests refused by a route's rate limit.\n"
