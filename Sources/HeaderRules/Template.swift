@@ -32,6 +32,26 @@ public protocol PlaceholderValues {
     func value(of placeholder: Placeholder) -> String
 }
 
+extension Placeholder {
+    /// The value of `path`, `rest`, `query` and `uri` for a request target (nil for the other placeholders), read
+    /// the same way wherever templates are filled.
+    public func value(inTarget uri: String, routePrefix: String) -> String? {
+        let pathEnd = uri.firstIndex(of: "?") ?? uri.endIndex
+        switch self {
+        case .path: return String(uri[..<pathEnd])
+        case .rest:
+            // Without a leading slash: `/old-blog/` and `/old-blog/2024/x` give `2024/x`.
+            guard uri[..<pathEnd].hasPrefix(routePrefix) else { return "" }
+            var rest = uri[..<pathEnd].dropFirst(routePrefix.count)
+            while rest.first == "/" { rest = rest.dropFirst() }
+            return String(rest)
+        case .query: return pathEnd < uri.endIndex ? String(uri[uri.index(after: pathEnd)...]) : ""
+        case .uri: return uri
+        default: return nil
+        }
+    }
+}
+
 /// A string with `{placeholder}`s, parsed once at load. `{{` and `}}` stand for literal braces.
 public struct Template: Sendable, Equatable, CustomStringConvertible {
     enum Part: Sendable, Equatable {

@@ -399,8 +399,7 @@ struct UpstreamFacts: PlaceholderValues {
     let routePrefix: String
 
     func value(of placeholder: Placeholder) -> String {
-        let uri = head.uri
-        let pathEnd = uri.firstIndex(of: "?") ?? uri.endIndex
+        if let value = placeholder.value(inTarget: head.uri, routePrefix: routePrefix) { return value }
         switch placeholder {
         case .host:
             // Without the port, lower-cased (nginx's $host).
@@ -412,14 +411,7 @@ struct UpstreamFacts: PlaceholderValues {
             }
             return name.lowercased()
         case .requestID: return requestID
-        case .path: return String(uri[..<pathEnd])
-        case .rest:
-            guard uri[..<pathEnd].hasPrefix(routePrefix) else { return "" }
-            var rest = uri[..<pathEnd].dropFirst(routePrefix.count)
-            while rest.first == "/" { rest = rest.dropFirst() }
-            return String(rest)
-        case .query: return pathEnd < uri.endIndex ? String(uri[uri.index(after: pathEnd)...]) : ""
-        case .uri: return uri
+        case .path, .rest, .query, .uri: return ""
         case .scheme: return client.scheme
         case .method: return head.method.rawValue
         case .remoteAddress: return client.address

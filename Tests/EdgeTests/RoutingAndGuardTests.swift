@@ -167,9 +167,14 @@ import Testing
         #expect(ErrorAnswer.format(accept: "application/json;q=0.5, text/html", hasPage: true) == .page)
     }
 
-    @Test func theClientsTextIsEscapedInHTMLPages() {
-        #expect(ErrorAnswer.escapeHTML("<script>alert('x')</script>&") == "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;")
-        #expect(ErrorAnswer.escapeHTML("/plain/path") == "/plain/path")
+    @Test func theClientsTextIsEscapedInHTMLPages() throws {
+        let page = try ErrorPages(from: ConfigDocument(yaml: "404: { body: \"<p>{path}</p>\" }", file: "t.yaml", environment: [:]).root)
+        let facts = ExchangeFacts(
+            head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/a'<b>&"), host: "example.com", routePrefix: "/",
+            isTLS: false, requestID: { "id" }, clientAddress: { "192.0.2.1" })
+        let (headers, body) = ErrorAnswer.make(.notFound, reason: "not found", pages: page, accept: "text/html", facts: facts)
+        #expect(String(buffer: body) == "<p>/a&#39;&lt;b&gt;&amp;</p>")
+        #expect(headers["content-type"] == ["text/html; charset=utf-8"])
     }
 }
 

@@ -188,25 +188,16 @@ public struct RouteConfiguration: Sendable {
         case "proxy": handler = .proxy(try ProxyConfiguration(from: map["proxy"]!))
         case "respond": handler = .respond(try RespondConfiguration(from: map["respond"]!))
         case "links": handler = .links(try LinksRouteConfiguration(from: map["links"]!))
-        case "health":
-            let node = map["health"]!
+        case "health", "insights":
+            // Kinds without settings: `true` or `{}`.
+            let node = map[present[0]]!
             if let enabled = try? node.bool() {
                 guard enabled else { throw node.error("expected true or {}") }
             } else {
                 _ = try node.mapping(keys: [])
             }
-            handler = .health
-            // A load balancer's checks are not the site's traffic.
-            if map["track"] == nil { track = false }
-        case "insights":
-            let node = map["insights"]!
-            if let enabled = try? node.bool() {
-                guard enabled else { throw node.error("expected {} or true") }
-            } else {
-                _ = try node.mapping(keys: [])
-            }
-            handler = .insights
-            // The team reading its reports is not the site's traffic.
+            handler = present[0] == "health" ? .health : .insights
+            // A load balancer's checks and the team reading its reports are not the site's traffic.
             if map["track"] == nil { track = false }
         default: handler = .redirect(try RedirectConfiguration(from: map["redirect"]!))
         }

@@ -1,6 +1,7 @@
 import Config
 import Foundation
 import HeaderRules
+import Insights
 import NIOCore
 import NIOHTTP1
 import Tracking
@@ -151,7 +152,7 @@ enum ErrorAnswer {
             facts.error = (Int(status.code), reason)
             let page = page!
             // The request's values in an HTML page are the client's text: escaped.
-            let escape: ((String) -> String)? = page.isHTML ? { Self.escapeHTML($0) } : nil
+            let escape: ((String) -> String)? = page.isHTML ? { escapeHTML($0) } : nil
             let text = page.body.render(facts, escape: escape)
             (body, contentType) = (ByteBuffer(string: text), page.contentType)
         }
@@ -159,21 +160,5 @@ enum ErrorAnswer {
             "Content-Type": contentType, "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
         ]
         return (headers, body)
-    }
-
-    static func escapeHTML(_ text: String) -> String {
-        guard text.contains(where: { "<>&\"'".contains($0) }) else { return text }
-        var escaped = ""
-        for character in text {
-            switch character {
-            case "<": escaped += "&lt;"
-            case ">": escaped += "&gt;"
-            case "&": escaped += "&amp;"
-            case "\"": escaped += "&quot;"
-            case "'": escaped += "&#39;"
-            default: escaped.append(character)
-            }
-        }
-        return escaped
     }
 }

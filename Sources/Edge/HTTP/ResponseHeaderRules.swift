@@ -58,31 +58,19 @@ struct ExchangeFacts: PlaceholderValues {
     var error: (status: Int, reason: String)?
 
     func value(of placeholder: Placeholder) -> String {
-        let uri = head.uri
-        let pathEnd = uri.firstIndex(of: "?") ?? uri.endIndex
+        if let value = placeholder.value(inTarget: head.uri, routePrefix: routePrefix ?? "/") { return value }
         switch placeholder {
         case .host:
             // Only a name a Location or header can carry: the Host header is the client's to choose.
             guard let host, let authority = RequestHandler.redirectAuthority(host: host, port: 443) else { return "" }
             return authority
         case .requestID: return requestID()
-        case .path: return String(uri[..<pathEnd])
-        case .rest: return Self.rest(of: uri[..<pathEnd], after: routePrefix ?? "/")
-        case .query: return pathEnd < uri.endIndex ? String(uri[uri.index(after: pathEnd)...]) : ""
-        case .uri: return uri
+        case .path, .rest, .query, .uri: return ""
         case .scheme: return isTLS ? "https" : "http"
         case .method: return head.method.rawValue
         case .remoteAddress: return clientAddress()
         case .status: return error.map { String($0.status) } ?? ""
         case .reason: return error?.reason ?? ""
         }
-    }
-
-    /// The path after a route's prefix, without a leading slash: `/old-blog/` and `/old-blog/2024/x` give `2024/x`.
-    static func rest(of path: Substring, after prefix: String) -> String {
-        guard path.hasPrefix(prefix) else { return "" }
-        var rest = path.dropFirst(prefix.count)
-        while rest.first == "/" { rest = rest.dropFirst() }
-        return String(rest)
     }
 }
