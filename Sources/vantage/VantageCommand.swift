@@ -9,7 +9,7 @@ struct VantageCommand: AsyncParsableCommand {
         commandName: "vantage",
         abstract: "An edge gateway: TLS, HTTP/1.1 and HTTP/2, static files and routing, with analytics built in.",
         version: versionText,
-        subcommands: [Run.self, Validate.self, EventsCommand.self, StatsCommand.self, LinksCommand.self, EraseCommand.self, APICommand.self, Version.self])
+        subcommands: [Run.self, Validate.self, Proxy.self, FileServer.self, EventsCommand.self, StatsCommand.self, LinksCommand.self, EraseCommand.self, APICommand.self, Version.self])
 }
 
 struct ConfigOption: ParsableArguments {

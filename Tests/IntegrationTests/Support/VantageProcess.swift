@@ -32,8 +32,9 @@ final class VantageProcess: @unchecked Sendable {
     /// Writes `yaml` (with `{{DIR}}` replaced by the test folder) and starts the binary; waits for the `expect`
     /// listeners (`http`, `https`, `admin`) to be bound.
     /// `reusing` starts in an earlier process's folder (a restart); that folder is then left for the caller.
+    /// `arguments` replaces `run --config <the written file>` (a quick start; `{{DIR}}` is the test folder there too).
     init(config yaml: String, expect kinds: [String] = ["http"], environment: [String: String] = [:],
-         reusing earlier: URL? = nil, prepare: (URL) throws -> Void = { _ in }) throws
+         reusing earlier: URL? = nil, arguments: [String]? = nil, prepare: (URL) throws -> Void = { _ in }) throws
     {
         directory = earlier ?? FileManager.default.temporaryDirectory.appendingPathComponent("vantage-it-\(UUID().uuidString)")
         keepsDirectory = earlier != nil
@@ -46,7 +47,8 @@ final class VantageProcess: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["run", "--config", configPath]
+        process.arguments = arguments?.map { $0.replacingOccurrences(of: "{{DIR}}", with: directory.path) }
+            ?? ["run", "--config", configPath]
         process.currentDirectoryURL = directory
         process.standardOutput = output
         process.standardError = output
