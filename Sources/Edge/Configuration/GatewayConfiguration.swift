@@ -87,10 +87,12 @@ public struct GatewayConfiguration: Sendable {
             }
         }
         if let value = map["tls"] { tls = try problems.collect { try TLSSettings(from: value) } ?? tls }
-        if !httpsListeners.isEmpty && tls.certificates.isEmpty && tls.acme == nil, let node = map["tls"] ?? listen {
+        if !httpsListeners.isEmpty && tls.certificates.isEmpty && tls.acme == nil && tls.internalAuthority == nil,
+            let node = map["tls"] ?? listen
+        {
             _ = try problems.collect {
                 throw node.error(
-                    "listen.https needs certificates: tls.acme { email } for automatic ones, or tls.certificates (cert and key PEM files)")
+                    "listen.https needs certificates: tls.acme { email } for automatic ones, tls.internal: true for a local authority's, or tls.certificates (cert and key PEM files)")
             }
         }
         if let value = map["limits"] { limits = try problems.collect { try Limits(from: value) } ?? limits }
@@ -184,12 +186,25 @@ public struct TLSSettings: Sendable {
     public var minimumVersion = "1.2"
     /// Automatic certificates for every site host not covered by `certificates`.
     public var acme: ACMEConfiguration?
+    /// `internal`: the folder of a local certificate authority that issues the sites' certificate (nil: none).
+    public var internalAuthority: String?
 
     init() {}
 
     init(from node: ConfigNode) throws {
-        let map = try node.mapping(keys: ["certificates", "min_version", "acme"])
+        let map = try node.mapping(keys: ["certificates", "min_version", "acme", "internal"])
         if let value = map["acme"] { acme = try ACMEConfiguration(from: value) }
+        if let value = map["internal"] {
+            // `internal: true` keeps the authority in data/tls-internal (from the working directory, as ACME's
+            // storage); `internal: { storage: DIR }` elsewhere.
+            if let enabled = try? value.bool() {
+                internalAuthority = enabled ? "data/tls-internal" : nil
+            } else {
+                let internalMap = try value.mapping(keys: ["storage"])
+                internalAuthority = try internalMap["storage"]?.path() ?? "data/tls-internal"
+            }
+            if internalAuthority != nil && acme != nil { throw value.error("choose internal or acme: both would issue the sites' certificates") }
+        }
         if let value = map["certificates"] {
             certificates = try value.list().map { item in
                 let entry = try item.mapping(keys: ["cert", "key", "hosts"])

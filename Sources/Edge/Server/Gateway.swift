@@ -78,7 +78,7 @@ public final class Gateway: Sendable {
         threadPool.start()
         cache = FileCache(maxBytes: configuration.staticCache.maxBytes, maxEntries: configuration.staticCache.maxEntries)
         certificates = CertificateStore(minimumVersion: configuration.tls.minimumVersion == "1.3" ? .tlsv13 : .tlsv12)
-        let staticKeys = try Self.loadCertificates(configuration.tls)
+        let staticKeys = try Self.loadCertificates(configuration, logger: logger)
         try certificates.replaceStatic(with: staticKeys)
         automaticCertificates = AutomaticCertificates(certificates: certificates, logger: logger)
         do {
@@ -138,14 +138,29 @@ public final class Gateway: Sendable {
         }
     }
 
-    static func loadCertificates(_ tls: TLSSettings) throws -> [CertifiedKey] {
-        try tls.certificates.map { files in
+    /// The configured certificates, then the local authority's for the sites' names (`tls.internal`; issued when
+    /// `issuing`, else only the files already there are read, for `vantage validate`).
+    static func loadCertificates(_ configuration: GatewayConfiguration, issuing: Bool = true, logger: Logger? = nil) throws -> [CertifiedKey] {
+        let tls = configuration.tls
+        var keys = try tls.certificates.map { files in
             do {
                 return try CertifiedKey.load(certificatePath: files.certificatePath, keyPath: files.keyPath, names: files.hosts)
             } catch {
                 throw GatewayError(message: "cannot load certificate \(files.certificatePath) with key \(files.keyPath): \(error)")
             }
         }
+        if let folder = tls.internalAuthority, issuing {
+            do {
+                let authority = try LocalAuthority.open(folder: folder)
+                let names = configuration.sites.flatMap(\.hosts)
+                let files = try authority.certificate(for: names)
+                keys.append(try CertifiedKey.load(certificatePath: files.certificatePath, keyPath: files.keyPath))
+                logger?.notice("tls internal: certificates from the local authority \(authority.rootPath); trust it once: sudo cp \(authority.rootPath) /usr/local/share/ca-certificates/vantage-local.crt && sudo update-ca-certificates")
+            } catch {
+                throw GatewayError(message: "tls.internal: the local authority in \(folder) cannot issue a certificate: \(error)")
+            }
+        }
+        return keys
     }
 
     static func makeSnapshot(
@@ -401,7 +416,7 @@ public final class Gateway: Sendable {
             let configuration = try GatewayConfiguration.load(path: path)
             try configuration.checkServingSecrets()
             let staged = try stageTrackingReload(to: configuration)
-            let keys = try Self.loadCertificates(configuration.tls)
+            let keys = try Self.loadCertificates(configuration, logger: logger)
             let snapshot = try Self.makeSnapshot(
                 configuration, cache: cache, threadPool: threadPool, proxy: proxy, metrics: routeMetrics,
                 trackingAPI: tracking?.api, links: links, previous: core.snapshot.table)
@@ -669,6 +684,6 @@ extension GatewayConfiguration {
     /// Loads every certificate and key the configuration names, so `vantage validate` catches a key that does not
     /// parse before a deploy does.
     public static func checkCertificates(_ configuration: GatewayConfiguration) throws {
-        _ = try Gateway.loadCertificates(configuration.tls)
+        _ = try Gateway.loadCertificates(configuration, issuing: false)
     }
 }
