@@ -25,9 +25,20 @@ import Testing
 
     @Test func labelsAreEscaped() {
         let registry = RouteMetricsRegistry(loops: 1)
-        _ = registry.metrics(site: "a\"b", route: "/x\\y")
+        registry.metrics(site: "a\"b", route: "/x\\y").record(loop: 0, status: .ok, nanoseconds: 1000, sent: 1, received: 0)
         var text = ""
         registry.render(into: &text)
         #expect(text.contains("site=\"a\\\"b\",route=\"/x\\\\y\""))
+    }
+
+    @Test func aRouteNeverUsedHasNoSeries() {
+        let registry = RouteMetricsRegistry(loops: 1)
+        _ = registry.metrics(site: "s", route: "/quiet/")
+        registry.metrics(site: "s", route: "/busy/").record(loop: 0, status: .notFound, nanoseconds: 1000, sent: 1, received: 0)
+        var text = ""
+        registry.render(into: &text)
+        #expect(!text.contains("/quiet/"))
+        #expect(text.contains("vantage_requests_total{site=\"s\",route=\"/busy/\",code=\"2xx\"} 0\n"), "a used route keeps every class")
+        #expect(text.contains("vantage_requests_total{site=\"s\",route=\"/busy/\",code=\"4xx\"} 1\n"))
     }
 }
