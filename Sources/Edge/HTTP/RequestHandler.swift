@@ -591,8 +591,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         writeResponse(status: .ok, headers: headers, body: exchange?.head.method == .HEAD ? .empty : .buffer(body), context: context)
     }
 
-    /// The reports' pages mounted on a site: answered by the gateway off the loop (a report is control-plane work),
-    /// written from the loop when done. The mount itself redirects to its folder, so relative links resolve.
     /// A site's `health` route: the verdict's status only (the reasons name upstreams and certificates, for the
     /// admin listener's `/health`), 503 when nothing can be served.
     private func answerHealth(context: any ExchangeTransport) {
@@ -606,6 +604,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         writeResponse(status: verdict?.httpStatus ?? .serviceUnavailable, headers: headers, body: isHead ? .empty : .buffer(body), context: context)
     }
 
+    /// The reports' pages mounted on a site: answered by the gateway off the loop (a report is control-plane work),
+    /// written from the loop when done. The mount itself redirects to its folder, so relative links resolve.
     private func answerInsights(
         route: Route, head: HTTPRequestHead, path: Substring, headers: RequestHeaderSummary, context: any ExchangeTransport
     ) {
