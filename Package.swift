@@ -115,7 +115,7 @@ let package = Package(
         .target(
             name: "Edge",
             dependencies: [
-                "Config", "HeaderRules", "Insights", "PlainErrors", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
+                "Config", "HeaderRules", "Insights", "PlainErrors", "RegexSet", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
                 prometheus, serviceLifecycle, unixSignals, crypto,
             ],
             swiftSettings: dataPlaneSettings
@@ -159,7 +159,7 @@ let package = Package(
         .testTarget(name: "StaticTests", dependencies: ["Static", "RequestTarget", nioCore, nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeTests",
-            dependencies: ["Edge", "Config", "HeaderRules", "Proxy", nioCore, nioHTTP1, nioPosix, .product(name: "NIOEmbedded", package: "swift-nio")],
+            dependencies: ["Edge", "Config", "HeaderRules", "Proxy", "RegexSet", nioCore, nioHTTP1, nioPosix, .product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -30,6 +30,12 @@ public enum Placeholder: String, Sendable, CaseIterable {
 /// Where a template finds the values of its placeholders.
 public protocol PlaceholderValues {
     func value(of placeholder: Placeholder) -> String
+    /// Group `index` of a rewrite's regular expression (`{1}`, `{2}`, ...); empty where there is none.
+    func capture(_ index: Int) -> String
+}
+
+extension PlaceholderValues {
+    public func capture(_ index: Int) -> String { "" }
 }
 
 extension Placeholder {
@@ -57,6 +63,8 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     enum Part: Sendable, Equatable {
         case literal(String)
         case placeholder(Placeholder)
+        /// `{1}`...`{9}`: a group of a rewrite's regular expression.
+        case capture(Int)
     }
 
     let parts: [Part]
@@ -67,6 +75,7 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     public enum ParseError: Error, Equatable, CustomStringConvertible {
         case unknownPlaceholder(String)
         case unclosedBrace
+        case noSuchGroup(Int, groups: Int)
 
         public var description: String {
             switch self {
@@ -74,6 +83,8 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
                 "unknown placeholder {\(name)}; known: " + Placeholder.allCases.filter(Placeholder.requestFacts.contains)
                     .map { "{\($0.rawValue)}" }.joined(separator: ", ")
             case .unclosedBrace: "a { without its closing } (write {{ for a literal brace)"
+            case .noSuchGroup(let index, let groups):
+                "{\(index)} names a group the expression does not have (it has \(groups))"
             }
         }
     }
@@ -103,7 +114,8 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
         self.parts = parts
     }
 
-    public init(parsing text: String, allowed: Set<Placeholder> = Placeholder.requestFacts) throws(ParseError) {
+    /// `groups`: how many capturing groups `{1}`...`{9}` may name (a rewrite's expression); none elsewhere.
+    public init(parsing text: String, allowed: Set<Placeholder> = Placeholder.requestFacts, groups: Int = 0) throws(ParseError) {
         description = text
         var parts: [Part] = []
         var literal = ""
@@ -119,12 +131,17 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
                 }
                 guard let close = text[next...].firstIndex(of: "}") else { throw .unclosedBrace }
                 let name = String(text[next..<close])
-                guard let placeholder = Placeholder(rawValue: name), allowed.contains(placeholder) else {
-                    throw .unknownPlaceholder(name)
-                }
                 if !literal.isEmpty { parts.append(.literal(literal)) }
                 literal = ""
-                parts.append(.placeholder(placeholder))
+                if let index = Int(name), name.count == 1 {
+                    guard (1...9).contains(index), index <= groups else { throw .noSuchGroup(index, groups: groups) }
+                    parts.append(.capture(index))
+                } else {
+                    guard let placeholder = Placeholder(rawValue: name), allowed.contains(placeholder) else {
+                        throw .unknownPlaceholder(name)
+                    }
+                    parts.append(.placeholder(placeholder))
+                }
                 index = text.index(after: close)
                 continue
             }
@@ -155,6 +172,9 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
             case .literal(let literal): text += literal
             case .placeholder(let placeholder):
                 let value = values.value(of: placeholder)
+                text += escape.map { $0(value) } ?? value
+            case .capture(let index):
+                let value = values.capture(index)
                 text += escape.map { $0(value) } ?? value
             }
         }

@@ -4,6 +4,7 @@ import HeaderRules
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import RegexSet
 import Static
 import Testing
 
@@ -248,5 +249,43 @@ import Testing
         facts.listeners = 0
         #expect(HealthVerdict.decide(facts).reasons.first == "no listener is open")
         #expect(HealthVerdict.decide(HealthVerdict.Facts()).status == .ok, "ClickHouse not configured is not a problem")
+    }
+}
+
+@Suite struct RewriteRulesTests {
+    struct NoFacts: PlaceholderValues {
+        func value(of placeholder: Placeholder) -> String { placeholder == .host ? "example.com" : "" }
+    }
+
+    func rules(_ yaml: String) throws -> RewriteRules {
+        try RewriteRules(from: ConfigDocument(yaml: yaml, file: "t.yaml", environment: [:]).root)
+    }
+
+    @Test func redirectsAndRewritesWithGroups() throws {
+        let rewrites = try rules("""
+            - { match: '^/blog/(\\d{4})/(.+)$', to: "https://{host}/archive/{1}/{2}", redirect: 301 }
+            - { match: '^/product/(\\d+)$', to: "/shop/item?id={1}" }
+            - { match: '^/docs/(.*)$', to: "/manual/{1}" }
+            - { match: '^/up/(.*)$', to: "/{1}/../../x" }
+            """)
+        let scratch = MatchScratch()
+        func apply(_ path: Substring, _ query: Substring? = nil) -> RewriteRules.Outcome? {
+            rewrites.apply(path: path, query: query, facts: NoFacts(), scratch: scratch, encodedSlashes: .reject)
+        }
+        #expect(apply("/blog/2024/hello") == .redirect(location: "https://example.com/archive/2024/hello", status: .movedPermanently))
+        #expect(apply("/product/42", "ref=mail") == .rewrite(target: "/shop/item?id=42"), "the target's query replaces the request's")
+        #expect(apply("/docs/a//b", "v=1") == .rewrite(target: "/manual/a/b?v=1"), "normalized again; the request's query kept")
+        guard case .refused(let reason)? = apply("/up/a") else {
+            Issue.record("a rewrite climbing above / is refused")
+            return
+        }
+        #expect(reason.hasPrefix("the rewritten path /a/../../x"))
+        #expect(apply("/other") == nil)
+    }
+
+    @Test func badExpressionsAndGroupsAreRefusedAtLoad() {
+        #expect(throws: (any Error).self) { try rules("- { match: '^/(a', to: /x }") }
+        #expect(throws: (any Error).self) { try rules("- { match: '^/(a)$', to: \"/x/{2}\" }") }
+        #expect(throws: (any Error).self) { try rules("- { match: '^/a$', to: \"https://elsewhere/\" }") }
     }
 }

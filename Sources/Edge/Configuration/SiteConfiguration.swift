@@ -24,8 +24,10 @@ public struct SiteConfiguration: Sendable {
     public var responseHeaders = HeaderRules()
     /// `errors:` pages for the answers Vantage makes itself.
     public var errorPages: ErrorPages?
+    /// `rewrites:` tried on the path before routing.
+    var rewrites: RewriteRules?
 
-    static let keys = ["hosts", "routes", "redirect_https", "hsts", "max_body_size", "headers", "errors"]
+    static let keys = ["hosts", "routes", "redirect_https", "hsts", "max_body_size", "headers", "errors", "rewrites"]
 
     /// The name events carry as their `site`: the first host, or `default`.
     public var name: String { hosts.first ?? "default" }
@@ -55,6 +57,7 @@ public struct SiteConfiguration: Sendable {
             responseHeaders = try problems.collect { try HeaderRules(from: value, direction: .response) } ?? HeaderRules()
         }
         if let value = map["errors"] { errorPages = try problems.collect { try ErrorPages(from: value) } ?? nil }
+        if let value = map["rewrites"] { rewrites = try problems.collect { try RewriteRules(from: value) } ?? nil }
         let routesNode = try map.required("routes", expected: "a list of routes")
         let routeNodes = try routesNode.list()
         if routeNodes.isEmpty { throw routesNode.error("expected at least one route") }

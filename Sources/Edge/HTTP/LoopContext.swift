@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHPACK
 import NIOHTTP1
+import RegexSet
 import Static
 import Tracking
 
@@ -27,6 +28,8 @@ final class LoopContext: @unchecked Sendable {
     private(set) var isoSecond = ""
     /// How this process writes access log lines (`access_log.format`; changes at a restart).
     let accessLogFormat: AccessLogFormat
+    /// The loop's match data for sites' `rewrites` (PCRE2 match data is per thread).
+    private(set) lazy var rewriteScratch = MatchScratch()
     /// This second as the common log format writes it (`05/Dec/2026:06:27:11 +0000`), for `combined` lines.
     private(set) var commonLogSecond = ""
     private var cachedSecond = -1

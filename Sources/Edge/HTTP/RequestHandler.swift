@@ -383,12 +383,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             respondError(refusal.status, refusal.reason, context: context, forceClose: true)
             return
         }
-        let head = current.head
+        var head = current.head
         let headers = current.headers
         if head.uri != sentTarget { current.originalTarget = sentTarget }
-        let uri = head.uri
-        let pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
-        let path = uri[..<pathEnd]
+        var uri = head.uri
+        var pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
+        var path = uri[..<pathEnd]
         if path.hasPrefix(HTTP01Responder.pathPrefix) {
             // An ACME HTTP-01 check (RFC 8555 §8.3), for any host: the CA asks before a site has a certificate.
             let challenges = core.acmeChallenges
@@ -430,6 +430,29 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             respondRedirect(to: "https://\(authority)\(uri)", status: .permanentRedirect, context: context)
             return
+        }
+        if let rewrites = site.rewrites {
+            let query = pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : nil
+            switch rewrites.apply(
+                path: path, query: query, facts: facts(current), scratch: loop.rewriteScratch, encodedSlashes: limits.encodedSlashes)
+            {
+            case .redirect(let location, let status)?:
+                respondRedirect(to: location, status: status, context: context)
+                return
+            case .refused(let reason)?:
+                respondError(.badRequest, reason, context: context)
+                return
+            case .rewrite(let target)?:
+                // Routing, handlers and the upstream see the new target; the access log keeps the one sent.
+                if current.originalTarget == nil { current.originalTarget = sentTarget }
+                current.head.uri = target
+                head = current.head
+                uri = target
+                pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
+                path = uri[..<pathEnd]
+            case nil:
+                break
+            }
         }
         guard let route = site.route(for: path) else {
             respondError(.notFound, "no route matches this path", context: context)

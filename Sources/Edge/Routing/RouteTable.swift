@@ -104,10 +104,13 @@ public final class Site: Sendable {
     let responseHeaders: ResponseHeaderRules?
     /// The site's pages for the errors Vantage answers itself.
     let errorPages: ErrorPages?
+    /// `rewrites:` tried on the path before routing.
+    let rewrites: RewriteRules?
 
     init(name: String, hosts: [String] = [], redirectHTTPS: Bool, hsts: String?, routes: [Route],
-         responseHeaders: ResponseHeaderRules? = nil, errorPages: ErrorPages? = nil)
+         responseHeaders: ResponseHeaderRules? = nil, errorPages: ErrorPages? = nil, rewrites: RewriteRules? = nil)
     {
+        self.rewrites = rewrites
         self.name = name
         self.responseHeaders = responseHeaders
         self.errorPages = errorPages
@@ -221,7 +224,7 @@ public final class RouteTable: Sendable {
             let site = Site(
                 name: name, hosts: siteConfiguration.hosts, redirectHTTPS: siteConfiguration.redirectHTTPS, hsts: siteConfiguration.hsts,
                 routes: routes + apiRoutes, responseHeaders: ResponseHeaderRules(siteConfiguration.responseHeaders),
-                errorPages: siteConfiguration.errorPages)
+                errorPages: siteConfiguration.errorPages, rewrites: siteConfiguration.rewrites)
             for host in siteConfiguration.hosts {
                 if host.hasPrefix("*.") { wildcards.append((String(host.dropFirst(2)), site)) } else { exact[host] = site }
             }
