@@ -140,18 +140,29 @@ public final class LinkIndex: Sendable {
 
     /// A host's links sorted by slug, from after `cursor`, at most `limit` (a scan: admin calls only).
     public func list(host: String, after cursor: String?, limit: Int) -> [(Link, clicks: Int)] {
+        list(LinkFilter(host: host), after: cursor.map { LinkCursor(host: host, slug: $0) }, limit: limit)
+    }
+
+    /// Links passing `filter`, sorted by host then slug, from after `cursor`, at most `limit` (a scan: admin calls
+    /// and the CLI only).
+    public func list(_ filter: LinkFilter, after cursor: LinkCursor?, limit: Int) -> [(Link, clicks: Int)] {
         var found: [(Link, clicks: Int)] = []
         for shard in shards {
             shard.state.withLock { state in
                 for (position, key) in state.keys.enumerated() {
-                    guard let key, key.host == host, cursor.map({ key.slug > $0 }) ?? true else { continue }
-                    found.append((state.values[position].link.link(host: key.host, slug: key.slug), Int(state.values[position].clicks)))
+                    guard let key, filter.host.map({ key.host == $0 }) ?? true,
+                        cursor.map({ (key.host, key.slug) > ($0.host, $0.slug) }) ?? true
+                    else { continue }
+                    let link = state.values[position].link.link(host: key.host, slug: key.slug)
+                    guard filter.admits(link) else { continue }
+                    found.append((link, Int(state.values[position].clicks)))
                 }
             }
         }
-        found.sort { $0.0.slug < $1.0.slug }
+        found.sort { ($0.0.host, $0.0.slug) < ($1.0.host, $1.0.slug) }
         return Array(found.prefix(limit))
     }
+
 
     /// The request path: resolves a click at `now` (Unix ms), counting it when it redirects.
     @inline(__always)
@@ -287,5 +298,43 @@ struct StoredLink: Sendable {
             link.tags = extras.tags
         }
         return link
+    }
+}
+
+/// Which links a listing shows: a host, a tag, a text in the slug or destination.
+public struct LinkFilter: Sendable {
+    public var host: String?
+    public var tag: String?
+    public var search: String?
+
+    public init(host: String? = nil, tag: String? = nil, search: String? = nil) {
+        (self.host, self.tag, self.search) = (host, tag, search)
+    }
+
+    func admits(_ link: Link) -> Bool {
+        if let tag, !link.tags.contains(tag) { return false }
+        if let search, !link.slug.localizedCaseInsensitiveContains(search), !link.destination.localizedCaseInsensitiveContains(search) {
+            return false
+        }
+        return true
+    }
+}
+
+/// Where a listing goes on: after this host and slug (`host/slug` in the API).
+public struct LinkCursor: Sendable {
+    public var host: String
+    public var slug: String
+
+    public init(host: String, slug: String) { (self.host, self.slug) = (host, slug) }
+
+    /// `host/slug`, or a bare slug of `host`.
+    public init?(_ text: String, host: String?) {
+        if let slash = text.firstIndex(of: "/") {
+            (self.host, self.slug) = (String(text[..<slash]), String(text[text.index(after: slash)...]))
+        } else if let host {
+            (self.host, self.slug) = (host, text)
+        } else {
+            return nil
+        }
     }
 }

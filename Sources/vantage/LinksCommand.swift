@@ -1,4 +1,5 @@
 import ArgumentParser
+import Edge
 import Foundation
 import NIOHTTP1
 
@@ -40,47 +41,130 @@ struct LinksCommand: AsyncParsableCommand {
                 fields["utm"] = pairs
             }
             if !tag.isEmpty { fields["tags"] = tag }
-            try await adminCall(options, .POST, "/links", json: try JSONSerialization.data(withJSONObject: fields))
+            let configuration = try loadConfiguration(options.config)
+            for warning in linkWarnings(host: host, expires: expires, configuration: configuration) { printError("warning: \(warning)") }
+            let body = try await adminCall(options, .POST, "/links", json: try JSONSerialization.data(withJSONObject: fields))
+            if let link = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
+                let host = link["host"] as? String, let slug = link["slug"] as? String
+            {
+                printError("short link: \(shortURL(host: host, slug: slug, configuration: configuration))")
+            }
         }
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List a host's links (JSON).")
+        static let configuration = CommandConfiguration(
+            commandName: "ls", abstract: "List links: every host's, or one host's; by tag or text (a table, or JSON).")
         @OptionGroup var options: ConfigOption
-        @Option(help: "The host.") var host: String
-        @Option(help: "Start after this slug (the previous page's next_cursor).") var cursor: String?
+        @Option(help: "Only this host's links.") var host: String?
+        @Option(help: "Only links with this tag.") var tag: String?
+        @Option(help: "Only links whose slug or destination contains this text.") var search: String?
+        @Option(help: "Start after this link (the previous page's next_cursor).") var cursor: String?
         @Option(help: "Links per page (at most 1000).") var limit = 100
+        @Flag(help: "The admin API's JSON instead of a table.") var json = false
 
         func run() async throws {
-            var path = "/links?host=\(escape(host))&limit=\(limit)"
-            if let cursor { path += "&cursor=\(escape(cursor))" }
-            try await adminCall(options, .GET, path)
+            var path = "/links?limit=\(limit)"
+            for (name, value) in [("host", host), ("tag", tag), ("q", search), ("cursor", cursor)] {
+                if let value { path += "&\(name)=\(escape(value))" }
+            }
+            let body = try await adminCall(options, .GET, path, printing: json)
+            guard !json else { return }
+            let configuration = try loadConfiguration(options.config)
+            let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
+            let links = object["links"] as? [[String: Any]] ?? []
+            var rows = [["SHORT LINK", "DESTINATION", "CLICKS", "ID"]]
+            for link in links {
+                let host = link["host"] as? String ?? "", slug = link["slug"] as? String ?? ""
+                rows.append([
+                    shortURL(host: host, slug: slug, configuration: configuration), link["destination"] as? String ?? "",
+                    "\(link["clicks"] as? Int ?? 0)", link["id"] as? String ?? "",
+                ])
+            }
+            let widths = (0..<4).map { column in rows.map { $0[column].count }.max() ?? 0 }
+            for row in rows {
+                print(row.enumerated().map { $0.offset == 3 ? $0.element : $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                    .joined(separator: "  "))
+            }
+            if let next = object["next_cursor"] as? String { printError("more: --cursor \(next)") }
+            if links.isEmpty { printError("no links") }
         }
     }
 
     struct Remove: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete a link by id.")
+        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete a link: by id, or by --host and --slug.")
         @OptionGroup var options: ConfigOption
-        @Argument(help: "The link id.") var id: String
+        @OptionGroup var link: LinkSelector
 
-        func run() async throws { try await adminCall(options, .DELETE, "/links/\(escape(id))") }
+        func run() async throws {
+            try await adminCall(options, .DELETE, "/links/\(escape(try await link.id(options)))")
+        }
     }
 
     struct Stats: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Clicks of a link (and from ClickHouse when configured).")
+        static let configuration = CommandConfiguration(
+            abstract: "Clicks of a link, by id or by --host and --slug (and from ClickHouse when configured).")
         @OptionGroup var options: ConfigOption
-        @Argument(help: "The link id.") var id: String
+        @OptionGroup var link: LinkSelector
 
-        func run() async throws { try await adminCall(options, .GET, "/links/\(escape(id))/stats") }
+        func run() async throws {
+            try await adminCall(options, .GET, "/links/\(escape(try await link.id(options)))/stats")
+        }
     }
+}
+
+/// A link named by its id, or by host and slug (as people know it: go.example.com/spring).
+struct LinkSelector: ParsableArguments {
+    @Argument(help: "The link id.") var id: String?
+    @Option(help: "The link's host (with --slug).") var host: String?
+    @Option(help: "The link's slug (with --host).") var slug: String?
+
+    func validate() throws {
+        if id == nil && (host == nil || slug == nil) { throw ValidationError("name the link by its id, or by --host and --slug") }
+        if id != nil && (host != nil || slug != nil) { throw ValidationError("name the link by its id or by --host and --slug, not both") }
+    }
+
+    /// The id, looked up by host and slug when those name the link.
+    func id(_ options: ConfigOption) async throws -> String {
+        if let id { return id }
+        let host = host ?? "", slug = (slug ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        let body = try await adminCall(options, .GET, "/links?host=\(escape(host))&q=\(escape(slug))&limit=1000", printing: false)
+        let links = ((try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any])?["links"] as? [[String: Any]] ?? []
+        guard let id = links.first(where: { ($0["slug"] as? String) == slug })?["id"] as? String else {
+            printError("vantage links: no link \(host)/\(slug)")
+            throw ExitCode(1)
+        }
+        return id
+    }
+}
+
+/// What a person should know before a link goes live: a host no site answers, an expiry already past.
+func linkWarnings(host: String, expires: String?, configuration: GatewayConfiguration) -> [String] {
+    var warnings: [String] = []
+    let name = host.lowercased()
+    let served = configuration.sites.contains { site in
+        site.isDefault || site.hosts.contains { $0 == name || ($0.hasPrefix("*.") && name.hasSuffix(String($0.dropFirst(1)))) }
+    }
+    if !served { warnings.append("no site of \(configuration.sourcePath) answers for \(host): clicks will get 404 until one does") }
+    if let expires, let date = ISO8601DateFormatter().date(from: expires), date <= Date() {
+        warnings.append("the expiry \(expires) is already past: the link answers with its fallback (or 410) from the start")
+    }
+    return warnings
+}
+
+/// The link as people type it: https when the configuration serves HTTPS.
+func shortURL(host: String, slug: String, configuration: GatewayConfiguration) -> String {
+    let scheme = configuration.httpsListeners.isEmpty ? "http" : "https"
+    return "\(scheme)://\(host)/\(slug)"
 }
 
 private func escape(_ text: String) -> String {
     text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text
 }
 
-/// Prints the admin API's JSON answer; exits 1 with its error on a failure status.
-private func adminCall(_ options: ConfigOption, _ method: HTTPMethod, _ path: String, json: Data? = nil) async throws {
+/// The admin API's JSON answer, printed unless `printing` is false; exits 1 with its error on a failure status.
+@discardableResult
+private func adminCall(_ options: ConfigOption, _ method: HTTPMethod, _ path: String, json: Data? = nil, printing: Bool = true) async throws -> String {
     let configuration = try loadConfiguration(options.config)
     do {
         let (status, body) = try await AdminClient(configuration: configuration).send(method, path, json: json)
@@ -88,7 +172,9 @@ private func adminCall(_ options: ConfigOption, _ method: HTTPMethod, _ path: St
             printError("vantage links: \(status): \(body.trimmingCharacters(in: .whitespacesAndNewlines))")
             throw ExitCode(1)
         }
-        print(body.trimmingCharacters(in: .whitespacesAndNewlines))
+        let text = body.trimmingCharacters(in: .whitespacesAndNewlines)
+        if printing { print(text) }
+        return text
     } catch let failure as AdminClient.Failure {
         printError("vantage links: \(failure)")
         throw ExitCode(1)

@@ -54,6 +54,31 @@ struct LinksTests {
         try curl(["-H", "Host: \(host)", (process ?? vantage).url(path)] + extra)
     }
 
+    @Test func theCLIListsAcrossHostsAndNamesLinksAsPeopleDo() throws {
+        let added = try cli(["add", "--host", "go.example.com", "--slug", "spring", "--to", "https://example.org/spring-sale", "--tag", "season"])
+        #expect(added.status == 0)
+        #expect(added.stderr.contains("short link: http://go.example.com/spring"), "\(added.stderr)")
+        let elsewhere = try cli(["add", "--host", "nowhere.example", "--slug", "x", "--to", "https://example.org/x",
+                                 "--expires", "2020-01-01T00:00:00Z"])
+        #expect(elsewhere.stderr.contains("no site of") && elsewhere.stderr.contains("answers for nowhere.example"), "\(elsewhere.stderr)")
+        #expect(elsewhere.stderr.contains("is already past"), "\(elsewhere.stderr)")
+
+        let table = try cli(["ls"])
+        #expect(table.status == 0)
+        #expect(table.stdout.hasPrefix("SHORT LINK"), "\(table.stdout)")
+        #expect(table.stdout.contains("http://go.example.com/spring") && table.stdout.contains("http://nowhere.example/x"), "every host")
+        let tagged = try json(try cli(["ls", "--tag", "season", "--json"]).stdout)["links"] as? [[String: Any]] ?? []
+        #expect(tagged.map { $0["slug"] as? String } == ["spring"])
+        #expect(try cli(["ls", "--search", "spring-sale"]).stdout.contains("go.example.com/spring"))
+
+        let stats = try cli(["stats", "--host", "go.example.com", "--slug", "/spring"])
+        #expect(stats.status == 0 && stats.stdout.contains("clicks"), "\(stats.stdout)\(stats.stderr)")
+        #expect(try cli(["rm", "--host", "go.example.com", "--slug", "spring"]).status == 0)
+        #expect(try click("go.example.com", "/spring").status == 404)
+        let missing = try cli(["rm", "--host", "go.example.com", "--slug", "spring"])
+        #expect(missing.status == 1 && missing.stderr.contains("no link go.example.com/spring"))
+    }
+
     @Test func statusesExpiryPassthroughAndFallThrough() throws {
         for status in [301, 302, 307, 308] {
             _ = try add(["--host", "go.example.com", "--slug", "s\(status)", "--to", "https://example.org/\(status)", "--status", String(status)])
@@ -103,10 +128,10 @@ struct LinksTests {
         let anonymous = try curl(["-X", "POST", "-d", "{}", "http://127.0.0.1:\(adminPort)/links"])
         #expect(anonymous.status == 401, "the admin token guards the link API")
         for index in 0..<5 { _ = try add(["--host", "page.example.com", "--slug", "p\(index)", "--to", "https://example.org/\(index)"]) }
-        let first = try json(try cli(["ls", "--host", "page.example.com", "--limit", "2"]).stdout)
+        let first = try json(try cli(["ls", "--host", "page.example.com", "--limit", "2", "--json"]).stdout)
         let firstSlugs = (first["links"] as? [[String: Any]])?.compactMap { $0["slug"] as? String }
         #expect(firstSlugs == ["p0", "p1"] && first["next_cursor"] as? String == "p1")
-        let second = try json(try cli(["ls", "--host", "page.example.com", "--limit", "2", "--cursor", "p1"]).stdout)
+        let second = try json(try cli(["ls", "--host", "page.example.com", "--limit", "2", "--cursor", "p1", "--json"]).stdout)
         #expect((second["links"] as? [[String: Any]])?.compactMap { $0["slug"] as? String } == ["p2", "p3"])
         let id = try #require(try add(["--host", "go.example.com", "--slug", "gone-soon", "--to", "https://example.org/"])["id"] as? String)
         // PATCH through the API: a new destination and status.

@@ -7,7 +7,8 @@ import NIOHTTP1
 ///
 /// - `POST /links` — create from a JSON object: `host`, `destination`, and optionally `slug` (generated when
 ///   missing), `status`, `expires_at`, `fallback`, `max_clicks`, `pass_query`, `query_deny`, `utm`, `tags`; 201.
-/// - `GET /links?host=H[&cursor=SLUG][&limit=N]` — a host's links by slug, `next_cursor` for the next page.
+/// - `GET /links[?host=H][&tag=T][&q=TEXT][&cursor=C][&limit=N]` — links by host and slug (one host's, or every
+///   host's), filtered by tag or by text in the slug or destination; `next_cursor` (`host/slug`) for the next page.
 /// - `GET /links/ID`, `PATCH /links/ID` (the fields to change), `DELETE /links/ID`.
 /// - `GET /links/ID/stats` — clicks counted here, and from ClickHouse (total, unique, bots) when configured.
 extension AdminHandler {
@@ -33,13 +34,17 @@ extension AdminHandler {
                     status = .created
                     answer = LinkService.json(link, clicks: 0)
                 case (.GET, 0):
-                    guard let host = parameters["host"], !host.isEmpty else {
-                        throw LinkService.AdminError.invalid("expected ?host=")
-                    }
+                    let host = parameters["host"].flatMap { $0.isEmpty ? nil : LinkRules.normalizeHost($0) }
+                    let filter = LinkFilter(
+                        host: host, tag: parameters["tag"].flatMap { $0.isEmpty ? nil : $0 },
+                        search: parameters["q"].flatMap { $0.isEmpty ? nil : $0 })
                     let limit = min(1000, max(1, Int(parameters["limit"] ?? "") ?? 100))
-                    let page = links.index.list(host: LinkRules.normalizeHost(host), after: parameters["cursor"], limit: limit)
+                    let cursor = parameters["cursor"].flatMap { LinkCursor($0, host: host) }
+                    let page = links.index.list(filter, after: cursor, limit: limit)
                     var object: [String: Any] = ["links": page.map { LinkService.json($0.0, clicks: $0.clicks) }]
-                    if page.count == limit, let last = page.last { object["next_cursor"] = last.0.slug }
+                    if page.count == limit, let last = page.last {
+                        object["next_cursor"] = host == nil ? "\(last.0.host)/\(last.0.slug)" : last.0.slug
+                    }
                     answer = object
                 case (.GET, 1):
                     guard let (link, clicks) = links.index.link(id: segments[0]) else {
@@ -71,7 +76,7 @@ extension AdminHandler {
                     answer = object
                 default:
                     status = .methodNotAllowed
-                    answer = ["error": "use POST /links, GET /links?host=, GET|PATCH|DELETE /links/ID, GET /links/ID/stats"]
+                    answer = ["error": "use POST /links, GET /links[?host=], GET|PATCH|DELETE /links/ID, GET /links/ID/stats"]
                 }
             } catch let error as LinkService.AdminError {
                 switch error {
