@@ -58,7 +58,9 @@ public struct LocalAuthority: Sendable {
         let certificatePath = folder + "/server.pem", keyPath = folder + "/server.key", namesPath = folder + "/server.names"
         if let issued = try? String(contentsOfFile: namesPath, encoding: .utf8), issued == dnsNames.joined(separator: "\n"),
             let pem = try? String(contentsOfFile: certificatePath, encoding: .utf8),
-            let leaf = try? Certificate(pemEncoded: pem), leaf.notValidAfter.timeIntervalSince(now) > Self.renewBefore
+            // The file holds the leaf, then the root.
+            let first = IssuedCertificate.blocks(pem).first, let leaf = try? Certificate(pemEncoded: first),
+            leaf.notValidAfter.timeIntervalSince(now) > Self.renewBefore
         {
             return (certificatePath, keyPath)
         }

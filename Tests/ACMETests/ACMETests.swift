@@ -253,3 +253,27 @@ import X509
         #expect(responder.answer(forPath: "/.well-known/acme-challenge/abc") == nil)
     }
 }
+
+@Suite struct LocalAuthorityTests {
+    @Test func theRootIsKeptAndTheCertificateRenewedBeforeItExpires() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vantage-authority-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let now = Date()
+        let authority = try LocalAuthority.open(folder: folder, now: now)
+        let first = try authority.certificate(for: ["app.test"], now: now)
+        let leaf = { try Certificate(pemEncoded: IssuedCertificate.blocks(String(contentsOfFile: first.certificatePath, encoding: .utf8))[0]) }
+        let issued = try leaf()
+        #expect(issued.notValidAfter.timeIntervalSince(now) > 29 * 86_400)
+        #expect(try authority.certificate(for: ["app.test"], now: now.addingTimeInterval(15 * 86_400)) == first)
+        #expect(try leaf().serialNumber == issued.serialNumber, "kept while more than 10 days remain")
+        _ = try authority.certificate(for: ["app.test"], now: now.addingTimeInterval(25 * 86_400))
+        #expect(try leaf().serialNumber != issued.serialNumber, "issued again with fewer than 10 days left")
+        let renamed = try leaf().serialNumber
+        _ = try authority.certificate(for: ["app.test", "api.test"], now: now.addingTimeInterval(25 * 86_400))
+        #expect(try leaf().serialNumber != renamed, "issued again when the names change")
+        let reopened = try LocalAuthority.open(folder: folder)
+        #expect(try String(contentsOfFile: reopened.rootPath, encoding: .utf8) == String(contentsOfFile: authority.rootPath, encoding: .utf8))
+        let mode = try FileManager.default.attributesOfItem(atPath: folder + "/root.key")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+    }
+}

@@ -129,6 +129,22 @@ public final class Gateway: Sendable {
         core.health.attach(self)
     }
 
+    /// Swaps in the local authority's certificate when it issued a new one (blocking: on the thread pool).
+    func renewInternalCertificate() {
+        let configuration = state.withLock { $0.configuration }
+        guard configuration.tls.internalAuthority != nil else { return }
+        do {
+            let keys = try Self.loadCertificates(configuration)
+            let expiries = Self.expiries(of: keys)
+            guard expiries != state.withLock({ $0.staticCertificates }) else { return }
+            try certificates.replaceStatic(with: keys)
+            state.withLock { $0.staticCertificates = expiries }
+            logger.notice("tls internal: the local authority issued a new certificate")
+        } catch {
+            logger.error("tls internal: the certificate could not be issued again: \(error)")
+        }
+    }
+
     /// Names and expiry of configured certificates (the leaf of each chain).
     static func expiries(of keys: [CertifiedKey]) -> [HealthVerdict.Certificate] {
         keys.compactMap { key in
@@ -192,6 +208,13 @@ public final class Gateway: Sendable {
         let shared = core
         let reclaimer = MemoryReclaimer(openConnections: { shared.openConnections.load(ordering: .relaxed) }, logger: logger)
         tasks.append(reclaimer.start(on: group.next(), pool: threadPool))
+        // `tls.internal`: the local authority's certificate is issued again well before it expires, also in a
+        // process that runs for months without a reload.
+        let pool = threadPool
+        let gateway = WeakGateway(self)
+        tasks.append(group.next().scheduleRepeatedTask(initialDelay: .hours(6), delay: .hours(6)) { _ in
+            pool.submit { _ in gateway.value?.renewInternalCertificate() }
+        })
         proxy.activate(core.snapshot.table.proxyRoutes)
         tracking?.start()
         links?.start(on: group.next())
@@ -686,4 +709,17 @@ extension GatewayConfiguration {
     public static func checkCertificates(_ configuration: GatewayConfiguration) throws {
         _ = try Gateway.loadCertificates(configuration, issuing: false)
     }
+}
+
+/// The gateway, not kept alive by a timer.
+private final class WeakGateway: Sendable {
+    private struct Reference {
+        weak var gateway: Gateway?
+    }
+
+    private let reference: Mutex<Reference>
+
+    init(_ gateway: Gateway) { reference = Mutex(Reference(gateway: gateway)) }
+
+    var value: Gateway? { reference.withLock { $0.gateway } }
 }
