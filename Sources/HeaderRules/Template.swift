@@ -160,8 +160,6 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     /// Whether the template is the same for every request (no placeholder).
     public var isConstant: Bool { parts.allSatisfy { if case .literal = $0 { true } else { false } } }
 
-    /// Whether the template uses `placeholder`.
-    public func uses(_ placeholder: Placeholder) -> Bool { parts.contains(.placeholder(placeholder)) }
 
     /// The text with the request's values filled in, each passed through `escape` first (HTML, say).
     public func render(_ values: some PlaceholderValues, escape: ((String) -> String)? = nil) -> String {

@@ -133,7 +133,7 @@ import Testing
         let facts = ExchangeFacts(
             head: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri), host: host, routePrefix: prefix,
             isTLS: true, requestID: { "id" }, clientAddress: { "192.0.2.1" })
-        return RequestHandler.expand(try Template(parsing: target), facts)
+        return RequestHandler.expand(try Template(parsing: target), facts: facts)
     }
 
     @Test func placeholdersNeverMakeAProtocolRelativeLocation() throws {

@@ -549,7 +549,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let current = exchange { startProxy(proxyRoute, exchange: current, context: context) }
         case .redirect(let redirect):
             if let current = exchange {
-                respondRedirect(to: Self.expand(redirect.template, facts(current)), status: redirect.status, context: context)
+                respondRedirect(to: Self.expand(redirect.template, facts: facts(current)), status: redirect.status, context: context)
             }
         case .trackingAPI(let api):
             answerTrackingAPI(api, head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, context: context)
@@ -770,9 +770,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Fills the request's values into a redirect target, never producing a protocol-relative `//host` location.
-    static func expand(_ target: Template, _ facts: some PlaceholderValues) -> String {
+    /// `facts` are gathered only for a target with placeholders (most are constant).
+    static func expand<Facts: PlaceholderValues>(_ target: Template, facts: @autoclosure () -> Facts) -> String {
         if let constant = target.constantText { return constant }
-        var location = target.render(facts)
+        var location = target.render(facts())
         if location.hasPrefix("/") {
             while location.hasPrefix("//") || location.hasPrefix("/\\") { location.removeFirst() }
         }

@@ -66,15 +66,21 @@ struct RewriteRules: Sendable {
     }
 
     /// What the first matching rule makes of `path` (nil: none matches). `query` is the request's (without `?`),
-    /// kept by an internal rewrite whose target has none.
-    func apply(path: Substring, query: Substring?, facts: some PlaceholderValues, scratch: MatchScratch,
-               encodedSlashes: EncodedSlashPolicy) -> Outcome?
-    {
-        var bytes = Array(path.utf8)
+    /// kept by an internal rewrite whose target has none. `facts` are gathered only when a rule matches.
+    func apply<Facts: PlaceholderValues>(
+        path: Substring, query: Substring?, facts: @autoclosure () -> Facts, scratch: MatchScratch,
+        encodedSlashes: EncodedSlashPolicy
+    ) -> Outcome? {
         for rule in rules {
-            let matched = bytes.withUnsafeMutableBytes { rule.pattern.matches(UnsafeRawBufferPointer($0), scratch: scratch) }
-            guard matched else { continue }
-            let text = rule.target.render(Captured(base: facts, scratch: scratch))
+            // Matched on the path's bytes in place (a request path is a native, contiguous string); the groups are
+            // read while those bytes are lent, so the target is filled in there.
+            func render(_ bytes: UnsafeRawBufferPointer) -> String? {
+                guard rule.pattern.matches(bytes, scratch: scratch) else { return nil }
+                return rule.target.render(Captured(base: facts(), scratch: scratch))
+            }
+            let rendered = path.utf8.withContiguousStorageIfAvailable { render(UnsafeRawBufferPointer($0)) }
+                ?? Array(path.utf8).withUnsafeBytes { render($0) }
+            guard let text = rendered else { continue }
             if let status = rule.redirect {
                 // Never protocol-relative (`//host`), whatever a group held.
                 var location = text
@@ -92,7 +98,6 @@ struct RewriteRules: Sendable {
                 return .refused(reason: "the rewritten path \(newPath): \(rejection.rawValue)")
             }
         }
-        bytes.removeAll()
         return nil
     }
 
