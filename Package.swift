@@ -86,15 +86,15 @@ let package = Package(
             dependencies: ["Config", "Compression", "RequestTarget", nioCore, nioPosix, nioHTTP1, logging],
             swiftSettings: dataPlaneSettings
         ),
-        /// Errors of the libraries underneath (NIO's system calls, AsyncHTTPClient) in the words of the person reading.
-        .target(name: "PlainErrors", dependencies: [nioCore, httpClient], swiftSettings: swiftSettings),
+        /// Errors of the libraries underneath (NIO's system calls, NIOSSL's handshakes, AsyncHTTPClient) in the words of the person reading.
+        .target(name: "PlainErrors", dependencies: [nioCore, nioSSL, httpClient], swiftSettings: swiftSettings),
         /// Header rules (`set`/`add`/`remove` for answers and upstream requests) and the `{placeholder}` templates
         /// they and redirects fill from the request.
         .target(name: "HeaderRules", dependencies: ["Config", nioHTTP1], swiftSettings: dataPlaneSettings),
-        /// The reverse proxy: upstream pools, balancing, health checks, forwarding headers, WebSocket tunnels.
+        /// The reverse proxy: upstream pools (plain and TLS), balancing, health checks, forwarding headers, WebSocket tunnels.
         .target(
             name: "Proxy",
-            dependencies: ["Config", "HeaderRules", "PlainErrors", nioCore, nioPosix, nioHTTP1, logging],
+            dependencies: ["Config", "HeaderRules", "PlainErrors", nioCore, nioPosix, nioHTTP1, nioSSL, nioTLS, logging],
             swiftSettings: dataPlaneSettings
         ),
         /// Tracking: events and their enrichment (GeoIP, user agent, source, visitors and sessions), the tracking API,

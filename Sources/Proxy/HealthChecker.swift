@@ -2,10 +2,11 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import PlainErrors
 import Synchronization
 
-/// Active health checks for one upstream: `GET path` on a fresh connection every interval; `fails` failures in a
+/// Active health checks for one upstream: `GET path` on a fresh connection (TLS for `https://`) every interval; `fails` failures in a
 /// row take the upstream out, `passes` successes bring it back. Runs on one event loop; a check never blocks it.
 final class HealthChecker: Sendable {
     let target: UpstreamTarget
@@ -74,10 +75,15 @@ final class HealthChecker: Sendable {
         let promise = eventLoop.makePromise(of: Int.self)
         let path = settings.path
         let host = target.address.authority
+        let target = self.target
         var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(TimeAmount(settings.timeout))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls = target.tls {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tls.context, serverHostname: target.serverName))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(HealthProbeHandler(path: path, host: host, promise: promise))
                 }

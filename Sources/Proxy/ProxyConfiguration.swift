@@ -19,6 +19,7 @@ import NIOCore
 ///   health_check: { path: /health, interval: 5s, timeout: 2s, expect_status: 200 }
 ///   websocket: { idle_timeout: 1h }
 ///   underscores_in_headers: false  # true: pass header names with `_` (dropped by default, as nginx does)
+///   tls: { ca: internal-ca.pem }   # for https:// upstreams: CAs, client certificate, server name (UpstreamTLS)
 /// ```
 public struct ProxyConfiguration: Sendable, Equatable {
     /// How the next upstream is chosen.
@@ -41,10 +42,12 @@ public struct ProxyConfiguration: Sendable, Equatable {
         case fixed(String)
     }
 
-    /// One upstream server and its weight.
+    /// One upstream server, its weight, and for an `https://` one how TLS is spoken to it.
     public struct Server: Sendable, Equatable {
         public var address: UpstreamAddress
         public var weight: Int
+        /// Set for `https://` addresses: the route's `tls:` settings, or the system's CAs without them.
+        public var tls: UpstreamTLS?
     }
 
     public var servers: [Server]
@@ -126,7 +129,7 @@ public struct ProxyConfiguration: Sendable, Equatable {
 
     public static let keys = [
         "upstreams", "balance", "hash_header", "strip_prefix", "rewrite_prefix", "host", "timeouts", "pool", "retries",
-        "passive_health", "health_check", "websocket", "underscores_in_headers", "request_headers", "intercept_errors",
+        "passive_health", "health_check", "websocket", "underscores_in_headers", "request_headers", "intercept_errors", "tls",
     ]
 
     /// Reads a `proxy:` mapping, or a bare upstream list / single upstream string. Host names are resolved here,
@@ -134,6 +137,7 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public init(from node: ConfigNode) throws {
         if (try? node.list()) != nil || (try? node.string()) != nil {
             servers = try Self.readServers(node)
+            try Self.applyTLS(nil, to: &servers)
             return
         }
         let map = try node.mapping(keys: Self.keys)
@@ -231,6 +235,21 @@ public struct ProxyConfiguration: Sendable, Equatable {
         if let value = map["underscores_in_headers"] { underscoresInHeaders = try value.bool() }
         if let value = map["request_headers"] { requestHeaders = try HeaderRules(from: value, direction: .request) }
         if let value = map["intercept_errors"] { interceptErrors = try value.bool() }
+        try Self.applyTLS(map["tls"], to: &servers)
+    }
+
+    /// Gives the `https://` servers their TLS settings: the `tls:` section's, or the system's CAs without one. A
+    /// `tls:` section on a route without any `https://` upstream is a mistake worth saying.
+    static func applyTLS(_ node: ConfigNode?, to servers: inout [Server]) throws {
+        let wanted = servers.contains { $0.address.isTLS }
+        if let node, !wanted {
+            throw node.error("tls applies to https:// upstreams; write the upstreams as https://host:port")
+        }
+        guard wanted else { return }
+        let settings = try node.map(UpstreamTLS.init(from:)) ?? UpstreamTLS.systemDefault()
+        for index in servers.indices where servers[index].address.isTLS {
+            servers[index].tls = settings
+        }
     }
 
     static func positive(_ node: ConfigNode) throws -> Duration {

@@ -329,12 +329,22 @@ public final class ProxyExchange {
             target.connectFailures.add(1, ordering: .relaxed)
             target.recordFailure(settings: route.configuration.passiveHealth, now: NIODeadline.now().uptimeNanoseconds)
             endAttempt()
-            let timedOut = (error as? ChannelError).map { if case .connectTimeout = $0 { return true } else { return false } } ?? false
+            let handshake = error as? UpstreamHandshakeError
+            let cause = handshake?.underlying ?? error
+            let timedOut = (cause as? ChannelError).map { if case .connectTimeout = $0 { return true } else { return false } } ?? false
+            let reason: String
+            switch (handshake != nil, timedOut) {
+            case (true, true): reason = "the upstream did not finish the TLS handshake in time"
+            case (true, false): reason = "the TLS handshake with the upstream failed"
+            case (false, true): reason = "the upstream did not accept the connection in time"
+            case (false, false): reason = "the upstream refused the connection"
+            }
             var failure = ProxyFailure(
-                status: timedOut ? .gatewayTimeout : .badGateway,
-                reason: timedOut ? "the upstream did not accept the connection in time" : "the upstream refused the connection",
-                retryAfterSeconds: nil, responseStarted: false)
-            failure.detail = UserFacingError.connecting(to: "\(target.address)", error)
+                status: timedOut ? .gatewayTimeout : .badGateway, reason: reason, retryAfterSeconds: nil,
+                responseStarted: false)
+            failure.detail = handshake != nil
+                ? "\(target.address): \(UserFacingError.describe(cause))"
+                : UserFacingError.connecting(to: "\(target.address)", cause)
             retryOrFail(.connect(timedOut: timedOut), failure: failure)
         }
     }
@@ -558,8 +568,12 @@ public final class ProxyExchange {
         } else {
             target?.recordFailure(settings: route.configuration.passiveHealth, now: NIODeadline.now().uptimeNanoseconds)
         }
+        // TLS 1.3 servers refuse a client certificate after the handshake, at the first read: say so.
+        let refusedTLS = error.flatMap(UserFacingError.tlsProblem) != nil
         var failure = ProxyFailure(
-            status: .badGateway, reason: "the upstream closed the connection without answering",
+            status: .badGateway,
+            reason: refusedTLS ? "the upstream ended the TLS connection without answering"
+                : "the upstream closed the connection without answering",
             retryAfterSeconds: nil, responseStarted: false)
         failure.detail = error.map(UserFacingError.describe)
         retryOrFail(.reset, failure: failure)

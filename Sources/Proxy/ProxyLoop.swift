@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// The proxy's state on one event loop: idle connections per upstream, balancer positions, and requests waiting
 /// for a connection when an upstream is at its connection limit.
@@ -90,19 +91,25 @@ public final class ProxyLoop: @unchecked Sendable {
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        UpstreamConnection(target: target, pool: settings, home: bound.value))
+                    let pipeline = channel.pipeline.syncOperations
+                    if let tls = target.tls {
+                        try pipeline.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: target.serverName))
+                    }
+                    try pipeline.addHandler(UpstreamConnection(target: target, pool: settings, home: bound.value))
                 }
             }
         if target.address.socketAddress.protocol != .unix {
             bootstrap = bootstrap.channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
         }
-        return bootstrap.connect(to: target.address.socketAddress).flatMapThrowing { channel in
-            try channel.pipeline.syncOperations.handler(type: UpstreamConnection.self)
-        }.flatMapErrorThrowing { error in
+        return bootstrap.connect(to: target.address.socketAddress).flatMapErrorThrowing { error in
+            // Never active, so the connection's channelInactive (which counts it closed) does not run.
             target.openConnections.subtract(1, ordering: .relaxed)
             throw error
-        }
+        }.flatMapThrowing { channel in
+            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: UpstreamConnection.self), eventLoop: channel.eventLoop)
+        }.flatMap { connection in
+            connection.value.ready(within: timeout).map { connection }
+        }.map { $0.value }
     }
 
     /// The exchange is done with the connection and it may serve another.

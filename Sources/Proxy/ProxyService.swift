@@ -15,9 +15,26 @@ import Synchronization
 /// exchange.start()
 /// ```
 public final class ProxyService: Sendable {
+    /// What makes two routes' upstreams the same target: the address and, over TLS, the same TLS settings (a
+    /// pooled connection made with one client certificate must not serve a route configured with another).
+    struct TargetKey: Hashable {
+        var address: UpstreamAddress
+        var tls: UpstreamTLS?
+
+        init(_ target: UpstreamTarget) {
+            address = target.address
+            tls = target.tls
+        }
+
+        init(_ server: ProxyConfiguration.Server) {
+            address = server.address
+            tls = server.tls
+        }
+    }
+
     private struct State {
-        var targets: [UpstreamAddress: UpstreamTarget] = [:]
-        var checkers: [UpstreamAddress: HealthChecker] = [:]
+        var targets: [TargetKey: UpstreamTarget] = [:]
+        var checkers: [TargetKey: HealthChecker] = [:]
     }
 
     private let loops: [ObjectIdentifier: ProxyLoop]
@@ -38,9 +55,10 @@ public final class ProxyService: Sendable {
     public func makeRoute(_ configuration: ProxyConfiguration, pathPrefix: String) -> ProxyRoute {
         let targets = state.withLock { state in
             configuration.servers.map { server in
-                if let existing = state.targets[server.address] { return existing }
-                let target = UpstreamTarget(address: server.address)
-                state.targets[server.address] = target
+                let key = TargetKey(server)
+                if let existing = state.targets[key] { return existing }
+                let target = UpstreamTarget(address: server.address, tls: server.tls)
+                state.targets[key] = target
                 return target
             }
         }
@@ -50,25 +68,26 @@ public final class ProxyService: Sendable {
     /// Makes `routes` the live set: forgets targets no route names any more and runs the health checks the routes
     /// ask for (the first route naming an upstream decides its check).
     public func activate(_ routes: [ProxyRoute]) {
-        var wanted: [UpstreamAddress: (UpstreamTarget, ProxyConfiguration.HealthCheckSettings?)] = [:]
+        var wanted: [TargetKey: (UpstreamTarget, ProxyConfiguration.HealthCheckSettings?)] = [:]
         for route in routes {
             for target in route.targets {
-                wanted[target.address] = (target, wanted[target.address]?.1 ?? route.configuration.healthCheck)
+                let key = TargetKey(target)
+                wanted[key] = (target, wanted[key]?.1 ?? route.configuration.healthCheck)
             }
         }
         let (stopped, started) = state.withLock { state -> ([HealthChecker], [HealthChecker]) in
             state.targets = state.targets.filter { wanted[$0.key] != nil }
             var stopped: [HealthChecker] = []
             var started: [HealthChecker] = []
-            for (address, checker) in state.checkers where wanted[address]?.1 != checker.settings {
+            for (key, checker) in state.checkers where wanted[key]?.1 != checker.settings {
                 stopped.append(checker)
-                state.checkers.removeValue(forKey: address)
+                state.checkers.removeValue(forKey: key)
             }
-            for (address, (target, settings)) in wanted {
-                guard let settings, state.checkers[address] == nil else { continue }
-                let loop = loopList[Int(UInt(bitPattern: address.hashValue) % UInt(loopList.count))]
+            for (key, (target, settings)) in wanted {
+                guard let settings, state.checkers[key] == nil else { continue }
+                let loop = loopList[Int(UInt(bitPattern: key.hashValue) % UInt(loopList.count))]
                 let checker = HealthChecker(target: target, settings: settings, eventLoop: loop, logger: logger)
-                state.checkers[address] = checker
+                state.checkers[key] = checker
                 started.append(checker)
             }
             return (stopped, started)
@@ -76,7 +95,7 @@ public final class ProxyService: Sendable {
         for checker in stopped {
             checker.stop()
             // Without a check the upstream is judged by requests alone again.
-            if wanted[checker.target.address]?.1 == nil { _ = checker.target.setChecked(healthy: true) }
+            if wanted[TargetKey(checker.target)]?.1 == nil { _ = checker.target.setChecked(healthy: true) }
         }
         for checker in started { checker.start() }
     }
@@ -111,10 +130,18 @@ public final class ProxyService: Sendable {
     }
 
     /// Upstreams by address with their statistics, sorted by address.
+    /// The same `https://` address reached with two routes' different TLS settings is two targets; the second is
+    /// labelled `address#2` so metric series stay distinct.
     public var upstreams: [(address: String, statistics: UpstreamTarget.Statistics)] {
-        state.withLock { state in
-            state.targets.map { ($0.key.description, $0.value.statistics) }
-        }.sorted { $0.address < $1.address }
+        let sorted = state.withLock { state in
+            state.targets.values.map { ($0.address.description, $0.serial, $0.statistics) }
+        }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+        var seen: [String: Int] = [:]
+        return sorted.map { address, _, statistics in
+            let count = seen[address, default: 0] + 1
+            seen[address] = count
+            return (count == 1 ? address : "\(address)#\(count)", statistics)
+        }
     }
 
     /// Appends the upstream metrics in Prometheus text format.

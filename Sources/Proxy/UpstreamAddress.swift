@@ -1,14 +1,21 @@
 import NIOCore
 
-/// Where an upstream listens: `host:port`, `http://host:port[/]`, `[v6]:port` or `unix:/path/to.sock`.
+/// Where an upstream listens: `host:port`, `http://host:port[/]`, `https://host[:port]`, `[v6]:port` or
+/// `unix:/path/to.sock`.
 ///
 /// Host names are resolved once, when the configuration is read (NIO's resolver would block an event loop), so a
 /// change of address needs a reload.
 public struct UpstreamAddress: Sendable, Hashable, CustomStringConvertible {
-    /// What the configuration said, normalized: `host:port` or `unix:/path`.
+    /// What the configuration said, normalized: `host:port`, `https://host:port` or `unix:/path`.
     public let description: String
-    /// The `host:port` used for `host: upstream`.
+    /// The `host:port` used for `host: upstream` (the port left out when it is the scheme's default).
     public let authority: String
+    /// `https://`: requests go over TLS (``UpstreamTLS``).
+    public let isTLS: Bool
+    /// The host as written, without brackets: the name sent as SNI and checked in the upstream's certificate.
+    public let host: String
+    /// The host is an IP address literal (no SNI; the certificate must name the address).
+    public let hostIsIPAddress: Bool
     let socketAddress: SocketAddress
 
     struct ParseError: Error {
@@ -31,13 +38,19 @@ public struct UpstreamAddress: Sendable, Hashable, CustomStringConvertible {
             }
             description = "unix:" + path
             authority = "localhost"
+            isTLS = false
+            host = "localhost"
+            hostIsIPAddress = false
             return
         }
         var rest = Substring(text)
         if rest.hasPrefix("https://") {
-            throw ParseError(message: "TLS to upstreams is not supported yet; use http:// (\"\(text)\")")
+            isTLS = true
+            rest = rest.dropFirst(8)
+        } else {
+            isTLS = false
+            if rest.hasPrefix("http://") { rest = rest.dropFirst(7) }
         }
-        if rest.hasPrefix("http://") { rest = rest.dropFirst(7) }
         if rest.hasSuffix("/") { rest = rest.dropLast() }
         guard !rest.contains("/") else {
             throw ParseError(message: "an upstream is an address without a path (use rewrite_prefix), found \"\(text)\"")
@@ -56,7 +69,7 @@ public struct UpstreamAddress: Sendable, Hashable, CustomStringConvertible {
             host = String(rest)
             portText = nil
         }
-        var port = 80
+        var port = isTLS ? 443 : 80
         if let portText {
             guard let parsed = Int(portText), (1...65535).contains(parsed) else {
                 throw ParseError(message: "expected host:port with a port from 1 to 65535, found \"\(text)\"")
@@ -69,8 +82,11 @@ public struct UpstreamAddress: Sendable, Hashable, CustomStringConvertible {
         } catch {
             throw ParseError(message: "cannot resolve upstream host \"\(host)\": \(error)")
         }
+        self.host = host
+        hostIsIPAddress = (try? SocketAddress(ipAddress: host, port: port)) != nil
         let bracketed = host.contains(":") ? "[\(host)]" : host
-        description = "\(bracketed):\(port)"
-        authority = port == 80 ? bracketed : description
+        let hostPort = "\(bracketed):\(port)"
+        description = isTLS ? "https://" + hostPort : hostPort
+        authority = port == (isTLS ? 443 : 80) ? bracketed : hostPort
     }
 }

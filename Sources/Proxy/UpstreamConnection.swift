@@ -1,8 +1,10 @@
 import NIOCore
 import NIOHTTP1
+import NIOTLS
 
-/// One keep-alive HTTP/1.1 connection to an upstream, the only handler of its pipeline: it writes request bytes the
-/// exchange serialized and parses responses with ``UpstreamResponseParser`` (no codec handlers, no boxed parts).
+/// One keep-alive HTTP/1.1 connection to an upstream, the only handler of its pipeline (behind NIOSSL's client
+/// handler for an `https://` upstream): it writes request bytes the exchange serialized and parses responses with
+/// ``UpstreamResponseParser`` (no codec handlers, no boxed parts).
 /// It serves one ``ProxyExchange`` at a time and sits in its loop's pool between exchanges.
 ///
 /// It also owns the exchange's timer: one scheduled task per connection, re-armed only when it fires early, so
@@ -36,10 +38,48 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     private var timer: Scheduled<Void>?
     private var timerDue: NIODeadline?
 
+    /// Over TLS: settled when the handshake completes or fails; the connection joins the pool only after it.
+    private var handshake: EventLoopPromise<Void>?
+
     init(target: UpstreamTarget, pool: PoolSettingsKey, home: ProxyLoop) {
         self.target = target
         self.pool = pool
         self.home = home
+    }
+
+    /// Succeeds once the connection can carry a request: at once in plain HTTP, after the handshake over TLS. A
+    /// failed handshake fails it (with ``UpstreamHandshakeError``) and closes the connection.
+    func ready(within timeout: TimeAmount) -> EventLoopFuture<Void> {
+        guard let context else { return home.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+        guard target.tls != nil else { return context.eventLoop.makeSucceededVoidFuture() }
+        let promise = handshake ?? context.eventLoop.makePromise()
+        handshake = promise
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let timer = context.eventLoop.scheduleTask(in: timeout) {
+            bound.value.handshakeEnded(.failure(ChannelError.connectTimeout(timeout)))
+        }
+        promise.futureResult.whenComplete { _ in timer.cancel() }
+        return promise.futureResult
+    }
+
+    private func handshakeEnded(_ result: Result<Void, any Error>) {
+        guard let promise = handshake else { return }
+        handshake = nil
+        switch result {
+        case .success:
+            promise.succeed()
+        case .failure(let error):
+            isReusable = false
+            promise.fail(UpstreamHandshakeError(underlying: error))
+            context?.close(promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent {
+            handshakeEnded(.success(()))
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     var channel: (any Channel)? { context?.channel }
@@ -157,6 +197,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         isClosed = true
+        handshakeEnded(.failure(ChannelError.eof))
         timer?.cancel()
         timer = nil
         target.openConnections.subtract(1, ordering: .relaxed)
@@ -172,6 +213,10 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if handshake != nil {
+            handshakeEnded(.failure(error))
+            return
+        }
         failed(error)
     }
 
@@ -207,6 +252,12 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         self.deadline = nil
         exchange?.upstreamTimedOut(self)
     }
+}
+
+/// A TLS handshake with an upstream that failed (or did not finish within the connect timeout): a connect failure,
+/// since no request reached the upstream.
+struct UpstreamHandshakeError: Error {
+    var underlying: any Error
 }
 
 /// The pool settings a connection was opened under (idle limits differ per route).

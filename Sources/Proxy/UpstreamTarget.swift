@@ -7,6 +7,14 @@ import Synchronization
 /// health state, its counters and its pooled connections.
 public final class UpstreamTarget: Sendable {
     public let address: UpstreamAddress
+    /// How TLS is spoken to an `https://` upstream; nil for plain HTTP.
+    let tls: UpstreamTLS?
+    /// The SNI and certificate name for `tls` (nil: none sent, the certificate must name the IP address).
+    let serverName: String?
+    /// Creation order, so targets sharing an address (over TLS with different settings) are listed and labelled
+    /// in a stable order: the one named first in the configuration first.
+    let serial: Int
+    private static let made = Atomic<Int>(0)
 
     // Passive health: consecutive failures and the uptime (ns) until which the target is out.
     private let consecutiveFailures = Atomic<Int>(0)
@@ -29,8 +37,11 @@ public final class UpstreamTarget: Sendable {
     let poolRejections = Atomic<Int>(0)
     let healthCheckFailures = Atomic<Int>(0)
 
-    init(address: UpstreamAddress) {
+    init(address: UpstreamAddress, tls: UpstreamTLS? = nil) {
         self.address = address
+        self.tls = tls
+        serverName = tls?.serverName(for: address)
+        serial = Self.made.add(1, ordering: .relaxed).newValue
     }
 
     /// Whether requests may go to the target now.

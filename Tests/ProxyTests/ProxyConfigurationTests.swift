@@ -27,6 +27,24 @@ import Testing
         #expect(list.servers.map(\.address.description) == ["127.0.0.1:3000", "[::1]:3001", "unix:/run/app.sock"])
     }
 
+    @Test func httpsUpstreams() throws {
+        let configuration = try parse("[\"https://localhost\", \"https://127.0.0.1:8443/\", \"127.0.0.1:3000\"]")
+        #expect(configuration.servers.map(\.address.description)
+            == ["https://localhost:443", "https://127.0.0.1:8443", "127.0.0.1:3000"])
+        #expect(configuration.servers.map(\.address.authority) == ["localhost", "127.0.0.1:8443", "127.0.0.1:3000"])
+        #expect(configuration.servers.map { $0.tls != nil } == [true, true, false])
+        // SNI is the host name, never an address; server_name replaces both.
+        let name = try #require(configuration.servers[0].tls).serverName(for: configuration.servers[0].address)
+        let address = try #require(configuration.servers[1].tls).serverName(for: configuration.servers[1].address)
+        #expect(name == "localhost" && address == nil)
+        let named = try parse("{ upstreams: [\"https://127.0.0.1\"], tls: { server_name: api.internal, verify: false } }")
+        let tls = try #require(named.servers[0].tls)
+        #expect(tls.serverName(for: named.servers[0].address) == "api.internal" && !tls.verify)
+        // Same settings, same target key: a reload keeps the pool; other settings make another target.
+        #expect(named.servers[0].tls == (try parse("{ upstreams: [\"https://127.0.0.1\"], tls: { server_name: api.internal, verify: false } }")).servers[0].tls)
+        #expect(named.servers[0].tls != configuration.servers[1].tls)
+    }
+
     @Test func fullForm() throws {
         let configuration = try parse("""
             { upstreams: [{ address: "127.0.0.1:3000", weight: 3 }, "localhost:3001"], balance: header,
@@ -49,7 +67,9 @@ import Testing
     @Test func mistakesAreNamedWithTheirPlace() {
         #expect(error("{ upstreams: [] }").contains("expected at least one upstream"))
         #expect(error("{ upstreams: [\"127.0.0.1:99999\"] }").contains("port from 1 to 65535"))
-        #expect(error("{ upstreams: [\"https://a:1\"] }").contains("TLS to upstreams"))
+        #expect(error("{ upstreams: [\"127.0.0.1:1\"], tls: { verify: false } }").contains("https:// upstreams"))
+        #expect(error("{ upstreams: [\"https://127.0.0.1\"], tls: { server_name: \"a/b\" } }").contains("host name"))
+        #expect(error("{ upstreams: [\"https://127.0.0.1\"], tls: { client_key: k.pem } }").contains("client_certificate"))
         #expect(error("{ upstreams: [\"127.0.0.1:1/api\"] }").contains("without a path"))
         #expect(error("{ upstreams: [\"a.invalid.:80\"] }").contains("cannot resolve"))
         #expect(error("{ upstreams: [\"127.0.0.1:1\", \"127.0.0.1:1\"] }").contains("listed twice"))

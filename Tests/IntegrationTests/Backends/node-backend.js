@@ -1,7 +1,11 @@
 // Test backend for the proxy integration tests: Node's own http module, nothing else.
 // Usage: node node-backend.js NAME  -> prints "listening PORT" once bound to 127.0.0.1 on a free port.
+// With TLS_CERT and TLS_KEY (PEM files) it serves HTTPS; with TLS_CLIENT_CA as well it requires a client
+// certificate signed by that CA.
 'use strict';
+const fs = require('fs');
 const http = require('http');
+const https = require('https');
 const crypto = require('crypto');
 
 const name = process.argv[2] || 'node';
@@ -15,7 +19,7 @@ function reply(res, status, object, extraHeaders) {
   res.end(body);
 }
 
-const server = http.createServer((req, res) => {
+function handle(req, res) {
   const url = new URL(req.url, 'http://backend');
   // Routes may be mounted under any one-segment prefix (/api/echo, /rr/echo): the prefix is ignored.
   const path = url.pathname.replace(/^\/[a-z0-9]+(?=\/(echo|upload|slow|stream|trailers|break|health|status|hello)\b)/, '');
@@ -32,6 +36,10 @@ const server = http.createServer((req, res) => {
       return reply(res, 200, {
         backend: name, method: req.method, url: req.url, headers: req.headers, rawHeaders: req.rawHeaders,
         bodyBytes: bytes, sha256: hash.digest('hex'), trailers: req.trailers, httpVersion: req.httpVersion,
+        tls: req.socket.encrypted ? {
+          servername: req.socket.servername || null, alpn: req.socket.alpnProtocol || null,
+          client: (req.socket.getPeerCertificate().subject || {}).CN || null, connection: connectionNumber(req.socket),
+        } : null,
       });
     }
     if (path === '/upload') {
@@ -83,7 +91,24 @@ const server = http.createServer((req, res) => {
     }
     reply(res, 404, { backend: name, error: 'no such path', path: path });
   });
-});
+}
+
+// Numbers each TLS connection, so a test can see a pooled connection reused.
+const connectionNumbers = new WeakMap();
+let connectionsSeen = 0;
+function connectionNumber(socket) {
+  if (!connectionNumbers.has(socket)) connectionNumbers.set(socket, ++connectionsSeen);
+  return connectionNumbers.get(socket);
+}
+
+const server = process.env.TLS_CERT
+  ? https.createServer({
+    cert: fs.readFileSync(process.env.TLS_CERT), key: fs.readFileSync(process.env.TLS_KEY),
+    ca: process.env.TLS_CLIENT_CA ? fs.readFileSync(process.env.TLS_CLIENT_CA) : undefined,
+    requestCert: Boolean(process.env.TLS_CLIENT_CA), rejectUnauthorized: Boolean(process.env.TLS_CLIENT_CA),
+    ALPNProtocols: ['h2', 'http/1.1'],
+  }, handle)
+  : http.createServer(handle);
 
 server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
   process.stdout.write(`listening ${server.address().port}\n`);

@@ -30,9 +30,12 @@ final class BackendProcess: @unchecked Sendable {
     }
 
     /// `node node-backend.js NAME` on a free port.
-    static func node(_ name: String) throws -> BackendProcess {
+    /// `environment` may hold TLS_CERT/TLS_KEY (serve HTTPS) and TLS_CLIENT_CA (require client certificates).
+    static func node(_ name: String, environment: [String: String] = [:]) throws -> BackendProcess {
         let backend = BackendProcess(name: name)
-        try backend.launch("/usr/bin/env", ["node", backendsFolder.appendingPathComponent("node-backend.js").path, name])
+        try backend.launch(
+            "/usr/bin/env", ["node", backendsFolder.appendingPathComponent("node-backend.js").path, name],
+            environment: environment)
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
             if let line = backend.output.split(separator: "\n").first(where: { $0.hasPrefix("listening ") }),
@@ -46,6 +49,28 @@ final class BackendProcess: @unchecked Sendable {
             Thread.sleep(forTimeInterval: 0.05)
         }
         throw Failure("node backend did not start:\n\(backend.output)")
+    }
+
+    /// `uvicorn asgi_app:app` over HTTPS on 127.0.0.1 and a free port.
+    static func uvicornTLS(_ name: String, certificate: String, key: String) throws -> BackendProcess {
+        let backend = BackendProcess(name: name)
+        let port = try freePort()
+        try backend.launch(python, [
+            "-m", "uvicorn", "asgi_app:app", "--app-dir", backendsFolder.path, "--host", "127.0.0.1", "--port", "\(port)",
+            "--ssl-certfile", certificate, "--ssl-keyfile", key, "--log-level", "warning",
+        ], environment: ["BACKEND_NAME": name])
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if let socket = try? openConnection(port: port) {
+                close(socket)
+                backend.port = port
+                backend.address = "127.0.0.1:\(port)"
+                return backend
+            }
+            if !backend.process.isRunning { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw Failure("uvicorn did not start over TLS:\n\(backend.output)")
     }
 
     /// `uvicorn asgi_app:app` on a unix socket.
