@@ -125,7 +125,7 @@ let package = Package(
         /// tables and pages.
         .target(name: "Insights", dependencies: ["Tracking", nioCore, logging], swiftSettings: swiftSettings),
         .executableTarget(
-            name: "vantage", dependencies: ["Edge", "Tracking", "Links", "Config", "Insights", nioCore, nioPosix, logging, httpClient, argumentParser, heap],
+            name: "vantage", dependencies: ["Edge", "Tracking", "Links", "Config", "Insights", "PlainErrors", nioCore, nioPosix, logging, httpClient, argumentParser, heap],
             swiftSettings: swiftSettings, plugins: ["BuildInfo"]),
         /// The commit being built, for `vantage --version` (a prebuild command running git).
         .plugin(name: "BuildInfo", capability: .buildTool(), path: "Plugins/BuildInfo"),

@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import PlainErrors
 
 /// Calls the admin listener of a running Vantage (the one the configuration describes), with the admin token when
 /// `admin.token_env` names one.
@@ -17,7 +18,7 @@ struct AdminClient {
 
     init(configuration: GatewayConfiguration) throws {
         guard let admin = configuration.admin.listen else {
-            throw Failure(description: "the admin listener is off (admin.listen); the command needs a running Vantage's admin API")
+            throw Failure(description: "the admin listener is off (admin.listen)")
         }
         let host = admin.host == "0.0.0.0" || admin.host.isEmpty ? "127.0.0.1" : (admin.host == "::" ? "::1" : admin.host)
         baseURL = "http://\(host.contains(":") ? "[\(host)]" : host):\(admin.port)"
@@ -41,7 +42,7 @@ struct AdminClient {
             return (Int(response.status.code), String(buffer: body))
         } catch {
             try? await client.shutdown()
-            throw Failure(description: "cannot reach the admin listener at \(baseURL): \(error)")
+            throw Failure(description: "no answer from the admin listener at \(baseURL) (\(UserFacingError.describe(error)))")
         }
     }
 }

@@ -3,10 +3,12 @@ import Edge
 import Foundation
 import NIOHTTP1
 
-/// `vantage links`: short links through a running Vantage's admin API (the token from `admin.token_env`).
+/// `vantage links`: short links through a running Vantage's admin API (the token from `admin.token_env`), or,
+/// when none is running, in the links journal directly (``StoppedGatewayLinks``).
 struct LinksCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "links", abstract: "Create, list, remove and count short links (through the admin API).",
+        commandName: "links",
+        abstract: "Create, list, remove and count short links (through the admin API, or the journal when Vantage is stopped).",
         subcommands: [Add.self, List.self, Remove.self, Stats.self])
 
     struct Add: AsyncParsableCommand {
@@ -163,20 +165,27 @@ private func escape(_ text: String) -> String {
 }
 
 /// The admin API's JSON answer, printed unless `printing` is false; exits 1 with its error on a failure status.
+/// When no gateway answers, the same API runs over the links journal (if no running gateway holds it).
 @discardableResult
 private func adminCall(_ options: ConfigOption, _ method: HTTPMethod, _ path: String, json: Data? = nil, printing: Bool = true) async throws -> String {
     let configuration = try loadConfiguration(options.config)
+    let status: Int, body: String
     do {
-        let (status, body) = try await AdminClient(configuration: configuration).send(method, path, json: json)
-        guard (200..<300).contains(status) else {
-            printError("vantage links: \(status): \(body.trimmingCharacters(in: .whitespacesAndNewlines))")
-            throw ExitCode(1)
+        do {
+            (status, body) = try await AdminClient(configuration: configuration).send(method, path, json: json)
+        } catch let failure as AdminClient.Failure {
+            (status, body) = try await StoppedGatewayLinks.answer(
+                method, path, json: json, configuration: configuration, unreachable: failure.description)
         }
-        let text = body.trimmingCharacters(in: .whitespacesAndNewlines)
-        if printing { print(text) }
-        return text
-    } catch let failure as AdminClient.Failure {
-        printError("vantage links: \(failure)")
+    } catch let refusal as StoppedGatewayLinks.Refusal {
+        printError("vantage links: \(refusal)")
         throw ExitCode(1)
     }
+    guard (200..<300).contains(status) else {
+        printError("vantage links: \(status): \(body.trimmingCharacters(in: .whitespacesAndNewlines))")
+        throw ExitCode(1)
+    }
+    let text = body.trimmingCharacters(in: .whitespacesAndNewlines)
+    if printing { print(text) }
+    return text
 }

@@ -177,6 +177,50 @@ struct LinksTests {
         #expect(third.stop() == 0)
     }
 
+    @Test func theCLIManagesLinksWhileVantageIsStopped() throws {
+        let kept = try add(["--host", "go.example.com", "--slug", "kept", "--to", "https://example.org/kept"])
+        vantage.keepsDirectory = true
+        #expect(vantage.stop() == 0)
+
+        // Stopped: the CLI says so and works on the journal under its lock, with the admin API's rules.
+        let added = try cli(["add", "--host", "go.example.com", "--slug", "offline", "--to", "https://example.org/offline"])
+        #expect(added.status == 0, "\(added.stderr)")
+        #expect(added.stderr.contains("no Vantage answers on the admin listener: working on the links journal in \(vantage.directory.path)/links"), "\(added.stderr)")
+        #expect(try json(added.stdout)["slug"] as? String == "offline")
+        let duplicate = try cli(["add", "--host", "go.example.com", "--slug", "offline", "--to", "https://example.org/again"])
+        #expect(duplicate.status == 1 && duplicate.stderr.contains("409") && duplicate.stderr.contains("exists already"), "\(duplicate.stderr)")
+        let invalid = try cli(["add", "--host", "go.example.com", "--to", "ftp://example.org/"])
+        #expect(invalid.status == 1 && invalid.stderr.contains("400"), "\(invalid.stderr)")
+        let table = try cli(["ls"])
+        #expect(table.stdout.contains("http://go.example.com/offline") && table.stdout.contains("http://go.example.com/kept"), "\(table.stdout)")
+        let removed = try cli(["rm", "--host", "go.example.com", "--slug", "kept"])
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(removed.stderr.components(separatedBy: "no Vantage answers").count == 2, "the note once: \(removed.stderr)")
+        #expect(try cli(["stats", try #require(kept["id"] as? String)]).status == 1)
+
+        // The next start serves what was changed.
+        let second = try VantageProcess(
+            config: Self.config(adminPort: adminPort), expect: ["http", "admin"], environment: ["VANTAGE_LINKS_TOKEN": Self.token],
+            reusing: vantage.directory)
+        #expect(try click("go.example.com", "/offline", on: second).status == 302)
+        #expect(try click("go.example.com", "/kept", on: second).status == 404)
+        // Running again: the CLI goes through the admin API (no note).
+        let online = try cli(["ls"], in: second)
+        #expect(online.status == 0 && !online.stderr.contains("no Vantage answers"), "\(online.stderr)")
+        second.keepsDirectory = true
+        #expect(second.stop() == 0)
+
+        // A gateway that holds the journal but whose admin listener is off: the CLI refuses rather than write beside it.
+        let closed = try VantageProcess(
+            config: Self.config(adminPort: adminPort).replacingOccurrences(
+                of: "admin: { listen: \"127.0.0.1:\(adminPort)\", token_env: VANTAGE_LINKS_TOKEN }", with: "admin: { listen: off }"),
+            expect: ["http"], reusing: vantage.directory)
+        let refused = try cli(["add", "--host", "go.example.com", "--slug", "late", "--to", "https://example.org/late"], in: closed)
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("is held by a running Vantage, so only its admin listener may change it"), "\(refused.stderr)")
+        #expect(closed.stop() == 0)
+    }
+
     @Test func aDestinationsPersonalQueryIsNotStoredWithTheClick() throws {
         _ = try add(["--host", "go.example.com", "--slug", "invite",
                      "--to", "https://example.org/join?email=invitee@pii.example&team=7"])
