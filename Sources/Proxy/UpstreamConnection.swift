@@ -40,6 +40,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Over TLS: settled when the handshake completes or fails; the connection joins the pool only after it.
     private var handshake: EventLoopPromise<Void>?
+    /// How the handshake ended, when it ended before anyone waited for it.
+    private var handshakeOutcome: Result<Void, UpstreamHandshakeError>?
 
     init(target: UpstreamTarget, pool: PoolSettingsKey, home: ProxyLoop) {
         self.target = target
@@ -52,6 +54,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     func ready(within timeout: TimeAmount) -> EventLoopFuture<Void> {
         guard let context else { return home.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
         guard target.tls != nil else { return context.eventLoop.makeSucceededVoidFuture() }
+        if let handshakeOutcome { return context.eventLoop.makeCompletedFuture(handshakeOutcome.mapError { $0 }) }
         let promise = handshake ?? context.eventLoop.makePromise()
         handshake = promise
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -63,16 +66,15 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func handshakeEnded(_ result: Result<Void, any Error>) {
-        guard let promise = handshake else { return }
-        handshake = nil
-        switch result {
-        case .success:
-            promise.succeed()
-        case .failure(let error):
+        guard target.tls != nil, handshakeOutcome == nil else { return }
+        let outcome = result.mapError { UpstreamHandshakeError(underlying: $0) }
+        handshakeOutcome = outcome
+        if case .failure = outcome {
             isReusable = false
-            promise.fail(UpstreamHandshakeError(underlying: error))
             context?.close(promise: nil)
         }
+        handshake?.completeWith(outcome.mapError { $0 })
+        handshake = nil
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -213,7 +215,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if handshake != nil {
+        if target.tls != nil && handshakeOutcome == nil {
             handshakeEnded(.failure(error))
             return
         }

@@ -36,19 +36,11 @@ final class BackendProcess: @unchecked Sendable {
         try backend.launch(
             "/usr/bin/env", ["node", backendsFolder.appendingPathComponent("node-backend.js").path, name],
             environment: environment)
-        let deadline = Date().addingTimeInterval(15)
-        while Date() < deadline {
-            if let line = backend.output.split(separator: "\n").first(where: { $0.hasPrefix("listening ") }),
-                let port = Int(line.dropFirst("listening ".count))
-            {
-                backend.port = port
-                backend.address = "127.0.0.1:\(port)"
-                return backend
-            }
-            if !backend.process.isRunning { break }
-            Thread.sleep(forTimeInterval: 0.05)
+        try backend.waitUntilReady(seconds: 15, what: "node backend") {
+            guard let line = backend.output.split(separator: "\n").first(where: { $0.hasPrefix("listening ") }) else { return nil }
+            return Int(line.dropFirst("listening ".count)).map { ($0, "127.0.0.1:\($0)") }
         }
-        throw Failure("node backend did not start:\n\(backend.output)")
+        return backend
     }
 
     /// `uvicorn asgi_app:app` over HTTPS on 127.0.0.1 and a free port.
@@ -59,18 +51,12 @@ final class BackendProcess: @unchecked Sendable {
             "-m", "uvicorn", "asgi_app:app", "--app-dir", backendsFolder.path, "--host", "127.0.0.1", "--port", "\(port)",
             "--ssl-certfile", certificate, "--ssl-keyfile", key, "--log-level", "warning",
         ], environment: ["BACKEND_NAME": name])
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if let socket = try? openConnection(port: port) {
-                close(socket)
-                backend.port = port
-                backend.address = "127.0.0.1:\(port)"
-                return backend
-            }
-            if !backend.process.isRunning { break }
-            Thread.sleep(forTimeInterval: 0.05)
+        try backend.waitUntilReady(seconds: 20, what: "uvicorn over TLS") {
+            guard let socket = try? openConnection(port: port) else { return nil }
+            close(socket)
+            return (port, "127.0.0.1:\(port)")
         }
-        throw Failure("uvicorn did not start over TLS:\n\(backend.output)")
+        return backend
     }
 
     /// `uvicorn asgi_app:app` on a unix socket.
@@ -80,16 +66,26 @@ final class BackendProcess: @unchecked Sendable {
         try backend.launch(python, [
             "-m", "uvicorn", "asgi_app:app", "--app-dir", backendsFolder.path, "--uds", socketPath, "--log-level", "warning",
         ], environment: ["BACKEND_NAME": name])
-        let deadline = Date().addingTimeInterval(20)
+        try backend.waitUntilReady(seconds: 20, what: "uvicorn (is \(python) set up? scripts/test.sh makes it)") {
+            FileManager.default.fileExists(atPath: socketPath) ? (0, "unix:\(socketPath)") : nil
+        }
+        return backend
+    }
+
+    /// Polls `probe` until it names the backend's port and address; fails with the backend's output when it exits
+    /// or the time is up.
+    private func waitUntilReady(seconds: TimeInterval, what: String, _ probe: () -> (port: Int, address: String)?) throws {
+        let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            if FileManager.default.fileExists(atPath: socketPath) {
-                backend.address = "unix:\(socketPath)"
-                return backend
+            if let (port, address) = probe() {
+                self.port = port
+                self.address = address
+                return
             }
-            if !backend.process.isRunning { break }
+            if !process.isRunning { break }
             Thread.sleep(forTimeInterval: 0.05)
         }
-        throw Failure("uvicorn did not start (is \(python) set up? scripts/test.sh makes it):\n\(backend.output)")
+        throw Failure("\(what) did not start:\n\(output)")
     }
 
     private func launch(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
