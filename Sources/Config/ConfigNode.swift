@@ -234,3 +234,27 @@ extension ConfigNode {
         }
     }
 }
+
+extension ConfigNode {
+    /// The node as a JSON-compatible value (for settings passed through as data, such as privacy jurisdictions):
+    /// mappings become dictionaries, lists arrays, `true`/`false` booleans, integers and decimals numbers, other
+    /// scalars strings (after `${VAR}` substitution), null `NSNull`.
+    public func jsonValue() throws -> Any {
+        switch value {
+        case .null:
+            return NSNull()
+        case .sequence(let items):
+            return try items.map { try $0.jsonValue() }
+        case .mapping(let entries):
+            var object: [String: Any] = [:]
+            for entry in entries { object[entry.key] = try entry.node.jsonValue() }
+            return object
+        case .scalar:
+            let text = try string()
+            if text == "true" || text == "false" { return text == "true" }
+            if let integer = Int(text) { return integer }
+            if let decimal = Double(text), decimal.isFinite, text.contains(".") { return decimal }
+            return text
+        }
+    }
+}

@@ -161,6 +161,14 @@ public struct GatewayConfiguration: Sendable {
                 }
             }
         }
+        // Compatibility profiles answer through the tracking pipeline.
+        if !tracking.enabled {
+            for (index, site) in sites.enumerated() where !(site.compat ?? tracking.compat).isEmpty {
+                _ = try problems.collect {
+                    throw siteNodes[index].error("compat needs tracking (tracking.enabled is false): the older systems' endpoints record events")
+                }
+            }
+        }
         try problems.throwIfAny()
         // A `links` route needs the store: the defaults serve when the key is absent.
         let usesLinks = sites.contains { site in

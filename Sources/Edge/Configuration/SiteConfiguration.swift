@@ -4,6 +4,7 @@ import NIOHTTP1
 import Proxy
 import RequestTarget
 import Static
+import Tracking
 
 /// One site: the host names it answers for and its routes.
 ///
@@ -26,8 +27,10 @@ public struct SiteConfiguration: Sendable {
     public var errorPages: ErrorPages?
     /// `rewrites:` tried on the path before routing.
     var rewrites: RewriteRules?
+    /// `compat:` the older systems whose endpoints this site answers; nil: `tracking.compat`.
+    public var compat: [CompatProfile]?
 
-    static let keys = ["hosts", "routes", "redirect_https", "hsts", "max_body_size", "headers", "errors", "rewrites"]
+    static let keys = ["hosts", "routes", "redirect_https", "hsts", "max_body_size", "headers", "errors", "rewrites", "compat"]
 
     /// The name events carry as their `site`: the first host, or `default`.
     public var name: String { hosts.first ?? "default" }
@@ -58,6 +61,7 @@ public struct SiteConfiguration: Sendable {
         }
         if let value = map["errors"] { errorPages = try problems.collect { try ErrorPages(from: value) } ?? nil }
         if let value = map["rewrites"] { rewrites = try problems.collect { try RewriteRules(from: value) } ?? nil }
+        if let value = map["compat"] { compat = try problems.collect { try CompatProfile.list(from: value) } ?? nil }
         let routesNode = try map.required("routes", expected: "a list of routes")
         let routeNodes = try routesNode.list()
         if routeNodes.isEmpty { throw routesNode.error("expected at least one route") }

@@ -541,7 +541,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
         let path = uri[..<pathEnd]
         switch route.handler {
-        case .respond(let prepared):
+        case .respond(let prepared), .ping(let prepared):
             let body = head.method == .HEAD ? nil : prepared.body
             writeResponse(status: prepared.status, headers: prepared.headers, body: body.map { .buffer($0) } ?? .empty,
                           context: context)
@@ -558,6 +558,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             answerLink(linkRoute, route: route, site: site, head: head, headers: headers, path: path, query: query, context: context)
         case .health:
             answerHealth(context: context)
+        case .status:
+            answerStatus(head: head, context: context)
         case .insights:
             answerInsights(route: route, head: head, path: path, headers: headers, context: context)
         case .staticFiles(let server):
@@ -627,6 +629,18 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         writeResponse(status: verdict?.httpStatus ?? .serviceUnavailable, headers: headers, body: isHead ? .empty : .buffer(body), context: context)
     }
 
+    /// The older tracker's `/status`, in its shape: `[{"Key":"client","Value":"<address>"},{"Key":"conns","Value":N}]`.
+    private func answerStatus(head: HTTPRequestHead, context: any ExchangeTransport) {
+        guard let current = exchange else { return }
+        var body = ByteBuffer()
+        body.writeJSONField("[{\"Key\":\"client\",\"Value\":", clientAddress(head.headers, trusted: current.snapshot.trustedProxies), first: true)
+        body.writeString("},{\"Key\":\"conns\",\"Value\":\(core.openConnections.load(ordering: .relaxed))}]\n")
+        let headers: HTTPHeaders = [
+            "Content-Type": "application/json", "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
+        ]
+        writeResponse(status: .ok, headers: headers, body: head.method == .HEAD ? .empty : .buffer(body), context: context)
+    }
+
     /// The reports' pages mounted on a site: answered by the gateway off the loop (a report is control-plane work),
     /// written from the loop when done. The mount itself redirects to its folder, so relative links resolve.
     private func answerInsights(
@@ -683,7 +697,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             method: head.method, path: path, query: pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : "",
             body: current.collectedBody, cookie: headers.cookie, origin: head.headers.first(name: "origin"),
             clientAddress: clientAddress(head.headers, trusted: current.snapshot.trustedProxies),
-            siteHosts: current.siteHosts, isTLS: connection.isTLS, eventLoop: context.eventLoop)
+            siteHosts: current.siteHosts, isTLS: connection.isTLS, eventLoop: context.eventLoop, headers: head.headers)
         current.collectedBody = nil
         let now = Int64(loop.refreshClock())
         switch api.handle(request, now: now, makeID: { events.nextID(unixMilliseconds: now) }) {

@@ -22,6 +22,10 @@ public enum RouteHandler: Sendable {
     case insights
     /// The edge's health for load balancers (`Gateway.healthVerdict`, status only).
     case health
+    /// The older tracker's `/status`: the caller's address and the connections open (`compat: [tracker]`).
+    case status
+    /// The older tracker's `/ping`: `pong`.
+    case ping(PreparedResponse)
 }
 
 /// A `links` route, ready to serve.
@@ -43,6 +47,13 @@ public struct PreparedResponse: Sendable {
         headers = HTTPHeaders(configuration.headers)
         headers.add(name: "Content-Length", value: String(body.readableBytes))
     }
+
+    /// A fixed text answer (the older tracker's `/ping`).
+    init(text: String) {
+        status = .ok
+        body = ByteBuffer(string: text)
+        headers = ["Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store", "Content-Length": String(body.readableBytes)]
+    }
 }
 
 /// One route of a site, ready to serve.
@@ -60,10 +71,14 @@ public final class Route: Sendable {
     let limiter: RouteLimiter?
     /// Header changes to the route's answers (its site's, then its own), nil without any.
     let responseHeaders: ResponseHeaderRules?
+    /// Only `pathPrefix` itself, not the paths under it (a compatibility endpoint such as `/track`).
+    let exactPath: Bool
 
     init(pathPrefix: String, handler: RouteHandler, maxBodySize: Int, accessLog: Bool, track: Bool = true,
-         metrics: RouteMetrics, limiter: RouteLimiter? = nil, responseHeaders: ResponseHeaderRules? = nil)
+         metrics: RouteMetrics, limiter: RouteLimiter? = nil, responseHeaders: ResponseHeaderRules? = nil,
+         exactPath: Bool = false)
     {
+        self.exactPath = exactPath
         self.limiter = limiter
         self.responseHeaders = responseHeaders
         self.pathPrefix = pathPrefix
@@ -83,10 +98,10 @@ public final class Route: Sendable {
         }
     }
 
-    /// Whether the route covers `path` (a plain prefix match on the raw path).
+    /// Whether the route covers `path` (a plain prefix match on the normalized path, or equality for an exact one).
     @inline(__always)
     func matches(_ path: Substring) -> Bool {
-        path.utf8.starts(with: pathPrefix.utf8)
+        exactPath ? path.utf8.elementsEqual(pathPrefix.utf8) : path.utf8.starts(with: pathPrefix.utf8)
     }
 }
 
@@ -213,12 +228,29 @@ public final class RouteTable: Sendable {
             var apiRoutes: [Route] = []
             if let trackingAPI {
                 // Longer than a `/` route, so the API wins over a site's catch-all; a route the site configures
-                // with the same prefix keeps it.
-                for prefix in TrackingAPIPaths.prefixes where !routes.contains(where: { $0.pathPrefix == prefix }) {
+                // with the same path keeps it.
+                let siteHeaders = ResponseHeaderRules(siteConfiguration.responseHeaders)
+                func mount(_ path: String, _ handler: RouteHandler, exact: Bool, track: Bool) {
+                    guard !routes.contains(where: { $0.pathPrefix == path }), !apiRoutes.contains(where: { $0.pathPrefix == path })
+                    else { return }
                     apiRoutes.append(Route(
-                        pathPrefix: prefix, handler: .trackingAPI(trackingAPI), maxBodySize: trackingAPI.configuration.maxBodyBytes,
-                        accessLog: true, track: true, metrics: metrics.metrics(site: name, route: prefix),
-                        responseHeaders: ResponseHeaderRules(siteConfiguration.responseHeaders)))
+                        pathPrefix: path, handler: handler, maxBodySize: trackingAPI.configuration.maxBodyBytes,
+                        accessLog: true, track: track, metrics: metrics.metrics(site: name, route: path),
+                        responseHeaders: siteHeaders, exactPath: exact))
+                }
+                if trackingAPI.configuration.enabled {
+                    for prefix in TrackingAPIPaths.prefixes { mount(prefix, .trackingAPI(trackingAPI), exact: false, track: true) }
+                }
+                for profile in siteConfiguration.compat ?? configuration.tracking.compat {
+                    for endpoint in profile.mounts {
+                        switch endpoint.answer {
+                        case .trackingAPI: mount(endpoint.path, .trackingAPI(trackingAPI), exact: endpoint.exact, track: true)
+                        // Probes are not visits: no events for them.
+                        case .health: mount(endpoint.path, .health, exact: endpoint.exact, track: false)
+                        case .ping: mount(endpoint.path, .ping(PreparedResponse(text: "pong")), exact: endpoint.exact, track: false)
+                        case .status: mount(endpoint.path, .status, exact: endpoint.exact, track: false)
+                        }
+                    }
                 }
             }
             let site = Site(

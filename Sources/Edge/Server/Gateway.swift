@@ -545,11 +545,11 @@ public final class Gateway: Sendable {
             return HealthVerdict.Pool(route: "\(route.pathPrefix) (\(pool.addresses.joined(separator: ", ")))",
                                       members: pool.addresses.count, healthy: pool.healthy)
         }
-        // Routes a person is served by without an upstream (the tracking API on every site and health routes do
-        // not count).
+        // Routes a person is served by without an upstream (the tracking API on every site and the probes'
+        // routes do not count).
         facts.routesWithoutUpstreams = table.allRoutes.filter { route in
             switch route.handler {
-            case .proxy, .trackingAPI, .health: false
+            case .proxy, .trackingAPI, .health, .status, .ping: false
             default: true
             }
         }.count

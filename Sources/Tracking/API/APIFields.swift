@@ -6,8 +6,9 @@ import NIOCore
 ///
 /// Keys are lower-cased; values keep their case (the older tracker lower-cased them, which broke ids, slugs and
 /// currencies). Numbers and booleans are accepted where strings are expected and kept as their text, so clients
-/// that send `"page": 1` or `"rel": 1` work. Bounded: field count, key and value length; beyond them the call is
-/// refused with a 400 that names the field.
+/// that send `"page": 1` or `"rel": 1` work. Bounded: a value longer than the limit is cut at a character boundary
+/// and its name kept in ``truncated`` (a browser beacon with one bulky field is not lost whole); more fields than
+/// the limit or an over-long name refuse the call with a 400 that names the field.
 public struct APIFields: Sendable, Equatable {
     public struct Limits: Sendable, Equatable {
         public var maxFields = 256
@@ -39,6 +40,8 @@ public struct APIFields: Sendable, Equatable {
 
     /// In arrival order, one entry per key.
     public private(set) var entries: [(key: String, value: Value)] = []
+    /// Fields whose value was cut to the value limit, in the order they came.
+    public private(set) var truncated: [String] = []
     private var index: [String: Int] = [:]
     let limits: Limits
 
@@ -68,8 +71,11 @@ public struct APIFields: Sendable, Equatable {
         guard key.utf8.count <= limits.maxKeyBytes else {
             throw Refusal(description: "field name \"\(key.prefix(32))…\" is longer than \(limits.maxKeyBytes) bytes")
         }
-        guard value.text.utf8.count <= limits.maxValueBytes else {
-            throw Refusal(description: "field \"\(key)\" is longer than \(limits.maxValueBytes) bytes")
+        var value = value
+        if value.text.utf8.count > limits.maxValueBytes {
+            // Cut JSON is no longer JSON: it is kept as the text it is.
+            value = .text(Self.prefix(of: value.text, maxBytes: limits.maxValueBytes))
+            if !truncated.contains(key) { truncated.append(key) }
         }
         if let existing = index[key] {
             if overwrite { entries[existing].value = value }
@@ -80,6 +86,23 @@ public struct APIFields: Sendable, Equatable {
         }
         index[key] = entries.count
         entries.append((key, value))
+    }
+
+    /// The longest prefix of `text` of at most `maxBytes` UTF-8 bytes that ends on a character boundary.
+    static func prefix(of text: String, maxBytes: Int) -> String {
+        let utf8 = Array(text.utf8)
+        guard utf8.count > maxBytes else { return text }
+        var end = maxBytes
+        // Back up over continuation bytes (10xxxxxx) so the cut never splits a character.
+        while end > 0 && utf8[end] & 0xC0 == 0x80 { end -= 1 }
+        return String(decoding: utf8[..<end], as: UTF8.self)
+    }
+
+    /// Moves the value of `from` to `to` (replacing what `to` had), as a profile maps an older system's names.
+    public mutating func rename(_ from: String, to: String) {
+        guard let value = self[from] else { return }
+        remove(from)
+        try? set(to, value)
     }
 
     public mutating func remove(_ key: String) {
@@ -114,6 +137,28 @@ public struct APIFields: Sendable, Equatable {
     /// A JSON object body. Its `params` object's members are added too, without replacing top-level fields.
     public mutating func addJSONBody(_ body: ByteBuffer) throws {
         guard body.readableBytes > 0 else { return }
+        try addJSONObject(try Self.jsonObject(body))
+    }
+
+    /// The members of a JSON object, in name order; `foldingIn` names a nested object whose members are added too,
+    /// without replacing top-level fields (the tracker's `params`).
+    public mutating func addJSONObject(_ object: [String: Any], foldingIn nestedName: String? = "params", overwrite: Bool = true) throws {
+        var nested: [String: Any]?
+        for key in object.keys.sorted() {
+            let raw = object[key]!
+            if let nestedName, key.lowercased() == nestedName, let members = raw as? [String: Any] {
+                nested = members
+                continue
+            }
+            if let value = try Self.value(raw) { try set(key, value, overwrite: overwrite) }
+        }
+        for key in (nested ?? [:]).keys.sorted() {
+            if let value = try Self.value(nested![key]!) { try set(key, value, overwrite: false) }
+        }
+    }
+
+    /// A body that must be a JSON object.
+    static func jsonObject(_ body: ByteBuffer) throws -> [String: Any] {
         let parsed: Any
         do {
             parsed = try JSONSerialization.jsonObject(with: Data(body.readableBytesView), options: [.fragmentsAllowed])
@@ -121,18 +166,7 @@ public struct APIFields: Sendable, Equatable {
             throw Refusal(description: "the body is not valid JSON")
         }
         guard let object = parsed as? [String: Any] else { throw Refusal(description: "expected a JSON object body") }
-        var params: [String: Any]?
-        for key in object.keys.sorted() {
-            let raw = object[key]!
-            if key.lowercased() == "params", let nested = raw as? [String: Any] {
-                params = nested
-                continue
-            }
-            if let value = try Self.value(raw) { try set(key, value) }
-        }
-        for key in (params ?? [:]).keys.sorted() {
-            if let value = try Self.value(params![key]!) { try set(key, value, overwrite: false) }
-        }
+        return object
     }
 
     /// A JSON value as a field value (nil for null).

@@ -1,6 +1,7 @@
 import Config
 import Crypto
 import Foundation
+import Logging
 import NIOCore
 import Synchronization
 import NIOHTTP1
@@ -17,6 +18,8 @@ public struct TrackingAPIConfiguration: Sendable, Equatable {
     public var redirectKey: [UInt8]?
     public var maxBodyBytes = 64 << 10
     public var limits = APIFields.Limits()
+    /// `jurisdictions`: what `ppi/jds` answers, as a JSON array (the tracker's `jurisdictions` rows).
+    public var jurisdictionsJSON = "[]"
 
     public init() {}
 }
@@ -40,11 +43,14 @@ public struct APIRequest {
     public var siteHosts: [String]
     public var isTLS: Bool
     public var eventLoop: any EventLoop
+    /// The request's headers, for what a compatibility profile reads besides the cookie (`X-Tracking-ID`).
+    public var headers: HTTPHeaders
 
     public init(
         method: HTTPMethod, path: Substring, query: Substring, body: ByteBuffer?, cookie: String?, origin: String?,
-        clientAddress: String, siteHosts: [String], isTLS: Bool, eventLoop: any EventLoop
+        clientAddress: String, siteHosts: [String], isTLS: Bool, eventLoop: any EventLoop, headers: HTTPHeaders = [:]
     ) {
+        self.headers = headers
         self.method = method
         self.path = path
         self.query = query
@@ -88,6 +94,12 @@ public protocol ConsentHistory: Sendable {
 public final class TrackingAPI: Sendable {
     public enum Endpoint: Equatable, Sendable {
         case track, serverTrack, pixel, redirect, ltv, consent, geoIP
+        /// `clear`: `Clear-Site-Data` for the site's cookies and storage.
+        case clear
+        /// `ppi/jds`: the configured privacy jurisdictions.
+        case jurisdictions
+        /// An older system's endpoint (a site's `compat:` profile).
+        case compat(CompatEndpoint)
         case unsupported(String)
         case unknownAction(String)
     }
@@ -95,15 +107,27 @@ public final class TrackingAPI: Sendable {
     public let configuration: TrackingAPIConfiguration
     let enrichment: EnrichmentContext?
     let consentHistory: (any ConsentHistory)?
+    let logger: Logger
+    /// Calls refused because their event would not fit a record (413), and whether that was logged.
+    let oversizedRefusals = Atomic<Int>(0)
+    private let loggedOversized = Atomic<Bool>(false)
 
     public init(
         configuration: TrackingAPIConfiguration, enrichment: EnrichmentContext?, consentHistory: (any ConsentHistory)?,
-        scrubber: QueryScrubber = .standard
+        scrubber: QueryScrubber = .standard, logger: Logger = Logger(label: "vantage.tracking-api")
     ) {
         self.configuration = configuration
         self.enrichment = enrichment
         self.consentHistory = consentHistory
+        self.logger = logger
         scrubberState = Mutex(scrubber)
+    }
+
+    /// Appends the API's metrics in Prometheus text format.
+    public func renderMetrics(into text: inout String) {
+        text += "# HELP vantage_tracking_api_refused_total Tracking calls refused whole, by reason (too_large: the event's properties would not fit a record).\n"
+        text += "# TYPE vantage_tracking_api_refused_total counter\n"
+        text += "vantage_tracking_api_refused_total{reason=\"too_large\"} \(oversizedRefusals.load(ordering: .relaxed))\n"
     }
 
     /// What counts as personal in a field (its name, or a value that is an email address or phone number): such
@@ -131,6 +155,7 @@ public final class TrackingAPI: Sendable {
             case "rdr", "xrdr": return (.redirect, tuples)
             case "ltv": return (.ltv, tuples)
             case "ppi": return (ppiAction(tuples.drop { $0 == "/" }), "")
+            case "clear": return (.clear, "")
             case "pub", "rpi", "ws", "pb": return (.unsupported(String(kind)), "")
             default: return (.track, rest)  // legacy `/tr/v1/<key>/<value>/...`
             }
@@ -140,7 +165,7 @@ public final class TrackingAPI: Sendable {
         if let rest = after("/rdr/v1/") { return (.redirect, rest) }
         if let rest = after("/tlv/v1/") { return (.ltv, rest) }
         if let rest = after("/ppi/v1/") { return (ppiAction(rest), "") }
-        return nil
+        return CompatEndpoint.route(path).map { (.compat($0), "") }
     }
 
     private static func ppiAction(_ rest: Substring) -> Endpoint {
@@ -148,6 +173,7 @@ public final class TrackingAPI: Sendable {
         switch action {
         case "agree": return .consent
         case "geoip": return .geoIP
+        case "jds": return .jurisdictions
         default: return .unknownAction(String(action))
         }
     }
@@ -167,7 +193,17 @@ public final class TrackingAPI: Sendable {
                 : "/tr/v1/\(kind)/ is not supported by Vantage"
             return .respond(refusal(.notFound, reason, request), events: [])
         case .unknownAction(let action):
-            return .respond(refusal(.badRequest, "unknown action \"\(action)\"; expected agree or geoip", request), events: [])
+            return .respond(refusal(.badRequest, "unknown action \"\(action)\"; expected agree, geoip or jds", request), events: [])
+        case .compat(let compat):
+            return fitting(handleCompat(compat, request, now: now, makeID: makeID), request)
+        case .clear:
+            return .respond(clearSiteData(request), events: [])
+        case .jurisdictions:
+            guard request.method == .GET || request.method == .HEAD else { return methodNotAllowed("GET", request) }
+            var response = APIResponse(status: .ok, body: ByteBuffer(string: configuration.jurisdictionsJSON))
+            response.headers.add(name: "Content-Type", value: "application/json")
+            finish(&response, request)
+            return .respond(response, events: [])
         case .geoIP:
             guard request.method == .GET || request.method == .HEAD else { return methodNotAllowed("GET", request) }
             return .respond(geoIP(request), events: [])
@@ -204,14 +240,33 @@ public final class TrackingAPI: Sendable {
         } catch {
             return .respond(refusal(.badRequest, "unreadable input", request), events: [])
         }
+        let outcome: APIOutcome
         switch endpoint {
-        case .track: return track(fields, kind: .track, request, now: now, makeID: makeID)
-        case .serverTrack: return track(fields, kind: .serverTrack, request, now: now, makeID: makeID)
-        case .pixel: return track(fields, kind: .pixelOpen, request, now: now, makeID: makeID)
-        case .redirect: return redirect(fields, request, now: now, makeID: makeID)
-        case .ltv: return ltv(fields, request, now: now, makeID: makeID)
-        default: return consent(fields, request, now: now, makeID: makeID)
+        case .track: outcome = track(fields, kind: .track, request, now: now, makeID: makeID)
+        case .serverTrack: outcome = track(fields, kind: .serverTrack, request, now: now, makeID: makeID)
+        case .pixel: outcome = track(fields, kind: .pixelOpen, request, now: now, makeID: makeID)
+        case .redirect: outcome = redirect(fields, request, now: now, makeID: makeID)
+        case .ltv: outcome = ltv(fields, request, now: now, makeID: makeID)
+        default: outcome = consent(fields, request, now: now, makeID: makeID)
         }
+        return fitting(outcome, request)
+    }
+
+    /// The outcome, or a 413 when one of its events carries more properties than a record keeps: fields are cut
+    /// one by one to the value limit, and only an event still over the record's cap is refused (and counted).
+    func fitting(_ outcome: APIOutcome, _ request: APIRequest) -> APIOutcome {
+        guard case .respond(_, let events) = outcome,
+            let oversized = events.first(where: { $0.properties.utf8.count > EventRecord.maxPropertiesBytes })
+        else { return outcome }
+        oversizedRefusals.add(1, ordering: .relaxed)
+        if !loggedOversized.exchange(true, ordering: .relaxed) {
+            logger.warning(
+                "tracking API: refusing calls whose fields take more than \(EventRecord.maxPropertiesBytes) bytes (\(oversized.properties.utf8.count) here); counted in vantage_tracking_api_refused_total (logged once)")
+        }
+        return .respond(refusal(
+            .payloadTooLarge,
+            "the event's fields take \(oversized.properties.utf8.count) bytes, more than the \(EventRecord.maxPropertiesBytes) an event keeps",
+            request), events: [])
     }
 
     private func track(_ fields: APIFields, kind: TrackingEvent.Kind, _ request: APIRequest, now: Int64, makeID: () -> EventID) -> APIOutcome {
@@ -370,6 +425,16 @@ public final class TrackingAPI: Sendable {
         return .deferred(promise.futureResult)
     }
 
+    /// `clear`: asks the browser to drop this site's cookies and storage (the visitor cookie among them), as the
+    /// older tracker's `/clear` did with `"*"` (which would also drop the cache and restart execution contexts).
+    private func clearSiteData(_ request: APIRequest) -> APIResponse {
+        var response = APIResponse(status: .ok, body: ByteBuffer(string: "OK"))
+        response.headers.add(name: "Clear-Site-Data", value: "\"cookies\", \"storage\"")
+        response.headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        finish(&response, request)
+        return response
+    }
+
     /// `GET ppi/geoip?ip=`: what the GeoIP database says about an address (the caller's by default).
     private func geoIP(_ request: APIRequest) -> APIResponse {
         guard let source = enrichment?.geoIP, let database = source.current else {
@@ -508,10 +573,13 @@ public final class TrackingAPI: Sendable {
         for (key, value) in fields.entries
         where !mappedFields.contains(key) && !personalFields.contains(key) && !TrafficSource.clickIDNames.contains(key)
             && !scrubber.isPersonal(name: key, value: value.text) && !(key == "device" && mappedDevice)
+            && !(key == "truncated" && !fields.truncated.isEmpty)
         {
             add(key, value.text)
         }
         for (key, value) in extra { add(key, value) }
+        // Which values were cut to the limit, so a report can tell a short value from a shortened one.
+        if !fields.truncated.isEmpty { add("truncated", fields.truncated.joined(separator: ",")) }
         guard !first else { return "" }
         buffer.writeInteger(UInt8(ascii: "}"))
         return String(buffer: buffer)
@@ -534,7 +602,7 @@ public final class TrackingAPI: Sendable {
     }
 
     /// Headers every answer gets: CORS, no caching (a cached pixel or redirect is a lost event), length.
-    private func finish(_ response: inout APIResponse, _ request: APIRequest) {
+    func finish(_ response: inout APIResponse, _ request: APIRequest) {
         response.headers.add(contentsOf: corsHeaders(request))
         response.headers.add(name: "Cache-Control", value: "no-store, max-age=0")
         // HEAD announces the length GET would send (RFC 9110 §9.3.2), without the bytes.
@@ -542,14 +610,14 @@ public final class TrackingAPI: Sendable {
         if request.method == .HEAD { response.body.clear() }
     }
 
-    private func refusal(_ status: HTTPResponseStatus, _ reason: String, _ request: APIRequest) -> APIResponse {
+    func refusal(_ status: HTTPResponseStatus, _ reason: String, _ request: APIRequest) -> APIResponse {
         var response = APIResponse(status: status, body: ByteBuffer(string: "\(status.code) \(status.reasonPhrase): \(reason)\n"))
         response.headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
         finish(&response, request)
         return response
     }
 
-    private func methodNotAllowed(_ allow: String, _ request: APIRequest) -> APIOutcome {
+    func methodNotAllowed(_ allow: String, _ request: APIRequest) -> APIOutcome {
         var response = refusal(.methodNotAllowed, "expected \(allow)", request)
         response.headers.add(name: "Allow", value: allow + ", OPTIONS")
         return .respond(response, events: [])

@@ -32,10 +32,12 @@ public struct TrackingConfiguration: Sendable, Equatable {
     /// `enrichment: false` keeps raw request events (no visitor, session, device, source or location; the address
     /// policy still applies).
     public var enrichment = true
+    /// `compat`: the older systems whose endpoints every site answers, unless a site sets its own `compat:`.
+    public var compat: [CompatProfile] = []
 
     public static let keys = [
         "enabled", "spool", "clickhouse", "client_ip", "geoip", "visitors", "privacy", "api", "enrichment", "bots",
-        "user_agents",
+        "user_agents", "compat",
     ]
 
     public init() {}
@@ -96,6 +98,7 @@ public struct TrackingConfiguration: Sendable, Equatable {
         if let value = map["visitors"] { try readVisitors(value) }
         if let value = map["api"] { try readAPI(value) }
         if let value = map["enrichment"] { enrichment = try value.bool() }
+        if let value = map["compat"] { compat = try CompatProfile.list(from: value) }
         if let value = map["user_agents"] {
             let lists = try value.mapping(keys: ["regexes", "crawlers"])
             for (key, node) in [("regexes", lists["regexes"]), ("crawlers", lists["crawlers"])] {
@@ -142,6 +145,7 @@ public struct TrackingConfiguration: Sendable, Equatable {
         }
         let map = try node.mapping(keys: [
             "enabled", "cors_origins", "redirect_hosts", "redirect_key_env", "max_body", "max_fields", "max_value",
+            "jurisdictions",
         ])
         api.enabled = try map["enabled"]?.bool() ?? true
         if let value = map["cors_origins"] {
@@ -163,6 +167,14 @@ public struct TrackingConfiguration: Sendable, Equatable {
         if let value = map["max_body"] {
             api.maxBodyBytes = try value.byteSize()
             guard (1 << 10)...(16 << 20) ~= api.maxBodyBytes else { throw value.error("expected a body limit between 1KB and 16MB") }
+        }
+        if let value = map["jurisdictions"] {
+            // Passed through as data: what `ppi/jds` answers (the tracker's rows: regulation, compliance, seq,
+            // rules, locs), in the order written.
+            let rows = try value.list()
+            for row in rows { _ = try row.entries() }
+            let data = try JSONSerialization.data(withJSONObject: try rows.map { try $0.jsonValue() }, options: [.sortedKeys, .withoutEscapingSlashes])
+            api.jurisdictionsJSON = String(decoding: data, as: UTF8.self)
         }
         if let value = map["max_fields"] { api.limits.maxFields = try value.int(in: 1...10_000) }
         if let value = map["max_value"] {

@@ -26,7 +26,7 @@ public final class TrackingPipeline: Sendable {
     private let erased: ErasedVisitors
     /// The visits the shipper keeps current in ClickHouse (shared by the shippers a reload makes, saved at shutdown).
     private let visitLedger: SharedVisitLedger
-    /// The tracking API, when `tracking.api` enables it.
+    /// The tracking API (mounted on the sites when `tracking.api` enables it) and the compatibility profiles.
     public let api: TrackingAPI?
     /// Where events go (ClickHouse, or the spool only); a reload may replace it.
     private let sink: EventSink
@@ -85,16 +85,13 @@ public final class TrackingPipeline: Sendable {
                 ledger: ledger, logger: logger)
         }
         self.sink = sink
-        if configuration.api.enabled {
-            let history = SpoolConsentHistory(spoolDirectory: configuration.spool.directory, pool: blockingPool, logger: logger) {
-                try await sink.query($0)
-            }
-            api = TrackingAPI(
-                configuration: configuration.api, enrichment: enrichment, consentHistory: history,
-                scrubber: configuration.queryScrubber)
-        } else {
-            api = nil
+        // Made even when `tracking.api` is off: the sites' compatibility profiles (`compat:`) answer through it.
+        let history = SpoolConsentHistory(spoolDirectory: configuration.spool.directory, pool: blockingPool, logger: logger) {
+            try await sink.query($0)
         }
+        api = TrackingAPI(
+            configuration: configuration.api, enrichment: enrichment, consentHistory: history,
+            scrubber: configuration.queryScrubber, logger: logger)
         saveKeysIfChanged()
     }
 
@@ -331,6 +328,7 @@ public final class TrackingPipeline: Sendable {
         text += "# TYPE vantage_sessions_capacity gauge\nvantage_sessions_capacity \(enrichment.sessions.capacity)\n"
         text += "# HELP vantage_sessions_evicted_total Visitors evicted from a full session table before their session ended.\n"
         text += "# TYPE vantage_sessions_evicted_total counter\nvantage_sessions_evicted_total \(enrichment.sessions.evictions)\n"
+        api?.renderMetrics(into: &text)
         if let shipper = sink.shipper {
             shipper.render(into: &text)
         } else {

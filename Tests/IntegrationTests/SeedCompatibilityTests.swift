@@ -1,0 +1,203 @@
+import Foundation
+import Testing
+
+/// The older systems' clients against the real binary with their sites' `compat:` profiles: every example of the
+/// seed READMEs (and the collectors' public endpoints) as written, host and port aside, checking the answer the old
+/// client expects and the event stored.
+@Suite(.serialized)
+struct SeedCompatibilityTests {
+    static let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+
+    static func start(extra: String = "") throws -> VantageProcess {
+        try VantageProcess(config: """
+            listen: { http: "127.0.0.1:0" }
+            admin: { listen: "127.0.0.1:0" }
+            access_log: off
+            sites:
+              - hosts: [localhost, 127.0.0.1]
+                compat: [tracker, pushtech, alcolytics, traceglider]
+                routes:
+                  - { path: /, respond: "the site itself" }
+              - hosts: [plain.example]
+                compat: []
+                routes:
+                  - { path: /, respond: "no old endpoints here" }
+            tracking:
+              spool: { dir: "{{DIR}}/spool", sync_interval: 50ms }
+              visitors: { cookies: true }
+              api:
+                jurisdictions:
+                  - { regulation: gdpr, compliance: consent, seq: 1, locs: [DE, FR], rules: { marketing: opt-in } }
+            \(extra)
+            """, expect: ["http", "admin"])
+    }
+
+    /// The events in the spool (the running gateway's, read as `vantage events export` does).
+    func events(_ vantage: VantageProcess) throws -> [[String: Any]] {
+        let export = try run([VantageProcess.binary, "events", "export", "--spool", vantage.directory.appendingPathComponent("spool").path])
+        return try export.stdout.split(separator: "\n").map { try json(String($0)) }
+    }
+
+    /// Waits for an event matching `predicate` and returns it.
+    func event(_ vantage: VantageProcess, where predicate: @escaping ([String: Any]) -> Bool) throws -> [String: Any] {
+        var found: [String: Any]?
+        try waitUntil(timeout: 10) {
+            found = try events(vantage).first(where: predicate)
+            return found != nil
+        }
+        return try #require(found)
+    }
+
+    func props(_ event: [String: Any]) -> [String: Any] { event["props"] as? [String: Any] ?? [:] }
+
+    @Test func pushtechSeed003ExamplesBecomeNamedEvents() throws {
+        let vantage = try Self.start()
+        // README: `curl http://localhost:9090/t/a`, `/t/app_open?deviceid=abcdf&ts=123456&referrer=website`,
+        // the kubectl test `/t/w?wor=king` and the docker-compose test `/event?d=1`.
+        for path in ["/t/a", "/t/app_open?deviceid=abcdf&ts=123456&referrer=website", "/t/w?wor=king", "/event?d=1"] {
+            let answer = try curl([vantage.url(path)])
+            #expect(answer.status == 200, "\(path): \(answer.body)")
+            #expect(answer.body == #"{"status":"ok"}"#)
+            #expect(answer.headers["content-type"] == "application/json")
+        }
+        let open = try event(vantage) { $0["ename"] as? String == "app_open" }
+        #expect(open["kind"] as? String == "track")
+        #expect(open["vid"] as? String == "abcdf", "deviceid is the visitor")
+        #expect(open["referrer"] as? String == "website")
+        #expect(props(open)["ts"] as? String == "123456")
+        #expect(try event(vantage) { $0["ename"] as? String == "a" }["status"] as? Int == 200)
+        #expect(props(try event(vantage) { $0["ename"] as? String == "w" })["wor"] as? String == "king")
+        #expect(props(try event(vantage) { $0["ename"] as? String == "event" })["d"] as? String == "1")
+        // Pushtech took GET only; a site without the profile does not answer it.
+        #expect(try curl(["-X", "POST", vantage.url("/t/a")]).status == 405)
+        #expect(try curl(["-H", "Host: plain.example", vantage.url("/t/a")]).body == "no old endpoints here")
+    }
+
+    @Test func alcolyticsSeed004BeaconsPixelsAndTheUidCookie() throws {
+        let vantage = try Self.start()
+        // alcojs through sendBeacon: JSON as text/plain.
+        let beacon = #"{"name":"page","projectId":1,"uid":"6517211786373791744","page":{"url":"https://localhost/pricing?utm_source=mail","referrer":"https://www.google.com/","title":"Pricing"},"session":{"type":"campaign","num":3},"user":{"id":"u-42","traits":{"plan":"pro"}},"data":{"button":"buy"}}"#
+        let tracked = try curl(["-A", Self.firefox, "-H", "Content-Type: text/plain;charset=UTF-8", "--data-binary", beacon, vantage.url("/track")])
+        #expect(tracked.status == 200)
+        #expect(tracked.body == #"{"result":"queued"}"#)
+        #expect(tracked.headers["set-cookie"]?.hasPrefix("uid=6517211786373791744;") == true, "the visitor's own uid, kept as Alcolytics did")
+        let page = try event(vantage) { $0["ename"] as? String == "page" }
+        #expect(page["vid"] as? String == "6517211786373791744")
+        #expect(page["uid"] as? String == "u-42")
+        #expect(page["path"] as? String == "/pricing" && page["host"] as? String == "localhost")
+        #expect(page["referrer"] as? String == "https://www.google.com/")
+        #expect(props(page)["project_id"] as? String == "1")
+        #expect(props(page)["button"] as? String == "buy", "data's members are fields")
+        #expect((props(page)["session_info"] as? String)?.contains("campaign") == true, "\(page)")
+
+        // The pixel: `GET /img?projectId=1&name=email_open&uid=...&campaign=spring`, and the older `GET /track`.
+        let pixel = try curl([vantage.url("/img?projectId=1&name=email_open&uid=123456789012&campaign=spring")])
+        #expect(pixel.status == 200 && pixel.headers["content-type"] == "image/gif" && pixel.headers["content-length"] == "43")
+        let open = try event(vantage) { $0["ename"] as? String == "email_open" }
+        #expect(open["kind"] as? String == "pixel_open")
+        #expect(open["vid"] as? String == "123456789012")
+        #expect(open["utm_campaign"] as? String == "spring")
+        let older = try curl(["-D", "-", "-o", "/dev/null", vantage.url("/track?name=old_pixel")])
+        #expect(older.status == 200)
+        // Without a uid the visitor gets Alcolytics' numeric uid cookie, which the event carries.
+        let issued = try curl([vantage.url("/img?name=fresh")])
+        let cookie = try #require(issued.headers["set-cookie"], "\(issued.headers)")
+        #expect(cookie.hasPrefix("uid=") && cookie.contains("HttpOnly") && cookie.contains("Max-Age=63072000"), "\(cookie)")
+        let uid = String(cookie.dropFirst(4).prefix { $0 != ";" })
+        #expect(uid.count == 19 && uid.allSatisfy(\.isNumber), "\(uid)")
+        #expect(try event(vantage) { $0["ename"] as? String == "fresh" }["vid"] as? String == uid)
+        // The cookie identifies later calls.
+        _ = try curl(["-H", "Cookie: uid=\(uid)", "--data-binary", #"{"name":"later"}"#, vantage.url("/track")])
+        #expect(try event(vantage) { $0["ename"] as? String == "later" }["vid"] as? String == uid)
+        // Exact paths: the site's own /tracking.html and /images/ stay the site's.
+        #expect(try curl([vantage.url("/tracking.html")]).body == "the site itself")
+        #expect(try curl([vantage.url("/img/logo.png")]).body == "the site itself")
+        // An empty beacon is answered (the seed did not answer at all).
+        #expect(try curl(["-X", "POST", vantage.url("/track")]).status == 400)
+    }
+
+    @Test func traceGliderSeed002KeepsTheFirstEventAndBulkyClicks() throws {
+        let vantage = try Self.start()
+        // `GET /api/tracking-cookie`: the id as JSON and as a cookie.
+        let issued = try curl([vantage.url("/api/tracking-cookie")])
+        #expect(issued.status == 200)
+        let trackingID = try #require(try json(issued.body)["tracking_id"] as? String)
+        #expect(UUID(uuidString: trackingID) != nil)
+        let cookie = try #require(issued.headers["set-cookie"])
+        #expect(cookie.hasPrefix("tracking_id=\(trackingID);") && cookie.contains("Max-Age=31536000") && cookie.contains("HttpOnly"), "\(cookie)")
+
+        // A realistic click: `target.computedStyle` holds about 300 properties (6.8 KB). It is kept, cut to the
+        // value limit and flagged, not refused whole.
+        let style = (0..<300).map { #""property-\#($0)":"value-\#($0)""# }.joined(separator: ",")
+        let click = #"{"type":"click","timestamp":"2026-12-05T10:00:00.000Z","cursorPosition":{"x":10,"y":20},"target":{"tagName":"BUTTON","id":"buy","computedStyle":{\#(style)}},"pageDetails":{"url":"https://localhost/shop?item=3","referrer":"https://news.example/","language":"en"},"keystroke":"s3cret","trackingId":"\#(trackingID)"}"#
+        #expect(click.utf8.count > 6_000)
+        let clicked = try curl(["-H", "Content-Type: application/json", "-H", "X-Tracking-ID: \(trackingID)", "--data-binary", click, vantage.url("/api/events")])
+        #expect(clicked.status == 200, "\(clicked.body)")
+        #expect(clicked.body == #"{"status":"success"}"#)
+        let stored = try event(vantage) { $0["ename"] as? String == "click" }
+        #expect(stored["vid"] as? String == trackingID)
+        #expect(stored["path"] as? String == "/shop" && stored["referrer"] as? String == "https://news.example/")
+        #expect(props(stored)["truncated"] as? String == "target")
+        #expect((props(stored)["target"] as? String)?.utf8.count == 2048)
+        #expect(props(stored)["keystroke"] == nil, "keystrokes are never stored")
+
+        // The first event of a visitor without the cookie is kept (the seed dropped it) and the cookie issued.
+        let navigation = #"{"url":"https://localhost/next","referrer":"https://localhost/shop","nextPage":"https://localhost/next","duration":1234.5,"userAgent":"x"}"#
+        let first = try curl(["-H", "Content-Type: application/json", "--data-binary", navigation, vantage.url("/api/navigation")])
+        #expect(first.status == 200 && first.body == #"{"status":"success"}"#)
+        #expect(first.headers["set-cookie"]?.hasPrefix("tracking_id=") == true)
+        let moved = try event(vantage) { $0["ename"] as? String == "navigation" }
+        #expect(moved["path"] as? String == "/next")
+        #expect(props(moved)["duration"] as? String == "1234.5")
+        #expect(props(moved)["useragent"] == nil)
+        #expect(try curl([vantage.url("/api/events")]).status == 405)
+    }
+
+    @Test func trackerSeeds000And001ProbesClearAndJurisdictions() throws {
+        let vantage = try Self.start()
+        let health = try curl([vantage.url("/health")])
+        #expect(health.status == 200 && health.body.contains("\"status\":\"ok\""), "\(health.body)")
+        #expect(try curl([vantage.url("/ping")]).body == "pong")
+        let status = try json("{\"list\":" + (try curl([vantage.url("/status")]).body) + "}")["list"] as? [[String: Any]] ?? []
+        #expect(status.first?["Key"] as? String == "client" && status.first?["Value"] as? String == "127.0.0.1", "\(status)")
+        #expect(status.last?["Key"] as? String == "conns" && (status.last?["Value"] as? Int ?? 0) >= 1, "\(status)")
+        // Probes are not visits.
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(try events(vantage).allSatisfy { !["/health", "/ping", "/status"].contains($0["path"] as? String ?? "") })
+
+        let clear = try curl([vantage.url("/tr/v1/clear")])
+        #expect(clear.status == 200 && clear.headers["clear-site-data"] == #""cookies", "storage""#)
+        let jds = try curl([vantage.url("/tr/v1/ppi/jds")])
+        #expect(jds.status == 200)
+        #expect(jds.body == #"[{"compliance":"consent","locs":["DE","FR"],"regulation":"gdpr","rules":{"marketing":"opt-in"},"seq":1}]"#)
+        #expect(try curl([vantage.url("/ppi/v1/jds")]).status == 200, "the legacy path too")
+    }
+
+    @Test func anEventOverTheRecordCapIsRefusedAndCounted() throws {
+        let vantage = try Self.start()
+        // Five fields of 2 KB each: every one fits the value limit, together they exceed the 8 KB an event keeps.
+        let big = String(repeating: "x", count: 2000)
+        let fields = (1...5).map { #""f\#($0)":"\#(big)""# }.joined(separator: ",")
+        let refused = try curl(["-H", "Content-Type: application/json", "--data-binary", "{\"type\":\"huge\",\(fields)}", vantage.url("/api/events")])
+        #expect(refused.status == 413, "\(refused.body)")
+        #expect(refused.body.contains("more than the 8192 an event keeps"), "\(refused.body)")
+        let metrics = try run(["curl", "-s", vantage.url("/metrics", kind: "admin")]).stdout
+        #expect(metrics.contains(#"vantage_tracking_api_refused_total{reason="too_large"} 1"#))
+        #expect(vantage.log.contains("refusing calls whose fields take more than 8192 bytes"))
+    }
+
+    @Test func compatIsCheckedWhenTheConfigurationIsRead() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("compat-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        for (yaml, words) in [
+            ("sites: [{ compat: [pushtec], routes: [{ path: /, respond: x }] }]", "expected one of tracker, pushtech, alcolytics, traceglider"),
+            ("sites: [{ compat: [tracker, tracker], routes: [{ path: /, respond: x }] }]", "tracker is listed twice"),
+            ("tracking: { enabled: false, compat: [pushtech] }\nsites: [{ routes: [{ path: /, respond: x }] }]", "compat needs tracking"),
+        ] {
+            try "listen: { http: \"127.0.0.1:0\" }\n\(yaml)\n".write(to: file, atomically: true, encoding: .utf8)
+            let result = try run([VantageProcess.binary, "validate", "--config", file.path])
+            #expect(result.status != 0)
+            #expect((result.stdout + result.stderr).contains(words), "\(result.stdout)\(result.stderr)")
+        }
+    }
+}
