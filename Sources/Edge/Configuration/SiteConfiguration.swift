@@ -129,6 +129,8 @@ public struct RouteConfiguration: Sendable {
         case insights
         /// The edge's health for load balancers: `health: true` (`{"status":"ok"}`; 503 when nothing can be served).
         case health
+        /// Webhooks in: every call an event, signed sources checked (`webhook: true` or its settings).
+        case webhook(WebhookConfiguration)
 
         /// The configuration key that chose it (`static`, `proxy`, ...).
         public var kind: String {
@@ -140,6 +142,7 @@ public struct RouteConfiguration: Sendable {
             case .links: "links"
             case .insights: "insights"
             case .health: "health"
+            case .webhook: "webhook"
             }
         }
     }
@@ -158,7 +161,7 @@ public struct RouteConfiguration: Sendable {
     /// `headers:` changes to the route's answers, after its site's.
     public var responseHeaders = HeaderRules()
 
-    static let handlerKeys = ["static", "proxy", "respond", "redirect", "links", "insights", "health"]
+    static let handlerKeys = ["static", "proxy", "respond", "redirect", "links", "insights", "health", "webhook"]
     static let keys = ["path", "max_body_size", "access_log", "track", "rate_limit", "headers"] + handlerKeys
 
     init(from node: ConfigNode, defaultBodyLimit: Int) throws {
@@ -195,6 +198,10 @@ public struct RouteConfiguration: Sendable {
         case "proxy": handler = .proxy(try ProxyConfiguration(from: map["proxy"]!))
         case "respond": handler = .respond(try RespondConfiguration(from: map["respond"]!))
         case "links": handler = .links(try LinksRouteConfiguration(from: map["links"]!))
+        case "webhook":
+            handler = .webhook(try WebhookConfiguration(from: map["webhook"]!))
+            // The body is read whole (a signature covers all of it): 1 MB unless the route says otherwise.
+            if map["max_body_size"] == nil { maxBodySize = min(maxBodySize, 1 << 20) }
         case "health", "insights":
             // Kinds without settings: `true` or `{}`.
             let node = map[present[0]]!

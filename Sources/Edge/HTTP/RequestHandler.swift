@@ -552,7 +552,13 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 respondRedirect(to: Self.expand(redirect.template, facts: facts(current)), status: redirect.status, context: context)
             }
         case .trackingAPI(let api):
-            answerTrackingAPI(api, head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, context: context)
+            answerTrackingAPI(head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, context: context) {
+                api.handle($0, now: $1, makeID: $2)
+            }
+        case .webhook(let receiver):
+            answerTrackingAPI(head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, context: context) {
+                receiver.handle($0, now: $1, makeID: $2)
+            }
         case .links(let linkRoute):
             let query = pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : ""
             answerLink(linkRoute, route: route, site: site, head: head, headers: headers, path: path, query: query, context: context)
@@ -687,10 +693,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// A tracking API call: answered now (the events it made wait for `record`), or when a lookup completes.
+    /// A tracking API call (or a webhook's): answered now (the events it made wait for `record`), or when a lookup
+    /// completes.
     private func answerTrackingAPI(
-        _ api: TrackingAPI, head: HTTPRequestHead, path: Substring, uri: String, pathEnd: String.Index,
-        headers: RequestHeaderSummary, context: any ExchangeTransport
+        head: HTTPRequestHead, path: Substring, uri: String, pathEnd: String.Index, headers: RequestHeaderSummary,
+        context: any ExchangeTransport, _ handle: (APIRequest, Int64, () -> EventID) -> APIOutcome
     ) {
         guard let current = exchange, let events = loop.events else { return }
         let request = APIRequest(
@@ -700,7 +707,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             siteHosts: current.siteHosts, isTLS: connection.isTLS, eventLoop: context.eventLoop, headers: head.headers)
         current.collectedBody = nil
         let now = Int64(loop.refreshClock())
-        switch api.handle(request, now: now, makeID: { events.nextID(unixMilliseconds: now) }) {
+        switch handle(request, now, { events.nextID(unixMilliseconds: now) }) {
         case .respond(let response, let made):
             current.apiEvents = made
             writeAPIResponse(response, context: context)

@@ -26,6 +26,8 @@ public enum RouteHandler: Sendable {
     case status
     /// The older tracker's `/ping`: `pong`.
     case ping(PreparedResponse)
+    /// Webhooks in (a `webhook` route, or Alcolytics' `/webhook/`).
+    case webhook(WebhookReceiver)
 }
 
 /// A `links` route, ready to serve.
@@ -93,7 +95,7 @@ public final class Route: Sendable {
     /// Whether a `POST` body is read whole before the handler answers (the tracking API; the reports' sign-in form).
     var collectsBody: Bool {
         switch handler {
-        case .trackingAPI, .insights: true
+        case .trackingAPI, .insights, .webhook: true
         default: false
         }
     }
@@ -218,6 +220,8 @@ public final class RouteTable: Sendable {
                     handler = .insights
                 case .health:
                     handler = .health
+                case .webhook(let settings):
+                    handler = .webhook(WebhookReceiver(configuration: settings, pathPrefix: route.pathPrefix))
                 }
                 return Route(
                     pathPrefix: route.pathPrefix, handler: handler, maxBodySize: route.maxBodySize,
@@ -249,6 +253,11 @@ public final class RouteTable: Sendable {
                         case .health: mount(endpoint.path, .health, exact: endpoint.exact, track: false)
                         case .ping: mount(endpoint.path, .ping(PreparedResponse(text: "pong")), exact: endpoint.exact, track: false)
                         case .status: mount(endpoint.path, .status, exact: endpoint.exact, track: false)
+                        case .webhook(let layout):
+                            var settings = WebhookConfiguration()
+                            settings.layout = layout
+                            mount(endpoint.path, .webhook(WebhookReceiver(configuration: settings, pathPrefix: endpoint.path)),
+                                  exact: endpoint.exact, track: true)
                         }
                     }
                 }

@@ -98,6 +98,21 @@ public struct APIFields: Sendable, Equatable {
         return String(decoding: utf8[..<end], as: UTF8.self)
     }
 
+    /// Sets a value the caller bounded itself (a webhook's body, up to its own `keep`), past the value limit.
+    mutating func setUnbounded(_ key: String, _ text: String) {
+        if let existing = index[key] {
+            entries[existing].value = .text(text)
+            return
+        }
+        index[key] = entries.count
+        entries.append((key, .text(text)))
+    }
+
+    /// Names `key` among the cut values (a caller that cut it itself, as a webhook's body is cut before decoding).
+    public mutating func markTruncated(_ key: String) {
+        if !truncated.contains(key) { truncated.append(key) }
+    }
+
     /// Moves the value of `from` to `to` (replacing what `to` had), as a profile maps an older system's names.
     public mutating func rename(_ from: String, to: String) {
         guard let value = self[from] else { return }

@@ -11,8 +11,8 @@ public enum CompatProfile: String, Sendable, CaseIterable, Equatable {
     case tracker
     /// Pushtech: `GET /t/<event>?k=v` and `GET /event?k=v`, answered `{"status":"ok"}`.
     case pushtech
-    /// Alcolytics: `POST /track` (alcojs JSON under any content type), `GET /img` and `GET /track` (GIF), the
-    /// numeric `uid` cookie.
+    /// Alcolytics: `POST /track` (alcojs JSON under any content type), `GET /img` and `GET /track` (GIF),
+    /// `/webhook/<project>/<service>/<action>` (any method), the numeric `uid` cookie.
     case alcolytics
     /// TraceGlider: `POST /api/events`, `POST /api/navigation`, `GET /api/tracking-cookie`, the `tracking_id` cookie.
     case traceglider
@@ -31,6 +31,7 @@ public enum CompatProfile: String, Sendable, CaseIterable, Equatable {
         case health
         case ping
         case status
+        case webhook(WebhookConfiguration.Layout)
     }
 
     public var mounts: [Mount] {
@@ -41,7 +42,8 @@ public enum CompatProfile: String, Sendable, CaseIterable, Equatable {
         case .pushtech:
             [Mount(path: "/t/", exact: false, answer: .trackingAPI), Mount(path: "/event", exact: true, answer: .trackingAPI)]
         case .alcolytics:
-            [Mount(path: "/track", exact: true, answer: .trackingAPI), Mount(path: "/img", exact: true, answer: .trackingAPI)]
+            [Mount(path: "/track", exact: true, answer: .trackingAPI), Mount(path: "/img", exact: true, answer: .trackingAPI),
+             Mount(path: "/webhook/", exact: false, answer: .webhook(.alcolytics))]
         case .traceglider:
             ["/api/events", "/api/navigation", "/api/tracking-cookie"].map {
                 Mount(path: $0, exact: true, answer: .trackingAPI)

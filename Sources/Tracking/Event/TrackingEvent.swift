@@ -12,6 +12,8 @@ public struct TrackingEvent: Sendable, Equatable {
         case request = 0, pageview, pixelOpen, linkClick, track, serverTrack, ltv, consent
         /// A request refused before routing (malformed, ambiguous, overlong, too slow): attacks show in analytics.
         case refused
+        /// A call to a `webhook` route: a service telling of something (a payment, a push), not a visitor.
+        case webhook
 
         /// The name stored in ClickHouse and shown in exports.
         public var name: String {
@@ -25,6 +27,7 @@ public struct TrackingEvent: Sendable, Equatable {
             case .ltv: "ltv"
             case .consent: "consent"
             case .refused: "refused"
+            case .webhook: "webhook"
             }
         }
     }
@@ -175,9 +178,9 @@ public struct TrackingEvent: Sendable, Equatable {
         return event
     }
 
-    /// Events a backend sends for a visitor (`str`, `ltv`): the caller's address and agent are the backend's, so
-    /// they say nothing about the visitor and enrichment leaves them out.
-    public var isServerSide: Bool { kind == .serverTrack || kind == .ltv }
+    /// Events a backend sends (`str`, `ltv`, webhooks): the caller's address and agent are the backend's, so
+    /// they say nothing about a visitor and enrichment leaves them out.
+    public var isServerSide: Bool { kind == .serverTrack || kind == .ltv || kind == .webhook }
 
     /// The path, without the query.
     public var path: Substring { target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[..<$0] } ?? target[...] }
