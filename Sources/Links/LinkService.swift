@@ -16,8 +16,10 @@ public struct LinksConfiguration: Sendable, Equatable {
     public var store = "journal"
     /// How often a node reads links changed elsewhere (the ClickHouse store).
     public var refresh: TimeAmount = .seconds(2)
+    /// `legacy_api`: the Go tracker's `rpi` short-link API, for scripts that still call it (off by default).
+    public var legacyAPI: LegacyShortLinkConfiguration?
 
-    public static let keys = ["dir", "repeat_window", "store", "refresh"]
+    public static let keys = ["dir", "repeat_window", "store", "refresh", "legacy_api"]
 
     public init() {}
 
@@ -50,6 +52,7 @@ public struct LinksConfiguration: Sendable, Equatable {
             }
             refresh = TimeAmount(duration)
         }
+        if let value = map["legacy_api"] { legacyAPI = try LegacyShortLinkConfiguration(from: value) }
     }
 }
 

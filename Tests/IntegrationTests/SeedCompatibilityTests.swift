@@ -173,6 +173,67 @@ struct SeedCompatibilityTests {
         #expect(try curl([vantage.url("/ppi/v1/jds")]).status == 200, "the legacy path too")
     }
 
+    @Test func trackerSeeds000And001ShortLinkAPIInItsOldShape() throws {
+        let vantage = try VantageProcess(config: """
+            listen: { http: "127.0.0.1:0", https: "127.0.0.1:0" }
+            admin: { listen: "127.0.0.1:0" }
+            access_log: { output: "{{DIR}}/access.log" }
+            tls: { certificates: [{ cert: "{{DIR}}/site.pem", key: "{{DIR}}/site.key" }] }
+            sites:
+              - hosts: [yourdomain.com, yoursitename.com]
+                routes:
+                  - { path: /, links: true }
+              - hosts: [localhost, 127.0.0.1]
+                routes:
+                  - { path: /, respond: "home" }
+            links:
+              dir: "{{DIR}}/links"
+              legacy_api:
+                accounts:
+                  - { uid: USER_ID, password_env: SEED001_PASSWORD }
+                  - { uid: 14fb0860-b4bf-11e9-8971-7b80435315ac, password_env: SEED000_PASSWORD }
+            tracking:
+              spool: { dir: "{{DIR}}/spool", sync_interval: 50ms }
+            """, expect: ["http", "https", "admin"],
+            environment: ["SEED001_PASSWORD": "PASSWORD", "SEED000_PASSWORD": "password"]) { directory in
+            _ = try makeCertificate(in: directory, name: "site", names: ["localhost", "127.0.0.1"])
+        }
+        let base = vantage.url("", kind: "https")
+        // Seed 001, "Create shortened URL", as written (host and port aside).
+        let created = try curl(["-k", "-H", "Content-Type: application/json", "-X", "POST", "\(base)/tr/v1/rpi/redirect/USER_ID/PASSWORD", "-d", #"{"urlfrom": "https://yourdomain.com/short", "slugfrom": "/short", "urlto": "https://example.com/long/path?utm_source=test", "oid": "org-id"}"#])
+        #expect(created.status == 200 && created.body.isEmpty, "\(created.body)")
+        // "List all redirects for a host".
+        let listed = try curl(["-k", "-X", "GET", "\(base)/tr/v1/rpi/redirects/USER_ID/PASSWORD/yourdomain.com"])
+        let rows = try json(listed.body)["results"] as? [[String: Any]] ?? []
+        #expect(rows.count == 1, "\(listed.body)")
+        #expect(rows.first?["urlfrom"] as? String == "yourdomain.com/short" && rows.first?["slugfrom"] as? String == "/short")
+        #expect(rows.first?["urlto"] as? String == "https://example.com/long/path?utm_source=test" && rows.first?["oid"] as? String == "org-id")
+        // "Test redirect": the link is served at once.
+        let followed = try curl(["-k", "-H", "Host: yourdomain.com", "\(base)/short"])
+        #expect(followed.status == 302 && followed.headers["location"] == "https://example.com/long/path?utm_source=test")
+        // Seed 000's legacy path, with the host after the credentials and the tracker's leading-slash slug.
+        let legacy = try curl(["-k", "--request", "POST", "--data", #"{"urlfrom":"https://yoursitename.com/test","hostfrom":"yoursrcsitename.com","slugfrom":"/test","urlto":"https://yoursitename.com/pathtourl?gu=1&ptyp=ad&utm_source=fb","hostto":"yourdestsitename.com","pathto":"/pathtourl","searchto":"?gu=1&ptyp=ad&utm_source=fb"}"#, "\(base)/rpi/v1/redirect/14fb0860-b4bf-11e9-8971-7b80435315ac/password/yoursitename.com"])
+        #expect(legacy.status == 200, "\(legacy.body)")
+        #expect(try curl(["-k", "-H", "Host: yoursitename.com", "\(base)/test"]).headers["location"] == "https://yoursitename.com/pathtourl?gu=1&ptyp=ad&utm_source=fb")
+        // The same urlfrom again replaces the destination, as the tracker's table did.
+        _ = try curl(["-k", "-X", "POST", "\(base)/tr/v1/rpi/redirect/USER_ID/PASSWORD", "-d", #"{"urlfrom":"yourdomain.com/short","urlto":"https://example.com/new"}"#])
+        #expect(try curl(["-k", "-H", "Host: yourdomain.com", "\(base)/short"]).headers["location"] == "https://example.com/new")
+        // The same checks as the admin API; wrong credentials, plain HTTP and other methods are refused.
+        let bad = try curl(["-k", "-X", "POST", "\(base)/tr/v1/rpi/redirect/USER_ID/PASSWORD", "-d", #"{"urlfrom":"yourdomain.com/x","urlto":"javascript:alert(1)"}"#])
+        #expect(bad.status == 400 && bad.body.contains("Bad URL"), "\(bad.body)")
+        #expect(try curl(["-k", "\(base)/tr/v1/rpi/redirects/USER_ID/wrong-password/yourdomain.com"]).status == 401)
+        #expect(try curl(["-k", "\(base)/tr/v1/rpi/redirects/14fb0860-b4bf-11e9-8971-7b80435315ac/PASSWORD/yourdomain.com"]).status == 401, "another account's password")
+        #expect(try curl([vantage.url("/tr/v1/rpi/redirects/USER_ID/PASSWORD/yourdomain.com")]).status == 403)
+        // A host without a site: 404, and still no password in the log.
+        #expect(try curl(["-k", "-H", "Host: nowhere.example", "\(base)/rpi/v1/redirects/USER_ID/PASSWORD/x"]).status == 404)
+        // The password never reaches the access log or the events.
+        Thread.sleep(forTimeInterval: 0.5)
+        let log = try String(contentsOf: vantage.directory.appendingPathComponent("access.log"), encoding: .utf8)
+        #expect(log.contains("/tr/v1/rpi/redirect/USER_ID/***") && !log.contains("PASSWORD") && !log.contains("/password/"), "\(log)")
+        let export = try run([VantageProcess.binary, "events", "export", "--spool", vantage.directory.appendingPathComponent("spool").path]).stdout
+        #expect(export.contains("/rpi/") && !export.contains("PASSWORD") && !export.contains("/password/"), "\(export)")
+    }
+
     @Test func anEventOverTheRecordCapIsRefusedAndCounted() throws {
         let vantage = try Self.start()
         // Five fields of 2 KB each: every one fits the value limit, together they exceed the 8 KB an event keeps.

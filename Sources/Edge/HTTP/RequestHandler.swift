@@ -559,6 +559,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             answerTrackingAPI(head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, context: context) {
                 receiver.handle($0, now: $1, makeID: $2)
             }
+        case .legacyLinks(let api):
+            answerTrackingAPI(head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, context: context) { request, now, _ in
+                api.handle(request, now: now)
+            }
         case .links(let linkRoute):
             let query = pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : ""
             answerLink(linkRoute, route: route, site: site, head: head, headers: headers, path: path, query: query, context: context)
@@ -1101,6 +1105,16 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: - Access log and metrics
 
     /// A GET answered 2xx or 304 with `text/html` that is not a prefetch, prerender or preview (DESIGN.md §4).
+    /// The target to keep in the access log and the event: the Go tracker's short-link API carries a password in
+    /// its path (`/tr/v1/rpi/redirect/<uid>/<password>`), masked whatever answered the request (a host without a
+    /// site too). Two byte comparisons for every other request.
+    @inline(__always)
+    private static func withoutCredentials(_ target: String) -> String {
+        guard target.utf8.count > 8, target.hasPrefix("/tr/v1/rpi/") || target.hasPrefix("/rpi/v1/") else { return target }
+        return LegacyShortLinkAPI.redactedTarget(target) ?? target
+    }
+
+    /// A GET answered 2xx or 304 with `text/html` that is not a prefetch, prerender or preview (DESIGN.md §4).
     private static func isPageview(_ exchange: Exchange) -> Bool {
         let code = exchange.status.code
         return exchange.isHTML && exchange.head.method == .GET && ((200..<300).contains(code) || code == 304)
@@ -1169,7 +1183,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             var event = TrackingEvent(
                 id: events.nextID(unixMilliseconds: started), timeMilliseconds: started, site: exchange.siteName,
                 host: headers.host ?? "", kind: Self.eventKind(exchange), method: head.method.rawValue,
-                scheme: connection.isTLS ? "https" : "http", target: head.uri, status: status,
+                scheme: connection.isTLS ? "https" : "http", target: Self.withoutCredentials(head.uri), status: status,
                 bytesIn: exchange.bodyBytes, bytesOut: exchange.sentBytes, durationMicroseconds: Int(elapsed / 1000),
                 upstream: exchange.proxy?.upstreamAddress ?? "", upstreamMicroseconds: upstreamMicroseconds ?? 0,
                 referrer: headers.referer ?? "", userAgent: headers.userAgent ?? "", httpVersion: version,
@@ -1210,7 +1224,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let accessLog else { return }
         // The log keeps the target as sent, less personal query parameters (as the events do).
         let scrubber = loop.events?.scrubber ?? QueryScrubber.standard
-        let sentTarget = exchange.originalTarget ?? head.uri
+        let sentTarget = Self.withoutCredentials(exchange.originalTarget ?? head.uri)
         let format = loop.accessLogFormat
         let entry = AccessLogEntry(
             milliseconds: now % 1000, client: client, method: head.method.rawValue, host: headers.host,

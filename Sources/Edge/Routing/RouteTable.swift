@@ -28,6 +28,8 @@ public enum RouteHandler: Sendable {
     case ping(PreparedResponse)
     /// Webhooks in (a `webhook` route, or Alcolytics' `/webhook/`).
     case webhook(WebhookReceiver)
+    /// The Go tracker's `rpi` short-link API (`links.legacy_api`).
+    case legacyLinks(LegacyShortLinkAPI)
 }
 
 /// A `links` route, ready to serve.
@@ -95,7 +97,7 @@ public final class Route: Sendable {
     /// Whether a `POST` body is read whole before the handler answers (the tracking API; the reports' sign-in form).
     var collectsBody: Bool {
         switch handler {
-        case .trackingAPI, .insights, .webhook: true
+        case .trackingAPI, .insights, .webhook, .legacyLinks: true
         default: false
         }
     }
@@ -244,6 +246,11 @@ public final class RouteTable: Sendable {
                 }
                 if trackingAPI.configuration.enabled {
                     for prefix in TrackingAPIPaths.prefixes { mount(prefix, .trackingAPI(trackingAPI), exact: false, track: true) }
+                }
+                if let legacy = configuration.links?.legacyAPI, let links {
+                    let blocking: LinkAdminAPI.Blocking = { work in try await threadPool.runIfActive(work) }
+                    let api = LegacyShortLinkAPI(configuration: legacy, admin: LinkAdminAPI(links: links, blocking: blocking))
+                    for prefix in LegacyShortLinkAPI.prefixes { mount(prefix, .legacyLinks(api), exact: false, track: true) }
                 }
                 for profile in siteConfiguration.compat ?? configuration.tracking.compat {
                     for endpoint in profile.mounts {

@@ -549,7 +549,7 @@ public final class Gateway: Sendable {
         // routes do not count).
         facts.routesWithoutUpstreams = table.allRoutes.filter { route in
             switch route.handler {
-            case .proxy, .trackingAPI, .health, .status, .ping, .webhook: false
+            case .proxy, .trackingAPI, .health, .status, .ping, .webhook, .legacyLinks: false
             default: true
             }
         }.count

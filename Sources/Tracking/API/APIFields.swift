@@ -208,7 +208,7 @@ public struct APIFields: Sendable, Equatable {
     }
 
     /// Percent-decoding; invalid escapes stay as they are.
-    static func percentDecode(_ text: Substring, plusIsSpace: Bool) -> String {
+    public static func percentDecode(_ text: Substring, plusIsSpace: Bool) -> String {
         guard text.utf8.contains(UInt8(ascii: "%")) || (plusIsSpace && text.utf8.contains(UInt8(ascii: "+"))) else {
             return String(text)
         }

@@ -189,7 +189,7 @@ public final class TrackingAPI: Sendable {
         switch endpoint {
         case .unsupported(let kind):
             let reason = kind == "rpi"
-                ? "short links are managed through the admin API (see docs/CONFIG.md)"
+                ? "the tracker's short-link API is off: set links.legacy_api (docs/COMPAT.md), or use the admin API's /links"
                 : "/tr/v1/\(kind)/ is not supported by Vantage"
             return .respond(refusal(.notFound, reason, request), events: [])
         case .unknownAction(let action):
