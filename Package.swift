@@ -11,6 +11,7 @@ let nioSSL: Target.Dependency = .product(name: "NIOSSL", package: "swift-nio-ssl
 let nioHTTP2: Target.Dependency = .product(name: "NIOHTTP2", package: "swift-nio-http2")
 let nioHPACK: Target.Dependency = .product(name: "NIOHPACK", package: "swift-nio-http2")
 let nioExtras: Target.Dependency = .product(name: "NIOExtras", package: "swift-nio-extras")
+let nioWebSocket: Target.Dependency = .product(name: "NIOWebSocket", package: "swift-nio")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let metrics: Target.Dependency = .product(name: "Metrics", package: "swift-metrics")
 let prometheus: Target.Dependency = .product(name: "Prometheus", package: "swift-prometheus")
@@ -66,6 +67,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb", providers: [.apt(["libmaxminddb-dev"])]),
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
 
         // MARK: - Modules
 
@@ -100,7 +102,7 @@ let package = Package(
         /// Tracking: events and their enrichment (GeoIP, user agent, source, visitors and sessions), the tracking API,
         /// the durable spool between the request path and ClickHouse, and the ClickHouse shipper.
         .target(
-            name: "Tracking", dependencies: ["Config", "Compression", "PlainErrors", "CZlib", "CMaxMindDB", "RegexSet", nioCore, nioPosix, nioHTTP1, logging, httpClient, crypto, heap],
+            name: "Tracking", dependencies: ["Config", "Compression", "PlainErrors", "CZlib", "CMaxMindDB", "CLZ4", "RegexSet", nioCore, nioPosix, nioHTTP1, logging, httpClient, crypto, heap],
             swiftSettings: dataPlaneSettings),
         /// Rate limiting as pure values (GCRA rates, daily quotas, bounded key tables): no I/O, injected clock.
         .target(name: "RateLimit", swiftSettings: dataPlaneSettings),
@@ -115,7 +117,7 @@ let package = Package(
         .target(
             name: "Edge",
             dependencies: [
-                "Config", "HeaderRules", "Insights", "PlainErrors", "RegexSet", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, logging, metrics,
+                "Config", "HeaderRules", "Insights", "PlainErrors", "RegexSet", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, nioWebSocket, logging, metrics,
                 prometheus, serviceLifecycle, unixSignals, crypto,
             ],
             swiftSettings: dataPlaneSettings

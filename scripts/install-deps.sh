@@ -10,7 +10,7 @@
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-packages=(libbrotli-dev zlib1g-dev libmaxminddb-dev libpcre2-dev pkg-config curl ca-certificates uap-core python3)
+packages=(libbrotli-dev zlib1g-dev libmaxminddb-dev libpcre2-dev liblz4-dev pkg-config curl ca-certificates uap-core python3)
 if [ "${1:-}" = "--tests" ]; then
   packages+=(openssl nghttp2-client nodejs python3 python3-venv libmaxmind-db-writer-perl clickhouse-server clickhouse-client wrk pebble chromium goaccess logrotate systemd prometheus)
 fi

@@ -8,13 +8,14 @@ scripts/install-deps.sh --tests
 # client), chdb (a current ClickHouse, embedded, for the modern schema dialect; Debian packages only 18.16), and h2
 # (the HTTP/2 client of the hostile-input tests, which sends what a conforming client would not); for the user-agent
 # corpus tests, the crawler-user-agents list and Matomo Device Detector's fixtures (shipped in its Python port,
-# installed without its dependencies: only the fixtures are read, with PyYAML).
-if ! .build/test-venv/bin/python -c 'import importlib.util as u, uvicorn, websockets, chdb, h2, yaml, crawleruseragents
+# installed without its dependencies: only the fixtures are read, with PyYAML); lz4 makes the binary WebSocket
+# frames the Go tracker's client sends (a size-prefixed LZ4 block).
+if ! .build/test-venv/bin/python -c 'import importlib.util as u, uvicorn, websockets, chdb, h2, yaml, crawleruseragents, lz4.block
 assert u.find_spec("device_detector")' 2>/dev/null; then
   rm -rf .build/test-venv
   python3 -m venv .build/test-venv
   .build/test-venv/bin/pip install -q --disable-pip-version-check 'uvicorn==0.*' 'websockets>=12' 'chdb>=3' 'h2>=4' 'pyyaml>=6' \
-    'crawler-user-agents>=1.67'
+    'crawler-user-agents>=1.67' 'lz4>=4'
   .build/test-venv/bin/pip install -q --disable-pip-version-check --no-deps 'device_detector>=6.5'
 fi
 swift build --build-tests

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The older systems' clients against the real binary with their sites' `compat:` profiles: every example of the
 /// seed READMEs (and the collectors' public endpoints) as written, host and port aside, checking the answer the old
 /// client expects and the event stored.
@@ -232,6 +236,56 @@ struct SeedCompatibilityTests {
         #expect(log.contains("/tr/v1/rpi/redirect/USER_ID/***") && !log.contains("PASSWORD") && !log.contains("/password/"), "\(log)")
         let export = try run([VantageProcess.binary, "events", "export", "--spool", vantage.directory.appendingPathComponent("spool").path]).stdout
         #expect(export.contains("/rpi/") && !export.contains("PASSWORD") && !export.contains("/password/"), "\(export)")
+    }
+
+    /// Runs the WebSocket ingest client (`ws_ingest_client.py`) against `url` with `messages`; returns its output.
+    func webSocketClient(_ url: String, _ messages: [String], headers: String = "") throws -> CommandResult {
+        try run([BackendProcess.python, BackendProcess.backendsFolder.appendingPathComponent("ws_ingest_client.py").path, url] + messages,
+                environment: ["WS_HEADERS": headers])
+    }
+
+    @Test func trackerSeed001WebSocketIngestTextAndLZ4AcrossAReload() throws {
+        let vantage = try Self.start(extra: "")
+        let url = "ws://127.0.0.1:\(vantage.ports["http"]!)/tr/v1/ws"
+        // Text frames of JSON and binary frames of LZ4 blocks, as the tracker's JS client sends them; a reload in the
+        // middle leaves the connection open.
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: BackendProcess.python)
+        client.arguments = [BackendProcess.backendsFolder.appendingPathComponent("ws_ingest_client.py").path, url,
+                            #"{"ename":"ws_text","vid":"ws-visitor","url":"https://localhost/app?x=1","params":{"xid":"exp-7"}}"#,
+                            #"lz4:{"ename":"ws_lz4","vid":"ws-visitor","etyp":"compressed","padding":"\#(String(repeating: "abc", count: 400))"}"#,
+                            "@sleep:1.2",
+                            #"lz4:{"ename":"ws_after_reload","vid":"ws-visitor"}"#]
+        var environment = ProcessInfo.processInfo.environment
+        environment["WS_HEADERS"] = "User-Agent: \(Self.firefox)\nCookie: CookieConsent=1024"
+        client.environment = environment
+        let out = Pipe()
+        client.standardOutput = out
+        try client.run()
+        Thread.sleep(forTimeInterval: 0.6)
+        vantage.signal(SIGHUP)
+        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        client.waitUntilExit()
+        #expect(client.terminationStatus == 0 && output.hasPrefix("sent 3"), "\(output)\n\(vantage.log.suffix(2000))")
+        let text = try event(vantage) { $0["ename"] as? String == "ws_text" }
+        #expect(text["kind"] as? String == "track" && text["vid"] as? String == "ws-visitor")
+        #expect(text["path"] as? String == "/app" && text["browser"] as? String == "Firefox" && text["cflags"] as? Int == 1024, "\(text)")
+        #expect(props(text)["xid"] as? String == "exp-7")
+        let compressed = try event(vantage) { $0["ename"] as? String == "ws_lz4" }
+        #expect(compressed["etyp"] as? String == "compressed" && (props(compressed)["padding"] as? String)?.count == 1200)
+        _ = try event(vantage) { $0["ename"] as? String == "ws_after_reload" }
+        #expect(vantage.log.contains("configuration reloaded"))
+
+        // Bad messages are counted, not fatal; a burst over the rate is dropped and counted; a corrupt LZ4 block too.
+        let noisy = try webSocketClient(url, ["not json", "lz4:{}", "@burst:260:{\"ename\":\"burst\"}"])
+        #expect(noisy.status == 0, "\(noisy.stderr)")
+        let metrics = try run(["curl", "-s", vantage.url("/metrics", kind: "admin")]).stdout
+        #expect(metrics.contains(#"vantage_websocket_ingest_messages_total{result="refused"} 1"#), "\(metrics)")
+        #expect(metrics.contains(#"vantage_websocket_ingest_messages_total{result="rate_limited"}"#))
+        #expect(!metrics.contains(#"vantage_websocket_ingest_messages_total{result="rate_limited"} 0"#))
+        // Not an upgrade: 426 with what is expected.
+        let plain = try curl([vantage.url("/tr/v1/ws")])
+        #expect(plain.status == 426 && plain.headers["sec-websocket-version"] == "13")
     }
 
     @Test func anEventOverTheRecordCapIsRefusedAndCounted() throws {

@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOHPACK
 import NIOHTTP1
+import NIOWebSocket
 import NIOHTTP2
 import NIOPosix
 import Proxy
@@ -551,6 +552,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let current = exchange {
                 respondRedirect(to: Self.expand(redirect.template, facts: facts(current)), status: redirect.status, context: context)
             }
+        case .trackingAPI(let api) where (path == "/tr/v1/ws" || path == "/tr/v1/ws/") && head.method != .OPTIONS:
+            acceptWebSocketIngest(api, head: head, path: path, headers: headers, context: context)
         case .trackingAPI(let api):
             answerTrackingAPI(head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, context: context) {
                 api.handle($0, now: $1, makeID: $2)
@@ -1105,6 +1108,33 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: - Access log and metrics
 
     /// A GET answered 2xx or 304 with `text/html` that is not a prefetch, prerender or preview (DESIGN.md §4).
+    /// The request's own event (what a tracking API call's events are completed by).
+    private func requestEvent(_ exchange: Exchange, id: EventID, started: Int64, elapsed: UInt64, client: String) -> TrackingEvent {
+        let head = exchange.head
+        let headers = exchange.headers
+        let version: String = isHTTP2 ? "HTTP/2.0" : (head.version.minor == 1 ? "HTTP/1.1" : "HTTP/1.0")
+        return TrackingEvent(
+            id: id, timeMilliseconds: started, site: exchange.siteName,
+            host: headers.host ?? "", kind: Self.eventKind(exchange), method: head.method.rawValue,
+            scheme: connection.isTLS ? "https" : "http", target: Self.withoutCredentials(head.uri), status: Int(exchange.status.code),
+            bytesIn: exchange.bodyBytes, bytesOut: exchange.sentBytes, durationMicroseconds: Int(elapsed / 1000),
+            upstream: exchange.proxy?.upstreamAddress ?? "",
+            upstreamMicroseconds: exchange.proxy?.upstreamHeaderNanoseconds.map { Int($0 / 1000) } ?? 0,
+            referrer: headers.referer ?? "", userAgent: headers.userAgent ?? "", httpVersion: version,
+            tlsVersion: connection.tlsVersion ?? "", requestID: exchange.requestID ?? presentedRequestID(headers), clientAddress: client)
+    }
+
+    /// What enrichment reads about the request besides its event.
+    private func requestFacts(_ exchange: Exchange, client: String) -> RequestFacts {
+        let headers = exchange.headers
+        var facts = RequestFacts(clientAddress: client, userAgent: headers.userAgent, cookie: headers.cookie)
+        facts.doNotTrack = headers.doNotTrack
+        facts.globalPrivacyControl = headers.globalPrivacyControl
+        facts.siteHosts = exchange.siteHosts
+        facts.issuedVisitorID = exchange.issuedVisitorID
+        return facts
+    }
+
     /// The target to keep in the access log and the event: the Go tracker's short-link API carries a password in
     /// its path (`/tr/v1/rpi/redirect/<uid>/<password>`), masked whatever answered the request (a host without a
     /// site too). Two byte comparisons for every other request.
@@ -1179,22 +1209,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var recordedEventID: EventID?
         if let events {
             let started = Int64(now) - Int64(elapsed / 1_000_000)
-            let version: String = isHTTP2 ? "HTTP/2.0" : (head.version.minor == 1 ? "HTTP/1.1" : "HTTP/1.0")
-            var event = TrackingEvent(
-                id: events.nextID(unixMilliseconds: started), timeMilliseconds: started, site: exchange.siteName,
-                host: headers.host ?? "", kind: Self.eventKind(exchange), method: head.method.rawValue,
-                scheme: connection.isTLS ? "https" : "http", target: Self.withoutCredentials(head.uri), status: status,
-                bytesIn: exchange.bodyBytes, bytesOut: exchange.sentBytes, durationMicroseconds: Int(elapsed / 1000),
-                upstream: exchange.proxy?.upstreamAddress ?? "", upstreamMicroseconds: upstreamMicroseconds ?? 0,
-                referrer: headers.referer ?? "", userAgent: headers.userAgent ?? "", httpVersion: version,
-                tlsVersion: tls ?? "", requestID: exchange.requestID ?? presentedRequestID(headers), clientAddress: client)
+            var event = requestEvent(exchange, id: events.nextID(unixMilliseconds: started), started: started, elapsed: elapsed, client: client)
             recordedEventID = event.id
             if let enricher = loop.enricher {
-                var facts = RequestFacts(clientAddress: client, userAgent: headers.userAgent, cookie: headers.cookie)
-                facts.doNotTrack = headers.doNotTrack
-                facts.globalPrivacyControl = headers.globalPrivacyControl
-                facts.siteHosts = exchange.siteHosts
-                facts.issuedVisitorID = exchange.issuedVisitorID
+                let facts = requestFacts(exchange, client: client)
                 if let click = exchange.click {
                     event.kind = .linkClick
                     event.eventName = click.slug
@@ -1586,6 +1604,76 @@ extension RequestHandler: ProxyDownstream {
         } else if readHeld, queued.isEmpty {
             readHeld = false
             context.read()
+        }
+    }
+
+    /// `/tr/v1/ws`: the Go tracker's WebSocket ingest. A valid opening handshake (RFC 6455 §4.2) is answered 101
+    /// and the connection becomes a ``WebSocketIngestHandler`` (its HTTP handlers leave); anything else is refused
+    /// with the reason. HTTP/1.1 only: browsers open WebSockets over HTTP/1.1 (RFC 8441 is not offered).
+    private func acceptWebSocketIngest(
+        _ api: TrackingAPI, head: HTTPRequestHead, path: Substring, headers: RequestHeaderSummary, context: any ExchangeTransport
+    ) {
+        guard let current = exchange else { return }
+        let fields = head.headers
+        guard !isHTTP2, let channelContext = context as? ChannelHandlerContext else {
+            respondError(.badRequest, "the WebSocket ingest takes HTTP/1.1 connections (browsers open WebSockets over HTTP/1.1)", context: context)
+            return
+        }
+        guard head.method == .GET, headers.hasUpgrade, fields[canonicalForm: "upgrade"].contains(where: { $0.lowercased() == "websocket" }),
+            let key = fields.first(name: "sec-websocket-key"), Data(base64Encoded: key)?.count == 16
+        else {
+            respondError(.upgradeRequired, "expected a WebSocket opening handshake (GET with Upgrade: websocket and a Sec-WebSocket-Key)",
+                         context: context, extraHeaders: ["Upgrade": "websocket", "Sec-WebSocket-Version": "13"])
+            return
+        }
+        guard fields.first(name: "sec-websocket-version") == "13" else {
+            respondError(.upgradeRequired, "expected Sec-WebSocket-Version: 13", context: context,
+                         extraHeaders: ["Upgrade": "websocket", "Sec-WebSocket-Version": "13"])
+            return
+        }
+        let client = clientAddress(fields, trusted: current.snapshot.trustedProxies)
+        let upgrade = APIRequest(
+            method: .GET, path: path, query: "", body: nil, cookie: headers.cookie, origin: fields.first(name: "origin"),
+            clientAddress: client, siteHosts: current.siteHosts, isTLS: connection.isTLS, eventLoop: channelContext.eventLoop,
+            headers: fields)
+        var buffer = channelContext.channel.allocator.buffer(capacity: 256)
+        HTTPHead.writeStatusLine(.switchingProtocols, into: &buffer)
+        buffer.writeStaticString("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ")
+        buffer.writeString(WebSocketIngestHandler.acceptValue(forKey: key))
+        buffer.writeStaticString("\r\n\r\n")
+        channelContext.writeAndFlush(NIOAny(buffer), promise: nil)
+        current.responded = true
+        current.responseFinished = true
+        current.status = .switchingProtocols
+        current.releaseLease()
+        // Each message's events are completed by the opening request's fields, as a POST's are by its own.
+        let now = Int64(loop.refreshClock())
+        var template = requestEvent(current, id: EventID(high: 0, low: 0), started: now, elapsed: 0, client: client)
+        template.status = 200
+        template.kind = .track
+        let facts = requestFacts(current, client: client)
+        record(current)
+        exchange = nil
+        let ingest = WebSocketIngest(api: api)
+        do {
+            let sync = channelContext.channel.pipeline.syncOperations
+            let decoder = try sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            let frames = ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: ingest.maxMessageBytes))
+            let aggregator = NIOWebSocketFrameAggregator(
+                minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 64, maxAccumulatedFrameSize: ingest.maxMessageBytes)
+            let handler = WebSocketIngestHandler(
+                ingest: ingest, loop: loop, upgrade: upgrade, template: template, facts: facts, logger: core.logger)
+            // decoder (leaving) → frames → aggregator → encoder (outbound) → handler.
+            let encoder = WebSocketFrameEncoder()
+            try sync.addHandler(frames, position: .after(decoder))
+            try sync.addHandler(aggregator, position: .after(frames))
+            try sync.addHandler(encoder, position: .after(aggregator))
+            try sync.addHandler(handler, position: .after(encoder))
+            if let connectionGuard { sync.removeHandler(connectionGuard, promise: nil) }
+            sync.removeHandler(context: channelContext, promise: nil)
+            sync.removeHandler(decoder, promise: nil)
+        } catch {
+            channelContext.close(promise: nil)
         }
     }
 

@@ -45,6 +45,8 @@ public struct APIRequest {
     public var eventLoop: any EventLoop
     /// The request's headers, for what a compatibility profile reads besides the cookie (`X-Tracking-ID`).
     public var headers: HTTPHeaders
+    /// False where an answer cannot carry a cookie (a WebSocket message): no visitor id is made up for it.
+    public var issuesCookies = true
 
     public init(
         method: HTTPMethod, path: Substring, query: Substring, body: ByteBuffer?, cookie: String?, origin: String?,
@@ -108,6 +110,8 @@ public final class TrackingAPI: Sendable {
     let enrichment: EnrichmentContext?
     let consentHistory: (any ConsentHistory)?
     let logger: Logger
+    /// The WebSocket ingest's figures (its connections are the edge's; their messages come here).
+    public let webSockets = WebSocketIngestCounters()
     /// Calls refused because their event would not fit a record (413), and whether that was logged.
     let oversizedRefusals = Atomic<Int>(0)
     private let loggedOversized = Atomic<Bool>(false)
@@ -128,6 +132,7 @@ public final class TrackingAPI: Sendable {
         text += "# HELP vantage_tracking_api_refused_total Tracking calls refused whole, by reason (too_large: the event's properties would not fit a record).\n"
         text += "# TYPE vantage_tracking_api_refused_total counter\n"
         text += "vantage_tracking_api_refused_total{reason=\"too_large\"} \(oversizedRefusals.load(ordering: .relaxed))\n"
+        webSockets.render(into: &text)
     }
 
     /// What counts as personal in a field (its name, or a value that is an email address or phone number): such
@@ -589,7 +594,7 @@ public final class TrackingAPI: Sendable {
 
     /// Client events set the visitor cookie when cookies are on and the caller has none.
     private func issueCookie(_ event: inout TrackingEvent, _ request: APIRequest, into headers: inout HTTPHeaders) {
-        guard let enrichment, enrichment.visitors.cookies else { return }
+        guard let enrichment, enrichment.visitors.cookies, request.issuesCookies else { return }
         let name = enrichment.visitors.cookieName
         if let cookie = request.cookie, let present = Enricher.cookieValue(cookie, name: name), Enricher.acceptableVisitorID(present) {
             return
