@@ -46,7 +46,7 @@ import Testing
         #expect(try query("SELECT path, query, url, status, user_agent, client_ip, kind FROM modern.events WHERE request_id = 'modern-7'")
             == "/page\tn=7\thttp://\(vantage.url("").dropFirst(7))/page\t200\tTestAgent/1\t127.0.0.0\trequest")
         #expect(try query("SELECT countIf(substring(toString(id), 15, 1) = '7') FROM modern.events") == "50", "UUIDv7 ids")
-        #expect(try query("SELECT max(version) FROM modern.vantage_schema_migrations") == "4")
+        #expect(try query("SELECT max(version) FROM modern.vantage_schema_migrations") == "5")
         #expect(create.range(of: #"browser`? LowCardinality\(String\)"#, options: .regularExpression) != nil && create.contains("Nullable(Float64)"), "\(create)")
         #expect(try query("SELECT device, bot, bot_reason, length(vid), length(sid), session_start FROM modern.events WHERE request_id = 'modern-7'")
             == "other\t0\t\t13\t13\t0")

@@ -90,7 +90,7 @@ struct SeedCompatibilityTests {
         #expect(page["uid"] as? String == "u-42")
         #expect(page["path"] as? String == "/pricing" && page["host"] as? String == "localhost")
         #expect(page["referrer"] as? String == "https://www.google.com/")
-        #expect(props(page)["project_id"] as? String == "1")
+        #expect(page["oid"] as? String == "1", "the project is the tenant")
         #expect(props(page)["button"] as? String == "buy", "data's members are fields")
         #expect((props(page)["session_info"] as? String)?.contains("campaign") == true, "\(page)")
 
@@ -270,7 +270,7 @@ struct SeedCompatibilityTests {
         let text = try event(vantage) { $0["ename"] as? String == "ws_text" }
         #expect(text["kind"] as? String == "track" && text["vid"] as? String == "ws-visitor")
         #expect(text["path"] as? String == "/app" && text["browser"] as? String == "Firefox" && text["cflags"] as? Int == 1024, "\(text)")
-        #expect(props(text)["xid"] as? String == "exp-7")
+        #expect(text["xid"] as? String == "exp-7", "the experiment has its column")
         let compressed = try event(vantage) { $0["ename"] as? String == "ws_lz4" }
         #expect(compressed["etyp"] as? String == "compressed" && (props(compressed)["padding"] as? String)?.count == 1200)
         _ = try event(vantage) { $0["ename"] as? String == "ws_after_reload" }

@@ -151,7 +151,7 @@ struct TrackingAPITests {
         #expect(try count("ename = 'long_value' AND props LIKE '%\"truncated\":\"x\"%' AND length(visitParamExtractString(props, 'x')) = 2048") == 1)
         #expect(try count("kind = 'track' AND ename = 'visited_site' AND path = '/registrieren' AND referrer = '/einloggen' AND props LIKE '%\"homepageslogan\":\"B\"%'") == 1)
         #expect(try count("kind = 'track' AND ename = 'page_view' AND etyp = 'view' AND vid = 'USER_ID'") == 1)
-        #expect(try count("kind = 'server_track' AND id = '\(serverEventID)' AND ename = 'server_event' AND client_ip = '' AND bot_reason = ''") == 1)
+        #expect(try count("kind = 'server_track' AND id = '\(serverEventID)' AND ename = 'server_event' AND oid = 'org-id' AND client_ip = '' AND bot_reason = ''") == 1)
         #expect(try count("kind = 'ltv' AND uid = 'user-123'") == 3)
         #expect(try clickHouse.query("SELECT currency, revenue FROM \(table) WHERE kind = 'ltv' AND uid = 'user-123' ORDER BY revenue FORMAT CSV") == "\"EUR\",25\n\"USD\",50\n\"USD\",99.99\n")
         #expect(try count("kind = 'ltv' AND path = '/tlv/v1/' AND revenue = 35") == 1)

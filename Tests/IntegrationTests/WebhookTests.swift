@@ -88,7 +88,7 @@ struct WebhookTests {
         #expect(github["client_ip"] as? String == "", "a service's address is not a visitor's")
         let shop = try #require(events.first { $0["ename"] as? String == "shop" })
         #expect(shop["etyp"] as? String == "order/created" && (shop["props"] as? [String: Any])?["method"] as? String == "PUT")
-        let project = try #require(events.first { ($0["props"] as? [String: Any])?["project"] as? String == "7" })
+        let project = try #require(events.first { $0["oid"] as? String == "7" })
         #expect(project["ename"] as? String == "stripe" && project["etyp"] as? String == "charge")
         #expect(((project["props"] as? [String: Any])?["body"] as? String) == #"{"id":"ch_1"}"#)
     }

@@ -48,6 +48,7 @@ import Testing
         string(event.properties)
         string(event.channel)
         string(event.sessionChannel)
+        for value in [event.orgID, event.org, event.experimentID, event.variant, event.threadID] { string(value) }
         return Array(out.readableBytesView)
     }
 
@@ -114,7 +115,10 @@ import Testing
         #expect(legacy.backfillVisitsStatements(parts: 4).count == 4)
         #expect(legacy.backfillVisitsStatements(parts: 4)[3].contains("% 4 = 3"))
         #expect(modern.insertVisitsQuery.hasPrefix("INSERT INTO vantage.events_visits (site, visit, visitor, visitor_hash, start_ms,"))
-        #expect(legacy.migrations(after: 3).map(\.version) == [4])
+        #expect(legacy.migrations(after: 3).map(\.version) == [4, 5])
+        // Version 5 adds the tenancy columns after session_channel, only those missing (a rerun after a crash).
+        let tenancy = legacy.migrations(after: 4)[0].statements(["oid", "org"])
+        #expect(tenancy.count == 3 && tenancy[0].contains("ADD COLUMN xid String AFTER org"), "\(tenancy)")
     }
 
     @Test func endpointsAndBackoff() {

@@ -60,15 +60,20 @@ import Testing
         event.properties = "{\"plan\":\"pro\"}"
         event.channel = "Paid Search"
         event.sessionChannel = "Organic Search"
+        event.orgID = "org-id"
+        event.org = "emea"
+        event.experimentID = "exp-7"
+        event.variant = "b"
+        event.threadID = "t-1"
         return event
     }()
 
     /// The record the first version wrote: version byte 1 and no enrichment tail (an event with empty
-    /// enrichment fields encodes them in 29 bytes: flags, two one-byte varints, 26 empty strings).
+    /// enrichment fields encodes them in 34 bytes: flags, two one-byte varints, 31 empty strings).
     static func versionOneRecord(_ event: TrackingEvent) -> ByteBuffer {
         var buffer = ByteBuffer()
         EventRecord.encode(event, into: &buffer)
-        var v1 = buffer.getSlice(at: 0, length: buffer.readableBytes - 29)!
+        var v1 = buffer.getSlice(at: 0, length: buffer.readableBytes - 34)!
         v1.setInteger(UInt8(1), at: 0)
         return v1
     }
@@ -76,12 +81,28 @@ import Testing
     @Test func versionTwoRecordsReadWithoutChannels() throws {
         var event = Self.event
         (event.channel, event.sessionChannel) = ("", "")
+        (event.orgID, event.org, event.experimentID, event.variant, event.threadID) = ("", "", "", "", "")
         var buffer = ByteBuffer()
         EventRecord.encode(event, into: &buffer)
-        var v2 = buffer.getSlice(at: 0, length: buffer.readableBytes - 2)!
+        var v2 = buffer.getSlice(at: 0, length: buffer.readableBytes - 7)!
         v2.setInteger(UInt8(2), at: 0)
         let decoded = try EventRecord.decode(v2)
         #expect(decoded.properties == event.properties && decoded.currency == "EUR" && decoded.channel.isEmpty)
+    }
+
+    @Test func versionThreeRecordsReadWithoutTenancy() throws {
+        var event = Self.event
+        (event.orgID, event.org, event.experimentID, event.variant, event.threadID) = ("", "", "", "", "")
+        var buffer = ByteBuffer()
+        EventRecord.encode(event, into: &buffer)
+        var v3 = buffer.getSlice(at: 0, length: buffer.readableBytes - 5)!
+        v3.setInteger(UInt8(3), at: 0)
+        let decoded = try EventRecord.decode(v3)
+        #expect(decoded == event)
+        // Version 4 keeps them.
+        var v4 = ByteBuffer()
+        EventRecord.encode(Self.event, into: &v4)
+        #expect(try EventRecord.decode(v4).experimentID == "exp-7" && (try EventRecord.decode(v4)).variant == "b")
     }
 
     @Test func anEventIsOneJSONObjectWithEveryField() throws {

@@ -172,7 +172,7 @@ extension TrackingAPI {
     }
 
     /// alcojs: `name` is the event, `uid` (body, `?uid=` or the `uid` cookie) the visitor, `page.url` and
-    /// `page.referrer` the page and referrer, `user.id` the user, `projectId` the project, `session` goes to
+    /// `page.referrer` the page and referrer, `user.id` the user, `projectId` the tenant (`oid`), `session` goes to
     /// `session_info`, `data`'s members are fields of their own; the rest goes to `props`.
     static func readAlcolytics(_ object: [String: Any], query: APIFields?, _ request: APIRequest, into fields: inout APIFields) throws {
         var object = object
@@ -183,7 +183,8 @@ extension TrackingAPI {
         for (key, value) in query?.entries ?? [] { try fields.set(key, value) }
         if let data { try fields.addJSONObject(data, foldingIn: nil, overwrite: false) }
         fields.rename("name", to: "ename")
-        fields.rename("projectid", to: "project_id")
+        // The project is the tenant: the `oid` column.
+        fields.rename("projectid", to: "oid")
         // alcojs' `session` (type, number, marks) is analytics, not a secret; the name alone would have it dropped
         // as a session token.
         fields.rename("session", to: "session_info")

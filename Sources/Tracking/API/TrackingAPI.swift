@@ -476,7 +476,7 @@ public final class TrackingAPI: Sendable {
     static let mappedFields: Set<String> = [
         "vid", "sid", "uid", "ename", "etyp", "content", "url", "last", "cflags", "lat", "lon", "source", "medium",
         "campaign", "term", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
-        "amt", "amount", "revenue", "currency", "app", "os",
+        "amt", "amount", "revenue", "currency", "app", "os", "oid", "org", "xid", "split", "tid",
     ]
 
     /// An app's own `device` value, when it names a device class (anything else stays in the properties).
@@ -556,6 +556,12 @@ public final class TrackingAPI: Sendable {
         if let app = fields.text("app") { event.browser = String(app.prefix(64)) }
         if let os = fields.text("os") { event.os = String(os.prefix(64)) }
         if let device = deviceClass(fields) { event.device = device.rawValue }
+        // Tenancy and experiments: columns of their own (the older tracker's names).
+        event.orgID = fields.text("oid").map { String($0.prefix(128)) } ?? ""
+        event.org = fields.text("org").map { String($0.prefix(128)) } ?? ""
+        event.experimentID = fields.text("xid").map { String($0.prefix(128)) } ?? ""
+        event.variant = fields.text("split").map { String($0.prefix(128)) } ?? ""
+        event.threadID = fields.text("tid").map { String($0.prefix(128)) } ?? ""
         event.properties = properties(fields, scrubber: scrubber)
         return event
     }

@@ -120,7 +120,7 @@ public struct WebhookReceiver: Sendable {
         }
         var fields = APIFields()
         try? fields.set("method", .text(request.method.rawValue))
-        if let project { try? fields.set("project", .text(project)) }
+        if let project { try? fields.set("oid", .text(project)) }
         if configuration.sources[source.lowercased()] != nil { try? fields.set("verified", .text("true")) }
         if let type = request.headers.first(name: "content-type") { try? fields.set("content_type", .text(type)) }
         // Which delivery this is, as the common senders name it (retries of one delivery share it).

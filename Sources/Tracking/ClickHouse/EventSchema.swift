@@ -40,7 +40,7 @@ public struct EventSchema: Sendable, Equatable {
     }
 
     /// The newest schema version this build knows.
-    public static let latestVersion = 4
+    public static let latestVersion = 5
 
     public var columns: [Column] {
         let modern = dialect == .modern
@@ -63,7 +63,16 @@ public struct EventSchema: Sendable, Equatable {
             Column(name: "http_version", type: short), Column(name: "tls_version", type: short),
             Column(name: "request_id", type: "String"), Column(name: "client_ip", type: "String"),
         ]
-        return columns + enrichmentColumns + channelColumns
+        return columns + enrichmentColumns + channelColumns + tenancyColumns
+    }
+
+    /// Version 5: the older tracker's tenancy and experiment fields (`oid`, `org`, `xid`, `split`, `tid`).
+    public var tenancyColumns: [Column] {
+        let short = dialect == .modern ? "LowCardinality(String)" : "String"
+        return [
+            Column(name: "oid", type: short), Column(name: "org", type: short), Column(name: "xid", type: short),
+            Column(name: "split", type: short), Column(name: "tid", type: "String"),
+        ]
     }
 
     /// Version 3: the channel grouping, of the event and of its session's first touch.
@@ -188,6 +197,11 @@ public struct EventSchema: Sendable, Equatable {
             // The visits of the events already stored are written once, as the shipper would have.
             let statements = createVisitsStatements() + backfillVisitsStatements()
             all.append(Migration(version: 4, description: "visits table") { _ in statements })
+        }
+        if version < 5 {
+            all.append(Migration(version: 5, description: "tenancy and experiment fields") { existing in
+                addColumns(tenancyColumns, after: "session_channel", existing: existing)
+            })
         }
         return all
     }

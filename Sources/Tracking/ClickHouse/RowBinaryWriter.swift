@@ -100,6 +100,11 @@ public struct RowBinaryWriter: Sendable {
             writer.string(fields.properties)
             writer.string(fields.channel)
             writer.string(fields.sessionChannel)
+            writer.string(fields.orgID)
+            writer.string(fields.org)
+            writer.string(fields.experimentID)
+            writer.string(fields.variant)
+            writer.string(fields.threadID)
             return writer.count
         }
     }

@@ -15,9 +15,10 @@ import NIOCore
 /// click id, currency, properties. In version 2 the client address is already in its stored form; in version 1 it
 /// is whole and anonymized when read.
 ///
-/// Version 3 appends the strings channel and session channel. Readers keep every version they ever wrote.
+/// Version 3 appends the strings channel and session channel. Version 4 appends the strings organization id,
+/// organization, experiment id, variant and thread id. Readers keep every version they ever wrote.
 public enum EventRecord {
-    public static let version: UInt8 = 3
+    public static let version: UInt8 = 4
     /// Longer strings are cut (at a UTF-8 boundary): analytics has no use for a 64 KB user agent, and the spool
     /// must stay bounded per record.
     public static let maxStringBytes = 2048
@@ -33,7 +34,7 @@ public enum EventRecord {
 
     /// The most a record can take: fixed fields, seven varints, coordinates, and 36 length-prefixed strings at their
     /// limits.
-    static let maxRecordBytes = 3 + 24 + 16 + 7 * 10 + 36 * 3 + 34 * maxStringBytes + maxTargetBytes + maxPropertiesBytes
+    static let maxRecordBytes = 3 + 24 + 16 + 7 * 10 + 41 * 3 + 39 * maxStringBytes + maxTargetBytes + maxPropertiesBytes
 
     /// Appends the record of `event` to `buffer`: one capacity reservation for the worst case (free on the
     /// appender's reused scratch buffer), then raw stores. This runs for every request, on the event loop.
@@ -97,6 +98,11 @@ public enum EventRecord {
             writer.text(event.properties, limit: maxPropertiesBytes)
             writer.text(event.channel, limit: maxStringBytes)
             writer.text(event.sessionChannel, limit: maxStringBytes)
+            writer.text(event.orgID, limit: maxStringBytes)
+            writer.text(event.org, limit: maxStringBytes)
+            writer.text(event.experimentID, limit: maxStringBytes)
+            writer.text(event.variant, limit: maxStringBytes)
+            writer.text(event.threadID, limit: maxStringBytes)
             return writer.count
         }
     }
@@ -175,6 +181,8 @@ public enum EventRecord {
         var clickID = empty, currency = empty, properties = empty
         // Version 3.
         var channel = empty, sessionChannel = empty
+        // Version 4.
+        var orgID = empty, org = empty, experimentID = empty, variant = empty, threadID = empty
 
         /// Sets the fields reports read (beyond the request's own): identity, device, location, source, campaign,
         /// channel, event name, money.
@@ -203,6 +211,11 @@ public enum EventRecord {
             event.currency = text(currency)
             event.channel = text(channel)
             event.sessionChannel = text(sessionChannel)
+            event.orgID = text(orgID)
+            event.org = text(org)
+            event.experimentID = text(experimentID)
+            event.variant = text(variant)
+            event.threadID = text(threadID)
             event.sessionStart = sessionStart
             event.revenue = revenue
         }
@@ -210,7 +223,7 @@ public enum EventRecord {
         init(record: UnsafeRawBufferPointer) throws {
             var reader = RecordReader(bytes: record)
             version = try reader.byte()
-            guard (1...3).contains(version) else {
+            guard (1...4).contains(version) else {
                 throw DecodingError(description: "unknown record version \(version)")
             }
             guard let kind = TrackingEvent.Kind(rawValue: try reader.byte()) else {
@@ -272,6 +285,12 @@ public enum EventRecord {
             guard version >= 3 else { return }
             channel = try reader.string()
             sessionChannel = try reader.string()
+            guard version >= 4 else { return }
+            orgID = try reader.string()
+            org = try reader.string()
+            experimentID = try reader.string()
+            variant = try reader.string()
+            threadID = try reader.string()
         }
 
         /// The target up to `?`, and the query after it.

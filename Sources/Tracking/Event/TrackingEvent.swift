@@ -113,6 +113,19 @@ public struct TrackingEvent: Sendable, Equatable {
     /// The channel of the session's first touch (empty without a session).
     public var sessionChannel = ""
 
+    // MARK: Tenancy and experiments (record version 4): the older tracker's `oid`, `org`, `xid`, `split`, `tid`
+
+    /// The organization (tenant) the event belongs to: `oid`; Alcolytics' `projectId`.
+    public var orgID = ""
+    /// A sub-organization, team or brand: `org`.
+    public var org = ""
+    /// The experiment the visitor is in: `xid`.
+    public var experimentID = ""
+    /// The experiment's arm or variant the visitor saw: `split`.
+    public var variant = ""
+    /// A conversation or messaging thread: `tid`.
+    public var threadID = ""
+
     public init(
         id: EventID, timeMilliseconds: Int64, site: String, host: String, kind: Kind, method: String, scheme: String,
         target: String, status: Int, bytesIn: Int, bytesOut: Int, durationMicroseconds: Int, upstream: String = "",
@@ -173,6 +186,7 @@ public struct TrackingEvent: Sendable, Equatable {
         event.revenue = revenue
         event.currency = currency
         event.properties = properties
+        (event.orgID, event.org, event.experimentID, event.variant, event.threadID) = (orgID, org, experimentID, variant, threadID)
         // An app's own app name, OS and device class (the request's own are empty until enrichment).
         (event.browser, event.os, event.device) = (browser, os, device)
         return event
@@ -256,6 +270,11 @@ public struct TrackingEvent: Sendable, Equatable {
         }
         buffer.writeJSONField("\"channel\":", channel)
         buffer.writeJSONField("\"session_channel\":", sessionChannel)
+        buffer.writeJSONField("\"oid\":", orgID)
+        buffer.writeJSONField("\"org\":", org)
+        buffer.writeJSONField("\"xid\":", experimentID)
+        buffer.writeJSONField("\"split\":", variant)
+        buffer.writeJSONField("\"tid\":", threadID)
         buffer.writeInteger(UInt8(ascii: "}"))
     }
 }
