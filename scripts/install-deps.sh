@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Vantage builds against (brotli, zlib, libmaxminddb and PCRE2 headers, pkg-config), the
+# Installs the Debian packages Vantage builds against (brotli, zlib, libmaxminddb, PCRE2 and LZ4 headers, pkg-config), the
 # user-agent lists it reads at start (Debian's uap-core; the crawler-user-agents list from PyPI, into
 # /usr/local/share/vantage) and, with --tests, the
 # peers its tests drive: curl, nghttp/h2load, openssl, Node for the proxy test backend, Python with venv for
 # uvicorn, MaxMind's database writer (Perl) for the GeoIP test database, ClickHouse for the tracking tests (the package does not start a server where policy-rc.d forbids
-# it; the tests start their own on free loopback ports), wrk for load, Pebble, the ACME test server, and Chromium
-# (headless) for the dashboard's pages.
+# it; the tests start their own on free loopback ports), wrk for load, Pebble, the ACME test server, Chromium
+# (headless) for the dashboard's pages, and nats-server for the NATS sink.
 # Idempotent; needs root (or sudo) on Debian/Ubuntu. The Swift toolchain itself is expected on PATH.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 packages=(libbrotli-dev zlib1g-dev libmaxminddb-dev libpcre2-dev liblz4-dev pkg-config curl ca-certificates uap-core python3)
 if [ "${1:-}" = "--tests" ]; then
-  packages+=(openssl nghttp2-client nodejs python3 python3-venv libmaxmind-db-writer-perl clickhouse-server clickhouse-client wrk pebble chromium goaccess logrotate systemd prometheus)
+  packages+=(openssl nghttp2-client nodejs python3 python3-venv libmaxmind-db-writer-perl clickhouse-server clickhouse-client wrk pebble chromium goaccess logrotate systemd prometheus nats-server)
 fi
 missing=()
 for p in "${packages[@]}"; do

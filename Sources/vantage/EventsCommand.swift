@@ -4,6 +4,7 @@ import Edge
 import Foundation
 import HeapModule
 import NIOCore
+import NIOPosix
 import Tracking
 
 /// `vantage events`: read the local spool (what the embedded default keeps, or what waits for ClickHouse).
@@ -58,17 +59,25 @@ struct EventsCommand: ParsableCommand {
         }
     }
 
-    struct Tail: ParsableCommand {
+    struct Tail: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the last events in time order, then follow new ones (Ctrl-C stops).")
+            abstract: "Print the last events in time order, then follow new ones (Ctrl-C stops); or follow a gateway's NATS subject from anywhere.")
         @OptionGroup var source: Source
         @OptionGroup var presentation: Presentation
         @Option(name: [.customShort("n"), .long], help: "How many earlier events to print first.")
         var lines = 10
         @Flag(help: "Print the last events and exit instead of following.")
         var noFollow = false
+        @Option(help: "Follow the events a gateway publishes to NATS (tracking.nats) instead of a local spool: nats://host:4222.")
+        var nats: String?
+        @Option(help: "The NATS subject (with --nats).")
+        var subject = "vantage.events"
 
-        func run() throws {
+        func run() async throws {
+            if let nats {
+                try await follow(nats)
+                return
+            }
             var writer = try presentation.writer()
             var reader = SpoolReader(directory: try source.directory())
             // The latest `lines` events by time, across every loop's segments.
@@ -92,6 +101,30 @@ struct EventsCommand: ParsableCommand {
                 // What the loops wrote since the last look, in time order.
                 print(fresh.sorted { ($0.timeMilliseconds, $0.id.high, $0.id.low) < ($1.timeMilliseconds, $1.id.high, $1.id.low) }, with: &writer)
             }
+        }
+
+        /// Subscribes to the subject and prints each event as it comes (NDJSON, as the sink publishes it).
+        private func follow(_ url: String) async throws {
+            guard presentation.format == "ndjson", presentation.fields == nil else {
+                printError("--nats prints the events as published: NDJSON, every field")
+                throw ExitCode(64)
+            }
+            let connection: NATSConnection
+            do {
+                connection = try await NATSConnection.connect(try NATSConnection.Options(url: url), group: MultiThreadedEventLoopGroup.singleton)
+            } catch {
+                printError("vantage events: cannot follow \(url): \(error)")
+                throw ExitCode(1)
+            }
+            try await connection.subscribe(subject) { payload in
+                var line = payload
+                line.writeStaticString("\n")
+                FileHandle.standardOutput.write(Data(line.readableBytesView))
+            }
+            printError("following \(subject) on \(url) (Ctrl-C stops)")
+            try? await connection.closed.get()
+            printError("vantage events: the NATS connection closed")
+            throw ExitCode(1)
         }
 
         func print(_ events: [TrackingEvent], with writer: inout EventOutput) {

@@ -43,10 +43,15 @@ public final class Shipper: Sendable {
     private let rebuildPending = Atomic<Bool>(false)
     /// The visits written to the visits table (shared with the shipper a reload makes, so open visits go on).
     let ledger: SharedVisitLedger
+    /// Which segments this shipper still has to take, and their removal once every sink has them (nil: the spool's
+    /// sealed segments, removed when shipped).
+    let sinks: SpoolSinks?
 
     public init(spool: Spool, client: ClickHouseClient, configuration: ClickHouseConfiguration, blockingPool: NIOThreadPool,
-                erased: ErasedVisitors = ErasedVisitors(), ledger: SharedVisitLedger = SharedVisitLedger(), logger: Logger)
+                erased: ErasedVisitors = ErasedVisitors(), ledger: SharedVisitLedger = SharedVisitLedger(), sinks: SpoolSinks? = nil,
+                logger: Logger)
     {
+        self.sinks = sinks
         self.erased = erased
         self.ledger = ledger
         self.spool = spool
@@ -107,7 +112,11 @@ public final class Shipper: Sendable {
                 }
                 ledger.commit(batch.visits, logger: logger)
                 let seconds = Double((NIODeadline.now() - started).nanoseconds) / 1e9
-                for segment in batch.segments { try spool.remove(segment) }
+                if let sinks {
+                    try sinks.acknowledge(batch.segments, by: .clickHouse)
+                } else {
+                    for segment in batch.segments { try spool.remove(segment) }
+                }
                 pending = nil
                 figures.withLock { figures in
                     figures.shippedRows += batch.rows
@@ -166,7 +175,7 @@ public final class Shipper: Sendable {
     /// The sealed segments of the next batch, or nil when it is not yet time: a batch goes when it reaches the
     /// row or byte limit, or when its oldest record waited the flush interval.
     private func nextSegments() -> [Spool.Segment]? {
-        let sealed = spool.sealedSegments
+        let sealed = sinks?.pending(for: .clickHouse) ?? spool.sealedSegments
         guard let first = sealed.first else { return nil }
         var chosen: [Spool.Segment] = []
         var rows = 0

@@ -34,10 +34,12 @@ public struct TrackingConfiguration: Sendable, Equatable {
     public var enrichment = true
     /// `compat`: the older systems whose endpoints every site answers, unless a site sets its own `compat:`.
     public var compat: [CompatProfile] = []
+    /// `nats`: every event also published to a NATS subject (an independent sink beside ClickHouse).
+    public var nats: NATSConfiguration?
 
     public static let keys = [
         "enabled", "spool", "clickhouse", "client_ip", "geoip", "visitors", "privacy", "api", "enrichment", "bots",
-        "user_agents", "compat",
+        "user_agents", "compat", "nats",
     ]
 
     public init() {}
@@ -55,6 +57,7 @@ public struct TrackingConfiguration: Sendable, Equatable {
         if spool.sync != new.spool.sync { keys.append("tracking.spool.fsync") }
         if spool.batchInterval != new.spool.batchInterval { keys.append("tracking.spool.sync_interval") }
         if api != new.api { keys.append("tracking.api") }
+        if nats != new.nats { keys.append("tracking.nats") }
         if visitors.maxSessions != new.visitors.maxSessions { keys.append("tracking.visitors.max_sessions") }
         if userAgentRegexesPath != new.userAgentRegexesPath || userAgentCrawlersPath != new.userAgentCrawlersPath {
             keys.append("tracking.user_agents")
@@ -99,6 +102,7 @@ public struct TrackingConfiguration: Sendable, Equatable {
         if let value = map["api"] { try readAPI(value) }
         if let value = map["enrichment"] { enrichment = try value.bool() }
         if let value = map["compat"] { compat = try CompatProfile.list(from: value) }
+        if let value = map["nats"] { nats = try NATSConfiguration(from: value) }
         if let value = map["user_agents"] {
             let lists = try value.mapping(keys: ["regexes", "crawlers"])
             for (key, node) in [("regexes", lists["regexes"]), ("crawlers", lists["crawlers"])] {

@@ -30,6 +30,9 @@ public final class TrackingPipeline: Sendable {
     public let api: TrackingAPI?
     /// Where events go (ClickHouse, or the spool only); a reload may replace it.
     private let sink: EventSink
+    /// `tracking.nats`: every event published to NATS too, independently of ClickHouse.
+    private let natsSink: NATSSink?
+    private let sinks: SpoolSinks
     private let logger: Logger
     private let timers = Mutex<[RepeatedTask]>([])
     private let stateFiles: VisitorStateFiles
@@ -79,10 +82,16 @@ public final class TrackingPipeline: Sendable {
         let visitsGoingOn = ledger.restore(stateFiles.takeVisits(limit: 1 << 30), now: now)
         if visitsGoingOn > 0 { logger.info("tracking: \(visitsGoingOn) open visit(s) from before the restart go on") }
         self.visitLedger = ledger
+        // With NATS, ClickHouse and NATS each take every segment (a segment goes once both have it).
+        let sinks = SpoolSinks(spool: spool, clickHouse: configuration.clickHouse != nil, nats: configuration.nats != nil, logger: logger)
+        self.sinks = sinks
         let sink = EventSink(clickHouse: configuration.clickHouse, group: loops[0], logger: logger) { clickHouse, client in
             Shipper(
                 spool: spool, client: client, configuration: clickHouse, blockingPool: blockingPool, erased: erased,
-                ledger: ledger, logger: logger)
+                ledger: ledger, sinks: sinks, logger: logger)
+        }
+        natsSink = configuration.nats.map {
+            NATSSink(configuration: $0, spool: spool, sinks: sinks, erased: erased, group: loops[0], blockingPool: blockingPool, logger: logger)
         }
         self.sink = sink
         // Made even when `tracking.api` is off: the sites' compatibility profiles (`compat:`) answer through it.
@@ -130,7 +139,7 @@ public final class TrackingPipeline: Sendable {
             let recorder = recorders[index]
             let spool = self.spool
             timers.append(loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
-                recorder.tick(nowMilliseconds: wallClockMilliseconds(), shipping: sink.isShipping)
+                recorder.tick(nowMilliseconds: wallClockMilliseconds(), shipping: sink.isShipping || natsSink != nil)
                 if index == 0 {
                     spool.syncActive()
                     spool.checkOwnership()
@@ -149,6 +158,7 @@ public final class TrackingPipeline: Sendable {
         })
         self.timers.withLock { $0 = timers }
         sink.start()
+        natsSink?.start()
         if configuration.clickHouse == nil {
             logger.info("tracking: no ClickHouse configured; events stay in \(configuration.spool.directory) (see `vantage events`)")
         }
@@ -193,7 +203,10 @@ public final class TrackingPipeline: Sendable {
         }
         api?.scrubber = new.queryScrubber
         enrichment.geoIP.install(path: new.geoIPPath, keepCoordinates: new.geoIPCoordinates, opened: staged.geoIPDatabase)
-        if old.clickHouse != new.clickHouse { sink.replace(with: new.clickHouse) }
+        if old.clickHouse != new.clickHouse {
+            sinks.setClickHouse(new.clickHouse != nil)
+            sink.replace(with: new.clickHouse)
+        }
     }
 
     /// A reload changed keys that a running process cannot apply.
@@ -216,6 +229,7 @@ public final class TrackingPipeline: Sendable {
             try? await loop.submit { recorder.close() }.get()
         }
         await sink.stop()
+        await natsSink?.stop()
         saveVisitorState()
         saveVisits()
         spool.close()
@@ -329,6 +343,7 @@ public final class TrackingPipeline: Sendable {
         text += "# HELP vantage_sessions_evicted_total Visitors evicted from a full session table before their session ended.\n"
         text += "# TYPE vantage_sessions_evicted_total counter\nvantage_sessions_evicted_total \(enrichment.sessions.evictions)\n"
         api?.renderMetrics(into: &text)
+        natsSink?.render(into: &text)
         if let shipper = sink.shipper {
             shipper.render(into: &text)
         } else {
