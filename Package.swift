@@ -150,7 +150,7 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config"], swiftSettings: swiftSettings),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Config", nioHTTP1], swiftSettings: swiftSettings),
-        .testTarget(name: "TrackingTests", dependencies: ["Tracking", nioCore, nioHTTP1, logging, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
+        .testTarget(name: "TrackingTests", dependencies: ["Tracking", nioCore, nioHTTP1, logging, crypto, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
         .testTarget(name: "RateLimitTests", dependencies: ["RateLimit"], swiftSettings: swiftSettings),
         .testTarget(name: "HeaderRulesTests", dependencies: ["HeaderRules", "Config", nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(name: "RegexSetTests", dependencies: ["RegexSet"], swiftSettings: swiftSettings),

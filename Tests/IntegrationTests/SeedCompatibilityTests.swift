@@ -165,9 +165,14 @@ struct SeedCompatibilityTests {
         let status = try json("{\"list\":" + (try curl([vantage.url("/status")]).body) + "}")["list"] as? [[String: Any]] ?? []
         #expect(status.first?["Key"] as? String == "client" && status.first?["Value"] as? String == "127.0.0.1", "\(status)")
         #expect(status.last?["Key"] as? String == "conns" && (status.last?["Value"] as? Int ?? 0) >= 1, "\(status)")
+        // Seed 001's "curl https://localhost:8443/metrics | jq '.batching.enabled'": the tracker's JSON shape.
+        let metrics = try json(try curl([vantage.url("/metrics")]).body)
+        let batching = try #require(metrics["batching"] as? [String: Any], "\(metrics)")
+        #expect(batching["enabled"] as? Bool == false, "no ClickHouse here")
+        #expect(batching["queued_items"] is Int && metrics["calculated"] is [String: Any] && metrics["timestamp"] is String)
         // Probes are not visits.
         Thread.sleep(forTimeInterval: 0.3)
-        #expect(try events(vantage).allSatisfy { !["/health", "/ping", "/status"].contains($0["path"] as? String ?? "") })
+        #expect(try events(vantage).allSatisfy { !["/health", "/ping", "/status", "/metrics"].contains($0["path"] as? String ?? "") })
 
         let clear = try curl([vantage.url("/tr/v1/clear")])
         #expect(clear.status == 200 && clear.headers["clear-site-data"] == #""cookies", "storage""#)

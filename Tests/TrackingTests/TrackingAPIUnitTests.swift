@@ -44,7 +44,9 @@ import Testing
     }
 }
 
-@Suite struct TrackingAPIUnitTests {
+/// Serialized: the tests share one `EmbeddedEventLoop`, which is not thread-safe (promises made on it from tests
+/// running in parallel race).
+@Suite(.serialized) struct TrackingAPIUnitTests {
     static let loop = EmbeddedEventLoop()
 
     func api(_ configure: (inout TrackingAPIConfiguration) -> Void = { _ in }) -> TrackingAPI {

@@ -30,4 +30,10 @@ final class HealthHook: Sendable {
 
     /// The verdict now; nil when the gateway is gone (shutting down).
     func verdict() -> HealthVerdict? { reference.withLock { $0.gateway }?.healthVerdict }
+
+    /// The older tracker's `/metrics` JSON; nil without tracking or once the gateway is gone.
+    func trackerMetrics() -> String? {
+        guard let gateway = reference.withLock({ $0.gateway }) else { return nil }
+        return gateway.tracking?.trackerMetricsJSON(uptimeSeconds: gateway.uptimeSeconds)
+    }
 }

@@ -573,6 +573,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             answerHealth(context: context)
         case .status:
             answerStatus(head: head, context: context)
+        case .trackerMetrics:
+            let body = ByteBuffer(string: core.health.trackerMetrics() ?? "{}\n")
+            let headers: HTTPHeaders = [
+                "Content-Type": "application/json", "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
+            ]
+            writeResponse(status: .ok, headers: headers, body: head.method == .HEAD ? .empty : .buffer(body), context: context)
         case .insights:
             answerInsights(route: route, head: head, path: path, headers: headers, context: context)
         case .staticFiles(let server):

@@ -26,6 +26,8 @@ public enum RouteHandler: Sendable {
     case status
     /// The older tracker's `/ping`: `pong`.
     case ping(PreparedResponse)
+    /// The older tracker's `/metrics` JSON (batching figures).
+    case trackerMetrics
     /// Webhooks in (a `webhook` route, or Alcolytics' `/webhook/`).
     case webhook(WebhookReceiver)
     /// The Go tracker's `rpi` short-link API (`links.legacy_api`).
@@ -260,6 +262,7 @@ public final class RouteTable: Sendable {
                         case .health: mount(endpoint.path, .health, exact: endpoint.exact, track: false)
                         case .ping: mount(endpoint.path, .ping(PreparedResponse(text: "pong")), exact: endpoint.exact, track: false)
                         case .status: mount(endpoint.path, .status, exact: endpoint.exact, track: false)
+                        case .metrics: mount(endpoint.path, .trackerMetrics, exact: endpoint.exact, track: false)
                         case .webhook(let layout):
                             var settings = WebhookConfiguration()
                             settings.layout = layout

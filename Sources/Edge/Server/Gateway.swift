@@ -67,6 +67,8 @@ public final class Gateway: Sendable {
     private let logger: Logger
     private let state: Mutex<State>
     private let startedAt = Date()
+    /// Seconds since the gateway started.
+    var uptimeSeconds: Double { Date().timeIntervalSince(startedAt) }
 
     /// Prepares everything that does not listen yet: loops, certificates, routes. Fails on anything a config
     /// validation could not catch (a key that does not match its certificate, say).
@@ -549,7 +551,7 @@ public final class Gateway: Sendable {
         // routes do not count).
         facts.routesWithoutUpstreams = table.allRoutes.filter { route in
             switch route.handler {
-            case .proxy, .trackingAPI, .health, .status, .ping, .webhook, .legacyLinks: false
+            case .proxy, .trackingAPI, .health, .status, .ping, .trackerMetrics, .webhook, .legacyLinks: false
             default: true
             }
         }.count

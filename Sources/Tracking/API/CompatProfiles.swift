@@ -7,7 +7,8 @@ import NIOHTTP1
 /// site): each profile mounts that system's endpoints, maps its field names onto Vantage's columns (the rest goes
 /// to `props`) and answers as its clients expect. The mappings are tabled in docs/COMPAT.md.
 public enum CompatProfile: String, Sendable, CaseIterable, Equatable {
-    /// The Go tracker's extras beside `/tr/v1/` (which `tracking.api` mounts): `/health`, `/ping`, `/status`.
+    /// The Go tracker's extras beside `/tr/v1/` (which `tracking.api` mounts): `/health`, `/ping`, `/status`,
+    /// `/metrics` (its JSON: batching figures, no Prometheus text and nothing about requests or visitors).
     case tracker
     /// Pushtech: `GET /t/<event>?k=v` and `GET /event?k=v`, answered `{"status":"ok"}`.
     case pushtech
@@ -31,6 +32,7 @@ public enum CompatProfile: String, Sendable, CaseIterable, Equatable {
         case health
         case ping
         case status
+        case metrics
         case webhook(WebhookConfiguration.Layout)
     }
 
@@ -38,7 +40,7 @@ public enum CompatProfile: String, Sendable, CaseIterable, Equatable {
         switch self {
         case .tracker:
             [Mount(path: "/health", exact: true, answer: .health), Mount(path: "/ping", exact: true, answer: .ping),
-             Mount(path: "/status", exact: true, answer: .status)]
+             Mount(path: "/status", exact: true, answer: .status), Mount(path: "/metrics", exact: true, answer: .metrics)]
         case .pushtech:
             [Mount(path: "/t/", exact: false, answer: .trackingAPI), Mount(path: "/event", exact: true, answer: .trackingAPI)]
         case .alcolytics:

@@ -30,6 +30,11 @@ public final class Shipper: Sendable {
     /// ClickHouse as the shipper last found it: nil before any call, or the reason the last call failed.
     public var lastFailure: String? { figures.withLock { $0.lastFailure } }
 
+    /// Batches and rows shipped, failed calls and the seconds the batches took, for the older tracker's JSON.
+    var batchFigures: (batches: Int, rows: Int, failures: Int, seconds: Double) {
+        figures.withLock { ($0.shippedBatches, $0.shippedRows, $0.failedAttempts, $0.batchSecondsSum) }
+    }
+
     private let spool: Spool
     private let client: ClickHouseClient
     private let configuration: ClickHouseConfiguration

@@ -32,9 +32,9 @@ public enum EventRecord {
         public init(description: String) { self.description = description }
     }
 
-    /// The most a record can take: fixed fields, seven varints, coordinates, and 36 length-prefixed strings at their
-    /// limits.
-    static let maxRecordBytes = 3 + 24 + 16 + 7 * 10 + 41 * 3 + 39 * maxStringBytes + maxTargetBytes + maxPropertiesBytes
+    /// The most a record can take: three bytes (version, kind, flags), id and time, coordinates, seven varints, and
+    /// 43 length-prefixed strings at their limits (the target and the properties at theirs, 41 at `maxStringBytes`).
+    static let maxRecordBytes = 3 + 24 + 16 + 7 * 10 + 43 * 3 + 41 * maxStringBytes + maxTargetBytes + maxPropertiesBytes
 
     /// Appends the record of `event` to `buffer`: one capacity reservation for the worst case (free on the
     /// appender's reused scratch buffer), then raw stores. This runs for every request, on the event loop.

@@ -74,10 +74,11 @@ struct NATSParser {
 
     /// The status of an `HMSG` header block (`NATS/1.0 503` → 503), 0 without one.
     static func status(of headers: ByteBuffer?) -> Int {
-        guard let headers, let line = headers.getString(at: headers.readerIndex, length: min(headers.readableBytes, 32)) else { return 0 }
-        let first = line.prefix { $0 != "\r" && $0 != "\n" }
-        let parts = first.split(separator: " ")
-        return parts.count >= 2 ? Int(parts[1]) ?? 0 : 0
+        guard let headers else { return 0 }
+        // Bytes, not Characters: "\r\n" is one Character, which a Character search for "\r" would not stop at.
+        let line = headers.readableBytesView.prefix { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }
+        let parts = line.split(separator: UInt8(ascii: " "))
+        return parts.count >= 2 ? Int(String(decoding: parts[1], as: UTF8.self)) ?? 0 : 0
     }
 }
 

@@ -303,6 +303,33 @@ public final class TrackingPipeline: Sendable {
 
     // MARK: - Figures
 
+    /// The older tracker's `/metrics` JSON (`compat: [tracker]`), in its shape so `jq '.batching.enabled'` and its
+    /// dashboards keep working: the batching figures are the ClickHouse shipper's, the rest the spool's.
+    public func trackerMetricsJSON(uptimeSeconds: Double) -> String {
+        let shipper = sink.shipper
+        let (batches, rows, failures, seconds) = shipper?.batchFigures ?? (0, 0, 0, 0)
+        let queued = recorders.reduce(0) { $0 + $1.pending.value } + spool.sealedRecords
+        let uptime = max(uptimeSeconds, 0.001)
+        let object: [String: Any] = [
+            "metrics": ["events_recorded": recordedEvents, "events_dropped": droppedEvents, "events_queued": queued],
+            "batching": [
+                "enabled": shipper != nil, "total_batches": batches, "total_items": rows, "failed_batches": failures,
+                "avg_batch_size": batches == 0 ? 0 : rows / batches,
+                "avg_flush_latency_ms": batches == 0 ? 0 : Int(seconds / Double(batches) * 1000),
+                "queued_items": queued, "memory_usage_mb": 0,
+            ],
+            "calculated": [
+                "uptime_seconds": Int(uptime), "events_per_second": Double(recordedEvents) / uptime,
+                "error_rate": batches + failures == 0 ? 0 : Double(failures) / Double(batches + failures),
+                "batch_success_rate": batches + failures == 0 ? 1 : Double(batches) / Double(batches + failures),
+                "avg_items_per_batch": batches == 0 ? 0 : rows / batches,
+            ],
+            "timestamp": ISO8601DateFormatter().string(from: Date()),
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+
     /// Events recorded since start, over all loops.
     public var recordedEvents: Int { recorders.reduce(0) { $0 + $1.recorded.value } }
 
