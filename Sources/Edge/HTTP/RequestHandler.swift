@@ -7,7 +7,6 @@ import Logging
 import NIOCore
 import NIOHPACK
 import NIOHTTP1
-import NIOWebSocket
 import NIOHTTP2
 import NIOPosix
 import Proxy
@@ -107,6 +106,15 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         func releaseLease() {
             lease?.release()
             lease = nil
+        }
+
+        /// A 101 went out: the exchange is over and the connection is a WebSocket now, holding no place under
+        /// `concurrency` (it is a connection, not a request in flight).
+        func switchedProtocols() {
+            responded = true
+            responseFinished = true
+            status = .switchingProtocols
+            releaseLease()
         }
 
         /// A safety net: every path that ends an exchange releases explicitly, but an exchange dropped some other
@@ -1648,10 +1656,7 @@ extension RequestHandler: ProxyDownstream {
         buffer.writeString(WebSocketIngestHandler.acceptValue(forKey: key))
         buffer.writeStaticString("\r\n\r\n")
         channelContext.writeAndFlush(NIOAny(buffer), promise: nil)
-        current.responded = true
-        current.responseFinished = true
-        current.status = .switchingProtocols
-        current.releaseLease()
+        current.switchedProtocols()
         // Each message's events are completed by the opening request's fields, as a POST's are by its own.
         let now = Int64(loop.refreshClock())
         var template = requestEvent(current, id: EventID(high: 0, low: 0), started: now, elapsed: 0, client: client)
@@ -1660,21 +1665,14 @@ extension RequestHandler: ProxyDownstream {
         let facts = requestFacts(current, client: client)
         record(current)
         exchange = nil
-        let ingest = WebSocketIngest(api: api)
+        let handler = WebSocketIngestHandler(
+            ingest: WebSocketIngest(api: api), loop: loop, upgrade: upgrade, template: template, facts: facts, logger: core.logger)
         do {
+            // The WebSocket handlers go in after the HTTP decoder, which then leaves with this handler and the guard
+            // (bytes it still holds are handed on).
             let sync = channelContext.channel.pipeline.syncOperations
             let decoder = try sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            let frames = ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: ingest.maxMessageBytes))
-            let aggregator = NIOWebSocketFrameAggregator(
-                minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 64, maxAccumulatedFrameSize: ingest.maxMessageBytes)
-            let handler = WebSocketIngestHandler(
-                ingest: ingest, loop: loop, upgrade: upgrade, template: template, facts: facts, logger: core.logger)
-            // decoder (leaving) → frames → aggregator → encoder (outbound) → handler.
-            let encoder = WebSocketFrameEncoder()
-            try sync.addHandler(frames, position: .after(decoder))
-            try sync.addHandler(aggregator, position: .after(frames))
-            try sync.addHandler(encoder, position: .after(aggregator))
-            try sync.addHandler(handler, position: .after(encoder))
+            try handler.install(after: decoder, in: sync)
             if let connectionGuard { sync.removeHandler(connectionGuard, promise: nil) }
             sync.removeHandler(context: channelContext, promise: nil)
             sync.removeHandler(decoder, promise: nil)
@@ -1695,11 +1693,7 @@ extension RequestHandler: ProxyDownstream {
         buffer.writeString(current.requestID ?? "")
         buffer.writeStaticString("\r\n\r\n")
         context.writeAndFlush(NIOAny(buffer), promise: nil)
-        current.responded = true
-        current.responseFinished = true
-        current.status = .switchingProtocols
-        // A WebSocket holds no place under `concurrency`: it is a connection now, not a request in flight.
-        current.releaseLease()
+        current.switchedProtocols()
         record(current)
         exchange = nil
         // From here on the connection is a byte tunnel: the HTTP handlers leave, and bytes the decoder still holds

@@ -48,6 +48,19 @@ final class WebSocketIngestHandler: ChannelInboundHandler {
         return Data(digest).base64EncodedString()
     }
 
+    /// Puts the frame decoder, the aggregator, the encoder and this handler into a pipeline after `previous`.
+    func install(after previous: any ChannelHandler, in pipeline: ChannelPipeline.SynchronousOperations) throws {
+        let frames = ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: ingest.maxMessageBytes))
+        let aggregator = NIOWebSocketFrameAggregator(
+            minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 64, maxAccumulatedFrameSize: ingest.maxMessageBytes)
+        let encoder = WebSocketFrameEncoder()
+        // frames → aggregator → encoder (outbound, so it is between this handler and the socket) → this handler.
+        try pipeline.addHandler(frames, position: .after(previous))
+        try pipeline.addHandler(aggregator, position: .after(frames))
+        try pipeline.addHandler(encoder, position: .after(aggregator))
+        try pipeline.addHandler(self, position: .after(encoder))
+    }
+
     func handlerAdded(context: ChannelHandlerContext) {
         ingest.api.webSockets.open.add(1, ordering: .relaxed)
         armIdleTimer(context: context)
