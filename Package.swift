@@ -93,6 +93,8 @@ let package = Package(
         /// Header rules (`set`/`add`/`remove` for answers and upstream requests) and the `{placeholder}` templates
         /// they and redirects fill from the request.
         .target(name: "HeaderRules", dependencies: ["Config", nioHTTP1], swiftSettings: dataPlaneSettings),
+        /// A strict, incremental HTTP/1.1 request parser on raw bytes (RFC 9112 framing, bounded).
+        .target(name: "HTTP1Parser", dependencies: [nioCore, nioHTTP1], swiftSettings: dataPlaneSettings),
         /// The reverse proxy: upstream pools (plain and TLS), balancing, health checks, forwarding headers, WebSocket tunnels.
         .target(
             name: "Proxy",
@@ -152,6 +154,7 @@ let package = Package(
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Config", nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", nioCore, nioHTTP1, logging, crypto, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
         .testTarget(name: "RateLimitTests", dependencies: ["RateLimit"], swiftSettings: swiftSettings),
+        .testTarget(name: "HTTP1ParserTests", dependencies: ["HTTP1Parser", nioCore, nioHTTP1, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
         .testTarget(name: "HeaderRulesTests", dependencies: ["HeaderRules", "Config", nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(name: "RegexSetTests", dependencies: ["RegexSet"], swiftSettings: swiftSettings),
         .testTarget(name: "InsightsTests", dependencies: ["Insights", "Tracking"], swiftSettings: swiftSettings),

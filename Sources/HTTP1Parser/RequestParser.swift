@@ -1,0 +1,432 @@
+import NIOCore
+import NIOHTTP1
+
+/// A request head as parsed: its bytes and where each part sits in them, so the data plane can route and forward
+/// without making a string per header. Framing is decided here, once.
+public struct ParsedRequestHead: Sendable {
+    /// The request line and the header lines, as received (without the blank line).
+    public let bytes: ByteBuffer
+    public let method: HTTPMethod
+    public let version: HTTPVersion
+    /// The request target's offset and length in `bytes`.
+    public let targetStart: Int, targetLength: Int
+    /// Offsets of each header's name and (trimmed) value in `bytes`, in order.
+    public let fields: [Field]
+    public let framing: Framing
+    /// HTTP/1.1 without `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`.
+    public let keepAlive: Bool
+    /// `Expect: 100-continue`.
+    public let expectsContinue: Bool
+    /// An `Upgrade` header is present (a WebSocket opening).
+    public let hasUpgrade: Bool
+
+    public struct Field: Sendable, Equatable {
+        public var nameStart: Int32, nameLength: Int32, valueStart: Int32, valueLength: Int32
+    }
+
+    /// How the body is delimited (RFC 9112 §6.3).
+    public enum Framing: Sendable, Equatable {
+        case none
+        case contentLength(Int)
+        case chunked
+    }
+
+    /// The request target's bytes.
+    public var target: ByteBufferView { bytes.readableBytesView[bytes.readerIndex + targetStart..<bytes.readerIndex + targetStart + targetLength] }
+
+    /// Calls `body` with each header's name and value.
+    public func forEachField(_ body: (ByteBufferView, ByteBufferView) -> Void) {
+        let view = bytes.readableBytesView
+        let base = view.startIndex
+        for field in fields {
+            let name = base + Int(field.nameStart), value = base + Int(field.valueStart)
+            body(view[name..<name + Int(field.nameLength)], view[value..<value + Int(field.valueLength)])
+        }
+    }
+
+    /// The head as NIO's type, for code that still takes one.
+    public func makeHTTPRequestHead() -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(fields.count)
+        forEachField { name, value in headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self)) }
+        return HTTPRequestHead(version: version, method: method, uri: String(decoding: target, as: UTF8.self), headers: headers)
+    }
+}
+
+/// A strict, incremental HTTP/1.1 request parser: a value fed raw bytes that yields the head, body pieces and the
+/// end, one event at a time (no channel handlers, no boxed parts, no header strings).
+///
+/// RFC 9112, read for smuggling safety: CRLF line ends only (a bare CR or LF is refused), no whitespace before a
+/// header's colon, no folded lines, no control characters in names or values; a body is framed by exactly one
+/// Content-Length of digits, or by `Transfer-Encoding: chunked` alone (both together, a repeated or listed
+/// Content-Length, a coding list not ending in chunked, or chunked on HTTP/1.0 are refused; a coding other than
+/// chunked is not implemented); chunk sizes are hex digits within 16 (no `0x`, no overflow), each chunk ends in
+/// CRLF. Bounded: head size, header count, chunk-extension and trailer size.
+public struct RequestParser: Sendable {
+    public enum Event: Sendable {
+        case head(ParsedRequestHead)
+        case body(ByteBuffer)
+        /// The request is complete; trailer fields of a chunked body, if any, as name/value pairs.
+        case end(trailers: [(String, String)])
+    }
+
+    /// Why a request is refused: the status to answer with and a short reason. The connection cannot be trusted
+    /// afterwards.
+    public struct Refusal: Error, Sendable, Equatable, CustomStringConvertible {
+        public var status: HTTPResponseStatus
+        public var reason: String
+        public var description: String { "\(status.code) \(reason)" }
+
+        static func bad(_ reason: String) -> Refusal { Refusal(status: .badRequest, reason: reason) }
+    }
+
+    public struct Limits: Sendable {
+        /// Request line and headers together.
+        public var maxHeadBytes = 16 << 10
+        public var maxHeaders = 100
+        public var maxTargetBytes = 8192
+        /// Trailer section of a chunked body.
+        public var maxTrailerBytes = 8 << 10
+
+        public init() {}
+    }
+
+    private enum State: Sendable {
+        case head
+        case fixed(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers
+        /// The body (if any) is complete: `.end` comes next, then the next request's head.
+        case ending
+    }
+
+    public let limits: Limits
+    private var state = State.head
+    private var emptyLinesSkipped = 0
+
+    public init(limits: Limits = Limits()) {
+        self.limits = limits
+    }
+
+    /// Whether a request is between its head and its end.
+    public var isInBody: Bool {
+        switch state {
+        case .head: false
+        default: true
+        }
+    }
+
+    /// The next event from `buffer`, consuming what it used; nil when more bytes are needed.
+    public mutating func next(_ buffer: inout ByteBuffer) throws(Refusal) -> Event? {
+        switch state {
+        case .ending:
+            state = .head
+            return .end(trailers: [])
+        case .head:
+            return try parseHead(&buffer)
+        case .fixed(let remaining):
+            guard buffer.readableBytes > 0 else { return nil }
+            let count = min(remaining, buffer.readableBytes)
+            let piece = buffer.readSlice(length: count)!
+            state = remaining == count ? .ending : .fixed(remaining: remaining - count)
+            return .body(piece)
+        case .chunkSize:
+            guard let line = try readLine(&buffer, limit: 4096, what: "chunk size line") else { return nil }
+            let size = try Self.chunkSize(line)
+            if size == 0 {
+                state = .trailers
+                trailerBytes = 0
+                trailers = []
+                return try next(&buffer)
+            }
+            state = .chunkData(remaining: size)
+            return try next(&buffer)
+        case .chunkData(let remaining):
+            guard buffer.readableBytes > 0 else { return nil }
+            let count = min(remaining, buffer.readableBytes)
+            let piece = buffer.readSlice(length: count)!
+            state = remaining == count ? .chunkDataEnd : .chunkData(remaining: remaining - count)
+            return .body(piece)
+        case .chunkDataEnd:
+            guard buffer.readableBytes >= 2 else { return nil }
+            guard buffer.readInteger(as: UInt8.self) == UInt8(ascii: "\r"), buffer.readInteger(as: UInt8.self) == UInt8(ascii: "\n") else {
+                throw .bad("a chunk did not end with CRLF")
+            }
+            state = .chunkSize
+            return try next(&buffer)
+        case .trailers:
+            while let line = try readLine(&buffer, limit: limits.maxTrailerBytes, what: "trailer line") {
+                trailerBytes += line.count + 2
+                guard trailerBytes <= limits.maxTrailerBytes else { throw .bad("the trailer section is larger than \(limits.maxTrailerBytes) bytes") }
+                if line.isEmpty {
+                    state = .head
+                    let fields = trailers
+                    trailers = []
+                    return .end(trailers: fields)
+                }
+                let (name, value) = try Self.field(line)
+                trailers.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            }
+            return nil
+        }
+    }
+
+    private var trailerBytes = 0
+    private var trailers: [(String, String)] = []
+
+    // MARK: - Head
+
+    private mutating func parseHead(_ buffer: inout ByteBuffer) throws(Refusal) -> Event? {
+        // RFC 9112 §2.2: empty lines before a request line are ignored (a few, from clients that add CRLF after a body).
+        while buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0A0D {
+            emptyLinesSkipped += 1
+            guard emptyLinesSkipped <= 4 else { throw .bad("empty lines instead of a request") }
+            buffer.moveReaderIndex(forwardBy: 2)
+        }
+        let view = buffer.readableBytesView
+        // The head ends at the first CRLF CRLF; a bare CR or LF anywhere in it is refused while scanning.
+        var index = view.startIndex
+        var lineStart = index
+        var lines: [(start: Int, end: Int)] = []
+        var headEnd: Int?
+        while index < view.endIndex {
+            let byte = view[index]
+            if byte == UInt8(ascii: "\r") {
+                guard index + 1 < view.endIndex else { break }
+                guard view[index + 1] == UInt8(ascii: "\n") else { throw .bad("a bare CR in the head") }
+                if index == lineStart {
+                    headEnd = index + 2
+                    break
+                }
+                lines.append((lineStart, index))
+                guard lines.count <= limits.maxHeaders + 1 else {
+                    throw Refusal(status: .requestHeaderFieldsTooLarge, reason: "more than \(limits.maxHeaders) header fields")
+                }
+                index += 2
+                lineStart = index
+                continue
+            }
+            if byte == UInt8(ascii: "\n") { throw .bad("a bare LF in the head (lines end with CRLF)") }
+            index += 1
+        }
+        guard let headEnd else {
+            if view.count > limits.maxHeadBytes {
+                throw Refusal(status: .requestHeaderFieldsTooLarge, reason: "the request head is larger than \(limits.maxHeadBytes) bytes")
+            }
+            return nil
+        }
+        guard headEnd - view.startIndex <= limits.maxHeadBytes + 2 else {
+            throw Refusal(status: .requestHeaderFieldsTooLarge, reason: "the request head is larger than \(limits.maxHeadBytes) bytes")
+        }
+        emptyLinesSkipped = 0
+        let base = view.startIndex
+        let headLength = (lines.last?.end ?? base) - base
+        let bytes = buffer.getSlice(at: buffer.readerIndex, length: headLength)!
+        buffer.moveReaderIndex(forwardBy: headEnd - base)
+        guard let requestLine = lines.first else { throw .bad("an empty request") }
+        let head = try Self.makeHead(bytes: bytes, requestLine: requestLine, headerLines: lines.dropFirst(), base: base, limits: limits)
+        switch head.framing {
+        case .none: state = .ending
+        case .contentLength(let length): state = .fixed(remaining: length)
+        case .chunked: state = .chunkSize
+        }
+        return .head(head)
+    }
+
+    private static func makeHead(
+        bytes: ByteBuffer, requestLine: (start: Int, end: Int), headerLines: ArraySlice<(start: Int, end: Int)>, base: Int,
+        limits: Limits
+    ) throws(Refusal) -> ParsedRequestHead {
+        let view = bytes.readableBytesView
+        let origin = view.startIndex
+        func slice(_ start: Int, _ end: Int) -> ByteBufferView { view[origin + start - base..<origin + end - base] }
+        // method SP request-target SP HTTP-version
+        let line = slice(requestLine.start, requestLine.end)
+        guard let firstSpace = line.firstIndex(of: UInt8(ascii: " ")),
+            let secondSpace = line[(firstSpace + 1)...].firstIndex(of: UInt8(ascii: " "))
+        else { throw .bad("a malformed request line") }
+        let methodBytes = line[line.startIndex..<firstSpace]
+        let target = line[(firstSpace + 1)..<secondSpace]
+        let versionBytes = line[(secondSpace + 1)...]
+        guard !methodBytes.isEmpty, methodBytes.allSatisfy(isTokenByte) else { throw .bad("the method is not a token") }
+        guard !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {
+            throw .bad("the request target is empty or holds a space or control character")
+        }
+        guard target.count <= limits.maxTargetBytes else {
+            throw Refusal(status: .uriTooLong, reason: "the request target is longer than \(limits.maxTargetBytes) bytes")
+        }
+        let version: HTTPVersion
+        if versionBytes.elementsEqual("HTTP/1.1".utf8) {
+            version = .http1_1
+        } else if versionBytes.elementsEqual("HTTP/1.0".utf8) {
+            version = .http1_0
+        } else {
+            throw .bad("the version is not HTTP/1.1 or HTTP/1.0")
+        }
+        var fields: [ParsedRequestHead.Field] = []
+        fields.reserveCapacity(headerLines.count)
+        var contentLength: Int?
+        var contentLengthSeen = false
+        var transferEncoding: ByteBufferView?
+        var connectionClose = false, connectionKeepAlive = false, expectsContinue = false, hasUpgrade = false
+        for headerLine in headerLines {
+            let text = slice(headerLine.start, headerLine.end)
+            let (name, value) = try field(text)
+            let nameStart = name.startIndex - origin, valueStart = value.startIndex - origin
+            fields.append(ParsedRequestHead.Field(
+                nameStart: Int32(nameStart), nameLength: Int32(name.count), valueStart: Int32(valueStart), valueLength: Int32(value.count)))
+            switch name.count {
+            case 14 where equalsIgnoringCase(name, "content-length"):
+                guard !contentLengthSeen else { throw .bad("Content-Length is repeated") }
+                contentLengthSeen = true
+                guard !value.isEmpty, value.count <= 18, value.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+                    throw .bad("Content-Length is not a number")
+                }
+                contentLength = value.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+            case 17 where equalsIgnoringCase(name, "transfer-encoding"):
+                guard transferEncoding == nil else { throw .bad("Transfer-Encoding is repeated") }
+                transferEncoding = value
+            case 10 where equalsIgnoringCase(name, "connection"):
+                for token in value.split(separator: UInt8(ascii: ",")) {
+                    let trimmed = trim(token)
+                    if equalsIgnoringCase(trimmed, "close") { connectionClose = true }
+                    if equalsIgnoringCase(trimmed, "keep-alive") { connectionKeepAlive = true }
+                }
+            case 6 where equalsIgnoringCase(name, "expect"):
+                expectsContinue = equalsIgnoringCase(value, "100-continue")
+            case 7 where equalsIgnoringCase(name, "upgrade"):
+                hasUpgrade = true
+            default:
+                break
+            }
+        }
+        let framing: ParsedRequestHead.Framing
+        if let transferEncoding {
+            guard !contentLengthSeen else { throw .bad("both Content-Length and Transfer-Encoding are present") }
+            guard version == .http1_1 else { throw .bad("Transfer-Encoding in an HTTP/1.0 request") }
+            let codings = transferEncoding.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map(trim)
+            guard let last = codings.last, !codings.contains(where: \.isEmpty) else { throw .bad("an empty transfer coding") }
+            if !equalsIgnoringCase(last, "chunked") {
+                // A coding other than chunked at the end: the length is unknown (RFC 9112 §6.3 ¶4), or not ours to read.
+                if codings.contains(where: { equalsIgnoringCase($0, "chunked") }) { throw .bad("chunked is not the last transfer coding") }
+                throw Refusal(status: .notImplemented, reason: "only the chunked transfer coding is implemented")
+            }
+            guard codings.count == 1 else { throw .bad("transfer codings besides chunked") }
+            framing = .chunked
+        } else if let contentLength {
+            framing = contentLength == 0 ? .none : .contentLength(contentLength)
+        } else {
+            framing = .none
+        }
+        let keepAlive = version == .http1_1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
+        return ParsedRequestHead(
+            bytes: bytes, method: method(methodBytes), version: version, targetStart: target.startIndex - origin,
+            targetLength: target.count, fields: fields, framing: framing, keepAlive: keepAlive,
+            expectsContinue: expectsContinue, hasUpgrade: hasUpgrade)
+    }
+
+    // MARK: - Pieces
+
+    /// `name ":" OWS value OWS`: a token name with no space before the colon, a value of visible characters,
+    /// spaces and tabs (obs-text allowed), nothing else.
+    static func field(_ line: ByteBufferView) throws(Refusal) -> (name: ByteBufferView, value: ByteBufferView) {
+        guard let first = line.first else { throw .bad("an empty header line") }
+        guard first != UInt8(ascii: " ") && first != UInt8(ascii: "\t") else { throw .bad("a folded header line (obs-fold)") }
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { throw .bad("a header line without a colon") }
+        let name = line[line.startIndex..<colon]
+        guard !name.isEmpty, name.allSatisfy(isTokenByte) else { throw .bad("a header name that is not a token (space before the colon?)") }
+        let value = trim(line[(colon + 1)...])
+        guard value.allSatisfy({ $0 == UInt8(ascii: "\t") || ($0 >= 0x20 && $0 != 0x7F) }) else {
+            throw .bad("a control character in the value of \(String(decoding: name, as: UTF8.self))")
+        }
+        return (name, value)
+    }
+
+    /// A chunk-size line: hex digits (at most 15, so it fits an Int), optionally `;` and extensions.
+    static func chunkSize(_ line: ByteBufferView) throws(Refusal) -> Int {
+        let digits = line.prefix { $0 != UInt8(ascii: ";") }
+        let trimmed = digits.reversed().drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }.reversed()
+        guard !trimmed.isEmpty, trimmed.count <= 15 else { throw .bad("a chunk size that is empty or too large") }
+        var size = 0
+        for byte in trimmed {
+            let digit: Int
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = Int(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = Int(byte - UInt8(ascii: "a")) + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = Int(byte - UInt8(ascii: "A")) + 10
+            default: throw .bad("a chunk size that is not hexadecimal")
+            }
+            size = size << 4 | digit
+        }
+        let extensions = line.dropFirst(digits.count)
+        guard extensions.allSatisfy({ $0 == UInt8(ascii: "\t") || ($0 >= 0x20 && $0 != 0x7F) }) else {
+            throw .bad("a control character in a chunk extension")
+        }
+        return size
+    }
+
+    /// One CRLF-terminated line (without the CRLF), consumed; nil while incomplete. A bare CR or LF is refused.
+    private func readLine(_ buffer: inout ByteBuffer, limit: Int, what: String) throws(Refusal) -> ByteBufferView? {
+        let view = buffer.readableBytesView
+        guard let cr = view.firstIndex(where: { $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") }) else {
+            if view.count > limit { throw .bad("a \(what) longer than \(limit) bytes") }
+            return nil
+        }
+        guard view[cr] == UInt8(ascii: "\r") else { throw .bad("a bare LF ending a \(what)") }
+        guard cr + 1 < view.endIndex else { return nil }
+        guard view[cr + 1] == UInt8(ascii: "\n") else { throw .bad("a bare CR in a \(what)") }
+        guard cr - view.startIndex <= limit else { throw .bad("a \(what) longer than \(limit) bytes") }
+        let line = buffer.getSlice(at: buffer.readerIndex, length: cr - view.startIndex)!.readableBytesView
+        buffer.moveReaderIndex(forwardBy: cr - view.startIndex + 2)
+        return line
+    }
+
+    /// RFC 9110 §5.6.2 tchar.
+    @inline(__always)
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+
+    static func trim(_ bytes: ByteBufferView) -> ByteBufferView {
+        var slice = bytes[...]
+        while let first = slice.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { slice = slice.dropFirst() }
+        while let last = slice.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { slice = slice.dropLast() }
+        return slice
+    }
+
+    static func equalsIgnoringCase(_ bytes: ByteBufferView, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        var index = bytes.startIndex
+        let start = lowercase.utf8Start
+        for offset in 0..<lowercase.utf8CodeUnitCount {
+            let byte = bytes[index]
+            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            guard folded == start[offset] else { return false }
+            index += 1
+        }
+        return true
+    }
+
+    /// NIO's method value for the token (upper-case known methods; anything else as RAW).
+    static func method(_ bytes: ByteBufferView) -> HTTPMethod {
+        switch String(decoding: bytes, as: UTF8.self) {
+        case "GET": .GET
+        case "HEAD": .HEAD
+        case "POST": .POST
+        case "PUT": .PUT
+        case "DELETE": .DELETE
+        case "OPTIONS": .OPTIONS
+        case "PATCH": .PATCH
+        case "CONNECT": .CONNECT
+        case "TRACE": .TRACE
+        case let other: .RAW(value: other)
+        }
+    }
+}
