@@ -61,7 +61,8 @@ public struct ParsedRequestHead: Sendable {
 /// Content-Length of digits, or by `Transfer-Encoding: chunked` alone (both together, a repeated or listed
 /// Content-Length, a coding list not ending in chunked, or chunked on HTTP/1.0 are refused; a coding other than
 /// chunked is not implemented); chunk sizes are hex digits within 16 (no `0x`, no overflow), each chunk ends in
-/// CRLF. Bounded: head size, header count, chunk-extension and trailer size.
+/// CRLF. Bounded: head size, header count, chunk-extension and trailer size. After a request that does not keep the
+/// connection (`Connection: close`, HTTP/1.0 without keep-alive) nothing more is read.
 public struct RequestParser: Sendable {
     public enum Event: Sendable {
         case head(ParsedRequestHead)
@@ -100,10 +101,15 @@ public struct RequestParser: Sendable {
         case trailers
         /// The body (if any) is complete: `.end` comes next, then the next request's head.
         case ending
+        /// A request that does not keep the connection ended: nothing after it is read (the connection closes once
+        /// it is answered).
+        case closed
     }
 
     public let limits: Limits
     private var state = State.head
+    /// The request being read keeps the connection open.
+    private var keepAlive = true
     private var emptyLinesSkipped = 0
 
     public init(limits: Limits = Limits()) {
@@ -113,7 +119,7 @@ public struct RequestParser: Sendable {
     /// Whether a request is between its head and its end.
     public var isInBody: Bool {
         switch state {
-        case .head: false
+        case .head, .closed: false
         default: true
         }
     }
@@ -121,8 +127,10 @@ public struct RequestParser: Sendable {
     /// The next event from `buffer`, consuming what it used; nil when more bytes are needed.
     public mutating func next(_ buffer: inout ByteBuffer) throws(Refusal) -> Event? {
         switch state {
+        case .closed:
+            return nil
         case .ending:
-            state = .head
+            state = keepAlive ? .head : .closed
             return .end(trailers: [])
         case .head:
             return try parseHead(&buffer)
@@ -161,12 +169,16 @@ public struct RequestParser: Sendable {
                 trailerBytes += line.count + 2
                 guard trailerBytes <= limits.maxTrailerBytes else { throw .bad("the trailer section is larger than \(limits.maxTrailerBytes) bytes") }
                 if line.isEmpty {
-                    state = .head
+                    state = keepAlive ? .head : .closed
                     let fields = trailers
                     trailers = []
                     return .end(trailers: fields)
                 }
                 let (name, value) = try Self.field(line)
+                // A framing field among trailers (RFC 9110 §6.5.1) can only mean two readings of one message.
+                if Self.equalsIgnoringCase(name, "transfer-encoding") || Self.equalsIgnoringCase(name, "content-length") {
+                    throw .bad("\(String(decoding: name, as: UTF8.self)) in a trailer")
+                }
                 trailers.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
             }
             return nil
@@ -180,7 +192,7 @@ public struct RequestParser: Sendable {
 
     private mutating func parseHead(_ buffer: inout ByteBuffer) throws(Refusal) -> Event? {
         // RFC 9112 §2.2: empty lines before a request line are ignored (a few, from clients that add CRLF after a body).
-        while buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0A0D {
+        while buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt16.self) == 0x0D0A {
             emptyLinesSkipped += 1
             guard emptyLinesSkipped <= 4 else { throw .bad("empty lines instead of a request") }
             buffer.moveReaderIndex(forwardBy: 2)
@@ -209,6 +221,8 @@ public struct RequestParser: Sendable {
                 continue
             }
             if byte == UInt8(ascii: "\n") { throw .bad("a bare LF in the head (lines end with CRLF)") }
+            // No control character is valid anywhere in a head but HTAB in a value: refused as soon as seen.
+            if (byte < 0x20 && byte != UInt8(ascii: "\t")) || byte == 0x7F { throw .bad("a control character in the head") }
             index += 1
         }
         guard let headEnd else {
@@ -227,6 +241,7 @@ public struct RequestParser: Sendable {
         buffer.moveReaderIndex(forwardBy: headEnd - base)
         guard let requestLine = lines.first else { throw .bad("an empty request") }
         let head = try Self.makeHead(bytes: bytes, requestLine: requestLine, headerLines: lines.dropFirst(), base: base, limits: limits)
+        keepAlive = head.keepAlive
         switch head.framing {
         case .none: state = .ending
         case .contentLength(let length): state = .fixed(remaining: length)
@@ -250,9 +265,13 @@ public struct RequestParser: Sendable {
         let methodBytes = line[line.startIndex..<firstSpace]
         let target = line[(firstSpace + 1)..<secondSpace]
         let versionBytes = line[(secondSpace + 1)...]
-        guard !methodBytes.isEmpty, methodBytes.allSatisfy(isTokenByte) else { throw .bad("the method is not a token") }
-        guard !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {
-            throw .bad("the request target is empty or holds a space or control character")
+        // Methods are upper-case tokens (as `RequestMethod.isAcceptable` holds for HTTP/2): `get` is not `GET`.
+        guard !methodBytes.isEmpty, methodBytes.count <= 32, methodBytes.allSatisfy({
+            ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
+        }) else { throw .bad("the method must be an upper-case token") }
+        // Visible ASCII only (RFC 9112 §3.2: non-ASCII is sent percent-encoded).
+        guard !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw .bad("the request target is empty or holds a space, a control character or a byte outside ASCII")
         }
         guard target.count <= limits.maxTargetBytes else {
             throw Refusal(status: .uriTooLong, reason: "the request target is longer than \(limits.maxTargetBytes) bytes")

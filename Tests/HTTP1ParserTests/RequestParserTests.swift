@@ -95,7 +95,7 @@ func parseWithNIO(_ input: [UInt8]) -> Parsed {
     @Test func bodiesByLengthAndByChunksAndPipelining() {
         let input = Array(("POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
             + "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Sum: 9\r\n\r\n"
-            + "GET /next HTTP/1.0\r\n\r\n").utf8)
+            + "GET /next HTTP/1.0\r\n\r\nGET /never HTTP/1.1\r\n\r\n").utf8)
         for step in [1, 5, 1000] {
             let result = parse(input, step: step)
             #expect(result.refusal == nil, "\(result)")
@@ -103,6 +103,12 @@ func parseWithNIO(_ input: [UInt8]) -> Parsed {
             #expect(result.requests.map { String(decoding: $0.body, as: UTF8.self) } == ["hello", "abcde", ""])
             #expect(result.requests[1].trailers == ["x-sum: 9"])
         }
+    }
+
+    @Test func nothingIsReadAfterARequestThatClosesTheConnection() {
+        let input = Array("GET /1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n".utf8)
+        #expect(parse(input).requests.map(\.target) == ["/1"])
+        #expect(parse(Array("GET /1 HTTP/1.0\r\n\r\nGET /2 HTTP/1.0\r\n\r\n".utf8), step: 3).requests.map(\.target) == ["/1"])
     }
 
     @Test func keepAliveAndFlagsFollowTheVersionAndHeaders() throws {
@@ -152,6 +158,11 @@ func parseWithNIO(_ input: [UInt8]) -> Parsed {
         ("HTTP/1.2", "GET / HTTP/1.2\r\nHost: h\r\n\r\n", "400"),
         ("HTTP/2.0", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", "400"),
         ("method not a token", "G(T / HTTP/1.1\r\nHost: h\r\n\r\n", "400"),
+        ("lowercase method", "get / HTTP/1.1\r\nHost: h\r\n\r\n", "400"),
+        ("TE in a trailer", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n", "400"),
+        ("non-ASCII target", "GET /caf\u{E9} HTTP/1.1\r\nHost: h\r\n\r\n", "400"),
+        ("LF CR before the request", "\n\rGET / HTTP/1.1\r\nHost: h\r\n\r\n", "400"),
+        ("NUL before a CRLF arrives", "GET /\u{0}", "400"),
     ] as [(String, String, String)])
     func ambiguousFramingIsRefused(name: String, input: String, status: String) {
         for step in [1, 1000] {
@@ -180,6 +191,7 @@ func parseWithNIO(_ input: [UInt8]) -> Parsed {
             "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
             "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\nA;name=value\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n",
             "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET /1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n",
             "GET / HTTP/1.0\r\n\r\n",
             "\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
             "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
