@@ -8,6 +8,11 @@ import Testing
 
 /// What a parse of a whole input gives: the heads, bodies and trailers of every request, or the refusal.
 struct Parsed: Equatable {
+    /// The requests that ended, and how many input bytes they took.
+    var completeRequests: (requests: [Request], consumed: Int) { (Array(requests.prefix(complete)), consumed) }
+    var complete = 0
+    var consumed = 0
+
     struct Request: Equatable {
         var method: String
         var target: String
@@ -43,6 +48,8 @@ func parse(_ input: [UInt8], step: Int = .max) -> Parsed {
                     result.requests[result.requests.count - 1].body += Array(piece.readableBytesView)
                 case .end(let trailers):
                     result.requests[result.requests.count - 1].trailers = trailers.map { $0.0.lowercased() + ": " + $0.1 }
+                    result.complete = result.requests.count
+                    result.consumed = offset - buffer.readableBytes
                 }
             }
         } catch {
@@ -70,7 +77,8 @@ func parseWithNIO(_ input: [UInt8]) -> Parsed {
             case .body(let piece):
                 result.requests[result.requests.count - 1].body += Array(piece.readableBytesView)
             case .end(let trailers):
-                result.requests[result.requests.count - 1].trailers = trailers?.map { $0.name.lowercased() + ": " + $0.value } ?? []
+                result.requests[result.requests.count - 1].trailers =
+                    trailers?.map { $0.name.lowercased() + ": " + $0.value.trimmingCharacters(in: [" ", "\t"]) } ?? []
             }
         }
     } catch {
@@ -179,6 +187,30 @@ func parseWithNIO(_ input: [UInt8]) -> Parsed {
         #expect(parse(Array(long.utf8)).refusal == "414")
         let trailers = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + String(repeating: "X-T: 1234567890\r\n", count: 600) + "\r\n"
         #expect(parse(Array(trailers.utf8), step: 512).refusal == "400")
+    }
+
+    /// The fuzzer's corpus (Benchmarks/Fuzz/parser-corpus) under the fuzz harness's rules: ours reads each input the
+    /// same whole and byte by byte, and the bytes of the requests it completes are the same requests to NIO (inputs
+    /// with a method llhttp does not know, or a target not in origin form, are policy, not framing, and skipped).
+    @Test func theFuzzCorpusAgreesWithNIO() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Benchmarks/Fuzz/parser-corpus")
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+        #expect(names.count > 100)
+        let methods: Set<String> = ["DELETE", "GET", "HEAD", "POST", "PUT", "CONNECT", "OPTIONS", "TRACE", "PATCH", "PURGE", "PROPFIND"]
+        var compared = 0
+        for name in names {
+            let input = try [UInt8](Data(contentsOf: folder.appendingPathComponent(name)))
+            let whole = parse(input), byByte = parse(input, step: 1)
+            #expect(whole == byByte, "\(name): fed whole and byte by byte")
+            guard whole.refusal == nil || !whole.requests.isEmpty else { continue }
+            let complete = whole.completeRequests
+            guard !complete.requests.isEmpty, complete.requests.allSatisfy({ methods.contains($0.method) && $0.target.hasPrefix("/") })
+            else { continue }
+            let theirs = parseWithNIO(Array(input[..<complete.consumed]))
+            #expect(theirs.refusal == nil && theirs.requests == complete.requests, "\(name)\nours:   \(complete.requests)\ntheirs: \(theirs.requests)")
+            compared += 1
+        }
+        #expect(compared > 50, "\(compared) inputs compared")
     }
 
     /// Whatever ours accepts, NIO's llhttp-based decoder reads the same way (requests, headers, bodies, trailers):
