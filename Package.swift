@@ -98,7 +98,7 @@ let package = Package(
         /// The reverse proxy: upstream pools (plain and TLS), balancing, health checks, forwarding headers, WebSocket tunnels.
         .target(
             name: "Proxy",
-            dependencies: ["Config", "HeaderRules", "PlainErrors", nioCore, nioPosix, nioHTTP1, nioSSL, nioTLS, logging],
+            dependencies: ["Config", "HeaderRules", "HTTP1Parser", "PlainErrors", nioCore, nioPosix, nioHTTP1, nioSSL, nioTLS, logging],
             swiftSettings: dataPlaneSettings
         ),
         /// Tracking: events and their enrichment (GeoIP, user agent, source, visitors and sessions), the tracking API,

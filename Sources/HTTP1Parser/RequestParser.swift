@@ -402,23 +402,10 @@ public struct RequestParser: Sendable {
         return line
     }
 
-    /// RFC 9110 §5.6.2 tchar.
     @inline(__always)
-    static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
-    }
+    static func isTokenByte(_ byte: UInt8) -> Bool { HTTPBytes.isTokenByte(byte) }
 
-    static func trim(_ bytes: ByteBufferView) -> ByteBufferView {
-        var slice = bytes[...]
-        while let first = slice.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { slice = slice.dropFirst() }
-        while let last = slice.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { slice = slice.dropLast() }
-        return slice
-    }
+    static func trim(_ bytes: ByteBufferView) -> ByteBufferView { HTTPBytes.trim(bytes) }
 
     static func equalsIgnoringCase(_ bytes: ByteBufferView, _ lowercase: StaticString) -> Bool {
         guard bytes.count == lowercase.utf8CodeUnitCount else { return false }

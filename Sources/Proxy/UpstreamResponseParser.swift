@@ -1,3 +1,4 @@
+import HTTP1Parser
 import HeaderRules
 import NIOCore
 import NIOHTTP1
@@ -374,22 +375,10 @@ struct UpstreamResponseParser {
         return ParsedHead(head: head, contentLength: contentLength, chunked: chunked)
     }
 
-    static func trim<C: BidirectionalCollection>(_ bytes: C) -> C.SubSequence where C.Element == UInt8 {
-        var slice = bytes[...]
-        while let first = slice.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { slice = slice.dropFirst() }
-        while let last = slice.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { slice = slice.dropLast() }
-        return slice
-    }
+    static func trim<C: BidirectionalCollection>(_ bytes: C) -> C.SubSequence where C.Element == UInt8 { HTTPBytes.trim(bytes) }
 
     @inline(__always)
-    static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return byte > 32 && byte < 127 && "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
-    }
+    static func isTokenByte(_ byte: UInt8) -> Bool { HTTPBytes.isTokenByte(byte) }
 }
 
 extension Collection where Element == UInt8 {
