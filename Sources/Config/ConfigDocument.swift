@@ -7,10 +7,11 @@ public struct ConfigDocument: Sendable {
     public let root: ConfigNode
 
     /// Parses YAML text. `file` is only used in error messages; `environment` feeds `${VAR}` substitution.
-    public init(yaml: String, file: String, environment: [String: String] = ProcessInfo.processInfo.environment)
-        throws(ConfigError)
-    {
-        let env = Environment(variables: environment)
+    public init(
+        yaml: String, file: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+        secretsOptional: Bool = false
+    ) throws(ConfigError) {
+        let env = Environment(variables: environment, placeholderSecrets: secretsOptional)
         let node: Node?
         do {
             node = try Yams.compose(yaml: yaml)
@@ -26,10 +27,11 @@ public struct ConfigDocument: Sendable {
         root = try Self.convert(node, file: file, keyPath: "", environment: env)
     }
 
-    /// Reads and parses a file.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
-        throws(ConfigError) -> ConfigDocument
-    {
+    /// Reads and parses a file. `secretsOptional`: secrets from the environment may be unset (they read as a
+    /// placeholder), for commands that use none of them.
+    public static func load(
+        path: String, environment: [String: String] = ProcessInfo.processInfo.environment, secretsOptional: Bool = false
+    ) throws(ConfigError) -> ConfigDocument {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
@@ -37,7 +39,7 @@ public struct ConfigDocument: Sendable {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read as UTF-8 text" : "does not exist"
             throw ConfigError(file: path, line: 0, column: 0, keyPath: "", message: "the config file \(reason)")
         }
-        return try ConfigDocument(yaml: text, file: path, environment: environment)
+        return try ConfigDocument(yaml: text, file: path, environment: environment, secretsOptional: secretsOptional)
     }
 
     private static func convert(_ node: Node, file: String, keyPath: String, environment: Environment)

@@ -220,7 +220,8 @@ public struct ConfigMapping: Sendable {
 extension ConfigNode {
     /// The value of an environment variable from the same environment `${VAR}` substitution reads.
     public func environmentValue(_ name: String) -> String? {
-        environment.variables[name]
+        if let value = environment.variables[name] { return value }
+        return environment.placeholderSecrets ? "unset-\(name)-placeholder-for-a-command-without-secrets" : nil
     }
 }
 

@@ -3,6 +3,9 @@
 /// `${NAME}` must be set; `${NAME:-fallback}` uses the fallback when NAME is unset or empty; `$${` is a literal `${`.
 struct Environment: Sendable {
     let variables: [String: String]
+    /// Secrets named by `*_env` keys read as a placeholder when unset: for commands that read only the data folders
+    /// (`vantage events`), which must not need the gateway's secrets.
+    var placeholderSecrets = false
 
     func substitute(_ text: String, at node: ConfigNode) throws(ConfigError) -> String {
         guard text.contains("${") else { return text }

@@ -32,7 +32,8 @@ struct EventsCommand: ParsableCommand {
         }
 
         func directory() throws -> String {
-            let directory = try spool ?? loadConfiguration(options.config).tracking.spool.directory
+            // Only the spool's folder is read: the gateway's secrets need not be in this shell's environment.
+            let directory = try spool ?? loadConfiguration(options.config, secretsOptional: true).tracking.spool.directory
             guard FileManager.default.fileExists(atPath: directory) else {
                 printError("no spool folder at \(directory) (tracking.spool.dir): Vantage has not run with this configuration yet")
                 throw ExitCode(1)

@@ -61,9 +61,9 @@ let versionText = "vantage \(VantageRuntime.version) (commit \(BuildInfo.commit)
 
 /// Loads (and validates) a configuration, or prints why it is invalid and exits with status 2. `checkingCertificates`
 /// (for `validate`) also checks what serving needs: certificates that load, secrets the environment holds.
-func loadConfiguration(_ path: String, checkingCertificates: Bool = false) throws -> GatewayConfiguration {
+func loadConfiguration(_ path: String, checkingCertificates: Bool = false, secretsOptional: Bool = false) throws -> GatewayConfiguration {
     do {
-        let configuration = try GatewayConfiguration.load(path: path)
+        let configuration = try GatewayConfiguration.load(path: path, secretsOptional: secretsOptional)
         if checkingCertificates {
             try configuration.checkServingSecrets()
             try GatewayConfiguration.checkCertificates(configuration)

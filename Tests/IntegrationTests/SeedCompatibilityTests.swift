@@ -293,6 +293,29 @@ struct SeedCompatibilityTests {
         #expect(plain.status == 426 && plain.headers["sec-websocket-version"] == "13")
     }
 
+    /// From the seed field report: `vantage events export --config` reads only the spool, so it must not need the
+    /// gateway's secrets (the redirect key here) in its own environment.
+    @Test func exportingEventsNeedsNoSecrets() throws {
+        let vantage = try VantageProcess(config: """
+            listen: { http: "127.0.0.1:0" }
+            access_log: off
+            sites:
+              - routes:
+                  - { path: /, respond: ok }
+            tracking:
+              spool: { dir: "{{DIR}}/spool", sync_interval: 50ms }
+              api: { redirect_key_env: SEED_REPORT_REDIRECT_KEY }
+            """, environment: ["SEED_REPORT_REDIRECT_KEY": "a-redirect-signing-key-0123456789"])
+        _ = try curl([vantage.url("/tr/v1/tr/ename/exported")])
+        #expect(vantage.stop() == 0)
+        let export = try run([VantageProcess.binary, "events", "export", "--config", vantage.configPath])
+        #expect(export.status == 0, "\(export.stderr)")
+        #expect(export.stdout.contains("\"ename\":\"exported\""))
+        // Serving still needs the secret.
+        let validate = try run([VantageProcess.binary, "validate", "--config", vantage.configPath])
+        #expect(validate.status != 0 && (validate.stdout + validate.stderr).contains("SEED_REPORT_REDIRECT_KEY"))
+    }
+
     @Test func anEventOverTheRecordCapIsRefusedAndCounted() throws {
         let vantage = try Self.start()
         // Five fields of 2 KB each: every one fits the value limit, together they exceed the 8 KB an event keeps.

@@ -61,10 +61,11 @@ public struct GatewayConfiguration: Sendable {
     }
 
     /// Loads and validates a file.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
-        throws -> GatewayConfiguration
-    {
-        let document = try ConfigDocument.load(path: path, environment: environment)
+    /// `secretsOptional`: for commands that read only the data folders, unset secret variables are not an error.
+    public static func load(
+        path: String, environment: [String: String] = ProcessInfo.processInfo.environment, secretsOptional: Bool = false
+    ) throws -> GatewayConfiguration {
+        let document = try ConfigDocument.load(path: path, environment: environment, secretsOptional: secretsOptional)
         var configuration = try GatewayConfiguration(from: document.root)
         configuration.sourcePath = path
         return configuration
