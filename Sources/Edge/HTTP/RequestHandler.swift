@@ -1154,7 +1154,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// site too). Two byte comparisons for every other request.
     @inline(__always)
     private static func withoutCredentials(_ target: String) -> String {
-        guard target.utf8.count > 8, target.hasPrefix("/tr/v1/rpi/") || target.hasPrefix("/rpi/v1/") else { return target }
+        guard target.utf8.count > 8,
+            target.utf8.starts(with: "/tr/v1/rpi/".utf8) || target.utf8.starts(with: "/rpi/v1/".utf8)
+        else { return target }
         return LegacyShortLinkAPI.redactedTarget(target) ?? target
     }
 
