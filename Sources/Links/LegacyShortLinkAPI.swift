@@ -53,9 +53,10 @@ public struct LegacyShortLinkAPI: Sendable {
     /// The prefixes the API answers under: the current and the legacy paths.
     public static let prefixes = ["/tr/v1/rpi/", "/rpi/v1/"]
 
-    /// The path with the password segment masked, for the access log and the request's event.
+    /// The path with the password segment masked, for the access log and the request's event, whatever answered
+    /// the request (a host without a site too); nil for any other target, which costs two byte comparisons.
     public static func redactedTarget(_ target: String) -> String? {
-        for prefix in prefixes where target.hasPrefix(prefix) {
+        for prefix in prefixes where target.utf8.starts(with: prefix.utf8) {
             var segments = target.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
             guard segments.count >= 3 else { return nil }
             segments[2] = "***"
@@ -101,8 +102,8 @@ public struct LegacyShortLinkAPI: Sendable {
         var matched = false
         for account in configuration.accounts {
             // Every account is compared, whole, so the time says nothing about which part was wrong.
-            let uidMatches = Self.constantTimeEquals(Array(account.uid.utf8), Array(uid.utf8))
-            let passwordMatches = Self.constantTimeEquals(account.password, Array(password.utf8))
+            let uidMatches = Signatures.equal(Array(uid.utf8), Array(account.uid.utf8))
+            let passwordMatches = Signatures.equal(Array(password.utf8), account.password)
             matched = matched || (uidMatches && passwordMatches)
         }
         return matched
@@ -189,15 +190,5 @@ public struct LegacyShortLinkAPI: Sendable {
         response.headers.add(name: "Cache-Control", value: "no-store")
         response.headers.add(name: "Content-Length", value: String(response.body.readableBytes))
         return response
-    }
-
-    private static func constantTimeEquals(_ left: [UInt8], _ right: [UInt8]) -> Bool {
-        var difference = UInt8(truncatingIfNeeded: left.count ^ right.count)
-        for index in 0..<max(left.count, right.count) {
-            let a = index < left.count ? left[index] : 0
-            let b = index < right.count ? right[index] : 0
-            difference |= a ^ b
-        }
-        return difference == 0
     }
 }

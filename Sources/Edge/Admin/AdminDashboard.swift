@@ -2,6 +2,7 @@ import Foundation
 import Insights
 import NIOCore
 import NIOHTTP1
+import Tracking
 
 extension Gateway {
     /// The dashboard page for `parameters`, mounted at `basePath` (or the same page from the last
@@ -27,6 +28,6 @@ extension AdminHandler {
     /// reports, `InsightsWeb.swift`, and changes nothing).
     func isAuthorized(_ head: HTTPRequestHead) -> Bool {
         guard let token = endpoints.gateway.adminToken else { return true }
-        return Self.constantTimeEquals(head.headers.first(name: "authorization") ?? "", "Bearer " + token)
+        return Signatures.equal(head.headers.first(name: "authorization") ?? "", "Bearer " + token)
     }
 }

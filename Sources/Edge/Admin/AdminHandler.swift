@@ -181,15 +181,6 @@ final class AdminHandler: ChannelInboundHandler {
             if !keepAlive { bound.value.close(promise: nil) }
         }
     }
-
-    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        var difference = UInt8(x.count == y.count ? 0 : 1)
-        for index in 0..<max(x.count, y.count) {
-            difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)
-        }
-        return difference == 0
-    }
 }
 
 /// Closes a connection when ``IdleStateHandler`` says it went quiet (the admin listener's progress deadline).

@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import Logging
 import Synchronization
+import Tracking
 
 /// Signed-in browsers of the admin listener: the login form trades the admin token for a session cookie, and too
 /// many wrong tokens from one address are refused for a while.
@@ -43,7 +44,7 @@ final class AdminSessions: Sendable {
             guard parts.count == 2, parts[0] == Self.cookieName else { continue }
             let value = parts[1].split(separator: ".", maxSplits: 1)
             guard value.count == 2, let expiry = Int(value[0]), Double(expiry) > now.timeIntervalSince1970 else { continue }
-            if AdminHandler.constantTimeEquals(String(value[1]), signature(expiry: String(value[0]), token: token)) { return true }
+            if Signatures.equal(String(value[1]), signature(expiry: String(value[0]), token: token)) { return true }
         }
         return false
     }

@@ -2,6 +2,7 @@ import Foundation
 import Insights
 import NIOCore
 import NIOHTTP1
+import Tracking
 
 /// A request to the reports' web pages, whichever listener it reached: the admin listener (mounted at `/`) or a
 /// site's `insights` route (mounted at its path).
@@ -89,7 +90,7 @@ extension Gateway {
     /// The admin token as a bearer header, or a signed-in browser's cookie; anyone when no token is configured.
     func isAllowedToRead(_ request: InsightsWebRequest) -> Bool {
         guard let token = adminToken else { return true }
-        if AdminHandler.constantTimeEquals(request.authorization ?? "", "Bearer " + token) { return true }
+        if Signatures.equal(request.authorization ?? "", "Bearer " + token) { return true }
         return adminSessions.isSignedIn(cookieHeader: request.cookie, token: token)
     }
 
@@ -170,7 +171,7 @@ extension Gateway {
         }
         let form = AdminHandler.formParameters(Substring(request.body))
         guard let token = adminToken else { return WebAnswer(.seeOther, "", headers: ["Location": request.basePath]) }
-        guard AdminHandler.constantTimeEquals(form["token"] ?? "", token) else {
+        guard Signatures.equal(form["token"] ?? "", token) else {
             adminSessions.failed(address)
             return Self.page(.unauthorized, Self.loginPage(message: "That is not the admin token.", basePath: request.basePath))
         }

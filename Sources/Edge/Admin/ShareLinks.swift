@@ -68,7 +68,7 @@ final class ShareLinks: Sendable {
         return shares.withLock { shares in
             var site: String?
             // Every link is compared, in constant time, whichever matches.
-            for share in shares where AdminHandler.constantTimeEquals(share.digest, digest) { site = share.site }
+            for share in shares where Signatures.equal(share.digest, digest) { site = share.site }
             return site
         }
     }
@@ -94,7 +94,7 @@ final class ShareLinks: Sendable {
     }
 
     static func digest(_ secret: String) -> String {
-        SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+        Signatures.hex(SHA256.hash(data: Data(secret.utf8)))
     }
 
     /// `bytes` random bytes as base64url without padding.

@@ -1121,16 +1121,17 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: - Access log and metrics
 
-    /// A GET answered 2xx or 304 with `text/html` that is not a prefetch, prerender or preview (DESIGN.md §4).
     /// The request's own event (what a tracking API call's events are completed by).
     private func requestEvent(_ exchange: Exchange, id: EventID, started: Int64, elapsed: UInt64, client: String) -> TrackingEvent {
         let head = exchange.head
         let headers = exchange.headers
         let version: String = isHTTP2 ? "HTTP/2.0" : (head.version.minor == 1 ? "HTTP/1.1" : "HTTP/1.0")
+        // The Go tracker's short-link API carries a password in its path: it never reaches the log or the event.
+        let target = LegacyShortLinkAPI.redactedTarget(head.uri) ?? head.uri
         return TrackingEvent(
             id: id, timeMilliseconds: started, site: exchange.siteName,
             host: headers.host ?? "", kind: Self.eventKind(exchange), method: head.method.rawValue,
-            scheme: connection.isTLS ? "https" : "http", target: Self.withoutCredentials(head.uri), status: Int(exchange.status.code),
+            scheme: connection.isTLS ? "https" : "http", target: target, status: Int(exchange.status.code),
             bytesIn: exchange.bodyBytes, bytesOut: exchange.sentBytes, durationMicroseconds: Int(elapsed / 1000),
             upstream: exchange.proxy?.upstreamAddress ?? "",
             upstreamMicroseconds: exchange.proxy?.upstreamHeaderNanoseconds.map { Int($0 / 1000) } ?? 0,
@@ -1147,17 +1148,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         facts.siteHosts = exchange.siteHosts
         facts.issuedVisitorID = exchange.issuedVisitorID
         return facts
-    }
-
-    /// The target to keep in the access log and the event: the Go tracker's short-link API carries a password in
-    /// its path (`/tr/v1/rpi/redirect/<uid>/<password>`), masked whatever answered the request (a host without a
-    /// site too). Two byte comparisons for every other request.
-    @inline(__always)
-    private static func withoutCredentials(_ target: String) -> String {
-        guard target.utf8.count > 8,
-            target.utf8.starts(with: "/tr/v1/rpi/".utf8) || target.utf8.starts(with: "/rpi/v1/".utf8)
-        else { return target }
-        return LegacyShortLinkAPI.redactedTarget(target) ?? target
     }
 
     /// A GET answered 2xx or 304 with `text/html` that is not a prefetch, prerender or preview (DESIGN.md §4).
@@ -1258,7 +1248,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let accessLog else { return }
         // The log keeps the target as sent, less personal query parameters (as the events do).
         let scrubber = loop.events?.scrubber ?? QueryScrubber.standard
-        let sentTarget = Self.withoutCredentials(exchange.originalTarget ?? head.uri)
+        let original = exchange.originalTarget ?? head.uri
+        let sentTarget = LegacyShortLinkAPI.redactedTarget(original) ?? original
         let format = loop.accessLogFormat
         let entry = AccessLogEntry(
             milliseconds: now % 1000, client: client, method: head.method.rawValue, host: headers.host,

@@ -681,8 +681,7 @@ public final class TrackingAPI: Sendable {
         else { return false }
         if let key = configuration.redirectKey, let signature {
             let expected = HMAC<SHA256>.authenticationCode(for: Array(target.utf8), using: SymmetricKey(data: key))
-            let hex = expected.map { String(format: "%02x", $0) }.joined()
-            if Self.constantTimeEquals(hex, signature.lowercased()) { return true }
+            if Signatures.equal(signature.lowercased(), Signatures.hex(expected)) { return true }
         }
         // `host(ofURL:)` drops a leading www.
         let candidates = siteHosts + configuration.redirectHosts
@@ -698,16 +697,7 @@ public final class TrackingAPI: Sendable {
 
     /// The signature `rdr` accepts for `target` with `key`: hex HMAC-SHA256 (what `vantage api sign-url` prints).
     public static func signature(for target: String, key: [UInt8]) -> String {
-        HMAC<SHA256>.authenticationCode(for: Array(target.utf8), using: SymmetricKey(data: key))
-            .map { String(format: "%02x", $0) }.joined()
-    }
-
-    private static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let left = Array(a.utf8), right = Array(b.utf8)
-        guard left.count == right.count else { return false }
-        var difference: UInt8 = 0
-        for index in left.indices { difference |= left[index] ^ right[index] }
-        return difference == 0
+        Signatures.hex(HMAC<SHA256>.authenticationCode(for: Array(target.utf8), using: SymmetricKey(data: key)))
     }
 
     /// A 1×1 transparent GIF (43 bytes: a two-colour table and a Graphic Control Extension marking colour 0 as

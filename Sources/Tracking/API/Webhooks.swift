@@ -151,8 +151,8 @@ public struct WebhookReceiver: Sendable {
         case .github, .hex:
             var signature = Substring(presented.trimmingCharacters(in: .whitespaces))
             if signature.hasPrefix("sha256=") { signature = signature.dropFirst(7) }
-            let expected = hex(HMAC<SHA256>.authenticationCode(for: Array(body.readableBytesView), using: key))
-            return constantTimeEquals(expected, signature.lowercased()) ? nil : "the \(verification.header) signature does not match"
+            let expected = Signatures.hex(HMAC<SHA256>.authenticationCode(for: Array(body.readableBytesView), using: key))
+            return Signatures.equal(signature.lowercased(), expected) ? nil : "the \(verification.header) signature does not match"
         case .stripe:
             var timestamp: Substring?
             var candidates: [Substring] = []
@@ -165,21 +165,9 @@ public struct WebhookReceiver: Sendable {
             guard let timestamp, let seconds = Int64(timestamp) else { return "Stripe-Signature has no t= timestamp" }
             guard abs(now / 1000 - seconds) <= 300 else { return "the Stripe-Signature timestamp is more than five minutes off" }
             let signed = Array(timestamp.utf8) + [UInt8(ascii: ".")] + Array(body.readableBytesView)
-            let expected = hex(HMAC<SHA256>.authenticationCode(for: signed, using: key))
-            return candidates.contains { constantTimeEquals(expected, $0.lowercased()) } ? nil : "the Stripe-Signature does not match"
+            let expected = Signatures.hex(HMAC<SHA256>.authenticationCode(for: signed, using: key))
+            return candidates.contains { Signatures.equal($0.lowercased(), expected) } ? nil : "the Stripe-Signature does not match"
         }
-    }
-
-    private static func hex(_ code: HashedAuthenticationCode<SHA256>) -> String {
-        code.map { String(format: "%02x", $0) }.joined()
-    }
-
-    private static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let left = Array(a.utf8), right = Array(b.utf8)
-        guard left.count == right.count else { return false }
-        var difference: UInt8 = 0
-        for index in left.indices { difference |= left[index] ^ right[index] }
-        return difference == 0
     }
 
     private static func answer(_ status: HTTPResponseStatus, _ text: String, contentType: String) -> APIResponse {
