@@ -119,7 +119,7 @@ let package = Package(
         .target(
             name: "Edge",
             dependencies: [
-                "Config", "HeaderRules", "Insights", "PlainErrors", "RegexSet", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, nioWebSocket, logging, metrics,
+                "Config", "HeaderRules", "HTTP1Parser", "Insights", "PlainErrors", "RegexSet", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, nioWebSocket, logging, metrics,
                 prometheus, serviceLifecycle, unixSignals, crypto,
             ],
             swiftSettings: dataPlaneSettings
@@ -164,7 +164,7 @@ let package = Package(
         .testTarget(name: "StaticTests", dependencies: ["Static", "RequestTarget", nioCore, nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeTests",
-            dependencies: ["Edge", "Config", "HeaderRules", "Proxy", "RegexSet", nioCore, nioHTTP1, nioPosix, .product(name: "NIOEmbedded", package: "swift-nio")],
+            dependencies: ["Edge", "Config", "HeaderRules", "HTTP1Parser", "Proxy", "RegexSet", nioCore, nioHTTP1, nioPosix, .product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

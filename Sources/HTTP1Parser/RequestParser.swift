@@ -61,8 +61,9 @@ public struct ParsedRequestHead: Sendable {
 /// Content-Length of digits, or by `Transfer-Encoding: chunked` alone (both together, a repeated or listed
 /// Content-Length, a coding list not ending in chunked, or chunked on HTTP/1.0 are refused; a coding other than
 /// chunked is not implemented); chunk sizes are hex digits within 16 (no `0x`, no overflow), each chunk ends in
-/// CRLF. Bounded: head size, header count, chunk-extension and trailer size. After a request that does not keep the
-/// connection (`Connection: close`, HTTP/1.0 without keep-alive) nothing more is read.
+/// CRLF; exactly one Host on HTTP/1.1 (at most one on HTTP/1.0). Bounded: head size, header count, chunk-extension
+/// and trailer size. After a request that does not keep the connection (`Connection: close`, HTTP/1.0 without
+/// keep-alive) nothing more is read.
 public struct RequestParser: Sendable {
     public enum Event: Sendable {
         case head(ParsedRequestHead)
@@ -290,6 +291,7 @@ public struct RequestParser: Sendable {
         var contentLengthSeen = false
         var transferEncoding: ByteBufferView?
         var connectionClose = false, connectionKeepAlive = false, expectsContinue = false, hasUpgrade = false
+        var hostCount = 0
         for headerLine in headerLines {
             let text = slice(headerLine.start, headerLine.end)
             let (name, value) = try field(text)
@@ -317,10 +319,15 @@ public struct RequestParser: Sendable {
                 expectsContinue = equalsIgnoringCase(value, "100-continue")
             case 7 where equalsIgnoringCase(name, "upgrade"):
                 hasUpgrade = true
+            case 4 where equalsIgnoringCase(name, "host"):
+                hostCount += 1
             default:
                 break
             }
         }
+        // RFC 9112 §3.2: one Host, required from HTTP/1.1 on; two could name two sites to two readers.
+        guard hostCount <= 1 else { throw .bad("the Host header is repeated") }
+        guard hostCount == 1 || version == .http1_0 else { throw .bad("HTTP/1.1 requests need a Host header") }
         let framing: ParsedRequestHead.Framing
         if let transferEncoding {
             guard !contentLengthSeen else { throw .bad("both Content-Length and Transfer-Encoding are present") }
@@ -332,7 +339,10 @@ public struct RequestParser: Sendable {
                 if codings.contains(where: { equalsIgnoringCase($0, "chunked") }) { throw .bad("chunked is not the last transfer coding") }
                 throw Refusal(status: .notImplemented, reason: "only the chunked transfer coding is implemented")
             }
-            guard codings.count == 1 else { throw .bad("transfer codings besides chunked") }
+            // `gzip, chunked` is well-formed, but the edge would forward a body it cannot decode (RFC 9112 §6.1: 501).
+            guard codings.count == 1 else {
+                throw Refusal(status: .notImplemented, reason: "only the chunked transfer coding is implemented")
+            }
             framing = .chunked
         } else if let contentLength {
             framing = contentLength == 0 ? .none : .contentLength(contentLength)

@@ -6,9 +6,7 @@ import NIOHTTP1
 /// single pass that compares lengths first is several times cheaper on the request path.
 public struct RequestHeaderSummary: Sendable {
     public var host: String?
-    public var hostCount = 0
     public var contentLength: String?
-    public var contentLengthCount = 0
     public var hasTransferEncoding = false
     public var ifMatch: String?
     public var ifNoneMatch: String?
@@ -37,8 +35,8 @@ public struct RequestHeaderSummary: Sendable {
     /// An empty summary (no headers).
     public init() {}
 
-    /// Reads the interesting headers. Repeated headers keep their first value, except that counts are kept for
-    /// Host and Content-Length, whose repetition is a request-smuggling signal.
+    /// Reads the interesting headers. Repeated headers keep their first value (the HTTP/1.1 parser has already
+    /// refused a repeated Host or Content-Length).
     public init(_ headers: HTTPHeaders) {
         for (name, value) in headers {
             let utf8 = name.utf8
@@ -46,10 +44,7 @@ public struct RequestHeaderSummary: Sendable {
             case 3:
                 if utf8.equalsLowercase("dnt") { doNotTrack = value == "1" }
             case 4:
-                if utf8.equalsLowercase("host") {
-                    hostCount += 1
-                    if host == nil { host = value }
-                }
+                if host == nil && utf8.equalsLowercase("host") { host = value }
             case 5:
                 if range == nil && utf8.equalsLowercase("range") {
                     range = value
@@ -89,10 +84,7 @@ public struct RequestHeaderSummary: Sendable {
             case 13:
                 if ifNoneMatch == nil && utf8.equalsLowercase("if-none-match") { ifNoneMatch = value }
             case 14:
-                if utf8.equalsLowercase("content-length") {
-                    contentLengthCount += 1
-                    if contentLength == nil { contentLength = value }
-                }
+                if contentLength == nil && utf8.equalsLowercase("content-length") { contentLength = value }
             case 15:
                 if acceptEncoding == nil && utf8.equalsLowercase("accept-encoding") { acceptEncoding = value }
             case 17:

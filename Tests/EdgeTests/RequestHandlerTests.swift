@@ -26,6 +26,7 @@ final class HandlerHarness {
         let handler = RequestHandler(
             core: core, loop: core.loopContext(for: channel.embeddedEventLoop),
             connection: ConnectionInfo(channel: channel, isTLS: isTLS, core: core), connectionGuard: nil, isHTTP2: false)
+        try channel.pipeline.syncOperations.addHandler(HTTP1RequestDecoder(limits: snapshot.limits))
         try channel.pipeline.syncOperations.addHandler(handler)
     }
 
@@ -40,9 +41,14 @@ final class HandlerHarness {
     func send(_ uri: String, method: HTTPMethod = .GET, headers: HTTPHeaders = ["Host": "example.com"],
               version: HTTPVersion = .http1_1) throws -> Answer
     {
-        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(
-            version: version, method: method, uri: uri, headers: headers)))
-        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        var request = "\(method.rawValue) \(uri) HTTP/\(version.major).\(version.minor)\r\n"
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
+        return try sendRaw(request + "\r\n")
+    }
+
+    /// Sends request bytes as a client would (through the HTTP/1.1 decoder) and reads the answer.
+    func sendRaw(_ request: String) throws -> Answer {
+        try channel.writeInbound(ByteBuffer(string: request))
         // HTTP/1.1 answers leave the handler as bytes: parse them back.
         var bytes = ByteBuffer()
         while var chunk = try channel.readOutbound(as: ByteBuffer.self) { bytes.writeBuffer(&chunk) }

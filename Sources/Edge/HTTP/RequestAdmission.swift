@@ -27,7 +27,6 @@ enum RequestAdmission {
         if head.method == .CONNECT {
             return Refusal(status: .methodNotAllowed, reason: "this server does not open tunnels (CONNECT)")
         }
-        if !isHTTP2, let refusal = framingRefusal(head, headers: headers) { return refusal }
         let target: RequestTarget
         switch RequestTarget.parse(head.uri) {
         case .success(let parsed): target = parsed
@@ -53,22 +52,5 @@ enum RequestAdmission {
         case .failure(let rejection):
             return Refusal(status: .badRequest, reason: rejection.rawValue)
         }
-    }
-
-    /// HTTP/1.1 framing that could be read two ways (request smuggling) and the parser lets through.
-    private static func framingRefusal(_ head: HTTPRequestHead, headers: RequestHeaderSummary) -> Refusal? {
-        if headers.hasTransferEncoding && headers.contentLengthCount > 0 {
-            return Refusal(status: .badRequest, reason: "both Content-Length and Transfer-Encoding are present")
-        }
-        if headers.contentLengthCount > 1 || (headers.contentLength.map { Int($0) == nil } ?? false) {
-            return Refusal(status: .badRequest, reason: "Content-Length is repeated or not a number")
-        }
-        if head.version.major == 1 && head.version.minor >= 1 && headers.hostCount != 1 {
-            return Refusal(status: .badRequest, reason: "HTTP/1.1 requests need exactly one Host header")
-        }
-        if headers.hasTransferEncoding && !TransferCoding.isChunkedOnly(head.headers[canonicalForm: "transfer-encoding"]) {
-            return Refusal(status: .notImplemented, reason: "the only transfer coding accepted is chunked")
-        }
-        return nil
     }
 }

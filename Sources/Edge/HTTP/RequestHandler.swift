@@ -1,6 +1,7 @@
 import ACME
 import Config
 import Foundation
+import HTTP1Parser
 import HeaderRules
 import Links
 import Logging
@@ -137,9 +138,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The connection closes after the current answer (the client asked, or a request was refused): nothing more
     /// that arrives is a request (RFC 9112 §9.6).
     private var closing = false
-    /// Bytes after the current request did not parse: once its answer is out, they get a 400 and the connection
-    /// closes.
-    private var malformedAfterCurrent = false
+    /// Bytes after the current request did not parse: once its answer is out, they get this refusal and the
+    /// connection closes.
+    private var refusalAfterCurrent: RequestParser.Refusal?
     /// A proxied request body is read no further until the upstream takes what it has.
     private(set) var requestBodyPaused = false
     private var quiescing = false
@@ -250,7 +251,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if closing || malformedAfterCurrent { return }
+        if closing || refusalAfterCurrent != nil { return }
         let part = unwrapInboundIn(data)
         if !isHTTP2, let current = exchange, current.requestEnded {
             // A request after one that closes the connection is never served.
@@ -312,9 +313,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.exchangeFinished()
             return
         }
-        if malformedAfterCurrent {
-            malformedAfterCurrent = false
-            refuseWithoutHead(.badRequest, "the request is malformed", context: context)
+        if let refusal = refusalAfterCurrent {
+            refusalAfterCurrent = nil
+            refuseWithoutHead(refusal.status, refusal.reason, context: context)
             return
         }
         if closing { return }
@@ -1106,7 +1107,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             closing = true
             queued.removeAll()
             // A malformed request after this one is answered (and the connection closed) once this one is done.
-            if !malformedAfterCurrent { closeAfterPendingWrites(context: context) }
+            if refusalAfterCurrent == nil { closeAfterPendingWrites(context: context) }
         }
         if keepAlive, let connectionGuard {
             if let written = current.bodyWritten {
@@ -1302,9 +1303,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // The decoder refuses malformed requests (bad framing, obs-fold, invalid characters) and the byte stream can
-        // no longer be trusted: answer 400, then close.
-        guard !isHTTP2, error is HTTPParserError, !closed else {
+        // The parser refused the bytes (ambiguous framing, a bare LF, a control character, a head too large…) and the
+        // byte stream can no longer be trusted: answer with the refusal's status and reason, then close.
+        guard !isHTTP2, let refusal = error as? RequestParser.Refusal, !closed else {
             context.close(promise: nil)
             return
         }
@@ -1312,11 +1313,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // The bad bytes follow a complete request, which is answered first. A client that asked to close
             // sent nothing more that counts; one that did not learns why the connection ends.
             queued.removeAll()
-            if current.head.isKeepAlive && !current.responseFinished { malformedAfterCurrent = true }
+            if current.head.isKeepAlive && !current.responseFinished { refusalAfterCurrent = refusal }
             current.keepAlive = false
             return
         }
-        refuse(.badRequest, "the request is malformed", context: context)
+        refuse(refusal.status, refusal.reason, context: context)
     }
 
     /// Refuses the request being read (or, between requests, the bytes that were to be one): a 400/408/431 when no
@@ -1664,7 +1665,7 @@ extension RequestHandler: ProxyDownstream {
             // The WebSocket handlers go in after the HTTP decoder, which then leaves with this handler and the guard
             // (bytes it still holds are handed on).
             let sync = channelContext.channel.pipeline.syncOperations
-            let decoder = try sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            let decoder = try sync.handler(type: HTTP1RequestDecoder.self)
             try handler.install(after: decoder, in: sync)
             if let connectionGuard { sync.removeHandler(connectionGuard, promise: nil) }
             sync.removeHandler(context: channelContext, promise: nil)
@@ -1693,7 +1694,7 @@ extension RequestHandler: ProxyDownstream {
         // go to the tunnel.
         do {
             let sync = context.channel.pipeline.syncOperations
-            let decoder = try sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            let decoder = try sync.handler(type: HTTP1RequestDecoder.self)
             try sync.addHandler(tunnel.makeClientHandler(), position: .after(decoder))
             if let connectionGuard { sync.removeHandler(connectionGuard, promise: nil) }
             sync.removeHandler(context: context, promise: nil)

@@ -344,7 +344,7 @@ public final class Gateway: Sendable {
         // Only the request decoder: the request handler writes response bytes itself and keeps pipelined
         // requests in order (see RequestHandler).
         // Bytes after an upgrade request stay in the decoder and go to the WebSocket tunnel when it is removed.
-        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
+        try sync.addHandler(HTTP1RequestDecoder(limits: limits))
         try sync.addHandler(RequestHandler(
             core: core, loop: core.loopContext(for: channel.eventLoop),
             connection: connection, connectionGuard: connectionGuard, isHTTP2: false))

@@ -1,0 +1,120 @@
+import HTTP1Parser
+import NIOCore
+import NIOHTTP1
+
+/// Reads an HTTP/1.1 connection's bytes with ``RequestParser`` and hands the requests to ``RequestHandler`` as
+/// request parts. It replaces NIO's `ByteToMessageHandler(HTTPRequestDecoder)`: one strict parser decides framing
+/// (RFC 9112, see ``RequestParser``), and a request it refuses reaches the request handler as the parser's
+/// ``RequestParser/Refusal`` (status and reason) through `errorCaught`, after every request that came before it.
+///
+/// Bytes are held only while a head is incomplete (bounded by the parser's head limit) or after an `Upgrade`
+/// request, until the connection either becomes a tunnel (the bytes go on to it when this handler leaves the
+/// pipeline) or closes. Nothing after a request that closes the connection, or after a refusal, is kept.
+final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = HTTPServerRequestPart
+
+    private enum Mode {
+        case parsing
+        /// An `Upgrade` request ended: what follows belongs to the protocol it may switch to, held unparsed.
+        case heldForUpgrade
+        /// A request that closes the connection ended, or the parser refused the bytes: nothing more is read.
+        case finished
+    }
+
+    /// At most this many bytes are held after an `Upgrade` request before its answer (a client that sends more
+    /// before the 101 arrives is cut off).
+    static let maxHeldAfterUpgrade = 64 << 10
+
+    private var parser: RequestParser
+    private var mode = Mode.parsing
+    /// Bytes received and not yet consumed by the parser.
+    private var pending = ByteBuffer()
+    /// The request being read asked for an upgrade / keeps the connection.
+    private var requestUpgrades = false
+    private var requestKeepsAlive = true
+    private var removed = false
+
+    init(limits: RequestParser.Limits) {
+        parser = RequestParser(limits: limits)
+    }
+
+    /// The parser's bounds from the gateway's limits (`max_header_size`, `max_uri_length`).
+    convenience init(limits: Limits) {
+        var parserLimits = RequestParser.Limits()
+        parserLimits.maxHeadBytes = limits.maxHeaderSize
+        parserLimits.maxTargetBytes = limits.maxURILength
+        self.init(limits: parserLimits)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        switch mode {
+        case .finished:
+            return
+        case .heldForUpgrade:
+            guard pending.readableBytes + incoming.readableBytes <= Self.maxHeldAfterUpgrade else {
+                mode = .finished
+                pending = ByteBuffer()
+                context.close(promise: nil)
+                return
+            }
+            pending.writeBuffer(&incoming)
+            return
+        case .parsing:
+            break
+        }
+        // The common case: everything before was consumed, so the read's buffer is parsed as it is (no copy).
+        if pending.readableBytes == 0 {
+            pending = incoming
+        } else {
+            pending.writeBuffer(&incoming)
+        }
+        decode(context: context)
+    }
+
+    private func decode(context: ChannelHandlerContext) {
+        while !removed, mode == .parsing {
+            let event: RequestParser.Event?
+            do {
+                event = try parser.next(&pending)
+            } catch {
+                mode = .finished
+                pending = ByteBuffer()
+                context.fireErrorCaught(error)
+                return
+            }
+            guard let event else { break }
+            switch event {
+            case .head(let head):
+                requestUpgrades = head.hasUpgrade
+                requestKeepsAlive = head.keepAlive
+                context.fireChannelRead(wrapInboundOut(.head(head.makeHTTPRequestHead())))
+            case .body(let piece):
+                context.fireChannelRead(wrapInboundOut(.body(piece)))
+            case .end(let trailers):
+                if requestUpgrades {
+                    mode = .heldForUpgrade
+                } else if !requestKeepsAlive {
+                    mode = .finished
+                    pending = ByteBuffer()
+                }
+                context.fireChannelRead(wrapInboundOut(.end(trailers.isEmpty ? nil : HTTPHeaders(trailers))))
+            }
+        }
+        if pending.readableBytes == 0 {
+            // Let go of the read's storage (body slices handed on may still share it).
+            pending = ByteBuffer()
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        removed = true
+        // The connection became a tunnel: bytes that came after the upgrade request are the tunnel's.
+        if mode == .heldForUpgrade, pending.readableBytes > 0 {
+            let held = pending
+            pending = ByteBuffer()
+            context.fireChannelRead(NIOAny(held))
+        }
+    }
+}
