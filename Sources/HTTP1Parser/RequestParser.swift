@@ -199,10 +199,12 @@ public struct RequestParser: Sendable {
             buffer.moveReaderIndex(forwardBy: 2)
         }
         let view = buffer.readableBytesView
-        // The head ends at the first CRLF CRLF; a bare CR or LF anywhere in it is refused while scanning.
+        // The head ends at the first CRLF CRLF; a bare CR or LF anywhere in it is refused while scanning. Lines are
+        // only counted here (no list of them: the head is read again, from the cache, once it is complete).
         var index = view.startIndex
         var lineStart = index
-        var lines: [(start: Int, end: Int)] = []
+        var lineCount = 0
+        var requestLineEnd = index
         var headEnd: Int?
         while index < view.endIndex {
             let byte = view[index]
@@ -213,8 +215,9 @@ public struct RequestParser: Sendable {
                     headEnd = index + 2
                     break
                 }
-                lines.append((lineStart, index))
-                guard lines.count <= limits.maxHeaders + 1 else {
+                if lineCount == 0 { requestLineEnd = index }
+                lineCount += 1
+                guard lineCount <= limits.maxHeaders + 1 else {
                     throw Refusal(status: .requestHeaderFieldsTooLarge, reason: "more than \(limits.maxHeaders) header fields")
                 }
                 index += 2
@@ -236,12 +239,13 @@ public struct RequestParser: Sendable {
             throw Refusal(status: .requestHeaderFieldsTooLarge, reason: "the request head is larger than \(limits.maxHeadBytes) bytes")
         }
         emptyLinesSkipped = 0
+        guard lineCount > 0 else { throw .bad("an empty request") }
         let base = view.startIndex
-        let headLength = (lines.last?.end ?? base) - base
+        // The head's bytes without the blank line's CRLF and the last line's.
+        let headLength = headEnd - 4 - base
         let bytes = buffer.getSlice(at: buffer.readerIndex, length: headLength)!
         buffer.moveReaderIndex(forwardBy: headEnd - base)
-        guard let requestLine = lines.first else { throw .bad("an empty request") }
-        let head = try Self.makeHead(bytes: bytes, requestLine: requestLine, headerLines: lines.dropFirst(), base: base, limits: limits)
+        let head = try Self.makeHead(bytes: bytes, requestLineLength: requestLineEnd - base, headerCount: lineCount - 1, limits: limits)
         keepAlive = head.keepAlive
         switch head.framing {
         case .none: state = .ending
@@ -251,15 +255,15 @@ public struct RequestParser: Sendable {
         return .head(head)
     }
 
+    /// Reads a complete head: `bytes` holds the request line and the header lines, each but the last followed by
+    /// CRLF (already checked: no bare CR or LF, no control characters but HTAB).
     private static func makeHead(
-        bytes: ByteBuffer, requestLine: (start: Int, end: Int), headerLines: ArraySlice<(start: Int, end: Int)>, base: Int,
-        limits: Limits
+        bytes: ByteBuffer, requestLineLength: Int, headerCount: Int, limits: Limits
     ) throws(Refusal) -> ParsedRequestHead {
         let view = bytes.readableBytesView
         let origin = view.startIndex
-        func slice(_ start: Int, _ end: Int) -> ByteBufferView { view[origin + start - base..<origin + end - base] }
         // method SP request-target SP HTTP-version
-        let line = slice(requestLine.start, requestLine.end)
+        let line = view[origin..<origin + requestLineLength]
         guard let firstSpace = line.firstIndex(of: UInt8(ascii: " ")),
             let secondSpace = line[(firstSpace + 1)...].firstIndex(of: UInt8(ascii: " "))
         else { throw .bad("a malformed request line") }
@@ -286,14 +290,17 @@ public struct RequestParser: Sendable {
             throw .bad("the version is not HTTP/1.1 or HTTP/1.0")
         }
         var fields: [ParsedRequestHead.Field] = []
-        fields.reserveCapacity(headerLines.count)
+        fields.reserveCapacity(headerCount)
         var contentLength: Int?
         var contentLengthSeen = false
         var transferEncoding: ByteBufferView?
         var connectionClose = false, connectionKeepAlive = false, expectsContinue = false, hasUpgrade = false
         var hostCount = 0
-        for headerLine in headerLines {
-            let text = slice(headerLine.start, headerLine.end)
+        var lineStart = origin + requestLineLength + 2
+        while lineStart < view.endIndex {
+            let lineEnd = view[lineStart...].firstIndex(of: UInt8(ascii: "\r")) ?? view.endIndex
+            let text = view[lineStart..<lineEnd]
+            lineStart = lineEnd + 2
             let (name, value) = try field(text)
             let nameStart = name.startIndex - origin, valueStart = value.startIndex - origin
             fields.append(ParsedRequestHead.Field(
