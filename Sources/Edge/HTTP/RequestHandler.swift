@@ -18,7 +18,7 @@ import Tracking
 /// writing, access log and metrics. Everything runs on the channel's event loop; disk work goes to the blocking pool
 /// through the static file server.
 ///
-/// On HTTP/1.1 the handler sits right after NIO's request decoder and writes response bytes itself: the status line
+/// On HTTP/1.1 the handler sits right after ``HTTP1RequestDecoder`` and writes response bytes itself: the status line
 /// and headers are serialized here (for cached files, once per second per loop), which skips three outbound handlers
 /// per write. It also keeps pipelined requests in order, holding reads while a response is outstanding. On HTTP/2 one
 /// handler serves one stream outside any pipeline, driven by ``HTTP2ConnectionHandler``, and writes frames through its
@@ -378,7 +378,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             || (current.headers.contentLength.flatMap(Int.init) ?? 0) > 0)
 
         if !isHTTP2 && current.headers.hasUpgrade {
-            // NIO's decoder stops at an upgrade request: unless a WebSocket tunnel takes the connection over, it
+            // The decoder stops at an upgrade request: unless a WebSocket tunnel takes the connection over, it
             // closes after the answer.
             current.keepAlive = false
         }
