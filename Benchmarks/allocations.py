@@ -14,14 +14,12 @@ Usage: Benchmarks/allocations.py --vantage .build/release/vantage [--seconds 5] 
 import argparse
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TEMPLATE = os.path.join(ROOT, "Benchmarks", "compare.yaml.template")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tracking import ROOT, TEMPLATE, free_port, wait_port  # noqa: E402
 
 # name: (tool, scheme, path)
 SCENARIOS = {
@@ -31,25 +29,6 @@ SCENARIOS = {
     "https-proxy": ("wrk", "https", "/proxy/hello"),
     "h2-1k": ("h2load", "https", "/1k.html"),
 }
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, process, seconds=30):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if process.poll() is not None:
-            return False
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 class Counter:

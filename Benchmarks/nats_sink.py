@@ -11,14 +11,13 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tracking import ClickHouse, free_port, metrics, start_vantage  # noqa: E402
+from tracking import ClickHouse, free_port, metrics, start_vantage, wait_port  # noqa: E402
 
 PYTHON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".build", "test-venv", "bin", "python")
 STREAM_TOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "IntegrationTests", "Backends", "nats_tool.py")
@@ -36,12 +35,7 @@ def main():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     clickhouse = ClickHouse(os.path.join(scratch, "clickhouse"))
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", nats_port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_port(nats_port, nats)
         url = f"nats://127.0.0.1:{nats_port}"
         subprocess.run([PYTHON, STREAM_TOOL, url, "create", "EVENTS", "vantage.events"], check=True)
         base = """listen: { http: "127.0.0.1:0" }

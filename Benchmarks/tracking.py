@@ -36,6 +36,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_port(port, process=None, seconds=20):
+    """Whether something accepts on the loopback `port` within `seconds` (False early if `process` exits)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if process is not None and process.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 class ClickHouse:
     """A throwaway clickhouse-server answering HTTP on a free loopback port."""
 

@@ -11,45 +11,13 @@ import argparse
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, process, seconds=20):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if process.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
-COMMON = """worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 8192; }}
-http {{
-  client_body_temp_path {dir}/t-body; proxy_temp_path {dir}/t-proxy; fastcgi_temp_path {dir}/t-fcgi;
-  uwsgi_temp_path {dir}/t-uwsgi; scgi_temp_path {dir}/t-scgi;
-  keepalive_requests 1000000; access_log off;
-{body}
-}}
-"""
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tracking import free_port, wait_port  # noqa: E402
 
 
 def nginx(work, name, body, cpu, port):

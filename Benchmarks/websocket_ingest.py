@@ -12,16 +12,17 @@ Usage: python3 Benchmarks/websocket_ingest.py --vantage .build/x86_64-unknown-li
 Needs Python's websockets and lz4 packages (scripts/test.sh puts them in .build/test-venv).
 """
 import argparse
-import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tracking import free_port, rss_kib, wait_port  # noqa: E402
 
 CLIENT = r'''
 import asyncio, json, sys, time
@@ -52,21 +53,10 @@ asyncio.run(main())
 '''
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def metric(admin, name):
     text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=10).read().decode()
     match = re.search(r"^" + re.escape(name) + r" (\d+)", text, re.M)
     return int(match.group(1)) if match else 0
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
 
 def cpu_seconds(pid):
@@ -103,12 +93,7 @@ tracking:
     vantage = subprocess.Popen(["taskset", "-c", "1", os.path.abspath(a.vantage), "run", "--config", config],
                                stdout=open(os.path.join(work, "vantage.out"), "w"), stderr=subprocess.STDOUT, cwd=work)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_port(port, vantage)
         idle = rss_kib(vantage.pid)
         script = os.path.join(work, "client.py")
         with open(script, "w") as f:

@@ -18,4 +18,27 @@ public enum HTTPBytes {
         while let last = slice.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { slice = slice.dropLast() }
         return slice
     }
+
+    /// The size on a chunk-size line (RFC 9112 §7.1): hex digits only (no sign, no `0x`; at most 15, so it fits an
+    /// Int), optionally whitespace and `;` extensions of visible characters, spaces and tabs. Nil for anything else,
+    /// which a reader must refuse: two readings of a chunk size are a smuggling vector.
+    public static func chunkSize<C: BidirectionalCollection>(_ line: C) -> Int? where C.Element == UInt8 {
+        let digits = line.prefix { $0 != UInt8(ascii: ";") }
+        let trimmed = digits.reversed().drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }.reversed()
+        guard !trimmed.isEmpty, trimmed.count <= 15 else { return nil }
+        var size = 0
+        for byte in trimmed {
+            let digit: Int
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = Int(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = Int(byte - UInt8(ascii: "a")) + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = Int(byte - UInt8(ascii: "A")) + 10
+            default: return nil
+            }
+            size = size << 4 | digit
+        }
+        let extensions = line.dropFirst(digits.count)
+        guard extensions.allSatisfy({ $0 == UInt8(ascii: "\t") || ($0 >= 0x20 && $0 != 0x7F) }) else { return nil }
+        return size
+    }
 }

@@ -143,7 +143,7 @@ public struct RequestParser: Sendable {
             return .body(piece)
         case .chunkSize:
             guard let line = try readLine(&buffer, limit: 4096, what: "chunk size line") else { return nil }
-            let size = try Self.chunkSize(line)
+            guard let size = HTTPBytes.chunkSize(line) else { throw .bad("a malformed chunk size line") }
             if size == 0 {
                 state = .trailers
                 trailerBytes = 0
@@ -378,29 +378,6 @@ public struct RequestParser: Sendable {
             throw .bad("a control character in the value of \(String(decoding: name, as: UTF8.self))")
         }
         return (name, value)
-    }
-
-    /// A chunk-size line: hex digits (at most 15, so it fits an Int), optionally `;` and extensions.
-    static func chunkSize(_ line: ByteBufferView) throws(Refusal) -> Int {
-        let digits = line.prefix { $0 != UInt8(ascii: ";") }
-        let trimmed = digits.reversed().drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }.reversed()
-        guard !trimmed.isEmpty, trimmed.count <= 15 else { throw .bad("a chunk size that is empty or too large") }
-        var size = 0
-        for byte in trimmed {
-            let digit: Int
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = Int(byte - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = Int(byte - UInt8(ascii: "a")) + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = Int(byte - UInt8(ascii: "A")) + 10
-            default: throw .bad("a chunk size that is not hexadecimal")
-            }
-            size = size << 4 | digit
-        }
-        let extensions = line.dropFirst(digits.count)
-        guard extensions.allSatisfy({ $0 == UInt8(ascii: "\t") || ($0 >= 0x20 && $0 != 0x7F) }) else {
-            throw .bad("a control character in a chunk extension")
-        }
-        return size
     }
 
     /// One CRLF-terminated line (without the CRLF), consumed; nil while incomplete. A bare CR or LF is refused.

@@ -139,12 +139,7 @@ struct UpstreamResponseParser {
             return .body(slice)
         case .chunkSize:
             guard let line = try readLine(&buffer, limit: 1024) else { return nil }
-            let sizeText = line.split(separator: UInt8(ascii: ";"), maxSplits: 1, omittingEmptySubsequences: false).first ?? []
-            let trimmed = sizeText.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
-                .reversed().drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }.reversed()
-            guard !trimmed.isEmpty, trimmed.count <= 15, let size = Int(String(decoding: trimmed, as: UTF8.self), radix: 16) else {
-                throw ParseError(description: "bad chunk size line")
-            }
+            guard let size = HTTPBytes.chunkSize(line) else { throw ParseError(description: "bad chunk size line") }
             state = size == 0 ? .trailers(HTTPHeaders()) : .chunkData(remaining: size)
             return try next(&buffer)
         case .chunkData(let remaining):

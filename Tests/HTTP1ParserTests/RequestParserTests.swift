@@ -181,6 +181,14 @@ func parseWithNIO(_ input: [UInt8]) -> Parsed {
         }
     }
 
+    /// The one chunk-size reader, shared with the proxy's response parser.
+    @Test func chunkSizesAreHexDigitsOnly() {
+        #expect(HTTPBytes.chunkSize(Array("1a".utf8)) == 26 && HTTPBytes.chunkSize(Array("5 ;name=v".utf8)) == 5)
+        for bad in ["", "+5", "-0", "0x5", " 5", "5g", "1000000000000000", "5;\u{1}"] {
+            #expect(HTTPBytes.chunkSize(Array(bad.utf8)) == nil, "\(bad.debugDescription)")
+        }
+    }
+
     @Test func limitsAnswerWithTheirStatus() {
         let many = "GET / HTTP/1.1\r\n" + (0..<101).map { "X-\($0): v\r\n" }.joined() + "\r\n"
         #expect(parse(Array(many.utf8)).refusal == "431")
