@@ -2,7 +2,7 @@
 # non-root user on a slim Debian with only the shared C libraries it needs.
 FROM swift:6.3-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libbrotli-dev zlib1g-dev libmaxminddb-dev libpcre2-dev liblz4-dev pkg-config python3 \
+ && apt-get install -y --no-install-recommends libbrotli-dev zlib1g-dev libmaxminddb-dev libpcre2-dev liblz4-dev libnghttp2-dev pkg-config python3 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The crawler-user-agents list (PyPI), read at start with uap-core's regexes (a Debian package, below).
@@ -19,7 +19,7 @@ RUN install -D "$(scripts/build-release.sh --static-swift-stdlib)" /out/vantage
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libbrotli1 zlib1g libmaxminddb0 libpcre2-8-0 liblz4-1 uap-core ca-certificates tzdata \
+ && apt-get install -y --no-install-recommends libbrotli1 zlib1g libmaxminddb0 libpcre2-8-0 liblz4-1 libnghttp2-14 uap-core ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/vantage --create-home vantage
 COPY --from=build /out/vantage /usr/local/bin/vantage

@@ -68,6 +68,7 @@ let package = Package(
         .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb", providers: [.apt(["libmaxminddb-dev"])]),
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
 
         // MARK: - Modules
 
@@ -115,11 +116,14 @@ let package = Package(
             swiftSettings: swiftSettings),
         /// Campaign short links: the model, the in-memory index, the journal store, the admin operations.
         .target(name: "Links", dependencies: ["Config", "CZlib", "Tracking", nioCore, nioPosix, logging], swiftSettings: dataPlaneSettings),
+        /// The server side of an HTTP/2 connection over libnghttp2's session: bytes in, request events out, responses
+        /// queued until flow control takes them.
+        .target(name: "HTTP2Session", dependencies: ["CNGHTTP2", nioCore], swiftSettings: dataPlaneSettings),
         /// Composition root and data plane.
         .target(
             name: "Edge",
             dependencies: [
-                "Config", "HeaderRules", "HTTP1Parser", "Insights", "PlainErrors", "RegexSet", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, nioWebSocket, logging, metrics,
+                "Config", "HeaderRules", "HTTP1Parser", "HTTP2Session", "Insights", "PlainErrors", "RegexSet", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioHPACK, nioExtras, nioWebSocket, logging, metrics,
                 prometheus, serviceLifecycle, unixSignals, crypto,
             ],
             swiftSettings: dataPlaneSettings
@@ -154,6 +158,9 @@ let package = Package(
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Config", nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", nioCore, nioHTTP1, logging, crypto, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
         .testTarget(name: "RateLimitTests", dependencies: ["RateLimit"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "HTTP2SessionTests", dependencies: ["HTTP2Session", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")],
+            swiftSettings: swiftSettings),
         .testTarget(name: "HTTP1ParserTests", dependencies: ["HTTP1Parser", nioCore, nioHTTP1, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
         .testTarget(name: "HeaderRulesTests", dependencies: ["HeaderRules", "Config", nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(name: "RegexSetTests", dependencies: ["RegexSet"], swiftSettings: swiftSettings),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Vantage builds against (brotli, zlib, libmaxminddb, PCRE2 and LZ4 headers, pkg-config), the
+# Installs the Debian packages Vantage builds against (brotli, zlib, libmaxminddb, PCRE2, LZ4 and nghttp2 headers, pkg-config), the
 # user-agent lists it reads at start (Debian's uap-core; the crawler-user-agents list from PyPI, into
 # /usr/local/share/vantage) and, with --tests, the
 # peers its tests drive: curl, nghttp/h2load, openssl, Node for the proxy test backend, Python with venv for
@@ -10,7 +10,7 @@
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-packages=(libbrotli-dev zlib1g-dev libmaxminddb-dev libpcre2-dev liblz4-dev pkg-config curl ca-certificates uap-core python3)
+packages=(libbrotli-dev zlib1g-dev libmaxminddb-dev libpcre2-dev liblz4-dev libnghttp2-dev pkg-config curl ca-certificates uap-core python3)
 if [ "${1:-}" = "--tests" ]; then
   packages+=(openssl nghttp2-client nodejs python3 python3-venv libmaxmind-db-writer-perl clickhouse-server clickhouse-client wrk pebble chromium goaccess logrotate systemd prometheus nats-server)
 fi

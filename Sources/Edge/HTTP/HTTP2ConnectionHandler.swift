@@ -1,53 +1,54 @@
+import HTTP2Session
 import NIOCore
-import NIOHPACK
 import NIOHTTP1
 import NIOHTTP2
 
-/// Serves every stream of an HTTP/2 connection from the connection's own pipeline, right after `NIOHTTP2Handler`.
+/// Serves an HTTP/2 connection through libnghttp2 (``HTTP2ServerSession``): the TLS layer's bytes go in, each
+/// request stream becomes a ``RequestHandler`` with a small transport, and what the session has to send goes out
+/// once per read burst.
 ///
-/// swift-nio-http2 can give each stream a child channel with its own pipeline; creating, activating and tearing
-/// those down cost about half of a small request in profiles. Here a stream is a ``RequestHandler`` object and a
-/// tiny transport that stamps the stream ID on outgoing frames. This handler also does what the stream channels
-/// would: it returns flow-control credit for request bodies, flushes once per read burst, closes an idle connection,
-/// and on shutdown sends GOAWAY and closes when the last stream is done.
+/// Besides the protocol (which nghttp2 owns) this handler keeps what the connection promises its users: credit for
+/// request bodies is returned as handlers take them, stream deadlines (body and send timeouts), the idle timeout,
+/// and a graceful shutdown (GOAWAY, then close when the last stream is done).
 final class HTTP2ConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTP2Frame
-    typealias OutboundOut = HTTP2Frame
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private struct Stream {
         var handler: RequestHandler
         var transport: HTTP2StreamTransport
         var requestEnded = false
-        /// Stream flow-control credit held back while the handler cannot take more body (a proxied upload whose
-        /// upstream is slower than the client).
+        /// Stream credit held back while the handler cannot take more body.
         var withheldCredit = 0
-        /// How the request body is arriving; nil once it ended (or was refused).
         var body: BodyProgress?
     }
 
+    /// The protocol engine; stream transports submit their responses to it.
+    let session: HTTP2ServerSession
     private let makeHandler: () -> RequestHandler
+    private let connection: ConnectionInfo
     private let idleTimeout: TimeAmount
-    private let bodyTimeout: UInt64
-    private let bodyMinRate: Int
-    private let sendTimeout: UInt64
-    /// The periodic check of stream deadlines (body and send timeouts); runs while the connection has streams.
-    private var sweep: Scheduled<Void>?
-    private var streams: [HTTP2StreamID: Stream] = [:]
+    private var deadlines: StreamDeadlines
+    private var streams: [Int32: Stream] = [:]
     private var context: ChannelHandlerContext?
     private var inReadBurst = false
-    private var flushPending = false
-    private var highestStreamID = HTTP2StreamID(0)
+    private var outputPending = false
+    private var writingOutput = false
+    private var outputAgain = false
     private var quiescing = false
+    private var closing = false
     private var idleSince: NIODeadline?
     private var idleCheck: Scheduled<Void>?
-
-    private let connection: ConnectionInfo
+    private var sweep: Scheduled<Void>?
 
     init(limits: Limits, connection: ConnectionInfo, makeHandler: @escaping () -> RequestHandler) {
+        session = HTTP2ServerSession(settings: .init(
+            maxConcurrentStreams: limits.http2MaxConcurrentStreams,
+            maxHeaderListSize: limits.http2MaxHeaderListSize,
+            initialWindowSize: 1 << 20,
+            connectionWindowSize: Self.connectionWindow))
         idleTimeout = TimeAmount(limits.idleTimeout)
-        bodyTimeout = UInt64(max(TimeAmount(limits.bodyTimeout).nanoseconds, 1))
-        bodyMinRate = limits.bodyMinRate
-        sendTimeout = UInt64(max(TimeAmount(limits.sendTimeout).nanoseconds, 1))
+        deadlines = StreamDeadlines(limits: limits)
         self.connection = connection
         self.makeHandler = makeHandler
     }
@@ -57,10 +58,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let increment = Self.connectionWindow - 65_535
-        context.writeAndFlush(
-            wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))),
-            promise: nil)
+        writeOutput(context: context, flush: true)
         becameIdle(context: context)
     }
 
@@ -71,6 +69,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        closing = true
         for stream in streams.values { stream.handler.streamClosed() }
         streams.removeAll()
         idleCheck?.cancel()
@@ -79,97 +78,25 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
         inReadBurst = true
-        let frame = unwrapInboundIn(data)
-        let id = frame.streamID
-        switch frame.payload {
-        case .headers(let headers):
-            if var stream = streams[id] {
-                // Trailers.
-                if headers.endStream && !stream.requestEnded {
-                    stream.requestEnded = true
-                    stream.body = nil
-                    streams[id] = stream
-                    var trailers = HTTPHeaders()
-                    for (name, value, _) in headers.headers where !name.hasPrefix(":") {
-                        trailers.add(name: name, value: value)
-                    }
-                    stream.handler.receive(.end(trailers.isEmpty ? nil : trailers))
-                }
-                return
-            }
-            guard !quiescing, var head = HTTP2ConnectionHandler.requestHead(headers.headers) else {
-                context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.refusedStream))), promise: nil)
-                flushPending = true
-                return
-            }
-            if !headers.endStream && !head.headers.contains(name: "content-length") {
-                // The HTTP/1.1 view of a body without a declared length (what a proxy sends upstream).
-                head.headers.add(name: "transfer-encoding", value: "chunked")
-            }
-            if id > highestStreamID { highestStreamID = id }
-            idleSince = nil
-            let handler = makeHandler()
-            let transport = HTTP2StreamTransport(streamID: id, connection: self, context: context)
-            handler.attach(transport)
-            streams[id] = Stream(
-                handler: handler, transport: transport, requestEnded: headers.endStream,
-                body: headers.endStream ? nil : BodyProgress(now: NIODeadline.now().uptimeNanoseconds))
-            scheduleSweep(context: context)
-            if connection.overCapacity && !quiescing {
-                // Over the connection cap: this stream gets the 503, no other starts, and the connection closes
-                // when it is done.
-                quiescing = true
-                let goAway = HTTP2Frame.FramePayload.goAway(lastStreamID: id, errorCode: .noError, opaqueData: nil)
-                context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: goAway)), promise: nil)
-                flushPending = true
-            }
-            handler.receive(.head(head))
-            if headers.endStream { handler.receive(.end(nil)) }
-        case .data(let payload):
-            let credit = payload.data.readableBytes + (payload.paddingBytes.map { $0 + 1 } ?? 0)
-            if credit > 0 {
-                // Connection credit goes straight back (one slow stream must not stall the others); stream credit
-                // too, unless the stream's handler asked to pause, in which case it waits for `releaseCredit`.
-                context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: credit))), promise: nil)
-                if !payload.endStream, var stream = streams[id] {
-                    if stream.handler.requestBodyPaused {
-                        stream.withheldCredit += credit
-                        streams[id] = stream
-                    } else {
-                        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: credit))), promise: nil)
-                    }
-                }
-                flushPending = true
-            }
-            guard var stream = streams[id] else { return }
-            let ends = payload.endStream && !stream.requestEnded
-            if ends {
-                stream.requestEnded = true
-                stream.body = nil
-            } else {
-                stream.body?.received(credit, now: NIODeadline.now().uptimeNanoseconds)
-            }
-            streams[id] = stream
-            if case .byteBuffer(let buffer) = payload.data, buffer.readableBytes > 0 {
-                stream.handler.receive(.body(buffer))
-            }
-            if ends { stream.handler.receive(.end(nil)) }
-        case .rstStream:
-            if let stream = streams.removeValue(forKey: id) {
-                stream.handler.streamClosed()
-                streamRemoved(context: context)
-            }
-        default:
-            break
+        let events: [HTTP2ServerSession.Event]
+        do {
+            events = try session.receive(unwrapInboundIn(data))
+        } catch {
+            // nghttp2 queued a GOAWAY naming the error: send it, then close.
+            closeAfterOutput(context: context)
+            return
         }
+        handle(events, context: context)
+        outputPending = true
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         inReadBurst = false
-        if flushPending {
-            flushPending = false
-            context.flush()
+        if outputPending {
+            outputPending = false
+            writeOutput(context: context, flush: true)
         }
         context.fireChannelReadComplete()
     }
@@ -178,48 +105,184 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         if event is ChannelShouldQuiesceEvent {
             quiescing = true
             if streams.isEmpty {
-                goAwayAndClose(context: context)
+                session.goAway()
             } else {
-                // Stop new streams now; the last stream to finish sends the final GOAWAY and closes.
-                let goAway = HTTP2Frame.FramePayload.goAway(lastStreamID: highestStreamID, errorCode: .noError, opaqueData: nil)
-                context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: goAway)), promise: nil)
+                // Stop new streams now; the last stream to finish sends the final GOAWAY.
+                session.announceShutdown()
             }
+            writeOutput(context: context, flush: true)
             return
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // Stream-level errors (a malformed header block, say) arrive here; NIOHTTP2Handler has already reset the
-        // stream or the connection as the protocol requires.
-        if let streamError = error as? NIOHTTP2Errors.StreamError, let stream = streams.removeValue(forKey: streamError.streamID) {
-            stream.handler.streamClosed()
-            streamRemoved(context: context)
+        context.close(promise: nil)
+    }
+
+    // MARK: - Session events
+
+    private func handle(_ events: [HTTP2ServerSession.Event], context: ChannelHandlerContext) {
+        for event in events {
+            switch event {
+            case .request(let id, let fields, let endStream):
+                startStream(id, fields: fields, endStream: endStream, context: context)
+            case .trailers(let id, let fields):
+                guard var stream = streams[id], !stream.requestEnded else { continue }
+                stream.requestEnded = true
+                stream.body = nil
+                streams[id] = stream
+                var trailers = HTTPHeaders()
+                for field in fields where field.name.utf8.first != UInt8(ascii: ":") {
+                    trailers.add(name: field.name, value: field.value)
+                }
+                stream.handler.receive(.end(trailers.isEmpty ? nil : trailers))
+            case .body(let id, let buffer):
+                guard var stream = streams[id] else {
+                    session.consume(buffer.readableBytes, on: id)
+                    continue
+                }
+                if stream.handler.requestBodyPaused {
+                    stream.withheldCredit += buffer.readableBytes
+                } else {
+                    session.consume(buffer.readableBytes, on: id)
+                }
+                stream.body?.received(buffer.readableBytes, now: NIODeadline.now().uptimeNanoseconds)
+                streams[id] = stream
+                stream.handler.receive(.body(buffer))
+            case .end(let id):
+                guard var stream = streams[id], !stream.requestEnded else { continue }
+                stream.requestEnded = true
+                stream.body = nil
+                streams[id] = stream
+                stream.handler.receive(.end(nil))
+            case .closed(let id, _):
+                if let stream = streams.removeValue(forKey: id) {
+                    stream.handler.streamClosed()
+                    streamRemoved(context: context)
+                }
+            }
+        }
+    }
+
+    private func startStream(_ id: Int32, fields: [HTTP2ServerSession.Field], endStream: Bool, context: ChannelHandlerContext) {
+        guard !quiescing, var head = Self.requestHead(fields) else {
+            session.reset(stream: id, errorCode: UInt32(HTTP2ErrorCode.refusedStream.networkCode))
             return
         }
+        if !endStream && !head.headers.contains(name: "content-length") {
+            // The HTTP/1.1 view of a body without a declared length (what a proxy sends upstream).
+            head.headers.add(name: "transfer-encoding", value: "chunked")
+        }
+        idleSince = nil
+        let handler = makeHandler()
+        let transport = HTTP2StreamTransport(streamID: id, connection: self, context: context)
+        handler.attach(transport)
+        streams[id] = Stream(
+            handler: handler, transport: transport, requestEnded: endStream,
+            body: endStream ? nil : BodyProgress(now: NIODeadline.now().uptimeNanoseconds))
+        scheduleSweep(context: context)
+        if connection.overCapacity && !quiescing {
+            // Over the connection cap: this stream gets the 503, no other starts, and the connection closes when
+            // it is done.
+            quiescing = true
+            session.goAway()
+        }
+        handler.receive(.head(head))
+        if endStream { handler.receive(.end(nil)) }
+    }
+
+    /// The HTTP/1-style head of a request's fields (nghttp2 has checked the pseudo-header rules).
+    static func requestHead(_ fields: [HTTP2ServerSession.Field]) -> HTTPRequestHead? {
+        var method: String?
+        var path: String?
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(fields.count)
+        for field in fields {
+            if field.name.utf8.first == UInt8(ascii: ":") {
+                switch field.name {
+                case ":method": method = field.value
+                case ":path": path = field.value
+                case ":authority": headers.add(name: "host", value: field.value)
+                default: break
+                }
+            } else {
+                headers.add(name: field.name, value: field.value)
+            }
+        }
+        guard let method, let path else { return nil }
+        return HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: method), uri: path, headers: headers)
+    }
+
+    // MARK: - Output
+
+    /// Writes what the session has to send; closes the connection once the session is over. Re-entrant calls
+    /// (a completed write whose callback submits more) are folded into the running one.
+    private func writeOutput(context: ChannelHandlerContext, flush: Bool) {
+        if writingOutput {
+            outputAgain = true
+            return
+        }
+        writingOutput = true
+        defer { writingOutput = false }
+        repeat {
+            outputAgain = false
+            writeOutputOnce(context: context, flush: flush)
+        } while outputAgain && !closing
+    }
+
+    private func writeOutputOnce(context: ChannelHandlerContext, flush: Bool) {
+        if let (bytes, promises) = session.output(allocator: context.channel.allocator) {
+            if promises.isEmpty {
+                context.write(wrapOutboundOut(bytes), promise: nil)
+            } else {
+                let written = context.eventLoop.makePromise(of: Void.self)
+                context.write(wrapOutboundOut(bytes), promise: written)
+                for promise in promises { written.futureResult.cascade(to: promise) }
+            }
+            if flush { context.flush() }
+        }
+        if session.hasResetsDue {
+            // In a write of its own, after the response's.
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.execute { bound.value.outputSoon() }
+        }
+        let late = session.takeEvents()
+        if !late.isEmpty { handle(late, context: context) }
+        if !session.isAlive && !closing {
+            closing = true
+            context.flush()
+            context.close(promise: nil)
+        }
+    }
+
+    private func closeAfterOutput(context: ChannelHandlerContext) {
+        if let (bytes, _) = session.output(allocator: context.channel.allocator) {
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+        }
+        closing = true
         context.close(promise: nil)
     }
 
     // MARK: - Called by stream transports
 
-    /// Flushes now, or at the end of the current read burst when one is under way (so a burst of requests is
-    /// answered with one write).
-    func flushSoon() {
+    /// Sends now, or at the end of the current read burst (so a burst of requests is answered with one write).
+    func outputSoon() {
         guard let context else { return }
-        if inReadBurst { flushPending = true } else { context.flush() }
+        if inReadBurst { outputPending = true } else { writeOutput(context: context, flush: true) }
     }
 
     /// The stream's handler takes body again: return the credit held back.
-    func releaseCredit(_ id: HTTP2StreamID) {
-        guard let context, var stream = streams[id], stream.withheldCredit > 0, !stream.requestEnded else { return }
+    func releaseCredit(_ id: Int32) {
+        guard var stream = streams[id], stream.withheldCredit > 0, !stream.requestEnded else { return }
         let credit = stream.withheldCredit
         stream.withheldCredit = 0
         streams[id] = stream
-        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: credit))), promise: nil)
-        flushSoon()
+        session.consume(credit, on: id)
+        outputSoon()
     }
 
-    func streamFinished(_ id: HTTP2StreamID) {
+    func streamFinished(_ id: Int32) {
         guard let context, streams.removeValue(forKey: id) != nil else { return }
         streamRemoved(context: context)
     }
@@ -227,55 +290,40 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     private func streamRemoved(context: ChannelHandlerContext) {
         guard streams.isEmpty else { return }
         if quiescing {
-            goAwayAndClose(context: context)
+            session.goAway()
+            outputSoon()
         } else {
             becameIdle(context: context)
         }
     }
 
-    /// Sends GOAWAY naming the last stream that was served and closes once it (and everything before it) has left.
-    /// On shutdown this is the second GOAWAY, after the one that stopped new streams, as RFC 9113 §6.8 suggests.
-    private func goAwayAndClose(context: ChannelHandlerContext) {
-        let goAway = HTTP2Frame.FramePayload.goAway(lastStreamID: highestStreamID, errorCode: .noError, opaqueData: nil)
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: goAway)))
-            .whenComplete { _ in bound.value.close(promise: nil) }
-    }
-
-    // MARK: - Stream deadlines
-
-    /// How often stream deadlines are checked: a quarter of the shorter timeout, between 100 ms and 5 s.
-    private var sweepInterval: TimeAmount {
-        .nanoseconds(Int64(min(max(min(bodyTimeout, sendTimeout) / 4, 100_000_000), 5_000_000_000)))
-    }
+    // MARK: - Deadlines
 
     private func scheduleSweep(context: ChannelHandlerContext) {
         guard sweep == nil else { return }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        sweep = context.eventLoop.scheduleTask(in: sweepInterval) { bound.value.sweepFired() }
+        sweep = context.eventLoop.scheduleTask(in: deadlines.sweepInterval) { bound.value.sweepFired() }
     }
 
     /// Refuses request bodies that stalled or trickle (408, as on HTTP/1.1) and resets streams whose response has
-    /// made no progress for `send_timeout` (a client that never opens its flow-control window must not hold a
-    /// file, buffers or an upstream connection).
+    /// made no progress for `send_timeout`.
     private func sweepFired() {
         sweep = nil
         guard let context, !streams.isEmpty else { return }
         let now = NIODeadline.now().uptimeNanoseconds
         var slowBodies: [(RequestHandler, BodyProgress.Verdict)] = []
-        var stalledSends: [HTTP2StreamID] = []
+        var stalledSends: [Int32] = []
         for (id, stream) in streams {
             if stream.body != nil {
                 if stream.handler.requestBodyPaused {
-                    // Not read for now (the upstream is slower): pause time is not the client's.
                     streams[id]?.body = BodyProgress(now: now)
-                } else if let verdict = stream.body?.verdict(now: now, timeout: bodyTimeout, minRate: bodyMinRate) {
+                } else if let verdict = stream.body?.verdict(now: now, timeout: deadlines.bodyTimeout, minRate: deadlines.bodyMinRate) {
                     streams[id]?.body = nil
                     slowBodies.append((stream.handler, verdict))
                     continue
                 }
             }
-            if stream.handler.sendStalled(now: now, timeout: sendTimeout) { stalledSends.append(id) }
+            if stream.handler.sendStalled(now: now, timeout: deadlines.sendTimeout) { stalledSends.append(id) }
         }
         for (handler, verdict) in slowBodies {
             GatewayMetrics.shared.bodyTimeouts.increment()
@@ -284,17 +332,16 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         for id in stalledSends {
             guard let stream = streams.removeValue(forKey: id) else { continue }
             GatewayMetrics.shared.sendTimeouts.increment()
-            context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.cancel))), promise: nil)
+            session.reset(stream: id, errorCode: UInt32(HTTP2ErrorCode.cancel.networkCode))
             stream.handler.streamClosed()
         }
         if !stalledSends.isEmpty {
-            context.flush()
             streamRemoved(context: context)
+            outputSoon()
         }
         if !streams.isEmpty { scheduleSweep(context: context) }
     }
 
-    /// Starts (lazily) the idle timer: a connection without streams for `idleTimeout` is closed with GOAWAY.
     private func becameIdle(context: ChannelHandlerContext) {
         idleSince = .now()
         guard idleCheck == nil else { return }
@@ -308,48 +355,44 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
 
     private func idleCheckFired() {
         idleCheck = nil
-        guard let context else { return }
-        guard let idleSince, streams.isEmpty else { return }
+        guard let context, let idleSince, streams.isEmpty else { return }
         let due = idleSince + idleTimeout
         let now = NIODeadline.now()
         if due > now {
             scheduleIdleCheck(after: due - now, context: context)
             return
         }
-        goAwayAndClose(context: context)
-    }
-
-    /// The HTTP/1-style head of a request header block; nil when a required pseudo-header is missing.
-    static func requestHead(_ block: HPACKHeaders) -> HTTPRequestHead? {
-        var method: String?
-        var path: String?
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(block.count)
-        for (name, value, _) in block {
-            if name.utf8.first == UInt8(ascii: ":") {
-                switch name {
-                case ":method": method = value
-                case ":path": path = value
-                case ":authority": headers.add(name: "host", value: value)
-                default: break
-                }
-            } else {
-                headers.add(name: name, value: value)
-            }
-        }
-        guard let method, let path else { return nil }
-        return HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: method), uri: path, headers: headers)
+        session.goAway()
+        writeOutput(context: context, flush: true)
     }
 }
 
-/// One stream's view of its connection: frames go out with the stream's ID.
+/// The stream deadlines an HTTP/2 connection enforces, from the limits.
+struct StreamDeadlines {
+    let bodyTimeout: UInt64
+    let bodyMinRate: Int
+    let sendTimeout: UInt64
+
+    init(limits: Limits) {
+        bodyTimeout = UInt64(max(TimeAmount(limits.bodyTimeout).nanoseconds, 1))
+        bodyMinRate = limits.bodyMinRate
+        sendTimeout = UInt64(max(TimeAmount(limits.sendTimeout).nanoseconds, 1))
+    }
+
+    /// How often stream deadlines are checked: a quarter of the shorter timeout, between 100 ms and 5 s.
+    var sweepInterval: TimeAmount {
+        .nanoseconds(Int64(min(max(min(bodyTimeout, sendTimeout) / 4, 100_000_000), 5_000_000_000)))
+    }
+}
+
+/// One stream's view of an nghttp2 connection: the response's frames become session submissions.
 final class HTTP2StreamTransport: ExchangeTransport {
-    let streamID: HTTP2StreamID
-    /// Weak: a file still streaming when the connection goes away must not keep it, or crash on it.
+    let streamID: Int32
     private weak var connection: HTTP2ConnectionHandler?
     private let context: ChannelHandlerContext
+    private var responseStarted = false
 
-    init(streamID: HTTP2StreamID, connection: HTTP2ConnectionHandler, context: ChannelHandlerContext) {
+    init(streamID: Int32, connection: HTTP2ConnectionHandler, context: ChannelHandlerContext) {
         self.streamID = streamID
         self.connection = connection
         self.context = context
@@ -363,37 +406,65 @@ final class HTTP2StreamTransport: ExchangeTransport {
         promise?.succeed(())
     }
 
-    func writeAndFlushWithFuture(_ data: NIOAny) -> EventLoopFuture<Void> {
-        connection?.flushSoon()
-        return context.eventLoop.makeSucceededVoidFuture()
-    }
-
-    func writeFrame(_ payload: HTTP2Frame.FramePayload, promise: EventLoopPromise<Void>?) {
-        context.write(NIOAny(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
-    }
-
-    func writeAndFlushFrame(_ payload: HTTP2Frame.FramePayload) -> EventLoopFuture<Void> {
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        context.write(NIOAny(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
-        connection?.flushSoon()
-        return promise.futureResult
-    }
-
-    func flush() { connection?.flushSoon() }
-
-    func flushNow() { context.flush() }
-
     func writeWithFuture(_ data: NIOAny) -> EventLoopFuture<Void> {
         context.eventLoop.makeSucceededVoidFuture()
     }
 
+    func writeAndFlushWithFuture(_ data: NIOAny) -> EventLoopFuture<Void> {
+        connection?.outputSoon()
+        return context.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func writeFrame(_ payload: HTTP2Frame.FramePayload, promise: EventLoopPromise<Void>?) {
+        guard let session = connection?.session else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        switch payload {
+        case .headers(let headers):
+            let fields = headers.headers.map { ($0.name, $0.value) }
+            if responseStarted {
+                session.sendTrailers(fields, on: streamID)
+            } else {
+                responseStarted = true
+                session.respond(stream: streamID, fields: fields, endStream: headers.endStream)
+            }
+            promise?.succeed(())
+        case .data(let data):
+            guard case .byteBuffer(let buffer) = data.data else {
+                promise?.fail(ChannelError.operationUnsupported)
+                return
+            }
+            session.send(buffer, on: streamID, endStream: data.endStream, promise: promise)
+        case .rstStream(let code):
+            if code == .noError && responseStarted {
+                session.resetAfterResponse(stream: streamID)
+            } else {
+                session.reset(stream: streamID, errorCode: UInt32(code.networkCode))
+            }
+            promise?.succeed(())
+        default:
+            promise?.succeed(())
+        }
+    }
+
+    func writeAndFlushFrame(_ payload: HTTP2Frame.FramePayload) -> EventLoopFuture<Void> {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        writeFrame(payload, promise: promise)
+        connection?.outputSoon()
+        return promise.futureResult
+    }
+
+    func flush() { connection?.outputSoon() }
+
+    func flushNow() { connection?.outputSoon() }
+
     func closeExchange() {
-        context.write(NIOAny(HTTP2Frame(streamID: streamID, payload: .rstStream(.cancel))), promise: nil)
-        connection?.flushSoon()
+        connection?.session.reset(stream: streamID, errorCode: UInt32(HTTP2ErrorCode.cancel.networkCode))
+        connection?.outputSoon()
         connection?.streamFinished(streamID)
     }
 
-    /// Resumes the request body: returns withheld flow-control credit.
     func read() { connection?.releaseCredit(streamID) }
 
     func exchangeFinished() { connection?.streamFinished(streamID) }

@@ -1508,7 +1508,7 @@ extension RequestHandler: ProxyDownstream {
                 context.write(NIOAny(ByteBuffer(staticString: "\r\n")), promise: nil)
             }
         case .http2:
-            // Flow control holds frames inside NIOHTTP2Handler, so channel writability says nothing about this
+            // Flow control holds data inside the HTTP/2 session, so channel writability says nothing about this
             // stream: count the bytes until their writes complete.
             current.unsentFrameBytes += size
             let promise = context.eventLoop.makePromise(of: Void.self)

@@ -381,21 +381,9 @@ public final class Gateway: Sendable {
     }
 
     static func configureHTTP2(channel: any Channel, core: GatewayCore, connection: ConnectionInfo, limits: Limits) throws {
-        var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
-        connectionConfiguration.initialSettings = [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.http2MaxConcurrentStreams),
-            HTTP2Setting(parameter: .maxHeaderListSize, value: limits.http2MaxHeaderListSize),
-            HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
-        ]
-        connectionConfiguration.targetWindowSize = 4 << 20
-        var streamConfiguration = NIOHTTP2Handler.StreamConfiguration()
-        streamConfiguration.targetWindowSize = 1 << 20
         let loop = core.loopContext(for: channel.eventLoop)
-        let sync = channel.pipeline.syncOperations
-        // No per-stream child channels: HTTP2ConnectionHandler serves all streams on this pipeline.
-        try sync.addHandler(NIOHTTP2Handler(
-            mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: streamConfiguration))
-        try sync.addHandler(HTTP2ConnectionHandler(limits: limits, connection: connection) {
+        // libnghttp2 speaks the protocol; every stream is served on this pipeline (no per-stream child channels).
+        try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionHandler(limits: limits, connection: connection) {
             RequestHandler(core: core, loop: loop, connection: connection, connectionGuard: nil, isHTTP2: true)
         })
     }

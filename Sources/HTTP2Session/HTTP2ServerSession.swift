@@ -1,0 +1,478 @@
+import CNGHTTP2
+import NIOCore
+
+/// The server side of one HTTP/2 connection, over libnghttp2's session: bytes in, events out, responses submitted,
+/// bytes to send pulled.
+///
+/// nghttp2 owns the protocol (framing, HPACK, stream states, flow control, SETTINGS, PING, GOAWAY, and the request
+/// rules of RFC 9113 §8: pseudo-headers, connection-specific fields, content-length against DATA) and answers
+/// violations itself with RST_STREAM or GOAWAY. This type turns its callbacks into ``Event`` values that
+/// ``receive(_:)`` returns after the whole input was read, so the caller acts on them outside nghttp2's callbacks,
+/// and keeps each stream's outgoing body until flow control lets nghttp2 take it.
+///
+/// Confined to one thread (the connection's event loop); not `Sendable`.
+public final class HTTP2ServerSession {
+    /// What the connection announces in its SETTINGS and how large its receive windows are.
+    public struct Settings: Sendable {
+        public var maxConcurrentStreams: Int
+        public var maxHeaderListSize: Int
+        public var initialWindowSize: Int
+        /// The connection-level receive window (RFC 9113 §6.9.2 fixes its start at 64 KB; a WINDOW_UPDATE raises it).
+        public var connectionWindowSize: Int
+
+        public init(maxConcurrentStreams: Int, maxHeaderListSize: Int, initialWindowSize: Int, connectionWindowSize: Int) {
+            self.maxConcurrentStreams = maxConcurrentStreams
+            self.maxHeaderListSize = maxHeaderListSize
+            self.initialWindowSize = initialWindowSize
+            self.connectionWindowSize = connectionWindowSize
+        }
+    }
+
+    /// One header field as received (names are lower case: nghttp2 refuses others).
+    public struct Field: Sendable {
+        public var name: String
+        public var value: String
+    }
+
+    /// What the peer did, in the order it happened.
+    public enum Event {
+        /// A request's header block (with its pseudo-header fields); `endStream` when no body follows.
+        case request(stream: Int32, fields: [Field], endStream: Bool)
+        /// Trailer fields, which end the request.
+        case trailers(stream: Int32, fields: [Field])
+        /// A piece of a request body (its flow-control credit is returned with ``consume(_:on:)``).
+        case body(stream: Int32, ByteBuffer)
+        /// The request body ended (a DATA frame with END_STREAM).
+        case end(stream: Int32)
+        /// The stream is gone: finished both ways, reset by either side, or cut by a connection error.
+        case closed(stream: Int32, errorCode: UInt32)
+    }
+
+    /// Errors that end the connection.
+    public enum Failure: Error, Equatable {
+        /// nghttp2 found the peer's bytes unusable (a bad preface, a connection error, a flood); the GOAWAY it
+        /// queued is in the next ``output(allocator:)``.
+        case protocolError(String)
+    }
+
+    private var session: OpaquePointer?
+    private var events: [Event] = []
+    /// The header block being received, by stream.
+    private var incoming: [Int32: [Field]] = [:]
+    private var incomingBytes: [Int32: Int] = [:]
+    private let maxHeaderListSize: Int
+    /// The highest request stream the peer opened.
+    private var highestRequestStream: Int32 = 0
+    private var outgoing: [Int32: Outgoing] = [:]
+    /// Streams to reset (with this code) once their response's last frame has gone out.
+    private var resetsAfterResponse: [Int32: UInt32] = [:]
+    /// Those whose last frame went out: reset at the next ``output(allocator:)``, so the RST_STREAM travels in a
+    /// later write than the response (curl 7.88 drops a response whose reset arrives in the same read).
+    private var resetsDue: [(stream: Int32, errorCode: UInt32)] = []
+    /// Write promises whose bytes nghttp2 has taken; they complete with the next write of ``output(allocator:)``.
+    private var taken: [EventLoopPromise<Void>] = []
+    /// Write promises of streams that closed before their bytes went out. They fail once nghttp2 has returned:
+    /// a failure's callbacks may submit frames, and nghttp2 must not be entered from its own callbacks.
+    private var abandoned: [EventLoopPromise<Void>] = []
+    /// The buffer being read by `nghttp2_session_mem_recv`, so DATA payloads are slices of it rather than copies.
+    private var input: ByteBuffer?
+    private var inputBase: UnsafeRawPointer?
+
+    /// One stream's response body on its way out.
+    private struct Outgoing {
+        var chunks = CircularBuffer<(buffer: ByteBuffer, promise: EventLoopPromise<Void>?)>()
+        var ended = false
+        var trailers: [(String, String)]?
+        /// nghttp2 was told to wait (`NGHTTP2_ERR_DEFERRED`); new data resumes it.
+        var deferred = false
+    }
+
+    public init(settings: Settings) {
+        maxHeaderListSize = settings.maxHeaderListSize
+        var callbacks: OpaquePointer?
+        nghttp2_session_callbacks_new(&callbacks)
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, onBeginFrame)
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, onBeginHeaders)
+        nghttp2_session_callbacks_set_on_header_callback(callbacks, onHeader)
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, onFrameReceived)
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onDataChunk)
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onStreamClose)
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, onFrameSent)
+
+        var options: OpaquePointer?
+        nghttp2_option_new(&options)
+        defer { nghttp2_option_del(options) }
+        // Stream credit is returned when the request's handler takes the bytes (a proxied upload to a slower
+        // upstream holds it back); see `consume(_:on:)`.
+        nghttp2_option_set_no_auto_window_update(options, 1)
+        // The library's own bound on the header block it decodes, on top of the header-list check in `onHeader`.
+        nghttp2_option_set_max_send_header_block_length(options, 64 << 10)
+
+        var created: OpaquePointer?
+        nghttp2_session_server_new2(&created, callbacks, Unmanaged.passUnretained(self).toOpaque(), options)
+        session = created
+
+        var entries = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: UInt32(settings.maxConcurrentStreams)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: UInt32(settings.maxHeaderListSize)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: UInt32(settings.initialWindowSize)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
+        ]
+        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count)
+        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(settings.connectionWindowSize))
+    }
+
+    deinit {
+        nghttp2_session_del(session)
+        for stream in outgoing.values { for chunk in stream.chunks { chunk.promise?.fail(ChannelError.ioOnClosedChannel) } }
+    }
+
+    // MARK: - Input
+
+    /// Reads the peer's bytes and returns what happened. On a `Failure`, nghttp2 has queued its GOAWAY: send
+    /// ``output(allocator:)`` and close.
+    public func receive(_ buffer: ByteBuffer) throws(Failure) -> [Event] {
+        input = buffer
+        let result = buffer.withUnsafeReadableBytes { bytes -> Int in
+            inputBase = bytes.baseAddress.map { UnsafeRawPointer($0) }
+            guard let base = bytes.baseAddress else { return 0 }
+            return nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        }
+        input = nil
+        inputBase = nil
+        failAbandonedWrites()
+        if result < 0 {
+            throw .protocolError(String(cString: nghttp2_strerror(Int32(result))))
+        }
+        return takeEvents()
+    }
+
+    /// Events that happened outside ``receive(_:)``: streams that closed while ``output(allocator:)`` sent their
+    /// last frame.
+    public func takeEvents() -> [Event] {
+        if events.isEmpty { return [] }
+        let taken = events
+        events = []
+        return taken
+    }
+
+    // MARK: - Output
+
+    /// Everything nghttp2 has to send now (frames, and response bodies as far as flow control allows), with the
+    /// write promises those bytes complete; nil when there is nothing.
+    public func output(allocator: ByteBufferAllocator) -> (bytes: ByteBuffer, promises: [EventLoopPromise<Void>])? {
+        if !resetsDue.isEmpty {
+            for due in resetsDue { reset(stream: due.stream, errorCode: due.errorCode) }
+            resetsDue.removeAll()
+        }
+        var bytes: ByteBuffer?
+        while true {
+            var pointer: UnsafePointer<UInt8>?
+            let count = nghttp2_session_mem_send(session, &pointer)
+            guard count > 0, let pointer else { break }
+            if bytes == nil { bytes = allocator.buffer(capacity: max(count, 1024)) }
+            bytes!.writeBytes(UnsafeRawBufferPointer(start: pointer, count: count))
+        }
+        failAbandonedWrites()
+        guard let bytes else {
+            // Promises whose bytes went out earlier without a frame of their own (an empty final piece).
+            if taken.isEmpty { return nil }
+            defer { taken.removeAll() }
+            return (ByteBuffer(), taken)
+        }
+        defer { taken.removeAll() }
+        return (bytes, taken)
+    }
+
+    private func failAbandonedWrites() {
+        guard !abandoned.isEmpty else { return }
+        let promises = abandoned
+        abandoned = []
+        for promise in promises { promise.fail(ChannelError.ioOnClosedChannel) }
+    }
+
+    /// False once the session has nothing left to read or write (after GOAWAY with no streams left, or a fatal
+    /// error): the connection can close.
+    public var isAlive: Bool {
+        nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0
+    }
+
+    /// The highest stream the peer opened that this side processed (what a GOAWAY names).
+    public var lastProcessedStream: Int32 { nghttp2_session_get_last_proc_stream_id(session) }
+
+    // MARK: - Responses
+
+    /// Submits a response header block; with `endStream` there is no body. Later data goes through ``send(_:on:endStream:promise:)``.
+    public func respond(stream: Int32, fields: [(String, String)], endStream: Bool) {
+        withFields(fields) { nva, count in
+            if endStream {
+                _ = nghttp2_submit_response(session, stream, nva, count, nil)
+            } else {
+                outgoing[stream] = Outgoing()
+                var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readBodyCallback)
+                _ = nghttp2_submit_response(session, stream, nva, count, &provider)
+            }
+        }
+    }
+
+    /// Queues response body bytes; `promise` completes once nghttp2 has taken them (flow control permitting).
+    public func send(_ buffer: ByteBuffer, on stream: Int32, endStream: Bool, promise: EventLoopPromise<Void>?) {
+        guard var state = outgoing[stream] else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        if buffer.readableBytes > 0 || promise != nil { state.chunks.append((buffer, promise)) }
+        if endStream { state.ended = true }
+        let resume = state.deferred
+        state.deferred = false
+        outgoing[stream] = state
+        if resume { nghttp2_session_resume_data(session, stream) }
+    }
+
+    /// Trailer fields after the body; they end the stream.
+    public func sendTrailers(_ fields: [(String, String)], on stream: Int32) {
+        guard var state = outgoing[stream] else { return }
+        state.trailers = fields
+        state.ended = true
+        let resume = state.deferred
+        state.deferred = false
+        outgoing[stream] = state
+        if resume { nghttp2_session_resume_data(session, stream) }
+    }
+
+    /// Resets a stream (RST_STREAM with `errorCode`).
+    public func reset(stream: Int32, errorCode: UInt32) {
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, errorCode)
+    }
+
+    /// Resets a stream once its response is out: a complete answer to a request whose body is still coming
+    /// (RFC 9113 §8.1: RST_STREAM with NO_ERROR asks the client to stop sending). An immediate reset would drop the
+    /// response, as nghttp2 sends RST_STREAM ahead of queued DATA.
+    public func resetAfterResponse(stream: Int32, errorCode: UInt32 = 0) {
+        guard nghttp2_session_find_stream(session, stream) != nil else { return }
+        if nghttp2_session_get_stream_local_close(session, stream) == 1 {
+            reset(stream: stream, errorCode: errorCode)
+        } else {
+            resetsAfterResponse[stream] = errorCode
+        }
+    }
+
+    /// Returns flow-control credit for request body bytes the stream's handler took (the connection's credit is
+    /// returned on arrival).
+    public func consume(_ count: Int, on stream: Int32) {
+        nghttp2_session_consume_stream(session, stream, count)
+    }
+
+    /// Tells the peer that no new streams will be accepted soon (the first GOAWAY of a graceful shutdown).
+    public func announceShutdown() {
+        nghttp2_submit_shutdown_notice(session)
+    }
+
+    /// The final GOAWAY: streams above the last processed one are refused; the session ends when the rest are done.
+    public func goAway(errorCode: UInt32 = 0) {
+        nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastProcessedStream, errorCode, nil, 0)
+    }
+
+    // MARK: - Callbacks (called by nghttp2 inside `receive` and `output`)
+
+    /// RFC 9113 §5.1.1: a new stream's identifier must exceed every one the client used before. nghttp2 drops a
+    /// HEADERS frame on a lower, unknown stream without a word; the RFC asks for a connection error.
+    fileprivate func beganFrame(type: UInt8, stream: Int32) {
+        guard type == UInt8(NGHTTP2_HEADERS.rawValue), stream & 1 == 1, stream < highestRequestStream,
+              nghttp2_session_find_stream(session, stream) == nil
+        else { return }
+        nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR.rawValue)
+    }
+
+    fileprivate func beganHeaders(stream: Int32, category: nghttp2_headers_category) {
+        if category == NGHTTP2_HCAT_REQUEST { highestRequestStream = max(highestRequestStream, stream) }
+        incoming[stream] = []
+        incomingBytes[stream] = 0
+    }
+
+    fileprivate func header(stream: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Bool {
+        // RFC 9113 §6.5.2 counts each field as name + value + 32 octets.
+        let size = (incomingBytes[stream] ?? 0) + name.count + value.count + 32
+        guard size <= maxHeaderListSize else { return false }
+        incomingBytes[stream] = size
+        incoming[stream, default: []].append(Field(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self)))
+        return true
+    }
+
+    fileprivate func headerBlockEnded(stream: Int32, category: nghttp2_headers_category, endStream: Bool) {
+        let fields = incoming.removeValue(forKey: stream) ?? []
+        incomingBytes.removeValue(forKey: stream)
+        if category == NGHTTP2_HCAT_REQUEST {
+            events.append(.request(stream: stream, fields: fields, endStream: endStream))
+        } else if endStream {
+            events.append(.trailers(stream: stream, fields: fields))
+        }
+    }
+
+    fileprivate func dataChunk(stream: Int32, pointer: UnsafePointer<UInt8>, count: Int) {
+        nghttp2_session_consume_connection(session, count)
+        if let input, let inputBase {
+            let offset = UnsafeRawPointer(pointer) - inputBase
+            if offset >= 0, offset + count <= input.readableBytes,
+               let slice = input.getSlice(at: input.readerIndex + offset, length: count) {
+                events.append(.body(stream: stream, slice))
+                return
+            }
+        }
+        var copy = ByteBuffer()
+        copy.writeBytes(UnsafeRawBufferPointer(start: pointer, count: count))
+        events.append(.body(stream: stream, copy))
+    }
+
+    fileprivate func dataEnded(stream: Int32) {
+        events.append(.end(stream: stream))
+    }
+
+    fileprivate func sentFrame(type: UInt8, flags: UInt8, stream: Int32) {
+        guard flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
+              type == UInt8(NGHTTP2_DATA.rawValue) || type == UInt8(NGHTTP2_HEADERS.rawValue),
+              let code = resetsAfterResponse.removeValue(forKey: stream)
+        else { return }
+        resetsDue.append((stream, code))
+    }
+
+    /// Whether a response finished with a reset still to send (see ``resetAfterResponse(stream:errorCode:)``).
+    public var hasResetsDue: Bool { !resetsDue.isEmpty }
+
+    fileprivate func closed(stream: Int32, errorCode: UInt32) {
+        resetsAfterResponse.removeValue(forKey: stream)
+        incoming.removeValue(forKey: stream)
+        incomingBytes.removeValue(forKey: stream)
+        if let state = outgoing.removeValue(forKey: stream) {
+            abandoned.append(contentsOf: state.chunks.compactMap(\.promise))
+        }
+        events.append(.closed(stream: stream, errorCode: errorCode))
+    }
+
+    /// Copies up to `length` queued body bytes for nghttp2's next DATA frame.
+    fileprivate func readBody(stream: Int32, into target: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard var state = outgoing[stream] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        var written = 0
+        while written < length, var first = state.chunks.first {
+            let count = min(length - written, first.buffer.readableBytes)
+            first.buffer.withUnsafeReadableBytes { bytes in
+                (target + written).update(from: bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), count: count)
+            }
+            first.buffer.moveReaderIndex(forwardBy: count)
+            written += count
+            if first.buffer.readableBytes == 0 {
+                state.chunks.removeFirst()
+                if let promise = first.promise { taken.append(promise) }
+            } else {
+                state.chunks[state.chunks.startIndex] = first
+            }
+        }
+        if state.chunks.isEmpty && state.ended {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            if let trailers = state.trailers {
+                flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+                withFields(trailers) { nva, count in _ = nghttp2_submit_trailer(session, stream, nva, count) }
+            }
+            outgoing.removeValue(forKey: stream)
+            return written
+        }
+        if written == 0 {
+            state.deferred = true
+            outgoing[stream] = state
+            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+        }
+        outgoing[stream] = state
+        return written
+    }
+
+    /// Calls `body` with the fields as nghttp2 name-value pairs (nghttp2 copies them before `body` returns).
+    private func withFields(_ fields: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>, Int) -> Void) {
+        var storage = [UInt8]()
+        storage.reserveCapacity(fields.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count })
+        var ranges: [(Int, Int, Int, Int)] = []
+        ranges.reserveCapacity(fields.count)
+        for (name, value) in fields {
+            let nameStart = storage.count
+            storage.append(contentsOf: name.utf8)
+            let valueStart = storage.count
+            storage.append(contentsOf: value.utf8)
+            ranges.append((nameStart, valueStart - nameStart, valueStart, storage.count - valueStart))
+        }
+        storage.withUnsafeMutableBufferPointer { bytes in
+            let base = bytes.baseAddress ?? UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
+            var nva = ranges.map { range in
+                nghttp2_nv(name: base + range.0, value: base + range.2, namelen: range.1, valuelen: range.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            }
+            nva.withUnsafeMutableBufferPointer { pairs in body(pairs.baseAddress!, pairs.count) }
+            if bytes.baseAddress == nil { base.deallocate() }
+        }
+    }
+}
+
+// MARK: - C callbacks
+
+private func sessionObject(_ userData: UnsafeMutableRawPointer?) -> HTTP2ServerSession {
+    Unmanaged<HTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
+}
+
+private let onBeginFrame: nghttp2_on_begin_frame_callback = { _, header, userData in
+    guard let header else { return 0 }
+    sessionObject(userData).beganFrame(type: header.pointee.type, stream: header.pointee.stream_id)
+    return 0
+}
+
+private let onBeginHeaders: nghttp2_on_begin_headers_callback = { _, frame, userData in
+    guard let frame, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
+    sessionObject(userData).beganHeaders(stream: frame.pointee.hd.stream_id, category: frame.pointee.headers.cat)
+    return 0
+}
+
+private let onHeader: nghttp2_on_header_callback = { _, frame, name, nameLength, value, valueLength, _, userData in
+    guard let frame, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue), let name, let value else { return 0 }
+    let accepted = sessionObject(userData).header(
+        stream: frame.pointee.hd.stream_id,
+        name: UnsafeBufferPointer(start: name, count: nameLength),
+        value: UnsafeBufferPointer(start: value, count: valueLength))
+    // Over the header-list bound: nghttp2 resets the stream (the client was told the limit in SETTINGS).
+    return accepted ? 0 : Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+}
+
+private let onFrameReceived: nghttp2_on_frame_recv_callback = { _, frame, userData in
+    guard let frame else { return 0 }
+    let session = sessionObject(userData)
+    let header = frame.pointee.hd
+    let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+    switch header.type {
+    case UInt8(NGHTTP2_HEADERS.rawValue):
+        session.headerBlockEnded(stream: header.stream_id, category: frame.pointee.headers.cat, endStream: endStream)
+    case UInt8(NGHTTP2_DATA.rawValue):
+        if endStream { session.dataEnded(stream: header.stream_id) }
+    default:
+        break
+    }
+    return 0
+}
+
+private let onFrameSent: nghttp2_on_frame_send_callback = { _, frame, userData in
+    guard let frame else { return 0 }
+    let header = frame.pointee.hd
+    sessionObject(userData).sentFrame(type: header.type, flags: header.flags, stream: header.stream_id)
+    return 0
+}
+
+private let onDataChunk: nghttp2_on_data_chunk_recv_callback = { _, _, stream, data, length, userData in
+    guard let data, length > 0 else { return 0 }
+    sessionObject(userData).dataChunk(stream: stream, pointer: data, count: length)
+    return 0
+}
+
+private let onStreamClose: nghttp2_on_stream_close_callback = { _, stream, errorCode, userData in
+    sessionObject(userData).closed(stream: stream, errorCode: errorCode)
+    return 0
+}
+
+private let readBodyCallback: nghttp2_data_source_read_callback = { _, stream, buffer, length, flags, _, userData in
+    guard let buffer, let flags else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+    return sessionObject(userData).readBody(stream: stream, into: buffer, length: length, flags: flags)
+}
