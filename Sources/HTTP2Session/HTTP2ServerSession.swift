@@ -163,7 +163,11 @@ public final class HTTP2ServerSession {
     /// write promises those bytes complete; nil when there is nothing.
     public func output(allocator: ByteBufferAllocator) -> (bytes: ByteBuffer, promises: [EventLoopPromise<Void>])? {
         if !resetsDue.isEmpty {
-            for due in resetsDue { reset(stream: due.stream, errorCode: due.errorCode) }
+            // Only streams the client is still sending on: one that ended its request meanwhile is closed.
+            for due in resetsDue where nghttp2_session_find_stream(session, due.stream) != nil
+                && nghttp2_session_get_stream_remote_close(session, due.stream) == 0 {
+                reset(stream: due.stream, errorCode: due.errorCode)
+            }
             resetsDue.removeAll()
         }
         var bytes: ByteBuffer?
@@ -250,7 +254,9 @@ public final class HTTP2ServerSession {
     /// (RFC 9113 §8.1: RST_STREAM with NO_ERROR asks the client to stop sending). An immediate reset would drop the
     /// response, as nghttp2 sends RST_STREAM ahead of queued DATA.
     public func resetAfterResponse(stream: Int32, errorCode: UInt32 = 0) {
-        guard nghttp2_session_find_stream(session, stream) != nil else { return }
+        guard nghttp2_session_find_stream(session, stream) != nil,
+              nghttp2_session_get_stream_remote_close(session, stream) == 0
+        else { return }
         if nghttp2_session_get_stream_local_close(session, stream) == 1 {
             reset(stream: stream, errorCode: errorCode)
         } else {

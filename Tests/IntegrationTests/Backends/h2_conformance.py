@@ -571,6 +571,15 @@ def split_block(block, parts):
     return pieces
 
 
+def continued(block, parts, stream=1):
+    """A request's header block as HEADERS (with END_STREAM) and CONTINUATION frames, the last one ending it."""
+    pieces = split_block(block, parts)
+    data = frame(HEADERS, END_STREAM, stream, pieces[0])
+    for i, piece in enumerate(pieces[1:]):
+        data += frame(CONTINUATION, END_HEADERS if i == len(pieces) - 2 else 0, stream, piece)
+    return data
+
+
 @case("generic/3.10/1", "a CONTINUATION frame")
 def _(conn):
     conn.handshake()
@@ -582,11 +591,7 @@ def _(conn):
 @case("generic/3.10/2", "several CONTINUATION frames")
 def _(conn):
     conn.handshake()
-    pieces = split_block(conn.headers(extra=[("x-pad", "p" * 40)]), 5)
-    data = frame(HEADERS, END_STREAM, 1, pieces[0])
-    for i, piece in enumerate(pieces[1:]):
-        data += frame(CONTINUATION, END_HEADERS if i == len(pieces) - 2 else 0, 1, piece)
-    conn.send(data)
+    conn.send(continued(conn.headers(extra=[("x-pad", "p" * 40)]), 5))
     expect_response(conn, 1)
 
 
@@ -1146,11 +1151,7 @@ def _(conn):
 @case("http2/6.10/1", "HEADERS followed by several CONTINUATION frames")
 def _(conn):
     conn.handshake()
-    pieces = split_block(conn.headers(extra=[("x-pad", "p" * 60)]), 4)
-    data = frame(HEADERS, END_STREAM, 1, pieces[0])
-    for i, piece in enumerate(pieces[1:]):
-        data += frame(CONTINUATION, END_HEADERS if i == len(pieces) - 2 else 0, 1, piece)
-    conn.send(data)
+    conn.send(continued(conn.headers(extra=[("x-pad", "p" * 60)]), 4))
     expect_response(conn, 1)
 
 
