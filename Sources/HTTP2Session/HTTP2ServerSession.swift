@@ -56,6 +56,9 @@ public final class HTTP2ServerSession {
     }
 
     private var session: OpaquePointer?
+    /// Response fields and their nghttp2 pairs, reused from response to response.
+    private var scratch = FieldList()
+    private var pairs: [nghttp2_nv] = []
     private var events: [Event] = []
     /// The header block being received, by stream.
     private var incoming: [Int32: [Field]] = [:]
@@ -82,7 +85,7 @@ public final class HTTP2ServerSession {
     private struct Outgoing {
         var chunks = CircularBuffer<(buffer: ByteBuffer, promise: EventLoopPromise<Void>?)>()
         var ended = false
-        var trailers: [(String, String)]?
+        var trailers: FieldList?
         /// nghttp2 was told to wait (`NGHTTP2_ERR_DEFERRED`); new data resumes it.
         var deferred = false
     }
@@ -208,8 +211,10 @@ public final class HTTP2ServerSession {
     // MARK: - Responses
 
     /// Submits a response header block; with `endStream` there is no body. Later data goes through ``send(_:on:endStream:promise:)``.
-    public func respond(stream: Int32, fields: [(String, String)], endStream: Bool) {
-        withFields(fields) { nva, count in
+    public func respond(stream: Int32, endStream: Bool, fields fill: (inout FieldList) -> Void) {
+        scratch.removeAll()
+        fill(&scratch)
+        withPairs(scratch) { nva, count in
             if endStream {
                 _ = nghttp2_submit_response(session, stream, nva, count, nil)
             } else {
@@ -235,9 +240,11 @@ public final class HTTP2ServerSession {
     }
 
     /// Trailer fields after the body; they end the stream.
-    public func sendTrailers(_ fields: [(String, String)], on stream: Int32) {
+    public func sendTrailers(on stream: Int32, fields fill: (inout FieldList) -> Void) {
         guard var state = outgoing[stream] else { return }
-        state.trailers = fields
+        var trailers = FieldList()
+        fill(&trailers)
+        state.trailers = trailers
         state.ended = true
         let resume = state.deferred
         state.deferred = false
@@ -378,7 +385,7 @@ public final class HTTP2ServerSession {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             if let trailers = state.trailers {
                 flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
-                withFields(trailers) { nva, count in _ = nghttp2_submit_trailer(session, stream, nva, count) }
+                withPairs(trailers) { nva, count in _ = nghttp2_submit_trailer(session, stream, nva, count) }
             }
             outgoing.removeValue(forKey: stream)
             return written
@@ -392,27 +399,47 @@ public final class HTTP2ServerSession {
         return written
     }
 
-    /// Calls `body` with the fields as nghttp2 name-value pairs (nghttp2 copies them before `body` returns).
-    private func withFields(_ fields: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>, Int) -> Void) {
-        var storage = [UInt8]()
-        storage.reserveCapacity(fields.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count })
-        var ranges: [(Int, Int, Int, Int)] = []
-        ranges.reserveCapacity(fields.count)
-        for (name, value) in fields {
-            let nameStart = storage.count
-            storage.append(contentsOf: name.utf8)
-            let valueStart = storage.count
-            storage.append(contentsOf: value.utf8)
-            ranges.append((nameStart, valueStart - nameStart, valueStart, storage.count - valueStart))
-        }
-        storage.withUnsafeMutableBufferPointer { bytes in
-            let base = bytes.baseAddress ?? UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
-            var nva = ranges.map { range in
-                nghttp2_nv(name: base + range.0, value: base + range.2, namelen: range.1, valuelen: range.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+    /// Calls `body` with `fields` as nghttp2 name-value pairs (nghttp2 copies them before `body` returns).
+    private func withPairs(_ fields: FieldList, _ body: (UnsafePointer<nghttp2_nv>, Int) -> Void) {
+        fields.bytes.withUnsafeBufferPointer { bytes in
+            guard let base = bytes.baseAddress else {
+                var none = nghttp2_nv()
+                body(&none, 0)
+                return
             }
-            nva.withUnsafeMutableBufferPointer { pairs in body(pairs.baseAddress!, pairs.count) }
-            if bytes.baseAddress == nil { base.deallocate() }
+            pairs.removeAll(keepingCapacity: true)
+            for range in fields.ranges {
+                pairs.append(nghttp2_nv(
+                    name: UnsafeMutablePointer(mutating: base + range.name), value: UnsafeMutablePointer(mutating: base + range.value),
+                    namelen: range.nameLength, valuelen: range.valueLength, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+            }
+            pairs.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
         }
+    }
+}
+
+/// Header fields to send, as one byte array and offsets: filled by the caller through ``HTTP2ServerSession/respond(stream:endStream:fields:)``
+/// and reused for every response of the connection, so a response head costs no allocation once the arrays have
+/// grown.
+public struct FieldList {
+    fileprivate var bytes: [UInt8] = []
+    fileprivate var ranges: [(name: Int, nameLength: Int, value: Int, valueLength: Int)] = []
+
+    public init() {}
+
+    public mutating func append(name: String, value: String) {
+        let nameStart = bytes.count
+        bytes.append(contentsOf: name.utf8)
+        let valueStart = bytes.count
+        bytes.append(contentsOf: value.utf8)
+        ranges.append((nameStart, valueStart - nameStart, valueStart, bytes.count - valueStart))
+    }
+
+    public var isEmpty: Bool { ranges.isEmpty }
+
+    fileprivate mutating func removeAll() {
+        bytes.removeAll(keepingCapacity: true)
+        ranges.removeAll(keepingCapacity: true)
     }
 }
 

@@ -102,7 +102,7 @@ struct HTTP2ServerSessionTests {
         let loop = EmbeddedEventLoop()
         let session = try Self.connected()
         _ = try session.receive(ByteBuffer(bytes: Self.frame(1, flags: 0x5, stream: 1, Self.getBlock)))
-        session.respond(stream: 1, fields: [(":status", "200"), ("content-type", "text/plain")], endStream: false)
+        session.respond(stream: 1, endStream: false) { $0.append(name: ":status", value: "200"); $0.append(name: "content-type", value: "text/plain") }
         let promise = loop.makePromise(of: Void.self)
         session.send(ByteBuffer(string: "hello"), on: 1, endStream: true, promise: promise)
         let output = try #require(session.output(allocator: .init()))
@@ -124,7 +124,7 @@ struct HTTP2ServerSessionTests {
         let loop = EmbeddedEventLoop()
         let session = try Self.connected(clientSettings: [(4, 2)])  // SETTINGS_INITIAL_WINDOW_SIZE = 2
         _ = try session.receive(ByteBuffer(bytes: Self.frame(4, flags: 0x1, stream: 0) + Self.frame(1, flags: 0x5, stream: 1, Self.getBlock)))
-        session.respond(stream: 1, fields: [(":status", "200")], endStream: false)
+        session.respond(stream: 1, endStream: false) { $0.append(name: ":status", value: "200") }
         let promise = loop.makePromise(of: Void.self)
         session.send(ByteBuffer(string: "hello"), on: 1, endStream: true, promise: promise)
         let first = try #require(session.output(allocator: .init()))
@@ -142,9 +142,9 @@ struct HTTP2ServerSessionTests {
     @Test func trailersEndTheStreamAfterTheBody() throws {
         let session = try Self.connected()
         _ = try session.receive(ByteBuffer(bytes: Self.frame(1, flags: 0x5, stream: 1, Self.getBlock)))
-        session.respond(stream: 1, fields: [(":status", "200")], endStream: false)
+        session.respond(stream: 1, endStream: false) { $0.append(name: ":status", value: "200") }
         session.send(ByteBuffer(string: "x"), on: 1, endStream: false, promise: nil)
-        session.sendTrailers([("x-checksum", "1")], on: 1)
+        session.sendTrailers(on: 1) { $0.append(name: "x-checksum", value: "1") }
         let sent = Self.frames(session.output(allocator: .init())?.bytes)
         #expect(sent.map(\.type) == [1, 0, 1])
         #expect(sent[1].flags & 0x1 == 0, "the DATA frame leaves the stream open for the trailers")
@@ -179,7 +179,7 @@ struct HTTP2ServerSessionTests {
         for stream: UInt32 in [1, 3, 5] { requests += Self.frame(1, flags: 0x5, stream: stream, [0x82, 0x87, 0x84, 0x01, 0x01, 0x61]) }
         _ = try session.receive(ByteBuffer(bytes: requests))
         for stream: Int32 in [1, 3, 5] {
-            session.respond(stream: stream, fields: [(":status", "200")], endStream: false)
+            session.respond(stream: stream, endStream: false) { $0.append(name: ":status", value: "200") }
             session.send(ByteBuffer(string: "held by a closed window"), on: stream, endStream: false, promise: nil)
         }
         _ = session.output(allocator: .init())
@@ -195,7 +195,7 @@ struct HTTP2ServerSessionTests {
     @Test func aResetAfterTheResponseFollowsItInALaterWrite() throws {
         let session = try Self.connected()
         _ = try session.receive(ByteBuffer(bytes: Self.frame(1, flags: 0x4, stream: 1, [0x83, 0x87, 0x84, 0x01, 0x01, 0x61])))
-        session.respond(stream: 1, fields: [(":status", "413")], endStream: false)
+        session.respond(stream: 1, endStream: false) { $0.append(name: ":status", value: "413") }
         session.send(ByteBuffer(string: "too large"), on: 1, endStream: true, promise: nil)
         session.resetAfterResponse(stream: 1)
         let response = Self.frames(session.output(allocator: .init())?.bytes)

@@ -422,12 +422,14 @@ final class HTTP2StreamTransport: ExchangeTransport {
         }
         switch payload {
         case .headers(let headers):
-            let fields = headers.headers.map { ($0.name, $0.value) }
+            let fill = { (fields: inout FieldList) in
+                for (name, value, _) in headers.headers { fields.append(name: name, value: value) }
+            }
             if responseStarted {
-                session.sendTrailers(fields, on: streamID)
+                session.sendTrailers(on: streamID, fields: fill)
             } else {
                 responseStarted = true
-                session.respond(stream: streamID, fields: fields, endStream: headers.endStream)
+                session.respond(stream: streamID, endStream: headers.endStream, fields: fill)
             }
             promise?.succeed(())
         case .data(let data):
