@@ -199,6 +199,16 @@ public final class HTTP2ServerSession {
         for promise in promises { promise.fail(ChannelError.ioOnClosedChannel) }
     }
 
+    /// The connection is gone: every queued response body is dropped and its write promise fails (their callbacks
+    /// release what the writes held: files, upstream connections).
+    public func abandonAllStreams() {
+        for state in outgoing.values { abandoned.append(contentsOf: state.chunks.compactMap(\.promise)) }
+        outgoing.removeAll()
+        resetsAfterResponse.removeAll()
+        resetsDue.removeAll()
+        failAbandonedWrites()
+    }
+
     /// False once the session has nothing left to read or write (after GOAWAY with no streams left, or a fatal
     /// error): the connection can close.
     public var isAlive: Bool {

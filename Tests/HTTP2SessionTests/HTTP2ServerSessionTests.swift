@@ -206,6 +206,18 @@ struct HTTP2ServerSessionTests {
         #expect(reset.first?.payload == [0, 0, 0, 0], "NO_ERROR: stop sending, the answer stands")
     }
 
+    @Test func abandoningTheStreamsFailsTheirPendingWrites() throws {
+        let loop = EmbeddedEventLoop()
+        let session = try Self.connected(clientSettings: [(4, 0)])
+        _ = try session.receive(ByteBuffer(bytes: Self.frame(4, flags: 0x1, stream: 0) + Self.frame(1, flags: 0x5, stream: 1, Self.getBlock)))
+        session.respond(stream: 1, endStream: false) { $0.append(name: ":status", value: "200") }
+        let promise = loop.makePromise(of: Void.self)
+        session.send(ByteBuffer(string: "never sent"), on: 1, endStream: true, promise: promise)
+        _ = session.output(allocator: .init())
+        session.abandonAllStreams()
+        #expect(throws: ChannelError.self) { try promise.futureResult.wait() }
+    }
+
     @Test func aBadPrefaceEndsTheSession() {
         let session = HTTP2ServerSession(settings: Self.settings)
         #expect(throws: HTTP2ServerSession.Failure.self) {

@@ -224,4 +224,24 @@ import Glibc
         // The upstream connection the proxied stream held is free again.
         #expect(try curl(["-s", "-m", "5", vantage.url("/proxy/echo")]).status == 200)
     }
+
+    /// A client that asks for files through a closed window and leaves before send_timeout: the files it held open
+    /// are closed with its connection (their pending writes fail), not kept for the life of the process.
+    @Test func anHTTP2ClientThatLeavesReleasesItsFiles() throws {
+        let (vantage, backend) = try Self.start()
+        defer { _ = vantage.stop(); backend.kill() }
+        let pid = vantage.process.processIdentifier
+        let before = openDescriptors(of: pid)
+        _ = try h2Probe(port: vantage.ports["https"]!, spec: [
+            "initial_window": 0, "read_body": false, "wait": 0.5,
+            "requests": Array(repeating: ["method": "GET", "path": "/files/big.bin"], count: 20),
+        ])
+        let deadline = Date().addingTimeInterval(3)
+        var after = openDescriptors(of: pid)
+        while after > before && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.1)
+            after = openDescriptors(of: pid)
+        }
+        #expect(after <= before, "\(after) descriptors open after the client left, \(before) before")
+    }
 }

@@ -72,6 +72,9 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         closing = true
         for stream in streams.values { stream.handler.streamClosed() }
         streams.removeAll()
+        // Pending writes hold their streams' files and this handler (through their callbacks); failing them breaks
+        // that cycle and closes the files.
+        session.abandonAllStreams()
         idleCheck?.cancel()
         sweep?.cancel()
         context.fireChannelInactive()

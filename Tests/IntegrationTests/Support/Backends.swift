@@ -141,6 +141,11 @@ func peakResidentKiB(of pid: Int32) -> Int? {
     return nil
 }
 
+/// How many file descriptors a process has open (`/proc/PID/fd`).
+func openDescriptors(of pid: Int32) -> Int {
+    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
+}
+
 /// A value of a Prometheus series in the metrics text, e.g. `vantage_upstream_healthy{upstream="127.0.0.1:1"}`.
 func metric(_ text: String, _ series: String) -> Double? {
     for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
