@@ -262,15 +262,20 @@ public final class HTTP2ServerSession {
         if resume { nghttp2_session_resume_data(session, stream) }
     }
 
-    /// Resets a stream (RST_STREAM with `errorCode`).
-    public func reset(stream: Int32, errorCode: UInt32) {
+    /// Resets a stream (RST_STREAM with `code`).
+    public func reset(stream: Int32, code: StreamResetCode) {
+        reset(stream: stream, errorCode: code.rawValue)
+    }
+
+    private func reset(stream: Int32, errorCode: UInt32) {
         nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, errorCode)
     }
 
     /// Resets a stream once its response is out: a complete answer to a request whose body is still coming
     /// (RFC 9113 §8.1: RST_STREAM with NO_ERROR asks the client to stop sending). An immediate reset would drop the
     /// response, as nghttp2 sends RST_STREAM ahead of queued DATA.
-    public func resetAfterResponse(stream: Int32, errorCode: UInt32 = 0) {
+    public func resetAfterResponse(stream: Int32, code: StreamResetCode = .noError) {
+        let errorCode = code.rawValue
         guard nghttp2_session_find_stream(session, stream) != nil,
               nghttp2_session_get_stream_remote_close(session, stream) == 0
         else { return }
@@ -293,8 +298,8 @@ public final class HTTP2ServerSession {
     }
 
     /// The final GOAWAY: streams above the last processed one are refused; the session ends when the rest are done.
-    public func goAway(errorCode: UInt32 = 0) {
-        nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastProcessedStream, errorCode, nil, 0)
+    public func goAway() {
+        nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastProcessedStream, 0, nil, 0)
     }
 
     // MARK: - Callbacks (called by nghttp2 inside `receive` and `output`)
@@ -360,7 +365,7 @@ public final class HTTP2ServerSession {
         resetsDue.append((stream, code))
     }
 
-    /// Whether a response finished with a reset still to send (see ``resetAfterResponse(stream:errorCode:)``).
+    /// Whether a response finished with a reset still to send (see ``resetAfterResponse(stream:code:)``).
     public var hasResetsDue: Bool { !resetsDue.isEmpty }
 
     fileprivate func closed(stream: Int32, errorCode: UInt32) {
@@ -428,24 +433,49 @@ public final class HTTP2ServerSession {
     }
 }
 
-/// Header fields to send, as one byte array and offsets: filled by the caller through ``HTTP2ServerSession/respond(stream:endStream:fields:)``
-/// and reused for every response of the connection, so a response head costs no allocation once the arrays have
-/// grown.
-public struct FieldList {
+/// The error codes this server resets streams with (RFC 9113 §7).
+public enum StreamResetCode: UInt32, Sendable {
+    /// The answer is complete; the client can stop sending its body.
+    case noError = 0x0
+    /// The response broke off (the upstream failed after the head went out).
+    case internalError = 0x2
+    /// A stream refused before any processing (new streams during shutdown).
+    case refusedStream = 0x7
+    /// The response was abandoned (no progress within send_timeout, or the exchange was cut).
+    case cancel = 0x8
+}
+
+/// Header fields to send, as one byte array and offsets. The session keeps one, filled through
+/// ``HTTP2ServerSession/respond(stream:endStream:fields:)`` and reused for every response of the connection, so a
+/// response head costs no allocation once its arrays have grown; a prepared list (a cached file's head) is copied
+/// in with ``append(contentsOf:)``.
+public struct FieldList: Sendable {
     fileprivate var bytes: [UInt8] = []
     fileprivate var ranges: [(name: Int, nameLength: Int, value: Int, valueLength: Int)] = []
 
     public init() {}
 
+    /// Appends a field; the name is lower-cased on the way (HTTP/2 field names are lower case, RFC 9113 §8.2), so
+    /// `Content-Type` from an HTTP/1-style header list can be passed as it is.
     public mutating func append(name: String, value: String) {
         let nameStart = bytes.count
-        bytes.append(contentsOf: name.utf8)
+        for byte in name.utf8 { bytes.append(byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte) }
         let valueStart = bytes.count
         bytes.append(contentsOf: value.utf8)
         ranges.append((nameStart, valueStart - nameStart, valueStart, bytes.count - valueStart))
     }
 
+    /// Appends every field of `other`, in order.
+    public mutating func append(contentsOf other: FieldList) {
+        let offset = bytes.count
+        bytes.append(contentsOf: other.bytes)
+        for range in other.ranges {
+            ranges.append((range.name + offset, range.nameLength, range.value + offset, range.valueLength))
+        }
+    }
+
     public var isEmpty: Bool { ranges.isEmpty }
+    public var count: Int { ranges.count }
 
     fileprivate mutating func removeAll() {
         bytes.removeAll(keepingCapacity: true)

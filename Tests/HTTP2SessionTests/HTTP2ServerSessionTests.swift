@@ -183,7 +183,7 @@ struct HTTP2ServerSessionTests {
             session.send(ByteBuffer(string: "held by a closed window"), on: stream, endStream: false, promise: nil)
         }
         _ = session.output(allocator: .init())
-        for stream: Int32 in [5, 1, 3] { session.reset(stream: stream, errorCode: 8) }
+        for stream: Int32 in [5, 1, 3] { session.reset(stream: stream, code: .cancel) }
         let resets = Self.frames(session.output(allocator: .init())?.bytes).filter { $0.type == 3 }
         #expect(resets.map(\.stream).sorted() == [1, 3, 5])
         let closed = session.takeEvents().compactMap { event -> Int32? in

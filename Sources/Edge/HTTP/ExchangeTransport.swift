@@ -1,5 +1,15 @@
+import HTTP2Session
 import NIOCore
-import NIOHTTP2
+
+/// What an exchange writes on its HTTP/2 stream.
+enum HTTP2Write {
+    /// The response head (`:status` first); `endStream` when no body follows.
+    case head(FieldList, endStream: Bool)
+    case data(ByteBuffer, endStream: Bool)
+    /// Trailer fields; they end the stream.
+    case trailers(FieldList)
+    case reset(StreamResetCode)
+}
 
 /// Where a ``RequestHandler`` sends its response: the channel of an HTTP/1.1 connection, or one stream of an HTTP/2
 /// connection (whose frames go out on the connection's channel with the stream's ID).
@@ -10,9 +20,10 @@ protocol ExchangeTransport: AnyObject {
     func write(_ data: NIOAny, promise: EventLoopPromise<Void>?)
     func writeWithFuture(_ data: NIOAny) -> EventLoopFuture<Void>
     func writeAndFlushWithFuture(_ data: NIOAny) -> EventLoopFuture<Void>
-    /// Writes one HTTP/2 frame payload on the exchange's stream.
-    func writeFrame(_ payload: HTTP2Frame.FramePayload, promise: EventLoopPromise<Void>?)
-    func writeAndFlushFrame(_ payload: HTTP2Frame.FramePayload) -> EventLoopFuture<Void>
+    /// Writes on the exchange's HTTP/2 stream; the promise completes once the bytes are taken (flow control
+    /// permitting).
+    func writeHTTP2(_ write: HTTP2Write, promise: EventLoopPromise<Void>?)
+    func writeAndFlushHTTP2(_ write: HTTP2Write) -> EventLoopFuture<Void>
     func flush()
     /// Flushes at once (HTTP/2 otherwise waits for the end of the read burst).
     func flushNow()
@@ -25,12 +36,13 @@ protocol ExchangeTransport: AnyObject {
 }
 
 extension ChannelHandlerContext: ExchangeTransport {
-    func writeFrame(_ payload: HTTP2Frame.FramePayload, promise: EventLoopPromise<Void>?) {
-        write(NIOAny(payload), promise: promise)
+    /// An HTTP/1.1 channel has no streams: nothing to write.
+    func writeHTTP2(_ write: HTTP2Write, promise: EventLoopPromise<Void>?) {
+        promise?.fail(ChannelError.operationUnsupported)
     }
 
-    func writeAndFlushFrame(_ payload: HTTP2Frame.FramePayload) -> EventLoopFuture<Void> {
-        writeAndFlushWithFuture(NIOAny(payload))
+    func writeAndFlushHTTP2(_ write: HTTP2Write) -> EventLoopFuture<Void> {
+        eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
     }
 
     func writeAndFlushWithFuture(_ data: NIOAny) -> EventLoopFuture<Void> {

@@ -1,7 +1,6 @@
 import HTTP2Session
 import NIOCore
 import NIOHTTP1
-import NIOHTTP2
 
 /// Serves an HTTP/2 connection through libnghttp2 (``HTTP2ServerSession``): the TLS layer's bytes go in, each
 /// request stream becomes a ``RequestHandler`` with a small transport, and what the session has to send goes out
@@ -170,7 +169,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
 
     private func startStream(_ id: Int32, fields: [HTTP2ServerSession.Field], endStream: Bool, context: ChannelHandlerContext) {
         guard !quiescing, var head = Self.requestHead(fields) else {
-            session.reset(stream: id, errorCode: UInt32(HTTP2ErrorCode.refusedStream.networkCode))
+            session.reset(stream: id, code: .refusedStream)
             return
         }
         if !endStream && !head.headers.contains(name: "content-length") {
@@ -335,7 +334,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         for id in stalledSends {
             guard let stream = streams.removeValue(forKey: id) else { continue }
             GatewayMetrics.shared.sendTimeouts.increment()
-            session.reset(stream: id, errorCode: UInt32(HTTP2ErrorCode.cancel.networkCode))
+            session.reset(stream: id, code: .cancel)
             stream.handler.streamClosed()
         }
         if !stalledSends.isEmpty {
@@ -388,12 +387,11 @@ struct StreamDeadlines {
     }
 }
 
-/// One stream's view of an nghttp2 connection: the response's frames become session submissions.
+/// One stream's view of an HTTP/2 connection: the exchange's writes become session submissions.
 final class HTTP2StreamTransport: ExchangeTransport {
     let streamID: Int32
     private weak var connection: HTTP2ConnectionHandler?
     private let context: ChannelHandlerContext
-    private var responseStarted = false
 
     init(streamID: Int32, connection: HTTP2ConnectionHandler, context: ChannelHandlerContext) {
         self.streamID = streamID
@@ -418,44 +416,33 @@ final class HTTP2StreamTransport: ExchangeTransport {
         return context.eventLoop.makeSucceededVoidFuture()
     }
 
-    func writeFrame(_ payload: HTTP2Frame.FramePayload, promise: EventLoopPromise<Void>?) {
+    func writeHTTP2(_ write: HTTP2Write, promise: EventLoopPromise<Void>?) {
         guard let session = connection?.session else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        switch payload {
-        case .headers(let headers):
-            let fill = { (fields: inout FieldList) in
-                for (name, value, _) in headers.headers { fields.append(name: name, value: value) }
-            }
-            if responseStarted {
-                session.sendTrailers(on: streamID, fields: fill)
-            } else {
-                responseStarted = true
-                session.respond(stream: streamID, endStream: headers.endStream, fields: fill)
-            }
+        switch write {
+        case .head(let fields, let endStream):
+            session.respond(stream: streamID, endStream: endStream) { $0.append(contentsOf: fields) }
             promise?.succeed(())
-        case .data(let data):
-            guard case .byteBuffer(let buffer) = data.data else {
-                promise?.fail(ChannelError.operationUnsupported)
-                return
-            }
-            session.send(buffer, on: streamID, endStream: data.endStream, promise: promise)
-        case .rstStream(let code):
-            if code == .noError && responseStarted {
-                session.resetAfterResponse(stream: streamID)
-            } else {
-                session.reset(stream: streamID, errorCode: UInt32(code.networkCode))
-            }
+        case .data(let buffer, let endStream):
+            session.send(buffer, on: streamID, endStream: endStream, promise: promise)
+        case .trailers(let fields):
+            session.sendTrailers(on: streamID) { $0.append(contentsOf: fields) }
             promise?.succeed(())
-        default:
+        case .reset(.noError):
+            // After a complete answer: the reset must not overtake it.
+            session.resetAfterResponse(stream: streamID)
+            promise?.succeed(())
+        case .reset(let code):
+            session.reset(stream: streamID, code: code)
             promise?.succeed(())
         }
     }
 
-    func writeAndFlushFrame(_ payload: HTTP2Frame.FramePayload) -> EventLoopFuture<Void> {
+    func writeAndFlushHTTP2(_ write: HTTP2Write) -> EventLoopFuture<Void> {
         let promise = context.eventLoop.makePromise(of: Void.self)
-        writeFrame(payload, promise: promise)
+        writeHTTP2(write, promise: promise)
         connection?.outputSoon()
         return promise.futureResult
     }
@@ -465,7 +452,7 @@ final class HTTP2StreamTransport: ExchangeTransport {
     func flushNow() { connection?.outputSoon() }
 
     func closeExchange() {
-        connection?.session.reset(stream: streamID, errorCode: UInt32(HTTP2ErrorCode.cancel.networkCode))
+        connection?.session.reset(stream: streamID, code: .cancel)
         connection?.outputSoon()
         connection?.streamFinished(streamID)
     }

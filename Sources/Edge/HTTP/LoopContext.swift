@@ -1,5 +1,5 @@
 import NIOCore
-import NIOHPACK
+import HTTP2Session
 import NIOHTTP1
 import RegexSet
 import Static
@@ -50,7 +50,7 @@ final class LoopContext: @unchecked Sendable {
         var file: CachedFile
         var rules: ResponseHeaderRules?
         var variants: [ByteBuffer?]
-        var http2: [HPACKHeaders?]
+        var http2: [FieldList?]
     }
 
     init(
@@ -127,16 +127,15 @@ final class LoopContext: @unchecked Sendable {
 
     /// The HTTP/2 header block (`:status 200`, lower-cased names, Date and Server) of a cached file's answer, built
     /// once per second per loop.
-    func http2Headers(file: CachedFile, variant: Int, base: HTTPHeaders, rules: ResponseHeaderRules? = nil) -> HPACKHeaders {
+    func http2Headers(file: CachedFile, variant: Int, base: HTTPHeaders, rules: ResponseHeaderRules? = nil) -> FieldList {
         if let block = currentEntry(for: file, rules: rules)?.http2[variant] { return block }
         var base = base
         rules?.apply(to: &base, facts: Self.noRequestFacts())
-        var block = HPACKHeaders()
-        block.reserveCapacity(base.count + 3)
-        block.add(name: ":status", value: "200")
-        for (name, value) in base { block.add(name: name.lowercased(), value: value) }
-        block.add(name: "date", value: dateHeader)
-        if rules?.omitsServer != true { block.add(name: "server", value: "vantage") }
+        var block = FieldList()
+        block.append(name: ":status", value: "200")
+        for (name, value) in base { block.append(name: name, value: value) }
+        block.append(name: "date", value: dateHeader)
+        if rules?.omitsServer != true { block.append(name: "server", value: "vantage") }
         updateEntry(for: file, rules: rules) { $0.http2[variant] = block }
         return block
     }

@@ -6,9 +6,8 @@ import HeaderRules
 import Links
 import Logging
 import NIOCore
-import NIOHPACK
+import HTTP2Session
 import NIOHTTP1
-import NIOHTTP2
 import NIOPosix
 import Proxy
 import Static
@@ -625,10 +624,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         buffer.writeStaticString("\r\n")
     }
 
-    private static func addRateLimitHeaders(_ exchange: Exchange, to block: inout HPACKHeaders) {
+    private static func addRateLimitHeaders(_ exchange: Exchange, to block: inout FieldList) {
         guard let (policy, quota) = exchange.rateLimitHeaders else { return }
-        block.add(name: "ratelimit-policy", value: policy)
-        block.add(name: "ratelimit", value: quota)
+        block.append(name: "ratelimit-policy", value: policy)
+        block.append(name: "ratelimit", value: quota)
     }
 
     /// The key authorization of an HTTP-01 challenge, or 404 for a token nobody here started.
@@ -922,24 +921,23 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             visitorCookie = issueVisitorCookie(current)
         }
         if isHTTP2 {
-            var block: HPACKHeaders
+            var block: FieldList
             if let (file, variant) = cached {
                 block = loop.http2Headers(file: file, variant: variant, base: headers, rules: rules)
             } else {
-                block = HPACKHeaders()
-                block.reserveCapacity(headers.count + 4)
-                block.add(name: ":status", value: String(status.code))
-                for (name, value) in headers { block.add(name: name.lowercased(), value: value) }
-                block.add(name: "date", value: loop.dateHeader)
-                if sendsServer { block.add(name: "server", value: "vantage") }
+                block = FieldList()
+                block.append(name: ":status", value: String(status.code))
+                for (name, value) in headers { block.append(name: name, value: value) }
+                block.append(name: "date", value: loop.dateHeader)
+                if sendsServer { block.append(name: "server", value: "vantage") }
             }
-            if let hsts { block.add(name: "strict-transport-security", value: hsts) }
-            if let visitorCookie { block.add(name: "set-cookie", value: visitorCookie) }
-            if let location { block.add(name: "location", value: location) }
+            if let hsts { block.append(name: "strict-transport-security", value: hsts) }
+            if let visitorCookie { block.append(name: "set-cookie", value: visitorCookie) }
+            if let location { block.append(name: "location", value: location) }
             Self.addRateLimitHeaders(current, to: &block)
             var endStream = false
             if case .empty = body { endStream = true }
-            context.writeFrame(.headers(.init(headers: block, endStream: endStream)), promise: nil)
+            context.writeHTTP2(.head(block, endStream: endStream), promise: nil)
         } else {
             // The head goes out as bytes: a per-second cached block for cached files, serialized here otherwise.
             var head: ByteBuffer
@@ -998,12 +996,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let size = buffer.readableBytes
             if size > 0 {
                 if isHTTP2 {
-                    context.writeFrame(.data(.init(data: .byteBuffer(buffer), endStream: true)), promise: nil)
+                    context.writeHTTP2(.data(buffer, endStream: true), promise: nil)
                 } else {
                     context.write(NIOAny(buffer), promise: nil)
                 }
             } else if isHTTP2 {
-                context.writeFrame(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), promise: nil)
+                context.writeHTTP2(.data(ByteBuffer(), endStream: true), promise: nil)
             }
             finish(context: context, sent: size)
         case .file(let file):
@@ -1051,7 +1049,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     return contextBound.value.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
                 }
                 let written = isHTTP2
-                    ? contextBound.value.writeAndFlushFrame(.data(.init(data: .byteBuffer(chunk))))
+                    ? contextBound.value.writeAndFlushHTTP2(.data(chunk, endStream: false))
                     : contextBound.value.writeAndFlushWithFuture(NIOAny(chunk))
                 handler.trackWrite(written)
                 return written
@@ -1072,7 +1070,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .success:
                 guard let context = handler.transport else { return }
                 if isHTTP2 {
-                    context.writeFrame(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), promise: nil)
+                    context.writeHTTP2(.data(ByteBuffer(), endStream: true), promise: nil)
                 }
                 handler.finish(context: context, sent: file.length)
             case .failure:
@@ -1097,7 +1095,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 // RST_STREAM with NO_ERROR tells it to stop without failing the response (RFC 9113 §8.1). The answer
                 // must leave first: a reset drops frames still queued for the stream.
                 context.flushNow()
-                context.writeFrame(.rstStream(.noError), promise: nil)
+                context.writeHTTP2(.reset(.noError), promise: nil)
                 current.requestEnded = true
             }
             context.flush()
@@ -1398,21 +1396,20 @@ extension RequestHandler: ProxyDownstream {
         let hsts = connection.isTLS && rules?.omitsHSTS != true ? current.hsts : nil
         let requestID = current.requestID ?? ""
         if isHTTP2 {
-            var block = HPACKHeaders()
-            block.reserveCapacity(16)
-            block.add(name: ":status", value: String(code))
+            var block = FieldList()
+            block.append(name: ":status", value: String(code))
             let passed = head.forEachHeader(dropping: rules?.rules) { name, value in
-                block.add(name: String(decoding: name, as: UTF8.self).lowercased(), value: String(decoding: value, as: UTF8.self))
+                block.append(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
             }
-            rules?.forEachAddition(facts: facts(current)) { block.add(name: $0.lowercased(), value: $1) }
-            if !passed.hasDate { block.add(name: "date", value: loop.dateHeader) }
-            block.add(name: "x-request-id", value: requestID)
-            if let hsts { block.add(name: "strict-transport-security", value: hsts) }
+            rules?.forEachAddition(facts: facts(current)) { block.append(name: $0, value: $1) }
+            if !passed.hasDate { block.append(name: "date", value: loop.dateHeader) }
+            block.append(name: "x-request-id", value: requestID)
+            if let hsts { block.append(name: "strict-transport-security", value: hsts) }
             Self.addRateLimitHeaders(current, to: &block)
             current.isHTML = passed.isHTML
-            if loop.events != nil, let cookie = issueVisitorCookie(current) { block.add(name: "set-cookie", value: cookie) }
+            if loop.events != nil, let cookie = issueVisitorCookie(current) { block.append(name: "set-cookie", value: cookie) }
             current.framing = bodiless ? .none : .http2
-            context.writeFrame(.headers(.init(headers: block, endStream: false)), promise: nil)
+            context.writeHTTP2(.head(block, endStream: false), promise: nil)
             return
         }
         var buffer = context.channel.allocator.buffer(capacity: 384)
@@ -1512,7 +1509,7 @@ extension RequestHandler: ProxyDownstream {
             // stream: count the bytes until their writes complete.
             current.unsentFrameBytes += size
             let promise = context.eventLoop.makePromise(of: Void.self)
-            context.writeFrame(.data(.init(data: .byteBuffer(buffer))), promise: promise)
+            context.writeHTTP2(.data(buffer, endStream: false), promise: promise)
             writeStarted(on: context.eventLoop)
             // One callback per frame does both: send progress, and the window that paces the upstream.
             let bound = NIOLoopBound((self, current), eventLoop: context.eventLoop)
@@ -1554,11 +1551,11 @@ extension RequestHandler: ProxyDownstream {
         }
         if isHTTP2 {
             if let trailers, !trailers.isEmpty, current.framing == .http2 {
-                var block = HPACKHeaders()
-                for (name, value) in trailers { block.add(name: name.lowercased(), value: value) }
-                context.writeFrame(.headers(.init(headers: block, endStream: true)), promise: nil)
+                var block = FieldList()
+                for (name, value) in trailers { block.append(name: name, value: value) }
+                context.writeHTTP2(.trailers(block), promise: nil)
             } else {
-                context.writeFrame(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), promise: nil)
+                context.writeHTTP2(.data(ByteBuffer(), endStream: true), promise: nil)
             }
         } else {
             if current.framing == .chunked {
@@ -1595,7 +1592,7 @@ extension RequestHandler: ProxyDownstream {
         record(current)
         exchange = nil
         if isHTTP2 {
-            context.writeFrame(.rstStream(.internalError), promise: nil)
+            context.writeHTTP2(.reset(.internalError), promise: nil)
             context.flush()
             context.exchangeFinished()
         } else {
