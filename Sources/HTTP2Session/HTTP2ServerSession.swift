@@ -109,11 +109,10 @@ public final class HTTP2ServerSession {
         // Stream credit is returned when the request's handler takes the bytes (a proxied upload to a slower
         // upstream holds it back); see `consume(_:on:)`.
         nghttp2_option_set_no_auto_window_update(options, 1)
-        // The library's own bound on the header block it decodes, on top of the header-list check in `onHeader`.
-        nghttp2_option_set_max_send_header_block_length(options, 64 << 10)
 
         var created: OpaquePointer?
-        nghttp2_session_server_new2(&created, callbacks, Unmanaged.passUnretained(self).toOpaque(), options)
+        let status = nghttp2_session_server_new2(&created, callbacks, Unmanaged.passUnretained(self).toOpaque(), options)
+        precondition(status == 0 && created != nil, "nghttp2 could not create a session: \(String(cString: nghttp2_strerror(status)))")
         session = created
 
         var entries = [
@@ -230,7 +229,8 @@ public final class HTTP2ServerSession {
             } else {
                 outgoing[stream] = Outgoing()
                 var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readBodyCallback)
-                _ = nghttp2_submit_response(session, stream, nva, count, &provider)
+                // A stream that is already gone (reset by the client) takes no response: nothing to queue for it.
+                if nghttp2_submit_response(session, stream, nva, count, &provider) != 0 { outgoing.removeValue(forKey: stream) }
             }
         }
     }
@@ -305,7 +305,9 @@ public final class HTTP2ServerSession {
     // MARK: - Callbacks (called by nghttp2 inside `receive` and `output`)
 
     /// RFC 9113 §5.1.1: a new stream's identifier must exceed every one the client used before. nghttp2 drops a
-    /// HEADERS frame on a lower, unknown stream without a word; the RFC asks for a connection error.
+    /// HEADERS frame on a lower, unknown stream without a word; the RFC asks for a connection error. (Streams that
+    /// closed recently are still known to nghttp2, which keeps them as the RFC 7540 priority tree did, so late
+    /// trailers on a stream just reset are not taken for a new stream.)
     fileprivate func beganFrame(type: UInt8, stream: Int32) {
         guard type == UInt8(NGHTTP2_HEADERS.rawValue), stream & 1 == 1, stream < highestRequestStream,
               nghttp2_session_find_stream(session, stream) == nil

@@ -160,6 +160,19 @@ struct HTTP2ServerSessionTests {
         #expect(!session.isAlive)
     }
 
+    @Test func trailersOnAStreamJustResetAreNotANewStream() throws {
+        let session = try Self.connected()
+        let post: [UInt8] = [0x83, 0x87, 0x84, 0x01, 0x01, 0x61]
+        _ = try session.receive(ByteBuffer(bytes: Self.frame(1, flags: 0x4, stream: 1, post) + Self.frame(1, flags: 0x4, stream: 3, post)))
+        session.reset(stream: 1, code: .noError)
+        _ = session.output(allocator: .init())
+        // The client had sent its trailers on stream 1 before the reset reached it.
+        _ = try session.receive(ByteBuffer(bytes: Self.frame(1, flags: 0x5, stream: 1, [0x00, 0x01, 0x78, 0x01, 0x79])))
+        let sent = Self.frames(session.output(allocator: .init())?.bytes)
+        #expect(!sent.contains { $0.type == 7 }, "no GOAWAY: \(sent)")
+        #expect(session.isAlive)
+    }
+
     @Test func aHeaderListOverTheLimitResetsTheStream() throws {
         var settings = Self.settings
         settings.maxHeaderListSize = 200

@@ -259,11 +259,11 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     }
 
     private func closeAfterOutput(context: ChannelHandlerContext) {
-        if let (bytes, _) = session.output(allocator: context.channel.allocator) {
-            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+        writeOutputOnce(context: context, flush: true)
+        if !closing {
+            closing = true
+            context.close(promise: nil)
         }
-        closing = true
-        context.close(promise: nil)
     }
 
     // MARK: - Called by stream transports
