@@ -467,6 +467,17 @@ public struct FieldList: Sendable {
         ranges.append((nameStart, valueStart - nameStart, valueStart, bytes.count - valueStart))
     }
 
+    /// Appends a field named by a constant (lower-cased on the way, as above).
+    public mutating func append(name: StaticString, value: String) {
+        let nameStart = bytes.count
+        name.withUTF8Buffer { utf8 in
+            for byte in utf8 { bytes.append(byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte) }
+        }
+        let valueStart = bytes.count
+        bytes.append(contentsOf: value.utf8)
+        ranges.append((nameStart, valueStart - nameStart, valueStart, bytes.count - valueStart))
+    }
+
     /// Appends every field of `other`, in order.
     public mutating func append(contentsOf other: FieldList) {
         let offset = bytes.count

@@ -615,21 +615,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// `RateLimit-Policy` and `RateLimit` on an answer that passed a limit with `headers: true`.
-    private static func writeRateLimitHeaders(_ exchange: Exchange, into buffer: inout ByteBuffer) {
-        guard let (policy, quota) = exchange.rateLimitHeaders else { return }
-        buffer.writeStaticString("RateLimit-Policy: ")
-        buffer.writeString(policy)
-        buffer.writeStaticString("\r\nRateLimit: ")
-        buffer.writeString(quota)
-        buffer.writeStaticString("\r\n")
-    }
-
-    private static func addRateLimitHeaders(_ exchange: Exchange, to block: inout FieldList) {
-        guard let (policy, quota) = exchange.rateLimitHeaders else { return }
-        block.append(name: "ratelimit-policy", value: policy)
-        block.append(name: "ratelimit", value: quota)
-    }
-
     /// The key authorization of an HTTP-01 challenge, or 404 for a token nobody here started.
     private func answerChallenge(_ answer: String?, context: any ExchangeTransport) {
         guard let answer else {
@@ -914,11 +899,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         current.responded = true
         current.status = status
         loop.refreshClock()
-        let hsts = connection.isTLS && rules?.omitsHSTS != true ? current.hsts : nil
-        var visitorCookie: String?
+        var added = ExchangeFields(
+            hsts: connection.isTLS && rules?.omitsHSTS != true ? current.hsts : nil, location: location,
+            rateLimit: current.rateLimitHeaders)
         if loop.events != nil {
             current.isHTML = headers.first(name: "content-type")?.utf8.starts(with: "text/html".utf8) ?? false
-            visitorCookie = issueVisitorCookie(current)
+            added.visitorCookie = issueVisitorCookie(current)
         }
         if isHTTP2 {
             var block: FieldList
@@ -931,10 +917,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 block.append(name: "date", value: loop.dateHeader)
                 if sendsServer { block.append(name: "server", value: "vantage") }
             }
-            if let hsts { block.append(name: "strict-transport-security", value: hsts) }
-            if let visitorCookie { block.append(name: "set-cookie", value: visitorCookie) }
-            if let location { block.append(name: "location", value: location) }
-            Self.addRateLimitHeaders(current, to: &block)
+            added.write(to: &block)
             var endStream = false
             if case .empty = body { endStream = true }
             context.writeHTTP2(.head(block, endStream: endStream), promise: nil)
@@ -951,43 +934,28 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 head.writeString(loop.dateHeader)
                 head.writeStaticString(sendsServer ? "\r\nServer: vantage\r\n" : "\r\n")
             }
-            var tail = context.channel.allocator.buffer(capacity: 64)
-            if let hsts {
-                tail.writeStaticString("Strict-Transport-Security: ")
-                tail.writeString(hsts)
-                tail.writeStaticString("\r\n")
-            }
-            if let visitorCookie {
-                tail.writeStaticString("Set-Cookie: ")
-                tail.writeString(visitorCookie)
-                tail.writeStaticString("\r\n")
-            }
-            if let location {
-                tail.writeStaticString("Location: ")
-                tail.writeString(location)
-                tail.writeStaticString("\r\n")
-            }
-            Self.writeRateLimitHeaders(current, into: &tail)
+            var tail = HTTP1HeaderLines(buffer: context.channel.allocator.buffer(capacity: 64))
+            added.write(to: &tail)
             if !current.keepAlive {
-                tail.writeStaticString("Connection: close\r\n")
+                tail.add("Connection", "close")
             } else if current.head.version.minor == 0 {
-                tail.writeStaticString("Connection: keep-alive\r\n")
+                tail.add("Connection", "keep-alive")
             }
-            tail.writeStaticString("\r\n")
+            tail.buffer.writeStaticString("\r\n")
             if case .buffer(let payload) = body, connection.isTLS, payload.readableBytes <= 16 << 10 {
                 // Under TLS every write becomes its own record: send head and a small body as one. (On plain
                 // connections writev takes the three buffers as they are; copying measured slower there.)
                 var combined = context.channel.allocator.buffer(
-                    capacity: head.readableBytes + tail.readableBytes + payload.readableBytes)
+                    capacity: head.readableBytes + tail.buffer.readableBytes + payload.readableBytes)
                 combined.writeImmutableBuffer(head)
-                combined.writeImmutableBuffer(tail)
+                combined.writeImmutableBuffer(tail.buffer)
                 combined.writeImmutableBuffer(payload)
                 context.write(NIOAny(combined), promise: nil)
                 finish(context: context, sent: payload.readableBytes)
                 return
             }
             context.write(NIOAny(head), promise: nil)
-            context.write(NIOAny(tail), promise: nil)
+            context.write(NIOAny(tail.buffer), promise: nil)
         }
         switch body {
         case .empty:
@@ -1393,8 +1361,9 @@ extension RequestHandler: ProxyDownstream {
         let bodiless = current.head.method == .HEAD || code == 204 || code == 304 || code < 200
         loop.refreshClock()
         let rules = current.responseHeaders
-        let hsts = connection.isTLS && rules?.omitsHSTS != true ? current.hsts : nil
-        let requestID = current.requestID ?? ""
+        var added = ExchangeFields(
+            requestID: current.requestID ?? "", hsts: connection.isTLS && rules?.omitsHSTS != true ? current.hsts : nil,
+            rateLimit: current.rateLimitHeaders)
         if isHTTP2 {
             var block = FieldList()
             block.append(name: ":status", value: String(code))
@@ -1403,50 +1372,27 @@ extension RequestHandler: ProxyDownstream {
             }
             rules?.forEachAddition(facts: facts(current)) { block.append(name: $0, value: $1) }
             if !passed.hasDate { block.append(name: "date", value: loop.dateHeader) }
-            block.append(name: "x-request-id", value: requestID)
-            if let hsts { block.append(name: "strict-transport-security", value: hsts) }
-            Self.addRateLimitHeaders(current, to: &block)
             current.isHTML = passed.isHTML
-            if loop.events != nil, let cookie = issueVisitorCookie(current) { block.append(name: "set-cookie", value: cookie) }
+            if loop.events != nil { added.visitorCookie = issueVisitorCookie(current) }
+            added.write(to: &block)
             current.framing = bodiless ? .none : .http2
             context.writeHTTP2(.head(block, endStream: false), promise: nil)
             return
         }
-        var buffer = context.channel.allocator.buffer(capacity: 384)
-        HTTPHead.writeStatusLine(head.status, into: &buffer)
-        let passed = head.writeHTTP1Headers(dropping: rules?.rules, into: &buffer)
-        rules?.forEachAddition(facts: facts(current)) { name, value in
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
-        }
-        if !passed.hasDate {
-            buffer.writeStaticString("Date: ")
-            buffer.writeString(loop.dateHeader)
-            buffer.writeStaticString("\r\n")
-        }
-        buffer.writeStaticString("X-Request-Id: ")
-        buffer.writeString(requestID)
-        buffer.writeStaticString("\r\n")
-        if let hsts {
-            buffer.writeStaticString("Strict-Transport-Security: ")
-            buffer.writeString(hsts)
-            buffer.writeStaticString("\r\n")
-        }
-        Self.writeRateLimitHeaders(current, into: &buffer)
+        var lines = HTTP1HeaderLines(buffer: context.channel.allocator.buffer(capacity: 384))
+        HTTPHead.writeStatusLine(head.status, into: &lines.buffer)
+        let passed = head.writeHTTP1Headers(dropping: rules?.rules, into: &lines.buffer)
+        rules?.forEachAddition(facts: facts(current)) { lines.add(name: $0, value: $1) }
+        if !passed.hasDate { lines.add("Date", loop.dateHeader) }
         current.isHTML = passed.isHTML
-        if loop.events != nil, let cookie = issueVisitorCookie(current) {
-            buffer.writeStaticString("Set-Cookie: ")
-            buffer.writeString(cookie)
-            buffer.writeStaticString("\r\n")
-        }
+        if loop.events != nil { added.visitorCookie = issueVisitorCookie(current) }
+        added.write(to: &lines)
         if bodiless {
             current.framing = .none
         } else if passed.hasContentLength {
             current.framing = .raw
         } else if current.head.version.minor >= 1 {
-            buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
+            lines.buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
             current.framing = .chunked
         } else {
             // An HTTP/1.0 client learns the end of the body from the connection closing.
@@ -1454,15 +1400,15 @@ extension RequestHandler: ProxyDownstream {
             current.keepAlive = false
         }
         if !current.keepAlive {
-            buffer.writeStaticString("Connection: close\r\n")
+            lines.buffer.writeStaticString("Connection: close\r\n")
         } else if current.head.version.minor == 0 {
-            buffer.writeStaticString("Connection: keep-alive\r\n")
+            lines.buffer.writeStaticString("Connection: keep-alive\r\n")
         }
-        buffer.writeStaticString("\r\n")
+        lines.buffer.writeStaticString("\r\n")
         if connection.isTLS {
-            current.heldHead = buffer
+            current.heldHead = lines.buffer
         } else {
-            context.write(NIOAny(buffer), promise: nil)
+            context.write(NIOAny(lines.buffer), promise: nil)
         }
     }
 
