@@ -60,9 +60,9 @@ public final class HTTP2ServerSession {
     private var scratch = FieldList()
     private var pairs: [nghttp2_nv] = []
     private var events: [Event] = []
-    /// The header block being received, by stream.
-    private var incoming: [Int32: [Field]] = [:]
-    private var incomingBytes: [Int32: Int] = [:]
+    /// The header block being received. Only one can be in progress at a time: a block's CONTINUATION frames
+    /// follow its HEADERS frame with nothing in between (RFC 9113 §6.10).
+    private var incoming: (stream: Int32, fields: [Field], size: Int)?
     private let maxHeaderListSize: Int
     /// The highest request stream the peer opened.
     private var highestRequestStream: Int32 = 0
@@ -81,13 +81,59 @@ public final class HTTP2ServerSession {
     private var input: ByteBuffer?
     private var inputBase: UnsafeRawPointer?
 
-    /// One stream's response body on its way out.
-    private struct Outgoing {
-        var chunks = CircularBuffer<(buffer: ByteBuffer, promise: EventLoopPromise<Void>?)>()
+    /// One stream's response body on its way out. A class: the connection's table hands out the reference, so
+    /// queueing and taking bytes copy nothing (a struct changed in place through the dictionary costs an
+    /// allocation per access here).
+    private final class Outgoing {
+        typealias Chunk = (buffer: ByteBuffer, promise: EventLoopPromise<Void>?)
+        /// The chunk being sent; most responses have one and never need `rest`.
+        var current: Chunk?
+        var rest: CircularBuffer<Chunk>?
         var ended = false
         var trailers: FieldList?
         /// nghttp2 was told to wait (`NGHTTP2_ERR_DEFERRED`); new data resumes it.
         var deferred = false
+
+        var isEmpty: Bool { current == nil }
+
+        /// Queues body bytes (and the end); returns whether nghttp2 must be told to resume the stream.
+        func queue(_ buffer: ByteBuffer?, promise: EventLoopPromise<Void>?, ends: Bool, trailers: FieldList? = nil) -> Bool {
+            if let buffer, buffer.readableBytes > 0 || promise != nil {
+                if current == nil {
+                    current = (buffer, promise)
+                } else {
+                    if rest == nil { rest = CircularBuffer(initialCapacity: 4) }
+                    rest!.append((buffer, promise))
+                }
+            }
+            if ends { ended = true }
+            if let trailers { self.trailers = trailers }
+            defer { deferred = false }
+            return deferred
+        }
+
+        /// Copies up to `length` queued bytes to `target`; the promises of chunks taken whole go to `taken`.
+        func take(into target: UnsafeMutablePointer<UInt8>, length: Int, taken: inout [EventLoopPromise<Void>]) -> Int {
+            var written = 0
+            while written < length, current != nil {
+                let count = min(length - written, current!.buffer.readableBytes)
+                current!.buffer.withUnsafeReadableBytes { bytes in
+                    (target + written).update(from: bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), count: count)
+                }
+                current!.buffer.moveReaderIndex(forwardBy: count)
+                written += count
+                if current!.buffer.readableBytes == 0 {
+                    if let promise = current!.promise { taken.append(promise) }
+                    current = rest?.popFirst()
+                }
+            }
+            return written
+        }
+
+        /// Every promise still waiting (the stream is gone).
+        var promises: [EventLoopPromise<Void>] {
+            ([current].compactMap { $0?.promise }) + (rest?.compactMap(\.promise) ?? [])
+        }
     }
 
     public init(settings: Settings) {
@@ -127,7 +173,7 @@ public final class HTTP2ServerSession {
 
     deinit {
         nghttp2_session_del(session)
-        for stream in outgoing.values { for chunk in stream.chunks { chunk.promise?.fail(ChannelError.ioOnClosedChannel) } }
+        for stream in outgoing.values { for promise in stream.promises { promise.fail(ChannelError.ioOnClosedChannel) } }
     }
 
     // MARK: - Input
@@ -201,7 +247,7 @@ public final class HTTP2ServerSession {
     /// The connection is gone: every queued response body is dropped and its write promise fails (their callbacks
     /// release what the writes held: files, upstream connections).
     public func abandonAllStreams() {
-        for state in outgoing.values { abandoned.append(contentsOf: state.chunks.compactMap(\.promise)) }
+        for state in outgoing.values { abandoned.append(contentsOf: state.promises) }
         outgoing.removeAll()
         resetsAfterResponse.removeAll()
         resetsDue.removeAll()
@@ -237,29 +283,21 @@ public final class HTTP2ServerSession {
 
     /// Queues response body bytes; `promise` completes once nghttp2 has taken them (flow control permitting).
     public func send(_ buffer: ByteBuffer, on stream: Int32, endStream: Bool, promise: EventLoopPromise<Void>?) {
-        guard var state = outgoing[stream] else {
+        guard let resume = outgoing[stream]?.queue(buffer, promise: promise, ends: endStream) else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        if buffer.readableBytes > 0 || promise != nil { state.chunks.append((buffer, promise)) }
-        if endStream { state.ended = true }
-        let resume = state.deferred
-        state.deferred = false
-        outgoing[stream] = state
         if resume { nghttp2_session_resume_data(session, stream) }
     }
 
     /// Trailer fields after the body; they end the stream.
     public func sendTrailers(on stream: Int32, fields fill: (inout FieldList) -> Void) {
-        guard var state = outgoing[stream] else { return }
+        guard outgoing[stream] != nil else { return }
         var trailers = FieldList()
         fill(&trailers)
-        state.trailers = trailers
-        state.ended = true
-        let resume = state.deferred
-        state.deferred = false
-        outgoing[stream] = state
-        if resume { nghttp2_session_resume_data(session, stream) }
+        if outgoing[stream]?.queue(nil, promise: nil, ends: true, trailers: trailers) == true {
+            nghttp2_session_resume_data(session, stream)
+        }
     }
 
     /// Resets a stream (RST_STREAM with `code`).
@@ -317,22 +355,24 @@ public final class HTTP2ServerSession {
 
     fileprivate func beganHeaders(stream: Int32, category: nghttp2_headers_category) {
         if category == NGHTTP2_HCAT_REQUEST { highestRequestStream = max(highestRequestStream, stream) }
-        incoming[stream] = []
-        incomingBytes[stream] = 0
+        var fields: [Field] = []
+        fields.reserveCapacity(16)
+        incoming = (stream, fields, 0)
     }
 
     fileprivate func header(stream: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Bool {
         // RFC 9113 §6.5.2 counts each field as name + value + 32 octets.
-        let size = (incomingBytes[stream] ?? 0) + name.count + value.count + 32
+        guard incoming?.stream == stream else { return false }
+        let size = incoming!.size + name.count + value.count + 32
         guard size <= maxHeaderListSize else { return false }
-        incomingBytes[stream] = size
-        incoming[stream, default: []].append(Field(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self)))
+        incoming!.size = size
+        incoming!.fields.append(Field(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self)))
         return true
     }
 
     fileprivate func headerBlockEnded(stream: Int32, category: nghttp2_headers_category, endStream: Bool) {
-        let fields = incoming.removeValue(forKey: stream) ?? []
-        incomingBytes.removeValue(forKey: stream)
+        let fields = incoming?.stream == stream ? incoming!.fields : []
+        incoming = nil
         if category == NGHTTP2_HCAT_REQUEST {
             events.append(.request(stream: stream, fields: fields, endStream: endStream))
         } else if endStream {
@@ -372,47 +412,29 @@ public final class HTTP2ServerSession {
 
     fileprivate func closed(stream: Int32, errorCode: UInt32) {
         resetsAfterResponse.removeValue(forKey: stream)
-        incoming.removeValue(forKey: stream)
-        incomingBytes.removeValue(forKey: stream)
+        if incoming?.stream == stream { incoming = nil }
         if let state = outgoing.removeValue(forKey: stream) {
-            abandoned.append(contentsOf: state.chunks.compactMap(\.promise))
+            abandoned.append(contentsOf: state.promises)
         }
         events.append(.closed(stream: stream, errorCode: errorCode))
     }
 
     /// Copies up to `length` queued body bytes for nghttp2's next DATA frame.
     fileprivate func readBody(stream: Int32, into target: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        guard var state = outgoing[stream] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
-        var written = 0
-        while written < length, var first = state.chunks.first {
-            let count = min(length - written, first.buffer.readableBytes)
-            first.buffer.withUnsafeReadableBytes { bytes in
-                (target + written).update(from: bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), count: count)
-            }
-            first.buffer.moveReaderIndex(forwardBy: count)
-            written += count
-            if first.buffer.readableBytes == 0 {
-                state.chunks.removeFirst()
-                if let promise = first.promise { taken.append(promise) }
-            } else {
-                state.chunks[state.chunks.startIndex] = first
-            }
-        }
-        if state.chunks.isEmpty && state.ended {
+        guard let state = outgoing[stream] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        let written = state.take(into: target, length: length, taken: &taken)
+        if state.isEmpty && state.ended {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
-            if let trailers = state.trailers {
+            if let trailers = outgoing.removeValue(forKey: stream)?.trailers {
                 flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
                 withPairs(trailers) { nva, count in _ = nghttp2_submit_trailer(session, stream, nva, count) }
             }
-            outgoing.removeValue(forKey: stream)
             return written
         }
         if written == 0 {
             state.deferred = true
-            outgoing[stream] = state
             return Int(NGHTTP2_ERR_DEFERRED.rawValue)
         }
-        outgoing[stream] = state
         return written
     }
 
@@ -456,6 +478,12 @@ public struct FieldList: Sendable {
     fileprivate var ranges: [(name: Int, nameLength: Int, value: Int, valueLength: Int)] = []
 
     public init() {}
+
+    /// An empty list with room for a typical response head (no reallocation while it is filled).
+    public init(reservingCapacity bytes: Int, fields: Int) {
+        self.bytes.reserveCapacity(bytes)
+        ranges.reserveCapacity(fields)
+    }
 
     /// Appends a field; the name is lower-cased on the way (HTTP/2 field names are lower case, RFC 9113 §8.2), so
     /// `Content-Type` from an HTTP/1-style header list can be passed as it is.

@@ -907,11 +907,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             added.visitorCookie = issueVisitorCookie(current)
         }
         if isHTTP2 {
-            var block: FieldList
+            // Sized for a usual head, so filling it does not reallocate (a cached file's fields are copied in).
+            var block = FieldList(reservingCapacity: 512, fields: 16)
             if let (file, variant) = cached {
-                block = loop.http2Headers(file: file, variant: variant, base: headers, rules: rules)
+                block.append(contentsOf: loop.http2Headers(file: file, variant: variant, base: headers, rules: rules))
             } else {
-                block = FieldList()
                 block.append(name: ":status", value: String(status.code))
                 for (name, value) in headers { block.append(name: name, value: value) }
                 block.append(name: "date", value: loop.dateHeader)
@@ -1365,7 +1365,7 @@ extension RequestHandler: ProxyDownstream {
             requestID: current.requestID ?? "", hsts: connection.isTLS && rules?.omitsHSTS != true ? current.hsts : nil,
             rateLimit: current.rateLimitHeaders)
         if isHTTP2 {
-            var block = FieldList()
+            var block = FieldList(reservingCapacity: 512, fields: 16)
             block.append(name: ":status", value: String(code))
             let passed = head.forEachHeader(dropping: rules?.rules) { name, value in
                 block.append(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
