@@ -197,7 +197,7 @@ public enum NormalizedPath {
     }
 
     /// RFC 3986 §2.3 unreserved characters: an escape of one of these means the character itself.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func isUnreserved(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
@@ -248,7 +248,7 @@ private enum ByteClass {
     }
 }
 
-@inline(__always)
+@inlinable @inline(__always)
 func hexValue(_ byte: UInt8) -> UInt8? {
     switch byte {
     case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
