@@ -1,5 +1,5 @@
-import NIOCore
 import HTTP2Session
+import NIOCore
 import NIOHTTP1
 import RegexSet
 import Static

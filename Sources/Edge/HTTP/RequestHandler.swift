@@ -3,10 +3,10 @@ import Config
 import Foundation
 import HTTP1Parser
 import HeaderRules
+import HTTP2Session
 import Links
 import Logging
 import NIOCore
-import HTTP2Session
 import NIOHTTP1
 import NIOPosix
 import Proxy
@@ -614,7 +614,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// `RateLimit-Policy` and `RateLimit` on an answer that passed a limit with `headers: true`.
     /// The key authorization of an HTTP-01 challenge, or 404 for a token nobody here started.
     private func answerChallenge(_ answer: String?, context: any ExchangeTransport) {
         guard let answer else {
@@ -1060,8 +1059,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if isHTTP2 {
             if !current.requestEnded {
                 // The answer is complete but the client is still sending (an error before the body was read):
-                // RST_STREAM with NO_ERROR tells it to stop without failing the response (RFC 9113 §8.1). The answer
-                // must leave first: a reset drops frames still queued for the stream.
+                // RST_STREAM with NO_ERROR tells it to stop without failing the response (RFC 9113 §8.1). The session
+                // sends it after the answer's last frame, in a later write.
                 context.flushNow()
                 context.writeHTTP2(.reset(.noError), promise: nil)
                 current.requestEnded = true
