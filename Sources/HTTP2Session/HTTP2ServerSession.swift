@@ -38,6 +38,9 @@ public final class HTTP2ServerSession {
     public enum Event {
         /// A request's header block (with its pseudo-header fields); `endStream` when no body follows.
         case request(stream: Int32, fields: [Field], endStream: Bool)
+        /// A request whose header list exceeded the announced SETTINGS_MAX_HEADER_LIST_SIZE: its fields were
+        /// dropped; it is to be answered 431.
+        case headerListTooLarge(stream: Int32, endStream: Bool)
         /// Trailer fields, which end the request.
         case trailers(stream: Int32, fields: [Field])
         /// A piece of a request body (its flow-control credit is returned with ``consume(_:on:)``).
@@ -62,7 +65,7 @@ public final class HTTP2ServerSession {
     private var events: [Event] = []
     /// The header block being received. Only one can be in progress at a time: a block's CONTINUATION frames
     /// follow its HEADERS frame with nothing in between (RFC 9113 §6.10).
-    private var incoming: (stream: Int32, fields: [Field], size: Int)?
+    private var incoming: (stream: Int32, fields: [Field], size: Int, isRequest: Bool, oversized: Bool)?
     private let maxHeaderListSize: Int
     /// The highest request stream the peer opened.
     private var highestRequestStream: Int32 = 0
@@ -357,14 +360,22 @@ public final class HTTP2ServerSession {
         if category == NGHTTP2_HCAT_REQUEST { highestRequestStream = max(highestRequestStream, stream) }
         var fields: [Field] = []
         fields.reserveCapacity(16)
-        incoming = (stream, fields, 0)
+        incoming = (stream, fields, 0, category == NGHTTP2_HCAT_REQUEST, false)
     }
 
     fileprivate func header(stream: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Bool {
         // RFC 9113 §6.5.2 counts each field as name + value + 32 octets.
         guard incoming?.stream == stream else { return false }
+        if incoming!.oversized { return true }
         let size = incoming!.size + name.count + value.count + 32
-        guard size <= maxHeaderListSize else { return false }
+        guard size <= maxHeaderListSize else {
+            // Trailers over the bound reset the stream (nghttp2 answers a failed callback with RST_STREAM); a
+            // request's head is read to its end, its fields dropped, and answered 431.
+            guard incoming!.isRequest else { return false }
+            incoming!.oversized = true
+            incoming!.fields = []
+            return true
+        }
         incoming!.size = size
         incoming!.fields.append(Field(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self)))
         return true
@@ -372,9 +383,12 @@ public final class HTTP2ServerSession {
 
     fileprivate func headerBlockEnded(stream: Int32, category: nghttp2_headers_category, endStream: Bool) {
         let fields = incoming?.stream == stream ? incoming!.fields : []
+        let oversized = incoming?.stream == stream && incoming!.oversized
         incoming = nil
         if category == NGHTTP2_HCAT_REQUEST {
-            events.append(.request(stream: stream, fields: fields, endStream: endStream))
+            events.append(oversized
+                ? .headerListTooLarge(stream: stream, endStream: endStream)
+                : .request(stream: stream, fields: fields, endStream: endStream))
         } else if endStream {
             events.append(.trailers(stream: stream, fields: fields))
         }

@@ -225,6 +225,23 @@ import Glibc
         #expect(try curl(["-s", "-m", "5", vantage.url("/proxy/echo")]).status == 200)
     }
 
+    /// An HTTP/2 head over h2_max_header_list_size gets 431 with its reason, as an oversized HTTP/1.1 head does, and
+    /// the connection goes on serving.
+    @Test func anOversizedHTTP2HeadGets431() throws {
+        let (vantage, backend) = try Self.start()
+        defer { _ = vantage.stop(); backend.kill() }
+        let result = try h2Probe(port: vantage.ports["https"]!, spec: [
+            "requests": [
+                ["method": "GET", "path": "/", "headers": [["x-big", String(repeating: "b", count: 20_000)]]],
+                ["method": "GET", "path": "/"],
+            ],
+        ])
+        let streams = try #require(result["streams"] as? [[String: Any]])
+        #expect(streams.first?["status"] as? Int == 431, "\(result)")
+        #expect((streams.first?["body"] as? String)?.contains("h2_max_header_list_size") == true, "\(result)")
+        #expect(streams.last?["status"] as? Int == 200, "\(result)")
+    }
+
     /// A client that asks for files through a closed window and leaves before send_timeout: the files it held open
     /// are closed with its connection (their pending writes fail), not kept for the life of the process.
     @Test func anHTTP2ClientThatLeavesReleasesItsFiles() throws {

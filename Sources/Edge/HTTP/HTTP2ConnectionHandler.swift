@@ -27,6 +27,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     private let makeHandler: () -> RequestHandler
     private let connection: ConnectionInfo
     private let idleTimeout: TimeAmount
+    private let maxHeaderListSize: Int
     private var deadlines: StreamDeadlines
     private var streams: [Int32: Stream] = [:]
     private var context: ChannelHandlerContext?
@@ -47,6 +48,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
             initialWindowSize: 1 << 20,
             connectionWindowSize: Self.connectionWindow))
         idleTimeout = TimeAmount(limits.idleTimeout)
+        maxHeaderListSize = limits.http2MaxHeaderListSize
         deadlines = StreamDeadlines(limits: limits)
         self.connection = connection
         self.makeHandler = makeHandler
@@ -129,6 +131,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
             switch event {
             case .request(let id, let fields, let endStream):
                 startStream(id, fields: fields, endStream: endStream, context: context)
+            case .headerListTooLarge(let id, let endStream):
+                refuseOversizedHead(id, endStream: endStream, context: context)
             case .trailers(let id, let fields):
                 guard var stream = streams[id], !stream.requestEnded else { continue }
                 stream.requestEnded = true
@@ -192,6 +196,21 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         }
         handler.receive(.head(head))
         if endStream { handler.receive(.end(nil)) }
+    }
+
+    /// A request whose header list was over the bound: 431 with its reason, as on HTTP/1.1.
+    private func refuseOversizedHead(_ id: Int32, endStream: Bool, context: ChannelHandlerContext) {
+        guard !quiescing else {
+            session.reset(stream: id, code: .refusedStream)
+            return
+        }
+        idleSince = nil
+        let handler = makeHandler()
+        let transport = HTTP2StreamTransport(streamID: id, connection: self, context: context)
+        handler.attach(transport)
+        streams[id] = Stream(handler: handler, transport: transport, requestEnded: endStream, body: nil)
+        scheduleSweep(context: context)
+        handler.refuseHeaderListTooLarge(limit: maxHeaderListSize, requestEnded: endStream)
     }
 
     /// The HTTP/1-style head of a request's fields (nghttp2 has checked the pseudo-header rules).

@@ -1306,13 +1306,24 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Answers bytes that never became a request head (malformed, too large, too slow) through an exchange of its
     /// own, so the refusal is one access-log line and one `refused` event like every other answer.
-    private func refuseWithoutHead(_ status: HTTPResponseStatus, _ reason: String, context: any ExchangeTransport) {
-        let head = HTTPRequestHead(version: .http1_1, method: .RAW(value: "-"), uri: "")
+    /// HTTP/2: a request whose header list was over `h2_max_header_list_size` (its fields were dropped) is answered
+    /// 431 like an oversized HTTP/1.1 head; a body still coming is stopped with RST_STREAM(NO_ERROR) after it.
+    func refuseHeaderListTooLarge(limit: Int, requestEnded: Bool) {
+        guard let transport else { return }
+        refuseWithoutHead(
+            .requestHeaderFieldsTooLarge, "the request's header fields exceed \(limit) bytes (h2_max_header_list_size)",
+            context: transport, requestEnded: requestEnded)
+    }
+
+    private func refuseWithoutHead(
+        _ status: HTTPResponseStatus, _ reason: String, context: any ExchangeTransport, requestEnded: Bool = true
+    ) {
+        let head = HTTPRequestHead(version: isHTTP2 ? .http2 : .http1_1, method: .RAW(value: "-"), uri: "")
         let current = Exchange(
             head: head, headers: RequestHeaderSummary(), snapshot: connection.snapshots.current,
             startNanoseconds: NIODeadline.now().uptimeNanoseconds, bodyLimit: 0, keepAlive: false)
         current.refusedBeforeRouting = true
-        current.requestEnded = true
+        current.requestEnded = requestEnded
         exchange = current
         respondError(status, reason, context: context, forceClose: true)
     }
