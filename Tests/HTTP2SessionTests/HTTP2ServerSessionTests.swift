@@ -193,6 +193,51 @@ struct HTTP2ServerSessionTests {
         if case .request(3, let fields, _) = next.first { #expect(fields.count == 4) }
     }
 
+    @Test func resetsNameTheirOwnStreams() throws {
+        let session = try Self.connected(clientSettings: [(4, 0)])
+        var requests: [UInt8] = Self.frame(4, flags: 0x1, stream: 0)
+        for stream: UInt32 in [1, 3, 5] { requests += Self.frame(1, flags: 0x5, stream: stream, [0x82, 0x87, 0x84, 0x01, 0x01, 0x61]) }
+        _ = try session.receive(ByteBuffer(bytes: requests))
+        for stream: Int32 in [1, 3, 5] {
+            session.respond(stream: stream, endStream: false) { $0.append(name: ":status", value: "200") }
+            session.send(ByteBuffer(string: "held by a closed window"), on: stream, endStream: false, promise: nil)
+        }
+        _ = session.output(allocator: .init())
+        for stream: Int32 in [5, 1, 3] { session.reset(stream: stream, code: .cancel) }
+        let resets = Self.frames(session.output(allocator: .init())?.bytes).filter { $0.type == 3 }
+        #expect(resets.map(\.stream).sorted() == [1, 3, 5])
+        let closed = session.takeEvents().compactMap { event -> Int32? in
+            if case .closed(let stream, 8) = event { stream } else { nil }
+        }
+        #expect(closed.sorted() == [1, 3, 5])
+    }
+
+    @Test func aResetAfterTheResponseFollowsItInALaterWrite() throws {
+        let session = try Self.connected()
+        _ = try session.receive(ByteBuffer(bytes: Self.frame(1, flags: 0x4, stream: 1, [0x83, 0x87, 0x84, 0x01, 0x01, 0x61])))
+        session.respond(stream: 1, endStream: false) { $0.append(name: ":status", value: "413") }
+        session.send(ByteBuffer(string: "too large"), on: 1, endStream: true, promise: nil)
+        session.resetAfterResponse(stream: 1)
+        let response = Self.frames(session.output(allocator: .init())?.bytes)
+        #expect(response.map(\.type) == [1, 0])
+        #expect(session.hasResetsDue)
+        let reset = Self.frames(session.output(allocator: .init())?.bytes)
+        #expect(reset.map(\.type) == [3])
+        #expect(reset.first?.payload == [0, 0, 0, 0], "NO_ERROR: stop sending, the answer stands")
+    }
+
+    @Test func abandoningTheStreamsFailsTheirPendingWrites() throws {
+        let loop = EmbeddedEventLoop()
+        let session = try Self.connected(clientSettings: [(4, 0)])
+        _ = try session.receive(ByteBuffer(bytes: Self.frame(4, flags: 0x1, stream: 0) + Self.frame(1, flags: 0x5, stream: 1, Self.getBlock)))
+        session.respond(stream: 1, endStream: false) { $0.append(name: ":status", value: "200") }
+        let promise = loop.makePromise(of: Void.self)
+        session.send(ByteBuffer(string: "never sent"), on: 1, endStream: true, promise: promise)
+        _ = session.output(allocator: .init())
+        session.abandonAllStreams()
+        #expect(throws: ChannelError.self) { try promise.futureResult.wait() }
+    }
+
     @Test func aBadPrefaceEndsTheSession() {
         let session = HTTP2ServerSession(settings: Self.settings)
         #expect(throws: HTTP2ServerSession.Failure.self) {
