@@ -14,8 +14,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     private struct Stream {
+        /// Holds the stream's transport (the connection keeps no second reference).
         var handler: RequestHandler
-        var transport: HTTP2StreamTransport
         var requestEnded = false
         /// Stream credit held back while the handler cannot take more body.
         var withheldCredit = 0
@@ -180,14 +180,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
             // The HTTP/1.1 view of a body without a declared length (what a proxy sends upstream).
             head.headers.add(name: "transfer-encoding", value: "chunked")
         }
-        idleSince = nil
-        let handler = makeHandler()
-        let transport = HTTP2StreamTransport(streamID: id, connection: self, context: context)
-        handler.attach(transport)
-        streams[id] = Stream(
-            handler: handler, transport: transport, requestEnded: endStream,
-            body: endStream ? nil : BodyProgress(now: NIODeadline.now().uptimeNanoseconds))
-        scheduleSweep(context: context)
+        let handler = openStream(id, requestEnded: endStream, context: context)
         if connection.overCapacity && !quiescing {
             // Over the connection cap: this stream gets the 503, no other starts, and the connection closes when
             // it is done.
@@ -204,13 +197,22 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
             session.reset(stream: id, code: .refusedStream)
             return
         }
+        openStream(id, requestEnded: endStream, context: context)
+            .refuseHeaderListTooLarge(limit: maxHeaderListSize, requestEnded: endStream)
+    }
+
+    /// A new stream's handler, attached to its transport and tracked for deadlines (a body still to come is timed
+    /// from now).
+    @discardableResult
+    private func openStream(_ id: Int32, requestEnded: Bool, context: ChannelHandlerContext) -> RequestHandler {
         idleSince = nil
         let handler = makeHandler()
-        let transport = HTTP2StreamTransport(streamID: id, connection: self, context: context)
-        handler.attach(transport)
-        streams[id] = Stream(handler: handler, transport: transport, requestEnded: endStream, body: nil)
+        handler.attach(HTTP2StreamTransport(streamID: id, connection: self, context: context))
+        streams[id] = Stream(
+            handler: handler, requestEnded: requestEnded,
+            body: requestEnded ? nil : BodyProgress(now: NIODeadline.now().uptimeNanoseconds))
         scheduleSweep(context: context)
-        handler.refuseHeaderListTooLarge(limit: maxHeaderListSize, requestEnded: endStream)
+        return handler
     }
 
     /// The HTTP/1-style head of a request's fields (nghttp2 has checked the pseudo-header rules).
