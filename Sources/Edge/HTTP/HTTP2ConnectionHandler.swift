@@ -3,7 +3,7 @@ import NIOCore
 import NIOHTTP1
 
 /// Serves an HTTP/2 connection through libnghttp2 (``HTTP2ServerSession``): the TLS layer's bytes go in, each
-/// request stream becomes a ``RequestHandler`` with a small transport, and what the session has to send goes out
+/// request stream becomes a ``RequestHandler`` with an ``HTTP2ResponseWriter``, and what the session has to send goes out
 /// once per read burst.
 ///
 /// Besides the protocol (which nghttp2 owns) this handler keeps what the connection promises its users: credit for
@@ -14,7 +14,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     private struct Stream {
-        /// Holds the stream's transport (the connection keeps no second reference).
+        /// Holds the stream's writer (the connection keeps no second reference).
         var handler: RequestHandler
         var requestEnded = false
         /// Stream credit held back while the handler cannot take more body.
@@ -22,10 +22,11 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         var body: BodyProgress?
     }
 
-    /// The protocol engine; stream transports submit their responses to it.
+    /// The protocol engine; stream writers submit their responses to it.
     let session: HTTP2ServerSession
     private let makeHandler: () -> RequestHandler
     private let connection: ConnectionInfo
+    private let loop: LoopContext
     private let idleTimeout: TimeAmount
     private let maxHeaderListSize: Int
     private var deadlines: StreamDeadlines
@@ -41,7 +42,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     private var idleCheck: Scheduled<Void>?
     private var sweep: Scheduled<Void>?
 
-    init(limits: Limits, connection: ConnectionInfo, makeHandler: @escaping () -> RequestHandler) {
+    init(limits: Limits, connection: ConnectionInfo, loop: LoopContext, makeHandler: @escaping () -> RequestHandler) {
         session = HTTP2ServerSession(settings: .init(
             maxConcurrentStreams: limits.http2MaxConcurrentStreams,
             maxHeaderListSize: limits.http2MaxHeaderListSize,
@@ -51,6 +52,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         maxHeaderListSize = limits.http2MaxHeaderListSize
         deadlines = StreamDeadlines(limits: limits)
         self.connection = connection
+        self.loop = loop
         self.makeHandler = makeHandler
     }
 
@@ -201,13 +203,13 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
             .refuseHeaderListTooLarge(limit: maxHeaderListSize, requestEnded: endStream)
     }
 
-    /// A new stream's handler, attached to its transport and tracked for deadlines (a body still to come is timed
+    /// A new stream's handler, attached to its writer and tracked for deadlines (a body still to come is timed
     /// from now).
     @discardableResult
     private func openStream(_ id: Int32, requestEnded: Bool, context: ChannelHandlerContext) -> RequestHandler {
         idleSince = nil
         let handler = makeHandler()
-        handler.attach(HTTP2StreamTransport(streamID: id, connection: self, context: context))
+        handler.attach(HTTP2ResponseWriter(streamID: id, connection: self, context: context, loop: loop))
         streams[id] = Stream(
             handler: handler, requestEnded: requestEnded,
             body: requestEnded ? nil : BodyProgress(now: NIODeadline.now().uptimeNanoseconds))
@@ -287,7 +289,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    // MARK: - Called by stream transports
+    // MARK: - Called by stream writers
 
     /// Sends now, or at the end of the current read burst (so a burst of requests is answered with one write).
     func outputSoon() {
@@ -304,6 +306,9 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         session.consume(credit, on: id)
         outputSoon()
     }
+
+    /// Whether the stream is still served (not reset, closed or finished).
+    func isOpen(_ id: Int32) -> Bool { streams[id] != nil }
 
     func streamFinished(_ id: Int32) {
         guard let context, streams.removeValue(forKey: id) != nil else { return }
@@ -406,79 +411,4 @@ struct StreamDeadlines {
     var sweepInterval: TimeAmount {
         .nanoseconds(Int64(min(max(min(bodyTimeout, sendTimeout) / 4, 100_000_000), 5_000_000_000)))
     }
-}
-
-/// One stream's view of an HTTP/2 connection: the exchange's writes become session submissions.
-final class HTTP2StreamTransport: ExchangeTransport {
-    let streamID: Int32
-    private weak var connection: HTTP2ConnectionHandler?
-    private let context: ChannelHandlerContext
-
-    init(streamID: Int32, connection: HTTP2ConnectionHandler, context: ChannelHandlerContext) {
-        self.streamID = streamID
-        self.connection = connection
-        self.context = context
-    }
-
-    var eventLoop: any EventLoop { context.eventLoop }
-    var channel: any Channel { context.channel }
-
-    func write(_ data: NIOAny, promise: EventLoopPromise<Void>?) {
-        // HTTP/1.1 bytes have no place on an HTTP/2 connection; only the empty flush-marker write reaches here.
-        promise?.succeed(())
-    }
-
-    func writeWithFuture(_ data: NIOAny) -> EventLoopFuture<Void> {
-        context.eventLoop.makeSucceededVoidFuture()
-    }
-
-    func writeAndFlushWithFuture(_ data: NIOAny) -> EventLoopFuture<Void> {
-        connection?.outputSoon()
-        return context.eventLoop.makeSucceededVoidFuture()
-    }
-
-    func writeHTTP2(_ write: HTTP2Write, promise: EventLoopPromise<Void>?) {
-        guard let session = connection?.session else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
-            return
-        }
-        switch write {
-        case .head(let fields, let endStream):
-            session.respond(stream: streamID, endStream: endStream) { $0.append(contentsOf: fields) }
-            promise?.succeed(())
-        case .data(let buffer, let endStream):
-            session.send(buffer, on: streamID, endStream: endStream, promise: promise)
-        case .trailers(let fields):
-            session.sendTrailers(on: streamID) { $0.append(contentsOf: fields) }
-            promise?.succeed(())
-        case .reset(.noError):
-            // After a complete answer: the reset must not overtake it.
-            session.resetAfterResponse(stream: streamID)
-            promise?.succeed(())
-        case .reset(let code):
-            session.reset(stream: streamID, code: code)
-            promise?.succeed(())
-        }
-    }
-
-    func writeAndFlushHTTP2(_ write: HTTP2Write) -> EventLoopFuture<Void> {
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        writeHTTP2(write, promise: promise)
-        connection?.outputSoon()
-        return promise.futureResult
-    }
-
-    func flush() { connection?.outputSoon() }
-
-    func flushNow() { connection?.outputSoon() }
-
-    func closeExchange() {
-        connection?.session.reset(stream: streamID, code: .cancel)
-        connection?.outputSoon()
-        connection?.streamFinished(streamID)
-    }
-
-    func read() { connection?.releaseCredit(streamID) }
-
-    func exchangeFinished() { connection?.streamFinished(streamID) }
 }

@@ -17,11 +17,11 @@ import Tracking
 /// writing, access log and metrics. Everything runs on the channel's event loop; disk work goes to the blocking pool
 /// through the static file server.
 ///
-/// On HTTP/1.1 the handler sits right after ``HTTP1RequestDecoder`` and writes response bytes itself: the status line
-/// and headers are serialized here (for cached files, once per second per loop), which skips three outbound handlers
-/// per write. It also keeps pipelined requests in order, holding reads while a response is outstanding. On HTTP/2 one
-/// handler serves one stream outside any pipeline, driven by ``HTTP2ConnectionHandler``, and writes frames through its
-/// ``ExchangeTransport``.
+/// Answers go out through a ``ResponseWriter``, which frames them for the protocol. On HTTP/1.1 the handler sits right
+/// after ``HTTP1RequestDecoder`` with an ``HTTP1ResponseWriter`` (response bytes go straight to the channel, skipping
+/// NIO's encoder) and keeps pipelined requests in order, holding reads while a response is outstanding. On HTTP/2 one
+/// handler serves one stream outside any pipeline, driven by ``HTTP2ConnectionHandler``, with an
+/// ``HTTP2ResponseWriter``.
 final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = NIOAny
@@ -80,14 +80,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         /// The upstream side of a proxied request.
         var proxy: ProxyExchange?
         var requestID: String?
-        /// How a proxied response body is framed towards the client.
-        var framing = ProxyFraming.none
         /// The proxy was told to stop reading the upstream until the client catches up.
         var proxyResponsePaused = false
-        /// HTTP/2 response bytes handed to the connection but not yet written out.
-        var unsentFrameBytes = 0
-        /// Under TLS, a proxied response head waits for the first body piece so that both leave in one TLS record.
-        var heldHead: ByteBuffer?
         /// A body still leaving after the exchange finished (a file sent with `sendfile`): the connection is not idle
         /// until it has.
         var bodyWritten: EventLoopFuture<Void>?
@@ -128,8 +122,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let connectionGuard: ConnectionGuardHandler?
     private let isHTTP2: Bool
     private var exchange: Exchange?
-    /// Where responses go; set when the handler joins a pipeline, or at creation for an HTTP/2 stream.
-    private var transport: (any ExchangeTransport)?
+    /// Where answers go; set when the handler joins a pipeline (HTTP/1.1), or at creation for an HTTP/2 stream.
+    private var writer: (any ResponseWriter)?
+    /// HTTP/1.1: the handler's place in the pipeline, for what leaves HTTP (a WebSocket or an upgraded tunnel).
+    private var channelContext: ChannelHandlerContext?
     /// HTTP/1.1 parts that arrived while an earlier response was still being produced (pipelining).
     /// An array rather than a ring buffer: empty, it costs no allocation, and HTTP/2 streams never use it.
     private var queued: [HTTPServerRequestPart] = []
@@ -144,10 +140,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private(set) var requestBodyPaused = false
     private var quiescing = false
     private var closed = false
-    /// HTTP/2: response DATA writes handed to the connection that have not left yet, and when one last completed (or
-    /// the first was handed over). A stream whose writes make no progress for `send_timeout` is reset.
-    private var writesInFlight = 0
-    private var lastWriteProgress: UInt64 = 0
 
     init(core: GatewayCore, loop: LoopContext, connection: ConnectionInfo, connectionGuard: ConnectionGuardHandler?,
          isHTTP2: Bool)
@@ -159,93 +151,56 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.isHTTP2 = isHTTP2
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { transport = context }
-    func handlerRemoved(context: ChannelHandlerContext) { transport = nil }
+    func handlerAdded(context: ChannelHandlerContext) {
+        channelContext = context
+        writer = HTTP1ResponseWriter(context: context, loop: loop, connection: connection)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        (writer as? HTTP1ResponseWriter)?.stop()
+        writer = nil
+        channelContext = nil
+    }
 
     /// Serves one HTTP/2 stream driven by ``HTTP2ConnectionHandler``, outside any pipeline.
-    func attach(_ transport: any ExchangeTransport) { self.transport = transport }
+    func attach(_ writer: HTTP2ResponseWriter) { self.writer = writer }
 
     /// Feeds a request part of the attached HTTP/2 stream.
     func receive(_ part: HTTPServerRequestPart) {
-        guard let transport else { return }
-        process(part, context: transport)
+        guard let writer else { return }
+        process(part, writer: writer)
     }
 
     /// The HTTP/2 stream's body stalled or trickles: refused like an HTTP/1.1 body (408).
     func requestBodyRefused(_ verdict: BodyProgress.Verdict) {
-        guard let transport else { return }
+        guard let writer else { return }
         let rejection: ConnectionGuardStateMachine.Rejection = verdict == .stalled ? .bodyTimeout : .bodyTooSlow
-        refuse(rejection.status, rejection.reason, context: transport)
+        refuse(rejection.status, rejection.reason, writer: writer)
     }
 
     /// Whether response writes have been waiting longer than `timeout` (nanoseconds) without any completing.
     func sendStalled(now: UInt64, timeout: UInt64) -> Bool {
-        writesInFlight > 0 && now &- lastWriteProgress > timeout
-    }
-
-    /// Counts a response write until it has left (see ``sendStalled(now:timeout:)``): HTTP/2 DATA frames, which the
-    /// connection's sweep checks, and HTTP/1.1 file pieces, which a watchdog of this handler checks.
-    private func trackWrite(_ written: EventLoopFuture<Void>) {
-        writeStarted(on: written.eventLoop)
-        let loopBound = NIOLoopBound(self, eventLoop: written.eventLoop)
-        written.whenComplete { _ in loopBound.value.writeCompleted() }
-    }
-
-    /// The halves of ``trackWrite(_:)``, for a write that already has a completion callback of its own.
-    private func writeStarted(on eventLoop: any EventLoop) {
-        if writesInFlight == 0 { lastWriteProgress = NIODeadline.now().uptimeNanoseconds }
-        writesInFlight += 1
-        if !isHTTP2 && sendWatchdog == nil { scheduleSendWatchdog(on: eventLoop) }
-    }
-
-    private func writeCompleted() {
-        writesInFlight -= 1
-        lastWriteProgress = NIODeadline.now().uptimeNanoseconds
-    }
-
-    /// HTTP/1.1: closes the connection when tracked writes made no progress for `send_timeout` (a client that
-    /// stopped reading a file must not hold the connection and the file forever).
-    private var sendWatchdog: Scheduled<Void>?
-
-    private func scheduleSendWatchdog(on eventLoop: any EventLoop) {
-        let timeout = UInt64(max(TimeAmount(connection.snapshots.current.limits.sendTimeout).nanoseconds, 1))
-        let due = lastWriteProgress &+ timeout
-        let now = NIODeadline.now().uptimeNanoseconds
-        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
-        sendWatchdog = eventLoop.scheduleTask(in: .nanoseconds(Int64(due > now ? due - now : 0) + 1_000_000)) {
-            let handler = loopBound.value
-            handler.sendWatchdog = nil
-            guard handler.writesInFlight > 0, !handler.closed, let transport = handler.transport else { return }
-            if handler.sendStalled(now: NIODeadline.now().uptimeNanoseconds, timeout: timeout) {
-                GatewayMetrics.shared.sendTimeouts.increment()
-                transport.closeExchange()
-            } else {
-                handler.scheduleSendWatchdog(on: eventLoop)
-            }
-        }
+        writer?.sendStalled(now: now, timeout: timeout) ?? false
     }
 
     /// The stream was reset or its connection closed: nothing more may be written.
     func streamClosed() {
         closed = true
-        transport = nil
+        writer = nil
         exchange?.proxy?.cancel()
         exchange?.releaseLease()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
-        sendWatchdog?.cancel()
+        (writer as? HTTP1ResponseWriter)?.stop()
         exchange?.proxy?.cancel()
         exchange?.releaseLease()
         context.fireChannelInactive()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, let current = exchange, current.proxyResponsePaused {
-            current.proxyResponsePaused = false
-            current.proxy?.downstreamWritable()
-        }
+        if context.channel.isWritable { responseWritable() }
         context.fireChannelWritabilityChanged()
     }
 
@@ -259,13 +214,14 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             queued.append(part)
             return
         }
-        process(part, context: context)
+        guard let writer else { return }
+        process(part, writer: writer)
     }
 
-    private func process(_ part: HTTPServerRequestPart, context: any ExchangeTransport) {
+    private func process(_ part: HTTPServerRequestPart, writer: any ResponseWriter) {
         switch part {
         case .head(let head):
-            begin(head, context: context)
+            begin(head, writer: writer)
         case .body(let body):
             guard let current = exchange else { return }
             current.bodyBytes += body.readableBytes
@@ -273,14 +229,14 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 current.proxy?.cancel()
                 if current.responded {
                     // A proxied response is under way: it cannot be replaced by the error any more.
-                    if !current.responseFinished { context.closeExchange() }
+                    if !current.responseFinished { writer.closeExchange() }
                     return
                 }
                 // Answer once; the connection closes after the answer is written, since the rest of the body
                 // will not be read.
                 current.pending = nil
                 respondError(.payloadTooLarge, "the request body is larger than \(current.bodyLimit) bytes",
-                             context: context, forceClose: true)
+                             writer: writer, forceClose: true)
                 return
             }
             current.proxy?.requestBodyPart(body)
@@ -298,45 +254,37 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let (route, site) = pending {
                 // Handlers in this module answer without reading the body, so they run once it has been
                 // received (and counted against the limit): a client never gets an answer it is still uploading to.
-                dispatch(route, site: site, head: current.head, headers: current.headers, context: context)
+                dispatch(route, site: site, head: current.head, headers: current.headers, writer: writer)
             } else if current.responseFinished {
-                completeExchange(context: context)
+                completeExchange(writer: writer)
             }
         }
     }
 
     /// Both directions of the exchange are done: forget it and move on to pipelined requests, if any.
-    private func completeExchange(context: any ExchangeTransport) {
+    private func completeExchange(writer: any ResponseWriter) {
         exchange = nil
-        if isHTTP2 {
-            context.exchangeFinished()
-            return
-        }
+        writer.exchangeFinished()
+        // The rest is HTTP/1.1's: a refusal of bytes after the request, pipelined requests, quiescing, reads held.
         if let refusal = refusalAfterCurrent {
             refusalAfterCurrent = nil
-            refuseWithoutHead(refusal.status, refusal.reason, context: context)
+            refuseWithoutHead(refusal.status, refusal.reason, writer: writer)
             return
         }
         if closing { return }
         while exchange == nil || exchange?.requestEnded == false, !queued.isEmpty {
             let next = queued.removeFirst()
-            process(next, context: context)
+            process(next, writer: writer)
             if let current = exchange, current.requestEnded, !current.responseFinished { break }
         }
         if quiescing && exchange == nil && queued.isEmpty && !closing {
-            closeAfterPendingWrites(context: context)
+            writer.closeAfterAnswer()
             return
         }
         if readHeld && queued.isEmpty && !requestBodyPaused && !closing {
             readHeld = false
-            context.read()
+            writer.read()
         }
-    }
-
-    /// Closes once everything written so far (a file still being sent, say) has left.
-    private func closeAfterPendingWrites(context: any ExchangeTransport) {
-        let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlushWithFuture(NIOAny(ByteBuffer())).whenComplete { _ in contextBound.value.closeExchange() }
     }
 
     /// Holds reads while pipelined requests wait their turn (so a client cannot pile them up: at most one read's
@@ -353,12 +301,13 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let refusal = event as? ConnectionGuardRefusal {
-            refuse(refusal.status, refusal.reason, context: context)
+            if let writer { refuse(refusal.status, refusal.reason, writer: writer) }
             return
         }
-        if event is ChannelShouldQuiesceEvent && !isHTTP2 {
+        if event is ChannelShouldQuiesceEvent {
+            // HTTP/1.1 connections only: an HTTP/2 connection's handler sends GOAWAY.
             quiescing = true
-            if exchange == nil && queued.isEmpty { closeAfterPendingWrites(context: context) }
+            if exchange == nil && queued.isEmpty { writer?.closeAfterAnswer() }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -366,7 +315,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: - Routing
 
-    private func begin(_ head: HTTPRequestHead, context: any ExchangeTransport) {
+    private func begin(_ head: HTTPRequestHead, writer: any ResponseWriter) {
         let snapshot = connection.snapshots.current
         let limits = snapshot.limits
         let current = Exchange(
@@ -382,14 +331,14 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             current.keepAlive = false
         }
         if connection.overCapacity {
-            respondError(.serviceUnavailable, "the server is at its connection limit; retry shortly", context: context,
+            respondError(.serviceUnavailable, "the server is at its connection limit; retry shortly", writer: writer,
                          forceClose: true, extraHeaders: ["Retry-After": "1"])
             return
         }
         let sentTarget = head.uri
         if let refusal = RequestAdmission.admit(&current.head, headers: &current.headers, limits: limits, isHTTP2: isHTTP2) {
             current.refusedBeforeRouting = true
-            respondError(refusal.status, refusal.reason, context: context, forceClose: true)
+            respondError(refusal.status, refusal.reason, writer: writer, forceClose: true)
             return
         }
         var head = current.head
@@ -402,26 +351,26 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // An ACME HTTP-01 check (RFC 8555 §8.3), for any host: the CA asks before a site has a certificate.
             let challenges = core.acmeChallenges
             if let answer = challenges.answer(forPath: path) {
-                answerChallenge(answer, context: context)
+                answerChallenge(answer, writer: writer)
                 return
             }
             if challenges.ownsChallengePaths {
                 // Maybe a challenge another process sharing the ACME storage started: look on the blocking pool.
                 let token = Substring(String(path))
-                let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-                let asked = NIOLoopBound(current, eventLoop: context.eventLoop)
-                core.blockingPool.runIfActive(eventLoop: context.eventLoop) { challenges.storedAnswer(forPath: token) }
+                let loopBound = NIOLoopBound(self, eventLoop: writer.eventLoop)
+                let asked = NIOLoopBound(current, eventLoop: writer.eventLoop)
+                core.blockingPool.runIfActive(eventLoop: writer.eventLoop) { challenges.storedAnswer(forPath: token) }
                     .whenComplete { result in
                         let handler = loopBound.value
-                        guard let context = handler.transport, handler.exchange === asked.value else { return }
-                        handler.answerChallenge((try? result.get()) ?? nil, context: context)
+                        guard let writer = handler.writer, handler.exchange === asked.value else { return }
+                        handler.answerChallenge((try? result.get()) ?? nil, writer: writer)
                     }
                 return
             }
         }
         let host = headers.host
         guard let site = connection.snapshots.site(forHost: host) else {
-            respondError(.notFound, "no site is configured for this host", context: context)
+            respondError(.notFound, "no site is configured for this host", writer: writer)
             return
         }
         current.siteName = site.name
@@ -434,10 +383,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             !path.hasPrefix("/.well-known/acme-challenge/")
         {
             guard let host, let authority = Self.redirectAuthority(host: host, port: httpsPort) else {
-                respondError(.badRequest, "the Host header is not a valid host name", context: context)
+                respondError(.badRequest, "the Host header is not a valid host name", writer: writer)
                 return
             }
-            respondRedirect(to: "https://\(authority)\(uri)", status: .permanentRedirect, context: context)
+            respondRedirect(to: "https://\(authority)\(uri)", status: .permanentRedirect, writer: writer)
             return
         }
         if let rewrites = site.rewrites {
@@ -446,10 +395,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 path: path, query: query, facts: facts(current), scratch: loop.rewriteScratch, encodedSlashes: limits.encodedSlashes)
             {
             case .redirect(let location, let status)?:
-                respondRedirect(to: location, status: status, context: context)
+                respondRedirect(to: location, status: status, writer: writer)
                 return
             case .refused(let reason)?:
-                respondError(.badRequest, reason, context: context)
+                respondError(.badRequest, reason, writer: writer)
                 return
             case .rewrite(let target)?:
                 // Routing, handlers and the upstream see the new target; the access log keeps the one sent.
@@ -464,7 +413,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         }
         guard let route = site.route(for: path) else {
-            respondError(.notFound, "no route matches this path", context: context)
+            respondError(.notFound, "no route matches this path", writer: writer)
             return
         }
         current.route = route
@@ -481,34 +430,29 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 current.rateLimitFlag = "rate_limited_dry_run"
             case .refuse(let extra, let status, let message):
                 current.rateLimitFlag = "rate_limited"
-                respondError(status, message, context: context, extraHeaders: extra)
+                respondError(status, message, writer: writer, extraHeaders: extra)
                 return
             }
         }
         if let length = headers.contentLength.flatMap(Int.init), length > route.maxBodySize {
             respondError(.payloadTooLarge, "the request body is larger than \(route.maxBodySize) bytes",
-                         context: context, forceClose: true)
+                         writer: writer, forceClose: true)
             return
         }
         current.pending = (route, site)
         if head.method == .POST, route.collectsBody {
-            current.collectedBody = context.channel.allocator.buffer(
+            current.collectedBody = writer.allocator.buffer(
                 capacity: min(route.maxBodySize, headers.contentLength.flatMap(Int.init) ?? 1024))
         }
         if let expectation = headers.expect, !isHTTP2 {
             // The client waits for a go-ahead before sending its body: give it, now that the request fits.
             guard expectation.lowercased() == "100-continue" else {
                 current.pending = nil
-                respondError(.expectationFailed, "only Expect: 100-continue is supported", context: context,
+                respondError(.expectationFailed, "only Expect: 100-continue is supported", writer: writer,
                              forceClose: true)
                 return
             }
-            if head.version.minor >= 1 {
-                var interim = context.channel.allocator.buffer(capacity: 32)
-                interim.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
-                context.write(NIOAny(interim), promise: nil)
-                context.flush()
-            }
+            if head.version.minor >= 1 { (writer as? HTTP1ResponseWriter)?.writeContinue() }
         }
         if case .proxy(let proxyRoute) = route.handler, headers.hasTransferEncoding
             || (headers.contentLength.flatMap(Int.init) ?? 0) > 0
@@ -516,11 +460,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // A proxied request with a body starts at once: the body streams to the upstream as it arrives.
             // Without one it starts at its end (dispatch), so the head goes upstream in one write.
             current.pending = nil
-            startProxy(proxyRoute, exchange: current, context: context)
+            startProxy(proxyRoute, exchange: current, writer: writer)
         }
     }
 
-    private func startProxy(_ route: ProxyRoute, exchange current: Exchange, context: any ExchangeTransport) {
+    private func startProxy(_ route: ProxyRoute, exchange current: Exchange, writer: any ResponseWriter) {
         let requestID: String
         if let presented = current.headers.requestID, HeaderRewriter.acceptableRequestID(presented) {
             requestID = presented
@@ -528,6 +472,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             requestID = loop.nextRequestID()
         }
         current.requestID = requestID
+        writer.delegate = self
         let trusted = current.snapshot.trustedProxies
         let client = ClientInfo(
             address: connection.remoteAddress,
@@ -535,7 +480,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             scheme: connection.isTLS ? "https" : "http")
         let headers = current.headers
         let proxy = core.proxy.makeExchange(
-            route: route, on: context.eventLoop, head: current.head, host: headers.host,
+            route: route, on: writer.eventLoop, head: current.head, host: headers.host,
             chunked: headers.hasTransferEncoding && headers.contentLength == nil, client: client, requestID: requestID,
             downstream: self)
         current.proxy = proxy
@@ -544,7 +489,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func dispatch(
-        _ route: Route, site: Site, head: HTTPRequestHead, headers: RequestHeaderSummary, context: any ExchangeTransport
+        _ route: Route, site: Site, head: HTTPRequestHead, headers: RequestHeaderSummary, writer: any ResponseWriter
     ) {
         let uri = head.uri
         let pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
@@ -553,42 +498,42 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .respond(let prepared), .ping(let prepared):
             let body = head.method == .HEAD ? nil : prepared.body
             writeResponse(status: prepared.status, headers: prepared.headers, body: body.map { .buffer($0) } ?? .empty,
-                          context: context)
+                          writer: writer)
         case .proxy(let proxyRoute):
-            if let current = exchange { startProxy(proxyRoute, exchange: current, context: context) }
+            if let current = exchange { startProxy(proxyRoute, exchange: current, writer: writer) }
         case .redirect(let redirect):
             if let current = exchange {
-                respondRedirect(to: Self.expand(redirect.template, facts: facts(current)), status: redirect.status, context: context)
+                respondRedirect(to: Self.expand(redirect.template, facts: facts(current)), status: redirect.status, writer: writer)
             }
         case .trackingAPI(let api) where (path == "/tr/v1/ws" || path == "/tr/v1/ws/") && head.method != .OPTIONS:
-            acceptWebSocketIngest(api, head: head, path: path, headers: headers, context: context)
+            acceptWebSocketIngest(api, head: head, path: path, headers: headers, writer: writer)
         case .trackingAPI(let api):
-            answerTrackingAPI(head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, context: context) {
+            answerTrackingAPI(head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, writer: writer) {
                 api.handle($0, now: $1, makeID: $2)
             }
         case .webhook(let receiver):
-            answerTrackingAPI(head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, context: context) {
+            answerTrackingAPI(head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, writer: writer) {
                 receiver.handle($0, now: $1, makeID: $2)
             }
         case .legacyLinks(let api):
-            answerTrackingAPI(head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, context: context) { request, now, _ in
+            answerTrackingAPI(head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, writer: writer) { request, now, _ in
                 api.handle(request, now: now)
             }
         case .links(let linkRoute):
             let query = pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : ""
-            answerLink(linkRoute, route: route, site: site, head: head, headers: headers, path: path, query: query, context: context)
+            answerLink(linkRoute, route: route, site: site, head: head, headers: headers, path: path, query: query, writer: writer)
         case .health:
-            answerHealth(context: context)
+            answerHealth(writer: writer)
         case .status:
-            answerStatus(head: head, context: context)
+            answerStatus(head: head, writer: writer)
         case .trackerMetrics:
             let body = ByteBuffer(string: core.health.trackerMetrics() ?? "{}\n")
             let headers: HTTPHeaders = [
                 "Content-Type": "application/json", "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
             ]
-            writeResponse(status: .ok, headers: headers, body: head.method == .HEAD ? .empty : .buffer(body), context: context)
+            writeResponse(status: .ok, headers: headers, body: head.method == .HEAD ? .empty : .buffer(body), writer: writer)
         case .insights:
-            answerInsights(route: route, head: head, path: path, headers: headers, context: context)
+            answerInsights(route: route, head: head, path: path, headers: headers, writer: writer)
         case .staticFiles(let server):
             var filePath = path
             if server.configuration.stripPrefix {
@@ -597,39 +542,39 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             let query = pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : nil
             let request = StaticRequest(method: head.method, path: filePath, query: query, headers: headers)
-            switch server.respond(to: request, on: context.eventLoop) {
+            switch server.respond(to: request, on: writer.eventLoop) {
             case .ready(let response):
-                writeStatic(response, context: context)
+                writeStatic(response, writer: writer)
             case .pending(let future):
-                let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                let loopBound = NIOLoopBound(self, eventLoop: writer.eventLoop)
                 future.whenSuccess { response in
                     let handler = loopBound.value
-                    guard let context = handler.transport, handler.exchange != nil else {
+                    guard let writer = handler.writer, handler.exchange != nil else {
                         if case .file(let file) = response.body { try? file.handle.close() }
                         return
                     }
-                    handler.writeStatic(response, context: context)
+                    handler.writeStatic(response, writer: writer)
                 }
             }
         }
     }
 
     /// The key authorization of an HTTP-01 challenge, or 404 for a token nobody here started.
-    private func answerChallenge(_ answer: String?, context: any ExchangeTransport) {
+    private func answerChallenge(_ answer: String?, writer: any ResponseWriter) {
         guard let answer else {
-            respondError(.notFound, "no such ACME challenge", context: context)
+            respondError(.notFound, "no such ACME challenge", writer: writer)
             return
         }
         let body = ByteBuffer(string: answer)
         let headers: HTTPHeaders = [
             "Content-Type": "application/octet-stream", "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
         ]
-        writeResponse(status: .ok, headers: headers, body: exchange?.head.method == .HEAD ? .empty : .buffer(body), context: context)
+        writeResponse(status: .ok, headers: headers, body: exchange?.head.method == .HEAD ? .empty : .buffer(body), writer: writer)
     }
 
     /// A site's `health` route: the verdict's status only (the reasons name upstreams and certificates, for the
     /// admin listener's `/health`), 503 when nothing can be served.
-    private func answerHealth(context: any ExchangeTransport) {
+    private func answerHealth(writer: any ResponseWriter) {
         let verdict = core.health.verdict()
         let status = verdict?.status ?? .unhealthy
         let body = ByteBuffer(string: "{\"status\":\"\(status.rawValue)\"}\n")
@@ -637,11 +582,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             "Content-Type": "application/json", "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
         ]
         let isHead = exchange?.head.method == .HEAD
-        writeResponse(status: verdict?.httpStatus ?? .serviceUnavailable, headers: headers, body: isHead ? .empty : .buffer(body), context: context)
+        writeResponse(status: verdict?.httpStatus ?? .serviceUnavailable, headers: headers, body: isHead ? .empty : .buffer(body), writer: writer)
     }
 
     /// The older tracker's `/status`, in its shape: `[{"Key":"client","Value":"<address>"},{"Key":"conns","Value":N}]`.
-    private func answerStatus(head: HTTPRequestHead, context: any ExchangeTransport) {
+    private func answerStatus(head: HTTPRequestHead, writer: any ResponseWriter) {
         guard let current = exchange else { return }
         var body = ByteBuffer()
         body.writeJSONField("[{\"Key\":\"client\",\"Value\":", clientAddress(head.headers, trusted: current.snapshot.trustedProxies), first: true)
@@ -649,23 +594,23 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let headers: HTTPHeaders = [
             "Content-Type": "application/json", "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
         ]
-        writeResponse(status: .ok, headers: headers, body: head.method == .HEAD ? .empty : .buffer(body), context: context)
+        writeResponse(status: .ok, headers: headers, body: head.method == .HEAD ? .empty : .buffer(body), writer: writer)
     }
 
     /// The reports' pages mounted on a site: answered by the gateway off the loop (a report is control-plane work),
     /// written from the loop when done. The mount itself redirects to its folder, so relative links resolve.
     private func answerInsights(
-        route: Route, head: HTTPRequestHead, path: Substring, headers: RequestHeaderSummary, context: any ExchangeTransport
+        route: Route, head: HTTPRequestHead, path: Substring, headers: RequestHeaderSummary, writer: any ResponseWriter
     ) {
         guard let current = exchange else { return }
         let mount = route.pathPrefix.hasSuffix("/") ? String(route.pathPrefix.dropLast()) : route.pathPrefix
         let below = path.dropFirst(mount.utf8.count)
         guard !below.isEmpty else {
-            respondRedirect(to: mount + "/", status: .permanentRedirect, context: context)
+            respondRedirect(to: mount + "/", status: .permanentRedirect, writer: writer)
             return
         }
         guard below.hasPrefix("/") else {
-            respondError(.notFound, "no such page", context: context)
+            respondError(.notFound, "no such page", writer: writer)
             return
         }
         let request = InsightsWebRequest(
@@ -676,16 +621,16 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             secure: connection.isTLS)
         current.collectedBody = nil
         let hook = core.insightsWeb
-        let loopBound = NIOLoopBound((self, current), eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
+        let loopBound = NIOLoopBound((self, current), eventLoop: writer.eventLoop)
+        let eventLoop = writer.eventLoop
         let isHead = head.method == .HEAD
         Task {
             let answer = await hook.answer(request)
             eventLoop.execute {
                 let (handler, exchange) = loopBound.value
-                guard let context = handler.transport, handler.exchange === exchange else { return }
+                guard let writer = handler.writer, handler.exchange === exchange else { return }
                 guard let answer else {
-                    handler.respondError(.notFound, "no such page", context: context)
+                    handler.respondError(.notFound, "no such page", writer: writer)
                     return
                 }
                 let body = ByteBuffer(string: answer.body)
@@ -693,7 +638,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     "Content-Type": answer.contentType, "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
                 ]
                 headers.add(contentsOf: answer.headers)
-                handler.writeResponse(status: answer.status, headers: headers, body: isHead ? .empty : .buffer(body), context: context)
+                handler.writeResponse(status: answer.status, headers: headers, body: isHead ? .empty : .buffer(body), writer: writer)
             }
         }
     }
@@ -702,26 +647,26 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// completes.
     private func answerTrackingAPI(
         head: HTTPRequestHead, path: Substring, uri: String, pathEnd: String.Index, headers: RequestHeaderSummary,
-        context: any ExchangeTransport, _ handle: (APIRequest, Int64, () -> EventID) -> APIOutcome
+        writer: any ResponseWriter, _ handle: (APIRequest, Int64, () -> EventID) -> APIOutcome
     ) {
         guard let current = exchange, let events = loop.events else { return }
         let request = APIRequest(
             method: head.method, path: path, query: pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : "",
             body: current.collectedBody, cookie: headers.cookie, origin: head.headers.first(name: "origin"),
             clientAddress: clientAddress(head.headers, trusted: current.snapshot.trustedProxies),
-            siteHosts: current.siteHosts, isTLS: connection.isTLS, eventLoop: context.eventLoop, headers: head.headers)
+            siteHosts: current.siteHosts, isTLS: connection.isTLS, eventLoop: writer.eventLoop, headers: head.headers)
         current.collectedBody = nil
         let now = Int64(loop.refreshClock())
         switch handle(request, now, { events.nextID(unixMilliseconds: now) }) {
         case .respond(let response, let made):
             current.apiEvents = made
-            writeAPIResponse(response, context: context)
+            writeAPIResponse(response, writer: writer)
         case .deferred(let future):
-            let loopBound = NIOLoopBound((self, current), eventLoop: context.eventLoop)
+            let loopBound = NIOLoopBound((self, current), eventLoop: writer.eventLoop)
             future.whenSuccess { response in
                 let (handler, exchange) = loopBound.value
-                guard let context = handler.transport, handler.exchange === exchange else { return }
-                handler.writeAPIResponse(response, context: context)
+                guard let writer = handler.writer, handler.exchange === exchange else { return }
+                handler.writeAPIResponse(response, writer: writer)
             }
         }
     }
@@ -729,7 +674,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A short link: redirect (counted), gone (410 or the fallback), or unknown (404, or the next route).
     private func answerLink(
         _ linkRoute: LinkRoute, route: Route, site: Site, head: HTTPRequestHead, headers: RequestHeaderSummary,
-        path: Substring, query: Substring, context: any ExchangeTransport
+        path: Substring, query: Substring, writer: any ResponseWriter
     ) {
         guard let current = exchange else { return }
         var slug = path.dropFirst(route.pathPrefix.utf8.count)
@@ -747,7 +692,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .gone(let link):
             guard let fallback = link.fallback else {
                 let reason = link.expired ? "this link has expired" : "this link has reached its click limit"
-                respondError(.gone, reason, context: context, extraHeaders: ["Cache-Control": "private, max-age=0"])
+                respondError(.gone, reason, writer: writer, extraHeaders: ["Cache-Control": "private, max-age=0"])
                 return
             }
             location = fallback
@@ -756,9 +701,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .unknown:
             if linkRoute.fallsThrough, let next = site.route(for: path, after: route) {
                 current.route = next
-                dispatch(next, site: site, head: head, headers: headers, context: context)
+                dispatch(next, site: site, head: head, headers: headers, writer: writer)
             } else {
-                respondError(.notFound, "no link \"\(slug)\" on \(host)", context: context)
+                respondError(.notFound, "no link \"\(slug)\" on \(host)", writer: writer)
             }
             return
         }
@@ -773,15 +718,15 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         // Shared caches must not answer clicks themselves (each is an event and may count against a limit). No body:
         // clients follow Location, and a click is answered with as little work as a cached file.
-        writeResponse(status: status, headers: Self.linkRedirectHeaders, body: .empty, context: context, location: location)
+        writeResponse(status: status, headers: Self.linkRedirectHeaders, body: .empty, writer: writer, location: location)
     }
 
     /// The fixed part of every short-link redirect (the Location is added as the head is written).
     private static let linkRedirectHeaders: HTTPHeaders = ["Cache-Control": "private, max-age=0", "Content-Length": "0"]
 
-    private func writeAPIResponse(_ response: APIResponse, context: any ExchangeTransport) {
+    private func writeAPIResponse(_ response: APIResponse, writer: any ResponseWriter) {
         let body: Body = response.body.readableBytes > 0 ? .buffer(response.body) : .empty
-        writeResponse(status: response.status, headers: response.headers, body: body, context: context)
+        writeResponse(status: response.status, headers: response.headers, body: body, writer: writer)
     }
 
     /// `host[:port]` for an HTTPS redirect, or nil when the Host value has characters no host name has.
@@ -814,13 +759,13 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case file(FileBody)
     }
 
-    private func writeStatic(_ response: StaticResponse, context: any ExchangeTransport) {
+    private func writeStatic(_ response: StaticResponse, writer: any ResponseWriter) {
         if let reason = response.errorReason, response.status.code >= 400 {
-            respondError(response.status, reason, context: context, extraHeaders: response.headers)
+            respondError(response.status, reason, writer: writer, extraHeaders: response.headers)
             return
         }
         if response.status.code >= 300 && response.status.code < 400, let location = response.headers.first(name: "location") {
-            respondRedirect(to: location, status: response.status, context: context)
+            respondRedirect(to: location, status: response.status, writer: writer)
             return
         }
         let body: Body
@@ -830,25 +775,25 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .file(let file): body = .file(file)
         }
         if let (file, variant) = response.cachedVariant, response.status == .ok {
-            writeResponse(status: response.status, headers: response.headers, body: body, context: context,
+            writeResponse(status: response.status, headers: response.headers, body: body, writer: writer,
                           cached: (file, variant))
         } else {
-            writeResponse(status: response.status, headers: response.headers, body: body, context: context)
+            writeResponse(status: response.status, headers: response.headers, body: body, writer: writer)
         }
     }
 
-    private func respondRedirect(to location: String, status: HTTPResponseStatus, context: any ExchangeTransport) {
+    private func respondRedirect(to location: String, status: HTTPResponseStatus, writer: any ResponseWriter) {
         let body = ByteBuffer(string: "\(status.code) \(status.reasonPhrase): \(location)\n")
         let headers: HTTPHeaders = [
             "Location": location, "Content-Type": "text/plain; charset=utf-8",
             "Content-Length": String(body.readableBytes),
         ]
         let isHead = exchange?.head.method == .HEAD
-        writeResponse(status: status, headers: headers, body: isHead ? .empty : .buffer(body), context: context)
+        writeResponse(status: status, headers: headers, body: isHead ? .empty : .buffer(body), writer: writer)
     }
 
     private func respondError(
-        _ status: HTTPResponseStatus, _ reason: String, context: any ExchangeTransport, forceClose: Bool = false,
+        _ status: HTTPResponseStatus, _ reason: String, writer: any ResponseWriter, forceClose: Bool = false,
         extraHeaders: HTTPHeaders = [:]
     ) {
         var (headers, body) = exchange.map { current in
@@ -861,14 +806,14 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         if forceClose { exchange?.keepAlive = false }
         let isHead = exchange?.head.method == .HEAD
-        writeResponse(status: status, headers: headers, body: isHead ? .empty : .buffer(body), context: context)
+        writeResponse(status: status, headers: headers, body: isHead ? .empty : .buffer(body), writer: writer)
     }
 
     /// Writes a response. `cached` names a cached file variant whose serialized head the loop can reuse.
     /// `location` is added to `headers` as the head is written (a short-link redirect passes a shared constant
     /// header list and its target here, so answering a click builds no header list).
     private func writeResponse(
-        status: HTTPResponseStatus, headers: HTTPHeaders, body: Body, context: any ExchangeTransport,
+        status: HTTPResponseStatus, headers: HTTPHeaders, body: Body, writer: any ResponseWriter,
         cached: (CachedFile, Int)? = nil, location: String? = nil
     ) {
         guard let current = exchange, !current.responded, !closed else {
@@ -889,7 +834,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let sendsServer = rules?.omitsServer != true
         // A request whose body we have not read to the end cannot be followed on the same connection.
-        if !isHTTP2 && !current.requestEnded && status.code >= 400
+        if !current.requestEnded && status.code >= 400
             && (current.headers.hasTransferEncoding || (current.headers.contentLength.flatMap(Int.init) ?? 0) > 0)
         {
             current.keepAlive = false
@@ -905,149 +850,46 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             current.isHTML = headers.first(name: "content-type")?.utf8.starts(with: "text/html".utf8) ?? false
             added.visitorCookie = issueVisitorCookie(current)
         }
-        if isHTTP2 {
-            // Sized for a usual head, so filling it does not reallocate (a cached file's fields are copied in).
-            var block = FieldList(reservingCapacity: 512, fields: 16)
-            if let (file, variant) = cached {
-                block.append(contentsOf: loop.http2Headers(file: file, variant: variant, base: headers, rules: rules))
-            } else {
-                block.append(name: ":status", value: String(status.code))
-                for (name, value) in headers { block.append(name: name, value: value) }
-                block.append(name: "date", value: loop.dateHeader)
-                if sendsServer { block.append(name: "server", value: "vantage") }
-            }
-            added.write(to: &block)
-            var endStream = false
-            if case .empty = body { endStream = true }
-            context.writeHTTP2(.head(block, endStream: endStream), promise: nil)
-        } else {
-            // The head goes out as bytes: a per-second cached block for cached files, serialized here otherwise.
-            var head: ByteBuffer
-            if let (file, variant) = cached {
-                head = loop.serializedHead(file: file, variant: variant, base: headers, rules: rules)
-            } else {
-                head = context.channel.allocator.buffer(capacity: 256)
-                HTTPHead.writeStatusLine(status, into: &head)
-                HTTPHead.write(headers, into: &head)
-                head.writeStaticString("Date: ")
-                head.writeString(loop.dateHeader)
-                head.writeStaticString(sendsServer ? "\r\nServer: vantage\r\n" : "\r\n")
-            }
-            var tail = HTTP1HeaderLines(buffer: context.channel.allocator.buffer(capacity: 64))
-            added.write(to: &tail)
-            if !current.keepAlive {
-                tail.add("Connection", "close")
-            } else if current.head.version.minor == 0 {
-                tail.add("Connection", "keep-alive")
-            }
-            tail.buffer.writeStaticString("\r\n")
-            if case .buffer(let payload) = body, connection.isTLS, payload.readableBytes <= 16 << 10 {
-                // Under TLS every write becomes its own record: send head and a small body as one. (On plain
-                // connections writev takes the three buffers as they are; copying measured slower there.)
-                var combined = context.channel.allocator.buffer(
-                    capacity: head.readableBytes + tail.buffer.readableBytes + payload.readableBytes)
-                combined.writeImmutableBuffer(head)
-                combined.writeImmutableBuffer(tail.buffer)
-                combined.writeImmutableBuffer(payload)
-                context.write(NIOAny(combined), promise: nil)
-                finish(context: context, sent: payload.readableBytes)
-                return
-            }
-            context.write(NIOAny(head), promise: nil)
-            context.write(NIOAny(tail.buffer), promise: nil)
-        }
+        writer.startHead(ComposedHead(status: status, headers: headers, cached: cached, rules: rules, sendsServer: sendsServer))
         switch body {
         case .empty:
-            finish(context: context, sent: 0)
+            writer.writeAnswer(added, persistence: persistence(current), body: nil)
+            finish(writer: writer, sent: 0)
         case .buffer(let buffer):
-            let size = buffer.readableBytes
-            if size > 0 {
-                if isHTTP2 {
-                    context.writeHTTP2(.data(buffer, endStream: true), promise: nil)
-                } else {
-                    context.write(NIOAny(buffer), promise: nil)
-                }
-            } else if isHTTP2 {
-                context.writeHTTP2(.data(ByteBuffer(), endStream: true), promise: nil)
-            }
-            finish(context: context, sent: size)
+            writer.writeAnswer(added, persistence: persistence(current), body: buffer)
+            finish(writer: writer, sent: buffer.readableBytes)
         case .file(let file):
-            sendFile(file, context: context)
+            _ = writer.writeHead(added, persistence: persistence(current), body: .known)
+            sendFile(file, writer: writer)
         }
     }
 
-    private func sendFile(_ file: FileBody, context: any ExchangeTransport) {
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        if !connection.isTLS && !isHTTP2 {
-            // Plain HTTP/1.1: sendfile(2), the bytes never enter user space. In pieces of 256 KB, each with its own
-            // completion: a client that stops reading is noticed (send_timeout) by the pieces no longer leaving.
-            var offset = file.offset
-            let end = file.offset + file.length
-            var last: EventLoopFuture<Void>?
-            while offset < end {
-                let pieceEnd = min(end, offset + (256 << 10))
-                let written = context.writeWithFuture(
-                    NIOAny(IOData.fileRegion(FileRegion(fileHandle: file.handle, readerIndex: offset, endIndex: pieceEnd))))
-                trackWrite(written)
-                last = written
-                offset = pieceEnd
-            }
-            let done = last ?? context.eventLoop.makeSucceededVoidFuture()
-            done.whenComplete { _ in try? file.handle.close() }
-            exchange?.bodyWritten = done
-            finish(context: context, sent: file.length)
-            return
-        }
-        context.flush()
-        let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        let isHTTP2 = self.isHTTP2
-        let fileIO = core.fileIO
-        let allocator = context.channel.allocator
-        let eventLoop = context.eventLoop
-        /// Reads `count` bytes from `offset` in `chunkSize` pieces, each written (and its write completed) before
-        /// the next is read.
-        @Sendable func stream(from offset: Int, count: Int, chunkSize: Int) -> EventLoopFuture<Void> {
-            fileIO.readChunked(
-                fileHandle: file.handle, fromOffset: Int64(offset), byteCount: count, chunkSize: chunkSize,
-                allocator: allocator, eventLoop: eventLoop
-            ) { chunk in
-                let handler = loopBound.value
-                guard handler.transport != nil, !handler.closed else {
-                    return contextBound.value.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
-                }
-                let written = isHTTP2
-                    ? contextBound.value.writeAndFlushHTTP2(.data(chunk, endStream: false))
-                    : contextBound.value.writeAndFlushWithFuture(NIOAny(chunk))
-                handler.trackWrite(written)
-                return written
-            }
-        }
-        // On HTTP/2 the first piece is small: a stream whose window never opens (a client that reads nothing)
-        // holds 16 KB until send_timeout resets it, not 128 KB; the rest follows in large pieces once it moved.
-        let first = isHTTP2 ? min(16 << 10, file.length) : 0
-        let sent = first > 0 && first < file.length
-            ? stream(from: file.offset, count: first, chunkSize: first).flatMap {
-                stream(from: file.offset + first, count: file.length - first, chunkSize: 128 << 10)
-            }
-            : stream(from: file.offset, count: file.length, chunkSize: 128 << 10)
-        sent.whenComplete { result in
-            try? file.handle.close()
+    /// Whether the connection stays open after the exchange's answer, as the writer tells the client.
+    private func persistence(_ current: Exchange) -> Persistence {
+        Persistence(keepAlive: current.keepAlive, isHTTP10: current.head.version.major == 1 && current.head.version.minor == 0)
+    }
+
+    private func sendFile(_ file: FileBody, writer: any ResponseWriter) {
+        let loopBound = NIOLoopBound(self, eventLoop: writer.eventLoop)
+        writer.sendFile(file, fileIO: core.fileIO) { outcome in
             let handler = loopBound.value
-            switch result {
-            case .success:
-                guard let context = handler.transport else { return }
-                if isHTTP2 {
-                    context.writeHTTP2(.data(ByteBuffer(), endStream: true), promise: nil)
-                }
-                handler.finish(context: context, sent: file.length)
-            case .failure:
-                contextBound.value.closeExchange()
+            guard let writer = handler.writer else { return }
+            switch outcome {
+            case .queued(let leaving):
+                // Plain HTTP/1.1: the exchange is done once the bytes are queued; the connection is not idle until
+                // they have left.
+                handler.exchange?.bodyWritten = leaving
+                handler.finish(writer: writer, sent: file.length)
+            case .sent:
+                handler.finish(writer: writer, sent: file.length)
+            case .failed:
+                writer.closeExchange()
             }
         }
     }
 
     /// Ends the response, logs it, and decides whether the connection stays open.
-    private func finish(context: any ExchangeTransport, sent: Int) {
+    private func finish(writer: any ResponseWriter, sent: Int) {
         guard let current = exchange else { return }
         current.sentBytes = sent
         current.responseFinished = true
@@ -1056,33 +898,28 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // The event is in the spool before the last bytes of the answer leave: whoever got an answer has an event,
         // even if the process is killed right after.
         record(current)
-        if isHTTP2 {
-            if !current.requestEnded {
-                // The answer is complete but the client is still sending (an error before the body was read):
-                // RST_STREAM with NO_ERROR tells it to stop without failing the response (RFC 9113 §8.1). The session
-                // sends it after the answer's last frame, in a later write.
-                context.flushNow()
-                context.writeHTTP2(.reset(.noError), promise: nil)
-                current.requestEnded = true
-            }
-            context.flush()
-        } else if keepAlive {
-            context.flush()
+        if !current.requestEnded, writer.stopRequestBody() {
+            // The answer is complete but the client is still sending (an error before the body was read): HTTP/2
+            // tells it to stop without failing the response (RFC 9113 §8.1).
+            current.requestEnded = true
+        }
+        if keepAlive {
+            writer.flush()
         } else {
             closing = true
             queued.removeAll()
             // A malformed request after this one is answered (and the connection closed) once this one is done.
-            if refusalAfterCurrent == nil { closeAfterPendingWrites(context: context) }
+            if refusalAfterCurrent == nil { writer.closeAfterAnswer() }
         }
         if keepAlive, let connectionGuard {
             if let written = current.bodyWritten {
-                let bound = NIOLoopBound(connectionGuard, eventLoop: context.eventLoop)
+                let bound = NIOLoopBound(connectionGuard, eventLoop: writer.eventLoop)
                 written.whenComplete { _ in bound.value.responseCompleted() }
             } else {
                 connectionGuard.responseCompleted()
             }
         }
-        if current.requestEnded || isHTTP2 { completeExchange(context: context) }
+        if current.requestEnded { completeExchange(writer: writer) }
     }
 
     // MARK: - Access log and metrics
@@ -1270,7 +1107,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // The parser refused the bytes (ambiguous framing, a bare LF, a control character, a head too large…) and the
         // byte stream can no longer be trusted: answer with the refusal's status and reason, then close.
-        guard !isHTTP2, let refusal = error as? RequestParser.Refusal, !closed else {
+        guard !isHTTP2, let refusal = error as? RequestParser.Refusal, !closed, let writer else {
             context.close(promise: nil)
             return
         }
@@ -1282,15 +1119,15 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             current.keepAlive = false
             return
         }
-        refuse(refusal.status, refusal.reason, context: context)
+        refuse(refusal.status, refusal.reason, writer: writer)
     }
 
     /// Refuses the request being read (or, between requests, the bytes that were to be one): a 400/408/431 when no
     /// answer has started, logged and recorded like any answer; the connection then closes. A response already under
     /// way can only be cut short.
-    private func refuse(_ status: HTTPResponseStatus, _ reason: String, context: any ExchangeTransport) {
+    private func refuse(_ status: HTTPResponseStatus, _ reason: String, writer: any ResponseWriter) {
         guard let current = exchange else {
-            refuseWithoutHead(status, reason, context: context)
+            refuseWithoutHead(status, reason, writer: writer)
             return
         }
         current.proxy?.cancel()
@@ -1298,10 +1135,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         queued.removeAll()
         if current.responded {
             current.keepAlive = false
-            context.closeExchange()
+            writer.closeExchange()
             return
         }
-        respondError(status, reason, context: context, forceClose: true)
+        respondError(status, reason, writer: writer, forceClose: true)
     }
 
     /// Answers bytes that never became a request head (malformed, too large, too slow) through an exchange of its
@@ -1309,14 +1146,14 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// HTTP/2: a request whose header list was over `h2_max_header_list_size` (its fields were dropped) is answered
     /// 431 like an oversized HTTP/1.1 head; a body still coming is stopped with RST_STREAM(NO_ERROR) after it.
     func refuseHeaderListTooLarge(limit: Int, requestEnded: Bool) {
-        guard let transport else { return }
+        guard let writer else { return }
         refuseWithoutHead(
             .requestHeaderFieldsTooLarge, "the request's header fields exceed \(limit) bytes (h2_max_header_list_size)",
-            context: transport, requestEnded: requestEnded)
+            writer: writer, requestEnded: requestEnded)
     }
 
     private func refuseWithoutHead(
-        _ status: HTTPResponseStatus, _ reason: String, context: any ExchangeTransport, requestEnded: Bool = true
+        _ status: HTTPResponseStatus, _ reason: String, writer: any ResponseWriter, requestEnded: Bool = true
     ) {
         let head = HTTPRequestHead(version: isHTTP2 ? .http2 : .http1_1, method: .RAW(value: "-"), uri: "")
         let current = Exchange(
@@ -1325,7 +1162,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         current.refusedBeforeRouting = true
         current.requestEnded = requestEnded
         exchange = current
-        respondError(status, reason, context: context, forceClose: true)
+        respondError(status, reason, writer: writer, forceClose: true)
     }
 }
 
@@ -1338,26 +1175,11 @@ struct LinkClick {
     var properties: String
 }
 
-/// How a proxied response body goes to the client.
-enum ProxyFraming {
-    /// No body (HEAD, 204, 304) or nothing written yet.
-    case none
-    /// As received: the upstream's Content-Length holds, or the body ends when the connection closes (HTTP/1.0).
-    case raw
-    /// HTTP/1.1 chunked, for bodies of unknown length.
-    case chunked
-    /// DATA frames.
-    case http2
-}
-
 // MARK: - Proxied responses
 
-extension RequestHandler: ProxyDownstream {
-    /// HTTP/2 response bytes allowed in flight before the upstream is paused.
-    private static let http2ResponseWindow = 256 << 10
-
+extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
     func proxyResponseHead(_ head: ProxyResponseHead) {
-        guard let current = exchange, !current.responded, !closed, let context = transport else { return }
+        guard let current = exchange, !current.responded, !closed, let writer else { return }
         if head.status.code >= 400, case .proxy(let proxyRoute) = current.route?.handler, proxyRoute.configuration.interceptErrors,
             current.errorPages?.page(for: Int(head.status.code)) != nil
         {
@@ -1374,170 +1196,54 @@ extension RequestHandler: ProxyDownstream {
         var added = ExchangeFields(
             requestID: current.requestID ?? "", hsts: connection.isTLS && rules?.omitsHSTS != true ? current.hsts : nil,
             rateLimit: current.rateLimitHeaders)
-        if isHTTP2 {
-            var block = FieldList(reservingCapacity: 512, fields: 16)
-            block.append(name: ":status", value: String(code))
-            let passed = head.forEachHeader(dropping: rules?.rules) { name, value in
-                block.append(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
-            }
-            rules?.forEachAddition(facts: facts(current)) { block.append(name: $0, value: $1) }
-            if !passed.hasDate { block.append(name: "date", value: loop.dateHeader) }
-            current.isHTML = passed.isHTML
-            if loop.events != nil { added.visitorCookie = issueVisitorCookie(current) }
-            added.write(to: &block)
-            current.framing = bodiless ? .none : .http2
-            context.writeHTTP2(.head(block, endStream: false), promise: nil)
-            return
-        }
-        var lines = HTTP1HeaderLines(buffer: context.channel.allocator.buffer(capacity: 384))
-        HTTPHead.writeStatusLine(head.status, into: &lines.buffer)
-        let passed = head.writeHTTP1Headers(dropping: rules?.rules, into: &lines.buffer)
-        rules?.forEachAddition(facts: facts(current)) { lines.add(name: $0, value: $1) }
-        if !passed.hasDate { lines.add("Date", loop.dateHeader) }
+        let passed = writer.startHead(upstream: head, dropping: rules?.rules)
+        rules?.forEachAddition(facts: facts(current)) { writer.addField(name: $0, value: $1) }
         current.isHTML = passed.isHTML
         if loop.events != nil { added.visitorCookie = issueVisitorCookie(current) }
-        added.write(to: &lines)
-        if bodiless {
-            current.framing = .none
-        } else if passed.hasContentLength {
-            current.framing = .raw
-        } else if current.head.version.minor >= 1 {
-            lines.buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
-            current.framing = .chunked
-        } else {
-            // An HTTP/1.0 client learns the end of the body from the connection closing.
-            current.framing = .raw
-            current.keepAlive = false
-        }
-        if !current.keepAlive {
-            lines.buffer.writeStaticString("Connection: close\r\n")
-        } else if current.head.version.minor == 0 {
-            lines.buffer.writeStaticString("Connection: keep-alive\r\n")
-        }
-        lines.buffer.writeStaticString("\r\n")
-        if connection.isTLS {
-            current.heldHead = lines.buffer
-        } else {
-            context.write(NIOAny(lines.buffer), promise: nil)
-        }
-    }
-
-    /// Writes a held response head now (a flush, a large body piece or the end came first).
-    private func writeHeldHead(_ current: Exchange, context: any ExchangeTransport) {
-        guard let held = current.heldHead else { return }
-        current.heldHead = nil
-        context.write(NIOAny(held), promise: nil)
+        let body: StreamedBody = bodiless ? .none : passed.hasContentLength ? .known : .unknown
+        if writer.writeHead(added, persistence: persistence(current), body: body) { current.keepAlive = false }
     }
 
     func proxyResponseBody(_ buffer: ByteBuffer) -> Bool {
-        guard let current = exchange, !closed, let context = transport, current.interceptedStatus == nil else { return true }
+        guard let current = exchange, !closed, let writer, current.interceptedStatus == nil else { return true }
         let size = buffer.readableBytes
         guard size > 0 else { return true }
         current.sentBytes += size
-        switch current.framing {
-        case .none:
-            return true
-        case .raw:
-            if var held = current.heldHead, size <= 16 << 10 {
-                current.heldHead = nil
-                held.writeImmutableBuffer(buffer)
-                context.write(NIOAny(held), promise: nil)
-            } else {
-                writeHeldHead(current, context: context)
-                context.write(NIOAny(buffer), promise: nil)
-            }
-        case .chunked:
-            var prefix = current.heldHead ?? context.channel.allocator.buffer(capacity: 12)
-            current.heldHead = nil
-            prefix.writeString(String(size, radix: 16))
-            prefix.writeStaticString("\r\n")
-            if size <= 16 << 10 && connection.isTLS {
-                prefix.writeImmutableBuffer(buffer)
-                prefix.writeStaticString("\r\n")
-                context.write(NIOAny(prefix), promise: nil)
-            } else {
-                context.write(NIOAny(prefix), promise: nil)
-                context.write(NIOAny(buffer), promise: nil)
-                context.write(NIOAny(ByteBuffer(staticString: "\r\n")), promise: nil)
-            }
-        case .http2:
-            // Flow control holds data inside the HTTP/2 session, so channel writability says nothing about this
-            // stream: count the bytes until their writes complete.
-            current.unsentFrameBytes += size
-            let promise = context.eventLoop.makePromise(of: Void.self)
-            context.writeHTTP2(.data(buffer, endStream: false), promise: promise)
-            writeStarted(on: context.eventLoop)
-            // One callback per frame does both: send progress, and the window that paces the upstream.
-            let bound = NIOLoopBound((self, current), eventLoop: context.eventLoop)
-            promise.futureResult.whenComplete { _ in
-                let (handler, exchange) = bound.value
-                handler.writeCompleted()
-                exchange.unsentFrameBytes -= size
-                if exchange.proxyResponsePaused && exchange.unsentFrameBytes <= Self.http2ResponseWindow / 2 {
-                    exchange.proxyResponsePaused = false
-                    exchange.proxy?.downstreamWritable()
-                }
-            }
-            if current.unsentFrameBytes > Self.http2ResponseWindow {
-                current.proxyResponsePaused = true
-                return false
-            }
-            return true
-        }
-        if !context.channel.isWritable {
-            current.proxyResponsePaused = true
-            return false
-        }
-        return true
+        if writer.writeBody(buffer) { return true }
+        current.proxyResponsePaused = true
+        return false
     }
 
-    func proxyResponseFlush() {
-        guard let context = transport else { return }
-        if let current = exchange { writeHeldHead(current, context: context) }
-        context.flush()
+    /// The client takes bytes again: so may the upstream.
+    func responseWritable() {
+        guard let current = exchange, current.proxyResponsePaused else { return }
+        current.proxyResponsePaused = false
+        current.proxy?.downstreamWritable()
     }
+
+    func proxyResponseFlush() { writer?.flush() }
 
     func proxyResponseEnd(trailers: HTTPHeaders?) {
-        guard let current = exchange, !closed, let context = transport else { return }
+        guard let current = exchange, !closed, let writer else { return }
         if let status = current.interceptedStatus {
             current.interceptedStatus = nil
-            if !current.requestEnded && !isHTTP2 { current.keepAlive = false }
-            respondError(status, "the application answered \(status.code) \(status.reasonPhrase)", context: context)
+            respondError(status, "the application answered \(status.code) \(status.reasonPhrase)", writer: writer)
             return
         }
-        if isHTTP2 {
-            if let trailers, !trailers.isEmpty, current.framing == .http2 {
-                var block = FieldList()
-                for (name, value) in trailers { block.append(name: name, value: value) }
-                context.writeHTTP2(.trailers(block), promise: nil)
-            } else {
-                context.writeHTTP2(.data(ByteBuffer(), endStream: true), promise: nil)
-            }
-        } else {
-            if current.framing == .chunked {
-                var last = current.heldHead ?? context.channel.allocator.buffer(capacity: 64)
-                current.heldHead = nil
-                last.writeStaticString("0\r\n")
-                if let trailers { HTTPHead.write(trailers, into: &last) }
-                last.writeStaticString("\r\n")
-                context.write(NIOAny(last), promise: nil)
-            } else {
-                writeHeldHead(current, context: context)
-            }
-            // The upstream answered before the whole request body came: the rest cannot be told apart from a
-            // next request.
-            if !current.requestEnded { current.keepAlive = false }
-        }
-        finish(context: context, sent: current.sentBytes)
+        writer.endBody(trailers: trailers)
+        // The upstream answered before the whole request body came: on HTTP/1.1 the rest cannot be told apart
+        // from a next request (HTTP/2 stops the body with a reset, see finish).
+        if !current.requestEnded && current.head.version.major == 1 { current.keepAlive = false }
+        finish(writer: writer, sent: current.sentBytes)
     }
 
     func proxyFailed(_ failure: ProxyFailure) {
-        guard let current = exchange, !closed, let context = transport else { return }
+        guard let current = exchange, !closed, let writer else { return }
         let requestID = current.requestID ?? "-"
         if !current.responded {
             var extra: HTTPHeaders = ["X-Request-Id": requestID]
             if let seconds = failure.retryAfterSeconds { extra.add(name: "Retry-After", value: String(seconds)) }
-            respondError(failure.status, "\(failure.reason) (request \(requestID))", context: context, extraHeaders: extra)
+            respondError(failure.status, "\(failure.reason) (request \(requestID))", writer: writer, extraHeaders: extra)
             return
         }
         // Part of the response is out: the client can only be told by an abort (a truncated body on HTTP/1.1,
@@ -1547,24 +1253,19 @@ extension RequestHandler: ProxyDownstream {
         current.releaseLease()
         record(current)
         exchange = nil
-        if isHTTP2 {
-            context.writeHTTP2(.reset(.internalError), promise: nil)
-            context.flush()
-            context.exchangeFinished()
-        } else {
-            closeAfterPendingWrites(context: context)
-        }
+        writer.abortResponse()
+        writer.exchangeFinished()
     }
 
     func proxyRequestBody(paused: Bool) {
         requestBodyPaused = paused
         connectionGuard?.requestBody(paused: paused)
-        guard !paused, let context = transport else { return }
+        guard !paused, let writer else { return }
         if isHTTP2 {
-            context.read()  // returns the stream's withheld flow-control credit
+            writer.read()  // returns the stream's withheld flow-control credit
         } else if readHeld, queued.isEmpty {
             readHeld = false
-            context.read()
+            writer.read()
         }
     }
 
@@ -1572,23 +1273,23 @@ extension RequestHandler: ProxyDownstream {
     /// and the connection becomes a ``WebSocketIngestHandler`` (its HTTP handlers leave); anything else is refused
     /// with the reason. HTTP/1.1 only: browsers open WebSockets over HTTP/1.1 (RFC 8441 is not offered).
     private func acceptWebSocketIngest(
-        _ api: TrackingAPI, head: HTTPRequestHead, path: Substring, headers: RequestHeaderSummary, context: any ExchangeTransport
+        _ api: TrackingAPI, head: HTTPRequestHead, path: Substring, headers: RequestHeaderSummary, writer: any ResponseWriter
     ) {
         guard let current = exchange else { return }
         let fields = head.headers
-        guard !isHTTP2, let channelContext = context as? ChannelHandlerContext else {
-            respondError(.badRequest, "the WebSocket ingest takes HTTP/1.1 connections (browsers open WebSockets over HTTP/1.1)", context: context)
+        guard let channelContext else {
+            respondError(.badRequest, "the WebSocket ingest takes HTTP/1.1 connections (browsers open WebSockets over HTTP/1.1)", writer: writer)
             return
         }
         guard head.method == .GET, headers.hasUpgrade, fields[canonicalForm: "upgrade"].contains(where: { $0.lowercased() == "websocket" }),
             let key = fields.first(name: "sec-websocket-key"), Data(base64Encoded: key)?.count == 16
         else {
             respondError(.upgradeRequired, "expected a WebSocket opening handshake (GET with Upgrade: websocket and a Sec-WebSocket-Key)",
-                         context: context, extraHeaders: ["Upgrade": "websocket", "Sec-WebSocket-Version": "13"])
+                         writer: writer, extraHeaders: ["Upgrade": "websocket", "Sec-WebSocket-Version": "13"])
             return
         }
         guard fields.first(name: "sec-websocket-version") == "13" else {
-            respondError(.upgradeRequired, "expected Sec-WebSocket-Version: 13", context: context,
+            respondError(.upgradeRequired, "expected Sec-WebSocket-Version: 13", writer: writer,
                          extraHeaders: ["Upgrade": "websocket", "Sec-WebSocket-Version": "13"])
             return
         }
@@ -1629,7 +1330,7 @@ extension RequestHandler: ProxyDownstream {
     }
 
     func proxyUpgraded(_ head: ProxyResponseHead, tunnel: ProxyTunnel) {
-        guard let current = exchange, !closed, !isHTTP2, let context = transport as? ChannelHandlerContext else {
+        guard let current = exchange, !closed, let context = channelContext else {
             tunnel.close()
             return
         }

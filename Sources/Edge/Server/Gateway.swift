@@ -383,7 +383,7 @@ public final class Gateway: Sendable {
     static func configureHTTP2(channel: any Channel, core: GatewayCore, connection: ConnectionInfo, limits: Limits) throws {
         let loop = core.loopContext(for: channel.eventLoop)
         // libnghttp2 speaks the protocol; every stream is served on this pipeline (no per-stream child channels).
-        try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionHandler(limits: limits, connection: connection) {
+        try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionHandler(limits: limits, connection: connection, loop: loop) {
             RequestHandler(core: core, loop: loop, connection: connection, connectionGuard: nil, isHTTP2: true)
         })
     }
