@@ -166,7 +166,7 @@ let package = Package(
         .testTarget(name: "InsightsTests", dependencies: ["Insights", "Tracking"], swiftSettings: swiftSettings),
         .testTarget(name: "RequestTargetTests", dependencies: ["RequestTarget"], swiftSettings: swiftSettings),
         .testTarget(name: "ACMETests", dependencies: ["ACME", "Config", crypto, x509, asn1], swiftSettings: swiftSettings),
-        .testTarget(name: "LinksTests", dependencies: ["Links", nioCore, logging], swiftSettings: swiftSettings),
+        .testTarget(name: "LinksTests", dependencies: ["Links", "Tracking", nioCore, logging], swiftSettings: swiftSettings),
         .testTarget(name: "StaticTests", dependencies: ["Static", "RequestTarget", nioCore, nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeTests",

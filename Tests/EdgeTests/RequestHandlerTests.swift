@@ -14,6 +14,7 @@ import Testing
 final class HandlerHarness {
     let channel = EmbeddedChannel()
     let pool = NIOThreadPool(numberOfThreads: 1)
+    let core: GatewayCore
 
     init(_ yaml: String, isTLS: Bool = false) throws {
         let configuration = try parseConfiguration(yaml)
@@ -21,7 +22,7 @@ final class HandlerHarness {
         let proxy = ProxyService(loops: [channel.embeddedEventLoop], logger: Logger(label: "test"))
         let snapshot = try Gateway.makeSnapshot(
             configuration, cache: FileCache(maxBytes: 1 << 20), threadPool: pool, proxy: proxy, metrics: metrics)
-        let core = GatewayCore(snapshot: snapshot, loops: [channel.embeddedEventLoop], accessLog: nil,
+        core = GatewayCore(snapshot: snapshot, loops: [channel.embeddedEventLoop], accessLog: nil,
                                threadPool: pool, routeMetrics: metrics, proxy: proxy, logger: Logger(label: "test"))
         let handler = RequestHandler(
             core: core, loop: core.loopContext(for: channel.embeddedEventLoop),

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import Testing
+import Tracking
 
 @testable import Links
 
@@ -124,5 +125,37 @@ import Testing
         #expect(link.addQuery == ["utm_source": "qr"] && link.createdAt == 5)
         #expect(clicks == 2)
         #expect(throws: JournalLinkStore.StoreError.self) { _ = try JournalLinkStore(directory: directory, logger: Logger(label: "test")) }
+    }
+}
+
+/// A click is the request's event as a `link_click`, unique the first time a visitor follows a link within the window.
+@Suite struct LinkClickEventTests {
+    static func event(visitor: String, at milliseconds: Int64) -> TrackingEvent {
+        var event = TrackingEvent(
+            id: EventID(high: 1, low: UInt64(milliseconds)), timeMilliseconds: milliseconds, site: "example.com",
+            host: "go.example.com", kind: .request, method: "GET", scheme: "https", target: "/spring", status: 302,
+            bytesIn: 0, bytesOut: 0, durationMicroseconds: 1, httpVersion: "HTTP/1.1", clientAddress: "203.0.113.7")
+        event.visitorID = visitor
+        return event
+    }
+
+    @Test func aClickIsUniqueOnceThenRepeatedWithinTheWindow() {
+        let recent = RecentClicks(capacity: 1024, windowSeconds: 3600)
+        let click = LinkClick(id: LinkID(high: 7, low: 9), slug: "spring", properties: #"{"link_id":"x"}"#, recent: recent)
+        var first = Self.event(visitor: "v1", at: 1_795_564_000_000)
+        click.prepare(&first)
+        #expect(first.kind == .linkClick && first.eventName == "spring" && first.properties == #"{"link_id":"x"}"#)
+        click.classify(&first)
+        var again = Self.event(visitor: "v1", at: 1_795_564_060_000)
+        click.classify(&again)
+        var other = Self.event(visitor: "v2", at: 1_795_564_060_000)
+        click.classify(&other)
+        var later = Self.event(visitor: "v1", at: 1_795_564_000_000 + 7_200_000)
+        click.classify(&later)
+        #expect([first.eventType, again.eventType, other.eventType, later.eventType] == ["unique", "repeat", "unique", "unique"])
+        var machine = Self.event(visitor: "v1", at: 1_795_564_070_000)
+        machine.botReason = "agent"
+        click.classify(&machine)
+        #expect(machine.eventType.isEmpty, "machines are flagged as bots, not counted as unique or repeat")
     }
 }

@@ -3,7 +3,6 @@ import Config
 import Foundation
 import HTTP1Parser
 import HeaderRules
-import HTTP2Session
 import Links
 import Logging
 import NIOCore
@@ -26,95 +25,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = NIOAny
     typealias OutboundOut = ByteBuffer
-
-    /// The request being answered. A class so the many small updates along the way mutate one object instead of
-    /// copying a large struct (with a retain per field) in and out of the optional.
-    private final class Exchange {
-        /// The head as routed: its target in normal form (``RequestAdmission``).
-        var head: HTTPRequestHead
-        var headers: RequestHeaderSummary
-        /// The target as the client sent it, when admission rewrote it (for the access log).
-        var originalTarget: String?
-        /// Refused before routing (a malformed, ambiguous or overlong request): its event is of kind `refused`.
-        var refusedBeforeRouting = false
-        /// The configuration the request started with, kept to its end.
-        let snapshot: RuntimeSnapshot
-        let startNanoseconds: UInt64
-        var route: Route?
-        var siteName = "-"
-        var siteHosts: [String] = []
-        /// The answer is `text/html` (with a GET and a 2xx/304 status: a page view).
-        var isHTML = false
-        /// A visitor id this answer issued in a cookie.
-        var issuedVisitorID: String?
-        /// The request body, collected for handlers that read it (the tracking API).
-        var collectedBody: ByteBuffer?
-        /// Events a tracking API call produced (recorded instead of the plain request event).
-        var apiEvents: [TrackingEvent] = []
-        /// `rate_limited` or `rate_limited_dry_run` when the route's limiter refused (or would have refused) it.
-        var rateLimitFlag = ""
-        /// `RateLimit-Policy` and `RateLimit` values for an answer that passed a limit with `headers: true`.
-        var rateLimitHeaders: (policy: String, quota: String)?
-        /// The request's place under its route's per-key `concurrency`, given back when the response is complete or
-        /// the client is gone.
-        var lease: RouteLimiter.Lease?
-        /// The short link this request clicked: the request's event becomes the click (one event, built once).
-        var click: LinkClick?
-        var bodyBytes = 0
-        var bodyLimit: Int
-        var keepAlive: Bool
-        var responded = false
-        var responseFinished = false
-        var requestEnded = false
-        var status: HTTPResponseStatus = .ok
-        var sentBytes = 0
-        var hsts: String?
-        /// The site's, then the route's, `headers:` rules for the answer.
-        var responseHeaders: ResponseHeaderRules?
-        /// The site's `errors:` pages.
-        var errorPages: ErrorPages?
-        /// `intercept_errors`: the upstream's error answer is read and dropped, the site's page goes out at its end.
-        var interceptedStatus: HTTPResponseStatus?
-        /// The route chosen at the head, answered once the request (and any body) has arrived.
-        var pending: (route: Route, site: Site)?
-        /// The upstream side of a proxied request.
-        var proxy: ProxyExchange?
-        var requestID: String?
-        /// The proxy was told to stop reading the upstream until the client catches up.
-        var proxyResponsePaused = false
-        /// A body still leaving after the exchange finished (a file sent with `sendfile`): the connection is not idle
-        /// until it has.
-        var bodyWritten: EventLoopFuture<Void>?
-
-        init(head: HTTPRequestHead, headers: RequestHeaderSummary, snapshot: RuntimeSnapshot, startNanoseconds: UInt64,
-             bodyLimit: Int, keepAlive: Bool)
-        {
-            self.head = head
-            self.headers = headers
-            self.snapshot = snapshot
-            self.startNanoseconds = startNanoseconds
-            self.bodyLimit = bodyLimit
-            self.keepAlive = keepAlive
-        }
-
-        func releaseLease() {
-            lease?.release()
-            lease = nil
-        }
-
-        /// A 101 went out: the exchange is over and the connection is a WebSocket now, holding no place under
-        /// `concurrency` (it is a connection, not a request in flight).
-        func switchedProtocols() {
-            responded = true
-            responseFinished = true
-            status = .switchingProtocols
-            releaseLease()
-        }
-
-        /// A safety net: every path that ends an exchange releases explicitly, but an exchange dropped some other
-        /// way must not hold its key's place forever.
-        deinit { lease?.release() }
-    }
 
     private let core: GatewayCore
     private let loop: LoopContext
@@ -420,7 +330,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         current.responseHeaders = route.responseHeaders
         current.bodyLimit = route.maxBodySize
         if let limiter = route.limiter {
-            let client = clientAddress(head.headers, trusted: snapshot.trustedProxies)
+            let client = connection.clientAddress(of: current)
             switch limiter.check(clientAddress: client, headers: head.headers, nowMilliseconds: Int64(loop.refreshClock())) {
             case .pass(let lease, let quota):
                 current.lease = lease
@@ -465,12 +375,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func startProxy(_ route: ProxyRoute, exchange current: Exchange, writer: any ResponseWriter) {
-        let requestID: String
-        if let presented = current.headers.requestID, HeaderRewriter.acceptableRequestID(presented) {
-            requestID = presented
-        } else {
-            requestID = loop.nextRequestID()
-        }
+        let requestID = current.requestID ?? current.headers.acceptableRequestID ?? loop.nextRequestID()
         current.requestID = requestID
         writer.delegate = self
         let trusted = current.snapshot.trustedProxies
@@ -589,7 +494,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func answerStatus(head: HTTPRequestHead, writer: any ResponseWriter) {
         guard let current = exchange else { return }
         var body = ByteBuffer()
-        body.writeJSONField("[{\"Key\":\"client\",\"Value\":", clientAddress(head.headers, trusted: current.snapshot.trustedProxies), first: true)
+        body.writeJSONField("[{\"Key\":\"client\",\"Value\":", connection.clientAddress(of: current), first: true)
         body.writeString("},{\"Key\":\"conns\",\"Value\":\(core.openConnections.load(ordering: .relaxed))}]\n")
         let headers: HTTPHeaders = [
             "Content-Type": "application/json", "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
@@ -617,7 +522,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             method: head.method, path: String(below), parameters: AdminHandler.queryParameters(head.uri),
             authorization: head.headers.first(name: "authorization"), cookie: headers.cookie,
             body: current.collectedBody.map { String(buffer: $0) } ?? "",
-            clientAddress: clientAddress(head.headers, trusted: current.snapshot.trustedProxies), basePath: mount + "/",
+            clientAddress: connection.clientAddress(of: current), basePath: mount + "/",
             secure: connection.isTLS)
         current.collectedBody = nil
         let hook = core.insightsWeb
@@ -653,7 +558,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let request = APIRequest(
             method: head.method, path: path, query: pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : "",
             body: current.collectedBody, cookie: headers.cookie, origin: head.headers.first(name: "origin"),
-            clientAddress: clientAddress(head.headers, trusted: current.snapshot.trustedProxies),
+            clientAddress: connection.clientAddress(of: current),
             siteHosts: current.siteHosts, isTLS: connection.isTLS, eventLoop: writer.eventLoop, headers: head.headers)
         current.collectedBody = nil
         let now = Int64(loop.refreshClock())
@@ -714,7 +619,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             properties.writeJSONField("\"to\":", events.scrubber.scrub(url: location) ?? location)
             properties.writeStaticString("}")
             current.click = LinkClick(
-                id: clicked.id, recent: linkRoute.service.recentClicks, slug: clicked.slug, properties: String(buffer: properties))
+                id: clicked.id, slug: clicked.slug, properties: String(buffer: properties), recent: linkRoute.service.recentClicks)
         }
         // Shared caches must not answer clicks themselves (each is an event and may count against a limit). No body:
         // clients follow Location, and a click is answered with as little work as a cached file.
@@ -922,151 +827,26 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if current.requestEnded { completeExchange(writer: writer) }
     }
 
-    // MARK: - Access log and metrics
+    // MARK: - Tracking, access log and metrics
 
-    /// The request's own event (what a tracking API call's events are completed by).
-    private func requestEvent(_ exchange: Exchange, id: EventID, started: Int64, elapsed: UInt64, client: String) -> TrackingEvent {
-        let head = exchange.head
-        let headers = exchange.headers
-        let version: String = isHTTP2 ? "HTTP/2.0" : (head.version.minor == 1 ? "HTTP/1.1" : "HTTP/1.0")
-        // The Go tracker's short-link API carries a password in its path: it never reaches the log or the event.
-        let target = LegacyShortLinkAPI.redactedTarget(head.uri) ?? head.uri
-        return TrackingEvent(
-            id: id, timeMilliseconds: started, site: exchange.siteName,
-            host: headers.host ?? "", kind: Self.eventKind(exchange), method: head.method.rawValue,
-            scheme: connection.isTLS ? "https" : "http", target: target, status: Int(exchange.status.code),
-            bytesIn: exchange.bodyBytes, bytesOut: exchange.sentBytes, durationMicroseconds: Int(elapsed / 1000),
-            upstream: exchange.proxy?.upstreamAddress ?? "",
-            upstreamMicroseconds: exchange.proxy?.upstreamHeaderNanoseconds.map { Int($0 / 1000) } ?? 0,
-            referrer: headers.referer ?? "", userAgent: headers.userAgent ?? "", httpVersion: version,
-            tlsVersion: connection.tlsVersion ?? "", requestID: exchange.requestID ?? presentedRequestID(headers), clientAddress: client)
+    private var recorder: ExchangeRecorder {
+        ExchangeRecorder(loop: loop, connection: connection, unroutedMetrics: core.unroutedMetrics)
     }
 
-    /// What enrichment reads about the request besides its event.
-    private func requestFacts(_ exchange: Exchange, client: String) -> RequestFacts {
-        let headers = exchange.headers
-        var facts = RequestFacts(clientAddress: client, userAgent: headers.userAgent, cookie: headers.cookie)
-        facts.doNotTrack = headers.doNotTrack
-        facts.globalPrivacyControl = headers.globalPrivacyControl
-        facts.siteHosts = exchange.siteHosts
-        facts.issuedVisitorID = exchange.issuedVisitorID
-        return facts
-    }
+    private func record(_ exchange: Exchange) { recorder.record(exchange) }
 
-    /// A GET answered 2xx or 304 with `text/html` that is not a prefetch, prerender or preview (DESIGN.md §4).
-    private static func isPageview(_ exchange: Exchange) -> Bool {
-        let code = exchange.status.code
-        return exchange.isHTML && exchange.head.method == .GET && ((200..<300).contains(code) || code == 304)
-            && !exchange.headers.isPrefetch
-    }
-
-    private static func eventKind(_ exchange: Exchange) -> TrackingEvent.Kind {
-        if exchange.refusedBeforeRouting { return .refused }
-        return isPageview(exchange) ? .pageview : .request
-    }
-
-    /// With visitor cookies on: a visitor id in a `Set-Cookie` for a page view of a visitor without one (and
-    /// without a DNT/GPC signal the configuration honours).
+    /// With visitor cookies on, a page view of a visitor without one gets a `Set-Cookie` (Tracking's rule).
     private func issueVisitorCookie(_ exchange: Exchange) -> String? {
-        guard let enricher = loop.enricher, enricher.visitors.cookies, exchange.route?.track ?? true,
-            Self.isPageview(exchange)
-        else { return nil }
-        let visitors = enricher.visitors
+        guard let enricher = loop.enricher else { return nil }
         let headers = exchange.headers
-        if (visitors.honorDoNotTrack && headers.doNotTrack) || (visitors.honorGlobalPrivacyControl && headers.globalPrivacyControl) {
-            return nil
-        }
-        if let cookie = headers.cookie, let present = Enricher.cookieValue(cookie, name: visitors.cookieName),
-            Enricher.acceptableVisitorID(present)
-        {
-            return nil
-        }
-        // The cookie carries the browser's cookieless id, so what it did before returning the cookie (and its
-        // requests that never carry it) stays one visitor.
-        let visitorID = enricher.visitorIDForCookie(
-            site: exchange.siteName, clientAddress: clientAddress(exchange.head.headers, trusted: exchange.snapshot.trustedProxies),
-            userAgent: headers.userAgent, timeMilliseconds: Int64(loop.refreshClock()))
-        exchange.issuedVisitorID = visitorID
-        return enricher.visitorCookie(visitorID, secureTransport: connection.isTLS)
-    }
-
-    /// Whether the visitor clicked this link within the repeat window already (so reports count unique clicks;
-    /// machines are not marked: they are flagged as bots and left out of unique counts anyway).
-    private static func isRepeatClick(_ event: TrackingEvent, linkID: LinkID, recent: RecentClicks) -> Bool {
-        guard !event.visitorID.isEmpty else { return false }
-        var hasher = SipHash24(key0: 0x6c69_6e6b_636c_6963 ^ linkID.high, key1: linkID.low)
-        hasher.combineField(event.visitorID)
-        return recent.isRepeat(hasher.finalize(), now: UInt32(clamping: event.timeMilliseconds / 1000))
-    }
-
-    private func record(_ exchange: Exchange) {
-        let elapsed = NIODeadline.now().uptimeNanoseconds &- exchange.startNanoseconds
-        (exchange.route?.metrics ?? core.unroutedMetrics).record(
-            loop: loop.index, status: exchange.status, nanoseconds: Int(elapsed), sent: exchange.sentBytes,
-            received: exchange.bodyBytes)
-        let events = exchange.route?.track ?? true ? loop.events : nil
-        let accessLog = exchange.route?.accessLog ?? true ? loop.accessLog : nil
-        guard events != nil || accessLog != nil else { return }
-        let now = loop.refreshClock()
-        let head = exchange.head
-        let headers = exchange.headers
-        let client = clientAddress(head.headers, trusted: exchange.snapshot.trustedProxies)
-        let tls = connection.tlsVersion
-        let status = Int(exchange.status.code)
-        let upstreamMicroseconds = exchange.proxy?.upstreamHeaderNanoseconds.map { Int($0 / 1000) }
-        /// The ID of the event this request became (the first of a tracking API call's), for the access log.
-        var recordedEventID: EventID?
-        if let events {
-            let started = Int64(now) - Int64(elapsed / 1_000_000)
-            var event = requestEvent(exchange, id: events.nextID(unixMilliseconds: started), started: started, elapsed: elapsed, client: client)
-            recordedEventID = event.id
-            if let enricher = loop.enricher {
-                let facts = requestFacts(exchange, client: client)
-                if let click = exchange.click {
-                    event.kind = .linkClick
-                    event.eventName = click.slug
-                    event.properties = click.properties
-                    enricher.enrich(&event, facts: facts)
-                    if event.botReason.isEmpty {
-                        event.eventType = Self.isRepeatClick(event, linkID: click.id, recent: click.recent) ? "repeat" : "unique"
-                    }
-                    events.record(event, nowMilliseconds: Int64(now))
-                } else if exchange.apiEvents.isEmpty {
-                    enricher.enrich(&event, facts: facts)
-                    if !exchange.rateLimitFlag.isEmpty { event.eventType = exchange.rateLimitFlag }
-                    events.record(event, nowMilliseconds: Int64(now))
-                } else {
-                    // A tracking API call records what it was sent instead of the plain request.
-                    for apiEvent in exchange.apiEvents {
-                        var completed = apiEvent.completed(byRequest: event)
-                        if recordedEventID == nil { recordedEventID = completed.id }
-                        enricher.enrich(&completed, facts: facts)
-                        events.record(completed, nowMilliseconds: Int64(now))
-                    }
-                }
-            } else {
-                events.record(event, nowMilliseconds: Int64(now))
-            }
-        }
-        guard let accessLog else { return }
-        // The log keeps the target as sent, less personal query parameters (as the events do).
-        let scrubber = loop.events?.scrubber ?? QueryScrubber.standard
-        let original = exchange.originalTarget ?? head.uri
-        let sentTarget = LegacyShortLinkAPI.redactedTarget(original) ?? original
-        let format = loop.accessLogFormat
-        let entry = AccessLogEntry(
-            milliseconds: now % 1000, client: client, method: head.method.rawValue, host: headers.host,
-            uri: scrubber.scrub(url: sentTarget) ?? sentTarget,
-            proto: isHTTP2 ? "HTTP/2.0" : (head.version.minor == 1 ? "HTTP/1.1" : "HTTP/1.0"), status: status,
-            bytesSent: exchange.sentBytes, bytesReceived: exchange.bodyBytes, elapsedNanoseconds: elapsed,
-            site: exchange.siteName, route: exchange.route?.label ?? "-", tls: tls, requestID: exchange.requestID,
-            eventID: format.writes(.eventID) ? recordedEventID?.description : nil, upstream: exchange.proxy?.upstreamAddress,
-            upstreamMicroseconds: upstreamMicroseconds, userAgent: headers.userAgent,
-            referer: headers.referer.map { scrubber.scrub(url: $0) ?? $0 })
-        let (isoSecond, commonLogSecond) = (loop.isoSecond, loop.commonLogSecond)
-        accessLog.append { buffer in
-            entry.write(into: &buffer, format: format, isoSecond: isoSecond, commonLogSecond: commonLogSecond)
-        }
+        let request = CookieRequest(
+            site: exchange.siteName, tracked: exchange.route?.track ?? true, isPageView: exchange.isPageView,
+            cookie: headers.cookie, doNotTrack: headers.doNotTrack, globalPrivacyControl: headers.globalPrivacyControl,
+            userAgent: headers.userAgent, secureTransport: connection.isTLS)
+        let issued = enricher.visitorCookieToIssue(
+            for: request, clientAddress: connection.clientAddress(of: exchange), nowMilliseconds: Int64(loop.refreshClock()))
+        exchange.issuedVisitorID = issued?.visitorID
+        return issued?.setCookie
     }
 
     /// The client's own `X-Request-Id` when it is acceptable (proxied requests already settled theirs).
@@ -1077,31 +857,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             requestID: { [loop] in
                 // Settled once, so the answer, the upstream and the event carry the same ID.
                 if let id = current.requestID { return id }
-                let presented = self.presentedRequestID(current.headers)
-                let id = presented.isEmpty ? loop.nextRequestID() : presented
+                let id = current.headers.acceptableRequestID ?? loop.nextRequestID()
                 current.requestID = id
                 return id
             },
-            clientAddress: { self.clientAddress(current.head.headers, trusted: current.snapshot.trustedProxies) })
-    }
-
-    private func presentedRequestID(_ headers: RequestHeaderSummary) -> String {
-        guard let presented = headers.requestID, HeaderRewriter.acceptableRequestID(presented) else { return "" }
-        return presented
-    }
-
-    /// The client address: the peer, or the right-most untrusted `X-Forwarded-For` hop when the peer is a trusted
-    /// proxy (so a client cannot spoof its address by sending the header itself).
-    private func clientAddress(_ headers: HTTPHeaders, trusted: [CIDR]) -> String {
-        guard !trusted.isEmpty, trusted.contains(where: { $0.contains(connection.remoteIP) }),
-            headers.contains(name: "x-forwarded-for")
-        else { return connection.remoteAddress }
-        let hops = headers[canonicalForm: "x-forwarded-for"].map { $0.trimmingCharacters(in: .whitespaces) }
-        for hop in hops.reversed() {
-            guard let bytes = parseIPAddress(hop) else { return connection.remoteAddress }
-            if !trusted.contains(where: { $0.contains(bytes) }) { return hop }
-        }
-        return hops.first ?? connection.remoteAddress
+            clientAddress: { [connection] in connection.clientAddress(of: current) })
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -1164,15 +924,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange = current
         respondError(status, reason, writer: writer, forceClose: true)
     }
-}
-
-/// A short-link click, carried from the answer to the request's event.
-struct LinkClick {
-    var id: LinkID
-    var recent: RecentClicks
-    var slug: String
-    /// `{"link_id":…,"to":…}`.
-    var properties: String
 }
 
 // MARK: - Proxied responses
@@ -1293,7 +1044,7 @@ extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
                          extraHeaders: ["Upgrade": "websocket", "Sec-WebSocket-Version": "13"])
             return
         }
-        let client = clientAddress(fields, trusted: current.snapshot.trustedProxies)
+        let client = connection.clientAddress(of: current)
         let upgrade = APIRequest(
             method: .GET, path: path, query: "", body: nil, cookie: headers.cookie, origin: fields.first(name: "origin"),
             clientAddress: client, siteHosts: current.siteHosts, isTLS: connection.isTLS, eventLoop: channelContext.eventLoop,
@@ -1307,10 +1058,10 @@ extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
         current.switchedProtocols()
         // Each message's events are completed by the opening request's fields, as a POST's are by its own.
         let now = Int64(loop.refreshClock())
-        var template = requestEvent(current, id: EventID(high: 0, low: 0), started: now, elapsed: 0, client: client)
+        var template = recorder.requestEvent(current, id: EventID(high: 0, low: 0), started: now, elapsed: 0, client: client)
         template.status = 200
         template.kind = .track
-        let facts = requestFacts(current, client: client)
+        let facts = recorder.requestFacts(current, client: client)
         record(current)
         exchange = nil
         let handler = WebSocketIngestHandler(
