@@ -150,9 +150,9 @@ import Testing
     }
 
     @Test func httpsRedirectAuthorityRefusesOddHosts() {
-        #expect(RequestHandler.redirectAuthority(host: "Example.com:8080", port: 443) == "example.com")
-        #expect(RequestHandler.redirectAuthority(host: "example.com", port: 8443) == "example.com:8443")
-        #expect(RequestHandler.redirectAuthority(host: "evil.com/@x", port: 443) == nil)
+        #expect(RequestRouter.redirectAuthority(host: "Example.com:8080", port: 443) == "example.com")
+        #expect(RequestRouter.redirectAuthority(host: "example.com", port: 8443) == "example.com:8443")
+        #expect(RequestRouter.redirectAuthority(host: "evil.com/@x", port: 443) == nil)
     }
 }
 

@@ -188,8 +188,7 @@ struct ConnectionGuardStateMachine {
 /// a stalled body): the request handler answers it, so the refusal is logged and recorded like any other, and
 /// closes the connection.
 struct ConnectionGuardRefusal {
-    var status: HTTPResponseStatus
-    var reason: String
+    var rejection: ConnectionGuardStateMachine.Rejection
 }
 
 /// Enforces the header-read timeout (slowloris), the request-body timeout and minimum rate, the keep-alive idle
@@ -330,7 +329,7 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
             stopTimers()
             refused = true
             if rejection == .bodyTimeout || rejection == .bodyTooSlow { GatewayMetrics.shared.bodyTimeouts.increment() }
-            context.fireUserInboundEventTriggered(ConnectionGuardRefusal(status: rejection.status, reason: rejection.reason))
+            context.fireUserInboundEventTriggered(ConnectionGuardRefusal(rejection: rejection))
         }
     }
 }

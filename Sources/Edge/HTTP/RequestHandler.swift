@@ -84,8 +84,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The HTTP/2 stream's body stalled or trickles: refused like an HTTP/1.1 body (408).
     func requestBodyRefused(_ verdict: BodyProgress.Verdict) {
         guard let writer else { return }
-        let rejection: ConnectionGuardStateMachine.Rejection = verdict == .stalled ? .bodyTimeout : .bodyTooSlow
-        refuse(rejection.status, rejection.reason, writer: writer)
+        refuse(.connectionGuard(verdict == .stalled ? .bodyTimeout : .bodyTooSlow), writer: writer)
     }
 
     /// Whether response writes have been waiting longer than `timeout` (nanoseconds) without any completing.
@@ -136,17 +135,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard let current = exchange else { return }
             current.bodyBytes += body.readableBytes
             if current.bodyBytes > current.bodyLimit {
-                current.proxy?.cancel()
-                if current.responded {
-                    // A proxied response is under way: it cannot be replaced by the error any more.
-                    if !current.responseFinished { writer.closeExchange() }
-                    return
-                }
-                // Answer once; the connection closes after the answer is written, since the rest of the body
-                // will not be read.
-                current.pending = nil
-                respondError(.payloadTooLarge, "the request body is larger than \(current.bodyLimit) bytes",
-                             writer: writer, forceClose: true)
+                // Answered once; the connection closes after the answer, since the rest of the body will not be read.
+                refuse(.bodyTooLarge(limit: current.bodyLimit), writer: writer)
                 return
             }
             current.proxy?.requestBodyPart(body)
@@ -178,7 +168,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // The rest is HTTP/1.1's: a refusal of bytes after the request, pipelined requests, quiescing, reads held.
         if let refusal = refusalAfterCurrent {
             refusalAfterCurrent = nil
-            refuseWithoutHead(refusal.status, refusal.reason, writer: writer)
+            refuse(.malformed(refusal), writer: writer)
             return
         }
         if closing { return }
@@ -211,7 +201,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let refusal = event as? ConnectionGuardRefusal {
-            if let writer { refuse(refusal.status, refusal.reason, writer: writer) }
+            if let writer { refuse(.connectionGuard(refusal.rejection), writer: writer) }
             return
         }
         if event is ChannelShouldQuiesceEvent {
@@ -227,148 +217,80 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func begin(_ head: HTTPRequestHead, writer: any ResponseWriter) {
         let snapshot = connection.snapshots.current
-        let limits = snapshot.limits
         let current = Exchange(
             head: head, headers: RequestHeaderSummary(head.headers), snapshot: snapshot, startNanoseconds: NIODeadline.now().uptimeNanoseconds,
-            bodyLimit: limits.maxBodySize, keepAlive: isHTTP2 || head.isKeepAlive)
+            bodyLimit: snapshot.limits.maxBodySize, keepAlive: isHTTP2 || head.isKeepAlive)
         exchange = current
         connectionGuard?.requestHeadReceived(expectsBody: current.headers.hasTransferEncoding
             || (current.headers.contentLength.flatMap(Int.init) ?? 0) > 0)
-
         if !isHTTP2 && current.headers.hasUpgrade {
             // The decoder stops at an upgrade request: unless a WebSocket tunnel takes the connection over, it
             // closes after the answer.
             current.keepAlive = false
         }
-        if connection.overCapacity {
-            respondError(.serviceUnavailable, "the server is at its connection limit; retry shortly", writer: writer,
-                         forceClose: true, extraHeaders: ["Retry-After": "1"])
-            return
+        let router = RequestRouter(snapshot: snapshot, connection: connection, challenges: core.acmeChallenges, isHTTP2: isHTTP2)
+        var routedHead = current.head
+        var headers = current.headers
+        let outcome = router.route(
+            &routedHead, headers: &headers, facts: { head, headers in facts(current, head: head, host: headers.host) },
+            scratch: loop.rewriteScratch, nowMilliseconds: { Int64(loop.refreshClock()) })
+        current.head = routedHead
+        current.headers = headers
+        current.originalTarget = outcome.originalTarget
+        current.rateLimitFlag = outcome.rateLimitFlag
+        if let site = outcome.site {
+            current.siteName = site.name
+            current.siteHosts = site.hosts
+            current.hsts = site.hsts
+            current.responseHeaders = site.responseHeaders
+            current.errorPages = site.errorPages
         }
-        let sentTarget = head.uri
-        if let refusal = RequestAdmission.admit(&current.head, headers: &current.headers, limits: limits, isHTTP2: isHTTP2) {
-            current.refusedBeforeRouting = true
-            respondError(refusal.status, refusal.reason, writer: writer, forceClose: true)
-            return
+        if let route = outcome.route {
+            current.route = route
+            current.responseHeaders = route.responseHeaders
+            current.bodyLimit = route.maxBodySize
         }
-        var head = current.head
-        let headers = current.headers
-        if head.uri != sentTarget { current.originalTarget = sentTarget }
-        var uri = head.uri
-        var pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
-        var path = uri[..<pathEnd]
-        if path.hasPrefix(HTTP01Responder.pathPrefix) {
-            // An ACME HTTP-01 check (RFC 8555 §8.3), for any host: the CA asks before a site has a certificate.
+        switch outcome.decision {
+        case .refuse(let refusal):
+            if case .inadmissible = refusal { current.refusedBeforeRouting = true }
+            refuse(refusal, writer: writer)
+        case .challengeAnswer(let answer):
+            answerChallenge(answer, writer: writer)
+        case .challengeLookup(let token):
+            // Maybe a challenge another process sharing the ACME storage started: look on the blocking pool.
             let challenges = core.acmeChallenges
-            if let answer = challenges.answer(forPath: path) {
-                answerChallenge(answer, writer: writer)
-                return
-            }
-            if challenges.ownsChallengePaths {
-                // Maybe a challenge another process sharing the ACME storage started: look on the blocking pool.
-                let token = Substring(String(path))
-                let loopBound = NIOLoopBound(self, eventLoop: writer.eventLoop)
-                let asked = NIOLoopBound(current, eventLoop: writer.eventLoop)
-                core.blockingPool.runIfActive(eventLoop: writer.eventLoop) { challenges.storedAnswer(forPath: token) }
-                    .whenComplete { result in
-                        let handler = loopBound.value
-                        guard let writer = handler.writer, handler.exchange === asked.value else { return }
-                        handler.answerChallenge((try? result.get()) ?? nil, writer: writer)
-                    }
-                return
-            }
+            let loopBound = NIOLoopBound(self, eventLoop: writer.eventLoop)
+            let asked = NIOLoopBound(current, eventLoop: writer.eventLoop)
+            core.blockingPool.runIfActive(eventLoop: writer.eventLoop) { challenges.storedAnswer(forPath: token) }
+                .whenComplete { result in
+                    let handler = loopBound.value
+                    guard let writer = handler.writer, handler.exchange === asked.value else { return }
+                    handler.answerChallenge((try? result.get()) ?? nil, writer: writer)
+                }
+        case .redirect(let location, let status):
+            respondRedirect(to: location, status: status, writer: writer)
+        case .route(let routed):
+            current.lease = routed.lease
+            current.rateLimitHeaders = routed.rateLimitHeaders
+            start(routed, exchange: current, writer: writer)
         }
-        let host = headers.host
-        guard let site = connection.snapshots.site(forHost: host) else {
-            respondError(.notFound, "no site is configured for this host", writer: writer)
-            return
-        }
-        current.siteName = site.name
-        current.siteHosts = site.hosts
-        current.hsts = site.hsts
-        current.responseHeaders = site.responseHeaders
-        current.errorPages = site.errorPages
+    }
 
-        if site.redirectHTTPS && !connection.isTLS, let httpsPort = snapshot.httpsPort,
-            !path.hasPrefix("/.well-known/acme-challenge/")
-        {
-            guard let host, let authority = Self.redirectAuthority(host: host, port: httpsPort) else {
-                respondError(.badRequest, "the Host header is not a valid host name", writer: writer)
-                return
-            }
-            respondRedirect(to: "https://\(authority)\(uri)", status: .permanentRedirect, writer: writer)
-            return
-        }
-        if let rewrites = site.rewrites {
-            let query = pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : nil
-            switch rewrites.apply(
-                path: path, query: query, facts: facts(current), scratch: loop.rewriteScratch, encodedSlashes: limits.encodedSlashes)
-            {
-            case .redirect(let location, let status)?:
-                respondRedirect(to: location, status: status, writer: writer)
-                return
-            case .refused(let reason)?:
-                respondError(.badRequest, reason, writer: writer)
-                return
-            case .rewrite(let target)?:
-                // Routing, handlers and the upstream see the new target; the access log keeps the one sent.
-                if current.originalTarget == nil { current.originalTarget = sentTarget }
-                current.head.uri = target
-                head = current.head
-                uri = target
-                pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
-                path = uri[..<pathEnd]
-            case nil:
-                break
-            }
-        }
-        guard let route = site.route(for: path) else {
-            respondError(.notFound, "no route matches this path", writer: writer)
-            return
-        }
-        current.route = route
-        current.responseHeaders = route.responseHeaders
-        current.bodyLimit = route.maxBodySize
-        if let limiter = route.limiter {
-            let client = connection.clientAddress(of: current)
-            switch limiter.check(clientAddress: client, headers: head.headers, nowMilliseconds: Int64(loop.refreshClock())) {
-            case .pass(let lease, let quota):
-                current.lease = lease
-                if let quota { current.rateLimitHeaders = (limiter.policyHeader, quota) }
-            case .passDryRun(let lease):
-                current.lease = lease
-                current.rateLimitFlag = "rate_limited_dry_run"
-            case .refuse(let extra, let status, let message):
-                current.rateLimitFlag = "rate_limited"
-                respondError(status, message, writer: writer, extraHeaders: extra)
-                return
-            }
-        }
-        if let length = headers.contentLength.flatMap(Int.init), length > route.maxBodySize {
-            respondError(.payloadTooLarge, "the request body is larger than \(route.maxBodySize) bytes",
-                         writer: writer, forceClose: true)
-            return
-        }
-        current.pending = (route, site)
-        if head.method == .POST, route.collectsBody {
+    /// A routed request: its handler runs once the request (and any body) has arrived, except a proxied request
+    /// with a body, which starts at once so the body streams to the upstream as it arrives.
+    private func start(_ routed: RequestRouter.RoutedRequest, exchange current: Exchange, writer: any ResponseWriter) {
+        let route = routed.route
+        let headers = current.headers
+        current.pending = (route, routed.site)
+        if current.head.method == .POST, route.collectsBody {
             current.collectedBody = writer.allocator.buffer(
                 capacity: min(route.maxBodySize, headers.contentLength.flatMap(Int.init) ?? 1024))
         }
-        if let expectation = headers.expect, !isHTTP2 {
-            // The client waits for a go-ahead before sending its body: give it, now that the request fits.
-            guard expectation.lowercased() == "100-continue" else {
-                current.pending = nil
-                respondError(.expectationFailed, "only Expect: 100-continue is supported", writer: writer,
-                             forceClose: true)
-                return
-            }
-            if head.version.minor >= 1 { (writer as? HTTP1ResponseWriter)?.writeContinue() }
-        }
+        if routed.sendsContinue { (writer as? HTTP1ResponseWriter)?.writeContinue() }
         if case .proxy(let proxyRoute) = route.handler, headers.hasTransferEncoding
             || (headers.contentLength.flatMap(Int.init) ?? 0) > 0
         {
-            // A proxied request with a body starts at once: the body streams to the upstream as it arrives.
-            // Without one it starts at its end (dispatch), so the head goes upstream in one write.
+            // Without a body it starts at its end (dispatch), so the head goes upstream in one write.
             current.pending = nil
             startProxy(proxyRoute, exchange: current, writer: writer)
         }
@@ -634,17 +556,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         writeResponse(status: response.status, headers: response.headers, body: body, writer: writer)
     }
 
-    /// `host[:port]` for an HTTPS redirect, or nil when the Host value has characters no host name has.
-    static func redirectAuthority(host: String, port: Int) -> String? {
-        let bare = RouteTable.normalizeHost(host)
-        guard !bare.isEmpty, bare.utf8.allSatisfy({ byte in
-            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
-                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: ":")
-                || byte == UInt8(ascii: "[") || byte == UInt8(ascii: "]")
-        }) else { return nil }
-        return port == 443 ? bare : "\(bare):\(port)"
-    }
-
     /// Fills the request's values into a redirect target, never producing a protocol-relative `//host` location.
     /// `facts` are gathered only for a target with placeholders (most are constant).
     static func expand<Facts: PlaceholderValues>(_ target: Template, facts: @autoclosure () -> Facts) -> String {
@@ -849,11 +760,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return issued?.setCookie
     }
 
-    /// The client's own `X-Request-Id` when it is acceptable (proxied requests already settled theirs).
-    /// What `{placeholder}`s of header rules are filled from.
-    private func facts(_ current: Exchange) -> ExchangeFacts {
+    /// What `{placeholder}`s of header rules, redirects and rewrites are filled from (`head` and `host`: the
+    /// exchange's, or those routing is deciding on).
+    private func facts(_ current: Exchange, head: HTTPRequestHead? = nil, host: String?? = nil) -> ExchangeFacts {
         ExchangeFacts(
-            head: current.head, host: current.headers.host, routePrefix: current.route?.pathPrefix, isTLS: connection.isTLS,
+            head: head ?? current.head, host: host ?? current.headers.host, routePrefix: current.route?.pathPrefix,
+            isTLS: connection.isTLS,
             requestID: { [loop] in
                 // Settled once, so the answer, the upstream and the event carry the same ID.
                 if let id = current.requestID { return id }
@@ -879,26 +791,33 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             current.keepAlive = false
             return
         }
-        refuse(refusal.status, refusal.reason, writer: writer)
+        refuse(.malformed(refusal), writer: writer)
     }
 
-    /// Refuses the request being read (or, between requests, the bytes that were to be one): a 400/408/431 when no
-    /// answer has started, logged and recorded like any answer; the connection then closes. A response already under
-    /// way can only be cut short.
-    private func refuse(_ status: HTTPResponseStatus, _ reason: String, writer: any ResponseWriter) {
+    /// Refuses the request being read (or, between requests, the bytes that were to be one), counted by kind: the
+    /// refusal's status and reason when no answer has started, logged and recorded like any answer. A refusal that
+    /// closes the connection stops the request's work (upstream, handler, pipelined requests); an answer already
+    /// under way can then only be cut short.
+    private func refuse(_ refusal: Refusal, writer: any ResponseWriter, requestEnded: Bool = true) {
+        GatewayMetrics.shared.counted(refusal)
         guard let current = exchange else {
-            refuseWithoutHead(status, reason, writer: writer)
+            refuseWithoutHead(refusal, writer: writer, requestEnded: requestEnded)
             return
         }
-        current.proxy?.cancel()
-        current.pending = nil
-        queued.removeAll()
-        if current.responded {
-            current.keepAlive = false
-            writer.closeExchange()
-            return
+        if refusal.closesConnection {
+            current.proxy?.cancel()
+            current.pending = nil
+            queued.removeAll()
+            if current.responded {
+                current.keepAlive = false
+                // A body over its limit after a complete answer is left to drain (the connection closes after it).
+                if case .bodyTooLarge = refusal, current.responseFinished { return }
+                writer.closeExchange()
+                return
+            }
         }
-        respondError(status, reason, writer: writer, forceClose: true)
+        respondError(
+            refusal.status, refusal.reason, writer: writer, forceClose: refusal.closesConnection, extraHeaders: refusal.extraHeaders)
     }
 
     /// Answers bytes that never became a request head (malformed, too large, too slow) through an exchange of its
@@ -907,14 +826,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// 431 like an oversized HTTP/1.1 head; a body still coming is stopped with RST_STREAM(NO_ERROR) after it.
     func refuseHeaderListTooLarge(limit: Int, requestEnded: Bool) {
         guard let writer else { return }
-        refuseWithoutHead(
-            .requestHeaderFieldsTooLarge, "the request's header fields exceed \(limit) bytes (h2_max_header_list_size)",
-            writer: writer, requestEnded: requestEnded)
+        refuse(.headerListTooLarge(limit: limit), writer: writer, requestEnded: requestEnded)
     }
 
-    private func refuseWithoutHead(
-        _ status: HTTPResponseStatus, _ reason: String, writer: any ResponseWriter, requestEnded: Bool = true
-    ) {
+    private func refuseWithoutHead(_ refusal: Refusal, writer: any ResponseWriter, requestEnded: Bool) {
         let head = HTTPRequestHead(version: isHTTP2 ? .http2 : .http1_1, method: .RAW(value: "-"), uri: "")
         let current = Exchange(
             head: head, headers: RequestHeaderSummary(), snapshot: connection.snapshots.current,
@@ -922,7 +837,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         current.refusedBeforeRouting = true
         current.requestEnded = requestEnded
         exchange = current
-        respondError(status, reason, writer: writer, forceClose: true)
+        respondError(refusal.status, refusal.reason, writer: writer, forceClose: true, extraHeaders: refusal.extraHeaders)
     }
 }
 

@@ -62,7 +62,7 @@ struct ExchangeFacts: PlaceholderValues {
         switch placeholder {
         case .host:
             // Only a name a Location or header can carry: the Host header is the client's to choose.
-            guard let host, let authority = RequestHandler.redirectAuthority(host: host, port: 443) else { return "" }
+            guard let host, let authority = RequestRouter.redirectAuthority(host: host, port: 443) else { return "" }
             return authority
         case .requestID: return requestID()
         case .path, .rest, .query, .uri: return ""

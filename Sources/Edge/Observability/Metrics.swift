@@ -135,6 +135,12 @@ struct GatewayMetrics: Sendable {
     let sendTimeouts = Counter(label: "vantage_request_timeouts_total", dimensions: [("kind", "send")])
     let reloads = Counter(label: "vantage_config_reloads_total", dimensions: [("result", "success")])
     let failedReloads = Counter(label: "vantage_config_reloads_total", dimensions: [("result", "failure")])
+    /// Requests refused, by ``Refusal/Kind``.
+    private let refusals: [Refusal.Kind: Counter] = Dictionary(uniqueKeysWithValues: Refusal.Kind.allCases.map { kind in
+        (kind, Counter(label: "vantage_refusals_total", dimensions: [("kind", kind.rawValue)]))
+    })
+
+    func counted(_ refusal: Refusal) { refusals[refusal.kind]?.increment() }
 
     static let shared = GatewayMetrics()
 }
