@@ -42,10 +42,8 @@ final class Exchange {
     var click: LinkClick?
     var bodyBytes = 0
     var bodyLimit: Int
-    var keepAlive: Bool
-    var responded = false
-    var responseFinished = false
-    var requestEnded = false
+    /// Where the request and the answer are, and whether the connection stays.
+    var lifecycle: ExchangeLifecycle
     var status: HTTPResponseStatus = .ok
     var sentBytes = 0
     var hsts: String?
@@ -67,14 +65,14 @@ final class Exchange {
     var bodyWritten: EventLoopFuture<Void>?
 
     init(head: HTTPRequestHead, headers: RequestHeaderSummary, snapshot: RuntimeSnapshot, startNanoseconds: UInt64,
-         bodyLimit: Int, keepAlive: Bool)
+         bodyLimit: Int, keepAlive: Bool, requestEnded: Bool = false)
     {
         self.head = head
         self.headers = headers
         self.snapshot = snapshot
         self.startNanoseconds = startNanoseconds
         self.bodyLimit = bodyLimit
-        self.keepAlive = keepAlive
+        lifecycle = ExchangeLifecycle(keepsConnection: keepAlive, requestEnded: requestEnded)
     }
 
     func releaseLease() {
@@ -85,8 +83,7 @@ final class Exchange {
     /// A 101 went out: the exchange is over and the connection is a WebSocket now, holding no place under
     /// `concurrency` (it is a connection, not a request in flight).
     func switchedProtocols() {
-        responded = true
-        responseFinished = true
+        lifecycle.switchedProtocols()
         status = .switchingProtocols
         releaseLease()
     }

@@ -276,7 +276,9 @@ final class HTTP1ResponseWriter: ResponseWriter {
 
     func flush() { context.flush() }
 
-    func stopRequestBody() -> Bool { false }
+    var canStopRequestBody: Bool { false }
+
+    func stopRequestBody() {}
 
     func abortResponse() { closeAfterAnswer() }
 

@@ -171,11 +171,12 @@ final class HTTP2ResponseWriter: ResponseWriter {
 
     func flush() { connection?.outputSoon() }
 
-    func stopRequestBody() -> Bool {
+    var canStopRequestBody: Bool { true }
+
+    func stopRequestBody() {
         // After the complete answer: the session sends the reset in a later write, so it cannot overtake it.
         connection?.session.resetAfterResponse(stream: streamID)
         connection?.outputSoon()
-        return true
     }
 
     func closeAfterAnswer() { connection?.outputSoon() }

@@ -116,9 +116,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if closing || refusalAfterCurrent != nil { return }
         let part = unwrapInboundIn(data)
-        if !isHTTP2, let current = exchange, current.requestEnded {
+        if !isHTTP2, let current = exchange, current.lifecycle.requestEnded {
             // A request after one that closes the connection is never served.
-            guard current.keepAlive else { return }
+            guard current.lifecycle.keepsConnection else { return }
             // A pipelined request: answer it after the current response.
             queued.append(part)
             return
@@ -147,7 +147,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .end(let trailers):
             guard let current = exchange else { return }
             connectionGuard?.requestEnded()
-            current.requestEnded = true
+            let action = current.lifecycle.requestDidEnd()
+            guard action != .ignore else { return }
             current.proxy?.requestEnd(trailers: trailers)
             let pending = current.pending
             current.pending = nil
@@ -155,7 +156,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 // Handlers in this module answer without reading the body, so they run once it has been
                 // received (and counted against the limit): a client never gets an answer it is still uploading to.
                 dispatch(route, site: site, head: current.head, headers: current.headers, writer: writer)
-            } else if current.responseFinished {
+            } else if action == .complete {
                 completeExchange(writer: writer)
             }
         }
@@ -172,10 +173,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         if closing { return }
-        while exchange == nil || exchange?.requestEnded == false, !queued.isEmpty {
+        while exchange == nil || exchange?.lifecycle.requestEnded == false, !queued.isEmpty {
             let next = queued.removeFirst()
             process(next, writer: writer)
-            if let current = exchange, current.requestEnded, !current.responseFinished { break }
+            if let current = exchange, current.lifecycle.requestEnded, !current.lifecycle.responseFinished { break }
         }
         if quiescing && exchange == nil && queued.isEmpty && !closing {
             writer.closeAfterAnswer()
@@ -226,7 +227,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if !isHTTP2 && current.headers.hasUpgrade {
             // The decoder stops at an upgrade request: unless a WebSocket tunnel takes the connection over, it
             // closes after the answer.
-            current.keepAlive = false
+            current.lifecycle.closeConnectionAfterAnswer()
         }
         let router = RequestRouter(snapshot: snapshot, connection: connection, challenges: core.acmeChallenges, isHTTP2: isHTTP2)
         var routedHead = current.head
@@ -311,7 +312,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             chunked: headers.hasTransferEncoding && headers.contentLength == nil, client: client, requestID: requestID,
             downstream: self)
         current.proxy = proxy
-        if current.requestEnded { proxy.requestEnd(trailers: nil) }
+        if current.lifecycle.requestEnded { proxy.requestEnd(trailers: nil) }
         proxy.start()
     }
 
@@ -620,7 +621,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         for (name, value) in extraHeaders where name.lowercased() != "content-length" {
             headers.replaceOrAdd(name: name, value: value)
         }
-        if forceClose { exchange?.keepAlive = false }
+        if forceClose { exchange?.lifecycle.closeConnectionAfterAnswer() }
         let isHead = exchange?.head.method == .HEAD
         writeResponse(status: status, headers: headers, body: isHead ? .empty : .buffer(body), writer: writer)
     }
@@ -632,7 +633,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         status: HTTPResponseStatus, headers: HTTPHeaders, body: Body, writer: any ResponseWriter,
         cached: (CachedFile, Int)? = nil, location: String? = nil
     ) {
-        guard let current = exchange, !current.responded, !closed else {
+        guard let current = exchange, !closed, current.lifecycle.startResponse() else {
             if case .file(let file) = body { try? file.handle.close() }
             return
         }
@@ -650,13 +651,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let sendsServer = rules?.omitsServer != true
         // A request whose body we have not read to the end cannot be followed on the same connection.
-        if !current.requestEnded && status.code >= 400
+        if !current.lifecycle.requestEnded && status.code >= 400
             && (current.headers.hasTransferEncoding || (current.headers.contentLength.flatMap(Int.init) ?? 0) > 0)
         {
-            current.keepAlive = false
+            current.lifecycle.closeConnectionAfterAnswer()
         }
-        if quiescing { current.keepAlive = false }
-        current.responded = true
+        if quiescing { current.lifecycle.closeConnectionAfterAnswer() }
         current.status = status
         loop.refreshClock()
         var added = ExchangeFields(
@@ -682,7 +682,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Whether the connection stays open after the exchange's answer, as the writer tells the client.
     private func persistence(_ current: Exchange) -> Persistence {
-        Persistence(keepAlive: current.keepAlive, isHTTP10: current.head.version.major == 1 && current.head.version.minor == 0)
+        Persistence(keepAlive: current.lifecycle.keepsConnection, isHTTP10: current.head.version.major == 1 && current.head.version.minor == 0)
     }
 
     private func sendFile(_ file: FileBody, writer: any ResponseWriter) {
@@ -708,17 +708,15 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func finish(writer: any ResponseWriter, sent: Int) {
         guard let current = exchange else { return }
         current.sentBytes = sent
-        current.responseFinished = true
+        let actions = current.lifecycle.finishResponse(canStopRequestBody: writer.canStopRequestBody)
         current.releaseLease()
-        let keepAlive = current.keepAlive
         // The event is in the spool before the last bytes of the answer leave: whoever got an answer has an event,
         // even if the process is killed right after.
         record(current)
-        if !current.requestEnded, writer.stopRequestBody() {
-            // The answer is complete but the client is still sending (an error before the body was read): HTTP/2
-            // tells it to stop without failing the response (RFC 9113 §8.1).
-            current.requestEnded = true
-        }
+        // The answer is complete but the client is still sending (an error before the body was read): HTTP/2 tells
+        // it to stop without failing the response (RFC 9113 §8.1).
+        if actions.stopRequestBody { writer.stopRequestBody() }
+        let keepAlive = !actions.closeConnection
         if keepAlive {
             writer.flush()
         } else {
@@ -735,7 +733,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 connectionGuard.responseCompleted()
             }
         }
-        if current.requestEnded { completeExchange(writer: writer) }
+        if actions.complete { completeExchange(writer: writer) }
     }
 
     // MARK: - Tracking, access log and metrics
@@ -783,12 +781,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        if let current = exchange, current.requestEnded {
+        if let current = exchange, current.lifecycle.requestEnded {
             // The bad bytes follow a complete request, which is answered first. A client that asked to close
             // sent nothing more that counts; one that did not learns why the connection ends.
             queued.removeAll()
-            if current.head.isKeepAlive && !current.responseFinished { refusalAfterCurrent = refusal }
-            current.keepAlive = false
+            if current.head.isKeepAlive && !current.lifecycle.responseFinished { refusalAfterCurrent = refusal }
+            current.lifecycle.closeConnectionAfterAnswer()
             return
         }
         refuse(.malformed(refusal), writer: writer)
@@ -808,10 +806,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             current.proxy?.cancel()
             current.pending = nil
             queued.removeAll()
-            if current.responded {
-                current.keepAlive = false
+            if current.lifecycle.responded {
+                current.lifecycle.closeConnectionAfterAnswer()
                 // A body over its limit after a complete answer is left to drain (the connection closes after it).
-                if case .bodyTooLarge = refusal, current.responseFinished { return }
+                if case .bodyTooLarge = refusal, current.lifecycle.responseFinished { return }
                 writer.closeExchange()
                 return
             }
@@ -833,9 +831,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let head = HTTPRequestHead(version: isHTTP2 ? .http2 : .http1_1, method: .RAW(value: "-"), uri: "")
         let current = Exchange(
             head: head, headers: RequestHeaderSummary(), snapshot: connection.snapshots.current,
-            startNanoseconds: NIODeadline.now().uptimeNanoseconds, bodyLimit: 0, keepAlive: false)
+            startNanoseconds: NIODeadline.now().uptimeNanoseconds, bodyLimit: 0, keepAlive: false, requestEnded: requestEnded)
         current.refusedBeforeRouting = true
-        current.requestEnded = requestEnded
         exchange = current
         respondError(refusal.status, refusal.reason, writer: writer, forceClose: true, extraHeaders: refusal.extraHeaders)
     }
@@ -845,16 +842,16 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
 extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
     func proxyResponseHead(_ head: ProxyResponseHead) {
-        guard let current = exchange, !current.responded, !closed, let writer else { return }
+        guard let current = exchange, !current.lifecycle.responded, !closed, let writer else { return }
         if head.status.code >= 400, case .proxy(let proxyRoute) = current.route?.handler, proxyRoute.configuration.interceptErrors,
             current.errorPages?.page(for: Int(head.status.code)) != nil
         {
             current.interceptedStatus = head.status
             return
         }
-        current.responded = true
+        _ = current.lifecycle.startResponse()
         current.status = head.status
-        if quiescing { current.keepAlive = false }
+        if quiescing { current.lifecycle.closeConnectionAfterAnswer() }
         let code = head.status.code
         let bodiless = current.head.method == .HEAD || code == 204 || code == 304 || code < 200
         loop.refreshClock()
@@ -867,7 +864,9 @@ extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
         current.isHTML = passed.isHTML
         if loop.events != nil { added.visitorCookie = issueVisitorCookie(current) }
         let body: StreamedBody = bodiless ? .none : passed.hasContentLength ? .known : .unknown
-        if writer.writeHead(added, persistence: persistence(current), body: body) { current.keepAlive = false }
+        if writer.writeHead(added, persistence: persistence(current), body: body) {
+            current.lifecycle.closeConnectionAfterAnswer()
+        }
     }
 
     func proxyResponseBody(_ buffer: ByteBuffer) -> Bool {
@@ -899,14 +898,14 @@ extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
         writer.endBody(trailers: trailers)
         // The upstream answered before the whole request body came: on HTTP/1.1 the rest cannot be told apart
         // from a next request (HTTP/2 stops the body with a reset, see finish).
-        if !current.requestEnded && current.head.version.major == 1 { current.keepAlive = false }
+        if !current.lifecycle.requestEnded && current.head.version.major == 1 { current.lifecycle.closeConnectionAfterAnswer() }
         finish(writer: writer, sent: current.sentBytes)
     }
 
     func proxyFailed(_ failure: ProxyFailure) {
         guard let current = exchange, !closed, let writer else { return }
         let requestID = current.requestID ?? "-"
-        if !current.responded {
+        if !current.lifecycle.responded {
             var extra: HTTPHeaders = ["X-Request-Id": requestID]
             if let seconds = failure.retryAfterSeconds { extra.add(name: "Retry-After", value: String(seconds)) }
             respondError(failure.status, "\(failure.reason) (request \(requestID))", writer: writer, extraHeaders: extra)
@@ -914,8 +913,7 @@ extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
         }
         // Part of the response is out: the client can only be told by an abort (a truncated body on HTTP/1.1,
         // RST_STREAM on HTTP/2).
-        current.keepAlive = false
-        current.responseFinished = true
+        current.lifecycle.abortResponse()
         current.releaseLease()
         record(current)
         exchange = nil

@@ -46,10 +46,12 @@ protocol ResponseWriter: AnyObject {
 
     /// Sends what was written so far (HTTP/2: at the end of the current read burst).
     func flush()
+    /// Whether the protocol can stop a request body the client is still sending without closing the connection
+    /// (HTTP/2 can; on HTTP/1.1 the body is read to its end or the connection closes).
+    var canStopRequestBody: Bool { get }
     /// The answer is complete but the request body is still coming and will not be read: tells the client to stop
-    /// (HTTP/2: RST_STREAM with NO_ERROR after the answer). Returns whether the protocol could; on HTTP/1.1 the
-    /// connection has to close instead.
-    func stopRequestBody() -> Bool
+    /// (HTTP/2: RST_STREAM with NO_ERROR after the answer).
+    func stopRequestBody()
     /// The connection closes once everything written so far (a file still being sent, say) has left (HTTP/1.1). An
     /// HTTP/2 stream's answer just goes out: the connection serves other streams.
     func closeAfterAnswer()
