@@ -68,6 +68,13 @@ import Glibc
         let lines = accessLogLines(vantage)
         #expect(lines.count == refused.count, "\(lines.joined(separator: "\n"))")
         #expect(!backend.output.contains("/proxy/echo"))
+        // And each is counted once, by kind.
+        let metrics = try curl(["-s", vantage.url("/metrics", kind: "admin")]).body
+        let counted = metrics.split(separator: "\n").filter { $0.hasPrefix("vantage_refusals_total{") }
+            .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+        #expect(counted == Double(refused.count), "\(metrics.split(separator: "\n").filter { $0.contains("refusals") })")
+        #expect(metric(metrics, "vantage_refusals_total{kind=\"body_too_large\"}") == 1)
+        #expect((metric(metrics, "vantage_refusals_total{kind=\"malformed\"}") ?? 0) >= 1, "the 501 comes from the parser")
     }
 
     @Test func aRequestThatAsksToCloseIsAnsweredWhateverFollows() throws {
@@ -105,6 +112,7 @@ import Glibc
         #expect(after.status == 200, "\(after.body.prefix(200))")
         let metrics = try curl(["-s", vantage.url("/metrics", kind: "admin")]).body
         #expect((metric(metrics, "vantage_request_timeouts_total{kind=\"body\"}") ?? 0) >= 4)
+        #expect((metric(metrics, "vantage_refusals_total{kind=\"body_timeout\"}") ?? 0) >= 3)
     }
 
     @Test func aTrickledUploadIsRefused() throws {
