@@ -47,7 +47,7 @@ private final class ContextHolder: ChannelInboundHandler {
         }
 
         func head(_ headers: HTTPHeaders = ["Content-Type": "text/plain"]) {
-            writer.startHead(ComposedHead(status: .ok, headers: headers, cached: nil, rules: nil, sendsServer: true))
+            writer.startHead(ComposedHead(status: .ok, headers: headers, cached: nil, rules: nil))
         }
     }
 

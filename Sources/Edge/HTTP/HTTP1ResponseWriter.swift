@@ -221,9 +221,10 @@ final class HTTP1ResponseWriter: ResponseWriter {
             return
         }
         context.flush()
-        let sent = fileIO.stream(
-            file, from: file.offset, count: file.length, chunkSize: 128 << 10, allocator: allocator,
-            eventLoop: context.eventLoop
+        // Each piece is written, and its write completed, before the next is read: a slow client holds one piece.
+        let sent = fileIO.readChunked(
+            fileHandle: file.handle, fromOffset: Int64(file.offset), byteCount: file.length, chunkSize: 128 << 10,
+            allocator: allocator, eventLoop: context.eventLoop
         ) { chunk in
             let writer = bound.value
             guard writer.context.channel.isActive else {

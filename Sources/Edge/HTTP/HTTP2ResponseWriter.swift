@@ -144,12 +144,14 @@ final class HTTP2ResponseWriter: ResponseWriter {
         // The first piece is small: a stream whose window never opens (a client that reads nothing) holds 16 KB
         // until send_timeout resets it, not 128 KB; the rest follows in large pieces once it moved.
         let first = min(16 << 10, file.length)
-        var sent = fileIO.stream(file, from: file.offset, count: first, chunkSize: first, allocator: allocator, eventLoop: eventLoop, write: write)
+        var sent = fileIO.readChunked(
+            fileHandle: file.handle, fromOffset: Int64(file.offset), byteCount: first, chunkSize: first, allocator: allocator,
+            eventLoop: eventLoop, chunkHandler: write)
         if first < file.length {
             sent = sent.flatMap {
-                fileIO.stream(
-                    file, from: file.offset + first, count: file.length - first, chunkSize: 128 << 10, allocator: allocator,
-                    eventLoop: eventLoop, write: write)
+                fileIO.readChunked(
+                    fileHandle: file.handle, fromOffset: Int64(file.offset + first), byteCount: file.length - first,
+                    chunkSize: 128 << 10, allocator: allocator, eventLoop: eventLoop, chunkHandler: write)
             }
         }
         sent.whenComplete { result in

@@ -649,7 +649,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 cached = nil
             }
         }
-        let sendsServer = rules?.omitsServer != true
         // A request whose body we have not read to the end cannot be followed on the same connection.
         if !current.lifecycle.requestEnded && status.code >= 400
             && (current.headers.hasTransferEncoding || (current.headers.contentLength.flatMap(Int.init) ?? 0) > 0)
@@ -666,7 +665,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             current.isHTML = headers.first(name: "content-type")?.utf8.starts(with: "text/html".utf8) ?? false
             added.visitorCookie = issueVisitorCookie(current)
         }
-        writer.startHead(ComposedHead(status: status, headers: headers, cached: cached, rules: rules, sendsServer: sendsServer))
+        writer.startHead(ComposedHead(status: status, headers: headers, cached: cached, rules: rules))
         switch body {
         case .empty:
             writer.writeAnswer(added, persistence: persistence(current), body: nil)
@@ -748,22 +747,25 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func issueVisitorCookie(_ exchange: Exchange) -> String? {
         guard let enricher = loop.enricher else { return nil }
         let headers = exchange.headers
-        let request = CookieRequest(
-            site: exchange.siteName, tracked: exchange.route?.track ?? true, isPageView: exchange.isPageView,
-            cookie: headers.cookie, doNotTrack: headers.doNotTrack, globalPrivacyControl: headers.globalPrivacyControl,
-            userAgent: headers.userAgent, secureTransport: connection.isTLS)
         let issued = enricher.visitorCookieToIssue(
-            for: request, clientAddress: connection.clientAddress(of: exchange), nowMilliseconds: Int64(loop.refreshClock()))
+            for: CookieRequest(
+                site: exchange.siteName, tracked: exchange.route?.track ?? true, isPageView: exchange.isPageView,
+                cookie: headers.cookie, doNotTrack: headers.doNotTrack, globalPrivacyControl: headers.globalPrivacyControl,
+                userAgent: headers.userAgent, secureTransport: connection.isTLS),
+            clientAddress: connection.clientAddress(of: exchange), nowMilliseconds: Int64(loop.refreshClock()))
         exchange.issuedVisitorID = issued?.visitorID
         return issued?.setCookie
     }
 
     /// What `{placeholder}`s of header rules, redirects and rewrites are filled from (`head` and `host`: the
     /// exchange's, or those routing is deciding on).
-    private func facts(_ current: Exchange, head: HTTPRequestHead? = nil, host: String?? = nil) -> ExchangeFacts {
+    private func facts(_ current: Exchange) -> ExchangeFacts {
+        facts(current, head: current.head, host: current.headers.host)
+    }
+
+    private func facts(_ current: Exchange, head: HTTPRequestHead, host: String?) -> ExchangeFacts {
         ExchangeFacts(
-            head: head ?? current.head, host: host ?? current.headers.host, routePrefix: current.route?.pathPrefix,
-            isTLS: connection.isTLS,
+            head: head, host: host, routePrefix: current.route?.pathPrefix, isTLS: connection.isTLS,
             requestID: { [loop] in
                 // Settled once, so the answer, the upstream and the event carry the same ID.
                 if let id = current.requestID { return id }

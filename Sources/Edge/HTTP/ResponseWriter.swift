@@ -82,8 +82,9 @@ struct ComposedHead {
     var cached: (file: CachedFile, variant: Int)?
     /// The route's header rules, which a cached head already holds when they are constant.
     var rules: ResponseHeaderRules?
+
     /// `Server: vantage`, unless the rules remove it.
-    var sendsServer: Bool
+    var sendsServer: Bool { rules?.omitsServer != true }
 }
 
 /// Whether the connection carries another request after this answer (HTTP/1.1 writes it as `Connection`; HTTP/2
@@ -137,17 +138,4 @@ struct SendProgress {
 
     /// When writes waiting since the last progress become stalled.
     func due(timeout: UInt64) -> UInt64 { lastProgress &+ timeout }
-}
-
-extension NonBlockingFileIO {
-    /// Reads `count` bytes of `file` from `offset` in `chunkSize` pieces, each handed to `write` and its write
-    /// completed before the next is read (so a slow client holds one piece, not the file).
-    func stream(
-        _ file: FileBody, from offset: Int, count: Int, chunkSize: Int, allocator: ByteBufferAllocator,
-        eventLoop: any EventLoop, write: @escaping @Sendable (ByteBuffer) -> EventLoopFuture<Void>
-    ) -> EventLoopFuture<Void> {
-        readChunked(
-            fileHandle: file.handle, fromOffset: Int64(offset), byteCount: count, chunkSize: chunkSize,
-            allocator: allocator, eventLoop: eventLoop, chunkHandler: write)
-    }
 }

@@ -41,10 +41,13 @@ extension Enricher {
     /// cookieless id, so what it did before returning the cookie (and its requests that never carry it) stays one
     /// visitor. `clientAddress` is asked only when a cookie is issued.
     public func visitorCookieToIssue(
-        for request: CookieRequest, clientAddress: @autoclosure () -> String, nowMilliseconds: Int64
+        for request: @autoclosure () -> CookieRequest, clientAddress: @autoclosure () -> String, nowMilliseconds: Int64
     ) -> (visitorID: String, setCookie: String)? {
+        // Most sites run without visitor cookies: then nothing about the request is gathered.
         let visitors = visitors
-        guard visitors.cookies, request.tracked, request.isPageView else { return nil }
+        guard visitors.cookies else { return nil }
+        let request = request()
+        guard request.tracked, request.isPageView else { return nil }
         if (visitors.honorDoNotTrack && request.doNotTrack)
             || (visitors.honorGlobalPrivacyControl && request.globalPrivacyControl)
         {
