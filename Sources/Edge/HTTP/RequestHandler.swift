@@ -230,13 +230,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             current.lifecycle.closeConnectionAfterAnswer()
         }
         let router = RequestRouter(snapshot: snapshot, connection: connection, challenges: core.acmeChallenges, isHTTP2: isHTTP2)
-        var routedHead = current.head
-        var headers = current.headers
+        // Routed in place: the facts read the head and fields being routed, never the exchange's own copies.
         let outcome = router.route(
-            &routedHead, headers: &headers, facts: { head, headers in facts(current, head: head, host: headers.host) },
+            &current.head, headers: &current.headers, facts: { head, headers in facts(current, head: head, headers: headers) },
             scratch: loop.rewriteScratch, nowMilliseconds: { Int64(loop.refreshClock()) })
-        current.head = routedHead
-        current.headers = headers
         current.originalTarget = outcome.originalTarget
         current.rateLimitFlag = outcome.rateLimitFlag
         if let site = outcome.site {
@@ -760,20 +757,22 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// What `{placeholder}`s of header rules, redirects and rewrites are filled from (`head` and `host`: the
     /// exchange's, or those routing is deciding on).
     private func facts(_ current: Exchange) -> ExchangeFacts {
-        facts(current, head: current.head, host: current.headers.host)
+        facts(current, head: current.head, headers: current.headers)
     }
 
-    private func facts(_ current: Exchange, head: HTTPRequestHead, host: String?) -> ExchangeFacts {
+    private func facts(_ current: Exchange, head: HTTPRequestHead, headers: RequestHeaderSummary) -> ExchangeFacts {
         ExchangeFacts(
-            head: head, host: host, routePrefix: current.route?.pathPrefix, isTLS: connection.isTLS,
+            head: head, host: headers.host, routePrefix: current.route?.pathPrefix, isTLS: connection.isTLS,
             requestID: { [loop] in
                 // Settled once, so the answer, the upstream and the event carry the same ID.
                 if let id = current.requestID { return id }
-                let id = current.headers.acceptableRequestID ?? loop.nextRequestID()
+                let id = headers.acceptableRequestID ?? loop.nextRequestID()
                 current.requestID = id
                 return id
             },
-            clientAddress: { [connection] in connection.clientAddress(of: current) })
+            clientAddress: { [connection] in
+                connection.clientAddress(head.headers, trusted: current.snapshot.trustedProxies)
+            })
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

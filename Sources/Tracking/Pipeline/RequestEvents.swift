@@ -77,7 +77,7 @@ extension EventRecorder {
     /// as another kind of event (`reclassification`: a short-link click). Without an enricher the request's event
     /// goes in as it is. Returns the id of the first event recorded (the access log names it).
     public func recordAnswered(
-        _ event: TrackingEvent, facts: @autoclosure () -> RequestFacts, enricher: Enricher?, apiEvents: [TrackingEvent],
+        _ event: consuming TrackingEvent, facts: @autoclosure () -> RequestFacts, enricher: Enricher?, apiEvents: [TrackingEvent],
         reclassification: (any EventReclassification)?, rateLimitFlag: String, nowMilliseconds: Int64
     ) -> EventID {
         guard let enricher else {
@@ -85,8 +85,8 @@ extension EventRecorder {
             return event.id
         }
         let facts = facts()
+        // The event is the caller's to give: enriched in place, without a copy of its fields.
         if let reclassification {
-            var event = event
             reclassification.prepare(&event)
             enricher.enrich(&event, facts: facts)
             reclassification.classify(&event)
@@ -94,7 +94,6 @@ extension EventRecorder {
             return event.id
         }
         guard !apiEvents.isEmpty else {
-            var event = event
             enricher.enrich(&event, facts: facts)
             if !rateLimitFlag.isEmpty { event.eventType = rateLimitFlag }
             record(event, nowMilliseconds: nowMilliseconds)
