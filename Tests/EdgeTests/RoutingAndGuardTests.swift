@@ -208,6 +208,26 @@ import Testing
         let chosen = try AccessLogFormat(format: map["format"], fields: map["fields"])
         #expect(line(chosen) == #"{"time":"2026-12-05T06:27:11.007Z","uri":"/a \"b\"?q=1","status":200}"#)
     }
+
+    @Test func jsonLinesEscapeEveryFieldAndParse() throws {
+        var every = AccessLogFormat()
+        every.fieldBits = UInt32.max
+        let hostile = AccessLogEntry(
+            milliseconds: 0, client: "2001:db8::1", method: "POST", host: "h\u{1}st", uri: "/\\\t\r\n?x=\u{7f}",
+            proto: "HTTP/2.0", status: 599, bytesSent: Int.max, bytesReceived: 10, elapsedNanoseconds: 9_999_999_999,
+            site: "s", route: "/r/", tls: "TLSv1.3", requestID: String(repeating: "é", count: 300), eventID: "e",
+            upstream: "127.0.0.1:1", upstreamMicroseconds: -5, userAgent: "", referer: "https://r.example/?\"")
+        var buffer = ByteBuffer()
+        hostile.write(into: &buffer, format: every, isoSecond: "2026-12-05T06:27:11", commonLogSecond: "")
+        let text = String(buffer: buffer)
+        #expect(text.hasPrefix(#"{"time":"2026-12-05T06:27:11.000Z","client":"2001:db8::1","method":"POST","host":"h\u0001st""#))
+        #expect(text.contains(#""uri":"/\\\t\r\n?x=\#u{7f}""#))
+        #expect(text.contains(#""status":599,"bytes_sent":9223372036854775807,"bytes_received":10,"duration_ms":9999,"duration_us":9999999"#))
+        #expect(text.contains(#""upstream_us":-5,"user_agent":"","referer":"https://r.example/?\"""#))
+        let object = try #require(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(object["request_id"] as? String == String(repeating: "é", count: 300))
+        #expect(object.count == AccessLogFormat.Field.allCases.count)
+    }
 }
 
 @Suite struct HealthVerdictTests {

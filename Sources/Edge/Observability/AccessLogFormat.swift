@@ -96,57 +96,71 @@ struct AccessLogEntry {
     }
 
     private func writeJSON(into buffer: inout ByteBuffer, format: AccessLogFormat, isoSecond: String) {
-        buffer.writeInteger(UInt8(ascii: "{"))
-        var first = true
-        func key(_ name: StaticString) {
-            if !first { buffer.writeInteger(UInt8(ascii: ",")) }
-            first = false
-            buffer.writeStaticString(name)
+        var textBytes = client.utf8.count + method.utf8.count + uri.utf8.count + site.utf8.count + route.utf8.count
+        textBytes += (host?.utf8.count ?? 0) + (tls?.utf8.count ?? 0) + (requestID?.utf8.count ?? 0)
+        textBytes += (eventID?.utf8.count ?? 0) + (upstream?.utf8.count ?? 0) + (userAgent?.utf8.count ?? 0)
+        textBytes += referer?.utf8.count ?? 0
+        // Twelve strings, each quoted and at worst every byte escaped; eight numbers; the keys and constants.
+        let bound = Self.jsonKeysBound + isoSecond.utf8.count + 8 * AccessLogLineWriter.decimalBound
+            + AccessLogLineWriter.jsonStringBound(textBytes) + 2 * 12
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { memory in
+            var line = AccessLogLineWriter(base: memory.baseAddress!)
+            var first = true
+            func key(_ name: StaticString) {
+                if !first { line.byte(UInt8(ascii: ",")) }
+                first = false
+                line.bytes(name)
+            }
+            func string(_ field: AccessLogFormat.Field, _ name: StaticString, _ value: String?) {
+                guard let value, format.writes(field) else { return }
+                key(name)
+                line.jsonString(value)
+            }
+            func number(_ field: AccessLogFormat.Field, _ name: StaticString, _ value: Int?) {
+                guard let value, format.writes(field) else { return }
+                key(name)
+                line.decimal(value)
+            }
+            line.byte(UInt8(ascii: "{"))
+            if format.writes(.time) {
+                key("\"time\":\"")
+                line.raw(isoSecond)
+                line.byte(UInt8(ascii: "."))
+                if milliseconds < 100 { line.byte(UInt8(ascii: "0")) }
+                if milliseconds < 10 { line.byte(UInt8(ascii: "0")) }
+                line.decimal(milliseconds)
+                line.bytes("Z\"")
+            }
+            string(.client, "\"client\":", client)
+            string(.method, "\"method\":", method)
+            string(.host, "\"host\":", host ?? "")
+            string(.uri, "\"uri\":", uri)
+            if format.writes(.proto) {
+                key("\"proto\":\"")
+                line.bytes(proto)
+                line.byte(UInt8(ascii: "\""))
+            }
+            number(.status, "\"status\":", status)
+            number(.bytesSent, "\"bytes_sent\":", bytesSent)
+            number(.bytesReceived, "\"bytes_received\":", bytesReceived)
+            number(.durationMilliseconds, "\"duration_ms\":", Int(elapsedNanoseconds / 1_000_000))
+            number(.durationMicroseconds, "\"duration_us\":", Int(elapsedNanoseconds / 1000))
+            string(.site, "\"site\":", site)
+            string(.route, "\"route\":", route)
+            string(.tls, "\"tls\":", tls)
+            string(.requestID, "\"request_id\":", requestID)
+            string(.eventID, "\"event_id\":", eventID)
+            string(.upstream, "\"upstream\":", upstream)
+            number(.upstreamMicroseconds, "\"upstream_us\":", upstreamMicroseconds)
+            string(.userAgent, "\"user_agent\":", userAgent)
+            string(.referer, "\"referer\":", referer)
+            line.byte(UInt8(ascii: "}"))
+            return line.count
         }
-        func string(_ field: AccessLogFormat.Field, _ name: StaticString, _ value: String?) {
-            guard let value, format.writes(field) else { return }
-            key(name)
-            buffer.writeJSONString(value)
-        }
-        func number(_ field: AccessLogFormat.Field, _ name: StaticString, _ value: Int?) {
-            guard let value, format.writes(field) else { return }
-            key(name)
-            buffer.writeDecimal(value)
-        }
-        if format.writes(.time) {
-            key("\"time\":\"")
-            buffer.writeString(isoSecond)
-            buffer.writeInteger(UInt8(ascii: "."))
-            if milliseconds < 100 { buffer.writeInteger(UInt8(ascii: "0")) }
-            if milliseconds < 10 { buffer.writeInteger(UInt8(ascii: "0")) }
-            buffer.writeDecimal(milliseconds)
-            buffer.writeStaticString("Z\"")
-        }
-        string(.client, "\"client\":", client)
-        string(.method, "\"method\":", method)
-        string(.host, "\"host\":", host ?? "")
-        string(.uri, "\"uri\":", uri)
-        if format.writes(.proto) {
-            key("\"proto\":\"")
-            buffer.writeStaticString(proto)
-            buffer.writeInteger(UInt8(ascii: "\""))
-        }
-        number(.status, "\"status\":", status)
-        number(.bytesSent, "\"bytes_sent\":", bytesSent)
-        number(.bytesReceived, "\"bytes_received\":", bytesReceived)
-        number(.durationMilliseconds, "\"duration_ms\":", Int(elapsedNanoseconds / 1_000_000))
-        number(.durationMicroseconds, "\"duration_us\":", Int(elapsedNanoseconds / 1000))
-        string(.site, "\"site\":", site)
-        string(.route, "\"route\":", route)
-        string(.tls, "\"tls\":", tls)
-        string(.requestID, "\"request_id\":", requestID)
-        string(.eventID, "\"event_id\":", eventID)
-        string(.upstream, "\"upstream\":", upstream)
-        number(.upstreamMicroseconds, "\"upstream_us\":", upstreamMicroseconds)
-        string(.userAgent, "\"user_agent\":", userAgent)
-        string(.referer, "\"referer\":", referer)
-        buffer.writeInteger(UInt8(ascii: "}"))
     }
+
+    /// Every key, separator and constant of a JSON line, with room to spare (the protocol name included).
+    private static let jsonKeysBound = 512
 
     /// `client - - [05/Dec/2026:06:27:11 +0000] "GET /uri HTTP/1.1" 200 612 "referer" "agent"`, with nginx's
     /// escaping of quoted fields (`"`, `\`, control and non-ASCII bytes as `\xHH`).

@@ -184,6 +184,15 @@ public final class Enricher: @unchecked Sendable {
     /// assets the referrer is the page itself). Values the API sent explicitly stay. Returns the event's channel
     /// (nil for internal navigation: no new touch).
     private func addSource(_ event: inout TrackingEvent, siteHosts: [String]) -> MarketingChannel? {
+        if event.referrer.isEmpty && event.query.isEmpty && event.utmSource.isEmpty && event.utmMedium.isEmpty
+            && event.utmCampaign.isEmpty && event.utmTerm.isEmpty && event.utmContent.isEmpty && event.clickID.isEmpty
+        {
+            // A direct visit without tags (most page views): nothing to parse or classify.
+            event.referrerHost = ""
+            event.sourceCategory = TrafficSource.Category.direct.rawValue
+            event.channel = MarketingChannel.direct.label
+            return .direct
+        }
         let source: TrafficSource
         if event.referrer.isEmpty {
             source = TrafficSource(referrerHost: "", category: .direct, query: event.query)

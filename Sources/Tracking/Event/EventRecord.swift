@@ -346,15 +346,20 @@ struct RawWriter {
 
     /// A string's UTF-8 bytes, length-prefixed, cut to at most `limit` bytes at a character boundary.
     mutating func text(_ value: String, limit: Int) {
-        var value = value
-        value.withUTF8 { utf8 in
-            var end = utf8.count
-            if end > limit {
-                end = limit
-                // Back up over continuation bytes (10xxxxxx) so the cut never splits a character.
-                while end > 0 && utf8[end] & 0xC0 == 0x80 { end -= 1 }
-            }
-            string(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8)[0..<end]))
+        // Native strings lend their bytes in place; only a bridged one is copied into contiguous form.
+        let lent: Void? = value.utf8.withContiguousStorageIfAvailable { text(utf8: $0, limit: limit) }
+        guard lent == nil else { return }
+        var copy = value
+        copy.withUTF8 { text(utf8: $0, limit: limit) }
+    }
+
+    private mutating func text(utf8: UnsafeBufferPointer<UInt8>, limit: Int) {
+        var end = utf8.count
+        if end > limit {
+            end = limit
+            // Back up over continuation bytes (10xxxxxx) so the cut never splits a character.
+            while end > 0 && utf8[end] & 0xC0 == 0x80 { end -= 1 }
         }
+        string(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8)[0..<end]))
     }
 }

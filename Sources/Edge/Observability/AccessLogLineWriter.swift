@@ -1,0 +1,87 @@
+/// Writes an access-log line with raw stores into memory reserved once for the whole line (see
+/// ``AccessLogEntry``): the line is written for every request, and twenty-odd `ByteBuffer` writes, each checking its
+/// capacity and uniqueness, cost several times the bytes they store.
+struct AccessLogLineWriter {
+    private let base: UnsafeMutableRawPointer
+    /// Bytes written so far.
+    private(set) var count = 0
+
+    /// The most a JSON string of `utf8Count` bytes can take: quotes, and every byte escaped as `\u00XX`.
+    static func jsonStringBound(_ utf8Count: Int) -> Int { 2 + 6 * utf8Count }
+    /// The most a decimal `Int` can take, sign included.
+    static let decimalBound = 20
+
+    init(base: UnsafeMutableRawPointer) {
+        self.base = base
+    }
+
+    mutating func byte(_ byte: UInt8) {
+        base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    mutating func bytes(_ text: StaticString) {
+        (base + count).copyMemory(from: text.utf8Start, byteCount: text.utf8CodeUnitCount)
+        count += text.utf8CodeUnitCount
+    }
+
+    /// The string's bytes as they are.
+    mutating func raw(_ text: String) {
+        let lent: Void? = text.utf8.withContiguousStorageIfAvailable { raw(utf8: $0) }
+        guard lent == nil else { return }
+        for byte in text.utf8 { self.byte(byte) }
+    }
+
+    private mutating func raw(utf8: UnsafeBufferPointer<UInt8>) {
+        guard let start = utf8.baseAddress else { return }
+        (base + count).copyMemory(from: start, byteCount: utf8.count)
+        count += utf8.count
+    }
+
+    /// A JSON string: quoted, with `"`, `\` and control bytes escaped (other bytes, UTF-8 included, as they are).
+    mutating func jsonString(_ text: String) {
+        byte(UInt8(ascii: "\""))
+        let start = count
+        raw(text)
+        // Almost every value is clean: copied whole, then checked; rewritten byte by byte only when it is not.
+        let written = UnsafeRawBufferPointer(start: base + start, count: count - start)
+        if written.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            count = start
+            for byte in text.utf8 { escaped(byte) }
+        }
+        byte(UInt8(ascii: "\""))
+    }
+
+    private mutating func escaped(_ byte: UInt8) {
+        switch byte {
+        case UInt8(ascii: "\""): bytes("\\\"")
+        case UInt8(ascii: "\\"): bytes("\\\\")
+        case UInt8(ascii: "\n"): bytes("\\n")
+        case UInt8(ascii: "\r"): bytes("\\r")
+        case UInt8(ascii: "\t"): bytes("\\t")
+        case 0..<0x20:
+            let hex: StaticString = "0123456789abcdef"
+            bytes("\\u00")
+            self.byte(hex.utf8Start[Int(byte >> 4)])
+            self.byte(hex.utf8Start[Int(byte & 0xF)])
+        default:
+            self.byte(byte)
+        }
+    }
+
+    mutating func decimal(_ value: Int) {
+        if value < 0 { byte(UInt8(ascii: "-")) }
+        var rest = value.magnitude
+        var digits = 1
+        var scale: UInt = 1
+        while rest / scale >= 10 {
+            scale *= 10
+            digits += 1
+        }
+        for _ in 0..<digits {
+            byte(UInt8(ascii: "0") + UInt8(rest / scale))
+            rest %= scale
+            scale /= 10
+        }
+    }
+}
