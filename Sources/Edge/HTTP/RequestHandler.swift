@@ -3,7 +3,6 @@ import Config
 import Foundation
 import HTTP1Parser
 import HeaderRules
-import Links
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -12,8 +11,8 @@ import Proxy
 import Static
 import Tracking
 
-/// Answers HTTP requests on one HTTP/1.1 connection or one HTTP/2 stream: routing, handler dispatch, response
-/// writing, access log and metrics. Everything runs on the channel's event loop; disk work goes to the blocking pool
+/// Answers HTTP requests on one HTTP/1.1 connection or one HTTP/2 stream: routing (``RequestRouter``), dispatch to
+/// the route kind's answerer (``ExchangeResponder``), what each answer says, and its record (``ExchangeRecorder``). Everything runs on the channel's event loop; disk work goes to the blocking pool
 /// through the static file server.
 ///
 /// Answers go out through a ``ResponseWriter``, which frames them for the protocol. On HTTP/1.1 the handler sits right
@@ -26,9 +25,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = NIOAny
     typealias OutboundOut = ByteBuffer
 
-    private let core: GatewayCore
-    private let loop: LoopContext
-    private let connection: ConnectionInfo
+    let core: GatewayCore
+    let loop: LoopContext
+    let connection: ConnectionInfo
     private let connectionGuard: ConnectionGuardHandler?
     private let isHTTP2: Bool
     private var exchange: Exchange?
@@ -155,7 +154,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let (route, site) = pending {
                 // Handlers in this module answer without reading the body, so they run once it has been
                 // received (and counted against the limit): a client never gets an answer it is still uploading to.
-                dispatch(route, site: site, head: current.head, headers: current.headers, writer: writer)
+                dispatch(route, site: site, writer: writer)
             } else if action == .complete {
                 completeExchange(writer: writer)
             }
@@ -313,75 +312,45 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         proxy.start()
     }
 
-    private func dispatch(
-        _ route: Route, site: Site, head: HTTPRequestHead, headers: RequestHeaderSummary, writer: any ResponseWriter
-    ) {
-        let uri = head.uri
-        let pathEnd = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
-        let path = uri[..<pathEnd]
+    /// Runs the route's handler: each route kind's answer lives beside ``ExchangeResponder`` (Answers/), the proxy's
+    /// in Proxy.
+    func dispatch(_ route: Route, site: Site, writer: any ResponseWriter) {
+        guard let current = exchange else { return }
+        let responder = ExchangeResponder(handler: self, exchange: current, writer: writer, route: route, site: site)
         switch route.handler {
         case .respond(let prepared), .ping(let prepared):
-            let body = head.method == .HEAD ? nil : prepared.body
-            writeResponse(status: prepared.status, headers: prepared.headers, body: body.map { .buffer($0) } ?? .empty,
-                          writer: writer)
+            BuiltInAnswers.prepared(prepared, responder)
         case .proxy(let proxyRoute):
-            if let current = exchange { startProxy(proxyRoute, exchange: current, writer: writer) }
+            startProxy(proxyRoute, exchange: current, writer: writer)
         case .redirect(let redirect):
-            if let current = exchange {
-                respondRedirect(to: Self.expand(redirect.template, facts: facts(current)), status: redirect.status, writer: writer)
-            }
-        case .trackingAPI(let api) where (path == "/tr/v1/ws" || path == "/tr/v1/ws/") && head.method != .OPTIONS:
-            acceptWebSocketIngest(api, head: head, path: path, headers: headers, writer: writer)
+            respondRedirect(to: Self.expand(redirect.template, facts: facts(current)), status: redirect.status, writer: writer)
+        case .trackingAPI(let api) where (responder.path == "/tr/v1/ws" || responder.path == "/tr/v1/ws/") && current.head.method != .OPTIONS:
+            acceptWebSocketIngest(api, responder: responder)
         case .trackingAPI(let api):
-            answerTrackingAPI(head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, writer: writer) {
-                api.handle($0, now: $1, makeID: $2)
-            }
+            TrackingAPIAnswer.answer(responder) { api.handle($0, now: $1, makeID: $2) }
         case .webhook(let receiver):
-            answerTrackingAPI(head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, writer: writer) {
-                receiver.handle($0, now: $1, makeID: $2)
-            }
+            TrackingAPIAnswer.answer(responder) { receiver.handle($0, now: $1, makeID: $2) }
         case .legacyLinks(let api):
-            answerTrackingAPI(head: head, path: path, uri: uri, pathEnd: pathEnd, headers: headers, writer: writer) { request, now, _ in
-                api.handle(request, now: now)
-            }
+            TrackingAPIAnswer.answer(responder) { request, now, _ in api.handle(request, now: now) }
         case .links(let linkRoute):
-            let query = pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : ""
-            answerLink(linkRoute, route: route, site: site, head: head, headers: headers, path: path, query: query, writer: writer)
+            linkRoute.answer(responder)
         case .health:
-            answerHealth(writer: writer)
+            BuiltInAnswers.health(responder)
         case .status:
-            answerStatus(head: head, writer: writer)
+            BuiltInAnswers.status(responder)
         case .trackerMetrics:
-            let body = ByteBuffer(string: core.health.trackerMetrics() ?? "{}\n")
-            let headers: HTTPHeaders = [
-                "Content-Type": "application/json", "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
-            ]
-            writeResponse(status: .ok, headers: headers, body: head.method == .HEAD ? .empty : .buffer(body), writer: writer)
+            BuiltInAnswers.trackerMetrics(responder)
         case .insights:
-            answerInsights(route: route, head: head, path: path, headers: headers, writer: writer)
+            InsightsAnswer.answer(responder)
         case .staticFiles(let server):
-            var filePath = path
-            if server.configuration.stripPrefix {
-                filePath = path.dropFirst(route.pathPrefix.utf8.count)
-                if !filePath.hasPrefix("/") { filePath = Substring("/" + filePath) }
-            }
-            let query = pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : nil
-            let request = StaticRequest(method: head.method, path: filePath, query: query, headers: headers)
-            switch server.respond(to: request, on: writer.eventLoop) {
-            case .ready(let response):
-                writeStatic(response, writer: writer)
-            case .pending(let future):
-                let loopBound = NIOLoopBound(self, eventLoop: writer.eventLoop)
-                future.whenSuccess { response in
-                    let handler = loopBound.value
-                    guard let writer = handler.writer, handler.exchange != nil else {
-                        if case .file(let file) = response.body { try? file.handle.close() }
-                        return
-                    }
-                    handler.writeStatic(response, writer: writer)
-                }
-            }
+            server.answer(responder)
         }
+    }
+
+    /// The writer of `exchange` while it is still the one being answered (a late answer for an exchange that is
+    /// gone is dropped).
+    func writer(serving exchange: Exchange) -> (any ResponseWriter)? {
+        self.exchange === exchange ? writer : nil
     }
 
     /// The key authorization of an HTTP-01 challenge, or 404 for a token nobody here started.
@@ -397,163 +366,6 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         writeResponse(status: .ok, headers: headers, body: exchange?.head.method == .HEAD ? .empty : .buffer(body), writer: writer)
     }
 
-    /// A site's `health` route: the verdict's status only (the reasons name upstreams and certificates, for the
-    /// admin listener's `/health`), 503 when nothing can be served.
-    private func answerHealth(writer: any ResponseWriter) {
-        let verdict = core.health.verdict()
-        let status = verdict?.status ?? .unhealthy
-        let body = ByteBuffer(string: "{\"status\":\"\(status.rawValue)\"}\n")
-        let headers: HTTPHeaders = [
-            "Content-Type": "application/json", "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
-        ]
-        let isHead = exchange?.head.method == .HEAD
-        writeResponse(status: verdict?.httpStatus ?? .serviceUnavailable, headers: headers, body: isHead ? .empty : .buffer(body), writer: writer)
-    }
-
-    /// The older tracker's `/status`, in its shape: `[{"Key":"client","Value":"<address>"},{"Key":"conns","Value":N}]`.
-    private func answerStatus(head: HTTPRequestHead, writer: any ResponseWriter) {
-        guard let current = exchange else { return }
-        var body = ByteBuffer()
-        body.writeJSONField("[{\"Key\":\"client\",\"Value\":", connection.clientAddress(of: current), first: true)
-        body.writeString("},{\"Key\":\"conns\",\"Value\":\(core.openConnections.load(ordering: .relaxed))}]\n")
-        let headers: HTTPHeaders = [
-            "Content-Type": "application/json", "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
-        ]
-        writeResponse(status: .ok, headers: headers, body: head.method == .HEAD ? .empty : .buffer(body), writer: writer)
-    }
-
-    /// The reports' pages mounted on a site: answered by the gateway off the loop (a report is control-plane work),
-    /// written from the loop when done. The mount itself redirects to its folder, so relative links resolve.
-    private func answerInsights(
-        route: Route, head: HTTPRequestHead, path: Substring, headers: RequestHeaderSummary, writer: any ResponseWriter
-    ) {
-        guard let current = exchange else { return }
-        let mount = route.pathPrefix.hasSuffix("/") ? String(route.pathPrefix.dropLast()) : route.pathPrefix
-        let below = path.dropFirst(mount.utf8.count)
-        guard !below.isEmpty else {
-            respondRedirect(to: mount + "/", status: .permanentRedirect, writer: writer)
-            return
-        }
-        guard below.hasPrefix("/") else {
-            respondError(.notFound, "no such page", writer: writer)
-            return
-        }
-        let request = InsightsWebRequest(
-            method: head.method, path: String(below), parameters: AdminHandler.queryParameters(head.uri),
-            authorization: head.headers.first(name: "authorization"), cookie: headers.cookie,
-            body: current.collectedBody.map { String(buffer: $0) } ?? "",
-            clientAddress: connection.clientAddress(of: current), basePath: mount + "/",
-            secure: connection.isTLS)
-        current.collectedBody = nil
-        let hook = core.insightsWeb
-        let loopBound = NIOLoopBound((self, current), eventLoop: writer.eventLoop)
-        let eventLoop = writer.eventLoop
-        let isHead = head.method == .HEAD
-        Task {
-            let answer = await hook.answer(request)
-            eventLoop.execute {
-                let (handler, exchange) = loopBound.value
-                guard let writer = handler.writer, handler.exchange === exchange else { return }
-                guard let answer else {
-                    handler.respondError(.notFound, "no such page", writer: writer)
-                    return
-                }
-                let body = ByteBuffer(string: answer.body)
-                var headers: HTTPHeaders = [
-                    "Content-Type": answer.contentType, "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
-                ]
-                headers.add(contentsOf: answer.headers)
-                handler.writeResponse(status: answer.status, headers: headers, body: isHead ? .empty : .buffer(body), writer: writer)
-            }
-        }
-    }
-
-    /// A tracking API call (or a webhook's): answered now (the events it made wait for `record`), or when a lookup
-    /// completes.
-    private func answerTrackingAPI(
-        head: HTTPRequestHead, path: Substring, uri: String, pathEnd: String.Index, headers: RequestHeaderSummary,
-        writer: any ResponseWriter, _ handle: (APIRequest, Int64, () -> EventID) -> APIOutcome
-    ) {
-        guard let current = exchange, let events = loop.events else { return }
-        let request = APIRequest(
-            method: head.method, path: path, query: pathEnd < uri.endIndex ? uri[uri.index(after: pathEnd)...] : "",
-            body: current.collectedBody, cookie: headers.cookie, origin: head.headers.first(name: "origin"),
-            clientAddress: connection.clientAddress(of: current),
-            siteHosts: current.siteHosts, isTLS: connection.isTLS, eventLoop: writer.eventLoop, headers: head.headers)
-        current.collectedBody = nil
-        let now = Int64(loop.refreshClock())
-        switch handle(request, now, { events.nextID(unixMilliseconds: now) }) {
-        case .respond(let response, let made):
-            current.apiEvents = made
-            writeAPIResponse(response, writer: writer)
-        case .deferred(let future):
-            let loopBound = NIOLoopBound((self, current), eventLoop: writer.eventLoop)
-            future.whenSuccess { response in
-                let (handler, exchange) = loopBound.value
-                guard let writer = handler.writer, handler.exchange === exchange else { return }
-                handler.writeAPIResponse(response, writer: writer)
-            }
-        }
-    }
-
-    /// A short link: redirect (counted), gone (410 or the fallback), or unknown (404, or the next route).
-    private func answerLink(
-        _ linkRoute: LinkRoute, route: Route, site: Site, head: HTTPRequestHead, headers: RequestHeaderSummary,
-        path: Substring, query: Substring, writer: any ResponseWriter
-    ) {
-        guard let current = exchange else { return }
-        var slug = path.dropFirst(route.pathPrefix.utf8.count)
-        while slug.first == "/" { slug = slug.dropFirst() }
-        let host = RouteTable.normalizeHost(headers.host ?? "")
-        let now = Int64(loop.refreshClock())
-        let location: String
-        let status: HTTPResponseStatus
-        let clicked: ResolvedLink
-        switch linkRoute.service.index.resolve(host: host, slug: slug, now: now) {
-        case .redirect(let link):
-            location = link.target(query: query)
-            status = HTTPResponseStatus(statusCode: link.status)
-            clicked = link
-        case .gone(let link):
-            guard let fallback = link.fallback else {
-                let reason = link.expired ? "this link has expired" : "this link has reached its click limit"
-                respondError(.gone, reason, writer: writer, extraHeaders: ["Cache-Control": "private, max-age=0"])
-                return
-            }
-            location = fallback
-            status = .found
-            clicked = link
-        case .unknown:
-            if linkRoute.fallsThrough, let next = site.route(for: path, after: route) {
-                current.route = next
-                dispatch(next, site: site, head: head, headers: headers, writer: writer)
-            } else {
-                respondError(.notFound, "no link \"\(slug)\" on \(host)", writer: writer)
-            }
-            return
-        }
-        if let events = loop.events {
-            var properties = ByteBuffer()
-            properties.writeJSONField("{\"link_id\":", clicked.id.description, first: true)
-            // The client goes to the whole destination; the stored copy keeps no personal query parameters.
-            properties.writeJSONField("\"to\":", events.scrubber.scrub(url: location) ?? location)
-            properties.writeStaticString("}")
-            current.click = LinkClick(
-                id: clicked.id, slug: clicked.slug, properties: String(buffer: properties), recent: linkRoute.service.recentClicks)
-        }
-        // Shared caches must not answer clicks themselves (each is an event and may count against a limit). No body:
-        // clients follow Location, and a click is answered with as little work as a cached file.
-        writeResponse(status: status, headers: Self.linkRedirectHeaders, body: .empty, writer: writer, location: location)
-    }
-
-    /// The fixed part of every short-link redirect (the Location is added as the head is written).
-    private static let linkRedirectHeaders: HTTPHeaders = ["Cache-Control": "private, max-age=0", "Content-Length": "0"]
-
-    private func writeAPIResponse(_ response: APIResponse, writer: any ResponseWriter) {
-        let body: Body = response.body.readableBytes > 0 ? .buffer(response.body) : .empty
-        writeResponse(status: response.status, headers: response.headers, body: body, writer: writer)
-    }
-
     /// Fills the request's values into a redirect target, never producing a protocol-relative `//host` location.
     /// `facts` are gathered only for a target with placeholders (most are constant).
     static func expand<Facts: PlaceholderValues>(_ target: Template, facts: @autoclosure () -> Facts) -> String {
@@ -567,36 +379,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: - Writing
 
-    private enum Body {
-        case empty
-        case buffer(ByteBuffer)
-        case file(FileBody)
-    }
-
-    private func writeStatic(_ response: StaticResponse, writer: any ResponseWriter) {
-        if let reason = response.errorReason, response.status.code >= 400 {
-            respondError(response.status, reason, writer: writer, extraHeaders: response.headers)
-            return
-        }
-        if response.status.code >= 300 && response.status.code < 400, let location = response.headers.first(name: "location") {
-            respondRedirect(to: location, status: response.status, writer: writer)
-            return
-        }
-        let body: Body
-        switch response.body {
-        case .empty: body = .empty
-        case .buffer(let buffer): body = .buffer(buffer)
-        case .file(let file): body = .file(file)
-        }
-        if let (file, variant) = response.cachedVariant, response.status == .ok {
-            writeResponse(status: response.status, headers: response.headers, body: body, writer: writer,
-                          cached: (file, variant))
-        } else {
-            writeResponse(status: response.status, headers: response.headers, body: body, writer: writer)
-        }
-    }
-
-    private func respondRedirect(to location: String, status: HTTPResponseStatus, writer: any ResponseWriter) {
+    func respondRedirect(to location: String, status: HTTPResponseStatus, writer: any ResponseWriter) {
         let body = ByteBuffer(string: "\(status.code) \(status.reasonPhrase): \(location)\n")
         let headers: HTTPHeaders = [
             "Location": location, "Content-Type": "text/plain; charset=utf-8",
@@ -606,7 +389,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         writeResponse(status: status, headers: headers, body: isHead ? .empty : .buffer(body), writer: writer)
     }
 
-    private func respondError(
+    func respondError(
         _ status: HTTPResponseStatus, _ reason: String, writer: any ResponseWriter, forceClose: Bool = false,
         extraHeaders: HTTPHeaders = [:]
     ) {
@@ -626,8 +409,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Writes a response. `cached` names a cached file variant whose serialized head the loop can reuse.
     /// `location` is added to `headers` as the head is written (a short-link redirect passes a shared constant
     /// header list and its target here, so answering a click builds no header list).
-    private func writeResponse(
-        status: HTTPResponseStatus, headers: HTTPHeaders, body: Body, writer: any ResponseWriter,
+    func writeResponse(
+        status: HTTPResponseStatus, headers: HTTPHeaders, body: AnswerBody, writer: any ResponseWriter,
         cached: (CachedFile, Int)? = nil, location: String? = nil
     ) {
         guard let current = exchange, !closed, current.lifecycle.startResponse() else {
@@ -937,10 +720,8 @@ extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
     /// `/tr/v1/ws`: the Go tracker's WebSocket ingest. A valid opening handshake (RFC 6455 §4.2) is answered 101
     /// and the connection becomes a ``WebSocketIngestHandler`` (its HTTP handlers leave); anything else is refused
     /// with the reason. HTTP/1.1 only: browsers open WebSockets over HTTP/1.1 (RFC 8441 is not offered).
-    private func acceptWebSocketIngest(
-        _ api: TrackingAPI, head: HTTPRequestHead, path: Substring, headers: RequestHeaderSummary, writer: any ResponseWriter
-    ) {
-        guard let current = exchange else { return }
+    private func acceptWebSocketIngest(_ api: TrackingAPI, responder: ExchangeResponder) {
+        let (current, head, headers, writer) = (responder.exchange, responder.head, responder.headers, responder.writer)
         let fields = head.headers
         guard let channelContext else {
             respondError(.badRequest, "the WebSocket ingest takes HTTP/1.1 connections (browsers open WebSockets over HTTP/1.1)", writer: writer)
@@ -960,7 +741,7 @@ extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
         }
         let client = connection.clientAddress(of: current)
         let upgrade = APIRequest(
-            method: .GET, path: path, query: "", body: nil, cookie: headers.cookie, origin: fields.first(name: "origin"),
+            method: .GET, path: responder.path, query: "", body: nil, cookie: headers.cookie, origin: fields.first(name: "origin"),
             clientAddress: client, siteHosts: current.siteHosts, isTLS: connection.isTLS, eventLoop: channelContext.eventLoop,
             headers: fields)
         var buffer = channelContext.channel.allocator.buffer(capacity: 256)
