@@ -110,26 +110,15 @@ public final class ProxyExchange {
     /// Body parts not yet written to the current connection.
     private var pendingBody: [ByteBuffer] = []
     private var pendingBytes = 0
-    /// Copies of the body parts sent, kept while they fit `retries.buffer`, to replay on a retry.
-    private var retained: [ByteBuffer] = []
-    private var retainedBytes = 0
-    private var retainable: Bool
-    private var bodySentUnretained = false
-    private var requestEnded = false
+    /// Copies of the body parts sent, to replay on a retry.
+    private var replay: RequestBodyReplay
     private var requestTrailers: HTTPHeaders?
-    private var requestFullySent = false
-    private var responseStarted = false
-    private var upstreamKeepAlive = true
+    /// Where the exchange is (request, response, attempt, client pause): what to do at each event.
+    private var state = ProxyExchangeState()
     private var upgradeHead: ProxyResponseHead?
-    private var finished = false
-    private var clientPaused = false
     private var waitTimer: Scheduled<Void>?
-    /// After a pooled connection died without answering, the retry opens a new one.
-    private var freshConnectionNext = false
     /// How the last attempt failed, the answer when no upstream is left to retry on.
     private var lastFailure: ProxyFailure?
-    /// Whether the current attempt counts in its target's in-flight requests.
-    private var attemptActive = false
 
     /// `host:port` of the upstream that answered (or was tried last).
     public private(set) var upstreamAddress: String?
@@ -149,7 +138,8 @@ public final class ProxyExchange {
         self.chunked = chunked
         isWebSocket = HeaderRewriter.isWebSocketUpgrade(head) && head.version.minor >= 1 && head.version.major == 1
         idempotent = RetryPolicy.isIdempotent(head.method)
-        retainable = route.configuration.retries.tries > 1
+        replay = RequestBodyReplay(
+            keeping: route.configuration.retries.tries > 1, limit: route.configuration.retries.buffer)
         clientHead = head
         self.client = client
         self.requestID = requestID
@@ -170,47 +160,47 @@ public final class ProxyExchange {
 
     /// A piece of the request body arrived from the client.
     public func requestBodyPart(_ buffer: ByteBuffer) {
-        guard !finished, !requestEnded else { return }
-        if let connection {
+        switch state.bodyPart(connected: connection != nil) {
+        case .ignore, .drop:
             // Once the upstream answered (early, before the whole body), the rest of the body is dropped.
-            guard !responseStarted else { return }
+            return
+        case .send:
+            guard let connection else { return }
             send(buffer, on: connection)
             connection.flush()
             if !connection.isWritable {
                 pauseClient()
                 connection.setDeadline(.now() + route.writeTimeout)
             }
-            return
+        case .queue:
+            pendingBody.append(buffer)
+            pendingBytes += buffer.readableBytes
+            if pendingBytes > Self.pendingBodyLimit { pauseClient() }
         }
-        pendingBody.append(buffer)
-        pendingBytes += buffer.readableBytes
-        if pendingBytes > Self.pendingBodyLimit { pauseClient() }
     }
 
     /// The client finished the request (with trailers, if any).
     public func requestEnd(trailers: HTTPHeaders?) {
-        guard !finished, !requestEnded else { return }
-        requestEnded = true
+        let action = state.requestDidEnd(connected: connection != nil)
+        guard action != .ignore else { return }
         requestTrailers = trailers
-        if let connection, !responseStarted {
+        if action == .sendEnd, let connection {
             writeEnd(on: connection)
             connection.flush()
-            requestFullySent = true
             connection.setDeadline(.now() + route.responseHeaderTimeout)
         }
     }
 
     /// The client caught up with the response: read from the upstream again.
     public func downstreamWritable() {
-        guard let connection, !finished else { return }
+        guard let connection, !state.finished else { return }
         connection.setReadsPaused(false)
         connection.setDeadline(.now() + route.readTimeout)
     }
 
     /// The client went away or the edge gave up: drop the upstream side.
     public func cancel() {
-        guard !finished else { return }
-        finished = true
+        guard state.finish() else { return }
         waitTimer?.cancel()
         if let target { loop.removeWaiter(self, target: target) }
         if let connection {
@@ -260,13 +250,12 @@ public final class ProxyExchange {
         upstreamAddress = target.address.description
         target.requests.add(1, ordering: .relaxed)
         target.activeRequests.add(1, ordering: .relaxed)
-        attemptActive = true
+        state.attemptStarted()
         acquire(target)
     }
 
     private func acquire(_ target: UpstreamTarget) {
-        let fresh = freshConnectionNext
-        freshConnectionNext = false
+        let fresh = state.takeFreshConnection()
         switch loop.acquire(
             target, settings: route.poolSettings, connectTimeout: route.connectTimeout, fresh: fresh, for: self)
         {
@@ -290,7 +279,7 @@ public final class ProxyExchange {
     func connectionAvailable(_ connection: UpstreamConnection) {
         waitTimer?.cancel()
         waitTimer = nil
-        guard !finished else {
+        guard !state.finished else {
             loop.release(connection)
             return
         }
@@ -301,13 +290,13 @@ public final class ProxyExchange {
     func retryAcquire() {
         waitTimer?.cancel()
         waitTimer = nil
-        guard !finished, let target else { return }
+        guard !state.finished, let target else { return }
         acquire(target)
     }
 
     private func waitTimedOut(_ target: UpstreamTarget) {
         waitTimer = nil
-        guard !finished else { return }
+        guard !state.finished else { return }
         loop.removeWaiter(self, target: target)
         target.poolRejections.add(1, ordering: .relaxed)
         endAttempt()
@@ -319,13 +308,13 @@ public final class ProxyExchange {
     private func connected(_ result: Result<UpstreamConnection, any Error>, target: UpstreamTarget) {
         switch result {
         case .success(let connection):
-            guard !finished else {
+            guard !state.finished else {
                 loop.release(connection)
                 return
             }
             bind(connection)
         case .failure(let error):
-            guard !finished else { return }
+            guard !state.finished else { return }
             target.connectFailures.add(1, ordering: .relaxed)
             target.recordFailure(settings: route.configuration.passiveHealth, now: NIODeadline.now().uptimeNanoseconds)
             endAttempt()
@@ -359,40 +348,19 @@ public final class ProxyExchange {
             webSocket: isWebSocket, chunked: chunked, underscores: route.configuration.underscoresInHeaders,
             rules: route.requestHeaders, into: &head)
         connection.writeHead(head, isHeadRequest: clientHead.method == .HEAD)
-        if !retained.isEmpty {
-            // A retry: the body sent on the failed attempt goes first.
-            pendingBody.insert(contentsOf: retained, at: 0)
-            pendingBytes += retainedBytes
-            retained.removeAll()
-            retainedBytes = 0
-        }
-        let body = pendingBody
+        // A retry: the body sent on the failed attempt goes first.
+        let body = replay.takeForRetry() + pendingBody
         pendingBody.removeAll()
         pendingBytes = 0
         for part in body { send(part, on: connection) }
-        if requestEnded {
-            writeEnd(on: connection)
-            requestFullySent = true
-        }
+        if state.connectionBound() { writeEnd(on: connection) }
         connection.flush()
         connection.setDeadline(.now() + route.responseHeaderTimeout)
-        if clientPaused && connection.isWritable { resumeClient() }
+        if connection.isWritable { resumeClient() }
     }
 
     private func send(_ part: ByteBuffer, on connection: UpstreamConnection) {
-        if retainable {
-            if retainedBytes + part.readableBytes <= route.configuration.retries.buffer {
-                retained.append(part)
-                retainedBytes += part.readableBytes
-            } else {
-                retainable = false
-                retained.removeAll()
-                retainedBytes = 0
-                bodySentUnretained = true
-            }
-        } else {
-            bodySentUnretained = true
-        }
+        replay.sent(part)
         guard chunked else {
             connection.write(part)
             return
@@ -424,7 +392,7 @@ public final class ProxyExchange {
         lastFailure = failure
         let progress = RetryPolicy.Progress(
             attempts: attempts, maxTries: route.configuration.retries.tries, elapsed: .now() - startedAt,
-            window: route.retryWindow, responseStarted: responseStarted, bodyPartlySentUnbuffered: bodySentUnretained,
+            window: route.retryWindow, responseStarted: state.responseStarted, bodyPartlySentUnbuffered: replay.sentUnkept,
             idempotent: idempotent)
         if RetryPolicy.mayRetry(after: kind, progress) {
             target?.retries.add(1, ordering: .relaxed)
@@ -436,15 +404,13 @@ public final class ProxyExchange {
 
     /// The attempt on `target` is over (its in-flight count drops).
     private func endAttempt() {
-        if let target, attemptActive {
+        if state.attemptEnded(), let target {
             target.activeRequests.subtract(1, ordering: .relaxed)
         }
-        attemptActive = false
     }
 
     private func fail(_ failure: ProxyFailure) {
-        guard !finished else { return }
-        finished = true
+        guard state.finish() else { return }
         if let connection {
             self.connection = nil
             connection.exchange = nil
@@ -465,30 +431,25 @@ public final class ProxyExchange {
     }
 
     private func pauseClient() {
-        guard !clientPaused else { return }
-        clientPaused = true
-        downstream?.proxyRequestBody(paused: true)
+        if state.pauseClient() { downstream?.proxyRequestBody(paused: true) }
     }
 
     private func resumeClient() {
-        guard clientPaused else { return }
-        clientPaused = false
-        downstream?.proxyRequestBody(paused: false)
+        if state.resumeClient() { downstream?.proxyRequestBody(paused: false) }
     }
 
     // MARK: - Driven by the upstream connection
 
     func upstreamEvent(_ event: UpstreamResponseParser.Event, from connection: UpstreamConnection) {
-        guard !finished, connection === self.connection else { return }
+        guard !state.finished, connection === self.connection else { return }
         switch event {
         case .head(let head):
-            responseStarted = true
             upstreamHeaderNanoseconds = UInt64(max(0, (NIODeadline.now() - startedAt).nanoseconds))
             target?.recordSuccess()
-            retained.removeAll()
-            retainedBytes = 0
-            upstreamKeepAlive = head.keepAlive
-            if head.status == .switchingProtocols && isWebSocket {
+            replay.answered()
+            let upgrade = head.status == .switchingProtocols && isWebSocket
+            state.responseHead(keepAlive: head.keepAlive, upgrade: upgrade)
+            if upgrade {
                 upgradeHead = head
                 connection.setDeadline(nil)
                 return
@@ -496,7 +457,7 @@ public final class ProxyExchange {
             connection.setDeadline(.now() + route.readTimeout)
             downstream?.proxyResponseHead(head)
         case .upgraded:
-            finished = true
+            _ = state.finish()
             endAttempt()
             self.connection = nil
             connection.exchange = nil
@@ -515,43 +476,41 @@ public final class ProxyExchange {
                 connection.deadline = nil
             }
         case .end(let trailers):
-            finished = true
+            let actions = state.responseEnded(connectionReusable: connection.isReusable)
             endAttempt()
             self.connection = nil
-            if upstreamKeepAlive && requestFullySent && connection.isReusable {
+            if actions.reuseConnection {
                 loop.release(connection)
             } else {
-                // The upstream answered before taking the whole body, asked to close, or sent more than it framed:
-                // the connection cannot carry another request.
                 connection.exchange = nil
                 connection.close()
             }
-            if !requestEnded { resumeClient() }
+            if actions.resumeClient { downstream?.proxyRequestBody(paused: false) }
             downstream?.proxyResponseEnd(trailers: trailers)
         }
     }
 
     func upstreamReadComplete() {
-        if responseStarted && !finished { downstream?.proxyResponseFlush() }
+        if state.responseStarted && !state.finished { downstream?.proxyResponseFlush() }
     }
 
     func upstreamWritabilityChanged(_ writable: Bool) {
-        guard !finished, let connection else { return }
+        guard !state.finished, let connection else { return }
         if writable {
-            if !responseStarted { connection.setDeadline(.now() + route.responseHeaderTimeout) }
+            if !state.responseStarted { connection.setDeadline(.now() + route.responseHeaderTimeout) }
             resumeClient()
-        } else if !requestFullySent {
+        } else if !state.requestFullySent {
             pauseClient()
             connection.setDeadline(.now() + route.writeTimeout)
         }
     }
 
     func upstreamClosed(_ connection: UpstreamConnection, error: (any Error)?) {
-        guard !finished, connection === self.connection else { return }
+        guard !state.finished, connection === self.connection else { return }
         self.connection = nil
         endAttempt()
-        if responseStarted {
-            finished = true
+        if state.responseStarted {
+            _ = state.finish()
             let failure = ProxyFailure(
                 status: .badGateway, reason: "the upstream closed the connection in the middle of the response",
                 retryAfterSeconds: nil, responseStarted: true)
@@ -564,7 +523,7 @@ public final class ProxyExchange {
             // A pooled connection that died before answering is most likely one the upstream closed while idle
             // (or a restarted upstream's): not a sign of a sick upstream, and its pool siblings are suspect too.
             // The retry takes a fresh connection, which tells the truth.
-            freshConnectionNext = true
+            state.pooledConnectionFailed()
         } else {
             target?.recordFailure(settings: route.configuration.passiveHealth, now: NIODeadline.now().uptimeNanoseconds)
         }
@@ -580,11 +539,11 @@ public final class ProxyExchange {
     }
 
     func upstreamTimedOut(_ connection: UpstreamConnection) {
-        guard !finished, connection === self.connection else { return }
+        guard !state.finished, connection === self.connection else { return }
         target?.timeouts.add(1, ordering: .relaxed)
         target?.recordFailure(settings: route.configuration.passiveHealth, now: NIODeadline.now().uptimeNanoseconds)
         endAttempt()
-        let started = responseStarted
+        let started = state.responseStarted
         fail(ProxyFailure(
             status: .gatewayTimeout,
             reason: started ? "the upstream stopped sending the response" : "the upstream did not answer in time",
