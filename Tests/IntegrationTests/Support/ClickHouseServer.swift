@@ -141,18 +141,31 @@ final class ClickHouseServer: @unchecked Sendable {
     }
 }
 
-/// A TCP port nothing listens on right now (bound once by the kernel's choice, then released).
+/// A TCP port nothing listens on right now, for a peer (or a config) that must be told its port before it binds.
+/// Chosen below the kernel's ephemeral range (`ip_local_port_range`): outgoing connections and `:0` listeners take
+/// their ports from that range, so one of them could take a port from it between this check and the bind (CI saw
+/// "port already in use" that way).
 func freePort() throws -> Int {
+    let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+        .flatMap { $0.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } } ?? 32768
+    let candidates = 10_000..<max(10_001, ephemeralStart)
+    for _ in 0..<100 {
+        let port = Int.random(in: candidates)
+        if canBind(port: port) { return port }
+    }
+    throw Failure("cannot find a free port below \(ephemeralStart)")
+}
+
+private func canBind(port: Int) -> Bool {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(descriptor) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+    address.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
     }
-    guard bound else { throw Failure("cannot find a free port") }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
