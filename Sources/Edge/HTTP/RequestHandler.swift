@@ -35,19 +35,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var writer: (any ResponseWriter)?
     /// HTTP/1.1: the handler's place in the pipeline, for what leaves HTTP (a WebSocket or an upgraded tunnel).
     private var channelContext: ChannelHandlerContext?
-    /// HTTP/1.1 parts that arrived while an earlier response was still being produced (pipelining).
-    /// An array rather than a ring buffer: empty, it costs no allocation, and HTTP/2 streams never use it.
-    private var queued: [HTTPServerRequestPart] = []
-    private var readHeld = false
-    /// The connection closes after the current answer (the client asked, or a request was refused): nothing more
-    /// that arrives is a request (RFC 9112 §9.6).
-    private var closing = false
-    /// Bytes after the current request did not parse: once its answer is out, they get this refusal and the
-    /// connection closes.
-    private var refusalAfterCurrent: RequestParser.Refusal?
+    /// HTTP/1.1: pipelined requests, held reads, closing and quiescing.
+    private var pipeline = HTTP1Pipeline<HTTPServerRequestPart, RequestParser.Refusal>()
     /// A proxied request body is read no further until the upstream takes what it has.
     private(set) var requestBodyPaused = false
-    private var quiescing = false
     private var closed = false
 
     init(core: GatewayCore, loop: LoopContext, connection: ConnectionInfo, connectionGuard: ConnectionGuardHandler?,
@@ -113,16 +104,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if closing || refusalAfterCurrent != nil { return }
         let part = unwrapInboundIn(data)
-        if !isHTTP2, let current = exchange, current.lifecycle.requestEnded {
-            // A request after one that closes the connection is never served.
-            guard current.lifecycle.keepsConnection else { return }
-            // A pipelined request: answer it after the current response.
-            queued.append(part)
-            return
-        }
-        guard let writer else { return }
+        let current = exchange
+        let arrival = pipeline.received(
+            part, afterCompleteRequest: current?.lifecycle.requestEnded ?? false,
+            keepsConnection: current?.lifecycle.keepsConnection ?? true)
+        guard arrival == .process, let writer else { return }
         process(part, writer: writer)
     }
 
@@ -166,37 +153,30 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange = nil
         writer.exchangeFinished()
         // The rest is HTTP/1.1's: a refusal of bytes after the request, pipelined requests, quiescing, reads held.
-        if let refusal = refusalAfterCurrent {
-            refusalAfterCurrent = nil
+        switch pipeline.exchangeCompleted() {
+        case .refuse(let refusal):
             refuse(.malformed(refusal), writer: writer)
             return
+        case .stop:
+            return
+        case .serveQueued:
+            break
         }
-        if closing { return }
-        while exchange == nil || exchange?.lifecycle.requestEnded == false, !queued.isEmpty {
-            let next = queued.removeFirst()
+        while exchange == nil || exchange?.lifecycle.requestEnded == false, let next = pipeline.nextQueued() {
             process(next, writer: writer)
             if let current = exchange, current.lifecycle.requestEnded, !current.lifecycle.responseFinished { break }
         }
-        if quiescing && exchange == nil && queued.isEmpty && !closing {
-            writer.closeAfterAnswer()
-            return
-        }
-        if readHeld && queued.isEmpty && !requestBodyPaused && !closing {
-            readHeld = false
-            writer.read()
+        switch pipeline.idle(exchangeInFlight: exchange != nil, bodyPaused: requestBodyPaused) {
+        case .close: writer.closeAfterAnswer()
+        case .resumeReads: writer.read()
+        case .none: break
         }
     }
 
-    /// Holds reads while pipelined requests wait their turn (so a client cannot pile them up: at most one read's
-    /// worth is queued), and while a proxied upload waits for its upstream. Reads are not held merely because a
-    /// response is pending: toggling read interest costs two `epoll_ctl` calls per request.
+    /// Holds reads while pipelined requests wait their turn and while a proxied upload waits for its upstream
+    /// (``HTTP1Pipeline/mayRead(bodyPaused:)``).
     func read(context: ChannelHandlerContext) {
-        if closing { return }
-        if requestBodyPaused || (!isHTTP2 && !queued.isEmpty) {
-            readHeld = true
-            return
-        }
-        context.read()
+        if pipeline.mayRead(bodyPaused: requestBodyPaused) { context.read() }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -206,8 +186,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         if event is ChannelShouldQuiesceEvent {
             // HTTP/1.1 connections only: an HTTP/2 connection's handler sends GOAWAY.
-            quiescing = true
-            if exchange == nil && queued.isEmpty { writer?.closeAfterAnswer() }
+            if pipeline.quiesce(idle: exchange == nil) { writer?.closeAfterAnswer() }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -435,7 +414,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         {
             current.lifecycle.closeConnectionAfterAnswer()
         }
-        if quiescing { current.lifecycle.closeConnectionAfterAnswer() }
+        if pipeline.quiescing { current.lifecycle.closeConnectionAfterAnswer() }
         current.status = status
         loop.refreshClock()
         var added = ExchangeFields(
@@ -499,10 +478,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if keepAlive {
             writer.flush()
         } else {
-            closing = true
-            queued.removeAll()
             // A malformed request after this one is answered (and the connection closed) once this one is done.
-            if refusalAfterCurrent == nil { writer.closeAfterAnswer() }
+            if pipeline.closeAfterAnswer() { writer.closeAfterAnswer() }
         }
         if keepAlive, let connectionGuard {
             if let written = current.bodyWritten {
@@ -568,8 +545,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let current = exchange, current.lifecycle.requestEnded {
             // The bad bytes follow a complete request, which is answered first. A client that asked to close
             // sent nothing more that counts; one that did not learns why the connection ends.
-            queued.removeAll()
-            if current.head.isKeepAlive && !current.lifecycle.responseFinished { refusalAfterCurrent = refusal }
+            pipeline.malformedAfterRequest(
+                refusal, answerPending: current.head.isKeepAlive && !current.lifecycle.responseFinished)
             current.lifecycle.closeConnectionAfterAnswer()
             return
         }
@@ -589,7 +566,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if refusal.closesConnection {
             current.proxy?.cancel()
             current.pending = nil
-            queued.removeAll()
+            pipeline.dropQueued()
             if current.lifecycle.responded {
                 current.lifecycle.closeConnectionAfterAnswer()
                 // A body over its limit after a complete answer is left to drain (the connection closes after it).
@@ -635,7 +612,7 @@ extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
         }
         _ = current.lifecycle.startResponse()
         current.status = head.status
-        if quiescing { current.lifecycle.closeConnectionAfterAnswer() }
+        if pipeline.quiescing { current.lifecycle.closeConnectionAfterAnswer() }
         let code = head.status.code
         let bodiless = current.head.method == .HEAD || code == 204 || code == 304 || code < 200
         loop.refreshClock()
@@ -711,8 +688,7 @@ extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
         guard !paused, let writer else { return }
         if isHTTP2 {
             writer.read()  // returns the stream's withheld flow-control credit
-        } else if readHeld, queued.isEmpty {
-            readHeld = false
+        } else if pipeline.bodyResumed() {
             writer.read()
         }
     }
