@@ -1,3 +1,5 @@
+import Tracking
+
 /// Writes an access-log line with raw stores into memory reserved once for the whole line (see
 /// ``AccessLogEntry``): the line is written for every request, and twenty-odd `ByteBuffer` writes, each checking its
 /// capacity and uniqueness, cost several times the bytes they store.
@@ -45,28 +47,11 @@ struct AccessLogLineWriter {
         raw(text)
         // Almost every value is clean: copied whole, then checked; rewritten byte by byte only when it is not.
         let written = UnsafeRawBufferPointer(start: base + start, count: count - start)
-        if written.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+        if written.contains(where: JSONEscaping.needsEscape) {
             count = start
-            for byte in text.utf8 { escaped(byte) }
+            for byte in text.utf8 { JSONEscaping.write(byte) { self.byte($0) } }
         }
         byte(UInt8(ascii: "\""))
-    }
-
-    private mutating func escaped(_ byte: UInt8) {
-        switch byte {
-        case UInt8(ascii: "\""): bytes("\\\"")
-        case UInt8(ascii: "\\"): bytes("\\\\")
-        case UInt8(ascii: "\n"): bytes("\\n")
-        case UInt8(ascii: "\r"): bytes("\\r")
-        case UInt8(ascii: "\t"): bytes("\\t")
-        case 0..<0x20:
-            let hex: StaticString = "0123456789abcdef"
-            bytes("\\u00")
-            self.byte(hex.utf8Start[Int(byte >> 4)])
-            self.byte(hex.utf8Start[Int(byte & 0xF)])
-        default:
-            self.byte(byte)
-        }
     }
 
     mutating func decimal(_ value: Int) {

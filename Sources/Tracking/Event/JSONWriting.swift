@@ -52,29 +52,50 @@ extension ByteBuffer {
         let start = writerIndex
         let written = writeString(value)
         let clean = withUnsafeReadableBytes { bytes in
-            !bytes[(start - readerIndex)..<(start - readerIndex + written)].contains {
-                $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\")
-            }
+            !bytes[(start - readerIndex)..<(start - readerIndex + written)].contains(where: JSONEscaping.needsEscape)
         }
         if !clean {
             moveWriterIndex(to: start)
-            for byte in value.utf8 {
-                switch byte {
-                case UInt8(ascii: "\""): writeStaticString("\\\"")
-                case UInt8(ascii: "\\"): writeStaticString("\\\\")
-                case UInt8(ascii: "\n"): writeStaticString("\\n")
-                case UInt8(ascii: "\r"): writeStaticString("\\r")
-                case UInt8(ascii: "\t"): writeStaticString("\\t")
-                case 0..<0x20:
-                    let hex = Array("0123456789abcdef".utf8)
-                    writeStaticString("\\u00")
-                    writeInteger(hex[Int(byte >> 4)])
-                    writeInteger(hex[Int(byte & 0xF)])
-                default:
-                    writeInteger(byte)
-                }
-            }
+            for byte in value.utf8 { JSONEscaping.write(byte) { writeInteger($0) } }
         }
         writeInteger(UInt8(ascii: "\""))
+    }
+}
+
+/// How a byte appears inside a JSON string (RFC 8259 §7): `"` and `\` escaped, `\n`, `\r` and `\t` by name, other
+/// control bytes as `\u00XX`, everything else (UTF-8 included) as it is. Shared by every JSON writer here.
+public enum JSONEscaping {
+    @inlinable
+    public static func needsEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
+    }
+
+    /// Emits `byte` as it appears inside a JSON string.
+    @inlinable
+    public static func write(_ byte: UInt8, _ emit: (UInt8) -> Void) {
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+            emit(UInt8(ascii: "\\"))
+            emit(byte)
+        case UInt8(ascii: "\n"):
+            emit(UInt8(ascii: "\\"))
+            emit(UInt8(ascii: "n"))
+        case UInt8(ascii: "\r"):
+            emit(UInt8(ascii: "\\"))
+            emit(UInt8(ascii: "r"))
+        case UInt8(ascii: "\t"):
+            emit(UInt8(ascii: "\\"))
+            emit(UInt8(ascii: "t"))
+        case 0..<0x20:
+            let hex: StaticString = "0123456789abcdef"
+            emit(UInt8(ascii: "\\"))
+            emit(UInt8(ascii: "u"))
+            emit(UInt8(ascii: "0"))
+            emit(UInt8(ascii: "0"))
+            emit(hex.utf8Start[Int(byte >> 4)])
+            emit(hex.utf8Start[Int(byte & 0xF)])
+        default:
+            emit(byte)
+        }
     }
 }

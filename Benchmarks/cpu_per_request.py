@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""CPU time per request (user and system, microseconds) for one or more Vantage builds and nginx, on compare.py's
+tree, certificate, backend and pinning (it imports ../shared/bench/compare.py for all of that).
+
+Throughput on this 2-core VM swings about ±15% from run to run; the server's own CPU time per request over a fixed
+load moves far less, so it is how a change to the request path is judged (two builds side by side, alternating).
+The figures are the server's user and system ticks (/proc/<pid>/stat of the server and its children, e.g. nginx's
+worker) over a timed load, divided by the requests the load generator completed.
+
+Usage: Benchmarks/cpu_per_request.py --vantage A [--vantage B ...] [--config Benchmarks/compare.yaml.template]
+       [--scenarios static-1k,h2-1k] [--rounds 3] [--seconds 8] [--no-nginx]
+Each figure is the median over rounds.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "..", "shared", "bench"))
+import compare  # noqa: E402  (the harness we are judged by: its servers, tree and pinning)
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_ticks(root):
+    """User and system clock ticks of `root` and its descendants."""
+    parents, times = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]), int(fields[12]))
+    members, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in members:
+                members.add(pid)
+                frontier.append(pid)
+    return tuple(sum(times.get(pid, (0, 0))[i] for pid in members) for i in range(2))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--vantage", action="append", required=True, help="a release binary (repeatable)")
+    ap.add_argument("--config", default=os.path.join(ROOT, "Benchmarks", "compare.yaml.template"))
+    ap.add_argument("--scenarios", default="static-1k,h2-1k")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--no-nginx", action="store_true")
+    a = ap.parse_args()
+    pin = (os.cpu_count() or 1) >= 2
+    work = tempfile.mkdtemp(prefix="vantage-cpu-")
+    os.chmod(work, 0o755)
+    www, cert, key = compare.make_tree(work)
+    backend_proc, backend_port = compare.start_backend(work, pin)
+    backend = f"127.0.0.1:{backend_port}"
+    servers = [] if a.no_nginx else [compare.nginx_server(work, www, cert, key, backend)]
+    for index, binary in enumerate(a.vantage):
+        own = os.path.join(work, f"build{index}")  # each build its own config, spool and logs
+        os.makedirs(own)
+        server = compare.vantage_server(own, www, cert, key, backend, binary, a.config, ["run", "--config", "{CONFIG}"])
+        server["name"] = f"{os.path.basename(binary)}#{index}" if len(a.vantage) > 1 else "vantage"
+        servers.append(server)
+    results = {}
+    try:
+        for scenario in [s for s in a.scenarios.split(",") if s]:
+            for _ in range(a.rounds):
+                for server in servers:
+                    p, ok = compare.start(server, pin)
+                    if ok:
+                        compare.load(server, scenario, 2, pin)
+                        before = tree_ticks(p.pid)
+                        rps, _, bad = compare.load(server, scenario, a.seconds, pin)
+                        after = tree_ticks(p.pid)
+                        requests = rps * a.seconds
+                        if requests > 0 and bad == 0:
+                            per = [(after[i] - before[i]) / TICKS * 1e6 / requests for i in range(2)]
+                            results.setdefault((scenario, server["name"]), []).append((per[0], per[1], rps))
+                    compare.stop(p)
+    finally:
+        compare.stop(backend_proc)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{'scenario':12} {'server':28} {'user us/req':>12} {'sys us/req':>11} {'req/s':>9}")
+    for (scenario, name), runs in results.items():
+        user, system, rps = (statistics.median(run[i] for run in runs) for i in range(3))
+        print(f"{scenario:12} {name:28} {user:12.2f} {system:11.2f} {rps:9.0f}")
+
+
+if __name__ == "__main__":
+    main()
