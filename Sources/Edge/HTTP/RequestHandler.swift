@@ -12,8 +12,8 @@ import Static
 import Tracking
 
 /// Answers HTTP requests on one HTTP/1.1 connection or one HTTP/2 stream: routing (``RequestRouter``), dispatch to
-/// the route kind's answerer (``ExchangeResponder``), what each answer says, and its record (``ExchangeRecorder``). Everything runs on the channel's event loop; disk work goes to the blocking pool
-/// through the static file server.
+/// the route kind's answerer (``ExchangeResponder``), what each answer says, and its record (``ExchangeRecorder``).
+/// Everything runs on the channel's event loop; disk work goes to the blocking pool through the static file server.
 ///
 /// Answers go out through a ``ResponseWriter``, which frames them for the protocol. On HTTP/1.1 the handler sits right
 /// after ``HTTP1RequestDecoder`` with an ``HTTP1ResponseWriter`` (response bytes go straight to the channel, skipping
