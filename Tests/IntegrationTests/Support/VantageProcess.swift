@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -105,7 +106,23 @@ final class VantageProcess: @unchecked Sendable {
 
     deinit {
         if process.isRunning { stop() }
-        if !keepsDirectory { try? FileManager.default.removeItem(at: directory) }
+        if keepsDirectory {
+            Self.removeWhenTheRunEnds(directory)
+        } else {
+            try? FileManager.default.removeItem(at: directory)
+        }
+    }
+
+    /// Folders that outlived their process (a restart in the same folder): removed when the test run ends, so
+    /// runs do not leave `vantage-it-*` folders behind.
+    private static let foldersLeft = Mutex<[String]>([])
+    private static let cleanupAtExit: Void = {
+        atexit { for path in VantageProcess.foldersLeft.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) } }
+    }()
+
+    private static func removeWhenTheRunEnds(_ folder: URL) {
+        _ = cleanupAtExit
+        foldersLeft.withLock { $0.append(folder.path) }
     }
 }
 
