@@ -349,7 +349,8 @@ public final class ProxyExchange {
             rules: route.requestHeaders, into: &head)
         connection.writeHead(head, isHeadRequest: clientHead.method == .HEAD)
         // A retry: the body sent on the failed attempt goes first.
-        let body = replay.takeForRetry() + pendingBody
+        var body = replay.takeForRetry()
+        if body.isEmpty { body = pendingBody } else { body += pendingBody }
         pendingBody.removeAll()
         pendingBytes = 0
         for part in body { send(part, on: connection) }
