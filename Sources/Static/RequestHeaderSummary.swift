@@ -4,33 +4,42 @@ import NIOHTTP1
 ///
 /// `HTTPHeaders.first(name:)` scans every header for each lookup; a static file answer needs about ten lookups, so a
 /// single pass that compares lengths first is several times cheaper on the request path.
+@dynamicMemberLookup
 public struct RequestHeaderSummary: Sendable {
-    /// The values live in one shared box: the summary travels with the request (the exchange, the file server's and
-    /// the tracking API's requests) and is copied several times per request, and a copy of fourteen optional strings
-    /// is fourteen reference-count operations where a box is one. Copied on write, so it stays a value.
-    @usableFromInline
-    final class Fields: @unchecked Sendable {
-        @usableFromInline var host: String?
-        @usableFromInline var contentLength: String?
-        @usableFromInline var hasTransferEncoding = false
-        @usableFromInline var ifMatch: String?
-        @usableFromInline var ifNoneMatch: String?
-        @usableFromInline var ifModifiedSince: String?
-        @usableFromInline var ifUnmodifiedSince: String?
-        @usableFromInline var range: String?
-        @usableFromInline var ifRange: String?
-        @usableFromInline var acceptEncoding: String?
-        @usableFromInline var userAgent: String?
-        @usableFromInline var referer: String?
-        @usableFromInline var expect: String?
-        @usableFromInline var hasUpgrade = false
-        @usableFromInline var requestID: String?
-        @usableFromInline var cookie: String?
-        @usableFromInline var doNotTrack = false
-        @usableFromInline var globalPrivacyControl = false
-        @usableFromInline var isPrefetch = false
+    /// The values, read and written through the summary (`summary.host`).
+    public struct Values: Sendable {
+        public var host: String?
+        public var contentLength: String?
+        public var hasTransferEncoding = false
+        public var ifMatch: String?
+        public var ifNoneMatch: String?
+        public var ifModifiedSince: String?
+        public var ifUnmodifiedSince: String?
+        public var range: String?
+        public var ifRange: String?
+        public var acceptEncoding: String?
+        public var userAgent: String?
+        public var referer: String?
+        public var expect: String?
+        /// An `Upgrade` header is present (the HTTP/1.1 parser stops at such a request).
+        public var hasUpgrade = false
+        /// `X-Request-Id` as the client sent it.
+        public var requestID: String?
+        /// `Cookie` (HTTP/2 may split it over several fields: they are joined with `; `).
+        public var cookie: String?
+        /// `DNT: 1`.
+        public var doNotTrack = false
+        /// `Sec-GPC: 1`.
+        public var globalPrivacyControl = false
+        /// A speculative load: `Sec-Purpose: prefetch/prerender`, `Purpose: prefetch`, `X-Purpose: preview`,
+        /// `X-Moz: prefetch` (not a page view).
+        public var isPrefetch = false
 
-        func gather(_ headers: HTTPHeaders) {
+        public init() {}
+
+        /// Reads the interesting headers. Repeated headers keep their first value (the HTTP/1.1 parser has already
+        /// refused a repeated Host or Content-Length).
+        public init(_ headers: HTTPHeaders) {
             for (name, value) in headers {
                 let utf8 = name.utf8
                 switch utf8.count {
@@ -93,137 +102,35 @@ public struct RequestHeaderSummary: Sendable {
                 }
             }
         }
+    }
 
-        init() {}
+    /// The values live in one shared box: the summary travels with the request (the exchange, the file server's and
+    /// the tracking API's requests) and is copied several times per request, and a copy of fourteen optional strings
+    /// is fourteen reference-count operations where a box is one. Copied on write, so it stays a value.
+    @usableFromInline
+    final class Box: @unchecked Sendable {
+        @usableFromInline var values: Values
 
         @usableFromInline
-        func copy() -> Fields {
-            let copy = Fields()
-            copy.host = host
-            copy.contentLength = contentLength
-            copy.hasTransferEncoding = hasTransferEncoding
-            copy.ifMatch = ifMatch
-            copy.ifNoneMatch = ifNoneMatch
-            copy.ifModifiedSince = ifModifiedSince
-            copy.ifUnmodifiedSince = ifUnmodifiedSince
-            copy.range = range
-            copy.ifRange = ifRange
-            copy.acceptEncoding = acceptEncoding
-            copy.userAgent = userAgent
-            copy.referer = referer
-            copy.expect = expect
-            copy.hasUpgrade = hasUpgrade
-            copy.requestID = requestID
-            copy.cookie = cookie
-            copy.doNotTrack = doNotTrack
-            copy.globalPrivacyControl = globalPrivacyControl
-            copy.isPrefetch = isPrefetch
-            return copy
+        init(_ values: Values) { self.values = values }
+    }
+
+    @usableFromInline var box: Box
+
+    @inlinable
+    public subscript<Value>(dynamicMember field: WritableKeyPath<Values, Value>) -> Value {
+        get { box.values[keyPath: field] }
+        set {
+            if !isKnownUniquelyReferenced(&box) { box = Box(box.values) }
+            box.values[keyPath: field] = newValue
         }
     }
 
-    @usableFromInline var fields: Fields
-
-    @inlinable
-    mutating func uniqueFields() -> Fields {
-        if !isKnownUniquelyReferenced(&fields) { fields = fields.copy() }
-        return fields
-    }
-
-    public var host: String? {
-        @inlinable get { fields.host }
-        @inlinable set { uniqueFields().host = newValue }
-    }
-    public var contentLength: String? {
-        @inlinable get { fields.contentLength }
-        @inlinable set { uniqueFields().contentLength = newValue }
-    }
-    public var hasTransferEncoding: Bool {
-        @inlinable get { fields.hasTransferEncoding }
-        @inlinable set { uniqueFields().hasTransferEncoding = newValue }
-    }
-    public var ifMatch: String? {
-        @inlinable get { fields.ifMatch }
-        @inlinable set { uniqueFields().ifMatch = newValue }
-    }
-    public var ifNoneMatch: String? {
-        @inlinable get { fields.ifNoneMatch }
-        @inlinable set { uniqueFields().ifNoneMatch = newValue }
-    }
-    public var ifModifiedSince: String? {
-        @inlinable get { fields.ifModifiedSince }
-        @inlinable set { uniqueFields().ifModifiedSince = newValue }
-    }
-    public var ifUnmodifiedSince: String? {
-        @inlinable get { fields.ifUnmodifiedSince }
-        @inlinable set { uniqueFields().ifUnmodifiedSince = newValue }
-    }
-    public var range: String? {
-        @inlinable get { fields.range }
-        @inlinable set { uniqueFields().range = newValue }
-    }
-    public var ifRange: String? {
-        @inlinable get { fields.ifRange }
-        @inlinable set { uniqueFields().ifRange = newValue }
-    }
-    public var acceptEncoding: String? {
-        @inlinable get { fields.acceptEncoding }
-        @inlinable set { uniqueFields().acceptEncoding = newValue }
-    }
-    public var userAgent: String? {
-        @inlinable get { fields.userAgent }
-        @inlinable set { uniqueFields().userAgent = newValue }
-    }
-    public var referer: String? {
-        @inlinable get { fields.referer }
-        @inlinable set { uniqueFields().referer = newValue }
-    }
-    public var expect: String? {
-        @inlinable get { fields.expect }
-        @inlinable set { uniqueFields().expect = newValue }
-    }
-    /// An `Upgrade` header is present (the HTTP/1.1 parser stops at such a request).
-    public var hasUpgrade: Bool {
-        @inlinable get { fields.hasUpgrade }
-        @inlinable set { uniqueFields().hasUpgrade = newValue }
-    }
-    /// `X-Request-Id` as the client sent it.
-    public var requestID: String? {
-        @inlinable get { fields.requestID }
-        @inlinable set { uniqueFields().requestID = newValue }
-    }
-    /// `Cookie` (HTTP/2 may split it over several fields: they are joined with `; `).
-    public var cookie: String? {
-        @inlinable get { fields.cookie }
-        @inlinable set { uniqueFields().cookie = newValue }
-    }
-    /// `DNT: 1`.
-    public var doNotTrack: Bool {
-        @inlinable get { fields.doNotTrack }
-        @inlinable set { uniqueFields().doNotTrack = newValue }
-    }
-    /// `Sec-GPC: 1`.
-    public var globalPrivacyControl: Bool {
-        @inlinable get { fields.globalPrivacyControl }
-        @inlinable set { uniqueFields().globalPrivacyControl = newValue }
-    }
-    /// A speculative load: `Sec-Purpose: prefetch/prerender`, `Purpose: prefetch`, `X-Purpose: preview`,
-    /// `X-Moz: prefetch` (not a page view).
-    public var isPrefetch: Bool {
-        @inlinable get { fields.isPrefetch }
-        @inlinable set { uniqueFields().isPrefetch = newValue }
-    }
-
     /// An empty summary (no headers).
-    public init() { fields = Fields() }
+    public init() { box = Box(Values()) }
 
-    /// Reads the interesting headers. Repeated headers keep their first value (the HTTP/1.1 parser has already
-    /// refused a repeated Host or Content-Length).
-    public init(_ headers: HTTPHeaders) {
-        let fields = Fields()
-        fields.gather(headers)
-        self.fields = fields
-    }
+    /// Reads the interesting headers (see ``Values/init(_:)``).
+    public init(_ headers: HTTPHeaders) { box = Box(Values(headers)) }
 }
 
 extension RequestHeaderSummary {

@@ -19,7 +19,8 @@ enum AnswerBody {
 struct ExchangeResponder {
     let handler: RequestHandler
     let exchange: Exchange
-    let writer: any ResponseWriter
+    /// Replaced by the current one when a later answer is written.
+    private(set) var writer: any ResponseWriter
     let route: Route
     let site: Site
     /// The routed target's path (normal form) and query (without its `?`; nil when there is none).
@@ -97,19 +98,8 @@ struct ExchangeResponder {
     }
 
     private func with(_ writer: any ResponseWriter) -> ExchangeResponder {
-        ExchangeResponder(handler: handler, exchange: exchange, writer: writer, route: route, site: site, path: path, query: query)
-    }
-
-    private init(
-        handler: RequestHandler, exchange: Exchange, writer: any ResponseWriter, route: Route, site: Site, path: Substring,
-        query: Substring?
-    ) {
-        self.handler = handler
-        self.exchange = exchange
-        self.writer = writer
-        self.route = route
-        self.site = site
-        self.path = path
-        self.query = query
+        var current = self
+        current.writer = writer
+        return current
     }
 }

@@ -117,7 +117,7 @@ extension Exchange {
 extension RequestHeaderSummary {
     /// The client's own `X-Request-Id` when it is acceptable (answers, the upstream and the event then carry it).
     var acceptableRequestID: String? {
-        guard let requestID, HeaderRewriter.acceptableRequestID(requestID) else { return nil }
+        guard let requestID = self.requestID, HeaderRewriter.acceptableRequestID(requestID) else { return nil }
         return requestID
     }
 }

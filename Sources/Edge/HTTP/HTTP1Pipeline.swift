@@ -17,8 +17,6 @@ struct HTTP1Pipeline<Part, Refusal> {
     /// The server is shutting down: the connection closes once idle, and every answer says so.
     private(set) var quiescing = false
 
-    var hasQueued: Bool { !queued.isEmpty }
-
     enum Arrival: Equatable {
         /// Nothing after a closing answer (or bytes already refused) is a request.
         case drop
