@@ -8,11 +8,13 @@ The figures are the server's user and system ticks (/proc/<pid>/stat of the serv
 worker) over a timed load, divided by the requests the load generator completed.
 
 Usage: Benchmarks/cpu_per_request.py --vantage A [--vantage B ...] [--config Benchmarks/compare.yaml.template]
-       [--scenarios static-1k,h2-1k] [--rounds 3] [--seconds 8] [--no-nginx]
-Each figure is the median over rounds.
+       [--scenarios static-1k,h2-1k] [--rounds 3] [--seconds 8] [--no-nginx] [--bare]
+Each figure is the median over rounds. --bare adds, for each build, a run of the same config with tracking and the
+access log off: the difference is what recording a request costs.
 """
 import argparse
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -48,6 +50,20 @@ def tree_ticks(root):
     return tuple(sum(times.get(pid, (0, 0))[i] for pid in members) for i in range(2))
 
 
+def bare_template(template, work):
+    """`template` with tracking and the access log off (the `tracking:` block and `access_log:` line replaced)."""
+    with open(template) as f:
+        text = f.read()
+    text = re.sub(r"^access_log:.*$", "access_log: off", text, flags=re.M)
+    text, found = re.subn(r"^tracking:\n(?:[ \t]+.*\n?)*", "tracking: { enabled: false }\n", text, flags=re.M)
+    if not found:
+        text += "\ntracking: { enabled: false }\n"
+    path = os.path.join(work, "bare.yaml.template")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vantage", action="append", required=True, help="a release binary (repeatable)")
@@ -56,6 +72,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--no-nginx", action="store_true")
+    ap.add_argument("--bare", action="store_true", help="also run each build with tracking and the access log off")
     a = ap.parse_args()
     pin = (os.cpu_count() or 1) >= 2
     work = tempfile.mkdtemp(prefix="vantage-cpu-")
@@ -64,12 +81,17 @@ def main():
     backend_proc, backend_port = compare.start_backend(work, pin)
     backend = f"127.0.0.1:{backend_port}"
     servers = [] if a.no_nginx else [compare.nginx_server(work, www, cert, key, backend)]
+    configs = [(a.config, "")]
+    if a.bare:
+        configs.append((bare_template(a.config, work), " bare"))
     for index, binary in enumerate(a.vantage):
-        own = os.path.join(work, f"build{index}")  # each build its own config, spool and logs
-        os.makedirs(own)
-        server = compare.vantage_server(own, www, cert, key, backend, binary, a.config, ["run", "--config", "{CONFIG}"])
-        server["name"] = f"{os.path.basename(binary)}#{index}" if len(a.vantage) > 1 else "vantage"
-        servers.append(server)
+        for template, suffix in configs:
+            own = os.path.join(work, f"build{index}{suffix.strip()}")  # each run its own config, spool and logs
+            os.makedirs(own)
+            server = compare.vantage_server(own, www, cert, key, backend, binary, template, ["run", "--config", "{CONFIG}"])
+            name = f"{os.path.basename(binary)}#{index}" if len(a.vantage) > 1 else "vantage"
+            server["name"] = name + suffix
+            servers.append(server)
     results = {}
     try:
         for scenario in [s for s in a.scenarios.split(",") if s]:

@@ -143,7 +143,7 @@ public struct RequestParser: Sendable {
             return .body(piece)
         case .chunkSize:
             guard let line = try readLine(&buffer, limit: 4096, what: "chunk size line") else { return nil }
-            guard let size = HTTPBytes.chunkSize(line) else { throw .bad("a malformed chunk size line") }
+            guard let size = HTTPBytes.chunkSize(line.readableBytesView) else { throw .bad("a malformed chunk size line") }
             if size == 0 {
                 state = .trailers
                 trailerBytes = 0
@@ -167,20 +167,15 @@ public struct RequestParser: Sendable {
             return try next(&buffer)
         case .trailers:
             while let line = try readLine(&buffer, limit: limits.maxTrailerBytes, what: "trailer line") {
-                trailerBytes += line.count + 2
+                trailerBytes += line.readableBytes + 2
                 guard trailerBytes <= limits.maxTrailerBytes else { throw .bad("the trailer section is larger than \(limits.maxTrailerBytes) bytes") }
-                if line.isEmpty {
+                if line.readableBytes == 0 {
                     state = keepAlive ? .head : .closed
                     let fields = trailers
                     trailers = []
                     return .end(trailers: fields)
                 }
-                let (name, value) = try Self.field(line)
-                // A framing field among trailers (RFC 9110 §6.5.1) can only mean two readings of one message.
-                if Self.equalsIgnoringCase(name, "transfer-encoding") || Self.equalsIgnoringCase(name, "content-length") {
-                    throw .bad("\(String(decoding: name, as: UTF8.self)) in a trailer")
-                }
-                trailers.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+                trailers.append(try Self.trailer(line))
             }
             return nil
         }
@@ -198,54 +193,26 @@ public struct RequestParser: Sendable {
             guard emptyLinesSkipped <= 4 else { throw .bad("empty lines instead of a request") }
             buffer.moveReaderIndex(forwardBy: 2)
         }
-        let view = buffer.readableBytesView
         // The head ends at the first CRLF CRLF; a bare CR or LF anywhere in it is refused while scanning. Lines are
         // only counted here (no list of them: the head is read again, from the cache, once it is complete).
-        var index = view.startIndex
-        var lineStart = index
-        var lineCount = 0
-        var requestLineEnd = index
-        var headEnd: Int?
-        while index < view.endIndex {
-            let byte = view[index]
-            if byte == UInt8(ascii: "\r") {
-                guard index + 1 < view.endIndex else { break }
-                guard view[index + 1] == UInt8(ascii: "\n") else { throw .bad("a bare CR in the head") }
-                if index == lineStart {
-                    headEnd = index + 2
-                    break
-                }
-                if lineCount == 0 { requestLineEnd = index }
-                lineCount += 1
-                guard lineCount <= limits.maxHeaders + 1 else {
-                    throw Refusal(status: .requestHeaderFieldsTooLarge, reason: "more than \(limits.maxHeaders) header fields")
-                }
-                index += 2
-                lineStart = index
-                continue
-            }
-            if byte == UInt8(ascii: "\n") { throw .bad("a bare LF in the head (lines end with CRLF)") }
-            // No control character is valid anywhere in a head but HTAB in a value: refused as soon as seen.
-            if (byte < 0x20 && byte != UInt8(ascii: "\t")) || byte == 0x7F { throw .bad("a control character in the head") }
-            index += 1
-        }
+        let scan = buffer.withUnsafeReadableBytes { raw in Self.scanHead(HeadBytes(raw: raw), maxLines: limits.maxHeaders + 1) }
+        let (headEnd, requestLineEnd, lineCount) = try scan.get()
         guard let headEnd else {
-            if view.count > limits.maxHeadBytes {
+            if buffer.readableBytes > limits.maxHeadBytes {
                 throw Refusal(status: .requestHeaderFieldsTooLarge, reason: "the request head is larger than \(limits.maxHeadBytes) bytes")
             }
             return nil
         }
-        guard headEnd - view.startIndex <= limits.maxHeadBytes + 2 else {
+        guard headEnd <= limits.maxHeadBytes + 2 else {
             throw Refusal(status: .requestHeaderFieldsTooLarge, reason: "the request head is larger than \(limits.maxHeadBytes) bytes")
         }
         emptyLinesSkipped = 0
         guard lineCount > 0 else { throw .bad("an empty request") }
-        let base = view.startIndex
         // The head's bytes without the blank line's CRLF and the last line's.
-        let headLength = headEnd - 4 - base
+        let headLength = headEnd - 4
         let bytes = buffer.getSlice(at: buffer.readerIndex, length: headLength)!
-        buffer.moveReaderIndex(forwardBy: headEnd - base)
-        let head = try Self.makeHead(bytes: bytes, requestLineLength: requestLineEnd - base, headerCount: lineCount - 1, limits: limits)
+        buffer.moveReaderIndex(forwardBy: headEnd)
+        let head = try Self.makeHead(bytes: bytes, requestLineLength: requestLineEnd, headerCount: lineCount - 1, limits: limits)
         keepAlive = head.keepAlive
         switch head.framing {
         case .none: state = .ending
@@ -255,36 +222,90 @@ public struct RequestParser: Sendable {
         return .head(head)
     }
 
+    /// Finds the end of a head in `head`: the offset after its blank line (nil while incomplete), where the request
+    /// line ends, and how many lines came before the blank one. Refuses a bare CR or LF, a control character other
+    /// than HTAB, or more than `maxLines` lines.
+    private static func scanHead(_ head: HeadBytes, maxLines: Int) -> Result<(headEnd: Int?, requestLineEnd: Int, lineCount: Int), Refusal> {
+        var index = 0, lineStart = 0, lineCount = 0, requestLineEnd = 0
+        let end = head.count
+        while index < end {
+            let byte = head[index]
+            // Every byte of a head is checked here; most are visible characters, so test for those first.
+            if byte > 0x20 && byte < 0x7F || byte == UInt8(ascii: " ") {
+                index += 1
+                continue
+            }
+            if byte == UInt8(ascii: "\r") {
+                guard index + 1 < end else { break }
+                guard head[index + 1] == UInt8(ascii: "\n") else { return .failure(.bad("a bare CR in the head")) }
+                if index == lineStart { return .success((index + 2, requestLineEnd, lineCount)) }
+                if lineCount == 0 { requestLineEnd = index }
+                lineCount += 1
+                guard lineCount <= maxLines else {
+                    return .failure(Refusal(status: .requestHeaderFieldsTooLarge, reason: "more than \(maxLines - 1) header fields"))
+                }
+                index += 2
+                lineStart = index
+                continue
+            }
+            if byte == UInt8(ascii: "\n") { return .failure(.bad("a bare LF in the head (lines end with CRLF)")) }
+            // No control character is valid anywhere in a head but HTAB in a value: refused as soon as seen.
+            if byte < 0x20 && byte != UInt8(ascii: "\t") || byte == 0x7F { return .failure(.bad("a control character in the head")) }
+            index += 1
+        }
+        return .success((nil, requestLineEnd, lineCount))
+    }
+
     /// Reads a complete head: `bytes` holds the request line and the header lines, each but the last followed by
     /// CRLF (already checked: no bare CR or LF, no control characters but HTAB).
     private static func makeHead(
         bytes: ByteBuffer, requestLineLength: Int, headerCount: Int, limits: Limits
     ) throws(Refusal) -> ParsedRequestHead {
-        let view = bytes.readableBytesView
-        let origin = view.startIndex
+        let parts = bytes.withUnsafeReadableBytes { raw in
+            Result { () throws(Refusal) in try readHead(HeadBytes(raw: raw), requestLineLength: requestLineLength, headerCount: headerCount, limits: limits) }
+        }
+        let head = try parts.get()
+        return ParsedRequestHead(
+            bytes: bytes, method: head.method, version: head.version, targetStart: head.target.lowerBound,
+            targetLength: head.target.count, fields: head.fields, framing: head.framing, keepAlive: head.keepAlive,
+            expectsContinue: head.expectsContinue, hasUpgrade: head.hasUpgrade)
+    }
+
+    /// What ``makeHead(bytes:requestLineLength:headerCount:limits:)`` reads from the head's bytes.
+    private struct HeadParts {
+        var method: HTTPMethod
+        var version: HTTPVersion
+        var target: Range<Int>
+        var fields: [ParsedRequestHead.Field]
+        var framing: ParsedRequestHead.Framing
+        var keepAlive: Bool
+        var expectsContinue: Bool
+        var hasUpgrade: Bool
+    }
+
+    private static func readHead(_ head: HeadBytes, requestLineLength: Int, headerCount: Int, limits: Limits) throws(Refusal) -> HeadParts {
         // method SP request-target SP HTTP-version
-        let line = view[origin..<origin + requestLineLength]
-        guard let firstSpace = line.firstIndex(of: UInt8(ascii: " ")),
-            let secondSpace = line[(firstSpace + 1)...].firstIndex(of: UInt8(ascii: " "))
+        guard let firstSpace = head.firstIndex(of: UInt8(ascii: " "), in: 0..<requestLineLength),
+            let secondSpace = head.firstIndex(of: UInt8(ascii: " "), in: (firstSpace + 1)..<requestLineLength)
         else { throw .bad("a malformed request line") }
-        let methodBytes = line[line.startIndex..<firstSpace]
-        let target = line[(firstSpace + 1)..<secondSpace]
-        let versionBytes = line[(secondSpace + 1)...]
+        let methodBytes = 0..<firstSpace
+        let target = (firstSpace + 1)..<secondSpace
+        let versionBytes = (secondSpace + 1)..<requestLineLength
         // Methods are upper-case tokens (as `RequestMethod.isAcceptable` holds for HTTP/2): `get` is not `GET`.
-        guard !methodBytes.isEmpty, methodBytes.count <= 32, methodBytes.allSatisfy({
+        guard !methodBytes.isEmpty, methodBytes.count <= 32, head.allSatisfy(methodBytes, {
             ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
         }) else { throw .bad("the method must be an upper-case token") }
         // Visible ASCII only (RFC 9112 §3.2: non-ASCII is sent percent-encoded).
-        guard !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+        guard !target.isEmpty, head.allSatisfy(target, { $0 > 0x20 && $0 < 0x7F }) else {
             throw .bad("the request target is empty or holds a space, a control character or a byte outside ASCII")
         }
         guard target.count <= limits.maxTargetBytes else {
             throw Refusal(status: .uriTooLong, reason: "the request target is longer than \(limits.maxTargetBytes) bytes")
         }
         let version: HTTPVersion
-        if versionBytes.elementsEqual("HTTP/1.1".utf8) {
+        if head.equals(versionBytes, "HTTP/1.1") {
             version = .http1_1
-        } else if versionBytes.elementsEqual("HTTP/1.0".utf8) {
+        } else if head.equals(versionBytes, "HTTP/1.0") {
             version = .http1_0
         } else {
             throw .bad("the version is not HTTP/1.1 or HTTP/1.0")
@@ -293,40 +314,38 @@ public struct RequestParser: Sendable {
         fields.reserveCapacity(headerCount)
         var contentLength: Int?
         var contentLengthSeen = false
-        var transferEncoding: ByteBufferView?
+        var transferEncoding: Range<Int>?
         var connectionClose = false, connectionKeepAlive = false, expectsContinue = false, hasUpgrade = false
         var hostCount = 0
-        var lineStart = origin + requestLineLength + 2
-        while lineStart < view.endIndex {
-            let lineEnd = view[lineStart...].firstIndex(of: UInt8(ascii: "\r")) ?? view.endIndex
-            let text = view[lineStart..<lineEnd]
+        var lineStart = requestLineLength + 2
+        while lineStart < head.count {
+            let lineEnd = head.firstIndex(of: UInt8(ascii: "\r"), in: lineStart..<head.count) ?? head.count
+            let (name, value) = try field(head, lineStart..<lineEnd)
             lineStart = lineEnd + 2
-            let (name, value) = try field(text)
-            let nameStart = name.startIndex - origin, valueStart = value.startIndex - origin
             fields.append(ParsedRequestHead.Field(
-                nameStart: Int32(nameStart), nameLength: Int32(name.count), valueStart: Int32(valueStart), valueLength: Int32(value.count)))
+                nameStart: Int32(name.lowerBound), nameLength: Int32(name.count), valueStart: Int32(value.lowerBound),
+                valueLength: Int32(value.count)))
             switch name.count {
-            case 14 where equalsIgnoringCase(name, "content-length"):
+            case 14 where head.equalsIgnoringCase(name, "content-length"):
                 guard !contentLengthSeen else { throw .bad("Content-Length is repeated") }
                 contentLengthSeen = true
-                guard !value.isEmpty, value.count <= 18, value.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+                guard !value.isEmpty, value.count <= 18, head.allSatisfy(value, { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
                     throw .bad("Content-Length is not a number")
                 }
-                contentLength = value.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
-            case 17 where equalsIgnoringCase(name, "transfer-encoding"):
+                contentLength = value.reduce(0) { $0 * 10 + Int(head[$1] - UInt8(ascii: "0")) }
+            case 17 where head.equalsIgnoringCase(name, "transfer-encoding"):
                 guard transferEncoding == nil else { throw .bad("Transfer-Encoding is repeated") }
                 transferEncoding = value
-            case 10 where equalsIgnoringCase(name, "connection"):
-                for token in value.split(separator: UInt8(ascii: ",")) {
-                    let trimmed = trim(token)
-                    if equalsIgnoringCase(trimmed, "close") { connectionClose = true }
-                    if equalsIgnoringCase(trimmed, "keep-alive") { connectionKeepAlive = true }
+            case 10 where head.equalsIgnoringCase(name, "connection"):
+                for token in head.listElements(value) {
+                    if head.equalsIgnoringCase(token, "close") { connectionClose = true }
+                    if head.equalsIgnoringCase(token, "keep-alive") { connectionKeepAlive = true }
                 }
-            case 6 where equalsIgnoringCase(name, "expect"):
-                expectsContinue = equalsIgnoringCase(value, "100-continue")
-            case 7 where equalsIgnoringCase(name, "upgrade"):
+            case 6 where head.equalsIgnoringCase(name, "expect"):
+                expectsContinue = head.equalsIgnoringCase(value, "100-continue")
+            case 7 where head.equalsIgnoringCase(name, "upgrade"):
                 hasUpgrade = true
-            case 4 where equalsIgnoringCase(name, "host"):
+            case 4 where head.equalsIgnoringCase(name, "host"):
                 hostCount += 1
             default:
                 break
@@ -339,11 +358,11 @@ public struct RequestParser: Sendable {
         if let transferEncoding {
             guard !contentLengthSeen else { throw .bad("both Content-Length and Transfer-Encoding are present") }
             guard version == .http1_1 else { throw .bad("Transfer-Encoding in an HTTP/1.0 request") }
-            let codings = transferEncoding.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map(trim)
+            let codings = head.listElements(transferEncoding)
             guard let last = codings.last, !codings.contains(where: \.isEmpty) else { throw .bad("an empty transfer coding") }
-            if !equalsIgnoringCase(last, "chunked") {
+            if !head.equalsIgnoringCase(last, "chunked") {
                 // A coding other than chunked at the end: the length is unknown (RFC 9112 §6.3 ¶4), or not ours to read.
-                if codings.contains(where: { equalsIgnoringCase($0, "chunked") }) { throw .bad("chunked is not the last transfer coding") }
+                if codings.contains(where: { head.equalsIgnoringCase($0, "chunked") }) { throw .bad("chunked is not the last transfer coding") }
                 throw Refusal(status: .notImplemented, reason: "only the chunked transfer coding is implemented")
             }
             // `gzip, chunked` is well-formed, but the edge would forward a body it cannot decode (RFC 9112 §6.1: 501).
@@ -357,31 +376,49 @@ public struct RequestParser: Sendable {
             framing = .none
         }
         let keepAlive = version == .http1_1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
-        return ParsedRequestHead(
-            bytes: bytes, method: method(methodBytes), version: version, targetStart: target.startIndex - origin,
-            targetLength: target.count, fields: fields, framing: framing, keepAlive: keepAlive,
-            expectsContinue: expectsContinue, hasUpgrade: hasUpgrade)
+        return HeadParts(
+            method: method(head, methodBytes), version: version, target: target, fields: fields, framing: framing,
+            keepAlive: keepAlive, expectsContinue: expectsContinue, hasUpgrade: hasUpgrade)
     }
 
     // MARK: - Pieces
 
     /// `name ":" OWS value OWS`: a token name with no space before the colon, a value of visible characters,
     /// spaces and tabs (obs-text allowed), nothing else.
-    static func field(_ line: ByteBufferView) throws(Refusal) -> (name: ByteBufferView, value: ByteBufferView) {
-        guard let first = line.first else { throw .bad("an empty header line") }
+    static func field(_ head: HeadBytes, _ line: Range<Int>) throws(Refusal) -> (name: Range<Int>, value: Range<Int>) {
+        guard !line.isEmpty else { throw .bad("an empty header line") }
+        let first = head[line.lowerBound]
         guard first != UInt8(ascii: " ") && first != UInt8(ascii: "\t") else { throw .bad("a folded header line (obs-fold)") }
-        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { throw .bad("a header line without a colon") }
-        let name = line[line.startIndex..<colon]
-        guard !name.isEmpty, name.allSatisfy(isTokenByte) else { throw .bad("a header name that is not a token (space before the colon?)") }
-        let value = trim(line[(colon + 1)...])
-        guard value.allSatisfy({ $0 == UInt8(ascii: "\t") || ($0 >= 0x20 && $0 != 0x7F) }) else {
-            throw .bad("a control character in the value of \(String(decoding: name, as: UTF8.self))")
+        guard let colon = head.firstIndex(of: UInt8(ascii: ":"), in: line) else { throw .bad("a header line without a colon") }
+        let name = line.lowerBound..<colon
+        guard !name.isEmpty, head.allSatisfy(name, HTTPBytes.isTokenByte) else {
+            throw .bad("a header name that is not a token (space before the colon?)")
+        }
+        let value = head.trimmed((colon + 1)..<line.upperBound)
+        guard head.allSatisfy(value, { $0 == UInt8(ascii: "\t") || ($0 >= 0x20 && $0 != 0x7F) }) else {
+            throw .bad("a control character in the value of \(head.string(name))")
         }
         return (name, value)
     }
 
+    /// A trailer line's name and value (the same grammar as a header line); framing fields are refused.
+    private static func trailer(_ line: ByteBuffer) throws(Refusal) -> (String, String) {
+        let parsed = line.withUnsafeReadableBytes { raw in
+            Result { () throws(Refusal) in
+                let head = HeadBytes(raw: raw)
+                let (name, value) = try field(head, 0..<head.count)
+                // A framing field among trailers (RFC 9110 §6.5.1) can only mean two readings of one message.
+                if head.equalsIgnoringCase(name, "transfer-encoding") || head.equalsIgnoringCase(name, "content-length") {
+                    throw .bad("\(head.string(name)) in a trailer")
+                }
+                return (head.string(name), head.string(value))
+            }
+        }
+        return try parsed.get()
+    }
+
     /// One CRLF-terminated line (without the CRLF), consumed; nil while incomplete. A bare CR or LF is refused.
-    private func readLine(_ buffer: inout ByteBuffer, limit: Int, what: String) throws(Refusal) -> ByteBufferView? {
+    private func readLine(_ buffer: inout ByteBuffer, limit: Int, what: String) throws(Refusal) -> ByteBuffer? {
         let view = buffer.readableBytesView
         guard let cr = view.firstIndex(where: { $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") }) else {
             if view.count > limit { throw .bad("a \(what) longer than \(limit) bytes") }
@@ -391,42 +428,24 @@ public struct RequestParser: Sendable {
         guard cr + 1 < view.endIndex else { return nil }
         guard view[cr + 1] == UInt8(ascii: "\n") else { throw .bad("a bare CR in a \(what)") }
         guard cr - view.startIndex <= limit else { throw .bad("a \(what) longer than \(limit) bytes") }
-        let line = buffer.getSlice(at: buffer.readerIndex, length: cr - view.startIndex)!.readableBytesView
-        buffer.moveReaderIndex(forwardBy: cr - view.startIndex + 2)
+        let line = buffer.readSlice(length: cr - view.startIndex)!
+        buffer.moveReaderIndex(forwardBy: 2)
         return line
     }
 
-    @inline(__always)
-    static func isTokenByte(_ byte: UInt8) -> Bool { HTTPBytes.isTokenByte(byte) }
-
-    static func trim(_ bytes: ByteBufferView) -> ByteBufferView { HTTPBytes.trim(bytes) }
-
-    static func equalsIgnoringCase(_ bytes: ByteBufferView, _ lowercase: StaticString) -> Bool {
-        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-        var index = bytes.startIndex
-        let start = lowercase.utf8Start
-        for offset in 0..<lowercase.utf8CodeUnitCount {
-            let byte = bytes[index]
-            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-            guard folded == start[offset] else { return false }
-            index += 1
-        }
-        return true
-    }
-
     /// NIO's method value for the token (upper-case known methods; anything else as RAW).
-    static func method(_ bytes: ByteBufferView) -> HTTPMethod {
-        switch String(decoding: bytes, as: UTF8.self) {
-        case "GET": .GET
-        case "HEAD": .HEAD
-        case "POST": .POST
-        case "PUT": .PUT
-        case "DELETE": .DELETE
-        case "OPTIONS": .OPTIONS
-        case "PATCH": .PATCH
-        case "CONNECT": .CONNECT
-        case "TRACE": .TRACE
-        case let other: .RAW(value: other)
+    static func method(_ head: HeadBytes, _ range: Range<Int>) -> HTTPMethod {
+        switch range.count {
+        case 3 where head.equals(range, "GET"): .GET
+        case 4 where head.equals(range, "HEAD"): .HEAD
+        case 4 where head.equals(range, "POST"): .POST
+        case 3 where head.equals(range, "PUT"): .PUT
+        case 6 where head.equals(range, "DELETE"): .DELETE
+        case 7 where head.equals(range, "OPTIONS"): .OPTIONS
+        case 5 where head.equals(range, "PATCH"): .PATCH
+        case 7 where head.equals(range, "CONNECT"): .CONNECT
+        case 5 where head.equals(range, "TRACE"): .TRACE
+        default: .RAW(value: head.string(range))
         }
     }
 }

@@ -54,8 +54,13 @@ public struct LegacyShortLinkAPI: Sendable {
     public static let prefixes = ["/tr/v1/rpi/", "/rpi/v1/"]
 
     /// The path with the password segment masked, for the access log and the request's event, whatever answered
-    /// the request (a host without a site too); nil for any other target, which costs two byte comparisons.
+    /// the request (a host without a site too); nil for any other target.
     public static func redactedTarget(_ target: String) -> String? {
+        // Every request's target passes here: one byte tells almost all of them apart (`/t…` or `/r…` only).
+        var bytes = target.utf8.makeIterator()
+        guard bytes.next() == UInt8(ascii: "/"), let second = bytes.next(), second == UInt8(ascii: "t") || second == UInt8(ascii: "r") else {
+            return nil
+        }
         for prefix in prefixes where target.utf8.starts(with: prefix.utf8) {
             var segments = target.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
             guard segments.count >= 3 else { return nil }

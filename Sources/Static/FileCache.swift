@@ -32,6 +32,8 @@ public final class CachedFile: Sendable {
     public let fingerprint: Fingerprint
     /// The media type.
     public let contentType: String
+    /// The media type is `text/html` (decided once: every answer from the cache asks).
+    public let isHTML: Bool
     /// Validators of the identity representation.
     public let validators: Validators
     /// The identity representation.
@@ -51,6 +53,7 @@ public final class CachedFile: Sendable {
         self.path = path
         self.fingerprint = fingerprint
         self.contentType = contentType
+        self.isHTML = MediaTypes.isHTML(contentType)
         let lastModified = fingerprint.modifiedNanoseconds / 1_000_000_000
         let baseTag = "\(String(lastModified, radix: 16))-\(String(fingerprint.size, radix: 16))"
         self.validators = Validators(etag: "\"\(baseTag)\"", lastModified: lastModified)

@@ -31,6 +31,11 @@ public enum MediaTypes {
         return table[path[path.index(after: dot)...].lowercased()] ?? "application/octet-stream"
     }
 
+    /// Whether an answer of this type is a page (`text/html`, parameters aside): what a page view needs.
+    public static func isHTML(_ contentType: String) -> Bool {
+        contentType.utf8.starts(with: "text/html".utf8)
+    }
+
     /// Whether compressing a body of this type pays off (text-like formats do; images, video and archives do not).
     public static func isCompressible(_ contentType: String) -> Bool {
         if contentType.hasPrefix("text/") { return true }

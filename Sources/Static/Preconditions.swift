@@ -38,7 +38,7 @@ public enum Preconditions {
         {
             return .proceed
         }
-        let isGetOrHead = method == .GET || method == .HEAD
+        let isGetOrHead = switch method { case .GET, .HEAD: true; default: false }
         if let ifMatch = headers.ifMatch {
             if !matches(ifMatch, validators.etag, weak: false) { return .preconditionFailed }
         } else if let ifUnmodified = headers.ifUnmodifiedSince,

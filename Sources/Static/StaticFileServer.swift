@@ -21,6 +21,9 @@ public struct StaticRequest: Sendable {
     /// Request headers (conditionals, Range, Accept-Encoding).
     public var headers: RequestHeaderSummary
 
+    /// A HEAD request (matched by case: `==` on `HTTPMethod` compares raw-value strings).
+    var isHead: Bool { if case .HEAD = method { true } else { false } }
+
     /// Creates a request description.
     public init(method: HTTPMethod, path: Substring, query: Substring?, headers: RequestHeaderSummary) {
         self.method = method
@@ -106,8 +109,9 @@ public final class StaticFileServer: Sendable {
 
     /// Answers a request.
     public func respond(to request: StaticRequest, on eventLoop: any EventLoop) -> StaticResult {
-        guard request.method == .GET || request.method == .HEAD else {
-            return .ready(.error(.methodNotAllowed, "only GET and HEAD are allowed here", headers: ["Allow": "GET, HEAD"]))
+        switch request.method {
+        case .GET, .HEAD: break
+        default: return .ready(.error(.methodNotAllowed, "only GET and HEAD are allowed here", headers: ["Allow": "GET, HEAD"]))
         }
         // Most paths are already normal (no dot segments, escapes or double slashes): use them as the key as they
         // are and only normalize on a miss.
@@ -191,7 +195,7 @@ public final class StaticFileServer: Sendable {
         }
         let variant = variantIndex == 0 ? file.identity : file.encoded[variantIndex - 1]
         var response = StaticResponse(
-            status: .ok, headers: variant.headers, body: request.method == .HEAD ? .empty : .buffer(variant.body))
+            status: .ok, headers: variant.headers, body: request.isHead ? .empty : .buffer(variant.body))
         response.cachedVariant = (file, variantIndex)
         return response
     }
@@ -221,7 +225,7 @@ public final class StaticFileServer: Sendable {
                 headers = partialHeaders(headers, range: range, size: size)
             }
         }
-        if request.method == .HEAD { return StaticResponse(status: status, headers: headers, body: .empty) }
+        if request.isHead { return StaticResponse(status: status, headers: headers, body: .empty) }
         close = false
         return StaticResponse(
             status: status, headers: headers, body: .file(FileBody(handle: large.handle, offset: offset, length: length)))
@@ -236,7 +240,7 @@ public final class StaticFileServer: Sendable {
     /// Which part of a representation of `size` bytes a request gets: all of it, one range (GET with a Range header
     /// that If-Range allows), or a 416.
     static func rangeDecision(_ request: StaticRequest, validators: Validators, size: Int) -> RangeDecision {
-        guard request.method == .GET, let header = request.headers.range,
+        guard case .GET = request.method, let header = request.headers.range,
             Preconditions.ifRangeAllowsPartial(headers: request.headers, validators: validators)
         else { return .full }
         switch ByteRange.evaluate(header, size: size) {

@@ -43,7 +43,7 @@ struct ExchangeResponder {
     var connection: ConnectionInfo { handler.connection }
     var eventLoop: any EventLoop { writer.eventLoop }
     /// A HEAD request: answered with the head alone.
-    var isHead: Bool { exchange.head.method == .HEAD }
+    var isHead: Bool { exchange.head.isHeadRequest }
     /// The client's address (after `trusted_proxies`).
     var clientAddress: String { connection.clientAddress(of: exchange) }
 

@@ -7,6 +7,10 @@ import NIOHTTP1
 /// (RFC 9112, see ``RequestParser``), and a request it refuses reaches the request handler as the parser's
 /// ``RequestParser/Refusal`` (status and reason) through `errorCaught`, after every request that came before it.
 ///
+/// The parts go to the connection's ``RequestHandler`` by a direct call when the decoder is given it (as the
+/// gateway does): a request is two or three parts, and each trip through the pipeline as `NIOAny` costs a dynamic
+/// cast and a context hop. Without one (tests), they are fired down the pipeline.
+///
 /// Bytes are held only while a head is incomplete (bounded by the parser's head limit) or after an `Upgrade`
 /// request, until the connection either becomes a tunnel (the bytes go on to it when this handler leaves the
 /// pipeline) or closes. Nothing after a request that closes the connection, or after a refusal, is kept.
@@ -34,17 +38,20 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
     private var requestUpgrades = false
     private var requestKeepsAlive = true
     private var removed = false
+    /// Where request parts go (the handler right after this one); nil: down the pipeline.
+    private let requestHandler: RequestHandler?
 
-    init(limits: RequestParser.Limits) {
+    init(limits: RequestParser.Limits, requestHandler: RequestHandler? = nil) {
         parser = RequestParser(limits: limits)
+        self.requestHandler = requestHandler
     }
 
     /// The parser's bounds from the gateway's limits (`max_header_size`, `max_uri_length`).
-    convenience init(limits: Limits) {
+    convenience init(limits: Limits, requestHandler: RequestHandler? = nil) {
         var parserLimits = RequestParser.Limits()
         parserLimits.maxHeadBytes = limits.maxHeaderSize
         parserLimits.maxTargetBytes = limits.maxURILength
-        self.init(limits: parserLimits)
+        self.init(limits: parserLimits, requestHandler: requestHandler)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -89,9 +96,9 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
             case .head(let head):
                 requestUpgrades = head.hasUpgrade
                 requestKeepsAlive = head.keepAlive
-                context.fireChannelRead(wrapInboundOut(.head(head.makeHTTPRequestHead())))
+                deliver(.head(head.makeHTTPRequestHead()), context: context)
             case .body(let piece):
-                context.fireChannelRead(wrapInboundOut(.body(piece)))
+                deliver(.body(piece), context: context)
             case .end(let trailers):
                 if requestUpgrades {
                     mode = .heldForUpgrade
@@ -99,12 +106,21 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
                     mode = .finished
                     pending = ByteBuffer()
                 }
-                context.fireChannelRead(wrapInboundOut(.end(trailers.isEmpty ? nil : HTTPHeaders(trailers))))
+                deliver(.end(trailers.isEmpty ? nil : HTTPHeaders(trailers)), context: context)
             }
         }
         if pending.readableBytes == 0 {
             // Let go of the read's storage (body slices handed on may still share it).
             pending = ByteBuffer()
+        }
+    }
+
+    @inline(__always)
+    private func deliver(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        if let requestHandler {
+            requestHandler.receiveHTTP1(part)
+        } else {
+            context.fireChannelRead(wrapInboundOut(part))
         }
     }
 

@@ -31,3 +31,9 @@ enum HTTPHead {
         }
     }
 }
+
+extension HTTPRequestHead {
+    /// A HEAD request, matched by case: `==` on `HTTPMethod` resolves to the raw-value comparison (two strings) for
+    /// a check that runs on every answer.
+    var isHeadRequest: Bool { if case .HEAD = method { true } else { false } }
+}

@@ -24,7 +24,7 @@ enum RequestAdmission {
         if isHTTP2 && !RequestMethod.isAcceptable(head.method.rawValue) {
             return Refusal(status: .badRequest, reason: "the method must be an upper-case token")
         }
-        if head.method == .CONNECT {
+        if case .CONNECT = head.method {
             return Refusal(status: .methodNotAllowed, reason: "this server does not open tunnels (CONNECT)")
         }
         let target: RequestTarget

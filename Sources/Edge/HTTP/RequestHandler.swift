@@ -104,7 +104,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
+        receiveHTTP1(unwrapInboundIn(data))
+    }
+
+    /// Takes a request part of the HTTP/1.1 connection (from ``HTTP1RequestDecoder``, called directly): in order,
+    /// after the exchange in flight (``HTTP1Pipeline``).
+    func receiveHTTP1(_ part: HTTPServerRequestPart) {
         let current = exchange
         let arrival = pipeline.received(
             part, afterCompleteRequest: current?.lifecycle.requestEnded ?? false,
@@ -421,7 +426,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             hsts: connection.isTLS && rules?.omitsHSTS != true ? current.hsts : nil, location: location,
             rateLimit: current.rateLimitHeaders)
         if loop.events != nil {
-            current.isHTML = headers.first(name: "content-type")?.utf8.starts(with: "text/html".utf8) ?? false
+            current.isHTML = cached.map { $0.0.isHTML } ?? headers.first(name: "content-type").map(MediaTypes.isHTML) ?? false
             added.visitorCookie = issueVisitorCookie(current)
         }
         writer.startHead(ComposedHead(status: status, headers: headers, cached: cached, rules: rules))
@@ -614,7 +619,7 @@ extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
         current.status = head.status
         if pipeline.quiescing { current.lifecycle.closeConnectionAfterAnswer() }
         let code = head.status.code
-        let bodiless = current.head.method == .HEAD || code == 204 || code == 304 || code < 200
+        let bodiless = current.head.isHeadRequest || code == 204 || code == 304 || code < 200
         loop.refreshClock()
         let rules = current.responseHeaders
         var added = ExchangeFields(

@@ -344,10 +344,11 @@ public final class Gateway: Sendable {
         // Only the request decoder: the request handler writes response bytes itself and keeps pipelined
         // requests in order (see RequestHandler).
         // Bytes after an upgrade request stay in the decoder and go to the WebSocket tunnel when it is removed.
-        try sync.addHandler(HTTP1RequestDecoder(limits: limits))
-        try sync.addHandler(RequestHandler(
+        let requestHandler = RequestHandler(
             core: core, loop: core.loopContext(for: channel.eventLoop),
-            connection: connection, connectionGuard: connectionGuard, isHTTP2: false))
+            connection: connection, connectionGuard: connectionGuard, isHTTP2: false)
+        try sync.addHandler(HTTP1RequestDecoder(limits: limits, requestHandler: requestHandler))
+        try sync.addHandler(requestHandler)
     }
 
     static func configureTLS(channel: any Channel, core: GatewayCore, certificates: CertificateStore)

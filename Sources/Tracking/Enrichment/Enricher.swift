@@ -359,12 +359,13 @@ public final class Enricher: @unchecked Sendable {
     public static func cookieValue(_ header: String, name: String) -> Substring? {
         var rest = header[...]
         while !rest.isEmpty {
-            let end = rest.firstIndex(of: ";") ?? rest.endIndex
+            // Bytes, not characters: names compare as sent, and a header of every request is scanned here.
+            let end = rest.utf8.firstIndex(of: UInt8(ascii: ";")) ?? rest.endIndex
             let pair = rest[..<end].drop { $0 == " " }
-            if let equals = pair.firstIndex(of: "="), pair[..<equals] == name {
-                return pair[pair.index(after: equals)...]
+            if let equals = pair.utf8.firstIndex(of: UInt8(ascii: "=")), pair[..<equals].utf8.elementsEqual(name.utf8) {
+                return pair[pair.utf8.index(after: equals)...]
             }
-            rest = end < rest.endIndex ? rest[rest.index(after: end)...] : ""
+            rest = end < rest.endIndex ? rest[rest.utf8.index(after: end)...] : ""
         }
         return nil
     }

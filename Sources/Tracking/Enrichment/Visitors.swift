@@ -275,13 +275,16 @@ public struct SavedSession: Sendable, Equatable {
 /// Short ids without allocation: 64 bits in 13 characters of lower-case base 32 (Crockford's alphabet), which fits
 /// Swift's inline small-string storage (15 bytes), unlike 16 hex digits.
 enum ShortID {
-    private static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
+    /// Crockford's base 32 in lower case (no i, l, o, u). A static string read through its pointer: no lazy
+    /// global or array bounds check for the two ids of every event.
+    private static var alphabet: StaticString { "0123456789abcdefghjkmnpqrstvwxyz" }
 
     static func string(_ value: UInt64) -> String {
         var value = value
+        let digits = alphabet.utf8Start
         return String(unsafeUninitializedCapacity: 13) { buffer in
             for index in stride(from: 12, through: 0, by: -1) {
-                buffer[index] = alphabet[Int(value & 31)]
+                buffer[index] = digits[Int(value & 31)]
                 value >>= 5
             }
             return 13

@@ -4,7 +4,8 @@ import NIOHTTP1
 /// not a prefetch, prerender or preview. Everything else the edge answers is a `request` event.
 public enum PageView {
     public static func qualifies(method: HTTPMethod, status: Int, isHTML: Bool, isPrefetch: Bool) -> Bool {
-        isHTML && method == .GET && ((200..<300).contains(status) || status == 304) && !isPrefetch
+        guard case .GET = method else { return false }
+        return isHTML && ((200..<300).contains(status) || status == 304) && !isPrefetch
     }
 }
 
