@@ -152,13 +152,22 @@ def h2_zero_window(http, https, deadline):
         s.close()
 
 
+def drain(sock):
+    """Reads until the peer closes; a timeout, reset or TLS error ends it quietly (the verdict is the server's)."""
+    try:
+        while sock.recv(65536):
+            pass
+    except (OSError, ssl.SSLError):
+        pass
+
+
 def flood(https, deadline, opening, unit, reading):
     def once():
         s = tls_h2(https)
         s.sendall(opening)
         chunk = unit * max(1, 16384 // len(unit))
         if reading:
-            threading.Thread(target=lambda: [None for _ in iter(lambda: s.recv(65536), b"")], daemon=True).start()
+            threading.Thread(target=drain, args=(s,), daemon=True).start()
         while time.time() < deadline:
             s.sendall(chunk)
         s.close()
