@@ -2,7 +2,6 @@ import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
-import Tracking
 
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +12,7 @@ import Darwin
 /// Writes access log lines to stdout, stderr or a file from one background thread, so an event loop never waits on
 /// the disk or a slow terminal.
 ///
-/// Event loops fill their own ``AccessLogBuffer`` and hand over whole buffers (at 64 KB or once a second). The
+/// Event loops fill their own ``AccessLogBuffer`` and hand over whole buffers (at 32 KB or once a second). The
 /// queue of handed-over bytes is bounded: past 8 MB the newest buffers are dropped, counted, and logged once.
 public final class AccessLogWriter: Sendable {
     struct State {
@@ -37,7 +36,8 @@ public final class AccessLogWriter: Sendable {
         self.format = format
         self.logger = logger
         state = Mutex(State(descriptor: try Self.open(output)))
-        pool = NIOThreadPool.singleBatchThread()
+        pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
     }
 
     private static func open(_ output: String) throws -> CInt {
@@ -111,9 +111,7 @@ public final class AccessLogWriter: Sendable {
 final class AccessLogBuffer {
     private var buffer: ByteBuffer
     private let writer: AccessLogWriter
-    /// Lines go to the writer in pieces of this size (or every second, from the loop's housekeeping): nginx's
-    /// `buffer=64k`. Each hand-over wakes the writer's thread, a few hundred times a second at full load.
-    static let handOverSize = 64 << 10
+    static let handOverSize = 32 << 10
 
     init(writer: AccessLogWriter) {
         self.writer = writer

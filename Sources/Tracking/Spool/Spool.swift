@@ -141,7 +141,8 @@ public final class Spool: Sendable {
         self.recovery = recovery
         reservedBytes.store(recoveredBytes, ordering: .relaxed)
         self.state = Mutex(state)
-        worker = NIOThreadPool.singleBatchThread()
+        worker = NIOThreadPool(numberOfThreads: 1)
+        worker.start()
     }
 
     /// Finishes pending seals, stops the spool's thread and releases the folder lock. Appenders must be closed
