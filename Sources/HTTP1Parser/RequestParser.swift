@@ -231,7 +231,7 @@ public struct RequestParser: Sendable {
         while index < end {
             let byte = head[index]
             // Every byte of a head is checked here; most are visible characters, so test for those first.
-            if byte > 0x20 && byte < 0x7F || byte == UInt8(ascii: " ") {
+            if (byte > 0x20 && byte < 0x7F) || byte == UInt8(ascii: " ") {
                 index += 1
                 continue
             }
@@ -250,7 +250,7 @@ public struct RequestParser: Sendable {
             }
             if byte == UInt8(ascii: "\n") { return .failure(.bad("a bare LF in the head (lines end with CRLF)")) }
             // No control character is valid anywhere in a head but HTAB in a value: refused as soon as seen.
-            if byte < 0x20 && byte != UInt8(ascii: "\t") || byte == 0x7F { return .failure(.bad("a control character in the head")) }
+            if (byte < 0x20 && byte != UInt8(ascii: "\t")) || byte == 0x7F { return .failure(.bad("a control character in the head")) }
             index += 1
         }
         return .success((nil, requestLineEnd, lineCount))

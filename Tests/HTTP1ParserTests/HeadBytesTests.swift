@@ -1,0 +1,51 @@
+import Testing
+
+@testable import HTTP1Parser
+
+/// The pointer-level pieces the head parser is built from, on their edges: empty ranges, ranges at the ends of the
+/// bytes, case folding that must not fold anything but ASCII letters.
+struct HeadBytesTests {
+    private func withHead<T>(_ text: String, _ body: (HeadBytes) -> T) -> T {
+        Array(text.utf8).withUnsafeBytes { body(HeadBytes(raw: $0)) }
+    }
+
+    @Test func searchesStayInsideTheirRange() {
+        withHead("a:b:c") { head in
+            #expect(head.firstIndex(of: UInt8(ascii: ":"), in: 0..<5) == 1)
+            #expect(head.firstIndex(of: UInt8(ascii: ":"), in: 2..<5) == 3)
+            #expect(head.firstIndex(of: UInt8(ascii: ":"), in: 4..<5) == nil)
+            #expect(head.firstIndex(of: UInt8(ascii: ":"), in: 1..<1) == nil)
+        }
+        withHead("") { head in
+            #expect(head.firstIndex(of: UInt8(ascii: ":"), in: 0..<0) == nil)
+            #expect(head.equals(0..<0, ""))
+            #expect(!head.equals(0..<0, "GET"))
+        }
+    }
+
+    @Test func comparesExactlyOrIgnoringASCIICaseOnly() {
+        withHead("GET Content-LENGTH hostx") { head in
+            #expect(head.equals(0..<3, "GET"))
+            #expect(!head.equals(0..<3, "get"))
+            #expect(!head.equals(0..<2, "GET"))
+            #expect(head.equalsIgnoringCase(4..<18, "content-length"))
+            #expect(!head.equalsIgnoringCase(19..<24, "host"))
+            #expect(head.equalsIgnoringCase(19..<23, "host"))
+        }
+        // `[` is `{` with bit 0x20 cleared, as an upper-case letter is its lower case: only A–Z may fold.
+        withHead("[") { head in #expect(!head.equalsIgnoringCase(0..<1, "{")) }
+    }
+
+    @Test func listsAreSplitOnCommasAndTrimmed() {
+        withHead(" close ,\tkeep-alive,, x ") { head in
+            let elements = head.listElements(0..<head.count).map { head.string($0) }
+            #expect(elements == ["close", "keep-alive", "", "x"])
+        }
+        withHead("chunked") { head in
+            #expect(head.listElements(0..<7).map { head.string($0) } == ["chunked"])
+        }
+        withHead("   ") { head in
+            #expect(head.trimmed(0..<3).isEmpty)
+        }
+    }
+}
