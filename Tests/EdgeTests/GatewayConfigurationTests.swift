@@ -51,6 +51,22 @@ func parseConfiguration(_ yaml: String, environment: [String: String] = [:]) thr
         #expect(error?.message == "expected one handler, found respond and redirect")
     }
 
+    @Test func webhookRoutesNeedTracking() {
+        // Without tracking a webhook's deliveries have nowhere to go: refused before anything listens, not left
+        // unanswered at run time.
+        let error = #expect(throws: ConfigError.self) {
+            try parseConfiguration("""
+                listen: { http: ":8080" }
+                tracking: { enabled: false }
+                sites:
+                  - routes:
+                      - { path: /hooks/, webhook: true }
+                """)
+        }
+        #expect(error?.message.contains("the webhook route /hooks/ needs tracking") == true)
+        #expect(error?.line == 4)
+    }
+
     @Test func listenAddressesAreChecked() {
         let error = #expect(throws: ConfigError.self) {
             try parseConfiguration("""

@@ -8,7 +8,11 @@ enum TrackingAPIAnswer {
     static func answer(
         _ responder: ExchangeResponder, _ handle: (APIRequest, Int64, () -> EventID) -> APIOutcome
     ) {
-        guard let events = responder.loop.events else { return }
+        // The configuration refuses these routes without tracking; should one get here, it is answered, not left open.
+        guard let events = responder.loop.events else {
+            responder.respondError(.serviceUnavailable, "tracking is off on this server")
+            return
+        }
         let current = responder.exchange
         let request = APIRequest(
             method: responder.head.method, path: responder.path, query: responder.query ?? "", body: current.collectedBody,

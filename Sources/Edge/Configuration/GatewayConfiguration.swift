@@ -162,11 +162,19 @@ public struct GatewayConfiguration: Sendable {
                 }
             }
         }
-        // Compatibility profiles answer through the tracking pipeline.
+        // Compatibility profiles and webhooks answer through the tracking pipeline.
         if !tracking.enabled {
-            for (index, site) in sites.enumerated() where !(site.compat ?? tracking.compat).isEmpty {
-                _ = try problems.collect {
-                    throw siteNodes[index].error("compat needs tracking (tracking.enabled is false): the older systems' endpoints record events")
+            for (index, site) in sites.enumerated() {
+                if !(site.compat ?? tracking.compat).isEmpty {
+                    _ = try problems.collect {
+                        throw siteNodes[index].error("compat needs tracking (tracking.enabled is false): the older systems' endpoints record events")
+                    }
+                }
+                for route in site.routes where { if case .webhook = route.handler { true } else { false } }() {
+                    _ = try problems.collect {
+                        throw siteNodes[index].error(
+                            "the webhook route \(route.pathPrefix) needs tracking (tracking.enabled is false): its deliveries are recorded as events")
+                    }
                 }
             }
         }
