@@ -347,7 +347,9 @@ public final class ProxyExchange {
             clientHead, path: upstreamPath, hostValue: hostValue, client: client, requestID: requestID,
             webSocket: isWebSocket, chunked: chunked, underscores: route.configuration.underscoresInHeaders,
             rules: route.requestHeaders, into: &head)
-        connection.writeHead(head, isHeadRequest: clientHead.method == .HEAD)
+        // Matched by case: `==` on `HTTPMethod` is NIO's raw-value comparison, two strings per proxied request.
+        let isHeadRequest = if case .HEAD = clientHead.method { true } else { false }
+        connection.writeHead(head, isHeadRequest: isHeadRequest)
         // A retry: the body sent on the failed attempt goes first.
         var body = replay.takeForRetry()
         if body.isEmpty { body = pendingBody } else { body += pendingBody }

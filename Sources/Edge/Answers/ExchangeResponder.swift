@@ -2,12 +2,8 @@ import NIOCore
 import NIOHTTP1
 import Static
 
-/// The body of an answer composed here.
-enum AnswerBody {
-    case empty
-    case buffer(ByteBuffer)
-    case file(FileBody)
-}
+/// The body of an answer: none, bytes, or an open file (the file server's body type, which every answer shares).
+typealias AnswerBody = StaticResponse.Body
 
 /// One routed exchange as a route kind's answerer sees it: the request (head, fields, path and query as routed, the
 /// route and site that took it) and the ways to answer it. The answerers live beside this file, one per route kind
@@ -57,11 +53,12 @@ struct ExchangeResponder {
         handler.writeResponse(status: status, headers: headers, body: body, writer: writer, cached: cached, location: location)
     }
 
-    /// A small constant answer, its body dropped for HEAD.
-    func respond(status: HTTPResponseStatus = .ok, contentType: String, body: ByteBuffer) {
-        let headers: HTTPHeaders = [
+    /// A small answer made here (not cached by anyone), its body dropped for HEAD; `extraHeaders` are added.
+    func respond(status: HTTPResponseStatus = .ok, contentType: String, body: ByteBuffer, extraHeaders: HTTPHeaders = [:]) {
+        var headers: HTTPHeaders = [
             "Content-Type": contentType, "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
         ]
+        headers.add(contentsOf: extraHeaders)
         respond(status: status, headers: headers, body: isHead ? .empty : .buffer(body))
     }
 

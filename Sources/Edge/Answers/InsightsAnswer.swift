@@ -30,12 +30,9 @@ enum InsightsAnswer {
                 responder.respondError(.notFound, "no such page")
                 return
             }
-            let body = ByteBuffer(string: answer.body)
-            var headers: HTTPHeaders = [
-                "Content-Type": answer.contentType, "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
-            ]
-            headers.add(contentsOf: answer.headers)
-            responder.respond(status: answer.status, headers: headers, body: responder.isHead ? .empty : .buffer(body))
+            responder.respond(
+                status: answer.status, contentType: answer.contentType, body: ByteBuffer(string: answer.body),
+                extraHeaders: answer.headers)
         }
     }
 }

@@ -33,13 +33,7 @@ extension StaticFileServer {
             responder.redirect(to: location, status: response.status)
             return
         }
-        let body: AnswerBody
-        switch response.body {
-        case .empty: body = .empty
-        case .buffer(let buffer): body = .buffer(buffer)
-        case .file(let file): body = .file(file)
-        }
         let cached = response.status == .ok ? response.cachedVariant : nil
-        responder.respond(status: response.status, headers: response.headers, body: body, cached: cached)
+        responder.respond(status: response.status, headers: response.headers, body: response.body, cached: cached)
     }
 }

@@ -263,7 +263,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let route = routed.route
         let headers = current.headers
         current.pending = (route, routed.site)
-        if current.head.method == .POST, route.collectsBody {
+        if route.collectsBody, case .POST = current.head.method {
             current.collectedBody = writer.allocator.buffer(
                 capacity: min(route.maxBodySize, headers.contentLength.flatMap(Int.init) ?? 1024))
         }
@@ -347,7 +347,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let headers: HTTPHeaders = [
             "Content-Type": "application/octet-stream", "Content-Length": String(body.readableBytes), "Cache-Control": "no-store",
         ]
-        writeResponse(status: .ok, headers: headers, body: exchange?.head.method == .HEAD ? .empty : .buffer(body), writer: writer)
+        writeResponse(status: .ok, headers: headers, body: exchange?.head.isHeadRequest == true ? .empty : .buffer(body), writer: writer)
     }
 
     /// Fills the request's values into a redirect target, never producing a protocol-relative `//host` location.
@@ -369,7 +369,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             "Location": location, "Content-Type": "text/plain; charset=utf-8",
             "Content-Length": String(body.readableBytes),
         ]
-        let isHead = exchange?.head.method == .HEAD
+        let isHead = exchange?.head.isHeadRequest == true
         writeResponse(status: status, headers: headers, body: isHead ? .empty : .buffer(body), writer: writer)
     }
 
@@ -386,7 +386,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             headers.replaceOrAdd(name: name, value: value)
         }
         if forceClose { exchange?.lifecycle.closeConnectionAfterAnswer() }
-        let isHead = exchange?.head.method == .HEAD
+        let isHead = exchange?.head.isHeadRequest == true
         writeResponse(status: status, headers: headers, body: isHead ? .empty : .buffer(body), writer: writer)
     }
 
