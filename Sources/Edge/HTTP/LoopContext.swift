@@ -193,8 +193,8 @@ final class LoopContext: @unchecked Sendable {
 /// What is known about one client connection, shared by its request handlers (one for HTTP/1.1, one per stream
 /// for HTTP/2).
 ///
-/// `@unchecked Sendable` because channel initializers are `@Sendable` closures; the one mutable field is written by
-/// the TLS handler and read by request handlers, all on the connection's event loop.
+/// `@unchecked Sendable` because channel initializers are `@Sendable` closures; the mutable fields are written and
+/// read on the connection's event loop only (the TLS handler's version, the request handlers' flags and memo).
 final class ConnectionInfo: @unchecked Sendable {
     /// Peer address text and bytes.
     let remoteAddress: String
@@ -207,6 +207,9 @@ final class ConnectionInfo: @unchecked Sendable {
     let snapshots: SnapshotView
     /// The connection came in over `limits.max_connections`: its first request is answered 503 and it closes.
     var overCapacity = false
+    /// What enrichment worked out about the client, for the connection's next requests (made with its first event,
+    /// so an idle connection holds none).
+    lazy var clientMemo = ClientMemo()
 
     init(channel: any Channel, isTLS: Bool, core: GatewayCore) {
         snapshots = SnapshotView(core: core)

@@ -47,6 +47,8 @@ public struct RequestFacts {
     public var siteHosts: [String] = []
     /// A visitor id the answer just issued in a cookie.
     public var issuedVisitorID: String?
+    /// The connection's memo of its client (nil: worked out afresh).
+    public var memo: ClientMemo?
 
     public init(clientAddress: String, userAgent: String?, cookie: String?) {
         self.clientAddress = clientAddress
@@ -111,6 +113,8 @@ public final class Enricher: @unchecked Sendable {
         var referrer: String
     }
     private var random = EventIDGenerator()
+    /// Counts the reloads' settings taken (``ClientMemo``s worked out under older settings are stale).
+    private var settingsGeneration = 0
 
     public init(context: EnrichmentContext, userAgentCacheSize: Int = 4096) {
         self.context = context
@@ -124,6 +128,7 @@ public final class Enricher: @unchecked Sendable {
     public func apply(visitors: VisitorConfiguration, clientAddressPolicy: ClientAddressPolicy) {
         self.visitors = visitors
         self.clientAddressPolicy = clientAddressPolicy
+        settingsGeneration += 1
     }
 
     public var userAgentCacheHits: Int { userAgents.hits.value }
@@ -139,10 +144,11 @@ public final class Enricher: @unchecked Sendable {
         let touch = event.kind != .request ? addSource(&event, siteHosts: facts.siteHosts) : nil
         if event.isServerSide {
             event.clientAddress = ""
-            if !event.visitorID.isEmpty { identify(&event, facts: facts, touch: touch) }
+            if !event.visitorID.isEmpty { identify(&event, facts: facts, touch: touch, memo: nil) }
             return
         }
-        let agent = userAgents.classify(facts.userAgent)
+        let client = classify(facts)
+        let agent = client.agent
         // A tracking-API call may have said what the app, OS and device are: that stays.
         if event.browser.isEmpty { (event.browser, event.browserVersion) = (agent.browser, agent.browserVersion) }
         if event.os.isEmpty { (event.os, event.osVersion) = (agent.os, agent.osVersion) }
@@ -153,15 +159,14 @@ public final class Enricher: @unchecked Sendable {
             // Browsers do not send HEAD for pages; link checkers and monitors do.
             event.botReason = "head"
             event.device = UserAgent.Device.bot.rawValue
-        } else if CIDR.any(visitors.mailProxyNetworks, contains: facts.clientAddress) {
+        } else if client.isMailProxy {
             event.botReason = UserAgent.BotReason.mailProxy.rawValue
             event.device = UserAgent.Device.bot.rawValue
         }
         let optedOut = (visitors.honorDoNotTrack && facts.doNotTrack)
             || (visitors.honorGlobalPrivacyControl && facts.globalPrivacyControl)
-        // GeoIP reads the truncated address whatever is stored, so its precision never exceeds a /24 or /48.
-        let truncated = IPAnonymizer.anonymize(facts.clientAddress)
-        let location = locate(truncated)
+        let truncated = client.truncated
+        let location = client.location
         event.country = location.country
         if optedOut {
             event.clientAddress = ""
@@ -176,8 +181,29 @@ public final class Enricher: @unchecked Sendable {
         if let consent = facts.cookie.flatMap({ Self.cookieValue($0, name: "CookieConsent") }).flatMap({ Int64($0) }) {
             if event.consentFlags == 0 { event.consentFlags = consent }
         }
-        identify(&event, facts: facts, touch: touch)
+        identify(&event, facts: facts, touch: touch, memo: facts.memo)
         event.clientAddress = clientAddressPolicy == .truncated ? truncated : storedAddress(facts.clientAddress)
+    }
+
+    /// The client's device, stored address, location and mail-proxy flag: from the connection's memo when it holds
+    /// this client under the settings in force, else worked out (and remembered there).
+    private func classify(_ facts: RequestFacts) -> ClientMemo.Client {
+        let geoGeneration = context.geoIP.generation
+        if let known = facts.memo?.client(
+            address: facts.clientAddress, userAgent: facts.userAgent, settingsGeneration: settingsGeneration,
+            geoGeneration: geoGeneration)
+        {
+            return known
+        }
+        // GeoIP reads the truncated address whatever is stored, so its precision never exceeds a /24 or /48.
+        let truncated = IPAnonymizer.anonymize(facts.clientAddress)
+        let client = ClientMemo.Client(
+            agent: userAgents.classify(facts.userAgent), truncated: truncated, location: locate(truncated),
+            isMailProxy: CIDR.any(visitors.mailProxyNetworks, contains: facts.clientAddress))
+        facts.memo?.remember(
+            client, address: facts.clientAddress, userAgent: facts.userAgent, settingsGeneration: settingsGeneration,
+            geoGeneration: geoGeneration)
+        return client
     }
 
     /// Referrer host and category, campaign and click id from the landing URL (page views and API events: for
@@ -236,8 +262,11 @@ public final class Enricher: @unchecked Sendable {
     /// The session table is keyed by a hash of site and visitor id, whichever way the id came: so in cookie mode a
     /// browser's first page (no cookie yet: the cookieless id, which the cookie then set carries) and the requests
     /// after it (the cookie) are one visitor in one session.
-    private func identify(_ event: inout TrackingEvent, facts: RequestFacts, touch: MarketingChannel?) {
+    ///
+    /// `memo` holds the request's client (``classify(_:)`` checked it): its cookieless id of the day is reused.
+    private func identify(_ event: inout TrackingEvent, facts: RequestFacts, touch: MarketingChannel?, memo: ClientMemo?) {
         var cookieless = false
+        var knownKey: UInt64?
         if event.visitorID.isEmpty, visitors.cookies {
             if let issued = facts.issuedVisitorID {
                 event.visitorID = issued
@@ -248,14 +277,24 @@ public final class Enricher: @unchecked Sendable {
             }
         }
         if event.visitorID.isEmpty {
-            event.visitorID = cookielessID(
-                site: event.site, clientAddress: facts.clientAddress, userAgent: facts.userAgent, key: \.today,
-                timeMilliseconds: event.timeMilliseconds)
+            let keyDay = currentKeys(day: event.timeMilliseconds / 86_400_000).day
+            if let known = memo?.visitor, known.keyDay == keyDay, known.site == event.site {
+                (event.visitorID, knownKey) = (known.id, known.sessionKey)
+            } else {
+                event.visitorID = cookielessID(
+                    site: event.site, clientAddress: facts.clientAddress, userAgent: facts.userAgent, key: \.today,
+                    timeMilliseconds: event.timeMilliseconds)
+                if let memo {
+                    let key = Self.sessionKey(site: event.site, visitorID: event.visitorID)
+                    memo.visitor = ClientMemo.Visitor(site: event.site, keyDay: keyDay, id: event.visitorID, sessionKey: key)
+                    knownKey = key
+                }
+            }
             cookieless = true
         }
         // Machines get a visitor id (so they can be counted) but no session: sessions are about people.
         guard event.botReason.isEmpty, event.sessionID.isEmpty else { return }
-        let visitorKey = Self.sessionKey(site: event.site, visitorID: event.visitorID)
+        let visitorKey = knownKey ?? Self.sessionKey(site: event.site, visitorID: event.visitorID)
         // Within one session timeout after midnight, yesterday's cookieless id may hold a session that goes on.
         var previousKey: UInt64?
         let sinceMidnight = event.timeMilliseconds / 1000 % 86_400
