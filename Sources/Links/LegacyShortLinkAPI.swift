@@ -53,6 +53,9 @@ public struct LegacyShortLinkAPI: Sendable {
     /// The prefixes the API answers under: the current and the legacy paths.
     public static let prefixes = ["/tr/v1/rpi/", "/rpi/v1/"]
 
+    /// The largest request body taken (a link is a few hundred bytes; the tracking API's default limit).
+    public static let maxBodyBytes = 64 << 10
+
     /// The path with the password segment masked, for the access log and the request's event, whatever answered
     /// the request (a host without a site too); nil for any other target.
     public static func redactedTarget(_ target: String) -> String? {

@@ -243,6 +243,33 @@ struct SeedCompatibilityTests {
         #expect(export.contains("/rpi/") && !export.contains("PASSWORD") && !export.contains("/password/"), "\(export)")
     }
 
+    /// The older short-link API manages links, not events: it answers with tracking off too.
+    @Test func theShortLinkAPIInItsOldShapeAnswersWithTrackingOff() throws {
+        let vantage = try VantageProcess(config: """
+            listen: { http: "127.0.0.1:0", https: "127.0.0.1:0" }
+            admin: { listen: "127.0.0.1:0" }
+            access_log: off
+            tls: { certificates: [{ cert: "{{DIR}}/site.pem", key: "{{DIR}}/site.key" }] }
+            sites:
+              - hosts: [yourdomain.com, localhost, 127.0.0.1]
+                routes:
+                  - { path: /, links: true }
+            links:
+              dir: "{{DIR}}/links"
+              legacy_api: { accounts: [{ uid: USER_ID, password_env: SEED001_PASSWORD }] }
+            tracking: { enabled: false }
+            """, expect: ["http", "https", "admin"], environment: ["SEED001_PASSWORD": "PASSWORD"]) { directory in
+            _ = try makeCertificate(in: directory, name: "site", names: ["localhost", "127.0.0.1"])
+        }
+        let base = vantage.url("", kind: "https")
+        let created = try curl(["-k", "-X", "POST", "\(base)/tr/v1/rpi/redirect/USER_ID/PASSWORD", "-d", #"{"urlfrom":"yourdomain.com/off","urlto":"https://example.com/off"}"#])
+        #expect(created.status == 200, "\(created.body)")
+        let listed = try curl(["-k", "\(base)/tr/v1/rpi/redirects/USER_ID/PASSWORD/yourdomain.com"])
+        #expect(listed.status == 200 && listed.body.contains("https://example.com/off"), "\(listed.body)")
+        #expect(try curl(["-k", "-H", "Host: yourdomain.com", "\(base)/off"]).headers["location"] == "https://example.com/off")
+        #expect(try curl(["-k", "\(base)/tr/v1/rpi/redirects/USER_ID/wrong-password/yourdomain.com"]).status == 401)
+    }
+
     /// Runs the WebSocket ingest client (`ws_ingest_client.py`) against `url` with `messages`; returns its output.
     func webSocketClient(_ url: String, _ messages: [String], headers: String = "") throws -> CommandResult {
         try run([BackendProcess.python, BackendProcess.backendsFolder.appendingPathComponent("ws_ingest_client.py").path, url] + messages,

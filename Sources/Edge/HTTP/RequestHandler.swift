@@ -315,7 +315,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .webhook(let receiver):
             TrackingAPIAnswer.answer(responder) { receiver.handle($0, now: $1, makeID: $2) }
         case .legacyLinks(let api):
-            TrackingAPIAnswer.answer(responder) { request, now, _ in api.handle(request, now: now) }
+            TrackingAPIAnswer.answer(responder, legacyLinks: api)
         case .links(let linkRoute):
             linkRoute.answer(responder)
         case .health:

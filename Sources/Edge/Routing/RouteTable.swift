@@ -234,42 +234,47 @@ public final class RouteTable: Sendable {
                     responseHeaders: ResponseHeaderRules(siteConfiguration.responseHeaders.merged(with: route.responseHeaders)))
             }
             var apiRoutes: [Route] = []
+            // Longer than a `/` route, so the APIs win over a site's catch-all; a route the site configures with the
+            // same path keeps it.
+            let siteHeaders = ResponseHeaderRules(siteConfiguration.responseHeaders)
+            func mount(_ path: String, _ handler: RouteHandler, exact: Bool, track: Bool, maxBodySize: Int) {
+                guard !routes.contains(where: { $0.pathPrefix == path }), !apiRoutes.contains(where: { $0.pathPrefix == path })
+                else { return }
+                apiRoutes.append(Route(
+                    pathPrefix: path, handler: handler, maxBodySize: maxBodySize, accessLog: true, track: track,
+                    metrics: metrics.metrics(site: name, route: path), responseHeaders: siteHeaders, exactPath: exact))
+            }
             if let trackingAPI {
-                // Longer than a `/` route, so the API wins over a site's catch-all; a route the site configures
-                // with the same path keeps it.
-                let siteHeaders = ResponseHeaderRules(siteConfiguration.responseHeaders)
-                func mount(_ path: String, _ handler: RouteHandler, exact: Bool, track: Bool) {
-                    guard !routes.contains(where: { $0.pathPrefix == path }), !apiRoutes.contains(where: { $0.pathPrefix == path })
-                    else { return }
-                    apiRoutes.append(Route(
-                        pathPrefix: path, handler: handler, maxBodySize: trackingAPI.configuration.maxBodyBytes,
-                        accessLog: true, track: track, metrics: metrics.metrics(site: name, route: path),
-                        responseHeaders: siteHeaders, exactPath: exact))
+                func mountAPI(_ path: String, _ handler: RouteHandler, exact: Bool, track: Bool) {
+                    mount(path, handler, exact: exact, track: track, maxBodySize: trackingAPI.configuration.maxBodyBytes)
                 }
                 if trackingAPI.configuration.enabled {
-                    for prefix in TrackingAPIPaths.prefixes { mount(prefix, .trackingAPI(trackingAPI), exact: false, track: true) }
-                }
-                if let legacy = configuration.links?.legacyAPI, let links {
-                    let blocking: LinkAdminAPI.Blocking = { work in try await threadPool.runIfActive(work) }
-                    let api = LegacyShortLinkAPI(configuration: legacy, admin: LinkAdminAPI(links: links, blocking: blocking))
-                    for prefix in LegacyShortLinkAPI.prefixes { mount(prefix, .legacyLinks(api), exact: false, track: true) }
+                    for prefix in TrackingAPIPaths.prefixes { mountAPI(prefix, .trackingAPI(trackingAPI), exact: false, track: true) }
                 }
                 for profile in siteConfiguration.compat ?? configuration.tracking.compat {
                     for endpoint in profile.mounts {
                         switch endpoint.answer {
-                        case .trackingAPI: mount(endpoint.path, .trackingAPI(trackingAPI), exact: endpoint.exact, track: true)
+                        case .trackingAPI: mountAPI(endpoint.path, .trackingAPI(trackingAPI), exact: endpoint.exact, track: true)
                         // Probes are not visits: no events for them.
-                        case .health: mount(endpoint.path, .health, exact: endpoint.exact, track: false)
-                        case .ping: mount(endpoint.path, .ping(PreparedResponse(text: "pong")), exact: endpoint.exact, track: false)
-                        case .status: mount(endpoint.path, .status, exact: endpoint.exact, track: false)
-                        case .metrics: mount(endpoint.path, .trackerMetrics, exact: endpoint.exact, track: false)
+                        case .health: mountAPI(endpoint.path, .health, exact: endpoint.exact, track: false)
+                        case .ping: mountAPI(endpoint.path, .ping(PreparedResponse(text: "pong")), exact: endpoint.exact, track: false)
+                        case .status: mountAPI(endpoint.path, .status, exact: endpoint.exact, track: false)
+                        case .metrics: mountAPI(endpoint.path, .trackerMetrics, exact: endpoint.exact, track: false)
                         case .webhook(let layout):
                             var settings = WebhookConfiguration()
                             settings.layout = layout
-                            mount(endpoint.path, .webhook(WebhookReceiver(configuration: settings, pathPrefix: endpoint.path)),
-                                  exact: endpoint.exact, track: true)
+                            mountAPI(endpoint.path, .webhook(WebhookReceiver(configuration: settings, pathPrefix: endpoint.path)),
+                                     exact: endpoint.exact, track: true)
                         }
                     }
+                }
+            }
+            // The older short-link API manages links: it needs the links service, not tracking.
+            if let legacy = configuration.links?.legacyAPI, let links {
+                let blocking: LinkAdminAPI.Blocking = { work in try await threadPool.runIfActive(work) }
+                let api = LegacyShortLinkAPI(configuration: legacy, admin: LinkAdminAPI(links: links, blocking: blocking))
+                for prefix in LegacyShortLinkAPI.prefixes {
+                    mount(prefix, .legacyLinks(api), exact: false, track: true, maxBodySize: LegacyShortLinkAPI.maxBodyBytes)
                 }
             }
             let site = Site(
