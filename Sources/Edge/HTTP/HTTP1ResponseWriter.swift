@@ -61,11 +61,11 @@ final class HTTP1ResponseWriter: ResponseWriter {
         heldHead = nil
         if let (file, variant) = head.cached {
             sharedHead = loop.serializedHead(file: file, variant: variant, base: head.headers, rules: head.rules)
-            lines.buffer = allocator.buffer(capacity: 64)
+            resetLines(capacity: 64)
             return
         }
         sharedHead = nil
-        lines.buffer = allocator.buffer(capacity: 256)
+        resetLines(capacity: 256)
         HTTPHead.writeStatusLine(head.status, into: &lines.buffer)
         HTTPHead.write(head.headers, into: &lines.buffer)
         lines.add("Date", loop.dateHeader)
@@ -76,7 +76,7 @@ final class HTTP1ResponseWriter: ResponseWriter {
         framing = .none
         heldHead = nil
         sharedHead = nil
-        lines.buffer = allocator.buffer(capacity: 384)
+        resetLines(capacity: 384)
         HTTPHead.writeStatusLine(head.status, into: &lines.buffer)
         let passed = head.writeHTTP1Headers(dropping: rules, into: &lines.buffer)
         if !passed.hasDate { lines.add("Date", loop.dateHeader) }
@@ -84,6 +84,17 @@ final class HTTP1ResponseWriter: ResponseWriter {
     }
 
     func addField(name: String, value: String) { lines.add(name: name, value: value) }
+
+    /// Empties `lines` for the next head. The previous head's storage is used again once the socket has written it
+    /// (this writer then holds the only reference): no allocation per answer. While a write still holds it, or
+    /// after an unusually large head, a new buffer is taken instead (so an idle connection keeps at most 4 KB).
+    private func resetLines(capacity: Int) {
+        if lines.buffer.capacity > 4096 {
+            lines.buffer = allocator.buffer(capacity: capacity)
+        } else {
+            lines.buffer.clear(minimumCapacity: capacity)
+        }
+    }
 
     /// The exchange's fields, `Connection` and the blank line.
     private func endHead(_ added: ExchangeFields, persistence: Persistence, closes: Bool = false) {
