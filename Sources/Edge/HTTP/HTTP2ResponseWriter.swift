@@ -14,7 +14,10 @@ final class HTTP2ResponseWriter: ResponseWriter {
     private weak var connection: HTTP2ConnectionHandler?
     private let context: ChannelHandlerContext
     private let loop: LoopContext
+    /// The head being built: a cached file's list (shared, not copied) or one built for this answer.
     private var fields = FieldList()
+    /// Fields added after a head was started (rare): kept apart so a shared list stays unchanged.
+    private var addedFields = FieldList()
     /// The head said the answer has no body (HEAD, 204, 304): pieces that come anyway are dropped.
     private var bodiless = false
     /// Body bytes handed to the session whose writes have not completed. Flow control holds data inside the
@@ -40,12 +43,13 @@ final class HTTP2ResponseWriter: ResponseWriter {
     // MARK: - Heads
 
     func startHead(_ head: ComposedHead) {
-        // Sized for a usual head, so filling it does not reallocate (a cached file's fields are copied in).
-        fields = FieldList(reservingCapacity: 512, fields: 16)
         if let (file, variant) = head.cached {
-            fields.append(contentsOf: loop.http2Headers(file: file, variant: variant, base: head.headers, rules: head.rules))
+            // The loop's list for this second, shared: the session copies it once, when the head is submitted.
+            fields = loop.http2Headers(file: file, variant: variant, base: head.headers, rules: head.rules)
             return
         }
+        // Sized for a usual head, so filling it does not reallocate.
+        fields = FieldList(reservingCapacity: 512, fields: 16)
         fields.append(name: ":status", value: String(head.status.code))
         for (name, value) in head.headers { fields.append(name: name, value: value) }
         fields.append(name: "date", value: loop.dateHeader)
@@ -62,13 +66,18 @@ final class HTTP2ResponseWriter: ResponseWriter {
         return passed
     }
 
-    func addField(name: String, value: String) { fields.append(name: name, value: value) }
+    func addField(name: String, value: String) { addedFields.append(name: name, value: value) }
 
+    /// Hands the head to the session, which fills its own (reused) list: the head's fields, those added, then the
+    /// exchange's.
     private func submitHead(_ added: ExchangeFields, endStream: Bool) {
-        added.write(to: &fields)
+        defer { (fields, addedFields) = (FieldList(), FieldList()) }
         guard let session = connection?.session else { return }
-        session.respond(stream: streamID, endStream: endStream) { $0.append(contentsOf: fields) }
-        fields = FieldList()
+        session.respond(stream: streamID, endStream: endStream) { list in
+            list.append(contentsOf: fields)
+            if !addedFields.isEmpty { list.append(contentsOf: addedFields) }
+            added.write(to: &list)
+        }
     }
 
     func writeAnswer(_ added: ExchangeFields, persistence: Persistence, body: ByteBuffer?) {
