@@ -80,6 +80,8 @@ let package = Package(
         /// Many regular expressions matched as one ordered set: PCRE2 (JIT) behind a literal prefilter
         /// (Aho–Corasick over each pattern's required literals). The user-agent lists run on it.
         .target(name: "RegexSet", dependencies: ["CPCRE2"], swiftSettings: dataPlaneSettings),
+        /// CRC-32C by the processor's instruction (the event spool's record checksum; zlib has only CRC-32).
+        .target(name: "CCRC32C"),
         /// Compression codecs (brotli, gzip) over ByteBuffer.
         .target(name: "Compression", dependencies: ["CBrotli", "CZlib", nioCore], swiftSettings: swiftSettings),
         /// The static file server: path safety, MIME, conditional and range logic, cache.
@@ -104,7 +106,7 @@ let package = Package(
         /// Tracking: events and their enrichment (GeoIP, user agent, source, visitors and sessions), the tracking API,
         /// the durable spool between the request path and ClickHouse, and the ClickHouse shipper.
         .target(
-            name: "Tracking", dependencies: ["Config", "Compression", "PlainErrors", "CZlib", "CMaxMindDB", "CLZ4", "RegexSet", nioCore, nioPosix, nioHTTP1, logging, httpClient, crypto, heap],
+            name: "Tracking", dependencies: ["Config", "Compression", "PlainErrors", "CCRC32C", "CZlib", "CMaxMindDB", "CLZ4", "RegexSet", nioCore, nioPosix, nioHTTP1, logging, httpClient, crypto, heap],
             swiftSettings: dataPlaneSettings),
         /// Rate limiting as pure values (GCRA rates, daily quotas, bounded key tables): no I/O, injected clock.
         .target(name: "RateLimit", swiftSettings: dataPlaneSettings),
@@ -155,7 +157,7 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config"], swiftSettings: swiftSettings),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Config", nioHTTP1], swiftSettings: swiftSettings),
-        .testTarget(name: "TrackingTests", dependencies: ["Tracking", nioCore, nioHTTP1, logging, crypto, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
+        .testTarget(name: "TrackingTests", dependencies: ["Tracking", "CCRC32C", nioCore, nioHTTP1, logging, crypto, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
         .testTarget(name: "RateLimitTests", dependencies: ["RateLimit"], swiftSettings: swiftSettings),
         .testTarget(
             name: "HTTP2SessionTests", dependencies: ["HTTP2Session", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")],

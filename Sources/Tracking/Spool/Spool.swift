@@ -398,7 +398,8 @@ public final class Spool: Sendable {
     static func rewrite(path: String, dropping drop: (UnsafeRawBufferPointer) -> Bool) throws -> (bytes: Int, dropped: Int)? {
         let data = try readFile(path)
         var kept = ByteBufferAllocator().buffer(capacity: data.readableBytes)
-        kept.writeBytes(SpoolRecordFormat.magic)
+        // Records are copied with their checksums: the copy keeps the original's magic (its version's checksum).
+        kept.writeBytes(data.readableBytesView.prefix(SpoolRecordFormat.magic.count))
         var dropped = 0
         data.withUnsafeReadableBytes { bytes in
             var offset = SpoolRecordFormat.magic.count

@@ -50,6 +50,8 @@ final class SegmentCursor {
     /// The offset after the last record returned.
     private(set) var offset: Int
     private let chunkSize: Int
+    /// The checksum of the segment's records (its magic's).
+    private var checksum = SpoolRecordFormat.Checksum.crc32c
     private var finished = false
 
     /// Opens `path` at `offset` (0: after the magic); nil when it is gone or not a segment.
@@ -58,11 +60,13 @@ final class SegmentCursor {
         self.chunkSize = chunkSize
         self.offset = offset
         guard descriptor >= 0 else { return nil }
-        if offset == 0 {
-            var magic = [UInt8](repeating: 0, count: SpoolRecordFormat.magic.count)
-            guard pread(descriptor, &magic, magic.count, 0) == magic.count, magic == SpoolRecordFormat.magic else { return nil }
-            self.offset = magic.count
+        // The magic says how the records are checked (read also when resuming at an offset).
+        var magic = [UInt8](repeating: 0, count: SpoolRecordFormat.magic.count)
+        guard pread(descriptor, &magic, magic.count, 0) == magic.count, let checksum = SpoolRecordFormat.Checksum(magic: magic) else {
+            return nil
         }
+        self.checksum = checksum
+        if offset == 0 { self.offset = magic.count }
     }
 
     deinit { if descriptor >= 0 { close(descriptor) } }
@@ -79,7 +83,7 @@ final class SegmentCursor {
             finished = true
             return nil
         }
-        let scan = SpoolRecordFormat.scanRecords(chunk, from: 0)
+        let scan = SpoolRecordFormat.scanRecords(chunk, from: 0, checksum: checksum)
         self.offset += scan.validEnd
         if scan.records.isEmpty || scan.zeroTail { finished = true }
         guard !scan.records.isEmpty else { return nil }
