@@ -207,9 +207,9 @@ final class ConnectionInfo: @unchecked Sendable {
     let snapshots: SnapshotView
     /// The connection came in over `limits.max_connections`: its first request is answered 503 and it closes.
     var overCapacity = false
-    /// What enrichment worked out about the client, for the connection's next requests (made with its first event,
-    /// so an idle connection holds none).
-    lazy var clientMemo = ClientMemo()
+    /// What enrichment worked out about the client, for the connection's next requests (see ``clientMemo()``).
+    private var memo: ClientMemo?
+    private var memoAsked = false
 
     init(channel: any Channel, isTLS: Bool, core: GatewayCore) {
         snapshots = SnapshotView(core: core)
@@ -223,5 +223,19 @@ final class ConnectionInfo: @unchecked Sendable {
             }
         } ?? []
         self.isTLS = isTLS
+    }
+
+    /// The memo of the client for an event being recorded: none for the connection's first, made at its second, so
+    /// a connection that makes one request (as many do) holds none. `eager` makes it at once (a WebSocket's
+    /// messages, all events of one client).
+    func clientMemo(eager: Bool = false) -> ClientMemo? {
+        if let memo { return memo }
+        guard memoAsked || eager else {
+            memoAsked = true
+            return nil
+        }
+        let made = ClientMemo()
+        memo = made
+        return made
     }
 }

@@ -61,7 +61,7 @@ struct ExchangeRecorder {
         facts.globalPrivacyControl = headers.globalPrivacyControl
         facts.siteHosts = exchange.siteHosts
         facts.issuedVisitorID = exchange.issuedVisitorID
-        facts.memo = connection.clientMemo
+        facts.memo = connection.clientMemo()
         return facts
     }
 
