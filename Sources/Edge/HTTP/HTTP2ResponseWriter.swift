@@ -43,6 +43,7 @@ final class HTTP2ResponseWriter: ResponseWriter {
     // MARK: - Heads
 
     func startHead(_ head: ComposedHead) {
+        addedFields = FieldList()
         if let (file, variant) = head.cached {
             // The loop's list for this second, shared: the session copies it once, when the head is submitted.
             fields = loop.http2Headers(file: file, variant: variant, base: head.headers, rules: head.rules)
@@ -57,6 +58,7 @@ final class HTTP2ResponseWriter: ResponseWriter {
     }
 
     func startHead(upstream head: ProxyResponseHead, dropping rules: HeaderRules?) -> HeaderRewriter.PassedHeaders {
+        addedFields = FieldList()
         fields = FieldList(reservingCapacity: 512, fields: 16)
         fields.append(name: ":status", value: String(head.status.code))
         let passed = head.forEachHeader(dropping: rules) { name, value in
