@@ -50,6 +50,8 @@ public struct RequestFacts {
     /// The connection's memo of its client (nil: worked out afresh).
     public var memo: ClientMemo?
 
+    // Inlinable: built for every request in Edge, where a call returned the struct through a copy.
+    @inlinable
     public init(clientAddress: String, userAgent: String?, cookie: String?) {
         self.clientAddress = clientAddress
         self.userAgent = userAgent
