@@ -116,7 +116,7 @@ let package = Package(
             dependencies: ["Config", crypto, x509, asn1, httpClient, nioCore, nioHTTP1, nioSSL, nioFoundation, logging],
             swiftSettings: swiftSettings),
         /// Campaign short links: the model, the in-memory index, the journal store, the admin operations.
-        .target(name: "Links", dependencies: ["Config", "CZlib", "Tracking", nioCore, nioPosix, logging], swiftSettings: dataPlaneSettings),
+        .target(name: "Links", dependencies: ["Config", "Tracking", nioCore, nioPosix, logging], swiftSettings: dataPlaneSettings),
         /// The server side of an HTTP/2 connection over libnghttp2's session: bytes in, request events out, responses
         /// queued until flow control takes them.
         .target(name: "HTTP2Session", dependencies: ["CNGHTTP2", nioCore], swiftSettings: dataPlaneSettings),

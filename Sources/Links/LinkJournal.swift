@@ -1,4 +1,3 @@
-import CZlib
 import Foundation
 import Logging
 import NIOCore
@@ -255,10 +254,8 @@ public final class JournalLinkStore: LinkStore, @unchecked Sendable {
         logger.info("links: journal compacted to \(links.count) link(s), \(bytes.count) bytes")
     }
 
-    static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        guard let base = bytes.baseAddress else { return 0 }
-        return UInt32(crc32(0, base.assumingMemoryBound(to: UInt8.self), uInt(bytes.count)))
-    }
+    /// zlib's CRC-32, as the journal's records have always carried (the spool's older segments' checksum).
+    static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 { SpoolRecordFormat.Checksum.crc32(bytes) }
 }
 
 /// The binary form of journal records: an operation byte, then length-prefixed strings and LEB128 varints.
