@@ -207,7 +207,7 @@ final class ConnectionInfo: @unchecked Sendable {
     let snapshots: SnapshotView
     /// The connection came in over `limits.max_connections`: its first request is answered 503 and it closes.
     var overCapacity = false
-    /// What enrichment worked out about the client, for the connection's next requests (see ``clientMemo()``).
+    /// What enrichment worked out about the client, for the connection's next requests (see ``clientMemo(eager:)``).
     private var memo: ClientMemo?
     private var memoAsked = false
 
@@ -228,7 +228,7 @@ final class ConnectionInfo: @unchecked Sendable {
     /// The memo of the client for an event being recorded: none for the connection's first, made at its second, so
     /// a connection that makes one request (as many do) holds none. `eager` makes it at once (a WebSocket's
     /// messages, all events of one client).
-    func clientMemo(eager: Bool = false) -> ClientMemo? {
+    func clientMemo(eager: Bool) -> ClientMemo? {
         if let memo { return memo }
         guard memoAsked || eager else {
             memoAsked = true

@@ -737,8 +737,7 @@ extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
         var template = recorder.requestEvent(current, id: EventID(high: 0, low: 0), started: now, elapsed: 0, client: client)
         template.status = 200
         template.kind = .track
-        var facts = recorder.requestFacts(current, client: client)
-        facts.memo = connection.clientMemo(eager: true)
+        let facts = recorder.requestFacts(current, client: client, eagerMemo: true)
         record(current)
         exchange = nil
         let handler = WebSocketIngestHandler(

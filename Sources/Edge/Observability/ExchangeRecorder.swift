@@ -54,14 +54,16 @@ struct ExchangeRecorder {
     }
 
     /// What enrichment reads about the request besides its event.
-    func requestFacts(_ exchange: Exchange, client: String) -> RequestFacts {
+    /// `eagerMemo`: the facts serve many events of one client (a WebSocket's messages), so the connection's client
+    /// memo is made now rather than at its second event.
+    func requestFacts(_ exchange: Exchange, client: String, eagerMemo: Bool = false) -> RequestFacts {
         let headers = exchange.headers
         var facts = RequestFacts(clientAddress: client, userAgent: headers.userAgent, cookie: headers.cookie)
         facts.doNotTrack = headers.doNotTrack
         facts.globalPrivacyControl = headers.globalPrivacyControl
         facts.siteHosts = exchange.siteHosts
         facts.issuedVisitorID = exchange.issuedVisitorID
-        facts.memo = connection.clientMemo()
+        facts.memo = connection.clientMemo(eager: eagerMemo)
         return facts
     }
 

@@ -116,7 +116,7 @@ struct RequestRouter {
         }
         // Each outcome is built once where it is returned: an outcome changed on the way was copied and destroyed
         // with all its references (about 1% of a small request's CPU).
-        func refused(_ refusal: Refusal, rateLimitFlag: String = "") -> Outcome {
+        func refused(_ refusal: Refusal, rateLimitFlag: String) -> Outcome {
             Outcome(.refuse(refusal), site: site, route: route, originalTarget: originalTarget, rateLimitFlag: rateLimitFlag)
         }
         var lease: RouteLimiter.Lease?
