@@ -77,6 +77,12 @@ struct ConnectionGuardStateMachine {
 
     mutating func connectionActive() -> Action { .startTimer(.idle) }
 
+    /// A body is being read and measured: ``bytesReceived(_:now:)`` needs the time (otherwise it does not read it).
+    var isReadingBody: Bool {
+        if case .readingBody = state { return true }
+        return false
+    }
+
     /// Bytes arrived from the client.
     mutating func bytesReceived(_ bytes: ByteBuffer, now: UInt64 = 0) -> Action {
         var count: Int
@@ -245,7 +251,8 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if refused { return }
-        let action = machine.bytesReceived(unwrapInboundIn(data), now: NIODeadline.now().uptimeNanoseconds)
+        // The time matters only to a body's rate: a head's bytes are counted, not timed.
+        let action = machine.bytesReceived(unwrapInboundIn(data), now: machine.isReadingBody ? ProgressClock.now() : 0)
         perform(action, context: context)
         if case .reject = action { return }
         context.fireChannelRead(data)
@@ -254,7 +261,7 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
     /// Called by the request handler when the parser produced a head (`expectsBody` when a body follows).
     func requestHeadReceived(expectsBody: Bool) {
         guard let context else { return }
-        perform(machine.requestHeadReceived(expectsBody: expectsBody, now: NIODeadline.now().uptimeNanoseconds), context: context)
+        perform(machine.requestHeadReceived(expectsBody: expectsBody, now: expectsBody ? ProgressClock.now() : 0), context: context)
     }
 
     /// Called by the request handler when the request's body (or its bodiless head) has been read to the end.
@@ -266,7 +273,7 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
     /// Called by the request handler when it stops or resumes reading a body for its own reasons (backpressure).
     func requestBody(paused: Bool) {
         guard let context else { return }
-        perform(paused ? machine.bodyPaused() : machine.bodyResumed(now: NIODeadline.now().uptimeNanoseconds), context: context)
+        perform(paused ? machine.bodyPaused() : machine.bodyResumed(now: ProgressClock.now()), context: context)
     }
 
     /// Called by the request handler when a response finished on a connection that stays open.
@@ -289,7 +296,7 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
         case .header: timeout = headerTimeout
         case .body: timeout = bodyTimeout
         }
-        let due = NIODeadline.now() + timeout
+        let due = NIODeadline.uptimeNanoseconds(ProgressClock.now()) + timeout
         deadline = due
         if let wakeUpAt, wakeUpAt <= due { return }  // the pending wake-up comes first and will re-arm
         wakeUp?.cancel()

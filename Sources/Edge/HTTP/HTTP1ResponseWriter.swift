@@ -258,10 +258,10 @@ final class HTTP1ResponseWriter: ResponseWriter {
     // MARK: - Send progress
 
     private func track(_ written: EventLoopFuture<Void>) {
-        progress.started(now: NIODeadline.now().uptimeNanoseconds)
+        progress.started(now: ProgressClock.now())
         if watchdog == nil { scheduleWatchdog() }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        written.whenComplete { _ in bound.value.progress.completed(now: NIODeadline.now().uptimeNanoseconds) }
+        written.whenComplete { _ in bound.value.progress.completed(now: ProgressClock.now()) }
     }
 
     func sendStalled(now: UInt64, timeout: UInt64) -> Bool { progress.stalled(now: now, timeout: timeout) }
@@ -269,13 +269,13 @@ final class HTTP1ResponseWriter: ResponseWriter {
     private func scheduleWatchdog() {
         let timeout = UInt64(max(TimeAmount(snapshots.current.limits.sendTimeout).nanoseconds, 1))
         let due = progress.due(timeout: timeout)
-        let now = NIODeadline.now().uptimeNanoseconds
+        let now = ProgressClock.now()
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         watchdog = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(due > now ? due - now : 0) + 1_000_000)) {
             let writer = bound.value
             writer.watchdog = nil
             guard writer.progress.inFlight > 0, writer.context.channel.isActive else { return }
-            if writer.sendStalled(now: NIODeadline.now().uptimeNanoseconds, timeout: timeout) {
+            if writer.sendStalled(now: ProgressClock.now(), timeout: timeout) {
                 GatewayMetrics.shared.sendTimeouts.increment()
                 writer.closeExchange()
             } else {

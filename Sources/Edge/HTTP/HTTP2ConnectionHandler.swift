@@ -155,7 +155,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
                 } else {
                     session.consume(buffer.readableBytes, on: id)
                 }
-                stream.body?.received(buffer.readableBytes, now: NIODeadline.now().uptimeNanoseconds)
+                stream.body?.received(buffer.readableBytes, now: ProgressClock.now())
                 streams[id] = stream
                 stream.handler.receive(.body(buffer))
             case .end(let id):
@@ -212,7 +212,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         handler.attach(HTTP2ResponseWriter(streamID: id, connection: self, context: context, loop: loop))
         streams[id] = Stream(
             handler: handler, requestEnded: requestEnded,
-            body: requestEnded ? nil : BodyProgress(now: NIODeadline.now().uptimeNanoseconds))
+            body: requestEnded ? nil : BodyProgress(now: ProgressClock.now()))
         scheduleSweep(context: context)
         return handler
     }
@@ -338,7 +338,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     private func sweepFired() {
         sweep = nil
         guard let context, !streams.isEmpty else { return }
-        let now = NIODeadline.now().uptimeNanoseconds
+        let now = ProgressClock.now()
         var slowBodies: [(RequestHandler, BodyProgress.Verdict)] = []
         var stalledSends: [Int32] = []
         for (id, stream) in streams {
@@ -371,7 +371,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     }
 
     private func becameIdle(context: ChannelHandlerContext) {
-        idleSince = .now()
+        idleSince = .uptimeNanoseconds(ProgressClock.now())
         guard idleCheck == nil else { return }
         scheduleIdleCheck(after: idleTimeout, context: context)
     }

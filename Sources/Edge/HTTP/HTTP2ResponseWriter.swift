@@ -105,12 +105,12 @@ final class HTTP2ResponseWriter: ResponseWriter {
         unsentBytes += size
         let promise = context.eventLoop.makePromise(of: Void.self)
         session.send(buffer, on: streamID, endStream: false, promise: promise)
-        progress.started(now: NIODeadline.now().uptimeNanoseconds)
+        progress.started(now: ProgressClock.now())
         // One callback per frame does both: send progress, and the window that paces the upstream.
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         promise.futureResult.whenComplete { _ in
             let writer = bound.value
-            writer.progress.completed(now: NIODeadline.now().uptimeNanoseconds)
+            writer.progress.completed(now: ProgressClock.now())
             writer.unsentBytes -= size
             if writer.paused && writer.unsentBytes <= Self.window / 2 {
                 writer.paused = false
@@ -148,8 +148,8 @@ final class HTTP2ResponseWriter: ResponseWriter {
             let promise = eventLoop.makePromise(of: Void.self)
             connection.session.send(chunk, on: writer.streamID, endStream: false, promise: promise)
             connection.outputSoon()
-            writer.progress.started(now: NIODeadline.now().uptimeNanoseconds)
-            promise.futureResult.whenComplete { _ in bound.value.progress.completed(now: NIODeadline.now().uptimeNanoseconds) }
+            writer.progress.started(now: ProgressClock.now())
+            promise.futureResult.whenComplete { _ in bound.value.progress.completed(now: ProgressClock.now()) }
             return promise.futureResult
         }
         // The first piece is small: a stream whose window never opens (a client that reads nothing) holds 16 KB
