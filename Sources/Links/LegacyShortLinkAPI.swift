@@ -58,12 +58,20 @@ public struct LegacyShortLinkAPI: Sendable {
 
     /// The path with the password segment masked, for the access log and the request's event, whatever answered
     /// the request (a host without a site too); nil for any other target.
+    @inlinable
     public static func redactedTarget(_ target: String) -> String? {
-        // Every request's target passes here: one byte tells almost all of them apart (`/t…` or `/r…` only).
-        var bytes = target.utf8.makeIterator()
-        guard bytes.next() == UInt8(ascii: "/"), let second = bytes.next(), second == UInt8(ascii: "t") || second == UInt8(ascii: "r") else {
-            return nil
-        }
+        // Every request's target passes here (twice: its event and its log line), so the test that sets almost all
+        // of them apart is inlined where it is called: the second byte (`/t…` or `/r…` only).
+        let utf8 = target.utf8
+        guard utf8.count > 2, utf8.first == UInt8(ascii: "/") else { return nil }
+        let second = utf8[utf8.index(after: utf8.startIndex)]
+        guard second == UInt8(ascii: "t") || second == UInt8(ascii: "r") else { return nil }
+        return maskedPassword(target)
+    }
+
+    /// ``redactedTarget(_:)`` for a target that may be under one of the ``prefixes``.
+    @usableFromInline
+    static func maskedPassword(_ target: String) -> String? {
         for prefix in prefixes where target.utf8.starts(with: prefix.utf8) {
             var segments = target.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
             guard segments.count >= 3 else { return nil }

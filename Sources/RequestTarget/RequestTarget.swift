@@ -73,7 +73,20 @@ public enum HostName {
     @inlinable
     public static func isValidAuthority<S: StringProtocol>(_ value: S) -> Bool {
         // One pass over the bytes, no copy, specialized where it is called (inlinable): this runs for every request.
+        // Through a buffer pointer where the string lends its bytes (native strings; a String's own byte iterator
+        // costs several times as much per byte), else through that iterator.
+        if let valid = value.utf8.withContiguousStorageIfAvailable({ bytes -> Bool in
+            var iterator = bytes.makeIterator()
+            return isValidAuthority(bytes: &iterator)
+        }) {
+            return valid
+        }
         var iterator = value.utf8.makeIterator()
+        return isValidAuthority(bytes: &iterator)
+    }
+
+    @inlinable
+    static func isValidAuthority<Bytes: IteratorProtocol<UInt8>>(bytes iterator: inout Bytes) -> Bool {
         guard let first = iterator.next() else { return true }
         var next: UInt8?
         if first == UInt8(ascii: "[") {

@@ -345,7 +345,17 @@ struct RawWriter {
     }
 
     /// A string's UTF-8 bytes, length-prefixed, cut to at most `limit` bytes at a character boundary.
+    @inline(__always)
     mutating func text(_ value: String, limit: Int) {
+        // Most of a request event's ~45 strings are empty (API, campaign and location fields): one byte, no call.
+        guard !value.isEmpty else {
+            byte(0)
+            return
+        }
+        nonEmptyText(value, limit: limit)
+    }
+
+    private mutating func nonEmptyText(_ value: String, limit: Int) {
         // Native strings lend their bytes in place; only a bridged one is copied into contiguous form.
         let lent: Void? = value.utf8.withContiguousStorageIfAvailable { text(utf8: $0, limit: limit) }
         guard lent == nil else { return }
