@@ -228,6 +228,24 @@ import Testing
         #expect(object["request_id"] as? String == String(repeating: "é", count: 300))
         #expect(object.count == AccessLogFormat.Field.allCases.count)
     }
+
+    @Test func numbersAreWrittenAsDecimalsAtEveryDigitCount() {
+        var format = AccessLogFormat()
+        format.fieldBits = AccessLogFormat.Field.bytesSent.bit
+        var values = [0, 9, 10, 99, 100, 65_535, 1_000_000, -1, -10, Int.max, Int.min]
+        var power = 1
+        for _ in 1..<19 {
+            power *= 10
+            values += [power - 1, power, power + 1]
+        }
+        for value in values {
+            var entry = entry
+            entry.bytesSent = value
+            var buffer = ByteBuffer()
+            entry.write(into: &buffer, format: format, isoSecond: "", commonLogSecond: "")
+            #expect(String(buffer: buffer) == "{\"bytes_sent\":\(value)}")
+        }
+    }
 }
 
 @Suite struct HealthVerdictTests {

@@ -56,17 +56,21 @@ struct AccessLogLineWriter {
 
     mutating func decimal(_ value: Int) {
         if value < 0 { byte(UInt8(ascii: "-")) }
+        // Divisions by the constant 10 only (the compiler makes them multiplications): a line has eight numbers,
+        // and dividing by a power of ten held in a variable is a hardware division per digit, twice.
         var rest = value.magnitude
         var digits = 1
-        var scale: UInt = 1
-        while rest / scale >= 10 {
-            scale *= 10
+        var probe = rest
+        while probe >= 10 {
+            probe /= 10
             digits += 1
         }
-        for _ in 0..<digits {
-            byte(UInt8(ascii: "0") + UInt8(rest / scale))
-            rest %= scale
-            scale /= 10
-        }
+        var index = count + digits
+        repeat {
+            index -= 1
+            base.storeBytes(of: UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10), toByteOffset: index, as: UInt8.self)
+            rest /= 10
+        } while rest > 0
+        count += digits
     }
 }
