@@ -7,14 +7,22 @@
 /// the values were worked out under; any difference works them out again. Owned by one connection and only used
 /// on its event loop (`@unchecked Sendable` for that hand-over).
 public final class ClientMemo: @unchecked Sendable {
-    /// The client's classification, as ``Enricher`` works it out.
-    struct Client {
-        var agent: UserAgent
+    /// The client's classification, as ``Enricher`` works it out. A class, immutable: handing the memo's to each
+    /// request is one reference, where a struct of a dozen strings was a dozen retains and releases a request.
+    final class Client {
+        let agent: UserAgent
         /// The address truncated to /24 or /48 (what GeoIP reads, and what is stored by default).
-        var truncated: String
-        var location: GeoLocation
+        let truncated: String
+        let location: GeoLocation
         /// The address is in `tracking.visitors.mail_proxy_networks`.
-        var isMailProxy: Bool
+        let isMailProxy: Bool
+
+        init(agent: UserAgent, truncated: String, location: GeoLocation, isMailProxy: Bool) {
+            self.agent = agent
+            self.truncated = truncated
+            self.location = location
+            self.isMailProxy = isMailProxy
+        }
     }
 
     /// The cookieless id of the client for a site under one day's key, and its session-table key.

@@ -149,13 +149,14 @@ public final class Enricher: @unchecked Sendable {
             if !event.visitorID.isEmpty { identify(&event, facts: facts, touch: touch, memo: nil) }
             return
         }
+        // Read through the (shared, immutable) classification: a copy of its agent or location would retain and
+        // release each of their strings.
         let client = classify(facts)
-        let agent = client.agent
         // A tracking-API call may have said what the app, OS and device are: that stays.
-        if event.browser.isEmpty { (event.browser, event.browserVersion) = (agent.browser, agent.browserVersion) }
-        if event.os.isEmpty { (event.os, event.osVersion) = (agent.os, agent.osVersion) }
-        if event.device.isEmpty || agent.isBot { event.device = agent.device.rawValue }
-        if let reason = agent.botReason {
+        if event.browser.isEmpty { (event.browser, event.browserVersion) = (client.agent.browser, client.agent.browserVersion) }
+        if event.os.isEmpty { (event.os, event.osVersion) = (client.agent.os, client.agent.osVersion) }
+        if event.device.isEmpty || client.agent.isBot { event.device = client.agent.device.rawValue }
+        if let reason = client.agent.botReason {
             event.botReason = reason.rawValue
         } else if event.method == "HEAD" {
             // Browsers do not send HEAD for pages; link checkers and monitors do.
@@ -167,24 +168,22 @@ public final class Enricher: @unchecked Sendable {
         }
         let optedOut = (visitors.honorDoNotTrack && facts.doNotTrack)
             || (visitors.honorGlobalPrivacyControl && facts.globalPrivacyControl)
-        let truncated = client.truncated
-        let location = client.location
-        event.country = location.country
+        event.country = client.location.country
         if optedOut {
             event.clientAddress = ""
             return
         }
-        event.region = location.region
-        event.city = location.city
-        if event.latitude == nil, !location.latitude.isNaN, !location.longitude.isNaN {
-            event.latitude = location.latitude
-            event.longitude = location.longitude
+        event.region = client.location.region
+        event.city = client.location.city
+        if event.latitude == nil, !client.location.latitude.isNaN, !client.location.longitude.isNaN {
+            event.latitude = client.location.latitude
+            event.longitude = client.location.longitude
         }
         if let consent = facts.cookie.flatMap({ Self.cookieValue($0, name: "CookieConsent") }).flatMap({ Int64($0) }) {
             if event.consentFlags == 0 { event.consentFlags = consent }
         }
         identify(&event, facts: facts, touch: touch, memo: facts.memo)
-        event.clientAddress = clientAddressPolicy == .truncated ? truncated : storedAddress(facts.clientAddress)
+        event.clientAddress = clientAddressPolicy == .truncated ? client.truncated : storedAddress(facts.clientAddress)
     }
 
     /// The client's device, stored address, location and mail-proxy flag: from the connection's memo when it holds
