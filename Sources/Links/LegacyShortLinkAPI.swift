@@ -62,10 +62,10 @@ public struct LegacyShortLinkAPI: Sendable {
     public static func redactedTarget(_ target: String) -> String? {
         // Every request's target passes here (twice: its event and its log line), so the test that sets almost all
         // of them apart is inlined where it is called: the second byte (`/t…` or `/r…` only).
-        let utf8 = target.utf8
-        guard utf8.count > 2, utf8.first == UInt8(ascii: "/") else { return nil }
-        let second = utf8[utf8.index(after: utf8.startIndex)]
-        guard second == UInt8(ascii: "t") || second == UInt8(ascii: "r") else { return nil }
+        let mayMatch = target.utf8.withContiguousStorageIfAvailable { bytes in
+            bytes.count > 2 && bytes[0] == UInt8(ascii: "/") && (bytes[1] == UInt8(ascii: "t") || bytes[1] == UInt8(ascii: "r"))
+        }
+        guard mayMatch ?? true else { return nil }
         return maskedPassword(target)
     }
 

@@ -159,3 +159,13 @@ import Tracking
         #expect(machine.eventType.isEmpty, "machines are flagged as bots, not counted as unique or repeat")
     }
 }
+
+@Suite struct LegacyShortLinkRedactionTests {
+    @Test func thePasswordSegmentIsMaskedUnderEitherPrefixAndNothingElseIsTouched() {
+        #expect(LegacyShortLinkAPI.redactedTarget("/tr/v1/rpi/redirect/u1/secret") == "/tr/v1/rpi/redirect/u1/***")
+        #expect(LegacyShortLinkAPI.redactedTarget("/rpi/v1/redirects/u1/secret/example.com") == "/rpi/v1/redirects/u1/***/example.com")
+        for target in ["", "/", "/t", "/r", "/tr/v1/rpi/redirect/u1", "/index.html", "/track?x=1", "/rpi/v2/redirect/u/p", "x/tr/v1/rpi/a/b/c"] {
+            #expect(LegacyShortLinkAPI.redactedTarget(target) == nil, "\(target)")
+        }
+    }
+}

@@ -112,6 +112,15 @@ extension Exchange {
         default: "HTTP/1.0"
         }
     }
+
+    /// ``protocolName`` as a string (the event's field): literals, so no string is made from the static one per request.
+    var protocolString: String {
+        switch (head.version.major, head.version.minor) {
+        case (2, _): "HTTP/2.0"
+        case (1, 1): "HTTP/1.1"
+        default: "HTTP/1.0"
+        }
+    }
 }
 
 extension RequestHeaderSummary {

@@ -48,7 +48,7 @@ struct ExchangeRecorder {
             bytesIn: exchange.bodyBytes, bytesOut: exchange.sentBytes, durationMicroseconds: Int(elapsed / 1000),
             upstream: exchange.proxy?.upstreamAddress ?? "",
             upstreamMicroseconds: exchange.proxy?.upstreamHeaderNanoseconds.map { Int($0 / 1000) } ?? 0,
-            referrer: headers.referer ?? "", userAgent: headers.userAgent ?? "", httpVersion: exchange.protocolName.description,
+            referrer: headers.referer ?? "", userAgent: headers.userAgent ?? "", httpVersion: exchange.protocolString,
             tlsVersion: connection.tlsVersion ?? "", requestID: exchange.requestID ?? headers.acceptableRequestID ?? "",
             clientAddress: client)
     }
@@ -58,13 +58,10 @@ struct ExchangeRecorder {
     /// memo is made now rather than at its second event.
     func requestFacts(_ exchange: Exchange, client: String, eagerMemo: Bool = false) -> RequestFacts {
         let headers = exchange.headers
-        var facts = RequestFacts(clientAddress: client, userAgent: headers.userAgent, cookie: headers.cookie)
-        facts.doNotTrack = headers.doNotTrack
-        facts.globalPrivacyControl = headers.globalPrivacyControl
-        facts.siteHosts = exchange.siteHosts
-        facts.issuedVisitorID = exchange.issuedVisitorID
-        facts.memo = connection.clientMemo(eager: eagerMemo)
-        return facts
+        return RequestFacts(
+            clientAddress: client, userAgent: headers.userAgent, cookie: headers.cookie, doNotTrack: headers.doNotTrack,
+            globalPrivacyControl: headers.globalPrivacyControl, siteHosts: exchange.siteHosts,
+            issuedVisitorID: exchange.issuedVisitorID, memo: connection.clientMemo(eager: eagerMemo))
     }
 
     /// The access-log line: the target as sent, less personal query parameters (as the events keep it).

@@ -41,21 +41,30 @@ public struct RequestFacts {
     public var clientAddress: String
     public var userAgent: String?
     public var cookie: String?
-    public var doNotTrack = false
-    public var globalPrivacyControl = false
+    public var doNotTrack: Bool
+    public var globalPrivacyControl: Bool
     /// The site's host names (referrals from them are internal).
-    public var siteHosts: [String] = []
+    public var siteHosts: [String]
     /// A visitor id the answer just issued in a cookie.
     public var issuedVisitorID: String?
     /// The connection's memo of its client (nil: worked out afresh).
     public var memo: ClientMemo?
 
-    // Inlinable: built for every request in Edge, where a call returned the struct through a copy.
+    // Inlinable and whole: built for every request in Edge, where a call returned the struct through a copy, and
+    // setting the fields one by one afterwards copied it again.
     @inlinable
-    public init(clientAddress: String, userAgent: String?, cookie: String?) {
+    public init(
+        clientAddress: String, userAgent: String?, cookie: String?, doNotTrack: Bool = false,
+        globalPrivacyControl: Bool = false, siteHosts: [String] = [], issuedVisitorID: String? = nil, memo: ClientMemo? = nil
+    ) {
         self.clientAddress = clientAddress
         self.userAgent = userAgent
         self.cookie = cookie
+        self.doNotTrack = doNotTrack
+        self.globalPrivacyControl = globalPrivacyControl
+        self.siteHosts = siteHosts
+        self.issuedVisitorID = issuedVisitorID
+        self.memo = memo
     }
 }
 
