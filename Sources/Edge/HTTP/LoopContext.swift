@@ -30,6 +30,10 @@ final class LoopContext: @unchecked Sendable {
     let accessLogFormat: AccessLogFormat
     /// The loop's match data for sites' `rewrites` (PCRE2 match data is per thread).
     private(set) lazy var rewriteScratch = MatchScratch()
+    /// Where a small answer's head and body are gathered into one buffer for one write (``HTTP1ResponseWriter``).
+    /// One per loop, not per connection: once the socket has written an answer the loop holds the only reference
+    /// and the next answer reuses the storage; while a write still holds it, the next answer gets a copy.
+    var answerBuffer = ByteBuffer()
     /// This second as the common log format writes it (`05/Dec/2026:06:27:11 +0000`), for `combined` lines.
     private(set) var commonLogSecond = ""
     private var cachedSecond = -1
