@@ -20,7 +20,7 @@ final class HTTP1ResponseWriter: ResponseWriter {
     /// The head being built (after `sharedHead` when there is one).
     private var lines: HTTP1HeaderLines
     private var framing = Framing.none
-    /// Under TLS, a streamed answer's head waiting for its first body piece.
+    /// A streamed answer's head waiting for its first body piece (or a flush).
     private var heldHead: ByteBuffer?
     private var progress = SendProgress()
     /// Closes the connection when file writes make no progress for `send_timeout` (a client that stopped reading a
@@ -151,7 +151,9 @@ final class HTTP1ResponseWriter: ResponseWriter {
             framing = .chunked
         }
         endHead(added, persistence: persistence, closes: closes)
-        if isTLS && sharedHead == nil {
+        // Held until the first piece of the body, so a small answer (a proxied one) goes out in one write; a flush
+        // before any body arrives (an event stream's head) sends it alone.
+        if sharedHead == nil {
             heldHead = lines.buffer
         } else {
             writeHeadBytes()
@@ -167,10 +169,12 @@ final class HTTP1ResponseWriter: ResponseWriter {
         case .none:
             return true
         case .raw:
-            if var held = heldHead, size <= 16 << 10 {
+            if let held = heldHead, Self.combinesBody(ofSize: size, isTLS: isTLS) {
                 heldHead = nil
-                held.writeImmutableBuffer(buffer)
-                context.write(NIOAny(held), promise: nil)
+                loop.answerBuffer.clear(minimumCapacity: held.readableBytes + size)
+                loop.answerBuffer.writeImmutableBuffer(held)
+                loop.answerBuffer.writeImmutableBuffer(buffer)
+                context.write(NIOAny(loop.answerBuffer), promise: nil)
             } else {
                 writeHeldHead()
                 context.write(NIOAny(buffer), promise: nil)
@@ -291,7 +295,10 @@ final class HTTP1ResponseWriter: ResponseWriter {
 
     // MARK: - The connection
 
-    func flush() { context.flush() }
+    func flush() {
+        writeHeldHead()
+        context.flush()
+    }
 
     var canStopRequestBody: Bool { false }
 
