@@ -10,6 +10,7 @@ import Testing
         let closedPort = try freePort()
         let vantage = try VantageProcess(config: """
             listen: { http: "127.0.0.1:0" }
+            admin: { listen: "127.0.0.1:0" }
             sites:
               - errors:
                   404: "{{DIR}}/404.html"

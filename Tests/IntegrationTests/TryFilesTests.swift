@@ -7,6 +7,7 @@ import Testing
     @Test func cleanURLsAndASinglePageApp() throws {
         let vantage = try VantageProcess(config: """
             listen: { http: "127.0.0.1:0" }
+            admin: { listen: "127.0.0.1:0" }
             sites:
               - routes:
                   - path: /app/
