@@ -104,17 +104,8 @@ extension Exchange {
         return isPageView ? .pageview : .request
     }
 
-    /// The protocol as logs and events name it.
-    var protocolName: StaticString {
-        switch (head.version.major, head.version.minor) {
-        case (2, _): "HTTP/2.0"
-        case (1, 1): "HTTP/1.1"
-        default: "HTTP/1.0"
-        }
-    }
-
-    /// ``protocolName`` as a string (the event's field): literals, so no string is made from the static one per request.
-    var protocolString: String {
+    /// The protocol as logs and events name it: literals, so no string is made per request.
+    var protocolName: String {
         switch (head.version.major, head.version.minor) {
         case (2, _): "HTTP/2.0"
         case (1, 1): "HTTP/1.1"

@@ -71,7 +71,7 @@ struct AccessLogEntry {
     var host: String?
     /// The target as sent, less personal query parameters.
     var uri: String
-    var proto: StaticString
+    var proto: String
     var status: Int
     var bytesSent: Int
     var bytesReceived: Int
@@ -137,7 +137,7 @@ struct AccessLogEntry {
             string(.uri, "\"uri\":", uri)
             if format.writes(.proto) {
                 key("\"proto\":\"")
-                line.bytes(proto)
+                line.raw(proto)
                 line.byte(UInt8(ascii: "\""))
             }
             number(.status, "\"status\":", status)
@@ -173,7 +173,7 @@ struct AccessLogEntry {
         buffer.writeInteger(UInt8(ascii: " "))
         Self.writeEscaped(uri, into: &buffer)
         buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeStaticString(proto)
+        buffer.writeString(proto)
         buffer.writeStaticString("\" ")
         buffer.writeDecimal(status)
         buffer.writeInteger(UInt8(ascii: " "))

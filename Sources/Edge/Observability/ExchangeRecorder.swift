@@ -48,7 +48,7 @@ struct ExchangeRecorder {
             bytesIn: exchange.bodyBytes, bytesOut: exchange.sentBytes, durationMicroseconds: Int(elapsed / 1000),
             upstream: exchange.proxy?.upstreamAddress ?? "",
             upstreamMicroseconds: exchange.proxy?.upstreamHeaderNanoseconds.map { Int($0 / 1000) } ?? 0,
-            referrer: headers.referer ?? "", userAgent: headers.userAgent ?? "", httpVersion: exchange.protocolString,
+            referrer: headers.referer ?? "", userAgent: headers.userAgent ?? "", httpVersion: exchange.protocolName,
             tlsVersion: connection.tlsVersion ?? "", requestID: exchange.requestID ?? headers.acceptableRequestID ?? "",
             clientAddress: client)
     }
