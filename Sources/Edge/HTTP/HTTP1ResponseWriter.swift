@@ -107,7 +107,7 @@ final class HTTP1ResponseWriter: ResponseWriter {
         lines.buffer.writeStaticString("\r\n")
     }
 
-    /// The largest body sent in one buffer with its head: every write is a trip through the channel pipeline
+    /// The largest body (or chunk) sent in one buffer with what precedes it: every write is a trip through the channel pipeline
     /// (about as much CPU as copying 4 KB), and under TLS its own record, so small answers are copied together.
     /// Larger bodies go as they are (a file's cached bytes, shared).
     static func combinesBody(ofSize size: Int, isTLS: Bool) -> Bool { size <= (isTLS ? 16 << 10 : 4 << 10) }
@@ -115,18 +115,24 @@ final class HTTP1ResponseWriter: ResponseWriter {
     func writeAnswer(_ added: ExchangeFields, persistence: Persistence, body: ByteBuffer?) {
         endHead(added, persistence: persistence)
         if let body, Self.combinesBody(ofSize: body.readableBytes, isTLS: isTLS) {
-            // The loop's buffer: no allocation once the socket has written the previous answer.
-            loop.answerBuffer.clear(
-                minimumCapacity: (sharedHead?.readableBytes ?? 0) + lines.buffer.readableBytes + body.readableBytes)
-            if let sharedHead { loop.answerBuffer.writeImmutableBuffer(sharedHead) }
-            loop.answerBuffer.writeImmutableBuffer(lines.buffer)
-            loop.answerBuffer.writeImmutableBuffer(body)
-            context.write(NIOAny(loop.answerBuffer), promise: nil)
+            writeGathered(capacity: (sharedHead?.readableBytes ?? 0) + lines.buffer.readableBytes + body.readableBytes) {
+                if let sharedHead { $0.writeImmutableBuffer(sharedHead) }
+                $0.writeImmutableBuffer(lines.buffer)
+                $0.writeImmutableBuffer(body)
+            }
             sharedHead = nil
             return
         }
         writeHeadBytes()
         if let body, body.readableBytes > 0 { context.write(NIOAny(body), promise: nil) }
+    }
+
+    /// One write of an answer's pieces, copied into the loop's buffer (no allocation once the socket has written
+    /// the previous answer).
+    private func writeGathered(capacity: Int, _ fill: (inout ByteBuffer) -> Void) {
+        loop.answerBuffer.clear(minimumCapacity: capacity)
+        fill(&loop.answerBuffer)
+        context.write(NIOAny(loop.answerBuffer), promise: nil)
     }
 
     private func writeHeadBytes() {
@@ -171,24 +177,29 @@ final class HTTP1ResponseWriter: ResponseWriter {
         case .raw:
             if let held = heldHead, Self.combinesBody(ofSize: size, isTLS: isTLS) {
                 heldHead = nil
-                loop.answerBuffer.clear(minimumCapacity: held.readableBytes + size)
-                loop.answerBuffer.writeImmutableBuffer(held)
-                loop.answerBuffer.writeImmutableBuffer(buffer)
-                context.write(NIOAny(loop.answerBuffer), promise: nil)
+                writeGathered(capacity: held.readableBytes + size) {
+                    $0.writeImmutableBuffer(held)
+                    $0.writeImmutableBuffer(buffer)
+                }
             } else {
                 writeHeldHead()
                 context.write(NIOAny(buffer), promise: nil)
             }
         case .chunked:
-            var prefix = heldHead ?? allocator.buffer(capacity: 12)
+            let held = heldHead
             heldHead = nil
-            prefix.writeString(String(size, radix: 16))
-            prefix.writeStaticString("\r\n")
-            if size <= 16 << 10 && isTLS {
-                prefix.writeImmutableBuffer(buffer)
-                prefix.writeStaticString("\r\n")
-                context.write(NIOAny(prefix), promise: nil)
+            if Self.combinesBody(ofSize: size, isTLS: isTLS) {
+                writeGathered(capacity: (held?.readableBytes ?? 0) + size + 20) {
+                    if let held { $0.writeImmutableBuffer(held) }
+                    $0.writeString(String(size, radix: 16))
+                    $0.writeStaticString("\r\n")
+                    $0.writeImmutableBuffer(buffer)
+                    $0.writeStaticString("\r\n")
+                }
             } else {
+                var prefix = held ?? allocator.buffer(capacity: 12)
+                prefix.writeString(String(size, radix: 16))
+                prefix.writeStaticString("\r\n")
                 context.write(NIOAny(prefix), promise: nil)
                 context.write(NIOAny(buffer), promise: nil)
                 context.write(NIOAny(ByteBuffer(staticString: "\r\n")), promise: nil)
