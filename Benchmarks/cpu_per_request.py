@@ -95,8 +95,9 @@ def main():
     results = {}
     try:
         for scenario in [s for s in a.scenarios.split(",") if s]:
-            for _ in range(a.rounds):
-                for server in servers:
+            for round_index in range(a.rounds):
+                # Every other round in reverse, so no build always runs right after the same one.
+                for server in servers if round_index % 2 == 0 else servers[::-1]:
                     p, ok = compare.start(server, pin)
                     if ok:
                         compare.load(server, scenario, 2, pin)
@@ -106,7 +107,7 @@ def main():
                         requests = rps * a.seconds
                         if requests > 0 and bad == 0:
                             per = [(after[i] - before[i]) / TICKS * 1e6 / requests for i in range(2)]
-                            results.setdefault((scenario, server["name"]), []).append((per[0], per[1], rps))
+                            results.setdefault((scenario, server["name"]), []).append((per[0], per[1], rps, round_index))
                     compare.stop(p)
     finally:
         compare.stop(backend_proc)
@@ -115,6 +116,21 @@ def main():
     for (scenario, name), runs in results.items():
         user, system, rps = (statistics.median(run[i] for run in runs) for i in range(3))
         print(f"{scenario:12} {name:28} {user:12.2f} {system:11.2f} {rps:9.0f}")
+    # The machine's speed drifts between rounds (a VM's neighbours): a build against the first, round by round
+    # (each round runs them back to back), is steadier than the medians above.
+    names = list(dict.fromkeys(name for (_, name) in results))
+    vantages = [n for n in names if n != "nginx"]
+    if len(vantages) > 1:
+        print(f"\npaired against {vantages[0]}: median of the per-round ratios (rounds with both runs)")
+        for scenario in dict.fromkeys(s for (s, _) in results):
+            base = {run[3]: run for run in results.get((scenario, vantages[0]), [])}
+            for name in vantages[1:]:
+                pairs = [(base[run[3]], run) for run in results.get((scenario, name), []) if run[3] in base]
+                if not pairs:
+                    continue
+                user = statistics.median(o[0] / b[0] for b, o in pairs)
+                total = statistics.median((o[0] + o[1]) / (b[0] + b[1]) for b, o in pairs)
+                print(f"{scenario:12} {name:28} user {user:6.3f}  user+sys {total:6.3f}  ({len(pairs)} rounds)")
 
 
 if __name__ == "__main__":

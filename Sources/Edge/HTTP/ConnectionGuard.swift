@@ -1,7 +1,7 @@
 import NIOCore
 import NIOHTTP1
 
-/// The pure state machine behind ``ConnectionGuardHandler``: which timer runs and when a client is cut off for a
+/// The pure state machine behind ``ConnectionGuard``: which timer runs and when a client is cut off for a
 /// slow or oversized request head, or a stalled or trickling request body.
 ///
 /// It sees raw bytes (before the HTTP parser) and counts the request head up to its blank line, so a large body
@@ -190,7 +190,7 @@ struct ConnectionGuardStateMachine {
     }
 }
 
-/// Sent up the pipeline when ``ConnectionGuardHandler`` refuses the connection's request (a slow or oversized head,
+/// Sent up the pipeline when ``ConnectionGuard`` refuses the connection's request (a slow or oversized head,
 /// a stalled body): the request handler answers it, so the refusal is logged and recorded like any other, and
 /// closes the connection.
 struct ConnectionGuardRefusal {
@@ -198,15 +198,14 @@ struct ConnectionGuardRefusal {
 }
 
 /// Enforces the header-read timeout (slowloris), the request-body timeout and minimum rate, the keep-alive idle
-/// timeout and the maximum head size on an HTTP/1.1 connection. Sits in front of the HTTP parser; refusals go up to
-/// the request handler as ``ConnectionGuardRefusal``.
+/// timeout and the maximum head size on an HTTP/1.1 connection. Not a channel handler of its own: the connection's
+/// ``HTTP1RequestDecoder`` shows it every read before parsing (a separate handler cost a pipeline trip per read and
+/// per read-complete), and refusals go up from the decoder's context to the request handler as
+/// ``ConnectionGuardRefusal``.
 ///
 /// Timers are lazy: moving a deadline only updates a field, and the one scheduled task re-arms itself when it fires
 /// early. Scheduling and cancelling a task per request cost about a tenth of the request budget in benchmarks.
-final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
+final class ConnectionGuard {
     private var machine: ConnectionGuardStateMachine
     private let idleTimeout: TimeAmount
     private let headerTimeout: TimeAmount
@@ -218,6 +217,7 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
     /// The scheduled wake-up and when it fires.
     private var wakeUp: Scheduled<Void>?
     private var wakeUpAt: NIODeadline?
+    /// The owning handler's context, while it is in the pipeline.
     private var context: ChannelHandlerContext?
 
     init(limits: Limits) {
@@ -229,33 +229,35 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
         headerTimeout = TimeAmount(limits.headerTimeout)
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    /// The owning handler joined the pipeline: timers run on its loop, refusals go up from its context.
+    func attach(to context: ChannelHandlerContext) {
         self.context = context
         if context.channel.isActive { perform(machine.connectionActive(), context: context) }
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    /// The owning handler left the pipeline (the connection closed or became a tunnel).
+    func detach() {
         stopTimers()
-        self.context = nil
+        context = nil
     }
 
-    func channelActive(context: ChannelHandlerContext) {
+    func connectionActive() {
+        guard let context else { return }
         perform(machine.connectionActive(), context: context)
-        context.fireChannelActive()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    func connectionInactive() {
         stopTimers()
-        context.fireChannelInactive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if refused { return }
+    /// Bytes arrived from the client. Returns whether they go on to the parser (not after a refusal).
+    func bytesReceived(_ bytes: ByteBuffer) -> Bool {
+        guard !refused, let context else { return false }
         // The time matters only to a body's rate: a head's bytes are counted, not timed.
-        let action = machine.bytesReceived(unwrapInboundIn(data), now: machine.isReadingBody ? ProgressClock.now() : 0)
+        let action = machine.bytesReceived(bytes, now: machine.isReadingBody ? ProgressClock.now() : 0)
         perform(action, context: context)
-        if case .reject = action { return }
-        context.fireChannelRead(data)
+        if case .reject = action { return false }
+        return true
     }
 
     /// Called by the request handler when the parser produced a head (`expectsBody` when a body follows).

@@ -7,6 +7,9 @@ import NIOHTTP1
 /// (RFC 9112, see ``RequestParser``), and a request it refuses reaches the request handler as the parser's
 /// ``RequestParser/Refusal`` (status and reason) through `errorCaught`, after every request that came before it.
 ///
+/// Every read is first shown to the connection's ``ConnectionGuard`` (head size and timeouts, body rate), when it
+/// has one: a refused read goes no further.
+///
 /// The parts go to the connection's ``RequestHandler`` by a direct call when the decoder is given it (as the
 /// gateway does): a request is two or three parts, and each trip through the pipeline as `NIOAny` costs a dynamic
 /// cast and a context hop. Without one (tests), they are fired down the pipeline.
@@ -40,22 +43,40 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
     private var removed = false
     /// Where request parts go (the handler right after this one); nil: down the pipeline.
     private let requestHandler: RequestHandler?
+    /// The connection's timeouts and head bound; its timers run while this handler is in the pipeline.
+    private let connectionGuard: ConnectionGuard?
 
-    init(limits: RequestParser.Limits, requestHandler: RequestHandler? = nil) {
+    init(limits: RequestParser.Limits, connectionGuard: ConnectionGuard? = nil, requestHandler: RequestHandler? = nil) {
         parser = RequestParser(limits: limits)
+        self.connectionGuard = connectionGuard
         self.requestHandler = requestHandler
     }
 
     /// The parser's bounds from the gateway's limits (`max_header_size`, `max_uri_length`).
-    convenience init(limits: Limits, requestHandler: RequestHandler? = nil) {
+    convenience init(limits: Limits, connectionGuard: ConnectionGuard? = nil, requestHandler: RequestHandler? = nil) {
         var parserLimits = RequestParser.Limits()
         parserLimits.maxHeadBytes = limits.maxHeaderSize
         parserLimits.maxTargetBytes = limits.maxURILength
-        self.init(limits: parserLimits, requestHandler: requestHandler)
+        self.init(limits: parserLimits, connectionGuard: connectionGuard, requestHandler: requestHandler)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        connectionGuard?.attach(to: context)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        connectionGuard?.connectionActive()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        connectionGuard?.connectionInactive()
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
+        if let connectionGuard, !connectionGuard.bytesReceived(incoming) { return }
         switch mode {
         case .finished:
             return
@@ -126,6 +147,7 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
 
     func handlerRemoved(context: ChannelHandlerContext) {
         removed = true
+        connectionGuard?.detach()
         // The connection became a tunnel: bytes that came after the upgrade request are the tunnel's.
         if mode == .heldForUpgrade, pending.readableBytes > 0 {
             let held = pending

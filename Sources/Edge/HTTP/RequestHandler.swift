@@ -28,7 +28,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     let core: GatewayCore
     let loop: LoopContext
     let connection: ConnectionInfo
-    private let connectionGuard: ConnectionGuardHandler?
+    private let connectionGuard: ConnectionGuard?
     private let isHTTP2: Bool
     private var exchange: Exchange?
     /// Where answers go; set when the handler joins a pipeline (HTTP/1.1), or at creation for an HTTP/2 stream.
@@ -41,7 +41,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private(set) var requestBodyPaused = false
     private var closed = false
 
-    init(core: GatewayCore, loop: LoopContext, connection: ConnectionInfo, connectionGuard: ConnectionGuardHandler?,
+    init(core: GatewayCore, loop: LoopContext, connection: ConnectionInfo, connectionGuard: ConnectionGuard?,
          isHTTP2: Bool)
     {
         self.core = core
@@ -743,12 +743,11 @@ extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
         let handler = WebSocketIngestHandler(
             ingest: WebSocketIngest(api: api), loop: loop, upgrade: upgrade, template: template, facts: facts, logger: core.logger)
         do {
-            // The WebSocket handlers go in after the HTTP decoder, which then leaves with this handler and the guard
-            // (bytes it still holds are handed on).
+            // The WebSocket handlers go in after the HTTP decoder, which then leaves with this handler, its guard's
+            // timers stopped (bytes it still holds are handed on).
             let sync = channelContext.channel.pipeline.syncOperations
             let decoder = try sync.handler(type: HTTP1RequestDecoder.self)
             try handler.install(after: decoder, in: sync)
-            if let connectionGuard { sync.removeHandler(connectionGuard, promise: nil) }
             sync.removeHandler(context: channelContext, promise: nil)
             sync.removeHandler(decoder, promise: nil)
         } catch {
@@ -771,13 +770,12 @@ extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
         current.switchedProtocols()
         record(current)
         exchange = nil
-        // From here on the connection is a byte tunnel: the HTTP handlers leave, and bytes the decoder still holds
-        // go to the tunnel.
+        // From here on the connection is a byte tunnel: the HTTP handlers leave (the decoder's guard with it), and
+        // bytes the decoder still holds go to the tunnel.
         do {
             let sync = context.channel.pipeline.syncOperations
             let decoder = try sync.handler(type: HTTP1RequestDecoder.self)
             try sync.addHandler(tunnel.makeClientHandler(), position: .after(decoder))
-            if let connectionGuard { sync.removeHandler(connectionGuard, promise: nil) }
             sync.removeHandler(context: context, promise: nil)
             sync.removeHandler(decoder, promise: nil)
             tunnel.start()

@@ -3,48 +3,33 @@ import NIOCore
 import NIOSSL
 import NIOTLS
 
-/// First handler of every client connection: counts open connections for the gauge and enforces the global cap.
+/// Counts a client connection for the gauge and enforces the global cap, when the connection is set up: no handler
+/// of its own in the pipeline (one that only passed reads along cost a pipeline trip per read and per read-complete).
 ///
 /// A connection over `limits.max_connections` is served one answer, 503 with `Retry-After`, and closed (clients and
 /// load balancers can tell "full" from "down"); one over the hard ceiling (a tenth more) is closed at once, before
 /// any TLS or HTTP work is spent on it, so a flood cannot exhaust file descriptors.
-final class ConnectionAccountingHandler: ChannelInboundHandler {
-    typealias InboundIn = NIOAny
-
-    private let core: GatewayCore
-    private let connection: ConnectionInfo
-    private let maxConnections: Int
-    private var counted = false
-
-    init(core: GatewayCore, connection: ConnectionInfo, maxConnections: Int) {
-        self.core = core
-        self.connection = connection
-        self.maxConnections = maxConnections
-    }
+enum ConnectionAccounting {
+    /// Thrown by a connection's set-up over the hard ceiling: NIO closes the connection.
+    struct OverHardCeiling: Error {}
 
     /// Connections beyond this are closed without an answer.
     static func hardCeiling(_ maxConnections: Int) -> Int { maxConnections + max(16, maxConnections / 10) }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { admit(context: context) }
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        admit(context: context)
-        context.fireChannelActive()
-    }
-
-    private func admit(context: ChannelHandlerContext) {
-        guard !counted else { return }
-        counted = true
+    /// Counts the connection until it closes; marks it `overCapacity` when it is over the cap. Throws
+    /// ``OverHardCeiling`` when it is over the hard ceiling (it is then closed without being set up).
+    static func admit(_ channel: any Channel, core: GatewayCore, connection: ConnectionInfo, maxConnections: Int) throws(OverHardCeiling) {
         let open = core.openConnections.add(1, ordering: .relaxed).newValue
         core.metrics.openConnections.increment()
         core.metrics.acceptedConnections.increment()
+        channel.closeFuture.whenComplete { _ in
+            core.openConnections.subtract(1, ordering: .relaxed)
+            core.metrics.openConnections.decrement()
+        }
         guard open > maxConnections else { return }
-        if open > Self.hardCeiling(maxConnections) {
+        if open > hardCeiling(maxConnections) {
             core.metrics.refusedConnections.increment()
-            context.close(promise: nil)
-            return
+            throw OverHardCeiling()
         }
         core.metrics.overCapacityConnections.increment()
         connection.overCapacity = true
@@ -53,19 +38,11 @@ final class ConnectionAccountingHandler: ChannelInboundHandler {
                 "\(open) connections are open, over limits.max_connections (\(maxConnections)): answering 503 with Retry-After (logged once)")
         }
     }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        if counted {
-            counted = false
-            core.openConnections.subtract(1, ordering: .relaxed)
-            core.metrics.openConnections.decrement()
-        }
-        context.fireChannelInactive()
-    }
 }
 
-/// Sits right after the TLS handler: counts handshakes and their failures, and notes the negotiated version for
-/// the access log.
+/// Sits right after the TLS handler until the handshake completes: counts handshakes and their failures, and notes
+/// the negotiated version for the access log. It then leaves the pipeline (passing every read along after that
+/// would cost a pipeline trip per read for nothing).
 final class TLSEventsHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
 
@@ -85,6 +62,9 @@ final class TLSEventsHandler: ChannelInboundHandler, RemovableChannelHandler {
             if let version = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).tlsVersion {
                 connection.tlsVersion = Self.describe(version)
             }
+            context.fireUserInboundEventTriggered(event)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
         }
         context.fireUserInboundEventTriggered(event)
     }

@@ -337,17 +337,16 @@ public final class Gateway: Sendable {
         let connection = connection ?? ConnectionInfo(channel: channel, isTLS: isTLS, core: core)
         let limits = connection.snapshots.current.limits
         if !isTLS {
-            try sync.addHandler(ConnectionAccountingHandler(core: core, connection: connection, maxConnections: limits.maxConnections))
+            try ConnectionAccounting.admit(channel, core: core, connection: connection, maxConnections: limits.maxConnections)
         }
-        let connectionGuard = ConnectionGuardHandler(limits: limits)
-        try sync.addHandler(connectionGuard)
-        // Only the request decoder: the request handler writes response bytes itself and keeps pipelined
-        // requests in order (see RequestHandler).
-        // Bytes after an upgrade request stay in the decoder and go to the WebSocket tunnel when it is removed.
+        // The decoder (with the connection's guard inside it) and the request handler: the request handler writes
+        // response bytes itself and keeps pipelined requests in order (see RequestHandler). Bytes after an upgrade
+        // request stay in the decoder and go to the WebSocket tunnel when it is removed.
+        let connectionGuard = ConnectionGuard(limits: limits)
         let requestHandler = RequestHandler(
             core: core, loop: core.loopContext(for: channel.eventLoop),
             connection: connection, connectionGuard: connectionGuard, isHTTP2: false)
-        try sync.addHandler(HTTP1RequestDecoder(limits: limits, requestHandler: requestHandler))
+        try sync.addHandler(HTTP1RequestDecoder(limits: limits, connectionGuard: connectionGuard, requestHandler: requestHandler))
         try sync.addHandler(requestHandler)
     }
 
@@ -360,8 +359,8 @@ public final class Gateway: Sendable {
         let connection = ConnectionInfo(channel: channel, isTLS: true, core: core)
         let limits = connection.snapshots.current.limits
         do {
+            try ConnectionAccounting.admit(channel, core: core, connection: connection, maxConnections: limits.maxConnections)
             let sync = channel.pipeline.syncOperations
-            try sync.addHandler(ConnectionAccountingHandler(core: core, connection: connection, maxConnections: limits.maxConnections))
             try sync.addHandler(NIOSSLServerHandler(context: context))
             try sync.addHandler(IdleHandshakeTimeoutHandler(timeout: limits.headerTimeout))
             try sync.addHandler(TLSEventsHandler(connection: connection, core: core))
