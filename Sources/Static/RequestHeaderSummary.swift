@@ -7,7 +7,7 @@ import NIOHTTP1
 @dynamicMemberLookup
 public struct RequestHeaderSummary: Sendable {
     /// The values, read and written through the summary (`summary.host`).
-    public struct Values: Sendable {
+    public struct Values: Sendable, Equatable {
         public var host: String?
         public var contentLength: String?
         public var hasTransferEncoding = false
@@ -37,69 +37,73 @@ public struct RequestHeaderSummary: Sendable {
 
         public init() {}
 
-        /// Reads the interesting headers. Repeated headers keep their first value (the HTTP/1.1 parser has already
-        /// refused a repeated Host or Content-Length).
+        /// Reads the interesting headers (see ``add(name:value:)``).
         public init(_ headers: HTTPHeaders) {
-            for (name, value) in headers {
-                let utf8 = name.utf8
-                switch utf8.count {
-                case 3:
-                    if utf8.equalsLowercase("dnt") { doNotTrack = value == "1" }
-                case 4:
-                    if host == nil && utf8.equalsLowercase("host") { host = value }
-                case 5:
-                    if range == nil && utf8.equalsLowercase("range") {
-                        range = value
-                    } else if utf8.equalsLowercase("x-moz") {
-                        isPrefetch = isPrefetch || value.lowercased().contains("prefetch")
-                    }
-                case 6:
-                    if expect == nil && utf8.equalsLowercase("expect") {
-                        expect = value
-                    } else if utf8.equalsLowercase("cookie") {
-                        cookie = cookie.map { $0 + "; " + value } ?? value
-                    }
-                case 7:
-                    if referer == nil && utf8.equalsLowercase("referer") {
-                        referer = value
-                    } else if utf8.equalsLowercase("upgrade") {
-                        hasUpgrade = true
-                    } else if utf8.equalsLowercase("sec-gpc") {
-                        globalPrivacyControl = value == "1"
-                    } else if utf8.equalsLowercase("purpose") {
-                        isPrefetch = isPrefetch || RequestHeaderSummary.isSpeculative(value)
-                    }
-                case 9:
-                    if utf8.equalsLowercase("x-purpose") { isPrefetch = isPrefetch || RequestHeaderSummary.isSpeculative(value) }
-                case 11:
-                    if utf8.equalsLowercase("sec-purpose") { isPrefetch = isPrefetch || RequestHeaderSummary.isSpeculative(value) }
-                case 8:
-                    if ifMatch == nil && utf8.equalsLowercase("if-match") {
-                        ifMatch = value
-                    } else if ifRange == nil && utf8.equalsLowercase("if-range") {
-                        ifRange = value
-                    }
-                case 10:
-                    if userAgent == nil && utf8.equalsLowercase("user-agent") { userAgent = value }
-                case 12:
-                    if requestID == nil && utf8.equalsLowercase("x-request-id") { requestID = value }
-                case 13:
-                    if ifNoneMatch == nil && utf8.equalsLowercase("if-none-match") { ifNoneMatch = value }
-                case 14:
-                    if contentLength == nil && utf8.equalsLowercase("content-length") { contentLength = value }
-                case 15:
-                    if acceptEncoding == nil && utf8.equalsLowercase("accept-encoding") { acceptEncoding = value }
-                case 17:
-                    if utf8.equalsLowercase("transfer-encoding") {
-                        hasTransferEncoding = true
-                    } else if ifModifiedSince == nil && utf8.equalsLowercase("if-modified-since") {
-                        ifModifiedSince = value
-                    }
-                case 19:
-                    if ifUnmodifiedSince == nil && utf8.equalsLowercase("if-unmodified-since") { ifUnmodifiedSince = value }
-                default:
-                    break
+            for (name, value) in headers { add(name: name.utf8, value: value) }
+        }
+
+        /// Notes one header, named by its bytes: a value the summary keeps is `value` itself (no copy), so a head
+        /// parsed from bytes can be summarized while its header strings are made. Repeated headers keep their
+        /// first value (the HTTP/1.1 parser has already refused a repeated Host or Content-Length).
+        @inlinable
+        public mutating func add<Name: Collection>(name utf8: Name, value: String) where Name.Element == UInt8 {
+            switch utf8.count {
+            case 3:
+                if utf8.equalsLowercase("dnt") { doNotTrack = value == "1" }
+            case 4:
+                if host == nil && utf8.equalsLowercase("host") { host = value }
+            case 5:
+                if range == nil && utf8.equalsLowercase("range") {
+                    range = value
+                } else if utf8.equalsLowercase("x-moz") {
+                    isPrefetch = isPrefetch || RequestHeaderSummary.mentionsPrefetch(value)
                 }
+            case 6:
+                if expect == nil && utf8.equalsLowercase("expect") {
+                    expect = value
+                } else if utf8.equalsLowercase("cookie") {
+                    cookie = cookie.map { $0 + "; " + value } ?? value
+                }
+            case 7:
+                if referer == nil && utf8.equalsLowercase("referer") {
+                    referer = value
+                } else if utf8.equalsLowercase("upgrade") {
+                    hasUpgrade = true
+                } else if utf8.equalsLowercase("sec-gpc") {
+                    globalPrivacyControl = value == "1"
+                } else if utf8.equalsLowercase("purpose") {
+                    isPrefetch = isPrefetch || RequestHeaderSummary.isSpeculative(value)
+                }
+            case 9:
+                if utf8.equalsLowercase("x-purpose") { isPrefetch = isPrefetch || RequestHeaderSummary.isSpeculative(value) }
+            case 11:
+                if utf8.equalsLowercase("sec-purpose") { isPrefetch = isPrefetch || RequestHeaderSummary.isSpeculative(value) }
+            case 8:
+                if ifMatch == nil && utf8.equalsLowercase("if-match") {
+                    ifMatch = value
+                } else if ifRange == nil && utf8.equalsLowercase("if-range") {
+                    ifRange = value
+                }
+            case 10:
+                if userAgent == nil && utf8.equalsLowercase("user-agent") { userAgent = value }
+            case 12:
+                if requestID == nil && utf8.equalsLowercase("x-request-id") { requestID = value }
+            case 13:
+                if ifNoneMatch == nil && utf8.equalsLowercase("if-none-match") { ifNoneMatch = value }
+            case 14:
+                if contentLength == nil && utf8.equalsLowercase("content-length") { contentLength = value }
+            case 15:
+                if acceptEncoding == nil && utf8.equalsLowercase("accept-encoding") { acceptEncoding = value }
+            case 17:
+                if utf8.equalsLowercase("transfer-encoding") {
+                    hasTransferEncoding = true
+                } else if ifModifiedSince == nil && utf8.equalsLowercase("if-modified-since") {
+                    ifModifiedSince = value
+                }
+            case 19:
+                if ifUnmodifiedSince == nil && utf8.equalsLowercase("if-unmodified-since") { ifUnmodifiedSince = value }
+            default:
+                break
             }
         }
     }
@@ -128,24 +132,35 @@ public struct RequestHeaderSummary: Sendable {
         }
     }
 
+    /// All the values at once.
+    public var values: Values { box.values }
+
     /// An empty summary (no headers).
     public init() { box = Box(Values()) }
 
     /// Reads the interesting headers (see ``Values/init(_:)``).
     public init(_ headers: HTTPHeaders) { box = Box(Values(headers)) }
+
+    /// A summary of values gathered by the caller (``Values/add(name:value:)``).
+    public init(_ values: consuming Values) { box = Box(values) }
 }
 
 extension RequestHeaderSummary {
+    /// `prefetch` in an `X-Moz` header.
+    @usableFromInline
+    static func mentionsPrefetch(_ value: String) -> Bool { value.lowercased().contains("prefetch") }
+
     /// `prefetch`, `prerender` or `preview` in a purpose header.
+    @usableFromInline
     static func isSpeculative(_ value: String) -> Bool {
         let lowered = value.lowercased()
         return lowered.contains("prefetch") || lowered.contains("prerender") || lowered.contains("preview")
     }
 }
 
-extension String.UTF8View {
+extension Collection where Element == UInt8 {
     /// ASCII case-insensitive equality with a lower-case literal made of letters, digits and `-`.
-    @inline(__always)
+    @inlinable @inline(__always)
     func equalsLowercase(_ literal: StaticString) -> Bool {
         guard count == literal.utf8CodeUnitCount else { return false }
         return literal.withUTF8Buffer { expected in

@@ -2,6 +2,7 @@ import HTTP1Parser
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import Static
 import Testing
 
 @testable import Edge
@@ -48,6 +49,27 @@ import Testing
         try channel.pipeline.syncOperations.addHandler(decoder)
         try channel.pipeline.syncOperations.addHandler(recorder)
         return (channel, decoder, recorder)
+    }
+
+    /// The request handler's head is made in one pass with its header summary: the same head, and the same summary,
+    /// as NIO's head read over again.
+    @Test func aParsedHeadAndItsSummaryMatchTheTwoPassForm() throws {
+        var parser = RequestParser(limits: RequestParser.Limits())
+        var bytes = ByteBuffer(string: "GET /a/b?c=d HTTP/1.1\r\nHost: example.test\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\n"
+            + "cookie: a=1\r\nCOOKIE: b=2\r\nDNT: 1\r\nSec-GPC: 1\r\nSec-Purpose: prefetch;prerender\r\n"
+            + "If-None-Match: \"x\"\r\nIf-None-Match: \"y\"\r\nIf-Modified-Since: Tue, 01 Dec 2026 10:00:00 GMT\r\n"
+            + "Range: bytes=0-1\r\nAccept-Encoding: br, gzip\r\nReferer: https://r.test/\r\nX-Request-Id: abc\r\n"
+            + "X-Moz: Prefetch\r\nX-Other: é\r\n\r\n")
+        guard case .head(let parsed) = try parser.next(&bytes) else {
+            Issue.record("no head")
+            return
+        }
+        let (head, summary) = parsed.makeRequestHead()
+        let twoPass = parsed.makeHTTPRequestHead()
+        #expect(head == twoPass)
+        #expect(summary.values == RequestHeaderSummary.Values(twoPass.headers))
+        #expect(summary.cookie == "a=1; b=2" && summary.ifNoneMatch == "\"x\"" && summary.userAgent == "Mozilla/5.0 (X11; Linux x86_64)")
+        #expect(summary.doNotTrack && summary.globalPrivacyControl && summary.isPrefetch && summary.host == "example.test")
     }
 
     @Test func pipelinedRequestsArriveInOrderWithTheirBodies() throws {

@@ -117,7 +117,12 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
             case .head(let head):
                 requestUpgrades = head.hasUpgrade
                 requestKeepsAlive = head.keepAlive
-                deliver(.head(head.makeHTTPRequestHead()), context: context)
+                if let requestHandler {
+                    let (nioHead, summary) = head.makeRequestHead()
+                    requestHandler.receiveHTTP1(.head(nioHead, summary))
+                } else {
+                    context.fireChannelRead(wrapInboundOut(.head(head.makeHTTPRequestHead())))
+                }
             case .body(let piece):
                 deliver(.body(piece), context: context)
             case .end(let trailers):
@@ -136,10 +141,11 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         }
     }
 
+    /// A body piece or the end (a head goes with its summary, above).
     @inline(__always)
     private func deliver(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         if let requestHandler {
-            requestHandler.receiveHTTP1(part)
+            requestHandler.receiveHTTP1(RequestPart(part))
         } else {
             context.fireChannelRead(wrapInboundOut(part))
         }

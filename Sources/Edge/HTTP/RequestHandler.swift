@@ -36,7 +36,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// HTTP/1.1: the handler's place in the pipeline, for what leaves HTTP (a WebSocket or an upgraded tunnel).
     private var channelContext: ChannelHandlerContext?
     /// HTTP/1.1: pipelined requests, held reads, closing and quiescing.
-    private var pipeline = HTTP1Pipeline<HTTPServerRequestPart, RequestParser.Refusal>()
+    private var pipeline = HTTP1Pipeline<RequestPart, RequestParser.Refusal>()
     /// A proxied request body is read no further until the upstream takes what it has.
     private(set) var requestBodyPaused = false
     private var closed = false
@@ -68,7 +68,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Feeds a request part of the attached HTTP/2 stream.
     func receive(_ part: HTTPServerRequestPart) {
         guard let writer else { return }
-        process(part, writer: writer)
+        process(RequestPart(part), writer: writer)
     }
 
     /// The HTTP/2 stream's body stalled or trickles: refused like an HTTP/1.1 body (408).
@@ -104,12 +104,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        receiveHTTP1(unwrapInboundIn(data))
+        receiveHTTP1(RequestPart(unwrapInboundIn(data)))
     }
 
     /// Takes a request part of the HTTP/1.1 connection (from ``HTTP1RequestDecoder``, called directly): in order,
     /// after the exchange in flight (``HTTP1Pipeline``).
-    func receiveHTTP1(_ part: HTTPServerRequestPart) {
+    func receiveHTTP1(_ part: RequestPart) {
         let current = exchange
         let arrival = pipeline.received(
             part, afterCompleteRequest: current?.lifecycle.requestEnded ?? false,
@@ -118,10 +118,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         process(part, writer: writer)
     }
 
-    private func process(_ part: HTTPServerRequestPart, writer: any ResponseWriter) {
+    private func process(_ part: RequestPart, writer: any ResponseWriter) {
         switch part {
-        case .head(let head):
-            begin(head, writer: writer)
+        case .head(let head, let summary):
+            begin(head, summary: summary, writer: writer)
         case .body(let body):
             guard let current = exchange else { return }
             current.bodyBytes += body.readableBytes
@@ -199,10 +199,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: - Routing
 
-    private func begin(_ head: HTTPRequestHead, writer: any ResponseWriter) {
+    private func begin(_ head: HTTPRequestHead, summary: RequestHeaderSummary, writer: any ResponseWriter) {
         let snapshot = connection.snapshots.current
         let current = Exchange(
-            head: head, headers: RequestHeaderSummary(head.headers), snapshot: snapshot, startNanoseconds: NIODeadline.now().uptimeNanoseconds,
+            head: head, headers: summary, snapshot: snapshot, startNanoseconds: NIODeadline.now().uptimeNanoseconds,
             bodyLimit: snapshot.limits.maxBodySize, keepAlive: isHTTP2 || head.isKeepAlive)
         exchange = current
         connectionGuard?.requestHeadReceived(expectsBody: current.headers.hasTransferEncoding
