@@ -39,17 +39,8 @@ import Glibc
 
     @Test func aPortInUseIsSaidSo() throws {
         // Hold a port, then ask Vantage for it.
-        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (holder, port) = holdPort()
         defer { close(holder) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, length) } }
-        _ = listen(holder, 1)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &length) } }
-        let port = Int(UInt16(bigEndian: address.sin_port))
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("vantage-port-\(UUID().uuidString).yaml")
         defer { try? FileManager.default.removeItem(at: file) }
         try """
@@ -63,6 +54,40 @@ import Glibc
         #expect(result.stderr.contains("port \(port) is already in use by another process"), "\(result.stderr)")
         #expect(!result.stderr.contains("bind(descriptor"), "\(result.stderr)")
         try? FileManager.default.removeItem(atPath: file.path + ".spool")
+    }
+
+    /// The admin listener is bound after the HTTP one: a taken admin port must end the start before anything is
+    /// announced as listening (a script or test waiting for "listening on" would otherwise take a dying process for
+    /// a ready one).
+    @Test func aTakenAdminPortEndsTheStartBeforeAnyListenerIsAnnounced() throws {
+        let (holder, port) = holdPort()
+        defer { close(holder) }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("vantage-admin-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try """
+            listen: { http: "127.0.0.1:0" }
+            admin: { listen: "127.0.0.1:\(port)" }
+            tracking: { enabled: false }
+            sites: [{ routes: [{ path: /, respond: ok }] }]
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let result = try run([VantageProcess.binary, "run", "--config", file.path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("port \(port) is already in use by another process"), "\(result.stderr)")
+        #expect(!(result.stdout + result.stderr).contains("listening on"), "\(result.stdout)\n\(result.stderr)")
+    }
+
+    /// A listening socket on an ephemeral port of 127.0.0.1, and the port.
+    private func holdPort() -> (socket: Int32, port: Int) {
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, length) } }
+        _ = listen(holder, 1)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &length) } }
+        return (holder, Int(UInt16(bigEndian: address.sin_port)))
     }
 
     @Test func aRefusedUpstreamIsNamed() throws {

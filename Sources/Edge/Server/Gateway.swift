@@ -256,17 +256,25 @@ public final class Gateway: Sendable {
         return keys
     }
 
+    /// Binds every wanted listener not bound yet, then announces them: all or none, so `listening on` lines mean
+    /// the process is ready (a taken admin port used to end a process that had already announced its HTTP
+    /// listener). On a failure the listeners bound by this call are closed again and the error names the one that
+    /// failed.
     private func bindListeners(for configuration: GatewayConfiguration) throws {
         let wanted = wantedListeners(configuration)
         let existing = state.withLock { $0.listeners }
+        var bound: [(key: ListenerKey, channel: any Channel, quiesce: ServerQuiescingHelper)] = []
         for key in wanted where existing[key] == nil {
-            let channel: any Channel
             let quiesce = ServerQuiescingHelper(group: group)
             do {
-                channel = try bootstrap(for: key.kind, quiesce: quiesce).bind(to: try key.address.socketAddress()).wait()
+                let channel = try bootstrap(for: key.kind, quiesce: quiesce).bind(to: try key.address.socketAddress()).wait()
+                bound.append((key, channel, quiesce))
             } catch {
+                for listener in bound { try? listener.channel.close().wait() }
                 throw GatewayError(listening: key.address.description, kind: key.kind.rawValue, port: key.address.port, error)
             }
+        }
+        for (key, channel, quiesce) in bound {
             state.withLock {
                 $0.listeners[key] = channel
                 $0.quiescers[key] = quiesce
