@@ -205,6 +205,9 @@ struct InsightsIntegrationTests {
         #expect(page.body.contains("<noscript><meta http-equiv=\"refresh\" content=\"2\"></noscript>"), "reloads itself without script")
         #expect(page.headers["content-security-policy"]?.contains("script-src 'self'") == true)
         #expect(page.body.contains("<td>/pricing.html</td>"))
+        // The events' table is laid out as a list (narrow time column, text left-aligned), not as a report.
+        #expect(page.body.contains("<table class=\"events\">"))
+        #expect(try curl(["-s", vantage.url("/assets/insights.css", kind: "admin")]).body.contains("table.events td:nth-child(3)"))
         #expect(try curl(["-s", vantage.url("/assets/live.js", kind: "admin")]).body.contains("EventSource"))
 
         let stream = Process()

@@ -41,6 +41,11 @@ public enum DashboardStyle {
             th,td{padding:.3em .4em;border-bottom:1px solid var(--line);text-align:right;font-variant-numeric:tabular-nums}
             th[scope=row],thead th:first-child{text-align:left;font-weight:400;width:60%;overflow-wrap:anywhere}
             thead th{color:var(--muted);font-size:.85em;font-weight:400}
+            table.events th,table.events td{text-align:left;white-space:nowrap;width:auto}
+            table.events th[scope=row],table.events thead th:first-child{width:1%}
+            table.events td:nth-child(3){width:100%;white-space:normal;overflow-wrap:break-word}
+            @media (max-width:46em){table.events td,table.events thead th{white-space:normal}}
+            .scroll{overflow-x:auto}
             a.bar{display:block;text-decoration:none;color:var(--fg);padding:.1em .3em;border-radius:.2em}
             a.bar:hover{text-decoration:underline}
             td.empty{text-align:left;color:var(--muted)}

@@ -44,8 +44,8 @@ public struct LivePage {
             <div><dt>Visitors in the last 30 minutes</dt><dd id="live-visitors" aria-live="polite">\(snapshot.visitors.formatted())</dd></div>\
             <div><dt>Pageviews in the last 30 minutes</dt><dd id="live-pageviews">\(snapshot.pageviews.formatted())</dd></div></dl></section>
             <section aria-labelledby="latest"><h2 id="latest">Latest events</h2>
-            <table><caption class="hidden">The latest events, newest first</caption><thead><tr><th scope="col">Time (UTC)</th><th scope="col">Kind</th><th scope="col">Page or event</th><th scope="col">Source</th><th scope="col">Country</th><th scope="col">Device</th></tr></thead>
-            <tbody id="live-events">\(empty)\(rows)</tbody></table></section>
+            <div class="scroll"><table class="events"><caption class="hidden">The latest events, newest first</caption><thead><tr><th scope="col">Time (UTC)</th><th scope="col">Kind</th><th scope="col">Page or event</th><th scope="col">Source</th><th scope="col">Country</th><th scope="col">Device</th></tr></thead>
+            <tbody id="live-events">\(empty)\(rows)</tbody></table></div></section>
             </main>
             </body>
             </html>
