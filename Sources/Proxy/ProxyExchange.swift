@@ -341,15 +341,15 @@ public final class ProxyExchange {
     private func bind(_ connection: UpstreamConnection) {
         self.connection = connection
         connection.exchange = self
-        var head = connection.allocator.buffer(capacity: 512)
         let hostValue = target.map { route.hostValue(clientHost: clientHost, target: $0) } ?? clientHost ?? ""
+        loop.upstreamHeadBuffer.clear()
         HeaderRewriter.writeUpstreamRequest(
             clientHead, path: upstreamPath, hostValue: hostValue, client: client, requestID: requestID,
             webSocket: isWebSocket, chunked: chunked, underscores: route.configuration.underscoresInHeaders,
-            rules: route.requestHeaders, into: &head)
+            rules: route.requestHeaders, into: &loop.upstreamHeadBuffer)
         // Matched by case: `==` on `HTTPMethod` is NIO's raw-value comparison, two strings per proxied request.
         let isHeadRequest = if case .HEAD = clientHead.method { true } else { false }
-        connection.writeHead(head, isHeadRequest: isHeadRequest)
+        connection.writeHead(loop.upstreamHeadBuffer, isHeadRequest: isHeadRequest)
         // A retry: the body sent on the failed attempt goes first.
         var body = replay.takeForRetry()
         if body.isEmpty { body = pendingBody } else { body += pendingBody }
