@@ -168,7 +168,9 @@ public final class ProxyLoop: @unchecked Sendable {
 
     /// Closes connections idle for longer than their pool's idle timeout. Run once a second.
     func sweepIdle(now: NIODeadline = .now()) {
-        for stack in idle.values {
+        // Stacks left empty go too, so upstreams a reload removed leave no entry behind.
+        var emptied: [ObjectIdentifier] = []
+        for (key, stack) in idle {
             let current = stack.connections
             let keep = current.filter { connection in
                 if connection.isClosed { return false }
@@ -179,7 +181,9 @@ public final class ProxyLoop: @unchecked Sendable {
                 return true
             }
             if keep.count != current.count { stack.connections = keep }
+            if stack.connections.isEmpty { emptied.append(key) }
         }
+        for key in emptied { idle[key] = nil }
     }
 
     /// Closes every idle connection (shutdown).

@@ -97,6 +97,33 @@ import Glibc
         #expect(line.contains("\"upstream_us\":"))
     }
 
+    /// A connection goes back to its loop's pool after each request and is reused; one idle past the pool's
+    /// `idle_timeout` is closed by the sweep, and the next request opens a fresh one.
+    @Test func pooledConnectionsAreReusedAndClosedOnceIdle() throws {
+        let node = try BackendProcess.node("n1")
+        let vantage = try VantageProcess(config: """
+            listen: { http: "127.0.0.1:0" }
+            admin: { listen: "127.0.0.1:0" }
+            threads: 1
+            tracking: { enabled: false }
+            sites:
+              - routes:
+                  - { path: /api/, proxy: { upstreams: ["\(node.address)"], pool: { idle_timeout: 1s } } }
+            """)
+        let open = "vantage_upstream_open_connections{upstream=\"\(node.address)\"}"
+        let reused = "vantage_upstream_connections_total{upstream=\"\(node.address)\",kind=\"reused\"}"
+        for _ in 0..<3 { #expect(try curl([vantage.url("/api/echo")]).status == 200) }
+        var text = try metrics(vantage)
+        #expect(metric(text, open) == 1, "one connection served all three: \(text)")
+        #expect(metric(text, reused) == 2)
+        Thread.sleep(forTimeInterval: 2.6)
+        text = try metrics(vantage)
+        #expect(metric(text, open) == 0, "closed after idle_timeout: \(text)")
+        #expect(try curl([vantage.url("/api/echo")]).status == 200)
+        #expect(metric(try metrics(vantage), open) == 1)
+        #expect(vantage.stop() == 0)
+    }
+
     @Test func forwardedHeadersAreTrustedOnlyFromTrustedProxies() throws {
         let node = try BackendProcess.node("n1")
         let route = "      - { path: /api/, proxy: { upstreams: [\"\(node.address)\"] } }"
