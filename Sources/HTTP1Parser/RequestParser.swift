@@ -44,12 +44,25 @@ public struct ParsedRequestHead: Sendable {
         }
     }
 
-    /// The head as NIO's type, for code that still takes one.
-    public func makeHTTPRequestHead() -> HTTPRequestHead {
+    /// The head as NIO's type, for code that still takes one. `noting` sees each header as it is added, its name as
+    /// bytes and its value as the string the head keeps, so a caller can gather what it needs in the same pass
+    /// (the edge's header summary) without making or scanning the strings again.
+    @inlinable
+    public func makeHTTPRequestHead(noting: (_ name: UnsafeRawBufferPointer, _ value: String) -> Void = { _, _ in }) -> HTTPRequestHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(fields.count)
-        forEachField { name, value in headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self)) }
-        return HTTPRequestHead(version: version, method: method, uri: String(decoding: target, as: UTF8.self), headers: headers)
+        let uri = bytes.withUnsafeReadableBytes { raw in
+            for field in fields {
+                let nameStart = Int(field.nameStart), valueStart = Int(field.valueStart)
+                let name = UnsafeRawBufferPointer(rebasing: raw[nameStart..<nameStart + Int(field.nameLength)])
+                let value = String(
+                    decoding: UnsafeRawBufferPointer(rebasing: raw[valueStart..<valueStart + Int(field.valueLength)]), as: UTF8.self)
+                headers.add(name: String(decoding: name, as: UTF8.self), value: value)
+                noting(name, value)
+            }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: raw[targetStart..<targetStart + targetLength]), as: UTF8.self)
+        }
+        return HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
     }
 }
 

@@ -25,21 +25,8 @@ extension ParsedRequestHead {
     /// The head as NIO's type and its summary, in one pass over the header lines: each value's string is made once
     /// and shared by both.
     func makeRequestHead() -> (HTTPRequestHead, RequestHeaderSummary) {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(fields.count)
         var summary = RequestHeaderSummary.Values()
-        let uri = bytes.withUnsafeReadableBytes { raw in
-            for field in fields {
-                let name = UnsafeRawBufferPointer(rebasing: raw[Int(field.nameStart)..<Int(field.nameStart + field.nameLength)])
-                let value = String(
-                    decoding: UnsafeRawBufferPointer(
-                        rebasing: raw[Int(field.valueStart)..<Int(field.valueStart + field.valueLength)]),
-                    as: UTF8.self)
-                headers.add(name: String(decoding: name, as: UTF8.self), value: value)
-                summary.add(name: name, value: value)
-            }
-            return String(decoding: UnsafeRawBufferPointer(rebasing: raw[targetStart..<targetStart + targetLength]), as: UTF8.self)
-        }
-        return (HTTPRequestHead(version: version, method: method, uri: uri, headers: headers), RequestHeaderSummary(summary))
+        let head = makeHTTPRequestHead { name, value in summary.add(name: name, value: value) }
+        return (head, RequestHeaderSummary(summary))
     }
 }
