@@ -41,19 +41,17 @@ import Glibc
         // Hold a port, then ask Vantage for it.
         let (holder, port) = holdPort()
         defer { close(holder) }
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("vantage-port-\(UUID().uuidString).yaml")
-        defer { try? FileManager.default.removeItem(at: file) }
-        try """
+        let result = try runVantage { file in
+            """
             listen: { http: "127.0.0.1:\(port)" }
             admin: { listen: "127.0.0.1:0" }
-            tracking: { spool: { dir: "\(file.path).spool" } }
+            tracking: { spool: { dir: "\(file).spool" } }
             sites: [{ routes: [{ path: /, respond: ok }] }]
-            """.write(to: file, atomically: true, encoding: .utf8)
-        let result = try run([VantageProcess.binary, "run", "--config", file.path])
+            """
+        }
         #expect(result.status == 1)
         #expect(result.stderr.contains("port \(port) is already in use by another process"), "\(result.stderr)")
         #expect(!result.stderr.contains("bind(descriptor"), "\(result.stderr)")
-        try? FileManager.default.removeItem(atPath: file.path + ".spool")
     }
 
     /// The admin listener is bound after the HTTP one: a taken admin port must end the start before anything is
@@ -62,18 +60,29 @@ import Glibc
     @Test func aTakenAdminPortEndsTheStartBeforeAnyListenerIsAnnounced() throws {
         let (holder, port) = holdPort()
         defer { close(holder) }
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("vantage-admin-\(UUID().uuidString).yaml")
-        defer { try? FileManager.default.removeItem(at: file) }
-        try """
+        let result = try runVantage { _ in
+            """
             listen: { http: "127.0.0.1:0" }
             admin: { listen: "127.0.0.1:\(port)" }
             tracking: { enabled: false }
             sites: [{ routes: [{ path: /, respond: ok }] }]
-            """.write(to: file, atomically: true, encoding: .utf8)
-        let result = try run([VantageProcess.binary, "run", "--config", file.path])
+            """
+        }
         #expect(result.status == 1)
         #expect(result.stderr.contains("port \(port) is already in use by another process"), "\(result.stderr)")
         #expect(!(result.stdout + result.stderr).contains("listening on"), "\(result.stdout)\n\(result.stderr)")
+    }
+
+    /// `vantage run` on a configuration written to a temporary file (`config` is given the file's path), removed
+    /// afterwards with the spool a configuration may put beside it.
+    private func runVantage(_ config: (String) -> String) throws -> CommandResult {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("vantage-\(UUID().uuidString).yaml")
+        defer {
+            try? FileManager.default.removeItem(at: file)
+            try? FileManager.default.removeItem(atPath: file.path + ".spool")
+        }
+        try config(file.path).write(to: file, atomically: true, encoding: .utf8)
+        return try run([VantageProcess.binary, "run", "--config", file.path])
     }
 
     /// A listening socket on an ephemeral port of 127.0.0.1, and the port.
