@@ -141,8 +141,13 @@ public struct RequestHeaderSummary: Sendable {
     /// Reads the interesting headers (see ``Values/init(_:)``).
     public init(_ headers: HTTPHeaders) { box = Box(Values(headers)) }
 
-    /// A summary of values gathered by the caller (``Values/add(name:value:)``).
-    public init(_ values: consuming Values) { box = Box(values) }
+    /// Notes one more header (see ``Values/add(name:value:)``), in the box itself: a summary gathered while a head's
+    /// header strings are made, without the copy of its values that handing a finished `Values` over would take.
+    @inlinable
+    public mutating func add<Name: Collection>(name utf8: Name, value: String) where Name.Element == UInt8 {
+        if !isKnownUniquelyReferenced(&box) { box = Box(box.values) }
+        box.values.add(name: utf8, value: value)
+    }
 }
 
 extension RequestHeaderSummary {

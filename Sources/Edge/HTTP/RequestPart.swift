@@ -25,8 +25,8 @@ extension ParsedRequestHead {
     /// The head as NIO's type and its summary, in one pass over the header lines: each value's string is made once
     /// and shared by both.
     func makeRequestHead() -> (HTTPRequestHead, RequestHeaderSummary) {
-        var summary = RequestHeaderSummary.Values()
+        var summary = RequestHeaderSummary()
         let head = makeHTTPRequestHead { name, value in summary.add(name: name, value: value) }
-        return (head, RequestHeaderSummary(summary))
+        return (head, summary)
     }
 }
