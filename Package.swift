@@ -97,10 +97,12 @@ let package = Package(
         .target(name: "HeaderRules", dependencies: ["Config", nioHTTP1], swiftSettings: dataPlaneSettings),
         /// A strict, incremental HTTP/1.1 request parser on raw bytes (RFC 9112 framing, bounded).
         .target(name: "HTTP1Parser", dependencies: [nioCore, nioHTTP1], swiftSettings: dataPlaneSettings),
+        /// A loop's flushes coalesced to the end of its tick, so the answers of one tick leave back to back.
+        .target(name: "FlushCoalescing", dependencies: [nioCore, logging, metrics], swiftSettings: dataPlaneSettings),
         /// The reverse proxy: upstream pools (plain and TLS), balancing, health checks, forwarding headers, WebSocket tunnels.
         .target(
             name: "Proxy",
-            dependencies: ["Config", "HeaderRules", "HTTP1Parser", "PlainErrors", nioCore, nioPosix, nioHTTP1, nioSSL, nioTLS, logging],
+            dependencies: ["Config", "FlushCoalescing", "HeaderRules", "HTTP1Parser", "PlainErrors", nioCore, nioPosix, nioHTTP1, nioSSL, nioTLS, logging],
             swiftSettings: dataPlaneSettings
         ),
         /// Tracking: events and their enrichment (GeoIP, user agent, source, visitors and sessions), the tracking API,
@@ -124,7 +126,7 @@ let package = Package(
         .target(
             name: "Edge",
             dependencies: [
-                "Config", "HeaderRules", "HTTP1Parser", "HTTP2Session", "Insights", "PlainErrors", "RegexSet", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioExtras, nioWebSocket, logging, metrics,
+                "Config", "FlushCoalescing", "HeaderRules", "HTTP1Parser", "HTTP2Session", "Insights", "PlainErrors", "RegexSet", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioExtras, nioWebSocket, logging, metrics,
                 prometheus, serviceLifecycle, unixSignals, crypto,
             ],
             swiftSettings: dataPlaneSettings
@@ -167,6 +169,9 @@ let package = Package(
         .testTarget(name: "RegexSetTests", dependencies: ["RegexSet"], swiftSettings: swiftSettings),
         .testTarget(name: "InsightsTests", dependencies: ["Insights", "Tracking"], swiftSettings: swiftSettings),
         .testTarget(name: "RequestTargetTests", dependencies: ["RequestTarget"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "FlushCoalescingTests", dependencies: ["FlushCoalescing", nioCore, logging, .product(name: "NIOEmbedded", package: "swift-nio")],
+            swiftSettings: swiftSettings),
         .testTarget(name: "ACMETests", dependencies: ["ACME", "Config", crypto, x509, asn1], swiftSettings: swiftSettings),
         .testTarget(name: "LinksTests", dependencies: ["Links", "Tracking", nioCore, logging], swiftSettings: swiftSettings),
         .testTarget(name: "StaticTests", dependencies: ["Static", "RequestTarget", nioCore, nioHTTP1], swiftSettings: swiftSettings),

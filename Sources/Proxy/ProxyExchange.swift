@@ -357,7 +357,8 @@ public final class ProxyExchange {
         pendingBytes = 0
         for part in body { send(part, on: connection) }
         if state.connectionBound() { writeEnd(on: connection) }
-        connection.flush()
+        // With the other answers and requests of this tick (``FlushCoalescer``): a bodiless request leaves here.
+        connection.flush(atEndOfTick: loop.flushCoalescer)
         connection.setDeadline(.now() + route.responseHeaderTimeout)
         if connection.isWritable { resumeClient() }
     }

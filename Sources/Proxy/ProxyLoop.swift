@@ -1,3 +1,4 @@
+import FlushCoalescing
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -26,12 +27,15 @@ public final class ProxyLoop: @unchecked Sendable {
     /// (a plain upstream writes it at once), the next request reuses the storage instead of allocating (and, past
     /// 512 bytes, reallocating) a buffer per proxied request. A write still holding it makes the next head a copy.
     var upstreamHeadBuffer = ByteBuffer()
+    /// Where an upstream request's flush waits for the end of the loop's tick.
+    let flushCoalescer: FlushCoalescer
 
     /// Requests that may wait for a connection per upstream on one loop; more get 503 at once.
     static let maxWaiters = 1024
 
-    init(eventLoop: any EventLoop, logger: Logger) {
+    init(eventLoop: any EventLoop, flushCoalescer: FlushCoalescer, logger: Logger) {
         self.eventLoop = eventLoop
+        self.flushCoalescer = flushCoalescer
         self.logger = logger
     }
 

@@ -1,3 +1,4 @@
+import FlushCoalescing
 import Foundation
 import Logging
 import NIOCore
@@ -42,9 +43,14 @@ public final class ProxyService: Sendable {
     private let state = Mutex(State())
     private let logger: Logger
 
-    public init(loops: [any EventLoop], logger: Logger) {
+    /// `flushCoalescers`: each loop's (``FlushCoalescer/perLoop(_:logger:)``), shared with the edge's answers so a
+    /// tick's writes leave together; a loop without one gets its own.
+    public init(loops: [any EventLoop], flushCoalescers: [ObjectIdentifier: FlushCoalescer] = [:], logger: Logger) {
         var map: [ObjectIdentifier: ProxyLoop] = [:]
-        for loop in loops { map[ObjectIdentifier(loop)] = ProxyLoop(eventLoop: loop, logger: logger) }
+        for loop in loops {
+            let coalescer = flushCoalescers[ObjectIdentifier(loop)] ?? FlushCoalescer(eventLoop: loop, logger: logger)
+            map[ObjectIdentifier(loop)] = ProxyLoop(eventLoop: loop, flushCoalescer: coalescer, logger: logger)
+        }
         self.loops = map
         loopList = loops
         self.logger = logger

@@ -1,3 +1,4 @@
+import FlushCoalescing
 import NIOCore
 import NIOHTTP1
 import NIOTLS
@@ -116,6 +117,11 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func flush() {
         context?.flush()
+    }
+
+    /// Flushes once the loop has handled the rest of its tick (``FlushCoalescer``).
+    func flush(atEndOfTick coalescer: FlushCoalescer) {
+        if let context { coalescer.flushAtEndOfTick(context.channel) }
     }
 
     func close() {

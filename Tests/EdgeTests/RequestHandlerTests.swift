@@ -50,6 +50,8 @@ final class HandlerHarness {
     /// Sends request bytes as a client would (through the HTTP/1.1 decoder) and reads the answer.
     func sendRaw(_ request: String) throws -> Answer {
         try channel.writeInbound(ByteBuffer(string: request))
+        // The tick ends: its answers are flushed (FlushCoalescer).
+        channel.embeddedEventLoop.run()
         // HTTP/1.1 answers leave the handler as bytes: parse them back.
         var bytes = ByteBuffer()
         while var chunk = try channel.readOutbound(as: ByteBuffer.self) { bytes.writeBuffer(&chunk) }

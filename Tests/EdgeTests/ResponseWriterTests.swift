@@ -39,8 +39,9 @@ private final class ContextHolder: ChannelInboundHandler {
                 connection: ConnectionInfo(channel: channel, isTLS: isTLS, core: harness.core))
         }
 
-        /// Each write the channel received, as text.
+        /// Each write the channel received, as text, once the loop's tick has ended (flushes wait for it).
         func writes() throws -> [String] {
+            harness.channel.embeddedEventLoop.run()
             var all: [String] = []
             while let chunk = try channel.readOutbound(as: ByteBuffer.self) { all.append(String(buffer: chunk)) }
             return all

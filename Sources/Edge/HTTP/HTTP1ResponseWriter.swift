@@ -306,9 +306,10 @@ final class HTTP1ResponseWriter: ResponseWriter {
 
     // MARK: - The connection
 
+    /// The answer so far leaves with the others of this tick (``FlushCoalescer``).
     func flush() {
         writeHeldHead()
-        context.flush()
+        loop.flushCoalescer.flushAtEndOfTick(context.channel)
     }
 
     var canStopRequestBody: Bool { false }
@@ -324,7 +325,11 @@ final class HTTP1ResponseWriter: ResponseWriter {
         promise.futureResult.whenComplete { _ in bound.value.close(promise: nil) }
     }
 
-    func closeExchange() { context.close(promise: nil) }
+    func closeExchange() {
+        // Whatever an earlier answer left waiting for the end of the tick goes first (a close drops unflushed writes).
+        context.flush()
+        context.close(promise: nil)
+    }
 
     func read() { context.read() }
 

@@ -1,3 +1,4 @@
+import FlushCoalescing
 import HTTP2Session
 import NIOCore
 import NIOHTTP1
@@ -34,6 +35,8 @@ final class LoopContext: @unchecked Sendable {
     /// One per loop, not per connection: once the socket has written an answer the loop holds the only reference
     /// and the next answer reuses the storage; while a write still holds it, the next answer gets a copy.
     var answerBuffer = ByteBuffer()
+    /// Where an answer's flush waits for the end of the loop's tick, with the proxy's upstream requests.
+    let flushCoalescer: FlushCoalescer
     /// This second as the common log format writes it (`05/Dec/2026:06:27:11 +0000`), for `combined` lines.
     private(set) var commonLogSecond = ""
     private var cachedSecond = -1
@@ -59,8 +62,9 @@ final class LoopContext: @unchecked Sendable {
 
     init(
         eventLoop: any EventLoop, index: Int, accessLogWriter: AccessLogWriter?, events: EventRecorder? = nil,
-        enricher: Enricher? = nil
+        enricher: Enricher? = nil, flushCoalescer: FlushCoalescer
     ) {
+        self.flushCoalescer = flushCoalescer
         self.enricher = enricher
         self.eventLoop = eventLoop
         self.index = index

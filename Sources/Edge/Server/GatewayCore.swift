@@ -1,5 +1,6 @@
 import ACME
 import Config
+import FlushCoalescing
 import Logging
 import NIOCore
 import NIOPosix
@@ -50,7 +51,8 @@ final class GatewayCore: Sendable {
 
     init(snapshot: RuntimeSnapshot, loops: [any EventLoop], accessLog: AccessLogWriter?, threadPool: NIOThreadPool,
          routeMetrics: RouteMetricsRegistry, proxy: ProxyService, tracking: TrackingPipeline? = nil,
-         acmeChallenges: HTTP01Responder = HTTP01Responder(), logger: Logger)
+         acmeChallenges: HTTP01Responder = HTTP01Responder(), flushCoalescers: [ObjectIdentifier: FlushCoalescer] = [:],
+         logger: Logger)
     {
         self.proxy = proxy
         self.acmeChallenges = acmeChallenges
@@ -59,7 +61,8 @@ final class GatewayCore: Sendable {
         for (index, loop) in loops.enumerated() {
             contexts[ObjectIdentifier(loop)] = LoopContext(
                 eventLoop: loop, index: index, accessLogWriter: accessLog, events: tracking?.recorder(forLoop: index),
-                enricher: tracking?.enricher(forLoop: index))
+                enricher: tracking?.enricher(forLoop: index),
+                flushCoalescer: flushCoalescers[ObjectIdentifier(loop)] ?? FlushCoalescer(eventLoop: loop, logger: logger))
         }
         unroutedMetrics = routeMetrics.metrics(site: "-", route: "-")
         loopContexts = contexts
