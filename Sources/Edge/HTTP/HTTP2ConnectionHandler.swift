@@ -265,7 +265,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
                 context.write(wrapOutboundOut(bytes), promise: written)
                 for promise in promises { written.futureResult.cascade(to: promise) }
             }
-            if flush { context.flush() }
+            // With the other connections' answers of this tick (``FlushCoalescer``).
+            if flush { loop.flushCoalescer.flushAtEndOfTick(context.channel) }
         }
         if session.hasResetsDue {
             // In a write of its own, after the response's.
