@@ -1,3 +1,4 @@
+import FlushCoalescing
 import NIOCore
 import NIOHTTP1
 import PlainErrors
@@ -342,14 +343,15 @@ public final class ProxyExchange {
         self.connection = connection
         connection.exchange = self
         let hostValue = target.map { route.hostValue(clientHost: clientHost, target: $0) } ?? clientHost ?? ""
-        loop.upstreamHeadBuffer.clear()
-        HeaderRewriter.writeUpstreamRequest(
-            clientHead, path: upstreamPath, hostValue: hostValue, client: client, requestID: requestID,
-            webSocket: isWebSocket, chunked: chunked, underscores: route.configuration.underscoresInHeaders,
-            rules: route.requestHeaders, into: &loop.upstreamHeadBuffer)
+        let head = loop.upstreamHeads.gather(minimumCapacity: 512) { buffer in
+            HeaderRewriter.writeUpstreamRequest(
+                clientHead, path: upstreamPath, hostValue: hostValue, client: client, requestID: requestID,
+                webSocket: isWebSocket, chunked: chunked, underscores: route.configuration.underscoresInHeaders,
+                rules: route.requestHeaders, into: &buffer)
+        }
         // Matched by case: `==` on `HTTPMethod` is NIO's raw-value comparison, two strings per proxied request.
         let isHeadRequest = if case .HEAD = clientHead.method { true } else { false }
-        connection.writeHead(loop.upstreamHeadBuffer, isHeadRequest: isHeadRequest)
+        connection.writeHead(head, isHeadRequest: isHeadRequest)
         // A retry: the body sent on the failed attempt goes first.
         var body = replay.takeForRetry()
         if body.isEmpty { body = pendingBody } else { body += pendingBody }

@@ -23,10 +23,10 @@ public final class ProxyLoop: @unchecked Sendable {
     private var waiters: [ObjectIdentifier: [ProxyExchange]] = [:]
     let logger: Logger
     private var warnedWaitersFull = false
-    /// The request head sent upstream is written here and handed to the connection: once the socket has taken it
-    /// (a plain upstream writes it at once), the next request reuses the storage instead of allocating (and, past
-    /// 512 bytes, reallocating) a buffer per proxied request. A write still holding it makes the next head a copy.
-    var upstreamHeadBuffer = ByteBuffer()
+    /// Where request heads sent upstream are written and handed to their connections: a buffer the socket has taken
+    /// is reused instead of allocating (and, past 512 bytes, reallocating) one per proxied request. A ring, as the
+    /// heads of one tick all wait for its end (``FlushCoalescer``).
+    var upstreamHeads = WriteBufferRing(count: 32)
     /// Where an upstream request's flush waits for the end of the loop's tick.
     let flushCoalescer: FlushCoalescer
 

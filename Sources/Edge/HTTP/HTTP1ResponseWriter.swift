@@ -127,12 +127,11 @@ final class HTTP1ResponseWriter: ResponseWriter {
         if let body, body.readableBytes > 0 { context.write(NIOAny(body), promise: nil) }
     }
 
-    /// One write of an answer's pieces, copied into the loop's buffer (no allocation once the socket has written
-    /// the previous answer).
+    /// One write of an answer's pieces, copied into one of the loop's buffers (no allocation once the socket has
+    /// written what the buffer held before).
     private func writeGathered(capacity: Int, _ fill: (inout ByteBuffer) -> Void) {
-        loop.answerBuffer.clear(minimumCapacity: capacity)
-        fill(&loop.answerBuffer)
-        context.write(NIOAny(loop.answerBuffer), promise: nil)
+        let answer = loop.answers.gather(minimumCapacity: capacity, fill)
+        context.write(NIOAny(answer), promise: nil)
     }
 
     private func writeHeadBytes() {

@@ -32,9 +32,9 @@ final class LoopContext: @unchecked Sendable {
     /// The loop's match data for sites' `rewrites` (PCRE2 match data is per thread).
     private(set) lazy var rewriteScratch = MatchScratch()
     /// Where a small answer's head and body are gathered into one buffer for one write (``HTTP1ResponseWriter``).
-    /// One per loop, not per connection: once the socket has written an answer the loop holds the only reference
-    /// and the next answer reuses the storage; while a write still holds it, the next answer gets a copy.
-    var answerBuffer = ByteBuffer()
+    /// Per loop, not per connection: a buffer whose answer the socket has written is reused. A ring, as the answers
+    /// of one tick all wait for its end (``FlushCoalescer``); a ring of 64 answers of a few KB.
+    var answers = WriteBufferRing(count: 64)
     /// Where an answer's flush waits for the end of the loop's tick, with the proxy's upstream requests.
     let flushCoalescer: FlushCoalescer
     /// This second as the common log format writes it (`05/Dec/2026:06:27:11 +0000`), for `combined` lines.
