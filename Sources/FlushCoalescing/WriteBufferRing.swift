@@ -8,8 +8,8 @@ import NIOCore
 ///
 /// Bounded: `count` buffers, each as large as the largest write gathered into it. Loop-confined.
 public struct WriteBufferRing {
-    private var buffers: [ByteBuffer]
-    private var next = 0
+    @usableFromInline var buffers: [ByteBuffer]
+    @usableFromInline var next = 0
 
     public init(count: Int) {
         precondition(count > 0)
@@ -19,23 +19,10 @@ public struct WriteBufferRing {
     /// The next buffer, emptied with room for `minimumCapacity` bytes and filled by `fill`; write what it returns.
     @inlinable
     public mutating func gather(minimumCapacity: Int, _ fill: (inout ByteBuffer) -> Void) -> ByteBuffer {
-        let index = advance()
-        return withBuffer(at: index) { buffer in
-            buffer.clear(minimumCapacity: minimumCapacity)
-            fill(&buffer)
-            return buffer
-        }
-    }
-
-    @usableFromInline
-    mutating func advance() -> Int {
         let index = next
         next = index + 1 == buffers.count ? 0 : index + 1
-        return index
-    }
-
-    @usableFromInline
-    mutating func withBuffer<Result>(at index: Int, _ body: (inout ByteBuffer) -> Result) -> Result {
-        body(&buffers[index])
+        buffers[index].clear(minimumCapacity: minimumCapacity)
+        fill(&buffers[index])
+        return buffers[index]
     }
 }
