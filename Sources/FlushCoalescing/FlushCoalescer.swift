@@ -35,11 +35,6 @@ public final class FlushCoalescer {
         self.logger = logger
     }
 
-    /// One coalescer per loop, keyed by the loop's identity.
-    public static func perLoop(_ loops: [any EventLoop], logger: Logger) -> [ObjectIdentifier: FlushCoalescer] {
-        Dictionary(uniqueKeysWithValues: loops.map { (ObjectIdentifier($0), FlushCoalescer(eventLoop: $0, logger: logger)) })
-    }
-
     /// Flushes `channel` once the loop has handled the rest of this tick's ready sockets. Call on the loop.
     public func flushAtEndOfTick(_ channel: any Channel) {
         // Pipelined answers of one read ask one after the other: one flush sends them all.

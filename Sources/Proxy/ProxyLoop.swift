@@ -175,14 +175,13 @@ public final class ProxyLoop: @unchecked Sendable {
         // Stacks left empty go too, so upstreams a reload removed leave no entry behind.
         var emptied: [ObjectIdentifier] = []
         for (key, stack) in idle {
+            // Filtered from a copy: closing a connection can call back into `connectionClosed`, which edits the stack.
             let current = stack.connections
             let keep = current.filter { connection in
                 if connection.isClosed { return false }
-                if now - connection.idleSince >= connection.pool.idleTimeout {
-                    connection.close()
-                    return false
-                }
-                return true
+                guard now - connection.idleSince >= connection.pool.idleTimeout else { return true }
+                connection.close()
+                return false
             }
             if keep.count != current.count { stack.connections = keep }
             if stack.connections.isEmpty { emptied.append(key) }

@@ -43,17 +43,21 @@ public final class ProxyService: Sendable {
     private let state = Mutex(State())
     private let logger: Logger
 
-    /// `flushCoalescers`: each loop's (``FlushCoalescer/perLoop(_:logger:)``), shared with the edge's answers so a
-    /// tick's writes leave together; a loop without one gets its own.
-    public init(loops: [any EventLoop], flushCoalescers: [ObjectIdentifier: FlushCoalescer] = [:], logger: Logger) {
+    public init(loops: [any EventLoop], logger: Logger) {
         var map: [ObjectIdentifier: ProxyLoop] = [:]
         for loop in loops {
-            let coalescer = flushCoalescers[ObjectIdentifier(loop)] ?? FlushCoalescer(eventLoop: loop, logger: logger)
-            map[ObjectIdentifier(loop)] = ProxyLoop(eventLoop: loop, flushCoalescer: coalescer, logger: logger)
+            map[ObjectIdentifier(loop)] = ProxyLoop(
+                eventLoop: loop, flushCoalescer: FlushCoalescer(eventLoop: loop, logger: logger), logger: logger)
         }
         self.loops = map
         loopList = loops
         self.logger = logger
+    }
+
+    /// The loop's ``FlushCoalescer``, for the edge's answers to share with the upstream requests: a tick's writes
+    /// leave together.
+    public func flushCoalescer(for loop: any EventLoop) -> FlushCoalescer {
+        loops[ObjectIdentifier(loop)]!.flushCoalescer
     }
 
     /// Prepares a route: its targets are the running ones for addresses already in use (keeping their health,

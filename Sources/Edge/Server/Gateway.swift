@@ -1,5 +1,4 @@
 import ACME
-import FlushCoalescing
 import Foundation
 import Insights
 import Links
@@ -91,9 +90,7 @@ public final class Gateway: Sendable {
         }
         accessLog = try AccessLogWriter(output: configuration.accessLog.output, format: configuration.accessLog.format, logger: logger)
         routeMetrics = RouteMetricsRegistry(loops: configuration.threads)
-        // One per loop, shared by the edge's answers and the proxy's upstream requests: a tick's writes leave together.
-        let flushCoalescers = FlushCoalescer.perLoop(Array(group.makeIterator()), logger: logger)
-        proxy = ProxyService(loops: Array(group.makeIterator()), flushCoalescers: flushCoalescers, logger: logger)
+        proxy = ProxyService(loops: Array(group.makeIterator()), logger: logger)
         do {
             tracking = configuration.tracking.enabled
                 ? try TrackingPipeline(
@@ -116,7 +113,7 @@ public final class Gateway: Sendable {
             trackingAPI: tracking?.api, links: links)
         core = GatewayCore(snapshot: snapshot, loops: Array(group.makeIterator()), accessLog: accessLog,
                            threadPool: threadPool, routeMetrics: routeMetrics, proxy: proxy, tracking: tracking,
-                           acmeChallenges: automaticCertificates.responder, flushCoalescers: flushCoalescers, logger: logger)
+                           acmeChallenges: automaticCertificates.responder, logger: logger)
         state = Mutex(State(configuration: configuration, staticCertificates: Self.expiries(of: staticKeys)))
         shareLinks = ShareLinks(path: configuration.tracking.spool.directory + "/shares")
         reports = ReportCache(logger: logger)

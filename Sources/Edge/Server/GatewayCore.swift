@@ -1,6 +1,5 @@
 import ACME
 import Config
-import FlushCoalescing
 import Logging
 import NIOCore
 import NIOPosix
@@ -51,8 +50,7 @@ final class GatewayCore: Sendable {
 
     init(snapshot: RuntimeSnapshot, loops: [any EventLoop], accessLog: AccessLogWriter?, threadPool: NIOThreadPool,
          routeMetrics: RouteMetricsRegistry, proxy: ProxyService, tracking: TrackingPipeline? = nil,
-         acmeChallenges: HTTP01Responder = HTTP01Responder(), flushCoalescers: [ObjectIdentifier: FlushCoalescer] = [:],
-         logger: Logger)
+         acmeChallenges: HTTP01Responder = HTTP01Responder(), logger: Logger)
     {
         self.proxy = proxy
         self.acmeChallenges = acmeChallenges
@@ -62,7 +60,7 @@ final class GatewayCore: Sendable {
             contexts[ObjectIdentifier(loop)] = LoopContext(
                 eventLoop: loop, index: index, accessLogWriter: accessLog, events: tracking?.recorder(forLoop: index),
                 enricher: tracking?.enricher(forLoop: index),
-                flushCoalescer: flushCoalescers[ObjectIdentifier(loop)] ?? FlushCoalescer(eventLoop: loop, logger: logger))
+                flushCoalescer: proxy.flushCoalescer(for: loop))
         }
         unroutedMetrics = routeMetrics.metrics(site: "-", route: "-")
         loopContexts = contexts
