@@ -125,6 +125,29 @@ import CCRC32C
         #expect(sizes == [reopened.sealedSegments[0].bytes], "recovery trims the zero rest")
     }
 
+    @Test func pagesAheadOfTheWriterAreFaultedInOnTheSpoolsThread() async throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let window = MappedSegment.prefaultWindow
+        let spool = try open(segmentSize: 16 * window)
+        let appender = SpoolAppender(spool: spool)
+        #expect(append(0..<1, to: appender) == 1)
+        let segment = try #require(appender.segment)
+        try await spool.afterPendingSeals {}
+        // The lead ahead of the first record is in the page cache before the loop gets there; the rest is not.
+        #expect(segment.residentBytes(in: 0..<MappedSegment.prefaultLead) == MappedSegment.prefaultLead)
+        #expect(segment.residentBytes(in: 8 * window..<16 * window) == 0)
+        // Writing on, the faulted-in part moves ahead of the writer.
+        let record = SpoolRecordFormat.framedSize(payload(0).utf8.count)
+        let count = 5 * window / record
+        #expect(append(1..<count, to: appender) == count - 1)
+        try await spool.afterPendingSeals {}
+        let nextWindow = (segment.length / window + 1) * window
+        #expect(segment.residentBytes(in: nextWindow..<nextWindow + window) == window)
+        #expect(segment.residentBytes(in: 12 * window..<16 * window) == 0)
+        finish(appender, spool)
+        #expect(try strings(spool) == (0..<count).map(payload), "prefaulting never changes what was written")
+    }
+
     @Test func fullSegmentsRollOverInOrder() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let spool = try open(segmentSize: 512)

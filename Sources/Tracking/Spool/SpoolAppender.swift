@@ -17,7 +17,7 @@ public final class SpoolAppender {
     }
 
     let spool: Spool
-    private var segment: MappedSegment?
+    private(set) var segment: MappedSegment?
     private var scratch: ByteBuffer
     /// Quota taken from the spool and not yet used.
     private var reserved = 0
@@ -43,6 +43,7 @@ public final class SpoolAppender {
         if let segment, segment.available >= size, reserved >= size {
             segment.append(scratch)
             reserved -= size
+            if segment.wantsPrefault { spool.prefaultAhead(segment) }
             return .written
         }
         return appendSlowly(size: size, nowMilliseconds: nowMilliseconds)
@@ -78,6 +79,7 @@ public final class SpoolAppender {
         }
         segment!.append(scratch)
         reserved -= size
+        if segment!.wantsPrefault { spool.prefaultAhead(segment!) }
         return .written
     }
 
