@@ -137,6 +137,31 @@ import Testing
         #expect(text.hasSuffix("X-Request-Id: r1\r\n\r\n"))
     }
 
+    @Test func theBytesSentUpstreamCarryTheSameFieldsAsTheHead() {
+        // The data path writes bytes (the Forwarded element piece by piece); tools build fields: they must agree,
+        // for an IPv6 peer that is trusted, a client's earlier elements and a Host with a quote in it.
+        let trusted = ClientInfo(address: "2001:db8::1", peerIsTrusted: true, scheme: "http")
+        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/x", headers: [
+            "Host": "ex\"ample.com", "Forwarded": "for=203.0.113.1", "Cookie": "a=1", "cookie": "b=2",
+            "X-Forwarded-For": "203.0.113.1", "Content-Length": "3", "Accept": "*/*",
+        ])
+        let fields = HeaderRewriter.upstreamRequest(
+            head, path: "/x", hostValue: "upstream", client: trusted, requestID: "id-1", webSocket: false, chunked: false
+        ).headers
+        var buffer = ByteBuffer()
+        HeaderRewriter.writeUpstreamRequest(
+            head, path: "/x", hostValue: "upstream", client: trusted, requestID: "id-1", webSocket: false, chunked: false,
+            into: &buffer)
+        let lines = String(buffer: buffer).components(separatedBy: "\r\n")
+        #expect(lines.first == "POST /x HTTP/1.1" && lines.suffix(2) == ["", ""])
+        let written = lines.dropFirst().dropLast(2).map { line -> String in
+            let colon = line.firstIndex(of: ":")!
+            return "\(line[..<colon]): \(line[line.index(colon, offsetBy: 2)...])"
+        }
+        #expect(written == fields.map { "\($0.name): \($0.value)" })
+        #expect(fields["forwarded"] == ["for=203.0.113.1, for=\"[2001:db8::1]\";proto=http;host=\"example.com\""])
+    }
+
     @Test func requestIDsAreValidatedBeforeTheyAreLogged() {
         #expect(HeaderRewriter.acceptableRequestID("4bf92f3577b34da6a3ce929d0e0e4736"))
         #expect(HeaderRewriter.acceptableRequestID("req-42:abc/def=="))
