@@ -196,6 +196,9 @@ public struct RequestParser: Sendable {
 
     private var trailerBytes = 0
     private var trailers: [(String, String)] = []
+    /// The last head's field list, kept to be filled again: once the caller let go of that head (the edge turns it
+    /// into NIO's type at once), the next head reuses its storage instead of allocating a list per request.
+    private var fieldStorage: [ParsedRequestHead.Field] = []
 
     // MARK: - Head
 
@@ -225,7 +228,13 @@ public struct RequestParser: Sendable {
         let headLength = headEnd - 4
         let bytes = buffer.getSlice(at: buffer.readerIndex, length: headLength)!
         buffer.moveReaderIndex(forwardBy: headEnd)
-        let head = try Self.makeHead(bytes: bytes, requestLineLength: requestLineEnd, headerCount: lineCount - 1, limits: limits)
+        var fields = fieldStorage
+        fieldStorage = []
+        // Unique again when the previous head is gone: emptied in place, capacity kept.
+        fields.removeAll(keepingCapacity: true)
+        let head = try Self.makeHead(
+            bytes: bytes, requestLineLength: requestLineEnd, headerCount: lineCount - 1, limits: limits, fields: &fields)
+        fieldStorage = head.fields
         keepAlive = head.keepAlive
         switch head.framing {
         case .none: state = .ending
@@ -272,15 +281,17 @@ public struct RequestParser: Sendable {
     /// Reads a complete head: `bytes` holds the request line and the header lines, each but the last followed by
     /// CRLF (already checked: no bare CR or LF, no control characters but HTAB).
     private static func makeHead(
-        bytes: ByteBuffer, requestLineLength: Int, headerCount: Int, limits: Limits
+        bytes: ByteBuffer, requestLineLength: Int, headerCount: Int, limits: Limits, fields: inout [ParsedRequestHead.Field]
     ) throws(Refusal) -> ParsedRequestHead {
         let parts = bytes.withUnsafeReadableBytes { raw in
-            Result { () throws(Refusal) in try readHead(HeadBytes(raw: raw), requestLineLength: requestLineLength, headerCount: headerCount, limits: limits) }
+            Result { () throws(Refusal) in
+                try readHead(HeadBytes(raw: raw), requestLineLength: requestLineLength, headerCount: headerCount, limits: limits, fields: &fields)
+            }
         }
         let head = try parts.get()
         return ParsedRequestHead(
             bytes: bytes, method: head.method, version: head.version, targetStart: head.target.lowerBound,
-            targetLength: head.target.count, fields: head.fields, framing: head.framing, keepAlive: head.keepAlive,
+            targetLength: head.target.count, fields: fields, framing: head.framing, keepAlive: head.keepAlive,
             expectsContinue: head.expectsContinue, hasUpgrade: head.hasUpgrade)
     }
 
@@ -289,14 +300,16 @@ public struct RequestParser: Sendable {
         var method: HTTPMethod
         var version: HTTPVersion
         var target: Range<Int>
-        var fields: [ParsedRequestHead.Field]
         var framing: ParsedRequestHead.Framing
         var keepAlive: Bool
         var expectsContinue: Bool
         var hasUpgrade: Bool
     }
 
-    private static func readHead(_ head: HeadBytes, requestLineLength: Int, headerCount: Int, limits: Limits) throws(Refusal) -> HeadParts {
+    /// `fields`: an empty list to fill with the header fields (its storage is reused).
+    private static func readHead(
+        _ head: HeadBytes, requestLineLength: Int, headerCount: Int, limits: Limits, fields: inout [ParsedRequestHead.Field]
+    ) throws(Refusal) -> HeadParts {
         // method SP request-target SP HTTP-version
         guard let firstSpace = head.firstIndex(of: UInt8(ascii: " "), in: 0..<requestLineLength),
             let secondSpace = head.firstIndex(of: UInt8(ascii: " "), in: (firstSpace + 1)..<requestLineLength)
@@ -323,7 +336,6 @@ public struct RequestParser: Sendable {
         } else {
             throw .bad("the version is not HTTP/1.1 or HTTP/1.0")
         }
-        var fields: [ParsedRequestHead.Field] = []
         fields.reserveCapacity(headerCount)
         var contentLength: Int?
         var contentLengthSeen = false
@@ -390,7 +402,7 @@ public struct RequestParser: Sendable {
         }
         let keepAlive = version == .http1_1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
         return HeadParts(
-            method: method(head, methodBytes), version: version, target: target, fields: fields, framing: framing,
+            method: method(head, methodBytes), version: version, target: target, framing: framing,
             keepAlive: keepAlive, expectsContinue: expectsContinue, hasUpgrade: hasUpgrade)
     }
 

@@ -93,6 +93,9 @@ struct UpstreamResponseParser {
 
     private var state = State.idle
     private var requestWasHead = false
+    /// The last head's field list, filled again for the next response (see ``RequestParser``'s): a pooled connection
+    /// parses one head per request, and the edge lets go of each head once its lines are written.
+    private var fieldStorage: [ProxyResponseHead.Field] = []
 
     /// Largest response head accepted.
     static let maxHeadSize = 64 << 10
@@ -198,7 +201,13 @@ struct UpstreamResponseParser {
             }
             guard headLength.total <= Self.maxHeadSize else { throw ParseError(description: "response head larger than 64 KB") }
             let bytes = buffer.readSlice(length: headLength.total)!
-            let head = try bytes.withUnsafeReadableBytes { try Self.parse($0, bytes: bytes, contentLength: headLength.content) }
+            var fields = fieldStorage
+            fieldStorage = []
+            fields.removeAll(keepingCapacity: true)
+            let head = try bytes.withUnsafeReadableBytes {
+                try Self.parse($0, bytes: bytes, contentLength: headLength.content, fields: &fields)
+            }
+            fieldStorage = head.head.fields
             let code = Int(head.head.status.code)
             if code >= 100 && code < 200 && code != 101 {
                 continue  // interim answer (100 Continue, 103 Early Hints): the real one follows
@@ -270,9 +279,11 @@ struct UpstreamResponseParser {
     }
 
     /// Parses a complete head (status line and header lines) held in `raw`, the readable bytes of `bytes`.
-    private static func parse(_ raw: UnsafeRawBufferPointer, bytes: ByteBuffer, contentLength headEnd: Int) throws -> ParsedHead {
+    /// `fields`: an empty list to fill (its storage is reused).
+    private static func parse(
+        _ raw: UnsafeRawBufferPointer, bytes: ByteBuffer, contentLength headEnd: Int, fields: inout [ProxyResponseHead.Field]
+    ) throws -> ParsedHead {
         var lineStart = 0
-        var fields: [ProxyResponseHead.Field] = []
         fields.reserveCapacity(16)
         var status: HTTPResponseStatus?
         var minor = 1

@@ -113,6 +113,30 @@ func parseWithNIO(_ input: [UInt8]) -> Parsed {
         }
     }
 
+    @Test func aHeadKeptByTheCallerIsNotChangedByTheNextOne() throws {
+        // The parser fills one field list again and again; a head the caller still holds keeps its own fields.
+        var parser = RequestParser()
+        var buffer = ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: a\r\nX-One: 1\r\n\r\nGET /b HTTP/1.1\r\nHost: b\r\nAccept: */*\r\nX-Two: 2\r\n\r\n"
+            + "GET /c HTTP/1.1\r\nHost: c\r\nX-Three: 3\r\n\r\n")
+        func nextHead() throws -> ParsedRequestHead {
+            while let event = try parser.next(&buffer) { if case .head(let head) = event { return head } }
+            throw CancellationError()
+        }
+        func names(_ head: ParsedRequestHead) -> [String] {
+            var names: [String] = []
+            head.forEachField { name, _ in names.append(String(decoding: name, as: UTF8.self)) }
+            return names
+        }
+        let first = try nextHead()
+        let second = try nextHead()
+        #expect(names(first) == ["Host", "X-One"] && names(second) == ["Host", "Accept", "X-Two"])
+        let secondStorage = second.fields.withUnsafeBufferPointer { $0.baseAddress }
+        _ = consume second
+        let third = try nextHead()
+        #expect(names(first) == ["Host", "X-One"] && names(third) == ["Host", "X-Three"])
+        #expect(third.fields.withUnsafeBufferPointer { $0.baseAddress } == secondStorage, "a released head's storage is filled again")
+    }
+
     @Test func nothingIsReadAfterARequestThatClosesTheConnection() {
         let input = Array("GET /1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n".utf8)
         #expect(parse(input).requests.map(\.target) == ["/1"])
