@@ -105,6 +105,26 @@ import Testing
         #expect(try EventRecord.decode(v4).experimentID == "exp-7" && (try EventRecord.decode(v4)).variant == "b")
     }
 
+    @Test func theWordAtATimeEscapeCheckAgreesWithTheByteRule() {
+        // Every byte value at every position of a 17-byte run (two words and a tail), among plain and UTF-8 bytes.
+        for filler: UInt8 in [UInt8(ascii: "a"), 0xC3, 0x7F, 0x21, 0xFF] {
+            for position in 0..<17 {
+                for value in UInt8.min...UInt8.max {
+                    var bytes = [UInt8](repeating: filler, count: 17)
+                    bytes[position] = value
+                    let expected = bytes.contains(where: JSONEscaping.needsEscape)
+                    let checked = bytes.withUnsafeBytes { JSONEscaping.anyNeedsEscape($0) }
+                    if checked != expected { Issue.record("byte \(value) at \(position) among \(filler): \(checked)") }
+                }
+            }
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let bytes = (0..<Int.random(in: 0..<40, using: &generator)).map { _ in UInt8.random(in: 0x1C...0xFF, using: &generator) }
+            #expect(bytes.withUnsafeBytes { JSONEscaping.anyNeedsEscape($0) } == bytes.contains(where: JSONEscaping.needsEscape))
+        }
+    }
+
     @Test func anEventIsOneJSONObjectWithEveryField() throws {
         let event = Self.event
         var buffer = ByteBuffer()

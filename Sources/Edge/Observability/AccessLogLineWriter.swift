@@ -47,7 +47,7 @@ struct AccessLogLineWriter {
         raw(text)
         // Almost every value is clean: copied whole, then checked; rewritten byte by byte only when it is not.
         let written = UnsafeRawBufferPointer(start: base + start, count: count - start)
-        if written.contains(where: JSONEscaping.needsEscape) {
+        if JSONEscaping.anyNeedsEscape(written) {
             count = start
             for byte in text.utf8 { JSONEscaping.write(byte) { self.byte($0) } }
         }

@@ -52,7 +52,7 @@ extension ByteBuffer {
         let start = writerIndex
         let written = writeString(value)
         let clean = withUnsafeReadableBytes { bytes in
-            !bytes[(start - readerIndex)..<(start - readerIndex + written)].contains(where: JSONEscaping.needsEscape)
+            !JSONEscaping.anyNeedsEscape(UnsafeRawBufferPointer(rebasing: bytes[(start - readerIndex)..<(start - readerIndex + written)]))
         }
         if !clean {
             moveWriterIndex(to: start)
@@ -68,6 +68,32 @@ public enum JSONEscaping {
     @inlinable
     public static func needsEscape(_ byte: UInt8) -> Bool {
         byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
+    }
+
+    /// Whether any byte of `bytes` needs escaping, eight at a time: every access-log line checks a dozen values
+    /// this way, and a byte-by-byte scan was half the cost of writing them.
+    @inlinable
+    public static func anyNeedsEscape(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var index = 0
+        while index + 8 <= bytes.count {
+            let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            // A byte below 0x20, or equal to `"` or `\` (zero after the XOR): the classic "has a byte less than n"
+            // test, exact as a yes/no for the whole word; bytes of 0x80 and up (UTF-8) never count.
+            let control = (word &- ones &* 0x20) & ~word
+            let quote = word ^ (ones &* 0x22)
+            let backslash = word ^ (ones &* 0x5C)
+            let zeroInQuote = (quote &- ones) & ~quote
+            let zeroInBackslash = (backslash &- ones) & ~backslash
+            if (control | zeroInQuote | zeroInBackslash) & highs != 0 { return true }
+            index += 8
+        }
+        while index < bytes.count {
+            if needsEscape(bytes[index]) { return true }
+            index += 1
+        }
+        return false
     }
 
     /// Emits `byte` as it appears inside a JSON string.
