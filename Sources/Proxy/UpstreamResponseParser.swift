@@ -294,8 +294,10 @@ struct UpstreamResponseParser {
         var connectionNamed: [Range<Int>] = []
         let space = UInt8(ascii: " "), tab = UInt8(ascii: "\t")
         while lineStart < headEnd {
-            var lineEnd = lineStart
-            while lineEnd < headEnd && raw[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+            var lineEnd = headEnd
+            if let found = memchr(raw.baseAddress! + lineStart, Int32(UInt8(ascii: "\n")), headEnd - lineStart) {
+                lineEnd = raw.baseAddress!.distance(to: UnsafeRawPointer(found))
+            }
             let next = lineEnd + 1
             if lineEnd > lineStart && raw[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
             let line = UnsafeRawBufferPointer(rebasing: raw[lineStart..<lineEnd])

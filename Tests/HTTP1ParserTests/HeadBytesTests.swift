@@ -9,6 +9,14 @@ struct HeadBytesTests {
         Array(text.utf8).withUnsafeBytes { body(HeadBytes(raw: $0)) }
     }
 
+    @Test func tokenBytesAreExactlyRFC9110s() {
+        // tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for byte in UInt8.min...UInt8.max {
+            #expect(HTTPBytes.isTokenByte(byte) == tchar.contains(byte), "byte \(byte)")
+        }
+    }
+
     @Test func searchesStayInsideTheirRange() {
         withHead("a:b:c") { head in
             #expect(head.firstIndex(of: UInt8(ascii: ":"), in: 0..<5) == 1)
