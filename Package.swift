@@ -97,12 +97,14 @@ let package = Package(
         .target(name: "HeaderRules", dependencies: ["Config", nioHTTP1], swiftSettings: dataPlaneSettings),
         /// A strict, incremental HTTP/1.1 request parser on raw bytes (RFC 9112 framing, bounded).
         .target(name: "HTTP1Parser", dependencies: [nioCore, nioHTTP1], swiftSettings: dataPlaneSettings),
+        /// The cheap monotonic clock progress deadlines read (the kernel's tick), shared by the edge and the proxy.
+        .target(name: "Clocks", dependencies: [nioCore], swiftSettings: dataPlaneSettings),
         /// A loop's flushes coalesced to the end of its tick, so the answers of one tick leave back to back.
         .target(name: "FlushCoalescing", dependencies: [nioCore, logging, metrics], swiftSettings: dataPlaneSettings),
         /// The reverse proxy: upstream pools (plain and TLS), balancing, health checks, forwarding headers, WebSocket tunnels.
         .target(
             name: "Proxy",
-            dependencies: ["Config", "FlushCoalescing", "HeaderRules", "HTTP1Parser", "PlainErrors", nioCore, nioPosix, nioHTTP1, nioSSL, nioTLS, logging],
+            dependencies: ["Clocks", "Config", "FlushCoalescing", "HeaderRules", "HTTP1Parser", "PlainErrors", nioCore, nioPosix, nioHTTP1, nioSSL, nioTLS, logging],
             swiftSettings: dataPlaneSettings
         ),
         /// Tracking: events and their enrichment (GeoIP, user agent, source, visitors and sessions), the tracking API,
@@ -126,7 +128,7 @@ let package = Package(
         .target(
             name: "Edge",
             dependencies: [
-                "Config", "FlushCoalescing", "HeaderRules", "HTTP1Parser", "HTTP2Session", "Insights", "PlainErrors", "RegexSet", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioExtras, nioWebSocket, logging, metrics,
+                "Clocks", "Config", "FlushCoalescing", "HeaderRules", "HTTP1Parser", "HTTP2Session", "Insights", "PlainErrors", "RegexSet", "RequestTarget", "Static", "Proxy", "Tracking", "Links", "RateLimit", "ACME", nioCore, nioPosix, nioHTTP1, nioTLS, nioSSL, nioHTTP2, nioExtras, nioWebSocket, logging, metrics,
                 prometheus, serviceLifecycle, unixSignals, crypto,
             ],
             swiftSettings: dataPlaneSettings

@@ -1,3 +1,4 @@
+import Clocks
 import FlushCoalescing
 import NIOCore
 import NIOHTTP1
@@ -171,7 +172,7 @@ public final class ProxyExchange {
             connection.flush()
             if !connection.isWritable {
                 pauseClient()
-                connection.setDeadline(.now() + route.writeTimeout)
+                connection.setDeadline(.progressNow + route.writeTimeout)
             }
         case .queue:
             pendingBody.append(buffer)
@@ -188,7 +189,7 @@ public final class ProxyExchange {
         if action == .sendEnd, let connection {
             writeEnd(on: connection)
             connection.flush()
-            connection.setDeadline(.now() + route.responseHeaderTimeout)
+            connection.setDeadline(.progressNow + route.responseHeaderTimeout)
         }
     }
 
@@ -196,7 +197,7 @@ public final class ProxyExchange {
     public func downstreamWritable() {
         guard let connection, !state.finished else { return }
         connection.setReadsPaused(false)
-        connection.setDeadline(.now() + route.readTimeout)
+        connection.setDeadline(.progressNow + route.readTimeout)
     }
 
     /// The client went away or the edge gave up: drop the upstream side.
@@ -215,7 +216,8 @@ public final class ProxyExchange {
     // MARK: - Attempts
 
     private func attempt() {
-        let now = NIODeadline.now()
+        // Health windows are seconds long: the tick's time will do.
+        let now = NIODeadline.progressNow
         let nowNanoseconds = now.uptimeNanoseconds
         let targets = route.targets
         let tried = self.tried
@@ -361,7 +363,7 @@ public final class ProxyExchange {
         if state.connectionBound() { writeEnd(on: connection) }
         // With the other answers and requests of this tick (``FlushCoalescer``): a bodiless request leaves here.
         connection.flush(atEndOfTick: loop.flushCoalescer)
-        connection.setDeadline(.now() + route.responseHeaderTimeout)
+        connection.setDeadline(.progressNow + route.responseHeaderTimeout)
         if connection.isWritable { resumeClient() }
     }
 
@@ -460,7 +462,7 @@ public final class ProxyExchange {
                 connection.setDeadline(nil)
                 return
             }
-            connection.setDeadline(.now() + route.readTimeout)
+            connection.setDeadline(.progressNow + route.readTimeout)
             downstream?.proxyResponseHead(head)
         case .upgraded:
             _ = state.finish()
@@ -476,7 +478,7 @@ public final class ProxyExchange {
             let tunnel = ProxyTunnel(upstream: connection, idleTimeout: TimeAmount(route.configuration.webSocketIdleTimeout))
             downstream?.proxyUpgraded(upgradeHead, tunnel: tunnel)
         case .body(let buffer):
-            connection.deadline = .now() + route.readTimeout
+            connection.deadline = .progressNow + route.readTimeout
             if downstream?.proxyResponseBody(buffer) == false {
                 connection.setReadsPaused(true)
                 connection.deadline = nil
@@ -503,11 +505,11 @@ public final class ProxyExchange {
     func upstreamWritabilityChanged(_ writable: Bool) {
         guard !state.finished, let connection else { return }
         if writable {
-            if !state.responseStarted { connection.setDeadline(.now() + route.responseHeaderTimeout) }
+            if !state.responseStarted { connection.setDeadline(.progressNow + route.responseHeaderTimeout) }
             resumeClient()
         } else if !state.requestFullySent {
             pauseClient()
-            connection.setDeadline(.now() + route.writeTimeout)
+            connection.setDeadline(.progressNow + route.writeTimeout)
         }
     }
 

@@ -1,3 +1,4 @@
+import Clocks
 import FlushCoalescing
 import Logging
 import NIOCore
@@ -148,7 +149,7 @@ public final class ProxyLoop: @unchecked Sendable {
             connection.close()
             return
         }
-        connection.idleSince = .now()
+        connection.idleSince = .progressNow
         stack.connections.append(connection)
     }
 
@@ -171,7 +172,7 @@ public final class ProxyLoop: @unchecked Sendable {
     }
 
     /// Closes connections idle for longer than their pool's idle timeout. Run once a second.
-    func sweepIdle(now: NIODeadline = .now()) {
+    func sweepIdle(now: NIODeadline = .progressNow) {
         // Stacks left empty go too, so upstreams a reload removed leave no entry behind.
         var emptied: [ObjectIdentifier] = []
         for (key, stack) in idle {

@@ -1,3 +1,4 @@
+import Clocks
 import HeaderRules
 import NIOCore
 import NIOHTTP1

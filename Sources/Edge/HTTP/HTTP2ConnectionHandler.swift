@@ -1,3 +1,4 @@
+import Clocks
 import HTTP2Session
 import NIOCore
 import NIOHTTP1

@@ -1,3 +1,4 @@
+import Clocks
 import HeaderRules
 import HTTP2Session
 import NIOCore
