@@ -505,9 +505,9 @@ final class MappedSegment: @unchecked Sendable {
     /// shared file mapping is a page fault (page-cache page, zeroing, the filesystem's `page_mkwrite`): done on
     /// the loop, it cost about 0.3 µs a request, and a stall now and then at the tail.
     static let prefaultWindow = 128 << 10
-    /// How far ahead of the appender pages are kept faulted in: two windows, so the loop stays a window ahead of
-    /// the spool's thread. Small on purpose: the periodic `fdatasync` writes faulted-in pages back as zeros, and a
-    /// page written back before the loop reaches it faults again (cheaply) on the loop's first store.
+    /// How far ahead of the appender pages are kept faulted in: two windows, so the spool's thread stays at least
+    /// a window ahead of the loop. Small on purpose: the periodic `fdatasync` writes faulted-in pages back as
+    /// zeros, and a page written back before the loop reaches it faults again (cheaply) on the loop's first store.
     static let prefaultLead = 2 * prefaultWindow
 
     init(path: String, sequence: UInt64, capacity: Int) throws {
