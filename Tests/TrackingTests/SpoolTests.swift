@@ -133,9 +133,11 @@ import CCRC32C
         #expect(append(0..<1, to: appender) == 1)
         let segment = try #require(appender.segment)
         try await spool.afterPendingSeals {}
-        // The lead ahead of the first record is in the page cache before the loop gets there; the rest is not.
+        // The lead ahead of the first record is in the page cache before the loop gets there; the rest is not
+        // (unless the folder is on tmpfs, where preallocating a file puts all of it in memory).
+        let preallocatedInMemory = segment.residentBytes(in: 15 * window..<16 * window) > 0
         #expect(segment.residentBytes(in: 0..<MappedSegment.prefaultLead) == MappedSegment.prefaultLead)
-        #expect(segment.residentBytes(in: 8 * window..<16 * window) == 0)
+        if !preallocatedInMemory { #expect(segment.residentBytes(in: 8 * window..<16 * window) == 0) }
         // Writing on, the faulted-in part moves ahead of the writer.
         let record = SpoolRecordFormat.framedSize(payload(0).utf8.count)
         let count = 5 * window / record
@@ -143,7 +145,7 @@ import CCRC32C
         try await spool.afterPendingSeals {}
         let nextWindow = (segment.length / window + 1) * window
         #expect(segment.residentBytes(in: nextWindow..<nextWindow + window) == window)
-        #expect(segment.residentBytes(in: 12 * window..<16 * window) == 0)
+        if !preallocatedInMemory { #expect(segment.residentBytes(in: 12 * window..<16 * window) == 0) }
         finish(appender, spool)
         #expect(try strings(spool) == (0..<count).map(payload), "prefaulting never changes what was written")
     }
