@@ -445,20 +445,7 @@ extension HTTPHeaders: UpstreamHeaderSink {
 }
 
 extension ByteBuffer: UpstreamHeaderSink {
-    /// `name: value` and CRLF, room made once for the line (four writes, each checking room and ownership, were a
-    /// third of the upstream head's cost).
-    mutating func addField(_ name: String, _ value: String) {
-        let count = name.utf8.count + value.utf8.count + 4
-        writeWithUnsafeMutableBytes(minimumWritableBytes: count) { out in
-            var at = out.copyUTF8(of: name, at: 0)
-            out[at] = UInt8(ascii: ":")
-            out[at + 1] = UInt8(ascii: " ")
-            at = out.copyUTF8(of: value, at: at + 2)
-            out[at] = UInt8(ascii: "\r")
-            out[at + 1] = UInt8(ascii: "\n")
-            return count
-        }
-    }
+    mutating func addField(_ name: String, _ value: String) { writeHeaderLine(name: name, value: value) }
 
     mutating func addForwarded(earlier: String?, client: ClientInfo, host: String) {
         writeStaticString("Forwarded: ")
@@ -468,23 +455,5 @@ extension ByteBuffer: UpstreamHeaderSink {
         }
         HeaderRewriter.forEachForwardedPiece(client: client, host: host) { writeString($0) }
         writeStaticString("\r\n")
-    }
-}
-
-extension UnsafeMutableRawBufferPointer {
-    /// Copies `string`'s UTF-8 to `offset` (the caller made room) and returns the offset after it.
-    @inline(__always)
-    fileprivate func copyUTF8(of string: String, at offset: Int) -> Int {
-        let copied = string.utf8.withContiguousStorageIfAvailable { utf8 in
-            UnsafeMutableRawBufferPointer(rebasing: self[offset...]).copyMemory(from: UnsafeRawBufferPointer(utf8))
-            return utf8.count
-        }
-        if let copied { return offset + copied }
-        var at = offset
-        for byte in string.utf8 {
-            self[at] = byte
-            at += 1
-        }
-        return at
     }
 }

@@ -172,7 +172,7 @@ public final class ProxyExchange {
             connection.flush()
             if !connection.isWritable {
                 pauseClient()
-                connection.setDeadline(.progressNow + route.writeTimeout)
+                connection.setDeadline(after: route.writeTimeout)
             }
         case .queue:
             pendingBody.append(buffer)
@@ -189,7 +189,7 @@ public final class ProxyExchange {
         if action == .sendEnd, let connection {
             writeEnd(on: connection)
             connection.flush()
-            connection.setDeadline(.progressNow + route.responseHeaderTimeout)
+            connection.setDeadline(after: route.responseHeaderTimeout)
         }
     }
 
@@ -197,7 +197,7 @@ public final class ProxyExchange {
     public func downstreamWritable() {
         guard let connection, !state.finished else { return }
         connection.setReadsPaused(false)
-        connection.setDeadline(.progressNow + route.readTimeout)
+        connection.setDeadline(after: route.readTimeout)
     }
 
     /// The client went away or the edge gave up: drop the upstream side.
@@ -363,7 +363,7 @@ public final class ProxyExchange {
         if state.connectionBound() { writeEnd(on: connection) }
         // With the other answers and requests of this tick (``FlushCoalescer``): a bodiless request leaves here.
         connection.flush(atEndOfTick: loop.flushCoalescer)
-        connection.setDeadline(.progressNow + route.responseHeaderTimeout)
+        connection.setDeadline(after: route.responseHeaderTimeout)
         if connection.isWritable { resumeClient() }
     }
 
@@ -462,7 +462,7 @@ public final class ProxyExchange {
                 connection.setDeadline(nil)
                 return
             }
-            connection.setDeadline(.progressNow + route.readTimeout)
+            connection.setDeadline(after: route.readTimeout)
             downstream?.proxyResponseHead(head)
         case .upgraded:
             _ = state.finish()
@@ -478,7 +478,7 @@ public final class ProxyExchange {
             let tunnel = ProxyTunnel(upstream: connection, idleTimeout: TimeAmount(route.configuration.webSocketIdleTimeout))
             downstream?.proxyUpgraded(upgradeHead, tunnel: tunnel)
         case .body(let buffer):
-            connection.deadline = .progressNow + route.readTimeout
+            connection.setDeadline(after: route.readTimeout, armingTimer: false)
             if downstream?.proxyResponseBody(buffer) == false {
                 connection.setReadsPaused(true)
                 connection.deadline = nil
@@ -505,11 +505,11 @@ public final class ProxyExchange {
     func upstreamWritabilityChanged(_ writable: Bool) {
         guard !state.finished, let connection else { return }
         if writable {
-            if !state.responseStarted { connection.setDeadline(.progressNow + route.responseHeaderTimeout) }
+            if !state.responseStarted { connection.setDeadline(after: route.responseHeaderTimeout) }
             resumeClient()
         } else if !state.requestFullySent {
             pauseClient()
-            connection.setDeadline(.progressNow + route.writeTimeout)
+            connection.setDeadline(after: route.writeTimeout)
         }
     }
 

@@ -1,3 +1,4 @@
+import Clocks
 import FlushCoalescing
 import NIOCore
 import NIOHTTP1
@@ -237,6 +238,13 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     // MARK: Timer
+
+    /// Moves the deadline to `timeout` from now, by ``ProgressClock`` (timeouts are seconds long; the tick's time
+    /// will do). `armingTimer: false` only records it: a timer already armed finds it when it fires.
+    func setDeadline(after timeout: TimeAmount, armingTimer: Bool = true) {
+        let newDeadline = NIODeadline.progressNow + timeout
+        if armingTimer { setDeadline(newDeadline) } else { deadline = newDeadline }
+    }
 
     /// Moves the deadline; arms the timer only if none is due before it.
     func setDeadline(_ newDeadline: NIODeadline?) {

@@ -1,3 +1,4 @@
+import HTTP1Parser
 import NIOCore
 import NIOHTTP1
 
@@ -23,12 +24,7 @@ enum HTTPHead {
     /// Writes `name: value\r\n` for every header.
     @inline(__always)
     static func write(_ headers: HTTPHeaders, into buffer: inout ByteBuffer) {
-        for (name, value) in headers {
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
-        }
+        for (name, value) in headers { buffer.writeHeaderLine(name: name, value: value) }
     }
 }
 

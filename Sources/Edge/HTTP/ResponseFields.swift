@@ -1,3 +1,4 @@
+import HTTP1Parser
 import HTTP2Session
 import NIOCore
 
@@ -20,12 +21,7 @@ struct HTTP1HeaderLines: ResponseFields {
         buffer.writeStaticString("\r\n")
     }
 
-    mutating func add(name: String, value: String) {
-        buffer.writeString(name)
-        buffer.writeStaticString(": ")
-        buffer.writeString(value)
-        buffer.writeStaticString("\r\n")
-    }
+    mutating func add(name: String, value: String) { buffer.writeHeaderLine(name: name, value: value) }
 }
 
 /// HTTP/2: fields for the session (names lower-cased as they are appended).
