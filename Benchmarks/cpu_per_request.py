@@ -8,9 +8,10 @@ The figures are the server's user and system ticks (/proc/<pid>/stat of the serv
 worker) over a timed load, divided by the requests the load generator completed.
 
 Usage: Benchmarks/cpu_per_request.py --vantage A [--vantage B ...] [--config Benchmarks/compare.yaml.template]
-       [--scenarios static-1k,h2-1k] [--rounds 3] [--seconds 8] [--no-nginx] [--bare]
+       [--scenarios static-1k,h2-1k] [--rounds 3] [--seconds 8] [--no-nginx] [--bare] [--variant NAME=TEMPLATE ...]
 Each figure is the median over rounds. --bare adds, for each build, a run of the same config with tracking and the
-access log off: the difference is what recording a request costs.
+access log off: the difference is what recording a request costs. --variant adds a run of each build on another
+config template (e.g. the access log off, or the spool without fsync), paired round by round like the builds.
 """
 import argparse
 import os
@@ -73,6 +74,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--no-nginx", action="store_true")
     ap.add_argument("--bare", action="store_true", help="also run each build with tracking and the access log off")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=TEMPLATE",
+                    help="also run each build on this config template (repeatable)")
     a = ap.parse_args()
     pin = (os.cpu_count() or 1) >= 2
     work = tempfile.mkdtemp(prefix="vantage-cpu-")
@@ -84,6 +87,11 @@ def main():
     configs = [(a.config, "")]
     if a.bare:
         configs.append((bare_template(a.config, work), " bare"))
+    for variant in a.variant:
+        name, _, template = variant.partition("=")
+        if not template or not os.path.exists(template):
+            sys.exit(f"--variant {variant}: expected NAME=TEMPLATE with an existing template file")
+        configs.append((template, " " + name))
     for index, binary in enumerate(a.vantage):
         for template, suffix in configs:
             own = os.path.join(work, f"build{index}{suffix.strip()}")  # each run its own config, spool and logs

@@ -12,6 +12,26 @@ public enum HTTPBytes {
         return (byte < 64 ? low : high) >> UInt64(byte & 63) & 1 == 1
     }
 
+    /// Whether `bytes` holds a NUL or a CR, bytes a field value a peer sent must not carry (a line was already cut
+    /// at its LF). Eight bytes at a time: every value of every upstream response head is checked.
+    @inlinable
+    public static func containsNULOrCR(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        var index = 0
+        while index + 8 <= bytes.count {
+            let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            // "Has a zero byte", exact as a yes/no for the word: for the word itself (NUL) and XOR-ed with CRs.
+            let cr = word ^ (ones &* 0x0D)
+            if (((word &- ones) & ~word) | ((cr &- ones) & ~cr)) & highs != 0 { return true }
+            index += 8
+        }
+        while index < bytes.count {
+            if bytes[index] == 0 || bytes[index] == 0x0D { return true }
+            index += 1
+        }
+        return false
+    }
+
     /// `bytes` without the spaces and tabs around it (OWS, RFC 9110 §5.6.3).
     public static func trim<C: BidirectionalCollection>(_ bytes: C) -> C.SubSequence where C.Element == UInt8 {
         var slice = bytes[...]
@@ -65,7 +85,7 @@ extension ByteBuffer {
 extension HTTPBytes {
     /// Copies `string`'s UTF-8 into `out` at `offset` (the caller made room); returns the offset after it.
     @inlinable
-    static func copyUTF8(of string: String, to out: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+    public static func copyUTF8(of string: String, to out: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
         let copied = string.utf8.withContiguousStorageIfAvailable { utf8 in
             UnsafeMutableRawBufferPointer(rebasing: out[offset...]).copyMemory(from: UnsafeRawBufferPointer(utf8))
             return utf8.count

@@ -331,7 +331,8 @@ struct UpstreamResponseParser {
                 while valueStart < valueEnd && (line[valueStart] == space || line[valueStart] == tab) { valueStart += 1 }
                 while valueEnd > valueStart && (line[valueEnd - 1] == space || line[valueEnd - 1] == tab) { valueEnd -= 1 }
                 let value = UnsafeRawBufferPointer(rebasing: line[valueStart..<valueEnd])
-                if value.contains(where: { $0 == 0 || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") }) {
+                // The line was cut at its first LF: a NUL or a lone CR is all a value could still hide.
+                if HTTPBytes.containsNULOrCR(value) {
                     throw ParseError(description: "bad header value")
                 }
                 let kind = HeaderRewriter.classify(name)

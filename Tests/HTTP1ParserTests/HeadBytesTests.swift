@@ -17,6 +17,22 @@ struct HeadBytesTests {
         }
     }
 
+    @Test func findsEveryNULAndCRWhereverItIs() {
+        // Every byte value at every position of values up to three words long, and the clean values around them.
+        for length in 0...24 {
+            var value = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+            value.withUnsafeBytes { #expect(!HTTPBytes.containsNULOrCR($0), "length \(length)") }
+            for position in 0..<length {
+                for byte in UInt8.min...UInt8.max {
+                    value[position] = byte
+                    let found = value.withUnsafeBytes { HTTPBytes.containsNULOrCR($0) }
+                    #expect(found == (byte == 0 || byte == 0x0D), "byte \(byte) at \(position) of \(length)")
+                }
+                value[position] = UInt8(ascii: "a")
+            }
+        }
+    }
+
     @Test func searchesStayInsideTheirRange() {
         withHead("a:b:c") { head in
             #expect(head.firstIndex(of: UInt8(ascii: ":"), in: 0..<5) == 1)

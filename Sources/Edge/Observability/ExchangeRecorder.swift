@@ -26,10 +26,10 @@ struct ExchangeRecorder {
         var eventID: EventID?
         if let events {
             let started = Int64(now) - Int64(elapsed / 1_000_000)
-            let event = requestEvent(
+            var event = requestEvent(
                 exchange, id: events.nextID(unixMilliseconds: started), started: started, elapsed: elapsed, client: client)
             eventID = events.recordAnswered(
-                event, facts: requestFacts(exchange, client: client), enricher: loop.enricher, apiEvents: exchange.apiEvents,
+                &event, facts: requestFacts(exchange, client: client), enricher: loop.enricher, apiEvents: exchange.apiEvents,
                 reclassification: exchange.click, rateLimitFlag: exchange.rateLimitFlag, nowMilliseconds: Int64(now))
         }
         if let accessLog { log(exchange, to: accessLog, client: client, eventID: eventID, elapsed: elapsed, now: now) }

@@ -60,18 +60,13 @@ public struct TrackingEvent: Sendable, Equatable {
     /// ``anonymizedClientAddress``) before the event reaches the spool, unless the configuration keeps it whole.
     public var clientAddress: String
 
-    // MARK: Enrichment and the tracking API (record version 2)
+    // MARK: Enrichment (record version 2)
 
-    /// `ename` / `etyp` of the tracking API (empty for plain requests).
-    public var eventName = ""
-    public var eventType = ""
     /// The `vid` cookie or API value, or the cookieless id (16 hex digits of a keyed hash).
     public var visitorID = ""
     public var sessionID = ""
     /// The first event of a session (entry page; bounce rates).
     public var sessionStart = false
-    /// The application's user id (tracking API `uid`).
-    public var userID = ""
     public var browser = ""
     public var browserVersion = ""
     public var os = ""
@@ -90,20 +85,8 @@ public struct TrackingEvent: Sendable, Equatable {
     public var referrerHost = ""
     /// The referrer's kind: direct, internal, search, social, email, video, ai, other.
     public var sourceCategory = ""
-    public var utmSource = ""
-    public var utmMedium = ""
-    public var utmCampaign = ""
-    public var utmTerm = ""
-    public var utmContent = ""
-    /// The first ad click id of the landing URL as `name=value` (gclid, fbclid, msclkid, ...).
-    public var clickID = ""
     /// The visitor's consent bit field (`cflags` of the tracking API, the `CookieConsent` cookie).
     public var consentFlags: Int64 = 0
-    /// Payment amount of an `ltv` event, and its ISO 4217 currency.
-    public var revenue = 0.0
-    public var currency = ""
-    /// Everything else the tracking API was sent, as one JSON object (empty when there is nothing).
-    public var properties = ""
 
     // MARK: Channels (record version 3)
 
@@ -113,18 +96,121 @@ public struct TrackingEvent: Sendable, Equatable {
     /// The channel of the session's first touch (empty without a session).
     public var sessionChannel = ""
 
-    // MARK: Tenancy and experiments (record version 4): the older tracker's `oid`, `org`, `xid`, `split`, `tid`
+    // MARK: What API calls, tagged landing URLs and payments add
 
-    /// The organization (tenant) the event belongs to: `oid`; Alcolytics' `projectId`.
-    public var orgID = ""
-    /// A sub-organization, team or brand: `org`.
-    public var org = ""
-    /// The experiment the visitor is in: `xid`.
-    public var experimentID = ""
-    /// The experiment's arm or variant the visitor saw: `split`.
-    public var variant = ""
-    /// A conversation or messaging thread: `tid`.
-    public var threadID = ""
+    /// The fields only a tracking API call, a landing URL with campaign tags or a payment fills in (record versions
+    /// 2 and 4). A plain request, most events, has none of them: they are kept out of line, behind one reference
+    /// that stays nil until a field gets a value, so the event the request path builds, enriches, encodes and
+    /// destroys for every request is a third smaller.
+    public struct Details: Sendable, Equatable {
+        /// `ename` / `etyp` of the tracking API (`etyp` also flags a request a rate limit refused or would have).
+        public var eventName = ""
+        public var eventType = ""
+        /// The application's user id (tracking API `uid`).
+        public var userID = ""
+        public var utmSource = ""
+        public var utmMedium = ""
+        public var utmCampaign = ""
+        public var utmTerm = ""
+        public var utmContent = ""
+        /// The first ad click id of the landing URL as `name=value` (gclid, fbclid, msclkid, ...).
+        public var clickID = ""
+        /// Payment amount of an `ltv` event, and its ISO 4217 currency.
+        public var revenue = 0.0
+        public var currency = ""
+        /// Everything else the tracking API was sent, as one JSON object (empty when there is nothing).
+        public var properties = ""
+        /// Tenancy and experiments (record version 4): the older tracker's `oid`, `org`, `xid`, `split`, `tid`.
+        /// The organization (tenant) the event belongs to: `oid`; Alcolytics' `projectId`.
+        public var orgID = ""
+        /// A sub-organization, team or brand: `org`.
+        public var org = ""
+        /// The experiment the visitor is in: `xid`.
+        public var experimentID = ""
+        /// The experiment's arm or variant the visitor saw: `split`.
+        public var variant = ""
+        /// A conversation or messaging thread: `tid`.
+        public var threadID = ""
+
+        public init() {}
+    }
+
+    private var detailStorage = DetailStorage()
+
+    /// All of ``Details`` at once (empty values when none was set).
+    public var details: Details {
+        get { detailStorage.box?.value ?? Details() }
+        set { detailStorage.replace(with: newValue) }
+    }
+
+    public var eventName: String {
+        get { detailStorage.box?.value.eventName ?? "" }
+        set { detailStorage.set(isEmpty: newValue.isEmpty) { $0.eventName = newValue } }
+    }
+    public var eventType: String {
+        get { detailStorage.box?.value.eventType ?? "" }
+        set { detailStorage.set(isEmpty: newValue.isEmpty) { $0.eventType = newValue } }
+    }
+    public var userID: String {
+        get { detailStorage.box?.value.userID ?? "" }
+        set { detailStorage.set(isEmpty: newValue.isEmpty) { $0.userID = newValue } }
+    }
+    public var utmSource: String {
+        get { detailStorage.box?.value.utmSource ?? "" }
+        set { detailStorage.set(isEmpty: newValue.isEmpty) { $0.utmSource = newValue } }
+    }
+    public var utmMedium: String {
+        get { detailStorage.box?.value.utmMedium ?? "" }
+        set { detailStorage.set(isEmpty: newValue.isEmpty) { $0.utmMedium = newValue } }
+    }
+    public var utmCampaign: String {
+        get { detailStorage.box?.value.utmCampaign ?? "" }
+        set { detailStorage.set(isEmpty: newValue.isEmpty) { $0.utmCampaign = newValue } }
+    }
+    public var utmTerm: String {
+        get { detailStorage.box?.value.utmTerm ?? "" }
+        set { detailStorage.set(isEmpty: newValue.isEmpty) { $0.utmTerm = newValue } }
+    }
+    public var utmContent: String {
+        get { detailStorage.box?.value.utmContent ?? "" }
+        set { detailStorage.set(isEmpty: newValue.isEmpty) { $0.utmContent = newValue } }
+    }
+    public var clickID: String {
+        get { detailStorage.box?.value.clickID ?? "" }
+        set { detailStorage.set(isEmpty: newValue.isEmpty) { $0.clickID = newValue } }
+    }
+    public var revenue: Double {
+        get { detailStorage.box?.value.revenue ?? 0 }
+        set { detailStorage.set(isEmpty: newValue == 0 && newValue.sign == .plus) { $0.revenue = newValue } }
+    }
+    public var currency: String {
+        get { detailStorage.box?.value.currency ?? "" }
+        set { detailStorage.set(isEmpty: newValue.isEmpty) { $0.currency = newValue } }
+    }
+    public var properties: String {
+        get { detailStorage.box?.value.properties ?? "" }
+        set { detailStorage.set(isEmpty: newValue.isEmpty) { $0.properties = newValue } }
+    }
+    public var orgID: String {
+        get { detailStorage.box?.value.orgID ?? "" }
+        set { detailStorage.set(isEmpty: newValue.isEmpty) { $0.orgID = newValue } }
+    }
+    public var org: String {
+        get { detailStorage.box?.value.org ?? "" }
+        set { detailStorage.set(isEmpty: newValue.isEmpty) { $0.org = newValue } }
+    }
+    public var experimentID: String {
+        get { detailStorage.box?.value.experimentID ?? "" }
+        set { detailStorage.set(isEmpty: newValue.isEmpty) { $0.experimentID = newValue } }
+    }
+    public var variant: String {
+        get { detailStorage.box?.value.variant ?? "" }
+        set { detailStorage.set(isEmpty: newValue.isEmpty) { $0.variant = newValue } }
+    }
+    public var threadID: String {
+        get { detailStorage.box?.value.threadID ?? "" }
+        set { detailStorage.set(isEmpty: newValue.isEmpty) { $0.threadID = newValue } }
+    }
 
     public init(
         id: EventID, timeMilliseconds: Int64, site: String, host: String, kind: Kind, method: String, scheme: String,
@@ -169,24 +255,13 @@ public struct TrackingEvent: Sendable, Equatable {
         } else if !referrer.isEmpty {
             event.referrer = referrer
         }
-        event.eventName = eventName
-        event.eventType = eventType
         event.visitorID = visitorID
         event.sessionID = sessionID
-        event.userID = userID
         event.latitude = latitude
         event.longitude = longitude
-        event.utmSource = utmSource
-        event.utmMedium = utmMedium
-        event.utmCampaign = utmCampaign
-        event.utmTerm = utmTerm
-        event.utmContent = utmContent
-        event.clickID = clickID
         event.consentFlags = consentFlags
-        event.revenue = revenue
-        event.currency = currency
-        event.properties = properties
-        (event.orgID, event.org, event.experimentID, event.variant, event.threadID) = (orgID, org, experimentID, variant, threadID)
+        // Event name and type, user, campaign tags, click id, revenue, properties, tenancy and experiment.
+        event.detailStorage = detailStorage
         // An app's own app name, OS and device class (the request's own are empty until enrichment).
         (event.browser, event.os, event.device) = (browser, os, device)
         return event
@@ -276,6 +351,39 @@ public struct TrackingEvent: Sendable, Equatable {
         buffer.writeJSONField("\"split\":", variant)
         buffer.writeJSONField("\"tid\":", threadID)
         buffer.writeInteger(UInt8(ascii: "}"))
+    }
+}
+
+/// Copy-on-write storage of ``TrackingEvent/Details``: no reference at all until a field gets a value, and events
+/// with equal details compare equal however they were stored.
+private struct DetailStorage: Sendable, Equatable {
+    /// Shared between copies of an event until one of them changes a field (then that one copies it first).
+    final class Box: @unchecked Sendable {
+        var value: TrackingEvent.Details
+
+        init(_ value: TrackingEvent.Details) { self.value = value }
+    }
+
+    private(set) var box: Box?
+
+    /// Sets one field through `change`; an empty value where nothing is stored yet stores nothing.
+    @inline(__always)
+    mutating func set(isEmpty: Bool, _ change: (inout TrackingEvent.Details) -> Void) {
+        if box == nil {
+            if isEmpty { return }
+            box = Box(TrackingEvent.Details())
+        } else if !isKnownUniquelyReferenced(&box!) {
+            box = Box(box!.value)
+        }
+        change(&box!.value)
+    }
+
+    mutating func replace(with details: TrackingEvent.Details) {
+        box = details == TrackingEvent.Details() ? nil : Box(details)
+    }
+
+    static func == (lhs: DetailStorage, rhs: DetailStorage) -> Bool {
+        lhs.box === rhs.box || (lhs.box?.value ?? TrackingEvent.Details()) == (rhs.box?.value ?? TrackingEvent.Details())
     }
 }
 

@@ -44,21 +44,12 @@ public final class EventRecorder: @unchecked Sendable {
     /// survives a crash of the process.
     @inline(__always)
     public func record(_ event: TrackingEvent, nowMilliseconds: Int64) {
+        // The scrubbed strings go to the encoder beside the event: a scrubbed copy of the event would copy all of it.
         let target = scrubber.scrub(url: event.target)
         let referrer = event.referrer.isEmpty ? nil : scrubber.scrub(url: event.referrer)
-        guard target != nil || referrer != nil else {
-            write(event, nowMilliseconds: nowMilliseconds)
-            return
+        let outcome = appender.append(nowMilliseconds: nowMilliseconds) {
+            EventRecord.encode(event, target: target, referrer: referrer, into: &$0)
         }
-        var scrubbed = event
-        if let target { scrubbed.target = target }
-        if let referrer { scrubbed.referrer = referrer }
-        write(scrubbed, nowMilliseconds: nowMilliseconds)
-    }
-
-    @inline(__always)
-    private func write(_ event: TrackingEvent, nowMilliseconds: Int64) {
-        let outcome = appender.append(nowMilliseconds: nowMilliseconds) { EventRecord.encode(event, into: &$0) }
         switch outcome {
         case .written:
             recorded.add(1)

@@ -77,8 +77,11 @@ extension EventRecorder {
     /// would have); or the events a tracking API call made, each completed by the request's fields; or the request
     /// as another kind of event (`reclassification`: a short-link click). Without an enricher the request's event
     /// goes in as it is. Returns the id of the first event recorded (the access log names it).
+    ///
+    /// `event` is enriched where the caller keeps it (`inout`): the event is several hundred bytes, and passing it
+    /// on by value had the compiler copy it whole four times a request.
     public func recordAnswered(
-        _ event: consuming TrackingEvent, facts: @autoclosure () -> RequestFacts, enricher: Enricher?, apiEvents: [TrackingEvent],
+        _ event: inout TrackingEvent, facts: @autoclosure () -> RequestFacts, enricher: Enricher?, apiEvents: [TrackingEvent],
         reclassification: (any EventReclassification)?, rateLimitFlag: String, nowMilliseconds: Int64
     ) -> EventID {
         guard let enricher else {
@@ -86,7 +89,6 @@ extension EventRecorder {
             return event.id
         }
         let facts = facts()
-        // The event is the caller's to give: enriched in place, without a copy of its fields.
         if let reclassification {
             reclassification.prepare(&event)
             enricher.enrich(&event, facts: facts)
