@@ -110,7 +110,7 @@ let package = Package(
         /// Tracking: events and their enrichment (GeoIP, user agent, source, visitors and sessions), the tracking API,
         /// the durable spool between the request path and ClickHouse, and the ClickHouse shipper.
         .target(
-            name: "Tracking", dependencies: ["Config", "Compression", "PlainErrors", "CCRC32C", "CZlib", "CMaxMindDB", "CLZ4", "RegexSet", nioCore, nioPosix, nioHTTP1, logging, httpClient, crypto, heap],
+            name: "Tracking", dependencies: ["Config", "Compression", "PlainErrors", "RequestTarget", "CCRC32C", "CZlib", "CMaxMindDB", "CLZ4", "RegexSet", nioCore, nioPosix, nioHTTP1, logging, httpClient, crypto, heap],
             swiftSettings: dataPlaneSettings),
         /// Rate limiting as pure values (GCRA rates, daily quotas, bounded key tables): no I/O, injected clock.
         .target(name: "RateLimit", swiftSettings: dataPlaneSettings),

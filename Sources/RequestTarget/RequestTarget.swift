@@ -59,7 +59,7 @@ public struct RequestTarget: Sendable, Equatable {
     }
 
     private static func splitQuery(_ target: Substring) -> (Substring, Substring?) {
-        guard let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (target, nil) }
+        guard let mark = target.firstIndex(ofASCII: UInt8(ascii: "?")) else { return (target, nil) }
         return (target[..<mark], target[target.index(after: mark)...])
     }
 }

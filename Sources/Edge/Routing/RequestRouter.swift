@@ -2,6 +2,7 @@ import ACME
 import HTTP1Parser
 import NIOHTTP1
 import RegexSet
+import RequestTarget
 import Static
 
 /// Decides what a request head gets, without a channel: the checks of ``RequestAdmission``, ACME HTTP-01 answers,
@@ -153,7 +154,7 @@ struct RequestRouter {
 
     /// The path and the query (without its `?`) of an origin-form target.
     static func split(_ target: String) -> (path: Substring, query: Substring?) {
-        guard let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (target[...], nil) }
+        guard let mark = target.firstIndex(ofASCII: UInt8(ascii: "?")) else { return (target[...], nil) }
         return (target[..<mark], target[target.index(after: mark)...])
     }
 

@@ -1,3 +1,5 @@
+import RequestTarget
+
 /// Takes personal data out of query strings before they are stored: in events (the request target, the referrer,
 /// a short link's destination) and in the access log.
 ///
@@ -55,10 +57,10 @@ public struct QueryScrubber: Sendable, Equatable {
 
     /// A URL or request target with its query scrubbed (`?` dropped when nothing is left), or nil when unchanged.
     public func scrub(url: String) -> String? {
-        guard let mark = url.utf8.firstIndex(of: UInt8(ascii: "?")) else { return nil }
+        guard let mark = url.firstIndex(ofASCII: UInt8(ascii: "?")) else { return nil }
         let afterMark = url.utf8.index(after: mark)
         // A fragment stays as it is (browsers do not send it; destinations may carry one).
-        let fragment = url.utf8[afterMark...].firstIndex(of: UInt8(ascii: "#")) ?? url.endIndex
+        let fragment = url[afterMark...].firstIndex(ofASCII: UInt8(ascii: "#")) ?? url.endIndex
         guard let query = scrub(query: url[afterMark..<fragment]) else { return nil }
         let base = String(url[..<mark])
         let tail = String(url[fragment...])

@@ -1,4 +1,5 @@
 import NIOCore
+import RequestTarget
 
 /// One event row (DESIGN.md §4): what the request path knows about a request, plus what enrichment adds on the
 /// same loop before the event is spooled (visitor and session, GeoIP, device and bot, source and campaign).
@@ -272,10 +273,10 @@ public struct TrackingEvent: Sendable, Equatable {
     public var isServerSide: Bool { kind == .serverTrack || kind == .ltv || kind == .webhook }
 
     /// The path, without the query.
-    public var path: Substring { target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[..<$0] } ?? target[...] }
+    public var path: Substring { target.firstIndex(ofASCII: UInt8(ascii: "?")).map { target[..<$0] } ?? target[...] }
     /// The query string without `?` (empty when there is none).
     public var query: Substring {
-        target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[target.index(after: $0)...] } ?? ""
+        target.firstIndex(ofASCII: UInt8(ascii: "?")).map { target[target.index(after: $0)...] } ?? ""
     }
     /// `scheme://host/path`, without the query.
     public var url: String { "\(scheme)://\(host)\(path)" }
