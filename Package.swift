@@ -104,7 +104,7 @@ let package = Package(
         /// The reverse proxy: upstream pools (plain and TLS), balancing, health checks, forwarding headers, WebSocket tunnels.
         .target(
             name: "Proxy",
-            dependencies: ["Clocks", "Config", "FlushCoalescing", "HeaderRules", "HTTP1Parser", "PlainErrors", nioCore, nioPosix, nioHTTP1, nioSSL, nioTLS, logging],
+            dependencies: ["Clocks", "Config", "FlushCoalescing", "HeaderRules", "HTTP1Parser", "PlainErrors", "RequestTarget", nioCore, nioPosix, nioHTTP1, nioSSL, nioTLS, logging],
             swiftSettings: dataPlaneSettings
         ),
         /// Tracking: events and their enrichment (GeoIP, user agent, source, visitors and sessions), the tracking API,

@@ -2,6 +2,7 @@ import HTTP1Parser
 import HeaderRules
 import NIOCore
 import NIOHTTP1
+import RequestTarget
 
 /// Who sent the request, as the edge saw it: what the forwarding headers are built from.
 public struct ClientInfo: Sendable {
@@ -115,7 +116,7 @@ public enum HeaderRewriter {
                 if let named, named.contains(where: { $0.equalsCaseInsensitive(name) }) { continue }
                 // `X_Real_IP` must not stand in for `X-Real-IP` at a backend that maps both to one variable (CGI,
                 // PHP, many frameworks): dropped, as nginx does by default.
-                if !underscores && name.utf8.contains(UInt8(ascii: "_")) { continue }
+                if !underscores && name.firstIndex(ofASCII: UInt8(ascii: "_")) != nil { continue }
                 emit(name, value)
             }
         }
@@ -249,7 +250,7 @@ public enum HeaderRewriter {
     /// arrive in the head (RFC 9110 §6.5.1): sent as trailers, they are dropped, so a backend that merges trailers
     /// into its headers cannot be told a different Host, length or identity after the edge decided.
     public static func isForwardableTrailer(_ name: String) -> Bool {
-        guard classify(name.utf8) == .other, !name.utf8.contains(UInt8(ascii: "_")) else { return false }
+        guard classify(name.utf8) == .other, name.firstIndex(ofASCII: UInt8(ascii: "_")) == nil else { return false }
         for forbidden in forbiddenTrailers where name.equalsCaseInsensitive(forbidden) { return false }
         return true
     }
@@ -295,14 +296,14 @@ public enum HeaderRewriter {
     /// string (it cost a quarter of a microsecond a proxied request).
     @inline(__always)
     static func forEachForwardedPiece(client: ClientInfo, host: String, _ piece: (String) -> Void) {
-        let isIPv6 = client.address.utf8.contains(UInt8(ascii: ":"))
+        let isIPv6 = client.address.firstIndex(ofASCII: UInt8(ascii: ":")) != nil
         piece(isIPv6 ? "for=\"[" : "for=")
         piece(client.address)
         piece(isIPv6 ? "]\";proto=" : ";proto=")
         piece(client.scheme)
         piece(";host=\"")
         // Inside a quoted-string, a quote or backslash from the Host header could end it early: drop them.
-        if host.utf8.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+        if host.containsUTF8(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
             piece(String(host.filter { $0 != "\"" && $0 != "\\" }))
         } else {
             piece(host)
@@ -446,15 +447,20 @@ extension HTTPHeaders: UpstreamHeaderSink {
 }
 
 extension ByteBuffer: UpstreamHeaderSink {
+    /// The bytes of ``HeaderRewriter/forEachForwardedPiece(client:host:_:)``'s constant pieces at most
+    /// (`for="[`, `]";proto=`, `;host="`, `"`).
+    static let forwardedConstantBytes = 6 + 9 + 7 + 1
+
     mutating func addField(_ name: String, _ value: String) { writeHeaderLine(name: name, value: value) }
 
     /// Room is made once for the whole line, then the pieces are copied: a checked write per piece (seven or
-    /// more) cost more than the bytes they copy.
+    /// more) cost more than the bytes they copy. The room is a bound (the element's constant parts and the values
+    /// it is made of, which it only ever shortens), so the pieces are made once.
     mutating func addForwarded(earlier: String?, client: ClientInfo, host: String) {
-        var count = "Forwarded: ".utf8.count + 2
-        if let earlier { count += earlier.utf8.count + 2 }
-        HeaderRewriter.forEachForwardedPiece(client: client, host: host) { count += $0.utf8.count }
-        writeWithUnsafeMutableBytes(minimumWritableBytes: count) { out in
+        var bound = "Forwarded: ".utf8.count + Self.forwardedConstantBytes + 2
+        if let earlier { bound += earlier.utf8.count + 2 }
+        bound += client.address.utf8.count + client.scheme.utf8.count + host.utf8.count
+        writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { out in
             var at = HTTPBytes.copyUTF8(of: "Forwarded: ", to: out, at: 0)
             if let earlier {
                 at = HTTPBytes.copyUTF8(of: earlier, to: out, at: at)

@@ -303,7 +303,7 @@ struct UpstreamResponseParser {
             let line = UnsafeRawBufferPointer(rebasing: raw[lineStart..<lineEnd])
             if status == nil {
                 // HTTP/1.x SP 3DIGIT [SP reason]
-                guard line.count >= 12, line.starts(with: "HTTP/1.".utf8),
+                guard line.count >= 12, Self.startsWithHTTP1(line),
                     line[7] == UInt8(ascii: "0") || line[7] == UInt8(ascii: "1"), line[8] == space
                 else { throw ParseError(description: "bad status line") }
                 minor = Int(line[7] - UInt8(ascii: "0"))
@@ -382,6 +382,13 @@ struct UpstreamResponseParser {
             connectionNamed: connectionNamed.map { view[(view.startIndex + $0.lowerBound)..<(view.startIndex + $0.upperBound)] },
             keepAlive: keepAlive)
         return ParsedHead(head: head, contentLength: contentLength, chunked: chunked)
+    }
+
+    /// `HTTP/1.` compared as bytes (the generic `starts(with:)` against a string's UTF-8 view walked it index by index).
+    @inline(__always)
+    static func startsWithHTTP1(_ line: UnsafeRawBufferPointer) -> Bool {
+        let expected: StaticString = "HTTP/1."
+        return expected.withUTF8Buffer { line.count >= $0.count && UnsafeRawBufferPointer(rebasing: line[..<$0.count]).elementsEqual($0) }
     }
 
     static func trim<C: BidirectionalCollection>(_ bytes: C) -> C.SubSequence where C.Element == UInt8 { HTTPBytes.trim(bytes) }

@@ -32,7 +32,7 @@ enum RequestAdmission {
         case .success(let parsed): target = parsed
         case .failure(let rejection): return Refusal(status: .badRequest, reason: rejection.rawValue)
         }
-        if target.path == "*" && head.method != .OPTIONS {
+        if target.path.utf8Equals("*") && head.method != .OPTIONS {
             return Refusal(status: .badRequest, reason: "the target * is only for OPTIONS")
         }
         if let authority = target.authority {
@@ -44,7 +44,7 @@ enum RequestAdmission {
         if let host = headers.host, !HostName.isValidAuthority(host) {
             return Refusal(status: .badRequest, reason: "the Host header is not a valid host name")
         }
-        guard target.path != "*" else { return nil }
+        guard !target.path.utf8Equals("*") else { return nil }
         switch NormalizedPath.normalize(target.path, encodedSlashes: limits.encodedSlashes) {
         case .success(let normal):
             if normal != nil || target.authority != nil { head.uri = target.originForm(path: normal) }

@@ -77,7 +77,7 @@ struct RequestRouter {
         }
         var originalTarget = head.uri != sentTarget ? sentTarget : nil
         var (path, query) = Self.split(head.uri)
-        if path.utf8.starts(with: HTTP01Responder.pathPrefix.utf8) {
+        if path.hasUTF8Prefix(HTTP01Responder.pathPrefix) {
             // An ACME HTTP-01 check (RFC 8555 §8.3), for any host: the CA asks before a site has a certificate.
             if let answer = challenges.answer(forPath: path) {
                 return Outcome(.challengeAnswer(answer), originalTarget: originalTarget)
@@ -89,7 +89,7 @@ struct RequestRouter {
         guard let site = connection.snapshots.site(forHost: headers.host) else {
             return Outcome(.refuse(.unknownHost), originalTarget: originalTarget)
         }
-        if site.redirectHTTPS && !connection.isTLS, let httpsPort = snapshot.httpsPort, !path.utf8.starts(with: HTTP01Responder.pathPrefix.utf8) {
+        if site.redirectHTTPS && !connection.isTLS, let httpsPort = snapshot.httpsPort, !path.hasUTF8Prefix(HTTP01Responder.pathPrefix) {
             guard let host = headers.host, let authority = Self.redirectAuthority(host: host, port: httpsPort) else {
                 return Outcome(.refuse(.invalidRedirectHost), site: site, originalTarget: originalTarget)
             }

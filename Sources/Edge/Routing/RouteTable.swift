@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Proxy
+import RequestTarget
 import Static
 import Tracking
 
@@ -107,7 +108,7 @@ public final class Route: Sendable {
     /// Whether the route covers `path` (a plain prefix match on the normalized path, or equality for an exact one).
     @inline(__always)
     func matches(_ path: Substring) -> Bool {
-        exactPath ? path.utf8.elementsEqual(pathPrefix.utf8) : path.utf8.starts(with: pathPrefix.utf8)
+        exactPath ? path.utf8Equals(pathPrefix) : path.hasUTF8Prefix(pathPrefix)
     }
 }
 
