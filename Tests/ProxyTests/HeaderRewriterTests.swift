@@ -137,6 +137,27 @@ import Testing
         #expect(text.hasSuffix("X-Request-Id: r1\r\n\r\n"))
     }
 
+    /// The `Forwarded` line's room is a bound made from its values and `forwardedConstantBytes` (its bytes are then
+    /// copied without further checks): the element's constant pieces must fit in that constant, for IPv4 and IPv6
+    /// peers, and a whole line never exceeds its bound.
+    @Test func theForwardedLinesRoomCoversItsPieces() {
+        for address in ["203.0.113.7", "2001:db8::1", ""] {
+            let client = ClientInfo(address: address, peerIsTrusted: true, scheme: "https")
+            var constant = 0
+            HeaderRewriter.forEachForwardedPiece(client: client, host: "") { constant += $0.utf8.count }
+            constant -= address.utf8.count + client.scheme.utf8.count
+            #expect(constant <= ByteBuffer.forwardedConstantBytes, "peer \(address)")
+            for host in ["example.com", "a\"b\\c:8443", ""] {
+                var line = ByteBuffer()
+                line.addForwarded(earlier: "for=198.51.100.1", client: client, host: host)
+                let bound = "Forwarded: ".utf8.count + ByteBuffer.forwardedConstantBytes + 2 + "for=198.51.100.1".utf8.count + 2
+                    + address.utf8.count + client.scheme.utf8.count + host.utf8.count
+                #expect(line.readableBytes <= bound)
+                #expect(String(buffer: line).hasSuffix("\"\r\n"))
+            }
+        }
+    }
+
     @Test func theBytesSentUpstreamCarryTheSameFieldsAsTheHead() {
         // The data path writes bytes (the Forwarded element piece by piece); tools build fields: they must agree,
         // for an IPv6 peer that is trusted, a client's earlier elements and a Host with a quote in it.
