@@ -118,10 +118,11 @@ final class AccessLogBuffer {
         buffer = ByteBufferAllocator().buffer(capacity: Self.handOverSize + 4096)
     }
 
-    /// Appends one JSON line built by `build`.
+    /// Appends the line of `entry`. The entry is handed over, not captured by a closure that builds the line: the
+    /// capture copied it (264 bytes) for every request.
     @inline(__always)
-    func append(_ build: (inout ByteBuffer) -> Void) {
-        build(&buffer)
+    func append(_ entry: borrowing AccessLogEntry, format: AccessLogFormat, isoSecond: String, commonLogSecond: String) {
+        entry.write(into: &buffer, format: format, isoSecond: isoSecond, commonLogSecond: commonLogSecond)
         buffer.writeInteger(UInt8(ascii: "\n"))
         if buffer.readableBytes >= Self.handOverSize { flush() }
     }
