@@ -40,8 +40,8 @@ public enum EventRecord {
     /// appender's reused scratch buffer), then raw stores. This runs for every request, on the event loop.
     /// `target` and `referrer`, when given, are written instead of the event's (their scrubbed forms).
     public static func encode(_ event: TrackingEvent, target: String? = nil, referrer: String? = nil, into buffer: inout ByteBuffer) {
-        // A plain request has no details: nil, written as empty strings (no empty values made and destroyed).
-        let details = event.detailsIfSet
+        // The details are read field by field (`event.eventName`, ...): for a plain request each is one nil check of
+        // their reference. Taking them whole first copied them, and for a plain request made empty ones to destroy.
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: maxRecordBytes) { raw in
             var writer = RawWriter(base: raw.baseAddress!)
             writer.byte(version)
@@ -74,12 +74,12 @@ public enum EventRecord {
                 writer.byte(event.sessionStart ? 1 : 0)
             }
             writer.varint(UInt64(bitPattern: event.consentFlags))
-            writer.varint((details?.revenue ?? 0).bitPattern)
-            writer.text(details?.eventName ?? "", limit: maxStringBytes)
-            writer.text(details?.eventType ?? "", limit: maxStringBytes)
+            writer.varint(event.revenue.bitPattern)
+            writer.text(event.eventName, limit: maxStringBytes)
+            writer.text(event.eventType, limit: maxStringBytes)
             writer.text(event.visitorID, limit: maxStringBytes)
             writer.text(event.sessionID, limit: maxStringBytes)
-            writer.text(details?.userID ?? "", limit: maxStringBytes)
+            writer.text(event.userID, limit: maxStringBytes)
             writer.text(event.browser, limit: maxStringBytes)
             writer.text(event.browserVersion, limit: maxStringBytes)
             writer.text(event.os, limit: maxStringBytes)
@@ -91,21 +91,21 @@ public enum EventRecord {
             writer.text(event.city, limit: maxStringBytes)
             writer.text(event.referrerHost, limit: maxStringBytes)
             writer.text(event.sourceCategory, limit: maxStringBytes)
-            writer.text(details?.utmSource ?? "", limit: maxStringBytes)
-            writer.text(details?.utmMedium ?? "", limit: maxStringBytes)
-            writer.text(details?.utmCampaign ?? "", limit: maxStringBytes)
-            writer.text(details?.utmTerm ?? "", limit: maxStringBytes)
-            writer.text(details?.utmContent ?? "", limit: maxStringBytes)
-            writer.text(details?.clickID ?? "", limit: maxStringBytes)
-            writer.text(details?.currency ?? "", limit: maxStringBytes)
-            writer.text(details?.properties ?? "", limit: maxPropertiesBytes)
+            writer.text(event.utmSource, limit: maxStringBytes)
+            writer.text(event.utmMedium, limit: maxStringBytes)
+            writer.text(event.utmCampaign, limit: maxStringBytes)
+            writer.text(event.utmTerm, limit: maxStringBytes)
+            writer.text(event.utmContent, limit: maxStringBytes)
+            writer.text(event.clickID, limit: maxStringBytes)
+            writer.text(event.currency, limit: maxStringBytes)
+            writer.text(event.properties, limit: maxPropertiesBytes)
             writer.text(event.channel, limit: maxStringBytes)
             writer.text(event.sessionChannel, limit: maxStringBytes)
-            writer.text(details?.orgID ?? "", limit: maxStringBytes)
-            writer.text(details?.org ?? "", limit: maxStringBytes)
-            writer.text(details?.experimentID ?? "", limit: maxStringBytes)
-            writer.text(details?.variant ?? "", limit: maxStringBytes)
-            writer.text(details?.threadID ?? "", limit: maxStringBytes)
+            writer.text(event.orgID, limit: maxStringBytes)
+            writer.text(event.org, limit: maxStringBytes)
+            writer.text(event.experimentID, limit: maxStringBytes)
+            writer.text(event.variant, limit: maxStringBytes)
+            writer.text(event.threadID, limit: maxStringBytes)
             return writer.count
         }
     }

@@ -138,10 +138,6 @@ public struct TrackingEvent: Sendable, Equatable {
 
     private var detailStorage = DetailStorage()
 
-    /// ``Details`` when any was set, else nil (without making the empty values: the encoder's case for a plain
-    /// request).
-    public var detailsIfSet: Details? { detailStorage.box?.value }
-
     /// All of ``Details`` at once (empty values when none was set).
     public var details: Details {
         get { detailStorage.box?.value ?? Details() }
