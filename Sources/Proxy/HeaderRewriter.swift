@@ -447,9 +447,16 @@ extension HTTPHeaders: UpstreamHeaderSink {
 }
 
 extension ByteBuffer: UpstreamHeaderSink {
-    /// The bytes of ``HeaderRewriter/forEachForwardedPiece(client:host:_:)``'s constant pieces at most
-    /// (`for="[`, `]";proto=`, `;host="`, `"`).
-    static let forwardedConstantBytes = 6 + 9 + 7 + 1
+    /// The bytes of ``HeaderRewriter/forEachForwardedPiece(client:host:_:)``'s constant pieces at most, taken from
+    /// the pieces themselves once (an IPv6 peer's, the longer form, with every value empty but the one `:` that
+    /// selects it), so the bound follows any change to them.
+    static let forwardedConstantBytes: Int = {
+        var count = 0
+        HeaderRewriter.forEachForwardedPiece(client: ClientInfo(address: ":", peerIsTrusted: false, scheme: ""), host: "") {
+            count += $0.utf8.count
+        }
+        return count - 1
+    }()
 
     mutating func addField(_ name: String, _ value: String) { writeHeaderLine(name: name, value: value) }
 
