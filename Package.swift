@@ -179,7 +179,7 @@ let package = Package(
         .testTarget(name: "StaticTests", dependencies: ["Static", "RequestTarget", nioCore, nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeTests",
-            dependencies: ["Edge", "Config", "HeaderRules", "HTTP1Parser", "Proxy", "RegexSet", nioCore, nioHTTP1, nioPosix, .product(name: "NIOEmbedded", package: "swift-nio")],
+            dependencies: ["Edge", "Config", "HeaderRules", "HTTP1Parser", "Proxy", "RegexSet", "RequestTarget", nioCore, nioHTTP1, nioPosix, .product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

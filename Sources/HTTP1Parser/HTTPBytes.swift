@@ -4,8 +4,9 @@ import NIOCore
 public enum HTTPBytes {
     /// RFC 9110 §5.6.2 tchar: the bytes of a token (method, header name, transfer coding).
     /// One bit per byte below 128 (letters, digits and `!#$%&'*+-.^_`|~`): a test of every byte of every header
-    /// name, where `-` used to cost a scan of the symbol list.
-    @inline(__always)
+    /// name, where `-` used to cost a scan of the symbol list. Inlinable: the proxy's response parser calls it for
+    /// every byte of every header name, and a call across the module boundary cost more than the test.
+    @inlinable @inline(__always)
     public static func isTokenByte(_ byte: UInt8) -> Bool {
         let low: UInt64 = 0x03FF_6CFA_0000_0000, high: UInt64 = 0x57FF_FFFF_C7FF_FFFE
         guard byte < 128 else { return false }
@@ -69,12 +70,21 @@ extension ByteBuffer {
     /// ownership, cost more than the bytes they copy (shared by the edge's answers and the proxy's upstream heads).
     @inlinable
     public mutating func writeHeaderLine(name: String, value: String) {
-        let count = name.utf8.count + value.utf8.count + 4
+        var value = value
+        value.withUTF8 { writeHeaderLine(name: name, utf8: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// `name: value\r\n` with the value given as UTF-8 bytes.
+    @inlinable
+    public mutating func writeHeaderLine(name: String, utf8 value: UnsafeRawBufferPointer) {
+        let count = name.utf8.count + value.count + 4
         writeWithUnsafeMutableBytes(minimumWritableBytes: count) { out in
             var at = HTTPBytes.copyUTF8(of: name, to: out, at: 0)
             out[at] = UInt8(ascii: ":")
             out[at + 1] = UInt8(ascii: " ")
-            at = HTTPBytes.copyUTF8(of: value, to: out, at: at + 2)
+            at += 2
+            UnsafeMutableRawBufferPointer(rebasing: out[at..<at + value.count]).copyMemory(from: value)
+            at += value.count
             out[at] = UInt8(ascii: "\r")
             out[at + 1] = UInt8(ascii: "\n")
             return count

@@ -40,12 +40,18 @@ public struct FieldList: Sendable {
 
     /// Appends a field named by a constant (lower-cased on the way, as above).
     public mutating func append(name: StaticString, value: String) {
+        var value = value
+        value.withUTF8 { append(name: name, utf8: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Appends a field named by a constant whose value is given as UTF-8 bytes.
+    public mutating func append(name: StaticString, utf8 value: UnsafeRawBufferPointer) {
         let nameStart = bytes.count
         name.withUTF8Buffer { utf8 in
             for byte in utf8 { bytes.append(byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte) }
         }
         let valueStart = bytes.count
-        bytes.append(contentsOf: value.utf8)
+        bytes.append(contentsOf: value)
         ranges.append((nameStart, valueStart - nameStart, valueStart, bytes.count - valueStart))
     }
 

@@ -34,7 +34,7 @@ public enum HeaderRewriter {
     ///   - chunked: the body has no announced length (HTTP/2 without content-length, or chunked on HTTP/1.1).
     ///   - underscores: pass header names with `_` (`underscores_in_headers`); dropped otherwise.
     public static func upstreamRequest(
-        _ head: HTTPRequestHead, path: String, hostValue: String, client: ClientInfo, requestID: String,
+        _ head: HTTPRequestHead, path: String, hostValue: String, client: ClientInfo, requestID: RequestID,
         webSocket: Bool, chunked: Bool, underscores: Bool = false
     ) -> HTTPRequestHead {
         var headers = HTTPHeaders()
@@ -47,7 +47,7 @@ public enum HeaderRewriter {
 
     /// Writes the request head sent upstream: request line, rewritten headers, blank line.
     static func writeUpstreamRequest(
-        _ head: HTTPRequestHead, path: String, hostValue: String, client: ClientInfo, requestID: String,
+        _ head: HTTPRequestHead, path: String, hostValue: String, client: ClientInfo, requestID: RequestID,
         webSocket: Bool, chunked: Bool, underscores: Bool = false, rules: UpstreamHeaderRules? = nil,
         into buffer: inout ByteBuffer
     ) {
@@ -70,7 +70,7 @@ public enum HeaderRewriter {
     /// trusted proxy are replaced, never passed on: a client cannot choose the address the backend sees.
     @inline(__always)
     static func addUpstreamHeaders<Sink: UpstreamHeaderSink>(
-        _ head: HTTPRequestHead, hostValue: String, client: ClientInfo, requestID: String, webSocket: Bool,
+        _ head: HTTPRequestHead, hostValue: String, client: ClientInfo, requestID: RequestID, webSocket: Bool,
         chunked: Bool, underscores: Bool = false, rules: UpstreamHeaderRules? = nil, to sink: inout Sink
     ) {
         // `proxy.request_headers`: the names it sets or removes never leave as they came (nor as the edge made
@@ -135,7 +135,7 @@ public enum HeaderRewriter {
         if rules?.rules.drops("Forwarded".utf8) != true {
             sink.addForwarded(earlier: trusted ? forwarded : nil, client: client, host: host)
         }
-        emit("X-Request-Id", requestID)
+        if rules?.rules.drops("X-Request-Id".utf8) != true { requestID.withUTF8 { sink.addField("X-Request-Id", utf8: $0) } }
         if let rules {
             let facts = UpstreamFacts(head: head, host: originalHost ?? hostValue, requestID: requestID, client: client, routePrefix: rules.routePrefix)
             rules.rules.forEachAddition(facts) { sink.addField($0, $1) }
@@ -403,7 +403,7 @@ public struct UpstreamHeaderRules: Sendable {
 struct UpstreamFacts: PlaceholderValues {
     let head: HTTPRequestHead
     let host: String
-    let requestID: String
+    let requestID: RequestID
     let client: ClientInfo
     let routePrefix: String
 
@@ -419,7 +419,7 @@ struct UpstreamFacts: PlaceholderValues {
                 name = name[..<colon]
             }
             return name.lowercased()
-        case .requestID: return requestID
+        case .requestID: return requestID.description
         case .path, .rest, .query, .uri: return ""
         case .scheme: return client.scheme
         case .method: return head.method.rawValue
@@ -433,12 +433,17 @@ struct UpstreamFacts: PlaceholderValues {
 /// puts the upstream request's fields: header fields for tests and tools, request bytes on the data path.
 protocol UpstreamHeaderSink {
     mutating func addField(_ name: String, _ value: String)
+    /// A field whose value is given as UTF-8 bytes (the request ID's digits).
+    mutating func addField(_ name: String, utf8 value: UnsafeRawBufferPointer)
     /// `Forwarded`: the elements a trusted proxy sent before (if any), then this hop's element.
     mutating func addForwarded(earlier: String?, client: ClientInfo, host: String)
 }
 
 extension HTTPHeaders: UpstreamHeaderSink {
     mutating func addField(_ name: String, _ value: String) { add(name: name, value: value) }
+    mutating func addField(_ name: String, utf8 value: UnsafeRawBufferPointer) {
+        add(name: name, value: String(decoding: value, as: UTF8.self))
+    }
 
     mutating func addForwarded(earlier: String?, client: ClientInfo, host: String) {
         let element = HeaderRewriter.forwardedElement(client: client, host: host)
@@ -459,6 +464,7 @@ extension ByteBuffer: UpstreamHeaderSink {
     }()
 
     mutating func addField(_ name: String, _ value: String) { writeHeaderLine(name: name, value: value) }
+    mutating func addField(_ name: String, utf8 value: UnsafeRawBufferPointer) { writeHeaderLine(name: name, utf8: value) }
 
     /// Room is made once for the whole line, then the pieces are copied: a checked write per piece (seven or
     /// more) cost more than the bytes they copy. The room is a bound (the element's constant parts and the values

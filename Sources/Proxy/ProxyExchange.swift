@@ -3,6 +3,7 @@ import FlushCoalescing
 import NIOCore
 import NIOHTTP1
 import PlainErrors
+import RequestTarget
 
 /// The client side of a proxied request, implemented by the edge's request handler. Every call comes on the
 /// client connection's event loop.
@@ -94,7 +95,7 @@ public final class ProxyExchange {
     private let loop: ProxyLoop
     private let clientHead: HTTPRequestHead
     private let client: ClientInfo
-    private let requestID: String
+    private let requestID: RequestID
     private let upstreamPath: String
     /// The body goes upstream chunked (its length is unknown).
     private let chunked: Bool
@@ -131,7 +132,7 @@ public final class ProxyExchange {
     static let pendingBodyLimit = 256 << 10
 
     init(route: ProxyRoute, loop: ProxyLoop, head: HTTPRequestHead, host: String?, chunked: Bool, client: ClientInfo,
-         requestID: String, downstream: any ProxyDownstream)
+         requestID: RequestID, downstream: any ProxyDownstream)
     {
         self.route = route
         self.loop = loop

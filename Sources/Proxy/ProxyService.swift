@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import RequestTarget
 import Synchronization
 
 /// The reverse proxy as the edge uses it: upstream targets that survive reloads, per-loop connection pools,
@@ -115,7 +116,7 @@ public final class ProxyService: Sendable {
     /// search the headers for them again.
     public func makeExchange(
         route: ProxyRoute, on eventLoop: any EventLoop, head: HTTPRequestHead, host: String?, chunked: Bool,
-        client: ClientInfo, requestID: String, downstream: any ProxyDownstream
+        client: ClientInfo, requestID: RequestID, downstream: any ProxyDownstream
     ) -> ProxyExchange {
         ProxyExchange(
             route: route, loop: loops[ObjectIdentifier(eventLoop)]!, head: head, host: host, chunked: chunked,

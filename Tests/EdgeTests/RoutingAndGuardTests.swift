@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import RegexSet
+import RequestTarget
 import Static
 import Testing
 
@@ -215,7 +216,7 @@ import Testing
         let hostile = AccessLogEntry(
             milliseconds: 0, client: "2001:db8::1", method: "POST", host: "h\u{1}st", uri: "/\\\t\r\n?x=\u{7f}",
             proto: "HTTP/2.0", status: 599, bytesSent: Int.max, bytesReceived: 10, elapsedNanoseconds: 9_999_999_999,
-            site: "s", route: "/r/", tls: "TLSv1.3", requestID: String(repeating: "é", count: 300), eventID: "e",
+            site: "s", route: "/r/", tls: "TLSv1.3", requestID: RequestID(String(repeating: "é", count: 300)), eventID: "e",
             upstream: "127.0.0.1:1", upstreamMicroseconds: -5, userAgent: "", referer: "https://r.example/?\"")
         var buffer = ByteBuffer()
         hostile.write(into: &buffer, format: every, isoSecond: "2026-12-05T06:27:11", commonLogSecond: "")

@@ -27,7 +27,7 @@ import Testing
         }
         string(event.upstream)
         out.writeInteger(UInt64(event.upstreamMicroseconds), endianness: .little)
-        for text in [event.referrer, event.userAgent, event.httpVersion, event.tlsVersion, event.requestID,
+        for text in [event.referrer, event.userAgent, event.httpVersion, event.tlsVersion, event.requestID.description,
                      event.clientAddress, event.eventName, event.eventType, event.visitorID, event.sessionID] { string(text) }
         out.writeInteger(UInt8(event.sessionStart ? 1 : 0))
         for text in [event.userID, event.browser, event.browserVersion, event.os, event.osVersion, event.device,

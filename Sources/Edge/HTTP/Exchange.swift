@@ -4,6 +4,7 @@ import Links
 import NIOCore
 import NIOHTTP1
 import Proxy
+import RequestTarget
 import Static
 import Tracking
 
@@ -57,7 +58,7 @@ final class Exchange {
     var pending: (route: Route, site: Site)?
     /// The upstream side of a proxied request.
     var proxy: ProxyExchange?
-    var requestID: String?
+    var requestID: RequestID?
     /// The proxy was told to stop reading the upstream until the client catches up.
     var proxyResponsePaused = false
     /// A body still leaving after the exchange finished (a file sent with `sendfile`): the connection is not idle
@@ -116,9 +117,9 @@ extension Exchange {
 
 extension RequestHeaderSummary {
     /// The client's own `X-Request-Id` when it is acceptable (answers, the upstream and the event then carry it).
-    var acceptableRequestID: String? {
+    var acceptableRequestID: RequestID? {
         guard let requestID = self.requestID, HeaderRewriter.acceptableRequestID(requestID) else { return nil }
-        return requestID
+        return RequestID(requestID)
     }
 }
 

@@ -3,6 +3,7 @@ import HTTP2Session
 import NIOCore
 import NIOHTTP1
 import RegexSet
+import RequestTarget
 import Static
 import Tracking
 
@@ -41,7 +42,7 @@ final class LoopContext: @unchecked Sendable {
     private(set) var commonLogSecond = ""
     private var cachedSecond = -1
     /// Request IDs: 16 random hex digits per loop and run, then a 16-digit counter; unique without a syscall each.
-    private let requestIDPrefix: [UInt8]
+    private let requestIDPrefix: UInt64
     private var requestSerial: UInt64 = 0
 
     /// Serialized `200 OK` heads of cached files for the current second, Date and Server included.
@@ -72,31 +73,14 @@ final class LoopContext: @unchecked Sendable {
         accessLog = accessLogWriter.map { AccessLogBuffer(writer: $0) }
         accessLogFormat = accessLogWriter?.format ?? AccessLogFormat()
         var random = SystemRandomNumberGenerator()
-        requestIDPrefix = Self.hexDigits(random.next())
+        requestIDPrefix = random.next()
         refreshClock()
     }
 
-    /// A new request ID: 32 hex digits.
-    func nextRequestID() -> String {
+    /// A new request ID (32 hex digits where it is written).
+    func nextRequestID() -> RequestID {
         requestSerial &+= 1
-        var serial = requestSerial
-        return String(unsafeUninitializedCapacity: 32) { buffer in
-            for index in 0..<16 { buffer[index] = requestIDPrefix[index] }
-            for index in stride(from: 31, through: 16, by: -1) {
-                buffer[index] = Self.hexDigit(serial & 0xf)
-                serial >>= 4
-            }
-            return 32
-        }
-    }
-
-    @inline(__always)
-    private static func hexDigit(_ nibble: UInt64) -> UInt8 {
-        nibble < 10 ? UInt8(ascii: "0") + UInt8(nibble) : UInt8(ascii: "a") + UInt8(nibble - 10)
-    }
-
-    private static func hexDigits(_ value: UInt64) -> [UInt8] {
-        (0..<16).map { index in hexDigit((value >> UInt64(60 - 4 * index)) & 0xf) }
+        return RequestID(prefix: requestIDPrefix, serial: requestSerial)
     }
 
     /// Wall-clock milliseconds now; refreshes the cached strings when the second changed.

@@ -8,6 +8,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Proxy
+import RequestTarget
 import Static
 import Tracking
 
@@ -530,10 +531,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             head: head, host: headers.host, routePrefix: current.route?.pathPrefix, isTLS: connection.isTLS,
             requestID: { [loop] in
                 // Settled once, so the answer, the upstream and the event carry the same ID.
-                if let id = current.requestID { return id }
+                if let id = current.requestID { return id.description }
                 let id = headers.acceptableRequestID ?? loop.nextRequestID()
                 current.requestID = id
-                return id
+                return id.description
             },
             clientAddress: { [connection] in
                 connection.clientAddress(head.headers, trusted: current.snapshot.trustedProxies)
@@ -623,7 +624,7 @@ extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
         loop.refreshClock()
         let rules = current.responseHeaders
         var added = ExchangeFields(
-            requestID: current.requestID ?? "", hsts: connection.isTLS && rules?.omitsHSTS != true ? current.hsts : nil,
+            requestID: current.requestID, hsts: connection.isTLS && rules?.omitsHSTS != true ? current.hsts : nil,
             rateLimit: current.rateLimitHeaders)
         let passed = writer.startHead(upstream: head, dropping: rules?.rules)
         rules?.forEachAddition(facts: facts(current)) { writer.addField(name: $0, value: $1) }
@@ -670,7 +671,7 @@ extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
 
     func proxyFailed(_ failure: ProxyFailure) {
         guard let current = exchange, !closed, let writer else { return }
-        let requestID = current.requestID ?? "-"
+        let requestID = current.requestID?.description ?? "-"
         if !current.lifecycle.responded {
             var extra: HTTPHeaders = ["X-Request-Id": requestID]
             if let seconds = failure.retryAfterSeconds { extra.add(name: "Retry-After", value: String(seconds)) }
@@ -764,7 +765,7 @@ extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
         HTTPHead.writeStatusLine(.switchingProtocols, into: &buffer)
         _ = head.writeHTTP1Headers(into: &buffer)
         buffer.writeStaticString("Connection: Upgrade\r\nX-Request-Id: ")
-        buffer.writeString(current.requestID ?? "")
+        current.requestID?.withUTF8 { _ = buffer.writeBytes($0) }
         buffer.writeStaticString("\r\n\r\n")
         context.writeAndFlush(NIOAny(buffer), promise: nil)
         current.switchedProtocols()

@@ -1,5 +1,6 @@
 import HTTP1Parser
 import HTTP2Session
+import RequestTarget
 import NIOCore
 
 /// A response head under construction, whatever the protocol: HTTP/1.1 header lines in a buffer, or an HTTP/2
@@ -8,6 +9,8 @@ import NIOCore
 protocol ResponseFields {
     mutating func add(_ name: StaticString, _ value: String)
     mutating func add(name: String, value: String)
+    /// A field whose value is given as UTF-8 bytes (the request ID's digits).
+    mutating func add(_ name: StaticString, utf8 value: UnsafeRawBufferPointer)
 }
 
 /// HTTP/1.1: `Name: value\r\n` lines appended to the head's bytes.
@@ -22,25 +25,33 @@ struct HTTP1HeaderLines: ResponseFields {
     }
 
     mutating func add(name: String, value: String) { buffer.writeHeaderLine(name: name, value: value) }
+
+    mutating func add(_ name: StaticString, utf8 value: UnsafeRawBufferPointer) {
+        buffer.writeStaticString(name)
+        buffer.writeStaticString(": ")
+        buffer.writeBytes(value)
+        buffer.writeStaticString("\r\n")
+    }
 }
 
 /// HTTP/2: fields for the session (names lower-cased as they are appended).
 extension FieldList: ResponseFields {
     mutating func add(_ name: StaticString, _ value: String) { append(name: name, value: value) }
     mutating func add(name: String, value: String) { append(name: name, value: value) }
+    mutating func add(_ name: StaticString, utf8 value: UnsafeRawBufferPointer) { append(name: name, utf8: value) }
 }
 
 /// The fields an exchange adds to its answer beyond the route's own: the request ID (proxied answers), HSTS on
 /// TLS, the visitor cookie, a redirect's Location and the rate-limit headers.
 struct ExchangeFields {
-    var requestID: String?
+    var requestID: RequestID?
     var hsts: String?
     var visitorCookie: String?
     var location: String?
     var rateLimit: (policy: String, quota: String)?
 
     func write(to fields: inout some ResponseFields) {
-        if let requestID { fields.add("X-Request-Id", requestID) }
+        if let requestID { requestID.withUTF8 { fields.add("X-Request-Id", utf8: $0) } }
         if let hsts { fields.add("Strict-Transport-Security", hsts) }
         if let visitorCookie { fields.add("Set-Cookie", visitorCookie) }
         if let location { fields.add("Location", location) }

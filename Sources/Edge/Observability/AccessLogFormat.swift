@@ -1,5 +1,6 @@
 import Config
 import NIOCore
+import RequestTarget
 import Tracking
 
 /// How access log lines are written: `json` (one object a line; fields selectable) or `combined` (the NCSA combined
@@ -79,7 +80,7 @@ struct AccessLogEntry {
     var site: String
     var route: String
     var tls: String?
-    var requestID: String?
+    var requestID: RequestID?
     var eventID: String?
     var upstream: String?
     var upstreamMicroseconds: Int?
@@ -97,7 +98,7 @@ struct AccessLogEntry {
 
     private func writeJSON(into buffer: inout ByteBuffer, format: AccessLogFormat, isoSecond: String) {
         var textBytes = client.utf8.count + method.utf8.count + uri.utf8.count + site.utf8.count + route.utf8.count
-        textBytes += (host?.utf8.count ?? 0) + (tls?.utf8.count ?? 0) + (requestID?.utf8.count ?? 0)
+        textBytes += (host?.utf8.count ?? 0) + (tls?.utf8.count ?? 0) + (requestID?.utf8Count ?? 0)
         textBytes += (eventID?.utf8.count ?? 0) + (upstream?.utf8.count ?? 0) + (userAgent?.utf8.count ?? 0)
         textBytes += referer?.utf8.count ?? 0
         // Twelve strings, each quoted and at worst every byte escaped; eight numbers; the keys and constants.
@@ -148,7 +149,10 @@ struct AccessLogEntry {
             string(.site, "\"site\":", site)
             string(.route, "\"route\":", route)
             string(.tls, "\"tls\":", tls)
-            string(.requestID, "\"request_id\":", requestID)
+            if let requestID, format.writes(.requestID) {
+                key("\"request_id\":")
+                requestID.withUTF8 { line.jsonString(utf8: $0) }
+            }
             string(.eventID, "\"event_id\":", eventID)
             string(.upstream, "\"upstream\":", upstream)
             number(.upstreamMicroseconds, "\"upstream_us\":", upstreamMicroseconds)

@@ -42,14 +42,21 @@ struct AccessLogLineWriter {
 
     /// A JSON string: quoted, with `"`, `\` and control bytes escaped (other bytes, UTF-8 included, as they are).
     mutating func jsonString(_ text: String) {
+        var text = text
+        text.withUTF8 { jsonString(utf8: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// A JSON string from UTF-8 bytes (a request ID's digits), escaped as above.
+    mutating func jsonString(utf8 text: UnsafeRawBufferPointer) {
         byte(UInt8(ascii: "\""))
         let start = count
-        raw(text)
+        if let source = text.baseAddress { (base + count).copyMemory(from: source, byteCount: text.count) }
+        count += text.count
         // Almost every value is clean: copied whole, then checked; rewritten byte by byte only when it is not.
         let written = UnsafeRawBufferPointer(start: base + start, count: count - start)
         if JSONEscaping.anyNeedsEscape(written) {
             count = start
-            for byte in text.utf8 { JSONEscaping.write(byte) { self.byte($0) } }
+            for byte in text { JSONEscaping.write(byte) { self.byte($0) } }
         }
         byte(UInt8(ascii: "\""))
     }

@@ -51,7 +51,7 @@ struct ExchangeRecorder {
             upstream: exchange.proxy?.upstreamAddress ?? "",
             upstreamMicroseconds: exchange.proxy?.upstreamHeaderNanoseconds.map { Int($0 / 1000) } ?? 0,
             referrer: headers.referer ?? "", userAgent: headers.userAgent ?? "", httpVersion: exchange.protocolName,
-            tlsVersion: connection.tlsVersion ?? "", requestID: exchange.requestID ?? headers.acceptableRequestID ?? "",
+            tlsVersion: connection.tlsVersion ?? "", requestID: exchange.requestID ?? headers.acceptableRequestID ?? .empty,
             clientAddress: client)
     }
 

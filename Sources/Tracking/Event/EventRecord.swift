@@ -1,4 +1,5 @@
 import NIOCore
+import RequestTarget
 
 /// The binary form of an event in the spool: compact, cheap to write on the request path, and laid out so that
 /// shipping it as ClickHouse `RowBinary` is mostly copying (strings are already length-prefixed the same way).
@@ -123,7 +124,7 @@ public enum EventRecord {
                 upstream: text(fields.upstream), upstreamMicroseconds: Int(clamping: fields.upstreamMicroseconds),
                 referrer: text(fields.referrer), userAgent: text(fields.userAgent),
                 httpVersion: text(fields.httpVersion), tlsVersion: text(fields.tlsVersion),
-                requestID: text(fields.requestID),
+                requestID: RequestID(text(fields.requestID)),
                 clientAddress: fields.version == 1
                     ? IPAnonymizer.anonymize(text(fields.clientAddress)) : text(fields.clientAddress))
             fields.fillReportFields(of: &event)
@@ -356,6 +357,15 @@ struct RawWriter {
             return
         }
         nonEmptyText(value, limit: limit)
+    }
+
+    /// A request ID: a made one's digits are written from its two numbers (no string).
+    mutating func text(_ value: RequestID, limit: Int) {
+        guard !value.isEmpty else {
+            byte(0)
+            return
+        }
+        value.withUTF8 { text(utf8: $0.bindMemory(to: UInt8.self), limit: limit) }
     }
 
     private mutating func nonEmptyText(_ value: String, limit: Int) {

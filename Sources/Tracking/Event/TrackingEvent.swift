@@ -56,7 +56,7 @@ public struct TrackingEvent: Sendable, Equatable {
     public var httpVersion: String
     /// `TLSv1.3`, or empty for plain HTTP.
     public var tlsVersion: String
-    public var requestID: String
+    public var requestID: RequestID
     /// The client address as resolved through trusted proxies. Enrichment replaces it with its stored form (see
     /// ``anonymizedClientAddress``) before the event reaches the spool, unless the configuration keeps it whole.
     public var clientAddress: String
@@ -217,7 +217,7 @@ public struct TrackingEvent: Sendable, Equatable {
         id: EventID, timeMilliseconds: Int64, site: String, host: String, kind: Kind, method: String, scheme: String,
         target: String, status: Int, bytesIn: Int, bytesOut: Int, durationMicroseconds: Int, upstream: String = "",
         upstreamMicroseconds: Int = 0, referrer: String = "", userAgent: String = "", httpVersion: String,
-        tlsVersion: String = "", requestID: String = "", clientAddress: String
+        tlsVersion: String = "", requestID: RequestID = .empty, clientAddress: String
     ) {
         self.id = id
         self.timeMilliseconds = timeMilliseconds
@@ -306,7 +306,7 @@ public struct TrackingEvent: Sendable, Equatable {
         buffer.writeJSONField("\"user_agent\":", userAgent)
         buffer.writeJSONField("\"http_version\":", httpVersion)
         buffer.writeJSONField("\"tls_version\":", tlsVersion)
-        buffer.writeJSONField("\"request_id\":", requestID)
+        buffer.writeJSONField("\"request_id\":", requestID.description)
         buffer.writeJSONField("\"client_ip\":", clientAddress)
         buffer.writeJSONField("\"ename\":", eventName)
         buffer.writeJSONField("\"etyp\":", eventType)

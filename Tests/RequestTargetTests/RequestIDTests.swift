@@ -1,0 +1,33 @@
+import Testing
+
+@testable import RequestTarget
+
+/// A made request ID reads as the 32 hex digits of its prefix and serial, and equals the same text given; a given
+/// ID is its text.
+struct RequestIDTests {
+    @Test func aMadeIDIsItsPrefixThenItsSerialAsHex() {
+        let id = RequestID(prefix: 0x0123_4567_89ab_cdef, serial: 0xa)
+        #expect(id.description == "0123456789abcdef000000000000000a")
+        #expect(id.utf8Count == 32 && !id.isEmpty)
+        #expect(RequestID(prefix: 0, serial: 0).description == String(repeating: "0", count: 32))
+        #expect(RequestID(prefix: .max, serial: .max).description == String(repeating: "f", count: 32))
+    }
+
+    @Test func aMadeIDEqualsItsTextAndNothingElse() {
+        let made = RequestID(prefix: 0xfeed, serial: 42)
+        #expect(made == RequestID("000000000000feed000000000000002a"))
+        #expect(RequestID("000000000000feed000000000000002a") == made)
+        #expect(made == RequestID(prefix: 0xfeed, serial: 42))
+        #expect(made != RequestID(prefix: 0xfeed, serial: 43))
+        #expect(made != RequestID("000000000000FEED000000000000002A"))
+        #expect(made != .empty)
+    }
+
+    @Test func aGivenIDIsItsText() {
+        let given: RequestID = "req-é/1"
+        #expect(given.description == "req-é/1")
+        #expect(given.utf8Count == "req-é/1".utf8.count)
+        #expect(given.withUTF8 { Array($0) } == Array("req-é/1".utf8))
+        #expect(RequestID.empty.isEmpty && RequestID.empty.utf8Count == 0 && RequestID.empty.description.isEmpty)
+    }
+}
