@@ -160,7 +160,7 @@ let package = Package(
 
         .testTarget(name: "ConfigTests", dependencies: ["Config"], swiftSettings: swiftSettings),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", nioCore], swiftSettings: swiftSettings),
-        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Config", nioHTTP1], swiftSettings: swiftSettings),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Config", "HTTP1Parser", nioHTTP1], swiftSettings: swiftSettings),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", "CCRC32C", nioCore, nioHTTP1, logging, crypto, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
         .testTarget(name: "RateLimitTests", dependencies: ["RateLimit"], swiftSettings: swiftSettings),
         .testTarget(

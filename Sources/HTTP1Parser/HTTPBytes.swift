@@ -77,9 +77,17 @@ extension ByteBuffer {
     /// `name: value\r\n` with the value given as UTF-8 bytes.
     @inlinable
     public mutating func writeHeaderLine(name: String, utf8 value: UnsafeRawBufferPointer) {
-        let count = name.utf8.count + value.count + 4
+        var name = name
+        name.withUTF8 { writeHeaderLine(name: UnsafeRawBufferPointer($0), value: value) }
+    }
+
+    /// `name: value\r\n` from the name's and the value's bytes (a client's field passed on as it came).
+    @inlinable
+    public mutating func writeHeaderLine(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        let count = name.count + value.count + 4
         writeWithUnsafeMutableBytes(minimumWritableBytes: count) { out in
-            var at = HTTPBytes.copyUTF8(of: name, to: out, at: 0)
+            UnsafeMutableRawBufferPointer(rebasing: out[0..<name.count]).copyMemory(from: name)
+            var at = name.count
             out[at] = UInt8(ascii: ":")
             out[at + 1] = UInt8(ascii: " ")
             at += 2

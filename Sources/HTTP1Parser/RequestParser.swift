@@ -44,6 +44,23 @@ public struct ParsedRequestHead: Sendable {
         }
     }
 
+    /// The head as the data plane keeps it: the target as a string, the fields copied as bytes (one buffer).
+    /// `noting` sees each field's name and value bytes as they are copied, so a caller can gather what it needs
+    /// in the same pass (the edge's header summary).
+    @inlinable
+    public func makeRequestHead(noting: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void = { _, _ in }) -> RequestHead {
+        bytes.withUnsafeReadableBytes { raw in
+            for field in fields {
+                let nameStart = Int(field.nameStart), valueStart = Int(field.valueStart)
+                noting(
+                    UnsafeRawBufferPointer(rebasing: raw[nameStart..<nameStart + Int(field.nameLength)]),
+                    UnsafeRawBufferPointer(rebasing: raw[valueStart..<valueStart + Int(field.valueLength)]))
+            }
+            let uri = String(decoding: UnsafeRawBufferPointer(rebasing: raw[targetStart..<targetStart + targetLength]), as: UTF8.self)
+            return RequestHead(version: version, method: method, uri: uri, headers: RequestFields(copying: raw, fields: fields))
+        }
+    }
+
     /// The head as NIO's type, for code that still takes one. `noting` sees each header as it is added, its name as
     /// bytes and its value as the string the head keeps, so a caller can gather what it needs in the same pass
     /// (the edge's header summary) without making or scanning the strings again.

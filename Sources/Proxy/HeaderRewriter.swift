@@ -34,7 +34,7 @@ public enum HeaderRewriter {
     ///   - chunked: the body has no announced length (HTTP/2 without content-length, or chunked on HTTP/1.1).
     ///   - underscores: pass header names with `_` (`underscores_in_headers`); dropped otherwise.
     public static func upstreamRequest(
-        _ head: HTTPRequestHead, path: String, hostValue: String, client: ClientInfo, requestID: RequestID,
+        _ head: RequestHead, path: String, hostValue: String, client: ClientInfo, requestID: RequestID,
         webSocket: Bool, chunked: Bool, underscores: Bool = false
     ) -> HTTPRequestHead {
         var headers = HTTPHeaders()
@@ -47,12 +47,12 @@ public enum HeaderRewriter {
 
     /// Writes the request head sent upstream: request line, rewritten headers, blank line.
     static func writeUpstreamRequest(
-        _ head: HTTPRequestHead, path: String, hostValue: String, client: ClientInfo, requestID: RequestID,
+        _ head: RequestHead, path: String, hostValue: String, client: ClientInfo, requestID: RequestID,
         webSocket: Bool, chunked: Bool, underscores: Bool = false, rules: UpstreamHeaderRules? = nil,
         into buffer: inout ByteBuffer
     ) {
         var estimate = path.utf8.count + 320 + client.address.utf8.count * 2 + hostValue.utf8.count * 3
-        for (name, value) in head.headers { estimate += name.utf8.count + value.utf8.count + 4 }
+        estimate += head.headers.byteCount + 4 * head.headers.count
         buffer.reserveCapacity(minimumWritableBytes: estimate)
         buffer.writeString(head.method.rawValue)
         buffer.writeInteger(UInt8(ascii: " "))
@@ -70,7 +70,7 @@ public enum HeaderRewriter {
     /// trusted proxy are replaced, never passed on: a client cannot choose the address the backend sees.
     @inline(__always)
     static func addUpstreamHeaders<Sink: UpstreamHeaderSink>(
-        _ head: HTTPRequestHead, hostValue: String, client: ClientInfo, requestID: RequestID, webSocket: Bool,
+        _ head: RequestHead, hostValue: String, client: ClientInfo, requestID: RequestID, webSocket: Bool,
         chunked: Bool, underscores: Bool = false, rules: UpstreamHeaderRules? = nil, to sink: inout Sink
     ) {
         // `proxy.request_headers`: the names it sets or removes never leave as they came (nor as the edge made
@@ -88,36 +88,39 @@ public enum HeaderRewriter {
         var contentLength: String?
         var realIP: String?
         var cookie: String?
-        for (name, value) in incoming {
-            switch classify(name.utf8) {
+        // The client's fields as bytes: the ones passed on are copied as they came, and a string is made only for
+        // the few values kept for the forwarding headers.
+        incoming.forEach { name, valueBytes in
+            func value() -> String { String(decoding: valueBytes, as: UTF8.self) }
+            switch classify(name) {
             case .hopByHop, .requestID, .framing, .expect:
-                continue
+                return
             case .xRealIP:
-                if realIP == nil { realIP = value }
+                if realIP == nil { realIP = value() }
             case .cookie:
                 // HTTP/2 splits cookies over several fields; an HTTP/1.1 server expects one (RFC 9113 §8.2.3).
-                cookie = cookie.map { $0 + "; " + value } ?? value
+                cookie = cookie.map { $0 + "; " + value() } ?? value()
             case .contentLength:
                 // Re-added below from the framing decision.
-                if contentLength == nil { contentLength = value }
+                if contentLength == nil { contentLength = value() }
             case .host:
-                if originalHost == nil { originalHost = value }
+                if originalHost == nil { originalHost = value() }
             case .upgrade:
-                if webSocket { emit(name, value) }
+                if webSocket && rules?.rules.drops(name) != true { sink.addField(name: name, value: valueBytes) }
             case .xForwardedFor:
-                forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
+                forwardedFor = forwardedFor.map { $0 + ", " + value() } ?? value()
             case .xForwardedProto:
-                forwardedProto = value
+                forwardedProto = value()
             case .xForwardedHost:
-                forwardedHost = value
+                forwardedHost = value()
             case .forwarded:
-                forwarded = forwarded.map { $0 + ", " + value } ?? value
+                forwarded = forwarded.map { $0 + ", " + value() } ?? value()
             case .other:
-                if let named, named.contains(where: { $0.equalsCaseInsensitive(name) }) { continue }
+                if let named, named.contains(where: { $0.utf8.equalsCaseInsensitive(name) }) { return }
                 // `X_Real_IP` must not stand in for `X-Real-IP` at a backend that maps both to one variable (CGI,
                 // PHP, many frameworks): dropped, as nginx does by default.
-                if !underscores && name.firstIndex(ofASCII: UInt8(ascii: "_")) != nil { continue }
-                emit(name, value)
+                if !underscores && name.contains(UInt8(ascii: "_")) { return }
+                if rules?.rules.drops(name) != true { sink.addField(name: name, value: valueBytes) }
             }
         }
         if let cookie { emit("Cookie", cookie) }
@@ -278,7 +281,7 @@ public enum HeaderRewriter {
     }
 
     /// Whether the request asks for a WebSocket upgrade (`Connection: upgrade` and `Upgrade: websocket`).
-    public static func isWebSocketUpgrade(_ head: HTTPRequestHead) -> Bool {
+    public static func isWebSocketUpgrade(_ head: RequestHead) -> Bool {
         guard head.method == .GET, let upgrade = head.headers.first(name: "upgrade"),
             upgrade.lowercased().contains("websocket")
         else { return false }
@@ -313,7 +316,7 @@ public enum HeaderRewriter {
 
     /// The header names a `Connection` header lists (they are hop-by-hop too), or nil when it lists none beyond
     /// `keep-alive`, `close` and `upgrade` (the common case, answered without allocating).
-    static func connectionTokens(_ headers: HTTPHeaders) -> [Substring]? {
+    static func connectionTokens(_ headers: RequestFields) -> [Substring]? {
         var tokens: [Substring]?
         for (name, value) in headers where name.equalsCaseInsensitive("connection") {
             if value.equalsCaseInsensitive("keep-alive") || value.equalsCaseInsensitive("close") { continue }
@@ -401,7 +404,7 @@ public struct UpstreamHeaderRules: Sendable {
 
 /// The request facts an upstream request's header rules are filled from.
 struct UpstreamFacts: PlaceholderValues {
-    let head: HTTPRequestHead
+    let head: RequestHead
     let host: String
     let requestID: RequestID
     let client: ClientInfo
@@ -435,6 +438,8 @@ protocol UpstreamHeaderSink {
     mutating func addField(_ name: String, _ value: String)
     /// A field whose value is given as UTF-8 bytes (the request ID's digits).
     mutating func addField(_ name: String, utf8 value: UnsafeRawBufferPointer)
+    /// A client's field passed on as its bytes.
+    mutating func addField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
     /// `Forwarded`: the elements a trusted proxy sent before (if any), then this hop's element.
     mutating func addForwarded(earlier: String?, client: ClientInfo, host: String)
 }
@@ -443,6 +448,9 @@ extension HTTPHeaders: UpstreamHeaderSink {
     mutating func addField(_ name: String, _ value: String) { add(name: name, value: value) }
     mutating func addField(_ name: String, utf8 value: UnsafeRawBufferPointer) {
         add(name: name, value: String(decoding: value, as: UTF8.self))
+    }
+    mutating func addField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
     }
 
     mutating func addForwarded(earlier: String?, client: ClientInfo, host: String) {
@@ -465,6 +473,7 @@ extension ByteBuffer: UpstreamHeaderSink {
 
     mutating func addField(_ name: String, _ value: String) { writeHeaderLine(name: name, value: value) }
     mutating func addField(_ name: String, utf8 value: UnsafeRawBufferPointer) { writeHeaderLine(name: name, utf8: value) }
+    mutating func addField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) { writeHeaderLine(name: name, value: value) }
 
     /// Room is made once for the whole line, then the pieces are copied: a checked write per piece (seven or
     /// more) cost more than the bytes they copy. The room is a bound (the element's constant parts and the values

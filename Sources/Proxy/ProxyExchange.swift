@@ -2,6 +2,7 @@ import Clocks
 import FlushCoalescing
 import NIOCore
 import NIOHTTP1
+import HTTP1Parser
 import PlainErrors
 import RequestTarget
 
@@ -93,7 +94,7 @@ enum RetryPolicy {
 public final class ProxyExchange {
     private let route: ProxyRoute
     private let loop: ProxyLoop
-    private let clientHead: HTTPRequestHead
+    private let clientHead: RequestHead
     private let client: ClientInfo
     private let requestID: RequestID
     private let upstreamPath: String
@@ -131,7 +132,7 @@ public final class ProxyExchange {
     /// Pending body above this asks the client to pause until a connection takes it.
     static let pendingBodyLimit = 256 << 10
 
-    init(route: ProxyRoute, loop: ProxyLoop, head: HTTPRequestHead, host: String?, chunked: Bool, client: ClientInfo,
+    init(route: ProxyRoute, loop: ProxyLoop, head: RequestHead, host: String?, chunked: Bool, client: ClientInfo,
          requestID: RequestID, downstream: any ProxyDownstream)
     {
         self.route = route

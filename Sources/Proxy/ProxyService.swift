@@ -1,5 +1,6 @@
 import FlushCoalescing
 import Foundation
+import HTTP1Parser
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -115,7 +116,7 @@ public final class ProxyService: Sendable {
     /// pass over the request headers (the Host value, and a body of unannounced length), so the proxy does not
     /// search the headers for them again.
     public func makeExchange(
-        route: ProxyRoute, on eventLoop: any EventLoop, head: HTTPRequestHead, host: String?, chunked: Bool,
+        route: ProxyRoute, on eventLoop: any EventLoop, head: RequestHead, host: String?, chunked: Bool,
         client: ClientInfo, requestID: RequestID, downstream: any ProxyDownstream
     ) -> ProxyExchange {
         ProxyExchange(

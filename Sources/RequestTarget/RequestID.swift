@@ -56,11 +56,11 @@ public struct RequestID: Sendable, Equatable, CustomStringConvertible, Expressib
     public func withUTF8<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
         switch storage {
         case .made(let prefix, let serial):
-            return try withUnsafeTemporaryAllocation(byteCount: Self.madeLength, alignment: 1) { digits in
-                Self.writeHex(prefix, into: digits, at: 0)
-                Self.writeHex(serial, into: digits, at: 16)
-                return try body(UnsafeRawBufferPointer(digits))
-            }
+            // Four words on the stack, eight digits each, in reading order.
+            var digits = (
+                Self.hexDigits(UInt32(truncatingIfNeeded: prefix >> 32)), Self.hexDigits(UInt32(truncatingIfNeeded: prefix)),
+                Self.hexDigits(UInt32(truncatingIfNeeded: serial >> 32)), Self.hexDigits(UInt32(truncatingIfNeeded: serial)))
+            return try withUnsafeBytes(of: &digits) { try body($0) }
         case .given(var text):
             return try text.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
         }
@@ -81,14 +81,19 @@ public struct RequestID: Sendable, Equatable, CustomStringConvertible, Expressib
         return lhs.withUTF8 { left in rhs.withUTF8 { right in left.elementsEqual(right) } }
     }
 
-    /// `value` as 16 lower-case hex digits at `offset`.
+    /// `value` as eight lower-case hex digits, as the bytes of a word in memory order (most significant digit
+    /// first). All eight at once: each nibble is spread into a byte of its own, then `0` is added to each, and the
+    /// distance to `a` to those above 9 (a per-digit loop was about a tenth of a proxied request's recording).
     @inlinable
-    static func writeHex(_ value: UInt64, into out: UnsafeMutableRawBufferPointer, at offset: Int) {
-        var rest = value
-        for index in stride(from: offset + 15, through: offset, by: -1) {
-            let nibble = UInt8(truncatingIfNeeded: rest & 0xf)
-            out[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
-            rest >>= 4
-        }
+    static func hexDigits(_ value: UInt32) -> UInt64 {
+        var spread = UInt64(value)
+        spread = (spread | (spread << 16)) & 0x0000_FFFF_0000_FFFF
+        spread = (spread | (spread << 8)) & 0x00FF_00FF_00FF_00FF
+        spread = (spread | (spread << 4)) & 0x0F0F_0F0F_0F0F_0F0F
+        // Byte i now holds nibble i (the least significant first); a digit above 9 has bit 4 set once 6 is added.
+        let aboveNine = ((spread &+ 0x0606_0606_0606_0606) & 0x1010_1010_1010_1010) >> 4
+        let ascii = spread &+ 0x3030_3030_3030_3030 &+ aboveNine &* 39
+        // The most significant digit (byte 7) first in memory, whatever the machine's byte order.
+        return ascii.bigEndian
     }
 }

@@ -42,66 +42,66 @@ public struct RequestHeaderSummary: Sendable {
             for (name, value) in headers { add(name: name.utf8, value: value) }
         }
 
-        /// Notes one header, named by its bytes: a value the summary keeps is `value` itself (no copy), so a head
-        /// parsed from bytes can be summarized while its header strings are made. Repeated headers keep their
+        /// Notes one header, named by its bytes: `value` is made only for a header the summary keeps (a head
+        /// parsed from bytes makes no string for the others). Repeated headers keep their
         /// first value (the HTTP/1.1 parser has already refused a repeated Host or Content-Length).
         @inlinable
-        public mutating func add<Name: Collection>(name utf8: Name, value: String) where Name.Element == UInt8 {
+        public mutating func add<Name: Collection>(name utf8: Name, value: @autoclosure () -> String) where Name.Element == UInt8 {
             switch utf8.count {
             case 3:
-                if utf8.equalsLowercase("dnt") { doNotTrack = value == "1" }
+                if utf8.equalsLowercase("dnt") { doNotTrack = value() == "1" }
             case 4:
-                if host == nil && utf8.equalsLowercase("host") { host = value }
+                if host == nil && utf8.equalsLowercase("host") { host = value() }
             case 5:
                 if range == nil && utf8.equalsLowercase("range") {
-                    range = value
+                    range = value()
                 } else if utf8.equalsLowercase("x-moz") {
-                    isPrefetch = isPrefetch || RequestHeaderSummary.mentionsPrefetch(value)
+                    isPrefetch = isPrefetch || RequestHeaderSummary.mentionsPrefetch(value())
                 }
             case 6:
                 if expect == nil && utf8.equalsLowercase("expect") {
-                    expect = value
+                    expect = value()
                 } else if utf8.equalsLowercase("cookie") {
-                    cookie = cookie.map { $0 + "; " + value } ?? value
+                    cookie = cookie.map { $0 + "; " + value() } ?? value()
                 }
             case 7:
                 if referer == nil && utf8.equalsLowercase("referer") {
-                    referer = value
+                    referer = value()
                 } else if utf8.equalsLowercase("upgrade") {
                     hasUpgrade = true
                 } else if utf8.equalsLowercase("sec-gpc") {
-                    globalPrivacyControl = value == "1"
+                    globalPrivacyControl = value() == "1"
                 } else if utf8.equalsLowercase("purpose") {
-                    isPrefetch = isPrefetch || RequestHeaderSummary.isSpeculative(value)
+                    isPrefetch = isPrefetch || RequestHeaderSummary.isSpeculative(value())
                 }
             case 9:
-                if utf8.equalsLowercase("x-purpose") { isPrefetch = isPrefetch || RequestHeaderSummary.isSpeculative(value) }
+                if utf8.equalsLowercase("x-purpose") { isPrefetch = isPrefetch || RequestHeaderSummary.isSpeculative(value()) }
             case 11:
-                if utf8.equalsLowercase("sec-purpose") { isPrefetch = isPrefetch || RequestHeaderSummary.isSpeculative(value) }
+                if utf8.equalsLowercase("sec-purpose") { isPrefetch = isPrefetch || RequestHeaderSummary.isSpeculative(value()) }
             case 8:
                 if ifMatch == nil && utf8.equalsLowercase("if-match") {
-                    ifMatch = value
+                    ifMatch = value()
                 } else if ifRange == nil && utf8.equalsLowercase("if-range") {
-                    ifRange = value
+                    ifRange = value()
                 }
             case 10:
-                if userAgent == nil && utf8.equalsLowercase("user-agent") { userAgent = value }
+                if userAgent == nil && utf8.equalsLowercase("user-agent") { userAgent = value() }
             case 12:
-                if requestID == nil && utf8.equalsLowercase("x-request-id") { requestID = value }
+                if requestID == nil && utf8.equalsLowercase("x-request-id") { requestID = value() }
             case 13:
-                if ifNoneMatch == nil && utf8.equalsLowercase("if-none-match") { ifNoneMatch = value }
+                if ifNoneMatch == nil && utf8.equalsLowercase("if-none-match") { ifNoneMatch = value() }
             case 14:
-                if contentLength == nil && utf8.equalsLowercase("content-length") { contentLength = value }
+                if contentLength == nil && utf8.equalsLowercase("content-length") { contentLength = value() }
             case 15:
-                if acceptEncoding == nil && utf8.equalsLowercase("accept-encoding") { acceptEncoding = value }
+                if acceptEncoding == nil && utf8.equalsLowercase("accept-encoding") { acceptEncoding = value() }
             case 17:
                 if utf8.equalsLowercase("transfer-encoding") {
                     hasTransferEncoding = true
                 } else if ifModifiedSince == nil && utf8.equalsLowercase("if-modified-since") {
-                    ifModifiedSince = value
+                    ifModifiedSince = value()
                 }
             case 19:
-                if ifUnmodifiedSince == nil && utf8.equalsLowercase("if-unmodified-since") { ifUnmodifiedSince = value }
+                if ifUnmodifiedSince == nil && utf8.equalsLowercase("if-unmodified-since") { ifUnmodifiedSince = value() }
             default:
                 break
             }
@@ -144,9 +144,9 @@ public struct RequestHeaderSummary: Sendable {
     /// Notes one more header (see ``Values/add(name:value:)``), in the box itself: a summary gathered while a head's
     /// header strings are made, without the copy of its values that handing a finished `Values` over would take.
     @inlinable
-    public mutating func add<Name: Collection>(name utf8: Name, value: String) where Name.Element == UInt8 {
+    public mutating func add<Name: Collection>(name utf8: Name, value: @autoclosure () -> String) where Name.Element == UInt8 {
         if !isKnownUniquelyReferenced(&box) { box = Box(box.values) }
-        box.values.add(name: utf8, value: value)
+        box.values.add(name: utf8, value: value())
     }
 }
 

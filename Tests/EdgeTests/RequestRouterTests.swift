@@ -1,3 +1,4 @@
+import HTTP1Parser
 import NIOCore
 import NIOHTTP1
 import Static
@@ -26,7 +27,7 @@ import Testing
     /// Routes one head the way the handler does, on a connection of the harness.
     struct Routed {
         var outcome: RequestRouter.Outcome
-        var head: HTTPRequestHead
+        var head: RequestHead
     }
 
     static func route(
@@ -37,8 +38,8 @@ import Testing
         connection.overCapacity = overCapacity
         let router = RequestRouter(
             snapshot: connection.snapshots.current, connection: connection, challenges: harness.core.acmeChallenges, isHTTP2: false)
-        var head = HTTPRequestHead(version: .http1_1, method: method, uri: target, headers: headers)
-        var summary = RequestHeaderSummary(head.headers)
+        var head = RequestHead(HTTPRequestHead(version: .http1_1, method: method, uri: target, headers: headers))
+        var summary = RequestHeaderSummary(headers)
         let loop = harness.core.loopContext(for: harness.channel.embeddedEventLoop)
         let outcome = router.route(
             &head, headers: &summary,

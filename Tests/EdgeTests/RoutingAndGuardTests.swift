@@ -1,6 +1,7 @@
 import Config
 import Foundation
 import HeaderRules
+import HTTP1Parser
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -132,7 +133,7 @@ import Testing
 @Suite struct RedirectSafetyTests {
     private func expand(_ target: String, uri: String, prefix: String = "/", host: String? = "example.com") throws -> String {
         let facts = ExchangeFacts(
-            head: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri), host: host, routePrefix: prefix,
+            head: RequestHead(version: .http1_1, method: .GET, uri: uri), host: host, routePrefix: prefix,
             isTLS: true, requestID: { "id" }, clientAddress: { "192.0.2.1" })
         return RequestHandler.expand(try Template(parsing: target), facts: facts)
     }
@@ -172,7 +173,7 @@ import Testing
     @Test func theClientsTextIsEscapedInHTMLPages() throws {
         let page = try ErrorPages(from: ConfigDocument(yaml: "404: { body: \"<p>{path}</p>\" }", file: "t.yaml", environment: [:]).root)
         let facts = ExchangeFacts(
-            head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/a'<b>&"), host: "example.com", routePrefix: "/",
+            head: RequestHead(version: .http1_1, method: .GET, uri: "/a'<b>&"), host: "example.com", routePrefix: "/",
             isTLS: false, requestID: { "id" }, clientAddress: { "192.0.2.1" })
         let (headers, body) = ErrorAnswer.make(.notFound, reason: "not found", pages: page, accept: "text/html", facts: facts)
         #expect(String(buffer: body) == "<p>/a&#39;&lt;b&gt;&amp;</p>")

@@ -1,4 +1,5 @@
 import NIOCore
+import HTTP1Parser
 import NIOHTTP1
 import Testing
 
@@ -12,7 +13,7 @@ import Testing
     {
         let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/x", headers: headers)
         return HeaderRewriter.upstreamRequest(
-            head, path: "/x", hostValue: "example.com", client: client ?? self.client, requestID: "id-1",
+            RequestHead(head), path: "/x", hostValue: "example.com", client: client ?? self.client, requestID: "id-1",
             webSocket: webSocket, chunked: chunked
         ).headers
     }
@@ -58,7 +59,7 @@ import Testing
         #expect(rewrite(["Host": "a", "X-Real-IP": "203.0.113.9"], client: trusted)["x-real-ip"] == ["203.0.113.9"])
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["X_Custom": "1"])
         let passed = HeaderRewriter.upstreamRequest(
-            head, path: "/", hostValue: "a", client: client, requestID: "r", webSocket: false, chunked: false, underscores: true)
+            RequestHead(head), path: "/", hostValue: "a", client: client, requestID: "r", webSocket: false, chunked: false, underscores: true)
         #expect(passed.headers["x_custom"] == ["1"])
     }
 
@@ -91,8 +92,8 @@ import Testing
         #expect(out["connection"] == ["upgrade"])
         #expect(out["sec-websocket-key"] == ["k"])
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Connection": "keep-alive, Upgrade", "Upgrade": "WebSocket"])
-        #expect(HeaderRewriter.isWebSocketUpgrade(head))
-        #expect(!HeaderRewriter.isWebSocketUpgrade(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Upgrade": "websocket"])))
+        #expect(HeaderRewriter.isWebSocketUpgrade(RequestHead(head)))
+        #expect(!HeaderRewriter.isWebSocketUpgrade(RequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Upgrade": "websocket"])))
     }
 
     func passed(_ response: String, status: inout Int) throws -> [(String, String)] {
@@ -130,7 +131,7 @@ import Testing
         var buffer = ByteBuffer()
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/a?b", headers: ["Host": "example.com", "Accept": "*/*"])
         HeaderRewriter.writeUpstreamRequest(
-            head, path: "/a?b", hostValue: "example.com", client: client, requestID: "r1", webSocket: false, chunked: false,
+            RequestHead(head), path: "/a?b", hostValue: "example.com", client: client, requestID: "r1", webSocket: false, chunked: false,
             into: &buffer)
         let text = String(buffer: buffer)
         #expect(text.hasPrefix("GET /a?b HTTP/1.1\r\nAccept: */*\r\nHost: example.com\r\nX-Forwarded-For: 198.51.100.7\r\n"))
@@ -167,11 +168,11 @@ import Testing
             "X-Forwarded-For": "203.0.113.1", "Content-Length": "3", "Accept": "*/*",
         ])
         let fields = HeaderRewriter.upstreamRequest(
-            head, path: "/x", hostValue: "upstream", client: trusted, requestID: "id-1", webSocket: false, chunked: false
+            RequestHead(head), path: "/x", hostValue: "upstream", client: trusted, requestID: "id-1", webSocket: false, chunked: false
         ).headers
         var buffer = ByteBuffer()
         HeaderRewriter.writeUpstreamRequest(
-            head, path: "/x", hostValue: "upstream", client: trusted, requestID: "id-1", webSocket: false, chunked: false,
+            RequestHead(head), path: "/x", hostValue: "upstream", client: trusted, requestID: "id-1", webSocket: false, chunked: false,
             into: &buffer)
         let lines = String(buffer: buffer).components(separatedBy: "\r\n")
         #expect(lines.first == "POST /x HTTP/1.1" && lines.suffix(2) == ["", ""])

@@ -1,3 +1,4 @@
+import HTTP1Parser
 import NIOCore
 import NIOHTTP1
 import Static
@@ -32,7 +33,7 @@ struct ExchangeResponder {
         (path, query) = RequestRouter.split(exchange.head.uri)
     }
 
-    var head: HTTPRequestHead { exchange.head }
+    var head: RequestHead { exchange.head }
     var headers: RequestHeaderSummary { exchange.headers }
     var core: GatewayCore { handler.core }
     var loop: LoopContext { handler.loop }

@@ -33,7 +33,7 @@ enum TrackingAPIAnswer {
             method: responder.head.method, path: responder.path, query: responder.query ?? "", body: current.collectedBody,
             cookie: responder.headers.cookie, origin: responder.head.headers.first(name: "origin"),
             clientAddress: responder.clientAddress, siteHosts: current.siteHosts, isTLS: responder.connection.isTLS,
-            eventLoop: responder.eventLoop, headers: responder.head.headers)
+            eventLoop: responder.eventLoop, headers: responder.head.headers.httpHeaders)
     }
 
     private static func finish(_ outcome: APIOutcome, _ responder: ExchangeResponder) {

@@ -1,6 +1,7 @@
 import Config
 import Foundation
 import Links
+import HTTP1Parser
 import NIOCore
 import NIOHTTP1
 import Proxy
@@ -12,7 +13,7 @@ import Tracking
 /// mutate one object instead of copying a large struct (with a retain per field) in and out of an optional.
 final class Exchange {
     /// The head as routed: its target in normal form (``RequestAdmission``).
-    var head: HTTPRequestHead
+    var head: RequestHead
     var headers: RequestHeaderSummary
     /// The target as the client sent it, when admission rewrote it (for the access log).
     var originalTarget: String?
@@ -65,7 +66,7 @@ final class Exchange {
     /// until it has.
     var bodyWritten: EventLoopFuture<Void>?
 
-    init(head: HTTPRequestHead, headers: RequestHeaderSummary, snapshot: RuntimeSnapshot, startNanoseconds: UInt64,
+    init(head: RequestHead, headers: RequestHeaderSummary, snapshot: RuntimeSnapshot, startNanoseconds: UInt64,
          bodyLimit: Int, keepAlive: Bool, requestEnded: Bool = false)
     {
         self.head = head
@@ -131,7 +132,7 @@ extension ConnectionInfo {
 
     /// The client address: the peer, or the right-most untrusted `X-Forwarded-For` hop when the peer is a trusted
     /// proxy (so a client cannot spoof its address by sending the header itself).
-    func clientAddress(_ headers: HTTPHeaders, trusted: [CIDR]) -> String {
+    func clientAddress(_ headers: RequestFields, trusted: [CIDR]) -> String {
         guard !trusted.isEmpty, trusted.contains(where: { $0.contains(remoteIP) }),
             headers.contains(name: "x-forwarded-for")
         else { return remoteAddress }

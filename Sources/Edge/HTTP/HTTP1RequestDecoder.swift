@@ -118,8 +118,8 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
                 requestUpgrades = head.hasUpgrade
                 requestKeepsAlive = head.keepAlive
                 if let requestHandler {
-                    let (nioHead, summary) = head.makeRequestHead()
-                    requestHandler.receiveHTTP1(.head(nioHead, summary))
+                    let (requestHead, summary) = head.makeSummarizedHead()
+                    requestHandler.receiveHTTP1(.head(requestHead, summary))
                 } else {
                     context.fireChannelRead(wrapInboundOut(.head(head.makeHTTPRequestHead())))
                 }

@@ -1,7 +1,9 @@
 import Clocks
 import HTTP2Session
+import HTTP1Parser
 import NIOCore
 import NIOHTTP1
+import Static
 
 /// Serves an HTTP/2 connection through libnghttp2 (``HTTP2ServerSession``): the TLS layer's bytes go in, each
 /// request stream becomes a ``RequestHandler`` with an ``HTTP2ResponseWriter``, and what the session has to send goes out
@@ -145,7 +147,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
                 for field in fields where field.name.utf8.first != UInt8(ascii: ":") {
                     trailers.add(name: field.name, value: field.value)
                 }
-                stream.handler.receive(.end(trailers.isEmpty ? nil : trailers))
+                stream.handler.receive(RequestPart.end(trailers.isEmpty ? nil : trailers))
             case .body(let id, let buffer):
                 guard var stream = streams[id] else {
                     session.consume(buffer.readableBytes, on: id)
@@ -158,13 +160,13 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
                 }
                 stream.body?.received(buffer.readableBytes, now: ProgressClock.now())
                 streams[id] = stream
-                stream.handler.receive(.body(buffer))
+                stream.handler.receive(RequestPart.body(buffer))
             case .end(let id):
                 guard var stream = streams[id], !stream.requestEnded else { continue }
                 stream.requestEnded = true
                 stream.body = nil
                 streams[id] = stream
-                stream.handler.receive(.end(nil))
+                stream.handler.receive(RequestPart.end(nil))
             case .closed(let id, _):
                 if let stream = streams.removeValue(forKey: id) {
                     stream.handler.streamClosed()
@@ -175,13 +177,9 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     }
 
     private func startStream(_ id: Int32, fields: [HTTP2ServerSession.Field], endStream: Bool, context: ChannelHandlerContext) {
-        guard !quiescing, var head = Self.requestHead(fields) else {
+        guard !quiescing, let (head, summary) = Self.requestHead(fields, endStream: endStream) else {
             session.reset(stream: id, code: .refusedStream)
             return
-        }
-        if !endStream && !head.headers.contains(name: "content-length") {
-            // The HTTP/1.1 view of a body without a declared length (what a proxy sends upstream).
-            head.headers.add(name: "transfer-encoding", value: "chunked")
         }
         let handler = openStream(id, requestEnded: endStream, context: context)
         if connection.overCapacity && !quiescing {
@@ -190,8 +188,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
             quiescing = true
             session.goAway()
         }
-        handler.receive(.head(head))
-        if endStream { handler.receive(.end(nil)) }
+        handler.receive(RequestPart.head(head, summary))
+        if endStream { handler.receive(RequestPart.end(nil)) }
     }
 
     /// A request whose header list was over the bound: 431 with its reason, as on HTTP/1.1.
@@ -218,26 +216,37 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         return handler
     }
 
-    /// The HTTP/1-style head of a request's fields (nghttp2 has checked the pseudo-header rules).
-    static func requestHead(_ fields: [HTTP2ServerSession.Field]) -> HTTPRequestHead? {
+    /// The HTTP/1-style head of a request's fields (nghttp2 has checked the pseudo-header rules) and its summary,
+    /// made in one pass (the summary keeps the fields' own strings). A body without a declared length gets
+    /// `Transfer-Encoding: chunked`: the HTTP/1.1 view of it (what a proxy sends upstream).
+    static func requestHead(_ fields: [HTTP2ServerSession.Field], endStream: Bool) -> (RequestHead, RequestHeaderSummary)? {
         var method: String?
         var path: String?
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(fields.count)
+        var byteCount = 0
+        for field in fields { byteCount += field.name.utf8.count + field.value.utf8.count }
+        var headers = RequestFields.Builder(byteCount: byteCount + 26, fieldCount: fields.count + 1)
+        var summary = RequestHeaderSummary()
         for field in fields {
             if field.name.utf8.first == UInt8(ascii: ":") {
                 switch field.name {
                 case ":method": method = field.value
                 case ":path": path = field.value
-                case ":authority": headers.add(name: "host", value: field.value)
+                case ":authority":
+                    headers.add(name: "host", value: field.value)
+                    summary.add(name: "host".utf8, value: field.value)
                 default: break
                 }
             } else {
                 headers.add(name: field.name, value: field.value)
+                summary.add(name: field.name.utf8, value: field.value)
             }
         }
         guard let method, let path else { return nil }
-        return HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: method), uri: path, headers: headers)
+        if !endStream && summary.contentLength == nil {
+            headers.add(name: "transfer-encoding", value: "chunked")
+            summary.add(name: "transfer-encoding".utf8, value: "chunked")
+        }
+        return (RequestHead(version: .http2, method: HTTPMethod(rawValue: method), uri: path, headers: headers.finish()), summary)
     }
 
     // MARK: - Output

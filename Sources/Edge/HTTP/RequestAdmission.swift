@@ -1,3 +1,4 @@
+import HTTP1Parser
 import NIOHTTP1
 import RequestTarget
 import Static
@@ -16,7 +17,7 @@ enum RequestAdmission {
     /// Checks `head`, and rewrites its target (and `Host`) in place when it was not in normal form. `headers` is
     /// the summary of `head.headers`, kept in step.
     static func admit(
-        _ head: inout HTTPRequestHead, headers: inout RequestHeaderSummary, limits: Limits, isHTTP2: Bool
+        _ head: inout RequestHead, headers: inout RequestHeaderSummary, limits: Limits, isHTTP2: Bool
     ) -> Refusal? {
         if head.uri.utf8.count > limits.maxURILength {
             return Refusal(status: .uriTooLong, reason: "the request target is longer than \(limits.maxURILength) bytes")

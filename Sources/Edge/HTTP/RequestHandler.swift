@@ -66,10 +66,15 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Serves one HTTP/2 stream driven by ``HTTP2ConnectionHandler``, outside any pipeline.
     func attach(_ writer: HTTP2ResponseWriter) { self.writer = writer }
 
-    /// Feeds a request part of the attached HTTP/2 stream.
+    /// Feeds a request part in NIO's types (tests).
     func receive(_ part: HTTPServerRequestPart) {
+        receive(RequestPart(part))
+    }
+
+    /// Feeds a request part of the attached HTTP/2 stream.
+    func receive(_ part: RequestPart) {
         guard let writer else { return }
-        process(RequestPart(part), writer: writer)
+        process(part, writer: writer)
     }
 
     /// The HTTP/2 stream's body stalled or trickles: refused like an HTTP/1.1 body (408).
@@ -200,7 +205,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: - Routing
 
-    private func begin(_ head: HTTPRequestHead, summary: RequestHeaderSummary, writer: any ResponseWriter) {
+    private func begin(_ head: RequestHead, summary: RequestHeaderSummary, writer: any ResponseWriter) {
         let snapshot = connection.snapshots.current
         let current = Exchange(
             head: head, headers: summary, snapshot: snapshot, startNanoseconds: NIODeadline.now().uptimeNanoseconds,
@@ -526,7 +531,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         facts(current, head: current.head, headers: current.headers)
     }
 
-    private func facts(_ current: Exchange, head: HTTPRequestHead, headers: RequestHeaderSummary) -> ExchangeFacts {
+    private func facts(_ current: Exchange, head: RequestHead, headers: RequestHeaderSummary) -> ExchangeFacts {
         ExchangeFacts(
             head: head, host: headers.host, routePrefix: current.route?.pathPrefix, isTLS: connection.isTLS,
             requestID: { [loop] in
@@ -595,7 +600,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func refuseWithoutHead(_ refusal: Refusal, writer: any ResponseWriter, requestEnded: Bool) {
-        let head = HTTPRequestHead(version: isHTTP2 ? .http2 : .http1_1, method: .RAW(value: "-"), uri: "")
+        let head = RequestHead(version: isHTTP2 ? .http2 : .http1_1, method: .RAW(value: "-"), uri: "")
         let current = Exchange(
             head: head, headers: RequestHeaderSummary(), snapshot: connection.snapshots.current,
             startNanoseconds: NIODeadline.now().uptimeNanoseconds, bodyLimit: 0, keepAlive: false, requestEnded: requestEnded)
@@ -725,7 +730,7 @@ extension RequestHandler: ProxyDownstream, ResponseWriterDelegate {
         let upgrade = APIRequest(
             method: .GET, path: responder.path, query: "", body: nil, cookie: headers.cookie, origin: fields.first(name: "origin"),
             clientAddress: client, siteHosts: current.siteHosts, isTLS: connection.isTLS, eventLoop: channelContext.eventLoop,
-            headers: fields)
+            headers: fields.httpHeaders)
         var buffer = channelContext.channel.allocator.buffer(capacity: 256)
         HTTPHead.writeStatusLine(.switchingProtocols, into: &buffer)
         buffer.writeStaticString("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ")

@@ -3,18 +3,18 @@ import NIOCore
 import NIOHTTP1
 import Static
 
-/// A request part as ``RequestHandler`` takes it: NIO's parts, with the head's summary of the headers the edge reads
-/// (``RequestHeaderSummary``) made where the head is, so an HTTP/1.1 head parsed from bytes is summarized in the
-/// same pass that makes its header strings.
+/// A request part as ``RequestHandler`` takes it: the head as ``RequestHead`` (its fields as bytes) with its summary
+/// of the headers the edge reads (``RequestHeaderSummary``), made where the head is, so an HTTP/1.1 head parsed from
+/// bytes is summarized in the same pass that copies its fields.
 enum RequestPart {
-    case head(HTTPRequestHead, RequestHeaderSummary)
+    case head(RequestHead, RequestHeaderSummary)
     case body(ByteBuffer)
     case end(HTTPHeaders?)
 
-    /// A part from NIO's types (HTTP/2 streams, tests): the head's headers are read once more for its summary.
+    /// A part from NIO's types (tests, tools): the head's headers are read once more for its summary.
     init(_ part: HTTPServerRequestPart) {
         switch part {
-        case .head(let head): self = .head(head, RequestHeaderSummary(head.headers))
+        case .head(let head): self = .head(RequestHead(head), RequestHeaderSummary(head.headers))
         case .body(let body): self = .body(body)
         case .end(let trailers): self = .end(trailers)
         }
@@ -22,11 +22,11 @@ enum RequestPart {
 }
 
 extension ParsedRequestHead {
-    /// The head as NIO's type and its summary, in one pass over the header lines: each value's string is made once
-    /// and shared by both.
-    func makeRequestHead() -> (HTTPRequestHead, RequestHeaderSummary) {
+    /// The head and its summary, in one pass over the header lines: a string is made only for a value the summary
+    /// keeps.
+    func makeSummarizedHead() -> (RequestHead, RequestHeaderSummary) {
         var summary = RequestHeaderSummary()
-        let head = makeHTTPRequestHead { name, value in summary.add(name: name, value: value) }
+        let head = makeRequestHead { name, value in summary.add(name: name, value: String(decoding: value, as: UTF8.self)) }
         return (head, summary)
     }
 }

@@ -1,4 +1,5 @@
 import HeaderRules
+import HTTP1Parser
 import NIOHTTP1
 
 /// A route's (or a site's) ``HeaderRules`` for answers, prepared once per configuration load: what the writer
@@ -48,7 +49,7 @@ private struct NoFacts: PlaceholderValues {
 
 /// The request facts placeholders are filled from, read only when a rule has placeholders.
 struct ExchangeFacts: PlaceholderValues {
-    let head: HTTPRequestHead
+    let head: RequestHead
     let host: String?
     let routePrefix: String?
     let isTLS: Bool

@@ -65,8 +65,8 @@ struct RequestRouter {
     /// Routes `head` (its target and Host rewritten to what routing decided on: admission's normal form, a
     /// rewrite's target). `facts` fill rewrite templates from the admitted head.
     func route(
-        _ head: inout HTTPRequestHead, headers: inout RequestHeaderSummary,
-        facts: (HTTPRequestHead, RequestHeaderSummary) -> ExchangeFacts, scratch: @autoclosure () -> MatchScratch,
+        _ head: inout RequestHead, headers: inout RequestHeaderSummary,
+        facts: (RequestHead, RequestHeaderSummary) -> ExchangeFacts, scratch: @autoclosure () -> MatchScratch,
         nowMilliseconds: () -> Int64
     ) -> Outcome {
         if connection.overCapacity { return Outcome(.refuse(.overCapacity)) }

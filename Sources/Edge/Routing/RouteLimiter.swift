@@ -1,5 +1,6 @@
 import Config
 import Logging
+import HTTP1Parser
 import NIOCore
 import NIOHTTP1
 import RateLimit
@@ -64,7 +65,7 @@ final class RouteLimiter: Sendable {
 
     /// Decides a request; `clientAddress` is the resolved client. The concurrency cap is checked first (it charges
     /// nothing), so a request refused for concurrency does not spend the key's rate.
-    func check(clientAddress: String, headers: HTTPHeaders, nowMilliseconds: Int64) -> Outcome {
+    func check(clientAddress: String, headers: RequestFields, nowMilliseconds: Int64) -> Outcome {
         if CIDR.any(configuration.allow, contains: clientAddress) { return .pass(nil, quota: nil) }
         var hasher = SipHash24(key0: hashKey.0, key1: hashKey.1)
         for part in configuration.key {
