@@ -59,74 +59,103 @@ public struct RequestHead: Sendable {
     }
 }
 
-/// A request's header fields in one buffer: the names and values as received, then a table of where each sits
-/// (four 32-bit numbers a field). One allocation for the whole list, and nothing made per field until a caller
-/// asks for a string.
+/// A request's header fields in one allocation: a table of where each name and value sits (four 32-bit numbers a
+/// field), then the names and values as received. Nothing is made per field until a caller asks for a string.
 ///
 /// Lookups compare names ASCII case-insensitively, as `HTTPHeaders` does. Changing the list (``add(name:value:)``,
-/// ``replaceOrAdd(name:value:)``, ``remove(name:)``: an absolute-form target's Host, an HTTP/2 body without a
-/// length) writes the list anew; it happens on a few requests at most.
-public struct RequestFields: Sendable {
-    /// The field bytes, then the table from `tableStart`.
-    @usableFromInline var storage: ByteBuffer
-    @usableFromInline var tableStart: Int
-    /// The number of fields.
-    public private(set) var count: Int
+/// ``replaceOrAdd(name:value:)``, ``remove(name:)``: an absolute-form target's Host) writes the list anew; it
+/// happens on a few requests at most. The storage is never written once a list holds it, so copies share it
+/// (and it may cross threads: `@unchecked Sendable`, as `ManagedBuffer` itself is not).
+public struct RequestFields: @unchecked Sendable {
+    /// What the storage holds: `count` fields in a table of room for `tableCapacity`, and `byteCount` bytes in use
+    /// (the table's included).
+    @usableFromInline
+    struct Layout {
+        @usableFromInline var count: Int
+        @usableFromInline var tableCapacity: Int
+        @usableFromInline var byteCount: Int
+    }
 
-    /// The bytes of the fields' names and values (and what comes before them), without the table.
-    public var byteCount: Int { tableStart }
+    /// The table and the bytes, tail-allocated after the layout: one allocation (a `ByteBuffer` is two).
+    @usableFromInline
+    final class Storage: ManagedBuffer<Layout, UInt8> {
+        static func make(tableCapacity: Int, bytes: Int) -> Storage {
+            let made = Storage.create(minimumCapacity: tableCapacity * entryBytes + bytes) { _ in
+                Layout(count: 0, tableCapacity: tableCapacity, byteCount: tableCapacity * entryBytes)
+            }
+            return unsafeDowncast(made, to: Storage.self)
+        }
+    }
+
+    /// Nil: no fields (no allocation).
+    @usableFromInline var storage: Storage?
 
     @usableFromInline static let entryBytes = 16
 
-    private init(storage: ByteBuffer, tableStart: Int, count: Int) {
-        self.storage = storage
-        self.tableStart = tableStart
-        self.count = count
+    /// The number of fields.
+    public var count: Int { storage?.header.count ?? 0 }
+
+    /// The bytes of the fields' names and values (and what the parser copied with them), without the table.
+    public var byteCount: Int {
+        guard let storage else { return 0 }
+        return storage.header.byteCount - storage.header.tableCapacity * Self.entryBytes
     }
+
+    @usableFromInline
+    init(storage: Storage?) { self.storage = storage }
 
     /// No fields.
-    public init() {
-        storage = ByteBuffer()
-        tableStart = 0
-        count = 0
-    }
+    public init() { storage = nil }
 
-    /// The fields of a head parsed from `bytes` at `fields`' offsets, copied into a buffer of their own (a slice of
+    /// The fields of a head parsed from `bytes` at `fields`' offsets, copied into storage of their own (a slice of
     /// the read would keep the whole receive buffer, which NIO then cannot reuse, for as long as the request lives).
     @usableFromInline
     init(copying bytes: UnsafeRawBufferPointer, fields: [ParsedRequestHead.Field]) {
-        // The fields' bytes end where the last value ends; the request line before them is copied too so the
-        // offsets stay as the parser found them (it is a few dozen bytes).
-        let end = fields.last.map { Int($0.valueStart + $0.valueLength) } ?? 0
-        let tableStart = end
-        var storage = ByteBufferAllocator().buffer(capacity: tableStart + fields.count * Self.entryBytes)
-        storage.writeWithUnsafeMutableBytes(minimumWritableBytes: tableStart + fields.count * Self.entryBytes) { out in
-            if end > 0 { out.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<end])) }
-            var at = tableStart
+        guard !fields.isEmpty else {
+            storage = nil
+            return
+        }
+        // From the first name to the last value, copied whole: the offsets move by one distance.
+        let first = Int(fields[0].nameStart)
+        let end = fields.last.map { Int($0.valueStart + $0.valueLength) }!
+        let tableBytes = fields.count * Self.entryBytes
+        let storage = Storage.make(tableCapacity: fields.count, bytes: end - first)
+        storage.withUnsafeMutablePointers { layout, elements in
+            let out = UnsafeMutableRawPointer(elements)
+            (out + tableBytes).copyMemory(from: bytes.baseAddress! + first, byteCount: end - first)
+            let shift = tableBytes - first
+            var at = 0
             for field in fields {
-                out.storeBytes(of: UInt32(field.nameStart).littleEndian, toByteOffset: at, as: UInt32.self)
-                out.storeBytes(of: UInt32(field.nameLength).littleEndian, toByteOffset: at + 4, as: UInt32.self)
-                out.storeBytes(of: UInt32(field.valueStart).littleEndian, toByteOffset: at + 8, as: UInt32.self)
-                out.storeBytes(of: UInt32(field.valueLength).littleEndian, toByteOffset: at + 12, as: UInt32.self)
+                Self.storeEntry(
+                    nameStart: Int(field.nameStart) + shift, nameLength: Int(field.nameLength),
+                    valueStart: Int(field.valueStart) + shift, valueLength: Int(field.valueLength), into: out + at)
                 at += Self.entryBytes
             }
-            return at
+            layout.pointee.count = fields.count
+            layout.pointee.byteCount = tableBytes + end - first
         }
         self.storage = storage
-        self.tableStart = tableStart
-        count = fields.count
+    }
+
+    @inline(__always)
+    static func storeEntry(nameStart: Int, nameLength: Int, valueStart: Int, valueLength: Int, into out: UnsafeMutableRawPointer) {
+        out.storeBytes(of: UInt32(truncatingIfNeeded: nameStart), toByteOffset: 0, as: UInt32.self)
+        out.storeBytes(of: UInt32(truncatingIfNeeded: nameLength), toByteOffset: 4, as: UInt32.self)
+        out.storeBytes(of: UInt32(truncatingIfNeeded: valueStart), toByteOffset: 8, as: UInt32.self)
+        out.storeBytes(of: UInt32(truncatingIfNeeded: valueLength), toByteOffset: 12, as: UInt32.self)
     }
 
     /// Fields given as names and values, in order.
     public init<Pairs: Sequence>(pairs: Pairs) where Pairs.Element == (String, String) {
-        var builder = Builder()
+        let pairs = Array(pairs)
+        var builder = Builder(byteCount: pairs.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count }, fieldCount: pairs.count)
         for (name, value) in pairs { builder.add(name: name, value: value) }
         self = builder.finish()
     }
 
     /// The fields of NIO's header list.
     public init(_ headers: HTTPHeaders) {
-        self.init(pairs: headers.lazy.map { ($0.name, $0.value) })
+        self.init(pairs: headers.map { ($0.name, $0.value) })
     }
 
     /// The fields as NIO's header list.
@@ -142,14 +171,15 @@ public struct RequestFields: Sendable {
     /// Calls `body` with each field's name and value bytes, in order (valid only during the call).
     @inlinable
     public func forEach(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void) {
-        guard count > 0 else { return }
-        storage.withUnsafeReadableBytes { raw in
-            var at = tableStart
-            for _ in 0..<count {
-                let nameStart = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
-                let nameLength = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self)))
-                let valueStart = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self)))
-                let valueLength = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 12, as: UInt32.self)))
+        guard let storage else { return }
+        storage.withUnsafeMutablePointers { layout, elements in
+            let raw = UnsafeRawBufferPointer(start: elements, count: layout.pointee.byteCount)
+            var at = 0
+            for _ in 0..<layout.pointee.count {
+                let nameStart = Int(raw.loadUnaligned(fromByteOffset: at, as: UInt32.self))
+                let nameLength = Int(raw.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self))
+                let valueStart = Int(raw.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self))
+                let valueLength = Int(raw.loadUnaligned(fromByteOffset: at + 12, as: UInt32.self))
                 body(
                     UnsafeRawBufferPointer(rebasing: raw[nameStart..<nameStart + nameLength]),
                     UnsafeRawBufferPointer(rebasing: raw[valueStart..<valueStart + valueLength]))
@@ -219,7 +249,8 @@ public struct RequestFields: Sendable {
     }
 
     private mutating func rewrite(dropping dropped: String?, adding added: (String, String)?) {
-        var builder = Builder()
+        var builder = Builder(
+            byteCount: byteCount + (added.map { $0.0.utf8.count + $0.1.utf8.count } ?? 0), fieldCount: count + 1)
         var dropped = dropped ?? ""
         dropped.withUTF8 { droppedName in
             forEach { name, value in
@@ -247,25 +278,35 @@ public struct RequestFields: Sendable {
         return true
     }
 
-    /// Builds a field list one field at a time (HTTP/2 streams' fields, a list rewritten): the bytes go into the
-    /// list's own buffer as they come, the table after them at the end.
-    public struct Builder {
-        var storage: ByteBuffer
-        var entries: [ParsedRequestHead.Field] = []
+    /// Builds a field list one field at a time (HTTP/2 streams' fields, a list rewritten) into the list's own
+    /// storage. Not copyable: the storage it fills becomes the list's at ``finish()``, and nothing writes it after.
+    public struct Builder: ~Copyable {
+        var storage: Storage
 
-        /// `byteCount`: about how many name and value bytes there will be.
+        /// `byteCount`: about how many name and value bytes there will be; `fieldCount`: how many fields, at most
+        /// (more make the storage grow).
         public init(byteCount: Int = 256, fieldCount: Int = 16) {
-            storage = ByteBufferAllocator().buffer(capacity: byteCount + fieldCount * RequestFields.entryBytes)
-            entries.reserveCapacity(fieldCount)
+            storage = Storage.make(tableCapacity: Swift.max(1, fieldCount), bytes: byteCount)
         }
 
         public mutating func add(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
-            let nameStart = storage.writerIndex
-            storage.writeBytes(name)
-            let valueStart = storage.writerIndex
-            storage.writeBytes(value)
-            entries.append(ParsedRequestHead.Field(
-                nameStart: Int32(nameStart), nameLength: Int32(name.count), valueStart: Int32(valueStart), valueLength: Int32(value.count)))
+            let layout = storage.header
+            if layout.count == layout.tableCapacity || layout.byteCount + name.count + value.count > storage.capacity {
+                grow(tableCapacity: layout.count == layout.tableCapacity ? 2 * layout.tableCapacity : layout.tableCapacity,
+                     bytes: 2 * (layout.byteCount + name.count + value.count))
+            }
+            storage.withUnsafeMutablePointers { layout, elements in
+                let out = UnsafeMutableRawPointer(elements)
+                let nameStart = layout.pointee.byteCount
+                if name.count > 0 { (out + nameStart).copyMemory(from: name.baseAddress!, byteCount: name.count) }
+                let valueStart = nameStart + name.count
+                if value.count > 0 { (out + valueStart).copyMemory(from: value.baseAddress!, byteCount: value.count) }
+                RequestFields.storeEntry(
+                    nameStart: nameStart, nameLength: name.count, valueStart: valueStart, valueLength: value.count,
+                    into: out + layout.pointee.count * RequestFields.entryBytes)
+                layout.pointee.count += 1
+                layout.pointee.byteCount = valueStart + value.count
+            }
         }
 
         public mutating func add(name: String, value: String) {
@@ -273,15 +314,33 @@ public struct RequestFields: Sendable {
             name.withUTF8 { name in value.withUTF8 { value in add(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value)) } }
         }
 
-        public consuming func finish() -> RequestFields {
-            let tableStart = storage.writerIndex
-            for entry in entries {
-                storage.writeInteger(UInt32(entry.nameStart), endianness: .little)
-                storage.writeInteger(UInt32(entry.nameLength), endianness: .little)
-                storage.writeInteger(UInt32(entry.valueStart), endianness: .little)
-                storage.writeInteger(UInt32(entry.valueLength), endianness: .little)
+        /// Moves the fields to larger storage (the table's room may grow: the bytes move behind it).
+        private mutating func grow(tableCapacity: Int, bytes: Int) {
+            let old = storage
+            storage = Storage.make(tableCapacity: tableCapacity, bytes: bytes)
+            old.withUnsafeMutablePointers { oldLayout, oldElements in
+                let oldTable = oldLayout.pointee.tableCapacity * RequestFields.entryBytes
+                let newTable = tableCapacity * RequestFields.entryBytes
+                let shift = newTable - oldTable
+                storage.withUnsafeMutablePointers { layout, elements in
+                    let out = UnsafeMutableRawPointer(elements), source = UnsafeRawPointer(oldElements)
+                    (out + newTable).copyMemory(from: source + oldTable, byteCount: oldLayout.pointee.byteCount - oldTable)
+                    for index in 0..<oldLayout.pointee.count {
+                        let at = index * RequestFields.entryBytes
+                        RequestFields.storeEntry(
+                            nameStart: Int(source.loadUnaligned(fromByteOffset: at, as: UInt32.self)) + shift,
+                            nameLength: Int(source.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self)),
+                            valueStart: Int(source.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self)) + shift,
+                            valueLength: Int(source.loadUnaligned(fromByteOffset: at + 12, as: UInt32.self)), into: out + at)
+                    }
+                    layout.pointee.count = oldLayout.pointee.count
+                    layout.pointee.byteCount = oldLayout.pointee.byteCount + shift
+                }
             }
-            return RequestFields(storage: storage, tableStart: tableStart, count: entries.count)
+        }
+
+        public consuming func finish() -> RequestFields {
+            RequestFields(storage: storage.header.count == 0 ? nil : storage)
         }
     }
 }

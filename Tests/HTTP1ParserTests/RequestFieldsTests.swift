@@ -78,6 +78,21 @@ struct RequestFieldsTests {
         #expect(RequestFields().count == 0 && RequestFields().first(name: "host") == nil && RequestFields() == [:])
     }
 
+    @Test func aBuilderGrowsPastItsEstimates() {
+        var builder = RequestFields.Builder(byteCount: 1, fieldCount: 1)
+        var expected = HTTPHeaders()
+        for index in 0..<40 {
+            let name = "X-Field-\(index)", value = String(repeating: "v", count: index * 7)
+            builder.add(name: name, value: value)
+            expected.add(name: name, value: value)
+        }
+        let fields = builder.finish()
+        #expect(fields.count == 40 && fields.httpHeaders == expected)
+        #expect(fields.first(name: "x-field-39") == String(repeating: "v", count: 273))
+        #expect(fields.byteCount == expected.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count })
+        #expect(RequestFields.Builder(byteCount: 0, fieldCount: 0).finish() == RequestFields())
+    }
+
     @Test func keepAliveFollowsTheVersionAndConnection() {
         #expect(RequestHead(version: .http1_1, method: .GET, uri: "/").isKeepAlive)
         #expect(!RequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Connection": "Close"]).isKeepAlive)
