@@ -85,7 +85,7 @@ extension EventRecorder {
         reclassification: (any EventReclassification)?, rateLimitFlag: String, nowMilliseconds: Int64
     ) -> EventID {
         guard let enricher else {
-            record(event, nowMilliseconds: nowMilliseconds)
+            record(inPlace: &event, nowMilliseconds: nowMilliseconds)
             return event.id
         }
         let facts = facts()
@@ -93,13 +93,13 @@ extension EventRecorder {
             reclassification.prepare(&event)
             enricher.enrich(&event, facts: facts)
             reclassification.classify(&event)
-            record(event, nowMilliseconds: nowMilliseconds)
+            record(inPlace: &event, nowMilliseconds: nowMilliseconds)
             return event.id
         }
         guard !apiEvents.isEmpty else {
             enricher.enrich(&event, facts: facts)
             if !rateLimitFlag.isEmpty { event.eventType = rateLimitFlag }
-            record(event, nowMilliseconds: nowMilliseconds)
+            record(inPlace: &event, nowMilliseconds: nowMilliseconds)
             return event.id
         }
         // A tracking API call records what it was sent instead of the plain request.
@@ -108,7 +108,7 @@ extension EventRecorder {
             var completed = apiEvent.completed(byRequest: event)
             if first == nil { first = completed.id }
             enricher.enrich(&completed, facts: facts)
-            record(completed, nowMilliseconds: nowMilliseconds)
+            record(inPlace: &completed, nowMilliseconds: nowMilliseconds)
         }
         return first ?? event.id
     }
