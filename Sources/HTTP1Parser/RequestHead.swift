@@ -68,20 +68,23 @@ public struct RequestHead: Sendable {
 /// (and it may cross threads: `@unchecked Sendable`, as `ManagedBuffer` itself is not).
 public struct RequestFields: @unchecked Sendable {
     /// What the storage holds: `count` fields in a table of room for `tableCapacity`, and `byteCount` bytes in use
-    /// (the table's included).
+    /// (the table's included) of the `byteCapacity` asked for (kept here: `ManagedBuffer.capacity` asks the
+    /// allocator each time).
     @usableFromInline
     struct Layout {
         @usableFromInline var count: Int
         @usableFromInline var tableCapacity: Int
         @usableFromInline var byteCount: Int
+        @usableFromInline var byteCapacity: Int
     }
 
     /// The table and the bytes, tail-allocated after the layout: one allocation (a `ByteBuffer` is two).
     @usableFromInline
     final class Storage: ManagedBuffer<Layout, UInt8> {
         static func make(tableCapacity: Int, bytes: Int) -> Storage {
-            let made = Storage.create(minimumCapacity: tableCapacity * entryBytes + bytes) { _ in
-                Layout(count: 0, tableCapacity: tableCapacity, byteCount: tableCapacity * entryBytes)
+            let capacity = tableCapacity * entryBytes + bytes
+            let made = Storage.create(minimumCapacity: capacity) { _ in
+                Layout(count: 0, tableCapacity: tableCapacity, byteCount: tableCapacity * entryBytes, byteCapacity: capacity)
             }
             return unsafeDowncast(made, to: Storage.self)
         }
@@ -291,7 +294,7 @@ public struct RequestFields: @unchecked Sendable {
 
         public mutating func add(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
             let layout = storage.header
-            if layout.count == layout.tableCapacity || layout.byteCount + name.count + value.count > storage.capacity {
+            if layout.count == layout.tableCapacity || layout.byteCount + name.count + value.count > layout.byteCapacity {
                 grow(tableCapacity: layout.count == layout.tableCapacity ? 2 * layout.tableCapacity : layout.tableCapacity,
                      bytes: 2 * (layout.byteCount + name.count + value.count))
             }
