@@ -2,8 +2,9 @@ import NIOHTTP1
 
 /// The request headers the edge and the file server look at, gathered in one pass over the header list.
 ///
-/// `HTTPHeaders.first(name:)` scans every header for each lookup; a static file answer needs about ten lookups, so a
-/// single pass that compares lengths first is several times cheaper on the request path.
+/// A lookup by name (`first(name:)` on NIO's `HTTPHeaders` or on the edge's `RequestFields`) scans every header; a
+/// static file answer needs about ten lookups, so a single pass that compares lengths first is several times cheaper
+/// on the request path.
 @dynamicMemberLookup
 public struct RequestHeaderSummary: Sendable {
     /// The values, read and written through the summary (`summary.host`).
