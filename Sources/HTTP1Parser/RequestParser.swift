@@ -57,7 +57,9 @@ public struct ParsedRequestHead: Sendable {
                     UnsafeRawBufferPointer(rebasing: raw[valueStart..<valueStart + Int(field.valueLength)]))
             }
             let uri = String(decoding: UnsafeRawBufferPointer(rebasing: raw[targetStart..<targetStart + targetLength]), as: UTF8.self)
-            return RequestHead(version: version, method: method, uri: uri, headers: RequestFields(copying: raw, fields: fields))
+            return RequestHead(
+                version: version, method: method, uri: uri, headers: RequestFields(copying: raw, fields: fields),
+                keepAlive: keepAlive)
         }
     }
 

@@ -354,8 +354,7 @@ public final class ProxyExchange {
                 rules: route.requestHeaders, into: &buffer)
         }
         // Matched by case: `==` on `HTTPMethod` is NIO's raw-value comparison, two strings per proxied request.
-        let isHeadRequest = if case .HEAD = clientHead.method { true } else { false }
-        connection.writeHead(head, isHeadRequest: isHeadRequest)
+        connection.writeHead(head, isHeadRequest: clientHead.isHeadRequest)
         // A retry: the body sent on the failed attempt goes first.
         var body = replay.takeForRetry()
         if body.isEmpty { body = pendingBody } else { body += pendingBody }

@@ -246,7 +246,10 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
             headers.add(name: "transfer-encoding", value: "chunked")
             summary.add(name: "transfer-encoding".utf8, value: "chunked")
         }
-        return (RequestHead(version: .http2, method: HTTPMethod(rawValue: method), uri: path, headers: headers.finish()), summary)
+        // An HTTP/2 connection outlives its streams: keep-alive is the protocol's.
+        return (
+            RequestHead(version: .http2, method: HTTPMethod(rawValue: method), uri: path, headers: headers.finish(), keepAlive: true),
+            summary)
     }
 
     // MARK: - Output

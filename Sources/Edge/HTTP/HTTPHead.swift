@@ -27,9 +27,3 @@ enum HTTPHead {
         for (name, value) in headers { buffer.writeHeaderLine(name: name, value: value) }
     }
 }
-
-extension HTTPRequestHead {
-    /// A HEAD request, matched by case: `==` on `HTTPMethod` resolves to the raw-value comparison (two strings) for
-    /// a check that runs on every answer.
-    var isHeadRequest: Bool { if case .HEAD = method { true } else { false } }
-}
