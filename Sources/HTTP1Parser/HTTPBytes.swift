@@ -33,6 +33,18 @@ public enum HTTPBytes {
         return false
     }
 
+    /// ASCII case-insensitive equality of two byte strings (field names, tokens): bytes equal, or letters that differ
+    /// only in case. Bytes outside A–Z/a–z must match exactly (`@` is not `` ` ``).
+    @inlinable
+    public static func equalsCaseInsensitive(_ left: UnsafeRawBufferPointer, _ right: UnsafeRawBufferPointer) -> Bool {
+        guard left.count == right.count else { return false }
+        for index in 0..<left.count where left[index] != right[index] {
+            let folded = left[index] | 0x20
+            guard folded == right[index] | 0x20, folded >= UInt8(ascii: "a"), folded <= UInt8(ascii: "z") else { return false }
+        }
+        return true
+    }
+
     /// `bytes` without the spaces and tabs around it (OWS, RFC 9110 §5.6.3).
     public static func trim<C: BidirectionalCollection>(_ bytes: C) -> C.SubSequence where C.Element == UInt8 {
         var slice = bytes[...]
@@ -115,5 +127,24 @@ extension HTTPBytes {
             at += 1
         }
         return at
+    }
+}
+
+extension Collection where Element == UInt8 {
+    /// ASCII case-insensitive comparison with another byte sequence (``HTTPBytes/equalsCaseInsensitive(_:_:)``).
+    @inlinable @inline(__always)
+    public func equalsCaseInsensitive(_ other: some Collection<UInt8>) -> Bool {
+        guard count == other.count else { return false }
+        // Both sides are usually contiguous (buffer views, native strings): compare the raw bytes.
+        let fast = withContiguousStorageIfAvailable { left in
+            other.withContiguousStorageIfAvailable { right in
+                HTTPBytes.equalsCaseInsensitive(UnsafeRawBufferPointer(left), UnsafeRawBufferPointer(right))
+            }
+        }
+        if let fast, let result = fast { return result }
+        for (x, y) in zip(self, other) where x != y {
+            guard x | 0x20 == y | 0x20, (x | 0x20) >= UInt8(ascii: "a"), (x | 0x20) <= UInt8(ascii: "z") else { return false }
+        }
+        return true
     }
 }

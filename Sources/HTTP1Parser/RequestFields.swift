@@ -139,7 +139,7 @@ public struct RequestFields: @unchecked Sendable {
         var name = name
         name.withUTF8 { wanted in
             forEach { fieldName, value in
-                if found == nil && Self.namesMatch(fieldName, UnsafeRawBufferPointer(wanted)) {
+                if found == nil && HTTPBytes.equalsCaseInsensitive(fieldName, UnsafeRawBufferPointer(wanted)) {
                     found = String(decoding: value, as: UTF8.self)
                 }
             }
@@ -153,7 +153,7 @@ public struct RequestFields: @unchecked Sendable {
         var name = name
         name.withUTF8 { wanted in
             forEach { fieldName, _ in
-                if !found && Self.namesMatch(fieldName, UnsafeRawBufferPointer(wanted)) { found = true }
+                if !found && HTTPBytes.equalsCaseInsensitive(fieldName, UnsafeRawBufferPointer(wanted)) { found = true }
             }
         }
         return found
@@ -166,7 +166,7 @@ public struct RequestFields: @unchecked Sendable {
         var name = name
         name.withUTF8 { wanted in
             forEach { fieldName, value in
-                guard Self.namesMatch(fieldName, UnsafeRawBufferPointer(wanted)) else { return }
+                guard HTTPBytes.equalsCaseInsensitive(fieldName, UnsafeRawBufferPointer(wanted)) else { return }
                 let text = String(decoding: value, as: UTF8.self)
                 for element in text.split(separator: ",") {
                     let trimmed = element.drop { $0 == " " || $0 == "\t" }
@@ -199,22 +199,11 @@ public struct RequestFields: @unchecked Sendable {
         var dropped = dropped ?? ""
         dropped.withUTF8 { droppedName in
             forEach { name, value in
-                if droppedName.isEmpty || !Self.namesMatch(name, UnsafeRawBufferPointer(droppedName)) { builder.add(name, value) }
+                if droppedName.isEmpty || !HTTPBytes.equalsCaseInsensitive(name, UnsafeRawBufferPointer(droppedName)) { builder.add(name, value) }
             }
         }
         if let (name, value) = added { builder.add(name: name, value: value) }
         self = builder.finish()
-    }
-
-    /// ASCII case-insensitive equality of two names.
-    @inlinable
-    static func namesMatch(_ left: UnsafeRawBufferPointer, _ right: UnsafeRawBufferPointer) -> Bool {
-        guard left.count == right.count else { return false }
-        for index in 0..<left.count {
-            let a = left[index], b = right[index]
-            if a != b && (a | 0x20 != b | 0x20 || !(a | 0x20 >= UInt8(ascii: "a") && a | 0x20 <= UInt8(ascii: "z"))) { return false }
-        }
-        return true
     }
 
     /// Builds a field list one field at a time (HTTP/2 streams' fields, a list rewritten) into the list's own

@@ -396,26 +396,3 @@ struct UpstreamResponseParser {
     @inline(__always)
     static func isTokenByte(_ byte: UInt8) -> Bool { HTTPBytes.isTokenByte(byte) }
 }
-
-extension Collection where Element == UInt8 {
-    /// ASCII case-insensitive comparison with another byte sequence.
-    @inline(__always)
-    func equalsCaseInsensitive(_ other: some Collection<UInt8>) -> Bool {
-        guard count == other.count else { return false }
-        // Both sides are usually contiguous (buffer views, native strings): compare the raw bytes.
-        let fast = withContiguousStorageIfAvailable { left in
-            other.withContiguousStorageIfAvailable { right in
-                for index in 0..<left.count where left[index] != right[index] {
-                    let x = left[index] | 0x20
-                    guard x == right[index] | 0x20, x >= UInt8(ascii: "a"), x <= UInt8(ascii: "z") else { return false }
-                }
-                return true
-            }
-        }
-        if let fast, let result = fast { return result }
-        for (x, y) in zip(self, other) where x != y {
-            guard x | 0x20 == y | 0x20, (x | 0x20) >= UInt8(ascii: "a"), (x | 0x20) <= UInt8(ascii: "z") else { return false }
-        }
-        return true
-    }
-}

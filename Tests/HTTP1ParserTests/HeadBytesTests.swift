@@ -60,6 +60,31 @@ struct HeadBytesTests {
         withHead("[") { head in #expect(!head.equalsIgnoringCase(0..<1, "{")) }
     }
 
+    @Test func foldsOnlyLettersWhenBothSidesMayHaveAnyCase() {
+        func same(_ left: String, _ right: String) -> Bool {
+            let raw = Array(left.utf8).withUnsafeBytes { l in Array(right.utf8).withUnsafeBytes { HTTPBytes.equalsCaseInsensitive(l, $0) } }
+            // The collection form (contiguous and not) answers as the raw one does.
+            #expect(left.utf8.equalsCaseInsensitive(right.utf8) == raw)
+            #expect(left.utf8.lazy.map { $0 }.equalsCaseInsensitive(right.utf8) == raw)
+            return raw
+        }
+        #expect(same("Content-Type", "content-TYPE"))
+        #expect(same("", ""))
+        #expect(!same("Host", "Hosts"))
+        #expect(!same("[", "{"))
+        #expect(!same("@", "`"))
+        #expect(!same("a-b", "a_b"))
+        // Every pair of bytes: equal, or the same letter in either case.
+        for a in UInt8.min...UInt8.max {
+            for b in UInt8.min...UInt8.max {
+                let letters = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(a & ~0x20) && a & ~0x20 == b & ~0x20
+                let expected = a == b || letters
+                let got = [a].withUnsafeBytes { l in [b].withUnsafeBytes { HTTPBytes.equalsCaseInsensitive(l, $0) } }
+                if got != expected { Issue.record("bytes \(a) and \(b)") }
+            }
+        }
+    }
+
     @Test func listsAreSplitOnCommasAndTrimmed() {
         withHead(" close ,\tkeep-alive,, x ") { head in
             let elements = head.listElements(0..<head.count).map { head.string($0) }
