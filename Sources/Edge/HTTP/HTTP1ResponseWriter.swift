@@ -27,8 +27,12 @@ final class HTTP1ResponseWriter: ResponseWriter {
     /// Closes the connection when file writes make no progress for `send_timeout` (a client that stopped reading a
     /// file must not hold the connection and the file forever).
     private var watchdog: Scheduled<Void>?
-    /// Unused: the handler hears of writability from its channel.
-    weak var delegate: (any ResponseWriterDelegate)?
+    /// None: the handler hears of writability from its channel. Not even stored: a weak reference gives the
+    /// handler a side table for life, and every retain and release of it then takes the runtime's slow path.
+    var delegate: (any ResponseWriterDelegate)? {
+        get { nil }
+        set {}
+    }
 
     private enum Framing {
         /// No body, or nothing written yet.
