@@ -12,7 +12,10 @@ import Static
 /// trailers, resets. Output leaves once per read burst (``HTTP2ConnectionHandler/outputSoon()``).
 final class HTTP2ResponseWriter: ResponseWriter {
     let streamID: Int32
-    private weak var connection: HTTP2ConnectionHandler?
+    /// Strong: `context` holds the same handler strongly already (a context keeps its handler), so a weak reference
+    /// here never saw it go, and only gave it a side table, which sends every retain and release of the
+    /// connection's handler through the runtime's slow path.
+    private let connection: HTTP2ConnectionHandler
     private let context: ChannelHandlerContext
     private let loop: LoopContext
     /// The head being built: a cached file's list (shared, not copied) or one built for this answer.
@@ -75,7 +78,7 @@ final class HTTP2ResponseWriter: ResponseWriter {
     /// exchange's.
     private func submitHead(_ added: ExchangeFields, endStream: Bool) {
         defer { (fields, addedFields) = (FieldList(), FieldList()) }
-        guard let session = connection?.session else { return }
+        let session = connection.session
         session.respond(stream: streamID, endStream: endStream) { list in
             list.append(contentsOf: fields)
             if !addedFields.isEmpty { list.append(contentsOf: addedFields) }
@@ -89,7 +92,7 @@ final class HTTP2ResponseWriter: ResponseWriter {
             return
         }
         submitHead(added, endStream: false)
-        connection?.session.send(body, on: streamID, endStream: true, promise: nil)
+        connection.session.send(body, on: streamID, endStream: true, promise: nil)
     }
 
     func writeHead(_ added: ExchangeFields, persistence: Persistence, body: StreamedBody) -> Bool {
@@ -101,7 +104,8 @@ final class HTTP2ResponseWriter: ResponseWriter {
     // MARK: - Bodies
 
     func writeBody(_ buffer: ByteBuffer) -> Bool {
-        guard !bodiless, let session = connection?.session else { return true }
+        guard !bodiless else { return true }
+        let session = connection.session
         let size = buffer.readableBytes
         unsentBytes += size
         let promise = context.eventLoop.makePromise(of: Void.self)
@@ -126,7 +130,7 @@ final class HTTP2ResponseWriter: ResponseWriter {
     }
 
     func endBody(trailers: HTTPHeaders?) {
-        guard let session = connection?.session else { return }
+        let session = connection.session
         if let trailers, !trailers.isEmpty, !bodiless {
             session.sendTrailers(on: streamID) { block in
                 for (name, value) in trailers { block.append(name: name, value: value) }
@@ -137,13 +141,14 @@ final class HTTP2ResponseWriter: ResponseWriter {
     }
 
     func sendFile(_ file: FileBody, fileIO: NonBlockingFileIO, done: @escaping @Sendable (FileSendOutcome) -> Void) {
-        connection?.outputSoon()
+        connection.outputSoon()
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let allocator = allocator
         let eventLoop = context.eventLoop
         let write: @Sendable (ByteBuffer) -> EventLoopFuture<Void> = { chunk in
             let writer = bound.value
-            guard let connection = writer.connection, connection.isOpen(writer.streamID) else {
+            let connection = writer.connection
+            guard connection.isOpen(writer.streamID) else {
                 return eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
             }
             let promise = eventLoop.makePromise(of: Void.self)
@@ -171,7 +176,7 @@ final class HTTP2ResponseWriter: ResponseWriter {
             switch result {
             case .success:
                 let writer = bound.value
-                writer.connection?.session.send(ByteBuffer(), on: writer.streamID, endStream: true, promise: nil)
+                writer.connection.session.send(ByteBuffer(), on: writer.streamID, endStream: true, promise: nil)
                 done(.sent)
             case .failure:
                 done(.failed)
@@ -183,30 +188,30 @@ final class HTTP2ResponseWriter: ResponseWriter {
 
     // MARK: - The stream
 
-    func flush() { connection?.outputSoon() }
+    func flush() { connection.outputSoon() }
 
     var canStopRequestBody: Bool { true }
 
     func stopRequestBody() {
         // After the complete answer: the session sends the reset in a later write, so it cannot overtake it.
-        connection?.session.resetAfterResponse(stream: streamID)
-        connection?.outputSoon()
+        connection.session.resetAfterResponse(stream: streamID)
+        connection.outputSoon()
     }
 
-    func closeAfterAnswer() { connection?.outputSoon() }
+    func closeAfterAnswer() { connection.outputSoon() }
 
     func abortResponse() {
-        connection?.session.reset(stream: streamID, code: .internalError)
-        connection?.outputSoon()
+        connection.session.reset(stream: streamID, code: .internalError)
+        connection.outputSoon()
     }
 
     func closeExchange() {
-        connection?.session.reset(stream: streamID, code: .cancel)
-        connection?.outputSoon()
-        connection?.streamFinished(streamID)
+        connection.session.reset(stream: streamID, code: .cancel)
+        connection.outputSoon()
+        connection.streamFinished(streamID)
     }
 
-    func read() { connection?.releaseCredit(streamID) }
+    func read() { connection.releaseCredit(streamID) }
 
-    func exchangeFinished() { connection?.streamFinished(streamID) }
+    func exchangeFinished() { connection.streamFinished(streamID) }
 }
