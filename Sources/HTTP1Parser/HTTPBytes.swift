@@ -34,8 +34,9 @@ public enum HTTPBytes {
     }
 
     /// ASCII case-insensitive equality of two byte strings (field names, tokens): bytes equal, or letters that differ
-    /// only in case. Bytes outside A–Z/a–z must match exactly (`@` is not `` ` ``).
-    @inlinable
+    /// only in case. Bytes outside A–Z/a–z must match exactly (`@` is not `` ` ``). Always inlined, as the proxy's
+    /// copy was: its callers compare a few bytes, and the call cost more than the comparison.
+    @inlinable @inline(__always)
     public static func equalsCaseInsensitive(_ left: UnsafeRawBufferPointer, _ right: UnsafeRawBufferPointer) -> Bool {
         guard left.count == right.count else { return false }
         for index in 0..<left.count where left[index] != right[index] {
