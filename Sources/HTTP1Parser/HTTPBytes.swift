@@ -148,4 +148,14 @@ extension Collection where Element == UInt8 {
         }
         return true
     }
+
+    /// The same against a literal (a field name, a token): its bytes are at hand, where a `String` literal's
+    /// `utf8` view is asked for contiguous storage first (0.25% of a proxied request's core).
+    @inlinable @inline(__always)
+    public func equalsCaseInsensitive(_ literal: StaticString) -> Bool {
+        let right = UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount)
+        guard count == right.count else { return false }
+        let fast = withContiguousStorageIfAvailable { HTTPBytes.equalsCaseInsensitive(UnsafeRawBufferPointer($0), right) }
+        return fast ?? equalsCaseInsensitive(right)
+    }
 }

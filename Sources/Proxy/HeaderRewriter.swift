@@ -177,9 +177,9 @@ public enum HeaderRewriter {
             case .other, .host, .requestID, .expect, .xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded,
                 .xRealIP, .cookie:
                 if !named.isEmpty, named.contains(where: { $0.equalsCaseInsensitive(name) }) { return false }
-                if !hasDate && name.count == 4 && name.equalsCaseInsensitive("date".utf8) { hasDate = true }
-                if name.count == 12 && value.count >= 9 && name.equalsCaseInsensitive("content-type".utf8) {
-                    isHTML = value.prefix(9).equalsCaseInsensitive("text/html".utf8)
+                if !hasDate && name.count == 4 && name.equalsCaseInsensitive("date") { hasDate = true }
+                if name.count == 12 && value.count >= 9 && name.equalsCaseInsensitive("content-type") {
+                    isHTML = value.prefix(9).equalsCaseInsensitive("text/html")
                 }
                 return true
             }
@@ -345,30 +345,30 @@ public enum HeaderRewriter {
         guard let first = name.first else { return .other }
         switch first | 0x20 {
         case UInt8(ascii: "c"):
-            if name.equalsCaseInsensitive("connection".utf8) { return .hopByHop }
-            if name.equalsCaseInsensitive("cookie".utf8) { return .cookie }
-            return name.equalsCaseInsensitive("content-length".utf8) ? .contentLength : .other
+            if name.equalsCaseInsensitive("connection") { return .hopByHop }
+            if name.equalsCaseInsensitive("cookie") { return .cookie }
+            return name.equalsCaseInsensitive("content-length") ? .contentLength : .other
         case UInt8(ascii: "k"):
-            return name.equalsCaseInsensitive("keep-alive".utf8) ? .hopByHop : .other
+            return name.equalsCaseInsensitive("keep-alive") ? .hopByHop : .other
         case UInt8(ascii: "t"):
-            if name.equalsCaseInsensitive("transfer-encoding".utf8) { return .framing }
-            return name.equalsCaseInsensitive("te".utf8) ? .hopByHop : .other
+            if name.equalsCaseInsensitive("transfer-encoding") { return .framing }
+            return name.equalsCaseInsensitive("te") ? .hopByHop : .other
         case UInt8(ascii: "u"):
-            return name.equalsCaseInsensitive("upgrade".utf8) ? .upgrade : .other
+            return name.equalsCaseInsensitive("upgrade") ? .upgrade : .other
         case UInt8(ascii: "p"):
-            return name.count > 6 && name.prefix(6).equalsCaseInsensitive("proxy-".utf8) ? .hopByHop : .other
+            return name.count > 6 && name.prefix(6).equalsCaseInsensitive("proxy-") ? .hopByHop : .other
         case UInt8(ascii: "h"):
-            return name.equalsCaseInsensitive("host".utf8) ? .host : .other
+            return name.equalsCaseInsensitive("host") ? .host : .other
         case UInt8(ascii: "e"):
-            return name.equalsCaseInsensitive("expect".utf8) ? .expect : .other
+            return name.equalsCaseInsensitive("expect") ? .expect : .other
         case UInt8(ascii: "f"):
-            return name.equalsCaseInsensitive("forwarded".utf8) ? .forwarded : .other
+            return name.equalsCaseInsensitive("forwarded") ? .forwarded : .other
         case UInt8(ascii: "x"):
-            if name.equalsCaseInsensitive("x-forwarded-for".utf8) { return .xForwardedFor }
-            if name.equalsCaseInsensitive("x-forwarded-proto".utf8) { return .xForwardedProto }
-            if name.equalsCaseInsensitive("x-forwarded-host".utf8) { return .xForwardedHost }
-            if name.equalsCaseInsensitive("x-request-id".utf8) { return .requestID }
-            if name.equalsCaseInsensitive("x-real-ip".utf8) { return .xRealIP }
+            if name.equalsCaseInsensitive("x-forwarded-for") { return .xForwardedFor }
+            if name.equalsCaseInsensitive("x-forwarded-proto") { return .xForwardedProto }
+            if name.equalsCaseInsensitive("x-forwarded-host") { return .xForwardedHost }
+            if name.equalsCaseInsensitive("x-request-id") { return .requestID }
+            if name.equalsCaseInsensitive("x-real-ip") { return .xRealIP }
             return .other
         default:
             return .other

@@ -346,8 +346,8 @@ struct UpstreamResponseParser {
                     contentLength = length
                 case .framing:
                     let last = value.split(separator: UInt8(ascii: ",")).last.map { trim($0) }
-                    chunked = last.map { $0.equalsCaseInsensitive("chunked".utf8) } ?? false
-                case .hopByHop where name.count == 10 && name.equalsCaseInsensitive("connection".utf8):
+                    chunked = last.map { $0.equalsCaseInsensitive("chunked") } ?? false
+                case .hopByHop where name.count == 10 && name.equalsCaseInsensitive("connection"):
                     var tokenStart = valueStart
                     for position in valueStart...valueEnd where position == valueEnd || line[position] == UInt8(ascii: ",") {
                         var start = tokenStart, end = position
@@ -355,11 +355,11 @@ struct UpstreamResponseParser {
                         while end > start && (line[end - 1] == space || line[end - 1] == tab) { end -= 1 }
                         tokenStart = position + 1
                         let token = UnsafeRawBufferPointer(rebasing: line[start..<end])
-                        if token.equalsCaseInsensitive("close".utf8) {
+                        if token.equalsCaseInsensitive("close") {
                             connectionClose = true
-                        } else if token.equalsCaseInsensitive("keep-alive".utf8) {
+                        } else if token.equalsCaseInsensitive("keep-alive") {
                             connectionKeepAlive = true
-                        } else if !token.isEmpty && !token.equalsCaseInsensitive("upgrade".utf8) {
+                        } else if !token.isEmpty && !token.equalsCaseInsensitive("upgrade") {
                             connectionNamed.append((lineStart + start)..<(lineStart + end))
                         }
                     }

@@ -74,6 +74,11 @@ struct HeadBytesTests {
         #expect(!same("[", "{"))
         #expect(!same("@", "`"))
         #expect(!same("a-b", "a_b"))
+        // Against a literal: contiguous bytes, a lazy (non-contiguous) view, lengths that differ.
+        #expect(Array("Transfer-ENCODING".utf8).equalsCaseInsensitive("transfer-encoding"))
+        #expect("Keep-Alive".utf8.lazy.map { $0 }.equalsCaseInsensitive("keep-alive"))
+        #expect(!Array("te".utf8).equalsCaseInsensitive("tE-"))
+        #expect(!Array("[".utf8).equalsCaseInsensitive("{"))
         // Every pair of bytes: equal, or the same letter in either case.
         for a in UInt8.min...UInt8.max {
             for b in UInt8.min...UInt8.max {
