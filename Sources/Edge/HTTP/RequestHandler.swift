@@ -72,7 +72,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Feeds a request part of the attached HTTP/2 stream.
-    func receive(_ part: RequestPart) {
+    func receive(_ part: consuming RequestPart) {
         guard let writer else { return }
         process(part, writer: writer)
     }
@@ -115,7 +115,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Takes a request part of the HTTP/1.1 connection (from ``HTTP1RequestDecoder``, called directly): in order,
     /// after the exchange in flight (``HTTP1Pipeline``).
-    func receiveHTTP1(_ part: RequestPart) {
+    func receiveHTTP1(_ part: consuming RequestPart) {
         let current = exchange
         let arrival = pipeline.received(
             part, afterCompleteRequest: current?.lifecycle.requestEnded ?? false,
@@ -124,8 +124,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         process(part, writer: writer)
     }
 
-    private func process(_ part: RequestPart, writer: any ResponseWriter) {
-        switch part {
+    /// Parts are handed on, not copied (`consuming` down to the exchange): a copy of a head retained its target,
+    /// its fields' storage and its summary's box, and left them shared, so a rewrite of the head in routing had to
+    /// copy the storage.
+    private func process(_ part: consuming RequestPart, writer: any ResponseWriter) {
+        switch consume part {
         case .head(let head, let summary):
             begin(head, summary: summary, writer: writer)
         case .body(let body):
@@ -205,7 +208,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: - Routing
 
-    private func begin(_ head: RequestHead, summary: RequestHeaderSummary, writer: any ResponseWriter) {
+    private func begin(_ head: consuming RequestHead, summary: consuming RequestHeaderSummary, writer: any ResponseWriter) {
         let snapshot = connection.snapshots.current
         let current = Exchange(
             head: head, headers: summary, snapshot: snapshot, startNanoseconds: NIODeadline.now().uptimeNanoseconds,
