@@ -39,11 +39,16 @@ public enum HTTPBytes {
     @inlinable @inline(__always)
     public static func equalsCaseInsensitive(_ left: UnsafeRawBufferPointer, _ right: UnsafeRawBufferPointer) -> Bool {
         guard left.count == right.count else { return false }
-        for index in 0..<left.count where left[index] != right[index] {
-            let folded = left[index] | 0x20
-            guard folded == right[index] | 0x20, folded >= UInt8(ascii: "a"), folded <= UInt8(ascii: "z") else { return false }
-        }
+        for index in 0..<left.count where !sameIgnoringCase(left[index], right[index]) { return false }
         return true
+    }
+
+    /// Two bytes equal, or the same ASCII letter in either case.
+    @inlinable @inline(__always)
+    public static func sameIgnoringCase(_ left: UInt8, _ right: UInt8) -> Bool {
+        guard left != right else { return true }
+        let folded = left | 0x20
+        return folded == right | 0x20 && folded >= UInt8(ascii: "a") && folded <= UInt8(ascii: "z")
     }
 
     /// `bytes` without the spaces and tabs around it (OWS, RFC 9110 §5.6.3).
@@ -143,10 +148,7 @@ extension Collection where Element == UInt8 {
             }
         }
         if let fast, let result = fast { return result }
-        for (x, y) in zip(self, other) where x != y {
-            guard x | 0x20 == y | 0x20, (x | 0x20) >= UInt8(ascii: "a"), (x | 0x20) <= UInt8(ascii: "z") else { return false }
-        }
-        return true
+        return zip(self, other).allSatisfy { HTTPBytes.sameIgnoringCase($0, $1) }
     }
 
     /// The same against a literal (a field name, a token): its bytes are at hand, where a `String` literal's

@@ -106,8 +106,8 @@ public final class ProxyExchange {
     private let isWebSocket: Bool
     /// Held until the exchange ends (then let go by ``takeDownstream()`` or ``cancel()``), which breaks the cycle
     /// through the handler's exchange. Not weak: a weak reference gives the handler a side table for life, and
-    /// every retain and release of it then takes the runtime's slow path (a fifth of a proxied request's
-    /// reference counting, in profiles).
+    /// every retain and release of it then takes the runtime's slow path (with the writer's, 1.4% of a proxied
+    /// request's core in profiles).
     private var downstream: (any ProxyDownstream)?
     private let startedAt = NIODeadline.now()
 
