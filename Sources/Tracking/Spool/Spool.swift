@@ -500,6 +500,12 @@ final class MappedSegment: @unchecked Sendable {
     var records = 0
     /// End of the part already faulted in or asked for (appender's loop only, until the hand-off for sealing).
     private var prefaultedUpTo = 0
+    /// ``length`` as the appender last published it, for the spool's thread's syncs (relaxed: a sync covers what
+    /// was appended before it read this; what comes after is the next sync's).
+    private let publishedLength: Atomic<Int>
+    /// What the last sync covered, and the end of what the spool's thread faulted in (spool's thread only).
+    private var syncedLength = 0
+    private var faultedInUpTo = 0
 
     /// Pages are faulted in on the spool's thread this many bytes at a time. A first store into a page of a fresh
     /// shared file mapping is a page fault (page-cache page, zeroing, the filesystem's `page_mkwrite`): done on
@@ -540,6 +546,7 @@ final class MappedSegment: @unchecked Sendable {
         _ = madvise(mapped, capacity, MADV_RANDOM)
         SpoolRecordFormat.magic.withUnsafeBytes { mapped.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         length = SpoolRecordFormat.magic.count
+        publishedLength = Atomic(length)
     }
 
     deinit {
@@ -566,7 +573,7 @@ final class MappedSegment: @unchecked Sendable {
     /// How many bytes of the pages `range` touches are in the page cache (`mincore`), for tests of the prefaulting.
     func residentBytes(in range: Range<Int>) -> Int {
         guard let base else { return 0 }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let page = Self.pageSize
         let start = range.lowerBound / page * page
         var flags = [UInt8](repeating: 0, count: (range.upperBound - start + page - 1) / page)
         guard mincore(base + start, range.upperBound - start, &flags) == 0 else { return 0 }
@@ -575,10 +582,12 @@ final class MappedSegment: @unchecked Sendable {
 
     /// Faults `range` in as if written, without changing its bytes (`MADV_POPULATE_WRITE`, Linux 5.14). On an
     /// older kernel the call fails and the loop's own stores fault the pages in, as before.
+    /// On the spool's thread (or a test's).
     func prefault(_ range: Range<Int>) {
         #if os(Linux)
         guard let base else { return }
         _ = madvise(base + range.lowerBound, range.count, MADV_POPULATE_WRITE)
+        faultedInUpTo = max(faultedInUpTo, range.upperBound)
         #endif
     }
 
@@ -588,11 +597,28 @@ final class MappedSegment: @unchecked Sendable {
         SpoolRecordFormat.write(payload, to: base! + length)
         length += SpoolRecordFormat.framedSize(payload.readableBytes)
         records += 1
+        publishedLength.store(length, ordering: .relaxed)
     }
 
+    /// Forces what was appended to disk (nothing to do when nothing was), on the spool's thread.
+    ///
+    /// Writing pages back write-protects them, the zero pages faulted in ahead of the appender included, so the
+    /// appender's next store into each would fault again on its event loop (ext4's `page_mkwrite`: about 0.4 µs a
+    /// request under load, and a journal wait at the tail now and then). They are faulted back in here, as far
+    /// ahead as the appender went since the last sync (twice that, and at most what was faulted in before): a busy
+    /// loop finds its lead writable, and a quiet one does not have zero pages rewritten at every interval.
     func sync() {
+        let written = publishedLength.load(ordering: .relaxed)
+        guard written != syncedLength else { return }
         _ = fdatasync(descriptor)
+        let page = MappedSegment.pageSize
+        let start = written / page * page
+        let end = min(faultedInUpTo, written + 2 * (written - syncedLength) + page)
+        syncedLength = written
+        if end > start { prefault(start..<end) }
     }
+
+    static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
     /// Unmaps, trims the file to what was written and syncs it (per the policy).
     func seal(sync: Bool, logger: Logger) {
