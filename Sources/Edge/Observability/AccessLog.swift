@@ -12,8 +12,9 @@ import Darwin
 /// Writes access log lines to stdout, stderr or a file from one background thread, so an event loop never waits on
 /// the disk or a slow terminal.
 ///
-/// Event loops fill their own ``AccessLogBuffer`` and hand over whole buffers (at 32 KB or once a second). The
+/// Event loops fill their own ``AccessLogBuffer`` and hand over whole buffers (at 256 KB or once a second). The
 /// queue of handed-over bytes is bounded: past 8 MB the newest buffers are dropped, counted, and logged once.
+/// Written buffers go back to the loops (up to ``maxSpareBuffers``).
 public final class AccessLogWriter: Sendable {
     struct State {
         var descriptor: CInt
@@ -28,6 +29,10 @@ public final class AccessLogWriter: Sendable {
     private let pool: NIOThreadPool
     private let logger: Logger
     static let maxPendingBytes = 8 << 20
+    /// Written buffers kept for the loops to fill again: a fresh buffer is fresh memory, a page fault on the loop
+    /// every 4 KB of lines (0.5 µs a request in proxy-h1's profile with 256 KB buffers).
+    private let spareBuffers = Mutex<[ByteBuffer]>([])
+    static let maxSpareBuffers = 4
 
     /// Opens the output (`stdout`, `stderr` or a file path, appended to). Returns nil for `off`.
     public init?(output: String, format: AccessLogFormat = AccessLogFormat(), logger: Logger) throws {
@@ -84,7 +89,11 @@ public final class AccessLogWriter: Sendable {
             if first { logger.warning("access log output is too slow; dropping lines (see vantage_access_log_dropped_bytes_total)") }
             return
         }
+        let handed = HandedBuffer(buffer)
         pool.submit { [self] _ in
+            // Taken out of the box, so nothing else holds it once it is written (a pool thread keeps its last work
+            // item, and a buffer it captured, until the next one comes).
+            guard let buffer = handed.take() else { return }
             let descriptor = state.withLock { $0.descriptor }
             buffer.withUnsafeReadableBytes { bytes in
                 var offset = 0
@@ -98,7 +107,21 @@ public final class AccessLogWriter: Sendable {
                 }
             }
             state.withLock { $0.pendingBytes -= size }
+            spareBuffers.withLock { spares in
+                if spares.count < Self.maxSpareBuffers { spares.append(buffer) }
+            }
         }
+    }
+
+    /// An empty buffer for a loop to fill: a written one when there is one, else a new one of `capacity` bytes.
+    func emptyBuffer(capacity: Int) -> ByteBuffer {
+        // Cleared here rather than by the writer: woken by the hand-over, the writer thread can run before the
+        // loop has let go of its copy (both share a core), and clearing a shared buffer allocates a new one.
+        guard var buffer = spareBuffers.withLock({ $0.popLast() }) else {
+            return ByteBufferAllocator().buffer(capacity: capacity)
+        }
+        buffer.clear()
+        return buffer
     }
 
     /// Waits until everything queued so far is written (shutdown).
@@ -107,15 +130,31 @@ public final class AccessLogWriter: Sendable {
     }
 }
 
+/// A buffer on its way to the writer thread.
+private final class HandedBuffer: Sendable {
+    private let buffer: Mutex<ByteBuffer?>
+
+    init(_ buffer: ByteBuffer) {
+        self.buffer = Mutex(buffer)
+    }
+
+    func take() -> ByteBuffer? {
+        buffer.withLock { $0.take() }
+    }
+}
+
 /// One event loop's access log buffer. Only touched on its loop.
 final class AccessLogBuffer {
     private var buffer: ByteBuffer
     private let writer: AccessLogWriter
-    static let handOverSize = 32 << 10
+    /// Large hand-overs are cheaper to write: the kernel's page-cache work for appending 256 KB at a time was half
+    /// that of 32 KB (0.19 against 0.40 µs a request in proxy-h1's profile).
+    static let handOverSize = 256 << 10
+    static let capacity = handOverSize + 4096
 
     init(writer: AccessLogWriter) {
         self.writer = writer
-        buffer = ByteBufferAllocator().buffer(capacity: Self.handOverSize + 4096)
+        buffer = writer.emptyBuffer(capacity: Self.capacity)
     }
 
     /// Appends the line of `entry`. The entry is handed over, not captured by a closure that builds the line: the
@@ -130,7 +169,10 @@ final class AccessLogBuffer {
     /// Hands the buffered lines to the writer.
     func flush() {
         guard buffer.readableBytes > 0 else { return }
-        writer.submit(buffer)
-        buffer = ByteBufferAllocator().buffer(capacity: Self.handOverSize + 4096)
+        // The empty buffer is taken before the hand-over: the writer can be done with this one before `submit`
+        // returns, and must not give it straight back while this loop still holds it.
+        let full = buffer
+        buffer = writer.emptyBuffer(capacity: Self.capacity)
+        writer.submit(full)
     }
 }
