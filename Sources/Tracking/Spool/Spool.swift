@@ -599,6 +599,9 @@ final class MappedSegment: @unchecked Sendable {
         guard let base else { return }
         if let readAhead { _ = madvise(readAhead + range.lowerBound, range.count, MADV_POPULATE_READ) }
         _ = madvise(base + range.lowerBound, range.count, MADV_POPULATE_WRITE)
+        // The read-only mapping lets go of the pages again (they stay in the page cache, mapped in `base`), so the
+        // process's resident size does not count them twice.
+        if let readAhead { _ = madvise(readAhead + range.lowerBound, range.count, MADV_DONTNEED) }
         faultedInUpTo = max(faultedInUpTo, range.upperBound)
         #endif
     }
