@@ -596,21 +596,13 @@ final class MappedSegment: @unchecked Sendable {
     /// windows of a fresh 64 MB file here). Reading never changes a byte, so racing the appender is harmless.
     func prefault(_ range: Range<Int>) {
         #if os(Linux)
-        guard base != nil else { return }
+        guard let base else { return }
         if let readAhead { _ = madvise(readAhead + range.lowerBound, range.count, MADV_POPULATE_READ) }
-        makeWritable(range)
+        _ = madvise(base + range.lowerBound, range.count, MADV_POPULATE_WRITE)
         // The read-only mapping lets go of the pages again (they stay in the page cache, mapped in `base`), so the
         // process's resident size does not count them twice.
         if let readAhead { _ = madvise(readAhead + range.lowerBound, range.count, MADV_DONTNEED) }
         faultedInUpTo = max(faultedInUpTo, range.upperBound)
-        #endif
-    }
-
-    /// Maps `range` writable in the appender's mapping, as a store would (`MADV_POPULATE_WRITE`).
-    private func makeWritable(_ range: Range<Int>) {
-        #if os(Linux)
-        guard let base else { return }
-        _ = madvise(base + range.lowerBound, range.count, MADV_POPULATE_WRITE)
         #endif
     }
 
@@ -638,8 +630,7 @@ final class MappedSegment: @unchecked Sendable {
         let start = written / page * page
         let end = min(faultedInUpTo, written + 2 * (written - syncedLength) + page)
         syncedLength = written
-        // Already in the page cache (faulted in before): only made writable again.
-        if end > start { makeWritable(start..<end) }
+        if end > start { prefault(start..<end) }
     }
 
     static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
