@@ -14,7 +14,7 @@ COPY Sources ./Sources
 # The commit `vantage --version` names (the build context has no .git): docker build --build-arg VANTAGE_COMMIT=$(git describe --always --dirty)
 ARG VANTAGE_COMMIT=unknown
 ENV VANTAGE_COMMIT=$VANTAGE_COMMIT
-COPY scripts/build-release.sh ./scripts/
+COPY scripts/build-release.sh scripts/function-order.txt ./scripts/
 RUN install -D "$(scripts/build-release.sh --static-swift-stdlib)" /out/vantage
 
 FROM debian:bookworm-slim
