@@ -3,12 +3,7 @@
 scenarios, hottest first. scripts/build-release.sh hands the file to the linker (lld's --symbol-ordering-file, with
 every function in its own section), which lays those functions out together at the start of the code.
 
-Why: a request runs a few hundred functions of Vantage, NIO and the other packages, scattered over 17 MB of code
-in link order (module by module, file by file): about 200 pages of 4 KB had samples per scenario, more than the
-processor's first-level instruction TLB holds, 40 of them added by recording the request (its event and access-log
-line). With recording on, code it does not touch (the parser, the router, the kernel's TCP path) ran 10 to 40%
-slower in whole-core profiles; writing the spool past the cache and recording a tick's requests together measured
-no better. Packed together those functions take about 85 pages (340 KB). The figures are in docs/PERFORMANCE.md.
+Why (the profiles that led to it, and what it bought): docs/ARCHITECTURE.md#performance and docs/PERFORMANCE.md.
 
 The list only orders: a function missing from it (new code) is laid out as before, and a name in it that no
 longer exists is skipped, so the file may lag behind the code; regenerate it after large changes to the request
@@ -38,16 +33,9 @@ HEADER = """# Functions of the vantage binary in the order the linker lays them 
 """
 
 
-def profile(binary, scenario, seconds, work, pin):
+def profile(server, scenario, seconds, work, pin):
     """Samples of the server's stacks under `scenario`: a Counter of function name -> score."""
-    www, cert, key = compare.make_tree(work)
-    backend_proc, backend_port = compare.start_backend(work, pin)
-    own = os.path.join(work, "vantage")
-    os.makedirs(own)
-    server = compare.vantage_server(own, www, cert, key, f"127.0.0.1:{backend_port}", binary,
-                                    os.path.join(ROOT, "Benchmarks", "compare.yaml.template"),
-                                    ["run", "--config", "{CONFIG}"])
-    data = os.path.join(work, "perf.data")
+    data = os.path.join(work, f"{scenario}.data")
     p, ok = compare.start(server, pin)
     try:
         if not ok:
@@ -59,25 +47,20 @@ def profile(binary, scenario, seconds, work, pin):
         perf.wait()
     finally:
         compare.stop(p)
-        compare.stop(backend_proc)
-    script = subprocess.run(["perf", "script", "--no-demangle", "-i", data, "-F", "ip,sym,dso"], capture_output=True, text=True).stdout
+    # One line per frame, "ip symbol (dso)", leaf first; a blank line ends a sample.
+    script = subprocess.run(["perf", "script", "--no-demangle", "-i", data, "-F", "ip,sym,dso"],
+                            capture_output=True, text=True).stdout
+    binary = os.path.basename(server["argv"][0])
     scores = collections.Counter()
-    name = os.path.basename(binary)
-    leaf = True
-    seen = set()
+    leaf, seen = True, set()
     for line in script.split("\n"):
-        if not line.strip():
+        parts = line.split()
+        if not parts:
             leaf, seen = True, set()
             continue
-        parts = line.split()
-        # "ip symbol+offset (dso)" or "ip symbol (dso)"
-        if len(parts) < 3 or not parts[-1].startswith("("):
-            leaf = False
-            continue
-        symbol, dso = parts[1].split("+")[0], os.path.basename(parts[-1].strip("()"))
-        if dso == name and symbol != "[unknown]" and symbol not in seen:
-            seen.add(symbol)
-            scores[symbol] += 3 if leaf else 1
+        if len(parts) == 3 and os.path.basename(parts[2].strip("()")) == binary and parts[1] not in seen:
+            seen.add(parts[1])
+            scores[parts[1]] += 3 if leaf else 1
         leaf = False
     return scores
 
@@ -93,18 +76,26 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"missing tool: {tool} (Debian: linux-perf nginx wrk nghttp2-client)")
     pin = (os.cpu_count() or 1) >= 2
+    work = tempfile.mkdtemp(prefix="vantage-order-")
+    os.chmod(work, 0o755)
+    www, cert, key = compare.make_tree(work)
+    backend_proc, backend_port = compare.start_backend(work, pin)
+    own = os.path.join(work, "vantage")  # its config, spool and logs, kept across the scenarios as a user's are
+    os.makedirs(own)
+    server = compare.vantage_server(own, www, cert, key, f"127.0.0.1:{backend_port}", a.vantage,
+                                    os.path.join(ROOT, "Benchmarks", "compare.yaml.template"),
+                                    ["run", "--config", "{CONFIG}"])
     total = collections.Counter()
-    for scenario in [s for s in a.scenarios.split(",") if s]:
-        work = tempfile.mkdtemp(prefix="vantage-order-")
-        os.chmod(work, 0o755)
-        try:
-            scores = profile(a.vantage, scenario, a.seconds, work, pin)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        samples = sum(scores.values()) or 1
-        for symbol, score in scores.items():
-            total[symbol] += score / samples  # each scenario weighs the same, whatever its rate
-        print(f"{scenario}: {len(scores)} functions", file=sys.stderr)
+    try:
+        for scenario in [s for s in a.scenarios.split(",") if s]:
+            scores = profile(server, scenario, a.seconds, work, pin)
+            samples = sum(scores.values()) or 1
+            for symbol, score in scores.items():
+                total[symbol] += score / samples  # each scenario weighs the same, whatever its rate
+            print(f"{scenario}: {len(scores)} functions", file=sys.stderr)
+    finally:
+        compare.stop(backend_proc)
+        shutil.rmtree(work, ignore_errors=True)
     with open(a.out, "w") as f:
         f.write(HEADER)
         for symbol, _ in sorted(total.items(), key=lambda item: (-item[1], item[0])):
