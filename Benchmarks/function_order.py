@@ -58,7 +58,8 @@ def profile(server, scenario, seconds, work, pin):
         if not parts:
             leaf, seen = True, set()
             continue
-        if len(parts) == 3 and os.path.basename(parts[2].strip("()")) == binary and parts[1] not in seen:
+        if (len(parts) == 3 and os.path.basename(parts[2].strip("()")) == binary and parts[1] != "[unknown]"
+                and parts[1] not in seen):
             seen.add(parts[1])
             scores[parts[1]] += 3 if leaf else 1
         leaf = False
