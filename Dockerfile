@@ -15,7 +15,7 @@ COPY Sources ./Sources
 ARG VANTAGE_COMMIT=unknown
 ENV VANTAGE_COMMIT=$VANTAGE_COMMIT
 COPY scripts/build-release.sh scripts/function-order.txt ./scripts/
-RUN install -D "$(scripts/build-release.sh --static-swift-stdlib)" /out/vantage
+RUN install -D "$(scripts/build-release.sh)" /out/vantage
 
 FROM debian:bookworm-slim
 RUN apt-get update \
