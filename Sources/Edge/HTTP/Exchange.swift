@@ -23,8 +23,9 @@ final class Exchange {
     let snapshot: RuntimeSnapshot
     let startNanoseconds: UInt64
     var route: Route?
-    var siteName = "-"
-    var siteHosts: [String] = []
+    /// The site the Host named, nil when none did. Kept whole (its name, hosts, HSTS and error pages are read from
+    /// it) rather than copied field by field: each copy was a retain at the head and a release at the end.
+    var site: Site?
     /// The answer is `text/html` (with a GET and a 2xx/304 status: a page view).
     var isHTML = false
     /// A visitor id this answer issued in a cookie.
@@ -48,11 +49,8 @@ final class Exchange {
     var lifecycle: ExchangeLifecycle
     var status: HTTPResponseStatus = .ok
     var sentBytes = 0
-    var hsts: String?
     /// The site's, then the route's, `headers:` rules for the answer.
     var responseHeaders: ResponseHeaderRules?
-    /// The site's `errors:` pages.
-    var errorPages: ErrorPages?
     /// `intercept_errors`: the upstream's error answer is read and dropped, the site's page goes out at its end.
     var interceptedStatus: HTTPResponseStatus?
     /// The route chosen at the head, answered once the request (and any body) has arrived.
@@ -96,6 +94,15 @@ final class Exchange {
 }
 
 extension Exchange {
+    /// The site's name for events, logs and cookies (`-` when no site took the request).
+    var siteName: String { site?.name ?? "-" }
+    /// The site's host names (referrals from them count as internal).
+    var siteHosts: [String] { site?.hosts ?? [] }
+    /// The site's `Strict-Transport-Security` value.
+    var hsts: String? { site?.hsts }
+    /// The site's `errors:` pages.
+    var errorPages: ErrorPages? { site?.errorPages }
+
     /// A GET answered 2xx or 304 with `text/html` that is not a prefetch, prerender or preview.
     var isPageView: Bool {
         PageView.qualifies(method: head.method, status: Int(status.code), isHTML: isHTML, isPrefetch: headers.isPrefetch)

@@ -229,11 +229,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         current.originalTarget = outcome.originalTarget
         current.rateLimitFlag = outcome.rateLimitFlag
         if let site = outcome.site {
-            current.siteName = site.name
-            current.siteHosts = site.hosts
-            current.hsts = site.hsts
+            current.site = site
             current.responseHeaders = site.responseHeaders
-            current.errorPages = site.errorPages
         }
         if let route = outcome.route {
             current.route = route
@@ -309,12 +306,17 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// in Proxy.
     func dispatch(_ route: Route, site: Site, writer: any ResponseWriter) {
         guard let current = exchange else { return }
+        if case .proxy(let proxyRoute) = route.handler {
+            // The proxy answers through ``ProxyDownstream``: no responder is made (and dropped) for it.
+            startProxy(proxyRoute, exchange: current, writer: writer)
+            return
+        }
         let responder = ExchangeResponder(handler: self, exchange: current, writer: writer, route: route, site: site)
         switch route.handler {
         case .respond(let prepared), .ping(let prepared):
             BuiltInAnswers.prepared(prepared, responder)
-        case .proxy(let proxyRoute):
-            startProxy(proxyRoute, exchange: current, writer: writer)
+        case .proxy:
+            break  // started above
         case .redirect(let redirect):
             respondRedirect(to: Self.expand(redirect.template, facts: facts(current)), status: redirect.status, writer: writer)
         case .trackingAPI(let api) where (responder.path == "/tr/v1/ws" || responder.path == "/tr/v1/ws/") && current.head.method != .OPTIONS:
