@@ -7,7 +7,7 @@ Why (the profiles that led to it, and what it bought): docs/ARCHITECTURE.md#perf
 
 The list only orders: a function missing from it (new code) is laid out as before, and a name in it that no
 longer exists is skipped, so the file may lag behind the code; regenerate it after large changes to the request
-path (it needs `perf`, Debian's linux-perf, and compare.py's peers):
+path (it needs `perf`, Debian's linux-perf, `objdump` from binutils, and compare.py's peers):
 
     Benchmarks/function_order.py --vantage "$(scripts/build-release.sh)"
 
@@ -51,6 +51,8 @@ SYMBOL_LINE = re.compile(r"^[0-9a-f]+ (.{7}) (\S+)\t([0-9a-f]+) (?:\.hidden |\.p
 def link_inputs(binary):
     """What `binary` was linked from, in link order: its build folder's objects, then the static runtime's archives."""
     objects = glob.glob(os.path.join(os.path.dirname(binary), "*.build", "**", "*.o"), recursive=True)
+    if not objects:
+        sys.exit(f"no objects beside {binary}: pass the binary where it was built (scripts/build-release.sh prints it)")
     info = json.loads(subprocess.run(["swiftc", "-print-target-info"], capture_output=True, text=True).stdout)
     static = os.path.join(os.path.dirname(info["paths"]["runtimeResourcePath"]), "swift_static", "linux")
     return objects, glob.glob(os.path.join(static, "*.a"))
@@ -139,9 +141,10 @@ def main():
     ap.add_argument("--seconds", type=int, default=6)
     ap.add_argument("--out", default=os.path.join(ROOT, "scripts", "function-order.txt"))
     a = ap.parse_args()
-    for tool in ["perf", "nginx", "wrk", "h2load"]:
+    for tool in ["perf", "objdump", "swiftc", "nginx", "wrk", "h2load"]:
         if not shutil.which(tool):
-            sys.exit(f"missing tool: {tool} (Debian: linux-perf nginx wrk nghttp2-client)")
+            sys.exit(f"missing tool: {tool} (Debian: linux-perf binutils nginx wrk nghttp2-client; swiftc: the toolchain)")
+    shared = unmovable(a.vantage)  # first: it needs the build folder, and says so before the profiles run
     pin = (os.cpu_count() or 1) >= 2
     work = tempfile.mkdtemp(prefix="vantage-order-")
     os.chmod(work, 0o755)
@@ -163,7 +166,6 @@ def main():
     finally:
         compare.stop(backend_proc)
         shutil.rmtree(work, ignore_errors=True)
-    shared = unmovable(a.vantage)
     kept = [symbol for symbol, _ in sorted(total.items(), key=lambda item: (-item[1], item[0])) if symbol not in shared]
     with open(a.out, "w") as f:
         f.write(HEADER)
