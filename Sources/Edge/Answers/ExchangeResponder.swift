@@ -75,7 +75,7 @@ struct ExchangeResponder {
     /// Routes the request again, to `route` (a short link that falls through to the next route).
     func dispatch(to route: Route) {
         exchange.route = route
-        handler.dispatch(route, site: site, writer: writer)
+        handler.dispatch(route, writer: writer)
     }
 
     /// Answers when `future` succeeds, if this exchange is still the one being served; otherwise `abandoned` gets

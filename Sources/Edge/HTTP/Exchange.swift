@@ -53,8 +53,8 @@ final class Exchange {
     var responseHeaders: ResponseHeaderRules?
     /// `intercept_errors`: the upstream's error answer is read and dropped, the site's page goes out at its end.
     var interceptedStatus: HTTPResponseStatus?
-    /// The route chosen at the head, answered once the request (and any body) has arrived.
-    var pending: (route: Route, site: Site)?
+    /// The route chosen at the head, answered once the request (and any body) has arrived (its site is ``site``).
+    var pending: Route?
     /// The upstream side of a proxied request.
     var proxy: ProxyExchange?
     var requestID: RequestID?

@@ -152,10 +152,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             current.proxy?.requestEnd(trailers: trailers)
             let pending = current.pending
             current.pending = nil
-            if let (route, site) = pending {
+            if let route = pending {
                 // Handlers in this module answer without reading the body, so they run once it has been
                 // received (and counted against the limit): a client never gets an answer it is still uploading to.
-                dispatch(route, site: site, writer: writer)
+                dispatch(route, writer: writer)
             } else if action == .complete {
                 completeExchange(writer: writer)
             }
@@ -268,7 +268,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func start(_ routed: RequestRouter.RoutedRequest, exchange current: Exchange, writer: any ResponseWriter) {
         let route = routed.route
         let headers = current.headers
-        current.pending = (route, routed.site)
+        current.pending = route
         if route.collectsBody, case .POST = current.head.method {
             current.collectedBody = writer.allocator.buffer(
                 capacity: min(route.maxBodySize, headers.contentLength.flatMap(Int.init) ?? 1024))
@@ -304,8 +304,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Runs the route's handler: each route kind's answer lives beside ``ExchangeResponder`` (Answers/), the proxy's
     /// in Proxy.
-    func dispatch(_ route: Route, site: Site, writer: any ResponseWriter) {
-        guard let current = exchange else { return }
+    func dispatch(_ route: Route, writer: any ResponseWriter) {
+        // Routing sets the exchange's site with its route.
+        guard let current = exchange, let site = current.site else { return }
         if case .proxy(let proxyRoute) = route.handler {
             // The proxy answers through ``ProxyDownstream``: no responder is made (and dropped) for it.
             startProxy(proxyRoute, exchange: current, writer: writer)

@@ -32,7 +32,6 @@ struct RequestRouter {
     /// A request a route takes.
     struct RoutedRequest {
         var route: Route
-        var site: Site
         /// Its place under the route's per-key `concurrency`, given back when the answer is complete.
         var lease: RouteLimiter.Lease?
         /// `RateLimit-Policy` and `RateLimit` values, for a limit with `headers: true`.
@@ -148,7 +147,7 @@ struct RequestRouter {
             }
             sendsContinue = head.version.minor >= 1
         }
-        let routed = RoutedRequest(route: route, site: site, lease: lease, rateLimitHeaders: rateLimitHeaders, sendsContinue: sendsContinue)
+        let routed = RoutedRequest(route: route, lease: lease, rateLimitHeaders: rateLimitHeaders, sendsContinue: sendsContinue)
         return Outcome(.route(routed), site: site, route: route, originalTarget: originalTarget, rateLimitFlag: rateLimitFlag)
     }
 
