@@ -494,9 +494,6 @@ final class MappedSegment: @unchecked Sendable {
     let capacity: Int
     private let descriptor: Int32
     private var base: UnsafeMutableRawPointer?
-    /// A second, read-only mapping of the file with the kernel's default readahead, through which the spool's
-    /// thread brings pages into the page cache before making them writable in ``base`` (see ``prefault(_:)``).
-    private var readAhead: UnsafeMutableRawPointer?
     /// Bytes written so far (the magic included). Written on the appender's loop; read by the spool's thread only
     /// after the hand-off in ``Spool/seal(_:firstRecordMilliseconds:)``.
     var length: Int
@@ -542,8 +539,6 @@ final class MappedSegment: @unchecked Sendable {
         }
         self.descriptor = descriptor
         base = mapped
-        let readAhead = mmap(nil, capacity, PROT_READ, MAP_SHARED, descriptor, 0)
-        self.readAhead = readAhead == MAP_FAILED ? nil : readAhead
         // No readahead on faults: the first write to a fresh mapping would otherwise fill the device's whole
         // readahead window (8 MB here) with zeroed page cache in one go, tens of milliseconds of kernel time that
         // the event loop sharing the core waits out (its p99 rose from 3 to 45 ms). Page by page, each fault is a
@@ -556,7 +551,6 @@ final class MappedSegment: @unchecked Sendable {
 
     deinit {
         if let base { munmap(base, capacity) }
-        if let readAhead { munmap(readAhead, capacity) }
         close(descriptor)
     }
 
@@ -590,18 +584,17 @@ final class MappedSegment: @unchecked Sendable {
     /// older kernel the call fails and the loop's own stores fault the pages in, as before. On the spool's thread
     /// (or a test's).
     ///
-    /// The pages are first read in through ``readAhead`` (`MADV_POPULATE_READ`): with readahead the kernel fills
-    /// the page cache many pages at a time, where faulting them in through the appender's mapping (no readahead,
-    /// see `init`) took them one 4 KB page at a time: 6.5 µs of kernel time a page against 1.7 µs this way (128 KB
-    /// windows of a fresh 64 MB file here). Reading never changes a byte, so racing the appender is harmless.
+    /// The window's pages are first brought into the page cache with `POSIX_FADV_WILLNEED`, which reads exactly
+    /// that range many pages at a time: faulting them in through the appender's mapping (no readahead, see
+    /// `init`) took them one 4 KB page at a time, 6.5 µs of kernel time a page against about 1.7 µs in a batch.
+    /// A read-only second mapping did the batching before (`MADV_POPULATE_READ`), but a fault there reads around
+    /// the device's whole readahead window (8 MB on this machine's disk): 2 to 3 ms of zeroing on the spool's
+    /// thread once a second, which the event loop sharing the core waited out.
     func prefault(_ range: Range<Int>) {
         #if os(Linux)
         guard let base else { return }
-        if let readAhead { _ = madvise(readAhead + range.lowerBound, range.count, MADV_POPULATE_READ) }
+        _ = posix_fadvise(descriptor, off_t(range.lowerBound), off_t(range.count), POSIX_FADV_WILLNEED)
         _ = madvise(base + range.lowerBound, range.count, MADV_POPULATE_WRITE)
-        // The read-only mapping lets go of the pages again (they stay in the page cache, mapped in `base`), so the
-        // process's resident size does not count them twice.
-        if let readAhead { _ = madvise(readAhead + range.lowerBound, range.count, MADV_DONTNEED) }
         faultedInUpTo = max(faultedInUpTo, range.upperBound)
         #endif
     }
@@ -639,8 +632,6 @@ final class MappedSegment: @unchecked Sendable {
     func seal(sync: Bool, logger: Logger) {
         if let base { munmap(base, capacity) }
         base = nil
-        if let readAhead { munmap(readAhead, capacity) }
-        readAhead = nil
         if ftruncate(descriptor, off_t(length)) != 0 {
             // The zero tail stays; a reader treats it as the end of the records, so nothing is lost.
             logger.warning("spool: cannot trim \(path): \(String(cString: strerror(errno)))")
