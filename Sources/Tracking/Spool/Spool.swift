@@ -585,11 +585,11 @@ final class MappedSegment: @unchecked Sendable {
     /// (or a test's).
     ///
     /// The window's pages are first brought into the page cache with `POSIX_FADV_WILLNEED`, which reads exactly
-    /// that range many pages at a time: faulting them in through the appender's mapping (no readahead, see
-    /// `init`) took them one 4 KB page at a time, 6.5 µs of kernel time a page against about 1.7 µs in a batch.
-    /// A read-only second mapping did the batching before (`MADV_POPULATE_READ`), but a fault there reads around
-    /// the device's whole readahead window (8 MB on this machine's disk): 2 to 3 ms of zeroing on the spool's
-    /// thread once a second, which the event loop sharing the core waited out.
+    /// that range several pages at a time, where faulting them in through the appender's mapping (no readahead,
+    /// see `init`) takes them one 4 KB page at a time: about 2.9 against 3.5 µs of kernel time a page here. A
+    /// read-only second mapping did the batching before (`MADV_POPULATE_READ`, 1.4 µs a page), but a fault there
+    /// reads around the device's whole readahead window (8 MB on this machine's disk): 1.4 to 14 ms of zeroing in
+    /// one window, which the event loop sharing the core waited out; a window now takes 0.1 to 0.2 ms.
     func prefault(_ range: Range<Int>) {
         #if os(Linux)
         guard let base else { return }
