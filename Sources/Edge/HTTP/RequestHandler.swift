@@ -307,17 +307,14 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func dispatch(_ route: Route, writer: any ResponseWriter) {
         // Routing sets the exchange's site with its route.
         guard let current = exchange, let site = current.site else { return }
-        if case .proxy(let proxyRoute) = route.handler {
-            // The proxy answers through ``ProxyDownstream``: no responder is made (and dropped) for it.
-            startProxy(proxyRoute, exchange: current, writer: writer)
-            return
-        }
-        let responder = ExchangeResponder(handler: self, exchange: current, writer: writer, route: route, site: site)
+        // Made when a case first uses it: the proxy answers through ``ProxyDownstream``, and a responder made for
+        // it would only be dropped (its references retained and released on every proxied request).
+        lazy var responder = ExchangeResponder(handler: self, exchange: current, writer: writer, route: route, site: site)
         switch route.handler {
         case .respond(let prepared), .ping(let prepared):
             BuiltInAnswers.prepared(prepared, responder)
-        case .proxy:
-            break  // started above
+        case .proxy(let proxyRoute):
+            startProxy(proxyRoute, exchange: current, writer: writer)
         case .redirect(let redirect):
             respondRedirect(to: Self.expand(redirect.template, facts: facts(current)), status: redirect.status, writer: writer)
         case .trackingAPI(let api) where (responder.path == "/tr/v1/ws" || responder.path == "/tr/v1/ws/") && current.head.method != .OPTIONS:
